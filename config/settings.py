@@ -1,0 +1,397 @@
+"""Settings: one frozen object built once per process from NEWSFLASH_* variables (and .env)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PREFIX: Final = "NEWSFLASH_"
+
+DEFAULT_TOPICS: Final = (
+    "breaking:Breaking news:default,politics:Politics,business:Business,sport:Sport"
+)
+DEFAULT_PUSH_HOSTS: Final = (
+    "fcm.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com"
+)
+MAX_TTL_S: Final = 4 * 7 * 24 * 3600
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable and what is expected."""
+
+    def __init__(self, variable: str, expected: str, got: str | None = None) -> None:
+        self.variable = variable
+        self.expected = expected
+        shown = "" if got is None else f" (got {got!r})"
+        super().__init__(f"{variable}: expected {expected}{shown}")
+
+
+@dataclass(frozen=True)
+class Topic:
+    slug: str
+    name: str
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the embedded (single machine) defaults."""
+
+    database_url: str = "sqlite:///var/newsflash.db"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    var_dir: Path = Path("var")
+    vapid_private_key_pem: str = field(default="", repr=False)
+    vapid_private_key_file: Path | None = None
+    vapid_subject: str = ""
+    secret_key: str = field(default="", repr=False)
+    public_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
+    push_hosts: tuple[str, ...] = tuple(DEFAULT_PUSH_HOSTS.split(","))
+    allow_loopback_push: bool = False
+    topics: tuple[Topic, ...] = (
+        Topic("breaking", "Breaking news", True),
+        Topic("politics", "Politics"),
+        Topic("business", "Business"),
+        Topic("sport", "Sport"),
+    )
+    default_ttl_s: int = 3600
+    cms_webhook_secret: str = field(default="", repr=False)
+    alert_webhook_url: str | None = None
+    # Delivery tuning (capacity planning in the README).
+    batch_size: int = 500
+    concurrency_per_process: int = 100
+    concurrency_per_host: int = 100
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 10.0
+    request_deadline_s: float = 15.0
+    retry_max_attempts: int = 6
+    retry_base_s: float = 10.0
+    retry_cap_s: float = 3600.0
+    stale_after_s: float = 60.0
+    task_time_limit_s: int = 300
+    visibility_timeout_s: int = 3600
+    # Reader and newsroom.
+    prompt_title: str = "Be the first to know."
+    prompt_body: str = "Get breaking news alerts from us."
+    prompt_accept: str = "Yes, Thanks"
+    prompt_dismiss: str = "Not now"
+    prompt_reask_days: int = 7
+    newsroom_timezone: str = "Africa/Nairobi"
+    undo_window_s: int = 10
+    subscription_max_age_days: int = 180
+    rate_limit_subscribe: str = "30 per minute"
+    rate_limit_login: str = "10 per minute"
+    metrics_token: str | None = field(default=None, repr=False)
+    push_ca_file: str | None = None  # extra CA for TLS push stand-ins in tests and benchmarks
+    worker_concurrency: int = 2
+    port: int = 8000
+    api_url: str = "http://127.0.0.1:8000"
+    api_token: str | None = field(default=None, repr=False)
+    proxy_hops: int = 0  # reverse proxies in front of the web process (X-Forwarded-For trust)
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    @property
+    def topic_slugs(self) -> frozenset[str]:
+        return frozenset(t.slug for t in self.topics)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def broker_is_redis(self) -> bool:
+        return self.broker_url.startswith(("redis://", "rediss://", "redis+socket://"))
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.newsroom_timezone)
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    """A minimal .env reader (KEY=VALUE, # comments, optional quotes); the process env wins."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+class _Reader:
+    """Typed access to the NEWSFLASH_* variables with errors naming the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(PREFIX + name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def str(self, name: str, default: str) -> str:
+        value = self.raw(name)
+        return default if value is None else value
+
+    def int(self, name: str, default: int, low: int, high: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(
+                PREFIX + name, f"a whole number from {low} to {high}", value
+            ) from None
+        if not low <= number <= high:
+            raise SettingsError(PREFIX + name, f"a whole number from {low} to {high}", value)
+        return number
+
+    def float(self, name: str, default: float, low: float, high: float) -> float:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(PREFIX + name, f"a number from {low} to {high}", value) from None
+        if not low <= number <= high:
+            raise SettingsError(PREFIX + name, f"a number from {low} to {high}", value)
+        return number
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise SettingsError(PREFIX + name, "on/off (1, true, yes, on / 0, false, no, off)", value)
+
+    def secret(self, name: str, var_dir: Path, default_file: str | None) -> tuple[str, Path | None]:
+        """A secret from NAME, else from the file NAME_FILE, else from var/<default_file>."""
+        value = self.raw(name)
+        if value is not None:
+            return value, None
+        file_value = self.raw(name + "_FILE")
+        if file_value is not None:
+            path = Path(file_value)
+            variable = PREFIX + name + "_FILE"
+        elif default_file is not None:
+            path = var_dir / default_file
+            if not path.exists():
+                return "", path
+            variable = PREFIX + name + "_FILE (default " + str(path) + ")"
+        else:
+            return "", None
+        try:
+            return path.read_text(encoding="utf-8").strip(), path
+        except OSError as exc:
+            raise SettingsError(variable, "a readable file", f"{path}: {exc.strerror}") from None
+
+
+def _parse_origin(variable: str, text: str) -> str:
+    parts = urlsplit(text.strip())
+    expected = "origins like https://news.example.com (comma separated)"
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path not in {"", "/"}:
+        raise SettingsError(variable, expected, text)
+    if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+        raise SettingsError(variable, "https origins (http only for 127.0.0.1/localhost)", text)
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+_HOST_PATTERN = re.compile(r"^(\*\.)?([a-z0-9-]+\.)+[a-z0-9-]+$")
+
+
+def _parse_topics(variable: str, text: str) -> tuple[Topic, ...]:
+    """`slug[:Name[:default]]` items, comma separated; the first item is on by default if none is."""
+    topics: list[Topic] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        slug, _, rest = item.partition(":")
+        name, _, flag = rest.partition(":")
+        slug = slug.strip()
+        if not _SLUG.match(slug):
+            raise SettingsError(
+                variable, "topics as slug:Name[:default], slug of a-z 0-9 -, ≤ 32 chars", item
+            )
+        if flag.strip() not in {"", "default"}:
+            raise SettingsError(variable, "the third part of a topic to be 'default'", item)
+        topics.append(Topic(slug, name.strip() or slug.capitalize(), flag.strip() == "default"))
+    if not topics:
+        raise SettingsError(variable, "at least one topic", text)
+    if len({t.slug for t in topics}) != len(topics):
+        raise SettingsError(variable, "each topic slug once", text)
+    if not any(t.default for t in topics):
+        topics[0] = Topic(topics[0].slug, topics[0].name, True)
+    return tuple(topics)
+
+
+def _parse_push_hosts(variable: str, text: str) -> tuple[str, ...]:
+    hosts = tuple(h.strip().lower() for h in text.split(",") if h.strip())
+    for host in hosts:
+        if not _HOST_PATTERN.match(host):
+            raise SettingsError(variable, "host names, optionally starting with *.", host)
+    if not hosts:
+        raise SettingsError(variable, "at least one push service host", text)
+    return hosts
+
+
+def _check_url(variable: str, value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise SettingsError(
+            variable, "a URL starting with " + " or ".join(s + "://" for s in schemes), value
+        )
+    return value
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+) -> Settings:
+    """Build Settings from the environment (the only reader of os.environ) and an optional .env."""
+    env: dict[str, str] = {}
+    if env_file is not None:
+        env.update(_read_env_file(Path(env_file)))
+    env.update(os.environ if environ is None else environ)
+    read = _Reader(env)
+
+    var_dir = Path(read.str("VAR_DIR", "var"))
+    database_url = read.str("DATABASE_URL", f"sqlite:///{var_dir}/newsflash.db")
+    database_url = _check_url(
+        PREFIX + "DATABASE_URL",
+        database_url,
+        ("sqlite", "postgresql", "postgresql+psycopg"),
+    )
+    if database_url.startswith("postgresql://"):
+        database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    redis_url = _check_url(
+        PREFIX + "REDIS_URL", read.str("REDIS_URL", "redis://127.0.0.1:6379/0"), ("redis", "rediss")
+    )
+    broker_url = _check_url(
+        PREFIX + "BROKER_URL",
+        read.str("BROKER_URL", redis_url),
+        ("redis", "rediss", "amqp", "amqps", "pyamqp"),
+    )
+
+    vapid_pem, vapid_file = read.secret("VAPID_PRIVATE_KEY", var_dir, "vapid_private.pem")
+    if vapid_pem and "BEGIN" not in vapid_pem:
+        raise SettingsError(
+            PREFIX + "VAPID_PRIVATE_KEY" + ("_FILE" if vapid_file else ""),
+            "a PEM encoded P-256 private key (newsflash init creates one)",
+        )
+    secret_key, _ = read.secret("SECRET_KEY", var_dir, "secret_key")
+    cms_secret, _ = read.secret("CMS_WEBHOOK_SECRET", var_dir, "cms_webhook_secret")
+    subject = read.raw("VAPID_SUBJECT")
+    if subject is None:
+        subject_file = var_dir / "vapid_subject"
+        subject = subject_file.read_text(encoding="utf-8").strip() if subject_file.exists() else ""
+    if subject and not subject.startswith(("mailto:", "https://")):
+        raise SettingsError(PREFIX + "VAPID_SUBJECT", "a mailto: or https:// URL", subject)
+
+    origins_text = read.str("PUBLIC_ORIGINS", "http://127.0.0.1:8000")
+    origins = tuple(
+        _parse_origin(PREFIX + "PUBLIC_ORIGINS", o) for o in origins_text.split(",") if o.strip()
+    )
+    if not origins:
+        raise SettingsError(PREFIX + "PUBLIC_ORIGINS", "at least one origin", origins_text)
+
+    timezone = read.str("NEWSROOM_TIMEZONE", "Africa/Nairobi")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            PREFIX + "NEWSROOM_TIMEZONE", "an IANA time zone like Africa/Nairobi", timezone
+        ) from None
+
+    alert_webhook = read.raw("ALERT_WEBHOOK")
+    if alert_webhook is not None:
+        _check_url(PREFIX + "ALERT_WEBHOOK", alert_webhook, ("http", "https"))
+    task_time_limit_s = read.int("TASK_TIME_LIMIT_S", 300, 10, 3600)
+    port_text = env.get("PORT", "").strip() or "8000"
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise SettingsError("PORT", "a TCP port number from 1 to 65535", port_text)
+    port = int(port_text)
+    log_level = read.str("LOG_LEVEL", "INFO").upper()
+    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(PREFIX + "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", log_level)
+
+    return Settings(
+        database_url=database_url,
+        redis_url=redis_url,
+        broker_url=broker_url,
+        var_dir=var_dir,
+        vapid_private_key_pem=vapid_pem,
+        vapid_private_key_file=vapid_file,
+        vapid_subject=subject,
+        secret_key=secret_key,
+        public_origins=origins,
+        push_hosts=_parse_push_hosts(
+            PREFIX + "PUSH_HOSTS", read.str("PUSH_HOSTS", DEFAULT_PUSH_HOSTS)
+        ),
+        allow_loopback_push=read.bool("ALLOW_LOOPBACK_PUSH", False),
+        topics=_parse_topics(PREFIX + "TOPICS", read.str("TOPICS", DEFAULT_TOPICS)),
+        default_ttl_s=read.int("DEFAULT_TTL", 3600, 60, MAX_TTL_S),
+        cms_webhook_secret=cms_secret,
+        alert_webhook_url=alert_webhook,
+        batch_size=read.int("BATCH_SIZE", 500, 1, 10_000),
+        concurrency_per_process=read.int("CONCURRENCY", 100, 1, 2000),
+        concurrency_per_host=read.int("CONCURRENCY_PER_HOST", 100, 1, 2000),
+        connect_timeout_s=read.float("CONNECT_TIMEOUT_S", 5.0, 0.1, 60),
+        read_timeout_s=read.float("READ_TIMEOUT_S", 10.0, 0.1, 120),
+        request_deadline_s=read.float("REQUEST_DEADLINE_S", 15.0, 0.2, 180),
+        retry_max_attempts=read.int("RETRY_MAX_ATTEMPTS", 6, 1, 50),
+        retry_base_s=read.float("RETRY_BASE_S", 10.0, 0.0, 3600),
+        retry_cap_s=read.float("RETRY_CAP_S", 3600.0, 1.0, 86400),
+        stale_after_s=read.float("STALE_AFTER_S", 60.0, 1.0, 3600),
+        task_time_limit_s=task_time_limit_s,
+        visibility_timeout_s=read.int("VISIBILITY_TIMEOUT_S", 3600, 60, 86400),
+        prompt_title=read.str("PROMPT_TITLE", "Be the first to know."),
+        prompt_body=read.str("PROMPT_BODY", "Get breaking news alerts from us."),
+        prompt_accept=read.str("PROMPT_ACCEPT", "Yes, Thanks"),
+        prompt_dismiss=read.str("PROMPT_DISMISS", "Not now"),
+        prompt_reask_days=read.int("PROMPT_REASK_DAYS", 7, 0, 365),
+        newsroom_timezone=timezone,
+        undo_window_s=read.int("UNDO_WINDOW_S", 10, 0, 300),
+        subscription_max_age_days=read.int("SUBSCRIPTION_MAX_AGE_DAYS", 180, 1, 3650),
+        rate_limit_subscribe=read.str("RATE_LIMIT_SUBSCRIBE", "30 per minute"),
+        rate_limit_login=read.str("RATE_LIMIT_LOGIN", "10 per minute"),
+        metrics_token=read.raw("METRICS_TOKEN"),
+        push_ca_file=read.raw("PUSH_CA_FILE"),
+        worker_concurrency=read.int("WORKER_CONCURRENCY", 2, 1, 64),
+        proxy_hops=read.int("PROXY_HOPS", 0, 0, 5),
+        port=port,
+        api_url=_check_url(
+            PREFIX + "API_URL", read.str("API_URL", f"http://127.0.0.1:{port}"), ("http", "https")
+        ),
+        api_token=read.secret("API_TOKEN", var_dir, None)[0] or None,
+        log_level=log_level,
+        log_json=read.bool("LOG_JSON", True),
+    )

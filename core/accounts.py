@@ -1,0 +1,66 @@
+"""Newsroom accounts and API tokens: roles, password hashing rules, token format."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from core.errors import ValidationError
+
+TOKEN_PREFIX = "nf_"
+MIN_PASSWORD = 12
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+
+
+class Role(enum.StrEnum):
+    EDITOR = "editor"
+    OPS = "ops"
+    ADMIN = "admin"
+
+
+EDITOR_ROLES = frozenset({Role.EDITOR, Role.ADMIN})
+OPS_ROLES = frozenset({Role.OPS, Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a logged-in user or an API token."""
+
+    name: str
+    role: Role
+    user_id: int | None = None
+    token_id: int | None = None
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise ValidationError("role must be editor, ops or admin", "role") from None
+
+
+def check_email(value: str) -> str:
+    value = value.strip().lower()
+    if not _EMAIL.match(value):
+        raise ValidationError("not an email address", "email")
+    return value
+
+
+def check_password(value: str) -> str:
+    if len(value) < MIN_PASSWORD:
+        raise ValidationError(f"password must be at least {MIN_PASSWORD} characters", "password")
+    return value
+
+
+def new_token() -> tuple[str, str, str]:
+    """(token shown once, its sha256 stored, a short prefix for listing)."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, hash_token(token), token[:10]
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256 random bits: a fast hash is enough, unlike passwords.
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()

@@ -1,0 +1,1 @@
+"""core/adapters package."""

@@ -1,0 +1,116 @@
+"""Per push-host state in Redis, shared by every worker: Retry-After holds, breaker, answer counts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import redis
+
+PREFIX = "newsflash:host:"
+ANSWERS_KEY = "newsflash:answers"
+RECENT_ERRORS_KEY = "newsflash:errors"
+COUNT_FLUSH_S = 1.0
+
+
+class RedisHostHealth:
+    """Holds and breakers expire by themselves (Redis TTL); answer counts are buffered in-process
+    and flushed about once a second, so the hot path costs no round trip per push."""
+
+    def __init__(self, client: redis.Redis, clock: Any = time.time) -> None:
+        self.client = client
+        self.clock = clock
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._last_flush = clock()
+        self._lock = threading.Lock()
+
+    def blocked_until(self, host: str, now: float) -> float | None:
+        values = self.client.mget(PREFIX + host + ":hold", PREFIX + host + ":breaker")
+        until = None
+        for raw in values:
+            if raw is None:
+                continue
+            value = float(json.loads(raw)["until"])
+            until = value if until is None else max(until, value)
+        return until if until is not None and until > now else None
+
+    def _set(self, key: str, until: float, reason: str) -> None:
+        ttl_ms = max(1, int((until - self.clock()) * 1000))
+        current = self.client.get(key)
+        if current is not None and float(json.loads(current)["until"]) >= until:
+            return
+        self.client.set(key, json.dumps({"until": until, "reason": reason}), px=ttl_ms)
+
+    def hold(self, host: str, until: float, reason: str) -> None:
+        self._set(PREFIX + host + ":hold", until, reason)
+
+    def open_breaker(self, host: str, until: float, reason: str) -> None:
+        self._set(PREFIX + host + ":breaker", until, reason)
+
+    def close_breaker(self, host: str) -> None:
+        self.client.delete(PREFIX + host + ":breaker", PREFIX + host + ":hold")
+
+    def count(self, host: str, answer: str) -> None:
+        with self._lock:
+            self._counts[(host, answer)] += 1
+            due = self.clock() - self._last_flush >= COUNT_FLUSH_S
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, Counter()
+            self._last_flush = self.clock()
+        if not counts:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for (host, answer), n in counts.items():
+            pipe.hincrby(ANSWERS_KEY, f"{host}|{answer}", n)
+        pipe.execute()
+
+    def states(self) -> dict[str, dict[str, Any]]:
+        """Every host with a hold or an open breaker, for /ops and the alarms."""
+        result: dict[str, dict[str, Any]] = {}
+        for key in self.client.scan_iter(match=PREFIX + "*", count=500):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            host, _, kind = name.removeprefix(PREFIX).rpartition(":")
+            raw = self.client.get(name)
+            if raw is None:
+                continue
+            result.setdefault(host, {})[kind] = json.loads(raw)
+        return result
+
+    def answers(self) -> dict[str, dict[str, int]]:
+        result: dict[str, dict[str, int]] = {}
+        for field, value in self.client.hgetall(ANSWERS_KEY).items():
+            text = field.decode() if isinstance(field, bytes) else str(field)
+            host, _, answer = text.rpartition("|")
+            result.setdefault(host, {})[answer] = int(value)
+        return result
+
+
+class MemoryHostHealth:
+    """In-process HostHealth for unit tests and single-process tools (the port boundary)."""
+
+    def __init__(self) -> None:
+        self.holds: dict[str, tuple[float, str]] = {}
+        self.breakers: dict[str, tuple[float, str]] = {}
+        self.answers: Counter[tuple[str, str]] = Counter()
+
+    def blocked_until(self, host: str, now: float) -> float | None:
+        candidates = [
+            v[0] for v in (self.holds.get(host), self.breakers.get(host)) if v and v[0] > now
+        ]
+        return max(candidates) if candidates else None
+
+    def hold(self, host: str, until: float, reason: str) -> None:
+        self.holds[host] = (until, reason)
+
+    def open_breaker(self, host: str, until: float, reason: str) -> None:
+        self.breakers[host] = (until, reason)
+
+    def count(self, host: str, answer: str) -> None:
+        self.answers[(host, answer)] += 1

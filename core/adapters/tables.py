@@ -1,0 +1,182 @@
+"""SQLAlchemy table definitions (the schema Alembic's migrations create)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+# SQLite only auto-increments an "INTEGER PRIMARY KEY"; PostgreSQL gets a real bigint.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+topics = Table(
+    "topics",
+    metadata,
+    Column("slug", String(32), primary_key=True),
+    # Subscriptions store their topics as a bitmask: audience pages are one index walk.
+    Column("bit", SmallInteger, nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
+    Column("default_on", Boolean, nullable=False, default=False),
+    Column("active", Boolean, nullable=False, default=True),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("endpoint", Text, nullable=False, unique=True),
+    Column("p256dh", String(100), nullable=False),
+    Column("auth", String(32), nullable=False),
+    Column("topic_mask", BigInteger, nullable=False),
+    Column("push_host", String(255), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False, index=True),
+    Column("expires_at", Float, nullable=True),
+    Column("test_device_user_id", Integer, nullable=True, index=True),
+)
+
+# How many subscriptions hold each exact topic set: audience sizes without counting rows.
+mask_counts = Table(
+    "mask_counts",
+    metadata,
+    Column("mask", BigInteger, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False, default="normal"),
+    Column("title", String(200), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("url", Text, nullable=False),
+    Column("image", Text, nullable=True),
+    Column("icon", Text, nullable=True),
+    Column("topics", Text, nullable=False),  # JSON list of slugs, as published
+    Column("topic_mask", BigInteger, nullable=False),
+    Column("urgency", String(16), nullable=False),
+    Column("ttl_s", Integer, nullable=False),
+    Column("story_key", String(32), nullable=False),
+    Column("article_id", String(200), nullable=True, unique=True),
+    Column("idempotency_key", String(200), nullable=True, unique=True),
+    Column("corrects_id", BigInteger, ForeignKey("alerts.id"), nullable=True, index=True),
+    Column("test_user_id", Integer, nullable=True),
+    Column("created_by", String(320), nullable=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("send_at", Float, nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("queued_at", Float, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("cancelled_at", Float, nullable=True),
+    Column("progress_at", Float, nullable=True),
+    Column("planned", Boolean, nullable=False, default=False),
+    Column("planned_through", BigInteger, nullable=False, default=0),
+    Column("batches_total", Integer, nullable=False, default=0),
+    Column("batches_done", Integer, nullable=False, default=0),
+    Column("audience", BigInteger, nullable=False, default=0),
+    Column("delivered", BigInteger, nullable=False, default=0),
+    Column("gone", BigInteger, nullable=False, default=0),
+    Column("failed", BigInteger, nullable=False, default=0),
+    Column("displayed", BigInteger, nullable=False, default=0),
+    Column("clicked", BigInteger, nullable=False, default=0),
+)
+
+batches = Table(
+    "batches",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(8), nullable=False, default="plan"),
+    Column("subscription_ids", Text, nullable=False),  # JSON list: the page as planned
+    Column("size", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("heartbeat_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("runs", Integer, nullable=False, default=0),
+    UniqueConstraint("alert_id", "seq"),
+    Index("ix_batches_status_heartbeat", "status", "heartbeat_at"),
+)
+
+# The delivery ledger: one row per (alert, subscription) once a push was attempted.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("alert_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("subscription_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("attempts", SmallInteger, nullable=False, default=1),
+    Column("status_code", SmallInteger, nullable=True),
+    Column("next_attempt_at", Float, nullable=True),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+    Index("ix_deliveries_alert_status", "alert_id", "status"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("last_login_at", Float, nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(320), nullable=True),
+    Column("last_used_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False, index=True),
+    Column("actor", String(320), nullable=True),
+    Column("action", String(64), nullable=False),
+    Column("target", String(200), nullable=True),
+    Column("detail", Text, nullable=True),  # JSON
+)
+
+webhook_receipts = Table(
+    "webhook_receipts",
+    metadata,
+    Column("webhook_id", String(200), primary_key=True),
+    Column("received_at", Float, nullable=False, index=True),
+)

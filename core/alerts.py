@@ -1,0 +1,280 @@
+"""Alerts: validating what an editor asks to publish, storing it, and handing it to the queue."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from core.errors import Conflict, NotFound, ValidationError
+from core.model import Alert, AlertDraft, AlertKind, AlertStatus, Urgency
+from core.payload import MAX_PUSH_BODY, oversize_field, payload_dict, story_key
+from core.ports import AlertStore, SubscriptionStore, TaskQueue
+from core.subscriptions import check_topics
+
+log = logging.getLogger("newsflash.alerts")
+
+MAX_TITLE = 120
+MAX_BODY = 300
+MAX_URL = 2048
+MIN_TTL_S = 60
+MAX_TTL_S = 4 * 7 * 24 * 3600
+MAX_ARTICLE_ID = 200
+MAX_IDEMPOTENCY_KEY = 200
+
+
+@dataclass(frozen=True)
+class AlertRules:
+    """What publishing accepts, from the settings."""
+
+    public_origins: tuple[str, ...]
+    topics: frozenset[str]
+    default_topics: tuple[str, ...]
+    default_ttl_s: int
+    timezone: str = "UTC"
+
+
+def _text(body: Mapping[str, Any], name: str, max_len: int, required: bool = True) -> str | None:
+    value = body.get(name)
+    if value is None or value == "":
+        if required:
+            raise ValidationError(f"{name} is required", name)
+        return None
+    if not isinstance(value, str):
+        raise ValidationError(f"{name} must be a string", name)
+    value = value.strip()
+    if required and not value:
+        raise ValidationError(f"{name} is required", name)
+    if len(value) > max_len:
+        raise ValidationError(
+            f"{name} must be at most {max_len} characters (has {len(value)})", name
+        )
+    if any(ord(ch) < 0x20 and ch not in "\n\t" for ch in value):
+        raise ValidationError(f"{name} contains control characters", name)
+    return value
+
+
+def check_public_url(value: str, origins: Collection[str], field: str) -> str:
+    """Click and image URLs must be http(s) on one of the publisher's own origins."""
+    if len(value) > MAX_URL:
+        raise ValidationError(f"{field} must be at most {MAX_URL} characters", field)
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:
+        raise ValidationError(f"{field} is not a valid URL", field) from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValidationError(f"{field} must be an http(s) URL", field)
+    if parts.username is not None or parts.password is not None:
+        raise ValidationError(f"{field} must not contain user information", field)
+    default_port = 443 if parts.scheme == "https" else 80
+    host = parts.hostname.lower()
+    netloc = host if port in (None, default_port) else f"{host}:{port}"
+    if ":" in host:
+        netloc = f"[{host}]" if port in (None, default_port) else f"[{host}]:{port}"
+    origin = f"{parts.scheme}://{netloc}"
+    if origin not in origins:
+        raise ValidationError(
+            f"{field} must be on the publisher's origins ({', '.join(origins)})", field
+        )
+    return value
+
+
+def parse_send_at(value: object, tz_name: str, now: float) -> float | None:
+    """ISO 8601 (naive means the newsroom's time zone) or unix seconds; must be in the future."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValidationError("send_at must be an ISO 8601 time or unix seconds", "send_at")
+    if isinstance(value, int | float):
+        when = float(value)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValidationError("send_at must be an ISO 8601 time", "send_at") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(tz_name))
+        when = parsed.timestamp()
+    else:
+        raise ValidationError("send_at must be an ISO 8601 time or unix seconds", "send_at")
+    if when < now - 5:
+        raise ValidationError("send_at is in the past", "send_at")
+    if when > now + 366 * 24 * 3600:
+        raise ValidationError("send_at must be within a year", "send_at")
+    return when if when > now + 1 else None
+
+
+def parse_alert_request(
+    body: object,
+    rules: AlertRules,
+    now: float,
+    idempotency_key: str | None = None,
+    created_by: str | None = None,
+) -> AlertDraft:
+    """The JSON an editor or the CMS sends → a validated AlertDraft (raises ValidationError)."""
+    if not isinstance(body, Mapping):
+        raise ValidationError("body must be a JSON object")
+    title = _text(body, "title", MAX_TITLE)
+    text = _text(body, "body", MAX_BODY)
+    url = _text(body, "url", MAX_URL)
+    assert title is not None and text is not None and url is not None
+    url = check_public_url(url, rules.public_origins, "url")
+    image = _text(body, "image", MAX_URL, required=False)
+    if image is not None:
+        image = check_public_url(image, rules.public_origins, "image")
+    icon = _text(body, "icon", MAX_URL, required=False)
+    if icon is not None:
+        icon = check_public_url(icon, rules.public_origins, "icon")
+    topics = check_topics(body.get("topics"), rules.topics, "topics", rules.default_topics)
+    if not topics:
+        raise ValidationError("choose at least one topic", "topics")
+
+    urgency_value = body.get("urgency")
+    if urgency_value is None:
+        urgency = Urgency.HIGH if "breaking" in topics else Urgency.NORMAL
+    else:
+        try:
+            urgency = Urgency(str(urgency_value))
+        except ValueError:
+            raise ValidationError(
+                "urgency must be one of very-low, low, normal, high", "urgency"
+            ) from None
+    ttl = body.get("ttl", rules.default_ttl_s)
+    if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL_S <= ttl <= MAX_TTL_S:
+        raise ValidationError(
+            f"ttl must be whole seconds from {MIN_TTL_S} to {MAX_TTL_S} (4 weeks)", "ttl"
+        )
+    article_id = body.get("article_id")
+    if article_id is not None:
+        if isinstance(article_id, int) and not isinstance(article_id, bool):
+            article_id = str(article_id)
+        if not isinstance(article_id, str) or not article_id.strip():
+            raise ValidationError("article_id must be a non-empty string", "article_id")
+        if len(article_id) > MAX_ARTICLE_ID:
+            raise ValidationError(
+                f"article_id must be at most {MAX_ARTICLE_ID} characters", "article_id"
+            )
+        article_id = article_id.strip()
+    if idempotency_key is not None:
+        idempotency_key = idempotency_key.strip()
+        if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
+            raise ValidationError(
+                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", "Idempotency-Key"
+            )
+    send_at = parse_send_at(body.get("send_at"), rules.timezone, now)
+
+    draft = AlertDraft(
+        title=title,
+        body=text,
+        url=url,
+        topics=topics,
+        urgency=urgency,
+        ttl_s=ttl,
+        image=image,
+        icon=icon,
+        article_id=article_id,
+        idempotency_key=idempotency_key,
+        send_at=send_at,
+        created_by=created_by,
+    )
+    check_fits(draft)
+    return draft
+
+
+def check_fits(draft: AlertDraft) -> None:
+    """Measure the real payload (with a worst-case id and timestamp) before anything is queued."""
+    data = payload_dict(
+        "9" * 19,
+        draft.title,
+        draft.body,
+        draft.url,
+        story_key(draft.url, draft.article_id),
+        9_999_999_999,
+        draft.image,
+        draft.icon,
+    )
+    field = oversize_field(data)
+    if field is not None:
+        raise ValidationError(
+            f"the encrypted notification would exceed {MAX_PUSH_BODY} bytes; shorten {field}",
+            field,
+            code="too_large",
+        )
+
+
+def publish(
+    draft: AlertDraft,
+    alerts: AlertStore,
+    subscriptions: SubscriptionStore,
+    queue: TaskQueue,
+    now: float,
+    story: str | None = None,
+) -> tuple[Alert, bool]:
+    """Store the alert, commit, and only then enqueue. Returns (alert, created).
+
+    The same article_id or Idempotency-Key returns the first alert and sends nothing new.
+    """
+    existing = alerts.find_alert(article_id=draft.article_id, idempotency_key=draft.idempotency_key)
+    if existing is not None:
+        return existing, False
+    status = AlertStatus.SCHEDULED if draft.send_at is not None else AlertStatus.QUEUED
+    audience = (
+        0 if draft.kind is not AlertKind.NORMAL else subscriptions.audience_size(draft.topics)
+    )
+    alert, created = alerts.create_alert(
+        draft, story or story_key(draft.url, draft.article_id), status, audience, now
+    )
+    if created and alert.status is AlertStatus.QUEUED:
+        enqueue_plan(alert, queue)
+    return alert, created
+
+
+def enqueue_plan(alert: Alert, queue: TaskQueue) -> None:
+    """A broker outage must not lose the alert: it stays queued and the reconciler retries."""
+    try:
+        queue.enqueue_plan(alert.id, alert.lane)
+    except Exception:
+        log.exception("enqueue failed; the reconciler will retry", extra={"alert_id": alert.id})
+
+
+def cancel(alert_id: int, alerts: AlertStore, now: float) -> Alert:
+    """Stop an alert: scheduled ones never fire; in-flight deliveries stop within a second or two."""
+    alert = alerts.get_alert(alert_id)
+    if alert is None:
+        raise NotFound("no such alert", "id")
+    if alert.status.finished and alert.status is not AlertStatus.CANCELLED:
+        raise Conflict(f"alert is already {alert.status.value}", "status")
+    alerts.set_status(
+        alert_id,
+        AlertStatus.CANCELLED,
+        now,
+        only_from=(AlertStatus.SCHEDULED, AlertStatus.QUEUED, AlertStatus.SENDING),
+    )
+    result = alerts.get_alert(alert_id)
+    assert result is not None
+    return result
+
+
+def correction_draft(
+    original: Alert, body: object, rules: AlertRules, created_by: str | None
+) -> AlertDraft:
+    """A correction: new words, the same audience, Topic and tag, so it replaces the original."""
+    if not isinstance(body, Mapping):
+        raise ValidationError("body must be a JSON object")
+    merged = {
+        "title": body.get("title", original.title),
+        "body": body.get("body", original.body),
+        "url": body.get("url", original.url),
+        "topics": list(original.topics),
+        "urgency": original.urgency.value,
+        "ttl": original.ttl_s,
+    }
+    if original.image:
+        merged["image"] = body.get("image", original.image)
+    draft = parse_alert_request(merged, rules, 0.0, created_by=created_by)
+    return replace(draft, kind=AlertKind.CORRECTION, corrects_id=original.id)

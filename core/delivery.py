@@ -1,0 +1,347 @@
+"""Fan-out: plan an alert into batches, deliver a batch exactly once, retry and reconcile."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.model import Alert, AlertStatus, Lane, LedgerStatus
+from core.outcomes import Decision, Outcome, backoff_s, classify
+from core.payload import build_payload, topic_header
+from core.ports import (
+    DeliveryStore,
+    HostHealth,
+    LedgerEntry,
+    PlanningConflict,
+    PushMessage,
+    PushResult,
+    PushSender,
+    TaskQueue,
+)
+
+log = logging.getLogger("newsflash.delivery")
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    batch_size: int = 500
+    retry_max_attempts: int = 6
+    retry_base_s: float = 10.0
+    retry_cap_s: float = 3600.0
+    breaker_open_s: float = 300.0
+    stale_after_s: float = 60.0
+    flush_every: int = 100
+    flush_interval_s: float = 0.25
+    stop_check_interval_s: float = 0.25
+
+
+def plan_fanout(
+    alert_id: int,
+    store: DeliveryStore,
+    queue: TaskQueue,
+    policy: DeliveryPolicy,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Walk the audience in keyset pages of ids; one delivery task per page. Resumable.
+
+    Each page is committed with the planning cursor before its task is enqueued, so a re-run
+    (a redelivered task, the reconciler) continues where the last one stopped.
+    """
+    alert = store.start_sending(alert_id, clock())
+    if alert is None:
+        return 0
+    lane = alert.lane
+    after = store.planned_through(alert_id)
+    planned = 0
+    while True:
+        if planned % 20 == 0 and store.is_stopped(alert_id):
+            log.info("planning stopped", extra={"alert_id": alert_id})
+            return planned
+        ids = store.next_audience_page(alert, after, policy.batch_size)
+        if not ids:
+            break
+        try:
+            batch_id = store.add_batch(alert_id, ids, ids[-1], clock())
+        except PlanningConflict:
+            log.info("another planner is ahead; stopping", extra={"alert_id": alert_id})
+            return planned
+        after = ids[-1]
+        planned += 1
+        _enqueue_batch(queue, batch_id, alert_id, lane)
+    store.finish_planning(alert_id, clock())
+    store.maybe_finish_alert(alert_id, clock())
+    log.info("planned", extra={"alert_id": alert_id, "batches": planned})
+    return planned
+
+
+def _enqueue_batch(queue: TaskQueue, batch_id: int, alert_id: int, lane: Lane) -> None:
+    try:
+        queue.enqueue_batch(batch_id, alert_id, lane)
+    except Exception:
+        # The batch row is committed; the reconciler re-enqueues it once the broker is back.
+        log.exception("enqueue failed", extra={"alert_id": alert_id, "batch_id": batch_id})
+
+
+@dataclass
+class BatchReport:
+    batch_id: int
+    alert_id: int = 0
+    sent: int = 0
+    delivered: int = 0
+    gone: int = 0
+    failed: int = 0
+    retry: int = 0
+    skipped: int = 0
+    stopped: bool = False
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class _Recorder:
+    """Collects push results and writes them to the ledger in small chunks.
+
+    Chunked writes bound the duplicates a crash can cause (at most the unrecorded chunk) while
+    keeping the database at one round trip per chunk, not one per delivery.
+    """
+
+    def __init__(
+        self,
+        alert: Alert,
+        batch_id: int,
+        attempts: dict[int, int],
+        store: DeliveryStore,
+        hosts: HostHealth,
+        policy: DeliveryPolicy,
+        clock: Callable[[], float],
+        rng: random.Random,
+        observe: Callable[[PushResult, Decision], None] | None,
+    ) -> None:
+        self.alert = alert
+        self.batch_id = batch_id
+        self.attempts = attempts
+        self.store = store
+        self.hosts = hosts
+        self.policy = policy
+        self.clock = clock
+        self.rng = rng
+        self.observe = observe
+        self.entries: list[LedgerEntry] = []
+        self.gone: list[int] = []
+        self.last_flush = clock()
+        self.report = BatchReport(batch_id, alert.id)
+
+    def __call__(self, result: PushResult) -> None:
+        now = self.clock()
+        decision = classify(result, now)
+        self.report.outcomes[decision.answer] = self.report.outcomes.get(decision.answer, 0) + 1
+        if result.error != "blocked":
+            self.report.sent += 1
+            self.hosts.count(result.host, decision.answer)
+        if self.observe is not None:
+            self.observe(result, decision)
+        attempt = self.attempts.get(result.subscription_id, 0) + (
+            0 if result.error == "blocked" else 1
+        )
+        entry = self._entry(result, decision, attempt, now)
+        self.entries.append(entry)
+        if entry.status is LedgerStatus.GONE:
+            self.gone.append(result.subscription_id)
+        if (
+            len(self.entries) >= self.policy.flush_every
+            or now - self.last_flush >= self.policy.flush_interval_s
+        ):
+            self.flush()
+
+    def _entry(
+        self, result: PushResult, decision: Decision, attempt: int, now: float
+    ) -> LedgerEntry:
+        sid, code = result.subscription_id, result.status
+        if decision.outcome is Outcome.DELIVERED:
+            return LedgerEntry(sid, LedgerStatus.DELIVERED, code, attempt)
+        if decision.outcome is Outcome.GONE:
+            return LedgerEntry(sid, LedgerStatus.GONE, code, attempt)
+        if decision.outcome is Outcome.FAILED:
+            return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt)
+        if decision.open_breaker:
+            until = now + self.policy.breaker_open_s
+            self.hosts.open_breaker(result.host, until, f"HTTP {code}")
+        if attempt >= self.policy.retry_max_attempts:
+            return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt)
+        if result.blocked_until is not None:
+            wait = max(0.0, result.blocked_until - now) + self.rng.random()
+        elif decision.retry_after_s is not None:
+            wait = decision.retry_after_s
+        elif decision.open_breaker:
+            wait = self.policy.breaker_open_s
+        else:
+            wait = backoff_s(attempt, self.policy.retry_base_s, self.policy.retry_cap_s, self.rng)
+        if decision.hold_host and decision.retry_after_s is not None:
+            # Retry-After is about the whole push host: hold every sender, not just this one.
+            self.hosts.hold(result.host, now + decision.retry_after_s, f"HTTP {code}")
+        return LedgerEntry(sid, LedgerStatus.RETRY, code, attempt, now + wait)
+
+    def flush(self) -> None:
+        now = self.clock()
+        self.last_flush = now
+        if not self.entries:
+            self.store.heartbeat(self.batch_id, now)
+            return
+        counts = self.store.record(self.alert.id, self.entries, self.gone, now, self.batch_id)
+        self.report.delivered += counts.delivered
+        self.report.gone += counts.gone
+        self.report.failed += counts.failed
+        self.report.retry += counts.retry
+        self.entries = []
+        self.gone = []
+
+
+def deliver_batch(
+    batch_id: int,
+    store: DeliveryStore,
+    sender: PushSender,
+    hosts: HostHealth,
+    policy: DeliveryPolicy,
+    clock: Callable[[], float] = time.time,
+    rng: random.Random | None = None,
+    observe: Callable[[PushResult, Decision], None] | None = None,
+) -> BatchReport:
+    """Push one batch. Idempotent: subscriptions already final in the ledger are skipped, and a
+    batch another worker is actively sending (fresh heartbeat) is left alone."""
+    now = clock()
+    batch = store.claim_batch(batch_id, now, policy.stale_after_s)
+    if batch is None:
+        return BatchReport(batch_id, skipped=-1)
+    alert = store.get_alert(batch.alert_id)
+    if alert is None:
+        store.finish_batch(batch_id, batch.alert_id, 0, True, now)
+        return BatchReport(batch_id, skipped=-1)
+    if alert.status is AlertStatus.CANCELLED:
+        store.finish_batch(batch_id, alert.id, 0, True, now)
+        return BatchReport(batch_id, alert.id, stopped=True)
+
+    targets, missing = store.load_targets(batch)
+    if missing:
+        # Unsubscribed since planning: counted as gone so the alert's numbers add up.
+        store.record(
+            alert.id,
+            [LedgerEntry(i, LedgerStatus.GONE, None, 0) for i in missing],
+            [],
+            now,
+            batch_id,
+        )
+    payload = build_payload(alert, int(now))
+    topic = topic_header(alert.story_key)
+    messages = [
+        PushMessage(
+            t.subscription_id,
+            t.endpoint,
+            t.p256dh,
+            t.auth,
+            payload,
+            alert.ttl_s,
+            alert.urgency.value,
+            topic,
+        )
+        for t in targets
+    ]
+    attempts = {t.subscription_id: t.attempts for t in targets}
+    recorder = _Recorder(
+        alert, batch_id, attempts, store, hosts, policy, clock, rng or random.Random(), observe
+    )
+
+    last_check = [0.0]
+    stopped = [False]
+
+    def should_stop() -> bool:
+        t = clock()
+        if t - last_check[0] >= policy.stop_check_interval_s:
+            last_check[0] = t
+            stopped[0] = store.is_stopped(alert.id)
+        return stopped[0]
+
+    sender.send_all(messages, recorder, should_stop)
+    recorder.flush()
+    report = recorder.report
+    report.skipped = len(missing)
+    report.stopped = stopped[0]
+    store.finish_batch(batch_id, alert.id, len(missing), stopped[0], clock())
+    status = store.maybe_finish_alert(alert.id, clock())
+    log.info(
+        "batch done",
+        extra={
+            "alert_id": alert.id,
+            "batch_id": batch_id,
+            "sent": report.sent,
+            "delivered": report.delivered,
+            "gone": report.gone,
+            "failed": report.failed,
+            "retry": report.retry,
+            "alert_status": status.value if status else None,
+        },
+    )
+    return report
+
+
+def schedule_due_retries(
+    store: DeliveryStore,
+    queue: TaskQueue,
+    policy: DeliveryPolicy,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Periodic: waits live in the database, never as broker countdowns (they outlive the
+    visibility timeout). Due rows become retry batches."""
+    enqueued = 0
+    for batch_id, alert_id in store.take_due_retries(
+        clock(), 20 * policy.batch_size, policy.batch_size
+    ):
+        alert = store.get_alert(alert_id)
+        _enqueue_batch(queue, batch_id, alert_id, alert.lane if alert else Lane.ROUTINE)
+        enqueued += 1
+    return enqueued
+
+
+def reconcile(
+    store: DeliveryStore,
+    queue: TaskQueue,
+    policy: DeliveryPolicy,
+    clock: Callable[[], float] = time.time,
+) -> dict[str, int]:
+    """Periodic: re-enqueue work left queued or sending too long (lost messages, dead workers)."""
+    now = clock()
+    plans = 0
+    for alert_id in store.stale_alerts(now, policy.stale_after_s):
+        alert = store.get_alert(alert_id)
+        if alert is None:
+            continue
+        try:
+            queue.enqueue_plan(alert_id, alert.lane)
+            plans += 1
+        except Exception:
+            log.exception("re-enqueue failed", extra={"alert_id": alert_id})
+    batches = 0
+    for batch_id, alert_id in store.stale_batches(now, policy.stale_after_s, 1000):
+        alert = store.get_alert(alert_id)
+        _enqueue_batch(queue, batch_id, alert_id, alert.lane if alert else Lane.ROUTINE)
+        batches += 1
+    if plans or batches:
+        log.warning("reconciled", extra={"plans": plans, "batches": batches})
+    return {"plans": plans, "batches": batches}
+
+
+def fire_scheduled(
+    store: DeliveryStore, queue: TaskQueue, clock: Callable[[], float] = time.time
+) -> int:
+    """Periodic: scheduled alerts whose time has come move to queued and are planned."""
+    fired = 0
+    for alert_id in store.due_scheduled(clock()):
+        alert = store.get_alert(alert_id)
+        if alert is None:
+            continue
+        try:
+            queue.enqueue_plan(alert_id, alert.lane)
+        except Exception:
+            log.exception("enqueue failed; the reconciler will retry", extra={"alert_id": alert_id})
+        fired += 1
+    return fired

@@ -1,0 +1,175 @@
+"""Domain records: subscriptions, alerts, batches and the delivery ledger's states."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Urgency(enum.StrEnum):
+    VERY_LOW = "very-low"
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+
+
+class AlertStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in {AlertStatus.SENT, AlertStatus.CANCELLED, AlertStatus.FAILED}
+
+
+class AlertKind(enum.StrEnum):
+    NORMAL = "normal"
+    TEST = "test"
+    CORRECTION = "correction"
+
+
+class Lane(enum.StrEnum):
+    """Celery queues; breaking news has its own so a routine send never delays it."""
+
+    BREAKING = "newsflash.breaking"
+    ROUTINE = "newsflash.routine"
+    MAINTENANCE = "newsflash.maintenance"
+
+
+class LedgerStatus(enum.IntEnum):
+    """One row per (alert, subscription) once a push was attempted."""
+
+    DELIVERED = 1
+    GONE = 2
+    FAILED = 3
+    RETRY = 4  # waiting in the database until next_attempt_at
+    REQUEUED = 5  # picked by the retry scheduler into a retry batch
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_LEDGER_STATUSES
+
+
+FINAL_LEDGER_STATUSES = frozenset({LedgerStatus.DELIVERED, LedgerStatus.GONE, LedgerStatus.FAILED})
+
+
+class BatchStatus(enum.StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class SubscriptionInput:
+    endpoint: str
+    p256dh: str
+    auth: str
+    topics: tuple[str, ...]
+    expiration_time: float | None = None
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+    topics: tuple[str, ...]
+    created_at: float
+    last_seen_at: float
+    test_device_user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AlertDraft:
+    """A validated request to publish; nothing stored yet."""
+
+    title: str
+    body: str
+    url: str
+    topics: tuple[str, ...]
+    urgency: Urgency
+    ttl_s: int
+    image: str | None = None
+    icon: str | None = None
+    article_id: str | None = None
+    idempotency_key: str | None = None
+    send_at: float | None = None
+    kind: AlertKind = AlertKind.NORMAL
+    corrects_id: int | None = None
+    created_by: str | None = None
+    test_user_id: int | None = None
+
+
+@dataclass(frozen=True)
+class AlertCounts:
+    audience: int = 0
+    delivered: int = 0
+    gone: int = 0
+    failed: int = 0
+    displayed: int = 0
+    clicked: int = 0
+
+    @property
+    def pending(self) -> int:
+        return max(0, self.audience - self.delivered - self.gone - self.failed)
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    title: str
+    body: str
+    url: str
+    topics: tuple[str, ...]
+    urgency: Urgency
+    ttl_s: int
+    story_key: str
+    status: AlertStatus
+    kind: AlertKind
+    created_at: float
+    image: str | None = None
+    icon: str | None = None
+    article_id: str | None = None
+    send_at: float | None = None
+    corrects_id: int | None = None
+    created_by: str | None = None
+    test_user_id: int | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    cancelled_at: float | None = None
+    planned: bool = False
+    counts: AlertCounts = field(default_factory=AlertCounts)
+
+    @property
+    def lane(self) -> Lane:
+        if "breaking" in self.topics or self.urgency is Urgency.HIGH:
+            return Lane.BREAKING
+        return Lane.ROUTINE
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    alert_id: int
+    seq: int
+    subscription_ids: tuple[int, ...]
+    status: BatchStatus
+
+
+@dataclass(frozen=True)
+class Target:
+    """One subscription to push to within a batch, with its ledger state if any."""
+
+    subscription_id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+    topic_mask: int
+    attempts: int = 0

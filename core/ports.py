@@ -1,0 +1,157 @@
+"""The small interfaces the core needs from the outside world (storage, queue, push, clock)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.model import (
+    Alert,
+    AlertDraft,
+    AlertStatus,
+    Batch,
+    Lane,
+    LedgerStatus,
+    Subscription,
+    SubscriptionInput,
+    Target,
+)
+
+
+class SubscriptionStore(Protocol):
+    def upsert(self, sub: SubscriptionInput, now: float) -> tuple[Subscription, bool]: ...
+    def get_by_endpoint(self, endpoint: str) -> Subscription | None: ...
+    def set_topics(self, sub_id: int, topics: Sequence[str], now: float) -> Subscription: ...
+    def replace(
+        self, old_id: int, new: SubscriptionInput, now: float
+    ) -> tuple[Subscription, bool]: ...
+    def delete_ids(self, ids: Iterable[int]) -> int: ...
+    def audience_size(self, topics: Sequence[str]) -> int: ...
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    subscription_id: int
+    status: LedgerStatus
+    status_code: int | None
+    attempts: int
+    next_attempt_at: float | None = None
+
+
+@dataclass(frozen=True)
+class RecordedCounts:
+    delivered: int = 0
+    gone: int = 0
+    failed: int = 0
+    retry: int = 0
+
+
+class AlertStore(Protocol):
+    def create_alert(
+        self, draft: AlertDraft, story_key: str, status: AlertStatus, audience: int, now: float
+    ) -> tuple[Alert, bool]: ...
+    def get_alert(self, alert_id: int) -> Alert | None: ...
+    def find_alert(
+        self, *, article_id: str | None, idempotency_key: str | None
+    ) -> Alert | None: ...
+    def set_status(
+        self,
+        alert_id: int,
+        status: AlertStatus,
+        now: float,
+        *,
+        only_from: Sequence[AlertStatus] = (),
+    ) -> bool: ...
+    def is_stopped(self, alert_id: int) -> bool: ...
+
+
+class DeliveryStore(Protocol):
+    """Planning, batches and the delivery ledger: what makes fan-out exactly-once."""
+
+    def get_alert(self, alert_id: int) -> Alert | None: ...
+    def is_stopped(self, alert_id: int) -> bool: ...
+    def start_sending(self, alert_id: int, now: float) -> Alert | None: ...
+    def next_audience_page(self, alert: Alert, after_id: int, limit: int) -> list[int]: ...
+    def add_batch(self, alert_id: int, ids: Sequence[int], last_id: int, now: float) -> int: ...
+    def finish_planning(self, alert_id: int, now: float) -> None: ...
+    def planned_through(self, alert_id: int) -> int: ...
+    def claim_batch(self, batch_id: int, now: float, stale_after_s: float) -> Batch | None: ...
+    def load_targets(self, batch: Batch) -> tuple[list[Target], list[int]]: ...
+    def record(
+        self,
+        alert_id: int,
+        entries: Sequence[LedgerEntry],
+        gone_ids: Sequence[int],
+        now: float,
+        batch_id: int | None = None,
+    ) -> RecordedCounts: ...
+    def heartbeat(self, batch_id: int, now: float) -> None: ...
+    def finish_batch(
+        self, batch_id: int, alert_id: int, missing: int, cancelled: bool, now: float
+    ) -> None: ...
+    def maybe_finish_alert(self, alert_id: int, now: float) -> AlertStatus | None: ...
+    def take_due_retries(
+        self, now: float, limit: int, batch_size: int
+    ) -> list[tuple[int, int]]: ...
+    def stale_batches(
+        self, now: float, stale_after_s: float, limit: int
+    ) -> list[tuple[int, int]]: ...
+    def stale_alerts(self, now: float, stale_after_s: float) -> list[int]: ...
+    def due_scheduled(self, now: float) -> list[int]: ...
+
+
+class PlanningConflict(Exception):
+    """Another planner advanced this alert's cursor first; this one stops."""
+
+
+class TaskQueue(Protocol):
+    def enqueue_plan(self, alert_id: int, lane: Lane) -> None: ...
+    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None: ...
+
+
+@dataclass(frozen=True)
+class PushMessage:
+    subscription_id: int
+    endpoint: str
+    p256dh: str
+    auth: str
+    payload: bytes
+    ttl_s: int
+    urgency: str
+    topic: str
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What a push service answered, or why we got no answer (status None)."""
+
+    subscription_id: int
+    host: str
+    status: int | None
+    retry_after: str | None = None
+    error: str | None = None  # "timeout", "connect", "refused_address", "blocked", "too_large"...
+    elapsed_s: float = 0.0
+    blocked_until: float | None = None
+
+
+class PushSender(Protocol):
+    def send_all(
+        self,
+        messages: Sequence[PushMessage],
+        on_result: Callable[[PushResult], None],
+        should_stop: Callable[[], bool],
+    ) -> None: ...
+
+
+class HostHealth(Protocol):
+    """Per push-host state shared by all workers: Retry-After backoff and the circuit breaker."""
+
+    def blocked_until(self, host: str, now: float) -> float | None: ...
+    def hold(self, host: str, until: float, reason: str) -> None: ...
+    def open_breaker(self, host: str, until: float, reason: str) -> None: ...
+    def count(self, host: str, answer: str) -> None: ...
+
+
+class Clock(Protocol):
+    def __call__(self) -> float: ...

@@ -1,0 +1,153 @@
+"""Reader subscriptions: validating what the browser sends and recording opt-in changes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from core.endpoints import EndpointPolicy, check_endpoint
+from core.errors import NotFound, ValidationError
+from core.model import Subscription, SubscriptionInput
+from core.ports import SubscriptionStore
+
+
+def b64url_decode(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def _decode_key(value: object, field: str) -> bytes:
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise ValidationError("must be a base64url string", field)
+    if any(ch not in _B64URL for ch in value.rstrip("=")):
+        raise ValidationError("must be base64url (A-Z a-z 0-9 - _)", field)
+    try:
+        return b64url_decode(value.rstrip("="))
+    except (binascii.Error, ValueError):
+        raise ValidationError("must be base64url", field) from None
+
+
+_B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def check_p256dh(value: object, field: str = "keys.p256dh") -> str:
+    raw = _decode_key(value, field)
+    if len(raw) != 65 or raw[0] != 0x04:
+        raise ValidationError("must be a 65-byte uncompressed P-256 public key", field)
+    try:
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
+    except ValueError:
+        raise ValidationError("is not a point on the P-256 curve", field) from None
+    assert isinstance(value, str)
+    return value.rstrip("=")
+
+
+def check_auth(value: object, field: str = "keys.auth") -> str:
+    raw = _decode_key(value, field)
+    if len(raw) != 16:
+        raise ValidationError("must be exactly 16 bytes (base64url)", field)
+    assert isinstance(value, str)
+    return value.rstrip("=")
+
+
+def check_topics(
+    value: object, known: Collection[str], field: str = "topics", default: Collection[str] = ()
+) -> tuple[str, ...]:
+    if value is None:
+        return tuple(default)
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        raise ValidationError("must be a list of topic slugs", field)
+    unknown = [t for t in value if t not in known]
+    if unknown:
+        raise ValidationError(
+            f"unknown topic {unknown[0]!r}; known: {', '.join(sorted(known))}", field
+        )
+    if len(value) > 64:
+        raise ValidationError("too many topics", field)
+    return tuple(dict.fromkeys(value))
+
+
+def parse_subscription(
+    body: object,
+    policy: EndpointPolicy,
+    known_topics: Collection[str],
+    default_topics: Collection[str],
+    prefix: str = "",
+) -> SubscriptionInput:
+    """The browser's PushSubscription JSON plus topics → a validated SubscriptionInput."""
+    if not isinstance(body, Mapping):
+        raise ValidationError("body must be a JSON object", prefix.rstrip(".") or None)
+    endpoint = check_endpoint(body.get("endpoint"), policy, prefix + "endpoint")
+    keys = body.get("keys")
+    if not isinstance(keys, Mapping):
+        raise ValidationError("keys must be an object with p256dh and auth", prefix + "keys")
+    p256dh = check_p256dh(keys.get("p256dh"), prefix + "keys.p256dh")
+    auth = check_auth(keys.get("auth"), prefix + "keys.auth")
+    expiration = body.get("expirationTime")
+    if expiration is not None and (
+        isinstance(expiration, bool) or not isinstance(expiration, int | float) or expiration < 0
+    ):
+        raise ValidationError("must be null or a time in milliseconds", prefix + "expirationTime")
+    topics = check_topics(body.get("topics"), known_topics, prefix + "topics", default_topics)
+    return SubscriptionInput(
+        endpoint=endpoint,
+        p256dh=p256dh,
+        auth=auth,
+        topics=topics,
+        expiration_time=None if expiration is None else float(expiration) / 1000.0,
+    )
+
+
+def require_str(body: Mapping[str, Any], name: str, max_len: int = 4096) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValidationError("is required", name)
+    if len(value) > max_len:
+        raise ValidationError(f"must be at most {max_len} characters", name)
+    return value
+
+
+def record_opt_in(
+    store: SubscriptionStore, sub: SubscriptionInput, now: float
+) -> tuple[Subscription, bool]:
+    """Upsert by endpoint: the same browser never makes a second row. Returns (row, created)."""
+    return store.upsert(sub, now)
+
+
+def _owned(store: SubscriptionStore, endpoint: str, auth: str) -> Subscription:
+    """The row for endpoint, only if the caller also knows its auth secret (proof of ownership)."""
+    existing = store.get_by_endpoint(endpoint)
+    if existing is None or not _same_secret(existing.auth, auth):
+        # Same answer for "no such endpoint" and "wrong secret": don't confirm who is subscribed.
+        raise NotFound("no subscription with this endpoint and auth secret", "endpoint")
+    return existing
+
+
+def _same_secret(stored: str, given: str) -> bool:
+    import hmac
+
+    return hmac.compare_digest(stored.rstrip("="), given.rstrip("="))
+
+
+def change_topics(store: SubscriptionStore, sub: SubscriptionInput, now: float) -> Subscription:
+    existing = _owned(store, sub.endpoint, sub.auth)
+    return store.set_topics(existing.id, sub.topics, now)
+
+
+def remove_subscription(store: SubscriptionStore, endpoint: str, auth: str) -> None:
+    existing = _owned(store, endpoint, auth)
+    store.delete_ids([existing.id])
+
+
+def move_subscription(
+    store: SubscriptionStore, old_endpoint: str, old_auth: str, new: SubscriptionInput, now: float
+) -> tuple[Subscription, bool]:
+    """pushsubscriptionchange: the reader keeps their topics on the new endpoint."""
+    old = _owned(store, old_endpoint, old_auth)
+    topics = new.topics or old.topics
+    moved = SubscriptionInput(new.endpoint, new.p256dh, new.auth, topics, new.expiration_time)
+    result = store.replace(old.id, moved, now)
+    return result

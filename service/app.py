@@ -1,0 +1,85 @@
+"""The Flask application factory: create_app(settings)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+
+from celery import Celery
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from config.settings import Settings
+from core.adapters.accounts_sql import SqlAccounts
+from core.bootstrap import Container
+from core.endpoints import is_loopback_host
+from service.errors import register_error_handlers
+from service.extensions import init_limiter
+from workers.factory import make_celery
+from workers.tasks import CeleryTaskQueue
+
+MAX_BODY_BYTES = 8 * 1024
+
+
+@dataclass
+class Newsflash:
+    """What the views need, attached to app.extensions['newsflash']."""
+
+    settings: Settings
+    container: Container
+    celery: Celery
+
+    @cached_property
+    def accounts(self) -> SqlAccounts:
+        return SqlAccounts(self.container.engine)
+
+    @cached_property
+    def queue(self) -> CeleryTaskQueue:
+        return CeleryTaskQueue(self.celery)
+
+
+def create_app(
+    settings: Settings, container: Container | None = None, celery: Celery | None = None
+) -> Flask:
+    app = Flask(__name__)
+    secure_cookies = not all(_origin_is_loopback(o) for o in settings.public_origins)
+    app.config.update(
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure_cookies,
+        SESSION_COOKIE_NAME="newsflash_session",
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        JSON_SORT_KEYS=False,
+    )
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
+    ext = Newsflash(settings, container or Container(settings), celery or make_celery(settings))
+    app.extensions["newsflash"] = ext
+    init_limiter(app, settings.redis_url)
+    register_error_handlers(app)
+
+    from service import api, editor, health, ops, reader
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(reader.bp)
+    app.register_blueprint(editor.bp)
+    app.register_blueprint(ops.bp)
+
+    @app.after_request
+    def _security_headers(response):  # type: ignore[no-untyped-def]
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    return app
+
+
+def _origin_is_loopback(origin: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return is_loopback_host(urlsplit(origin).hostname or "")

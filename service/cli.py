@@ -1,0 +1,496 @@
+"""The `newsflash` command: set-up, accounts, sending, the local stand-in, and running it all."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from config.settings import Settings, SettingsError, load_settings
+from core.bootstrap import StartupError
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+class CliError(Exception):
+    """A one-line message for the terminal; exit status 2."""
+
+
+def _write_secret(path: Path, content: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(content)
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    """Create, if absent, the VAPID key pair, app secret, webhook secret and a local subject."""
+    import base64
+    import secrets
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    var = settings.var_dir
+    var.mkdir(parents=True, exist_ok=True)
+    os.chmod(var, 0o700)
+    created: list[str] = []
+    kept: list[str] = []
+
+    key_path = var / "vapid_private.pem"
+    if key_path.exists():
+        kept.append(str(key_path))
+    else:
+        key = ec.generate_private_key(ec.SECP256R1())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        _write_secret(key_path, pem)
+        raw = key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        (var / "vapid_public.txt").write_text(
+            base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "\n"
+        )
+        created.append(f"{key_path} (VAPID private key, mode 0600)")
+    for name, make in (
+        ("secret_key", lambda: secrets.token_hex(32)),
+        (
+            "cms_webhook_secret",
+            lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
+        ),
+        ("vapid_subject", lambda: args.subject),
+    ):
+        path = var / name
+        if path.exists():
+            kept.append(str(path))
+        else:
+            _write_secret(path, make() + "\n")
+            created.append(str(path))
+    for line in created:
+        print(f"created {line}")
+    for line in kept:
+        print(f"kept    {line} (already there)")
+    return 0
+
+
+def _container(settings: Settings) -> Any:
+    from core.bootstrap import Container
+
+    return Container(settings)
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from core.adapters import migrate
+    from core.adapters.sql import make_engine, sync_topics
+
+    engine = make_engine(settings.database_url)
+    try:
+        migrate.upgrade(engine)
+        sync_topics(engine, settings.topics)
+    except Exception as exc:
+        raise CliError(
+            f"NEWSFLASH_DATABASE_URL: could not migrate the database ({_brief(exc)})"
+        ) from None
+    print(
+        f"database at revision {migrate.current_revision(engine)} ({_safe_url(settings.database_url)})"
+    )
+    return 0
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable>"
+
+
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
+    from core.accounts import parse_role
+    from core.adapters.accounts_sql import SqlAccounts
+
+    role = parse_role(args.role)
+    password = args.password_stdin and sys.stdin.readline().rstrip("\n")
+    if not password:
+        password = getpass.getpass("Password (12+ characters): ")
+        if getpass.getpass("Repeat: ") != password:
+            raise CliError("passwords do not match")
+    accounts = SqlAccounts(_container(settings).engine)
+    user_id = accounts.create_user(args.email, password, role)
+    accounts.audit("cli", "user.create", args.email, {"role": role.value})
+    print(f"created user {args.email} ({role.value}), id {user_id}")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from core.accounts import parse_role
+    from core.adapters.accounts_sql import SqlAccounts
+
+    role = parse_role(args.role)
+    accounts = SqlAccounts(_container(settings).engine)
+    token = accounts.create_token(args.name, role, created_by="cli")
+    accounts.audit("cli", "token.create", args.name, {"role": role.value})
+    print(f"API token {args.name!r} ({role.value}). It is shown once; store it now:")
+    print(token)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    from core.adapters.accounts_sql import SqlAccounts
+
+    for row in SqlAccounts(_container(settings).engine).list_tokens():
+        state = "revoked" if row["revoked_at"] else "active"
+        print(f"{row['id']:>4}  {row['prefix']}…  {row['role']:<7} {state:<8} {row['name']}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    from core.adapters.accounts_sql import SqlAccounts
+
+    accounts = SqlAccounts(_container(settings).engine)
+    accounts.revoke_token(args.id)
+    accounts.audit("cli", "token.revoke", str(args.id))
+    print(f"revoked token {args.id}")
+    return 0
+
+
+def _cli_token(settings: Settings) -> str:
+    """A local editor token kept in var/cli_token (0600), made on first use of `send`."""
+    if settings.api_token:
+        return settings.api_token
+    path = settings.var_dir / "cli_token"
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    from core.accounts import Role
+    from core.adapters.accounts_sql import SqlAccounts
+
+    token = SqlAccounts(_container(settings).engine).create_token(
+        "cli (local)", Role.EDITOR, created_by="cli"
+    )
+    _write_secret(path, token + "\n")
+    print(f"(made a local editor token for the CLI in {path})", file=sys.stderr)
+    return token
+
+
+def api_request(
+    settings: Settings,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> tuple[int, dict[str, Any]]:
+    url = settings.api_url.rstrip("/") + path
+    data = None if body is None else json.dumps(body).encode("utf-8")
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - operator-given API URL
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Authorization", f"Bearer {token or _cli_token(settings)}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            raw = response.read()
+            return response.status, json.loads(raw) if raw else {}
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, {"error": {"message": raw.decode("utf-8", "replace")[:200]}}
+    except urllib.error.URLError as exc:
+        raise CliError(
+            f"NEWSFLASH_API_URL: cannot reach {settings.api_url} ({exc.reason}); is `make run` running?"
+        ) from None
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    body: dict[str, Any] = {
+        "title": args.title,
+        "body": args.body,
+        "url": args.url,
+        "topics": args.topic or ["breaking"],
+    }
+    for name in ("image", "urgency", "ttl", "article_id", "send_at"):
+        value = getattr(args, name)
+        if value is not None:
+            body[name] = value
+    status, answer = api_request(settings, "POST", "/api/v1/alerts", body, args.token)
+    if status >= 400:
+        error = answer.get("error", {})
+        field = f" ({error['field']})" if error.get("field") else ""
+        raise CliError(f"refused{field}: {error.get('message', status)}")
+    verb = "queued" if status == 202 else "already sent before (same article or key)"
+    print(f"alert {answer['id']} {verb}: status {answer['status']}, audience {answer['audience']}")
+    print(f"follow it: newsflash alerts watch {answer['id']}")
+    return 0
+
+
+def cmd_push_standin(args: argparse.Namespace, settings: Settings) -> int:
+    from standin.server import main_foreground
+
+    main_foreground(args.host, args.port, tls=args.tls)
+    return 0
+
+
+def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
+    """Register N subscriptions owned by the stand-in, so a demo needs no browser."""
+    from core.errors import ValidationError
+    from core.subscriptions import parse_subscription, record_opt_in
+
+    request = urllib.request.Request(  # noqa: S310 - loopback stand-in given by the operator
+        args.standin.rstrip("/") + "/_standin/subscriptions",
+        data=json.dumps({"count": args.count, "mode": "ok"}).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+            subs = json.loads(response.read())["subscriptions"]
+    except urllib.error.URLError as exc:
+        raise CliError(
+            f"--standin: cannot reach {args.standin} ({exc}); start `newsflash push-standin`"
+        ) from None
+    c = _container(settings)
+    defaults = tuple(t.slug for t in settings.topics if t.default)
+    now = time.time()
+    for sub in subs:
+        sub.setdefault("topics", list(args.topic or defaults))
+        try:
+            parsed = parse_subscription(sub, c.endpoint_policy, settings.topic_slugs, defaults)
+        except ValidationError as exc:
+            raise CliError(
+                f"{exc.field}: {exc.message}. The stand-in is on loopback: set NEWSFLASH_ALLOW_LOOPBACK_PUSH=on "
+                "(make run does) for the local demo."
+            ) from None
+        record_opt_in(c.store, parsed, now)
+    print(
+        f"registered {len(subs)} demo subscriptions at {args.standin} (topics: {', '.join(args.topic or defaults)})"
+    )
+    return 0
+
+
+def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    port = args.port or settings.port
+    os.execvp(  # noqa: S606 - replace this process with gunicorn
+        sys.executable,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{args.host}:{port}",
+            "--workers",
+            str(args.workers),
+            "--access-logfile",
+            "-",
+            "--access-logformat",
+            '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
+            "--graceful-timeout",
+            "10",
+            "--timeout",
+            "30",
+            "service.wsgi:app",
+        ],
+    )
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.factory import ALL_QUEUES, check_worker_config, make_celery
+
+    app = make_celery(settings)
+    check_worker_config(dict(app.conf))
+    queues = args.queues or ",".join(ALL_QUEUES)
+    argv = [
+        "worker",
+        "--loglevel",
+        settings.log_level,
+        "-Q",
+        queues,
+        "--concurrency",
+        str(args.concurrency or settings.worker_concurrency),
+    ]
+    if args.name:
+        argv += ["-n", args.name]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.factory import make_celery
+
+    app = make_celery(settings)
+    schedule = settings.var_dir / "celerybeat-schedule"
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    app.start(["beat", "--loglevel", settings.log_level, "-s", str(schedule)])
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from service.runner import run_all
+
+    return run_all(settings, port=args.port or settings.port, standin_port=args.standin_port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsflash", description="Self-hosted breaking-news web push."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("init", help="create VAPID keys and secrets under var/ (idempotent)")
+    p.add_argument(
+        "--subject", default="mailto:newsflash@localhost", help="VAPID subject for local use"
+    )
+    p.set_defaults(func=cmd_init, needs_keys=False)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(
+        dest="db_command", required=True, metavar="ACTION"
+    )
+    p = db.add_parser("upgrade", help="apply migrations")
+    p.set_defaults(func=cmd_db_upgrade, needs_keys=False)
+
+    user = sub.add_parser("user", help="newsroom accounts").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION"
+    )
+    p = user.add_parser("create", help="create a newsroom account (prompts for the password)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.set_defaults(func=cmd_user_create, needs_keys=False)
+
+    token = sub.add_parser(
+        "token", help="API tokens for the CMS, scripts and Prometheus"
+    ).add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    p = token.add_parser(
+        "create", help="create a token; it is printed once, alone on the last line"
+    )
+    p.add_argument("--name", required=True)
+    p.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
+    p.set_defaults(func=cmd_token_create, needs_keys=False)
+    p = token.add_parser("list", help="list tokens (never their values)")
+    p.set_defaults(func=cmd_token_list, needs_keys=False)
+    p = token.add_parser("revoke", help="revoke a token by id")
+    p.add_argument("id", type=int)
+    p.set_defaults(func=cmd_token_revoke, needs_keys=False)
+
+    p = sub.add_parser("send", help="publish an alert through the API")
+    p.add_argument("--title", required=True)
+    p.add_argument("--body", required=True)
+    p.add_argument("--url", required=True)
+    p.add_argument("--topic", action="append", help="repeatable; default breaking")
+    p.add_argument("--image")
+    p.add_argument("--urgency", choices=["very-low", "low", "normal", "high"])
+    p.add_argument("--ttl", type=int)
+    p.add_argument("--article-id")
+    p.add_argument("--send-at", help="ISO time (newsroom time zone if no offset)")
+    p.add_argument("--token", help="API token (default: NEWSFLASH_API_TOKEN or a local CLI token)")
+    p.set_defaults(func=cmd_send, needs_keys=False)
+
+    p = sub.add_parser("push-standin", help="run the local push-service stand-in (tests, demo)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--tls", action="store_true")
+    p.set_defaults(func=cmd_push_standin, needs_keys=False)
+
+    p = sub.add_parser("demo-subscribers", help="register N subscriptions owned by the stand-in")
+    p.add_argument("count", type=int, metavar="N")
+    p.add_argument("--standin", default="http://127.0.0.1:8001")
+    p.add_argument("--topic", action="append")
+    p.set_defaults(func=cmd_demo_subscribers, needs_keys=False)
+
+    p = sub.add_parser("web", help="run the web app under gunicorn")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_web, needs_keys=True)
+
+    p = sub.add_parser("worker", help="run a Celery worker (all queues unless -Q)")
+    p.add_argument("-Q", "--queues")
+    p.add_argument("-c", "--concurrency", type=int)
+    p.add_argument("-n", "--name")
+    p.set_defaults(func=cmd_worker, needs_keys=True)
+
+    p = sub.add_parser("beat", help="run Celery beat (schedules, retries, reconciler, alarms)")
+    p.set_defaults(func=cmd_beat, needs_keys=False)
+
+    p = sub.add_parser(
+        "run", help="web + workers + beat + demo stand-in in the foreground (make run)"
+    )
+    p.add_argument("--port", type=int)
+    p.add_argument("--standin-port", type=int, default=8001)
+    p.set_defaults(func=cmd_run, needs_keys=True)
+
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+# Other modules (ops, bench) add their subcommands here: a callable taking the subparsers.
+_EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def _load_extras() -> None:
+    for module in ("service.cli_ops", "bench.cli"):
+        try:
+            imported = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        _EXTRA_COMMANDS.append(imported.register)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    _load_extras()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        if args.needs_keys:
+            from core.bootstrap import load_signer
+
+            load_signer(settings)
+            warn_about(settings)
+        return int(args.func(args, settings) or 0)
+    except (SettingsError, StartupError, CliError) as exc:
+        print(f"newsflash: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from core.errors import DomainError
+
+        if isinstance(exc, DomainError):
+            field = f"{exc.field}: " if exc.field else ""
+            print(f"newsflash: {field}{exc.message}", file=sys.stderr)
+            return 2
+        raise
+
+
+def warn_about(settings: Settings) -> None:
+    if "localhost" in settings.vapid_subject:
+        print(
+            "newsflash: warning: NEWSFLASH_VAPID_SUBJECT names localhost; Apple's push service refuses it. "
+            "Set a real mailto: or https: contact before going live.",
+            file=sys.stderr,
+        )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

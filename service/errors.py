@@ -1,0 +1,49 @@
+"""JSON error answers: {"error": {"code", "message", "field"}} with a 4xx status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from core.errors import DomainError
+
+
+def error_response(
+    status: int, code: str, message: str, field: str | None = None, **headers: str
+) -> Response:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    response = jsonify({"error": body})
+    response.status_code = status
+    for name, value in headers.items():
+        response.headers[name.replace("_", "-")] = value
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/metrics" or request.is_json
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.field)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response | HTTPException:
+        if not _wants_json():
+            return exc
+        code = (exc.name or "error").lower().replace(" ", "_")
+        status = exc.code or 500
+        headers: dict[str, str] = {}
+        if status == 429:
+            code = "rate_limited"
+            retry_after = exc.get_response().headers.get("Retry-After")
+            if retry_after:
+                headers["Retry_After"] = retry_after
+        if status == 413:
+            return error_response(413, "too_large", "request body is too large (8 KB at most)")
+        return error_response(status, code, exc.description or exc.name, **headers)

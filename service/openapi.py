@@ -1,0 +1,296 @@
+"""The OpenAPI 3.1 document served at /api/v1/openapi.json."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
+
+_KEYS = {
+    "type": "object",
+    "required": ["p256dh", "auth"],
+    "properties": {"p256dh": {"type": "string"}, "auth": {"type": "string"}},
+}
+
+_SUBSCRIPTION = {
+    "type": "object",
+    "required": ["endpoint", "keys"],
+    "properties": {
+        "endpoint": {"type": "string", "format": "uri", "maxLength": 2048},
+        "expirationTime": {"type": ["number", "null"]},
+        "keys": _KEYS,
+        "topics": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+_SUB_ANSWER = {
+    "type": "object",
+    "required": ["id", "topics"],
+    "properties": {
+        "id": {"type": "string"},
+        "topics": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+_COUNTS = {
+    "type": "object",
+    "required": ["audience", "delivered", "gone", "failed", "pending", "displayed", "clicked"],
+    "properties": {
+        k: {"type": "integer", "minimum": 0}
+        for k in ("audience", "delivered", "gone", "failed", "pending", "displayed", "clicked")
+    },
+}
+
+_STATUS = {
+    "type": "string",
+    "enum": ["scheduled", "queued", "sending", "sent", "cancelled", "failed"],
+}
+
+_ALERT = {
+    "type": "object",
+    "required": ["id", "status", "counts", "created_at", "started_at", "finished_at"],
+    "properties": {
+        "id": {"type": "string"},
+        "status": _STATUS,
+        "counts": _COUNTS,
+        "created_at": {"type": "string"},
+        "started_at": {"type": ["string", "null"]},
+        "finished_at": {"type": ["string", "null"]},
+    },
+}
+
+_ALERT_REQUEST = {
+    "type": "object",
+    "required": ["title", "body", "url"],
+    "properties": {
+        "title": {"type": "string", "maxLength": 120},
+        "body": {"type": "string", "maxLength": 300},
+        "url": {"type": "string", "format": "uri"},
+        "image": {"type": "string", "format": "uri"},
+        "topics": {"type": "array", "items": {"type": "string"}},
+        "urgency": {"type": "string", "enum": ["very-low", "low", "normal", "high"]},
+        "ttl": {"type": "integer", "minimum": 60, "maximum": 2419200},
+        "article_id": {"type": "string"},
+        "send_at": {"type": ["string", "number"]},
+    },
+}
+
+_PUBLISHED = {
+    "type": "object",
+    "required": ["id", "status", "audience"],
+    "properties": {"id": {"type": "string"}, "status": _STATUS, "audience": {"type": "integer"}},
+}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): {"description": "error", **_json(_ERROR)} for c in codes}
+
+
+def document() -> dict[str, Any]:
+    bearer = [{"bearer": []}, {"session": []}]
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Newsflash",
+            "version": "1",
+            "description": "Self-hosted breaking-news web push.",
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "newsflash_session"},
+            }
+        },
+        "paths": {
+            "/api/v1/config": {
+                "get": {
+                    "responses": {
+                        "200": {
+                            "description": "VAPID key, topics, prompt copy",
+                            **_json(
+                                {
+                                    "type": "object",
+                                    "required": ["vapidPublicKey", "topics", "prompt"],
+                                }
+                            ),
+                        }
+                    }
+                }
+            },
+            "/api/v1/subscriptions": {
+                "post": {
+                    "requestBody": {"required": True, **_json(_SUBSCRIPTION)},
+                    "responses": {
+                        "201": {"description": "created", **_json(_SUB_ANSWER)},
+                        "200": {"description": "already known; updated", **_json(_SUB_ANSWER)},
+                        **_errors(400, 413, 415, 429),
+                    },
+                },
+                "put": {
+                    "requestBody": {"required": True, **_json(_SUBSCRIPTION)},
+                    "responses": {
+                        "200": {"description": "topics replaced", **_json(_SUB_ANSWER)},
+                        **_errors(400, 404, 413, 429),
+                    },
+                },
+            },
+            "/api/v1/subscriptions/delete": {
+                "post": {
+                    "requestBody": {
+                        "required": True,
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["endpoint", "auth"],
+                                "properties": {
+                                    "endpoint": {"type": "string"},
+                                    "auth": {"type": "string"},
+                                },
+                            }
+                        ),
+                    },
+                    "responses": {"204": {"description": "deleted"}, **_errors(400, 404, 413, 429)},
+                }
+            },
+            "/api/v1/subscriptions/change": {
+                "post": {
+                    "requestBody": {
+                        "required": True,
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["oldEndpoint", "oldAuth", "subscription"],
+                                "properties": {
+                                    "oldEndpoint": {"type": "string"},
+                                    "oldAuth": {"type": "string"},
+                                    "subscription": _SUBSCRIPTION,
+                                },
+                            }
+                        ),
+                    },
+                    "responses": {
+                        "200": {"description": "moved", **_json(_SUB_ANSWER)},
+                        "201": {"description": "moved", **_json(_SUB_ANSWER)},
+                        **_errors(400, 404, 413, 429),
+                    },
+                }
+            },
+            "/api/v1/events": {
+                "post": {
+                    "requestBody": {
+                        "required": True,
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["alert", "type"],
+                                "properties": {
+                                    "alert": {"type": "string"},
+                                    "type": {"type": "string", "enum": ["displayed", "clicked"]},
+                                },
+                            }
+                        ),
+                    },
+                    "responses": {"202": {"description": "counted"}, **_errors(400, 404, 413, 429)},
+                }
+            },
+            "/api/v1/alerts": {
+                "post": {
+                    "security": bearer,
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {"required": True, **_json(_ALERT_REQUEST)},
+                    "responses": {
+                        "202": {"description": "stored and queued", **_json(_PUBLISHED)},
+                        "200": {
+                            "description": "the same article or key: the first alert",
+                            **_json(_PUBLISHED),
+                        },
+                        **_errors(400, 401, 403, 413),
+                    },
+                },
+                "get": {
+                    "security": bearer,
+                    "responses": {
+                        "200": {
+                            "description": "recent alerts",
+                            **_json(
+                                {
+                                    "type": "object",
+                                    "required": ["alerts"],
+                                    "properties": {"alerts": {"type": "array", "items": _ALERT}},
+                                }
+                            ),
+                        },
+                        **_errors(401, 403),
+                    },
+                },
+            },
+            "/api/v1/alerts/{id}": {
+                "get": {
+                    "security": bearer,
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "the alert", **_json(_ALERT)},
+                        **_errors(401, 403, 404),
+                    },
+                }
+            },
+            "/api/v1/alerts/{id}/cancel": {
+                "post": {
+                    "security": bearer,
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "cancelled", **_json(_ALERT)},
+                        **_errors(400, 401, 403, 404, 409),
+                    },
+                }
+            },
+            "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
+            "/readyz": {
+                "get": {
+                    "responses": {
+                        "200": {"description": "ready"},
+                        "503": {"description": "not ready"},
+                    }
+                }
+            },
+        },
+    }

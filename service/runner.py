@@ -1,0 +1,187 @@
+"""`newsflash run` (make run): Redis if needed, then web, workers, beat and the demo stand-in.
+
+Children run in their own sessions so one Ctrl-C here stops them in order and leaves none behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import redis
+
+from config.settings import Settings
+from core.endpoints import is_loopback_host
+
+
+class RunError(Exception):
+    pass
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
+    """Start a local redis-server with its data under var/ when nothing answers."""
+    if _redis_answers(settings.redis_url):
+        return None
+    parts = urlsplit(settings.redis_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 6379
+    binary = shutil.which("redis-server")
+    if not is_loopback_host(host) or binary is None:
+        raise RunError(
+            f"NEWSFLASH_REDIS_URL: nothing answers at {host}:{port}. Install Redis "
+            "(apt-get install redis-server, brew install redis) or point NEWSFLASH_REDIS_URL at one."
+        )
+    data = (settings.var_dir / "redis").resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [
+            binary,
+            "--bind",
+            host,
+            "--port",
+            str(port),
+            "--dir",
+            str(data),
+            "--appendonly",
+            "yes",
+            "--maxmemory-policy",
+            "noeviction",
+            "--save",
+            "",
+            "--logfile",
+            str(data / "redis.log"),
+        ],
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if _redis_answers(settings.redis_url):
+            print(f"started redis-server on {host}:{port} (data in {data})")
+            return proc
+        time.sleep(0.1)
+    proc.kill()
+    raise RunError(
+        f"NEWSFLASH_REDIS_URL: started redis-server but it does not answer at {host}:{port}"
+    )
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
+    return name, subprocess.Popen(argv, env=env, start_new_session=True)
+
+
+def _stop(children: list[tuple[str, subprocess.Popen[bytes]]], grace_s: float = 10.0) -> None:
+    for _name, proc in children:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    for _name, proc in children:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for _name, proc in children:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _wait_ready(
+    url: str, timeout_s: float, children: list[tuple[str, subprocess.Popen[bytes]]]
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name, proc in children:
+            if proc.poll() is not None:
+                raise RunError(f"{name} exited with status {proc.returncode} during start-up")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> int:
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        redis_proc = ensure_redis(settings)
+        if redis_proc is not None:
+            children.append(("redis-server", redis_proc))
+        env = dict(os.environ, PORT=str(port), PYTHONUNBUFFERED="1")
+        metrics_dir = settings.var_dir / "metrics"
+        if metrics_dir.exists():
+            shutil.rmtree(metrics_dir)
+        metrics_dir.mkdir(parents=True)
+        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir.resolve()))
+        cli = [sys.executable, "-m", "service.cli"]
+        if standin_port:
+            children.append(
+                _spawn("push-standin", [*cli, "push-standin", "--port", str(standin_port)], env)
+            )
+        children.append(_spawn("web", [*cli, "web", "--port", str(port)], env))
+        children.append(_spawn("worker", [*cli, "worker", "-n", "all@%h"], env))
+        children.append(
+            _spawn(
+                "worker-breaking",
+                [*cli, "worker", "-Q", "newsflash.breaking", "-c", "1", "-n", "breaking@%h"],
+                env,
+            )
+        )
+        children.append(_spawn("beat", [*cli, "beat"], env))
+        base = f"http://127.0.0.1:{port}"
+        if not _wait_ready(base + "/readyz", 90, children):
+            raise RunError(f"web did not become ready at {base}/readyz within 90 s")
+        print()
+        print("Newsflash is running (Ctrl-C stops everything):")
+        print(f"  reader   {base}/            (demo article with the opt-in prompt)")
+        print(f"  manage   {base}/manage")
+        print(
+            f"  newsroom {base}/editor      (newsflash user create --email you@example.com --role admin)"
+        )
+        print(f"  ops      {base}/ops")
+        if standin_port:
+            print(
+                f"  stand-in http://127.0.0.1:{standin_port}/  (newsflash demo-subscribers 100, then newsflash send ...)"
+            )
+        sys.stdout.flush()
+        while not stopping:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    print(f"{name} exited with status {proc.returncode}; stopping", file=sys.stderr)
+                    stopping = True
+            time.sleep(0.5)
+        return 0
+    except RunError as exc:
+        print(f"newsflash: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        print("stopping…", file=sys.stderr)
+        _stop(children)
+        print("stopped.", file=sys.stderr)
+
+
+def var_path(settings: Settings, name: str) -> Path:
+    return settings.var_dir / name

@@ -1,0 +1,18 @@
+"""The WSGI entry point for gunicorn: `gunicorn service.wsgi:app`."""
+
+from __future__ import annotations
+
+import sys
+
+from config.settings import SettingsError, load_settings
+from core.bootstrap import StartupError, load_signer
+from service.app import create_app
+
+try:
+    _settings = load_settings()
+    load_signer(_settings)
+except (SettingsError, StartupError) as exc:
+    print(f"newsflash: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+app = create_app(_settings)

@@ -1,0 +1,133 @@
+"""Celery tasks: each loads ids, calls the core, and maps the outcome to ack or retry."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import Celery, Task
+from celery.signals import worker_process_init
+from sqlalchemy.exc import OperationalError
+
+from config.settings import Settings
+from core import delivery
+from core.bootstrap import Container
+from core.model import Lane
+from workers.factory import (
+    TASK_DELIVER,
+    TASK_FIRE_SCHEDULED,
+    TASK_PLAN,
+    TASK_PURGE,
+    TASK_RECONCILE,
+    TASK_RECOUNT,
+    TASK_RETRY_DUE,
+)
+
+log = logging.getLogger("newsflash.tasks")
+
+_containers: dict[int, Container] = {}
+
+
+def container_for(app: Celery) -> Container:
+    """One container per app per process; rebuilt in each forked child."""
+    key = id(app)
+    found = _containers.get(key)
+    if found is None:
+        settings: Settings = app.conf.newsflash_settings
+        found = _containers[key] = Container(settings)
+    return found
+
+
+@worker_process_init.connect
+def _after_fork(**_kwargs: Any) -> None:
+    for found in _containers.values():
+        found.reset_after_fork()
+
+
+class CeleryTaskQueue:
+    """TaskQueue port on Celery: ids only, explicit queue per lane, stable task names."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
+        self.app.send_task(TASK_PLAN, args=[alert_id], queue=lane.value, routing_key=lane.value)
+
+    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
+        self.app.send_task(
+            TASK_DELIVER, args=[batch_id, alert_id], queue=lane.value, routing_key=lane.value
+        )
+
+
+RETRY_ON = (OperationalError, ConnectionError)
+
+
+def register(app: Celery) -> None:
+    """Declare the tasks on `app` (tests build their own app with make_celery)."""
+    queue = CeleryTaskQueue(app)
+
+    @app.task(
+        name=TASK_PLAN,
+        bind=True,
+        autoretry_for=RETRY_ON,
+        retry_backoff=True,
+        retry_backoff_max=30,
+        max_retries=None,
+    )
+    def plan_fanout(self: Task, alert_id: int) -> None:
+        c = container_for(app)
+        delivery.plan_fanout(alert_id, c.store, queue, c.delivery_policy)
+
+    @app.task(
+        name=TASK_DELIVER,
+        bind=True,
+        autoretry_for=RETRY_ON,
+        retry_backoff=True,
+        retry_backoff_max=30,
+        max_retries=None,
+    )
+    def deliver_batch(self: Task, batch_id: int, alert_id: int | None = None) -> None:
+        c = container_for(app)
+        started = time.monotonic()
+        report = delivery.deliver_batch(batch_id, c.store, c.sender, c.hosts, c.delivery_policy)
+        c.hosts.flush()
+        log.info(
+            "delivered batch",
+            extra={
+                "task_id": self.request.id,
+                "alert_id": report.alert_id or alert_id,
+                "batch_id": batch_id,
+                "sent": report.sent,
+                "outcomes": report.outcomes,
+                "elapsed_s": round(time.monotonic() - started, 3),
+            },
+        )
+
+    @app.task(name=TASK_RETRY_DUE, autoretry_for=RETRY_ON, max_retries=0)
+    def retry_due() -> int:
+        c = container_for(app)
+        return delivery.schedule_due_retries(c.store, queue, c.delivery_policy)
+
+    @app.task(name=TASK_RECONCILE, autoretry_for=RETRY_ON, max_retries=0)
+    def reconcile() -> dict[str, int]:
+        c = container_for(app)
+        return delivery.reconcile(c.store, queue, c.delivery_policy)
+
+    @app.task(name=TASK_FIRE_SCHEDULED, autoretry_for=RETRY_ON, max_retries=0)
+    def fire_scheduled() -> int:
+        c = container_for(app)
+        return delivery.fire_scheduled(c.store, queue)
+
+    @app.task(name=TASK_PURGE, autoretry_for=RETRY_ON, max_retries=0)
+    def purge_subscriptions() -> int:
+        c = container_for(app)
+        cutoff = time.time() - c.settings.subscription_max_age_days * 86400
+        purged = c.store.purge_stale_subscriptions(cutoff)
+        if purged:
+            log.info("purged stale subscriptions", extra={"count": purged})
+        return purged
+
+    @app.task(name=TASK_RECOUNT, autoretry_for=RETRY_ON, max_retries=0)
+    def recount_subscriptions() -> None:
+        container_for(app).store.recount_masks()
