@@ -85,7 +85,6 @@ def celery_config(settings: Settings) -> dict[str, object]:
             },
             "retry-due": {"task": TASK_RETRY_DUE, "schedule": 2.0, "options": {"expires": 10}},
             "reconcile": {"task": TASK_RECONCILE, "schedule": 10.0, "options": {"expires": 30}},
-            "alarms": {"task": TASK_ALARMS, "schedule": 5.0, "options": {"expires": 15}},
             "purge-subscriptions": {
                 "task": TASK_PURGE,
                 "schedule": 3600.0,

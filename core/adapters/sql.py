@@ -569,7 +569,7 @@ class SqlStore:
                 .where(
                     t.alerts.c.id == alert_id,
                     t.alerts.c.planned_through == after,
-                    not t.alerts.c.planned,
+                    t.alerts.c.planned.is_(False),
                 )
                 .values(
                     planned_through=last_id,

@@ -1,0 +1,55 @@
+# Newsflash: `make run` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The local demo pushes to the stand-in on 127.0.0.1; production leaves this off.
+export NEWSFLASH_ALLOW_LOOPBACK_PUSH ?= on
+
+.PHONY: run test check lint format typecheck install browsers clean help
+
+help:
+	@echo "make run    - set up and run web + workers + beat + demo stand-in (Ctrl-C stops all)"
+	@echo "make test   - install test dependencies and run the whole suite"
+	@echo "make check  - format check, lint, type check, tests"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/newsflash init
+	$(BIN)/newsflash db upgrade
+	$(BIN)/newsflash run
+
+browsers:
+	@bash .ci/install-browsers
+
+test: install browsers
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+
+typecheck: install
+	$(BIN)/mypy
+
+check: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(MAKE) test
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,125 @@
+"""A live Newsflash stack for tests: real worker (and beat) processes, polled with deadlines."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+def wait_until(check: Callable[[], T], timeout_s: float, what: str, interval_s: float = 0.05) -> T:
+    """Poll until check() is truthy; fail with what we were waiting for, never sleep blindly."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last  # type: ignore[no-any-return]
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {last!r})")
+
+
+class Process:
+    """A newsflash CLI subprocess in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
+        full_env.update(env)
+        full_env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", *argv],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        self._log.close()
+
+
+def start_worker(
+    env: dict[str, str],
+    log_dir: Path,
+    name: str = "worker",
+    queues: str | None = None,
+    concurrency: int = 2,
+    ready_timeout_s: float = 60,
+) -> Process:
+    argv = [
+        "worker",
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}-{os.getpid()}-{time.monotonic_ns()}@%h",
+    ]
+    if queues:
+        argv += ["-Q", queues]
+    proc = Process(name, argv, env, log_dir)
+    try:
+        wait_until(
+            lambda: (not proc.alive() and _raise(proc)) or "ready." in proc.output(),
+            ready_timeout_s,
+            f"{name} to be ready",
+            interval_s=0.2,
+        )
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+def start_beat(env: dict[str, str], log_dir: Path) -> Process:
+    proc = Process("beat", ["beat"], env, log_dir)
+    wait_until(
+        lambda: (not proc.alive() and _raise(proc)) or "beat: Starting" in proc.output(),
+        30,
+        "beat to start",
+        interval_s=0.2,
+    )
+    return proc
+
+
+def _raise(proc: Process) -> bool:
+    raise AssertionError(f"{proc.name} exited early:\n{proc.output()[-4000:]}")
