@@ -19,8 +19,9 @@ CI = os.environ.get("CI", "").lower() == "true"
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_BASE = "redis://127.0.0.1:6379"
-# Tests use their own Redis database numbers, never the shared db 0.
-TEST_REDIS_DB = 9
+# Tests use their own Redis database number, never the shared db 0 (override to run two
+# suites side by side on one machine).
+TEST_REDIS_DB = int(os.environ.get("NEWSFLASH_TEST_REDIS_DB", "9"))
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
 ARTIFACTS = ROOT / "var" / "test-artifacts"
 
