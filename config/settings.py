@@ -136,10 +136,13 @@ def _read_env_file(path: Path) -> dict[str, str]:
 class _Reader:
     """Typed access to the NEWSFLASH_* variables with errors naming the variable."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], asked: set[str], missing_files_ok: bool) -> None:
         self.env = env
+        self.asked = asked
+        self.missing_files_ok = missing_files_ok
 
     def raw(self, name: str) -> str | None:
+        self.asked.add(PREFIX + name)
         value = self.env.get(PREFIX + name)
         if value is None or value.strip() == "":
             return None
@@ -188,6 +191,7 @@ class _Reader:
 
     def secret(self, name: str, var_dir: Path, default_file: str | None) -> tuple[str, Path | None]:
         """A secret from NAME, else from the file NAME_FILE, else from var/<default_file>."""
+        self.asked.add(PREFIX + name + "_FILE")
         value = self.raw(name)
         if value is not None:
             return value, None
@@ -202,6 +206,8 @@ class _Reader:
             variable = PREFIX + name + "_FILE (default " + str(path) + ")"
         else:
             return "", None
+        if self.missing_files_ok and not path.exists():
+            return "", path
         try:
             return path.read_text(encoding="utf-8").strip(), path
         except OSError as exc:
@@ -273,15 +279,27 @@ def _check_url(variable: str, value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def known_variables() -> frozenset[str]:
+    """Every environment variable load_settings reads (docs and docker-compose are checked
+    against this)."""
+    asked: set[str] = set()
+    load_settings(environ={}, env_file=None, _asked=asked)
+    return frozenset(asked)
+
+
 def load_settings(
-    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+    environ: Mapping[str, str] | None = None,
+    env_file: str | Path | None = ".env",
+    _asked: set[str] | None = None,
+    missing_secret_files_ok: bool = False,
 ) -> Settings:
+    """missing_secret_files_ok: for `newsflash init`, which is about to create them."""
     """Build Settings from the environment (the only reader of os.environ) and an optional .env."""
     env: dict[str, str] = {}
     if env_file is not None:
         env.update(_read_env_file(Path(env_file)))
     env.update(os.environ if environ is None else environ)
-    read = _Reader(env)
+    read = _Reader(env, _asked if _asked is not None else set(), missing_secret_files_ok)
 
     var_dir = Path(read.str("VAR_DIR", "var"))
     database_url = read.str("DATABASE_URL", f"sqlite:///{var_dir}/newsflash.db")
@@ -335,6 +353,7 @@ def load_settings(
     if alert_webhook is not None:
         _check_url(PREFIX + "ALERT_WEBHOOK", alert_webhook, ("http", "https"))
     task_time_limit_s = read.int("TASK_TIME_LIMIT_S", 300, 10, 3600)
+    read.asked.add("PORT")
     port_text = env.get("PORT", "").strip() or "8000"
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise SettingsError("PORT", "a TCP port number from 1 to 65535", port_text)

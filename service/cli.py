@@ -45,7 +45,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     created: list[str] = []
     kept: list[str] = []
 
-    key_path = var / "vapid_private.pem"
+    key_path = settings.vapid_private_key_file or var / "vapid_private.pem"
     if key_path.exists():
         kept.append(str(key_path))
     else:
@@ -461,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        settings = load_settings()
+        settings = load_settings(missing_secret_files_ok=args.func is cmd_init)
         if args.needs_keys:
             from core.bootstrap import load_signer
 
