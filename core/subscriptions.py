@@ -21,13 +21,13 @@ def b64url_decode(value: str) -> bytes:
 
 def _decode_key(value: object, field: str) -> bytes:
     if not isinstance(value, str) or not value or len(value) > 200:
-        raise ValidationError("must be a base64url string", field)
+        raise ValidationError(f"{field} must be a base64url string", field)
     if any(ch not in _B64URL for ch in value.rstrip("=")):
-        raise ValidationError("must be base64url (A-Z a-z 0-9 - _)", field)
+        raise ValidationError(f"{field} must be base64url (A-Z a-z 0-9 - _)", field)
     try:
         return b64url_decode(value.rstrip("="))
     except (binascii.Error, ValueError):
-        raise ValidationError("must be base64url", field) from None
+        raise ValidationError(f"{field} must be base64url", field) from None
 
 
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -36,11 +36,11 @@ _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 def check_p256dh(value: object, field: str = "keys.p256dh") -> str:
     raw = _decode_key(value, field)
     if len(raw) != 65 or raw[0] != 0x04:
-        raise ValidationError("must be a 65-byte uncompressed P-256 public key", field)
+        raise ValidationError(f"{field} must be a 65-byte uncompressed P-256 public key", field)
     try:
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw)
     except ValueError:
-        raise ValidationError("is not a point on the P-256 curve", field) from None
+        raise ValidationError(f"{field} is not a point on the P-256 curve", field) from None
     assert isinstance(value, str)
     return value.rstrip("=")
 
@@ -48,7 +48,7 @@ def check_p256dh(value: object, field: str = "keys.p256dh") -> str:
 def check_auth(value: object, field: str = "keys.auth") -> str:
     raw = _decode_key(value, field)
     if len(raw) != 16:
-        raise ValidationError("must be exactly 16 bytes (base64url)", field)
+        raise ValidationError(f"{field} must be exactly 16 bytes (base64url)", field)
     assert isinstance(value, str)
     return value.rstrip("=")
 
@@ -59,14 +59,14 @@ def check_topics(
     if value is None:
         return tuple(default)
     if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        raise ValidationError("must be a list of topic slugs", field)
+        raise ValidationError(f"{field} must be a list of topic slugs", field)
     unknown = [t for t in value if t not in known]
     if unknown:
         raise ValidationError(
-            f"unknown topic {unknown[0]!r}; known: {', '.join(sorted(known))}", field
+            f"unknown topic {unknown[0][:40]!r}; known: {', '.join(sorted(known))}", field
         )
     if len(value) > 64:
-        raise ValidationError("too many topics", field)
+        raise ValidationError(f"{field}: too many topics", field)
     return tuple(dict.fromkeys(value))
 
 
@@ -90,8 +90,16 @@ def parse_subscription(
     if expiration is not None and (
         isinstance(expiration, bool) or not isinstance(expiration, int | float) or expiration < 0
     ):
-        raise ValidationError("must be null or a time in milliseconds", prefix + "expirationTime")
+        raise ValidationError(
+            "expirationTime must be null or a time in milliseconds", prefix + "expirationTime"
+        )
     topics = check_topics(body.get("topics"), known_topics, prefix + "topics", default_topics)
+    if "topics" in body and not topics:
+        # An empty list would store a subscription that never receives anything.
+        raise ValidationError(
+            "choose at least one topic (to stop all alerts, delete the subscription)",
+            prefix + "topics",
+        )
     return SubscriptionInput(
         endpoint=endpoint,
         p256dh=p256dh,
@@ -104,9 +112,9 @@ def parse_subscription(
 def require_str(body: Mapping[str, Any], name: str, max_len: int = 4096) -> str:
     value = body.get(name)
     if not isinstance(value, str) or not value:
-        raise ValidationError("is required", name)
+        raise ValidationError(f"{name} is required (a string)", name)
     if len(value) > max_len:
-        raise ValidationError(f"must be at most {max_len} characters", name)
+        raise ValidationError(f"{name} must be at most {max_len} characters", name)
     return value
 
 
@@ -117,7 +125,7 @@ def record_opt_in(
     return store.upsert(sub, now)
 
 
-def _owned(store: SubscriptionStore, endpoint: str, auth: str) -> Subscription:
+def owned_subscription(store: SubscriptionStore, endpoint: str, auth: str) -> Subscription:
     """The row for endpoint, only if the caller also knows its auth secret (proof of ownership)."""
     existing = store.get_by_endpoint(endpoint)
     if existing is None or not _same_secret(existing.auth, auth):
@@ -133,12 +141,12 @@ def _same_secret(stored: str, given: str) -> bool:
 
 
 def change_topics(store: SubscriptionStore, sub: SubscriptionInput, now: float) -> Subscription:
-    existing = _owned(store, sub.endpoint, sub.auth)
+    existing = owned_subscription(store, sub.endpoint, sub.auth)
     return store.set_topics(existing.id, sub.topics, now)
 
 
 def remove_subscription(store: SubscriptionStore, endpoint: str, auth: str) -> None:
-    existing = _owned(store, endpoint, auth)
+    existing = owned_subscription(store, endpoint, auth)
     store.delete_ids([existing.id])
 
 
@@ -146,7 +154,7 @@ def move_subscription(
     store: SubscriptionStore, old_endpoint: str, old_auth: str, new: SubscriptionInput, now: float
 ) -> tuple[Subscription, bool]:
     """pushsubscriptionchange: the reader keeps their topics on the new endpoint."""
-    old = _owned(store, old_endpoint, old_auth)
+    old = owned_subscription(store, old_endpoint, old_auth)
     topics = new.topics or old.topics
     moved = SubscriptionInput(new.endpoint, new.p256dh, new.auth, topics, new.expiration_time)
     result = store.replace(old.id, moved, now)

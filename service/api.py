@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from core import alerts as alert_rules
 from core import subscriptions as subs
 from core.accounts import EDITOR_ROLES
 from core.errors import NotFound, ValidationError
 from core.model import Alert, AlertKind
-from service.app import Newsflash
+from service.app import MAX_BODY_BYTES, Newsflash
 from service.auth import current_principal, require_role
 from service.extensions import limiter
 
@@ -25,6 +26,10 @@ def ext() -> Newsflash:
 
 
 def json_body() -> dict[str, Any]:
+    data = request.get_data(cache=True)
+    if request.content_length is None and len(data) >= MAX_BODY_BYTES:
+        # Werkzeug cuts a chunked body at the limit without an error: treat reaching it as too big.
+        raise RequestEntityTooLarge()
     body = request.get_json(silent=True, force=False)
     if body is None:
         if not request.is_json:
@@ -138,7 +143,10 @@ def subscribe() -> tuple[Response, int]:
 @bp.put("/subscriptions")
 @limiter.limit(_subscribe_limit)
 def update_subscription() -> Response:
-    parsed = _parse_sub(json_body())
+    body = json_body()
+    if "topics" not in body:
+        raise ValidationError("topics is required: the full new list of topics", "topics")
+    parsed = _parse_sub(body)
     sub = subs.change_topics(ext().container.store, parsed, time.time())
     return jsonify(_sub_json(sub))
 
@@ -150,9 +158,7 @@ def lookup_subscription() -> Response:
     body = json_body()
     endpoint = subs.require_str(body, "endpoint", 2048)
     auth = subs.require_str(body, "auth", 64)
-    found = ext().container.store.get_by_endpoint(endpoint)
-    if found is None or not subs._same_secret(found.auth, auth):
-        raise NotFound("no subscription with this endpoint and auth secret", "endpoint")
+    found = subs.owned_subscription(ext().container.store, endpoint, auth)
     return jsonify(_sub_json(found))
 
 

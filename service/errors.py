@@ -44,6 +44,13 @@ def register_error_handlers(app: Flask) -> None:
             retry_after = exc.get_response().headers.get("Retry-After")
             if retry_after:
                 headers["Retry_After"] = retry_after
+            wait = f"; try again in {retry_after} s" if retry_after else ""
+            return error_response(
+                429,
+                code,
+                f"too many requests from this address (limit {exc.description}){wait}",
+                **headers,
+            )
         if status == 413:
             return error_response(413, "too_large", "request body is too large (8 KB at most)")
         return error_response(status, code, exc.description or exc.name, **headers)

@@ -1,0 +1,462 @@
+"""The reader subscription API on SQLite and PostgreSQL: strict validation, upsert, ownership, limits."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from core.adapters import migrate
+from core.adapters import tables as t
+from core.adapters.sql import make_engine
+from service.app import create_app
+from tests.conftest import (
+    TEST_REDIS_DB,
+    create_pg_database,
+    drop_pg_database,
+    make_env,
+    settings_from,
+)
+from tests.support.live import serve
+
+FCM = "https://fcm.googleapis.com/fcm/send/"
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def p256dh() -> str:
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    return b64(
+        key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+
+
+def browser_sub(endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
+    """What a browser's PushSubscription.toJSON() looks like, plus our topics."""
+    return {
+        "endpoint": endpoint or FCM + b64(os.urandom(24)),
+        "expirationTime": None,
+        "keys": {"p256dh": p256dh(), "auth": b64(os.urandom(16))},
+        "topics": ["breaking"],
+        **extra,
+    }
+
+
+@dataclass
+class Api:
+    app: Flask
+    client: FlaskClient
+    engine: Any
+
+    def rows(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.subscriptions)).scalar_one())
+
+    def row(self, endpoint: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            found = (
+                conn.execute(select(t.subscriptions).where(t.subscriptions.c.endpoint == endpoint))
+                .mappings()
+                .first()
+            )
+            return None if found is None else dict(found)
+
+    def post(self, path: str, body: Any, ip: str = "198.51.100.7", **kw: Any) -> Any:
+        return self.client.post(path, json=body, environ_base={"REMOTE_ADDR": ip}, **kw)
+
+
+def _build(tmp: Path, database_url: str, vapid_pem: str, **extra: str) -> Api:
+    env = make_env(
+        tmp,
+        database_url,
+        f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
+        vapid_pem,
+        **{
+            "ALLOW_LOOPBACK_PUSH": "off",
+            "TOPICS": "breaking:Breaking news:default,politics,business,sport",
+            "RATE_LIMIT_SUBSCRIBE": "10000 per minute",
+            **extra,
+        },
+    )
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    app = create_app(settings_from(env))
+    return Api(app, app.test_client(), engine)
+
+
+def _dispose(api: Api) -> None:
+    api.engine.dispose()
+    api.app.extensions["newsflash"].container.engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
+) -> Iterator[Api]:
+    request.getfixturevalue("redis_url")
+    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
+    tmp = tmp_path_factory.mktemp(f"api-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp}/newsflash.db"
+    else:
+        request.getfixturevalue("postgres_available")
+        url = create_pg_database()
+    built = _build(tmp / "var", url, vapid_pem)
+    try:
+        yield built
+    finally:
+        _dispose(built)
+        if request.param == "postgres":
+            drop_pg_database(url)
+
+
+def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of body with one (dotted) field set, or removed when value is _MISSING."""
+    copy = {**body, "keys": dict(body["keys"])}
+    target = copy
+    *parents, last = path.split(".")
+    for name in parents:
+        target = target[name]
+    if value is _MISSING:
+        target.pop(last, None)
+    else:
+        target[last] = value
+    return copy
+
+
+_MISSING = object()
+_OFF_CURVE = b64(b"\x04" + b"\x01" * 64)
+_COMPRESSED = b64(b"\x02" + b"\x01" * 32)
+
+INVALID: list[tuple[str, str, Any, str]] = [
+    # (case, field to set, value, field the answer must name)
+    ("no endpoint", "endpoint", _MISSING, "endpoint"),
+    ("endpoint not a string", "endpoint", 42, "endpoint"),
+    ("endpoint over http", "endpoint", "http://fcm.googleapis.com/fcm/send/x", "endpoint"),
+    ("endpoint on port 8443", "endpoint", "https://fcm.googleapis.com:8443/x", "endpoint"),
+    ("endpoint with userinfo", "endpoint", "https://u:p@fcm.googleapis.com/x", "endpoint"),
+    (
+        "userinfo hiding the host",
+        "endpoint",
+        "https://fcm.googleapis.com@evil.example/x",
+        "endpoint",
+    ),
+    ("endpoint too long", "endpoint", FCM + "a" * 2048, "endpoint"),
+    ("allowed host as prefix", "endpoint", "https://fcm.googleapis.com.evil.example/", "endpoint"),
+    (
+        "allowed host in the path",
+        "endpoint",
+        "https://evil.example/x.fcm.googleapis.com/",
+        "endpoint",
+    ),
+    ("wildcard needs a label", "endpoint", "https://push.apple.com/x", "endpoint"),
+    ("unlisted host", "endpoint", "https://push.evil.example/x", "endpoint"),
+    ("loopback address", "endpoint", "https://127.0.0.1/x", "endpoint"),
+    ("loopback over http", "endpoint", "http://127.0.0.1:8080/x", "endpoint"),
+    ("localhost", "endpoint", "https://localhost/x", "endpoint"),
+    ("ipv6 loopback", "endpoint", "https://[::1]/x", "endpoint"),
+    ("decimal ip host", "endpoint", "https://2130706433/x", "endpoint"),
+    ("javascript url", "endpoint", "javascript:alert(1)", "endpoint"),
+    ("space in endpoint", "endpoint", "https://fcm.googleapis.com/a b", "endpoint"),
+    ("no keys", "keys", _MISSING, "keys"),
+    ("keys not an object", "keys", "abc", "keys"),
+    ("no p256dh", "keys.p256dh", _MISSING, "keys.p256dh"),
+    ("p256dh not base64url", "keys.p256dh", "not*base64", "keys.p256dh"),
+    ("p256dh 64 bytes", "keys.p256dh", b64(os.urandom(64)), "keys.p256dh"),
+    ("p256dh compressed", "keys.p256dh", _COMPRESSED, "keys.p256dh"),
+    ("p256dh off the curve", "keys.p256dh", _OFF_CURVE, "keys.p256dh"),
+    ("no auth", "keys.auth", _MISSING, "keys.auth"),
+    ("auth 15 bytes", "keys.auth", b64(os.urandom(15)), "keys.auth"),
+    ("auth 17 bytes", "keys.auth", b64(os.urandom(17)), "keys.auth"),
+    ("auth not base64url", "keys.auth", "!!!!!!!!!!!!!!!!!!!!!!", "keys.auth"),
+    ("unknown topic", "topics", ["breaking", "gossip"], "topics"),
+    ("topics not a list", "topics", "breaking", "topics"),
+    ("topic not a string", "topics", [1], "topics"),
+    ("no topic at all", "topics", [], "topics"),
+    ("expirationTime text", "expirationTime", "tomorrow", "expirationTime"),
+    ("expirationTime negative", "expirationTime", -5, "expirationTime"),
+]
+
+
+def test_every_invalid_subscription_is_refused_naming_the_field_and_nothing_is_stored(
+    api: Api,
+) -> None:
+    before = api.rows()
+    for case, path, value, field in INVALID:
+        body = _with(browser_sub(), path, value)
+        for method in ("post", "put"):
+            answer = getattr(api.client, method)("/api/v1/subscriptions", json=body)
+            assert answer.status_code == 400, (case, method, answer.json)
+            error = answer.json["error"]
+            assert error["field"] == field, (case, method, error)
+            assert error["message"], case
+            if isinstance(value, str) and "fcm" in value:
+                assert value not in error["message"], "endpoints never echoed back"
+    assert api.rows() == before
+
+
+def test_bodies_that_are_not_a_json_object_are_refused(api: Api) -> None:
+    before = api.rows()
+    for data, ctype in [
+        ("not json", "application/json"),
+        ('["a list"]', "application/json"),
+        ("endpoint=https://fcm.googleapis.com/x", "application/x-www-form-urlencoded"),
+    ]:
+        answer = api.client.post("/api/v1/subscriptions", data=data, content_type=ctype)
+        assert answer.status_code == 400, data
+        assert answer.json["error"]["code"] == "invalid"
+    assert api.rows() == before
+
+
+def test_change_delete_and_lookup_name_their_missing_fields(api: Api) -> None:
+    sub = browser_sub()
+    assert api.post("/api/v1/subscriptions", sub).status_code == 201
+    before = api.rows()
+    cases: list[tuple[str, dict[str, Any], str]] = [
+        ("/api/v1/subscriptions/delete", {"endpoint": sub["endpoint"]}, "auth"),
+        ("/api/v1/subscriptions/delete", {"auth": sub["keys"]["auth"]}, "endpoint"),
+        ("/api/v1/subscriptions/lookup", {"endpoint": sub["endpoint"], "auth": 7}, "auth"),
+        ("/api/v1/subscriptions/change", {"oldAuth": "x", "subscription": {}}, "oldEndpoint"),
+        ("/api/v1/subscriptions/change", {"oldEndpoint": "x", "subscription": {}}, "oldAuth"),
+        (
+            "/api/v1/subscriptions/change",
+            {"oldEndpoint": sub["endpoint"], "oldAuth": sub["keys"]["auth"]},
+            "subscription",
+        ),
+        (
+            "/api/v1/subscriptions/change",
+            {
+                "oldEndpoint": sub["endpoint"],
+                "oldAuth": sub["keys"]["auth"],
+                "subscription": browser_sub("https://fcm.googleapis.com.evil.example/x"),
+            },
+            "subscription.endpoint",
+        ),
+        (
+            "/api/v1/subscriptions/change",
+            {
+                "oldEndpoint": sub["endpoint"],
+                "oldAuth": sub["keys"]["auth"],
+                "subscription": _with(browser_sub(), "keys.auth", b64(b"short")),
+            },
+            "subscription.keys.auth",
+        ),
+    ]
+    for path, body, field in cases:
+        answer = api.post(path, body)
+        assert answer.status_code == 400, (path, body, answer.json)
+        assert answer.json["error"]["field"] == field, (path, answer.json)
+    assert api.rows() == before
+    assert api.row(sub["endpoint"]) is not None, "a refused change leaves the old row alone"
+
+
+def test_the_same_browser_subscribing_twice_makes_one_row_and_refreshes_last_seen(api: Api) -> None:
+    sub = browser_sub()
+    before = api.rows()
+    first = api.post("/api/v1/subscriptions", sub)
+    assert first.status_code == 201
+    assert first.json["topics"] == ["breaking"]
+    seen_first = api.row(sub["endpoint"])["last_seen_at"]  # type: ignore[index]
+
+    again = api.post("/api/v1/subscriptions", {**sub, "topics": ["breaking", "sport"]})
+    assert again.status_code == 200
+    assert again.json == {"id": first.json["id"], "topics": ["breaking", "sport"]}
+    assert api.rows() == before + 1
+    row = api.row(sub["endpoint"])
+    assert row is not None and row["last_seen_at"] > seen_first
+
+
+def test_topics_default_to_the_default_topics_when_the_browser_sends_none(api: Api) -> None:
+    sub = _with(browser_sub(), "topics", _MISSING)
+    answer = api.post("/api/v1/subscriptions", sub)
+    assert answer.status_code == 201
+    assert answer.json["topics"] == ["breaking"]
+
+
+def test_put_replaces_topics_only_for_the_owner(api: Api) -> None:
+    sub = browser_sub()
+    assert api.post("/api/v1/subscriptions", sub).status_code == 201
+
+    stranger = _with({**sub, "topics": ["politics"]}, "keys.auth", b64(os.urandom(16)))
+    refused = api.client.put("/api/v1/subscriptions", json=stranger)
+    assert refused.status_code == 404
+    assert api.client.post(
+        "/api/v1/subscriptions/lookup",
+        json={"endpoint": sub["endpoint"], "auth": sub["keys"]["auth"]},
+    ).json["topics"] == ["breaking"]
+
+    no_topics = api.client.put("/api/v1/subscriptions", json=_with(sub, "topics", _MISSING))
+    assert no_topics.status_code == 400 and no_topics.json["error"]["field"] == "topics"
+
+    unknown = api.client.put("/api/v1/subscriptions", json={**browser_sub(), "topics": ["sport"]})
+    assert unknown.status_code == 404, "PUT never creates a subscription"
+
+    changed = api.client.put("/api/v1/subscriptions", json={**sub, "topics": ["politics", "sport"]})
+    assert changed.status_code == 200
+    assert changed.json["topics"] == ["politics", "sport"]
+    looked_up = api.client.post(
+        "/api/v1/subscriptions/lookup",
+        json={"endpoint": sub["endpoint"], "auth": sub["keys"]["auth"]},
+    )
+    assert looked_up.status_code == 200
+    assert looked_up.json == changed.json
+
+
+def test_delete_needs_the_auth_secret_and_removes_the_row_at_once(api: Api) -> None:
+    sub = browser_sub()
+    assert api.post("/api/v1/subscriptions", sub).status_code == 201
+    before = api.rows()
+
+    wrong = api.post(
+        "/api/v1/subscriptions/delete", {"endpoint": sub["endpoint"], "auth": b64(os.urandom(16))}
+    )
+    assert wrong.status_code == 404
+    assert api.rows() == before
+
+    gone = api.post(
+        "/api/v1/subscriptions/delete", {"endpoint": sub["endpoint"], "auth": sub["keys"]["auth"]}
+    )
+    assert gone.status_code == 204
+    assert api.row(sub["endpoint"]) is None
+    assert api.rows() == before - 1
+    again = api.post(
+        "/api/v1/subscriptions/lookup", {"endpoint": sub["endpoint"], "auth": sub["keys"]["auth"]}
+    )
+    assert again.status_code == 404
+
+
+def test_change_moves_the_topics_to_the_new_subscription(api: Api) -> None:
+    old = {**browser_sub(), "topics": ["business", "sport"]}
+    assert api.post("/api/v1/subscriptions", old).status_code == 201
+    new = _with(browser_sub(), "topics", _MISSING)
+    before = api.rows()
+
+    stranger = api.post(
+        "/api/v1/subscriptions/change",
+        {"oldEndpoint": old["endpoint"], "oldAuth": b64(os.urandom(16)), "subscription": new},
+    )
+    assert stranger.status_code == 404
+    assert api.row(new["endpoint"]) is None and api.row(old["endpoint"]) is not None
+
+    moved = api.post(
+        "/api/v1/subscriptions/change",
+        {"oldEndpoint": old["endpoint"], "oldAuth": old["keys"]["auth"], "subscription": new},
+    )
+    assert moved.status_code == 201
+    assert moved.json["topics"] == ["business", "sport"]
+    assert api.row(old["endpoint"]) is None
+    row = api.row(new["endpoint"])
+    assert row is not None and row["auth"] == new["keys"]["auth"]
+    assert api.rows() == before
+
+
+def test_bodies_over_8_kb_get_413_json_and_nothing_is_stored(api: Api) -> None:
+    before = api.rows()
+    big = browser_sub(padding="x" * 9000)
+    answer = api.post("/api/v1/subscriptions", big)
+    assert answer.status_code == 413
+    assert answer.json["error"]["code"] == "too_large"
+    assert api.rows() == before
+    fits = browser_sub(padding="x" * 7000)
+    assert api.post("/api/v1/subscriptions", fits).status_code == 201
+
+
+def test_the_reader_api_answers_cors_only_for_the_publishers_origins(api: Api) -> None:
+    ours = api.client.get("/api/v1/config", headers={"Origin": "http://127.0.0.1:8000"})
+    assert ours.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:8000"
+    theirs = api.client.get("/api/v1/config", headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in theirs.headers
+    config = ours.json
+    assert len(base64.urlsafe_b64decode(config["vapidPublicKey"] + "==")) == 65
+    assert config["prompt"]["accept"] == "Yes, Thanks"
+    assert config["origins"] == ["http://127.0.0.1:8000"]
+
+
+def test_loopback_endpoints_only_when_allowed(
+    tmp_path: Path, vapid_pem: str, redis_url: str
+) -> None:
+    strict = _build(tmp_path / "strict", f"sqlite:///{tmp_path}/strict.db", vapid_pem)
+    loose = _build(
+        tmp_path / "loose", f"sqlite:///{tmp_path}/loose.db", vapid_pem, ALLOW_LOOPBACK_PUSH="on"
+    )
+    try:
+        local = browser_sub("http://127.0.0.1:8089/push/abc")
+        assert strict.post("/api/v1/subscriptions", local).status_code == 400
+        assert strict.rows() == 0
+        assert loose.post("/api/v1/subscriptions", local).status_code == 201
+        for endpoint in (
+            "http://10.0.0.1/push/abc",
+            "http://127.0.0.1.evil.example/x",
+            "http://u@127.0.0.1:8089/x",
+        ):
+            refused = loose.post("/api/v1/subscriptions", browser_sub(endpoint))
+            assert refused.status_code == 400, endpoint
+            assert refused.json["error"]["field"] == "endpoint"
+        assert loose.rows() == 1
+    finally:
+        _dispose(strict)
+        _dispose(loose)
+
+
+def test_too_many_requests_from_one_address_get_429_with_retry_after(
+    tmp_path: Path, vapid_pem: str, clean_redis: str
+) -> None:
+    limited = _build(
+        tmp_path / "var",
+        f"sqlite:///{tmp_path}/limited.db",
+        vapid_pem,
+        RATE_LIMIT_SUBSCRIBE="3 per minute",
+    )
+    try:
+        sub = browser_sub()
+        codes = [
+            limited.post("/api/v1/subscriptions", sub, ip="203.0.113.9").status_code
+            for _ in range(3)
+        ]
+        assert codes == [201, 200, 200]
+        refused = limited.post("/api/v1/subscriptions", browser_sub(), ip="203.0.113.9")
+        assert refused.status_code == 429
+        assert refused.json["error"]["code"] == "rate_limited"
+        assert 0 < int(refused.headers["Retry-After"]) <= 60
+        assert limited.rows() == 1, "the refused request stored nothing"
+        other = limited.post("/api/v1/subscriptions", browser_sub(), ip="203.0.113.10")
+        assert other.status_code == 201, "the limit is per address"
+    finally:
+        _dispose(limited)
+
+
+def test_a_chunked_body_over_8_kb_gets_413_from_a_real_server(api: Api) -> None:
+    before = api.rows()
+    big = json.dumps(browser_sub(padding="x" * 9000)).encode()
+    with serve(api.app) as base:
+        conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
+        try:
+            conn.request(
+                "POST",
+                "/api/v1/subscriptions",
+                body=iter([big[:4000], big[4000:]]),
+                headers={"Content-Type": "application/json"},
+                encode_chunked=True,
+            )
+            answer = conn.getresponse()
+            status, body = answer.status, json.loads(answer.read())
+        finally:
+            conn.close()
+    assert status == 413
+    assert body["error"]["code"] == "too_large"
+    assert api.rows() == before
