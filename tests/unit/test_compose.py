@@ -17,7 +17,11 @@ from service.cli import _load_extras, build_parser
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-OURS = {name: svc for name, svc in SERVICES.items() if svc.get("build") == "." or svc.get("image") == "newsflash:latest"}
+OURS = {
+    name: svc
+    for name, svc in SERVICES.items()
+    if svc.get("build") == "." or svc.get("image") == "newsflash:latest"
+}
 
 
 def _cli_commands() -> set[str]:
@@ -32,7 +36,11 @@ def _commands_in(command: Any) -> list[list[str]]:
     argv = command if isinstance(command, list) else shlex.split(command)
     if argv[:2] == ["sh", "-c"]:
         script = argv[2].replace("$$", "$")
-        return [shlex.split(part.strip().removeprefix("exec ")) for part in re.split(r"&&|;", script) if part.strip()]
+        return [
+            shlex.split(part.strip().removeprefix("exec "))
+            for part in re.split(r"&&|;", script)
+            if part.strip()
+        ]
     return [argv]
 
 
@@ -49,12 +57,16 @@ def test_every_command_names_a_real_entry_point(name: str) -> None:
         if argv[0] == "newsflash":
             assert argv[1] in commands, f"{name}: `newsflash {argv[1]}` is not a command"
             parser = build_parser()
-            parser.parse_args([a for a in argv[1:] if "$" not in a] if argv[1] != "init" else ["init"])
+            parser.parse_args(
+                [a for a in argv[1:] if "$" not in a] if argv[1] != "init" else ["init"]
+            )
         elif argv[0] == "celery":
             module, _, attr = argv[argv.index("-A") + 1].partition(":")
             assert importlib.util.find_spec(module) is not None, f"{name}: no module {module}"
             source = (ROOT / (module.replace(".", "/") + ".py")).read_text()
-            assert re.search(rf"^{attr or 'app'} = ", source, re.M), f"{name}: {module} has no {attr or 'app'}"
+            assert re.search(rf"^{attr or 'app'} = ", source, re.M), (
+                f"{name}: {module} has no {attr or 'app'}"
+            )
         else:
             pytest.fail(f"{name}: runs {argv[0]!r}, not a project entry point")
 
@@ -87,6 +99,6 @@ def test_flower_is_recent_and_private() -> None:
     for port in flower.get("ports", []):
         assert str(port).startswith("127.0.0.1:"), "Flower must not be published publicly"
     pyproject = (ROOT / "pyproject.toml").read_text()
-    match = re.search(r'flower>=(\d+)\.(\d+)', pyproject)
+    match = re.search(r"flower>=(\d+)\.(\d+)", pyproject)
     assert match and (int(match[1]), int(match[2])) >= (2, 2)
     assert '".[ops]"' in (ROOT / "Dockerfile").read_text()

@@ -1,0 +1,306 @@
+"""SqlStore on SQLite and PostgreSQL: migrations, upserts, audience pages, the exactly-once ledger."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable, Iterator, Sequence
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Engine, inspect, select, text, update
+
+from config.settings import Topic
+from core import delivery
+from core.adapters import migrate
+from core.adapters import tables as t
+from core.adapters.hosts import MemoryHostHealth
+from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.model import AlertDraft, AlertStatus, Lane, LedgerStatus, SubscriptionInput, Urgency
+from core.ports import PushMessage, PushResult
+
+TOPICS = (
+    Topic("breaking", "Breaking", True),
+    Topic("politics", "Politics"),
+    Topic("sport", "Sport"),
+)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> SqlStore:
+    return SqlStore(engine, sync_topics(engine, TOPICS))
+
+
+def sub(n: int, topics: Sequence[str] = ("breaking",)) -> SubscriptionInput:
+    auth = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    return SubscriptionInput(
+        f"https://fcm.googleapis.com/fcm/send/{n}", "BAAA", auth, tuple(topics)
+    )
+
+
+def draft(topics: Sequence[str] = ("breaking",), **over: object) -> AlertDraft:
+    base = dict(
+        title="T",
+        body="B",
+        url="https://news.example.com/a",
+        topics=tuple(topics),
+        urgency=Urgency.HIGH,
+        ttl_s=600,
+    )
+    base.update(over)
+    return AlertDraft(**base)  # type: ignore[arg-type]
+
+
+def test_migrations_create_exactly_the_declared_schema(engine: Engine) -> None:
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), t.metadata)
+    assert diff == []
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert {
+        "subscriptions",
+        "alerts",
+        "batches",
+        "deliveries",
+        "topics",
+        "users",
+        "api_tokens",
+    } <= set(inspect(engine).get_table_names())
+
+
+def test_upsert_by_endpoint_never_makes_a_second_row(store: SqlStore, engine: Engine) -> None:
+    first, created = store.upsert(sub(1), 100.0)
+    assert created
+    again, created = store.upsert(
+        SubscriptionInput(first.endpoint, "BBBB", first.auth, ("politics",)), 200.0
+    )
+    assert not created and again.id == first.id
+    assert again.topics == ("politics",) and again.p256dh == "BBBB"
+    assert again.last_seen_at == 200.0 and again.created_at == 100.0
+    with engine.connect() as conn:
+        assert conn.execute(select(t.subscriptions.c.id)).scalars().all() == [first.id]
+
+
+def test_audience_sizes_follow_every_change(store: SqlStore) -> None:
+    a, _ = store.upsert(sub(1, ["breaking"]), 1)
+    b, _ = store.upsert(sub(2, ["breaking", "politics"]), 1)
+    store.upsert(sub(3, ["sport"]), 1)
+    assert store.audience_size(["breaking"]) == 2
+    assert store.audience_size(["breaking", "politics"]) == 2
+    assert store.audience_size(["sport", "politics"]) == 2
+    store.set_topics(a.id, ["sport"], 2)
+    assert store.audience_size(["breaking"]) == 1
+    store.delete_ids([b.id])
+    assert store.audience_size(["breaking"]) == 0
+    assert store.subscribers_per_topic() == {"breaking": 0, "politics": 0, "sport": 2}
+    store.recount_masks()
+    assert store.audience_size(["sport"]) == 2
+
+
+def test_duplicate_article_or_key_returns_the_first_alert(store: SqlStore) -> None:
+    first, created = store.create_alert(draft(article_id="A1"), "k", AlertStatus.QUEUED, 0, 1.0)
+    assert created
+    again, created = store.create_alert(
+        draft(article_id="A1", title="other"), "k", AlertStatus.QUEUED, 0, 2.0
+    )
+    assert not created and again.id == first.id
+    keyed, _ = store.create_alert(draft(idempotency_key="K"), "k", AlertStatus.QUEUED, 0, 1.0)
+    assert store.find_alert(article_id=None, idempotency_key="K").id == keyed.id  # type: ignore[union-attr]
+
+
+class RecordingQueue:
+    def __init__(self) -> None:
+        self.plans: list[int] = []
+        self.batches: list[int] = []
+
+    def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
+        self.plans.append(alert_id)
+
+    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
+        self.batches.append(batch_id)
+
+
+class ScriptedSender:
+    """PushSender at the port boundary: answers from a per-subscription script."""
+
+    def __init__(self, answer: Callable[[PushMessage], PushResult]) -> None:
+        self.answer = answer
+        self.sent: list[int] = []
+
+    def send_all(
+        self,
+        messages: Sequence[PushMessage],
+        on_result: Callable[[PushResult], None],
+        should_stop: Callable[[], bool],
+    ) -> None:
+        for m in messages:
+            if should_stop():
+                return
+            self.sent.append(m.subscription_id)
+            on_result(self.answer(m))
+
+
+POLICY = delivery.DeliveryPolicy(batch_size=3, retry_base_s=5, stale_after_s=30)
+
+
+def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStore) -> None:
+    ids = [
+        store.upsert(sub(n, ["breaking"] if n % 4 else ["sport"]), 1)[0].id for n in range(1, 11)
+    ]
+    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+    queue = RecordingQueue()
+    assert (
+        delivery.plan_fanout(alert.id, store, queue, POLICY) == 3
+    )  # 8 breaking readers, 3 per batch
+    assert delivery.plan_fanout(alert.id, store, queue, POLICY) == 0  # a re-run plans nothing new
+    planned = store.get_alert(alert.id)
+    assert (
+        planned is not None
+        and planned.status is AlertStatus.SENDING
+        and planned.counts.audience == 8
+    )
+    gone = ids[1]
+    sender = ScriptedSender(
+        lambda m: PushResult(
+            m.subscription_id, "fcm.googleapis.com", 410 if m.subscription_id == gone else 201
+        )
+    )
+    hosts = MemoryHostHealth()
+    for batch_id in queue.batches:
+        delivery.deliver_batch(batch_id, store, sender, hosts, POLICY)
+        delivery.deliver_batch(
+            batch_id, store, sender, hosts, POLICY
+        )  # redelivered task: nothing twice
+    assert sorted(sender.sent) == sorted(i for n, i in enumerate(ids, 1) if n % 4)
+    done = store.get_alert(alert.id)
+    assert done is not None
+    assert done.status is AlertStatus.SENT
+    assert (done.counts.delivered, done.counts.gone, done.counts.failed, done.counts.pending) == (
+        7,
+        1,
+        0,
+        0,
+    )
+    assert store.get_subscription(gone) is None
+    assert hosts.answers[("fcm.googleapis.com", "2xx")] == 7
+
+
+def test_a_batch_forced_to_run_again_skips_ledgered_readers(
+    store: SqlStore, engine: Engine
+) -> None:
+    for n in range(3):
+        store.upsert(sub(n), 1)
+    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+    queue = RecordingQueue()
+    delivery.plan_fanout(alert.id, store, queue, POLICY)
+    sender = ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 201))
+    delivery.deliver_batch(queue.batches[0], store, sender, MemoryHostHealth(), POLICY)
+    with engine.begin() as conn:  # as if the worker died after sending, before marking the batch
+        conn.execute(update(t.batches).values(status="queued"))
+    delivery.deliver_batch(queue.batches[0], store, sender, MemoryHostHealth(), POLICY)
+    assert len(sender.sent) == 3
+    assert store.get_alert(alert.id).counts.delivered == 3  # type: ignore[union-attr]
+
+
+def test_retries_wait_in_the_database_and_come_back_as_retry_batches(store: SqlStore) -> None:
+    a, _ = store.upsert(sub(1), 1)
+    b, _ = store.upsert(sub(2), 1)
+    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+    queue = RecordingQueue()
+    delivery.plan_fanout(alert.id, store, queue, POLICY, clock=lambda: 1000.0)
+    answers = {
+        a.id: [PushResult(a.id, "h", 429, retry_after="120"), PushResult(a.id, "h", 201)],
+        b.id: [PushResult(b.id, "h", 503), PushResult(b.id, "h", 201)],
+    }
+    sender = ScriptedSender(lambda m: answers[m.subscription_id].pop(0))
+    hosts = MemoryHostHealth()
+    delivery.deliver_batch(queue.batches[0], store, sender, hosts, POLICY, clock=lambda: 1000.0)
+    assert store.get_alert(alert.id).status is AlertStatus.SENDING  # type: ignore[union-attr]
+    assert store.waiting_count(alert.id) == 2
+    assert hosts.holds["h"][0] == 1120.0
+    assert (
+        delivery.schedule_due_retries(store, queue, POLICY, clock=lambda: 1010.0) == 1
+    )  # only the 503 is due
+    assert delivery.schedule_due_retries(store, queue, POLICY, clock=lambda: 1010.0) == 0
+    delivery.deliver_batch(
+        queue.batches[-1], store, sender, MemoryHostHealth(), POLICY, clock=lambda: 1010.0
+    )
+    assert delivery.schedule_due_retries(store, queue, POLICY, clock=lambda: 1121.0) == 1
+    delivery.deliver_batch(
+        queue.batches[-1], store, sender, MemoryHostHealth(), POLICY, clock=lambda: 1121.0
+    )
+    done = store.get_alert(alert.id)
+    assert done is not None and done.status is AlertStatus.SENT and done.counts.delivered == 2
+
+
+def test_rejections_never_delete_and_open_the_breaker(store: SqlStore) -> None:
+    a, _ = store.upsert(sub(1), 1)
+    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+    queue = RecordingQueue()
+    delivery.plan_fanout(alert.id, store, queue, POLICY)
+    hosts = MemoryHostHealth()
+    delivery.deliver_batch(
+        queue.batches[0],
+        store,
+        ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 403)),
+        hosts,
+        POLICY,
+        clock=lambda: 50.0,
+    )
+    assert store.get_subscription(a.id) is not None
+    assert hosts.breakers["h"][0] == 50.0 + POLICY.breaker_open_s
+
+
+def test_reconciler_requeues_lost_work(store: SqlStore, engine: Engine) -> None:
+    store.upsert(sub(1), 1)
+    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1000.0)
+    queue = RecordingQueue()
+    assert delivery.reconcile(store, queue, POLICY, clock=lambda: 1010.0) == {
+        "plans": 0,
+        "batches": 0,
+    }
+    assert (
+        delivery.reconcile(store, queue, POLICY, clock=lambda: 1100.0)["plans"] == 1
+    )  # plan task lost
+    delivery.plan_fanout(alert.id, store, queue, POLICY, clock=lambda: 1100.0)
+    queue.batches.clear()
+    assert delivery.reconcile(store, queue, POLICY, clock=lambda: 1110.0)["batches"] == 0
+    assert (
+        delivery.reconcile(store, queue, POLICY, clock=lambda: 1200.0)["batches"] == 1
+    )  # batch task lost
+    assert (
+        delivery.reconcile(store, queue, POLICY, clock=lambda: 1201.0)["batches"] == 0
+    )  # not twice at once
+
+
+def test_cancel_stops_delivery_and_scheduled_alerts_fire_when_due(store: SqlStore) -> None:
+    for n in range(5):
+        store.upsert(sub(n), 1)
+    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+    queue = RecordingQueue()
+    delivery.plan_fanout(alert.id, store, queue, POLICY)
+    store.set_status(alert.id, AlertStatus.CANCELLED, 2.0, only_from=(AlertStatus.SENDING,))
+    sender = ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 201))
+    for batch_id in queue.batches:
+        delivery.deliver_batch(batch_id, store, sender, MemoryHostHealth(), POLICY)
+    assert sender.sent == []
+    later, _ = store.create_alert(draft(send_at=500.0), "k", AlertStatus.SCHEDULED, 0, 1.0)
+    assert delivery.fire_scheduled(store, queue, clock=lambda: 499.0) == 0
+    assert delivery.fire_scheduled(store, queue, clock=lambda: 501.0) == 1
+    assert store.get_alert(later.id).status is AlertStatus.QUEUED  # type: ignore[union-attr]
+    assert queue.plans == [later.id]
+
+
+def test_ledger_statuses_are_stable_numbers() -> None:
+    assert [int(s) for s in LedgerStatus] == [1, 2, 3, 4, 5]

@@ -1,0 +1,125 @@
+"""Settings: embedded defaults, and one clear message naming the variable when a value is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.settings import SettingsError, load_settings
+
+
+def load(tmp_path: Path, **env: str) -> object:
+    base = {"NEWSFLASH_VAR_DIR": str(tmp_path / "var")}
+    base.update(env)
+    return load_settings(environ=base, env_file=None)
+
+
+def test_embedded_defaults_match_the_contract(tmp_path: Path) -> None:
+    s = load_settings(environ={}, env_file=None)
+    assert s.database_url == "sqlite:///var/newsflash.db"
+    assert s.redis_url == "redis://127.0.0.1:6379/0"
+    assert s.broker_url == s.redis_url
+    assert s.public_origins == ("http://127.0.0.1:8000",)
+    assert "fcm.googleapis.com" in s.push_hosts and "*.push.apple.com" in s.push_hosts
+    assert s.allow_loopback_push is False
+    assert [t.slug for t in s.topics] == ["breaking", "politics", "business", "sport"]
+    assert [t.slug for t in s.topics if t.default] == ["breaking"]
+    assert s.default_ttl_s == 3600
+    assert s.alert_webhook_url is None
+
+
+def test_broker_follows_redis_unless_set(tmp_path: Path) -> None:
+    s = load_settings(environ={"NEWSFLASH_REDIS_URL": "redis://10.1.2.3:6380/2"}, env_file=None)
+    assert s.broker_url == "redis://10.1.2.3:6380/2"
+    s = load_settings(
+        environ={"NEWSFLASH_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//"}, env_file=None
+    )
+    assert s.broker_url.startswith("amqp://")
+
+
+def test_postgres_url_gets_the_psycopg3_driver() -> None:
+    s = load_settings(
+        environ={"NEWSFLASH_DATABASE_URL": "postgresql://u@db/newsflash"}, env_file=None
+    )
+    assert s.database_url == "postgresql+psycopg://u@db/newsflash"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        (
+            "NEWSFLASH_DATABASE_URL",
+            "mysql://x/y",
+            "NEWSFLASH_DATABASE_URL: expected a URL starting with",
+        ),
+        ("NEWSFLASH_DEFAULT_TTL", "0", "NEWSFLASH_DEFAULT_TTL: expected a whole number from 60"),
+        ("NEWSFLASH_DEFAULT_TTL", "soon", "NEWSFLASH_DEFAULT_TTL"),
+        (
+            "NEWSFLASH_ALLOW_LOOPBACK_PUSH",
+            "maybe",
+            "NEWSFLASH_ALLOW_LOOPBACK_PUSH: expected on/off",
+        ),
+        ("NEWSFLASH_PUBLIC_ORIGINS", "http://news.example.com", "https origins"),
+        ("NEWSFLASH_PUBLIC_ORIGINS", "https://news.example.com/path", "NEWSFLASH_PUBLIC_ORIGINS"),
+        ("NEWSFLASH_TOPICS", "Breaking News", "NEWSFLASH_TOPICS"),
+        ("NEWSFLASH_PUSH_HOSTS", "fcm.googleapis.com/x", "NEWSFLASH_PUSH_HOSTS"),
+        (
+            "NEWSFLASH_VAPID_SUBJECT",
+            "admin@example.com",
+            "NEWSFLASH_VAPID_SUBJECT: expected a mailto:",
+        ),
+        ("NEWSFLASH_NEWSROOM_TIMEZONE", "Mars/Olympus", "NEWSFLASH_NEWSROOM_TIMEZONE"),
+        ("PORT", "http", "PORT: expected a TCP port"),
+    ],
+)
+def test_malformed_values_name_the_variable(
+    tmp_path: Path, variable: str, value: str, expected: str
+) -> None:
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, **{variable: value})
+    assert expected in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_unreadable_key_file_is_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, NEWSFLASH_VAPID_PRIVATE_KEY_FILE=str(tmp_path / "missing.pem"))
+    assert str(info.value).startswith("NEWSFLASH_VAPID_PRIVATE_KEY_FILE: expected a readable file")
+
+
+def test_a_key_that_is_not_pem_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    secret = "super-secret-not-a-pem"
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, NEWSFLASH_VAPID_PRIVATE_KEY=secret)
+    assert secret not in str(info.value)
+    assert "NEWSFLASH_VAPID_PRIVATE_KEY" in str(info.value)
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text('# comment\nNEWSFLASH_DEFAULT_TTL=600\nexport NEWSFLASH_BATCH_SIZE="250"\n')
+    s = load_settings(environ={"NEWSFLASH_BATCH_SIZE": "100"}, env_file=dotenv)
+    assert s.default_ttl_s == 600
+    assert s.batch_size == 100
+
+
+def test_topics_setting_parses_names_and_default() -> None:
+    s = load_settings(
+        environ={"NEWSFLASH_TOPICS": "local:Local news,breaking:Breaking:default"}, env_file=None
+    )
+    assert [(t.slug, t.name, t.default) for t in s.topics] == [
+        ("local", "Local news", False),
+        ("breaking", "Breaking", True),
+    ]
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings(environ={}, env_file=None)
+    with pytest.raises(AttributeError):
+        s.batch_size = 1  # type: ignore[misc]
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    s = load_settings(environ={"NEWSFLASH_SECRET_KEY": "hunter2-hunter2"}, env_file=None)
+    assert "hunter2" not in repr(s)
