@@ -97,6 +97,13 @@ class Settings:
     proxy_hops: int = 0  # reverse proxies in front of the web process (X-Forwarded-For trust)
     log_level: str = "INFO"
     log_json: bool = True
+    # Ops: Prometheus multiprocess files, the /ops cache and the alarm thresholds.
+    metrics_dir: Path = Path("var/metrics")
+    ops_cache_s: float = 2.0
+    inspect_timeout_s: float = 1.0
+    alarm_interval_s: float = 5.0
+    alarm_stall_s: float = 60.0
+    alarm_pending_s: float = 120.0
 
     @property
     def topic_slugs(self) -> frozenset[str]:
@@ -148,11 +155,11 @@ class _Reader:
             return None
         return value.strip()
 
-    def str(self, name: str, default: str) -> str:
+    def text(self, name: str, default: str) -> str:
         value = self.raw(name)
         return default if value is None else value
 
-    def int(self, name: str, default: int, low: int, high: int) -> int:
+    def whole(self, name: str, default: int, low: int, high: int) -> int:
         value = self.raw(name)
         if value is None:
             return default
@@ -166,7 +173,7 @@ class _Reader:
             raise SettingsError(PREFIX + name, f"a whole number from {low} to {high}", value)
         return number
 
-    def float(self, name: str, default: float, low: float, high: float) -> float:
+    def number(self, name: str, default: float, low: float, high: float) -> float:
         value = self.raw(name)
         if value is None:
             return default
@@ -178,7 +185,7 @@ class _Reader:
             raise SettingsError(PREFIX + name, f"a number from {low} to {high}", value)
         return number
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         value = self.raw(name)
         if value is None:
             return default
@@ -301,8 +308,8 @@ def load_settings(
     env.update(os.environ if environ is None else environ)
     read = _Reader(env, _asked if _asked is not None else set(), missing_secret_files_ok)
 
-    var_dir = Path(read.str("VAR_DIR", "var"))
-    database_url = read.str("DATABASE_URL", f"sqlite:///{var_dir}/newsflash.db")
+    var_dir = Path(read.text("VAR_DIR", "var"))
+    database_url = read.text("DATABASE_URL", f"sqlite:///{var_dir}/newsflash.db")
     database_url = _check_url(
         PREFIX + "DATABASE_URL",
         database_url,
@@ -311,11 +318,11 @@ def load_settings(
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
     redis_url = _check_url(
-        PREFIX + "REDIS_URL", read.str("REDIS_URL", "redis://127.0.0.1:6379/0"), ("redis", "rediss")
+        PREFIX + "REDIS_URL", read.text("REDIS_URL", "redis://127.0.0.1:6379/0"), ("redis", "rediss")
     )
     broker_url = _check_url(
         PREFIX + "BROKER_URL",
-        read.str("BROKER_URL", redis_url),
+        read.text("BROKER_URL", redis_url),
         ("redis", "rediss", "amqp", "amqps", "pyamqp"),
     )
 
@@ -334,14 +341,14 @@ def load_settings(
     if subject and not subject.startswith(("mailto:", "https://")):
         raise SettingsError(PREFIX + "VAPID_SUBJECT", "a mailto: or https:// URL", subject)
 
-    origins_text = read.str("PUBLIC_ORIGINS", "http://127.0.0.1:8000")
+    origins_text = read.text("PUBLIC_ORIGINS", "http://127.0.0.1:8000")
     origins = tuple(
         _parse_origin(PREFIX + "PUBLIC_ORIGINS", o) for o in origins_text.split(",") if o.strip()
     )
     if not origins:
         raise SettingsError(PREFIX + "PUBLIC_ORIGINS", "at least one origin", origins_text)
 
-    timezone = read.str("NEWSROOM_TIMEZONE", "Africa/Nairobi")
+    timezone = read.text("NEWSROOM_TIMEZONE", "Africa/Nairobi")
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -352,13 +359,20 @@ def load_settings(
     alert_webhook = read.raw("ALERT_WEBHOOK")
     if alert_webhook is not None:
         _check_url(PREFIX + "ALERT_WEBHOOK", alert_webhook, ("http", "https"))
-    task_time_limit_s = read.int("TASK_TIME_LIMIT_S", 300, 10, 3600)
+    task_time_limit_s = read.whole("TASK_TIME_LIMIT_S", 300, 10, 3600)
     read.asked.add("PORT")
     port_text = env.get("PORT", "").strip() or "8000"
     if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise SettingsError("PORT", "a TCP port number from 1 to 65535", port_text)
     port = int(port_text)
-    log_level = read.str("LOG_LEVEL", "INFO").upper()
+    log_level = read.text("LOG_LEVEL", "INFO").upper()
+    # prometheus_client reads PROMETHEUS_MULTIPROC_DIR itself (`newsflash run` sets it); the
+    # other processes get NEWSFLASH_METRICS_DIR exported by core.adapters.metrics.install.
+    read.asked.add("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = Path(
+        env.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+        or read.text("METRICS_DIR", str(var_dir / "metrics"))
+    )
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(PREFIX + "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", log_level)
 
@@ -373,44 +387,50 @@ def load_settings(
         secret_key=secret_key,
         public_origins=origins,
         push_hosts=_parse_push_hosts(
-            PREFIX + "PUSH_HOSTS", read.str("PUSH_HOSTS", DEFAULT_PUSH_HOSTS)
+            PREFIX + "PUSH_HOSTS", read.text("PUSH_HOSTS", DEFAULT_PUSH_HOSTS)
         ),
-        allow_loopback_push=read.bool("ALLOW_LOOPBACK_PUSH", False),
-        topics=_parse_topics(PREFIX + "TOPICS", read.str("TOPICS", DEFAULT_TOPICS)),
-        default_ttl_s=read.int("DEFAULT_TTL", 3600, 60, MAX_TTL_S),
+        allow_loopback_push=read.flag("ALLOW_LOOPBACK_PUSH", False),
+        topics=_parse_topics(PREFIX + "TOPICS", read.text("TOPICS", DEFAULT_TOPICS)),
+        default_ttl_s=read.whole("DEFAULT_TTL", 3600, 60, MAX_TTL_S),
         cms_webhook_secret=cms_secret,
         alert_webhook_url=alert_webhook,
-        batch_size=read.int("BATCH_SIZE", 500, 1, 10_000),
-        concurrency_per_process=read.int("CONCURRENCY", 100, 1, 2000),
-        concurrency_per_host=read.int("CONCURRENCY_PER_HOST", 100, 1, 2000),
-        connect_timeout_s=read.float("CONNECT_TIMEOUT_S", 5.0, 0.1, 60),
-        read_timeout_s=read.float("READ_TIMEOUT_S", 10.0, 0.1, 120),
-        request_deadline_s=read.float("REQUEST_DEADLINE_S", 15.0, 0.2, 180),
-        retry_max_attempts=read.int("RETRY_MAX_ATTEMPTS", 6, 1, 50),
-        retry_base_s=read.float("RETRY_BASE_S", 10.0, 0.0, 3600),
-        retry_cap_s=read.float("RETRY_CAP_S", 3600.0, 1.0, 86400),
-        stale_after_s=read.float("STALE_AFTER_S", 60.0, 1.0, 3600),
+        batch_size=read.whole("BATCH_SIZE", 500, 1, 10_000),
+        concurrency_per_process=read.whole("CONCURRENCY", 100, 1, 2000),
+        concurrency_per_host=read.whole("CONCURRENCY_PER_HOST", 100, 1, 2000),
+        connect_timeout_s=read.number("CONNECT_TIMEOUT_S", 5.0, 0.1, 60),
+        read_timeout_s=read.number("READ_TIMEOUT_S", 10.0, 0.1, 120),
+        request_deadline_s=read.number("REQUEST_DEADLINE_S", 15.0, 0.2, 180),
+        retry_max_attempts=read.whole("RETRY_MAX_ATTEMPTS", 6, 1, 50),
+        retry_base_s=read.number("RETRY_BASE_S", 10.0, 0.0, 3600),
+        retry_cap_s=read.number("RETRY_CAP_S", 3600.0, 1.0, 86400),
+        stale_after_s=read.number("STALE_AFTER_S", 60.0, 1.0, 3600),
         task_time_limit_s=task_time_limit_s,
-        visibility_timeout_s=read.int("VISIBILITY_TIMEOUT_S", 3600, 60, 86400),
-        prompt_title=read.str("PROMPT_TITLE", "Be the first to know."),
-        prompt_body=read.str("PROMPT_BODY", "Get breaking news alerts from us."),
-        prompt_accept=read.str("PROMPT_ACCEPT", "Yes, Thanks"),
-        prompt_dismiss=read.str("PROMPT_DISMISS", "Not now"),
-        prompt_reask_days=read.int("PROMPT_REASK_DAYS", 7, 0, 365),
+        visibility_timeout_s=read.whole("VISIBILITY_TIMEOUT_S", 3600, 60, 86400),
+        prompt_title=read.text("PROMPT_TITLE", "Be the first to know."),
+        prompt_body=read.text("PROMPT_BODY", "Get breaking news alerts from us."),
+        prompt_accept=read.text("PROMPT_ACCEPT", "Yes, Thanks"),
+        prompt_dismiss=read.text("PROMPT_DISMISS", "Not now"),
+        prompt_reask_days=read.whole("PROMPT_REASK_DAYS", 7, 0, 365),
         newsroom_timezone=timezone,
-        undo_window_s=read.int("UNDO_WINDOW_S", 10, 0, 300),
-        subscription_max_age_days=read.int("SUBSCRIPTION_MAX_AGE_DAYS", 180, 1, 3650),
-        rate_limit_subscribe=read.str("RATE_LIMIT_SUBSCRIBE", "30 per minute"),
-        rate_limit_login=read.str("RATE_LIMIT_LOGIN", "10 per minute"),
+        undo_window_s=read.whole("UNDO_WINDOW_S", 10, 0, 300),
+        subscription_max_age_days=read.whole("SUBSCRIPTION_MAX_AGE_DAYS", 180, 1, 3650),
+        rate_limit_subscribe=read.text("RATE_LIMIT_SUBSCRIBE", "30 per minute"),
+        rate_limit_login=read.text("RATE_LIMIT_LOGIN", "10 per minute"),
         metrics_token=read.raw("METRICS_TOKEN"),
         push_ca_file=read.raw("PUSH_CA_FILE"),
-        worker_concurrency=read.int("WORKER_CONCURRENCY", 2, 1, 64),
-        proxy_hops=read.int("PROXY_HOPS", 0, 0, 5),
+        worker_concurrency=read.whole("WORKER_CONCURRENCY", 2, 1, 64),
+        proxy_hops=read.whole("PROXY_HOPS", 0, 0, 5),
         port=port,
         api_url=_check_url(
-            PREFIX + "API_URL", read.str("API_URL", f"http://127.0.0.1:{port}"), ("http", "https")
+            PREFIX + "API_URL", read.text("API_URL", f"http://127.0.0.1:{port}"), ("http", "https")
         ),
         api_token=read.secret("API_TOKEN", var_dir, None)[0] or None,
         log_level=log_level,
-        log_json=read.bool("LOG_JSON", True),
+        log_json=read.flag("LOG_JSON", True),
+        metrics_dir=metrics_dir,
+        ops_cache_s=read.number("OPS_CACHE_S", 2.0, 0.0, 60.0),
+        inspect_timeout_s=read.number("INSPECT_TIMEOUT_S", 1.0, 0.1, 10.0),
+        alarm_interval_s=read.number("ALARM_INTERVAL_S", 5.0, 0.5, 300.0),
+        alarm_stall_s=read.number("ALARM_STALL_S", 60.0, 1.0, 86400.0),
+        alarm_pending_s=read.number("ALARM_PENDING_S", 120.0, 1.0, 86400.0),
     )

@@ -38,7 +38,7 @@ class Container:
         return SqlStore(self.engine, sync_topics(self.engine, self.settings.topics))
 
     @cached_property
-    def redis(self) -> redis.Redis:
+    def redis(self) -> redis.Redis[bytes]:
         return redis.Redis.from_url(
             self.settings.redis_url,
             socket_timeout=5,

@@ -446,6 +446,8 @@ _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def _load_extras() -> None:
+    if _EXTRA_COMMANDS:
+        return
     for module in ("service.cli_ops", "bench.cli"):
         try:
             imported = __import__(module, fromlist=["register"])

@@ -105,7 +105,7 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 
 def document() -> dict[str, Any]:
-    bearer = [{"bearer": []}, {"session": []}]
+    bearer: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
     return {
         "openapi": "3.1.0",
         "info": {

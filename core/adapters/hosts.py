@@ -20,7 +20,7 @@ class RedisHostHealth:
     """Holds and breakers expire by themselves (Redis TTL); answer counts are buffered in-process
     and flushed about once a second, so the hot path costs no round trip per push."""
 
-    def __init__(self, client: redis.Redis, clock: Any = time.time) -> None:
+    def __init__(self, client: redis.Redis[bytes], clock: Any = time.time) -> None:
         self.client = client
         self.clock = clock
         self._counts: Counter[tuple[str, str]] = Counter()
