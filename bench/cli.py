@@ -1,0 +1,92 @@
+"""`newsflash bench ...`: the benchmarks' command line (registered by service/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
+    from bench.fanout import Options, run, save, summary
+
+    opts = Options(
+        subscribers=args.subscribers,
+        latency_ms=args.latency_ms,
+        tls=args.tls,
+        workers=args.workers,
+        nodes=args.nodes,
+        repeats=args.repeats,
+        naive_sample=args.naive_sample,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        concurrency_per_host=args.concurrency_per_host,
+        prefetch=args.prefetch,
+        web_workers=args.web_workers,
+        database_url=args.database_url,
+        redis_url=args.redis_url,
+        timeout_s=args.timeout,
+        out=Path(args.out) if args.out else None,
+        label=args.label or "",
+    )
+    report = run(opts)
+    path = save(report, opts.out)
+    print(summary(report))
+    print(f"written to {path}")
+    return 0 if report["fanout"]["complete"] else 1
+
+
+def cmd_bench_sink(args: argparse.Namespace, _settings: Any) -> int:
+    from bench.sink import main
+
+    argv = ["--port", str(args.port), "--latency-ms", str(args.latency_ms)]
+    if args.tls:
+        from bench.sink import make_certificate
+
+        cert, key = make_certificate(Path(args.tls_dir))
+        print(f"certificate (trust it with NEWSFLASH_PUSH_CA_FILE): {cert}")
+        argv += ["--cert", str(cert), "--key", str(key)]
+    return main(argv)
+
+
+def register(subparsers: Any) -> None:
+    bench = subparsers.add_parser("bench", help="benchmarks (fan-out speed)").add_subparsers(
+        dest="bench_command", required=True, metavar="BENCHMARK"
+    )
+    p = bench.add_parser(
+        "fanout",
+        help="time one alert to N subscribers through the real API, broker and workers",
+        description=(
+            "Creates a PostgreSQL database, N subscriptions with real P-256 keys pointing at a "
+            "local push sink, runs gunicorn, Celery workers and beat, publishes one alert through "
+            "POST /api/v1/alerts and times every push arriving; then runs pywebpush's naive loop "
+            "against the same sink for the ratio. Results go to bench/results/*.json."
+        ),
+    )
+    p.add_argument("--subscribers", "-n", type=int, required=True, metavar="N")
+    p.add_argument("--latency-ms", type=float, default=0.0, help="push-service answer delay")
+    p.add_argument("--tls", action="store_true", help="the sink speaks HTTPS (self-signed)")
+    p.add_argument(
+        "--workers", "-w", type=int, default=2, help="worker processes per node (celery -c)"
+    )
+    p.add_argument("--nodes", type=int, default=1, help="`newsflash worker` instances")
+    p.add_argument("--repeats", type=int, default=0, help="alerts timed (default 3 if N ≤ 20k)")
+    p.add_argument("--naive-sample", type=int, default=1000, help="subscribers in the naive loop")
+    p.add_argument("--batch-size", type=int, help="NEWSFLASH_BATCH_SIZE")
+    p.add_argument("--concurrency", type=int, help="NEWSFLASH_CONCURRENCY")
+    p.add_argument("--concurrency-per-host", type=int, help="NEWSFLASH_CONCURRENCY_PER_HOST")
+    p.add_argument("--prefetch", type=int, help="NEWSFLASH_PREFETCH")
+    p.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
+    p.add_argument("--database-url", help="an empty database to use (default: a fresh one)")
+    p.add_argument("--redis-url", help="default: a private redis-server on a free port")
+    p.add_argument("--timeout", type=float, help="seconds to wait for the fan-out")
+    p.add_argument("--out", help="JSON report path (default bench/results/fanout-*.json)")
+    p.add_argument("--label", help="a note stored in the report")
+    p.set_defaults(func=cmd_bench_fanout, needs_keys=False)
+
+    p = bench.add_parser("sink", help="run the benchmark push sink in the foreground")
+    p.add_argument("--port", type=int, default=8002)
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--tls", action="store_true")
+    p.add_argument("--tls-dir", default="var/bench/tls")
+    p.set_defaults(func=cmd_bench_sink, needs_keys=False)

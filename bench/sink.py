@@ -1,0 +1,285 @@
+"""A tiny, fast push sink on loopback: answers 201, counts, optional latency and TLS.
+
+It stands in for a push service in the fan-out benchmark. It does not decrypt (the push
+stand-in in standin/ does that for the tests); it checks the web-push headers are there,
+counts every push by the subscriber index in its path (/push/<i>), and remembers when 50 %,
+90 % and 100 % of the expected pushes had arrived. Pushes to /naive/<i> (the naive loop) are
+counted apart. GET /_sink/stats answers JSON; POST /_sink/reset?expect=N starts a new round.
+
+One asyncio process on raw protocols: about 20 µs of CPU per request, far below the sender's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import ipaddress
+import json
+import os
+import signal
+import ssl
+import sys
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+MARKS = (0.5, 0.9, 1.0)
+MAX_HEAD = 16 * 1024
+MAX_BODY = 64 * 1024
+
+
+class Counts:
+    """What arrived this round."""
+
+    def __init__(self, expect: int = 0) -> None:
+        self.reset(expect)
+
+    def reset(self, expect: int) -> None:
+        self.expect = expect
+        self.seen = bytearray(max(expect, 0))
+        self.received = 0
+        self.distinct = 0
+        self.duplicates = 0
+        self.out_of_range = 0
+        self.bad = 0
+        self.naive = 0
+        self.bytes = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+        self.marks: dict[str, float] = {}
+        self.started_at = time.time()
+
+    def push(self, index: int, ok: bool, size: int) -> None:
+        now = time.time()
+        if self.first_at is None:
+            self.first_at = now
+        self.last_at = now
+        self.received += 1
+        self.bytes += size
+        if not ok:
+            self.bad += 1
+        if 0 <= index < len(self.seen):
+            if self.seen[index]:
+                self.duplicates += 1
+            else:
+                self.seen[index] = 1
+                self.distinct += 1
+                for mark in MARKS:
+                    key = str(int(mark * 100))
+                    if key not in self.marks and self.distinct >= mark * self.expect:
+                        self.marks[key] = now
+        else:
+            self.out_of_range += 1
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "expect": self.expect,
+            "received": self.received,
+            "distinct": self.distinct,
+            "duplicates": self.duplicates,
+            "out_of_range": self.out_of_range,
+            "bad": self.bad,
+            "naive": self.naive,
+            "bytes": self.bytes,
+            "first_at": self.first_at,
+            "last_at": self.last_at,
+            "marks": self.marks,
+            "started_at": self.started_at,
+            "pid": os.getpid(),
+        }
+
+
+_CREATED = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nLocation: /m/1\r\n\r\n"
+_BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class SinkProtocol(asyncio.Protocol):
+    """HTTP/1.1 with keep-alive, just enough of it for web push and the control calls."""
+
+    def __init__(self, counts: Counts, latency_s: float) -> None:
+        self.counts = counts
+        self.latency_s = latency_s
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buffer) > MAX_HEAD:
+                    self._reply(_BAD, close=True)
+                return
+            head = bytes(self.buffer[:end]).decode("latin-1")
+            lines = head.split("\r\n")
+            headers: dict[str, str] = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_BODY:
+                self._reply(_BAD, close=True)
+                return
+            if len(self.buffer) < end + 4 + length:
+                return
+            body = bytes(self.buffer[end + 4 : end + 4 + length])
+            del self.buffer[: end + 4 + length]
+            parts = lines[0].split(" ")
+            if len(parts) != 3:
+                self._reply(_BAD, close=True)
+                return
+            self._handle(parts[0], parts[1], headers, body)
+
+    def _handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> None:
+        if target.startswith("/push/") or target.startswith("/naive/"):
+            ok = (
+                method == "POST"
+                and headers.get("content-encoding") == "aes128gcm"
+                and headers.get("authorization", "").startswith("vapid t=")
+                and int(headers.get("ttl", "0") or 0) > 0
+                and 0 < len(body) <= 4096
+            )
+            if target.startswith("/naive/"):
+                self.counts.naive += 1
+                if not ok:
+                    self.counts.bad += 1
+            else:
+                try:
+                    index = int(target[6:])
+                except ValueError:
+                    index = -1
+                self.counts.push(index, ok, len(body))
+            if self.latency_s > 0:
+                self.loop.call_later(self.latency_s, self._reply, _CREATED)
+            else:
+                self._reply(_CREATED)
+            return
+        if target.startswith("/_sink/stats"):
+            self._json(200, self.counts.as_json())
+            return
+        if target.startswith("/_sink/reset") and method == "POST":
+            query = parse_qs(urlsplit(target).query)
+            self.counts.reset(int(query.get("expect", ["0"])[0]))
+            self._json(200, self.counts.as_json())
+            return
+        self._reply(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    def _json(self, status: int, data: dict[str, object]) -> None:
+        raw = json.dumps(data).encode()
+        self._reply(
+            f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(raw)}\r\n\r\n".encode()
+            + raw
+        )
+
+    def _reply(self, raw: bytes, close: bool = False) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(raw)
+        if close:
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost (the workers trust it as a CA)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "newsflash bench sink")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=2))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path = directory / "sink-cert.pem"
+    key_path = directory / "sink-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+async def serve(
+    host: str, port: int, latency_s: float, cert: Path | None, key: Path | None, expect: int
+) -> None:
+    counts = Counts(expect)
+    context = None
+    if cert is not None and key is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SinkProtocol(counts, latency_s), host, port, ssl=context, backlog=2048
+    )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"sink listening on {host}:{port} tls={context is not None}", flush=True)
+    async with server:
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    parser.add_argument("--expect", type=int, default=0)
+    args = parser.parse_args(argv)
+    if not ipaddress.ip_address(args.host).is_loopback:
+        print("the sink listens on loopback only", file=sys.stderr)
+        return 2
+    asyncio.run(
+        serve(
+            args.host,
+            args.port,
+            args.latency_ms / 1000.0,
+            Path(args.cert) if args.cert else None,
+            Path(args.key) if args.key else None,
+            args.expect,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
