@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -35,7 +36,12 @@ class Process:
         self.log_path = log_dir / f"{name}.log"
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
+        # PROMETHEUS_MULTIPROC_DIR too: each stack's processes derive it from their var dir.
+        full_env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("NEWSFLASH_") and k != "PROMETHEUS_MULTIPROC_DIR"
+        }
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
@@ -63,18 +69,12 @@ class Process:
 
     def stop(self, grace_s: float = 10.0) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=grace_s)
-            except subprocess.TimeoutExpired:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         self.proc.wait()
         self._log.close()
 
