@@ -1,7 +1,115 @@
-"""Ops pages and APIs: /ops, /api/v1/ops/queues, /metrics."""
+"""Ops pages and APIs: /ops (live dashboard), /api/v1/ops/queues (the same facts as JSON),
+/metrics (Prometheus), and the open alarms in /readyz."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hmac
+import json
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, render_template, request
+from flask.blueprints import BlueprintSetupState
+
+from core import ops
+from core.accounts import OPS_ROLES
+from core.adapters import metrics
+from service.app import Newsflash
+from service.auth import require_role
+from workers import monitoring
 
 bp = Blueprint("ops", __name__)
+
+
+def ext() -> Newsflash:
+    return current_app.extensions["newsflash"]  # type: ignore[no-any-return]
+
+
+def _kit() -> monitoring.OpsKit:
+    e = ext()
+    return monitoring.kit_for(e.container, e.celery)
+
+
+def _fresh_snapshot(kit: monitoring.OpsKit) -> dict[str, Any]:
+    snapshot = ops.collect(kit.sources, time.time())
+    try:
+        snapshot["alarms"] = ops.alarms_json(kit.alarm_store)
+    except Exception:
+        snapshot["alarms"] = None
+    snapshot["thresholds"] = {
+        "stall_s": kit.settings.alarm_stall_s,
+        "pending_s": kit.settings.alarm_pending_s,
+    }
+    return snapshot
+
+
+def snapshot_text() -> str:
+    """The ops picture as JSON, shared through Redis for ops_cache_s so that many viewers (and
+    gunicorn processes) cost one round of broker questions per period."""
+    kit = _kit()
+    try:
+        return kit.telemetry.cached(
+            "snapshot", kit.settings.ops_cache_s, lambda: _fresh_snapshot(kit), json.dumps
+        )
+    except Exception:
+        # Redis down: answer anyway, uncached; the snapshot says what is unreachable.
+        return json.dumps(_fresh_snapshot(kit))
+
+
+@bp.get("/ops")
+@require_role(OPS_ROLES, page=True)
+def dashboard() -> str:
+    return render_template(
+        "ops/index.html",
+        # "<" escaped so a headline can never close the <script> it is embedded in.
+        initial=snapshot_text().replace("<", "\\u003c"),
+        refresh_ms=max(500, min(2000, int(ext().settings.ops_cache_s * 1000) or 2000)),
+    )
+
+
+@bp.get("/api/v1/ops/queues")
+@require_role(OPS_ROLES)
+def queues() -> Response:
+    response = Response(snapshot_text(), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _metrics_token_ok() -> bool:
+    token = ext().settings.metrics_token
+    header = request.headers.get("Authorization", "")
+    if not token or not header.startswith("Bearer "):
+        return False
+    return hmac.compare_digest(header.removeprefix("Bearer ").strip().encode(), token.encode())
+
+
+def _render_metrics() -> Response:
+    body, content_type = metrics.render(ext().settings.metrics_dir, json.loads(snapshot_text()))
+    response = Response(body, content_type=content_type)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+_ops_metrics = require_role(OPS_ROLES)(_render_metrics)
+
+
+@bp.get("/metrics")
+def prometheus() -> Response:
+    """A bearer token of role ops/admin, or NEWSFLASH_METRICS_TOKEN (for Prometheus)."""
+    if _metrics_token_ok():
+        return _render_metrics()
+    return _ops_metrics()
+
+
+def _ready_extra() -> dict[str, Any]:
+    """Open alarms in /readyz detail (they do not change readiness: a stalled queue is no reason
+    to take the web process out of the load balancer)."""
+    try:
+        return {"alarms": ops.alarms_json(_kit().alarm_store)}
+    except Exception as exc:
+        return {"alarms": None, "alarms_error": f"unreachable: {type(exc).__name__}"}
+
+
+@bp.record_once
+def _wire(state: BlueprintSetupState) -> None:
+    state.app.config.setdefault("NEWSFLASH_READY_EXTRA", _ready_extra)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from config.settings import SettingsError, load_settings
+from core.adapters.logs import configure_logging
 from core.bootstrap import StartupError, load_signer
 from service.app import create_app
 
@@ -15,4 +16,6 @@ except (SettingsError, StartupError) as exc:
     print(f"newsflash: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 
+# One JSON line per event, redacted, for gunicorn's processes too (Celery sets up its own).
+configure_logging(_settings.log_level, _settings.log_json)
 app = create_app(_settings)

@@ -95,6 +95,11 @@ def celery_config(settings: Settings) -> dict[str, object]:
                 "schedule": 6 * 3600.0,
                 "options": {"expires": 600},
             },
+            "evaluate-alarms": {
+                "task": TASK_ALARMS,
+                "schedule": settings.alarm_interval_s,
+                "options": {"expires": max(2.0, 2 * settings.alarm_interval_s)},
+            },
         },
         "beat_max_loop_interval": 1,
     }

@@ -15,6 +15,7 @@ from core import delivery
 from core.bootstrap import Container
 from core.model import Lane
 from workers.factory import (
+    TASK_ALARMS,
     TASK_DELIVER,
     TASK_FIRE_SCHEDULED,
     TASK_PLAN,
@@ -65,7 +66,10 @@ RETRY_ON = (OperationalError, ConnectionError)
 
 def register(app: Celery) -> None:
     """Declare the tasks on `app` (tests build their own app with make_celery)."""
+    from workers import monitoring
+
     queue = CeleryTaskQueue(app)
+    monitoring.install(app, container_for)
 
     @app.task(
         name=TASK_PLAN,
@@ -90,8 +94,14 @@ def register(app: Celery) -> None:
     def deliver_batch(self: Task, batch_id: int, alert_id: int | None = None) -> None:
         c = container_for(app)
         started = time.monotonic()
-        report = delivery.deliver_batch(batch_id, c.store, c.sender, c.hosts, c.delivery_policy)
+        observer = monitoring.DeliveryObserver(
+            monitoring.kit_for(c, app), alert_id, batch_id, self.request.id
+        )
+        report = delivery.deliver_batch(
+            batch_id, c.store, c.sender, c.hosts, c.delivery_policy, observe=observer
+        )
         c.hosts.flush()
+        observer.finish()
         log.info(
             "delivered batch",
             extra={
@@ -131,3 +141,8 @@ def register(app: Celery) -> None:
     @app.task(name=TASK_RECOUNT, autoretry_for=RETRY_ON, max_retries=0)
     def recount_subscriptions() -> None:
         container_for(app).store.recount_masks()
+
+    @app.task(name=TASK_ALARMS, max_retries=0)
+    def evaluate_alarms() -> int:
+        kit = monitoring.kit_for(container_for(app), app)
+        return len(monitoring.run_alarm_round(kit, "task")["alarms"])

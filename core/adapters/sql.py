@@ -186,6 +186,21 @@ class SqlStore:
         )
         conn.execute(stmt)
 
+    @staticmethod
+    def _count_churn(conn: Connection, at: float, created: int = 0, lost: int = 0) -> None:
+        """New and lost subscriptions per hour, in the same transaction as the change."""
+        if not created and not lost:
+            return
+        c = t.subscription_churn.c
+        stmt = _dialect_insert(conn, t.subscription_churn).values(
+            hour=int(at // 3600), created=created, lost=lost
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[c.hour],
+            set_={"created": c.created + stmt.excluded.created, "lost": c.lost + stmt.excluded.lost},
+        )
+        conn.execute(stmt)
+
     def _locked_by_endpoint(self, conn: Connection, endpoint: str) -> RowMapping | None:
         q = select(t.subscriptions).where(t.subscriptions.c.endpoint == endpoint)
         if conn.dialect.name == "postgresql":
@@ -228,6 +243,7 @@ class SqlStore:
                             .returning(t.subscriptions.c.id)
                         ).scalar_one()
                         self._bump_mask(conn, mask, +1)
+                        self._count_churn(conn, now, created=1)
                         created = True
                     fresh = (
                         conn.execute(select(t.subscriptions).where(t.subscriptions.c.id == sub_id))
@@ -302,6 +318,7 @@ class SqlStore:
             for mask, n in Counter(masks).items():
                 self._bump_mask(conn, mask, -n)
                 deleted += n
+        self._count_churn(conn, time.time(), lost=deleted)
         return deleted
 
     def delete_ids(self, ids: Iterable[int]) -> int:

@@ -56,6 +56,16 @@ subscriptions = Table(
     Column("test_device_user_id", Integer, nullable=True, index=True),
 )
 
+# New and lost subscriptions per hour since the epoch (/ops shows them per newsroom day); rows
+# are deleted when a reader leaves, so the loss can only be counted as it happens.
+subscription_churn = Table(
+    "subscription_churn",
+    metadata,
+    Column("hour", BigInteger, primary_key=True, autoincrement=False),
+    Column("created", BigInteger, nullable=False),
+    Column("lost", BigInteger, nullable=False),
+)
+
 # How many subscriptions hold each exact topic set: audience sizes without counting rows.
 mask_counts = Table(
     "mask_counts",

@@ -1,0 +1,218 @@
+"""Prometheus metrics in multiprocess mode: each gunicorn and Celery process writes its own files
+under one directory, and GET /metrics sums them together with gauges read at scrape time.
+
+prometheus_client decides at import time whether it runs in multiprocess mode, from the
+PROMETHEUS_MULTIPROC_DIR environment variable. `install(settings)` exports it (from
+NEWSFLASH_METRICS_DIR, default var/metrics, unless PROMETHEUS_MULTIPROC_DIR is already given) and
+only then imports prometheus_client; nothing else in Newsflash imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS_S: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
+PUBLISH_BUCKETS_S: Final = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
+
+log = logging.getLogger("newsflash.metrics")
+_lock = threading.Lock()
+_installed: Path | None = None
+_metrics: Metrics | None = None
+
+
+def install(metrics_dir: Path) -> Path:
+    """Export the multiprocess directory for this process and its children (before import)."""
+    global _installed
+    with _lock:
+        if _installed is not None:
+            return _installed
+        path = metrics_dir.resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        os.environ[ENV] = str(path)
+        if "prometheus_client.values" in sys.modules:
+            from prometheus_client import values
+
+            if getattr(values.ValueClass, "__name__", "") == "MutexValue":
+                log.warning(
+                    "prometheus_client was imported before the metrics directory was set; "
+                    "this process's counters will not reach /metrics"
+                )
+        _installed = path
+        return path
+
+
+class Metrics:
+    """The counters and histograms worker processes write (labels stay low-cardinality)."""
+
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.deliveries = Counter(
+            "newsflash_deliveries",
+            "Push attempts by outcome (delivered, gone, retry, rejected, failed) and push host",
+            ["outcome", "push_host"],
+        )
+        self.answers = Counter(
+            "newsflash_push_answers",
+            "Push service answers by class (2xx, 404/410, 429, 5xx, 4xx, timeout, error)",
+            ["answer", "push_host"],
+        )
+        self.push_latency = Histogram(
+            "newsflash_push_request_seconds",
+            "Time from sending a push request to its answer",
+            ["push_host"],
+            buckets=LATENCY_BUCKETS_S,
+        )
+        self.publish_to_last_delivery = Histogram(
+            "newsflash_alert_publish_to_last_delivery_seconds",
+            "Time from an alert being queued to its last successful delivery",
+            buckets=PUBLISH_BUCKETS_S,
+        )
+        self.alerts_finished = Counter(
+            "newsflash_alerts_finished", "Alerts that finished sending, by final status", ["status"]
+        )
+        self.batches = Counter(
+            "newsflash_batches", "Delivery batches run by workers, by lane", ["lane"]
+        )
+        self.alarm_notifications = Counter(
+            "newsflash_alarm_notifications",
+            "Alarm webhook POSTs by result (sent, failed)",
+            ["result"],
+        )
+
+
+def metrics() -> Metrics:
+    """The process's metric objects (created once, after install)."""
+    global _metrics
+    with _lock:
+        if _metrics is None:
+            if _installed is None:
+                raise RuntimeError("call core.adapters.metrics.install(settings.metrics_dir) first")
+            _metrics = Metrics()
+        return _metrics
+
+
+def host_label(host: str, patterns: Iterable[str]) -> str:
+    """The allowlist pattern a host matched (*.notify.windows.com has thousands of hosts)."""
+    host = host.lower()
+    for pattern in patterns:
+        if pattern.startswith("*.") and host.endswith(pattern[1:]) and len(host) > len(pattern) - 1:
+            return pattern
+        if host == pattern:
+            return pattern
+    return host
+
+
+def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
+    """Gauges read at scrape time from the ops snapshot (the database, Redis and the broker)."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    def family(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+        return GaugeMetricFamily(name, doc, labels=labels)
+
+    subs = snapshot.get("subscribers") or {}
+    if "total" in subs:
+        g = family("newsflash_subscriptions", "Subscriptions stored")
+        g.add_metric([], float(subs["total"]))
+        yield g
+        g = family("newsflash_topic_subscribers", "Subscriptions per topic", ["topic"])
+        for topic, n in sorted((subs.get("per_topic") or {}).items()):
+            g.add_metric([topic], float(n))
+        yield g
+    by_status = snapshot.get("alerts_by_status")
+    if by_status is not None:
+        g = family("newsflash_alerts", "Alerts by status", ["status"])
+        for status, n in sorted(by_status.items()):
+            g.add_metric([status], float(n))
+        yield g
+    in_flight = snapshot.get("alerts_in_flight")
+    if in_flight is not None:
+        g = family("newsflash_alert_pending_deliveries", "Deliveries not yet final, all alerts")
+        g.add_metric([], float(sum(a["pending"] for a in in_flight)))
+        yield g
+    queues = snapshot.get("queues")
+    if queues is not None:
+        depth = family("newsflash_queue_depth", "Tasks waiting in each Celery queue", ["queue"])
+        age = family(
+            "newsflash_queue_oldest_age_seconds",
+            "Age of the oldest task waiting in each queue",
+            ["queue"],
+        )
+        for q in queues:
+            depth.add_metric([q["name"]], float(q["depth"]))
+            age.add_metric([q["name"]], float(q["oldest_age_s"] or 0.0))
+        yield depth
+        yield age
+    pending = snapshot.get("oldest_pending_s")
+    if pending is not None or snapshot.get("database", {}).get("ok"):
+        g = family(
+            "newsflash_oldest_pending_delivery_seconds",
+            "Age of the oldest delivery waiting to be sent (broker or database)",
+        )
+        g.add_metric([], float(pending or 0.0))
+        yield g
+    workers = snapshot.get("workers")
+    if workers is not None:
+        g = family("newsflash_workers_online", "Celery workers answering, by queue", ["queue"])
+        per_queue: dict[str, int] = {q["name"]: 0 for q in queues or []}
+        for w in workers:
+            for name in w["queues"]:
+                per_queue[name] = per_queue.get(name, 0) + 1
+        for name, n in sorted(per_queue.items()):
+            g.add_metric([name], float(n))
+        yield g
+    rate = snapshot.get("delivery_rate")
+    if rate is not None:
+        g = family(
+            "newsflash_delivery_rate_per_second", "Successful deliveries per second, last minute"
+        )
+        g.add_metric([], float(rate["per_second"]))
+        yield g
+    hosts = snapshot.get("push_hosts")
+    if hosts is not None:
+        g = family(
+            "newsflash_push_host_breaker_open",
+            "1 while a push host's circuit breaker is open",
+            ["push_host"],
+        )
+        for h in hosts:
+            g.add_metric([h["host"]], 1.0 if h["breaker"] else 0.0)
+        yield g
+    alarms = snapshot.get("alarms")
+    if alarms is not None:
+        g = family("newsflash_alarm_active", "1 while an alarm is firing", ["alarm", "kind"])
+        for a in alarms:
+            g.add_metric([a["key"], a["kind"]], 1.0)
+        yield g
+    g = family("newsflash_up", "1 per reachable dependency, 0 when unreachable", ["dependency"])
+    for dep in ("database", "broker", "redis"):
+        if dep in snapshot:
+            g.add_metric([dep], 1.0 if snapshot[dep].get("ok") else 0.0)
+    yield g
+
+
+class _SnapshotCollector:
+    def __init__(self, snapshot: Mapping[str, Any]) -> None:
+        self.snapshot = snapshot
+
+    def collect(self) -> Iterator[Any]:
+        yield from _gauge_families(self.snapshot)
+
+
+def render(metrics_dir: Path, snapshot: Mapping[str, Any]) -> tuple[bytes, str]:
+    """The Prometheus text exposition: every process's counters plus the scrape-time gauges."""
+    install(metrics_dir)
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(metrics_dir.resolve()))  # type: ignore[no-untyped-call]
+    registry.register(_SnapshotCollector(snapshot))
+    return generate_latest(registry), CONTENT_TYPE_LATEST

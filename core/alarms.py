@@ -1,0 +1,364 @@
+"""Alarms: which facts mean alerts are not flowing, and announcing each change exactly once."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from core.model import Lane
+
+log = logging.getLogger("newsflash.alarms")
+
+
+class AlarmKind(enum.StrEnum):
+    QUEUE_STALLED = "queue_stalled"
+    PENDING_TOO_OLD = "pending_too_old"
+    BREAKER_OPEN = "breaker_open"
+    BREAKING_UNATTENDED = "breaking_lane_unattended"
+    BROKER_UNREACHABLE = "broker_unreachable"
+    DATABASE_UNREACHABLE = "database_unreachable"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    stall_s: float = 60.0
+    pending_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class QueueFacts:
+    name: str
+    depth: int
+    last_consumed_at: float | None
+    waiting_since: float | None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the evaluator could find out; None means "could not tell" (no change on unknowns)."""
+
+    now: float
+    broker_ok: bool
+    database_ok: bool
+    queues: Sequence[QueueFacts] | None = None
+    oldest_pending_s: float | None = None
+    pending_known: bool = False
+    breakers: Mapping[str, str] | None = None  # push host -> why its breaker is open
+    breaking_consumers: int | None = None
+    broker_error: str = ""
+    database_error: str = ""
+
+
+@dataclass(frozen=True)
+class Alarm:
+    key: str
+    kind: AlarmKind
+    summary: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
+def evaluate(facts: Facts, thresholds: Thresholds) -> tuple[dict[str, Alarm], set[AlarmKind]]:
+    """The alarms the facts call for, and the kinds the facts cannot judge right now."""
+    active: dict[str, Alarm] = {}
+    unknown: set[AlarmKind] = set()
+
+    def add(alarm: Alarm) -> None:
+        active[alarm.key] = alarm
+
+    if not facts.broker_ok:
+        add(
+            Alarm(
+                AlarmKind.BROKER_UNREACHABLE.value,
+                AlarmKind.BROKER_UNREACHABLE,
+                "The broker is unreachable: no alert can be queued or delivered.",
+                {"error": facts.broker_error},
+            )
+        )
+    if not facts.database_ok:
+        add(
+            Alarm(
+                AlarmKind.DATABASE_UNREACHABLE.value,
+                AlarmKind.DATABASE_UNREACHABLE,
+                "The database is unreachable: alerts cannot be published or recorded.",
+                {"error": facts.database_error},
+            )
+        )
+
+    if facts.queues is None:
+        unknown.add(AlarmKind.QUEUE_STALLED)
+    else:
+        for q in facts.queues:
+            if q.depth <= 0 or q.waiting_since is None:
+                continue
+            quiet_since = max(q.waiting_since, q.last_consumed_at or 0.0)
+            quiet_s = facts.now - quiet_since
+            if quiet_s >= thresholds.stall_s:
+                add(
+                    Alarm(
+                        f"{AlarmKind.QUEUE_STALLED.value}:{q.name}",
+                        AlarmKind.QUEUE_STALLED,
+                        f"Queue {q.name} is stalled: {q.depth} tasks waiting and none taken "
+                        f"for {quiet_s:.0f} s.",
+                        {"queue": q.name, "depth": q.depth, "quiet_s": round(quiet_s, 1)},
+                    )
+                )
+
+    if not facts.pending_known:
+        unknown.add(AlarmKind.PENDING_TOO_OLD)
+    elif facts.oldest_pending_s is not None and facts.oldest_pending_s >= thresholds.pending_s:
+        add(
+            Alarm(
+                AlarmKind.PENDING_TOO_OLD.value,
+                AlarmKind.PENDING_TOO_OLD,
+                f"The oldest pending delivery has waited {facts.oldest_pending_s:.0f} s "
+                f"(limit {thresholds.pending_s:.0f} s).",
+                {"oldest_pending_s": round(facts.oldest_pending_s, 1)},
+            )
+        )
+
+    if facts.breakers is None:
+        unknown.add(AlarmKind.BREAKER_OPEN)
+    else:
+        for host, reason in sorted(facts.breakers.items()):
+            add(
+                Alarm(
+                    f"{AlarmKind.BREAKER_OPEN.value}:{host}",
+                    AlarmKind.BREAKER_OPEN,
+                    f"Push host {host} refuses our requests ({reason}); its breaker is open. "
+                    "Check the VAPID key and subject.",
+                    {"push_host": host, "reason": reason},
+                )
+            )
+
+    if facts.breaking_consumers is None:
+        unknown.add(AlarmKind.BREAKING_UNATTENDED)
+    elif facts.breaking_consumers == 0:
+        add(
+            Alarm(
+                AlarmKind.BREAKING_UNATTENDED.value,
+                AlarmKind.BREAKING_UNATTENDED,
+                f"No worker is consuming {Lane.BREAKING.value}: breaking news would not go out.",
+                {"queue": Lane.BREAKING.value},
+            )
+        )
+    return active, unknown
+
+
+@dataclass(frozen=True)
+class AlarmRecord:
+    key: str
+    kind: str
+    summary: str
+    since: float
+    detail: Mapping[str, Any] = field(default_factory=dict)
+    notified: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"detail": dict(self.detail)}
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> AlarmRecord:
+        return AlarmRecord(
+            key=str(data["key"]),
+            kind=str(data["kind"]),
+            summary=str(data.get("summary", "")),
+            since=float(data["since"]),
+            detail=dict(data.get("detail") or {}),
+            notified=bool(data.get("notified", False)),
+        )
+
+
+class AlarmStore(Protocol):
+    """Where open alarms live; open is set-if-absent and close is delete-if-present, so when two
+    evaluators race exactly one of them announces each change."""
+
+    def open_alarm(self, key: str, record: dict[str, Any]) -> bool: ...
+    def update_alarm(self, key: str, record: dict[str, Any]) -> None: ...
+    def close_alarm(self, key: str) -> dict[str, Any] | None: ...
+    def alarms(self) -> dict[str, dict[str, Any]]: ...
+    def defer_notice(self, event: dict[str, Any]) -> None: ...
+    def take_notices(self, limit: int = 20) -> list[dict[str, Any]]: ...
+
+
+class MemoryAlarmStore:
+    """Process-local state: unit tests, and the fallback while Redis itself is unreachable."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, Any]] = {}
+        self.outbox: list[dict[str, Any]] = []
+
+    def open_alarm(self, key: str, record: dict[str, Any]) -> bool:
+        if key in self.records:
+            return False
+        self.records[key] = dict(record)
+        return True
+
+    def update_alarm(self, key: str, record: dict[str, Any]) -> None:
+        if key in self.records:
+            self.records[key] = dict(record)
+
+    def close_alarm(self, key: str) -> dict[str, Any] | None:
+        return self.records.pop(key, None)
+
+    def alarms(self) -> dict[str, dict[str, Any]]:
+        return {k: dict(v) for k, v in self.records.items()}
+
+    def defer_notice(self, event: dict[str, Any]) -> None:
+        self.outbox = [*self.outbox, event][-100:]
+
+    def take_notices(self, limit: int = 20) -> list[dict[str, Any]]:
+        taken, self.outbox = self.outbox[:limit], self.outbox[limit:]
+        return taken
+
+
+class FallbackAlarmStore:
+    """The shared store first; while it fails (Redis down, often the very outage being alarmed
+    about) a local one, whose alarms move to the shared store once it answers again."""
+
+    def __init__(self, shared: AlarmStore, local: MemoryAlarmStore | None = None) -> None:
+        self.shared = shared
+        self.local = local or MemoryAlarmStore()
+
+    def _try(self, call: Callable[[], Any]) -> tuple[bool, Any]:
+        try:
+            return True, call()
+        except Exception:
+            return False, None
+
+    def alarms(self) -> dict[str, dict[str, Any]]:
+        ok, found = self._try(self.shared.alarms)
+        if not ok:
+            return self.local.alarms()
+        try:
+            for key, record in list(self.local.records.items()):
+                self.shared.open_alarm(key, record)
+                self.local.records.pop(key)
+                found.setdefault(key, record)
+            for event in self.local.take_notices(100):
+                self.shared.defer_notice(event)
+        except Exception:  # noqa: S110 - the rest moves over on the next round
+            pass
+        return dict(found)
+
+    def open_alarm(self, key: str, record: dict[str, Any]) -> bool:
+        ok, opened = self._try(lambda: self.shared.open_alarm(key, record))
+        return bool(opened) if ok else self.local.open_alarm(key, record)
+
+    def update_alarm(self, key: str, record: dict[str, Any]) -> None:
+        if key in self.local.records:
+            self.local.update_alarm(key, record)
+            return
+        self._try(lambda: self.shared.update_alarm(key, record))
+
+    def close_alarm(self, key: str) -> dict[str, Any] | None:
+        local = self.local.close_alarm(key)
+        ok, shared = self._try(lambda: self.shared.close_alarm(key))
+        return local or (shared if ok else None)
+
+    def defer_notice(self, event: dict[str, Any]) -> None:
+        ok, _ = self._try(lambda: self.shared.defer_notice(event))
+        if not ok:
+            self.local.defer_notice(event)
+
+    def take_notices(self, limit: int = 20) -> list[dict[str, Any]]:
+        ok, taken = self._try(lambda: self.shared.take_notices(limit))
+        return [*(taken if ok else []), *self.local.take_notices(limit)]
+
+
+Notify = Callable[[dict[str, Any]], bool]
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def notice(record: AlarmRecord, status: str, now: float) -> dict[str, Any]:
+    """The JSON POSTed to NEWSFLASH_ALERT_WEBHOOK (`text` makes Slack-style hooks readable)."""
+    mark = "FIRING" if status == "firing" else "RESOLVED"
+    body: dict[str, Any] = {
+        "source": "newsflash",
+        "status": status,
+        "alarm": record.key,
+        "kind": record.kind,
+        "summary": record.summary,
+        "detail": dict(record.detail),
+        "since": _iso(record.since),
+        "at": _iso(now),
+        "text": f"[newsflash] {mark}: {record.summary}",
+    }
+    if status == "resolved":
+        body["duration_s"] = round(now - record.since, 1)
+        body["text"] = f"[newsflash] RESOLVED after {now - record.since:.0f} s: {record.summary}"
+    return body
+
+
+def apply_alarms(
+    active: Mapping[str, Alarm],
+    unknown: set[AlarmKind],
+    store: AlarmStore,
+    notify: Notify | None,
+    now: float,
+) -> list[dict[str, Any]]:
+    """Open new alarms, close cleared ones (never those the facts could not judge), log and
+    notify each change once; failed notifications are retried on the next run."""
+    events: list[dict[str, Any]] = []
+    current = {k: AlarmRecord.from_dict(v) for k, v in store.alarms().items()}
+
+    def send(event: dict[str, Any]) -> bool:
+        return True if notify is None else notify(event)
+
+    for key, alarm in active.items():
+        existing = current.get(key)
+        if existing is None:
+            record = AlarmRecord(key, alarm.kind.value, alarm.summary, now, alarm.detail)
+            if not store.open_alarm(key, record.to_dict()):
+                continue  # another evaluator opened it first and announces it
+            log.error(
+                "alarm firing: %s",
+                alarm.summary,
+                extra={"alarm": key, "kind": alarm.kind.value, "detail": dict(alarm.detail)},
+            )
+            event = notice(record, "firing", now)
+            events.append(event)
+            store.update_alarm(key, replace(record, notified=send(event)).to_dict())
+        else:
+            refreshed = replace(existing, summary=alarm.summary, detail=alarm.detail)
+            if not existing.notified:
+                refreshed = replace(refreshed, notified=send(notice(refreshed, "firing", now)))
+            if refreshed != existing:
+                store.update_alarm(key, refreshed.to_dict())
+
+    for key, record in current.items():
+        if key in active or AlarmKind(record.kind) in unknown:
+            continue
+        closed = store.close_alarm(key)
+        if closed is None:
+            continue  # another evaluator closed it first
+        record = AlarmRecord.from_dict(closed)
+        log.warning(
+            "alarm resolved: %s",
+            record.summary,
+            extra={"alarm": key, "kind": record.kind, "duration_s": round(now - record.since, 1)},
+        )
+        event = notice(record, "resolved", now)
+        events.append(event)
+        if not record.notified:
+            # The firing notice never went out; say both, in order.
+            if send(notice(record, "firing", now)) and send(event):
+                continue
+            store.defer_notice(notice(record, "firing", now))
+            store.defer_notice(event)
+        elif not send(event):
+            store.defer_notice(event)
+
+    waiting = store.take_notices()
+    for i, event in enumerate(waiting):
+        if not send(event):
+            for later in waiting[i:]:
+                store.defer_notice(later)
+            break
+    return events

@@ -1,0 +1,249 @@
+"""Ops adapters against the real thing: broker probes on Redis and RabbitMQ, alarm state in
+Redis with a webhook receiver, redacting JSON logs, subscription churn in SQL."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+
+from core.adapters import migrate
+from core.adapters.broker import ENQUEUED_AT_HEADER, AmqpQueueProbe, RedisQueueProbe
+from core.adapters.logs import make_handler
+from core.adapters.ops_sql import SqlOpsQueries
+from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.telemetry import RedisTelemetry
+from core.alarms import FallbackAlarmStore, Facts, QueueFacts, Thresholds, apply_alarms, evaluate
+from core.model import Lane, SubscriptionInput
+from tests.conftest import RABBIT_URL, make_env, port_open, require_service, settings_from
+from tests.support.ops import WebhookReceiver
+from workers import monitoring
+from workers.factory import TASK_DELIVER, make_celery
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    hook = WebhookReceiver().start()
+    yield hook
+    hook.stop()
+
+
+def test_redis_probe_reads_depth_and_oldest_age_without_taking_anything(
+    clean_redis: str, tmp_path: Path, vapid_pem: str
+) -> None:
+    env = make_env(tmp_path / "var", f"sqlite:///{tmp_path}/nf.db", clean_redis, vapid_pem)
+    app = make_celery(settings_from(env))
+    client = redis_lib.Redis.from_url(clean_redis)
+    first = time.time()
+    for batch_id in range(3):
+        app.send_task(TASK_DELIVER, args=[batch_id, 1], queue=Lane.BREAKING.value)
+        time.sleep(0.2)
+    app.send_task(TASK_DELIVER, args=[9, 2], queue=Lane.ROUTINE.value)
+
+    stats = {
+        s.name: s for s in RedisQueueProbe(clean_redis).queue_stats(list(monitoring.ALL_QUEUES))
+    }
+
+    assert stats[Lane.BREAKING.value].depth == client.llen(Lane.BREAKING.value) == 3
+    assert stats[Lane.ROUTINE.value].depth == client.llen(Lane.ROUTINE.value) == 1
+    assert stats[Lane.MAINTENANCE.value].depth == 0
+    oldest = stats[Lane.BREAKING.value].oldest_enqueued_at
+    assert oldest is not None and abs(oldest - first) < 0.15, (oldest, first)
+    age = stats[Lane.BREAKING.value].oldest_age_s(time.time())
+    assert age is not None and age >= 0.4
+    assert stats[Lane.MAINTENANCE.value].oldest_age_s(time.time()) is None
+    assert client.llen(Lane.BREAKING.value) == 3, "probing took a message"
+
+
+def test_rabbitmq_probe_counts_and_peeks_the_oldest_message_then_puts_it_back() -> None:
+    require_service("RabbitMQ", port_open("127.0.0.1", 5672), "127.0.0.1:5672")
+    from kombu import Connection, Exchange, Producer, Queue
+
+    name = f"nf-ops-test-{uuid.uuid4().hex[:8]}"
+    with Connection(RABBIT_URL, connect_timeout=3) as conn:
+        channel = conn.channel()
+        queue = Queue(name, Exchange(""), routing_key=name, auto_delete=False, durable=False)
+        queue(channel).declare()
+        producer = Producer(channel)
+        stamps = [time.time() - 30, time.time() - 10]
+        for i, stamp in enumerate(stamps):
+            producer.publish({"n": i}, routing_key=name, headers={ENQUEUED_AT_HEADER: stamp})
+        try:
+            probe = AmqpQueueProbe(RABBIT_URL)
+            for _ in range(2):  # twice: the peek must leave the message where it was
+                (stat,) = probe.queue_stats([name])
+                assert stat.depth == 2
+                assert stat.consumers == 0
+                assert stat.oldest_enqueued_at == pytest.approx(stamps[0], abs=0.01)
+            message = channel.basic_get(queue=name, no_ack=True)
+            assert json.loads(message.body) == {"n": 0}, "the peeked message lost its place"
+            (missing,) = probe.queue_stats([f"{name}-absent"])
+            assert missing.depth == 0
+        finally:
+            queue(conn.channel()).delete()
+
+
+def _facts(**changes: Any) -> Facts:
+    base: dict[str, Any] = {
+        "now": time.time(),
+        "broker_ok": True,
+        "database_ok": True,
+        "queues": [QueueFacts(Lane.BREAKING.value, 0, None, None)],
+        "oldest_pending_s": None,
+        "pending_known": True,
+        "breakers": {},
+        "breaking_consumers": 1,
+    }
+    base.update(changes)
+    return Facts(**base)
+
+
+def test_alarm_state_in_redis_announces_each_change_once_and_retries_the_webhook(
+    clean_redis: str, receiver: WebhookReceiver
+) -> None:
+    client = redis_lib.Redis.from_url(clean_redis)
+    first = FallbackAlarmStore(RedisTelemetry(client))
+    second = FallbackAlarmStore(RedisTelemetry(client))  # another process evaluating too
+    thresholds = Thresholds(stall_s=5, pending_s=10)
+    notify = monitoring.webhook_notifier(receiver.url)
+
+    down = _facts(breaking_consumers=0, oldest_pending_s=12.0)
+    for store in (first, second, first):
+        apply_alarms(*evaluate(down, thresholds), store, notify, down.now)
+    firing = receiver.events(status="firing")
+    assert sorted(e["alarm"] for e in firing) == ["breaking_lane_unattended", "pending_too_old"]
+    assert set(first.alarms()) == {"breaking_lane_unattended", "pending_too_old"}
+
+    # Unknown facts (broker down: no worker list) never clear an alarm.
+    unknown = _facts(breaking_consumers=None, oldest_pending_s=12.0, broker_ok=False)
+    apply_alarms(*evaluate(unknown, thresholds), second, notify, unknown.now)
+    assert "breaking_lane_unattended" in first.alarms()
+    assert [e["alarm"] for e in receiver.events(status="firing")][-1] == "broker_unreachable"
+
+    receiver.failing = True
+    fine = _facts()
+    apply_alarms(*evaluate(fine, thresholds), first, notify, fine.now)
+    apply_alarms(*evaluate(fine, thresholds), second, notify, fine.now)
+    assert first.alarms() == {}
+    assert receiver.events(status="resolved") == []
+
+    receiver.failing = False
+    apply_alarms(*evaluate(fine, thresholds), second, notify, time.time())
+    resolved = receiver.events(status="resolved")
+    assert sorted(e["alarm"] for e in resolved) == [
+        "breaking_lane_unattended",
+        "broker_unreachable",
+        "pending_too_old",
+    ]
+    assert all(
+        e["duration_s"] >= 0 and e["text"].startswith("[newsflash] RESOLVED") for e in resolved
+    )
+
+
+def test_alarm_fires_locally_while_redis_is_down_and_moves_there_when_it_is_back(
+    clean_redis: str, receiver: WebhookReceiver
+) -> None:
+    dead = RedisTelemetry(redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    store = FallbackAlarmStore(dead)
+    notify = monitoring.webhook_notifier(receiver.url)
+    facts = _facts(broker_ok=False, broker_error="unreachable: ConnectionError")
+    apply_alarms(*evaluate(facts, Thresholds()), store, notify, facts.now)
+    assert [e["alarm"] for e in receiver.events(status="firing")] == ["broker_unreachable"]
+
+    store.shared = RedisTelemetry(redis_lib.Redis.from_url(clean_redis))
+    assert set(store.alarms()) == {"broker_unreachable"}
+    assert store.local.records == {}
+    fine = _facts()
+    apply_alarms(*evaluate(fine, Thresholds()), store, notify, fine.now)
+    assert [e["alarm"] for e in receiver.events(status="resolved")] == ["broker_unreachable"]
+    assert len(receiver.received) == 2
+
+
+def test_json_logs_carry_the_event_fields_and_never_a_secret() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("newsflash.test-redaction")
+    logger.propagate = False
+    logger.addHandler(make_handler(True, stream))
+    logger.setLevel(logging.INFO)
+    endpoint = "https://fcm.googleapis.com/fcm/send/dQw4w9WgXcQ:APA91bHun4MxP5egoKMwt2KZFBaFUH"
+    p256dh = (
+        "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"
+    )
+    auth = "tBHItJI5svbpez7KI4CCXg"
+    token = "nf_" + "Zx9" * 14
+    try:
+        logger.info(
+            "delivered",
+            extra={
+                "alert_id": 7,
+                "task_id": "t-1",
+                "batch_id": 3,
+                "push_host": "fcm.googleapis.com",
+                "outcome": "delivered",
+                "endpoint": endpoint,
+                "keys": {"p256dh": p256dh, "auth": auth},
+            },
+        )
+        logger.warning("push to %s failed with auth=%s", endpoint, auth)
+        logger.info("Authorization: Bearer %s; password=hunter2hunter2", token)
+        logger.info("db postgresql+psycopg://newsflash:s3cretpass@db:5432/newsflash")
+        try:
+            raise ValueError(f"bad key {p256dh} for {endpoint}")
+        except ValueError:
+            logger.exception("sending failed", extra={"alert_id": 7})
+    finally:
+        logger.handlers.clear()
+    text = stream.getvalue()
+    for secret in (endpoint, "dQw4w9WgXcQ", p256dh, auth, token, "hunter2hunter2", "s3cretpass"):
+        assert secret not in text, secret
+    lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert len(lines) == 5
+    first = lines[0]
+    assert {k: first[k] for k in ("alert_id", "task_id", "batch_id", "push_host", "outcome")} == {
+        "alert_id": 7,
+        "task_id": "t-1",
+        "batch_id": 3,
+        "push_host": "fcm.googleapis.com",
+        "outcome": "delivered",
+    }
+    assert first["endpoint"].startswith("fcm.googleapis.com#")
+    assert "sending failed" in lines[4]["msg"] and "Traceback" in lines[4]["exc"]
+
+
+def test_new_and_lost_subscriptions_are_counted_per_hour(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine)
+        from config.settings import Topic
+
+        store = SqlStore(engine, sync_topics(engine, (Topic("breaking", "Breaking", True),)))
+        now = time.time()
+        made = [
+            store.upsert(
+                SubscriptionInput(
+                    f"https://fcm.googleapis.com/fcm/send/{uuid.uuid4().hex}",
+                    "k",
+                    "a",
+                    ("breaking",),
+                ),
+                now,
+            )[0]
+            for _ in range(3)
+        ]
+        store.upsert(SubscriptionInput(made[0].endpoint, "k", "a", ("breaking",)), now)  # not new
+        store.delete_ids([made[1].id])
+        queries = SqlOpsQueries(engine)
+        hours = queries.churn_since(now - 3600)
+        assert sum(n for _h, n, _l in hours) == 3
+        assert sum(lost for _h, _n, lost in hours) == 1
+        assert queries.subscription_total() == 2
+    finally:
+        engine.dispose()

@@ -1,0 +1,446 @@
+"""Ops on the Celery side: publish-time stamps, consumption marks, delivery metrics, worker
+inspection, JSON logging for worker and beat, and the alarm rounds (a task, with beat itself
+taking over when that task stops running — workers or broker down are what alarms are for)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import Celery
+from celery.signals import (
+    beat_init,
+    before_task_publish,
+    setup_logging,
+    task_prerun,
+    task_revoked,
+)
+
+from config.settings import Settings
+from core import ops
+from core.adapters import logs, metrics
+from core.adapters.broker import BrokerUnreachable, queue_probe, stamp_headers
+from core.adapters.ops_sql import SqlOpsQueries
+from core.adapters.telemetry import RedisTelemetry
+from core.alarms import FallbackAlarmStore, Thresholds
+from core.bootstrap import Container
+from core.endpoints import redact_endpoint
+from core.outcomes import Decision, Outcome
+from core.ports import PushResult
+from workers.factory import ALL_QUEUES
+
+log = logging.getLogger("newsflash.monitoring")
+
+ContainerFor = Callable[[Celery], Container]
+ERRORS_PER_BATCH = 20
+FLUSH_EVERY_S = 0.5
+WEBHOOK_TIMEOUT_S = 5.0
+
+
+# -- worker inspection (Celery remote control, short timeouts) -----------------------------
+class CeleryWorkerProbe:
+    """Workers online, their queues, pool processes and running tasks: three broadcasts sent in
+    parallel, each waiting at most timeout_s for replies."""
+
+    def __init__(self, app: Celery, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    def _ask(self, command: str) -> dict[str, Any]:
+        with self.app.connection_for_write() as conn:
+            try:
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=self.timeout_s)
+            except Exception as exc:
+                raise BrokerUnreachable(type(exc).__name__) from None
+            inspector = self.app.control.inspect(timeout=self.timeout_s, connection=conn)
+            answer: dict[str, Any] = getattr(inspector, command)() or {}
+            return answer
+
+    def workers(self) -> list[ops.WorkerInfo]:
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="inspect") as pool:
+            futures = {c: pool.submit(self._ask, c) for c in ("active_queues", "stats", "active")}
+            answers = {c: f.result(timeout=self.timeout_s + 5) for c, f in futures.items()}
+        names = sorted(set(answers["active_queues"]) | set(answers["stats"]))
+        found = []
+        for name in names:
+            stats = answers["stats"].get(name) or {}
+            pool_info = stats.get("pool") or {}
+            pids = tuple(int(p) for p in pool_info.get("processes") or [])
+            found.append(
+                ops.WorkerInfo(
+                    name=name,
+                    queues=tuple(
+                        sorted(q["name"] for q in answers["active_queues"].get(name) or [])
+                    ),
+                    processes=int(pool_info.get("max-concurrency") or len(pids)),
+                    pids=pids,
+                    active=tuple(
+                        ops.RunningTask(
+                            id=str(t.get("id")),
+                            name=str(t.get("name")),
+                            queue=(t.get("delivery_info") or {}).get("routing_key"),
+                            started_at=_wall_clock(t.get("time_start")),
+                            args=json.dumps(t.get("args") or [])[:80],
+                        )
+                        for t in answers["active"].get(name) or []
+                    ),
+                )
+            )
+        return found
+
+
+def _wall_clock(value: Any) -> float | None:
+    # Celery reports time_start from time.monotonic() on older versions, time.time() on newer.
+    if not isinstance(value, int | float):
+        return None
+    now = time.time()
+    if value > now - 10 * 365 * 86400:
+        return float(value)
+    return now - (time.monotonic() - float(value))
+
+
+# -- composition: one kit per container (per process) --------------------------------------
+@dataclass
+class OpsKit:
+    settings: Settings
+    container: Container
+    app: Celery
+    telemetry: RedisTelemetry = field(init=False)
+    queries: SqlOpsQueries = field(init=False)
+    alarm_store: FallbackAlarmStore = field(init=False)
+    sources: ops.OpsSources = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.telemetry = RedisTelemetry(self.container.redis)
+        self.queries = SqlOpsQueries(self.container.engine)
+        self.alarm_store = FallbackAlarmStore(self.telemetry)
+        self.sources = ops.OpsSources(
+            queues=queue_probe(s.broker_url),
+            workers=CeleryWorkerProbe(self.app, s.inspect_timeout_s),
+            telemetry=self.telemetry,
+            queries=self.queries,
+            store=self.container.store,
+            hosts=self.container.hosts,
+            queue_names=ALL_QUEUES,
+            timezone=s.timezone,
+        )
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            stall_s=self.settings.alarm_stall_s, pending_s=self.settings.alarm_pending_s
+        )
+
+
+_kits: dict[tuple[int, int], OpsKit] = {}
+
+
+def kit_for(container: Container, app: Celery) -> OpsKit:
+    """Rebuilt when the container dropped its connections after a fork."""
+    key = (id(container), id(app))
+    found = _kits.get(key)
+    if found is None or found.container.__dict__.get("redis") is not found.telemetry.client:
+        found = _kits[key] = OpsKit(container.settings, container, app)
+    return found
+
+
+# -- delivery observation ---------------------------------------------------------------------
+class DeliveryObserver:
+    """deliver_batch's observe hook: Prometheus counters, per-second rate buckets in Redis and
+    the batch's first errors (endpoints shortened to host + hash before they leave the task)."""
+
+    def __init__(self, kit: OpsKit, alert_id: int | None, batch_id: int, task_id: str | None):
+        self.kit = kit
+        self.alert_id = alert_id
+        self.batch_id = batch_id
+        self.task_id = task_id
+        self.patterns = kit.settings.push_hosts
+        self.counts: dict[int, Counter[str]] = {}
+        self.errors: list[tuple[PushResult, Decision, float]] = []
+        self.more_errors = 0
+        self.last_flush = time.monotonic()
+        self.lock = threading.Lock()
+        try:
+            self.metrics: metrics.Metrics | None = metrics.metrics()
+        except Exception:
+            log.exception("metrics unavailable in this process")
+            self.metrics = None
+
+    def __call__(self, result: PushResult, decision: Decision) -> None:
+        now = time.time()
+        label = metrics.host_label(result.host, self.patterns)
+        sent = result.error != "blocked"
+        if self.metrics is not None and sent:
+            try:
+                self.metrics.deliveries.labels(decision.outcome.value, label).inc()
+                self.metrics.answers.labels(decision.answer, label).inc()
+                self.metrics.push_latency.labels(label).observe(result.elapsed_s)
+            except Exception:
+                log.exception("could not record delivery metrics")
+                self.metrics = None
+        with self.lock:
+            bucket = self.counts.setdefault(int(now), Counter())
+            if sent:
+                bucket[decision.outcome.value] += 1
+            if decision.outcome in {Outcome.DELIVERED, Outcome.GONE, Outcome.FAILED}:
+                bucket[f"alert:{self.alert_id}"] += 1
+            if sent and decision.outcome not in {Outcome.DELIVERED, Outcome.GONE}:
+                if len(self.errors) < ERRORS_PER_BATCH:
+                    self.errors.append((result, decision, now))
+                else:
+                    self.more_errors += 1
+            due = time.monotonic() - self.last_flush >= FLUSH_EVERY_S
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            counts, self.counts = self.counts, {}
+            self.last_flush = time.monotonic()
+        try:
+            self.kit.telemetry.add_counts(counts)
+        except Exception as exc:
+            log.warning("could not record the delivery rate", extra={"error": type(exc).__name__})
+
+    def finish(self) -> None:
+        self.flush()
+        if not self.errors:
+            return
+        try:
+            endpoints = self.kit.queries.endpoints_of(
+                [r.subscription_id for r, _d, _t in self.errors]
+            )
+        except Exception:
+            endpoints = {}
+        entries = []
+        for result, decision, at in self.errors:
+            endpoint = endpoints.get(result.subscription_id)
+            shown = (
+                redact_endpoint(endpoint)
+                if endpoint
+                else f"{result.host}#sub{result.subscription_id}"
+            )
+            entry = {
+                "at": ops.iso(at),
+                "alert_id": self.alert_id,
+                "batch_id": self.batch_id,
+                "push_host": result.host,
+                "endpoint": shown,
+                "status": result.status,
+                "error": result.error,
+                "answer": decision.answer,
+                "outcome": decision.outcome.value,
+            }
+            entries.append(entry)
+            log.warning(
+                "push not delivered",
+                extra={
+                    "alert_id": self.alert_id,
+                    "batch_id": self.batch_id,
+                    "task_id": self.task_id,
+                    "push_host": result.host,
+                    "outcome": decision.outcome.value,
+                    "status": result.status,
+                    "error": result.error,
+                    "subscriber": shown,
+                },
+            )
+        if self.more_errors:
+            log.warning(
+                "more pushes not delivered in this batch",
+                extra={
+                    "alert_id": self.alert_id,
+                    "batch_id": self.batch_id,
+                    "count": self.more_errors,
+                },
+            )
+        try:
+            self.kit.telemetry.add_errors(entries)
+        except Exception as exc:
+            log.warning("could not record recent errors", extra={"error": type(exc).__name__})
+
+
+# -- alarm rounds -------------------------------------------------------------------------------
+def webhook_notifier(url: str | None) -> Callable[[dict[str, Any]], bool] | None:
+    """POST each alarm change as JSON; the URL may hold a secret, so it is never logged."""
+    if not url:
+        return None
+
+    def post(event: dict[str, Any]) -> bool:
+        request = urllib.request.Request(  # noqa: S310 - the operator's configured webhook
+            url,
+            data=json.dumps(event).encode("utf-8"),
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "newsflash-alarms"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:  # noqa: S310
+                ok = bool(200 <= response.status < 300)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            log.warning("alarm webhook failed; will retry", extra={"error": type(exc).__name__})
+            ok = False
+        _count_notification(ok)
+        return ok
+
+    return post
+
+
+def _count_notification(ok: bool) -> None:
+    with contextlib.suppress(Exception):  # metrics never stop an alarm
+        metrics.metrics().alarm_notifications.labels("sent" if ok else "failed").inc()
+
+
+def run_alarm_round(kit: OpsKit, evaluator: str) -> dict[str, Any]:
+    now = time.time()
+    snapshot = ops.evaluate_alarms(
+        kit.sources,
+        kit.alarm_store,
+        kit.thresholds,
+        webhook_notifier(kit.settings.alert_webhook_url),
+        now,
+    )
+    with contextlib.suppress(Exception):  # Redis down is itself reported by the round
+        kit.telemetry.mark_evaluated(now)
+    _observe_finished(kit, now)
+    log.debug("alarm round", extra={"evaluator": evaluator, "alarms": len(snapshot["alarms"])})
+    return snapshot
+
+
+WATERMARK = "finished-watermark"
+
+
+def _observe_finished(kit: OpsKit, now: float) -> None:
+    """Publish-to-last-delivery for each alert that finished, observed once across processes."""
+    try:
+        raw = kit.telemetry.client.get("newsflash:observed:" + WATERMARK)
+        since = float(raw) - 60 if raw is not None else now - 3600
+        m = metrics.metrics()
+        newest = since + 60
+        for alert in kit.queries.finished_since(since):
+            newest = max(newest, alert.finished_at)
+            if not kit.telemetry.first_time(f"finished:{alert.alert_id}"):
+                continue
+            m.alerts_finished.labels(alert.status).inc()
+            if alert.last_delivery_at is not None:
+                m.publish_to_last_delivery.observe(
+                    max(0.0, alert.last_delivery_at - alert.published_at)
+                )
+        kit.telemetry.client.set("newsflash:observed:" + WATERMARK, repr(newest))
+    except Exception as exc:
+        log.debug("could not observe finished alerts", extra={"error": type(exc).__name__})
+
+
+class BeatWatchdog(threading.Thread):
+    """In the beat process: when no alarm round has run for three intervals (no worker on the
+    maintenance lane, broker or Redis down), beat runs the rounds itself."""
+
+    def __init__(self, kit: OpsKit) -> None:
+        super().__init__(name="newsflash-alarm-watchdog", daemon=True)
+        self.kit = kit
+        self.interval_s = kit.settings.alarm_interval_s
+        self.stopping = threading.Event()
+        self.covering = False
+
+    def due(self, now: float) -> bool:
+        try:
+            last = self.kit.telemetry.evaluated_at()
+        except Exception:
+            return True
+        return last is None or now - last > 3 * self.interval_s + 1
+
+    def run(self) -> None:
+        self.stopping.wait(3 * self.interval_s + 1)
+        while not self.stopping.is_set():
+            try:
+                if self.due(time.time()):
+                    if not self.covering:
+                        log.warning("alarm task is not running; beat evaluates alarms itself")
+                    self.covering = True
+                    run_alarm_round(self.kit, "beat")
+                elif self.covering:
+                    self.covering = False
+                    log.info("alarm task is running again")
+            except Exception:
+                log.exception("alarm round in beat failed")
+            self.stopping.wait(self.interval_s)
+
+
+# -- signal wiring --------------------------------------------------------------------------------
+_state: dict[str, Any] = {}
+
+
+def install(app: Celery, container_for: ContainerFor) -> None:
+    """Wire this app into the process (every process that builds the Celery app calls it)."""
+    settings: Settings = app.conf.newsflash_settings
+    metrics.install(settings.metrics_dir)
+    _state["settings"] = settings
+    _state.setdefault("apps", {})[id(app)] = (app, container_for)
+    before_task_publish.connect(_stamp, dispatch_uid="newsflash-stamp", weak=False)
+    task_prerun.connect(_consumed, dispatch_uid="newsflash-consumed", weak=False)
+    task_revoked.connect(_revoked, dispatch_uid="newsflash-revoked", weak=False)
+    setup_logging.connect(_setup_logging, dispatch_uid="newsflash-logging", weak=False)
+    beat_init.connect(_beat_started, dispatch_uid="newsflash-beat", weak=False)
+    logs.add_context_provider(_task_context)
+
+
+def _stamp(headers: dict[str, Any] | None = None, **_kwargs: Any) -> None:
+    if headers is not None:
+        stamp_headers(headers)
+
+
+def _mark(app: Celery | None, delivery_info: dict[str, Any] | None) -> None:
+    queue = (delivery_info or {}).get("routing_key")
+    entry = _state.get("apps", {}).get(id(app))
+    if not queue or entry is None:
+        return
+    try:
+        RedisTelemetry(entry[1](entry[0]).redis).mark_consumed(queue, time.time())
+    except Exception as exc:
+        log.debug("could not mark consumption", extra={"error": type(exc).__name__})
+
+
+def _consumed(sender: Any = None, task: Any = None, **_kwargs: Any) -> None:
+    task = task or sender
+    _mark(getattr(task, "app", None), getattr(task.request, "delivery_info", None))
+
+
+def _revoked(sender: Any = None, request: Any = None, **_kwargs: Any) -> None:
+    # Expired tasks are taken from the queue too: that is consumption, not a stall.
+    _mark(getattr(sender, "app", None), getattr(request, "delivery_info", None))
+
+
+def _setup_logging(loglevel: Any = None, **_kwargs: Any) -> None:
+    settings: Settings | None = _state.get("settings")
+    level = settings.log_level if settings else "INFO"
+    logs.configure_logging(level, settings.log_json if settings else True)
+
+
+def _task_context() -> dict[str, Any]:
+    from celery import current_task
+
+    request = getattr(current_task, "request", None) if current_task else None
+    return {"task_id": getattr(request, "id", None)} if request is not None else {}
+
+
+def _beat_started(sender: Any = None, **_kwargs: Any) -> None:
+    app = getattr(sender, "app", None)
+    entry = _state.get("apps", {}).get(id(app))
+    if entry is None and _state.get("apps"):
+        entry = next(iter(_state["apps"].values()))
+    if entry is None:
+        return
+    kit = kit_for(entry[1](entry[0]), entry[0])
+    watchdog = BeatWatchdog(kit)
+    _state["watchdog"] = watchdog
+    watchdog.start()
