@@ -21,7 +21,7 @@ from core.adapters.logs import make_handler
 from core.adapters.ops_sql import SqlOpsQueries
 from core.adapters.sql import SqlStore, make_engine, sync_topics
 from core.adapters.telemetry import RedisTelemetry
-from core.alarms import FallbackAlarmStore, Facts, QueueFacts, Thresholds, apply_alarms, evaluate
+from core.alarms import Facts, FallbackAlarmStore, QueueFacts, Thresholds, apply_alarms, evaluate
 from core.model import Lane, SubscriptionInput
 from tests.conftest import RABBIT_URL, make_env, port_open, require_service, settings_from
 from tests.support.ops import WebhookReceiver
