@@ -104,6 +104,7 @@ class Settings:
     alarm_interval_s: float = 5.0
     alarm_stall_s: float = 60.0
     alarm_pending_s: float = 120.0
+    alarm_for_s: float = 10.0
 
     @property
     def topic_slugs(self) -> frozenset[str]:
@@ -433,4 +434,5 @@ def load_settings(
         alarm_interval_s=read.number("ALARM_INTERVAL_S", 5.0, 0.5, 300.0),
         alarm_stall_s=read.number("ALARM_STALL_S", 60.0, 1.0, 86400.0),
         alarm_pending_s=read.number("ALARM_PENDING_S", 120.0, 1.0, 86400.0),
+        alarm_for_s=read.number("ALARM_FOR_S", 10.0, 0.0, 3600.0),
     )

@@ -23,10 +23,18 @@ class AlarmKind(enum.StrEnum):
     DATABASE_UNREACHABLE = "database_unreachable"
 
 
+# Instant checks that must hold for Thresholds.for_s before they fire, so a worker restart or a
+# broker blip of a few seconds pages nobody (the others carry their own duration already).
+HELD_KINDS = frozenset(
+    {AlarmKind.BREAKING_UNATTENDED, AlarmKind.BROKER_UNREACHABLE, AlarmKind.DATABASE_UNREACHABLE}
+)
+
+
 @dataclass(frozen=True)
 class Thresholds:
     stall_s: float = 60.0
     pending_s: float = 120.0
+    for_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,7 @@ class AlarmStore(Protocol):
     def alarms(self) -> dict[str, dict[str, Any]]: ...
     def defer_notice(self, event: dict[str, Any]) -> None: ...
     def take_notices(self, limit: int = 20) -> list[dict[str, Any]]: ...
+    def note_pending(self, keys: set[str], now: float) -> dict[str, float]: ...
 
 
 class MemoryAlarmStore:
@@ -190,6 +199,11 @@ class MemoryAlarmStore:
     def __init__(self) -> None:
         self.records: dict[str, dict[str, Any]] = {}
         self.outbox: list[dict[str, Any]] = []
+        self.pending: dict[str, float] = {}
+
+    def note_pending(self, keys: set[str], now: float) -> dict[str, float]:
+        self.pending = {k: self.pending.get(k, now) for k in keys}
+        return dict(self.pending)
 
     def open_alarm(self, key: str, record: dict[str, Any]) -> bool:
         if key in self.records:
@@ -268,6 +282,10 @@ class FallbackAlarmStore:
         ok, taken = self._try(lambda: self.shared.take_notices(limit))
         return [*(taken if ok else []), *self.local.take_notices(limit)]
 
+    def note_pending(self, keys: set[str], now: float) -> dict[str, float]:
+        ok, seen = self._try(lambda: self.shared.note_pending(keys, now))
+        return dict(seen) if ok else self.local.note_pending(keys, now)
+
 
 Notify = Callable[[dict[str, Any]], bool]
 
@@ -302,17 +320,23 @@ def apply_alarms(
     store: AlarmStore,
     notify: Notify | None,
     now: float,
+    for_s: float = 0.0,
 ) -> list[dict[str, Any]]:
-    """Open new alarms, close cleared ones (never those the facts could not judge), log and
-    notify each change once; failed notifications are retried on the next run."""
+    """Open new alarms (instant checks once they held for_s), close cleared ones (never those
+    the facts could not judge), log and notify each change once; failed notifications are
+    retried on the next run."""
     events: list[dict[str, Any]] = []
     current = {k: AlarmRecord.from_dict(v) for k, v in store.alarms().items()}
+    held = {k for k, a in active.items() if a.kind in HELD_KINDS and k not in current}
+    first_seen = store.note_pending(held, now) if held or for_s > 0 else {}
 
     def send(event: dict[str, Any]) -> bool:
         return True if notify is None else notify(event)
 
     for key, alarm in active.items():
         existing = current.get(key)
+        if existing is None and now - first_seen.get(key, now - for_s) < for_s:
+            continue  # not for long enough yet
         if existing is None:
             record = AlarmRecord(key, alarm.kind.value, alarm.summary, now, alarm.detail)
             if not store.open_alarm(key, record.to_dict()):

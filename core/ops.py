@@ -402,7 +402,7 @@ def evaluate_alarms(
     """One alarm round: gather, judge, announce changes. Returns the snapshot with its alarms."""
     snapshot = collect(sources, now, track_waiting=True)
     active, unknown = _evaluate(facts_from(snapshot), thresholds)
-    events = _apply(active, unknown, store, notify, now)
+    events = _apply(active, unknown, store, notify, now, thresholds.for_s)
     snapshot["alarms"] = [
         {
             "key": a.key,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import threading
 import time
 import urllib.error
@@ -31,7 +32,7 @@ from core import ops
 from core.adapters import logs, metrics
 from core.adapters.broker import BrokerUnreachable, queue_probe, stamp_headers
 from core.adapters.ops_sql import SqlOpsQueries
-from core.adapters.telemetry import RedisTelemetry
+from core.adapters.telemetry import RedisTelemetry, fast_failing_client
 from core.alarms import FallbackAlarmStore, Thresholds
 from core.bootstrap import Container
 from core.endpoints import redact_endpoint
@@ -115,6 +116,7 @@ class OpsKit:
     settings: Settings
     container: Container
     app: Celery
+    pid: int = field(init=False)
     telemetry: RedisTelemetry = field(init=False)
     queries: SqlOpsQueries = field(init=False)
     alarm_store: FallbackAlarmStore = field(init=False)
@@ -122,7 +124,8 @@ class OpsKit:
 
     def __post_init__(self) -> None:
         s = self.settings
-        self.telemetry = RedisTelemetry(self.container.redis)
+        self.pid = os.getpid()
+        self.telemetry = RedisTelemetry(fast_failing_client(s.redis_url))
         self.queries = SqlOpsQueries(self.container.engine)
         self.alarm_store = FallbackAlarmStore(self.telemetry)
         self.sources = ops.OpsSources(
@@ -138,19 +141,18 @@ class OpsKit:
 
     @property
     def thresholds(self) -> Thresholds:
-        return Thresholds(
-            stall_s=self.settings.alarm_stall_s, pending_s=self.settings.alarm_pending_s
-        )
+        s = self.settings
+        return Thresholds(stall_s=s.alarm_stall_s, pending_s=s.alarm_pending_s, for_s=s.alarm_for_s)
 
 
 _kits: dict[tuple[int, int], OpsKit] = {}
 
 
 def kit_for(container: Container, app: Celery) -> OpsKit:
-    """Rebuilt when the container dropped its connections after a fork."""
+    """Rebuilt in each forked child: connections never cross a fork."""
     key = (id(container), id(app))
     found = _kits.get(key)
-    if found is None or found.container.__dict__.get("redis") is not found.telemetry.client:
+    if found is None or found.pid != os.getpid():
         found = _kits[key] = OpsKit(container.settings, container, app)
     return found
 

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import redis
 
+from core.adapters.telemetry import fast_failing_client
 from core.ops import QueueProbe, QueueStat
 
 ENQUEUED_AT_HEADER: Final = "nf_enqueued_at"
@@ -47,9 +48,7 @@ class RedisQueueProbe:
     """Reads kombu's Redis lists directly (read only: nothing is taken from a queue)."""
 
     def __init__(self, url: str, timeout_s: float = TIMEOUT_S) -> None:
-        self.client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
-        )
+        self.client = fast_failing_client(url, timeout_s)
 
     def ping(self) -> None:
         try:

@@ -21,11 +21,26 @@ WAITING_KEY: Final = "newsflash:queues:waiting_since"
 ALARM_PREFIX: Final = "newsflash:alarm:"
 ALARM_INDEX: Final = "newsflash:alarms"
 ALARM_OUTBOX: Final = "newsflash:alarms:outbox"
+ALARM_PENDING: Final = "newsflash:alarms:pending"
 EVALUATED_KEY: Final = "newsflash:alarms:evaluated_at"
 CACHE_PREFIX: Final = "newsflash:ops:cache:"
 OBSERVED_PREFIX: Final = "newsflash:observed:"
 
 T = TypeVar("T")
+
+
+def fast_failing_client(url: str, timeout_s: float = 2.0) -> redis.Redis[bytes]:
+    """Ops asks Redis while things are broken: fail in one timeout, never retry with backoff
+    (redis-py's default turns one call to a dead server into seconds)."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def _text(value: bytes | str) -> str:
@@ -139,6 +154,19 @@ class RedisTelemetry:
                 break
             taken.append(json.loads(raw))
         return taken
+
+    def note_pending(self, keys: set[str], now: float) -> dict[str, float]:
+        """Since when each alarm in `keys` has been observed; every other key is forgotten."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hsetnx(ALARM_PENDING, key, repr(now))
+        pipe.hgetall(ALARM_PENDING)
+        raw = pipe.execute()[-1]
+        seen = {_text(k): float(v) for k, v in raw.items()}
+        stale = [k for k in seen if k not in keys]
+        if stale:
+            self.client.hdel(ALARM_PENDING, *stale)
+        return {k: v for k, v in seen.items() if k in keys}
 
     def mark_evaluated(self, now: float) -> None:
         self.client.set(EVALUATED_KEY, repr(now), ex=3600)

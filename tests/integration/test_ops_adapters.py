@@ -20,7 +20,7 @@ from core.adapters.broker import ENQUEUED_AT_HEADER, AmqpQueueProbe, RedisQueueP
 from core.adapters.logs import make_handler
 from core.adapters.ops_sql import SqlOpsQueries
 from core.adapters.sql import SqlStore, make_engine, sync_topics
-from core.adapters.telemetry import RedisTelemetry
+from core.adapters.telemetry import RedisTelemetry, fast_failing_client
 from core.alarms import Facts, FallbackAlarmStore, QueueFacts, Thresholds, apply_alarms, evaluate
 from core.model import Lane, SubscriptionInput
 from tests.conftest import RABBIT_URL, make_env, port_open, require_service, settings_from
@@ -151,7 +151,7 @@ def test_alarm_state_in_redis_announces_each_change_once_and_retries_the_webhook
 def test_alarm_fires_locally_while_redis_is_down_and_moves_there_when_it_is_back(
     clean_redis: str, receiver: WebhookReceiver
 ) -> None:
-    dead = RedisTelemetry(redis_lib.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2))
+    dead = RedisTelemetry(fast_failing_client("redis://127.0.0.1:1/0", 0.5))
     store = FallbackAlarmStore(dead)
     notify = monitoring.webhook_notifier(receiver.url)
     facts = _facts(broker_ok=False, broker_error="unreachable: ConnectionError")
