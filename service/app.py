@@ -60,13 +60,14 @@ def create_app(
     init_limiter(app, settings.redis_url)
     register_error_handlers(app)
 
-    from service import api, editor, health, ops, reader
+    from service import api, editor, health, ops, reader, webhooks
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(reader.bp)
     app.register_blueprint(editor.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(webhooks.bp)
 
     @app.after_request
     def _security_headers(response):  # type: ignore[no-untyped-def]

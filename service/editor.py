@@ -1,12 +1,627 @@
-"""Newsroom pages (/editor): login, compose, history and reports."""
+"""Newsroom pages (/editor): login, compose, test, schedule, history, reports, corrections, audit."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hmac
+import json
+import time
+import uuid
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import TooManyRequests
+from werkzeug.wrappers import Response as BaseResponse
+
+from core import alerts as alert_rules
+from core import newsroom
+from core.accounts import EDITOR_ROLES, Principal, Role
+from core.adapters.articles import HttpArticleFetcher
+from core.adapters.newsroom_sql import SqlNewsroom
+from core.errors import DomainError, NotFound, ValidationError
+from core.model import Alert, AlertStatus
+from service import csrf
+from service.app import Newsflash
+from service.auth import current_principal, require_role
+from service.errors import error_response
+from service.extensions import limiter
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
+Page = str | BaseResponse | tuple[str, int]
 
-@bp.get("/login")
-def login() -> str:
-    return "Newsroom login"
+
+def ext() -> Newsflash:
+    return current_app.extensions["newsflash"]  # type: ignore[no-any-return]
+
+
+def newsroom_store() -> SqlNewsroom:
+    return SqlNewsroom(ext().container.store)
+
+
+def me() -> Principal:
+    principal = current_principal()
+    assert principal is not None  # require_role ran first
+    return principal
+
+
+@bp.before_request
+def _check_csrf() -> Response | None:
+    return csrf.rejected()
+
+
+@bp.app_context_processor
+def _template_globals() -> dict[str, Any]:
+    origin = ext().settings.public_origins[0]
+    return {
+        "csrf_token": csrf.csrf_token,
+        "newsroom_user": _session_user,
+        "nf_site": urlsplit(origin).netloc,
+        "nf_site_origin": origin,
+    }
+
+
+def _session_user() -> Principal | None:
+    return current_principal() if "user_id" in session else None
+
+
+@bp.app_template_filter("nf_time")
+def _local_time(ts: float | None, with_date: bool = True) -> str:
+    """A time in the newsroom's zone, as editors read it."""
+    if ts is None:
+        return "—"
+    when = datetime.fromtimestamp(ts, ext().settings.timezone)
+    return when.strftime("%a %d %b %H:%M:%S %Z" if with_date else "%H:%M:%S %Z")
+
+
+@bp.app_template_filter("nf_ttl")
+def _ttl(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min"
+
+
+@bp.app_template_filter("nf_duration")
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+# -- login ----------------------------------------------------------------------------------
+def _login_limit() -> str:
+    return ext().settings.rate_limit_login
+
+
+def _safe_next(target: str | None) -> str | None:
+    # Only paths on this site: never an open redirect to another host.
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+@bp.errorhandler(TooManyRequests)
+def _too_many(exc: TooManyRequests) -> tuple[str, int]:
+    retry = exc.get_response().headers.get("Retry-After")
+    if request.endpoint == "editor.login_submit":
+        ext().accounts.audit(
+            _typed_email(), "login.rate_limited", None, {"ip": request.remote_addr}
+        )
+    message = "Too many login attempts from this address. Wait a minute and try again."
+    return render_template("editor/login.html", error=message, retry_after=retry), 429
+
+
+def _typed_email() -> str | None:
+    email = request.form.get("email", "").strip().lower()
+    return email[:320] or None
+
+
+@bp.get("/login", endpoint="login")
+def login_form() -> Page:
+    if current_principal() is not None and "user_id" in session:
+        return redirect(_safe_next(request.args.get("next")) or url_for("editor.history"))
+    return render_template("editor/login.html", next=_safe_next(request.args.get("next")))
+
+
+@bp.post("/login")
+@limiter.limit(_login_limit, methods=["POST"])
+def login_submit() -> Page:
+    email = _typed_email() or ""
+    password = request.form.get("password", "")
+    target = _safe_next(request.form.get("next"))
+    accounts = ext().accounts
+    principal = accounts.authenticate(email, password) if email and password else None
+    if principal is None:
+        accounts.audit(email or None, "login.failed", None, {"ip": request.remote_addr})
+        return render_template(
+            "editor/login.html", error="Wrong email or password.", email=email, next=target
+        ), 401
+    csrf.rotate()
+    session["user_id"] = principal.user_id
+    session.permanent = True
+    accounts.audit(principal.name, "login", None, {"ip": request.remote_addr})
+    if target is None and principal.role is Role.OPS:
+        target = "/ops"
+    return redirect(target or url_for("editor.history"))
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    principal = current_principal()
+    if principal is not None:
+        ext().accounts.audit(principal.name, "logout")
+    csrf.rotate()
+    return redirect(url_for("editor.login"))
+
+
+# -- history and reports --------------------------------------------------------------------
+@bp.get("")
+@bp.get("/")
+@require_role(EDITOR_ROLES, page=True)
+def history() -> Page:
+    before = request.args.get("before", type=int)
+    alerts = ext().container.store.list_alerts(limit=50, before_id=before)
+    return render_template(
+        "editor/history.html",
+        alerts=alerts,
+        older=alerts[-1].id if len(alerts) == 50 else None,
+        now=time.time(),
+        undo_window_s=ext().settings.undo_window_s,
+    )
+
+
+def _alert_or_404(alert_id: int) -> Alert:
+    alert = ext().container.store.get_alert(alert_id)
+    if alert is None:
+        raise NotFound("no such alert", "id")
+    return alert
+
+
+@bp.get("/alerts/<int:alert_id>")
+@require_role(EDITOR_ROLES, page=True)
+def report(alert_id: int) -> Page:
+    try:
+        alert = _alert_or_404(alert_id)
+    except NotFound:
+        return render_template("editor/missing.html"), 404
+    rooms = newsroom_store()
+    now = time.time()
+    return render_template(
+        "editor/report.html",
+        report=newsroom.build_report(alert, rooms),
+        corrects=None if alert.corrects_id is None else _alert_or_none(alert.corrects_id),
+        corrected_by=rooms.corrections_of(alert.id),
+        undo=newsroom.in_undo_window(alert, now, ext().settings.undo_window_s),
+        now=now,
+        notice=request.args.get("notice"),
+    )
+
+
+def _alert_or_none(alert_id: int) -> Alert | None:
+    return ext().container.store.get_alert(alert_id)
+
+
+@bp.get("/alerts/<int:alert_id>/milestones")
+@require_role(EDITOR_ROLES)
+def milestones(alert_id: int) -> Response:
+    """The report's slower numbers (the live counts come from GET /api/v1/alerts/<id>)."""
+    result = newsroom.build_report(_alert_or_404(alert_id), newsroom_store())
+    return jsonify(
+        {
+            "click_through": result.click_through,
+            "reachable": result.reachable,
+            "milestones": [
+                {"percent": m.percent, "deliveries": m.deliveries, "after_s": m.after_s}
+                for m in result.milestones
+            ],
+        }
+    )
+
+
+@bp.post("/alerts/<int:alert_id>/cancel")
+@require_role(EDITOR_ROLES, page=True)
+def cancel(alert_id: int) -> Page:
+    """Undo (in the window), cancel a schedule, or stop a send in flight: one action."""
+    before = _alert_or_404(alert_id)
+    now = time.time()
+    undo = newsroom.in_undo_window(before, now, ext().settings.undo_window_s)
+    try:
+        alert = alert_rules.cancel(alert_id, ext().container.store, now)
+    except DomainError as exc:
+        return redirect(url_for("editor.report", alert_id=alert_id, notice=exc.message))
+    ext().accounts.audit(
+        me().name,
+        "alert.cancel",
+        str(alert_id),
+        {
+            "was": before.status.value,
+            "undo": undo,
+            "delivered": alert.counts.delivered,
+        },
+    )
+    return redirect(url_for("editor.report", alert_id=alert_id))
+
+
+# -- compose, test, review, send --------------------------------------------------------------
+def _topic_choices() -> list[dict[str, Any]]:
+    return [{"slug": t.slug, "name": t.name, "default": t.default} for t in ext().settings.topics]
+
+
+def _default_form() -> dict[str, Any]:
+    s = ext().settings
+    topics = [t.slug for t in s.topics if t.default]
+    return {
+        "title": "",
+        "body": "",
+        "url": "",
+        "image": "",
+        "topics": topics,
+        "urgency": newsroom.urgency_default(topics).value,
+        "ttl": str(s.default_ttl_s),
+        "when": "now",
+        "send_at": _local_input(time.time() + 15 * 60),
+    }
+
+
+def _local_input(ts: float) -> str:
+    return datetime.fromtimestamp(ts, ext().settings.timezone).strftime("%Y-%m-%dT%H:%M")
+
+
+def _posted_form() -> dict[str, Any]:
+    defaults = _default_form()
+    form: dict[str, Any] = {k: request.form.get(k, "") for k in defaults}
+    form["topics"] = request.form.getlist("topics")
+    if not form["send_at"] and form["when"] != "later":
+        form["send_at"] = defaults["send_at"]
+    return form
+
+
+def _ttl_choices() -> list[int]:
+    return sorted({*newsroom.TTL_CHOICES_S, ext().settings.default_ttl_s})
+
+
+def _compose_page(
+    form: dict[str, Any],
+    *,
+    error: DomainError | None = None,
+    notice: str | None = None,
+    status: int = 200,
+    editing: Alert | None = None,
+) -> tuple[str, int]:
+    principal = me()
+    devices = (
+        0 if principal.user_id is None else newsroom_store().test_device_count(principal.user_id)
+    )
+    return render_template(
+        "editor/compose.html",
+        form=form,
+        topics=_topic_choices(),
+        ttl_choices=_ttl_choices(),
+        error=error,
+        notice=notice,
+        editing=editing,
+        test_devices=devices,
+        audience=ext().container.store.audience_size(form["topics"]) if form["topics"] else 0,
+        limits={"title": alert_rules.MAX_TITLE, "body": alert_rules.MAX_BODY},
+        timezone=ext().settings.newsroom_timezone,
+        undo_window_s=ext().settings.undo_window_s,
+    ), status
+
+
+def _draft_from(form: dict[str, Any], now: float, key: str | None = None) -> Any:
+    body = newsroom.request_from_form(form, form["topics"])
+    return alert_rules.parse_alert_request(
+        body, ext().container.alert_rules, now, idempotency_key=key, created_by=me().name
+    )
+
+
+@bp.get("/new")
+@require_role(EDITOR_ROLES, page=True)
+def compose() -> Page:
+    return _compose_page(_default_form())
+
+
+@bp.post("/new")
+@require_role(EDITOR_ROLES, page=True)
+def compose_action() -> Page:
+    action = request.form.get("action", "review")
+    form = _posted_form()
+    try:
+        if action == "prefill":
+            return _prefill_page(form)
+        if action == "edit":
+            return _compose_page(form)
+        if action == "test":
+            return _test_send(form)
+        if action == "send":
+            return _send(form)
+        return _review(form)
+    except DomainError as exc:
+        return _compose_page(form, error=exc, status=exc.status)
+
+
+def _prefill_page(form: dict[str, Any]) -> Page:
+    found = newsroom.prefill_from_article(form["url"], ext().settings.public_origins, _fetcher())
+    form.update(found)
+    return _compose_page(form, notice="Filled in from the article: check and edit before sending.")
+
+
+def _fetcher() -> HttpArticleFetcher:
+    return HttpArticleFetcher(ext().settings.public_origins)
+
+
+def _test_send(form: dict[str, Any]) -> Page:
+    principal = me()
+    if principal.user_id is None:
+        raise ValidationError("test sends go to a logged-in editor's own devices")
+    if newsroom_store().test_device_count(principal.user_id) == 0:
+        raise ValidationError(
+            "You have no test device yet: open the reader's Manage alerts page (/manage) in "
+            "the browser you test with, while logged in, and choose 'Use this browser as my "
+            "test device'.",
+            "test",
+        )
+    now = time.time()
+    draft = newsroom.test_draft(_draft_from(form, now), principal.user_id)
+    c = ext().container
+    alert, _ = alert_rules.publish(draft, c.store, c.store, ext().queue, now)
+    ext().accounts.audit(principal.name, "alert.test", str(alert.id), {"title": draft.title})
+    return _compose_page(
+        form,
+        notice=f"Test sent to your test devices only, as “{draft.title}”. "
+        "It is not the real send; readers got nothing.",
+    )
+
+
+def _all_topics(topics: list[str] | tuple[str, ...]) -> bool:
+    return len(ext().settings.topics) > 1 and set(topics) >= ext().settings.topic_slugs
+
+
+def _review(form: dict[str, Any], error: str | None = None, status: int = 200) -> Page:
+    now = time.time()
+    draft = _draft_from(form, now)
+    return render_template(
+        "editor/review.html",
+        form=form,
+        draft=draft,
+        key=request.form.get("key") or uuid.uuid4().hex,
+        audience=ext().container.store.audience_size(draft.topics),
+        all_topics=_all_topics(draft.topics),
+        topic_names={t.slug: t.name for t in ext().settings.topics},
+        undo_window_s=ext().settings.undo_window_s,
+        error=error,
+    ), status
+
+
+def _send(form: dict[str, Any]) -> Page:
+    now = time.time()
+    key = request.form.get("key", "")[:100] or None
+    draft = _draft_from(form, now, key=f"newsroom:{key}" if key else None)
+    if request.form.get("confirm") != "yes":
+        return _review(form, "Confirm the send first.", 400)
+    if _all_topics(draft.topics) and request.form.get("confirm_all") != "yes":
+        return _review(
+            form, "This goes to every topic: tick the box to confirm you mean everyone.", 400
+        )
+    scheduled = draft.send_at is not None
+    draft = newsroom.with_undo_window(draft, now, ext().settings.undo_window_s)
+    c = ext().container
+    alert, created = alert_rules.publish(draft, c.store, c.store, ext().queue, now)
+    if created:
+        ext().accounts.audit(
+            me().name,
+            "alert.schedule" if scheduled else "alert.send",
+            str(alert.id),
+            {
+                "title": alert.title,
+                "topics": list(alert.topics),
+                "send_at": alert.send_at,
+                "undo_window_s": 0 if scheduled else ext().settings.undo_window_s,
+            },
+        )
+    if scheduled:
+        return redirect(url_for("editor.scheduled", notice=f"Scheduled alert #{alert.id}."))
+    return redirect(url_for("editor.report", alert_id=alert.id))
+
+
+@bp.get("/audience")
+@require_role(EDITOR_ROLES)
+def audience() -> Response:
+    """How many subscriptions the chosen topics reach (compose shows it before sending)."""
+    topics = request.args.getlist("topics")
+    known = ext().settings.topic_slugs
+    unknown = [t for t in topics if t not in known]
+    if unknown:
+        raise ValidationError(f"unknown topic {unknown[0]!r}", "topics")
+    size = ext().container.store.audience_size(topics) if topics else 0
+    return jsonify({"audience": size, "topics": topics, "all_topics": _all_topics(topics)})
+
+
+@bp.post("/prefill")
+@require_role(EDITOR_ROLES)
+def prefill() -> Response:
+    body = request.get_json(silent=True)
+    url = body.get("url") if isinstance(body, dict) else None
+    if not isinstance(url, str) or not url.strip():
+        raise ValidationError("url is required", "url")
+    found = newsroom.prefill_from_article(url, ext().settings.public_origins, _fetcher())
+    return jsonify(found)
+
+
+# -- schedule -------------------------------------------------------------------------------
+@bp.get("/scheduled")
+@require_role(EDITOR_ROLES, page=True)
+def scheduled() -> Page:
+    alerts = ext().container.store.list_alerts(limit=200, statuses=["scheduled"])
+    alerts.sort(key=lambda a: a.send_at or 0)
+    return render_template(
+        "editor/scheduled.html",
+        alerts=alerts,
+        notice=request.args.get("notice"),
+        timezone=ext().settings.newsroom_timezone,
+    )
+
+
+def _form_of(alert: Alert) -> dict[str, Any]:
+    return {
+        "title": alert.title,
+        "body": alert.body,
+        "url": alert.url,
+        "image": alert.image or "",
+        "topics": list(alert.topics),
+        "urgency": alert.urgency.value,
+        "ttl": str(alert.ttl_s),
+        "when": "later",
+        "send_at": _local_input(alert.send_at or time.time()),
+    }
+
+
+@bp.get("/alerts/<int:alert_id>/edit")
+@require_role(EDITOR_ROLES, page=True)
+def edit_scheduled(alert_id: int) -> Page:
+    alert = _alert_or_404(alert_id)
+    if alert.status is not AlertStatus.SCHEDULED:
+        return redirect(url_for("editor.report", alert_id=alert_id, notice="It already fired."))
+    return _compose_page(_form_of(alert), editing=alert)
+
+
+@bp.post("/alerts/<int:alert_id>/edit")
+@require_role(EDITOR_ROLES, page=True)
+def save_scheduled(alert_id: int) -> Page:
+    form = _posted_form()
+    try:
+        alert = newsroom.check_editable(ext().container.store.get_alert(alert_id))
+    except DomainError as exc:
+        return redirect(url_for("editor.report", alert_id=alert_id, notice=exc.message))
+    try:
+        now = time.time()
+        draft = _draft_from(form, now)
+        if draft.send_at is None:  # "now": the beat picks it up within a second
+            draft = replace(draft, send_at=now)
+        if not newsroom_store().edit_scheduled(alert_id, draft, alert.article_id):
+            raise ValidationError("too late: it fired while you were editing", "send_at")
+    except DomainError as exc:
+        return _compose_page(form, error=exc, status=exc.status, editing=alert)
+    ext().accounts.audit(
+        me().name,
+        "alert.schedule.edit",
+        str(alert_id),
+        {"title": draft.title, "topics": list(draft.topics), "send_at": draft.send_at},
+    )
+    return redirect(url_for("editor.scheduled", notice=f"Saved alert #{alert_id}."))
+
+
+# -- corrections ----------------------------------------------------------------------------
+@bp.get("/alerts/<int:alert_id>/correct")
+@require_role(EDITOR_ROLES, page=True)
+def correct_form(alert_id: int) -> Page:
+    alert = _alert_or_404(alert_id)
+    form = {"title": alert.title, "body": alert.body, "url": alert.url}
+    return _correct_page(alert, form)
+
+
+def _correct_page(
+    alert: Alert, form: dict[str, str], error: DomainError | None = None, status: int = 200
+) -> tuple[str, int]:
+    return render_template(
+        "editor/correct.html",
+        alert=alert,
+        form=form,
+        error=error,
+        reach=alert.counts.delivered,
+        limits={"title": alert_rules.MAX_TITLE, "body": alert_rules.MAX_BODY},
+    ), status
+
+
+@bp.post("/alerts/<int:alert_id>/correct")
+@require_role(EDITOR_ROLES, page=True)
+def send_correction(alert_id: int) -> Page:
+    original = _alert_or_404(alert_id)
+    form = {k: request.form.get(k, "").strip() for k in ("title", "body", "url")}
+    try:
+        if request.form.get("confirm") != "yes":
+            raise ValidationError("Tick the box to confirm the correction.", "confirm")
+        c = ext().container
+        alert = newsroom.send_correction(
+            original,
+            form,
+            c.alert_rules,
+            me().name,
+            c.store,
+            c.store,
+            ext().queue,
+            time.time(),
+        )
+    except DomainError as exc:
+        return _correct_page(original, form, exc, exc.status)
+    ext().accounts.audit(me().name, "alert.correct", str(alert.id), {"corrects": alert_id})
+    return redirect(url_for("editor.report", alert_id=alert.id))
+
+
+# -- test devices ---------------------------------------------------------------------------
+@bp.post("/test-device")
+@require_role(EDITOR_ROLES)
+def test_device() -> Response:
+    """Mark (or unmark) this browser's subscription as the logged-in editor's test device.
+
+    Called from /manage with the browser's own endpoint and auth secret, which prove the
+    subscription belongs to this browser.
+    """
+    principal = me()
+    if principal.user_id is None:
+        raise ValidationError("log in to the newsroom in this browser first")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationError("send {endpoint, auth} as JSON")
+    endpoint, auth, on = body.get("endpoint"), body.get("auth"), body.get("on", True)
+    if not isinstance(endpoint, str) or not endpoint:
+        raise ValidationError("endpoint is required", "endpoint")
+    if not isinstance(auth, str) or not auth:
+        raise ValidationError("auth is required", "auth")
+    if not isinstance(on, bool):
+        raise ValidationError("on must be true or false", "on")
+    store = ext().container.store
+    found = store.get_by_endpoint(endpoint)
+    if found is None or not hmac.compare_digest(found.auth.encode(), auth.rstrip("=").encode()):
+        raise NotFound("this browser has no alerts subscription; turn alerts on first", "endpoint")
+    store.set_test_device(found.id, principal.user_id if on else None)
+    ext().accounts.audit(
+        principal.name, "test_device.set" if on else "test_device.unset", str(found.id)
+    )
+    devices = newsroom_store().test_device_count(principal.user_id)
+    return jsonify({"test_device": on, "test_devices": devices})
+
+
+# -- audit ----------------------------------------------------------------------------------
+@bp.get("/audit")
+@require_role({Role.ADMIN}, page=True)
+def audit() -> Page:
+    entries = ext().accounts.audit_entries(limit=500)
+    for entry in entries:
+        try:
+            entry["detail"] = json.loads(entry["detail"] or "{}")
+        except ValueError:
+            entry["detail"] = {"raw": entry["detail"]}
+    return render_template("editor/audit.html", entries=entries)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> Response | tuple[str, int]:
+    if request.is_json or request.accept_mimetypes.best == "application/json":
+        return error_response(404, exc.code, exc.message, exc.field)
+    return render_template("editor/missing.html"), 404

@@ -1,0 +1,99 @@
+"""The newsroom's SQL queries: report milestones, correction links, schedule edits, webhook receipts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from core.adapters import tables as t
+from core.adapters.sql import SqlStore, _row_to_alert
+from core.model import Alert, AlertDraft, LedgerStatus
+from core.payload import story_key
+
+
+class SqlNewsroom:
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    def delivery_milestones(self, alert_id: int, ranks: Sequence[int]) -> dict[int, float]:
+        """When the k-th delivery happened, for each rank k (1-based).
+
+        One OFFSET query per rank on the (alert_id, status) index: the database picks the k-th
+        time, so a report on a million-reader alert never pulls a million rows.
+        """
+        d = t.deliveries
+        found: dict[int, float] = {}
+        with self.engine.connect() as conn:
+            for k in sorted(set(ranks)):
+                if k < 1:
+                    continue
+                at = conn.execute(
+                    select(d.c.updated_at)
+                    .where(d.c.alert_id == alert_id, d.c.status == int(LedgerStatus.DELIVERED))
+                    .order_by(d.c.updated_at)
+                    .offset(k - 1)
+                    .limit(1)
+                ).scalar_one_or_none()
+                if at is not None:
+                    found[k] = float(at)
+        return found
+
+    def corrections_of(self, alert_id: int) -> list[Alert]:
+        with self.engine.connect() as conn:
+            return [
+                _row_to_alert(r)
+                for r in conn.execute(
+                    select(t.alerts)
+                    .where(t.alerts.c.corrects_id == alert_id)
+                    .order_by(t.alerts.c.id)
+                ).mappings()
+            ]
+
+    def edit_scheduled(self, alert_id: int, draft: AlertDraft, article_id: str | None) -> bool:
+        """New words, targeting or time for a scheduled alert; False once it has fired."""
+        return self.store.update_scheduled(
+            alert_id,
+            {
+                "title": draft.title,
+                "body": draft.body,
+                "url": draft.url,
+                "image": draft.image,
+                "topics": json.dumps(list(draft.topics)),
+                "topic_mask": self.store.mask_of(draft.topics),
+                "urgency": draft.urgency.value,
+                "ttl_s": draft.ttl_s,
+                "story_key": story_key(draft.url, article_id),
+                "send_at": draft.send_at,
+                "audience": self.store.audience_size(draft.topics),
+            },
+        )
+
+    def test_device_count(self, user_id: int) -> int:
+        s = t.subscriptions
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(s.c.test_device_user_id == user_id)
+                ).scalar_one()
+            )
+
+    def record_webhook(self, webhook_id: str, now: float, keep_s: float) -> bool:
+        """Remember a webhook id; False if it was seen before (a replay)."""
+        r = t.webhook_receipts
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(delete(r).where(r.c.received_at < now - keep_s))
+                conn.execute(insert(r).values(webhook_id=webhook_id, received_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+    def forget_webhook(self, webhook_id: str) -> None:
+        """The message could not be handled: let the sender's retry through."""
+        r = t.webhook_receipts
+        with self.engine.begin() as conn:
+            conn.execute(delete(r).where(r.c.webhook_id == webhook_id))

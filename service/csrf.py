@@ -1,0 +1,47 @@
+"""CSRF protection for the newsroom's forms: one random token per session, checked on every POST."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import Response, request, session
+
+from service.errors import error_response
+
+SESSION_KEY = "csrf"
+FORM_FIELD = "csrf_token"
+HEADER = "X-CSRF-Token"
+
+
+def csrf_token() -> str:
+    """The session's token (made on first use); templates put it in every form."""
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str) or len(token) < 32:
+        token = secrets.token_urlsafe(32)
+        session[SESSION_KEY] = token
+    return token
+
+
+def rotate() -> None:
+    """A fresh session and token at login and logout (no fixation across the boundary)."""
+    session.clear()
+    session[SESSION_KEY] = secrets.token_urlsafe(32)
+
+
+def rejected() -> Response | None:
+    """None if this request may proceed; a 400 answer if it is a POST without the right token."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return None
+    expected = session.get(SESSION_KEY)
+    offered = request.headers.get(HEADER) or request.form.get(FORM_FIELD) or ""
+    if isinstance(expected, str) and expected and hmac.compare_digest(expected, offered):
+        return None
+    message = "the form has expired or did not come from this site; reload the page and try again"
+    if request.is_json or request.accept_mimetypes.best == "application/json":
+        return error_response(400, "csrf", message, FORM_FIELD)
+    return Response(
+        f"<!doctype html><title>Bad request</title><p>{message}.</p>",
+        status=400,
+        mimetype="text/html",
+    )

@@ -1,0 +1,239 @@
+/* Newsflash newsroom: progressive enhancement only. Every page works without this file;
+   it adds counters, the live preview, the audience size, prefill without a reload, the undo
+   countdown and the live report. Text from editors is only ever set with textContent. */
+(function () {
+  "use strict";
+
+  function $(selector, root) { return (root || document).querySelector(selector); }
+  function $$(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
+  function csrfToken() {
+    var input = $('input[name="csrf_token"]');
+    return input ? input.value : "";
+  }
+  function formatNumber(n) { return Number(n).toLocaleString("en-US"); }
+
+  // -- character counters: warn at 90 % of the limit, stop at it --------------------------
+  function wireCounters() {
+    $$("[data-counter-for]").forEach(function (counter) {
+      var field = document.getElementById(counter.getAttribute("data-counter-for"));
+      var limit = Number(counter.getAttribute("data-limit"));
+      if (!field || !limit) return;
+      function update() {
+        var n = field.value.length;
+        counter.textContent = n + " / " + limit;
+        counter.classList.toggle("is-near", n >= Math.floor(limit * 0.9) && n <= limit);
+        counter.classList.toggle("is-over", n > limit);
+        counter.title = n >= limit ? "At the limit" : (limit - n) + " characters left";
+      }
+      field.addEventListener("input", update);
+      update();
+    });
+  }
+
+  // -- live preview --------------------------------------------------------------------------
+  function wirePreview() {
+    $$("[data-preview-source]").forEach(function (field) {
+      var name = field.getAttribute("data-preview-source");
+      var target = $('[data-preview="' + name + '"]');
+      if (!target) return;
+      function update() {
+        var value = field.value.trim();
+        if (name === "image") {
+          if (/^https?:\/\//i.test(value)) {
+            target.src = value;
+            target.hidden = false;
+          } else {
+            target.removeAttribute("src");
+            target.hidden = true;
+          }
+          return;
+        }
+        target.textContent = value || target.getAttribute("data-empty") || "";
+      }
+      field.addEventListener("input", update);
+      field.addEventListener("change", update);
+    });
+    var image = $('[data-preview="image"]');
+    if (image) image.addEventListener("error", function () { image.hidden = true; });
+  }
+
+  // -- audience size for the ticked topics ----------------------------------------------------
+  function wireAudience(form) {
+    var url = form.getAttribute("data-audience-url");
+    var out = $("[data-audience]");
+    var everyone = $("[data-all-topics]");
+    if (!url || !out) return;
+    var seq = 0;
+    function update() {
+      var ticked = $$('input[name="topics"]:checked', form).map(function (box) { return box.value; });
+      var query = ticked.map(function (t) { return "topics=" + encodeURIComponent(t); }).join("&");
+      var mine = ++seq;
+      fetch(url + "?" + query, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data || mine !== seq) return;
+          out.textContent = formatNumber(data.audience);
+          if (everyone) everyone.hidden = !data.all_topics;
+        })
+        .catch(function () {});
+    }
+    $$('input[name="topics"]', form).forEach(function (box) { box.addEventListener("change", update); });
+  }
+
+  // -- send_at only matters for "At" -------------------------------------------------------------
+  function wireWhen(form) {
+    var at = $('input[name="send_at"]', form);
+    if (!at) return;
+    function update() {
+      var later = $('input[name="when"][value="later"]', form);
+      at.disabled = !(later && later.checked);
+    }
+    $$('input[name="when"]', form).forEach(function (r) { r.addEventListener("change", update); });
+    at.addEventListener("focus", function () {
+      var later = $('input[name="when"][value="later"]', form);
+      if (later) { later.checked = true; update(); }
+    });
+    update();
+    // A disabled field is not submitted; the server reads "when" first anyway.
+  }
+
+  // -- prefill from the article without a reload ---------------------------------------------------
+  function wirePrefill(form) {
+    var button = $("#prefill", form);
+    var url = form.getAttribute("data-prefill-url");
+    var status = $("#prefill-status");
+    if (!button || !url) return;
+    button.addEventListener("click", function (event) {
+      event.preventDefault();
+      var articleUrl = $("#url", form).value.trim();
+      if (!articleUrl) { status.textContent = "Paste the article URL first."; return; }
+      button.disabled = true;
+      status.textContent = "Reading the article…";
+      fetch(url, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRF-Token": csrfToken() },
+        body: JSON.stringify({ url: articleUrl })
+      })
+        .then(function (r) { return r.json().then(function (data) { return { ok: r.ok, data: data }; }); })
+        .then(function (answer) {
+          if (!answer.ok) {
+            status.textContent = (answer.data.error && answer.data.error.message) || "Could not read the article.";
+            return;
+          }
+          ["title", "body", "image"].forEach(function (name) {
+            var field = $("#" + name, form);
+            if (field && answer.data[name]) {
+              field.value = answer.data[name];
+              field.dispatchEvent(new Event("input"));
+            }
+          });
+          status.textContent = "Filled in from the article: check and edit before sending.";
+        })
+        .catch(function () { status.textContent = "Could not read the article."; })
+        .then(function () { button.disabled = false; });
+    });
+  }
+
+  // -- forms: confirmations and no double submits ------------------------------------------------
+  function wireForms() {
+    $$("form").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        var question = form.getAttribute("data-confirm");
+        if (question && !window.confirm(question)) { event.preventDefault(); return; }
+        if (form.getAttribute("data-submitted")) { event.preventDefault(); return; }
+        form.setAttribute("data-submitted", "1");
+        // Disable after the browser has read the clicked button's name and value.
+        setTimeout(function () {
+          $$('button[type="submit"]', form).forEach(function (b) { b.disabled = true; });
+        }, 0);
+      });
+    });
+    window.addEventListener("pageshow", function (event) {
+      if (!event.persisted) return;
+      $$("form[data-submitted]").forEach(function (form) {
+        form.removeAttribute("data-submitted");
+        $$('button[type="submit"]', form).forEach(function (b) { b.disabled = false; });
+      });
+    });
+  }
+
+  // -- undo countdown ---------------------------------------------------------------------------------
+  function wireCountdown() {
+    var el = $("[data-countdown-to]");
+    if (!el) return;
+    var until = Number(el.getAttribute("data-countdown-to")) * 1000;
+    var skew = 0;
+    function tick() {
+      var left = Math.max(0, Math.ceil((until - Date.now() - skew) / 1000));
+      el.textContent = String(left);
+      if (left > 0) setTimeout(tick, 250);
+    }
+    tick();
+  }
+
+  // -- live report: counts from the API every 1.5 s while the alert is not finished -------------------
+  function wireReport() {
+    var report = $("#report[data-live]");
+    if (!report) return;
+    var api = report.getAttribute("data-api");
+    var milestonesUrl = report.getAttribute("data-milestones");
+    var status = report.getAttribute("data-status");
+    var lastDelivered = null;
+    var finished = { sent: 1, cancelled: 1, failed: 1 };
+
+    function setCount(name, value) {
+      $$('[data-count="' + name + '"]').forEach(function (el) { el.textContent = String(value); });
+    }
+    function refreshMilestones() {
+      fetch(milestonesUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (data) {
+          if (!data) return;
+          data.milestones.forEach(function (m) {
+            var el = $('[data-milestone="' + m.percent + '"]');
+            if (el) el.textContent = m.after_s === null ? "—" : (m.after_s < 60 ? m.after_s.toFixed(1) + " s" : Math.floor(m.after_s / 60) + " min " + Math.floor(m.after_s % 60) + " s");
+          });
+          var ctr = $("[data-ctr]");
+          if (ctr) ctr.textContent = data.click_through === null ? "—" : (100 * data.click_through).toFixed(1) + " %";
+        })
+        .catch(function () {});
+    }
+    function poll() {
+      fetch(api, { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (alert) {
+          if (!alert) { setTimeout(poll, 2000); return; }
+          var c = alert.counts;
+          Object.keys(c).forEach(function (name) { setCount(name, c[name]); });
+          var bar = $("[data-progress]");
+          if (bar && c.audience) {
+            bar.style.width = Math.min(100, (100 * (c.delivered + c.gone + c.failed)) / c.audience).toFixed(1) + "%";
+          }
+          if (c.delivered !== lastDelivered) { lastDelivered = c.delivered; refreshMilestones(); }
+          if (alert.status !== status) {
+            // Status changes bring new actions (Undo gone, Stop, Correct): re-render the page.
+            window.location.reload();
+            return;
+          }
+          if (!finished[alert.status]) setTimeout(poll, 1500);
+        })
+        .catch(function () { setTimeout(poll, 2000); });
+    }
+    poll();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    wireCounters();
+    wirePreview();
+    wireForms();
+    var compose = $("#compose");
+    if (compose) {
+      wireAudience(compose);
+      wireWhen(compose);
+      wirePrefill(compose);
+    }
+    wireCountdown();
+    wireReport();
+  });
+})();

@@ -1,0 +1,88 @@
+"""The CMS webhook (POST /api/v1/hooks/cms): a signed article event may become an alert."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from core import alerts as alert_rules
+from core import webhooks
+from core.adapters.newsroom_sql import SqlNewsroom
+from core.errors import ValidationError
+from service.app import Newsflash
+from service.errors import error_response
+
+bp = Blueprint("webhooks", __name__, url_prefix="/api/v1/hooks")
+log = logging.getLogger("newsflash.webhooks")
+
+# Article events carry more than an alert; still small, so one hostile sender can't hog memory.
+MAX_WEBHOOK_BYTES = 64 * 1024
+ACTOR = "cms"
+
+
+def ext() -> Newsflash:
+    return current_app.extensions["newsflash"]  # type: ignore[no-any-return]
+
+
+@bp.post("/cms")
+def cms() -> tuple[Response, int]:
+    settings = ext().settings
+    if not settings.cms_webhook_secret:
+        return error_response(
+            503, "not_configured", "NEWSFLASH_CMS_WEBHOOK_SECRET is not set; run `newsflash init`"
+        ), 503
+    try:
+        key = webhooks.secret_bytes(settings.cms_webhook_secret)
+    except ValueError:
+        log.error("NEWSFLASH_CMS_WEBHOOK_SECRET is not whsec_ + base64")
+        return error_response(503, "not_configured", "the webhook secret is malformed"), 503
+    request.max_content_length = MAX_WEBHOOK_BYTES
+    raw = request.get_data(cache=True)
+    now = time.time()
+    msg_id = webhooks.verify(
+        key,
+        request.headers.get("webhook-id"),
+        request.headers.get("webhook-timestamp"),
+        request.headers.get("webhook-signature"),
+        raw,
+        now,
+    )
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise ValidationError("the webhook body is not valid JSON") from None
+    c = ext().container
+    receipts = SqlNewsroom(c.store)
+    if not receipts.record_webhook(msg_id, now, webhooks.RECEIPT_KEEP_S):
+        raise webhooks.WebhookReplayed("this webhook-id was already received", "webhook-id")
+    try:
+        body = webhooks.alert_request(
+            payload, settings.topic_slugs, tuple(t.slug for t in settings.topics if t.default)
+        )
+        if body is None:
+            return jsonify({"alert": None, "reason": "the article is not flagged breaking"}), 200
+        draft = alert_rules.parse_alert_request(body, c.alert_rules, now, created_by=ACTOR)
+        alert, created = alert_rules.publish(draft, c.store, c.store, ext().queue, now)
+    except Exception:
+        # Not handled: a corrected retry of the same message must not be refused as a replay.
+        receipts.forget_webhook(msg_id)
+        raise
+    if created:
+        ext().accounts.audit(
+            ACTOR,
+            "alert.send",
+            str(alert.id),
+            {"title": alert.title, "topics": list(alert.topics), "article_id": alert.article_id},
+        )
+    answer = {
+        "alert": {
+            "id": str(alert.id),
+            "status": alert.status.value,
+            "audience": alert.counts.audience,
+        },
+        "created": created,
+    }
+    return jsonify(answer), 202 if created else 200

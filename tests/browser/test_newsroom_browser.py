@@ -1,0 +1,192 @@
+"""The newsroom in a real Chromium: compose → preview → send → undo, and compose → send → stop,
+against the app on a real HTTP server, a live worker and beat, and the push stand-in."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port, port_open, require_service
+from tests.support.live import serve
+from tests.support.newsroom import (
+    EDITOR,
+    PASSWORD,
+    NewsroomStack,
+    start_newsroom_stack,
+    topics_env,
+)
+from tests.support.stack import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def chromium_browser() -> Iterator[Any]:
+    require_service("Chromium", Path(CHROMIUM).exists(), f"{CHROMIUM}; apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomStack, str]]:
+    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
+    tmp = tmp_path_factory.mktemp("newsroom-browser")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gen = start_newsroom_stack(
+        f"sqlite:///{tmp}/newsflash.db", tmp, [base], topics_env("undo", "stop")
+    )
+    stack = next(gen)
+    try:
+        with serve(stack.app, port) as served:
+            assert served == base
+            yield stack, base
+    finally:
+        gen.close()
+
+
+@pytest.fixture
+def page(chromium_browser: Any, site: tuple[NewsroomStack, str]) -> Iterator[Any]:
+    _stack, base = site
+    context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(base + "/editor/new")
+    # Not logged in: the newsroom sends us to the login page first, then back.
+    assert "/editor/login" in tab.url
+    tab.fill("#email", EDITOR)
+    tab.fill("#password", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(base + "/editor/new")
+    try:
+        yield tab
+        assert errors == [], f"JavaScript errors: {errors}"
+    finally:
+        context.close()
+
+
+def _compose(page: Any, base: str, topic: str, title: str) -> None:
+    page.fill("#url", f"{base}/news/{uuid.uuid4().hex[:8]}")
+    page.fill("#title", title)
+    page.fill("#body", "Residents near the river are told to move to higher ground.")
+    page.uncheck("input[name=topics][value=breaking]")
+    page.check(f"input[name=topics][value={topic}]")
+
+
+def test_compose_preview_send_then_undo_delivers_nothing(
+    page: Any, site: tuple[NewsroomStack, str], artifacts: Path
+) -> None:
+    stack, base = site
+    for sub in stack.standin.create_subscriptions(3):
+        stack.subscribe(sub, ["undo"])
+    title = "River bursts its banks <b>tonight</b>"
+    _compose(page, base, "undo", title)
+
+    # The preview shows the words as typed (as text, never as markup), live.
+    preview = page.locator("[data-preview=title]")
+    assert preview.text_content() == title
+    assert page.locator("[data-preview=title] b").count() == 0
+    assert page.locator("[data-preview=body]").text_content().startswith("Residents near")
+    assert page.locator("[data-counter-for=title]").text_content() == f"{len(title)} / 120"
+    page.fill("#title", "x" * 110)
+    counter = page.locator("[data-counter-for=title]")
+    assert counter.text_content() == "110 / 120"
+    assert "is-near" in (counter.get_attribute("class") or "")
+    page.fill("#title", title)
+    assert "is-near" not in (counter.get_attribute("class") or "")
+    # The audience for the ticked topic, asked of the server as the boxes change.
+    wait_until(
+        lambda: page.locator("[data-audience]").text_content() == "3", 10, "the audience size"
+    )
+    page.screenshot(path=str(artifacts / "newsroom-compose.png"), full_page=True)
+
+    page.click("#review")
+    page.wait_for_selector("#confirm-form")
+    assert page.locator("#confirm-audience").text_content() == "3"
+    assert page.locator("#confirm-all").count() == 0  # one topic: no extra confirmation
+    sent_at = time.time()
+    page.click("#send")
+    page.wait_for_url(f"{base}/editor/alerts/*")
+    alert_id = page.url.rsplit("/", 1)[-1]
+    countdown = page.locator("[data-countdown-to]")
+    assert int(countdown.text_content() or "0") <= stack.settings.undo_window_s
+    page.click("#undo")
+    page.wait_for_selector("text=Called off")
+    assert time.time() - sent_at < stack.settings.undo_window_s, "undo came too late to count"
+
+    time.sleep(stack.settings.undo_window_s + 2.0)  # past the window and a beat tick
+    assert stack.alert(alert_id)["status"] == "cancelled"
+    assert stack.payloads(alert_id) == []
+    page.reload()
+    assert "nothing was delivered" in page.locator(".nf-calledoff").text_content()
+    assert page.locator("h1 [data-title]").text_content() == title
+
+
+def test_compose_send_then_stop_mid_fanout_with_a_live_report(
+    page: Any, site: tuple[NewsroomStack, str], artifacts: Path
+) -> None:
+    stack, base = site
+    audience = 80
+    for sub in stack.standin.create_subscriptions(audience, "slow", delay_s=0.5):
+        stack.subscribe(sub, ["stop"])
+    _compose(page, base, "stop", "Evacuation ordered in Tana River")
+    page.click("#review")
+    page.wait_for_selector("#confirm-form")
+    page.click("#send")
+    page.wait_for_url(f"{base}/editor/alerts/*")
+    alert_id = page.url.rsplit("/", 1)[-1]
+
+    # The page follows the alert by itself: undo window → sending, counts rising live.
+    stop = page.locator("#stop")
+    stop.wait_for(state="visible", timeout=20_000)
+    delivered = page.locator(".nf-count [data-count=delivered]")
+    wait_until(
+        lambda: int(delivered.text_content() or "0") >= 6, 30, "live delivered count to rise"
+    )
+    page.screenshot(path=str(artifacts / "newsroom-live-report.png"), full_page=True)
+    stopped_at = time.time()
+    stop.click()
+    page.wait_for_selector("#stopped", timeout=15_000)
+
+    def settled() -> int | None:
+        reached = len(stack.received(alert_id))
+        time.sleep(0.6)
+        same = (
+            reached == len(stack.received(alert_id)) == stack.alert(alert_id)["counts"]["delivered"]
+        )
+        return reached if same else None
+
+    reached = wait_until(settled, 20, "the stopped send to settle")
+    last = max(r.at for r in stack.received(alert_id))
+    assert last <= stopped_at + 2.0, f"pushes kept starting {last - stopped_at:.2f} s after Stop"
+    assert 6 <= reached < audience
+    page.reload()
+    assert f"{reached} of {audience} subscribers were reached before the stop" in " ".join(
+        page.locator("#stopped").text_content().split()
+    )
+    assert stack.alert(alert_id)["status"] == "cancelled"
