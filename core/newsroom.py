@@ -76,7 +76,7 @@ def in_undo_window(alert: Alert, now: float, undo_window_s: int) -> bool:
     )
 
 
-def test_draft(draft: AlertDraft, user_id: int) -> AlertDraft:
+def as_test_send(draft: AlertDraft, user_id: int) -> AlertDraft:
     """A test send: only the editor's own test devices, labelled, never the real send."""
     title = draft.title if draft.title.startswith("[TEST]") else "[TEST] " + draft.title
     return replace(

@@ -377,7 +377,7 @@ def _test_send(form: dict[str, Any]) -> Page:
             "test",
         )
     now = time.time()
-    draft = newsroom.test_draft(_draft_from(form, now), principal.user_id)
+    draft = newsroom.as_test_send(_draft_from(form, now), principal.user_id)
     c = ext().container
     alert, _ = alert_rules.publish(draft, c.store, c.store, ext().queue, now)
     ext().accounts.audit(principal.name, "alert.test", str(alert.id), {"title": draft.title})
