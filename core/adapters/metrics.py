@@ -2,15 +2,20 @@
 under one directory, and GET /metrics sums them together with gauges read at scrape time.
 
 prometheus_client decides at import time whether it runs in multiprocess mode, from the
-PROMETHEUS_MULTIPROC_DIR environment variable. `install(settings)` exports it (from
-NEWSFLASH_METRICS_DIR, default var/metrics, unless PROMETHEUS_MULTIPROC_DIR is already given) and
-only then imports prometheus_client; nothing else in Newsflash imports it.
+PROMETHEUS_MULTIPROC_DIR environment variable. `install(metrics_dir)` exports it before the first
+import (metrics_dir is NEWSFLASH_METRICS_DIR, default var/metrics, or PROMETHEUS_MULTIPROC_DIR when
+that is given, as `newsflash run` does); nothing else in Newsflash imports prometheus_client.
+
+Each host (container) writes into its own subdirectory, metrics_dir/<hostname>: files are named by
+process id, and containers sharing one volume reuse the same small pids. /metrics merges them all.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import socket
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,6 +39,8 @@ def install(metrics_dir: Path) -> Path:
         if _installed is not None:
             return _installed
         path = metrics_dir.resolve()
+        if path.name != _host_dir():  # a child that inherited our variable keeps the same dir
+            path = path / _host_dir()
         path.mkdir(parents=True, exist_ok=True)
         os.environ[ENV] = str(path)
         if "prometheus_client.values" in sys.modules:
@@ -78,14 +85,16 @@ class Metrics:
         self.alerts_finished = Counter(
             "newsflash_alerts_finished", "Alerts that finished sending, by final status", ["status"]
         )
-        self.batches = Counter(
-            "newsflash_batches", "Delivery batches run by workers, by lane", ["lane"]
-        )
         self.alarm_notifications = Counter(
             "newsflash_alarm_notifications",
             "Alarm webhook POSTs by result (sent, failed)",
             ["result"],
         )
+
+
+def _host_dir() -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "host"
+    return name[:64]
 
 
 def metrics() -> Metrics:
@@ -198,6 +207,21 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
     yield g
 
 
+class _FilesCollector:
+    """Every process's files under metrics_dir, one subdirectory per host, merged."""
+
+    def __init__(self, metrics_dir: Path) -> None:
+        self.metrics_dir = metrics_dir
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        files = sorted(
+            str(f) for pattern in ("*.db", "*/*.db") for f in self.metrics_dir.glob(pattern)
+        )
+        yield from MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
+
+
 class _SnapshotCollector:
     def __init__(self, snapshot: Mapping[str, Any]) -> None:
         self.snapshot = snapshot
@@ -210,9 +234,8 @@ def render(metrics_dir: Path, snapshot: Mapping[str, Any]) -> tuple[bytes, str]:
     """The Prometheus text exposition: every process's counters plus the scrape-time gauges."""
     install(metrics_dir)
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-    from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(metrics_dir.resolve()))  # type: ignore[no-untyped-call]
+    registry.register(_FilesCollector(metrics_dir.resolve()))
     registry.register(_SnapshotCollector(snapshot))
     return generate_latest(registry), CONTENT_TYPE_LATEST

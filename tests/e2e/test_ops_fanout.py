@@ -5,7 +5,10 @@ page must show the send while it runs, and the worker's logs must hold no secret
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -426,3 +429,52 @@ def test_ops_pages_and_metrics_need_the_ops_role(stack: OpsStack) -> None:
     assert page.status_code == 302 and "/editor/login" in page.headers["Location"]
     ready = c.get("/readyz")
     assert "alarms" in ready.json and ready.json["alarms"] == []
+
+
+def _cli(stack: OpsStack, *argv: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.update(stack.env)
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *argv],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_status_and_watch_print_the_same_picture_in_a_terminal(stack: OpsStack) -> None:
+    # By now (first test) the worker and beat are stopped with a backlog on the breaking lane.
+    status = _cli(stack, "status")
+    assert status.returncode in (0, 1), status.stderr
+    out = status.stdout
+    assert "Newsflash status at" in out
+    depth = stack.redis.llen("newsflash.breaking")
+    assert f"newsflash.breaking       waiting {depth:>7}" in out
+    assert "none answered: nothing is being delivered" in out
+    assert "Subscribers: 48 (breaking 45, politics 0, sport 3)" in out
+
+    as_json = json.loads(_cli(stack, "status", "--json").stdout)
+    assert as_json["subscribers"]["total"] == 48
+    assert {q["name"]: q["depth"] for q in as_json["queues"]}["newsflash.breaking"] == depth
+
+    with stack.engine.connect() as conn:
+        sent_id, queued_id = (
+            conn.execute(
+                select(t.alerts.c.id).where(t.alerts.c.status == s).order_by(t.alerts.c.id).limit(1)
+            ).scalar_one()
+            for s in ("sent", "queued")
+        )
+    done = _cli(stack, "alerts", "watch", str(sent_id))
+    assert done.returncode == 0, done.stderr
+    assert f"alert {sent_id} sent" in done.stdout.splitlines()[-1]
+    assert "100.0%" in done.stdout and "delivered 45 gone 5 failed 0 pending 0" in done.stdout
+
+    waiting = _cli(stack, "alerts", "watch", str(queued_id), "--timeout", "1.5", "--every", "0.5")
+    assert waiting.returncode == 3
+    assert f"alert {queued_id} queued" in waiting.stdout and "0/45" in waiting.stdout
+
+    missing = _cli(stack, "alerts", "watch", "999999")
+    assert missing.returncode == 2 and "no alert 999999" in missing.stderr
