@@ -2,23 +2,41 @@
 
 from __future__ import annotations
 
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
 from flask import Blueprint, Response, current_app, render_template, send_from_directory
 
 bp = Blueprint("reader", __name__)
+SAMPLE_STORY = Path(__file__).resolve().parent / "sample" / "article.json"
+
+
+@cache
+def sample_story() -> dict[str, Any]:
+    """The bundled demo story (written for Newsflash; its people and places are fictional)."""
+    story: dict[str, Any] = json.loads(SAMPLE_STORY.read_text(encoding="utf-8"))
+    return story
+
+
+def _page(template: str, active: str) -> str:
+    return render_template(
+        template,
+        settings=current_app.extensions["newsflash"].settings,
+        story=sample_story(),
+        active=active,
+    )
 
 
 @bp.get("/")
 def home() -> str:
-    return render_template(
-        "reader/article.html", settings=current_app.extensions["newsflash"].settings
-    )
+    return _page("reader/article.html", "news")
 
 
 @bp.get("/manage")
 def manage() -> str:
-    return render_template(
-        "reader/manage.html", settings=current_app.extensions["newsflash"].settings
-    )
+    return _page("reader/manage.html", "alerts")
 
 
 def _static_js(name: str, max_age: int) -> Response:
@@ -31,6 +49,11 @@ def _static_js(name: str, max_age: int) -> Response:
 @bp.get("/newsflash.js")
 def widget() -> Response:
     return _static_js("newsflash.js", 300)
+
+
+@bp.get("/manage.js")
+def manage_script() -> Response:
+    return _static_js("manage.js", 300)
 
 
 @bp.get("/sw.js")

@@ -1,0 +1,250 @@
+/* Newsflash opt-in widget: a soft prompt, then the browser's own permission dialog, then push. */
+(function () {
+  'use strict';
+  var me = document.currentScript;
+  var API = (me && me.dataset.api) || (me ? new URL(me.src, location.href).origin : location.origin);
+  var MANAGE = (me && me.dataset.manage) || '/manage';
+  var DISMISSED = 'newsflash:dismissedAt';
+  var DAY_MS = 864e5;
+  var d = document;
+  var root, statusEl, returnTo;
+
+  var MSG = {
+    unsupported: "This browser can't receive news alerts. A recent Chrome, Edge, Firefox or Safari can.",
+    denied: "Notifications are blocked for this site, so we can't send you alerts. You can allow them in your browser's site settings.",
+    dismissed: "You didn't allow notifications, so alerts are not on. You can try again at any time.",
+    push: "Your browser's push service didn't answer, so alerts are not on. Please try again later.",
+    network: "We couldn't reach our server, so alerts are not on yet. Please check your connection and try again.",
+    refused: "Our server couldn't sign you up just now, so alerts are not on. Please try again later."
+  };
+
+  function supported() {
+    return window.isSecureContext && 'serviceWorker' in navigator && 'PushManager' in window &&
+      'Notification' in window;
+  }
+
+  function fail(code, detail) {
+    var e = new Error(MSG[code] + (detail ? ' (' + detail + ')' : ''));
+    e.code = code;
+    return e;
+  }
+
+  function timeout(promise, ms, code) {
+    return Promise.race([promise, new Promise(function (_, reject) {
+      setTimeout(function () { reject(fail(code)); }, ms);
+    })]);
+  }
+
+  function el(tag, attrs, text) {
+    var node = d.createElement(tag);
+    for (var k in attrs) node.setAttribute(k, attrs[k]);
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  function keyBytes(b64) {
+    var s = atob((b64 + '==='.slice((b64.length + 3) % 4)).replace(/-/g, '+').replace(/_/g, '/'));
+    var out = new Uint8Array(s.length);
+    for (var i = 0; i < s.length; i++) out[i] = s.charCodeAt(i);
+    return out;
+  }
+
+  function post(path, body) {
+    return fetch(API + path, {
+      method: 'POST', credentials: 'omit', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body)
+    });
+  }
+
+  var CSS = '.nf{position:fixed;z-index:2147483000;bottom:16px;right:16px;max-width:360px;box-sizing:border-box;' +
+    'background:#fff;color:#1a1a1a;border:1px solid #767676;border-radius:8px;padding:16px 18px;' +
+    'box-shadow:0 6px 24px rgba(0,0,0,.25);font:16px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;text-align:left}' +
+    '.nf *{box-sizing:border-box;font:inherit;color:inherit;margin:0}' +
+    '.nf-title{font-weight:700;font-size:18px}.nf-body{margin:4px 0 10px}' +
+    '.nf fieldset{border:0;padding:0;margin:4px 0 10px}.nf legend{font-weight:600;margin-bottom:4px}' +
+    '.nf label{display:flex;gap:8px;align-items:center;padding:3px 0;cursor:pointer}' +
+    '.nf input{width:18px;height:18px;accent-color:#0b4f9c}' +
+    '.nf-row{display:flex;gap:8px;flex-wrap:wrap;margin-top:6px}' +
+    '.nf button{cursor:pointer;border-radius:6px;padding:9px 16px;border:2px solid #0b4f9c;font-weight:600}' +
+    '.nf-yes{background:#0b4f9c;color:#fff!important}.nf-no{background:#fff;color:#0b4f9c!important}' +
+    '.nf .nf-more{border:0;background:none;padding:2px 0;color:#0b4f9c!important;text-decoration:underline}' +
+    '.nf button:disabled{opacity:.6;cursor:wait}' +
+    '.nf :focus-visible,.nf-link:focus-visible{outline:3px solid #c75000;outline-offset:2px}' +
+    '.nf-status:not(:empty){margin-top:10px}.nf-status a{color:#0b4f9c}' +
+    '.nf-link{position:fixed;z-index:2147483000;bottom:12px;right:12px;background:#fff;color:#0b4f9c;' +
+    'border:1px solid #767676;border-radius:16px;padding:4px 12px;font:14px system-ui,sans-serif}' +
+    '@media (max-width:480px){.nf{left:8px;right:8px;bottom:8px;max-width:none}}';
+
+  function addStyle() {
+    if (!d.getElementById('nf-style')) d.head.appendChild(el('style', { id: 'nf-style' }, CSS));
+  }
+
+  function manageLink() {
+    addStyle();
+    var a = el('a', { href: MANAGE, class: 'nf-link' }, 'Manage alerts');
+    var slot = d.getElementById('newsflash-manage');
+    if (slot) { a.className = ''; slot.appendChild(a); } else d.body.appendChild(a);
+  }
+
+  function close() {
+    var hadFocus = root && root.contains(d.activeElement);
+    if (root) root.remove();
+    root = null;
+    if (hadFocus) (returnTo && d.contains(returnTo) ? returnTo : d.body).focus();
+  }
+
+  function dismiss() {
+    try { localStorage.setItem(DISMISSED, String(Date.now())); } catch (e) { /* private mode */ }
+    close();
+    mark('snoozed');
+  }
+
+  function say(text, link) {
+    statusEl.textContent = text;
+    if (link) {
+      statusEl.appendChild(d.createTextNode(' '));
+      statusEl.appendChild(el('a', { href: MANAGE }, 'Manage alerts'));
+    }
+  }
+
+  function showPrompt(config) {
+    addStyle();
+    var p = config.prompt;
+    root = el('section', { class: 'nf', role: 'dialog', 'aria-modal': 'false',
+      'aria-labelledby': 'nf-title', 'aria-describedby': 'nf-body' });
+    root.appendChild(el('p', { id: 'nf-title', class: 'nf-title' }, p.title));
+    root.appendChild(el('p', { id: 'nf-body', class: 'nf-body' }, p.body));
+    var more = el('button', { type: 'button', class: 'nf-more', 'aria-expanded': 'false',
+      'aria-controls': 'nf-topics' }, 'Choose topics');
+    var picker = el('fieldset', { id: 'nf-topics', hidden: '' });
+    picker.appendChild(el('legend', {}, 'Send me alerts about'));
+    config.topics.forEach(function (t) {
+      var label = el('label');
+      var box = el('input', { type: 'checkbox', name: 'nf-topic', value: t.slug });
+      box.checked = !!t.default;
+      label.appendChild(box);
+      label.appendChild(d.createTextNode(t.name));
+      picker.appendChild(label);
+    });
+    var row = el('div', { class: 'nf-row' });
+    var yes = el('button', { type: 'button', class: 'nf-yes' }, p.accept);
+    var no = el('button', { type: 'button', class: 'nf-no' }, p.dismiss);
+    row.appendChild(yes);
+    row.appendChild(no);
+    statusEl = el('p', { class: 'nf-status', role: 'status', 'aria-live': 'polite' });
+    [more, picker, row, statusEl].forEach(function (n) { root.appendChild(n); });
+
+    more.onclick = function () {
+      var open = picker.hidden;
+      picker.hidden = !open;
+      more.setAttribute('aria-expanded', String(open));
+      if (open) picker.querySelector('input').focus();
+    };
+    no.onclick = dismiss;
+    root.addEventListener('keydown', function (e) { if (e.key === 'Escape') dismiss(); });
+    root.addEventListener('focusin', function (e) {
+      if (e.relatedTarget && !root.contains(e.relatedTarget)) returnTo = e.relatedTarget;
+    });
+    yes.onclick = function () {
+      var topics = [].slice.call(picker.querySelectorAll('input:checked')).map(function (b) { return b.value; });
+      if (!topics.length) {
+        picker.hidden = false;
+        more.setAttribute('aria-expanded', 'true');
+        say('Choose at least one topic.');
+        return;
+      }
+      yes.disabled = no.disabled = true;
+      say('Turning on alerts\u2026');
+      optIn(config, topics).then(function (names) {
+        more.remove();
+        picker.remove();
+        no.textContent = 'Close';
+        no.disabled = false;
+        no.onclick = close;
+        row.replaceChildren(no);
+        say("You're signed up. We'll send you alerts about " + names + '.', true);
+        mark('subscribed');
+        statusEl.setAttribute('tabindex', '-1');
+        statusEl.focus();
+      }, function (err) {
+        yes.disabled = no.disabled = false;
+        if (err.code === 'denied' || err.code === 'unsupported') {
+          no.textContent = 'Close';
+          row.replaceChildren(no);
+        }
+        say(err.code ? err.message : MSG.push);
+      });
+    };
+    d.body.insertBefore(root, d.body.firstChild);
+  }
+
+  async function optIn(config, topics) {
+    var permission = await new Promise(function (resolve) {
+      var r = Notification.requestPermission(resolve);
+      if (r && r.then) r.then(resolve);
+    });
+    if (permission === 'denied') throw fail('denied');
+    if (permission !== 'granted') throw fail('dismissed');
+    var sw = '/sw.js' + (API === location.origin ? '' : '?api=' + encodeURIComponent(API));
+    var reg;
+    try {
+      await navigator.serviceWorker.register(sw, { scope: '/' });
+      reg = await timeout(navigator.serviceWorker.ready, 15000, 'unsupported');
+    } catch (e) {
+      throw e.code ? e : fail('unsupported');
+    }
+    var options = { userVisibleOnly: true, applicationServerKey: keyBytes(config.vapidPublicKey) };
+    var sub;
+    try {
+      sub = await timeout(reg.pushManager.subscribe(options), 20000, 'push');
+    } catch (e) {
+      if (e.name !== 'InvalidStateError') throw e.code ? e : fail('push', e.name);
+      // Subscribed earlier with another server key: replace that subscription.
+      var old = await reg.pushManager.getSubscription();
+      if (old) await old.unsubscribe();
+      sub = await timeout(reg.pushManager.subscribe(options), 20000, 'push');
+    }
+    var answer;
+    try {
+      answer = await post('/api/v1/subscriptions', Object.assign(sub.toJSON(), { topics: topics }));
+    } catch (e) {
+      await sub.unsubscribe().catch(function () {});
+      throw fail('network');
+    }
+    if (!answer.ok) {
+      // The browser must not believe it is subscribed when our server has no record of it.
+      await sub.unsubscribe().catch(function () {});
+      throw fail('refused', 'error ' + answer.status);
+    }
+    var saved = await answer.json();
+    if (reg.active) reg.active.postMessage({ type: 'newsflash:remember' });
+    try { localStorage.removeItem(DISMISSED); } catch (e) { /* private mode */ }
+    return config.topics.filter(function (t) { return saved.topics.indexOf(t.slug) >= 0; })
+      .map(function (t) { return t.name; }).join(', ');
+  }
+
+  // The page can style or test against <html data-newsflash="...">: what the widget decided.
+  function mark(state) {
+    d.documentElement.setAttribute('data-newsflash', state);
+  }
+
+  async function start() {
+    if (!supported()) return mark('unsupported');
+    if (Notification.permission === 'denied') return mark('denied');
+    var reg = await navigator.serviceWorker.getRegistration();
+    var sub = reg && reg.pushManager && await reg.pushManager.getSubscription();
+    if (sub) return manageLink(), mark('subscribed');
+    var config = await (await fetch(API + '/api/v1/config', { credentials: 'omit' })).json();
+    var at = 0;
+    try { at = Number(localStorage.getItem(DISMISSED)) || 0; } catch (e) { /* private mode */ }
+    if (at && Date.now() - at < config.prompt.reaskDays * DAY_MS) return mark('snoozed');
+    showPrompt(config);
+    mark('prompt');
+  }
+
+  function boot() {
+    start().catch(function () { mark('quiet'); /* the page must never break because of us */ });
+  }
+  if (d.readyState === 'loading') d.addEventListener('DOMContentLoaded', boot);
+  else boot();
+})();

@@ -1,0 +1,175 @@
+/* Newsflash service worker: shows each alert, opens its article on click, keeps the subscription. */
+'use strict';
+
+var API = (function () {
+  var api = new URL(self.location.href).searchParams.get('api');
+  return api && /^https?:\/\//.test(api) ? new URL(api).origin : self.location.origin;
+})();
+var HOME = self.location.origin + '/';
+var CONFIG_MAX_AGE_MS = 864e5;
+
+/* -- a tiny key-value store in IndexedDB (survives worker restarts) -------------------------- */
+function kv(key, value) {
+  return new Promise(function (resolve, reject) {
+    var open = indexedDB.open('newsflash', 1);
+    open.onupgradeneeded = function () { open.result.createObjectStore('kv'); };
+    open.onerror = function () { reject(open.error); };
+    open.onsuccess = function () {
+      var db = open.result;
+      var tx = db.transaction('kv', value === undefined ? 'readonly' : 'readwrite');
+      var req = value === undefined ? tx.objectStore('kv').get(key) : tx.objectStore('kv').put(value, key);
+      tx.oncomplete = function () { db.close(); resolve(req.result); };
+      tx.onerror = tx.onabort = function () { db.close(); reject(tx.error); };
+    };
+  });
+}
+
+function post(path, body) {
+  return fetch(API + path, {
+    method: 'POST', credentials: 'omit', keepalive: true,
+    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body)
+  });
+}
+
+function text(value) {
+  return typeof value === 'string' ? value : value == null ? '' : String(value);
+}
+
+function keyBytes(b64) {
+  var s = atob((b64 + '==='.slice((b64.length + 3) % 4)).replace(/-/g, '+').replace(/_/g, '/'));
+  return Uint8Array.from(s, function (c) { return c.charCodeAt(0); });
+}
+
+/* -- configuration: the publisher's origins and the server key, cached ---------------------- */
+async function fetchConfig(timeoutMs) {
+  var abort = new AbortController();
+  var timer = setTimeout(function () { abort.abort(); }, timeoutMs);
+  try {
+    var answer = await fetch(API + '/api/v1/config', { credentials: 'omit', signal: abort.signal });
+    if (!answer.ok) return null;
+    var body = await answer.json();
+    var config = { at: Date.now(), origins: body.origins || [], vapidPublicKey: body.vapidPublicKey };
+    await kv('config', config);
+    return config;
+  } catch (e) {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function config(timeoutMs) {
+  var cached = await kv('config').catch(function () { return null; });
+  if (cached && Date.now() - cached.at < CONFIG_MAX_AGE_MS) return cached;
+  return (await fetchConfig(timeoutMs)) || cached;
+}
+
+/* -- what a click may open: http(s) URLs on the publisher's origins, else the home page ----- */
+function clickTarget(url, origins) {
+  var allowed = [self.location.origin];
+  (origins || []).forEach(function (o) {
+    try { allowed.push(new URL(o).origin); } catch (e) { /* not an origin: ignore */ }
+  });
+  try {
+    var u = new URL(text(url));
+    if ((u.protocol === 'https:' || u.protocol === 'http:') && allowed.indexOf(u.origin) >= 0) {
+      return u.href;
+    }
+  } catch (e) { /* not a URL */ }
+  return HOME;
+}
+
+function report(id, type) {
+  // Counts only; a lost report must never cost the reader their notification or their click.
+  if (!/^\d+$/.test(text(id))) return Promise.resolve();
+  return post('/api/v1/events', { alert: text(id), type: type }).catch(function () {});
+}
+
+/* -- push: always show a notification, then report it ---------------------------------------- */
+async function showAlert(data) {
+  var p = {};
+  try { p = data ? data.json() : {}; } catch (e) { p = { body: data ? data.text() : '' }; }
+  if (!p || typeof p !== 'object') p = {};
+  var options = { body: text(p.body), data: { url: text(p.url), id: text(p.id) } };
+  ['icon', 'image', 'badge'].forEach(function (k) { if (typeof p[k] === 'string' && p[k]) options[k] = p[k]; });
+  if (typeof p.ts === 'number') options.timestamp = p.ts * 1000;
+  if (typeof p.tag === 'string' && p.tag) {
+    options.tag = p.tag;
+    // A correction replaces the earlier notification for the story: let it alert again.
+    options.renotify = (await self.registration.getNotifications({ tag: p.tag })).length > 0;
+  }
+  var title = text(p.title) || 'News alert';
+  try {
+    await self.registration.showNotification(title, options);
+  } catch (e) {
+    await self.registration.showNotification(title, { body: options.body, data: options.data });
+  }
+  await Promise.all([report(p.id, 'displayed'), remember().catch(function () {})]);
+}
+
+self.addEventListener('push', function (event) {
+  event.waitUntil(showAlert(event.data));
+});
+
+/* -- click: focus the article's open tab, or open it ----------------------------------------- */
+async function openAlert(notification) {
+  var data = notification.data || {};
+  var reported = report(data.id, 'clicked');
+  var cfg = await config(800);
+  var url = clickTarget(data.url, cfg && cfg.origins);
+  var bare = url.split('#')[0];
+  var windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  var tab = windows.find(function (w) { return w.url.split('#')[0] === bare; });
+  var shown = tab && tab.focus ? tab.focus() : self.clients.openWindow(url);
+  await Promise.all([Promise.resolve(shown).catch(function () {}), reported]);
+  return url;
+}
+
+self.addEventListener('notificationclick', function (event) {
+  event.notification.close();
+  event.waitUntil(openAlert(event.notification));
+});
+
+/* -- the subscription: remember it, and move the reader's topics when it changes ------------ */
+async function remember(sub) {
+  sub = sub || await self.registration.pushManager.getSubscription();
+  if (!sub) return;
+  var json = sub.toJSON();
+  var known = await kv('subscription').catch(function () { return null; });
+  if (!known || known.endpoint !== json.endpoint || known.auth !== json.keys.auth) {
+    await kv('subscription', { endpoint: json.endpoint, auth: json.keys.auth });
+  }
+}
+
+async function resubscribe(oldSub, newSub) {
+  // The event's oldSubscription may be null (Firefox): fall back to what we remembered.
+  var old = oldSub ? { endpoint: oldSub.endpoint, auth: oldSub.toJSON().keys.auth }
+    : await kv('subscription').catch(function () { return null; });
+  if (!newSub) {
+    var key = oldSub && oldSub.options && oldSub.options.applicationServerKey;
+    if (!key) key = keyBytes((await config(5000)).vapidPublicKey);
+    newSub = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+  }
+  var answer = old && await post('/api/v1/subscriptions/change',
+    { oldEndpoint: old.endpoint, oldAuth: old.auth, subscription: newSub.toJSON() });
+  // Unknown to the server (or nothing remembered): sign up again with the default topics.
+  if (!answer || answer.status === 404) answer = await post('/api/v1/subscriptions', newSub.toJSON());
+  if (answer.ok) await remember(newSub);
+  return answer.status;
+}
+
+self.addEventListener('pushsubscriptionchange', function (event) {
+  event.waitUntil(resubscribe(event.oldSubscription, event.newSubscription));
+});
+
+self.addEventListener('message', function (event) {
+  if (event.data && event.data.type === 'newsflash:remember') event.waitUntil(remember());
+});
+
+self.addEventListener('install', function () { self.skipWaiting(); });
+
+self.addEventListener('activate', function (event) {
+  event.waitUntil(Promise.all([
+    self.clients.claim(), remember().catch(function () {}), fetchConfig(5000)
+  ]));
+});

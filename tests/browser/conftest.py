@@ -1,0 +1,164 @@
+"""Browser-test fixtures: the reader site on a real HTTP server, and a real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask
+from sqlalchemy import select
+
+from core.accounts import Role
+from core.adapters import migrate
+from core.adapters import tables as t
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.sql import make_engine
+from tests.conftest import TEST_REDIS_DB, free_port, make_env, require_service, settings_from
+from tests.support.live import serve
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def require_browser(name: str, path: str) -> None:
+    """Skip locally when the browser is missing; under CI=true that is a failure."""
+    found = os.path.exists(path) or shutil.which(path) is not None
+    require_service(name, found, f"{path} not installed; apt-get install it")
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def fake_browser_subscription(endpoint: str) -> dict[str, Any]:
+    """What PushSubscription.toJSON() gives, with real P-256 and auth keys."""
+    key = ec.generate_private_key(ec.SECP256R1()).public_key()
+    raw = key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return {
+        "endpoint": endpoint,
+        "expirationTime": None,
+        "keys": {"p256dh": b64(raw), "auth": b64(os.urandom(16))},
+    }
+
+
+@dataclass
+class ReaderSite:
+    """The Newsflash web app answering real HTTP on 127.0.0.1, with helpers to look inside."""
+
+    base: str
+    app: Flask
+    engine: Any
+    token: str
+
+    def subscription(self, endpoint: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(select(t.subscriptions).where(t.subscriptions.c.endpoint == endpoint))
+                .mappings()
+                .first()
+            )
+        if row is None:
+            return None
+        store = self.app.extensions["newsflash"].container.store
+        return {**row, "topics": list(store.topics_of(row["topic_mask"]))}
+
+    def api(self) -> Any:
+        return self.app.test_client()
+
+    def publish(self, **fields: Any) -> str:
+        answer = self.api().post(
+            "/api/v1/alerts",
+            json={"topics": ["breaking"], **fields},
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        assert answer.status_code == 202, answer.json
+        return str(answer.json["id"])
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        answer = self.api().get(
+            f"/api/v1/alerts/{alert_id}", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        assert answer.status_code == 200
+        return dict(answer.json)
+
+
+@pytest.fixture(scope="module")
+def reader_site(
+    tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str
+) -> Iterator[ReaderSite]:
+    from service.app import create_app
+
+    tmp = tmp_path_factory.mktemp("reader-site")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    database_url = f"sqlite:///{tmp}/newsflash.db"
+    env = make_env(
+        tmp / "var",
+        database_url,
+        redis_url,
+        vapid_pem,
+        PUBLIC_ORIGINS=base,
+        RATE_LIMIT_SUBSCRIBE="10000 per minute",
+        TOPICS="breaking:Breaking news:default,politics,business,sport",
+    )
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    app = create_app(settings_from(env))
+    token = SqlAccounts(engine).create_token("browser-tests", Role.EDITOR)
+    try:
+        with serve(app, port) as served:
+            assert served == base
+            yield ReaderSite(base, app, engine, token)
+    finally:
+        engine.dispose()
+        app.extensions["newsflash"].container.engine.dispose()
+        # Alerts published here queue Celery messages nobody consumes: drop them.
+        redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
+
+
+@pytest.fixture(scope="module")
+def playwright_driver() -> Iterator[Any]:
+    require_browser("Chromium", CHROMIUM)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture
+def chromium(playwright_driver: Any, reader_site: ReaderSite, tmp_path: Path) -> Iterator[Any]:
+    """A fresh Chromium profile with notifications allowed for the reader site."""
+    context = playwright_driver.chromium.launch_persistent_context(
+        str(tmp_path / "chromium-profile"),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=CHROMIUM_ARGS,
+        viewport={"width": 1280, "height": 720},
+        timeout=30_000,
+    )
+    try:
+        context.set_default_timeout(10_000)
+        context.on("console", lambda m: print("console:", m.type, m.text))
+        context.grant_permissions(["notifications"], origin=reader_site.base)
+        yield context
+    finally:
+        context.close()
