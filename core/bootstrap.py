@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from config.settings import Settings
 from core.adapters.hosts import RedisHostHealth
 from core.adapters.sql import SqlStore, make_engine, sync_topics
-from core.adapters.webpush import AiohttpPushSender, SenderConfig, VapidSigner
+from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
 from core.delivery import DeliveryPolicy
 from core.endpoints import EndpointPolicy
@@ -55,9 +55,9 @@ class Container:
         return load_signer(self.settings)
 
     @cached_property
-    def sender(self) -> AiohttpPushSender:
+    def sender(self) -> Http11PushSender:
         s = self.settings
-        return AiohttpPushSender(
+        return Http11PushSender(
             self.signer,
             SenderConfig(
                 concurrency=s.concurrency_per_process,

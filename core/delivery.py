@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.model import Alert, AlertStatus, Lane, LedgerStatus
@@ -33,7 +35,7 @@ class DeliveryPolicy:
     retry_cap_s: float = 3600.0
     breaker_open_s: float = 300.0
     stale_after_s: float = 60.0
-    flush_every: int = 100
+    flush_every: int = 200
     flush_interval_s: float = 0.25
     stop_check_interval_s: float = 0.25
 
@@ -102,8 +104,11 @@ class BatchReport:
 class _Recorder:
     """Collects push results and writes them to the ledger in small chunks.
 
-    Chunked writes bound the duplicates a crash can cause (at most the unrecorded chunk) while
-    keeping the database at one round trip per chunk, not one per delivery.
+    Chunked writes bound the duplicates a crash can cause (at most the unrecorded chunks) while
+    keeping the database at one round trip per chunk, not one per delivery. With a writer the
+    chunks are written on its thread, so the sender's event loop never waits on the database;
+    at most two chunks are ever in flight, so a slow database slows the sending down instead
+    of letting unrecorded results pile up.
     """
 
     def __init__(
@@ -117,7 +122,10 @@ class _Recorder:
         clock: Callable[[], float],
         rng: random.Random,
         observe: Callable[[PushResult, Decision], None] | None,
+        writer: Executor | None = None,
     ) -> None:
+        self.writer = writer
+        self.pending: deque[Future[None]] = deque()
         self.alert = alert
         self.batch_id = batch_id
         self.attempts = attempts
@@ -185,16 +193,31 @@ class _Recorder:
     def flush(self) -> None:
         now = self.clock()
         self.last_flush = now
-        if not self.entries:
+        entries, gone = self.entries, self.gone
+        self.entries, self.gone = [], []
+        if self.writer is None:
+            self._write(entries, gone, now)
+            return
+        self.pending.append(self.writer.submit(self._write, entries, gone, now))
+        while len(self.pending) > 2:
+            self.pending.popleft().result()
+
+    def close(self) -> None:
+        """Write what is left and wait for every chunk (raises what a write raised)."""
+        self.flush()
+        while self.pending:
+            self.pending.popleft().result()
+
+    def _write(self, entries: list[LedgerEntry], gone: list[int], now: float) -> None:
+        # Runs on the writer thread (one at a time): the report is read only after close().
+        if not entries:
             self.store.heartbeat(self.batch_id, now)
             return
-        counts = self.store.record(self.alert.id, self.entries, self.gone, now, self.batch_id)
+        counts = self.store.record(self.alert.id, entries, gone, now, self.batch_id)
         self.report.delivered += counts.delivered
         self.report.gone += counts.gone
         self.report.failed += counts.failed
         self.report.retry += counts.retry
-        self.entries = []
-        self.gone = []
 
 
 def deliver_batch(
@@ -247,22 +270,43 @@ def deliver_batch(
         for t in targets
     ]
     attempts = {t.subscription_id: t.attempts for t in targets}
+    # One thread per batch for the database: ledger chunks and the cancel check run there,
+    # never on the sender's event loop.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
     recorder = _Recorder(
-        alert, batch_id, attempts, store, hosts, policy, clock, rng or random.Random(), observe
+        alert,
+        batch_id,
+        attempts,
+        store,
+        hosts,
+        policy,
+        clock,
+        rng or random.Random(),
+        observe,
+        writer,
     )
 
-    last_check = [0.0]
+    last_check = [clock()]
     stopped = [False]
+    check: list[Future[bool] | None] = [None]
 
     def should_stop() -> bool:
+        # Non-blocking: the answer of the previous check is used, a new one is asked for.
         t = clock()
         if t - last_check[0] >= policy.stop_check_interval_s:
-            last_check[0] = t
-            stopped[0] = store.is_stopped(alert.id)
+            pending = check[0]
+            if pending is None or pending.done():
+                if pending is not None and pending.exception() is None:
+                    stopped[0] = pending.result()
+                check[0] = writer.submit(store.is_stopped, alert.id)
+                last_check[0] = t
         return stopped[0]
 
-    sender.send_all(messages, recorder, should_stop)
-    recorder.flush()
+    try:
+        sender.send_all(messages, recorder, should_stop)
+        recorder.close()
+    finally:
+        writer.shutdown(wait=True)
     report = recorder.report
     report.skipped = len(missing)
     report.stopped = stopped[0]

@@ -1,0 +1,69 @@
+"""The fan-out benchmark runs end to end at a small N and reports numbers that make sense.
+
+It never asserts on speed (the machine is shared): only that every subscriber was reached once,
+that the report's times, rates and sizes are consistent, and that the JSON file holds them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.fanout import Options, run, save, summary
+from tests.conftest import port_open, require_service
+
+N = 300
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_fanout_benchmark_reaches_everyone_once_and_reports_sane_numbers(tmp_path: Path) -> None:
+    require_service("PostgreSQL", port_open("127.0.0.1", 5432), "127.0.0.1:5432")
+    require_service("redis-server", shutil.which("redis-server") is not None, "redis-server binary")
+    opts = Options(
+        subscribers=N,
+        repeats=2,
+        naive_sample=40,
+        naive_repeats=2,
+        naive_max_s=5,
+        web_workers=1,
+        timeout_s=90,
+        work_dir=tmp_path / "work",
+        keys_cache=tmp_path / "keys.bin",
+        quiet=True,
+    )
+    report = run(opts)
+    path = save(report, tmp_path / "report.json")
+    text = summary(report)
+
+    fan = report["fanout"]
+    assert fan["complete"] and fan["duplicates"] == 0
+    assert len(report["runs"]) == 2
+    for r in report["runs"]:
+        assert r["delivered_at_sink"] == N and r["bad_requests"] == 0
+        assert r["alert_status"] == "sent"
+        assert r["alert_counts"]["delivered"] == N and r["alert_counts"]["pending"] == 0
+        assert 0 < r["t50_s"] <= r["t90_s"] <= r["t100_s"] <= r["sent_s"]
+        assert r["deliveries_per_s"] == pytest.approx(N / r["t100_s"], rel=0.01)
+        assert r["post_ms"] > 0 and r["worker_cpu_s"] > 0
+        # One ledger row per delivery, plus the batch rows: bounded growth per delivery.
+        assert 0 < r["db_bytes_per_delivery"] < 20_000
+    assert fan["deliveries_per_s"] > 0 and fan["t100_s"] > 0
+
+    post = report["post_latency"]
+    assert post["idle"]["n"] == 30 and 0 < post["idle"]["p50_ms"] <= post["idle"]["p99_ms"]
+    assert report["worker_max_rss_mb"] is not None and 20 < report["worker_max_rss_mb"] < 2000
+    assert set(report["peak_rss_mb"]) >= {"worker0", "worker0-child", "web", "sink"}
+
+    naive = report["naive"]
+    assert naive["per_s"] > 0 and naive["received_at_sink"] == sum(r["sent"] for r in naive["runs"])
+    assert all(r["errors"] == 0 for r in naive["runs"])
+    assert report["ratio"] == pytest.approx(fan["deliveries_per_s"] / naive["per_s"], abs=0.06)
+
+    saved = json.loads(path.read_text())
+    assert saved["fanout"] == fan and saved["config"]["subscribers"] == N
+    assert f"{N:,} subscribers" in text and "ratio" in text
