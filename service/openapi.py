@@ -283,6 +283,22 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/hooks/cms": {
+                "post": {
+                    "description": "CMS article events, signed per Standard Webhooks; an article "
+                    "flagged breaking (or alert: true) becomes an alert, once per article id.",
+                    "parameters": [
+                        {"name": h, "in": "header", "required": True, "schema": {"type": "string"}}
+                        for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
+                    ],
+                    "requestBody": {"required": True, **_json({"type": "object"})},
+                    "responses": {
+                        "202": {"description": "alert created"},
+                        "200": {"description": "already sent for this article, or not flagged"},
+                        **_errors(400, 401, 409, 413, 503),
+                    },
+                }
+            },
             "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
             "/readyz": {
                 "get": {
