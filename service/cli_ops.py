@@ -128,11 +128,14 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from core import ops
 
     kit = _kit(settings)
-    snap = ops.collect(kit.sources, time.time())
     try:
-        snap["alarms"] = ops.alarms_json(kit.alarm_store)
-    except Exception:
-        snap["alarms"] = []
+        snap = ops.collect(kit.sources, time.time())
+        try:
+            snap["alarms"] = ops.alarms_json(kit.alarm_store)
+        except Exception:
+            snap["alarms"] = []
+    finally:
+        kit.container.engine.dispose()
     if args.json:
         print(json.dumps(snap, indent=2))
     else:
@@ -159,10 +162,17 @@ def progress_line(alert: Any, rate: float, now: float) -> str:
 def cmd_alerts_watch(args: argparse.Namespace, settings: Settings) -> int:
     """Redraw one progress line until the alert is sent, failed or cancelled."""
     from core.bootstrap import Container
+
+    container = Container(settings)
+    try:
+        return _watch(container.store, int(args.id), args)
+    finally:
+        container.engine.dispose()
+
+
+def _watch(store: Any, alert_id: int, args: argparse.Namespace) -> int:
     from core.errors import NotFound
 
-    store = Container(settings).store
-    alert_id = int(args.id)
     samples: deque[tuple[float, int]] = deque(maxlen=20)
     tty = sys.stdout.isatty()
     last_print = 0.0
@@ -209,7 +219,7 @@ def register(subparsers: Any) -> None:
         dest="alerts_command", required=True, metavar="ACTION"
     )
     p = alerts.add_parser("watch", help="live progress bar (rate, ETA, outcomes) until finished")
-    p.add_argument("id", help="the alert id")
+    p.add_argument("id", type=int, help="the alert id")
     p.add_argument("--interval", type=float, default=0.5, help="seconds between redraws")
     p.add_argument(
         "--every", type=float, default=2.0, help="seconds between lines when not on a terminal"

@@ -145,15 +145,13 @@ class OpsKit:
         return Thresholds(stall_s=s.alarm_stall_s, pending_s=s.alarm_pending_s, for_s=s.alarm_for_s)
 
 
-_kits: dict[tuple[int, int], OpsKit] = {}
-
-
 def kit_for(container: Container, app: Celery) -> OpsKit:
-    """Rebuilt in each forked child: connections never cross a fork."""
-    key = (id(container), id(app))
-    found = _kits.get(key)
-    if found is None or found.pid != os.getpid():
-        found = _kits[key] = OpsKit(container.settings, container, app)
+    """One kit per container and app, kept on the container (so it goes when the container
+    goes); rebuilt in each forked child: connections never cross a fork."""
+    kits: dict[int, OpsKit] = container.__dict__.setdefault("_ops_kits", {})
+    found = kits.get(id(app))
+    if found is None or found.app is not app or found.pid != os.getpid():
+        found = kits[id(app)] = OpsKit(container.settings, container, app)
     return found
 
 

@@ -5,10 +5,7 @@ page must show the send while it runs, and the worker's logs must hold no secret
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -431,32 +428,30 @@ def test_ops_pages_and_metrics_need_the_ops_role(stack: OpsStack) -> None:
     assert "alarms" in ready.json and ready.json["alarms"] == []
 
 
-def _cli(stack: OpsStack, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    env.update(stack.env)
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *argv],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_status_and_watch_print_the_same_picture_in_a_terminal(
+    stack: OpsStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.cli import main
 
+    for name, value in stack.env.items():
+        monkeypatch.setenv(name, value)
 
-def test_status_and_watch_print_the_same_picture_in_a_terminal(stack: OpsStack) -> None:
+    def cli(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
     # By now (first test) the worker and beat are stopped with a backlog on the breaking lane.
-    status = _cli(stack, "status")
-    assert status.returncode in (0, 1), status.stderr
-    out = status.stdout
-    assert "Newsflash status at" in out
+    code, out, err = cli("status")
+    assert code == 0, err
     depth = stack.redis.llen("newsflash.breaking")
+    assert "Newsflash status at" in out
     assert f"newsflash.breaking       waiting {depth:>7}" in out
     assert "none answered: nothing is being delivered" in out
     assert "Subscribers: 48 (breaking 45, politics 0, sport 3)" in out
 
-    as_json = json.loads(_cli(stack, "status", "--json").stdout)
+    code, out, _ = cli("status", "--json")
+    as_json = json.loads(out)
     assert as_json["subscribers"]["total"] == 48
     assert {q["name"]: q["depth"] for q in as_json["queues"]}["newsflash.breaking"] == depth
 
@@ -467,14 +462,14 @@ def test_status_and_watch_print_the_same_picture_in_a_terminal(stack: OpsStack) 
             ).scalar_one()
             for s in ("sent", "queued")
         )
-    done = _cli(stack, "alerts", "watch", str(sent_id))
-    assert done.returncode == 0, done.stderr
-    assert f"alert {sent_id} sent" in done.stdout.splitlines()[-1]
-    assert "100.0%" in done.stdout and "delivered 45 gone 5 failed 0 pending 0" in done.stdout
+    code, out, err = cli("alerts", "watch", str(sent_id))
+    assert code == 0, err
+    assert f"alert {sent_id} sent" in out.splitlines()[-1]
+    assert "100.0%" in out and "delivered 45 gone 5 failed 0 pending 0" in out
 
-    waiting = _cli(stack, "alerts", "watch", str(queued_id), "--timeout", "1.5", "--every", "0.5")
-    assert waiting.returncode == 3
-    assert f"alert {queued_id} queued" in waiting.stdout and "0/45" in waiting.stdout
+    code, out, _ = cli("alerts", "watch", str(queued_id), "--timeout", "1.5", "--every", "0.5")
+    assert code == 3
+    assert f"alert {queued_id} queued" in out and "0/45" in out
 
-    missing = _cli(stack, "alerts", "watch", "999999")
-    assert missing.returncode == 2 and "no alert 999999" in missing.stderr
+    code, _, err = cli("alerts", "watch", "999999")
+    assert code == 2 and "no alert 999999" in err
