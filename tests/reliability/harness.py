@@ -1,0 +1,286 @@
+"""Reliability rig: a Newsflash stack with killable workers, a private Redis and stand-ins."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis as redis_lib
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, func, select
+
+from config.settings import Settings
+from core.accounts import Role
+from core.adapters import migrate
+from core.adapters import tables as t
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.endpoints import push_host
+from core.model import LedgerStatus
+from service.app import create_app
+from standin.server import PushStandin
+from tests.conftest import free_port, make_env, settings_from
+from tests.support.stack import Process, start_beat, start_worker, wait_until
+
+ORIGIN = "http://127.0.0.1:8000"
+
+
+class RedisServer:
+    """A private redis-server on its own port (AOF on), to kill and restart at will."""
+
+    def __init__(self, root: Path, appendonly: bool = True) -> None:
+        self.dir = root
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.appendonly = appendonly
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.kills = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis_lib.Redis[bytes]:
+        return redis_lib.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=1)
+
+    def start(self) -> RedisServer:
+        argv = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--maxmemory-policy",
+            "noeviction",
+            "--logfile",
+            str(self.dir / "redis.log"),
+        ]
+        self.proc = subprocess.Popen(argv, start_new_session=True)
+        wait_until(self._pingable, 20, f"redis-server on port {self.port}", interval_s=0.05)
+        return self
+
+    def _pingable(self) -> bool:
+        try:
+            return bool(self.client().ping())
+        except redis_lib.RedisError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown save, clients see the connection drop."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            self.kills += 1
+        self.proc = None
+
+    def wipe(self) -> None:
+        """Forget everything on disk: the next start() is an empty Redis."""
+        for entry in self.dir.iterdir():
+            if entry.name == "redis.log":
+                continue
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def stop(self) -> None:
+        self.kill()
+
+
+def bulk_subscribe(store: SqlStore, subs: Iterable[dict[str, Any]], topics: list[str]) -> int:
+    """Insert stand-in subscriptions straight into the table (20,000 POSTs would take minutes),
+    then rebuild the audience counters the way an operator repairs them."""
+    mask = store.mask_of(topics)
+    now = time.time()
+    rows = [
+        {
+            "endpoint": s["endpoint"],
+            "p256dh": s["keys"]["p256dh"],
+            "auth": s["keys"]["auth"],
+            "topic_mask": mask,
+            "push_host": push_host(s["endpoint"]),
+            "created_at": now,
+            "last_seen_at": now,
+        }
+        for s in subs
+    ]
+    with store.engine.begin() as conn:
+        for start in range(0, len(rows), 5000):
+            conn.execute(t.subscriptions.insert(), rows[start : start + 5000])
+    store.recount_masks()
+    return len(rows)
+
+
+def token_of(endpoint: str) -> str:
+    return endpoint.rstrip("/").rsplit("/", 1)[-1]
+
+
+def received_tokens(standin: PushStandin, alert_id: str) -> Counter[str]:
+    """How often each subscription got this alert (decrypted, answered 2xx)."""
+    return Counter(
+        r.token
+        for r in standin.received
+        if r.payload is not None and r.payload.get("id") == alert_id
+    )
+
+
+@dataclass
+class Rig:
+    """One test stack: database, Flask app (test client), stand-ins, live worker processes."""
+
+    tmp: Path
+    env: dict[str, str]
+    settings: Settings
+    engine: Engine
+    store: SqlStore
+    app: Flask
+    client: FlaskClient
+    token: str
+    processes: list[Process] = field(default_factory=list)
+
+    # -- processes ---------------------------------------------------------------------
+    def worker(self, name: str, concurrency: int = 1, **kwargs: Any) -> Process:
+        proc = start_worker(
+            self.env, self.tmp / "logs", name=name, concurrency=concurrency, **kwargs
+        )
+        self.processes.append(proc)
+        return proc
+
+    def beat(self) -> Process:
+        proc = start_beat(self.env, self.tmp / "logs")
+        self.processes.append(proc)
+        return proc
+
+    def stop_processes(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop(grace_s=5)
+        self.processes.clear()
+
+    # -- API ---------------------------------------------------------------------------
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def publish(self, **fields: Any) -> str:
+        body = {
+            "title": "Breaking: " + uuid.uuid4().hex[:8],
+            "body": "Something important happened.",
+            "url": f"{ORIGIN}/news/{uuid.uuid4().hex[:6]}",
+            "topics": ["breaking"],
+            **fields,
+        }
+        answer = self.client.post("/api/v1/alerts", json=body, headers=self.auth())
+        assert answer.status_code == 202, answer.json
+        return str(answer.json["id"])
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        answer = self.client.get(f"/api/v1/alerts/{alert_id}", headers=self.auth())
+        assert answer.status_code == 200, answer.json
+        return dict(answer.json)
+
+    def cancel(self, alert_id: str) -> None:
+        self.client.post(f"/api/v1/alerts/{alert_id}/cancel", json={}, headers=self.auth())
+
+    def wait_status(self, alert_id: str, status: str, timeout_s: float) -> dict[str, Any]:
+        return wait_until(
+            lambda: (a := self.alert(alert_id))["status"] == status and a,
+            timeout_s,
+            f"alert {alert_id} to be {status}",
+            interval_s=0.5,
+        )
+
+    # -- database ----------------------------------------------------------------------
+    def ledger(self, alert_id: str) -> Counter[int]:
+        d = t.deliveries
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(d.c.status, func.count())
+                .where(d.c.alert_id == int(alert_id))
+                .group_by(d.c.status)
+            ).all()
+        return Counter({int(s): int(n) for s, n in rows})
+
+    def final_count(self, alert_id: str) -> int:
+        ledger = self.ledger(alert_id)
+        return sum(n for s, n in ledger.items() if LedgerStatus(s).final)
+
+    def batch_states(self, alert_id: str) -> Counter[str]:
+        b = t.batches
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(b.c.status, func.count())
+                .where(b.c.alert_id == int(alert_id))
+                .group_by(b.c.status)
+            ).all()
+        return Counter({str(s): int(n) for s, n in rows})
+
+    def subscription_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.subscriptions)).scalar_one())
+
+
+@contextlib.contextmanager
+def rig(
+    tmp: Path, database_url: str, redis_url: str, vapid_pem: str, **extra: str
+) -> Iterator[Rig]:
+    """A migrated database, the Flask app and an editor token; processes are added by the test."""
+    settings_extra = {"RATE_LIMIT_SUBSCRIBE": "100000 per minute", **extra}
+    env = make_env(tmp / "var", database_url, redis_url, vapid_pem, **settings_extra)
+    settings = settings_from(env)
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    store = SqlStore(engine, sync_topics(engine, settings.topics))
+    app = create_app(settings)
+    container = app.extensions["newsflash"].container
+    token = SqlAccounts(container.engine).create_token("reliability", Role.EDITOR)
+    r = Rig(tmp, env, settings, engine, store, app, app.test_client(), token)
+    try:
+        yield r
+    finally:
+        r.stop_processes()
+        engine.dispose()
+        container.engine.dispose()
+
+
+def pool_children(proc: Process) -> list[psutil.Process]:
+    """The prefork pool's children of a worker's main process."""
+    return psutil.Process(proc.pid).children(recursive=False)
+
+
+def broker_messages(client: redis_lib.Redis[bytes], queues: Iterable[str]) -> list[dict[str, Any]]:
+    """Every task message the Redis broker holds: waiting in a queue or delivered but unacked."""
+    messages: list[dict[str, Any]] = []
+    for queue in queues:
+        for raw in client.lrange(queue, 0, -1):
+            messages.append(json.loads(raw))
+    for raw in client.hvals("unacked"):
+        messages.append(json.loads(raw)[0])
+    return messages
+
+
+def os_pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,132 @@
+"""Worker kills: SIGKILL a worker (main process, then a pool child) mid 20,000-subscriber fan-out."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from core.model import LedgerStatus
+from standin.server import PushStandin
+from tests.conftest import create_pg_database, drop_pg_database, port_open, require_service
+from tests.reliability.harness import (
+    RedisServer,
+    Rig,
+    bulk_subscribe,
+    pool_children,
+    received_tokens,
+    rig,
+    token_of,
+)
+from tests.support.stack import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(420)]
+
+AUDIENCE = 20_000
+# The sender's concurrency per worker process: requests that may be on the wire at a kill.
+CONCURRENCY = 100
+STALE_AFTER_S = 6
+
+
+@dataclass
+class Fleet:
+    rig: Rig
+    standin: PushStandin
+    tokens: set[str]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator[Fleet]:
+    require_service("PostgreSQL", port_open("127.0.0.1", 5432), "127.0.0.1:5432")
+    tmp = tmp_path_factory.mktemp("kills")
+    redis = RedisServer(tmp / "redis").start()
+    url = create_pg_database()
+    standin = PushStandin().start()
+    try:
+        with rig(
+            tmp,
+            url,
+            redis.url,
+            vapid_pem,
+            STALE_AFTER_S=str(STALE_AFTER_S),
+            CONCURRENCY=str(CONCURRENCY),
+            BATCH_SIZE="500",
+        ) as r:
+            subs = standin.create_subscriptions(AUDIENCE)
+            bulk_subscribe(r.store, subs, ["breaking"])
+            yield Fleet(r, standin, {token_of(s["endpoint"]) for s in subs})
+    finally:
+        standin.stop()
+        drop_pg_database(url)
+        redis.stop()
+
+
+def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
+    r, standin = fleet.rig, fleet.standin
+    standin.reset()
+    r.stop_processes()
+    r.beat()
+    doomed = r.worker("doomed", concurrency=2)
+    r.worker("survivor", concurrency=1)
+
+    alert_id = r.publish()
+    wait_until(
+        lambda: len(received_tokens(standin, alert_id)) >= AUDIENCE // 3,
+        240,
+        "a third of the audience to be reached before the kill",
+        interval_s=0.2,
+    )
+    children = wait_until(lambda: pool_children(doomed), 10, "the doomed worker's pool")
+    if victim == "main":
+        # Celery gives its pool children PR_SET_PDEATHSIG=SIGKILL: they die with the main
+        # process, and whatever they were sending dies with them.
+        target, killed_senders = doomed.pid, len(children)
+    else:
+        target, killed_senders = children[0].pid, 1
+    # Pushes the stand-in took but the ledger does not hold are the only ones a crash can
+    # send twice: the ledger is read just before the kill and the stand-in just after, plus
+    # every request a killed sender may have had on the wire.
+    final_before = r.final_count(alert_id)
+    os.kill(target, signal.SIGKILL)
+    seen_after = len(received_tokens(standin, alert_id))
+    in_flight = max(0, seen_after - final_before) + CONCURRENCY * killed_senders
+
+    done = r.wait_status(alert_id, "sent", timeout_s=240)
+    got = received_tokens(standin, alert_id)
+    duplicates = sum(n - 1 for n in got.values())
+    missing = fleet.tokens - set(got)
+    print(
+        f"\nkill {victim}: reached {len(got)}/{AUDIENCE}, duplicates {duplicates}, "
+        f"in flight at the kill <= {in_flight} (stand-in {seen_after}, ledger {final_before})"
+    )
+    (log_dir / f"kill-{victim}.txt").write_text(
+        f"victim={victim} reached={len(got)} duplicates={duplicates} in_flight={in_flight}\n"
+    )
+    assert not missing, f"{len(missing)} subscribers never got the alert"
+    assert duplicates <= in_flight
+    assert done["counts"]["delivered"] == AUDIENCE
+    assert done["counts"]["pending"] == 0
+    ledger = r.ledger(alert_id)
+    assert ledger[LedgerStatus.RETRY] == 0 and ledger[LedgerStatus.REQUEUED] == 0, ledger
+    states = r.batch_states(alert_id)
+    assert set(states) == {"done"}, f"batches left behind: {states}"
+    assert r.subscription_count() == AUDIENCE, "a kill lost subscriptions"
+
+
+def test_sigkill_of_a_worker_main_process_mid_fanout(
+    fleet: Fleet, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    _kill_midway(fleet, "main", tmp_path_factory.getbasetemp())
+
+
+def test_sigkill_of_a_pool_child_mid_fanout(
+    fleet: Fleet, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    started = time.monotonic()
+    _kill_midway(fleet, "child", tmp_path_factory.getbasetemp())
+    print(f"child kill run took {time.monotonic() - started:.0f}s")
