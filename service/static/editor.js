@@ -179,11 +179,13 @@
     var api = report.getAttribute("data-api");
     var milestonesUrl = report.getAttribute("data-milestones");
     var status = report.getAttribute("data-status");
+    // A schedule hours away needs no 1.5 s polling; an undo window or a send in flight does.
+    var pollMs = Number(report.getAttribute("data-poll-ms")) || 1500;
     var lastDelivered = null;
     var finished = { sent: 1, cancelled: 1, failed: 1 };
 
     function setCount(name, value) {
-      $$('[data-count="' + name + '"]').forEach(function (el) { el.textContent = String(value); });
+      $$('[data-count="' + name + '"]').forEach(function (el) { el.textContent = formatNumber(value); });
     }
     function refreshMilestones() {
       fetch(milestonesUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
@@ -205,6 +207,11 @@
         .then(function (alert) {
           if (!alert) { setTimeout(poll, 2000); return; }
           var c = alert.counts;
+          if (alert.kind !== "normal" && !c.audience) {
+            // Tests and corrections are addressed from a ledger: their audience is who was tried.
+            c.audience = c.delivered + c.gone + c.failed;
+            c.pending = 0;
+          }
           Object.keys(c).forEach(function (name) { setCount(name, c[name]); });
           var bar = $("[data-progress]");
           if (bar && c.audience) {
@@ -216,7 +223,7 @@
             window.location.reload();
             return;
           }
-          if (!finished[alert.status]) setTimeout(poll, 1500);
+          if (!finished[alert.status]) setTimeout(poll, pollMs);
         })
         .catch(function () { setTimeout(poll, 2000); });
     }
