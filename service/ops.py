@@ -39,7 +39,16 @@ def _fresh_snapshot(kit: monitoring.OpsKit) -> dict[str, Any]:
     snapshot["thresholds"] = {
         "stall_s": kit.settings.alarm_stall_s,
         "pending_s": kit.settings.alarm_pending_s,
+        "interval_s": kit.settings.alarm_interval_s,
     }
+    try:
+        evaluated = kit.telemetry.evaluated_at()
+    except Exception:
+        evaluated = None
+    # Nobody evaluating (beat down) would otherwise look like "all clear".
+    snapshot["alarms_evaluated_s_ago"] = (
+        None if evaluated is None else round(snapshot["now"] - evaluated, 1)
+    )
     return snapshot
 
 

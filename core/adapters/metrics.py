@@ -200,6 +200,14 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
         for a in alarms:
             g.add_metric([a["key"], a["kind"]], 1.0)
         yield g
+    evaluated = snapshot.get("alarms_evaluated_s_ago")
+    if evaluated is not None:
+        g = family(
+            "newsflash_alarms_evaluated_age_seconds",
+            "Time since the last alarm round (beat down when it keeps growing)",
+        )
+        g.add_metric([], float(evaluated))
+        yield g
     g = family("newsflash_up", "1 per reachable dependency, 0 when unreachable", ["dependency"])
     for dep in ("database", "broker", "redis"):
         if dep in snapshot:

@@ -63,6 +63,16 @@
     });
     var health = $("health");
     var down = ["broker", "database", "redis"].filter(function (k) { return snap[k] && !snap[k].ok; });
+    var t = snap.thresholds || {};
+    var idle = snap.alarms_evaluated_s_ago;
+    if (idle === null || idle === undefined || idle > 3 * (t.interval_s || 5) + 5) {
+      box.hidden = false;
+      box.appendChild(el("div", { "class": "alarm", "data-kind": "alarms_not_evaluated" }, [
+        el("strong", { text: "alarms not evaluated" }),
+        el("span", { text: idle === null || idle === undefined ? " No alarm round has run yet: is beat running?" :
+          " The last alarm round ran " + age(idle) + " ago: is beat running?" })
+      ]));
+    }
     if (down.length) {
       health.className = "pill pill-bad";
       health.textContent = down.join(", ") + " unreachable";

@@ -313,6 +313,7 @@ def test_ops_shows_a_live_send_and_its_numbers_match_the_database_and_the_broker
     assert len(workers) == 1 and set(workers[0]["queues"]) == set(ALL_QUEUES)
     assert workers[0]["processes"] == 2
     assert snap["alarms"] == []
+    assert 0 <= snap["alarms_evaluated_s_ago"] < 5, "beat's alarm rounds are not running"
     assert all(snap[k]["ok"] for k in ("broker", "database", "redis"))
 
     # /metrics: counters summed over the worker's two processes, gauges read at scrape time.
@@ -345,6 +346,7 @@ def test_ops_shows_a_live_send_and_its_numbers_match_the_database_and_the_broker
     observed = metric_sum(m, "newsflash_alert_publish_to_last_delivery_seconds_sum")
     assert observed == pytest.approx(last - queued_at, abs=0.01)
     assert metric_sum(m, "newsflash_up", dependency="broker") == 1
+    assert metric_sum(m, "newsflash_alarms_evaluated_age_seconds") < 5
 
     # The worker's logs: JSON events with the delivery fields, never a secret.
     log_text = stack.worker.output()
