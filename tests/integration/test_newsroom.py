@@ -858,8 +858,14 @@ def test_cms_webhook_signed_breaking_article_becomes_one_alert(stack: NewsroomSt
             "breaking": True,
         },
     }
-    plain = _hook(stack, {"article": {**article["article"], "id": "quiet", "breaking": False}})
+    # A whole article (more than the API's 8 KB) is fine; a flood is not.
+    plain = _hook(
+        stack,
+        {"article": {**article["article"], "id": "quiet", "breaking": False, "html": "x" * 20_000}},
+    )
     assert plain.status_code == 200 and plain.json["alert"] is None
+    flood = _hook(stack, {"article": {**article["article"], "html": "x" * 70_000}})
+    assert flood.status_code == 413
 
     first = _hook(stack, article)
     assert first.status_code == 202, first.json

@@ -13,12 +13,12 @@ from core import webhooks
 from core.errors import ValidationError
 from core.model import Alert, AlertDraft, AlertKind, AlertStatus, Urgency
 from core.newsroom import (
+    as_test_send,
     in_undo_window,
     parse_open_graph,
     prefill_from_article,
     request_from_form,
     shorten,
-    as_test_send,
     with_undo_window,
 )
 
