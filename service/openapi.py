@@ -299,6 +299,19 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/ops/queues": {
+                "get": {
+                    "description": "What /ops shows (role ops or admin): queues with depth and "
+                    "oldest waiting age, workers, delivery rate, alerts in flight with progress "
+                    "and ETA, push hosts with answer counts and breakers, last errors (endpoints "
+                    "as host + hash), subscribers, open alarms. Cached for NEWSFLASH_OPS_CACHE_S.",
+                    "security": bearer,
+                    "responses": {
+                        "200": {"description": "the ops snapshot", **_json({"type": "object"})},
+                        **_errors(401, 403),
+                    },
+                }
+            },
             "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
             "/readyz": {
                 "get": {
