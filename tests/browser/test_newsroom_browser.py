@@ -3,6 +3,7 @@ against the app on a real HTTP server, a live worker and beat, and the push stan
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -57,7 +58,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomSta
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     gen = start_newsroom_stack(
-        f"sqlite:///{tmp}/newsflash.db", tmp, [base], topics_env("undo", "stop")
+        f"sqlite:///{tmp}/newsflash.db", tmp, [base], topics_env("undo", "stop", "device")
     )
     stack = next(gen)
     try:
@@ -190,3 +191,48 @@ def test_compose_send_then_stop_mid_fanout_with_a_live_report(
         page.locator("#stopped").text_content().split()
     )
     assert stack.alert(alert_id)["status"] == "cancelled"
+
+
+# Chromium here has no push service to subscribe with: the browser's PushManager is replaced at
+# the boundary by one that holds a subscription minted by the push stand-in.
+_PUSH_STUB = """
+(() => {
+  const json = %s;
+  const sub = { endpoint: json.endpoint, toJSON: () => JSON.parse(JSON.stringify(json)) };
+  const reg = { scope: location.origin + '/', pushManager: { getSubscription: async () => sub } };
+  ServiceWorkerContainer.prototype.getRegistration = async function () { return reg; };
+})();
+"""
+
+
+def test_mark_this_browser_as_a_test_device_then_send_test(
+    page: Any, site: tuple[NewsroomStack, str]
+) -> None:
+    stack, base = site
+    mine = stack.standin.create_subscription()
+    reader = stack.standin.create_subscription()
+    sub_id = stack.subscribe(mine, ["device"])
+    stack.subscribe(reader, ["device"])
+    page.add_init_script(_PUSH_STUB % json.dumps(mine))
+    page.goto(base + "/manage")
+    box = page.locator("#nf-test-device")
+    box.get_by_role("button", name="Use this browser as my test device").click()
+    wait_until(
+        lambda: (
+            "now one of your test devices"
+            in (box.locator("[data-test-device-status]").text_content() or "")
+        ),
+        10,
+        "the test-device confirmation",
+    )
+    store = stack.app.extensions["newsflash"].container.store
+    assert store.get_subscription(sub_id).test_device_user_id == stack.users[EDITOR]
+
+    page.goto(base + "/editor/new")
+    _compose(page, base, "device", "Dam alert drill")
+    page.click("#send-test")
+    page.wait_for_selector("text=Test sent to your test devices only")
+    got = wait_until(lambda: stack.standin.deliveries_for(mine["endpoint"]), 30, "the test push")
+    assert [r.payload["title"] for r in got] == ["[TEST] Dam alert drill"]
+    time.sleep(1.0)
+    assert stack.standin.deliveries_for(reader["endpoint"]) == []
