@@ -1,0 +1,209 @@
+"""A reader in real Firefox clicks "Yes, Thanks" and receives a real encrypted alert: no stubs.
+
+Firefox (headless firefox-esr over Marionette) opens our demo article, subscribes through
+our widget to the local Mozilla push server, an editor publishes through POST /api/v1/alerts,
+a live Celery worker encrypts and delivers to the push server's endpoint, and Firefox decrypts
+it (ack code 100), shows the notification, and a click opens the article.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import select
+
+from core.accounts import Role
+from core.adapters import migrate
+from core.adapters import tables as t
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.sql import make_engine
+from standin.mozilla import ACK_DELIVERED, MozillaPushServer
+from tests.browser.conftest import require_browser
+from tests.conftest import TEST_REDIS_DB, free_port, make_env, settings_from
+from tests.support.firefox import Firefox, find_firefox, launch_firefox
+from tests.support.live import serve
+from tests.support.stack import Process, start_worker, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
+
+
+@dataclass
+class Site:
+    base: str
+    app: Any
+    engine: Any
+    token: str
+    starting_worker: Future[Process]
+
+    def worker(self) -> Process:
+        return self.starting_worker.result(timeout=90)
+
+    def api(self) -> Any:
+        return self.app.test_client()
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        answer = self.api().get(
+            f"/api/v1/alerts/{alert_id}", headers={"Authorization": f"Bearer {self.token}"}
+        )
+        assert answer.status_code == 200
+        return dict(answer.json)
+
+    def subscriptions(self) -> list[dict[str, Any]]:
+        store = self.app.extensions["newsflash"].container.store
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.subscriptions)).mappings().all()
+        return [{**r, "topics": list(store.topics_of(r["topic_mask"]))} for r in rows]
+
+
+@pytest.fixture
+def firefox_binary() -> str:
+    binary = find_firefox()
+    require_browser("firefox-esr", binary or "firefox-esr")
+    assert binary is not None
+    return binary
+
+
+@pytest.fixture
+def site(tmp_path: Path, vapid_pem: str, redis_url: str, firefox_binary: str) -> Iterator[Site]:
+    from service.app import create_app
+
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    database_url = f"sqlite:///{tmp_path}/newsflash.db"
+    env = make_env(
+        tmp_path / "var",
+        database_url,
+        redis_url,
+        vapid_pem,
+        PUBLIC_ORIGINS=base,
+        ALLOW_LOOPBACK_PUSH="on",
+        RATE_LIMIT_SUBSCRIBE="10000 per minute",
+    )
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    app = create_app(settings_from(env))
+    token = SqlAccounts(engine).create_token("firefox-e2e", Role.EDITOR)
+    # The worker starts while Firefox starts and the reader subscribes: it is needed only later.
+    pool = ThreadPoolExecutor(max_workers=1)
+    starting = pool.submit(start_worker, env, tmp_path / "logs", concurrency=1)
+    try:
+        with serve(app, port):
+            yield Site(base, app, engine, token, starting)
+    finally:
+        pool.shutdown(wait=True)
+        if starting.exception() is None:
+            starting.result().stop()
+        engine.dispose()
+        app.extensions["newsflash"].container.engine.dispose()
+        redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
+
+
+@pytest.fixture
+def push_server() -> Iterator[MozillaPushServer]:
+    with MozillaPushServer() as server:
+        yield server
+
+
+@pytest.fixture
+def firefox(push_server: MozillaPushServer, firefox_binary: str) -> Iterator[Firefox]:
+    with launch_firefox(push_server.ws_url, binary=firefox_binary) as browser:
+        yield browser
+
+
+def page_text(firefox: Firefox, selector: str) -> str:
+    return str(
+        firefox.execute(
+            "const el = document.querySelector(arguments[0]); return el ? el.textContent : '';",
+            selector,
+        )
+    )
+
+
+def test_a_reader_in_firefox_opts_in_and_receives_a_real_alert(
+    site: Site,
+    push_server: MozillaPushServer,
+    firefox: Firefox,
+) -> None:
+    firefox.navigate(site.base + "/")
+    firefox.wait_until(
+        lambda: firefox.execute("return document.documentElement.dataset.newsflash || null;"),
+        10,
+        "the widget to decide",
+    )
+    assert firefox.execute("return document.documentElement.dataset.newsflash;") == "prompt"
+    assert page_text(firefox, "#nf-title") == "Be the first to know."
+    assert page_text(firefox, ".nf-yes") == "Yes, Thanks"
+
+    firefox.click(".nf-yes")
+    firefox.wait_until(
+        lambda: "signed up" in page_text(firefox, ".nf-status") or None,
+        30,
+        f"the widget to say it worked (it says {page_text(firefox, '.nf-status')!r})",
+    )
+    assert page_text(firefox, ".nf-status").startswith(
+        "You're signed up. We'll send you alerts about Breaking news."
+    )
+
+    # The real subscription reached our API: an endpoint on the Mozilla push server.
+    registration = push_server.wait_for_registration(timeout_s=10)
+    [row] = site.subscriptions()
+    assert row["endpoint"] == registration["pushEndpoint"]
+    assert row["endpoint"].startswith(push_server.origin + "/wpush/")
+    assert row["topics"] == ["breaking"]
+    vapid_key = site.api().get("/api/v1/config").json["vapidPublicKey"]
+    assert registration["key"] is not None
+    assert _raw(registration["key"]) == _raw(vapid_key), "subscribed with our VAPID key"
+
+    # An editor publishes; the live worker encrypts and delivers it.
+    worker = site.worker()
+    article = site.base + "/?from=alert"
+    answer = site.api().post(
+        "/api/v1/alerts",
+        json={
+            "title": "Harbour footbridge reopens early",
+            "body": "Repairs finished three weeks ahead of schedule.",
+            "url": article,
+            "topics": ["breaking"],
+        },
+        headers={"Authorization": f"Bearer {site.token}"},
+    )
+    assert answer.status_code == 202, answer.json
+    alert_id = str(answer.json["id"])
+    tag = site.alert(alert_id)["tag"]
+
+    ack = push_server.wait_for_ack(timeout_s=45, channel_id=registration["channelID"])
+    assert ack["code"] == ACK_DELIVERED, (
+        f"Firefox did not decrypt it: {ack}\n{worker.output()[-3000:]}"
+    )
+    shown = firefox.wait_for_notification("Harbour footbridge reopens early", timeout_s=15)
+    assert shown.body == "Repairs finished three weeks ahead of schedule."
+    [in_page] = firefox.page_notifications(tag=tag)
+    assert in_page["title"] == "Harbour footbridge reopens early"
+    assert in_page["data"]["url"] == article
+    wait_until(
+        lambda: (c := site.alert(alert_id)["counts"])["delivered"] == 1 and c["displayed"] == 1,
+        20,
+        "the delivery and the display to be counted",
+        interval_s=0.2,
+    )
+    wait_until(lambda: site.alert(alert_id)["status"] == "sent", 20, "the alert to be sent")
+
+    firefox.click_notification("Harbour footbridge reopens early")
+    assert firefox.wait_for_tab(article, timeout_s=15) == article
+    wait_until(
+        lambda: site.alert(alert_id)["counts"]["clicked"] == 1, 20, "the click to be counted"
+    )
+    assert firefox.stray_requests == [], "Firefox tried to leave loopback"
+    assert push_server.nacks == []
+
+
+def _raw(b64url: str) -> bytes:
+    return base64.urlsafe_b64decode(b64url + "=" * (-len(b64url) % 4))
