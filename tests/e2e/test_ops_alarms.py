@@ -4,6 +4,7 @@ through TCP proxies the test can cut."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -240,6 +241,18 @@ def test_an_unreachable_broker_is_reported_by_beat_itself(stack: AlarmStack) -> 
     stack.resolved("broker_unreachable", timeout_s=30)
     beat = next(p for p in stack.processes if p.name == "beat")
     assert "beat evaluates alarms itself" in beat.output()
+
+    def logged(text: str) -> list[tuple[str, str]]:
+        return [
+            ((e := json.loads(line))["level"], e["msg"].split(":")[0])
+            for line in text.splitlines()
+            if line.startswith("{") and '"alarm": "broker_unreachable"' in line
+        ]
+
+    # Only beat could see the outage; whoever evaluated first afterwards logged the recovery.
+    assert logged(beat.output())[:1] == [("ERROR", "alarm firing")]
+    everywhere = [entry for p in stack.processes for entry in logged(p.output())]
+    assert sorted(everywhere) == [("ERROR", "alarm firing"), ("WARNING", "alarm resolved")]
 
 
 def test_an_unreachable_database_alarms_and_clears(stack: AlarmStack) -> None:
