@@ -39,7 +39,10 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "task_reject_on_worker_lost": True,
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # A broker blip must not kill running batches: the one killed would resend whatever it
+        # had not yet recorded. Left running, it finishes and records; its redelivered message
+        # finds the batch done (or freshly claimed) and sends nothing.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_time_limit": settings.task_time_limit_s,
         "task_soft_time_limit": max(5, settings.task_time_limit_s - 30),
         # Redis redelivers unacked tasks after the visibility timeout: it must exceed every

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import Counter
@@ -15,10 +16,17 @@ ANSWERS_KEY = "newsflash:answers"
 RECENT_ERRORS_KEY = "newsflash:errors"
 COUNT_FLUSH_S = 1.0
 
+log = logging.getLogger("newsflash.hosts")
+
 
 class RedisHostHealth:
     """Holds and breakers expire by themselves (Redis TTL); answer counts are buffered in-process
-    and flushed about once a second, so the hot path costs no round trip per push."""
+    and flushed about once a second, so the hot path costs no round trip per push.
+
+    Redis going away must not stop a fan-out half way (a batch that dies before it records
+    what it sent resends it): while it is unreachable each process keeps to the holds it
+    last saw or set itself, and keeps its counts until Redis is back.
+    """
 
     def __init__(self, client: redis.Redis[bytes], clock: Any = time.time) -> None:
         self.client = client
@@ -26,29 +34,44 @@ class RedisHostHealth:
         self._counts: Counter[tuple[str, str]] = Counter()
         self._last_flush = clock()
         self._lock = threading.Lock()
+        self._known: dict[str, float] = {}  # host -> latest hold seen or set by this process
 
     def blocked_until(self, host: str, now: float) -> float | None:
-        values = self.client.mget(PREFIX + host + ":hold", PREFIX + host + ":breaker")
+        try:
+            values = self.client.mget(PREFIX + host + ":hold", PREFIX + host + ":breaker")
+        except redis.RedisError as exc:
+            log.warning("host state unreachable; using the last known holds: %s", type(exc).__name__)
+            known = self._known.get(host)
+            return known if known is not None and known > now else None
         until = None
         for raw in values:
             if raw is None:
                 continue
             value = float(json.loads(raw)["until"])
             until = value if until is None else max(until, value)
+        if until is None:
+            self._known.pop(host, None)
+        else:
+            self._known[host] = until
         return until if until is not None and until > now else None
 
-    def _set(self, key: str, until: float, reason: str) -> None:
+    def _set(self, host: str, kind: str, until: float, reason: str) -> None:
+        self._known[host] = max(until, self._known.get(host, 0.0))
+        key = PREFIX + host + ":" + kind
         ttl_ms = max(1, int((until - self.clock()) * 1000))
-        current = self.client.get(key)
-        if current is not None and float(json.loads(current)["until"]) >= until:
-            return
-        self.client.set(key, json.dumps({"until": until, "reason": reason}), px=ttl_ms)
+        try:
+            current = self.client.get(key)
+            if current is not None and float(json.loads(current)["until"]) >= until:
+                return
+            self.client.set(key, json.dumps({"until": until, "reason": reason}), px=ttl_ms)
+        except redis.RedisError as exc:
+            log.warning("could not share a %s for a push host: %s", kind, type(exc).__name__)
 
     def hold(self, host: str, until: float, reason: str) -> None:
-        self._set(PREFIX + host + ":hold", until, reason)
+        self._set(host, "hold", until, reason)
 
     def open_breaker(self, host: str, until: float, reason: str) -> None:
-        self._set(PREFIX + host + ":breaker", until, reason)
+        self._set(host, "breaker", until, reason)
 
     def close_breaker(self, host: str) -> None:
         self.client.delete(PREFIX + host + ":breaker", PREFIX + host + ":hold")
@@ -69,7 +92,12 @@ class RedisHostHealth:
         pipe = self.client.pipeline(transaction=False)
         for (host, answer), n in counts.items():
             pipe.hincrby(ANSWERS_KEY, f"{host}|{answer}", n)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("answer counts kept for later: %s", type(exc).__name__)
+            with self._lock:
+                self._counts.update(counts)
 
     def states(self) -> dict[str, dict[str, Any]]:
         """Every host with a hold or an open breaker, for /ops and the alarms."""

@@ -1,0 +1,122 @@
+"""Broker faults: the Redis broker killed mid fan-out, restarted with its AOF or restarted empty."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from standin.server import PushStandin
+from tests.conftest import create_pg_database, drop_pg_database, port_open, require_service
+from tests.reliability.harness import (
+    RedisServer,
+    Rig,
+    bulk_subscribe,
+    received_tokens,
+    rig,
+    token_of,
+)
+from tests.support.stack import Process, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
+
+AUDIENCE = 3000
+STALE_AFTER_S = 5
+
+
+@dataclass
+class Broken:
+    rig: Rig
+    redis: RedisServer
+    standin: PushStandin
+    tokens: set[str]
+    workers: list[Process]
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator[Broken]:
+    require_service("PostgreSQL", port_open("127.0.0.1", 5432), "127.0.0.1:5432")
+    tmp = tmp_path_factory.mktemp("broker")
+    redis = RedisServer(tmp / "redis").start()
+    url = create_pg_database()
+    standin = PushStandin().start()
+    try:
+        # The private Redis is both the broker and the host-health store, as in production.
+        with rig(
+            tmp, url, redis.url, vapid_pem, STALE_AFTER_S=str(STALE_AFTER_S), BATCH_SIZE="100"
+        ) as r:
+            subs = standin.create_subscriptions(AUDIENCE)
+            bulk_subscribe(r.store, subs, ["breaking"])
+            r.beat()
+            workers = [r.worker("w1"), r.worker("w2")]
+            yield Broken(r, redis, standin, {token_of(s["endpoint"]) for s in subs}, workers)
+    finally:
+        standin.stop()
+        drop_pg_database(url)
+        redis.stop()
+
+
+def _publish_and_break(b: Broken, wipe: bool) -> tuple[str, float]:
+    b.standin.reset()
+    alert_id = b.rig.publish()
+    wait_until(
+        lambda: len(received_tokens(b.standin, alert_id)) >= AUDIENCE // 4,
+        120,
+        "a quarter of the audience before the broker dies",
+        interval_s=0.1,
+    )
+    b.redis.kill()
+    if wipe:
+        b.redis.wipe()
+    time.sleep(2)  # an outage long enough for every client to notice
+    b.redis.start()
+    return alert_id, time.monotonic()
+
+
+def _assert_everyone_reached_once_alive(b: Broken, alert_id: str) -> None:
+    got = received_tokens(b.standin, alert_id)
+    missing = b.tokens - set(got)
+    assert not missing, f"{len(missing)} subscribers never got the alert"
+    # Running batches are left to finish through a broker outage, so nothing is sent twice.
+    assert sum(n - 1 for n in got.values()) == 0, "a broker restart sent duplicates"
+    assert b.rig.alert(alert_id)["counts"]["pending"] == 0
+    assert set(b.rig.batch_states(alert_id)) == {"done"}
+    assert all(w.alive() for w in b.workers), "a worker died instead of reconnecting"
+    assert b.rig.subscription_count() == AUDIENCE
+
+
+def test_broker_killed_and_restarted_mid_fanout_workers_resume(broken: Broken) -> None:
+    alert_id, back_at = _publish_and_break(broken, wipe=False)
+    done = broken.rig.wait_status(alert_id, "sent", timeout_s=150)
+    took = time.monotonic() - back_at
+    got = received_tokens(broken.standin, alert_id)
+    print(
+        f"\nbroker restart (AOF): sent {took:.0f}s after Redis came back, "
+        f"duplicates {sum(n - 1 for n in got.values())}"
+    )
+    assert done["counts"]["delivered"] == AUDIENCE
+    _assert_everyone_reached_once_alive(broken, alert_id)
+    # The workers themselves consume again (not only the reconciler's re-sends): a new alert
+    # published after the restart goes out at once.
+    broken.standin.reset()
+    fresh = broken.rig.publish()
+    broken.rig.wait_status(fresh, "sent", timeout_s=90)
+    assert set(received_tokens(broken.standin, fresh)) == broken.tokens
+
+
+def test_broker_restarted_empty_the_reconciler_finishes_from_the_database(
+    broken: Broken,
+) -> None:
+    alert_id, back_at = _publish_and_break(broken, wipe=True)
+    assert broken.redis.client().dbsize() < 50, "the restarted Redis was not empty"
+    done = broken.rig.wait_status(alert_id, "sent", timeout_s=120)
+    took = time.monotonic() - back_at
+    got = received_tokens(broken.standin, alert_id)
+    print(
+        f"\nbroker restart (empty): sent {took:.0f}s after Redis came back, "
+        f"duplicates {sum(n - 1 for n in got.values())}"
+    )
+    assert done["counts"]["delivered"] == AUDIENCE
+    _assert_everyone_reached_once_alive(broken, alert_id)
