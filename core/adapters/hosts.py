@@ -40,7 +40,9 @@ class RedisHostHealth:
         try:
             values = self.client.mget(PREFIX + host + ":hold", PREFIX + host + ":breaker")
         except redis.RedisError as exc:
-            log.warning("host state unreachable; using the last known holds: %s", type(exc).__name__)
+            log.warning(
+                "host state unreachable; using the last known holds: %s", type(exc).__name__
+            )
             known = self._known.get(host)
             return known if known is not None and known > now else None
         until = None
