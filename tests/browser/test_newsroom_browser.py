@@ -58,7 +58,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomSta
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     gen = start_newsroom_stack(
-        f"sqlite:///{tmp}/newsflash.db", tmp, [base], topics_env("undo", "stop", "device")
+        f"sqlite:///{tmp}/newsflash.db",
+        tmp,
+        [base],
+        topics_env("undo", "stop", "device"),
+        # Long enough for a loaded machine to click Undo in time, short enough for a test.
+        UNDO_WINDOW_S="6",
     )
     stack = next(gen)
     try:
@@ -140,7 +145,8 @@ def test_compose_preview_send_then_undo_delivers_nothing(
     page.wait_for_selector("text=Called off")
     assert time.time() - sent_at < stack.settings.undo_window_s, "undo came too late to count"
 
-    time.sleep(stack.settings.undo_window_s + 2.0)  # past the window and a beat tick
+    # Past the moment it would have gone, plus a beat tick: still nothing pushed.
+    wait_until(lambda: time.time() > sent_at + stack.settings.undo_window_s + 2.0, 30, "the window")
     assert stack.alert(alert_id)["status"] == "cancelled"
     assert stack.payloads(alert_id) == []
     page.reload()
