@@ -33,7 +33,7 @@ _SUBSCRIPTION = {
         "endpoint": {"type": "string", "format": "uri", "maxLength": 2048},
         "expirationTime": {"type": ["number", "null"]},
         "keys": _KEYS,
-        "topics": {"type": "array", "items": {"type": "string"}},
+        "topics": {"type": "array", "items": {"type": "string"}, "minItems": 1},
     },
 }
 
@@ -168,6 +168,28 @@ def document() -> dict[str, Any]:
                         ),
                     },
                     "responses": {"204": {"description": "deleted"}, **_errors(400, 404, 413, 429)},
+                }
+            },
+            "/api/v1/subscriptions/lookup": {
+                "post": {
+                    "summary": "This browser's topics (the manage page); needs endpoint + auth",
+                    "requestBody": {
+                        "required": True,
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["endpoint", "auth"],
+                                "properties": {
+                                    "endpoint": {"type": "string"},
+                                    "auth": {"type": "string"},
+                                },
+                            }
+                        ),
+                    },
+                    "responses": {
+                        "200": {"description": "found", **_json(_SUB_ANSWER)},
+                        **_errors(400, 404, 413, 429),
+                    },
                 }
             },
             "/api/v1/subscriptions/change": {
