@@ -4,6 +4,7 @@
   var me = document.currentScript;
   var API = (me && me.dataset.api) || (me ? new URL(me.src, location.href).origin : location.origin);
   var MANAGE = (me && me.dataset.manage) || '/manage';
+  var WORKER = (me && me.dataset.sw) || '/sw.js';
   var DISMISSED = 'newsflash:dismissedAt';
   var DAY_MS = 864e5;
   var d = document;
@@ -185,7 +186,7 @@
     });
     if (permission === 'denied') throw fail('denied');
     if (permission !== 'granted') throw fail('dismissed');
-    var sw = '/sw.js' + (API === location.origin ? '' : '?api=' + encodeURIComponent(API));
+    var sw = WORKER + (API === location.origin ? '' : '?api=' + encodeURIComponent(API));
     var reg;
     try {
       await navigator.serviceWorker.register(sw, { scope: '/' });
