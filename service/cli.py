@@ -264,19 +264,26 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(
             f"--standin: cannot reach {args.standin} ({exc}); start `newsflash push-standin`"
         ) from None
+    from core.endpoints import EndpointPolicy
+
     c = _container(settings)
     defaults = tuple(t.slug for t in settings.topics if t.default)
+    # The operator asked for subscriptions at a stand-in on loopback: accept them here. Whether
+    # they are ever pushed to is the workers' call (NEWSFLASH_ALLOW_LOOPBACK_PUSH, on in make run).
+    policy = EndpointPolicy(settings.push_hosts, allow_loopback=True)
     now = time.time()
     for sub in subs:
         sub.setdefault("topics", list(args.topic or defaults))
         try:
-            parsed = parse_subscription(sub, c.endpoint_policy, settings.topic_slugs, defaults)
+            parsed = parse_subscription(sub, policy, settings.topic_slugs, defaults)
         except ValidationError as exc:
-            raise CliError(
-                f"{exc.field}: {exc.message}. The stand-in is on loopback: set NEWSFLASH_ALLOW_LOOPBACK_PUSH=on "
-                "(make run does) for the local demo."
-            ) from None
+            raise CliError(f"--standin: the stand-in answered an unusable subscription ({exc.field}: {exc.message})") from None
         record_opt_in(c.store, parsed, now)
+    if not settings.allow_loopback_push:
+        print(
+            "note: workers push to these only with NEWSFLASH_ALLOW_LOOPBACK_PUSH=on (make run sets it)",
+            file=sys.stderr,
+        )
     print(
         f"registered {len(subs)} demo subscriptions at {args.standin} (topics: {', '.join(args.topic or defaults)})"
     )

@@ -213,3 +213,16 @@ def configure_logging(level: str = "INFO", json_lines: bool = True, stream: Any 
     # Libraries that log request URLs at INFO would only add noise (and are redacted anyway).
     for noisy in ("urllib3", "aiohttp.access", "kombu", "amqp"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+    # Beat fires housekeeping every second or two; a line per tick would drown the events
+    # that matter (our own task logs say what each delivery did).
+    if root.level > logging.DEBUG:
+        for chatty in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
+        beat = logging.getLogger("celery.beat")
+        if not any(isinstance(f, _DropDueTaskLines) for f in beat.filters):
+            beat.addFilter(_DropDueTaskLines())
+
+
+class _DropDueTaskLines(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and str(record.msg).startswith("Scheduler: Sending due task"))
