@@ -273,11 +273,15 @@ class DeliveryObserver:
 
 # -- alarm rounds -------------------------------------------------------------------------------
 def webhook_notifier(url: str | None) -> Callable[[dict[str, Any]], bool] | None:
-    """POST each alarm change as JSON; the URL may hold a secret, so it is never logged."""
+    """POST each alarm change as JSON (one notifier per round); the URL may hold a secret, so it
+    is never logged."""
     if not url:
         return None
+    failed = [False]
 
     def post(event: dict[str, Any]) -> bool:
+        if failed[0]:
+            return False  # one timeout per round is enough; the rest wait for the next round
         request = urllib.request.Request(  # noqa: S310 - the operator's configured webhook
             url,
             data=json.dumps(event).encode("utf-8"),
@@ -290,6 +294,7 @@ def webhook_notifier(url: str | None) -> Callable[[dict[str, Any]], bool] | None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             log.warning("alarm webhook failed; will retry", extra={"error": type(exc).__name__})
             ok = False
+        failed[0] = not ok
         _count_notification(ok)
         return ok
 

@@ -123,6 +123,18 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
 def sync_topics(engine: Engine, topics: Sequence[Topic]) -> dict[str, int]:
     """Make the topics table match the settings; a topic's bit never changes once given."""
+    for attempt in range(3):
+        try:
+            return _sync_topics_once(engine, topics)
+        except IntegrityError:
+            # Processes starting together (web, worker, beat) race to add the same new topics;
+            # the loser reads the winner's rows on the next attempt.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sync_topics_once(engine: Engine, topics: Sequence[Topic]) -> dict[str, int]:
     with engine.begin() as conn:
         rows = {r.slug: r for r in conn.execute(select(t.topics)).mappings()}
         used = {r["bit"] for r in rows.values()}

@@ -113,30 +113,42 @@ def test_alarm_state_in_redis_announces_each_change_once_and_retries_the_webhook
     first = FallbackAlarmStore(RedisTelemetry(client))
     second = FallbackAlarmStore(RedisTelemetry(client))  # another process evaluating too
     thresholds = Thresholds(stall_s=5, pending_s=10)
-    notify = monitoring.webhook_notifier(receiver.url)
 
     down = _facts(breaking_consumers=0, oldest_pending_s=12.0)
     for store in (first, second, first):
-        apply_alarms(*evaluate(down, thresholds), store, notify, down.now)
+        apply_alarms(
+            *evaluate(down, thresholds), store, monitoring.webhook_notifier(receiver.url), down.now
+        )
     firing = receiver.events(status="firing")
     assert sorted(e["alarm"] for e in firing) == ["breaking_lane_unattended", "pending_too_old"]
     assert set(first.alarms()) == {"breaking_lane_unattended", "pending_too_old"}
 
     # Unknown facts (broker down: no worker list) never clear an alarm.
     unknown = _facts(breaking_consumers=None, oldest_pending_s=12.0, broker_ok=False)
-    apply_alarms(*evaluate(unknown, thresholds), second, notify, unknown.now)
+    apply_alarms(
+        *evaluate(unknown, thresholds),
+        second,
+        monitoring.webhook_notifier(receiver.url),
+        unknown.now,
+    )
     assert "breaking_lane_unattended" in first.alarms()
     assert [e["alarm"] for e in receiver.events(status="firing")][-1] == "broker_unreachable"
 
     receiver.failing = True
     fine = _facts()
-    apply_alarms(*evaluate(fine, thresholds), first, notify, fine.now)
-    apply_alarms(*evaluate(fine, thresholds), second, notify, fine.now)
+    apply_alarms(
+        *evaluate(fine, thresholds), first, monitoring.webhook_notifier(receiver.url), fine.now
+    )
+    apply_alarms(
+        *evaluate(fine, thresholds), second, monitoring.webhook_notifier(receiver.url), fine.now
+    )
     assert first.alarms() == {}
     assert receiver.events(status="resolved") == []
 
     receiver.failing = False
-    apply_alarms(*evaluate(fine, thresholds), second, notify, time.time())
+    apply_alarms(
+        *evaluate(fine, thresholds), second, monitoring.webhook_notifier(receiver.url), time.time()
+    )
     resolved = receiver.events(status="resolved")
     assert sorted(e["alarm"] for e in resolved) == [
         "breaking_lane_unattended",
@@ -153,16 +165,19 @@ def test_alarm_fires_locally_while_redis_is_down_and_moves_there_when_it_is_back
 ) -> None:
     dead = RedisTelemetry(fast_failing_client("redis://127.0.0.1:1/0", 0.5))
     store = FallbackAlarmStore(dead)
-    notify = monitoring.webhook_notifier(receiver.url)
     facts = _facts(broker_ok=False, broker_error="unreachable: ConnectionError")
-    apply_alarms(*evaluate(facts, Thresholds()), store, notify, facts.now)
+    apply_alarms(
+        *evaluate(facts, Thresholds()), store, monitoring.webhook_notifier(receiver.url), facts.now
+    )
     assert [e["alarm"] for e in receiver.events(status="firing")] == ["broker_unreachable"]
 
     store.shared = RedisTelemetry(redis_lib.Redis.from_url(clean_redis))
     assert set(store.alarms()) == {"broker_unreachable"}
     assert store.local.records == {}
     fine = _facts()
-    apply_alarms(*evaluate(fine, Thresholds()), store, notify, fine.now)
+    apply_alarms(
+        *evaluate(fine, Thresholds()), store, monitoring.webhook_notifier(receiver.url), fine.now
+    )
     assert [e["alarm"] for e in receiver.events(status="resolved")] == ["broker_unreachable"]
     assert len(receiver.received) == 2
 
