@@ -10,7 +10,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from core.model import Alert, AlertStatus, Lane, LedgerStatus
+from core.endpoints import EndpointPolicy, endpoint_allowed
+from core.model import Alert, AlertStatus, Lane, LedgerStatus, Target
 from core.outcomes import Decision, Outcome, backoff_s, classify
 from core.payload import build_payload, topic_header
 from core.ports import (
@@ -38,6 +39,9 @@ class DeliveryPolicy:
     flush_every: int = 200
     flush_interval_s: float = 0.25
     stop_check_interval_s: float = 0.25
+    # Endpoints are checked again at send time: the allowlist may have shrunk since a row was
+    # stored, and a row may predate a rule. The resolved address is checked on every connection.
+    endpoints: EndpointPolicy | None = None
 
 
 def plan_fanout(
@@ -254,6 +258,8 @@ def deliver_batch(
             now,
             batch_id,
         )
+    if policy.endpoints is not None:
+        targets = _refuse_disallowed(targets, policy.endpoints, store, alert.id, batch_id, now)
     payload = build_payload(alert, int(now))
     topic = topic_header(alert.story_key)
     messages = [
@@ -326,6 +332,33 @@ def deliver_batch(
         },
     )
     return report
+
+
+def _refuse_disallowed(
+    targets: list[Target],
+    endpoints: EndpointPolicy,
+    store: DeliveryStore,
+    alert_id: int,
+    batch_id: int,
+    now: float,
+) -> list[Target]:
+    """Targets whose endpoint the rules no longer accept are failed, never sent, never deleted
+    (only the push service's 404/410 says a subscription is gone)."""
+    refused = {t.subscription_id for t in targets if not endpoint_allowed(t.endpoint, endpoints)}
+    if not refused:
+        return targets
+    log.warning(
+        "endpoints refused at send time",
+        extra={"alert_id": alert_id, "batch_id": batch_id, "count": len(refused)},
+    )
+    store.record(
+        alert_id,
+        [LedgerEntry(i, LedgerStatus.FAILED, None, 0) for i in sorted(refused)],
+        [],
+        now,
+        batch_id,
+    )
+    return [t for t in targets if t.subscription_id not in refused]
 
 
 def schedule_due_retries(

@@ -90,6 +90,15 @@ def check_endpoint(endpoint: object, policy: EndpointPolicy, field: str = "endpo
     return endpoint
 
 
+def endpoint_allowed(endpoint: str, policy: EndpointPolicy) -> bool:
+    """check_endpoint as a yes/no, for the send-time check of stored rows."""
+    try:
+        check_endpoint(endpoint, policy)
+    except ValidationError:
+        return False
+    return True
+
+
 def _is_ip_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host.strip("[]"))
