@@ -439,6 +439,7 @@ def naive_loop(
     count = len(keys) // KEY_RECORD
     done = errors = 0
     started = time.perf_counter()
+    cpu_started = time.process_time()
     for i in range(min(sample, count)):
         rec = keys[i * KEY_RECORD : (i + 1) * KEY_RECORD]
         info = {
@@ -468,7 +469,14 @@ def naive_loop(
         if time.perf_counter() - started > max_s:
             break
     elapsed = time.perf_counter() - started
-    return {"sent": done, "errors": errors, "elapsed_s": round(elapsed, 3), "per_s": done / elapsed}
+    cpu = time.process_time() - cpu_started
+    return {
+        "sent": done,
+        "errors": errors,
+        "elapsed_s": round(elapsed, 3),
+        "per_s": done / elapsed,
+        "cpu_us_per_push": round(cpu / max(done, 1) * 1e6, 1),
+    }
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -830,6 +838,12 @@ def run(opts: Options) -> dict[str, Any]:
         }
         fan = report["fanout"]["deliveries_per_s"]
         report["ratio"] = _r(fan / naive_rate, 1) if fan and naive_rate else None
+        # CPU per delivery does not depend on how busy the machine is, the rates do: the
+        # workers' CPU per delivery against the naive loop's CPU per push (client side only).
+        naive_cpu = median([r["cpu_us_per_push"] for r in naive_runs])
+        ours_cpu = median([r["worker_cpu_us_per_delivery"] for r in runs])
+        report["naive"]["cpu_us_per_push"] = naive_cpu
+        report["cpu_ratio"] = _r(naive_cpu / ours_cpu, 1) if naive_cpu and ours_cpu else None
         report["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
         report["targets"] = _targets(report)
         return report
@@ -891,7 +905,9 @@ def summary(report: dict[str, Any]) -> str:
         f" ({', '.join(str(r['worker_cpu_us_per_delivery']) + ' µs' for r in report['runs'])} per delivery)",
         f"  worker peak RSS     {report['worker_max_rss_mb']} MB (max over worker processes)",
         f"  naive pywebpush     {report['naive']['per_s']}/s (sample, median of {len(report['naive']['runs'])})",
-        f"  ratio               {report['ratio']}x",
+        f"  ratio               {report['ratio']}x by rate;"
+        f" {report['cpu_ratio']}x by CPU per delivery"
+        f" (naive {report['naive']['cpu_us_per_push']} µs per push)",
     ]
     run0 = report["runs"][0] if report["runs"] else {}
     if "db_bytes_per_delivery" in run0:

@@ -62,6 +62,7 @@ def test_fanout_benchmark_reaches_everyone_once_and_reports_sane_numbers(tmp_pat
     naive = report["naive"]
     assert naive["per_s"] > 0 and naive["received_at_sink"] == sum(r["sent"] for r in naive["runs"])
     assert all(r["errors"] == 0 for r in naive["runs"])
+    assert naive["cpu_us_per_push"] > 0 and report["cpu_ratio"] > 0
     assert report["ratio"] == pytest.approx(fan["deliveries_per_s"] / naive["per_s"], abs=0.06)
 
     saved = json.loads(path.read_text())
