@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, current_app, jsonify
 
 from core.bootstrap import StartupError
@@ -49,11 +50,47 @@ def readiness_checks() -> tuple[bool, dict[str, Any]]:
     return ok, checks
 
 
+def broker_warnings(broker_url: str) -> list[str]:
+    """What a Redis broker is configured to lose. A warning, not a failure: the alerts are safe
+    in the database and the reconciler re-sends lost tasks, only late, and taking the web process
+    out of the load balancer would not make Redis any safer."""
+    if not broker_url.startswith(("redis://", "rediss://")):
+        return []
+    client = redis.Redis.from_url(
+        broker_url, socket_timeout=1, socket_connect_timeout=1, decode_responses=True
+    )
+    try:
+        config = {
+            **client.config_get("appendonly"),
+            **client.config_get("maxmemory-policy"),
+        }
+    except redis.RedisError as exc:
+        # Managed Redis often disables CONFIG; unreachable is reported by the checks already.
+        return [f"could not read the Redis broker's settings ({type(exc).__name__})"]
+    finally:
+        client.close()
+    warnings = []
+    if config.get("appendonly") != "yes":
+        warnings.append(
+            "the Redis broker has no persistence (appendonly no): a restart loses queued "
+            "tasks and the reconciler re-sends them late; set appendonly yes"
+        )
+    policy = config.get("maxmemory-policy", "noeviction")
+    if policy != "noeviction":
+        warnings.append(
+            f"the Redis broker may evict queued tasks (maxmemory-policy {policy}); "
+            "set maxmemory-policy noeviction"
+        )
+    return warnings
+
+
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
     ok, checks = readiness_checks()
     extra = current_app.config.get("NEWSFLASH_READY_EXTRA")
     body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if checks.get("broker", checks.get("redis")) == "ok":
+        body["warnings"] = broker_warnings(current_app.extensions["newsflash"].settings.broker_url)
     if callable(extra):
         body.update(extra())
     return jsonify(body), 200 if ok else 503

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from typing import Any
+
 from celery import Celery
+from celery.signals import celeryd_init
 from kombu.entity import Exchange, Queue
 
 from config.settings import Settings
+from core.bootstrap import StartupError
 from core.model import Lane
 
 TASK_PLAN = "newsflash.plan_fanout"
@@ -20,7 +25,7 @@ TASK_RECOUNT = "newsflash.recount_subscriptions"
 ALL_QUEUES = tuple(lane.value for lane in Lane)
 
 
-class UnsafeWorkerConfig(Exception):
+class UnsafeWorkerConfig(StartupError):
     """A broker setting that could lose or duplicate alerts; the worker refuses to start."""
 
 
@@ -135,6 +140,20 @@ def check_worker_config(conf: dict[str, object] | object) -> None:
         raise UnsafeWorkerConfig("broker_connection_max_retries must be unlimited (None)")
     if not get("task_acks_late") or not get("task_reject_on_worker_lost"):
         raise UnsafeWorkerConfig("task_acks_late and task_reject_on_worker_lost must be on")
+
+
+@celeryd_init.connect
+def _refuse_unsafe_worker(conf: Any = None, **_kwargs: Any) -> None:
+    """However a worker of ours is started (`newsflash worker`, `celery -A workers.celery_app`,
+    app.worker_main), it checks the configuration it really runs with before consuming."""
+    if conf is None or getattr(conf, "newsflash_settings", None) is None:
+        return
+    try:
+        check_worker_config(conf)
+    except UnsafeWorkerConfig as exc:
+        # SystemExit passes Celery's signal dispatch, which would log and swallow an Exception.
+        print(f"newsflash: refusing to start the worker: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def make_celery(settings: Settings) -> Celery:

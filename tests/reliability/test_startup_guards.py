@@ -1,0 +1,187 @@
+"""Startup guards: a worker refuses unsafe broker settings; /readyz warns about a lossy Redis."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_env
+from tests.reliability.harness import RedisServer, rig
+from tests.support.stack import ROOT
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _clean_env(env: dict[str, str]) -> dict[str, str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
+    full.update(env)
+    return full
+
+
+_TAMPERED = textwrap.dedent(
+    """
+    from config.settings import load_settings
+    from workers.factory import make_celery
+    app = make_celery(load_settings())
+    app.conf.accept_content = ["json", "pickle"]
+    app.worker_main(["worker", "--pool", "solo", "--loglevel", "WARNING"])
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def refusals(
+    tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Three real worker start-ups, run side by side (each costs seconds of imports)."""
+    tmp = tmp_path_factory.mktemp("guards")
+    # A broker nobody listens on: a worker that got past its guard would sit retrying it.
+    env = make_env(tmp / "var", f"sqlite:///{tmp}/nf.db", "redis://127.0.0.1:9/0", vapid_pem)
+    runs = {
+        "newsflash worker": (
+            [sys.executable, "-m", "service.cli", "worker"],
+            {"NEWSFLASH_VISIBILITY_TIMEOUT_S": "100", "NEWSFLASH_TASK_TIME_LIMIT_S": "300"},
+        ),
+        "celery -A": (
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "--pool",
+                "solo",
+            ],
+            {"NEWSFLASH_VISIBILITY_TIMEOUT_S": "400", "NEWSFLASH_TASK_TIME_LIMIT_S": "300"},
+        ),
+        "pickle": ([sys.executable, "-c", _TAMPERED], {}),
+    }
+    procs = {
+        name: subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=_clean_env({**env, **extra}),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name, (argv, extra) in runs.items()
+    }
+    results = {}
+    for name, proc in procs.items():
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        results[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    return results
+
+
+def _one_clear_line(result: subprocess.CompletedProcess[str], *needles: str) -> str:
+    assert result.returncode not in (0, None, -9), result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    return lines[0]
+
+
+def test_newsflash_worker_refuses_a_visibility_timeout_below_the_task_limits(
+    refusals: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    line = _one_clear_line(
+        refusals["newsflash worker"], "NEWSFLASH_VISIBILITY_TIMEOUT_S (100)", "(300)"
+    )
+    print("\n" + line)
+
+
+def test_the_guard_holds_however_the_worker_is_started(
+    refusals: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    result = refusals["celery -A"]
+    assert result.returncode not in (0, -9)
+    assert "NEWSFLASH_VISIBILITY_TIMEOUT_S (400)" in result.stderr
+    assert "ready." not in result.stdout + result.stderr
+
+
+def test_a_worker_app_allowing_pickle_refuses_to_start(
+    refusals: dict[str, subprocess.CompletedProcess[str]],
+) -> None:
+    """A setting an operator could only change in code or Celery config: the worker checks the
+    configuration it really runs with, not only what the CLI built."""
+    _one_clear_line(refusals["pickle"], "refusing to start", "accept_content")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "needle"),
+    [
+        ("task_serializer", "pickle", "task_serializer"),
+        ("broker_connection_max_retries", 100, "broker_connection_max_retries"),
+        ("task_acks_late", False, "task_acks_late"),
+        ("task_reject_on_worker_lost", False, "task_reject_on_worker_lost"),
+        ("accept_content", ["json", "yaml"], "accept_content"),
+    ],
+)
+def test_each_unsafe_celery_setting_is_named(
+    vapid_pem: str, tmp_path: Path, name: str, value: object, needle: str
+) -> None:
+    from tests.conftest import settings_from
+    from workers.factory import UnsafeWorkerConfig, celery_config, check_worker_config
+
+    conf = celery_config(
+        settings_from(make_env(tmp_path, f"sqlite:///{tmp_path}/nf.db", "redis://x:1/0", vapid_pem))
+    )
+    check_worker_config(conf)
+    conf[name] = value
+    with pytest.raises(UnsafeWorkerConfig, match=needle):
+        check_worker_config(conf)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def test_readyz_warns_about_a_broker_without_persistence_but_stays_ready(
+    tmp_path: Path, vapid_pem: str, private_redis: RedisServer
+) -> None:
+    client = private_redis.client()
+    with rig(tmp_path, f"sqlite:///{tmp_path}/nf.db", private_redis.url, vapid_pem) as r:
+        good = r.client.get("/readyz")
+        assert good.status_code == 200 and good.json["warnings"] == [], good.json
+
+        client.config_set("appendonly", "no")
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        warned = r.client.get("/readyz")
+        # A warning is not a failure: the alerts are safe in the database either way.
+        assert warned.status_code == 200 and warned.json["status"] == "ok"
+        text = " ".join(warned.json["warnings"])
+        assert "appendonly no" in text and "allkeys-lru" in text
+
+        client.config_set("maxmemory-policy", "volatile-lru")
+        assert "volatile-lru" in " ".join(r.client.get("/readyz").json["warnings"])
+
+
+def test_readyz_on_the_shared_redis_here_follows_its_real_settings(
+    tmp_path: Path, vapid_pem: str, redis_url: str
+) -> None:
+    """The machine's own Redis runs with appendonly no: ready, with the warning (read only)."""
+    import redis
+
+    appendonly = redis.Redis.from_url(redis_url, decode_responses=True).config_get("appendonly")
+    with rig(tmp_path, f"sqlite:///{tmp_path}/nf.db", redis_url, vapid_pem) as r:
+        answer = r.client.get("/readyz")
+    assert answer.status_code == 200
+    warned = any("appendonly no" in w for w in answer.json["warnings"])
+    assert warned == (appendonly["appendonly"] != "yes"), answer.json
