@@ -31,7 +31,7 @@ from tests.conftest import (
     require_service,
     settings_from,
 )
-from tests.support.ops import TcpProxy, WebhookReceiver
+from tests.support.ops import TcpProxy, WebhookReceiver, stop_all
 from tests.support.stack import Process, start_beat, start_worker, wait_until
 
 ORIGIN = "http://127.0.0.1:8000"
@@ -167,8 +167,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlarmStack]:
             processes,
         )
     finally:
-        for proc in reversed(processes):
-            proc.stop()
+        stop_all(processes)
         standin.stop()
         hostile.stop()
         broker.cut()

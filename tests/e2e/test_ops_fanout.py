@@ -42,6 +42,7 @@ from tests.conftest import (
     require_service,
     settings_from,
 )
+from tests.support.ops import stop_all
 from tests.support.stack import Process, start_beat, start_worker, wait_until
 from workers.factory import ALL_QUEUES
 
@@ -362,8 +363,7 @@ def test_ops_shows_a_live_send_and_its_numbers_match_the_database_and_the_broker
 
     # A backlog that holds still (beat and the worker stopped): depth and oldest age are the
     # broker's own, on the page's API and in /metrics.
-    stack.beat.stop()
-    stack.worker.stop()
+    stop_all([stack.beat, stack.worker])
     first = time.time()
     for _ in range(3):
         publish()

@@ -1,4 +1,5 @@
-"""Test helpers for ops: a webhook receiver and a TCP proxy that can be cut (all on loopback)."""
+"""Test helpers for ops: a webhook receiver, a TCP proxy that can be cut (all on loopback), and
+stopping processes side by side."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import contextlib
 import json
 import socket
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.stack import Process
 
 
 class WebhookReceiver:
@@ -131,3 +135,12 @@ class TcpProxy:
             with self.lock:
                 self.conns.discard(source)
                 self.conns.discard(sink)
+
+
+def stop_all(processes: Sequence[Process]) -> None:
+    """Stop processes side by side: each may take its whole grace period to shut down."""
+    threads = [threading.Thread(target=p.stop) for p in processes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
