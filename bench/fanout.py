@@ -449,6 +449,8 @@ def naive_loop(
         session = None
         if ca_file is not None:
             session = requests.Session()
+            # REQUESTS_CA_BUNDLE in the environment would override verify= otherwise.
+            session.trust_env = False
             session.verify = str(ca_file)
         try:
             webpush(
