@@ -38,7 +38,7 @@ def public_key_b64(vapid: Vapid02) -> str:
     raw = vapid.public_key.public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
-    return b64urlencode(raw)
+    return str(b64urlencode(raw))
 
 
 def vapid_headers(vapid: Vapid02, aud: str, **claims: Any) -> dict[str, str]:
