@@ -225,4 +225,7 @@ def configure_logging(level: str = "INFO", json_lines: bool = True, stream: Any 
 
 class _DropDueTaskLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.levelno <= logging.INFO and str(record.msg).startswith("Scheduler: Sending due task"))
+        return not (
+            record.levelno <= logging.INFO
+            and str(record.msg).startswith("Scheduler: Sending due task")
+        )
