@@ -55,7 +55,18 @@ def _text(body: Mapping[str, Any], name: str, max_len: int, required: bool = Tru
         )
     if any(ord(ch) < 0x20 and ch not in "\n\t" for ch in value):
         raise ValidationError(f"{name} contains control characters", name)
+    if not _encodable(value):
+        raise ValidationError(f"{name} is not valid Unicode text", name)
     return value
+
+
+def _encodable(value: str) -> bool:
+    """False for lone surrogates (JSON can escape them; UTF-8, databases and payloads can't)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_public_url(value: str, origins: Collection[str], field: str) -> str:
@@ -153,7 +164,7 @@ def parse_alert_request(
     if article_id is not None:
         if isinstance(article_id, int) and not isinstance(article_id, bool):
             article_id = str(article_id)
-        if not isinstance(article_id, str) or not article_id.strip():
+        if not isinstance(article_id, str) or not article_id.strip() or not _encodable(article_id):
             raise ValidationError("article_id must be a non-empty string", "article_id")
         if len(article_id) > MAX_ARTICLE_ID:
             raise ValidationError(

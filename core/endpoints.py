@@ -57,6 +57,10 @@ def check_endpoint(endpoint: object, policy: EndpointPolicy, field: str = "endpo
         raise ValidationError("endpoint must be a URL string", field)
     if len(endpoint) > MAX_ENDPOINT_LEN:
         raise ValidationError(f"endpoint must be at most {MAX_ENDPOINT_LEN} characters", field)
+    if not endpoint.isascii():
+        # Browsers serialise endpoints as ASCII (punycode, percent-encoding): anything else is
+        # forged, and may not even be encodable.
+        raise ValidationError("endpoint must be an ASCII URL", field)
     if any(ch.isspace() or ord(ch) < 0x20 for ch in endpoint) or "\\" in endpoint:
         raise ValidationError("endpoint contains characters a URL may not hold", field)
     try:

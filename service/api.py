@@ -37,7 +37,35 @@ def json_body() -> dict[str, Any]:
         raise ValidationError("the body is not valid JSON")
     if not isinstance(body, dict):
         raise ValidationError("the body must be a JSON object")
+    bad = _not_unicode(body)
+    if bad is not None:
+        raise ValidationError(f"{bad or 'the body'} is not valid Unicode text", bad or None)
     return body
+
+
+def _not_unicode(value: Any, path: str = "") -> str | None:
+    """The dotted path of a string holding a lone surrogate: JSON may escape one (\ud800), but
+    no database or push payload can hold it."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return path
+        return None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        name = f"{path}.{key}" if path else str(key)
+        found = _not_unicode(key, name) if isinstance(key, str) else None
+        if found is None:
+            found = _not_unicode(item, name)
+        if found is not None:
+            return found
+    return None
 
 
 def iso(ts: float | None) -> str | None:

@@ -51,6 +51,7 @@ from core.ports import LedgerEntry, PlanningConflict, RecordedCounts
 
 FINAL = (int(LedgerStatus.DELIVERED), int(LedgerStatus.GONE), int(LedgerStatus.FAILED))
 WAITING = (int(LedgerStatus.RETRY), int(LedgerStatus.REQUEUED))
+MAX_ID = 2**63 - 1  # bigint (and SQLite INTEGER): larger ids from outside match no row
 
 
 # The ledger write on PostgreSQL (see SqlStore._record_pg): a row moves into a final state
@@ -487,6 +488,8 @@ class SqlStore:
         return alert, True
 
     def get_alert(self, alert_id: int) -> Alert | None:
+        if not 0 < alert_id <= MAX_ID:
+            return None  # an id from a URL: no row, and no driver overflow error
         with self.engine.connect() as conn:
             row = conn.execute(select(t.alerts).where(t.alerts.c.id == alert_id)).mappings().first()
             return None if row is None else _row_to_alert(row)
@@ -514,7 +517,7 @@ class SqlStore:
     ) -> list[Alert]:
         q = select(t.alerts).order_by(t.alerts.c.id.desc()).limit(limit)
         if before_id is not None:
-            q = q.where(t.alerts.c.id < before_id)
+            q = q.where(t.alerts.c.id < min(max(before_id, 0), MAX_ID))
         if statuses:
             q = q.where(t.alerts.c.status.in_(list(statuses)))
         with self.engine.connect() as conn:
@@ -564,6 +567,8 @@ class SqlStore:
 
     def add_event(self, alert_id: int, kind: str) -> bool:
         column = {"displayed": t.alerts.c.displayed, "clicked": t.alerts.c.clicked}[kind]
+        if not 0 < alert_id <= MAX_ID:
+            return False
         with self.engine.begin() as conn:
             return (
                 conn.execute(
