@@ -172,6 +172,27 @@ class Rig:
         self.processes.append(proc)
         return proc
 
+    def start(self, workers: dict[str, int], beat: bool = True) -> dict[str, Process]:
+        """Workers (name -> concurrency) and beat started side by side: each costs seconds of
+        imports, so waiting for them one after another would add those seconds up."""
+        logs = self.tmp / "logs"
+        started: dict[str, Process] = {}
+        for name, concurrency in workers.items():
+            argv = ["worker", "-c", str(concurrency), "-n", f"{name}-{uuid.uuid4().hex[:8]}@%h"]
+            started[name] = Process(name, argv, self.env, logs)
+        if beat:
+            started["beat"] = Process("beat", ["beat"], self.env, logs)
+        self.processes.extend(started.values())
+        for name, proc in started.items():
+            marker = "beat: Starting" if name == "beat" else "ready."
+            wait_until(
+                lambda p=proc, m=marker: (not p.alive() and _exited(p)) or m in p.output(),  # type: ignore[misc]
+                90,
+                f"{name} to start",
+                interval_s=0.2,
+            )
+        return started
+
     def stop_processes(self) -> None:
         for proc in reversed(self.processes):
             proc.stop(grace_s=5)
@@ -260,6 +281,10 @@ def rig(
         r.stop_processes()
         engine.dispose()
         container.engine.dispose()
+
+
+def _exited(proc: Process) -> bool:
+    raise AssertionError(f"{proc.name} exited early:\n{proc.output()[-4000:]}")
 
 
 def pool_children(proc: Process) -> list[psutil.Process]:

@@ -49,8 +49,8 @@ def broken(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator
         ) as r:
             subs = standin.create_subscriptions(AUDIENCE)
             bulk_subscribe(r.store, subs, ["breaking"])
-            r.beat()
-            workers = [r.worker("w1"), r.worker("w2")]
+            started = r.start({"w1": 1, "w2": 1})
+            workers = [started["w1"], started["w2"]]
             yield Broken(r, redis, standin, {token_of(s["endpoint"]) for s in subs}, workers)
     finally:
         standin.stop()

@@ -83,8 +83,7 @@ def hostile_run(
             }
             forbidding.set_host_mode("forbidden")
             ids = {name: _subscribe(r, subs) for name, subs in groups.items()}
-            r.beat()
-            worker = r.worker("hostile", concurrency=2)
+            worker = r.start({"hostile": 2})["hostile"]
             published = time.time()
             alert_id = r.publish()
             yield {

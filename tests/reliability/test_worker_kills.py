@@ -70,9 +70,7 @@ def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
     r, standin = fleet.rig, fleet.standin
     standin.reset()
     r.stop_processes()
-    r.beat()
-    doomed = r.worker("doomed", concurrency=2)
-    r.worker("survivor", concurrency=1)
+    doomed = r.start({"doomed": 2, "survivor": 1})["doomed"]
 
     alert_id = r.publish()
     wait_until(
