@@ -658,6 +658,7 @@ class Http11PushSender:
         if (
             parts.scheme not in ("http", "https")
             or port <= 0
+            or "@" in parts.netloc  # user info has no business in a push endpoint
             or not _header_safe(parts.netloc)
             or not _header_safe(target)
         ):

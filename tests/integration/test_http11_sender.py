@@ -171,10 +171,11 @@ def test_an_endpoint_that_would_inject_headers_is_not_sent(
     standin.reset()
     sub = standin.create_subscription()
     evil = dict(sub, endpoint=sub["endpoint"] + " HTTP/1.1\r\nX-Evil: 1")
+    userinfo = dict(sub, endpoint=sub["endpoint"].replace("://", "://user:secret@"))
     sender = Http11PushSender(signer, SenderConfig(allow_loopback=True))
-    [result] = send(sender, [message(evil, 1)])
+    results = send(sender, [message(evil, 1), message(userinfo, 2)])
     sender.close()
-    assert result.error == "invalid" and standin.attempts == []
+    assert [r.error for r in results] == ["invalid", "invalid"] and standin.attempts == []
 
 
 def _keys() -> dict[str, str]:
