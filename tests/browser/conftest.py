@@ -7,7 +7,6 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,11 +143,13 @@ def playwright_driver() -> Iterator[Any]:
         yield driver
 
 
-@pytest.fixture
-def chromium(playwright_driver: Any, reader_site: ReaderSite, tmp_path: Path) -> Iterator[Any]:
-    """A fresh Chromium profile with notifications allowed for the reader site."""
+@pytest.fixture(scope="module")
+def chromium_profile(
+    playwright_driver: Any, reader_site: ReaderSite, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """One real Chromium (persistent profile) per module: launching one per test is slow."""
     context = playwright_driver.chromium.launch_persistent_context(
-        str(tmp_path / "chromium-profile"),
+        str(tmp_path_factory.mktemp("chromium-profile")),
         executable_path=CHROMIUM,
         headless=True,
         args=CHROMIUM_ARGS,
@@ -158,7 +159,22 @@ def chromium(playwright_driver: Any, reader_site: ReaderSite, tmp_path: Path) ->
     try:
         context.set_default_timeout(10_000)
         context.on("console", lambda m: print("console:", m.type, m.text))
-        context.grant_permissions(["notifications"], origin=reader_site.base)
         yield context
     finally:
         context.close()
+
+
+@pytest.fixture
+def chromium(chromium_profile: Any, reader_site: ReaderSite) -> Iterator[Any]:
+    """The module's Chromium as a first-time visitor: the site's storage wiped (service workers,
+    IndexedDB, localStorage, caches), notifications allowed, one blank page."""
+    context = chromium_profile
+    for page in context.pages:
+        page.close()
+    page = context.new_page()
+    cdp = context.new_cdp_session(page)
+    cdp.send("Storage.clearDataForOrigin", {"origin": reader_site.base, "storageTypes": "all"})
+    cdp.detach()
+    context.clear_permissions()
+    context.grant_permissions(["notifications"], origin=reader_site.base)
+    yield context

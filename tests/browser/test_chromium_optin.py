@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -285,8 +286,43 @@ def test_manage_page_changes_topics_and_turns_alerts_off(
 # -- the service worker ---------------------------------------------------------------------
 
 
-def register_worker(chromium: Any, reader_site: ReaderSite) -> tuple[Any, Any, str]:
-    """The page, its controlling service worker (Playwright handle) and its registration id."""
+@dataclass
+class LiveWorker:
+    """Our service worker running in Chromium, and a way to push to it as a push service would."""
+
+    page: Any
+    cdp: Any
+    worker: Any
+    registration_id: str
+    origin: str
+
+    def pushes_seen(self) -> int:
+        return int(self.worker.evaluate("self.__pushesSeen || 0"))
+
+    def push(self, payload: Any) -> None:
+        """Deliver a push through DevTools and wait until the worker's push event has fired.
+
+        DevTools delivery is fire-and-forget, and on a loaded machine it now and then never
+        reaches the worker. Only then is it delivered again: a push the worker received but
+        did not show as a notification still fails the test.
+        """
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        before = self.pushes_seen()
+        for _attempt in range(3):
+            self.cdp.send(
+                "ServiceWorker.deliverPushMessage",
+                {"origin": self.origin, "registrationId": self.registration_id, "data": data},
+            )
+            try:
+                wait_until(lambda: self.pushes_seen() > before, 5, "the push event")
+                return
+            except AssertionError:
+                print("push not seen by the service worker within 5 s: delivering it again")
+        raise AssertionError("DevTools never delivered the push to the service worker")
+
+
+def register_worker(chromium: Any, reader_site: ReaderSite) -> LiveWorker:
+    """Register /sw.js as the widget does, and wait until it is activated."""
     page = open_page(chromium, reader_site.base + "/")
     cdp = chromium.new_cdp_session(page)
     registrations: dict[str, str] = {}
@@ -297,17 +333,14 @@ def register_worker(chromium: Any, reader_site: ReaderSite) -> tuple[Any, Any, s
         ),
     )
     cdp.send("ServiceWorker.enable")
-    page.evaluate(
-        "navigator.serviceWorker.register('/sw.js', {scope: '/'})"
-        ".then(() => navigator.serviceWorker.ready)"
-    )
+    with chromium.expect_event("serviceworker") as started:
+        page.evaluate(
+            "navigator.serviceWorker.register('/sw.js', {scope: '/'})"
+            ".then(() => navigator.serviceWorker.ready)"
+        )
+    worker = started.value
     registration_id = wait_until(
         lambda: registrations.get(reader_site.base + "/"), 10, "the worker's registration id"
-    )
-    worker = wait_until(
-        lambda: next((w for w in chromium.service_workers if w.url.endswith("/sw.js")), None),
-        10,
-        "the service worker",
     )
     # Pushes reach only an activated worker; it caches the publisher's origins on the way.
     wait_until(
@@ -318,15 +351,11 @@ def register_worker(chromium: Any, reader_site: ReaderSite) -> tuple[Any, Any, s
         "the worker to be activated",
     )
     assert worker.evaluate("kv('config').then(c => c.origins)") == [reader_site.base]
-    return page, cdp, registration_id
-
-
-def push(cdp: Any, reader_site: ReaderSite, registration_id: str, payload: Any) -> None:
-    data = payload if isinstance(payload, str) else json.dumps(payload)
-    cdp.send(
-        "ServiceWorker.deliverPushMessage",
-        {"origin": reader_site.base, "registrationId": registration_id, "data": data},
+    # Count push events next to the worker's own handler (test instrumentation only).
+    worker.evaluate(
+        "self.addEventListener('push', () => { self.__pushesSeen = (self.__pushesSeen || 0) + 1; })"
     )
+    return LiveWorker(page, cdp, worker, registration_id, reader_site.base)
 
 
 def notifications(page: Any, tag: str | None = None) -> list[dict[str, Any]]:
@@ -355,17 +384,14 @@ CLICK = """async (tag) => {
 def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
     chromium: Any, reader_site: ReaderSite
 ) -> None:
-    page, cdp, registration_id = register_worker(chromium, reader_site)
-    worker = next(w for w in chromium.service_workers if w.url.endswith("/sw.js"))
+    live = register_worker(chromium, reader_site)
+    page, worker = live.page, live.worker
     article = reader_site.base + "/news/harbour-bridge"
     alert_id = reader_site.publish(title="Bridge reopens", body="Early finish.", url=article)
     tag = "nf" + uuid.uuid4().hex[:30]
     base_payload = {"id": alert_id, "url": article, "tag": tag, "ts": int(time.time())}
 
-    push(
-        cdp,
-        reader_site,
-        registration_id,
+    live.push(
         {**base_payload, "title": "Bridge reopens", "body": "Early finish."},
     )
     shown = wait_until(lambda: notifications(page, tag), 10, "the notification")
@@ -376,7 +402,7 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
     assert shown[0]["renotify"] is False
 
     # A correction with the same tag replaces it, and alerts again.
-    push(cdp, reader_site, registration_id, {**base_payload, "title": "Correction: bridge reopens"})
+    live.push({**base_payload, "title": "Correction: bridge reopens"})
     wait_until(
         lambda: [n["title"] for n in notifications(page, tag)] == ["Correction: bridge reopens"],
         10,
@@ -395,10 +421,7 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
         lambda: reader_site.alert(alert_id)["counts"]["clicked"] == 1, 10, "the click report"
     )
     # With the article already open in a tab, that tab is focused instead.
-    push(
-        cdp,
-        reader_site,
-        registration_id,
+    live.push(
         {**base_payload, "title": "Home", "url": page.url, "tag": "nfhome"},
     )
     wait_until(lambda: notifications(page, "nfhome"), 10, "the home notification")
@@ -410,12 +433,12 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
         ["javascript:alert(document.cookie)", "https://evil.example/phish", "data:text/html,hi"]
     ):
         bad_tag = f"nfbad{index}"
-        push(cdp, reader_site, registration_id, {"title": "Bad", "url": url, "tag": bad_tag})
+        live.push({"title": "Bad", "url": url, "tag": bad_tag})
         wait_until(lambda t=bad_tag: notifications(page, t), 10, f"notification for {url}")
         assert worker.evaluate(CLICK, bad_tag) == [["open", reader_site.base + "/"]], url
 
     # A push the worker cannot read still shows a notification (never a silent push).
-    push(cdp, reader_site, registration_id, "not json at all")
+    live.push("not json at all")
     wait_until(
         lambda: any(n["title"] == "News alert" for n in notifications(page)),
         20,
@@ -426,8 +449,7 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
 def test_pushsubscriptionchange_keeps_the_readers_topics(
     chromium: Any, reader_site: ReaderSite
 ) -> None:
-    _page, _cdp, _registration_id = register_worker(chromium, reader_site)
-    worker = next(w for w in chromium.service_workers if w.url.endswith("/sw.js"))
+    worker = register_worker(chromium, reader_site).worker
     old = fake_browser_subscription(new_endpoint())
     created = reader_site.api().post(
         "/api/v1/subscriptions", json={**old, "topics": ["politics", "sport"]}
