@@ -55,7 +55,6 @@ class Options:
     batch_size: int | None = None
     concurrency: int | None = None
     concurrency_per_host: int | None = None
-    prefetch: int | None = None
     web_workers: int = 2
     database_url: str | None = None
     redis_url: str | None = None
@@ -511,7 +510,6 @@ def _env(
         ("BATCH_SIZE", opts.batch_size),
         ("CONCURRENCY", opts.concurrency),
         ("CONCURRENCY_PER_HOST", opts.concurrency_per_host),
-        ("PREFETCH", opts.prefetch),
     ):
         if value is not None:
             env["NEWSFLASH_" + name] = str(value)
