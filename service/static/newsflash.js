@@ -163,6 +163,7 @@
         no.disabled = false;
         no.onclick = close;
         row.replaceChildren(no);
+        root.appendChild(row);
         say("You're signed up. We'll send you alerts about " + names + '.', true);
         mark('subscribed');
         statusEl.setAttribute('tabindex', '-1');

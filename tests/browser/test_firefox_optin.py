@@ -131,6 +131,7 @@ def test_a_reader_in_firefox_opts_in_and_receives_a_real_alert(
     site: Site,
     push_server: MozillaPushServer,
     firefox: Firefox,
+    artifacts: Path,
 ) -> None:
     firefox.navigate(site.base + "/")
     firefox.wait_until(
@@ -151,6 +152,10 @@ def test_a_reader_in_firefox_opts_in_and_receives_a_real_alert(
     assert page_text(firefox, ".nf-status").startswith(
         "You're signed up. We'll send you alerts about Breaking news."
     )
+    with firefox.marionette.using_context("content"):
+        (artifacts / "firefox-subscribed.png").write_bytes(
+            firefox.marionette.screenshot(format="binary", full=False)
+        )
 
     # The real subscription reached our API: an endpoint on the Mozilla push server.
     registration = push_server.wait_for_registration(timeout_s=10)
@@ -158,6 +163,9 @@ def test_a_reader_in_firefox_opts_in_and_receives_a_real_alert(
     assert row["endpoint"] == registration["pushEndpoint"]
     assert row["endpoint"].startswith(push_server.origin + "/wpush/")
     assert row["topics"] == ["breaking"]
+    # The worker remembers endpoint + auth for pushsubscriptionchange (oldSubscription may be null).
+    remembered = firefox.wait_until(lambda: remembered_subscription(firefox), 10, "IndexedDB")
+    assert remembered == {"endpoint": row["endpoint"], "auth": row["auth"]}
     vapid_key = site.api().get("/api/v1/config").json["vapidPublicKey"]
     assert registration["key"] is not None
     assert _raw(registration["key"]) == _raw(vapid_key), "subscribed with our VAPID key"
@@ -203,6 +211,23 @@ def test_a_reader_in_firefox_opts_in_and_receives_a_real_alert(
     )
     assert firefox.stray_requests == [], "Firefox tried to leave loopback"
     assert push_server.nacks == []
+
+
+def remembered_subscription(firefox: Firefox) -> dict[str, str] | None:
+    """What the service worker stored in IndexedDB (same origin, so the page can read it)."""
+    found = firefox.execute(
+        """
+        return new Promise(resolve => {
+          const open = indexedDB.open('newsflash', 1);
+          open.onupgradeneeded = () => open.result.createObjectStore('kv');
+          open.onsuccess = () => {
+            const get = open.result.transaction('kv').objectStore('kv').get('subscription');
+            get.onsuccess = () => { open.result.close(); resolve(get.result || null); };
+          };
+        });
+        """
+    )
+    return None if found is None else dict(found)
 
 
 def _raw(b64url: str) -> bytes:
