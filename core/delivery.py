@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -308,10 +309,12 @@ def deliver_batch(
                 last_check[0] = t
         return stopped[0]
 
+    alive = _Heartbeat(store, batch_id, policy.stale_after_s, clock)
     try:
         sender.send_all(messages, recorder, should_stop)
         recorder.close()
     finally:
+        alive.stop()
         writer.shutdown(wait=True)
     report = recorder.report
     report.skipped = len(missing)
@@ -332,6 +335,32 @@ def deliver_batch(
         },
     )
     return report
+
+
+class _Heartbeat:
+    """Marks the batch alive while its sender waits. Results move the heartbeat too, but a batch
+    whose every request waits on a slow push service records nothing for up to a request
+    deadline; without this the reconciler would take it for dead and send it a second time."""
+
+    def __init__(
+        self, store: DeliveryStore, batch_id: int, stale_after_s: float, clock: Callable[[], float]
+    ) -> None:
+        self._done = threading.Event()
+        self._store, self._batch_id, self._clock = store, batch_id, clock
+        self._every_s = max(0.2, stale_after_s / 4)
+        self._thread = threading.Thread(target=self._run, name="batch-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._done.wait(self._every_s):
+            try:
+                self._store.heartbeat(self._batch_id, self._clock())
+            except Exception:
+                log.warning("batch heartbeat failed", extra={"batch_id": self._batch_id})
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 def _refuse_disallowed(

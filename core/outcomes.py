@@ -84,6 +84,6 @@ def classify(result: PushResult, now: float) -> Decision:
 
 def backoff_s(attempt: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:
     """Exponential backoff with full jitter, never below half the step (attempt counts from 1)."""
-    step = min(cap_s, base_s * (2 ** max(0, attempt - 1)))
+    step = min(cap_s, base_s * 2.0 ** max(0, attempt - 1))
     r = float((rng or random).random())
     return step / 2 + r * step / 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,3 +220,49 @@ def test_a_900s_retry_after_waits_in_the_database_not_in_the_broker(
     assert delayed == [], f"waits parked in the broker: {delayed}"
     alert = r.alert(hostile_run["alert_id"])
     assert alert["status"] == "sending" and alert["counts"]["pending"] >= 8
+
+
+def test_a_batch_waiting_on_hung_requests_is_not_taken_for_dead(
+    tmp_path: Path, redis_url: str, vapid_pem: str
+) -> None:
+    """Nothing comes back from a batch whose every request hangs, for up to a request deadline:
+    its heartbeat must go on, or the reconciler hands it to a second sender."""
+    from core import alerts, delivery
+    from core.adapters.hosts import MemoryHostHealth
+    from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
+    from core.model import AlertDraft, Urgency
+    from tests.reliability.harness import bulk_subscribe
+    from tests.reliability.test_ssrf import ListQueue
+
+    standin = PushStandin().start()
+    try:
+        with rig(tmp_path, f"sqlite:///{tmp_path}/nf.db", redis_url, vapid_pem) as r:
+            bulk_subscribe(r.store, standin.create_subscriptions(3, "hang"), ["breaking"])
+            policy = delivery.DeliveryPolicy(batch_size=10, stale_after_s=1.0)
+            queue = ListQueue()
+            draft = AlertDraft(
+                "Hang", "on", f"{r.settings.public_origins[0]}/x", ("breaking",), Urgency.HIGH, 600
+            )
+            alert, _ = alerts.publish(draft, r.store, r.store, queue, time.time())
+            delivery.plan_fanout(alert.id, r.store, queue, policy)
+            sender = Http11PushSender(
+                VapidSigner(vapid_pem, "mailto:ops@news.example"),
+                SenderConfig(
+                    connect_timeout_s=1, read_timeout_s=4, deadline_s=4, allow_loopback=True
+                ),
+            )
+            batch_id = queue.batches[0]
+            run = threading.Thread(
+                target=delivery.deliver_batch,
+                args=(batch_id, r.store, sender, MemoryHostHealth(), policy),
+            )
+            run.start()
+            wait_until(lambda: len(standin.attempts) == 3, 10, "the three requests to hang")
+            time.sleep(2.5)  # well past stale_after_s with nothing recorded: only time will do
+            assert r.store.claim_batch(batch_id, time.time(), policy.stale_after_s) is None
+            run.join(20)
+            sender.close()
+            assert not run.is_alive()
+            assert len(standin.attempts) == 3, "a hung batch was sent twice"
+    finally:
+        standin.stop()
