@@ -52,5 +52,6 @@ def register_error_handlers(app: Flask) -> None:
                 **headers,
             )
         if status == 413:
-            return error_response(413, "too_large", "request body is too large (8 KB at most)")
+            limit = request.max_content_length or 0
+            return error_response(413, "too_large", f"request body is too large ({limit // 1024} KB at most)")
         return error_response(status, code, exc.description or exc.name, **headers)

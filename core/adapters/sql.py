@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -256,7 +256,10 @@ class SqlStore:
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=[c.hour],
-            set_={"created": c.created + stmt.excluded.created, "lost": c.lost + stmt.excluded.lost},
+            set_={
+                "created": c.created + stmt.excluded.created,
+                "lost": c.lost + stmt.excluded.lost,
+            },
         )
         conn.execute(stmt)
 
@@ -267,53 +270,61 @@ class SqlStore:
         return conn.execute(q).mappings().first()
 
     def upsert(self, sub: SubscriptionInput, now: float) -> tuple[Subscription, bool]:
-        mask = self.mask_of(sub.topics)
+        return self._in_transaction(lambda conn: self._upsert(conn, sub, now))
+
+    def _in_transaction(
+        self, work: Callable[[Connection], tuple[Subscription, bool]]
+    ) -> tuple[Subscription, bool]:
         for _attempt in range(3):
             try:
                 with self.engine.begin() as conn:
-                    row = self._locked_by_endpoint(conn, sub.endpoint)
-                    values = {
-                        "p256dh": sub.p256dh,
-                        "auth": sub.auth,
-                        "topic_mask": mask,
-                        "last_seen_at": now,
-                        "expires_at": sub.expiration_time,
-                    }
-                    if row is not None:
-                        conn.execute(
-                            update(t.subscriptions)
-                            .where(t.subscriptions.c.id == row["id"])
-                            .values(**values)
-                        )
-                        if row["topic_mask"] != mask:
-                            self._bump_mask(conn, row["topic_mask"], -1)
-                            self._bump_mask(conn, mask, +1)
-                        created = False
-                        sub_id = row["id"]
-                    else:
-                        sub_id = conn.execute(
-                            insert(t.subscriptions)
-                            .values(
-                                endpoint=sub.endpoint,
-                                push_host=push_host(sub.endpoint),
-                                created_at=now,
-                                **values,
-                            )
-                            .returning(t.subscriptions.c.id)
-                        ).scalar_one()
-                        self._bump_mask(conn, mask, +1)
-                        self._count_churn(conn, now, created=1)
-                        created = True
-                    fresh = (
-                        conn.execute(select(t.subscriptions).where(t.subscriptions.c.id == sub_id))
-                        .mappings()
-                        .one()
-                    )
-                    return self._sub(fresh), created
+                    return work(conn)
             except IntegrityError:
                 # Two requests for the same new endpoint raced; the loser updates the winner's row.
                 continue
         raise RuntimeError("could not upsert subscription")
+
+    def _upsert(
+        self, conn: Connection, sub: SubscriptionInput, now: float
+    ) -> tuple[Subscription, bool]:
+        mask = self.mask_of(sub.topics)
+        row = self._locked_by_endpoint(conn, sub.endpoint)
+        values = {
+            "p256dh": sub.p256dh,
+            "auth": sub.auth,
+            "topic_mask": mask,
+            "last_seen_at": now,
+            "expires_at": sub.expiration_time,
+        }
+        if row is not None:
+            conn.execute(
+                update(t.subscriptions).where(t.subscriptions.c.id == row["id"]).values(**values)
+            )
+            if row["topic_mask"] != mask:
+                self._bump_mask(conn, row["topic_mask"], -1)
+                self._bump_mask(conn, mask, +1)
+            created = False
+            sub_id = row["id"]
+        else:
+            sub_id = conn.execute(
+                insert(t.subscriptions)
+                .values(
+                    endpoint=sub.endpoint,
+                    push_host=push_host(sub.endpoint),
+                    created_at=now,
+                    **values,
+                )
+                .returning(t.subscriptions.c.id)
+            ).scalar_one()
+            self._bump_mask(conn, mask, +1)
+            self._count_churn(conn, now, created=1)
+            created = True
+        fresh = (
+            conn.execute(select(t.subscriptions).where(t.subscriptions.c.id == sub_id))
+            .mappings()
+            .one()
+        )
+        return self._sub(fresh), created
 
     def get_by_endpoint(self, endpoint: str) -> Subscription | None:
         with self.engine.connect() as conn:
@@ -386,9 +397,13 @@ class SqlStore:
             return self._delete_ids(conn, ids)
 
     def replace(self, old_id: int, new: SubscriptionInput, now: float) -> tuple[Subscription, bool]:
-        with self.engine.begin() as conn:
+        """pushsubscriptionchange: old row out, new row in, in one transaction (never neither)."""
+
+        def work(conn: Connection) -> tuple[Subscription, bool]:
             self._delete_ids(conn, [old_id])
-        return self.upsert(new, now)
+            return self._upsert(conn, new, now)
+
+        return self._in_transaction(work)
 
     def audience_size(self, topics: Sequence[str]) -> int:
         mask = self.mask_of(topics)
