@@ -319,7 +319,9 @@ def load_settings(
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
     redis_url = _check_url(
-        PREFIX + "REDIS_URL", read.text("REDIS_URL", "redis://127.0.0.1:6379/0"), ("redis", "rediss")
+        PREFIX + "REDIS_URL",
+        read.text("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("redis", "rediss"),
     )
     broker_url = _check_url(
         PREFIX + "BROKER_URL",

@@ -277,7 +277,9 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
         try:
             parsed = parse_subscription(sub, policy, settings.topic_slugs, defaults)
         except ValidationError as exc:
-            raise CliError(f"--standin: the stand-in answered an unusable subscription ({exc.field}: {exc.message})") from None
+            raise CliError(
+                f"--standin: the stand-in answered an unusable subscription ({exc.field}: {exc.message})"
+            ) from None
         record_opt_in(c.store, parsed, now)
     if not settings.allow_loopback_push:
         print(

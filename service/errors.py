@@ -53,5 +53,7 @@ def register_error_handlers(app: Flask) -> None:
             )
         if status == 413:
             limit = request.max_content_length or 0
-            return error_response(413, "too_large", f"request body is too large ({limit // 1024} KB at most)")
+            return error_response(
+                413, "too_large", f"request body is too large ({limit // 1024} KB at most)"
+            )
         return error_response(status, code, exc.description or exc.name, **headers)
