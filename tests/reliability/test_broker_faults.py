@@ -58,7 +58,9 @@ def broken(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator
         redis.stop()
 
 
-def _publish_and_break(b: Broken, wipe: bool) -> tuple[str, float]:
+def _publish_and_break(b: Broken, wipe: bool) -> tuple[str, str, float]:
+    """Publish, kill the broker a quarter of the way in, publish again while it is down,
+    restart it. Returns both alert ids and when the broker came back."""
     b.standin.reset()
     alert_id = b.rig.publish()
     wait_until(
@@ -70,9 +72,13 @@ def _publish_and_break(b: Broken, wipe: bool) -> tuple[str, float]:
     b.redis.kill()
     if wipe:
         b.redis.wipe()
-    time.sleep(2)  # an outage long enough for every client to notice
+    # An editor publishing during the outage is told it is queued, not shown an error.
+    started = time.monotonic()
+    during = b.rig.publish(topics=["sport", "breaking"])
+    assert time.monotonic() - started < 15, "publishing hung on the dead broker"
+    assert b.rig.alert(during)["status"] == "queued"
     b.redis.start()
-    return alert_id, time.monotonic()
+    return alert_id, during, time.monotonic()
 
 
 def _assert_everyone_reached_once_alive(b: Broken, alert_id: str) -> None:
@@ -88,7 +94,7 @@ def _assert_everyone_reached_once_alive(b: Broken, alert_id: str) -> None:
 
 
 def test_broker_killed_and_restarted_mid_fanout_workers_resume(broken: Broken) -> None:
-    alert_id, back_at = _publish_and_break(broken, wipe=False)
+    alert_id, during, back_at = _publish_and_break(broken, wipe=False)
     done = broken.rig.wait_status(alert_id, "sent", timeout_s=150)
     took = time.monotonic() - back_at
     got = received_tokens(broken.standin, alert_id)
@@ -98,6 +104,8 @@ def test_broker_killed_and_restarted_mid_fanout_workers_resume(broken: Broken) -
     )
     assert done["counts"]["delivered"] == AUDIENCE
     _assert_everyone_reached_once_alive(broken, alert_id)
+    broken.rig.wait_status(during, "sent", timeout_s=90)
+    _assert_everyone_reached_once_alive(broken, during)
     # The workers themselves consume again (not only the reconciler's re-sends): a new alert
     # published after the restart goes out at once.
     broken.standin.reset()
@@ -109,7 +117,7 @@ def test_broker_killed_and_restarted_mid_fanout_workers_resume(broken: Broken) -
 def test_broker_restarted_empty_the_reconciler_finishes_from_the_database(
     broken: Broken,
 ) -> None:
-    alert_id, back_at = _publish_and_break(broken, wipe=True)
+    alert_id, during, back_at = _publish_and_break(broken, wipe=True)
     assert broken.redis.client().dbsize() < 50, "the restarted Redis was not empty"
     done = broken.rig.wait_status(alert_id, "sent", timeout_s=120)
     took = time.monotonic() - back_at
@@ -120,3 +128,5 @@ def test_broker_restarted_empty_the_reconciler_finishes_from_the_database(
     )
     assert done["counts"]["delivered"] == AUDIENCE
     _assert_everyone_reached_once_alive(broken, alert_id)
+    broken.rig.wait_status(during, "sent", timeout_s=120 - (time.monotonic() - back_at))
+    _assert_everyone_reached_once_alive(broken, during)
