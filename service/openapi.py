@@ -89,6 +89,37 @@ _ALERT_REQUEST = {
     },
 }
 
+_CORRECTION = {
+    "type": "object",
+    "properties": {
+        "title": {"type": "string", "maxLength": 120},
+        "body": {"type": "string", "maxLength": 300},
+        "url": {"type": "string", "format": "uri"},
+        "image": {"type": "string", "format": "uri"},
+    },
+}
+
+_CORRECTED = {
+    "type": "object",
+    "required": ["id", "status", "corrects"],
+    "properties": {"id": {"type": "string"}, "status": _STATUS, "corrects": {"type": "string"}},
+}
+
+_READY = {
+    "type": "object",
+    "required": ["status", "checks"],
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "unavailable"]},
+        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+        "warnings": {
+            "description": "what the Redis broker is set up to lose (no AOF, eviction); "
+            "not a failure",
+            "type": "array",
+            "items": {"type": "string"},
+        },
+    },
+}
+
 _PUBLISHED = {
     "type": "object",
     "required": ["id", "status", "audience"],
@@ -256,6 +287,21 @@ def document() -> dict[str, Any]:
                 },
                 "get": {
                     "security": bearer,
+                    "parameters": [
+                        {
+                            "name": "before",
+                            "in": "query",
+                            "required": False,
+                            "description": "only alerts with a smaller id (the next page)",
+                            "schema": {"type": "integer"},
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                        },
+                    ],
                     "responses": {
                         "200": {
                             "description": "recent alerts",
@@ -305,6 +351,47 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/alerts/{id}/correct": {
+                "post": {
+                    "description": "A correction of a sending or sent alert: the same audience, "
+                    "Topic and tag, so it replaces the original where it was not yet shown.",
+                    "security": bearer,
+                    "parameters": [
+                        {
+                            "name": "id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "integer"},
+                        }
+                    ],
+                    "requestBody": {"required": True, **_json(_CORRECTION)},
+                    "responses": {
+                        "202": {"description": "correction queued", **_json(_CORRECTED)},
+                        **_errors(400, 401, 403, 404, 413),
+                    },
+                }
+            },
+            "/api/v1/alerts/test": {
+                "post": {
+                    "description": "Send to the calling editor's own test devices only (a "
+                    "logged-in session; an API token has no devices).",
+                    "security": bearer,
+                    "requestBody": {"required": True, **_json(_ALERT_REQUEST)},
+                    "responses": {
+                        "202": {
+                            "description": "test send queued",
+                            **_json(
+                                {
+                                    "type": "object",
+                                    "required": ["id", "status"],
+                                    "properties": {"id": {"type": "string"}, "status": _STATUS},
+                                }
+                            ),
+                        },
+                        **_errors(400, 401, 403, 413),
+                    },
+                }
+            },
             "/api/v1/hooks/cms": {
                 "post": {
                     "description": "CMS article events, signed per Standard Webhooks; an article "
@@ -338,8 +425,8 @@ def document() -> dict[str, Any]:
             "/readyz": {
                 "get": {
                     "responses": {
-                        "200": {"description": "ready"},
-                        "503": {"description": "not ready"},
+                        "200": {"description": "ready", **_json(_READY)},
+                        "503": {"description": "not ready", **_json(_READY)},
                     }
                 }
             },
