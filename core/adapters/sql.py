@@ -88,12 +88,19 @@ SELECT subscription_id, status FROM changed
 )
 
 
+# One primary-key probe per id, whatever the statistics say: during a send the ledger grows
+# faster than autovacuum re-analyses it, and a plain join was planned as a hash over every
+# ledger row of the alert (tens of ms per batch, growing with the audience).
 _LOAD_TARGETS_PG = text(
     """
 SELECT u.id, s.endpoint, s.p256dh, s.auth, s.topic_mask, d.status, d.attempts
 FROM unnest(CAST(:ids AS bigint[])) AS u(id)
 LEFT JOIN subscriptions AS s ON s.id = u.id
-LEFT JOIN deliveries AS d ON d.alert_id = :alert_id AND d.subscription_id = u.id
+LEFT JOIN LATERAL (
+    SELECT status, attempts FROM deliveries
+    WHERE alert_id = CAST(:alert_id AS bigint) AND subscription_id = u.id
+    LIMIT 1
+) AS d ON true
 ORDER BY u.id
 """
 )
