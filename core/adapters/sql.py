@@ -81,7 +81,10 @@ WITH changed AS (
         progress_at = :now
     WHERE id = :alert_id
 ), beat AS (
-    UPDATE batches SET heartbeat_at = :now WHERE id = CAST(:batch_id AS bigint)
+    -- At most once a second: every update leaves a copy of the batch row (its id list) behind
+    -- until autovacuum; deliver_batch's heartbeat thread keeps a waiting batch alive anyway.
+    UPDATE batches SET heartbeat_at = :now
+    WHERE id = CAST(:batch_id AS bigint) AND (heartbeat_at IS NULL OR heartbeat_at < :now - 1)
 )
 SELECT subscription_id, status FROM changed
 """
