@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
+from sqlalchemy import func, select
 
+from core.adapters import tables as t
 from core.model import LedgerStatus
 from standin.server import PushStandin
 from tests.conftest import create_pg_database, drop_pg_database, port_open, require_service
@@ -80,17 +85,28 @@ def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
         interval_s=0.2,
     )
     children = wait_until(lambda: pool_children(doomed), 10, "the doomed worker's pool")
+    # Killed while sending, not between two batches: a kill of an idle process proves little.
+    busy = wait_until(
+        lambda: (found := _sending(children)) and (victim == "child" or len(found) == 2) and found,
+        30,
+        "the doomed worker's pool to be sending",
+        interval_s=0.01,
+    )
     if victim == "main":
         # Celery gives its pool children PR_SET_PDEATHSIG=SIGKILL: they die with the main
         # process, and whatever they were sending dies with them.
-        target, killed_senders = doomed.pid, len(children)
+        target, senders = doomed.pid, children
     else:
-        target, killed_senders = children[0].pid, 1
+        target, senders = busy[0].pid, busy[:1]
+    killed_senders = len(senders)
     # Pushes the stand-in took but the ledger does not hold are the only ones a crash can
-    # send twice: the ledger is read just before the kill and the stand-in just after, plus
-    # every request a killed sender may have had on the wire.
+    # send twice: the ledger is read just before the kill and the stand-in once the killed
+    # senders are dead, plus every request they may have had on the wire.
     final_before = r.final_count(alert_id)
     os.kill(target, signal.SIGKILL)
+    # Counted once the senders are dead: from then on only what they had on the wire (at most
+    # CONCURRENCY each) can still reach the stand-in.
+    wait_until(lambda: not any(_alive(p) for p in senders), 10, "the killed senders to die")
     seen_after = len(received_tokens(standin, alert_id))
     in_flight = max(0, seen_after - final_before) + CONCURRENCY * killed_senders
 
@@ -105,8 +121,9 @@ def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
     (log_dir / f"kill-{victim}.txt").write_text(
         f"victim={victim} reached={len(got)} duplicates={duplicates} in_flight={in_flight}\n"
     )
+    print(_where_duplicates_came_from(r, alert_id, got))
     assert not missing, f"{len(missing)} subscribers never got the alert"
-    assert duplicates <= in_flight
+    assert duplicates <= in_flight, _where_duplicates_came_from(r, alert_id, got)
     assert done["counts"]["delivered"] == AUDIENCE
     assert done["counts"]["pending"] == 0
     ledger = r.ledger(alert_id)
@@ -114,6 +131,42 @@ def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
     states = r.batch_states(alert_id)
     assert set(states) == {"done"}, f"batches left behind: {states}"
     assert r.subscription_count() == AUDIENCE, "a kill lost subscriptions"
+
+
+def _sending(children: list[psutil.Process]) -> list[psutil.Process]:
+    """The pool children burning CPU right now (encrypting and sending a batch)."""
+    before = {c.pid: sum(c.cpu_times()[:2]) for c in children}
+    time.sleep(0.2)
+    return [c for c in children if sum(c.cpu_times()[:2]) - before[c.pid] > 0.03]
+
+
+def _alive(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _where_duplicates_came_from(r: Rig, alert_id: str, got: Counter[str]) -> str:
+    """Which batches the duplicates belong to, and how often those were run."""
+    d, b, s = t.deliveries, t.batches, t.subscriptions
+    with r.engine.connect() as conn:
+        ids = dict(conn.execute(select(s.c.endpoint, s.c.id)).all())
+        retried = conn.execute(
+            select(func.count()).where(d.c.alert_id == int(alert_id), d.c.attempts > 1)
+        ).scalar_one()
+        batches = conn.execute(
+            select(b.c.id, b.c.kind, b.c.runs, b.c.subscription_ids).where(
+                b.c.alert_id == int(alert_id)
+            )
+        ).all()
+    twice = {sid for endpoint, sid in ids.items() if got[token_of(endpoint)] > 1}
+    per_batch = {
+        f"{row.id}/{row.kind}/runs={row.runs}": n
+        for row in batches
+        if (n := len(twice & set(json.loads(row.subscription_ids))))
+    }
+    return f"ledger rows with attempts > 1: {retried}; duplicates per batch: {per_batch}"
 
 
 def test_sigkill_of_a_worker_main_process_mid_fanout(
