@@ -1,5 +1,5 @@
-"""The production HTTP/1.1 sender against the real push stand-in: it decrypts what we send,
-reuses connections, speaks TLS, and keeps every bound the aiohttp sender had."""
+"""The HTTP/1.1 push sender against the real push stand-in: it decrypts what we send, reuses
+connections, speaks TLS, signs VAPID once per origin, and keeps every request bounded."""
 
 from __future__ import annotations
 
@@ -187,3 +187,29 @@ def _keys() -> dict[str, str]:
         "p256dh": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(),
         "auth": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
     }
+
+
+def test_signer_caches_per_origin_and_renews_before_expiry() -> None:
+    now = [1_000_000.0]
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    s = VapidSigner(pem.decode(), "mailto:ops@news.example", clock=lambda: now[0])
+    a1 = s.header("https://fcm.googleapis.com")
+    assert s.header("https://fcm.googleapis.com") == a1
+    b = s.header("https://updates.push.services.mozilla.com")
+    assert b != a1
+    import base64
+
+    def claims(header: str) -> dict[str, Any]:
+        token = header.split("t=", 1)[1].split(",", 1)[0]
+        body = token.split(".")[1]
+        return dict(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
+
+    assert claims(a1)["aud"] == "https://fcm.googleapis.com"
+    assert claims(b)["aud"] == "https://updates.push.services.mozilla.com"
+    assert claims(a1)["exp"] - now[0] <= 12 * 3600
+    now[0] += 10 * 3600  # still more than an hour left: reused
+    assert s.header("https://fcm.googleapis.com") == a1
+    now[0] += 1.5 * 3600  # less than an hour left: renewed
+    assert s.header("https://fcm.googleapis.com") != a1

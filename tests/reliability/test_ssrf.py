@@ -16,7 +16,7 @@ from sqlalchemy import select
 from core import delivery
 from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
-from core.adapters.webpush import AiohttpPushSender, Http11PushSender, SenderConfig, VapidSigner
+from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.endpoints import EndpointPolicy
 from core.model import AlertDraft, Lane, LedgerStatus, SubscriptionInput, Urgency
 from standin.server import PushStandin
@@ -252,9 +252,8 @@ class ListQueue:
         self.batches.append(batch_id)
 
 
-@pytest.mark.parametrize("sender_kind", ["http11", "aiohttp"])
 def test_send_time_refuses_before_connecting_and_deletes_nothing(
-    strict: Rig, standin: PushStandin, vapid_pem: str, sender_kind: str
+    strict: Rig, standin: PushStandin, vapid_pem: str
 ) -> None:
     standin.reset()
     ids = _store_rows(strict, standin)
@@ -263,8 +262,7 @@ def test_send_time_refuses_before_connecting_and_deletes_nothing(
         concurrency=20, connect_timeout_s=1, read_timeout_s=1, deadline_s=2, allow_loopback=False
     )
     signer = VapidSigner(vapid_pem, "mailto:ops@news.example")
-    sender_type = Http11PushSender if sender_kind == "http11" else AiohttpPushSender
-    sender = sender_type(signer, config, lookup=resolver)
+    sender = Http11PushSender(signer, config, lookup=resolver)
     policy = delivery.DeliveryPolicy(
         batch_size=25, endpoints=EndpointPolicy(strict.settings.push_hosts, False)
     )
