@@ -113,12 +113,13 @@ def load_signer(settings: Settings) -> VapidSigner:
     )
     if not settings.vapid_private_key_pem:
         raise StartupError(f"{where}: no VAPID private key; run `newsflash init` or set it")
+    try:
+        VapidSigner(settings.vapid_private_key_pem, "mailto:check@newsflash.invalid")
+    except Exception:
+        # Never echo the key material: only say where it came from.
+        raise StartupError(f"{where}: not a valid PEM P-256 private key") from None
     if not settings.vapid_subject:
         raise StartupError(
             "NEWSFLASH_VAPID_SUBJECT: expected a mailto: or https:// URL; run `newsflash init`"
         )
-    try:
-        return VapidSigner(settings.vapid_private_key_pem, settings.vapid_subject)
-    except Exception:
-        # Never echo the key material: only say where it came from.
-        raise StartupError(f"{where}: not a valid PEM P-256 private key") from None
+    return VapidSigner(settings.vapid_private_key_pem, settings.vapid_subject)
