@@ -75,6 +75,7 @@ class Settings:
     retry_base_s: float = 10.0
     retry_cap_s: float = 3600.0
     stale_after_s: float = 60.0
+    breaker_open_s: float = 300.0
     task_time_limit_s: int = 300
     visibility_timeout_s: int = 3600
     # Reader and newsroom.
@@ -407,6 +408,7 @@ def load_settings(
         retry_base_s=read.number("RETRY_BASE_S", 10.0, 0.0, 3600),
         retry_cap_s=read.number("RETRY_CAP_S", 3600.0, 1.0, 86400),
         stale_after_s=read.number("STALE_AFTER_S", 60.0, 1.0, 3600),
+        breaker_open_s=read.number("BREAKER_OPEN_S", 300.0, 5.0, 86400),
         task_time_limit_s=task_time_limit_s,
         visibility_timeout_s=read.whole("VISIBILITY_TIMEOUT_S", 3600, 60, 86400),
         prompt_title=read.text("PROMPT_TITLE", "Be the first to know."),

@@ -95,6 +95,7 @@ class Container:
             retry_base_s=s.retry_base_s,
             retry_cap_s=s.retry_cap_s,
             stale_after_s=s.stale_after_s,
+            breaker_open_s=s.breaker_open_s,
             endpoints=self.endpoint_policy,
         )
 
