@@ -4,9 +4,11 @@ taking over when that task stops running — workers or broker down are what ala
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -44,6 +46,9 @@ log = logging.getLogger("newsflash.monitoring")
 
 ContainerFor = Callable[[Celery], Container]
 ERRORS_PER_BATCH = 20
+_LATENCY_BOUNDS = (*metrics.LATENCY_BUCKETS_S, math.inf)
+_FINAL = frozenset({Outcome.DELIVERED, Outcome.GONE, Outcome.FAILED})
+_SETTLED = frozenset({Outcome.DELIVERED, Outcome.GONE})
 FLUSH_EVERY_S = 0.5
 WEBHOOK_TIMEOUT_S = 5.0
 
@@ -158,7 +163,11 @@ def kit_for(container: Container, app: Celery) -> OpsKit:
 # -- delivery observation ---------------------------------------------------------------------
 class DeliveryObserver:
     """deliver_batch's observe hook: Prometheus counters, per-second rate buckets in Redis and
-    the batch's first errors (endpoints shortened to host + hash before they leave the task)."""
+    the batch's first errors (endpoints shortened to host + hash before they leave the task).
+
+    Everything is counted in plain dicts and written out about twice a second (and when the
+    batch finishes): per push, Prometheus label look-ups and multiprocess file writes cost
+    8-10 % of a delivery's CPU."""
 
     def __init__(self, kit: OpsKit, alert_id: int | None, batch_id: int, task_id: str | None):
         self.kit = kit
@@ -166,7 +175,11 @@ class DeliveryObserver:
         self.batch_id = batch_id
         self.task_id = task_id
         self.patterns = kit.settings.push_hosts
+        self.alert_key = f"alert:{alert_id}"
         self.counts: dict[int, Counter[str]] = {}
+        # (host, outcome, answer) → pushes; host → latency bucket counts and their sum
+        self.answers: dict[tuple[str, str, str], int] = {}
+        self.latency: dict[str, tuple[list[int], list[float]]] = {}
         self.errors: list[tuple[PushResult, Decision, float]] = []
         self.more_errors = 0
         self.last_flush = time.monotonic()
@@ -179,23 +192,25 @@ class DeliveryObserver:
 
     def __call__(self, result: PushResult, decision: Decision) -> None:
         now = time.time()
-        label = metrics.host_label(result.host, self.patterns)
         sent = result.error != "blocked"
-        if self.metrics is not None and sent:
-            try:
-                self.metrics.deliveries.labels(decision.outcome.value, label).inc()
-                self.metrics.answers.labels(decision.answer, label).inc()
-                self.metrics.push_latency.labels(label).observe(result.elapsed_s)
-            except Exception:
-                log.exception("could not record delivery metrics")
-                self.metrics = None
+        outcome = decision.outcome.value
         with self.lock:
-            bucket = self.counts.setdefault(int(now), Counter())
+            second = int(now)
+            bucket = self.counts.get(second)
+            if bucket is None:
+                bucket = self.counts[second] = Counter()
             if sent:
-                bucket[decision.outcome.value] += 1
-            if decision.outcome in {Outcome.DELIVERED, Outcome.GONE, Outcome.FAILED}:
-                bucket[f"alert:{self.alert_id}"] += 1
-            if sent and decision.outcome not in {Outcome.DELIVERED, Outcome.GONE}:
+                bucket[outcome] += 1
+                key = (result.host, outcome, decision.answer)
+                self.answers[key] = self.answers.get(key, 0) + 1
+                hist = self.latency.get(result.host)
+                if hist is None:
+                    hist = self.latency[result.host] = ([0] * len(_LATENCY_BOUNDS), [0.0])
+                hist[0][bisect.bisect_left(_LATENCY_BOUNDS, result.elapsed_s)] += 1
+                hist[1][0] += result.elapsed_s
+            if decision.outcome in _FINAL:
+                bucket[self.alert_key] += 1
+            if sent and decision.outcome not in _SETTLED:
                 if len(self.errors) < ERRORS_PER_BATCH:
                     self.errors.append((result, decision, now))
                 else:
@@ -207,11 +222,41 @@ class DeliveryObserver:
     def flush(self) -> None:
         with self.lock:
             counts, self.counts = self.counts, {}
+            answers, self.answers = self.answers, {}
+            latency, self.latency = self.latency, {}
             self.last_flush = time.monotonic()
+        if self.metrics is not None and (answers or latency):
+            try:
+                self._write_metrics(self.metrics, answers, latency)
+            except Exception:
+                log.exception("could not record delivery metrics")
+                self.metrics = None
+        if not counts:
+            return
         try:
             self.kit.telemetry.add_counts(counts)
         except Exception as exc:
             log.warning("could not record the delivery rate", extra={"error": type(exc).__name__})
+
+    def _write_metrics(
+        self,
+        m: metrics.Metrics,
+        answers: dict[tuple[str, str, str], int],
+        latency: dict[str, tuple[list[int], list[float]]],
+    ) -> None:
+        labels: dict[str, str] = {}
+
+        def label(host: str) -> str:
+            found = labels.get(host)
+            if found is None:
+                found = labels[host] = metrics.host_label(host, self.patterns)
+            return found
+
+        for (host, outcome, answer), n in answers.items():
+            m.deliveries.labels(outcome, label(host)).inc(n)
+            m.answers.labels(answer, label(host)).inc(n)
+        for host, (bucket_counts, total) in latency.items():
+            metrics.add_observations(m.push_latency.labels(label(host)), bucket_counts, total[0])
 
     def finish(self) -> None:
         self.flush()
