@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -184,8 +185,8 @@ class _Connection(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
@@ -314,6 +315,42 @@ def _header_safe(text: str) -> bool:
     return text.isascii() and text.isprintable() and " " not in text
 
 
+WATCHDOG_TICK_S = 0.1
+MAX_ROUTES = 10_000
+
+
+@dataclass(frozen=True, eq=False)
+class _Route:
+    """Where an endpoint's requests go: parsed once per scheme and host:port, not per push."""
+
+    key: tuple[str, str, int]  # (scheme, host, port): one pool of kept-alive connections
+    host: str
+    netloc: str
+    origin: str  # the VAPID audience
+    tls: bool
+    usable: bool
+    refused: bool  # a literal address we never connect to
+
+
+class _Slot:
+    """One of the sender's concurrent request loops and the deadline it is working to."""
+
+    __slots__ = ("deadline", "expired", "overall", "task")
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[None] | None = None
+        self.deadline: float | None = None  # monotonic; None between requests
+        self.overall = 0.0
+        self.expired = False
+
+    def timed_out(self) -> bool:
+        """Whether a CancelledError came from the watchdog (then it is taken back)."""
+        if not self.expired or self.task is None:
+            return False
+        self.expired = False
+        return self.task.uncancel() == 0
+
+
 class Http11PushSender:
     """The production sender: keep-alive HTTP/1.1 on asyncio protocols, one event loop per
     worker process.
@@ -343,7 +380,7 @@ class Http11PushSender:
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._host_sems: dict[str, asyncio.Semaphore] = {}
         self._held: dict[str, tuple[float | None, float]] = {}
-        self._refused: dict[str, bool] = {}  # literal-address hosts we never connect to
+        self._routes: dict[str, _Route] = {}
         self._ssl: ssl.SSLContext | None = None
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
@@ -389,47 +426,136 @@ class Http11PushSender:
         should_stop: Callable[[], bool],
     ) -> None:
         queue: deque[PushMessage] = deque(messages)
+        loop = asyncio.get_running_loop()
+        # Header blocks (VAPID included) are built once per batch, push host and message kind.
+        heads: dict[tuple[_Route, int, str, str], bytes | None] = {}
 
-        async def worker() -> None:
+        async def worker(slot: _Slot) -> None:
             while queue:
                 if should_stop():
                     return
                 message = queue.popleft()
-                on_result(await self._send_one(message))
+                on_result(await self._send_one(message, slot, heads))
 
-        workers = min(self.config.concurrency, len(messages))
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        slots = [_Slot() for _ in range(min(self.config.concurrency, len(messages)))]
+        for slot in slots:
+            slot.task = loop.create_task(worker(slot))
+        watchdog = loop.create_task(self._watch(slots))
+        try:
+            await asyncio.gather(*(slot.task for slot in slots if slot.task is not None))
+        finally:
+            watchdog.cancel()
 
-    async def _send_one(self, message: PushMessage) -> PushResult:
+    async def _watch(self, slots: list[_Slot]) -> None:
+        """Enforces every request's read timeout and overall deadline from one timer.
+
+        Two `asyncio.timeout` blocks per push (a timer handle each, scheduled and cancelled)
+        cost more CPU than the HTTP parsing; a slot past its deadline has its task cancelled
+        here instead, and `_send_one` turns that cancellation into a timeout result. Deadlines
+        are met within WATCHDOG_TICK_S."""
+        tick = min(WATCHDOG_TICK_S, self.config.read_timeout_s / 10, self.config.deadline_s / 10)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for slot in slots:
+                if (
+                    slot.deadline is not None
+                    and now >= slot.deadline
+                    and not slot.expired
+                    and slot.task is not None
+                    and not slot.task.done()
+                ):
+                    slot.expired = True
+                    slot.task.cancel()
+
+    def _route(self, endpoint: str) -> tuple[_Route | None, str]:
+        """(push host route, request target); route None when the endpoint is unusable."""
+        # The whole endpoint goes on the request line: ASCII, printable, no spaces, so nothing
+        # in it can end a header or smuggle one in.
+        if not _header_safe(endpoint):
+            return None, ""
+        scheme, sep, rest = endpoint.partition("://")
+        if not sep:
+            return None, ""
+        cut = len(rest)
+        for mark in "/?#":
+            at = rest.find(mark)
+            if 0 <= at < cut:
+                cut = at
+        netloc, target = rest[:cut], rest[cut:].partition("#")[0]
+        if not target.startswith("/"):
+            target = "/" + target
+        key = scheme + "://" + netloc
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = self._parse_route(scheme.lower(), netloc)
+            if len(self._routes) > MAX_ROUTES:  # hostile endpoints must not grow it unbounded
+                self._routes = {key: route}
+        return route, target
+
+    def _parse_route(self, scheme: str, netloc: str) -> _Route:
+        host, port, usable = "unknown", -1, False
+        try:
+            parts = urlsplit(f"{scheme}://{netloc}/")
+            host = (parts.hostname or "unknown").lower()
+            port = parts.port or (443 if scheme == "https" else 80)
+            usable = (
+                scheme in ("http", "https")
+                and port > 0
+                and "@" not in netloc  # user info has no business in a push endpoint
+                and parts.hostname is not None
+            )
+        except ValueError:
+            usable = False
+        literal = literal_address(host)
+        refused = literal is not None and not address_allowed(literal, self.config.allow_loopback)
+        return _Route(
+            key=(scheme, host, port),
+            host=host,
+            netloc=netloc,
+            origin=f"{scheme}://{netloc.lower()}",
+            tls=scheme == "https",
+            usable=usable,
+            refused=refused,
+        )
+
+    def _head(self, route: _Route, message: PushMessage) -> bytes | None:
+        """Everything after the request line up to the Content-Length value."""
+        try:
+            return (
+                f"Host: {route.netloc}\r\n"
+                f"Authorization: {self.signer.header(route.origin)}\r\n"
+                "Content-Encoding: aes128gcm\r\nContent-Type: application/octet-stream\r\n"
+                f"TTL: {max(1, message.ttl_s)}\r\nUrgency: {message.urgency}\r\n"
+                f"Topic: {message.topic}\r\nContent-Length: "
+            ).encode("ascii")
+        except UnicodeError:
+            return None
+
+    async def _send_one(
+        self,
+        message: PushMessage,
+        slot: _Slot,
+        heads: dict[tuple[_Route, int, str, str], bytes | None],
+    ) -> PushResult:
         sid = message.subscription_id
-        parts = urlsplit(message.endpoint)
-        host = (parts.hostname or "unknown").lower()
-        now = self.clock()
-        until = self._blocked_until(host, now)
+        route, target = self._route(message.endpoint)
+        if route is None:
+            return PushResult(sid, "unknown", None, error="invalid")
+        host = route.host
+        until = self._blocked_until(host, self.clock())
         if until is not None:
             return PushResult(sid, host, None, error="blocked", blocked_until=until)
-        refused = self._refused.get(host)
-        if refused is None:
-            literal = literal_address(host)
-            refused = literal is not None and not address_allowed(
-                literal, self.config.allow_loopback
-            )
-            self._refused[host] = refused
-        if refused:
+        if route.refused:
             return PushResult(sid, host, None, error="refused_address")
-        try:
-            port = parts.port or (443 if parts.scheme == "https" else 80)
-        except ValueError:
-            port = -1
-        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
-        if (
-            parts.scheme not in ("http", "https")
-            or port <= 0
-            or "@" in parts.netloc  # user info has no business in a push endpoint
-            or not _header_safe(parts.netloc)
-            or not _header_safe(target)
-        ):
+        if not route.usable:
             return PushResult(sid, host, None, error="invalid")
+        kind = (route, message.ttl_s, message.urgency, message.topic)
+        head = heads.get(kind)
+        if head is None:
+            head = heads[kind] = self._head(route, message)
+            if head is None:
+                return PushResult(sid, host, None, error="invalid")
         try:
             body = encrypt(message)
         except Exception:
@@ -440,25 +566,28 @@ class Http11PushSender:
             return PushResult(sid, host, None, error="invalid")
         if len(body) > MAX_PUSH_BODY:
             return PushResult(sid, host, None, error="too_large")
-        origin = f"{parts.scheme}://{parts.netloc.lower()}"
-        request = (
-            f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            f"Authorization: {self.signer.header(origin)}\r\n"
-            "Content-Encoding: aes128gcm\r\nContent-Type: application/octet-stream\r\n"
-            f"TTL: {max(1, message.ttl_s)}\r\nUrgency: {message.urgency}\r\n"
-            f"Topic: {message.topic}\r\nContent-Length: {len(body)}\r\n\r\n"
-        ).encode("ascii") + body
+        request = b"POST %s HTTP/1.1\r\n%s%d\r\n\r\n%s" % (
+            target.encode("ascii"),
+            head,
+            len(body),
+            body,
+        )
         semaphore = self._host_sems.get(host)
         if semaphore is None:
             semaphore = self._host_sems[host] = asyncio.Semaphore(self.config.concurrency_per_host)
         started = time.monotonic()
+        slot.deadline = slot.overall = started + self.config.deadline_s
         try:
-            async with semaphore, asyncio.timeout(self.config.deadline_s):
-                status, retry_after = await self._exchange(
-                    (parts.scheme, host, port), request, parts.scheme == "https"
-                )
+            async with semaphore:
+                status, retry_after = await self._exchange(route, request, slot)
             return PushResult(
                 sid, host, status, retry_after=retry_after, elapsed_s=time.monotonic() - started
+            )
+        except asyncio.CancelledError:
+            if not slot.timed_out():
+                raise
+            return PushResult(
+                sid, host, None, error="timeout", elapsed_s=time.monotonic() - started
             )
         except RefusedAddress:
             return PushResult(sid, host, None, error="refused_address")
@@ -470,19 +599,20 @@ class Http11PushSender:
             return PushResult(
                 sid, host, None, error="connect", elapsed_s=time.monotonic() - started
             )
+        finally:
+            slot.deadline = None
 
-    async def _exchange(
-        self, key: tuple[str, str, int], request: bytes, tls: bool
-    ) -> tuple[int, str | None]:
-        idle = self._idle.setdefault(key, [])
+    async def _exchange(self, route: _Route, request: bytes, slot: _Slot) -> tuple[int, str | None]:
+        idle = self._idle.setdefault(route.key, [])
+        read_timeout_s = self.config.read_timeout_s
         while idle:
             conn = idle.pop()
             if not conn.usable:
                 conn.close()
                 continue
+            slot.deadline = min(slot.overall, time.monotonic() + read_timeout_s)
             try:
-                async with asyncio.timeout(self.config.read_timeout_s):
-                    status, retry_after, keep = await conn.exchange(request, RESPONSE_BODY_CAP)
+                status, retry_after, keep = await conn.exchange(request, RESPONSE_BODY_CAP)
             except ConnectionResetError:
                 conn.close()
                 if conn.received:
@@ -494,10 +624,11 @@ class Http11PushSender:
                 conn.close()
                 raise
             return self._done(idle, conn, status, retry_after, keep)
-        conn = await self._connect(key[1], key[2], tls)
+        slot.deadline = slot.overall
+        conn = await self._connect(route.host, route.key[2], route.tls)
+        slot.deadline = min(slot.overall, time.monotonic() + read_timeout_s)
         try:
-            async with asyncio.timeout(self.config.read_timeout_s):
-                status, retry_after, keep = await conn.exchange(request, RESPONSE_BODY_CAP)
+            status, retry_after, keep = await conn.exchange(request, RESPONSE_BODY_CAP)
         except BaseException:
             conn.close()
             raise

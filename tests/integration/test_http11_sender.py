@@ -120,6 +120,27 @@ def test_a_hanging_or_flooding_push_service_is_bounded(
     assert results[2].status == 200 or results[2].error == "timeout"
 
 
+def test_a_request_loop_goes_on_after_a_timeout(standin: PushStandin, signer: VapidSigner) -> None:
+    # One request loop: the hanging push is cut at its deadline and the same loop then
+    # sends the next push (the timeout is the request's, never the whole batch's).
+    standin.reset()
+    sender = Http11PushSender(
+        signer, SenderConfig(concurrency=1, allow_loopback=True, read_timeout_s=0.5, deadline_s=5)
+    )
+    hang = standin.create_subscription("hang")
+    ok = standin.create_subscription()
+    started = time.monotonic()
+    results = send(sender, [message(hang, 1), message(ok, 2)])
+    elapsed = time.monotonic() - started
+    sender.close()
+    assert [(r.subscription_id, r.status, r.error) for r in results] == [
+        (1, None, "timeout"),
+        (2, 201, None),
+    ]
+    assert 0.5 <= results[0].elapsed_s < 1.5 and elapsed < 3
+    assert [r.payload["id"] for r in standin.received if r.payload] == ["2"]
+
+
 def test_redirects_are_never_followed(standin: PushStandin, signer: VapidSigner) -> None:
     standin.reset()
     sender = Http11PushSender(signer, SenderConfig(allow_loopback=True))
