@@ -313,6 +313,49 @@ class Monitor:
     def cpu_by_role(self, prefix: str) -> float:
         return sum(s for role, s in self.cpu.values() if role.startswith(prefix))
 
+    def roles(self) -> dict[str, float]:
+        """CPU seconds so far per role, with PostgreSQL and Redis (shared services: on a busy
+        machine their figures include other users' work)."""
+        out: dict[str, float] = {}
+        for role, seconds in self.cpu.values():
+            out[role] = out.get(role, 0.0) + seconds
+        for p in psutil.process_iter(["name"]):
+            name = p.info["name"] or ""
+            role = "postgres" if name.startswith("postgres") else None
+            if name.startswith("redis-server") and not any(p.pid == q.proc.pid for q in self.procs):
+                role = "redis (shared)"
+            if role is None:
+                continue
+            try:
+                times = p.cpu_times()
+            except psutil.Error:
+                continue
+            out[role] = out.get(role, 0.0) + times.user + times.system
+        return out
+
+
+def cpu_window(
+    before: dict[str, float], after: dict[str, float], machine: tuple[Any, Any], n: int
+) -> dict[str, Any]:
+    """Where the CPU went during one fan-out: seconds and µs per delivery by role, and how
+    busy the whole machine was (1.0 = every core all the time)."""
+    roles = {
+        role: round(after[role] - before.get(role, 0.0), 2)
+        for role in sorted(after)
+        if after[role] - before.get(role, 0.0) >= 0.005
+    }
+    t0, t1 = machine
+    busy = (t1.user + t1.system + t1.nice + t1.irq + t1.softirq) - (
+        t0.user + t0.system + t0.nice + t0.irq + t0.softirq
+    )
+    total = sum(t1) - sum(t0)
+    return {
+        "cpu_s_by_role": roles,
+        "cpu_us_per_delivery_by_role": {r: round(s / n * 1e6, 1) for r, s in roles.items()},
+        "machine_cpu_busy": round(busy / total, 3) if total else None,
+        "machine_cpu_s": round(busy, 2),
+    }
+
 
 # -- HTTP --------------------------------------------------------------------------------------
 
@@ -723,6 +766,8 @@ def run(opts: Options) -> dict[str, Any]:
         for rep in range(repeats):
             sink.reset(n)
             cpu_before = monitor.cpu_by_role("worker")
+            roles_before = monitor.roles()
+            machine_before = psutil.cpu_times()
             bytes_before = database_bytes(engine)
             t0 = time.time()
             status, body, post_s = api.publish()
@@ -748,6 +793,9 @@ def run(opts: Options) -> dict[str, Any]:
                         break
                     time.sleep(0.05)
             monitor.sample()
+            window = cpu_window(
+                roles_before, monitor.roles(), (machine_before, psutil.cpu_times()), n
+            )
             cpu = monitor.cpu_by_role("worker") - cpu_before
             final = api.call("GET", f"/api/v1/alerts/{alert_id}")[1]
             bytes_after = database_bytes(engine)
@@ -767,6 +815,7 @@ def run(opts: Options) -> dict[str, Any]:
                 "deliveries_per_s": round(n / t100) if t100 else None,
                 "worker_cpu_s": round(cpu, 2),
                 "worker_cpu_us_per_delivery": round(cpu / n * 1e6, 1),
+                **window,
                 "alert_counts": final.get("counts"),
                 "alert_status": final.get("status"),
             }
@@ -910,6 +959,13 @@ def summary(report: dict[str, Any]) -> str:
         f" (naive {report['naive']['cpu_us_per_push']} µs per push)",
     ]
     run0 = report["runs"][0] if report["runs"] else {}
+    if "cpu_us_per_delivery_by_role" in run0:
+        per = run0["cpu_us_per_delivery_by_role"]
+        lines.append(
+            "  CPU per delivery    "
+            + ", ".join(f"{role} {us:g}" for role, us in sorted(per.items(), key=lambda x: -x[1]))
+            + f" µs; machine {round(100 * (run0.get('machine_cpu_busy') or 0))} % busy"
+        )
     if "db_bytes_per_delivery" in run0:
         lines.append(f"  database growth     {run0['db_bytes_per_delivery']} bytes per delivery")
     lines.append(

@@ -50,6 +50,14 @@ def test_fanout_benchmark_reaches_everyone_once_and_reports_sane_numbers(tmp_pat
         assert 0 < r["t50_s"] <= r["t90_s"] <= r["t100_s"] <= r["sent_s"]
         assert r["deliveries_per_s"] == pytest.approx(N / r["t100_s"], rel=0.01)
         assert r["post_ms"] > 0 and r["worker_cpu_s"] > 0
+        # Where the CPU went during the fan-out: every role we started, the database too.
+        roles = r["cpu_s_by_role"]
+        assert roles["worker0-child"] > 0 and roles["sink"] > 0 and roles["postgres"] > 0
+        assert r["cpu_us_per_delivery_by_role"]["worker0-child"] == pytest.approx(
+            roles["worker0-child"] / N * 1e6, abs=0.1
+        )
+        assert 0 < r["machine_cpu_busy"] <= 1
+        assert r["machine_cpu_s"] >= roles["worker0-child"] * 0.9
         # One ledger row per delivery, plus the batch rows: bounded growth per delivery.
         assert 0 < r["db_bytes_per_delivery"] < 20_000
     assert fan["deliveries_per_s"] > 0 and fan["t100_s"] > 0
@@ -67,4 +75,4 @@ def test_fanout_benchmark_reaches_everyone_once_and_reports_sane_numbers(tmp_pat
 
     saved = json.loads(path.read_text())
     assert saved["fanout"] == fan and saved["config"]["subscribers"] == N
-    assert f"{N:,} subscribers" in text and "ratio" in text
+    assert f"{N:,} subscribers" in text and "ratio" in text and "CPU per delivery" in text
