@@ -321,10 +321,11 @@ class Monitor:
             out[role] = out.get(role, 0.0) + seconds
         for p in psutil.process_iter(["name"]):
             name = p.info["name"] or ""
-            role = "postgres" if name.startswith("postgres") else None
-            if name.startswith("redis-server") and not any(p.pid == q.proc.pid for q in self.procs):
-                role = "redis (shared)"
-            if role is None:
+            if name.startswith("postgres"):
+                role = "postgres"
+            elif name.startswith("redis-server"):
+                role = "redis"  # the bench's own server and any other on the machine
+            else:
                 continue
             try:
                 times = p.cpu_times()
