@@ -102,7 +102,40 @@ def check_endpoint(endpoint: object, policy: EndpointPolicy, field: str = "endpo
 
 
 def endpoint_allowed(endpoint: str, policy: EndpointPolicy) -> bool:
-    """check_endpoint as a yes/no, for the send-time check of stored rows."""
+    """check_endpoint as a yes/no, for the send-time check of stored rows (once per push).
+
+    Everything check_endpoint decides from the scheme and host:port is decided once per
+    origin and cached; per push only the length, the characters and the fragment are looked at.
+    """
+    simple = _ORIGIN_RE.match(endpoint)
+    if simple is None:
+        return _passes(endpoint, policy)
+    if (
+        len(endpoint) > MAX_ENDPOINT_LEN
+        or not endpoint.isascii()
+        or _BAD_URL_CHAR_RE.search(endpoint)
+        or _has_fragment(endpoint)
+    ):
+        return False
+    # The origin alone passes exactly the checks that depend on scheme, host and port.
+    return _origin_allowed(simple.group(0) + "/", policy)
+
+
+# urlsplit's netloc: from "//" to the first "/", "?" or "#".
+_ORIGIN_RE = re.compile(r"https?://[^/?#]*")
+
+
+def _has_fragment(endpoint: str) -> bool:
+    at = endpoint.find("#")
+    return 0 <= at < len(endpoint) - 1
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin_allowed(origin: str, policy: EndpointPolicy) -> bool:
+    return _passes(origin, policy)
+
+
+def _passes(endpoint: str, policy: EndpointPolicy) -> bool:
     try:
         check_endpoint(endpoint, policy)
     except ValidationError:
