@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hmac
+import binascii
 import logging
 import os
 import socket
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from py_vapid import Vapid02
@@ -91,10 +92,23 @@ _KEY_INFO = b"WebPush: info\x00"
 _CEK_INFO = b"Content-Encoding: aes128gcm\x00\x01"
 _NONCE_INFO = b"Content-Encoding: nonce\x00\x01"
 RECORD_SIZE = 4096
+_RECORD_HEADER = struct.pack("!IB", RECORD_SIZE, 65)  # record size, key id length
+_SHA256 = hashes.SHA256()
+
+
+_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
 
 
 def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # base64.urlsafe_b64decode, minus its Python layers (twice per push).
+    raw = text.encode("ascii").translate(_URLSAFE_TO_STD)
+    return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4))
+
+
+def _hmac_sha256(key: bytes, data: bytes) -> bytes:
+    mac = crypto_hmac.HMAC(key, _SHA256)
+    mac.update(data)
+    return mac.finalize()
 
 
 def encrypt_aes128gcm(
@@ -124,14 +138,16 @@ def encrypt_aes128gcm(
     )
     shared = private.exchange(_ECDH, ua_key)
     # HKDF with one output block is two HMACs (RFC 5869): extract, then expand with T(1).
-    prk_key = hmac.digest(auth_secret, shared, "sha256")
-    ikm = hmac.digest(prk_key, _KEY_INFO + ua_public + as_public + b"\x01", "sha256")
+    # cryptography's HMAC costs about 2.8 µs a call here, hmac.digest about 4.7 (the system
+    # OpenSSL sets up its MAC context per call): five per push.
+    prk_key = _hmac_sha256(auth_secret, shared)
+    ikm = _hmac_sha256(prk_key, _KEY_INFO + ua_public + as_public + b"\x01")
     salt = salt or os.urandom(16)
-    prk = hmac.digest(salt, ikm, "sha256")
-    cek = hmac.digest(prk, _CEK_INFO, "sha256")[:16]
-    nonce = hmac.digest(prk, _NONCE_INFO, "sha256")[:12]
+    prk = _hmac_sha256(salt, ikm)
+    cek = _hmac_sha256(prk, _CEK_INFO)[:16]
+    nonce = _hmac_sha256(prk, _NONCE_INFO)[:12]
     sealed = AESGCM(cek).encrypt(nonce, payload + b"\x02", None)
-    return salt + struct.pack("!IB", RECORD_SIZE, 65) + as_public + sealed
+    return b"".join((salt, _RECORD_HEADER, as_public, sealed))
 
 
 class RefusedAddress(OSError):
