@@ -809,6 +809,7 @@ def run(opts: Options) -> dict[str, Any]:
                 "duplicates": stats["duplicates"],
                 "bad_requests": stats["bad"],
                 "post_ms": round(post_s * 1000, 2),
+                "t_first_s": _r(stats["first_at"] - t0, 3) if stats.get("first_at") else None,
                 "t50_s": _r(marks.get("50"), 3),
                 "t90_s": _r(marks.get("90"), 3),
                 "t100_s": _r(t100, 3),
