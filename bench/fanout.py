@@ -319,6 +319,8 @@ class Monitor:
         out: dict[str, float] = {}
         for role, seconds in self.cpu.values():
             out[role] = out.get(role, 0.0) + seconds
+        own = psutil.Process().cpu_times()
+        out["bench (this process)"] = own.user + own.system
         for p in psutil.process_iter(["name"]):
             name = p.info["name"] or ""
             if name.startswith("postgres"):
