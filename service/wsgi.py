@@ -19,3 +19,5 @@ except (SettingsError, StartupError) as exc:
 # One JSON line per event, redacted, for gunicorn's processes too (Celery sets up its own).
 configure_logging(_settings.log_level, _settings.log_json)
 app = create_app(_settings)
+# gunicorn imports this module in each worker after the fork: connect there, not on a request.
+app.extensions["newsflash"].warm_up()

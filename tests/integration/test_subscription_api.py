@@ -460,3 +460,35 @@ def test_a_chunked_body_over_8_kb_gets_413_from_a_real_server(api: Api) -> None:
     assert status == 413
     assert body["error"]["code"] == "too_large"
     assert api.rows() == before
+
+
+def test_web_process_warms_up_its_connections_at_boot(
+    tmp_path: Path, postgres_available: bool, redis_url: str, vapid_pem: str
+) -> None:
+    """gunicorn's workers connect at boot (service/wsgi.py), so the first publish after a start
+    or a worker recycle does not pay for the driver import and the connections."""
+    url = create_pg_database()
+    built = _build(tmp_path / "var", url, vapid_pem)
+    try:
+        ext = built.app.extensions["newsflash"]
+        assert "engine" not in ext.container.__dict__
+        ext.warm_up()
+        assert ext.container.engine.pool.checkedin() >= 1
+    finally:
+        _dispose(built)
+        drop_pg_database(url)
+
+
+def test_warm_up_with_nothing_reachable_leaves_it_to_the_first_request(
+    tmp_path: Path, vapid_pem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    env = make_env(
+        tmp_path, "postgresql+psycopg://nobody@127.0.0.1:1/none", "redis://127.0.0.1:1/0", vapid_pem
+    )
+    app = create_app(settings_from(env))
+    with caplog.at_level("WARNING", logger="newsflash.web"):
+        app.extensions["newsflash"].warm_up()
+    messages = [r.getMessage() for r in caplog.records]
+    assert "database not reachable at start-up: OperationalError" in messages
+    assert "broker not reachable at start-up: OperationalError" in messages
+    assert app.test_client().get("/healthz").status_code == 200
