@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 import os
 import re
@@ -76,6 +77,9 @@ class Settings:
     retry_cap_s: float = 3600.0
     stale_after_s: float = 60.0
     breaker_open_s: float = 300.0
+    event_loop: str = (
+        "asyncio"  # the delivery workers' loop: "uvloop" (default where installed) or "asyncio"
+    )
     task_time_limit_s: int = 300
     visibility_timeout_s: int = 3600
     # Reader and newsroom.
@@ -379,6 +383,14 @@ def load_settings(
     )
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise SettingsError(PREFIX + "LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", log_level)
+    have_uvloop = importlib.util.find_spec("uvloop") is not None
+    event_loop = read.text("EVENT_LOOP", "uvloop" if have_uvloop else "asyncio").lower()
+    if event_loop not in {"uvloop", "asyncio"}:
+        raise SettingsError(PREFIX + "EVENT_LOOP", "uvloop or asyncio", event_loop)
+    if event_loop == "uvloop" and not have_uvloop:
+        raise SettingsError(
+            PREFIX + "EVENT_LOOP", "asyncio, or install uvloop (pip install uvloop)", event_loop
+        )
 
     return Settings(
         database_url=database_url,
@@ -409,6 +421,7 @@ def load_settings(
         retry_cap_s=read.number("RETRY_CAP_S", 3600.0, 1.0, 86400),
         stale_after_s=read.number("STALE_AFTER_S", 60.0, 1.0, 3600),
         breaker_open_s=read.number("BREAKER_OPEN_S", 300.0, 5.0, 86400),
+        event_loop=event_loop,
         task_time_limit_s=task_time_limit_s,
         visibility_timeout_s=read.whole("VISIBILITY_TIMEOUT_S", 3600, 60, 86400),
         prompt_title=read.text("PROMPT_TITLE", "Be the first to know."),

@@ -67,6 +67,7 @@ class Container:
                 deadline_s=s.request_deadline_s,
                 allow_loopback=s.allow_loopback_push,
                 ca_file=s.push_ca_file,
+                event_loop=s.event_loop,
             ),
             hosts=self.hosts,
         )

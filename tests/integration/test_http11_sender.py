@@ -4,8 +4,10 @@ connections, speaks TLS, signs VAPID once per origin, and keeps every request bo
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -14,9 +16,21 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.adapters import webpush
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.ports import PushMessage, PushResult
 from standin.server import PushStandin
+
+
+@pytest.fixture(autouse=True, params=["uvloop", "asyncio"])
+def event_loop_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every sender test runs on both loops NEWSFLASH_EVENT_LOOP offers."""
+    monkeypatch.setattr(
+        sys.modules[__name__],
+        "SenderConfig",
+        functools.partial(webpush.SenderConfig, event_loop=request.param),
+    )
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,7 @@ def test_postgres_url_gets_the_psycopg3_driver() -> None:
         ),
         ("NEWSFLASH_NEWSROOM_TIMEZONE", "Mars/Olympus", "NEWSFLASH_NEWSROOM_TIMEZONE"),
         ("PORT", "http", "PORT: expected a TCP port"),
+        ("NEWSFLASH_EVENT_LOOP", "trio", "NEWSFLASH_EVENT_LOOP: expected uvloop or asyncio"),
     ],
 )
 def test_malformed_values_name_the_variable(
@@ -123,3 +125,20 @@ def test_settings_are_frozen() -> None:
 def test_secrets_stay_out_of_repr() -> None:
     s = load_settings(environ={"NEWSFLASH_SECRET_KEY": "hunter2-hunter2"}, env_file=None)
     assert "hunter2" not in repr(s)
+
+
+def test_event_loop_is_uvloop_where_installed_and_asyncio_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load(tmp_path).event_loop == "uvloop"
+    assert load(tmp_path, NEWSFLASH_EVENT_LOOP="asyncio").event_loop == "asyncio"
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "uvloop" else real_find_spec(name, *a),
+    )
+    assert load(tmp_path).event_loop == "asyncio"
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, NEWSFLASH_EVENT_LOOP="uvloop")
+    assert "NEWSFLASH_EVENT_LOOP: expected asyncio, or install uvloop" in str(info.value)
