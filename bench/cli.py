@@ -21,6 +21,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
         batch_size=args.batch_size,
         concurrency=args.concurrency,
         concurrency_per_host=args.concurrency_per_host,
+        event_loop=args.event_loop,
         web_workers=args.web_workers,
         database_url=args.database_url,
         redis_url=args.redis_url,
@@ -74,6 +75,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, help="NEWSFLASH_BATCH_SIZE")
     p.add_argument("--concurrency", type=int, help="NEWSFLASH_CONCURRENCY")
     p.add_argument("--concurrency-per-host", type=int, help="NEWSFLASH_CONCURRENCY_PER_HOST")
+    p.add_argument(
+        "--event-loop", choices=["uvloop", "asyncio"], help="NEWSFLASH_EVENT_LOOP of the workers"
+    )
     p.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
     p.add_argument("--database-url", help="an empty database to use (default: a fresh one)")
     p.add_argument("--redis-url", help="default: a private redis-server on a free port")

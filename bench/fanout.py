@@ -55,6 +55,7 @@ class Options:
     batch_size: int | None = None
     concurrency: int | None = None
     concurrency_per_host: int | None = None
+    event_loop: str | None = None
     web_workers: int = 2
     database_url: str | None = None
     redis_url: str | None = None
@@ -566,6 +567,7 @@ def _env(
         ("BATCH_SIZE", opts.batch_size),
         ("CONCURRENCY", opts.concurrency),
         ("CONCURRENCY_PER_HOST", opts.concurrency_per_host),
+        ("EVENT_LOOP", opts.event_loop),
     ):
         if value is not None:
             env["NEWSFLASH_" + name] = str(value)
@@ -681,6 +683,7 @@ def run(opts: Options) -> dict[str, Any]:
             "batch_size": settings.batch_size,
             "concurrency": settings.concurrency_per_process,
             "concurrency_per_host": settings.concurrency_per_host,
+            "event_loop": settings.event_loop,
             "web_workers": opts.web_workers,
             "database": database_url.split(":", 1)[0].split("+")[0],
         }
@@ -966,6 +969,7 @@ def summary(report: dict[str, Any]) -> str:
         f" (latency {cfg['latency_ms']} ms, tls {'on' if cfg['tls'] else 'off'},"
         f" {cfg['nodes']}x{cfg['workers']} worker processes, batch {cfg['batch_size']},"
         f" concurrency {cfg['concurrency']}/{cfg['concurrency_per_host']} per host,"
+        f" {cfg.get('event_loop', 'asyncio')},"
         f" {cfg['repeats']} run(s), medians)",
         f"  deliveries/s        {fan['deliveries_per_s']}",
         f"  POST → 50/90/100 %  {fan['t50_s']} / {fan['t90_s']} / {fan['t100_s']} s",
