@@ -938,7 +938,8 @@ def _targets(report: dict[str, Any]) -> dict[str, Any]:
         "worker_rss_under_300mb": (report["worker_max_rss_mb"] or 0) < 300,
     }
     if cfg["subscribers"] >= 100_000 and not cfg["latency_ms"]:
-        out["all_within_30s"] = bool(fan["t100_s"] and fan["t100_s"] <= 30)
+        if cfg["subscribers"] == 100_000:  # the figure; 3,300/s is the same bar for any N
+            out["all_within_30s"] = bool(fan["t100_s"] and fan["t100_s"] <= 30)
         out["at_least_3300_per_s"] = bool(
             fan["deliveries_per_s"] and fan["deliveries_per_s"] >= 3300
         )
