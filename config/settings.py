@@ -66,7 +66,7 @@ class Settings:
     cms_webhook_secret: str = field(default="", repr=False)
     alert_webhook_url: str | None = None
     # Delivery tuning (capacity planning in the README).
-    batch_size: int = 500
+    batch_size: int = 1000
     concurrency_per_process: int = 100
     concurrency_per_host: int = 100
     connect_timeout_s: float = 5.0
@@ -410,7 +410,7 @@ def load_settings(
         default_ttl_s=read.whole("DEFAULT_TTL", 3600, 60, MAX_TTL_S),
         cms_webhook_secret=cms_secret,
         alert_webhook_url=alert_webhook,
-        batch_size=read.whole("BATCH_SIZE", 500, 1, 10_000),
+        batch_size=read.whole("BATCH_SIZE", 1000, 1, 10_000),
         concurrency_per_process=read.whole("CONCURRENCY", 100, 1, 2000),
         concurrency_per_host=read.whole("CONCURRENCY_PER_HOST", 100, 1, 2000),
         connect_timeout_s=read.number("CONNECT_TIMEOUT_S", 5.0, 0.1, 60),

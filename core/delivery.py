@@ -31,7 +31,7 @@ log = logging.getLogger("newsflash.delivery")
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    batch_size: int = 500
+    batch_size: int = 1000
     retry_max_attempts: int = 6
     retry_base_s: float = 10.0
     retry_cap_s: float = 3600.0
