@@ -50,13 +50,13 @@ class Newsflash:
             self.accounts.verify_token("warm-up")
             self.container.store.audience_size([t.slug for t in self.settings.topics][:1])
         except Exception as exc:
-            log.warning("database not reachable at start-up: %s", type(exc).__name__)
+            log.warning("database not ready at start-up: %s", type(exc).__name__)
         try:
             _ = self.celery.backend
             with self.celery.producer_or_acquire() as producer:
                 producer.connection.ensure_connection(max_retries=1, interval_start=0)
         except Exception as exc:
-            log.warning("broker not reachable at start-up: %s", type(exc).__name__)
+            log.warning("broker not ready at start-up: %s", type(exc).__name__)
 
 
 def create_app(

@@ -489,6 +489,6 @@ def test_warm_up_with_nothing_reachable_leaves_it_to_the_first_request(
     with caplog.at_level("WARNING", logger="newsflash.web"):
         app.extensions["newsflash"].warm_up()
     messages = [r.getMessage() for r in caplog.records]
-    assert "database not reachable at start-up: OperationalError" in messages
-    assert "broker not reachable at start-up: OperationalError" in messages
+    assert "database not ready at start-up: OperationalError" in messages
+    assert "broker not ready at start-up: OperationalError" in messages
     assert app.test_client().get("/healthz").status_code == 200
