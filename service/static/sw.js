@@ -93,18 +93,29 @@ async function showAlert(data) {
   var options = { body: text(p.body), data: { url: text(p.url), id: text(p.id) } };
   ['icon', 'image', 'badge'].forEach(function (k) { if (typeof p[k] === 'string' && p[k]) options[k] = p[k]; });
   if (typeof p.ts === 'number') options.timestamp = p.ts * 1000;
-  if (typeof p.tag === 'string' && p.tag) {
-    options.tag = p.tag;
-    // A correction replaces the earlier notification for the story: let it alert again.
-    options.renotify = (await self.registration.getNotifications({ tag: p.tag })).length > 0;
-  }
+  if (typeof p.tag === 'string' && p.tag) options.tag = p.tag;
   var title = text(p.title) || 'News alert';
+  var shown = showing.then(function () { return display(title, options); });
+  showing = shown.catch(function () {});
+  await shown;
+  await Promise.all([report(p.id, 'displayed'), remember().catch(function () {})]);
+}
+
+// Notifications are shown one at a time: a correction pushed right behind its story then sees
+// the story's notification (and alerts again), and the browser is never asked for its list
+// while it is still storing one (headless Chromium lost such notifications in our tests).
+var showing = Promise.resolve();
+
+async function display(title, options) {
+  if (options.tag) {
+    // A correction replaces the earlier notification for the story: let it alert again.
+    options.renotify = (await self.registration.getNotifications({ tag: options.tag })).length > 0;
+  }
   try {
     await self.registration.showNotification(title, options);
   } catch (e) {
     await self.registration.showNotification(title, { body: options.body, data: options.data });
   }
-  await Promise.all([report(p.id, 'displayed'), remember().catch(function () {})]);
 }
 
 self.addEventListener('push', function (event) {
