@@ -89,6 +89,8 @@ _ALERT_REQUEST = {
     },
 }
 
+_ALERT_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
 _CORRECTION = {
     "type": "object",
     "properties": {
@@ -320,14 +322,7 @@ def document() -> dict[str, Any]:
             "/api/v1/alerts/{id}": {
                 "get": {
                     "security": bearer,
-                    "parameters": [
-                        {
-                            "name": "id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "integer"},
-                        }
-                    ],
+                    "parameters": [_ALERT_ID],
                     "responses": {
                         "200": {"description": "the alert", **_json(_ALERT)},
                         **_errors(401, 403, 404),
@@ -337,14 +332,7 @@ def document() -> dict[str, Any]:
             "/api/v1/alerts/{id}/cancel": {
                 "post": {
                     "security": bearer,
-                    "parameters": [
-                        {
-                            "name": "id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "integer"},
-                        }
-                    ],
+                    "parameters": [_ALERT_ID],
                     "responses": {
                         "200": {"description": "cancelled", **_json(_ALERT)},
                         **_errors(400, 401, 403, 404, 409),
@@ -356,14 +344,7 @@ def document() -> dict[str, Any]:
                     "description": "A correction of a sending or sent alert: the same audience, "
                     "Topic and tag, so it replaces the original where it was not yet shown.",
                     "security": bearer,
-                    "parameters": [
-                        {
-                            "name": "id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "integer"},
-                        }
-                    ],
+                    "parameters": [_ALERT_ID],
                     "requestBody": {"required": True, **_json(_CORRECTION)},
                     "responses": {
                         "202": {"description": "correction queued", **_json(_CORRECTED)},
