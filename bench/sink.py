@@ -133,9 +133,9 @@ class SinkProtocol(asyncio.Protocol):
                 return
             head = bytes(buffer[:end]).lower()
             raw_length = _header(head, b"content-length")
-            length = int(raw_length) if raw_length is not None and raw_length.isdigit() else -1
             if raw_length is None:
-                length = 0
+                raw_length = b"0"
+            length = int(raw_length) if raw_length.isdigit() else -1
             if not 0 <= length <= MAX_BODY:
                 self._reply(_BAD, close=True)
                 return

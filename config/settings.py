@@ -77,9 +77,8 @@ class Settings:
     retry_cap_s: float = 3600.0
     stale_after_s: float = 60.0
     breaker_open_s: float = 300.0
-    event_loop: str = (
-        "asyncio"  # the delivery workers' loop: "uvloop" (default where installed) or "asyncio"
-    )
+    # The delivery workers' loop: "uvloop" (load_settings' default where installed) or "asyncio".
+    event_loop: str = "asyncio"
     task_time_limit_s: int = 300
     visibility_timeout_s: int = 3600
     # Reader and newsroom.
