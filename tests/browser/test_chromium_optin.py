@@ -317,7 +317,7 @@ class LiveWorker:
         data = payload if isinstance(payload, str) else json.dumps(payload)
         for _attempt in range(3):
             before = len(self.shown())
-            self._deliver(data)
+            self.deliver(data)
             wait_until(
                 lambda n=before: len(self.shown()) > n, 10, "the worker to show a notification"
             )
@@ -335,8 +335,10 @@ class LiveWorker:
                 print(f"Chromium kept no notification for {tag!r}: delivering the push again")
         raise AssertionError("Chromium kept none of three notifications the worker showed")
 
-    def _deliver(self, data: str) -> None:
-        """DevTools delivery is fire-and-forget, and on a loaded machine it now and then never
+    def deliver(self, data: str) -> None:
+        """Hand the push to the worker without waiting for its notification.
+
+        DevTools delivery is fire-and-forget, and on a loaded machine it now and then never
         reaches the worker: only then is it delivered again."""
         before = self.pushes_seen()
         for _attempt in range(3):
@@ -497,8 +499,8 @@ def test_a_correction_right_behind_its_story_replaces_it_and_alerts_again(
     live = register_worker(chromium, reader_site)
     tag = "nf" + uuid.uuid4().hex[:30]
     story = {"id": "1", "url": reader_site.base + "/news/x", "tag": tag, "title": "Story"}
-    live._deliver(json.dumps(story))
-    live._deliver(json.dumps({**story, "title": "Correction: story"}))
+    live.deliver(json.dumps(story))
+    live.deliver(json.dumps({**story, "title": "Correction: story"}))
     wait_until(lambda: len(live.shown()) == 2, 10, "both notifications to be shown")
     assert [title for _tag, title in live.shown()] == ["Story", "Correction: story"]
     shown = wait_until(lambda: notifications(live.page, tag), 10, "the notification")
