@@ -173,7 +173,15 @@ def document() -> dict[str, Any]:
                     "requestBody": {"required": True, **_json(_SUBSCRIPTION)},
                     "responses": {
                         "201": {"description": "created", **_json(_SUB_ANSWER)},
-                        "200": {"description": "already known; updated", **_json(_SUB_ANSWER)},
+                        "200": {
+                            "description": "the same endpoint and keys again: topics updated",
+                            **_json(_SUB_ANSWER),
+                        },
+                        "409": {
+                            "description": "the endpoint is stored with other keys: nothing "
+                            "changed (use PUT or /change with the stored auth secret)",
+                            **_json(_ERROR),
+                        },
                         **_errors(400, 413, 415, 429),
                     },
                 },
@@ -244,6 +252,11 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "moved", **_json(_SUB_ANSWER)},
                         "201": {"description": "moved", **_json(_SUB_ANSWER)},
+                        "409": {
+                            "description": "the new endpoint is stored with other keys: "
+                            "nothing changed, the old subscription stays",
+                            **_json(_ERROR),
+                        },
                         **_errors(400, 404, 413, 429),
                     },
                 }

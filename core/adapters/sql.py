@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections import Counter
@@ -32,7 +33,7 @@ from sqlalchemy.pool import NullPool
 from config.settings import Topic
 from core.adapters import tables as t
 from core.endpoints import push_host
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
 from core.model import (
     Alert,
     AlertCounts,
@@ -216,6 +217,13 @@ def _row_to_alert(r: RowMapping) -> Alert:
     )
 
 
+def _same_keys(row: RowMapping, sub: SubscriptionInput) -> bool:
+    """The stored keys are the ones posted (the auth secret compared in constant time)."""
+    same_key = hmac.compare_digest(str(row["p256dh"]).encode(), sub.p256dh.encode())
+    same_auth = hmac.compare_digest(str(row["auth"]).encode(), sub.auth.encode())
+    return same_key and same_auth
+
+
 class SqlStore:
     """One store for the core's ports; every method is its own short transaction."""
 
@@ -284,6 +292,7 @@ class SqlStore:
         return conn.execute(q).mappings().first()
 
     def upsert(self, sub: SubscriptionInput, now: float) -> tuple[Subscription, bool]:
+        """Insert, or update the row of the same endpoint *and keys*; other keys: Conflict."""
         return self._in_transaction(lambda conn: self._upsert(conn, sub, now))
 
     def _in_transaction(
@@ -294,7 +303,8 @@ class SqlStore:
                 with self.engine.begin() as conn:
                     return work(conn)
             except IntegrityError:
-                # Two requests for the same new endpoint raced; the loser updates the winner's row.
+                # Two requests for the same new endpoint raced; the loser now finds the winner's row
+                # (the same keys update it, other keys are refused).
                 continue
         raise RuntimeError("could not upsert subscription")
 
@@ -311,9 +321,26 @@ class SqlStore:
             "expires_at": sub.expiration_time,
         }
         if row is not None:
-            conn.execute(
-                update(t.subscriptions).where(t.subscriptions.c.id == row["id"]).values(**values)
-            )
+            if not _same_keys(row, sub):
+                # Only the browser holding this subscription's keys may change it: another
+                # answer here is how a stranger would take over a reader's row (then delete it).
+                raise Conflict(
+                    "this endpoint is already subscribed with other keys; changing them needs"
+                    " the stored auth secret (PUT or /subscriptions/change)",
+                    "keys",
+                )
+            updated = conn.execute(
+                update(t.subscriptions)
+                .where(
+                    t.subscriptions.c.id == row["id"],
+                    # Re-checked in the write: on SQLite the row was read without a lock.
+                    t.subscriptions.c.p256dh == row["p256dh"],
+                    t.subscriptions.c.auth == row["auth"],
+                )
+                .values(**values)
+            ).rowcount
+            if updated != 1:
+                raise Conflict("this subscription changed meanwhile; try again", "keys")
             if row["topic_mask"] != mask:
                 self._bump_mask(conn, row["topic_mask"], -1)
                 self._bump_mask(conn, mask, +1)

@@ -365,6 +365,83 @@ def test_change_moves_the_topics_to_the_new_subscription(api: Api) -> None:
     assert api.rows() == before
 
 
+def test_a_strangers_keys_never_take_over_a_subscribed_endpoint(api: Api) -> None:
+    victim = {**browser_sub(), "topics": ["politics", "sport"]}
+    first = api.post("/api/v1/subscriptions", victim)
+    assert first.status_code == 201
+    stored = api.row(victim["endpoint"])
+    before = api.rows()
+
+    mine = browser_sub()["keys"]
+    attempts = [
+        {**victim, "keys": mine, "topics": ["business"]},
+        _with({**victim, "topics": ["business"]}, "keys.p256dh", mine["p256dh"]),
+        _with({**victim, "topics": ["business"]}, "keys.auth", mine["auth"]),
+        _with({**victim, "keys": mine}, "topics", _MISSING),
+    ]
+    for attempt in attempts:
+        refused = api.post("/api/v1/subscriptions", attempt)
+        assert refused.status_code == 409, refused.json
+        assert refused.json["error"]["code"] == "conflict"
+        assert set(refused.json) == {"error"}, "nothing about the row is echoed"
+        assert "politics" not in refused.get_data(as_text=True)
+    assert api.row(victim["endpoint"]) == stored, "keys, topics and last_seen untouched"
+    assert api.rows() == before
+
+    # The stranger's keys cannot then delete, read or change the reader's row either.
+    for path, body in (
+        ("/api/v1/subscriptions/delete", {"endpoint": victim["endpoint"], "auth": mine["auth"]}),
+        ("/api/v1/subscriptions/lookup", {"endpoint": victim["endpoint"], "auth": mine["auth"]}),
+    ):
+        assert api.post(path, body).status_code == 404
+    put = api.client.put("/api/v1/subscriptions", json={**victim, "keys": mine})
+    assert put.status_code == 404
+    assert api.row(victim["endpoint"]) == stored
+
+    # The reader's own browser re-posting its exact keys is an idempotent re-subscribe.
+    again = api.post("/api/v1/subscriptions", {**victim, "topics": ["sport"]})
+    assert again.status_code == 200
+    assert again.json == {"id": first.json["id"], "topics": ["sport"]}
+    assert api.rows() == before
+
+
+def test_change_cannot_move_a_subscription_onto_someone_elses_endpoint(api: Api) -> None:
+    victim = {**browser_sub(), "topics": ["politics"]}
+    assert api.post("/api/v1/subscriptions", victim).status_code == 201
+    stored = api.row(victim["endpoint"])
+    mine = {**browser_sub(), "topics": ["sport"]}
+    assert api.post("/api/v1/subscriptions", mine).status_code == 201
+    before = api.rows()
+
+    hijack = {**victim, "keys": browser_sub()["keys"], "topics": ["sport"]}
+    refused = api.post(
+        "/api/v1/subscriptions/change",
+        {"oldEndpoint": mine["endpoint"], "oldAuth": mine["keys"]["auth"], "subscription": hijack},
+    )
+    assert refused.status_code == 409
+    assert set(refused.json) == {"error"}
+    assert api.row(victim["endpoint"]) == stored
+    assert api.row(mine["endpoint"]) is not None, "a refused change deletes nothing"
+    assert api.rows() == before
+
+    # The browser re-subscribed from the page before its service worker sent the change: the
+    # new endpoint is already stored with the same keys, so the two rows merge into one.
+    renewed = {**browser_sub(), "topics": ["breaking"]}
+    assert api.post("/api/v1/subscriptions", renewed).status_code == 201
+    merged = api.post(
+        "/api/v1/subscriptions/change",
+        {
+            "oldEndpoint": mine["endpoint"],
+            "oldAuth": mine["keys"]["auth"],
+            "subscription": _with(renewed, "topics", _MISSING),
+        },
+    )
+    assert merged.status_code == 200
+    assert merged.json["topics"] == ["sport"]
+    assert api.row(mine["endpoint"]) is None
+    assert api.rows() == before
+
+
 def test_bodies_over_8_kb_get_413_json_and_nothing_is_stored(api: Api) -> None:
     before = api.rows()
     big = browser_sub(padding="x" * 9000)
