@@ -49,9 +49,11 @@ from core.model import (
     Urgency,
 )
 from core.ports import LedgerEntry, PlanningConflict, RecordedCounts
+from core.receipts import EventResult
 
 FINAL = (int(LedgerStatus.DELIVERED), int(LedgerStatus.GONE), int(LedgerStatus.FAILED))
 WAITING = (int(LedgerStatus.RETRY), int(LedgerStatus.REQUEUED))
+_EVENT_BITS = {"displayed": 1, "clicked": 2}  # deliveries.events: which reports were counted
 MAX_ID = 2**63 - 1  # bigint (and SQLite INTEGER): larger ids from outside match no row
 
 
@@ -621,17 +623,41 @@ class SqlStore:
             ).scalar_one_or_none()
             return status is None or status == AlertStatus.CANCELLED.value
 
-    def add_event(self, alert_id: int, kind: str) -> bool:
+    def count_event(self, alert_id: int, subscription_id: int, kind: str) -> EventResult:
+        """One display / click per delivered push: the ledger row keeps which were counted,
+        so the alert's displayed and clicked never exceed its delivered."""
+        bit = _EVENT_BITS[kind]
         column = {"displayed": t.alerts.c.displayed, "clicked": t.alerts.c.clicked}[kind]
-        if not 0 < alert_id <= MAX_ID:
-            return False
+        if not (0 < alert_id <= MAX_ID and 0 < subscription_id <= MAX_ID):
+            return EventResult.REFUSED
+        d = t.deliveries
         with self.engine.begin() as conn:
-            return (
+            marked = conn.execute(
+                update(d)
+                .where(
+                    d.c.alert_id == alert_id,
+                    d.c.subscription_id == subscription_id,
+                    d.c.status == int(LedgerStatus.DELIVERED),
+                    d.c.events.op("&")(bit) == 0,
+                )
+                .values(events=d.c.events.op("|")(bit))
+            ).rowcount
+            if marked == 1:
                 conn.execute(
                     update(t.alerts).where(t.alerts.c.id == alert_id).values({column: column + 1})
-                ).rowcount
-                == 1
-            )
+                )
+                return EventResult.COUNTED
+            status = conn.execute(
+                select(d.c.status).where(
+                    d.c.alert_id == alert_id, d.c.subscription_id == subscription_id
+                )
+            ).scalar_one_or_none()
+        if status == int(LedgerStatus.DELIVERED):
+            return EventResult.ALREADY
+        if status is None or status in WAITING:
+            # The browser can show a push before the worker's ledger write lands.
+            return EventResult.TOO_EARLY
+        return EventResult.REFUSED
 
     # -- planning -------------------------------------------------------------------------
     def start_sending(self, alert_id: int, now: float) -> Alert | None:

@@ -569,3 +569,82 @@ def test_warm_up_with_nothing_reachable_leaves_it_to_the_first_request(
     assert "database not ready at start-up: OperationalError" in messages
     assert "broker not ready at start-up: OperationalError" in messages
     assert app.test_client().get("/healthz").status_code == 200
+
+
+# -- reader reports: counted only with the receipt the push carried ------------------------
+
+
+def _sent_alert(api: Api, delivered_to: list[int]) -> int:
+    """An alert whose ledger says it reached delivered_to (as the worker records it)."""
+    from core.model import AlertDraft, AlertStatus, LedgerStatus, Urgency
+    from core.ports import LedgerEntry
+
+    store = api.app.extensions["newsflash"].container.store
+    draft = AlertDraft(
+        title="T",
+        body="B",
+        url="http://127.0.0.1:8000/a",
+        topics=("breaking",),
+        urgency=Urgency.HIGH,
+        ttl_s=600,
+    )
+    alert, _ = store.create_alert(draft, "nf" + b64(os.urandom(6)), AlertStatus.SENDING, 3, 1.0)
+    entries = [LedgerEntry(i, LedgerStatus.DELIVERED, 201, 1) for i in delivered_to]
+    store.record(alert.id, entries, [], 2.0)
+    return int(alert.id)
+
+
+def _counts(api: Api, alert_id: int) -> tuple[int, int, int]:
+    with api.engine.connect() as conn:
+        row = conn.execute(
+            select(t.alerts.c.delivered, t.alerts.c.displayed, t.alerts.c.clicked).where(
+                t.alerts.c.id == alert_id
+            )
+        ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def test_reports_count_once_and_only_with_the_receipt_of_a_recorded_delivery(api: Api) -> None:
+    ids = [int(api.post("/api/v1/subscriptions", browser_sub()).json["id"]) for _ in range(3)]
+    reached, also, never = ids
+    alert_id = _sent_alert(api, [reached, also])
+    receipts = api.app.extensions["newsflash"].container.receipts
+    other_alert = _sent_alert(api, [reached])
+
+    def report(kind: str, receipt: Any, alert: int = alert_id) -> Any:
+        body = {"alert": str(alert), "type": kind}
+        if receipt is not None:
+            body["d"] = receipt
+        return api.post("/api/v1/events", body)
+
+    for malformed in (None, 42, ""):
+        refused = report("displayed", malformed)
+        assert refused.status_code == 400 and refused.json["error"]["field"] == "d"
+    genuine = receipts.sign(alert_id, reached)
+    forged = [
+        f"{reached}.{b64(os.urandom(16))[:22]}",  # a guessed MAC
+        receipts.sign(other_alert, reached),  # another alert's receipt
+        genuine[:-1] + ("A" if genuine[-1] != "A" else "B"),
+        f"{also}{genuine[genuine.index('.') :]}",  # someone else's MAC, my id
+        "x" * 5000,
+    ]
+    for receipt in forged:
+        assert report("displayed", receipt).status_code == 202, receipt
+        assert report("clicked", receipt).status_code == 202
+    assert report("clicked", forged[0], alert=2**70).status_code == 202, "no alert-id oracle"
+    assert _counts(api, alert_id) == (2, 0, 0), "forgeries are never counted"
+
+    for _ in range(3):
+        assert report("displayed", genuine).status_code == 202
+        assert report("clicked", genuine).status_code == 202
+    assert _counts(api, alert_id) == (2, 1, 1), "once per subscription, alert and type"
+
+    # A genuine receipt the worker has not recorded yet: 425, the worker asks again, uncounted.
+    early = report("displayed", receipts.sign(alert_id, never))
+    assert early.status_code == 425 and early.headers["Retry-After"]
+    assert report("displayed", receipts.sign(alert_id, also)).status_code == 202
+    assert report("clicked", receipts.sign(alert_id, also)).status_code == 202
+    delivered, displayed, clicked = _counts(api, alert_id)
+    assert (delivered, displayed, clicked) == (2, 2, 2)
+    assert displayed <= delivered and clicked <= delivered
+    assert _counts(api, other_alert) == (1, 0, 0)
