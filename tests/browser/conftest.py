@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +93,21 @@ class ReaderSite:
         )
         assert answer.status_code == 202, answer.json
         return str(answer.json["id"])
+
+    def delivered_receipt(self, alert_id: str) -> str:
+        """The receipt a push of this alert would carry to a browser it was delivered to:
+        a subscription, its delivered ledger row as the worker records it, its signature."""
+        from core.model import LedgerStatus
+        from core.ports import LedgerEntry
+
+        sub = fake_browser_subscription(f"http://127.0.0.1:9/push/{uuid.uuid4().hex}")
+        answer = self.api().post("/api/v1/subscriptions", json=sub)
+        assert answer.status_code == 201, answer.json
+        sub_id = int(answer.json["id"])
+        container = self.app.extensions["newsflash"].container
+        entry = LedgerEntry(sub_id, LedgerStatus.DELIVERED, 201, 1)
+        container.store.record(int(alert_id), [entry], [], time.time())
+        return str(container.receipts.sign(int(alert_id), sub_id))
 
     def alert(self, alert_id: str) -> dict[str, Any]:
         answer = self.api().get(
