@@ -233,10 +233,13 @@ def event() -> tuple[str, int] | tuple[Response, int]:
     if kind not in ("displayed", "clicked"):
         raise ValidationError("type must be displayed or clicked", "type")
     raw_id = body.get("alert")
-    if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or not str(raw_id).isdigit():
+    if (
+        not isinstance(raw_id, str | int)
+        or isinstance(raw_id, bool)
+        or not str(raw_id).isdigit()
+        or not 0 < int(raw_id) < 2**63
+    ):
         raise ValidationError("alert must be an alert id", "alert")
-    if len(str(raw_id)) > 19:
-        return "", 202
     receipt = body.get(RECEIPT_FIELD)
     if not isinstance(receipt, str) or not receipt:
         raise ValidationError(
