@@ -335,8 +335,8 @@ def _messages(
     if receipts is None:
         bodies = [payload] * len(targets)
     else:
-        head, sign = receipt_prefix(payload), receipts.sign
-        bodies = [head + sign(alert.id, t.subscription_id).encode() + b'"}' for t in targets]
+        head, sign = receipt_prefix(payload), receipts.sign_bytes
+        bodies = [b"".join((head, sign(alert.id, t.subscription_id), b'"}')) for t in targets]
     return [
         PushMessage(
             t.subscription_id,

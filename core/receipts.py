@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import binascii
 import enum
 import hashlib
 import hmac
@@ -15,6 +15,7 @@ RECEIPT_FIELD = "d"
 WORST_RECEIPT = "9" * 19 + "." + "A" * 22
 _RECEIPT = re.compile(r"([1-9][0-9]{0,18})\.([A-Za-z0-9_-]{22})")
 _LABEL = b"newsflash delivery receipt v1"
+_STD_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 def receipt_key(secret_key: str) -> bytes | None:
@@ -31,21 +32,22 @@ def receipt_key(secret_key: str) -> bytes | None:
 class Receipts:
     """Signs and checks receipts: an HMAC over (alert id, subscription id), nothing stored.
 
-    One keyed HMAC copied per push (about a microsecond); the worker signs in its fan-out loop,
+    One keyed HMAC copied per push (about 2 µs); the worker signs in its fan-out loop,
     the web app checks the echo. 128 bits of MAC: guessing one is hopeless.
     """
 
     def __init__(self, key: bytes) -> None:
         self._keyed = hmac.new(key, digestmod=hashlib.sha256)
 
-    def _mac(self, alert_id: int, subscription_id: int) -> bytes:
+    def sign_bytes(self, alert_id: int, subscription_id: int) -> bytes:
+        """The receipt as ASCII bytes, as the fan-out splices it into each payload."""
         mac = self._keyed.copy()
         mac.update(b"%d.%d" % (alert_id, subscription_id))
-        return mac.digest()[:16]
+        tag = binascii.b2a_base64(mac.digest()[:16], newline=False)[:22]
+        return b"%d.%s" % (subscription_id, tag.translate(_STD_TO_URLSAFE))
 
     def sign(self, alert_id: int, subscription_id: int) -> str:
-        tag = base64.urlsafe_b64encode(self._mac(alert_id, subscription_id))[:22]
-        return f"{subscription_id}.{tag.decode('ascii')}"
+        return self.sign_bytes(alert_id, subscription_id).decode("ascii")
 
     def check(self, alert_id: int, receipt: object) -> int | None:
         """The subscription id a genuine receipt for this alert names, else None."""
