@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, func, select
 
@@ -18,6 +19,11 @@ class FinishedAlert:
     published_at: float
     finished_at: float
     last_delivery_at: float | None
+    # share of the successful deliveries ("50", "90", "100") -> when that share was reached
+    delivered_at_share: Mapping[str, float] = field(default_factory=dict)
+
+
+SHARES_PCT = (50, 90, 100)
 
 
 class SqlOpsQueries:
@@ -38,6 +44,15 @@ class SqlOpsQueries:
             return int(
                 conn.execute(select(func.coalesce(func.sum(t.mask_counts.c.count), 0))).scalar_one()
             )
+
+    def churn_totals(self) -> dict[str, int]:
+        """Subscriptions gained and lost since the first hour counted."""
+        c = t.subscription_churn.c
+        with self.engine.connect() as conn:
+            gained, lost = conn.execute(
+                select(func.coalesce(func.sum(c.created), 0), func.coalesce(func.sum(c.lost), 0))
+            ).one()
+        return {"gained": int(gained), "lost": int(lost)}
 
     def churn_since(self, since: float) -> list[tuple[int, int, int]]:
         """(hour since the epoch, new, lost) from `since` on."""
@@ -89,11 +104,22 @@ class SqlOpsQueries:
             ).all()
             found = []
             for alert_id, status, created_at, queued_at, finished_at in rows:
-                last = conn.execute(
-                    select(func.max(d.c.updated_at)).where(
-                        d.c.alert_id == alert_id, d.c.status == int(LedgerStatus.DELIVERED)
+                delivered = (d.c.alert_id == alert_id) & (d.c.status == int(LedgerStatus.DELIVERED))
+                n, last = conn.execute(
+                    select(func.count(), func.max(d.c.updated_at)).where(delivered)
+                ).one()
+                shares = {}
+                for pct in SHARES_PCT if n else ():
+                    # The k-th delivery in time order, k = ceil(share * delivered).
+                    shares[str(pct)] = float(
+                        conn.execute(
+                            select(d.c.updated_at)
+                            .where(delivered)
+                            .order_by(d.c.updated_at)
+                            .offset(math.ceil(n * pct / 100) - 1)
+                            .limit(1)
+                        ).scalar_one()
                     )
-                ).scalar_one()
                 found.append(
                     FinishedAlert(
                         int(alert_id),
@@ -101,6 +127,7 @@ class SqlOpsQueries:
                         float(queued_at or created_at),
                         float(finished_at),
                         None if last is None else float(last),
+                        shares,
                     )
                 )
         return found
