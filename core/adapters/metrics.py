@@ -190,11 +190,19 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
             "Age of the oldest task waiting in each queue",
             ["queue"],
         )
+        idle = family(
+            "newsflash_queue_idle_seconds",
+            "How long a queue with tasks waiting has had none taken (0 while empty or taken "
+            "from); the queue-stalled alarm compares it with NEWSFLASH_ALARM_STALL_S",
+            ["queue"],
+        )
         for q in queues:
             depth.add_metric([q["name"]], float(q["depth"]))
             age.add_metric([q["name"]], float(q["oldest_age_s"] or 0.0))
+            idle.add_metric([q["name"]], _idle_s(q))
         yield depth
         yield age
+        yield idle
     pending = snapshot.get("oldest_pending_s")
     if pending is not None or snapshot.get("database", {}).get("ok"):
         g = family(
@@ -249,6 +257,16 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
         if dep in snapshot:
             g.add_metric([dep], 1.0 if snapshot[dep].get("ok") else 0.0)
     yield g
+
+
+def _idle_s(queue: Mapping[str, Any]) -> float:
+    """The alarm's quiet time (core.alarms.evaluate): since tasks started waiting or since the
+    last one was taken, whichever is later."""
+    waiting = queue.get("waiting_for_s")
+    if not queue.get("depth") or waiting is None:
+        return 0.0
+    consumed = queue.get("last_consumed_s_ago")
+    return float(waiting if consumed is None else min(waiting, consumed))
 
 
 class _FilesCollector:
