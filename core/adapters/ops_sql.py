@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select
 
@@ -19,8 +19,6 @@ class FinishedAlert:
     published_at: float
     finished_at: float
     last_delivery_at: float | None
-    # share of the successful deliveries ("50", "90", "100") -> when that share was reached
-    delivered_at_share: Mapping[str, float] = field(default_factory=dict)
 
 
 SHARES_PCT = (50, 90, 100)
@@ -104,22 +102,11 @@ class SqlOpsQueries:
             ).all()
             found = []
             for alert_id, status, created_at, queued_at, finished_at in rows:
-                delivered = (d.c.alert_id == alert_id) & (d.c.status == int(LedgerStatus.DELIVERED))
-                n, last = conn.execute(
-                    select(func.count(), func.max(d.c.updated_at)).where(delivered)
-                ).one()
-                shares = {}
-                for pct in SHARES_PCT if n else ():
-                    # The k-th delivery in time order, k = ceil(share * delivered).
-                    shares[str(pct)] = float(
-                        conn.execute(
-                            select(d.c.updated_at)
-                            .where(delivered)
-                            .order_by(d.c.updated_at)
-                            .offset(math.ceil(n * pct / 100) - 1)
-                            .limit(1)
-                        ).scalar_one()
+                last = conn.execute(
+                    select(func.max(d.c.updated_at)).where(
+                        d.c.alert_id == alert_id, d.c.status == int(LedgerStatus.DELIVERED)
                     )
+                ).scalar_one()
                 found.append(
                     FinishedAlert(
                         int(alert_id),
@@ -127,7 +114,27 @@ class SqlOpsQueries:
                         float(queued_at or created_at),
                         float(finished_at),
                         None if last is None else float(last),
-                        shares,
                     )
                 )
         return found
+
+    def delivered_at_shares(self, alert_id: int) -> dict[str, float]:
+        """When 50, 90 and 100 % of an alert's successful deliveries were done ("50" -> time):
+        the k-th delivery in time order, k = ceil(share * delivered). Asked once per finished
+        alert (the k-th row costs a walk along the alert's index)."""
+        d = t.deliveries.c
+        delivered = (d.alert_id == alert_id) & (d.status == int(LedgerStatus.DELIVERED))
+        with self.engine.connect() as conn:
+            n = int(conn.execute(select(func.count()).where(delivered)).scalar_one())
+            return {
+                str(pct): float(
+                    conn.execute(
+                        select(d.updated_at)
+                        .where(delivered)
+                        .order_by(d.updated_at)
+                        .offset(math.ceil(n * pct / 100) - 1)
+                        .limit(1)
+                    ).scalar_one()
+                )
+                for pct in (SHARES_PCT if n else ())
+            }

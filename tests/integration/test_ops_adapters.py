@@ -315,9 +315,12 @@ def test_finished_alerts_carry_when_half_nine_tenths_and_all_deliveries_were_don
                     for sub, status, at in rows
                 ],
             )
-        (found,) = SqlOpsQueries(engine).finished_since(queued)
+        queries = SqlOpsQueries(engine)
+        (found,) = queries.finished_since(queued)
         assert found.last_delivery_at == queued + 10
-        assert {k: v - queued for k, v in found.delivered_at_share.items()} == {
+        shares = queries.delivered_at_shares(found.alert_id)
+        assert queries.delivered_at_shares(found.alert_id + 1) == {}  # nothing delivered
+        assert {k: v - queued for k, v in shares.items()} == {
             "50": 5.0,
             "90": 9.0,
             "100": 10.0,
