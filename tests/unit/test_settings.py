@@ -123,7 +123,7 @@ def test_settings_are_frozen() -> None:
 
 
 def test_secrets_stay_out_of_repr() -> None:
-    s = load_settings(environ={"NEWSFLASH_SECRET_KEY": "hunter2-hunter2"}, env_file=None)
+    s = load_settings(environ={"NEWSFLASH_SECRET_KEY": "hunter2-hunter2-hunter2"}, env_file=None)
     assert "hunter2" not in repr(s)
 
 
