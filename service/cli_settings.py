@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,11 @@ from config.settings import Settings, read_environment
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     if args.write:
         for path in map(Path, args.write):
-            path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+            try:
+                path.write_text(with_table(path.read_text(encoding="utf-8")), encoding="utf-8")
+            except (OSError, ValueError) as exc:
+                print(f"newsflash: {path}: {exc}", file=sys.stderr)
+                return 2
             print(f"updated the settings table in {path}")
     elif args.markdown:
         print(markdown_table(), end="")
