@@ -4,22 +4,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from dotenv import dotenv_values
 
+from config.declaration import (
+    Declaration,
+    Default,
+    FromFile,
+    SettingsError,
+    secret_file,
+    setting,
+)
 from config.kinds import (
     Choice,
     DatabaseUrl,
     Directory,
     EventLoop,
-    File,
     Flag,
-    Kind,
     Number,
     Origins,
     PrivateKey,
@@ -39,82 +45,8 @@ from config.kinds import (
 
 __all__ = ["Declaration", "Settings", "SettingsError", "Topic", "declarations", "load_settings"]
 
-T = TypeVar("T")
 MAX_TTL_S: Final = 4 * 7 * 24 * 3600
 DAY_S: Final = 24 * 3600
-
-
-class SettingsError(Exception):
-    """A setting is missing or malformed; the message names the variable and what is expected."""
-
-    def __init__(self, variable: str, expected: str, got: str | None = None) -> None:
-        self.variable = variable
-        self.expected = expected
-        shown = "" if got is None else f" (got {got!r})"
-        super().__init__(f"{variable}: expected {expected}{shown}")
-
-
-@dataclass(frozen=True)
-class Default:
-    """A default computed from the settings declared above it; `shown` is how the docs say it."""
-
-    shown: str
-    compute: Callable[[Mapping[str, Any]], str | None]
-
-
-@dataclass(frozen=True)
-class FromFile:
-    """A secret whose default is the content of the file named by the setting `path_field`."""
-
-    path_field: str
-    shown: str
-
-
-@dataclass(frozen=True)
-class Declaration:
-    env: str
-    kind: Kind[Any]
-    default: str | Default | FromFile | None
-    help: str
-    secret: bool = False
-    # For NAME_FILE: the variable NAME giving the same secret inline (at most one of them is set).
-    file_of: str | None = None
-    # A variable another tool defines that wins over ours (PROMETHEUS_MULTIPROC_DIR).
-    overridden_by: str | None = None
-    # The value when the setting is unset and has no default.
-    empty: Any = None
-    name: str = ""
-
-    @property
-    def shown_default(self) -> str:
-        if self.default is None:
-            return "unset"
-        if isinstance(self.default, str):
-            return f"`{self.default}`"
-        return self.default.shown
-
-
-def setting(
-    env: str,
-    kind: Kind[T],
-    default: str | Default | FromFile | None,
-    help: str,
-    **more: Any,
-) -> T:
-    """A Settings field with its declaration as metadata (typed as the value it will hold)."""
-    declaration = Declaration(env, kind, default, help, **more)
-    return field(repr=not declaration.secret, metadata={"setting": declaration})  # type: ignore[no-any-return]
-
-
-def secret_file(name: str, inline: str, default_file: str | None, what: str) -> Any:
-    default = (
-        None
-        if default_file is None
-        else Default(
-            f"`$NEWSFLASH_VAR_DIR/{default_file}`", lambda v: f"{v['var_dir']}/{default_file}"
-        )
-    )
-    return setting(name, File(), default, f"file holding {what}", file_of=inline)
 
 
 _TOPICS = "breaking:Breaking news:default,politics:Politics,business:Business,sport:Sport"
@@ -126,7 +58,9 @@ _PUSH_HOSTS = (
 def _var_file(name: str) -> Callable[[Mapping[str, Any]], str | None]:
     def read(values: Mapping[str, Any]) -> str | None:
         path = Path(values["var_dir"]) / name
-        return path.read_text(encoding="utf-8").strip() or None if path.is_file() else None
+        if not path.is_file():
+            return None
+        return path.read_text(encoding="utf-8").strip() or None
 
     return read
 
@@ -500,6 +434,8 @@ def load_settings(
 
 
 class _Loader:
+    """One pass over the declarations, in order, so a default can use the values above it."""
+
     def __init__(self, env: Mapping[str, str], missing_files_ok: bool) -> None:
         self.env = env
         self.missing_files_ok = missing_files_ok
