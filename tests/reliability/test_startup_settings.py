@@ -135,7 +135,7 @@ def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     clean.pop("PROMETHEUS_MULTIPROC_DIR", None)
     clean.update(env)
     return subprocess.run(
-        argv, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120, check=False
+        argv, cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60, check=False
     )
 
 
@@ -165,3 +165,18 @@ def test_real_processes_refuse_them_too(
         assert len(lines) == 1, (name, result.stderr)
         assert lines[0].startswith(f"newsflash: {variable}: expected"), (name, lines[0])
         assert value not in lines[0] or variable != "NEWSFLASH_CMS_WEBHOOK_SECRET"
+
+
+def test_gunicorn_started_directly_stops_instead_of_reforking(
+    tmp_path: Path, vapid_pem: str
+) -> None:
+    """A worker failing at import with status 2 was forked again every second, for ever."""
+    env = {**_base_env(tmp_path, vapid_pem), "NEWSFLASH_RATE_LIMIT_LOGIN": "ten per minute"}
+    argv = [sys.executable, "-m", "gunicorn", "-b", "127.0.0.1:0", "service.wsgi:app"]
+    result = _run(argv, env)
+    assert result.returncode == 3, result.stderr  # gunicorn's "worker failed to boot"
+    ours = [line for line in result.stderr.splitlines() if line.startswith("newsflash: ")]
+    assert ours == [
+        "newsflash: NEWSFLASH_RATE_LIMIT_LOGIN: expected limits like '30 per minute' or "
+        "'10/second; 500/hour', each at least 1 (got 'ten per minute')"
+    ]
