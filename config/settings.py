@@ -417,7 +417,9 @@ def read_environment(
     """The variables in effect: an optional .env file, with the real environment winning."""
     env: dict[str, str] = {}
     if env_file is not None and Path(env_file).is_file():
-        env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        # No ${VAR} expansion: a secret containing "$" is taken as written, as before.
+        values = dotenv_values(env_file, interpolate=False)
+        env.update({k: v for k, v in values.items() if v is not None})
     env.update(os.environ if environ is None else environ)
     return env
 

@@ -188,3 +188,9 @@ def test_session_settings_default_and_bounds(tmp_path: Path) -> None:
     assert (s.session_lifetime_s, s.session_idle_s) == (43200, 7200)
     with pytest.raises(SettingsError, match="NEWSFLASH_SESSION_IDLE_S: expected a whole number"):
         load(tmp_path, NEWSFLASH_SESSION_IDLE_S="43201")
+
+
+def test_dotenv_values_are_taken_as_written(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("NEWSFLASH_SECRET_KEY=pa${HOME}ss-0123456789\n")
+    assert load_settings(environ={}, env_file=dotenv).secret_key == "pa${HOME}ss-0123456789"
