@@ -57,3 +57,15 @@ def test_effective_settings_mask_every_secret(tmp_path: Path, vapid_pem: str) ->
     assert "NEWSFLASH_DATABASE_URL=postgresql+psycopg://newsflash:****@127.0.0.1/nf\n" in text
     assert "NEWSFLASH_ALERT_WEBHOOK=https://hooks.example.com/****\n" in text
     assert "NEWSFLASH_BATCH_SIZE=1000  # default" in text
+
+
+def test_defaults_are_written_once() -> None:
+    """Settings fields carry no default of their own: only the declaration has one."""
+    from dataclasses import MISSING, fields
+
+    from config.settings import Settings
+
+    for f in fields(Settings):
+        assert "setting" in f.metadata, f"{f.name} is not declared"
+        assert f.default is MISSING and f.default_factory is MISSING, f.name
+    assert len({d.env for d in declarations()}) == len(declarations())
