@@ -63,15 +63,14 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
             base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "\n"
         )
         created.append(f"{key_path} (VAPID private key, mode 0600)")
-    for name, make in (
-        ("secret_key", lambda: secrets.token_hex(32)),
+    for path, make in (
+        (settings.secret_key_file or var / "secret_key", lambda: secrets.token_hex(32)),
         (
-            "cms_webhook_secret",
+            settings.cms_webhook_secret_file or var / "cms_webhook_secret",
             lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
         ),
-        ("vapid_subject", lambda: args.subject),
+        (var / "vapid_subject", lambda: args.subject),
     ):
-        path = var / name
         if path.exists():
             kept.append(str(path))
         else:
@@ -462,7 +461,7 @@ _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 def _load_extras() -> None:
     if _EXTRA_COMMANDS:
         return
-    for module in ("service.cli_ops", "bench.cli"):
+    for module in ("service.cli_ops", "service.cli_settings", "bench.cli"):
         try:
             imported = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
