@@ -92,6 +92,8 @@ class Settings:
     subscription_max_age_days: int = 180
     rate_limit_subscribe: str = "30 per minute"
     rate_limit_login: str = "10 per minute"
+    session_lifetime_s: int = 43200  # a newsroom login lasts at most this long
+    session_idle_s: int = 7200  # ...and ends sooner when unused this long
     metrics_token: str | None = field(default=None, repr=False)
     push_ca_file: str | None = None  # extra CA for TLS push stand-ins in tests and benchmarks
     worker_concurrency: int = 2
@@ -433,6 +435,8 @@ def load_settings(
         subscription_max_age_days=read.whole("SUBSCRIPTION_MAX_AGE_DAYS", 180, 1, 3650),
         rate_limit_subscribe=read.text("RATE_LIMIT_SUBSCRIBE", "30 per minute"),
         rate_limit_login=read.text("RATE_LIMIT_LOGIN", "10 per minute"),
+        session_lifetime_s=read.whole("SESSION_LIFETIME_S", 43200, 60, 7 * 86400),
+        session_idle_s=read.whole("SESSION_IDLE_S", 7200, 60, 7 * 86400),
         metrics_token=read.raw("METRICS_TOKEN"),
         push_ca_file=read.raw("PUSH_CA_FILE"),
         worker_concurrency=read.whole("WORKER_CONCURRENCY", 2, 1, 64),
