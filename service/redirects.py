@@ -11,7 +11,7 @@ MAX_TARGET = 2000
 # slash in http(s) URLs. Any of these, raw or percent-encoded, means the target is refused
 # rather than normalised, so no reading of it can leave the site.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
-_SAFE_CHARS = "/?&=#%:@!$'()*+,;~-._[]"
+_SAFE_CHARS = "/?&=#%:@!$'()*+,;~-._"
 
 
 def safe_next(target: object) -> str | None:
