@@ -21,8 +21,10 @@ SESSION_ID = "sid"
 def begin_session(principal: Principal) -> None:
     """Log this browser in: a new server-side session (the caller rotated the cookie first)."""
     assert principal.user_id is not None
-    accounts = current_app.extensions["newsflash"].accounts
-    session[SESSION_ID] = accounts.start_session(principal.user_id, time.time())
+    ext = current_app.extensions["newsflash"]
+    session[SESSION_ID] = ext.accounts.start_session(
+        principal.user_id, time.time(), ext.settings.session_lifetime_s
+    )
     session.permanent = True
     g.principal = principal
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, case, func, insert, select, update
+from sqlalchemy import Engine, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -81,10 +81,12 @@ class SqlAccounts:
         return Principal(row["email"], Role(row["role"]), user_id=row["id"])
 
     # -- sessions -------------------------------------------------------------------------
-    def start_session(self, user_id: int, now: float) -> str:
+    def start_session(self, user_id: int, now: float, lifetime_s: float) -> str:
         """A new server-side session; the returned id goes into the signed cookie only."""
         session_id, digest = new_session_id()
         with self.engine.begin() as conn:
+            # Sessions past their lifetime can never count again: logins keep the table small.
+            conn.execute(delete(t.sessions).where(t.sessions.c.created_at < now - lifetime_s))
             conn.execute(
                 insert(t.sessions).values(
                     id=digest, user_id=user_id, created_at=now, last_seen_at=now

@@ -230,6 +230,13 @@ def test_idle_sessions_expire_sooner_than_the_lifetime(site: Site) -> None:
             select(t.sessions.c.last_seen_at).where(t.sessions.c.id == digest)
         ).scalar_one()
     assert seen > time.time() - 60
+    # A session past its lifetime can never count again: the next login deletes its row.
+    with old.session_transaction() as session:
+        expired = hash_token(session["sid"])
+    site.logged_in(email)
+    with site.engine.connect() as conn:
+        rows = conn.execute(select(t.sessions.c.id).where(t.sessions.c.id == expired)).all()
+    assert rows == []
 
 
 # -- audit log ---------------------------------------------------------------------------------
