@@ -320,3 +320,18 @@ def test_the_audit_page_pages_and_filters_so_real_entries_stay_visible(site: Sit
     status, text, _ = _audit_page(client, "?from=yesterday")
     assert status == 400 and "YYYY-MM-DD" in text
     assert _audit_page(client, "?before=1e9")[0] == 400
+
+
+@pytest.mark.parametrize("variable", ["NEWSFLASH_SESSION_LIFETIME_S", "NEWSFLASH_SESSION_IDLE_S"])
+@pytest.mark.parametrize("value", ["2h", "0", "-5", "9999999"])
+def test_malformed_session_limits_name_the_variable(
+    tmp_path: Path, vapid_pem: str, variable: str, value: str
+) -> None:
+    from config.settings import SettingsError
+
+    env = make_env(tmp_path, "sqlite:///x.db", "redis://127.0.0.1:6379/0", vapid_pem)
+    with pytest.raises(SettingsError) as info:
+        settings_from({**env, variable: value})
+    assert str(info.value).startswith(f"{variable}: expected a whole number")
+    field = variable.removeprefix("NEWSFLASH_").lower()
+    assert getattr(settings_from({**env, variable: "900"}), field) == 900
