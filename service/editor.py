@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 import uuid
 from dataclasses import replace
@@ -119,9 +120,14 @@ def _too_many(exc: TooManyRequests) -> tuple[str, int]:
     return render_template("editor/login.html", error=message, retry_after=retry), 429
 
 
+# Control characters never belong in an email or a filter, and PostgreSQL refuses NUL in text:
+# such input is refused before it reaches the database.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _typed_email() -> str | None:
-    email = request.form.get("email", "").strip().lower()
-    return email[:320] or None
+    email = request.form.get("email", "").strip().lower()[:320]
+    return None if _CONTROL.search(email) else email or None
 
 
 @bp.get("/login", endpoint="login")
@@ -137,6 +143,9 @@ def login_submit() -> Page:
     email = _typed_email() or ""
     password = request.form.get("password", "")
     target = safe_next(request.form.get("next"))
+    if _CONTROL.search(request.form.get("email", "")):
+        error = "Email: control characters are not allowed."
+        return render_template("editor/login.html", error=error, next=target), 400
     accounts = ext().accounts
     principal = accounts.authenticate(email, password) if email and password else None
     if principal is None:
@@ -612,6 +621,9 @@ def audit() -> Page:
     args = request.args
     filters = {k: args.get(k, "").strip()[:320] for k in ("actor", "action", "from", "to")}
     try:
+        for field, value in filters.items():
+            if _CONTROL.search(value):
+                raise ValidationError(f"{field}: control characters are not allowed", field)
         since = _day_start(filters["from"], "from")
         until = _day_start(filters["to"], "to")
         before = _whole(args.get("before", ""), "before")

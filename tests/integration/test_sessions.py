@@ -335,3 +335,27 @@ def test_malformed_session_limits_name_the_variable(
     assert str(info.value).startswith(f"{variable}: expected a whole number")
     field = variable.removeprefix("NEWSFLASH_").lower()
     assert getattr(settings_from({**env, variable: "900"}), field) == 900
+
+
+def test_control_characters_in_login_and_audit_filters_are_refused_not_500(site: Site) -> None:
+    """PostgreSQL refuses NUL in text: before this, a NUL in the login email was a 500 there."""
+    ip = fresh_ip()
+    client = site.app.test_client()
+    token = csrf_of(client.get("/editor/login", environ_base={"REMOTE_ADDR": ip}).text)
+    codes = [
+        client.post(
+            "/editor/login",
+            data={"email": "a\x00@news.example", "password": "x" * 12, "csrf_token": token},
+            environ_base={"REMOTE_ADDR": ip},
+        ).status_code
+        for _ in range(12)
+    ]
+    assert codes == [400] * 10 + [429] * 2  # refused, and still counted by the rate limit
+    rows = _audit_rows(site, ip)
+    assert [(r["action"], r["actor"], r["count"]) for r in rows] == [
+        ("login.rate_limited", None, 2)
+    ]
+    admin = site.logged_in(site.user(Role.ADMIN))
+    for field, query in (("actor", "a%00b"), ("action", "log%0Ain"), ("from", "2026-01-01%00")):
+        status, text, _ = _audit_page(admin, f"?{field}={query}")
+        assert status == 400 and f"{field}: " in text, query
