@@ -8,7 +8,7 @@ import re
 import time
 import uuid
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -625,7 +625,7 @@ def audit() -> Page:
             if _CONTROL.search(value):
                 raise ValidationError(f"{field}: control characters are not allowed", field)
         since = _day_start(filters["from"], "from")
-        until = _day_start(filters["to"], "to")
+        until = _day_start(filters["to"], "to", days_later=1)  # the "to" day is included
         before = _whole(args.get("before", ""), "before")
     except ValidationError as exc:
         return render_template(
@@ -638,7 +638,7 @@ def audit() -> Page:
         actor=filters["actor"] or None,
         action=filters["action"] or None,
         since=since,
-        until=None if until is None else until + 86400,
+        until=until,
     )
     older = entries[AUDIT_PAGE - 1]["id"] if len(entries) > AUDIT_PAGE else None
     entries = entries[:AUDIT_PAGE]
@@ -658,13 +658,13 @@ def audit() -> Page:
     )
 
 
-def _day_start(value: str, field: str) -> float | None:
-    """A YYYY-MM-DD date as the start of that day in the newsroom's time zone."""
+def _day_start(value: str, field: str, days_later: int = 0) -> float | None:
+    """A YYYY-MM-DD date as the start of that day (or one days_later) in the newsroom's zone."""
     if not value:
         return None
     try:
-        day = datetime.strptime(value, "%Y-%m-%d")
-    except ValueError:
+        day = datetime.strptime(value, "%Y-%m-%d") + timedelta(days=days_later)
+    except (ValueError, OverflowError):
         raise ValidationError(f"{field}: a date as YYYY-MM-DD", field) from None
     return day.replace(tzinfo=ext().settings.timezone).timestamp()
 

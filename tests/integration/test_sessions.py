@@ -10,6 +10,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -314,9 +315,19 @@ def test_the_audit_page_pages_and_filters_so_real_entries_stay_visible(site: Sit
     flood = [r for r in rows if flood_ip in r]
     assert len(flood) == 1 and "\u00d7300" in flood[0]  # the count, as "x300"
 
-    today = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400))
-    status, text, rows = _audit_page(client, f"?from={today}")
-    assert status == 200 and "Nothing matches" in text
+    zone = site.app.extensions["newsflash"].settings.timezone
+    today = datetime.now(zone).date()
+    newest = f"?actor={admin}&action=alert.send"
+    for query, shown in (
+        (f"&from={today}&to={today}", True),
+        (f"&from={today - timedelta(days=1)}", True),
+        (f"&to={today - timedelta(days=1)}", False),
+        (f"&from={today + timedelta(days=1)}", False),
+    ):
+        status, text, rows = _audit_page(client, newest + query)
+        assert status == 200
+        assert (f"{marker}-119" in text) is shown, query
+        assert ("Nothing matches" in text) is not shown, query
     status, text, _ = _audit_page(client, "?from=yesterday")
     assert status == 400 and "YYYY-MM-DD" in text
     assert _audit_page(client, "?before=1e9")[0] == 400
