@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -119,23 +118,6 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable>"
-
-
-def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
-    from core.accounts import parse_role
-    from core.adapters.accounts_sql import SqlAccounts
-
-    role = parse_role(args.role)
-    password = args.password_stdin and sys.stdin.readline().rstrip("\n")
-    if not password:
-        password = getpass.getpass("Password (12+ characters): ")
-        if getpass.getpass("Repeat: ") != password:
-            raise CliError("passwords do not match")
-    accounts = SqlAccounts(_container(settings).engine)
-    user_id = accounts.create_user(args.email, password, role)
-    accounts.audit("cli", "user.create", args.email, {"role": role.value})
-    print(f"created user {args.email} ({role.value}), id {user_id}")
-    return 0
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -376,17 +358,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = db.add_parser("upgrade", help="apply migrations")
     p.set_defaults(func=cmd_db_upgrade, needs_keys=False)
 
-    user = sub.add_parser("user", help="newsroom accounts").add_subparsers(
-        dest="user_command", required=True, metavar="ACTION"
-    )
-    p = user.add_parser("create", help="create a newsroom account (prompts for the password)")
-    p.add_argument("--email", required=True)
-    p.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
-    p.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
-    p.set_defaults(func=cmd_user_create, needs_keys=False)
-
     token = sub.add_parser(
         "token", help="API tokens for the CMS, scripts and Prometheus"
     ).add_subparsers(dest="token_command", required=True, metavar="ACTION")
@@ -461,7 +432,7 @@ _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 def _load_extras() -> None:
     if _EXTRA_COMMANDS:
         return
-    for module in ("service.cli_ops", "service.cli_settings", "bench.cli"):
+    for module in ("service.cli_users", "service.cli_ops", "service.cli_settings", "bench.cli"):
         try:
             imported = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
