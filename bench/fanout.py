@@ -33,6 +33,8 @@ from typing import Any
 
 import psutil
 
+from core.base64url import b64url_encode
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -111,10 +113,6 @@ def subscriber_keys(count: int, cache: Path | None) -> tuple[bytes, float]:
     return have[: count * KEY_RECORD], time.monotonic() - started
 
 
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 # -- database ----------------------------------------------------------------------------------
 
 
@@ -152,7 +150,7 @@ def insert_subscriptions(engine: Any, keys: bytes, endpoint_base: str, mask: int
     def rows(start: int, stop: int) -> Iterator[tuple[str, str, str]]:
         for i in range(start, stop):
             rec = keys[i * KEY_RECORD : (i + 1) * KEY_RECORD]
-            yield f"{endpoint_base}{i}", b64url(rec[:65]), b64url(rec[65:])
+            yield f"{endpoint_base}{i}", b64url_encode(rec[:65]), b64url_encode(rec[65:])
 
     if engine.dialect.name == "postgresql":
         raw = engine.raw_connection()
@@ -500,7 +498,7 @@ def naive_loop(
         rec = keys[i * KEY_RECORD : (i + 1) * KEY_RECORD]
         info = {
             "endpoint": f"{base}{i}",
-            "keys": {"p256dh": b64url(rec[:65]), "auth": b64url(rec[65:])},
+            "keys": {"p256dh": b64url_encode(rec[:65]), "auth": b64url_encode(rec[65:])},
         }
         session = None
         if ca_file is not None:

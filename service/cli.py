@@ -39,6 +39,8 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from core.base64url import b64url_encode
+
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
     os.chmod(var, 0o700)
@@ -59,9 +61,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         raw = key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-        (var / "vapid_public.txt").write_text(
-            base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "\n"
-        )
+        (var / "vapid_public.txt").write_text(b64url_encode(raw) + "\n")
         created.append(f"{key_path} (VAPID private key, mode 0600)")
     for name, make in (
         ("secret_key", lambda: secrets.token_hex(32)),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import os
 import socket
@@ -25,6 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 
+from core.base64url import b64url_decode, b64url_encode
 from core.endpoints import address_allowed
 from core.payload import MAX_PUSH_BODY
 from core.ports import HostHealth, PushMessage, PushResult
@@ -56,7 +55,7 @@ class VapidSigner:
         raw = self._vapid.public_key.public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        return b64url_encode(raw)
 
     def header(self, origin: str) -> str:
         now = self._clock()
@@ -74,7 +73,9 @@ class VapidSigner:
 
 def encrypt(message: PushMessage) -> bytes:
     """RFC 8291 aes128gcm with a fresh ephemeral key and salt."""
-    return encrypt_aes128gcm(message.payload, _b64decode(message.p256dh), _b64decode(message.auth))
+    return encrypt_aes128gcm(
+        message.payload, b64url_decode(message.p256dh), b64url_decode(message.auth)
+    )
 
 
 def encrypt_pywebpush(message: PushMessage) -> bytes:
@@ -94,15 +95,6 @@ _NONCE_INFO = b"Content-Encoding: nonce\x00\x01"
 RECORD_SIZE = 4096
 _RECORD_HEADER = struct.pack("!IB", RECORD_SIZE, 65)  # record size, key id length
 _SHA256 = hashes.SHA256()
-
-
-_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
-
-
-def _b64decode(text: str) -> bytes:
-    # base64.urlsafe_b64decode, minus its Python layers (twice per push).
-    raw = text.encode("ascii").translate(_URLSAFE_TO_STD)
-    return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4))
 
 
 def _hmac_sha256(key: bytes, data: bytes) -> bytes:
