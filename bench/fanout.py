@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -1000,8 +1000,3 @@ def summary(report: dict[str, Any]) -> str:
         f"  load average        {report['machine']['loadavg_before']} → {report['machine'].get('loadavg_after')}"
     )
     return "\n".join(lines)
-
-
-def as_dict(opts: Options) -> dict[str, Any]:
-    data = asdict(opts)
-    return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}

@@ -92,7 +92,6 @@ class MozillaPushServer:
         # Everything below is shared with the test thread; guard it with one condition.
         self._cond = threading.Condition()
         self._registrations: list[dict[str, Any]] = []
-        self._unregistrations: list[dict[str, Any]] = []
         self._acks: list[dict[str, Any]] = []
         self._nacks: list[dict[str, Any]] = []
         self._hellos: list[dict[str, Any]] = []
@@ -203,11 +202,6 @@ class MozillaPushServer:
         """Each `register` seen: uaid, channelID, key (as sent, or None), pushEndpoint."""
         with self._cond:
             return [dict(r) for r in self._registrations]
-
-    @property
-    def unregistrations(self) -> list[dict[str, Any]]:
-        with self._cond:
-            return [dict(r) for r in self._unregistrations]
 
     @property
     def acks(self) -> list[dict[str, Any]]:
@@ -458,10 +452,6 @@ class MozillaPushServer:
         # Autopush answers 200 even for unknown channels, so Firefox can forget them.
         await client.ws.send_json(
             {"messageType": "unregister", "channelID": channel_id, "status": 200}
-        )
-        self._record(
-            self._unregistrations,
-            {"uaid": client.uaid, "channelID": channel_id, "code": data.get("code")},
         )
 
     def _on_ack(self, client: _Client, data: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""All web-push wire detail: pywebpush encryption, cached VAPID headers, a pooled guarded client."""
+"""All web-push wire detail: aes128gcm encryption, cached VAPID headers, a pooled guarded client."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from py_vapid import Vapid02
-from pywebpush import WebPusher
 
 from core.base64url import b64url_decode, b64url_encode
 from core.endpoints import address_allowed
@@ -76,15 +75,6 @@ def encrypt(message: PushMessage) -> bytes:
     return encrypt_aes128gcm(
         message.payload, b64url_decode(message.p256dh), b64url_decode(message.auth)
     )
-
-
-def encrypt_pywebpush(message: PushMessage) -> bytes:
-    """The same through pywebpush (the reference the lean path is tested against)."""
-    pusher = WebPusher(
-        {"endpoint": message.endpoint, "keys": {"p256dh": message.p256dh, "auth": message.auth}}
-    )
-    body = pusher.encode(message.payload, content_encoding="aes128gcm")["body"]
-    return bytes(body)
 
 
 _P256 = ec.SECP256R1()
@@ -425,9 +415,6 @@ class Http11PushSender:
             until = self.hosts.blocked_until(host, now)
             self._held[host] = (until, now)
         return until if until is not None and until > now else None
-
-    def forget_holds(self) -> None:
-        self._held.clear()
 
     def send_all(
         self,
