@@ -15,9 +15,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
             raise
         from service.cli import CliError
 
-        raise CliError(
-            "bench needs psutil: pip install -e '.[bench]' (make run does)"
-        ) from None
+        raise CliError("bench needs psutil: pip install -e '.[bench]' (make run does)") from None
 
     opts = Options(
         subscribers=args.subscribers,

@@ -14,6 +14,7 @@ from core.errors import Conflict, NotFound, ValidationError
 from core.model import Alert, AlertDraft, AlertKind, AlertStatus, Urgency
 from core.payload import MAX_PUSH_BODY, oversize_field, payload_dict, story_key
 from core.ports import AlertStore, SubscriptionStore, TaskQueue
+from core.receipts import WORST_RECEIPT
 from core.subscriptions import check_topics
 
 log = logging.getLogger("newsflash.alerts")
@@ -198,7 +199,7 @@ def parse_alert_request(
 
 
 def check_fits(draft: AlertDraft) -> None:
-    """Measure the real payload (with a worst-case id and timestamp) before anything is queued."""
+    """Measure the real payload (worst-case id, timestamp and receipt) before anything is queued."""
     data = payload_dict(
         "9" * 19,
         draft.title,
@@ -208,6 +209,7 @@ def check_fits(draft: AlertDraft) -> None:
         9_999_999_999,
         draft.image,
         draft.icon,
+        WORST_RECEIPT,
     )
     field = oversize_field(data)
     if field is not None:

@@ -116,7 +116,12 @@ def require_str(body: Mapping[str, Any], name: str, max_len: int = 4096) -> str:
 def record_opt_in(
     store: SubscriptionStore, sub: SubscriptionInput, now: float
 ) -> tuple[Subscription, bool]:
-    """Upsert by endpoint: the same browser never makes a second row. Returns (row, created)."""
+    """Upsert by endpoint: the same browser never makes a second row. Returns (row, created).
+
+    Only the same keys may update an existing row (an idempotent re-subscribe, which may change
+    the topics: the keys prove ownership); other keys raise Conflict and change nothing. A
+    browser's endpoint and keys live and die together, so a real browser never needs more.
+    """
     return store.upsert(sub, now)
 
 
@@ -148,7 +153,10 @@ def remove_subscription(store: SubscriptionStore, endpoint: str, auth: str) -> N
 def move_subscription(
     store: SubscriptionStore, old_endpoint: str, old_auth: str, new: SubscriptionInput, now: float
 ) -> tuple[Subscription, bool]:
-    """pushsubscriptionchange: the reader keeps their topics on the new endpoint."""
+    """pushsubscriptionchange: the reader keeps their topics on the new endpoint.
+
+    The old row needs its auth secret; the new endpoint, if already stored, needs the same keys
+    (else Conflict, and the old row stays: one transaction)."""
     old = owned_subscription(store, old_endpoint, old_auth)
     topics = new.topics or old.topics
     moved = SubscriptionInput(new.endpoint, new.p256dh, new.auth, topics, new.expiration_time)

@@ -14,6 +14,7 @@ from core import subscriptions as subs
 from core.accounts import EDITOR_ROLES
 from core.errors import NotFound, ValidationError
 from core.model import Alert, AlertKind
+from core.receipts import RECEIPT_FIELD, EventResult, record_event
 from service.app import MAX_BODY_BYTES, Newsflash
 from service.auth import current_principal, require_role
 from service.extensions import limiter
@@ -220,16 +221,38 @@ def change_subscription() -> tuple[Response, int]:
 
 @bp.post("/events")
 @limiter.limit("120 per minute")
-def event() -> tuple[str, int]:
+def event() -> tuple[str, int] | tuple[Response, int]:
+    """A service worker reports a display or click, echoing the receipt its push carried.
+
+    Forged, replayed or stale receipts get the same 202 as counted ones: the answer is no
+    oracle for guessing receipts or alert ids. Only a genuine receipt whose delivery the
+    worker has not recorded yet gets 425, so the service worker tries again shortly.
+    """
     body = json_body()
     kind = body.get("type")
     if kind not in ("displayed", "clicked"):
         raise ValidationError("type must be displayed or clicked", "type")
     raw_id = body.get("alert")
-    if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or not str(raw_id).isdigit():
+    if (
+        not isinstance(raw_id, str | int)
+        or isinstance(raw_id, bool)
+        or not str(raw_id).isdigit()
+        or not 0 < int(raw_id) < 2**63
+    ):
         raise ValidationError("alert must be an alert id", "alert")
-    if not ext().container.store.add_event(int(raw_id), kind):
-        raise NotFound("no such alert", "alert")
+    receipt = body.get(RECEIPT_FIELD)
+    if not isinstance(receipt, str) or not receipt:
+        raise ValidationError(
+            f"{RECEIPT_FIELD} is required: the receipt the push payload carried", RECEIPT_FIELD
+        )
+    c = ext().container
+    result = record_event(c.store, c.receipts, int(raw_id), kind, receipt)
+    if result is EventResult.TOO_EARLY:
+        response = jsonify(
+            {"error": {"code": "too_early", "message": "try again shortly", "field": None}}
+        )
+        response.headers["Retry-After"] = "2"
+        return response, 425
     return "", 202
 
 

@@ -261,7 +261,7 @@ def cmd_dev_tool_missing(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     """Register N subscriptions owned by the stand-in, so a demo needs no browser."""
-    from core.errors import ValidationError
+    from core.errors import Conflict, ValidationError
     from core.subscriptions import parse_subscription, record_opt_in
 
     request = urllib.request.Request(  # noqa: S310 - loopback stand-in given by the operator
@@ -293,7 +293,12 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(
                 f"--standin: the stand-in answered an unusable subscription ({exc.field}: {exc.message})"
             ) from None
-        record_opt_in(c.store, parsed, now)
+        try:
+            record_opt_in(c.store, parsed, now)
+        except Conflict:
+            raise CliError(
+                "--standin: the stand-in answered an endpoint already stored with other keys"
+            ) from None
     if not settings.allow_loopback_push:
         print(
             "note: workers push to these only with NEWSFLASH_ALLOW_LOOPBACK_PUSH=on (make run sets it)",

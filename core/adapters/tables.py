@@ -143,6 +143,8 @@ deliveries = Table(
     Column("status_code", SmallInteger, nullable=True),
     Column("next_attempt_at", Float, nullable=True),
     Column("updated_at", Float, nullable=False),
+    # Bits of the reader reports counted for this delivery (1 displayed, 2 clicked): each once.
+    Column("events", SmallInteger, nullable=False, server_default="0"),
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
     Index("ix_deliveries_alert_status", "alert_id", "status"),
 )

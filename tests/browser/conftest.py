@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +89,30 @@ class ReaderSite:
         )
         assert answer.status_code == 202, answer.json
         return str(answer.json["id"])
+
+    def receipt(self, alert_id: str) -> tuple[int, str]:
+        """A new subscription and the receipt a push of this alert carries to it."""
+        sub = fake_browser_subscription(f"http://127.0.0.1:9/push/{uuid.uuid4().hex}")
+        answer = self.api().post("/api/v1/subscriptions", json=sub)
+        assert answer.status_code == 201, answer.json
+        sub_id = int(answer.json["id"])
+        receipts = self.app.extensions["newsflash"].container.receipts
+        return sub_id, str(receipts.sign(int(alert_id), sub_id))
+
+    def record_delivered(self, alert_id: str, sub_id: int) -> None:
+        """The ledger row the worker writes once the push service accepted the push."""
+        from core.model import LedgerStatus
+        from core.ports import LedgerEntry
+
+        entry = LedgerEntry(sub_id, LedgerStatus.DELIVERED, 201, 1)
+        store = self.app.extensions["newsflash"].container.store
+        store.record(int(alert_id), [entry], [], time.time())
+
+    def delivered_receipt(self, alert_id: str) -> str:
+        """The receipt of a push of this alert to a browser it was recorded delivered to."""
+        sub_id, receipt = self.receipt(alert_id)
+        self.record_delivered(alert_id, sub_id)
+        return receipt
 
     def alert(self, alert_id: str) -> dict[str, Any]:
         answer = self.api().get(
