@@ -20,9 +20,9 @@ $(BIN)/python:
 
 RUN_STAMP := $(VENV)/.run-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-# make run needs only the service; make test adds the test and dev tools.
+# make run needs the service and the bench's extra; make test adds the test and dev tools.
 $(RUN_STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[bench]'
 	rm -f $(VENV)/.run-*
 	touch $(RUN_STAMP)
 

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.base64url import b64url_decode
 from core.endpoints import EndpointPolicy, check_endpoint
 from core.errors import NotFound, ValidationError
 from core.model import Subscription, SubscriptionInput
 from core.ports import SubscriptionStore
-
-
-def b64url_decode(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
 def _decode_key(value: object, field: str) -> bytes:
@@ -26,7 +21,7 @@ def _decode_key(value: object, field: str) -> bytes:
         raise ValidationError(f"{field} must be base64url (A-Z a-z 0-9 - _)", field)
     try:
         return b64url_decode(value.rstrip("="))
-    except (binascii.Error, ValueError):
+    except ValueError:
         raise ValidationError(f"{field} must be base64url", field) from None
 
 

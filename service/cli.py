@@ -38,6 +38,8 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from core.base64url import b64url_encode
+
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
     os.chmod(var, 0o700)
@@ -58,9 +60,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         raw = key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-        (var / "vapid_public.txt").write_text(
-            base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "\n"
-        )
+        (var / "vapid_public.txt").write_text(b64url_encode(raw) + "\n")
         created.append(f"{key_path} (VAPID private key, mode 0600)")
     for path, make in (
         (settings.secret_key_file or var / "secret_key", lambda: secrets.token_hex(32)),
@@ -221,10 +221,23 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_push_standin(args: argparse.Namespace, settings: Settings) -> int:
-    from standin.server import main_foreground
-
+    try:
+        from standin.server import main_foreground
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"standin", "standin.server"}:
+            raise
+        raise CliError(_dev_tool_missing("push-standin")) from None
     main_foreground(args.host, args.port, tls=args.tls)
     return 0
+
+
+def _dev_tool_missing(command: str) -> str:
+    # The production image leaves standin/ and bench/ out (see the Dockerfile).
+    return f"{command} is a development tool, not in this image"
+
+
+def cmd_dev_tool_missing(args: argparse.Namespace, settings: Settings) -> int:
+    raise CliError(_dev_tool_missing(args.tool))
 
 
 def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
@@ -436,10 +449,18 @@ def _load_extras() -> None:
         try:
             imported = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
+            if exc.name == "bench" and module == "bench.cli":
+                _EXTRA_COMMANDS.append(_register_missing_bench)
+            elif exc.name != module:
+                raise
+            continue
         _EXTRA_COMMANDS.append(imported.register)
+
+
+def _register_missing_bench(subparsers: Any) -> None:
+    p = subparsers.add_parser("bench", help="benchmarks (development checkouts only)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_dev_tool_missing, tool="bench", needs_keys=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1178,19 +1178,6 @@ class SqlStore:
                 ).scalars()
             ]
 
-    def delivery_times(self, alert_id: int) -> list[float]:
-        """updated_at of every delivered row, sorted: the report's time-to-50/90/100 %."""
-        d = t.deliveries
-        with self.engine.connect() as conn:
-            return [
-                float(x)
-                for x in conn.execute(
-                    select(d.c.updated_at)
-                    .where(d.c.alert_id == alert_id, d.c.status == int(LedgerStatus.DELIVERED))
-                    .order_by(d.c.updated_at)
-                ).scalars()
-            ]
-
     def waiting_count(self, alert_id: int) -> int:
         d = t.deliveries
         with self.engine.connect() as conn:
@@ -1203,7 +1190,3 @@ class SqlStore:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(select(literal(1)))
-
-
-def now_s() -> float:
-    return time.time()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import time
@@ -23,6 +22,7 @@ from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
+from core.base64url import b64url_encode
 from tests.conftest import TEST_REDIS_DB, free_port, make_env, require_service, settings_from
 from tests.support.live import serve
 
@@ -44,10 +44,6 @@ def require_browser(name: str, path: str) -> None:
     require_service(name, found, f"{path} not installed; apt-get install it")
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def fake_browser_subscription(endpoint: str) -> dict[str, Any]:
     """What PushSubscription.toJSON() gives, with real P-256 and auth keys."""
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
@@ -57,7 +53,7 @@ def fake_browser_subscription(endpoint: str) -> dict[str, Any]:
     return {
         "endpoint": endpoint,
         "expirationTime": None,
-        "keys": {"p256dh": b64(raw), "auth": b64(os.urandom(16))},
+        "keys": {"p256dh": b64url_encode(raw), "auth": b64url_encode(os.urandom(16))},
     }
 
 

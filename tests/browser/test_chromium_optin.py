@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from core.base64url import b64url_decode
 from tests.browser.conftest import ReaderSite, fake_browser_subscription
 from tests.support.stack import wait_until
 
@@ -577,8 +578,7 @@ def test_pushsubscriptionchange_keeps_the_readers_topics(
 
 
 def std_b64(b64url: str) -> str:
-    raw = base64.urlsafe_b64decode(b64url + "=" * (-len(b64url) % 4))
-    return base64.b64encode(raw).decode()
+    return base64.b64encode(b64url_decode(b64url)).decode()
 
 
 def contrast(fg: str, bg: str) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Callable, Iterator, Sequence
 
@@ -17,6 +16,7 @@ from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.base64url import b64url_encode
 from core.errors import Conflict
 from core.model import AlertDraft, AlertStatus, Lane, LedgerStatus, SubscriptionInput, Urgency
 from core.ports import PushMessage, PushResult
@@ -42,7 +42,7 @@ def store(engine: Engine) -> SqlStore:
 
 
 def sub(n: int, topics: Sequence[str] = ("breaking",)) -> SubscriptionInput:
-    auth = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    auth = b64url_encode(os.urandom(16))
     return SubscriptionInput(
         f"https://fcm.googleapis.com/fcm/send/{n}", "BAAA", auth, tuple(topics)
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import os
@@ -22,6 +21,7 @@ from sqlalchemy import func, select
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.sql import make_engine
+from core.base64url import b64url_decode, b64url_encode
 from service.app import create_app
 from tests.conftest import (
     TEST_REDIS_DB,
@@ -35,13 +35,9 @@ from tests.support.live import serve
 FCM = "https://fcm.googleapis.com/fcm/send/"
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def p256dh() -> str:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    return b64(
+    return b64url_encode(
         key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     )
 
@@ -49,9 +45,9 @@ def p256dh() -> str:
 def browser_sub(endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
     """What a browser's PushSubscription.toJSON() looks like, plus our topics."""
     return {
-        "endpoint": endpoint or FCM + b64(os.urandom(24)),
+        "endpoint": endpoint or FCM + b64url_encode(os.urandom(24)),
         "expirationTime": None,
-        "keys": {"p256dh": p256dh(), "auth": b64(os.urandom(16))},
+        "keys": {"p256dh": p256dh(), "auth": b64url_encode(os.urandom(16))},
         "topics": ["breaking"],
         **extra,
     }
@@ -140,8 +136,8 @@ def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 _MISSING = object()
-_OFF_CURVE = b64(b"\x04" + b"\x01" * 64)
-_COMPRESSED = b64(b"\x02" + b"\x01" * 32)
+_OFF_CURVE = b64url_encode(b"\x04" + b"\x01" * 64)
+_COMPRESSED = b64url_encode(b"\x02" + b"\x01" * 32)
 
 INVALID: list[tuple[str, str, Any, str]] = [
     # (case, field to set, value, field the answer must name)
@@ -177,12 +173,12 @@ INVALID: list[tuple[str, str, Any, str]] = [
     ("keys not an object", "keys", "abc", "keys"),
     ("no p256dh", "keys.p256dh", _MISSING, "keys.p256dh"),
     ("p256dh not base64url", "keys.p256dh", "not*base64", "keys.p256dh"),
-    ("p256dh 64 bytes", "keys.p256dh", b64(os.urandom(64)), "keys.p256dh"),
+    ("p256dh 64 bytes", "keys.p256dh", b64url_encode(os.urandom(64)), "keys.p256dh"),
     ("p256dh compressed", "keys.p256dh", _COMPRESSED, "keys.p256dh"),
     ("p256dh off the curve", "keys.p256dh", _OFF_CURVE, "keys.p256dh"),
     ("no auth", "keys.auth", _MISSING, "keys.auth"),
-    ("auth 15 bytes", "keys.auth", b64(os.urandom(15)), "keys.auth"),
-    ("auth 17 bytes", "keys.auth", b64(os.urandom(17)), "keys.auth"),
+    ("auth 15 bytes", "keys.auth", b64url_encode(os.urandom(15)), "keys.auth"),
+    ("auth 17 bytes", "keys.auth", b64url_encode(os.urandom(17)), "keys.auth"),
     ("auth not base64url", "keys.auth", "!!!!!!!!!!!!!!!!!!!!!!", "keys.auth"),
     ("unknown topic", "topics", ["breaking", "gossip"], "topics"),
     ("topics not a list", "topics", "breaking", "topics"),
@@ -252,7 +248,7 @@ def test_change_delete_and_lookup_name_their_missing_fields(api: Api) -> None:
             {
                 "oldEndpoint": sub["endpoint"],
                 "oldAuth": sub["keys"]["auth"],
-                "subscription": _with(browser_sub(), "keys.auth", b64(b"short")),
+                "subscription": _with(browser_sub(), "keys.auth", b64url_encode(b"short")),
             },
             "subscription.keys.auth",
         ),
@@ -292,7 +288,7 @@ def test_put_replaces_topics_only_for_the_owner(api: Api) -> None:
     sub = browser_sub()
     assert api.post("/api/v1/subscriptions", sub).status_code == 201
 
-    stranger = _with({**sub, "topics": ["politics"]}, "keys.auth", b64(os.urandom(16)))
+    stranger = _with({**sub, "topics": ["politics"]}, "keys.auth", b64url_encode(os.urandom(16)))
     refused = api.client.put("/api/v1/subscriptions", json=stranger)
     assert refused.status_code == 404
     assert api.client.post(
@@ -323,7 +319,8 @@ def test_delete_needs_the_auth_secret_and_removes_the_row_at_once(api: Api) -> N
     before = api.rows()
 
     wrong = api.post(
-        "/api/v1/subscriptions/delete", {"endpoint": sub["endpoint"], "auth": b64(os.urandom(16))}
+        "/api/v1/subscriptions/delete",
+        {"endpoint": sub["endpoint"], "auth": b64url_encode(os.urandom(16))},
     )
     assert wrong.status_code == 404
     assert api.rows() == before
@@ -348,7 +345,11 @@ def test_change_moves_the_topics_to_the_new_subscription(api: Api) -> None:
 
     stranger = api.post(
         "/api/v1/subscriptions/change",
-        {"oldEndpoint": old["endpoint"], "oldAuth": b64(os.urandom(16)), "subscription": new},
+        {
+            "oldEndpoint": old["endpoint"],
+            "oldAuth": b64url_encode(os.urandom(16)),
+            "subscription": new,
+        },
     )
     assert stranger.status_code == 404
     assert api.row(new["endpoint"]) is None and api.row(old["endpoint"]) is not None
@@ -459,7 +460,7 @@ def test_the_reader_api_answers_cors_only_for_the_publishers_origins(api: Api) -
     theirs = api.client.get("/api/v1/config", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in theirs.headers
     config = ours.json
-    assert len(base64.urlsafe_b64decode(config["vapidPublicKey"] + "==")) == 65
+    assert len(b64url_decode(config["vapidPublicKey"])) == 65
     assert config["prompt"]["accept"] == "Yes, Thanks"
     assert config["origins"] == ["http://127.0.0.1:8000"]
 
@@ -588,7 +589,9 @@ def _sent_alert(api: Api, delivered_to: list[int]) -> int:
         urgency=Urgency.HIGH,
         ttl_s=600,
     )
-    alert, _ = store.create_alert(draft, "nf" + b64(os.urandom(6)), AlertStatus.SENDING, 3, 1.0)
+    alert, _ = store.create_alert(
+        draft, "nf" + b64url_encode(os.urandom(6)), AlertStatus.SENDING, 3, 1.0
+    )
     entries = [LedgerEntry(i, LedgerStatus.DELIVERED, 201, 1) for i in delivered_to]
     store.record(alert.id, entries, [], 2.0)
     return int(alert.id)
@@ -622,7 +625,7 @@ def test_reports_count_once_and_only_with_the_receipt_of_a_recorded_delivery(api
         assert refused.status_code == 400 and refused.json["error"]["field"] == "d"
     genuine = receipts.sign(alert_id, reached)
     forged = [
-        f"{reached}.{b64(os.urandom(16))[:22]}",  # a guessed MAC
+        f"{reached}.{b64url_encode(os.urandom(16))[:22]}",  # a guessed MAC
         receipts.sign(other_alert, reached),  # another alert's receipt
         genuine[:-1] + ("A" if genuine[-1] != "A" else "B"),
         f"{also}{genuine[genuine.index('.') :]}",  # someone else's MAC, my id

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections import Counter
@@ -29,6 +28,7 @@ from sqlalchemy import func, select
 
 from core.adapters import tables as t
 from core.alerts import AlertRules, parse_alert_request
+from core.base64url import b64url_encode
 from core.errors import ValidationError
 from core.model import Alert, AlertKind, AlertStatus
 from core.payload import build_payload, story_key
@@ -47,10 +47,6 @@ FUZZ = settings(
 )
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 class Reader:
     """A browser's key pair: what a subscription carries, and what decrypts its pushes."""
 
@@ -63,7 +59,7 @@ class Reader:
 
     @property
     def keys(self) -> dict[str, str]:
-        return {"p256dh": _b64(self.public), "auth": _b64(self.auth)}
+        return {"p256dh": b64url_encode(self.public), "auth": b64url_encode(self.auth)}
 
 
 READER = Reader()
@@ -105,12 +101,15 @@ junk = st.one_of(
 )
 key_text = st.one_of(
     st.just(READER.keys["p256dh"]),
-    st.binary(min_size=0, max_size=80).map(_b64),
+    st.binary(min_size=0, max_size=80).map(b64url_encode),
     st.text(max_size=100),
     junk,
 )
 auth_text = st.one_of(
-    st.just(READER.keys["auth"]), st.binary(max_size=24).map(_b64), st.text(max_size=30), junk
+    st.just(READER.keys["auth"]),
+    st.binary(max_size=24).map(b64url_encode),
+    st.text(max_size=30),
+    junk,
 )
 endpoint_text = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8"), max_size=60).map(
