@@ -11,7 +11,15 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from core.accounts import Principal, Role, check_email, check_password, hash_token, new_token
+from core.accounts import (
+    Principal,
+    Role,
+    check_email,
+    check_password,
+    check_token_name,
+    hash_token,
+    new_token,
+)
 from core.adapters import tables as t
 from core.errors import Conflict, NotFound
 
@@ -74,6 +82,7 @@ class SqlAccounts:
         return Principal(row["email"], Role(row["role"]), user_id=row["id"])
 
     def create_token(self, name: str, role: Role, created_by: str | None = None) -> str:
+        name = check_token_name(name)
         token, digest, prefix = new_token()
         with self.engine.begin() as conn:
             conn.execute(
