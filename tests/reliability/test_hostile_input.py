@@ -20,13 +20,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from core import webhooks
 from core.accounts import Role
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.model import AlertStatus
 from tests.conftest import ROOT, create_pg_database, drop_pg_database
 from tests.reliability.harness import ORIGIN, Rig, rig
+from tests.support import hostile
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -99,14 +99,7 @@ def refused(answer: Any, field: str | None, status: int = 400) -> dict[str, Any]
 
 
 def signed(r: Rig, raw: bytes) -> dict[str, str]:
-    """Standard Webhooks headers for raw, with the configured secret: the body reaches parsing."""
-    key = webhooks.secret_bytes(r.settings.cms_webhook_secret)
-    msg_id, stamp = "msg_" + uuid.uuid4().hex, str(int(time.time()))
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": stamp,
-        "webhook-signature": "v1," + webhooks.signature(key, msg_id, stamp, raw),
-    }
+    return hostile.signed(r.settings, raw)
 
 
 def hook(r: Rig, payload: str) -> Any:
@@ -117,50 +110,21 @@ def hook(r: Rig, payload: str) -> Any:
 
 
 def editor(r: Rig) -> tuple[FlaskClient, str]:
-    """A logged-in newsroom session and its CSRF token."""
-    client = r.app.test_client()
-    page = client.get("/editor/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    assert token is not None
-    answer = client.post(
-        "/editor/login", data={"email": EMAIL, "password": PASSWORD, "csrf_token": token.group(1)}
-    )
-    assert answer.status_code in (302, 303), answer.get_data(as_text=True)
-    with client.session_transaction() as session:
-        return client, str(session["csrf"])
-
-
-# Every route that reads a JSON body, with the headers that get it past authentication.
-API_ROUTES = [
-    ("POST", "/api/v1/subscriptions"),
-    ("PUT", "/api/v1/subscriptions"),
-    ("POST", "/api/v1/subscriptions/lookup"),
-    ("POST", "/api/v1/subscriptions/delete"),
-    ("POST", "/api/v1/subscriptions/change"),
-    ("POST", "/api/v1/events"),
-    ("POST", "/api/v1/alerts"),
-    ("POST", "/api/v1/alerts/1/correct"),
-]
-# Test sends go to a logged-in editor's own devices: a session, not a token.
-SESSION_ROUTES = [
-    ("POST", "/api/v1/alerts/test"),
-    ("POST", "/editor/prefill"),
-    ("POST", "/editor/test-device"),
-]
+    return hostile.editor_session(r.app, EMAIL, PASSWORD)
 
 
 def send_everywhere(r: Rig, raw: str) -> list[tuple[str, Any]]:
-    """raw as the body of every JSON route, the CMS webhook signed correctly."""
-    answers = [
-        (path, r.client.open(path, method=method, data=raw, headers=r.auth(), content_type=JSON))
-        for method, path in API_ROUTES
-    ]
+    """raw as the body of every JSON route, each with what gets it past authentication."""
     session, csrf = editor(r)
-    answers += [
-        (path, session.open(path, method=method, data=raw, content_type=JSON, headers=csrf_h(csrf)))
-        for method, path in SESSION_ROUTES
-    ]
-    answers.append(("/api/v1/hooks/cms", hook(r, raw)))
+    answers = []
+    for method, path, auth in hostile.JSON_ROUTES:
+        if auth == "webhook":
+            answers.append((path, hook(r, raw)))
+            continue
+        client, headers = (session, csrf_h(csrf)) if auth == "session" else (r.client, r.auth())
+        answers.append(
+            (path, client.open(path, method=method, data=raw, headers=headers, content_type=JSON))
+        )
     return answers
 
 
