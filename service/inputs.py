@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, request
+from markupsafe import escape
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from core import inputs
@@ -54,5 +55,19 @@ def check_form_and_query() -> None:
 def register_input_guard(app: Flask) -> None:
     @app.before_request
     def _guard() -> Response | None:
-        check_form_and_query()
+        try:
+            check_form_and_query()
+        except ValidationError as exc:
+            if _wants_html():
+                # A newsroom form: a page the editor can read and go back from, not JSON.
+                text = escape(exc.message)
+                page = f"<!doctype html><title>Bad request</title><p>{text}.</p>"
+                return Response(page, status=400, mimetype="text/html")
+            raise
         return None
+
+
+def _wants_html() -> bool:
+    if request.path.startswith("/api/") or request.is_json:
+        return False
+    return request.accept_mimetypes.best in ("text/html", "application/xhtml+xml")

@@ -374,3 +374,16 @@ def test_cli_refuses_control_characters_in_an_email_and_a_token_name(site: Rig) 
 def _cli_env(r: Rig) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
     return {**clean, **r.env}
+
+
+def test_a_browser_posting_a_control_character_gets_a_readable_page(site: Rig) -> None:
+    before = rows(site)
+    session, csrf = editor(site)
+    answer = session.post(
+        "/editor/new",
+        data={"action": "review", "title": "<b>T\x00", "body": "B", "url": "/", "csrf_token": csrf},
+        headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+    )
+    assert answer.status_code == 400 and answer.mimetype == "text/html"
+    assert "title contains a control character (U+0000)" in answer.get_data(as_text=True)
+    assert rows(site) == before
