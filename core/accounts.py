@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 
 from core.errors import ValidationError
+from core.inputs import check_text, control_char, encodable
 
 TOKEN_PREFIX = "nf_"
 MIN_PASSWORD = 12
@@ -45,8 +46,15 @@ def parse_role(value: str) -> Role:
 
 def check_email(value: str) -> str:
     value = value.strip().lower()
-    if not _EMAIL.match(value):
+    if not _EMAIL.match(value) or control_char(value) is not None or not encodable(value):
         raise ValidationError("not an email address", "email")
+    return value
+
+
+def check_token_name(value: str) -> str:
+    value = check_text(value.strip(), "name")
+    if not value or len(value) > 100:
+        raise ValidationError("a token name is 1 to 100 characters", "name")
     return value
 
 

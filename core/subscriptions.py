@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from core.base64url import b64url_decode
 from core.endpoints import EndpointPolicy, check_endpoint
 from core.errors import NotFound, ValidationError
+from core.inputs import check_text, finite_number
 from core.model import Subscription, SubscriptionInput
 from core.ports import SubscriptionStore
 
@@ -82,12 +83,14 @@ def parse_subscription(
     p256dh = check_p256dh(keys.get("p256dh"), prefix + "keys.p256dh")
     auth = check_auth(keys.get("auth"), prefix + "keys.auth")
     expiration = body.get("expirationTime")
-    if expiration is not None and (
-        isinstance(expiration, bool) or not isinstance(expiration, int | float) or expiration < 0
-    ):
-        raise ValidationError(
-            "expirationTime must be null or a time in milliseconds", prefix + "expirationTime"
-        )
+    expires_ms: float | None = None
+    if expiration is not None:
+        # NaN and Infinity compare false with everything, so they'd slip past a range check.
+        expires_ms = _finite(expiration, prefix + "expirationTime")
+        if expires_ms < 0:
+            raise ValidationError(
+                "expirationTime must be null or a time in milliseconds", prefix + "expirationTime"
+            )
     topics = check_topics(body.get("topics"), known_topics, prefix + "topics", default_topics)
     if "topics" in body and not topics:
         # An empty list would store a subscription that never receives anything.
@@ -100,7 +103,7 @@ def parse_subscription(
         p256dh=p256dh,
         auth=auth,
         topics=topics,
-        expiration_time=None if expiration is None else float(expiration) / 1000.0,
+        expiration_time=None if expires_ms is None else expires_ms / 1000.0,
     )
 
 
@@ -110,7 +113,16 @@ def require_str(body: Mapping[str, Any], name: str, max_len: int = 4096) -> str:
         raise ValidationError(f"{name} is required (a string)", name)
     if len(value) > max_len:
         raise ValidationError(f"{name} must be at most {max_len} characters", name)
-    return value
+    return check_text(value, name)
+
+
+def _finite(value: object, field: str) -> float:
+    try:
+        return finite_number(value, field)
+    except ValidationError:
+        raise ValidationError(
+            "expirationTime must be null or a time in milliseconds", field
+        ) from None
 
 
 def record_opt_in(

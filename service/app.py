@@ -17,10 +17,9 @@ from core.bootstrap import Container
 from core.endpoints import is_loopback_host
 from service.errors import register_error_handlers
 from service.extensions import init_limiter
+from service.inputs import MAX_BODY_BYTES, register_input_guard
 from workers.factory import make_celery
 from workers.tasks import CeleryTaskQueue
-
-MAX_BODY_BYTES = 8 * 1024
 
 log = logging.getLogger("newsflash.web")
 
@@ -79,6 +78,7 @@ def create_app(
     app.extensions["newsflash"] = ext
     init_limiter(app, settings.redis_url)
     register_error_handlers(app)
+    register_input_guard(app)
 
     from service import api, editor, health, ops, reader, webhooks
 

@@ -37,6 +37,7 @@ from service.app import Newsflash
 from service.auth import begin_session, current_principal, end_session, has_session, require_role
 from service.errors import error_response
 from service.extensions import limiter
+from service.inputs import json_body
 from service.redirects import safe_next
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
@@ -458,8 +459,7 @@ def audience() -> Response:
 @bp.post("/prefill")
 @require_role(EDITOR_ROLES)
 def prefill() -> Response:
-    body = request.get_json(silent=True)
-    url = body.get("url") if isinstance(body, dict) else None
+    url = json_body().get("url")
     if not isinstance(url, str) or not url.strip():
         raise ValidationError("url is required", "url")
     found = newsroom.prefill_from_article(url, ext().settings.public_origins, _fetcher())
@@ -588,9 +588,7 @@ def test_device() -> Response:
     principal = me()
     if principal.user_id is None:
         raise ValidationError("log in to the newsroom in this browser first")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationError("send {endpoint, auth} as JSON")
+    body = json_body()
     endpoint, auth, on = body.get("endpoint"), body.get("auth"), body.get("on", True)
     if not isinstance(endpoint, str) or not endpoint:
         raise ValidationError("endpoint is required", "endpoint")

@@ -19,6 +19,7 @@ from core.accounts import (
     address_key,
     check_email,
     check_password,
+    check_token_name,
     hash_token,
     new_session_id,
     new_token,
@@ -176,6 +177,7 @@ class SqlAccounts:
         return Principal(row["email"], Role(row["role"]), user_id=row["id"])
 
     def create_token(self, name: str, role: Role, created_by: str | None = None) -> str:
+        name = check_token_name(name)
         token, digest, prefix = new_token()
         with self.engine.begin() as conn:
             conn.execute(
