@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from core import correlation
 from core.errors import Conflict, NotFound, ValidationError
 from core.model import Alert, AlertDraft, AlertKind, AlertStatus, Urgency
 from core.payload import MAX_PUSH_BODY, oversize_field, payload_dict, story_key
@@ -234,6 +235,7 @@ def publish(
     """
     existing = alerts.find_alert(article_id=draft.article_id, idempotency_key=draft.idempotency_key)
     if existing is not None:
+        correlation.annotate(alert_id=existing.id)
         return existing, False
     status = AlertStatus.SCHEDULED if draft.send_at is not None else AlertStatus.QUEUED
     audience = (
@@ -242,6 +244,8 @@ def publish(
     alert, created = alerts.create_alert(
         draft, story or story_key(draft.url, draft.article_id), status, audience, now
     )
+    # Every later line of this request or task (and the tasks it sends) names the alert.
+    correlation.annotate(alert_id=alert.id)
     if created and alert.status is AlertStatus.QUEUED:
         enqueue_plan(alert, queue)
     return alert, created

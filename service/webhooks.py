@@ -9,7 +9,7 @@ import time
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from core import alerts as alert_rules
-from core import webhooks
+from core import correlation, webhooks
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.errors import ValidationError
 from service.app import Newsflash
@@ -50,6 +50,8 @@ def cms() -> tuple[Response, int]:
         raw,
         now,
     )
+    # The CMS knows its message by webhook-id: the same id then finds it in our logs.
+    correlation.annotate(request_id=correlation.sane_request_id(msg_id))
     try:
         payload = json.loads(raw)
     except ValueError:
