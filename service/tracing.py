@@ -6,9 +6,10 @@ import contextlib
 import logging
 import time
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 
 from core import correlation
+from workers import tracing as task_tracing
 
 HEADER = "X-Request-Id"
 log = logging.getLogger("newsflash.http")
@@ -33,9 +34,16 @@ def _answer(response: Response) -> Response:
     if "nf_scope" not in g:  # a request that failed before our first hook ran
         g.nf_started = time.perf_counter()
         g.nf_scope = correlation.begin()
-    request_id = correlation.request_id()
+    scope = correlation.current()
+    request_id = scope.get("request_id")
     if request_id:
         response.headers[HEADER] = request_id
+    if request_id and scope.get("alert_id") is not None and response.status_code < 400:
+        # Scheduled sends and re-queues leave later, from beat: they find this id by the alert.
+        settings = current_app.extensions["newsflash"].settings
+        task_tracing.remember_origin(
+            task_tracing.origin_store(settings.redis_url), scope["alert_id"], request_id
+        )
     rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
     # The route pattern, never the path or query string: a path may carry an endpoint and a
     # query string a token.

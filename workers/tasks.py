@@ -70,7 +70,7 @@ def register(app: Celery) -> None:
 
     queue = CeleryTaskQueue(app)
     monitoring.install(app, container_for)
-    tracing.install()
+    tracing.install(app)
 
     @app.task(
         name=TASK_PLAN,

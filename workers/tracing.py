@@ -1,5 +1,6 @@
 """Request ids on the Celery side: carried in a message header, bound around each task run,
-and the alert id spelled out in the arguments Flower shows."""
+remembered per alert for the sweeps that re-send its work, and the alert id spelled out in
+the arguments Flower shows."""
 
 from __future__ import annotations
 
@@ -8,15 +9,48 @@ from collections.abc import Sequence
 from contextvars import Token
 from typing import Any
 
+import redis
+from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from core import correlation
+from core.adapters.telemetry import fast_failing_client
 from workers.factory import TASK_DELIVER, TASK_PLAN
 
+ORIGIN_KEY = "newsflash:alert-request:"
+ORIGIN_KEEP_S = 8 * 86400  # longer than the longest TTL: no push of the alert outlives it
+ORIGIN_TIMEOUT_S = 0.5  # a log id never holds up a publish or a sweep for long
+
 _scopes: dict[str, Token[dict[str, Any] | None]] = {}
+_redis: dict[str, redis.Redis[bytes]] = {}
+_sweeps: list[redis.Redis[bytes]] = []  # where this process's sweeps recall origins
 
 
-def install() -> None:
+def origin_store(redis_url: str) -> redis.Redis[bytes]:
+    found = _redis.get(redis_url)
+    if found is None:
+        found = _redis[redis_url] = fast_failing_client(redis_url, ORIGIN_TIMEOUT_S)
+    return found
+
+
+def remember_origin(client: redis.Redis[bytes], alert_id: int, request_id: str) -> None:
+    """The request that made an alert, for the beat sweeps (scheduled sends, retries, the
+    reconciler) that later send its tasks from a request of their own."""
+    with contextlib.suppress(Exception):
+        client.set(f"{ORIGIN_KEY}{alert_id}", request_id, ex=ORIGIN_KEEP_S, nx=True)
+
+
+def recall_origin(client: redis.Redis[bytes], alert_id: int) -> str | None:
+    try:
+        raw = client.get(f"{ORIGIN_KEY}{alert_id}")
+    except Exception:
+        return None
+    return correlation.sane_request_id(raw.decode("ascii", "replace")) if raw else None
+
+
+def install(app: Celery | None = None) -> None:
+    if app is not None and not _sweeps:
+        _sweeps.append(origin_store(app.conf.newsflash_settings.redis_url))
     before_task_publish.connect(_stamp, dispatch_uid="newsflash-request-id", weak=False)
     task_prerun.connect(_bind, dispatch_uid="newsflash-bind-request-id", weak=False)
     task_postrun.connect(_unbind, dispatch_uid="newsflash-unbind-request-id", weak=False)
@@ -50,13 +84,19 @@ def _stamp(
 ) -> None:
     if headers is None:
         return
-    # Inside a request or task the current id wins; a retry copies the header it ran with.
-    request_id = correlation.request_id() or headers.get(correlation.REQUEST_ID_HEADER)
-    if request_id:
-        headers[correlation.REQUEST_ID_HEADER] = request_id
     name = str(headers.get("task") or sender or "")
     args = body[0] if isinstance(body, tuple | list) and body else ()
-    shown = describe(name, args if isinstance(args, list | tuple) else (), request_id)
+    args = args if isinstance(args, list | tuple) else ()
+    scope = correlation.current()
+    # Inside a request or task the current id wins; a retry copies the header it ran with.
+    request_id = scope.get("request_id") or headers.get(correlation.REQUEST_ID_HEADER)
+    alert_id = ids_of(name, args).get("alert_id")
+    if alert_id is not None and scope.get("alert_id") != alert_id and _sweeps:
+        # A sweep re-sending this alert's work: the alert's own request id follows it.
+        request_id = recall_origin(_sweeps[0], alert_id) or request_id
+    if request_id:
+        headers[correlation.REQUEST_ID_HEADER] = request_id
+    shown = describe(name, args, request_id)
     if shown is not None:
         headers["argsrepr"] = shown
 
