@@ -261,6 +261,7 @@ def enqueue_plan(alert: Alert, queue: TaskQueue) -> None:
 
 def cancel(alert_id: int, alerts: AlertStore, now: float) -> Alert:
     """Stop an alert: scheduled ones never fire; in-flight deliveries stop within a second or two."""
+    correlation.annotate(alert_id=alert_id)
     alert = alerts.get_alert(alert_id)
     if alert is None:
         raise NotFound("no such alert", "id")

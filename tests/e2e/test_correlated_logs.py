@@ -19,7 +19,7 @@ from core import correlation
 from core.adapters.logs import make_handler
 from standin.server import PushStandin
 from tests.conftest import TEST_REDIS_DB, port_open, require_service
-from tests.reliability.harness import ORIGIN, Rig, broker_messages, rig, token_of
+from tests.reliability.harness import ORIGIN, Rig, rig, token_of
 from tests.support.stack import Process, wait_until
 from workers.factory import TASK_DELIVER, TASK_PLAN, make_celery
 
@@ -117,6 +117,17 @@ def test_one_alerts_request_id_is_on_the_post_the_plan_and_every_batch(live: Liv
         ("POST", 202, request_id)
     ]
     assert isinstance(posts[0]["ms"], float | int)
+    # Later requests about the alert (here a too-late cancel) are on its path too.
+    late = r.client.post(f"/api/v1/alerts/{alert_id}/cancel", json={}, headers=r.auth())
+    assert late.status_code == 409
+    cancels = [
+        e
+        for e in _about(_lines(live.web_log.getvalue()), alert_id)
+        if e.get("route") == "/api/v1/alerts/<int:alert_id>/cancel"
+    ]
+    assert [(e["status"], e["request_id"]) for e in cancels] == [
+        (409, late.headers["X-Request-Id"])
+    ]
 
     worker = _about(_lines(live.worker.output()), alert_id)
     assert worker, "the worker logged nothing naming the alert"
@@ -202,7 +213,12 @@ def test_flower_sees_the_alert_and_request_in_the_task_arguments(live: Live) -> 
         app.send_task(TASK_PLAN, args=[41], queue=Queue("nf-test-idle-plan"))
         app.send_task(TASK_DELIVER, args=[7, 41], queue=Queue("nf-test-idle-deliver"))
     try:
-        messages = broker_messages(client, ["nf-test-idle-plan", "nf-test-idle-deliver"])
+        # Only these two queues: the broker's unacked set holds the live worker's own tasks.
+        messages = [
+            json.loads(raw)
+            for queue in ("nf-test-idle-plan", "nf-test-idle-deliver")
+            for raw in client.lrange(queue, 0, -1)
+        ]
         shown = sorted(
             (m["headers"]["task"], m["headers"]["argsrepr"], m["headers"]["nf_request_id"])
             for m in messages
