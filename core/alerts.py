@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from core import correlation
 from core.errors import Conflict, NotFound, ValidationError
 from core.inputs import check_text, finite_number
 from core.model import Alert, AlertDraft, AlertKind, AlertStatus, Urgency
@@ -233,6 +234,7 @@ def publish(
     """
     existing = alerts.find_alert(article_id=draft.article_id, idempotency_key=draft.idempotency_key)
     if existing is not None:
+        correlation.annotate(alert_id=existing.id)
         return existing, False
     status = AlertStatus.SCHEDULED if draft.send_at is not None else AlertStatus.QUEUED
     audience = (
@@ -241,6 +243,8 @@ def publish(
     alert, created = alerts.create_alert(
         draft, story or story_key(draft.url, draft.article_id), status, audience, now
     )
+    # Every later line of this request or task (and the tasks it sends) names the alert.
+    correlation.annotate(alert_id=alert.id)
     if created and alert.status is AlertStatus.QUEUED:
         enqueue_plan(alert, queue)
     return alert, created
@@ -256,6 +260,7 @@ def enqueue_plan(alert: Alert, queue: TaskQueue) -> None:
 
 def cancel(alert_id: int, alerts: AlertStore, now: float) -> Alert:
     """Stop an alert: scheduled ones never fire; in-flight deliveries stop within a second or two."""
+    correlation.annotate(alert_id=alert_id)
     alert = alerts.get_alert(alert_id)
     if alert is None:
         raise NotFound("no such alert", "id")

@@ -15,6 +15,7 @@ from config.settings import Settings
 from core.adapters.accounts_sql import SqlAccounts
 from core.bootstrap import Container
 from core.endpoints import is_loopback_host
+from service import tracing
 from service.errors import register_error_handlers
 from service.extensions import init_limiter
 from service.inputs import MAX_BODY_BYTES, register_input_guard
@@ -76,6 +77,7 @@ def create_app(
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     ext = Newsflash(settings, container or Container(settings), celery or make_celery(settings))
     app.extensions["newsflash"] = ext
+    tracing.install(app)
     init_limiter(app, settings.redis_url)
     register_error_handlers(app)
     register_input_guard(app)

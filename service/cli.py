@@ -176,12 +176,15 @@ def api_request(
     path: str,
     body: dict[str, Any] | None = None,
     token: str | None = None,
+    request_id: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
     url = settings.api_url.rstrip("/") + path
     data = None if body is None else json.dumps(body).encode("utf-8")
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - operator-given API URL
     request.add_header("Content-Type", "application/json")
     request.add_header("Authorization", f"Bearer {token or _cli_token(settings)}")
+    if request_id:
+        request.add_header("X-Request-Id", request_id)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             raw = response.read()
@@ -209,7 +212,12 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         value = getattr(args, name)
         if value is not None:
             body[name] = value
-    status, answer = api_request(settings, "POST", "/api/v1/alerts", body, args.token)
+    from core.correlation import new_request_id
+
+    request_id = "cli-" + new_request_id()
+    status, answer = api_request(
+        settings, "POST", "/api/v1/alerts", body, args.token, request_id=request_id
+    )
     if status >= 400:
         error = answer.get("error", {})
         field = f" ({error['field']})" if error.get("field") else ""
@@ -217,6 +225,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     verb = "queued" if status == 202 else "already sent before (same article or key)"
     print(f"alert {answer['id']} {verb}: status {answer['status']}, audience {answer['audience']}")
     print(f"follow it: newsflash alerts watch {answer['id']}")
+    print(f"in the logs: request_id {request_id} (or alert_id {answer['id']})")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`newsflash status` and `newsflash alerts watch ID`: the /ops picture in a terminal.
+"""`newsflash status`, `alerts watch ID` and `alerts list`: the /ops picture in a terminal.
 
 Both read the database, Redis and the broker directly (like the workers do), so they work on
 the machine that runs Newsflash even when the web process is down.
@@ -208,6 +208,71 @@ def _watch(store: Any, alert_id: int, args: argparse.Namespace) -> int:
         time.sleep(args.interval)
 
 
+LIST_MAX = 200
+TITLE_WIDTH = 50
+
+
+def _short(text: str, width: int = TITLE_WIDTH) -> str:
+    """Cut at a word, so a title never ends mid-word."""
+    text = " ".join(text.split())
+    if len(text) <= width:
+        return text
+    cut = text[: width - 1].rsplit(" ", 1)[0] if " " in text[: width - 1] else text[: width - 1]
+    return cut.rstrip(",;:.- ") + "…"
+
+
+def alert_line(alert: Any, tz: Any) -> str:
+    from datetime import datetime
+
+    created = datetime.fromtimestamp(alert.created_at, tz).strftime("%Y-%m-%d %H:%M %Z")
+    c = alert.counts
+    return (
+        f"{alert.id:>7}  {alert.status.value:<9}  {created:<20}  "
+        f"audience {c.audience:>9,}  delivered {c.delivered:>9,}  {_short(alert.title)}"
+    )
+
+
+def _statuses(value: str | None) -> list[str]:
+    from core.errors import ValidationError
+    from core.model import AlertStatus
+
+    allowed = [s.value for s in AlertStatus]
+    wanted = [] if value is None else [s.strip() for s in value.split(",") if s.strip()]
+    bad = [s for s in wanted if s not in allowed]
+    if bad or (value is not None and not wanted):
+        raise ValidationError(
+            f"{', '.join(bad) or repr(value)} is not a status; use one of {', '.join(allowed)}"
+            " (several with commas)",
+            "--status",
+        )
+    return wanted
+
+
+def cmd_alerts_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Newest first: id, status, created (newsroom time), audience, delivered, title."""
+    from core.bootstrap import Container
+    from core.errors import ValidationError
+
+    statuses = _statuses(args.status)
+    if not 1 <= args.limit <= LIST_MAX:
+        raise ValidationError(f"must be from 1 to {LIST_MAX} (got {args.limit})", "--limit")
+    container = Container(settings)
+    try:
+        alerts = container.store.list_alerts(limit=args.limit, statuses=statuses)
+    finally:
+        container.engine.dispose()
+    if args.json:
+        from service.api import alert_json
+
+        print(json.dumps({"alerts": [alert_json(a) for a in alerts]}, indent=2))
+        return 0
+    if not alerts:
+        print("no alerts" + (f" with status {', '.join(statuses)}" if statuses else ""))
+    for alert in alerts:
+        print(alert_line(alert, settings.timezone))
+    return 0
+
+
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "status", help="queues, workers, alerts in flight, push hosts, alarms (like /ops)"
@@ -226,3 +291,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--timeout", type=float, default=0, help="give up after this many seconds")
     p.set_defaults(func=cmd_alerts_watch, needs_keys=False)
+    p = alerts.add_parser("list", help="recent alerts, newest first (status, audience, delivered)")
+    p.add_argument(
+        "--status", help="only these: scheduled, queued, sending, sent, cancelled, failed"
+    )
+    p.add_argument("--limit", type=int, default=20, help=f"at most this many (1-{LIST_MAX})")
+    p.add_argument("--json", action="store_true", help="the API's alert objects, for machines")
+    p.set_defaults(func=cmd_alerts_list, needs_keys=False)

@@ -8,7 +8,7 @@ import time
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from core import alerts as alert_rules
-from core import webhooks
+from core import correlation, webhooks
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.inputs import parse_json
 from service.app import Newsflash
@@ -49,6 +49,8 @@ def cms() -> tuple[Response, int]:
         raw,
         now,
     )
+    # The CMS knows its message by webhook-id: the same id then finds it in our logs.
+    correlation.annotate(request_id=correlation.sane_request_id(msg_id))
     # Parsed only once the signature over the raw bytes holds: unsigned senders reach no parser.
     payload = parse_json(raw, "the webhook body")
     c = ext().container

@@ -66,10 +66,11 @@ RETRY_ON = (OperationalError, ConnectionError)
 
 def register(app: Celery) -> None:
     """Declare the tasks on `app` (tests build their own app with make_celery)."""
-    from workers import monitoring
+    from workers import monitoring, tracing
 
     queue = CeleryTaskQueue(app)
     monitoring.install(app, container_for)
+    tracing.install(app)
 
     @app.task(
         name=TASK_PLAN,

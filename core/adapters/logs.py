@@ -10,10 +10,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from core import correlation
 from core.endpoints import redact_endpoint
 
-# The fields every delivery event carries when it knows them (passed with `extra=`).
-CONTEXT_FIELDS: Final = ("alert_id", "task_id", "batch_id", "push_host", "outcome")
+# The fields every delivery event carries when it knows them (passed with `extra=` or stamped
+# from the correlation scope by CorrelationFilter).
+CONTEXT_FIELDS: Final = ("request_id", "alert_id", "task_id", "batch_id", "push_host", "outcome")
 REDACTED: Final = "[redacted]"
 
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
@@ -96,6 +98,9 @@ def redact_value(name: str, value: Any) -> Any:
     """A structured field: secret names lose their value, endpoints keep host + hash."""
     if value is None or isinstance(value, bool | int | float):
         return value
+    if name == "request_id" and correlation.sane_request_id(value):
+        # Checked to be a short run of [A-Za-z0-9._-]: a proxy's 32-hex id must stay greppable.
+        return value
     if name in _ENDPOINT_NAMES and isinstance(value, str):
         return redact_endpoint(value)
     if _is_secret_name(name):
@@ -117,6 +122,17 @@ def add_context_provider(provider: ContextProvider) -> None:
     """Adapters add ambient fields (the Celery task id) without core importing Celery."""
     if provider not in _context_providers:
         _context_providers.append(provider)
+
+
+class CorrelationFilter(logging.Filter):
+    """Stamps the request id and alert id of the current request or task on every record
+    (what a record passes explicitly with `extra=` wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in correlation.current().items():
+            if getattr(record, key, None) is None:
+                setattr(record, key, value)
+        return True
 
 
 class RedactingFilter(logging.Filter):
@@ -196,6 +212,7 @@ class TextFormatter(logging.Formatter):
 
 def make_handler(json_lines: bool = True, stream: Any = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(CorrelationFilter())
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     handler.set_name("newsflash")

@@ -141,3 +141,76 @@ def test_a_malformed_rate_limit_stops_every_command(var_env: dict[str, str]) -> 
     env = {**var_env, "NEWSFLASH_RATE_LIMIT_LOGIN": "ten per minute"}
     for argv in (["settings"], ["db", "upgrade"], ["token", "list"], ["beat"]):
         _one_line_failure(run(argv, env), "NEWSFLASH_RATE_LIMIT_LOGIN: expected limits like")
+
+
+def test_alerts_list_shows_the_newest_first_in_the_newsroom_time_zone(
+    database_url: str, tmp_path: Path
+) -> None:
+    import json
+    import time
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from config.settings import Topic
+    from core.adapters import migrate
+    from core.adapters.sql import SqlStore, make_engine, sync_topics
+    from core.model import AlertDraft, AlertStatus, Urgency
+
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    store = SqlStore(engine, sync_topics(engine, (Topic("breaking", "Breaking", True),)))
+    now = time.time()
+    made = []
+    for age_s, title, status in [
+        (7200, "Floods close the Mombasa road", AlertStatus.SENT),
+        (3600, "Called off before it went", AlertStatus.CANCELLED),
+        (60, "A very long headline about the budget vote that runs on and on", None),
+    ]:
+        draft = AlertDraft(
+            title=title,
+            body="B",
+            url="https://news.example.com/a",
+            topics=("breaking",),
+            urgency=Urgency.HIGH,
+            ttl_s=600,
+        )
+        alert, _ = store.create_alert(draft, f"k{age_s}", AlertStatus.QUEUED, 12, now - age_s)
+        if status is not None:
+            store.set_status(alert.id, status, now)
+        made.append(alert)
+    engine.dispose()
+    env = {
+        "NEWSFLASH_VAR_DIR": str(tmp_path / "var"),
+        "NEWSFLASH_DATABASE_URL": database_url,
+        "NEWSFLASH_NEWSROOM_TIMEZONE": "Africa/Nairobi",
+    }
+
+    listed = run(["alerts", "list"], env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert [int(line.split()[0]) for line in lines] == [a.id for a in reversed(made)]
+    newest = lines[0]
+    created = datetime.fromtimestamp(made[2].created_at, ZoneInfo("Africa/Nairobi"))
+    assert created.strftime("%Y-%m-%d %H:%M EAT") in newest
+    assert " queued " in newest and "audience        12" in newest
+    assert newest.endswith("A very long headline about the budget vote that…")
+    assert " sent " in lines[2] and lines[2].endswith("Floods close the Mombasa road")
+
+    only = run(["alerts", "list", "--status", "cancelled", "--limit", "5"], env)
+    assert only.returncode == 0, only.stderr
+    assert [line.split()[:2] for line in only.stdout.splitlines()] == [
+        [str(made[1].id), "cancelled"]
+    ]
+    machine = run(["alerts", "list", "--limit", "2", "--json"], env)
+    assert machine.returncode == 0, machine.stderr
+    alerts = json.loads(machine.stdout)["alerts"]
+    assert [(a["id"], a["status"]) for a in alerts] == [
+        (str(made[2].id), "queued"),
+        (str(made[1].id), "cancelled"),
+    ]
+    assert alerts[0]["counts"]["audience"] == 12 and alerts[0]["created_at"].endswith("Z")
+
+    bad = run(["alerts", "list", "--status", "done"], env)
+    _one_line_failure(bad, "--status")
+    assert "scheduled, queued, sending, sent, cancelled, failed" in bad.stderr
+    _one_line_failure(run(["alerts", "list", "--limit", "0"], env), "--limit")

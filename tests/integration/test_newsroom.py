@@ -873,8 +873,11 @@ def test_cms_webhook_signed_breaking_article_becomes_one_alert(stack: NewsroomSt
     flood = _hook(stack, {"article": {**article["article"], "html": "x" * 70_000}})
     assert flood.status_code == 413
 
-    first = _hook(stack, article)
+    delivery_id = "msg_" + uuid.uuid4().hex
+    first = _hook(stack, article, msg_id=delivery_id)
     assert first.status_code == 202, first.json
+    # The CMS's own delivery id is the request id our logs carry for this alert.
+    assert first.headers["X-Request-Id"] == delivery_id
     alert_id = first.json["alert"]["id"]
     alert = stack.wait_status(alert_id, "sent", timeout_s=30)
     assert alert["article_id"] == article_id and alert["topics"] == ["breaking", "cms"]
