@@ -99,6 +99,13 @@ class Settings:
     api_url: str = "http://127.0.0.1:8000"
     api_token: str | None = field(default=None, repr=False)
     proxy_hops: int = 0  # reverse proxies in front of the web process (X-Forwarded-For trust)
+    # The web server (service/server.py): threads per process only ever see whole requests; a
+    # request must arrive within web_read_timeout_s of its first byte, an idle connection is
+    # closed after web_idle_timeout_s, and one process holds at most web_connection_limit.
+    web_threads: int = 8
+    web_read_timeout_s: float = 10.0
+    web_idle_timeout_s: float = 20.0
+    web_connection_limit: int = 1000
     log_level: str = "INFO"
     log_json: bool = True
     # Ops: Prometheus multiprocess files, the /ops cache and the alarm thresholds.
@@ -437,6 +444,10 @@ def load_settings(
         push_ca_file=read.raw("PUSH_CA_FILE"),
         worker_concurrency=read.whole("WORKER_CONCURRENCY", 2, 1, 64),
         proxy_hops=read.whole("PROXY_HOPS", 0, 0, 5),
+        web_threads=read.whole("WEB_THREADS", 8, 1, 256),
+        web_read_timeout_s=read.number("WEB_READ_TIMEOUT_S", 10.0, 1.0, 300.0),
+        web_idle_timeout_s=read.number("WEB_IDLE_TIMEOUT_S", 20.0, 1.0, 3600.0),
+        web_connection_limit=read.whole("WEB_CONNECTION_LIMIT", 1000, 10, 100_000),
         port=port,
         api_url=_check_url(
             PREFIX + "API_URL", read.text("API_URL", f"http://127.0.0.1:{port}"), ("http", "https")

@@ -20,6 +20,7 @@ import redis
 
 from config.settings import Settings
 from core.endpoints import is_loopback_host
+from service.listeners import ListenError, check_free
 
 
 class RunError(Exception):
@@ -116,7 +117,22 @@ def _wait_ready(
     return False
 
 
+def check_ports(port: int, standin_port: int | None) -> None:
+    """Refuse in one line, before anything starts, a port another program already holds."""
+    try:
+        check_free("127.0.0.1", port, "set PORT or pass --port")
+        if standin_port:
+            check_free("127.0.0.1", standin_port, "pass --standin-port")
+    except ListenError as exc:
+        raise RunError(str(exc)) from None
+
+
 def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> int:
+    try:
+        check_ports(port, standin_port)
+    except RunError as exc:
+        print(f"newsflash: {exc}", file=sys.stderr)
+        return 2
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False
 
