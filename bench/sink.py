@@ -287,7 +287,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError:
         loopback = False
     if not loopback:
-        print(f"sink: --host {args.host} is not a loopback address; the sink listens on loopback only", file=sys.stderr)
+        print(
+            f"sink: --host {args.host} is not a loopback address; the sink listens on loopback only",
+            file=sys.stderr,
+        )
         return 2
     try:
         sock = open_listener(args.host, args.port, "pass --port", backlog=2048)
