@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 
 
@@ -15,11 +16,14 @@ def open_listener(host: str, port: int, change: str, backlog: int = 1024) -> soc
     if not 0 < port < 65536:
         raise ListenError(f"port {port} is not a TCP port (1 to 65535): {change}")
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except (socket.gaierror, UnicodeError):
+        # An address, never a name to look up: what to listen on is the operator's explicit choice.
+        literal = "127.0.0.1" if host == "localhost" else str(ipaddress.ip_address(host))
+    except ValueError:
         raise ListenError(
-            f"{host!r} is not an address this machine can listen on: pass --host"
+            f"--host {host!r} is not an IP address (e.g. 127.0.0.1, 0.0.0.0, ::): pass --host"
         ) from None
+    flags = socket.AI_PASSIVE | socket.AI_NUMERICHOST
+    infos = socket.getaddrinfo(literal, port, type=socket.SOCK_STREAM, flags=flags)
     family, kind, proto, _name, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
