@@ -13,6 +13,7 @@ parent (one per core; each connects at boot), and a process that dies is replace
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -95,13 +96,40 @@ def build_server(app: Any, sock: socket.socket, settings: Settings) -> DeadlineS
     return server
 
 
+def access_logged(app: Any) -> Any:
+    """One line per request (address, method, path without the query, status, ms), as before."""
+    log = logging.getLogger("newsflash.access")
+
+    def logged(environ: dict[str, Any], start_response: Any) -> Any:
+        started = time.perf_counter()
+        status = ["-"]
+
+        def start(code: str, headers: Any, exc_info: Any = None) -> Any:
+            status[0] = code.split(" ", 1)[0]
+            return start_response(code, headers, exc_info)
+
+        try:
+            return app(environ, start)
+        finally:
+            log.info(
+                '%s "%s %s" %s %.0fms',
+                environ.get("REMOTE_ADDR", "-"),
+                environ.get("REQUEST_METHOD", "-"),
+                environ.get("PATH_INFO", "-"),
+                status[0],
+                (time.perf_counter() - started) * 1000,
+            )
+
+    return logged
+
+
 def serve_here(sock: socket.socket, settings: Settings) -> int:
     """Import the app (it connects at boot), then serve on `sock` until SIGTERM or SIGINT."""
     signal.signal(signal.SIGTERM, _exit_quietly)
     signal.signal(signal.SIGINT, _exit_quietly)
     from service.wsgi import app
 
-    server = build_server(app, sock, settings)
+    server = build_server(access_logged(app), sock, settings)
     host, port = sock.getsockname()[:2]
     print(
         f"web process {os.getpid()} serving on http://{host}:{port} "
