@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -57,7 +58,9 @@ def _subscription() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory, redis_url: str, vapid_pem: str) -> Iterator[int]:
+def web_process(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, vapid_pem: str
+) -> Iterator[tuple[int, Process]]:
     """`newsflash web` as `make run` starts it (two processes), on a free loopback port."""
     tmp = tmp_path_factory.mktemp("slow")
     env = make_env(
@@ -77,9 +80,14 @@ def web(tmp_path_factory: pytest.TempPathFactory, redis_url: str, vapid_pem: str
     try:
         wait_until(lambda: proc.output().count("serving on") >= 2 or not proc.alive(), 60, "web")
         assert proc.alive(), proc.output()
-        yield port
+        yield port, proc
     finally:
         proc.stop()
+
+
+@pytest.fixture
+def web(web_process: tuple[int, Process]) -> int:
+    return web_process[0]
 
 
 @dataclass
@@ -223,3 +231,23 @@ def test_idle_clients_get_no_thread_so_a_full_pool_still_answers(web: int, tmp_p
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_a_killed_web_process_is_replaced(web_process: tuple[int, Process]) -> None:
+    port, proc = web_process
+    children = psutil.Process(proc.pid).children()
+    assert len(children) == 2, proc.output()
+    time.sleep(5)  # past the start-up window in which a dying process stops the whole command
+    children[0].kill()
+    wait_until(
+        lambda: (
+            len(psutil.Process(proc.pid).children()) == 2
+            and children[0].pid not in {c.pid for c in psutil.Process(proc.pid).children()}
+        ),
+        30,
+        "a replacement web process",
+    )
+    wait_until(lambda: proc.output().count("serving on") >= 3, 30, "the replacement to serve")
+    assert proc.alive()
+    for _ in range(10):
+        assert _timed(port, "GET", "/healthz")[0] == 200
