@@ -46,6 +46,13 @@ def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
             f"NEWSFLASH_REDIS_URL: nothing answers at {host}:{port}. Install Redis "
             "(apt-get install redis-server, brew install redis) or point NEWSFLASH_REDIS_URL at one."
         )
+    try:
+        check_free(host, port, "set NEWSFLASH_REDIS_URL")
+    except ListenError:
+        raise RunError(
+            f"NEWSFLASH_REDIS_URL: port {port} on {host} is in use by something that is not "
+            "a Redis answering PING: set NEWSFLASH_REDIS_URL or free the port"
+        ) from None
     data = (settings.var_dir / "redis").resolve()
     data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
@@ -194,9 +201,10 @@ def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> i
         print(f"newsflash: {exc}", file=sys.stderr)
         return 2
     finally:
-        print("stopping…", file=sys.stderr)
-        _stop(children)
-        print("stopped.", file=sys.stderr)
+        if children:  # a refusal before anything started stays one line
+            print("stopping…", file=sys.stderr)
+            _stop(children)
+            print("stopped.", file=sys.stderr)
 
 
 def var_path(settings: Settings, name: str) -> Path:

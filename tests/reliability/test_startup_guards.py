@@ -258,6 +258,21 @@ def test_a_port_in_use_is_one_line_naming_the_port_and_what_to_change(
     print("\n" + line)
 
 
+def test_run_with_the_redis_port_held_by_something_else_is_one_line(
+    occupied_port: int, cli_env: dict[str, str]
+) -> None:
+    """`make run` starts a local redis-server when none answers; a port held by a program that
+    is not Redis is named in one line, and nothing is left running."""
+    env = {**cli_env, "NEWSFLASH_REDIS_URL": f"redis://127.0.0.1:{occupied_port}/0"}
+    argv = ["run", "--port", str(free_port()), "--standin-port", str(free_port())]
+    result = _start(argv, env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = _one_clear_line(
+        result, f"port {occupied_port} on 127.0.0.1 is in use", "NEWSFLASH_REDIS_URL"
+    )
+    print("\n" + line)
+
+
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
