@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # The local demo pushes to the stand-in on 127.0.0.1; production leaves this off.
 export NEWSFLASH_ALLOW_LOOPBACK_PUSH ?= on
 
-.PHONY: run test check lint format typecheck install browsers clean help
+.PHONY: run test check lint format typecheck install browsers tools clean help
 
 help:
 	@echo "make run    - set up and run web + workers + beat + demo stand-in (Ctrl-C stops all)"
@@ -20,9 +20,9 @@ $(BIN)/python:
 
 RUN_STAMP := $(VENV)/.run-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-# make run needs only the service; make test adds the test and dev tools.
+# make run needs the service and the bench's extra; make test adds the test and dev tools.
 $(RUN_STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[bench]'
 	rm -f $(VENV)/.run-*
 	touch $(RUN_STAMP)
 
@@ -41,7 +41,11 @@ run: $(RUN_STAMP)
 browsers:
 	@bash .ci/install-browsers
 
-test: install browsers
+# promtool (Debian's prometheus package) for the alert rules and Prometheus config tests.
+tools:
+	@bash .ci/install-tools
+
+test: install browsers tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

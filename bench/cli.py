@@ -8,7 +8,14 @@ from typing import Any
 
 
 def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
-    from bench.fanout import Options, run, save, summary
+    try:
+        from bench.fanout import Options, run, save, summary
+    except ModuleNotFoundError as exc:
+        if exc.name != "psutil":
+            raise
+        from service.cli import CliError
+
+        raise CliError("bench needs psutil: pip install -e '.[bench]' (make run does)") from None
 
     opts = Options(
         subscribers=args.subscribers,

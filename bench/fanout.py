@@ -27,11 +27,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
+
+from core.base64url import b64url_encode
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -111,10 +113,6 @@ def subscriber_keys(count: int, cache: Path | None) -> tuple[bytes, float]:
     return have[: count * KEY_RECORD], time.monotonic() - started
 
 
-def b64url(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
 # -- database ----------------------------------------------------------------------------------
 
 
@@ -152,7 +150,7 @@ def insert_subscriptions(engine: Any, keys: bytes, endpoint_base: str, mask: int
     def rows(start: int, stop: int) -> Iterator[tuple[str, str, str]]:
         for i in range(start, stop):
             rec = keys[i * KEY_RECORD : (i + 1) * KEY_RECORD]
-            yield f"{endpoint_base}{i}", b64url(rec[:65]), b64url(rec[65:])
+            yield f"{endpoint_base}{i}", b64url_encode(rec[:65]), b64url_encode(rec[65:])
 
     if engine.dialect.name == "postgresql":
         raw = engine.raw_connection()
@@ -500,7 +498,7 @@ def naive_loop(
         rec = keys[i * KEY_RECORD : (i + 1) * KEY_RECORD]
         info = {
             "endpoint": f"{base}{i}",
-            "keys": {"p256dh": b64url(rec[:65]), "auth": b64url(rec[65:])},
+            "keys": {"p256dh": b64url_encode(rec[:65]), "auth": b64url_encode(rec[65:])},
         }
         session = None
         if ca_file is not None:
@@ -1002,8 +1000,3 @@ def summary(report: dict[str, Any]) -> str:
         f"  load average        {report['machine']['loadavg_before']} → {report['machine'].get('loadavg_after')}"
     )
     return "\n".join(lines)
-
-
-def as_dict(opts: Options) -> dict[str, Any]:
-    data = asdict(opts)
-    return {k: str(v) if isinstance(v, Path) else v for k, v in data.items()}

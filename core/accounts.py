@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
 
 from core.errors import ValidationError
+from core.inputs import check_text, control_char, encodable
 
 TOKEN_PREFIX = "nf_"
 MIN_PASSWORD = 12
@@ -44,8 +46,15 @@ def parse_role(value: str) -> Role:
 
 def check_email(value: str) -> str:
     value = value.strip().lower()
-    if not _EMAIL.match(value):
+    if not _EMAIL.match(value) or control_char(value) is not None or not encodable(value):
         raise ValidationError("not an email address", "email")
+    return value
+
+
+def check_token_name(value: str) -> str:
+    value = check_text(value.strip(), "name")
+    if not value or len(value) > 100:
+        raise ValidationError("a token name is 1 to 100 characters", "name")
     return value
 
 
@@ -64,3 +73,52 @@ def new_token() -> tuple[str, str, str]:
 def hash_token(token: str) -> str:
     # Tokens are 256 random bits: a fast hash is enough, unlike passwords.
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+# -- sessions ---------------------------------------------------------------------------------
+# The last-seen time is written at most this often: a page that polls every second would
+# otherwise turn every read into a write.
+SESSION_TOUCH_S = 60.0
+
+
+def new_session_id() -> tuple[str, str]:
+    """(the id the browser's signed cookie carries, its sha256 that the database stores)."""
+    session_id = secrets.token_urlsafe(32)
+    return session_id, hash_token(session_id)
+
+
+def session_alive(
+    created_at: float,
+    last_seen_at: float,
+    revoked_at: float | None,
+    now: float,
+    lifetime_s: float,
+    idle_s: float,
+) -> bool:
+    """A session ends at logout or revocation, lifetime_s after login, or idle_s after last use."""
+    return revoked_at is None and now < created_at + lifetime_s and now < last_seen_at + idle_s
+
+
+# -- refused-login summaries ------------------------------------------------------------------
+# Refused logins are counted per address and window instead of one audit row each, so a
+# flood cannot push real entries off the audit page.
+REFUSAL_WINDOW_S = 600
+
+
+def refusal_window(now: float) -> int:
+    return int(now // REFUSAL_WINDOW_S) * REFUSAL_WINDOW_S
+
+
+def address_key(address: str | None) -> str:
+    """The address a refusal is counted under: IPv6 by /64, since one host owns a whole /64."""
+    if not address:
+        return "unknown"
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)

@@ -11,9 +11,11 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from core.errors import Conflict, NotFound, ValidationError
+from core.inputs import check_text, finite_number
 from core.model import Alert, AlertDraft, AlertKind, AlertStatus, Urgency
 from core.payload import MAX_PUSH_BODY, oversize_field, payload_dict, story_key
 from core.ports import AlertStore, SubscriptionStore, TaskQueue
+from core.receipts import WORST_RECEIPT
 from core.subscriptions import check_topics
 
 log = logging.getLogger("newsflash.alerts")
@@ -38,7 +40,13 @@ class AlertRules:
     timezone: str = "UTC"
 
 
-def _text(body: Mapping[str, Any], name: str, max_len: int, required: bool = True) -> str | None:
+def _text(
+    body: Mapping[str, Any],
+    name: str,
+    max_len: int,
+    required: bool = True,
+    multiline: bool = False,
+) -> str | None:
     value = body.get(name)
     if value is None or value == "":
         if required:
@@ -46,27 +54,17 @@ def _text(body: Mapping[str, Any], name: str, max_len: int, required: bool = Tru
         return None
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string", name)
-    value = value.strip()
+    if multiline:
+        # A form's textarea sends CRLF; the notification wants plain line breaks.
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    value = check_text(value.strip(), name, multiline=multiline)
     if required and not value:
         raise ValidationError(f"{name} is required", name)
     if len(value) > max_len:
         raise ValidationError(
             f"{name} must be at most {max_len} characters (has {len(value)})", name
         )
-    if any(ord(ch) < 0x20 and ch not in "\n\t" for ch in value):
-        raise ValidationError(f"{name} contains control characters", name)
-    if not _encodable(value):
-        raise ValidationError(f"{name} is not valid Unicode text", name)
     return value
-
-
-def _encodable(value: str) -> bool:
-    """False for lone surrogates (JSON can escape them; UTF-8, databases and payloads can't)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def check_public_url(value: str, origins: Collection[str], field: str) -> str:
@@ -102,7 +100,7 @@ def parse_send_at(value: object, tz_name: str, now: float) -> float | None:
     if isinstance(value, bool):
         raise ValidationError("send_at must be an ISO 8601 time or unix seconds", "send_at")
     if isinstance(value, int | float):
-        when = float(value)
+        when = finite_number(value, "send_at")
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
@@ -131,7 +129,8 @@ def parse_alert_request(
     if not isinstance(body, Mapping):
         raise ValidationError("body must be a JSON object")
     title = _text(body, "title", MAX_TITLE)
-    text = _text(body, "body", MAX_BODY)
+    # Only the body may run over lines; a title, URL or id is one line of plain text.
+    text = _text(body, "body", MAX_BODY, multiline=True)
     url = _text(body, "url", MAX_URL)
     assert title is not None and text is not None and url is not None
     url = check_public_url(url, rules.public_origins, "url")
@@ -164,15 +163,16 @@ def parse_alert_request(
     if article_id is not None:
         if isinstance(article_id, int) and not isinstance(article_id, bool):
             article_id = str(article_id)
-        if not isinstance(article_id, str) or not article_id.strip() or not _encodable(article_id):
+        if not isinstance(article_id, str) or not article_id.strip():
             raise ValidationError("article_id must be a non-empty string", "article_id")
+        check_text(article_id, "article_id")
         if len(article_id) > MAX_ARTICLE_ID:
             raise ValidationError(
                 f"article_id must be at most {MAX_ARTICLE_ID} characters", "article_id"
             )
         article_id = article_id.strip()
     if idempotency_key is not None:
-        idempotency_key = idempotency_key.strip()
+        idempotency_key = check_text(idempotency_key.strip(), "Idempotency-Key")
         if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
             raise ValidationError(
                 f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", "Idempotency-Key"
@@ -198,7 +198,7 @@ def parse_alert_request(
 
 
 def check_fits(draft: AlertDraft) -> None:
-    """Measure the real payload (with a worst-case id and timestamp) before anything is queued."""
+    """Measure the real payload (worst-case id, timestamp and receipt) before anything is queued."""
     data = payload_dict(
         "9" * 19,
         draft.title,
@@ -208,6 +208,7 @@ def check_fits(draft: AlertDraft) -> None:
         9_999_999_999,
         draft.image,
         draft.icon,
+        WORST_RECEIPT,
     )
     field = oversize_field(data)
     if field is not None:

@@ -17,6 +17,7 @@ from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
 from core.delivery import DeliveryPolicy
 from core.endpoints import EndpointPolicy
+from core.receipts import Receipts, receipt_key
 
 
 class StartupError(Exception):
@@ -98,7 +99,13 @@ class Container:
             stale_after_s=s.stale_after_s,
             breaker_open_s=s.breaker_open_s,
             endpoints=self.endpoint_policy,
+            receipts=self.receipts,
         )
+
+    @cached_property
+    def receipts(self) -> Receipts | None:
+        key = receipt_key(self.settings.secret_key)
+        return None if key is None else Receipts(key)
 
     def reset_after_fork(self) -> None:
         """Connections must not cross a fork: drop them so the child opens its own."""

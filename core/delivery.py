@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from core.endpoints import EndpointPolicy, endpoint_allowed
 from core.model import Alert, AlertStatus, Lane, LedgerStatus, Target
 from core.outcomes import Decision, Outcome, backoff_s, classify
-from core.payload import build_payload, topic_header
+from core.payload import build_payload, receipt_prefix, topic_header
 from core.ports import (
     DeliveryStore,
     HostHealth,
@@ -25,6 +25,7 @@ from core.ports import (
     PushSender,
     TaskQueue,
 )
+from core.receipts import Receipts
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -43,6 +44,8 @@ class DeliveryPolicy:
     # Endpoints are checked again at send time: the allowlist may have shrunk since a row was
     # stored, and a row may predate a rule. The resolved address is checked on every connection.
     endpoints: EndpointPolicy | None = None
+    # Signs the receipt each payload carries (None: no receipts, reader reports never count).
+    receipts: Receipts | None = None
 
 
 def plan_fanout(
@@ -261,21 +264,7 @@ def deliver_batch(
         )
     if policy.endpoints is not None:
         targets = _refuse_disallowed(targets, policy.endpoints, store, alert.id, batch_id, now)
-    payload = build_payload(alert, int(now))
-    topic = topic_header(alert.story_key)
-    messages = [
-        PushMessage(
-            t.subscription_id,
-            t.endpoint,
-            t.p256dh,
-            t.auth,
-            payload,
-            alert.ttl_s,
-            alert.urgency.value,
-            topic,
-        )
-        for t in targets
-    ]
+    messages = _messages(alert, targets, policy.receipts, int(now))
     attempts = {t.subscription_id: t.attempts for t in targets}
     # One thread per batch for the database: ledger chunks and the cancel check run there,
     # never on the sender's event loop.
@@ -335,6 +324,32 @@ def deliver_batch(
         },
     )
     return report
+
+
+def _messages(
+    alert: Alert, targets: list[Target], receipts: Receipts | None, ts: int
+) -> list[PushMessage]:
+    """One message per target; each payload carries that subscription's delivery receipt."""
+    payload = build_payload(alert, ts)
+    topic = topic_header(alert.story_key)
+    if receipts is None:
+        bodies = [payload] * len(targets)
+    else:
+        head, sign = receipt_prefix(payload), receipts.sign_bytes
+        bodies = [b"".join((head, sign(alert.id, t.subscription_id), b'"}')) for t in targets]
+    return [
+        PushMessage(
+            t.subscription_id,
+            t.endpoint,
+            t.p256dh,
+            t.auth,
+            body,
+            alert.ttl_s,
+            alert.urgency.value,
+            topic,
+        )
+        for t, body in zip(targets, bodies, strict=True)
+    ]
 
 
 class _Heartbeat:

@@ -6,7 +6,6 @@ import functools
 import hashlib
 import ipaddress
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -185,20 +184,9 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 
 
-def all_addresses_allowed(addresses: Iterable[str], allow_loopback: bool) -> bool:
-    addresses = list(addresses)
-    return bool(addresses) and all(address_allowed(a, allow_loopback) for a in addresses)
-
-
 def push_host(endpoint: str) -> str:
     """The host part, for per-host limits, metrics and logs (never the full endpoint)."""
     return (urlsplit(endpoint).hostname or "unknown").lower()
-
-
-def push_origin(endpoint: str) -> str:
-    """scheme://host[:port] — the VAPID audience for this endpoint."""
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def redact_endpoint(endpoint: str) -> str:

@@ -26,10 +26,6 @@ class Decision:
     open_breaker: bool = False
     answer: str = "other"  # a metrics label: 2xx, 404/410, 429, 5xx, 4xx, timeout, error
 
-    @property
-    def retryable(self) -> bool:
-        return self.outcome in {Outcome.RETRY, Outcome.REJECTED}
-
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Retry-After as delta-seconds or an HTTP date; None when absent or unreadable."""

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.base64url import b64url_decode
 from core.endpoints import EndpointPolicy, check_endpoint
 from core.errors import NotFound, ValidationError
+from core.inputs import check_text, finite_number
 from core.model import Subscription, SubscriptionInput
 from core.ports import SubscriptionStore
-
-
-def b64url_decode(value: str) -> bytes:
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
 def _decode_key(value: object, field: str) -> bytes:
@@ -26,7 +22,7 @@ def _decode_key(value: object, field: str) -> bytes:
         raise ValidationError(f"{field} must be base64url (A-Z a-z 0-9 - _)", field)
     try:
         return b64url_decode(value.rstrip("="))
-    except (binascii.Error, ValueError):
+    except ValueError:
         raise ValidationError(f"{field} must be base64url", field) from None
 
 
@@ -87,12 +83,14 @@ def parse_subscription(
     p256dh = check_p256dh(keys.get("p256dh"), prefix + "keys.p256dh")
     auth = check_auth(keys.get("auth"), prefix + "keys.auth")
     expiration = body.get("expirationTime")
-    if expiration is not None and (
-        isinstance(expiration, bool) or not isinstance(expiration, int | float) or expiration < 0
-    ):
-        raise ValidationError(
-            "expirationTime must be null or a time in milliseconds", prefix + "expirationTime"
-        )
+    expires_ms: float | None = None
+    if expiration is not None:
+        # NaN and Infinity compare false with everything, so they'd slip past a range check.
+        expires_ms = _finite(expiration, prefix + "expirationTime")
+        if expires_ms < 0:
+            raise ValidationError(
+                "expirationTime must be null or a time in milliseconds", prefix + "expirationTime"
+            )
     topics = check_topics(body.get("topics"), known_topics, prefix + "topics", default_topics)
     if "topics" in body and not topics:
         # An empty list would store a subscription that never receives anything.
@@ -105,7 +103,7 @@ def parse_subscription(
         p256dh=p256dh,
         auth=auth,
         topics=topics,
-        expiration_time=None if expiration is None else float(expiration) / 1000.0,
+        expiration_time=None if expires_ms is None else expires_ms / 1000.0,
     )
 
 
@@ -115,13 +113,27 @@ def require_str(body: Mapping[str, Any], name: str, max_len: int = 4096) -> str:
         raise ValidationError(f"{name} is required (a string)", name)
     if len(value) > max_len:
         raise ValidationError(f"{name} must be at most {max_len} characters", name)
-    return value
+    return check_text(value, name)
+
+
+def _finite(value: object, field: str) -> float:
+    try:
+        return finite_number(value, field)
+    except ValidationError:
+        raise ValidationError(
+            "expirationTime must be null or a time in milliseconds", field
+        ) from None
 
 
 def record_opt_in(
     store: SubscriptionStore, sub: SubscriptionInput, now: float
 ) -> tuple[Subscription, bool]:
-    """Upsert by endpoint: the same browser never makes a second row. Returns (row, created)."""
+    """Upsert by endpoint: the same browser never makes a second row. Returns (row, created).
+
+    Only the same keys may update an existing row (an idempotent re-subscribe, which may change
+    the topics: the keys prove ownership); other keys raise Conflict and change nothing. A
+    browser's endpoint and keys live and die together, so a real browser never needs more.
+    """
     return store.upsert(sub, now)
 
 
@@ -153,7 +165,10 @@ def remove_subscription(store: SubscriptionStore, endpoint: str, auth: str) -> N
 def move_subscription(
     store: SubscriptionStore, old_endpoint: str, old_auth: str, new: SubscriptionInput, now: float
 ) -> tuple[Subscription, bool]:
-    """pushsubscriptionchange: the reader keeps their topics on the new endpoint."""
+    """pushsubscriptionchange: the reader keeps their topics on the new endpoint.
+
+    The old row needs its auth secret; the new endpoint, if already stored, needs the same keys
+    (else Conflict, and the old row stays: one transaction)."""
     old = owned_subscription(store, old_endpoint, old_auth)
     topics = new.topics or old.topics
     moved = SubscriptionInput(new.endpoint, new.p256dh, new.auth, topics, new.expiration_time)

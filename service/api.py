@@ -7,65 +7,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from core import alerts as alert_rules
 from core import subscriptions as subs
 from core.accounts import EDITOR_ROLES
 from core.errors import NotFound, ValidationError
+from core.inputs import parse_id
 from core.model import Alert, AlertKind
-from service.app import MAX_BODY_BYTES, Newsflash
+from core.receipts import RECEIPT_FIELD, EventResult, record_event
+from service.app import Newsflash
 from service.auth import current_principal, require_role
 from service.extensions import limiter
+from service.inputs import json_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def ext() -> Newsflash:
     return current_app.extensions["newsflash"]  # type: ignore[no-any-return]
-
-
-def json_body() -> dict[str, Any]:
-    data = request.get_data(cache=True)
-    if request.content_length is None and len(data) >= MAX_BODY_BYTES:
-        # Werkzeug cuts a chunked body at the limit without an error: treat reaching it as too big.
-        raise RequestEntityTooLarge()
-    body = request.get_json(silent=True, force=False)
-    if body is None:
-        if not request.is_json:
-            raise ValidationError("send a JSON body with Content-Type: application/json")
-        raise ValidationError("the body is not valid JSON")
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object")
-    bad = _not_unicode(body)
-    if bad is not None:
-        raise ValidationError(f"{bad or 'the body'} is not valid Unicode text", bad or None)
-    return body
-
-
-def _not_unicode(value: Any, path: str = "") -> str | None:
-    """The dotted path of a string holding a lone surrogate: JSON may escape one (\ud800), but
-    no database or push payload can hold it."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return path
-        return None
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        name = f"{path}.{key}" if path else str(key)
-        found = _not_unicode(key, name) if isinstance(key, str) else None
-        if found is None:
-            found = _not_unicode(item, name)
-        if found is not None:
-            return found
-    return None
 
 
 def iso(ts: float | None) -> str | None:
@@ -220,16 +179,31 @@ def change_subscription() -> tuple[Response, int]:
 
 @bp.post("/events")
 @limiter.limit("120 per minute")
-def event() -> tuple[str, int]:
+def event() -> tuple[str, int] | tuple[Response, int]:
+    """A service worker reports a display or click, echoing the receipt its push carried.
+
+    Forged, replayed or stale receipts get the same 202 as counted ones: the answer is no
+    oracle for guessing receipts or alert ids. Only a genuine receipt whose delivery the
+    worker has not recorded yet gets 425, so the service worker tries again shortly.
+    """
     body = json_body()
     kind = body.get("type")
     if kind not in ("displayed", "clicked"):
         raise ValidationError("type must be displayed or clicked", "type")
-    raw_id = body.get("alert")
-    if not isinstance(raw_id, str | int) or isinstance(raw_id, bool) or not str(raw_id).isdigit():
-        raise ValidationError("alert must be an alert id", "alert")
-    if not ext().container.store.add_event(int(raw_id), kind):
-        raise NotFound("no such alert", "alert")
+    alert_id = parse_id(body.get("alert"), "alert")
+    receipt = body.get(RECEIPT_FIELD)
+    if not isinstance(receipt, str) or not receipt:
+        raise ValidationError(
+            f"{RECEIPT_FIELD} is required: the receipt the push payload carried", RECEIPT_FIELD
+        )
+    c = ext().container
+    result = record_event(c.store, c.receipts, alert_id, kind, receipt)
+    if result is EventResult.TOO_EARLY:
+        response = jsonify(
+            {"error": {"code": "too_early", "message": "try again shortly", "field": None}}
+        )
+        response.headers["Retry-After"] = "2"
+        return response, 425
     return "", 202
 
 

@@ -17,10 +17,9 @@ from core.bootstrap import Container
 from core.endpoints import is_loopback_host
 from service.errors import register_error_handlers
 from service.extensions import init_limiter
+from service.inputs import MAX_BODY_BYTES, register_input_guard
 from workers.factory import make_celery
 from workers.tasks import CeleryTaskQueue
-
-MAX_BODY_BYTES = 8 * 1024
 
 log = logging.getLogger("newsflash.web")
 
@@ -71,7 +70,7 @@ def create_app(
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure_cookies,
         SESSION_COOKIE_NAME="newsflash_session",
-        PERMANENT_SESSION_LIFETIME=12 * 3600,
+        PERMANENT_SESSION_LIFETIME=settings.session_lifetime_s,
         JSON_SORT_KEYS=False,
     )
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
@@ -79,6 +78,7 @@ def create_app(
     app.extensions["newsflash"] = ext
     init_limiter(app, settings.redis_url)
     register_error_handlers(app)
+    register_input_guard(app)
 
     from service import api, editor, health, ops, reader, webhooks
 

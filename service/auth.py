@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any, TypeVar, cast
@@ -13,6 +14,32 @@ from service.errors import error_response
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# The signed cookie carries only this random id; the sessions table says whether it still counts.
+SESSION_ID = "sid"
+
+
+def begin_session(principal: Principal) -> None:
+    """Log this browser in: a new server-side session (the caller rotated the cookie first)."""
+    assert principal.user_id is not None
+    ext = current_app.extensions["newsflash"]
+    session[SESSION_ID] = ext.accounts.start_session(
+        principal.user_id, time.time(), ext.settings.session_lifetime_s
+    )
+    session.permanent = True
+    g.principal = principal
+
+
+def end_session() -> None:
+    """Log this browser out on the server too: a copy of the old cookie is worth nothing."""
+    session_id = session.get(SESSION_ID)
+    if isinstance(session_id, str):
+        current_app.extensions["newsflash"].accounts.end_session(session_id, time.time())
+    g.pop("principal", None)
+
+
+def has_session() -> bool:
+    return isinstance(session.get(SESSION_ID), str)
+
 
 def current_principal() -> Principal | None:
     if "principal" in g:
@@ -22,8 +49,14 @@ def current_principal() -> Principal | None:
     accounts = current_app.extensions["newsflash"].accounts
     if header.startswith("Bearer "):
         principal = accounts.verify_token(header.removeprefix("Bearer ").strip())
-    elif "user_id" in session:
-        principal = accounts.get_user(int(session["user_id"]))
+    elif has_session():
+        settings = current_app.extensions["newsflash"].settings
+        principal = accounts.session_principal(
+            str(session[SESSION_ID]),
+            time.time(),
+            settings.session_lifetime_s,
+            settings.session_idle_s,
+        )
     g.principal = principal
     return principal
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import os
 import sys
@@ -39,6 +38,8 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    from core.base64url import b64url_encode
+
     var = settings.var_dir
     var.mkdir(parents=True, exist_ok=True)
     os.chmod(var, 0o700)
@@ -59,19 +60,16 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         raw = key.public_key().public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-        (var / "vapid_public.txt").write_text(
-            base64.urlsafe_b64encode(raw).rstrip(b"=").decode() + "\n"
-        )
+        (var / "vapid_public.txt").write_text(b64url_encode(raw) + "\n")
         created.append(f"{key_path} (VAPID private key, mode 0600)")
-    for name, make in (
-        ("secret_key", lambda: secrets.token_hex(32)),
+    for path, make in (
+        (settings.secret_key_file or var / "secret_key", lambda: secrets.token_hex(32)),
         (
-            "cms_webhook_secret",
+            settings.cms_webhook_secret_file or var / "cms_webhook_secret",
             lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
         ),
-        ("vapid_subject", lambda: args.subject),
+        (var / "vapid_subject", lambda: args.subject),
     ):
-        path = var / name
         if path.exists():
             kept.append(str(path))
         else:
@@ -120,23 +118,6 @@ def _safe_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable>"
-
-
-def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
-    from core.accounts import parse_role
-    from core.adapters.accounts_sql import SqlAccounts
-
-    role = parse_role(args.role)
-    password = args.password_stdin and sys.stdin.readline().rstrip("\n")
-    if not password:
-        password = getpass.getpass("Password (12+ characters): ")
-        if getpass.getpass("Repeat: ") != password:
-            raise CliError("passwords do not match")
-    accounts = SqlAccounts(_container(settings).engine)
-    user_id = accounts.create_user(args.email, password, role)
-    accounts.audit("cli", "user.create", args.email, {"role": role.value})
-    print(f"created user {args.email} ({role.value}), id {user_id}")
-    return 0
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
@@ -241,8 +222,13 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_push_standin(args: argparse.Namespace, settings: Settings) -> int:
     from service.listeners import ListenError, check_free
-    from standin.server import main_foreground
 
+    try:
+        from standin.server import main_foreground
+    except ModuleNotFoundError as exc:
+        if exc.name not in {"standin", "standin.server"}:
+            raise
+        raise CliError(_dev_tool_missing("push-standin")) from None
     try:
         check_free(args.host, args.port, "pass --port")
     except ListenError as exc:
@@ -251,9 +237,18 @@ def cmd_push_standin(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _dev_tool_missing(command: str) -> str:
+    # The production image leaves standin/ and bench/ out (see the Dockerfile).
+    return f"{command} is a development tool, not in this image"
+
+
+def cmd_dev_tool_missing(args: argparse.Namespace, settings: Settings) -> int:
+    raise CliError(_dev_tool_missing(args.tool))
+
+
 def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     """Register N subscriptions owned by the stand-in, so a demo needs no browser."""
-    from core.errors import ValidationError
+    from core.errors import Conflict, ValidationError
     from core.subscriptions import parse_subscription, record_opt_in
 
     request = urllib.request.Request(  # noqa: S310 - loopback stand-in given by the operator
@@ -285,7 +280,12 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
             raise CliError(
                 f"--standin: the stand-in answered an unusable subscription ({exc.field}: {exc.message})"
             ) from None
-        record_opt_in(c.store, parsed, now)
+        try:
+            record_opt_in(c.store, parsed, now)
+        except Conflict:
+            raise CliError(
+                "--standin: the stand-in answered an endpoint already stored with other keys"
+            ) from None
     if not settings.allow_loopback_push:
         print(
             "note: workers push to these only with NEWSFLASH_ALLOW_LOOPBACK_PUSH=on (make run sets it)",
@@ -364,17 +364,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = db.add_parser("upgrade", help="apply migrations")
     p.set_defaults(func=cmd_db_upgrade, needs_keys=False)
 
-    user = sub.add_parser("user", help="newsroom accounts").add_subparsers(
-        dest="user_command", required=True, metavar="ACTION"
-    )
-    p = user.add_parser("create", help="create a newsroom account (prompts for the password)")
-    p.add_argument("--email", required=True)
-    p.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
-    p.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
-    p.set_defaults(func=cmd_user_create, needs_keys=False)
-
     token = sub.add_parser(
         "token", help="API tokens for the CMS, scripts and Prometheus"
     ).add_subparsers(dest="token_command", required=True, metavar="ACTION")
@@ -449,14 +438,22 @@ _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 def _load_extras() -> None:
     if _EXTRA_COMMANDS:
         return
-    for module in ("service.cli_ops", "bench.cli"):
+    for module in ("service.cli_users", "service.cli_ops", "service.cli_settings", "bench.cli"):
         try:
             imported = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
+            if exc.name == "bench" and module == "bench.cli":
+                _EXTRA_COMMANDS.append(_register_missing_bench)
+            elif exc.name != module:
+                raise
+            continue
         _EXTRA_COMMANDS.append(imported.register)
+
+
+def _register_missing_bench(subparsers: Any) -> None:
+    p = subparsers.add_parser("bench", help="benchmarks (development checkouts only)")
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_dev_tool_missing, tool="bench", needs_keys=False)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 import uuid
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,7 +20,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from werkzeug.exceptions import TooManyRequests
@@ -34,9 +34,11 @@ from core.errors import DomainError, NotFound, ValidationError
 from core.model import Alert, AlertStatus
 from service import csrf
 from service.app import Newsflash
-from service.auth import current_principal, require_role
+from service.auth import begin_session, current_principal, end_session, has_session, require_role
 from service.errors import error_response
 from service.extensions import limiter
+from service.inputs import json_body
+from service.redirects import safe_next
 
 bp = Blueprint("editor", __name__, url_prefix="/editor")
 
@@ -74,7 +76,7 @@ def _template_globals() -> dict[str, Any]:
 
 
 def _session_user() -> Principal | None:
-    return current_principal() if "user_id" in session else None
+    return current_principal() if has_session() else None
 
 
 @bp.app_template_filter("nf_time")
@@ -108,34 +110,32 @@ def _login_limit() -> str:
     return ext().settings.rate_limit_login
 
 
-def _safe_next(target: str | None) -> str | None:
-    # Only paths on this site: never an open redirect to another host.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
-
-
 @bp.errorhandler(TooManyRequests)
 def _too_many(exc: TooManyRequests) -> tuple[str, int]:
     retry = exc.get_response().headers.get("Retry-After")
     if request.endpoint == "editor.login_submit":
-        ext().accounts.audit(
-            _typed_email(), "login.rate_limited", None, {"ip": request.remote_addr}
+        ext().accounts.audit_refusal(
+            _typed_email(), "login.rate_limited", request.remote_addr, time.time()
         )
     message = "Too many login attempts from this address. Wait a minute and try again."
     return render_template("editor/login.html", error=message, retry_after=retry), 429
 
 
+# Control characters never belong in an email or a filter, and PostgreSQL refuses NUL in text:
+# such input is refused before it reaches the database.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _typed_email() -> str | None:
-    email = request.form.get("email", "").strip().lower()
-    return email[:320] or None
+    email = request.form.get("email", "").strip().lower()[:320]
+    return None if _CONTROL.search(email) else email or None
 
 
 @bp.get("/login", endpoint="login")
 def login_form() -> Page:
-    if current_principal() is not None and "user_id" in session:
-        return redirect(_safe_next(request.args.get("next")) or url_for("editor.history"))
-    return render_template("editor/login.html", next=_safe_next(request.args.get("next")))
+    if has_session() and current_principal() is not None:
+        return redirect(safe_next(request.args.get("next")) or url_for("editor.history"))
+    return render_template("editor/login.html", next=safe_next(request.args.get("next")))
 
 
 @bp.post("/login")
@@ -143,17 +143,20 @@ def login_form() -> Page:
 def login_submit() -> Page:
     email = _typed_email() or ""
     password = request.form.get("password", "")
-    target = _safe_next(request.form.get("next"))
+    target = safe_next(request.form.get("next"))
+    if _CONTROL.search(request.form.get("email", "")):
+        error = "Email: control characters are not allowed."
+        return render_template("editor/login.html", error=error, next=target), 400
     accounts = ext().accounts
     principal = accounts.authenticate(email, password) if email and password else None
     if principal is None:
-        accounts.audit(email or None, "login.failed", None, {"ip": request.remote_addr})
+        accounts.audit_refusal(email or None, "login.failed", request.remote_addr, time.time())
         return render_template(
             "editor/login.html", error="Wrong email or password.", email=email, next=target
         ), 401
+    end_session()
     csrf.rotate()
-    session["user_id"] = principal.user_id
-    session.permanent = True
+    begin_session(principal)
     accounts.audit(principal.name, "login", None, {"ip": request.remote_addr})
     if target is None and principal.role is Role.OPS:
         target = "/ops"
@@ -165,6 +168,7 @@ def logout() -> BaseResponse:
     principal = current_principal()
     if principal is not None:
         ext().accounts.audit(principal.name, "logout")
+    end_session()
     csrf.rotate()
     return redirect(url_for("editor.login"))
 
@@ -455,8 +459,7 @@ def audience() -> Response:
 @bp.post("/prefill")
 @require_role(EDITOR_ROLES)
 def prefill() -> Response:
-    body = request.get_json(silent=True)
-    url = body.get("url") if isinstance(body, dict) else None
+    url = json_body().get("url")
     if not isinstance(url, str) or not url.strip():
         raise ValidationError("url is required", "url")
     found = newsroom.prefill_from_article(url, ext().settings.public_origins, _fetcher())
@@ -585,9 +588,7 @@ def test_device() -> Response:
     principal = me()
     if principal.user_id is None:
         raise ValidationError("log in to the newsroom in this browser first")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationError("send {endpoint, auth} as JSON")
+    body = json_body()
     endpoint, auth, on = body.get("endpoint"), body.get("auth"), body.get("on", True)
     if not isinstance(endpoint, str) or not endpoint:
         raise ValidationError("endpoint is required", "endpoint")
@@ -608,16 +609,70 @@ def test_device() -> Response:
 
 
 # -- audit ----------------------------------------------------------------------------------
+AUDIT_PAGE = 50
+
+
 @bp.get("/audit")
 @require_role({Role.ADMIN}, page=True)
 def audit() -> Page:
-    entries = ext().accounts.audit_entries(limit=500)
+    """Newest first, a page at a time, narrowed by who, what and when (all in the query string)."""
+    args = request.args
+    filters = {k: args.get(k, "").strip()[:320] for k in ("actor", "action", "from", "to")}
+    try:
+        for field, value in filters.items():
+            if _CONTROL.search(value):
+                raise ValidationError(f"{field}: control characters are not allowed", field)
+        since = _day_start(filters["from"], "from")
+        until = _day_start(filters["to"], "to", days_later=1)  # the "to" day is included
+        before = _whole(args.get("before", ""), "before")
+    except ValidationError as exc:
+        return render_template(
+            "editor/audit.html", entries=[], filters=filters, actions=[], error=exc.message
+        ), 400
+    accounts = ext().accounts
+    entries = accounts.audit_entries(
+        AUDIT_PAGE + 1,
+        before_id=before,
+        actor=filters["actor"] or None,
+        action=filters["action"] or None,
+        since=since,
+        until=until,
+    )
+    older = entries[AUDIT_PAGE - 1]["id"] if len(entries) > AUDIT_PAGE else None
+    entries = entries[:AUDIT_PAGE]
     for entry in entries:
         try:
             entry["detail"] = json.loads(entry["detail"] or "{}")
         except ValueError:
             entry["detail"] = {"raw": entry["detail"]}
-    return render_template("editor/audit.html", entries=entries)
+    return render_template(
+        "editor/audit.html",
+        entries=entries,
+        filters=filters,
+        actions=accounts.audit_actions(),
+        older=older,
+        newer=before is not None,
+        page_args={k: v for k, v in filters.items() if v},
+    )
+
+
+def _day_start(value: str, field: str, days_later: int = 0) -> float | None:
+    """A YYYY-MM-DD date as the start of that day (or one days_later) in the newsroom's zone."""
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d") + timedelta(days=days_later)
+    except (ValueError, OverflowError):
+        raise ValidationError(f"{field}: a date as YYYY-MM-DD", field) from None
+    return day.replace(tzinfo=ext().settings.timezone).timestamp()
+
+
+def _whole(value: str, field: str) -> int | None:
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise ValidationError(f"{field}: a whole number", field)
+    return int(value)
 
 
 @bp.errorhandler(NotFound)

@@ -173,7 +173,15 @@ def document() -> dict[str, Any]:
                     "requestBody": {"required": True, **_json(_SUBSCRIPTION)},
                     "responses": {
                         "201": {"description": "created", **_json(_SUB_ANSWER)},
-                        "200": {"description": "already known; updated", **_json(_SUB_ANSWER)},
+                        "200": {
+                            "description": "the same endpoint and keys again: topics updated",
+                            **_json(_SUB_ANSWER),
+                        },
+                        "409": {
+                            "description": "the endpoint is stored with other keys: nothing "
+                            "changed (use PUT or /change with the stored auth secret)",
+                            **_json(_ERROR),
+                        },
                         **_errors(400, 413, 415, 429),
                     },
                 },
@@ -244,6 +252,11 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "200": {"description": "moved", **_json(_SUB_ANSWER)},
                         "201": {"description": "moved", **_json(_SUB_ANSWER)},
+                        "409": {
+                            "description": "the new endpoint is stored with other keys: "
+                            "nothing changed, the old subscription stays",
+                            **_json(_ERROR),
+                        },
                         **_errors(400, 404, 413, 429),
                     },
                 }
@@ -255,15 +268,32 @@ def document() -> dict[str, Any]:
                         **_json(
                             {
                                 "type": "object",
-                                "required": ["alert", "type"],
+                                "required": ["alert", "type", "d"],
                                 "properties": {
                                     "alert": {"type": "string"},
                                     "type": {"type": "string", "enum": ["displayed", "clicked"]},
+                                    "d": {
+                                        "type": "string",
+                                        "description": "the delivery receipt the push payload "
+                                        "carried (its field d), echoed unchanged",
+                                    },
                                 },
                             }
                         ),
                     },
-                    "responses": {"202": {"description": "counted"}, **_errors(400, 404, 413, 429)},
+                    "summary": "A service worker reports a display or click of an alert",
+                    "description": "Counted once per delivery and type, and only with the "
+                    "receipt the push carried to this browser. A forged, foreign or repeated "
+                    "receipt also gets 202 and is never counted (no oracle).",
+                    "responses": {
+                        "202": {"description": "accepted (counted if the receipt is genuine)"},
+                        "425": {
+                            "description": "a genuine receipt whose delivery is not recorded "
+                            "yet: ask again after Retry-After seconds",
+                            **_json(_ERROR),
+                        },
+                        **_errors(400, 413, 429),
+                    },
                 }
             },
             "/api/v1/alerts": {

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, g, render_template, request
 from flask.blueprints import BlueprintSetupState
 
 from core import ops
@@ -36,6 +37,10 @@ def _fresh_snapshot(kit: monitoring.OpsKit) -> dict[str, Any]:
         snapshot["alarms"] = ops.alarms_json(kit.alarm_store)
     except Exception:
         snapshot["alarms"] = None
+    try:
+        snapshot["churn_totals"] = kit.queries.churn_totals()
+    except Exception:
+        snapshot["churn_totals"] = None  # the snapshot's "database" section says why
     snapshot["thresholds"] = {
         "stall_s": kit.settings.alarm_stall_s,
         "pending_s": kit.settings.alarm_pending_s,
@@ -117,6 +122,25 @@ def _ready_extra() -> dict[str, Any]:
         return {"alarms": ops.alarms_json(_kit().alarm_store)}
     except Exception as exc:
         return {"alarms": None, "alarms_error": f"unreachable: {type(exc).__name__}"}
+
+
+@bp.before_app_request
+def _start_clock() -> None:
+    g.newsflash_started = time.perf_counter()
+
+
+@bp.after_app_request
+def _observe_latency(response: Response) -> Response:
+    """Every request's time by route template (never the raw path: ids would explode the
+    label), so the dashboard can show what an editor's POST /api/v1/alerts costs."""
+    started = g.pop("newsflash_started", None)
+    if started is not None:
+        rule = request.url_rule
+        with contextlib.suppress(Exception):  # metrics never fail a request
+            metrics.metrics().http_latency.labels(
+                request.method, rule.rule if rule is not None else "unmatched"
+            ).observe(time.perf_counter() - started)
+    return response
 
 
 @bp.record_once

@@ -9,12 +9,16 @@ from core.adapters.logs import configure_logging
 from core.bootstrap import StartupError, load_signer
 from service.app import create_app
 
+GUNICORN_BOOT_ERROR = 3
+
 try:
     _settings = load_settings()
     load_signer(_settings)
 except (SettingsError, StartupError) as exc:
     print(f"newsflash: {exc}", file=sys.stderr)
-    raise SystemExit(2) from None
+    # In a gunicorn worker, 3 is "failed to boot": the master stops instead of forking a new
+    # worker that fails the same way every second (`newsflash web` checks before gunicorn starts).
+    raise SystemExit(GUNICORN_BOOT_ERROR if "gunicorn" in sys.argv[0] else 2) from None
 
 # One JSON line per event, redacted, for the web processes too (Celery sets up its own).
 configure_logging(_settings.log_level, _settings.log_json)

@@ -1,8 +1,7 @@
-"""Key material for the push stand-in: subscriber key pairs, base64url and a throwaway TLS CA."""
+"""Key material for the push stand-in: subscriber key pairs and a throwaway TLS CA."""
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import ipaddress
 import os
@@ -15,23 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from core.base64url import b64url_decode, b64url_encode
+
 _CURVE = ec.SECP256R1()
-
-
-def b64url_encode(data: bytes) -> str:
-    """Unpadded base64url, the encoding browsers use for subscription keys."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    """Decode base64url with or without padding; raises ValueError on garbage."""
-    raw = text.strip().encode("ascii")
-    # Senders are inconsistent about padding and some use the standard alphabet.
-    raw = raw.replace(b"+", b"-").replace(b"/", b"_").rstrip(b"=")
-    try:
-        return base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"not base64url: {exc}") from exc
 
 
 def public_point(key: ec.EllipticCurvePrivateKey) -> bytes:

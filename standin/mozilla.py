@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import ipaddress
 import json
@@ -19,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from core.base64url import b64url_decode, b64url_encode
+from standin import vapid
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +28,10 @@ log = logging.getLogger(__name__)
 SUBPROTOCOL = "push-notification"
 # Autopush's limit on the encrypted body; RFC 8030 lets a push service refuse larger ones (413).
 MAX_PAYLOAD_BYTES = 4096
-# RFC 8292 section 2: a VAPID token may not be valid for more than 24 hours.
-MAX_VAPID_LIFETIME_S = 24 * 60 * 60
 # Ack codes Firefox sends (PushServiceWebSocket.sys.mjs kACK_STATUS_TO_CODE).
 ACK_DELIVERED = 100
 ACK_DECRYPTION_ERROR = 101
 ACK_NOT_DELIVERED = 102
-
-_VAPID_HEADER = re.compile(r"^vapid\s+(?P<params>.+)$", re.IGNORECASE)
-_WEBPUSH_HEADER = re.compile(r"^webpush\s+(?P<token>\S+)$", re.IGNORECASE)
 
 
 class PushRejected(Exception):
@@ -48,96 +41,6 @@ class PushRejected(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-def b64url_decode(value: str) -> bytes:
-    """Decode base64url with or without padding (Firefox pads register keys, VAPID does not)."""
-    value = value.strip().rstrip("=")
-    try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"not base64url: {value[:40]!r}") from exc
-
-
-def b64url_encode(raw: bytes) -> str:
-    """Encode base64url without padding, as autopush sends `data` to the client."""
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def verify_vapid(
-    authorization: str, crypto_key: str, audience: str, now: float | None = None
-) -> bytes:
-    """Check a VAPID Authorization header (RFC 8292, or the older "WebPush" draft form).
-
-    Returns the raw application server public key the token was signed with, so the
-    caller can compare it with the key the subscription was created for.
-    """
-    token: str | None = None
-    key_b64: str | None = None
-    if match := _VAPID_HEADER.match(authorization.strip()):
-        for part in match.group("params").split(","):
-            name, _, val = part.strip().partition("=")
-            if name.strip().lower() == "t":
-                token = val.strip()
-            elif name.strip().lower() == "k":
-                key_b64 = val.strip()
-    elif match := _WEBPUSH_HEADER.match(authorization.strip()):
-        # Draft-01 VAPID (still used with aesgcm): the key travels in Crypto-Key p256ecdsa=.
-        token = match.group("token")
-        for item in re.split(r"[;,]", crypto_key):
-            name, _, val = item.strip().partition("=")
-            if name.strip().lower() == "p256ecdsa":
-                key_b64 = val.strip()
-    if not token or not key_b64:
-        raise PushRejected(401, "missing or malformed VAPID Authorization header")
-
-    try:
-        key_raw = b64url_decode(key_b64)
-        public_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key_raw)
-    except ValueError as exc:
-        raise PushRejected(401, f"VAPID k is not a P-256 public key: {exc}") from exc
-
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise PushRejected(401, "VAPID token is not a JWS compact serialization")
-    header_b64, claims_b64, sig_b64 = parts
-    try:
-        header = json.loads(b64url_decode(header_b64))
-        claims = json.loads(b64url_decode(claims_b64))
-        signature = b64url_decode(sig_b64)
-    except ValueError as exc:
-        raise PushRejected(401, f"VAPID token does not decode: {exc}") from exc
-    if not isinstance(header, dict) or header.get("alg") != "ES256":
-        raise PushRejected(401, "VAPID token must use alg ES256")
-    if not isinstance(claims, dict):
-        raise PushRejected(401, "VAPID claims are not a JSON object")
-    # JWS ES256 signatures are raw r||s (RFC 7518 3.4), not DER as cryptography expects.
-    if len(signature) != 64:
-        raise PushRejected(401, "VAPID ES256 signature must be 64 bytes")
-    der = encode_dss_signature(
-        int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-    )
-    try:
-        public_key.verify(der, f"{header_b64}.{claims_b64}".encode(), ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature as exc:
-        raise PushRejected(401, "VAPID signature does not verify") from exc
-
-    if claims.get("aud") != audience:
-        raise PushRejected(401, f"VAPID aud {claims.get('aud')!r} is not {audience!r}")
-    exp = claims.get("exp")
-    current = time.time() if now is None else now
-    if not isinstance(exp, int) or isinstance(exp, bool):
-        raise PushRejected(401, "VAPID exp must be an integer")
-    if exp <= current:
-        raise PushRejected(401, "VAPID token has expired")
-    if exp > current + MAX_VAPID_LIFETIME_S + 60:  # a minute of clock-skew slack
-        raise PushRejected(401, "VAPID exp is more than 24 hours ahead")
-    sub = claims.get("sub")
-    if sub is not None and not (
-        isinstance(sub, str) and (sub.startswith("mailto:") or sub.startswith("https:"))
-    ):
-        raise PushRejected(401, "VAPID sub must be a mailto: or https: URI")
-    return key_raw
 
 
 @dataclass
@@ -189,7 +92,6 @@ class MozillaPushServer:
         # Everything below is shared with the test thread; guard it with one condition.
         self._cond = threading.Condition()
         self._registrations: list[dict[str, Any]] = []
-        self._unregistrations: list[dict[str, Any]] = []
         self._acks: list[dict[str, Any]] = []
         self._nacks: list[dict[str, Any]] = []
         self._hellos: list[dict[str, Any]] = []
@@ -300,11 +202,6 @@ class MozillaPushServer:
         """Each `register` seen: uaid, channelID, key (as sent, or None), pushEndpoint."""
         with self._cond:
             return [dict(r) for r in self._registrations]
-
-    @property
-    def unregistrations(self) -> list[dict[str, Any]]:
-        with self._cond:
-            return [dict(r) for r in self._unregistrations]
 
     @property
     def acks(self) -> list[dict[str, Any]]:
@@ -556,10 +453,6 @@ class MozillaPushServer:
         await client.ws.send_json(
             {"messageType": "unregister", "channelID": channel_id, "status": 200}
         )
-        self._record(
-            self._unregistrations,
-            {"uaid": client.uaid, "channelID": channel_id, "code": data.get("code")},
-        )
 
     def _on_ack(self, client: _Client, data: dict[str, Any]) -> None:
         updates = data.get("updates")
@@ -656,7 +549,10 @@ class MozillaPushServer:
         authorization = request.headers.get("Authorization", "")
         crypto_key = request.headers.get("Crypto-Key", "")
         if registration.key is not None or authorization:
-            vapid_key = verify_vapid(authorization, crypto_key, self.origin)
+            try:
+                vapid_key = vapid.verify(authorization, self.origin, crypto_key=crypto_key).key
+            except vapid.VapidRefused as refused:
+                raise PushRejected(refused.status, refused.reason) from refused
             if registration.key is not None and vapid_key != registration.key:
                 # RFC 8292 4.2: a valid token from the wrong key is 403, not 401.
                 raise PushRejected(403, "VAPID k does not match the subscription's key")

@@ -25,12 +25,10 @@ from typing import Any
 
 import http_ece
 from aiohttp import web
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from standin.keys import SubscriberKeys, b64url_decode, b64url_encode, write_tls_files
+from core.base64url import b64url_decode, b64url_encode
+from standin import vapid
+from standin.keys import SubscriberKeys, write_tls_files
 
 MODES = frozenset(
     {
@@ -208,7 +206,7 @@ class PushStandin:
         port: int = 0,
         *,
         tls: bool = False,
-        max_age_s: int = 24 * 3600,
+        max_age_s: int = vapid.MAX_LIFETIME_S,
         state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.host = host
@@ -227,7 +225,7 @@ class PushStandin:
         self._attempts: list[Received] = []
         self._rejected: list[Rejected] = []
         self._redirects_followed = 0
-        self._jwt_cache: dict[tuple[str, str], dict[str, Any]] = {}
+        self._jwt_cache: dict[tuple[str, bytes], dict[str, Any]] = {}
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -654,54 +652,23 @@ class PushStandin:
 
     def _check_vapid(self, header: str | None, sub: _Subscription) -> tuple[dict[str, Any], str]:
         """RFC 8292 checks; returns (claims, k). Raises _Refusal 401, or 403 for a wrong key."""
-        if not header:
-            raise _Refusal(401, "missing Authorization header")
-        scheme, _, rest = header.strip().partition(" ")
-        if scheme.lower() != "vapid":
-            raise _Refusal(401, f"Authorization scheme {scheme!r} is not 'vapid t=..., k=...'")
-        fields: dict[str, str] = {}
-        for part in rest.split(","):
-            name, eq, value = part.strip().partition("=")
-            if not eq:
-                raise _Refusal(401, "malformed vapid Authorization parameters")
-            fields[name.strip().lower()] = value.strip()
-        token, key_text = fields.get("t"), fields.get("k")
-        if not token or not key_text:
-            raise _Refusal(401, "vapid Authorization needs both t= and k=")
         try:
-            key_bytes = b64url_decode(key_text)
-        except ValueError as exc:
-            raise _Refusal(401, "k is not base64url") from exc
-        if len(key_bytes) != 65 or key_bytes[0] != 4:
-            raise _Refusal(401, "k is not an uncompressed P-256 public key")
-        if sub.server_key is not None and key_bytes != sub.server_key:
-            raise _Refusal(403, "VAPID key differs from the subscription's applicationServerKey")
-
-        claims = self._jwt_cache.get((token, key_text))
-        if claims is None:
-            claims = _verify_jws(token, key_bytes)
-            if len(self._jwt_cache) >= _JWT_CACHE_MAX:
-                self._jwt_cache.clear()
-            self._jwt_cache[(token, key_text)] = claims
-
-        aud = claims.get("aud")
-        if aud != self.origin:
-            raise _Refusal(401, f"JWT aud {aud!r} is not this push service's {self.origin!r}")
-        exp_claim = claims.get("exp")
-        if not _is_number(exp_claim):
-            raise _Refusal(401, "JWT exp missing or not a number")
-        exp = float(claims["exp"])
-        now = time.time()
-        if exp <= now:
-            raise _Refusal(401, f"JWT expired {now - exp:.0f} s ago")
-        if exp > now + self.max_age_s:
-            raise _Refusal(
-                401, f"JWT exp is {exp - now:.0f} s ahead; at most {self.max_age_s} s allowed"
-            )
-        subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject.startswith(("mailto:", "https:")):
-            raise _Refusal(401, f"JWT sub {subject!r} is not a mailto: or https: contact")
-        return claims, b64url_encode(key_bytes)
+            token, key = vapid.read_authorization(header)
+            if sub.server_key is not None and key != sub.server_key:
+                raise vapid.VapidRefused(
+                    "VAPID key differs from the subscription's applicationServerKey", 403
+                )
+            # A sender reuses one token for many pushes: verify its signature once.
+            claims = self._jwt_cache.get((token, key))
+            if claims is None:
+                claims = vapid.verify_signature(token, key)
+                if len(self._jwt_cache) >= _JWT_CACHE_MAX:
+                    self._jwt_cache.clear()
+                self._jwt_cache[(token, key)] = claims
+            vapid.check_claims(claims, self.origin, max_lifetime_s=self.max_age_s)
+        except vapid.VapidRefused as refused:
+            raise _Refusal(refused.status, refused.reason) from refused
+        return claims, b64url_encode(key)
 
     # ------------------------------------------------------------------ control API
 
@@ -846,37 +813,6 @@ class PushStandin:
 
 
 # ---------------------------------------------------------------------- request checks
-
-
-def _verify_jws(token: str, key_bytes: bytes) -> dict[str, Any]:
-    parts = token.split(".")
-    if len(parts) != 3:
-        raise _Refusal(401, "t is not a compact JWS (header.payload.signature)")
-    try:
-        header = json.loads(b64url_decode(parts[0]))
-        signature = b64url_decode(parts[2])
-    except ValueError as exc:
-        raise _Refusal(401, "JWT header or signature is not decodable") from exc
-    if not isinstance(header, dict) or header.get("alg") != "ES256":
-        alg = header.get("alg") if isinstance(header, dict) else None
-        raise _Refusal(401, f"JWT alg must be ES256, got {alg!r}")
-    if len(signature) != 64:
-        raise _Refusal(401, "JWT signature is not a 64-byte raw r||s ES256 signature")
-    try:
-        public_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), key_bytes)
-        der = encode_dss_signature(
-            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-        )
-        public_key.verify(der, f"{parts[0]}.{parts[1]}".encode(), ec.ECDSA(hashes.SHA256()))
-    except (InvalidSignature, ValueError) as exc:
-        raise _Refusal(401, "JWT signature does not verify against k") from exc
-    try:
-        claims = json.loads(b64url_decode(parts[1]))
-    except ValueError as exc:
-        raise _Refusal(401, "JWT claims are not JSON") from exc
-    if not isinstance(claims, dict):
-        raise _Refusal(401, "JWT claims are not a JSON object")
-    return claims
 
 
 def _check_push_headers(headers: dict[str, str]) -> int:

@@ -386,6 +386,8 @@ def _observe_finished(kit: OpsKit, now: float) -> None:
                 m.publish_to_last_delivery.observe(
                     max(0.0, alert.last_delivery_at - alert.published_at)
                 )
+            for share, at in kit.queries.delivered_at_shares(alert.alert_id).items():
+                m.time_to_delivered.labels(share).observe(max(0.0, at - alert.published_at))
         kit.telemetry.client.set("newsflash:observed:" + WATERMARK, repr(newest))
     except Exception as exc:
         log.debug("could not observe finished alerts", extra={"error": type(exc).__name__})

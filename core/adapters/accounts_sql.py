@@ -8,16 +8,31 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, case, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from core.accounts import Principal, Role, check_email, check_password, hash_token, new_token
+from core.accounts import (
+    SESSION_TOUCH_S,
+    Principal,
+    Role,
+    address_key,
+    check_email,
+    check_password,
+    check_token_name,
+    hash_token,
+    new_session_id,
+    new_token,
+    refusal_window,
+    session_alive,
+)
 from core.adapters import tables as t
 from core.errors import Conflict, NotFound
 
 _hasher = PasswordHasher()
 # Verifying against a dummy hash keeps "no such user" as slow as "wrong password".
 _DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
+SEVERAL_ACTORS = "(several)"
 
 
 class SqlAccounts:
@@ -66,6 +81,94 @@ class SqlAccounts:
             conn.execute(update(t.users).where(t.users.c.id == row["id"]).values(**values))
         return Principal(row["email"], Role(row["role"]), user_id=row["id"])
 
+    # -- sessions -------------------------------------------------------------------------
+    def start_session(self, user_id: int, now: float, lifetime_s: float) -> str:
+        """A new server-side session; the returned id goes into the signed cookie only."""
+        session_id, digest = new_session_id()
+        with self.engine.begin() as conn:
+            # Sessions past their lifetime can never count again: logins keep the table small.
+            conn.execute(delete(t.sessions).where(t.sessions.c.created_at < now - lifetime_s))
+            conn.execute(
+                insert(t.sessions).values(
+                    id=digest, user_id=user_id, created_at=now, last_seen_at=now
+                )
+            )
+        return session_id
+
+    def session_principal(
+        self, session_id: str, now: float, lifetime_s: float, idle_s: float
+    ) -> Principal | None:
+        """The user behind a live session (refreshing its last use), or None if it has ended."""
+        digest = hash_token(session_id)
+        query = (
+            select(t.sessions, t.users.c.email, t.users.c.role, t.users.c.disabled)
+            .join(t.users, t.users.c.id == t.sessions.c.user_id)
+            .where(t.sessions.c.id == digest)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).mappings().first()
+        if row is None or row["disabled"]:
+            return None
+        if not session_alive(
+            row["created_at"], row["last_seen_at"], row["revoked_at"], now, lifetime_s, idle_s
+        ):
+            return None
+        if now - row["last_seen_at"] >= SESSION_TOUCH_S:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(t.sessions).where(t.sessions.c.id == digest).values(last_seen_at=now)
+                )
+        return Principal(row["email"], Role(row["role"]), user_id=row["user_id"])
+
+    def end_session(self, session_id: str, now: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.sessions)
+                .where(t.sessions.c.id == hash_token(session_id), t.sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+
+    def end_user_sessions(self, user_id: int, now: float) -> int:
+        """Every live session of this user ends (password, role or status changed)."""
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    update(t.sessions)
+                    .where(t.sessions.c.user_id == user_id, t.sessions.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                ).rowcount
+            )
+
+    # -- user administration ------------------------------------------------------------
+    def _change_user(self, email: str, now: float, **values: Any) -> int:
+        """Apply a change to one user and end all their sessions, in one transaction."""
+        email = check_email(email)
+        with self.engine.begin() as conn:
+            user_id = conn.execute(
+                select(t.users.c.id).where(t.users.c.email == email)
+            ).scalar_one_or_none()
+            if user_id is None:
+                raise NotFound("no user with this email", "email")
+            conn.execute(update(t.users).where(t.users.c.id == user_id).values(**values))
+            return int(
+                conn.execute(
+                    update(t.sessions)
+                    .where(t.sessions.c.user_id == user_id, t.sessions.c.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                ).rowcount
+            )
+
+    def set_disabled(self, email: str, disabled: bool, now: float) -> int:
+        """Disable (or enable) a user; returns how many sessions ended."""
+        return self._change_user(email, now, disabled=disabled)
+
+    def set_role(self, email: str, role: Role, now: float) -> int:
+        return self._change_user(email, now, role=role.value)
+
+    def set_password(self, email: str, password: str, now: float) -> int:
+        check_password(password)
+        return self._change_user(email, now, password_hash=_hasher.hash(password))
+
     def get_user(self, user_id: int) -> Principal | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.users).where(t.users.c.id == user_id)).mappings().first()
@@ -74,6 +177,7 @@ class SqlAccounts:
         return Principal(row["email"], Role(row["role"]), user_id=row["id"])
 
     def create_token(self, name: str, role: Role, created_by: str | None = None) -> str:
+        name = check_token_name(name)
         token, digest, prefix = new_token()
         with self.engine.begin() as conn:
             conn.execute(
@@ -150,11 +254,72 @@ class SqlAccounts:
                 )
             )
 
-    def audit_entries(self, limit: int = 200) -> list[dict[str, Any]]:
+    def audit_refusal(
+        self, actor: str | None, action: str, address: str | None, now: float
+    ) -> None:
+        """Count a refused attempt in its (action, address, window) summary row."""
+        key = address_key(address)
+        window = refusal_window(now)
+        values = {
+            "at": now,
+            "actor": actor,
+            "action": action,
+            "target": key,
+            "detail": json.dumps({"ip": key, "window_start": float(window)}, sort_keys=True),
+            "count": 1,
+            "last_at": now,
+            "summary_key": f"{action}|{key}|{window}"[:200],
+        }
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        stmt = dialect.insert(t.audit_log).values(**values)
+        log = t.audit_log
+        # One actor if every attempt typed the same email, else a marker: typed emails are
+        # the attacker's choice and must not multiply rows.
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[log.c.summary_key],
+            set_={
+                "count": log.c.count + 1,
+                "last_at": stmt.excluded.last_at,
+                "actor": case(
+                    (log.c.actor.is_not_distinct_from(stmt.excluded.actor), log.c.actor),
+                    else_=SEVERAL_ACTORS,
+                ),
+            },
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def audit_entries(
+        self,
+        limit: int = 200,
+        *,
+        before_id: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> list[dict[str, Any]]:
+        """Newest first; filters narrow by exact actor, action (or "login.*" prefix) and time."""
+        log = t.audit_log
+        query = select(log).order_by(log.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(log.c.id < before_id)
+        if actor:
+            query = query.where(func.lower(log.c.actor) == actor.strip().lower())
+        if action:
+            if action.endswith("*"):
+                query = query.where(log.c.action.startswith(action[:-1], autoescape=True))
+            else:
+                query = query.where(log.c.action == action)
+        if since is not None:
+            query = query.where(log.c.at >= since)
+        if until is not None:
+            query = query.where(log.c.at < until)
         with self.engine.connect() as conn:
-            return [
-                dict(r)
-                for r in conn.execute(
-                    select(t.audit_log).order_by(t.audit_log.c.id.desc()).limit(limit)
-                ).mappings()
-            ]
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def audit_actions(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return sorted(
+                str(a) for a in conn.execute(select(t.audit_log.c.action).distinct()).scalars()
+            )

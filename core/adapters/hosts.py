@@ -13,7 +13,6 @@ import redis
 
 PREFIX = "newsflash:host:"
 ANSWERS_KEY = "newsflash:answers"
-RECENT_ERRORS_KEY = "newsflash:errors"
 COUNT_FLUSH_S = 1.0
 
 log = logging.getLogger("newsflash.hosts")

@@ -82,6 +82,19 @@ class Metrics:
             "Time from an alert being queued to its last successful delivery",
             buckets=PUBLISH_BUCKETS_S,
         )
+        self.time_to_delivered = Histogram(
+            "newsflash_alert_time_to_delivered_seconds",
+            "Time from an alert being queued until 50, 90 and 100 % of its successful deliveries "
+            "were done (one observation per share and finished alert)",
+            ["share"],
+            buckets=PUBLISH_BUCKETS_S,
+        )
+        self.http_latency = Histogram(
+            "newsflash_http_request_seconds",
+            "Web requests from arrival to response, by method and route",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS_S,
+        )
         self.alerts_finished = Counter(
             "newsflash_alerts_finished", "Alerts that finished sending, by final status", ["status"]
         )
@@ -134,7 +147,7 @@ def host_label(host: str, patterns: Iterable[str]) -> str:
 
 def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
     """Gauges read at scrape time from the ops snapshot (the database, Redis and the broker)."""
-    from prometheus_client.core import GaugeMetricFamily
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     def family(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, doc, labels=labels)
@@ -148,6 +161,16 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
         for topic, n in sorted((subs.get("per_topic") or {}).items()):
             g.add_metric([topic], float(n))
         yield g
+    churn = snapshot.get("churn_totals")
+    if churn is not None:
+        # Counted in the database (subscription_churn, same transaction as the change), so every
+        # web replica reports the same totals and a restart resets nothing.
+        for change in ("gained", "lost"):
+            c = CounterMetricFamily(
+                f"newsflash_subscriptions_{change}", f"Subscriptions {change}, all time"
+            )
+            c.add_metric([], float(churn[change]))
+            yield c
     by_status = snapshot.get("alerts_by_status")
     if by_status is not None:
         g = family("newsflash_alerts", "Alerts by status", ["status"])
@@ -167,11 +190,19 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
             "Age of the oldest task waiting in each queue",
             ["queue"],
         )
+        idle = family(
+            "newsflash_queue_idle_seconds",
+            "How long a queue with tasks waiting has had none taken (0 while empty or taken "
+            "from); the queue-stalled alarm compares it with NEWSFLASH_ALARM_STALL_S",
+            ["queue"],
+        )
         for q in queues:
             depth.add_metric([q["name"]], float(q["depth"]))
             age.add_metric([q["name"]], float(q["oldest_age_s"] or 0.0))
+            idle.add_metric([q["name"]], _idle_s(q))
         yield depth
         yield age
+        yield idle
     pending = snapshot.get("oldest_pending_s")
     if pending is not None or snapshot.get("database", {}).get("ok"):
         g = family(
@@ -226,6 +257,16 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
         if dep in snapshot:
             g.add_metric([dep], 1.0 if snapshot[dep].get("ok") else 0.0)
     yield g
+
+
+def _idle_s(queue: Mapping[str, Any]) -> float:
+    """The alarm's quiet time (core.alarms.evaluate): since tasks started waiting or since the
+    last one was taken, whichever is later."""
+    waiting = queue.get("waiting_for_s")
+    if not queue.get("depth") or waiting is None:
+        return 0.0
+    consumed = queue.get("last_consumed_s_ago")
+    return float(waiting if consumed is None else min(waiting, consumed))
 
 
 class _FilesCollector:

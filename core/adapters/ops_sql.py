@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,9 @@ class FinishedAlert:
     published_at: float
     finished_at: float
     last_delivery_at: float | None
+
+
+SHARES_PCT = (50, 90, 100)
 
 
 class SqlOpsQueries:
@@ -38,6 +42,15 @@ class SqlOpsQueries:
             return int(
                 conn.execute(select(func.coalesce(func.sum(t.mask_counts.c.count), 0))).scalar_one()
             )
+
+    def churn_totals(self) -> dict[str, int]:
+        """Subscriptions gained and lost since the first hour counted."""
+        c = t.subscription_churn.c
+        with self.engine.connect() as conn:
+            gained, lost = conn.execute(
+                select(func.coalesce(func.sum(c.created), 0), func.coalesce(func.sum(c.lost), 0))
+            ).one()
+        return {"gained": int(gained), "lost": int(lost)}
 
     def churn_since(self, since: float) -> list[tuple[int, int, int]]:
         """(hour since the epoch, new, lost) from `since` on."""
@@ -104,3 +117,24 @@ class SqlOpsQueries:
                     )
                 )
         return found
+
+    def delivered_at_shares(self, alert_id: int) -> dict[str, float]:
+        """When 50, 90 and 100 % of an alert's successful deliveries were done ("50" -> time):
+        the k-th delivery in time order, k = ceil(share * delivered). Asked once per finished
+        alert (the k-th row costs a walk along the alert's index)."""
+        d = t.deliveries.c
+        delivered = (d.alert_id == alert_id) & (d.status == int(LedgerStatus.DELIVERED))
+        with self.engine.connect() as conn:
+            n = int(conn.execute(select(func.count()).where(delivered)).scalar_one())
+            return {
+                str(pct): float(
+                    conn.execute(
+                        select(d.updated_at)
+                        .where(delivered)
+                        .order_by(d.updated_at)
+                        .offset(math.ceil(n * pct / 100) - 1)
+                        .limit(1)
+                    ).scalar_one()
+                )
+                for pct in (SHARES_PCT if n else ())
+            }

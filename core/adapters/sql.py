@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections import Counter
@@ -32,7 +33,7 @@ from sqlalchemy.pool import NullPool
 from config.settings import Topic
 from core.adapters import tables as t
 from core.endpoints import push_host
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
 from core.model import (
     Alert,
     AlertCounts,
@@ -48,9 +49,11 @@ from core.model import (
     Urgency,
 )
 from core.ports import LedgerEntry, PlanningConflict, RecordedCounts
+from core.receipts import EventResult
 
 FINAL = (int(LedgerStatus.DELIVERED), int(LedgerStatus.GONE), int(LedgerStatus.FAILED))
 WAITING = (int(LedgerStatus.RETRY), int(LedgerStatus.REQUEUED))
+_EVENT_BITS = {"displayed": 1, "clicked": 2}  # deliveries.events: which reports were counted
 MAX_ID = 2**63 - 1  # bigint (and SQLite INTEGER): larger ids from outside match no row
 
 
@@ -216,6 +219,13 @@ def _row_to_alert(r: RowMapping) -> Alert:
     )
 
 
+def _same_keys(row: RowMapping, sub: SubscriptionInput) -> bool:
+    """The stored keys are the ones posted (the auth secret compared in constant time)."""
+    same_key = hmac.compare_digest(str(row["p256dh"]).encode(), sub.p256dh.encode())
+    same_auth = hmac.compare_digest(str(row["auth"]).encode(), sub.auth.encode())
+    return same_key and same_auth
+
+
 class SqlStore:
     """One store for the core's ports; every method is its own short transaction."""
 
@@ -284,6 +294,7 @@ class SqlStore:
         return conn.execute(q).mappings().first()
 
     def upsert(self, sub: SubscriptionInput, now: float) -> tuple[Subscription, bool]:
+        """Insert, or update the row of the same endpoint *and keys*; other keys: Conflict."""
         return self._in_transaction(lambda conn: self._upsert(conn, sub, now))
 
     def _in_transaction(
@@ -294,7 +305,8 @@ class SqlStore:
                 with self.engine.begin() as conn:
                     return work(conn)
             except IntegrityError:
-                # Two requests for the same new endpoint raced; the loser updates the winner's row.
+                # Two requests for the same new endpoint raced; the loser now finds the winner's row
+                # (the same keys update it, other keys are refused).
                 continue
         raise RuntimeError("could not upsert subscription")
 
@@ -311,9 +323,26 @@ class SqlStore:
             "expires_at": sub.expiration_time,
         }
         if row is not None:
-            conn.execute(
-                update(t.subscriptions).where(t.subscriptions.c.id == row["id"]).values(**values)
-            )
+            if not _same_keys(row, sub):
+                # Only the browser holding this subscription's keys may change it: another
+                # answer here is how a stranger would take over a reader's row (then delete it).
+                raise Conflict(
+                    "this endpoint is already subscribed with other keys; changing them needs"
+                    " the stored auth secret (PUT or /subscriptions/change)",
+                    "keys",
+                )
+            updated = conn.execute(
+                update(t.subscriptions)
+                .where(
+                    t.subscriptions.c.id == row["id"],
+                    # Re-checked in the write: on SQLite the row was read without a lock.
+                    t.subscriptions.c.p256dh == row["p256dh"],
+                    t.subscriptions.c.auth == row["auth"],
+                )
+                .values(**values)
+            ).rowcount
+            if updated != 1:
+                raise Conflict("this subscription changed meanwhile; try again", "keys")
             if row["topic_mask"] != mask:
                 self._bump_mask(conn, row["topic_mask"], -1)
                 self._bump_mask(conn, mask, +1)
@@ -594,17 +623,41 @@ class SqlStore:
             ).scalar_one_or_none()
             return status is None or status == AlertStatus.CANCELLED.value
 
-    def add_event(self, alert_id: int, kind: str) -> bool:
+    def count_event(self, alert_id: int, subscription_id: int, kind: str) -> EventResult:
+        """One display / click per delivered push: the ledger row keeps which were counted,
+        so the alert's displayed and clicked never exceed its delivered."""
+        bit = _EVENT_BITS[kind]
         column = {"displayed": t.alerts.c.displayed, "clicked": t.alerts.c.clicked}[kind]
-        if not 0 < alert_id <= MAX_ID:
-            return False
+        if not (0 < alert_id <= MAX_ID and 0 < subscription_id <= MAX_ID):
+            return EventResult.REFUSED
+        d = t.deliveries
         with self.engine.begin() as conn:
-            return (
+            marked = conn.execute(
+                update(d)
+                .where(
+                    d.c.alert_id == alert_id,
+                    d.c.subscription_id == subscription_id,
+                    d.c.status == int(LedgerStatus.DELIVERED),
+                    d.c.events.op("&")(bit) == 0,
+                )
+                .values(events=d.c.events.op("|")(bit))
+            ).rowcount
+            if marked == 1:
                 conn.execute(
                     update(t.alerts).where(t.alerts.c.id == alert_id).values({column: column + 1})
-                ).rowcount
-                == 1
-            )
+                )
+                return EventResult.COUNTED
+            status = conn.execute(
+                select(d.c.status).where(
+                    d.c.alert_id == alert_id, d.c.subscription_id == subscription_id
+                )
+            ).scalar_one_or_none()
+        if status == int(LedgerStatus.DELIVERED):
+            return EventResult.ALREADY
+        if status is None or status in WAITING:
+            # The browser can show a push before the worker's ledger write lands.
+            return EventResult.TOO_EARLY
+        return EventResult.REFUSED
 
     # -- planning -------------------------------------------------------------------------
     def start_sending(self, alert_id: int, now: float) -> Alert | None:
@@ -1125,19 +1178,6 @@ class SqlStore:
                 ).scalars()
             ]
 
-    def delivery_times(self, alert_id: int) -> list[float]:
-        """updated_at of every delivered row, sorted: the report's time-to-50/90/100 %."""
-        d = t.deliveries
-        with self.engine.connect() as conn:
-            return [
-                float(x)
-                for x in conn.execute(
-                    select(d.c.updated_at)
-                    .where(d.c.alert_id == alert_id, d.c.status == int(LedgerStatus.DELIVERED))
-                    .order_by(d.c.updated_at)
-                ).scalars()
-            ]
-
     def waiting_count(self, alert_id: int) -> int:
         d = t.deliveries
         with self.engine.connect() as conn:
@@ -1150,7 +1190,3 @@ class SqlStore:
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(select(literal(1)))
-
-
-def now_s() -> float:
-    return time.time()

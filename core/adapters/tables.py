@@ -143,6 +143,8 @@ deliveries = Table(
     Column("status_code", SmallInteger, nullable=True),
     Column("next_attempt_at", Float, nullable=True),
     Column("updated_at", Float, nullable=False),
+    # Bits of the reader reports counted for this delivery (1 displayed, 2 clicked): each once.
+    Column("events", SmallInteger, nullable=False, server_default="0"),
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
     Index("ix_deliveries_alert_status", "alert_id", "status"),
 )
@@ -182,6 +184,25 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("target", String(200), nullable=True),
     Column("detail", Text, nullable=True),  # JSON
+    # Summary rows (refused logins): how many attempts, the last one's time, and the
+    # (action, address, window) key they are counted under; NULL for ordinary entries.
+    Column("count", Integer, nullable=False, default=1, server_default="1"),
+    Column("last_at", Float, nullable=True),
+    Column("summary_key", String(200), nullable=True, unique=True),
+    Index("ix_audit_log_action", "action"),
+    Index("ix_audit_log_actor", "actor"),
+)
+
+# Newsroom login sessions: the signed cookie carries a random id whose sha256 is the key here,
+# so logout, a password or role change, or disabling a user ends a session on the server.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
 )
 
 webhook_receipts = Table(

@@ -1,10 +1,8 @@
-"""All web-push wire detail: pywebpush encryption, cached VAPID headers, a pooled guarded client."""
+"""All web-push wire detail: aes128gcm encryption, cached VAPID headers, a pooled guarded client."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 import os
 import socket
@@ -23,8 +21,8 @@ from cryptography.hazmat.primitives import hmac as crypto_hmac
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from py_vapid import Vapid02
-from pywebpush import WebPusher
 
+from core.base64url import b64url_decode, b64url_encode
 from core.endpoints import address_allowed
 from core.payload import MAX_PUSH_BODY
 from core.ports import HostHealth, PushMessage, PushResult
@@ -56,7 +54,7 @@ class VapidSigner:
         raw = self._vapid.public_key.public_bytes(
             serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
         )
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+        return b64url_encode(raw)
 
     def header(self, origin: str) -> str:
         now = self._clock()
@@ -74,16 +72,9 @@ class VapidSigner:
 
 def encrypt(message: PushMessage) -> bytes:
     """RFC 8291 aes128gcm with a fresh ephemeral key and salt."""
-    return encrypt_aes128gcm(message.payload, _b64decode(message.p256dh), _b64decode(message.auth))
-
-
-def encrypt_pywebpush(message: PushMessage) -> bytes:
-    """The same through pywebpush (the reference the lean path is tested against)."""
-    pusher = WebPusher(
-        {"endpoint": message.endpoint, "keys": {"p256dh": message.p256dh, "auth": message.auth}}
+    return encrypt_aes128gcm(
+        message.payload, b64url_decode(message.p256dh), b64url_decode(message.auth)
     )
-    body = pusher.encode(message.payload, content_encoding="aes128gcm")["body"]
-    return bytes(body)
 
 
 _P256 = ec.SECP256R1()
@@ -94,15 +85,6 @@ _NONCE_INFO = b"Content-Encoding: nonce\x00\x01"
 RECORD_SIZE = 4096
 _RECORD_HEADER = struct.pack("!IB", RECORD_SIZE, 65)  # record size, key id length
 _SHA256 = hashes.SHA256()
-
-
-_URLSAFE_TO_STD = bytes.maketrans(b"-_", b"+/")
-
-
-def _b64decode(text: str) -> bytes:
-    # base64.urlsafe_b64decode, minus its Python layers (twice per push).
-    raw = text.encode("ascii").translate(_URLSAFE_TO_STD)
-    return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4))
 
 
 def _hmac_sha256(key: bytes, data: bytes) -> bytes:
@@ -433,9 +415,6 @@ class Http11PushSender:
             until = self.hosts.blocked_until(host, now)
             self._held[host] = (until, now)
         return until if until is not None and until > now else None
-
-    def forget_holds(self) -> None:
-        self._held.clear()
 
     def send_all(
         self,

@@ -79,10 +79,26 @@ function clickTarget(url, origins) {
   return HOME;
 }
 
-function report(id, type) {
+function wait(ms) {
+  return new Promise(function (resolve) { setTimeout(resolve, ms); });
+}
+
+async function report(id, receipt, type) {
   // Counts only; a lost report must never cost the reader their notification or their click.
-  if (!/^\d+$/.test(text(id))) return Promise.resolve();
-  return post('/api/v1/events', { alert: text(id), type: type }).catch(function () {});
+  // The receipt is what the push carried for this browser: without it nothing is counted.
+  if (!/^\d+$/.test(text(id)) || !text(receipt)) return;
+  var body = { alert: text(id), type: type, d: text(receipt) };
+  for (var attempt = 0; attempt < 4; attempt++) {
+    try {
+      var answer = await post('/api/v1/events', body);
+      // 425: the push arrived before the server recorded sending it; ask again shortly.
+      if (answer.status !== 425) return;
+      var after = Number(answer.headers.get('Retry-After')) || 2;
+      await wait(Math.min(after, 10) * 1000 * (attempt + 1));
+    } catch (e) {
+      return;
+    }
+  }
 }
 
 /* -- push: always show a notification, then report it ---------------------------------------- */
@@ -91,6 +107,7 @@ async function showAlert(data) {
   try { p = data ? data.json() : {}; } catch (e) { p = { body: data ? data.text() : '' }; }
   if (!p || typeof p !== 'object') p = {};
   var options = { body: text(p.body), data: { url: text(p.url), id: text(p.id) } };
+  if (typeof p.d === 'string' && p.d) options.data.d = p.d;
   ['icon', 'image', 'badge'].forEach(function (k) { if (typeof p[k] === 'string' && p[k]) options[k] = p[k]; });
   if (typeof p.ts === 'number') options.timestamp = p.ts * 1000;
   if (typeof p.tag === 'string' && p.tag) options.tag = p.tag;
@@ -98,7 +115,7 @@ async function showAlert(data) {
   var shown = showing.then(function () { return display(title, options); });
   showing = shown.catch(function () {});
   await shown;
-  await Promise.all([report(p.id, 'displayed'), remember().catch(function () {})]);
+  await Promise.all([report(p.id, p.d, 'displayed'), remember().catch(function () {})]);
 }
 
 // Notifications are shown one at a time: a correction pushed right behind its story then sees
@@ -125,7 +142,7 @@ self.addEventListener('push', function (event) {
 /* -- click: focus the article's open tab, or open it ----------------------------------------- */
 async function openAlert(notification) {
   var data = notification.data || {};
-  var reported = report(data.id, 'clicked');
+  var reported = report(data.id, data.d, 'clicked');
   var cfg = await config(800);
   var url = clickTarget(data.url, cfg && cfg.origins);
   var bare = url.split('#')[0];

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
+from core.base64url import b64url_encode
 from tests.conftest import TEST_REDIS_DB, free_port, make_env, require_service, settings_from
 from tests.support.live import serve
 
@@ -42,10 +44,6 @@ def require_browser(name: str, path: str) -> None:
     require_service(name, found, f"{path} not installed; apt-get install it")
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def fake_browser_subscription(endpoint: str) -> dict[str, Any]:
     """What PushSubscription.toJSON() gives, with real P-256 and auth keys."""
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
@@ -55,7 +53,7 @@ def fake_browser_subscription(endpoint: str) -> dict[str, Any]:
     return {
         "endpoint": endpoint,
         "expirationTime": None,
-        "keys": {"p256dh": b64(raw), "auth": b64(os.urandom(16))},
+        "keys": {"p256dh": b64url_encode(raw), "auth": b64url_encode(os.urandom(16))},
     }
 
 
@@ -91,6 +89,30 @@ class ReaderSite:
         )
         assert answer.status_code == 202, answer.json
         return str(answer.json["id"])
+
+    def receipt(self, alert_id: str) -> tuple[int, str]:
+        """A new subscription and the receipt a push of this alert carries to it."""
+        sub = fake_browser_subscription(f"http://127.0.0.1:9/push/{uuid.uuid4().hex}")
+        answer = self.api().post("/api/v1/subscriptions", json=sub)
+        assert answer.status_code == 201, answer.json
+        sub_id = int(answer.json["id"])
+        receipts = self.app.extensions["newsflash"].container.receipts
+        return sub_id, str(receipts.sign(int(alert_id), sub_id))
+
+    def record_delivered(self, alert_id: str, sub_id: int) -> None:
+        """The ledger row the worker writes once the push service accepted the push."""
+        from core.model import LedgerStatus
+        from core.ports import LedgerEntry
+
+        entry = LedgerEntry(sub_id, LedgerStatus.DELIVERED, 201, 1)
+        store = self.app.extensions["newsflash"].container.store
+        store.record(int(alert_id), [entry], [], time.time())
+
+    def delivered_receipt(self, alert_id: str) -> str:
+        """The receipt of a push of this alert to a browser it was recorded delivered to."""
+        sub_id, receipt = self.receipt(alert_id)
+        self.record_delivered(alert_id, sub_id)
+        return receipt
 
     def alert(self, alert_id: str) -> dict[str, Any]:
         answer = self.api().get(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from core.base64url import b64url_decode
 from tests.browser.conftest import ReaderSite, fake_browser_subscription
 from tests.support.stack import wait_until
 
@@ -434,7 +435,9 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
     article = reader_site.base + "/news/harbour-bridge"
     alert_id = reader_site.publish(title="Bridge reopens", body="Early finish.", url=article)
     tag = "nf" + uuid.uuid4().hex[:30]
+    receipt = reader_site.delivered_receipt(alert_id)
     base_payload = {"id": alert_id, "url": article, "tag": tag, "ts": int(time.time())}
+    base_payload["d"] = receipt
 
     live.push(
         {**base_payload, "title": "Bridge reopens", "body": "Early finish."},
@@ -443,7 +446,7 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
     assert shown[0]["title"] == "Bridge reopens"
     assert shown[0]["body"] == "Early finish."
     assert shown[0]["tag"] == tag
-    assert shown[0]["data"] == {"url": article, "id": alert_id}
+    assert shown[0]["data"] == {"url": article, "id": alert_id, "d": receipt}
     assert shown[0]["renotify"] is False
 
     # A correction with the same tag replaces it, and alerts again.
@@ -454,10 +457,11 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
         "the correction to replace the first notification",
     )
     assert notifications(page, tag)[0]["renotify"] is True
+    # Both displays are reported with the push's receipt; one browser counts once per alert.
     wait_until(
-        lambda: reader_site.alert(alert_id)["counts"]["displayed"] == 2,
+        lambda: reader_site.alert(alert_id)["counts"]["displayed"] == 1,
         10,
-        "both displays to be reported",
+        "the display to be reported",
     )
 
     # A click opens the article (nothing was open on it) and is reported.
@@ -507,6 +511,40 @@ def test_a_correction_right_behind_its_story_replaces_it_and_alerts_again(
     assert [(n["title"], n["renotify"]) for n in shown] == [("Correction: story", True)]
 
 
+def test_a_display_reported_before_its_delivery_is_recorded_is_counted_on_retry(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    """The browser can show a push before the worker records it delivered: the server answers
+    425 and the worker asks again, so the display is counted once the ledger has the row."""
+    from flask import request, request_finished
+
+    answers: list[int] = []
+
+    def seen(sender: Any, response: Any, **_: Any) -> None:
+        if request.path == "/api/v1/events":
+            answers.append(response.status_code)
+
+    request_finished.connect(seen, reader_site.app)
+    try:
+        live = register_worker(chromium, reader_site)
+        article = reader_site.base + "/news/early"
+        alert_id = reader_site.publish(title="Early", body="Shown first.", url=article)
+        sub_id, receipt = reader_site.receipt(alert_id)
+        tag = "nf" + uuid.uuid4().hex[:30]
+        live.push({"id": alert_id, "title": "Early", "url": article, "tag": tag, "d": receipt})
+        wait_until(lambda: 425 in answers, 10, "the report before the delivery is recorded")
+        assert reader_site.alert(alert_id)["counts"]["displayed"] == 0
+        reader_site.record_delivered(alert_id, sub_id)
+        wait_until(
+            lambda: reader_site.alert(alert_id)["counts"]["displayed"] == 1,
+            15,
+            "the display to be counted on the worker's retry",
+        )
+        assert answers[-1] == 202
+    finally:
+        request_finished.disconnect(seen, reader_site.app)
+
+
 def test_pushsubscriptionchange_keeps_the_readers_topics(
     chromium: Any, reader_site: ReaderSite
 ) -> None:
@@ -540,8 +578,7 @@ def test_pushsubscriptionchange_keeps_the_readers_topics(
 
 
 def std_b64(b64url: str) -> str:
-    raw = base64.urlsafe_b64decode(b64url + "=" * (-len(b64url) % 4))
-    return base64.b64encode(raw).decode()
+    return base64.b64encode(b64url_decode(b64url)).decode()
 
 
 def contrast(fg: str, bg: str) -> float:

@@ -8,7 +8,6 @@ it (ack code 100), shows the notification, and a click opens the article.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
+from core.base64url import b64url_decode
 from standin.mozilla import ACK_DELIVERED, MozillaPushServer
 from tests.browser.conftest import require_browser
 from tests.conftest import TEST_REDIS_DB, free_port, make_env, settings_from
@@ -168,7 +168,9 @@ def test_a_reader_in_firefox_opts_in_and_receives_a_real_alert(
     assert remembered == {"endpoint": row["endpoint"], "auth": row["auth"]}
     vapid_key = site.api().get("/api/v1/config").json["vapidPublicKey"]
     assert registration["key"] is not None
-    assert _raw(registration["key"]) == _raw(vapid_key), "subscribed with our VAPID key"
+    assert b64url_decode(registration["key"]) == b64url_decode(vapid_key), (
+        "subscribed with our VAPID key"
+    )
 
     # An editor publishes; the live worker encrypts and delivers it.
     worker = site.worker()
@@ -228,7 +230,3 @@ def remembered_subscription(firefox: Firefox) -> dict[str, str] | None:
         """
     )
     return None if found is None else dict(found)
-
-
-def _raw(b64url: str) -> bytes:
-    return base64.urlsafe_b64decode(b64url + "=" * (-len(b64url) % 4))

@@ -199,6 +199,7 @@ def test_every_subscriber_gets_the_decrypted_alert_once_with_the_wire_headers(st
             "image": f"{ORIGIN}/img/fire.jpg",
             "tag": sent["tag"],
             "ts": r.payload["ts"],
+            "d": r.payload["d"],
         }
         assert abs(r.payload["ts"] - time.time()) < 120
         h = r.headers
@@ -210,6 +211,8 @@ def test_every_subscriber_gets_the_decrypted_alert_once_with_the_wire_headers(st
         assert r.vapid_sub == "mailto:ops@news.example"
         assert r.raw_len <= 4096
     assert final["counts"]["delivered"] == len(received)
+    # Each browser's payload carries its own delivery receipt.
+    assert len({r.payload["d"] for r in received}) == len(received)
     assert final["counts"]["pending"] == 0
     assert final["started_at"] and final["finished_at"]
 

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives import serialization
 from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 
-from standin.mozilla import ACK_DELIVERED, MozillaPushServer, b64url_decode, b64url_encode
+from core.base64url import b64url_decode, b64url_encode
+from standin.mozilla import ACK_DELIVERED, MozillaPushServer
 from tests.support.firefox import Firefox, find_firefox, launch_firefox
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

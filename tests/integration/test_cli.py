@@ -111,6 +111,33 @@ def test_every_command_has_help() -> None:
         "push-standin",
         "demo-subscribers",
         "bench",
+        "settings",
     ):
         assert command in top.stdout, command
         assert run([command, "--help"], {}).returncode == 0, command
+
+
+def test_settings_prints_the_effective_values_with_secrets_masked(
+    var_env: dict[str, str],
+) -> None:
+    env = {
+        **var_env,
+        "NEWSFLASH_DATABASE_URL": "postgresql://newsflash:db-pass-123@127.0.0.1:9/nf",
+        "NEWSFLASH_SECRET_KEY": "app-secret-0123456789abcdef",
+        "NEWSFLASH_BATCH_SIZE": "250",
+    }
+    result = run(["settings"], env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "NEWSFLASH_BATCH_SIZE=250" in lines
+    assert "NEWSFLASH_DATABASE_URL=postgresql+psycopg://newsflash:****@127.0.0.1:9/nf" in lines
+    assert "NEWSFLASH_SECRET_KEY=****" in lines
+    assert "NEWSFLASH_DEFAULT_TTL=3600  # default" in lines
+    assert "db-pass-123" not in result.stdout and "app-secret" not in result.stdout
+
+
+def test_a_malformed_rate_limit_stops_every_command(var_env: dict[str, str]) -> None:
+    """It used to switch the limit off without a word."""
+    env = {**var_env, "NEWSFLASH_RATE_LIMIT_LOGIN": "ten per minute"}
+    for argv in (["settings"], ["db", "upgrade"], ["token", "list"], ["beat"]):
+        _one_line_failure(run(argv, env), "NEWSFLASH_RATE_LIMIT_LOGIN: expected limits like")

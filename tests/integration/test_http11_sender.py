@@ -3,7 +3,6 @@ connections, speaks TLS, signs VAPID once per origin, and keeps every request bo
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import os
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.adapters import webpush
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
+from core.base64url import b64url_decode, b64url_encode
 from core.ports import PushMessage, PushResult
 from standin.server import PushStandin
 
@@ -219,8 +219,8 @@ def _keys() -> dict[str, str]:
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     return {
-        "p256dh": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(),
-        "auth": base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode(),
+        "p256dh": b64url_encode(raw),
+        "auth": b64url_encode(os.urandom(16)),
     }
 
 
@@ -234,12 +234,11 @@ def test_signer_caches_per_origin_and_renews_before_expiry() -> None:
     assert s.header("https://fcm.googleapis.com") == a1
     b = s.header("https://updates.push.services.mozilla.com")
     assert b != a1
-    import base64
 
     def claims(header: str) -> dict[str, Any]:
         token = header.split("t=", 1)[1].split(",", 1)[0]
         body = token.split(".")[1]
-        return dict(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
+        return dict(json.loads(b64url_decode(body)))
 
     assert claims(a1)["aud"] == "https://fcm.googleapis.com"
     assert claims(b)["aud"] == "https://updates.push.services.mozilla.com"

@@ -425,10 +425,16 @@ def test_a_send_that_is_not_undone_goes_out_after_the_window(
     assert first >= sent_at + stack.settings.undo_window_s - 0.5, "sent before the undo window"
     assert final["counts"]["delivered"] == 5 and final["counts"]["pending"] == 0
 
-    # Readers' service workers report displays and clicks; the report turns them into a CTR.
-    for _ in range(4):
-        stack.client().post("/api/v1/events", json={"alert": str(alert_id), "type": "displayed"})
-    stack.client().post("/api/v1/events", json={"alert": str(alert_id), "type": "clicked"})
+    # Readers' service workers report displays and clicks, each echoing the receipt its push
+    # carried; the report turns them into a CTR. Repeats and forgeries change nothing.
+    receipts = [p["d"] for p in payloads]
+    for receipt in receipts[:4] + receipts[:2]:
+        event = {"alert": str(alert_id), "type": "displayed", "d": receipt}
+        assert stack.client().post("/api/v1/events", json=event).status_code == 202
+    forged = receipts[4].split(".")[0] + ".AAAAAAAAAAAAAAAAAAAAAA"
+    for receipt in (receipts[0], receipts[0], forged):
+        event = {"alert": str(alert_id), "type": "clicked", "d": receipt}
+        assert stack.client().post("/api/v1/events", json=event).status_code == 202
     page = editor.get(f"/editor/alerts/{alert_id}")
     text = _text(page.text)
     assert "Delivered 5" in text and "Displayed 4" in text and "Clicked 1" in text

@@ -266,5 +266,64 @@ def test_new_and_lost_subscriptions_are_counted_per_hour(database_url: str) -> N
         assert sum(n for _h, n, _l in hours) == 3
         assert sum(lost for _h, _n, lost in hours) == 1
         assert queries.subscription_total() == 2
+        assert queries.churn_totals() == {"gained": 3, "lost": 1}
+    finally:
+        engine.dispose()
+
+
+def test_finished_alerts_carry_when_half_nine_tenths_and_all_deliveries_were_done(
+    database_url: str,
+) -> None:
+    from core.adapters import tables as t
+    from core.model import LedgerStatus
+
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine)
+        queued = 1_000_000.0
+        with engine.begin() as conn:
+            alert_id = conn.execute(
+                t.alerts.insert().values(
+                    title="t",
+                    body="b",
+                    url="https://news.example/a",
+                    topics="[]",
+                    topic_mask=1,
+                    urgency="high",
+                    ttl_s=60,
+                    story_key="s",
+                    status="sent",
+                    created_at=queued - 5,
+                    queued_at=queued,
+                    finished_at=queued + 30,
+                )
+            ).inserted_primary_key[0]
+            # Ten deliveries at +1 … +10 s (shuffled), plus two that never succeeded and later.
+            rows = [
+                (i, LedgerStatus.DELIVERED, queued + i) for i in (7, 2, 10, 1, 5, 3, 9, 4, 8, 6)
+            ]
+            rows += [(11, LedgerStatus.GONE, queued + 20), (12, LedgerStatus.FAILED, queued + 25)]
+            conn.execute(
+                t.deliveries.insert(),
+                [
+                    {
+                        "alert_id": alert_id,
+                        "subscription_id": sub,
+                        "status": int(status),
+                        "updated_at": at,
+                    }
+                    for sub, status, at in rows
+                ],
+            )
+        queries = SqlOpsQueries(engine)
+        (found,) = queries.finished_since(queued)
+        assert found.last_delivery_at == queued + 10
+        shares = queries.delivered_at_shares(found.alert_id)
+        assert queries.delivered_at_shares(found.alert_id + 1) == {}  # nothing delivered
+        assert {k: v - queued for k, v in shares.items()} == {
+            "50": 5.0,
+            "90": 9.0,
+            "100": 10.0,
+        }
     finally:
         engine.dispose()

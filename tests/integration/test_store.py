@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Callable, Iterator, Sequence
 
@@ -17,6 +16,8 @@ from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.base64url import b64url_encode
+from core.errors import Conflict
 from core.model import AlertDraft, AlertStatus, Lane, LedgerStatus, SubscriptionInput, Urgency
 from core.ports import PushMessage, PushResult
 
@@ -41,7 +42,7 @@ def store(engine: Engine) -> SqlStore:
 
 
 def sub(n: int, topics: Sequence[str] = ("breaking",)) -> SubscriptionInput:
-    auth = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    auth = b64url_encode(os.urandom(16))
     return SubscriptionInput(
         f"https://fcm.googleapis.com/fcm/send/{n}", "BAAA", auth, tuple(topics)
     )
@@ -83,13 +84,32 @@ def test_upsert_by_endpoint_never_makes_a_second_row(store: SqlStore, engine: En
     first, created = store.upsert(sub(1), 100.0)
     assert created
     again, created = store.upsert(
-        SubscriptionInput(first.endpoint, "BBBB", first.auth, ("politics",)), 200.0
+        SubscriptionInput(first.endpoint, first.p256dh, first.auth, ("politics",)), 200.0
     )
     assert not created and again.id == first.id
-    assert again.topics == ("politics",) and again.p256dh == "BBBB"
+    assert again.topics == ("politics",) and again.p256dh == "BAAA"
     assert again.last_seen_at == 200.0 and again.created_at == 100.0
     with engine.connect() as conn:
         assert conn.execute(select(t.subscriptions.c.id)).scalars().all() == [first.id]
+
+
+def test_upsert_with_other_keys_changes_nothing(store: SqlStore) -> None:
+    first, _ = store.upsert(sub(1, ["breaking"]), 100.0)
+    for p256dh, auth in (("BBBB", first.auth), (first.p256dh, sub(9).auth), ("BBBB", "x")):
+        with pytest.raises(Conflict):
+            store.upsert(SubscriptionInput(first.endpoint, p256dh, auth, ("sport",)), 200.0)
+    kept = store.get_by_endpoint(first.endpoint)
+    assert kept == first
+    assert store.audience_size(["sport"]) == 0 and store.audience_size(["breaking"]) == 1
+
+    mine, _ = store.upsert(sub(2, ["politics"]), 100.0)
+    with pytest.raises(Conflict):
+        # pushsubscriptionchange onto someone else's endpoint: refused, and the old row stays.
+        store.replace(
+            mine.id, SubscriptionInput(first.endpoint, "BBBB", mine.auth, ("sport",)), 300.0
+        )
+    assert store.get_subscription(mine.id) == mine
+    assert store.get_by_endpoint(first.endpoint) == first
 
 
 def test_audience_sizes_follow_every_change(store: SqlStore) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import os
@@ -22,6 +21,7 @@ from sqlalchemy import func, select
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.sql import make_engine
+from core.base64url import b64url_decode, b64url_encode
 from service.app import create_app
 from tests.conftest import (
     TEST_REDIS_DB,
@@ -35,13 +35,9 @@ from tests.support.live import serve
 FCM = "https://fcm.googleapis.com/fcm/send/"
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def p256dh() -> str:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    return b64(
+    return b64url_encode(
         key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     )
 
@@ -49,9 +45,9 @@ def p256dh() -> str:
 def browser_sub(endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
     """What a browser's PushSubscription.toJSON() looks like, plus our topics."""
     return {
-        "endpoint": endpoint or FCM + b64(os.urandom(24)),
+        "endpoint": endpoint or FCM + b64url_encode(os.urandom(24)),
         "expirationTime": None,
-        "keys": {"p256dh": p256dh(), "auth": b64(os.urandom(16))},
+        "keys": {"p256dh": p256dh(), "auth": b64url_encode(os.urandom(16))},
         "topics": ["breaking"],
         **extra,
     }
@@ -140,8 +136,8 @@ def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 _MISSING = object()
-_OFF_CURVE = b64(b"\x04" + b"\x01" * 64)
-_COMPRESSED = b64(b"\x02" + b"\x01" * 32)
+_OFF_CURVE = b64url_encode(b"\x04" + b"\x01" * 64)
+_COMPRESSED = b64url_encode(b"\x02" + b"\x01" * 32)
 
 INVALID: list[tuple[str, str, Any, str]] = [
     # (case, field to set, value, field the answer must name)
@@ -177,12 +173,12 @@ INVALID: list[tuple[str, str, Any, str]] = [
     ("keys not an object", "keys", "abc", "keys"),
     ("no p256dh", "keys.p256dh", _MISSING, "keys.p256dh"),
     ("p256dh not base64url", "keys.p256dh", "not*base64", "keys.p256dh"),
-    ("p256dh 64 bytes", "keys.p256dh", b64(os.urandom(64)), "keys.p256dh"),
+    ("p256dh 64 bytes", "keys.p256dh", b64url_encode(os.urandom(64)), "keys.p256dh"),
     ("p256dh compressed", "keys.p256dh", _COMPRESSED, "keys.p256dh"),
     ("p256dh off the curve", "keys.p256dh", _OFF_CURVE, "keys.p256dh"),
     ("no auth", "keys.auth", _MISSING, "keys.auth"),
-    ("auth 15 bytes", "keys.auth", b64(os.urandom(15)), "keys.auth"),
-    ("auth 17 bytes", "keys.auth", b64(os.urandom(17)), "keys.auth"),
+    ("auth 15 bytes", "keys.auth", b64url_encode(os.urandom(15)), "keys.auth"),
+    ("auth 17 bytes", "keys.auth", b64url_encode(os.urandom(17)), "keys.auth"),
     ("auth not base64url", "keys.auth", "!!!!!!!!!!!!!!!!!!!!!!", "keys.auth"),
     ("unknown topic", "topics", ["breaking", "gossip"], "topics"),
     ("topics not a list", "topics", "breaking", "topics"),
@@ -252,7 +248,7 @@ def test_change_delete_and_lookup_name_their_missing_fields(api: Api) -> None:
             {
                 "oldEndpoint": sub["endpoint"],
                 "oldAuth": sub["keys"]["auth"],
-                "subscription": _with(browser_sub(), "keys.auth", b64(b"short")),
+                "subscription": _with(browser_sub(), "keys.auth", b64url_encode(b"short")),
             },
             "subscription.keys.auth",
         ),
@@ -292,7 +288,7 @@ def test_put_replaces_topics_only_for_the_owner(api: Api) -> None:
     sub = browser_sub()
     assert api.post("/api/v1/subscriptions", sub).status_code == 201
 
-    stranger = _with({**sub, "topics": ["politics"]}, "keys.auth", b64(os.urandom(16)))
+    stranger = _with({**sub, "topics": ["politics"]}, "keys.auth", b64url_encode(os.urandom(16)))
     refused = api.client.put("/api/v1/subscriptions", json=stranger)
     assert refused.status_code == 404
     assert api.client.post(
@@ -323,7 +319,8 @@ def test_delete_needs_the_auth_secret_and_removes_the_row_at_once(api: Api) -> N
     before = api.rows()
 
     wrong = api.post(
-        "/api/v1/subscriptions/delete", {"endpoint": sub["endpoint"], "auth": b64(os.urandom(16))}
+        "/api/v1/subscriptions/delete",
+        {"endpoint": sub["endpoint"], "auth": b64url_encode(os.urandom(16))},
     )
     assert wrong.status_code == 404
     assert api.rows() == before
@@ -348,7 +345,11 @@ def test_change_moves_the_topics_to_the_new_subscription(api: Api) -> None:
 
     stranger = api.post(
         "/api/v1/subscriptions/change",
-        {"oldEndpoint": old["endpoint"], "oldAuth": b64(os.urandom(16)), "subscription": new},
+        {
+            "oldEndpoint": old["endpoint"],
+            "oldAuth": b64url_encode(os.urandom(16)),
+            "subscription": new,
+        },
     )
     assert stranger.status_code == 404
     assert api.row(new["endpoint"]) is None and api.row(old["endpoint"]) is not None
@@ -362,6 +363,83 @@ def test_change_moves_the_topics_to_the_new_subscription(api: Api) -> None:
     assert api.row(old["endpoint"]) is None
     row = api.row(new["endpoint"])
     assert row is not None and row["auth"] == new["keys"]["auth"]
+    assert api.rows() == before
+
+
+def test_a_strangers_keys_never_take_over_a_subscribed_endpoint(api: Api) -> None:
+    victim = {**browser_sub(), "topics": ["politics", "sport"]}
+    first = api.post("/api/v1/subscriptions", victim)
+    assert first.status_code == 201
+    stored = api.row(victim["endpoint"])
+    before = api.rows()
+
+    mine = browser_sub()["keys"]
+    attempts = [
+        {**victim, "keys": mine, "topics": ["business"]},
+        _with({**victim, "topics": ["business"]}, "keys.p256dh", mine["p256dh"]),
+        _with({**victim, "topics": ["business"]}, "keys.auth", mine["auth"]),
+        _with({**victim, "keys": mine}, "topics", _MISSING),
+    ]
+    for attempt in attempts:
+        refused = api.post("/api/v1/subscriptions", attempt)
+        assert refused.status_code == 409, refused.json
+        assert refused.json["error"]["code"] == "conflict"
+        assert set(refused.json) == {"error"}, "nothing about the row is echoed"
+        assert "politics" not in refused.get_data(as_text=True)
+    assert api.row(victim["endpoint"]) == stored, "keys, topics and last_seen untouched"
+    assert api.rows() == before
+
+    # The stranger's keys cannot then delete, read or change the reader's row either.
+    for path, body in (
+        ("/api/v1/subscriptions/delete", {"endpoint": victim["endpoint"], "auth": mine["auth"]}),
+        ("/api/v1/subscriptions/lookup", {"endpoint": victim["endpoint"], "auth": mine["auth"]}),
+    ):
+        assert api.post(path, body).status_code == 404
+    put = api.client.put("/api/v1/subscriptions", json={**victim, "keys": mine})
+    assert put.status_code == 404
+    assert api.row(victim["endpoint"]) == stored
+
+    # The reader's own browser re-posting its exact keys is an idempotent re-subscribe.
+    again = api.post("/api/v1/subscriptions", {**victim, "topics": ["sport"]})
+    assert again.status_code == 200
+    assert again.json == {"id": first.json["id"], "topics": ["sport"]}
+    assert api.rows() == before
+
+
+def test_change_cannot_move_a_subscription_onto_someone_elses_endpoint(api: Api) -> None:
+    victim = {**browser_sub(), "topics": ["politics"]}
+    assert api.post("/api/v1/subscriptions", victim).status_code == 201
+    stored = api.row(victim["endpoint"])
+    mine = {**browser_sub(), "topics": ["sport"]}
+    assert api.post("/api/v1/subscriptions", mine).status_code == 201
+    before = api.rows()
+
+    hijack = {**victim, "keys": browser_sub()["keys"], "topics": ["sport"]}
+    refused = api.post(
+        "/api/v1/subscriptions/change",
+        {"oldEndpoint": mine["endpoint"], "oldAuth": mine["keys"]["auth"], "subscription": hijack},
+    )
+    assert refused.status_code == 409
+    assert set(refused.json) == {"error"}
+    assert api.row(victim["endpoint"]) == stored
+    assert api.row(mine["endpoint"]) is not None, "a refused change deletes nothing"
+    assert api.rows() == before
+
+    # The browser re-subscribed from the page before its service worker sent the change: the
+    # new endpoint is already stored with the same keys, so the two rows merge into one.
+    renewed = {**browser_sub(), "topics": ["breaking"]}
+    assert api.post("/api/v1/subscriptions", renewed).status_code == 201
+    merged = api.post(
+        "/api/v1/subscriptions/change",
+        {
+            "oldEndpoint": mine["endpoint"],
+            "oldAuth": mine["keys"]["auth"],
+            "subscription": _with(renewed, "topics", _MISSING),
+        },
+    )
+    assert merged.status_code == 200
+    assert merged.json["topics"] == ["sport"]
+    assert api.row(mine["endpoint"]) is None
     assert api.rows() == before
 
 
@@ -382,7 +460,7 @@ def test_the_reader_api_answers_cors_only_for_the_publishers_origins(api: Api) -
     theirs = api.client.get("/api/v1/config", headers={"Origin": "https://evil.example"})
     assert "Access-Control-Allow-Origin" not in theirs.headers
     config = ours.json
-    assert len(base64.urlsafe_b64decode(config["vapidPublicKey"] + "==")) == 65
+    assert len(b64url_decode(config["vapidPublicKey"])) == 65
     assert config["prompt"]["accept"] == "Yes, Thanks"
     assert config["origins"] == ["http://127.0.0.1:8000"]
 
@@ -492,3 +570,84 @@ def test_warm_up_with_nothing_reachable_leaves_it_to_the_first_request(
     assert "database not ready at start-up: OperationalError" in messages
     assert "broker not ready at start-up: OperationalError" in messages
     assert app.test_client().get("/healthz").status_code == 200
+
+
+# -- reader reports: counted only with the receipt the push carried ------------------------
+
+
+def _sent_alert(api: Api, delivered_to: list[int]) -> int:
+    """An alert whose ledger says it reached delivered_to (as the worker records it)."""
+    from core.model import AlertDraft, AlertStatus, LedgerStatus, Urgency
+    from core.ports import LedgerEntry
+
+    store = api.app.extensions["newsflash"].container.store
+    draft = AlertDraft(
+        title="T",
+        body="B",
+        url="http://127.0.0.1:8000/a",
+        topics=("breaking",),
+        urgency=Urgency.HIGH,
+        ttl_s=600,
+    )
+    alert, _ = store.create_alert(
+        draft, "nf" + b64url_encode(os.urandom(6)), AlertStatus.SENDING, 3, 1.0
+    )
+    entries = [LedgerEntry(i, LedgerStatus.DELIVERED, 201, 1) for i in delivered_to]
+    store.record(alert.id, entries, [], 2.0)
+    return int(alert.id)
+
+
+def _counts(api: Api, alert_id: int) -> tuple[int, int, int]:
+    with api.engine.connect() as conn:
+        row = conn.execute(
+            select(t.alerts.c.delivered, t.alerts.c.displayed, t.alerts.c.clicked).where(
+                t.alerts.c.id == alert_id
+            )
+        ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def test_reports_count_once_and_only_with_the_receipt_of_a_recorded_delivery(api: Api) -> None:
+    ids = [int(api.post("/api/v1/subscriptions", browser_sub()).json["id"]) for _ in range(3)]
+    reached, also, never = ids
+    alert_id = _sent_alert(api, [reached, also])
+    receipts = api.app.extensions["newsflash"].container.receipts
+    other_alert = _sent_alert(api, [reached])
+
+    def report(kind: str, receipt: Any, alert: int = alert_id) -> Any:
+        body = {"alert": str(alert), "type": kind}
+        if receipt is not None:
+            body["d"] = receipt
+        return api.post("/api/v1/events", body)
+
+    for malformed in (None, 42, ""):
+        refused = report("displayed", malformed)
+        assert refused.status_code == 400 and refused.json["error"]["field"] == "d"
+    genuine = receipts.sign(alert_id, reached)
+    forged = [
+        f"{reached}.{b64url_encode(os.urandom(16))[:22]}",  # a guessed MAC
+        receipts.sign(other_alert, reached),  # another alert's receipt
+        genuine[:-1] + ("A" if genuine[-1] != "A" else "B"),
+        f"{also}{genuine[genuine.index('.') :]}",  # someone else's MAC, my id
+        "x" * 5000,
+    ]
+    for receipt in forged:
+        assert report("displayed", receipt).status_code == 202, receipt
+        assert report("clicked", receipt).status_code == 202
+    assert report("clicked", forged[0], alert=2**62).status_code == 202, "no alert-id oracle"
+    assert _counts(api, alert_id) == (2, 0, 0), "forgeries are never counted"
+
+    for _ in range(3):
+        assert report("displayed", genuine).status_code == 202
+        assert report("clicked", genuine).status_code == 202
+    assert _counts(api, alert_id) == (2, 1, 1), "once per subscription, alert and type"
+
+    # A genuine receipt the worker has not recorded yet: 425, the worker asks again, uncounted.
+    early = report("displayed", receipts.sign(alert_id, never))
+    assert early.status_code == 425 and early.headers["Retry-After"]
+    assert report("displayed", receipts.sign(alert_id, also)).status_code == 202
+    assert report("clicked", receipts.sign(alert_id, also)).status_code == 202
+    delivered, displayed, clicked = _counts(api, alert_id)
+    assert (delivered, displayed, clicked) == (2, 2, 2)
+    assert displayed <= delivered and clicked <= delivered
+    assert _counts(api, other_alert) == (1, 0, 0)

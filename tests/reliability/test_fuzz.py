@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections import Counter
@@ -14,6 +13,7 @@ import pytest
 import schemathesis
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 from pywebpush import WebPusher
@@ -27,28 +27,31 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlalchemy import func, select
 
+from core.accounts import Role
 from core.adapters import tables as t
+from core.adapters.accounts_sql import SqlAccounts
 from core.alerts import AlertRules, parse_alert_request
+from core.base64url import b64url_encode
 from core.errors import ValidationError
 from core.model import Alert, AlertKind, AlertStatus
 from core.payload import build_payload, story_key
+from tests.conftest import create_pg_database, drop_pg_database
 from tests.reliability.harness import ORIGIN, Rig, rig
 from tests.reliability.test_ssrf import HOSTILE
+from tests.support import hostile
 
 pytestmark = pytest.mark.timeout(300)
 
 TRIED: Counter[str] = Counter()
 TOPICS = ["breaking", "politics", "business", "sport"]
+EDITOR = "fuzz-editor@news.example"
+PASSWORD = "correct horse battery staple"
 FUZZ = settings(
     max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     database=None,
 )
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 class Reader:
@@ -63,7 +66,7 @@ class Reader:
 
     @property
     def keys(self) -> dict[str, str]:
-        return {"p256dh": _b64(self.public), "auth": _b64(self.auth)}
+        return {"p256dh": b64url_encode(self.public), "auth": b64url_encode(self.auth)}
 
 
 READER = Reader()
@@ -75,22 +78,44 @@ def _report() -> Iterator[None]:
     print("\ninputs tried: " + ", ".join(f"{k} {v}" for k, v in sorted(TRIED.items())))
 
 
-@pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory, redis_url: str, vapid_pem: str) -> Iterator[Rig]:
-    tmp = tmp_path_factory.mktemp("fuzz")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    vapid_pem: str,
+) -> Iterator[Rig]:
+    """The whole suite runs once on SQLite and once on PostgreSQL (NUL, for one, only breaks
+    the latter)."""
+    tmp = tmp_path_factory.mktemp(f"fuzz-{request.param}")
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()  # this suite's own database number only
-    with rig(
-        tmp,
-        f"sqlite:///{tmp}/nf.db",
-        redis_url,
-        vapid_pem,
-        ALLOW_LOOPBACK_PUSH="off",
-        RATE_LIMIT_SUBSCRIBE="1000000 per minute",
-    ) as r:
-        yield r
-    redis.Redis.from_url(redis_url).flushdb()
+    if request.param == "postgres":
+        request.getfixturevalue("postgres_available")
+        url = create_pg_database()
+    else:
+        url = f"sqlite:///{tmp}/nf.db"
+    try:
+        with rig(
+            tmp,
+            url,
+            redis_url,
+            vapid_pem,
+            ALLOW_LOOPBACK_PUSH="off",
+            RATE_LIMIT_SUBSCRIBE="1000000 per minute",
+            RATE_LIMIT_LOGIN="1000000 per minute",
+        ) as r:
+            SqlAccounts(r.engine).create_user(EDITOR, PASSWORD, Role.EDITOR)
+            yield r
+    finally:
+        if request.param == "postgres":
+            drop_pg_database(url)
+        redis.Redis.from_url(redis_url).flushdb()
+
+
+def tried(r: Rig, what: str) -> None:
+    TRIED[f"{r.engine.dialect.name} {what}"] += 1
 
 
 # -- subscriptions -----------------------------------------------------------------------------
@@ -105,12 +130,15 @@ junk = st.one_of(
 )
 key_text = st.one_of(
     st.just(READER.keys["p256dh"]),
-    st.binary(min_size=0, max_size=80).map(_b64),
+    st.binary(min_size=0, max_size=80).map(b64url_encode),
     st.text(max_size=100),
     junk,
 )
 auth_text = st.one_of(
-    st.just(READER.keys["auth"]), st.binary(max_size=24).map(_b64), st.text(max_size=30), junk
+    st.just(READER.keys["auth"]),
+    st.binary(max_size=24).map(b64url_encode),
+    st.text(max_size=30),
+    junk,
 )
 endpoint_text = st.one_of(
     st.text(alphabet=st.characters(codec="utf-8"), max_size=60).map(
@@ -157,7 +185,7 @@ subscription_bodies = st.one_of(plausible_subscriptions, any_subscriptions)
 def test_subscribe_accepts_only_what_it_stores_and_stores_nothing_it_refuses(
     api: Rig, body: dict[str, Any]
 ) -> None:
-    TRIED["subscription bodies"] += 1
+    tried(api, "subscription bodies")
     before = api.subscription_count()
     answer = api.client.post("/api/v1/subscriptions", json=body)
     assert answer.status_code < 500, answer.get_data(as_text=True)
@@ -165,7 +193,7 @@ def test_subscribe_accepts_only_what_it_stores_and_stores_nothing_it_refuses(
         assert api.subscription_count() == before, "a refused subscription left a row"
         assert set(answer.json["error"]) >= {"code", "message"}
         return
-    TRIED["subscriptions accepted"] += 1
+    tried(api, "subscriptions accepted")
     assert answer.status_code in (200, 201)
     sub = api.store.get_by_endpoint(body["endpoint"])
     assert sub is not None and sub.topics == tuple(answer.json["topics"])
@@ -281,7 +309,7 @@ def _alert_rows(r: Rig) -> int:
 @settings(FUZZ, max_examples=50)
 @given(body=alert_bodies)
 def test_a_refused_alert_leaves_no_row(api: Rig, body: dict[str, Any]) -> None:
-    TRIED["alert publishes"] += 1
+    tried(api, "alert publishes")
     before = _alert_rows(api)
     answer = api.client.post("/api/v1/alerts", json=body, headers=api.auth())
     assert answer.status_code < 500, answer.get_data(as_text=True)
@@ -321,6 +349,7 @@ def test_ids_beyond_any_database_integer_are_not_found(api: Rig) -> None:
 
 # -- the OpenAPI document, against the app itself ---------------------------------------------
 def test_schemathesis_finds_no_5xx_and_no_response_off_its_schema(api: Rig) -> None:
+    STATUSES.clear()  # counted per database
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", api.app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 10
@@ -353,8 +382,74 @@ def _fuzz_operation(api: Rig, operation: Any) -> None:
     @settings(FUZZ, max_examples=20)
     @given(case=operation.as_strategy())
     def run(case: Any) -> None:
-        TRIED["schemathesis requests"] += 1
+        tried(api, "schemathesis requests")
         response = case.call_and_validate(headers=api.auth(), checks=CHECKS)
         STATUSES[response.status_code // 100] += 1
+
+    run()
+
+
+# -- hostile JSON on every JSON route ------------------------------------------------------------
+A_KEY = READER.keys["auth"]
+PUSH = "https://fcm.googleapis.com/fcm/send/fuzz"
+SUB = {"endpoint": PUSH, "keys": READER.keys, "topics": ["breaking"], "expirationTime": None}
+ALERT = {"title": "T", "body": "B", "url": f"{ORIGIN}/fuzz", "topics": ["breaking"], "ttl": 900}
+ARTICLE = {"id": "a-1", "title": "T", "url": f"{ORIGIN}/a", "breaking": True, "ttl": 900}
+BASES: dict[str, dict[str, Any]] = {
+    "/api/v1/subscriptions": SUB,
+    "/api/v1/subscriptions/lookup": {"endpoint": PUSH, "auth": A_KEY},
+    "/api/v1/subscriptions/delete": {"endpoint": PUSH, "auth": A_KEY},
+    "/api/v1/subscriptions/change": {"oldEndpoint": PUSH, "oldAuth": A_KEY, "subscription": SUB},
+    "/api/v1/events": {"type": "clicked", "alert": "1"},
+    "/api/v1/alerts": ALERT,
+    "/api/v1/alerts/1/correct": {"title": "T", "body": "B", "url": f"{ORIGIN}/c"},
+    "/api/v1/alerts/test": ALERT,
+    # Refused before any fetch: never a connection to anything.
+    "/editor/prefill": {"url": "https://elsewhere.example/story"},
+    "/editor/test-device": {"endpoint": PUSH, "auth": A_KEY, "on": True},
+    hostile.WEBHOOK: {"type": "article.published", "article": ARTICLE},
+}
+
+
+@pytest.fixture(scope="module")
+def newsroom(api: Rig) -> tuple[FlaskClient, str]:
+    """A logged-in editor, and alert 1 sent (so a correction of it reaches parsing)."""
+    api.publish()  # alert 1 exists after this, whichever test published first
+    api.store.set_status(1, AlertStatus.SENT, time.time())
+    return hostile.editor_session(api.app, EDITOR, PASSWORD)
+
+
+HOSTILE_EXAMPLES = 40
+
+
+@pytest.mark.parametrize(("method", "path", "auth"), hostile.JSON_ROUTES)
+def test_hostile_json_is_refused_on_every_route_and_never_a_500(
+    api: Rig, newsroom: tuple[FlaskClient, str], method: str, path: str, auth: str
+) -> None:
+    session, csrf = newsroom
+
+    @settings(FUZZ, max_examples=HOSTILE_EXAMPLES)
+    @given(case=hostile.bodies(BASES[path]))
+    def run(case: tuple[str, bool]) -> None:
+        text, must_refuse = case
+        tried(api, "hostile JSON bodies")
+        raw = text.encode("utf-8", "surrogatepass")
+        before = (api.subscription_count(), _alert_rows(api))
+        if auth == "webhook":
+            client, headers = api.client, hostile.signed(api.settings, raw)
+        elif auth == "session":
+            client, headers = session, {"X-CSRF-Token": csrf}
+        else:
+            client, headers = api.client, api.auth()
+        answer = client.open(
+            path, method=method, data=raw, headers=headers, content_type="application/json"
+        )
+        assert answer.status_code < 500, answer.get_data(as_text=True)
+        if must_refuse:
+            tried(api, "hostile JSON bodies that must be refused")
+            assert answer.status_code in (400, 413, 429), (text[:200], answer.get_json())
+        if answer.status_code >= 400:
+            assert set(answer.get_json()["error"]) >= {"code", "message"}
+            assert (api.subscription_count(), _alert_rows(api)) == before, "a refusal left a row"
 
     run()

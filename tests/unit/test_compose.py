@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import re
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +104,153 @@ def test_flower_is_recent_and_private() -> None:
     match = re.search(r"flower>=(\d+)\.(\d+)", pyproject)
     assert match and (int(match[1]), int(match[2])) >= (2, 2)
     assert '".[ops]"' in (ROOT / "Dockerfile").read_text()
+
+
+# -- the optional `monitoring` profile --------------------------------------------------------
+MONITORING = {"prometheus", "alertmanager", "grafana"}
+
+
+def _binds(name: str) -> dict[str, Path]:
+    """Container path -> repository path of a service's bind mounts (./...)."""
+    found = {}
+    for volume in SERVICES[name].get("volumes", []):
+        source, target, *_ = str(volume).split(":")
+        if source.startswith("./"):
+            found[target] = ROOT / source
+    return found
+
+
+def _in_container(name: str, path: str) -> Path:
+    """The repository file a container path of `name` shows (through a file or folder mount)."""
+    for target, source in sorted(_binds(name).items(), key=lambda kv: -len(kv[0])):
+        if path == target:
+            return source
+        if path.startswith(target.rstrip("/") + "/"):
+            return source / path[len(target.rstrip("/")) + 1 :]
+    raise AssertionError(f"{name}: nothing is mounted at {path}")
+
+
+def test_the_monitoring_profile_is_optional() -> None:
+    profiled = {n for n, svc in SERVICES.items() if svc.get("profiles")}
+    assert profiled == MONITORING
+    for name in MONITORING:
+        assert SERVICES[name]["profiles"] == ["monitoring"]
+        assert ":latest" not in SERVICES[name]["image"], f"{name}: pin the image version"
+    for name, svc in SERVICES.items():
+        if name not in MONITORING:
+            for dep in svc.get("depends_on", []):
+                assert dep not in MONITORING, f"{name} must start without the monitoring profile"
+
+
+@pytest.mark.parametrize("name", sorted(MONITORING))
+def test_monitoring_mounts_files_that_are_in_the_repository(name: str) -> None:
+    binds = _binds(name)
+    assert binds
+    for source in binds.values():
+        assert source.exists(), f"{name}: mounts {source.relative_to(ROOT)}, which is missing"
+    for volume in SERVICES[name].get("volumes", []):
+        if str(volume).startswith("./"):
+            assert str(volume).endswith(":ro"), f"{name}: mount {volume} read-only"
+
+
+def test_nothing_is_published_beyond_the_hosts_loopback() -> None:
+    for name, svc in SERVICES.items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every address"
+
+
+def _secret_path(name: str, secret: str) -> str:
+    assert secret in SERVICES[name].get("secrets", []), f"{name} does not get the {secret} secret"
+    assert COMPOSE["secrets"][secret]["file"].startswith("./secrets/")
+    return f"/run/secrets/{secret}"
+
+
+def test_prometheus_config_passes_promtool_and_loads_the_rules(tmp_path: Path) -> None:
+    from tests.unit.test_prometheus_rules import RULES, promtool
+
+    config_path = "/etc/prometheus/prometheus.yml"
+    command = SERVICES["prometheus"]["command"]
+    assert f"--config.file={config_path}" in command
+    config_file = _in_container("prometheus", config_path)
+    config = yaml.safe_load(config_file.read_text())
+
+    # The rules file the config names (relative to the config's folder) is the repository's.
+    (rule_file,) = config["rule_files"]
+    assert _in_container("prometheus", f"/etc/prometheus/{rule_file}") == RULES
+
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == "newsflash"]
+    assert job["metrics_path"] == "/metrics"
+    auth = job["authorization"]
+    assert auth["type"] == "Bearer"
+    assert auth["credentials_file"] == _secret_path("prometheus", "prometheus_token")
+    (target,) = job["static_configs"][0]["targets"]
+    host, _, port = target.partition(":")
+    assert host == "web" and f"--port {port}" in " ".join(SERVICES["web"]["command"])
+    (am,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert am.split(":")[0] in SERVICES and am.endswith(":9093")
+
+    # promtool checks the config and the rules it loads; the secret is a file of our own here.
+    token = tmp_path / "prometheus_token"
+    token.write_text("token-from-newsflash-token-create\n")
+    text = config_file.read_text().replace(auth["credentials_file"], str(token))
+    (tmp_path / "prometheus.yml").write_text(text)
+    shutil.copy(RULES, tmp_path / rule_file)
+    done = subprocess.run(
+        [promtool(), "check", "config", "prometheus.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout and rule_file in done.stdout
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard() -> None:
+    env = SERVICES["grafana"]["environment"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == _secret_path(
+        "grafana", "grafana_admin_password"
+    )
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    provisioning = _in_container("grafana", "/etc/grafana/provisioning")
+    sources = [
+        ds
+        for f in sorted((provisioning / "datasources").glob("*.yml"))
+        for ds in yaml.safe_load(f.read_text())["datasources"]
+    ]
+    (prometheus,) = sources
+    assert prometheus["type"] == "prometheus" and prometheus["isDefault"] is True
+    assert prometheus["url"] == "http://prometheus:9090"
+    assert "127.0.0.1:9090:9090" in SERVICES["prometheus"]["ports"]
+    providers = [
+        p
+        for f in sorted((provisioning / "dashboards").glob("*.yml"))
+        for p in yaml.safe_load(f.read_text())["providers"]
+    ]
+    (provider,) = providers
+    folder = _in_container("grafana", provider["options"]["path"])
+    dashboards = sorted(p.name for p in folder.glob("*.json"))
+    assert dashboards == ["newsflash-grafana.json"]
+    home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert _in_container("grafana", home) == folder / "newsflash-grafana.json"
+
+
+def test_alertmanager_routes_to_a_receiver_it_declares() -> None:
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in SERVICES["alertmanager"]["command"]
+    config = yaml.safe_load(
+        _in_container("alertmanager", "/etc/alertmanager/alertmanager.yml").read_text()
+    )
+    names = {r["name"] for r in config["receivers"]}
+    assert config["route"]["receiver"] in names
+
+
+def test_secrets_stay_out_of_git_and_the_image() -> None:
+    for secret in COMPOSE["secrets"].values():
+        assert secret["file"].startswith("./secrets/")
+    assert "secrets/" in (ROOT / ".gitignore").read_text().split()
+    assert "secrets" in (ROOT / ".dockerignore").read_text().split()
+    docs = (ROOT / "docs/monitoring.md").read_text()
+    assert "newsflash token create --name prometheus --role ops" in docs
+    for secret in COMPOSE["secrets"]:
+        assert f"secrets/{secret}" in docs, f"docs/monitoring.md does not say how to make {secret}"

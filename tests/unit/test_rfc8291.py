@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import os
 
 import http_ece
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from pywebpush import WebPusher
 
-from core.adapters.webpush import encrypt, encrypt_aes128gcm, encrypt_pywebpush
+from core.adapters.webpush import encrypt, encrypt_aes128gcm
+from core.base64url import b64url_decode, b64url_encode
 from core.ports import PushMessage
-
-
-def b64d(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def b64e(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
 
 # RFC 8291, Appendix A (the values the RFC prints, base64url).
 PLAINTEXT = b"When I grow up, I want to be a watermelon"
@@ -41,14 +33,18 @@ MESSAGE = (
 
 
 def test_rfc8291_appendix_a_example_is_reproduced_byte_for_byte() -> None:
-    as_key = ec.derive_private_key(int.from_bytes(b64d(AS_PRIVATE), "big"), ec.SECP256R1())
+    as_key = ec.derive_private_key(int.from_bytes(b64url_decode(AS_PRIVATE), "big"), ec.SECP256R1())
     assert as_key.public_key().public_bytes(
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
-    ) == b64d(AS_PUBLIC)
+    ) == b64url_decode(AS_PUBLIC)
     body = encrypt_aes128gcm(
-        PLAINTEXT, b64d(UA_PUBLIC), b64d(AUTH), as_private=as_key, salt=b64d(SALT)
+        PLAINTEXT,
+        b64url_decode(UA_PUBLIC),
+        b64url_decode(AUTH),
+        as_private=as_key,
+        salt=b64url_decode(SALT),
     )
-    assert b64e(body) == MESSAGE
+    assert b64url_encode(body) == MESSAGE
 
 
 def _receiver() -> tuple[ec.EllipticCurvePrivateKey, bytes, bytes]:
@@ -64,7 +60,14 @@ def test_what_we_send_decrypts_with_http_ece_like_pywebpush_output() -> None:
         key, public, auth = _receiver()
         payload = os.urandom(size)
         message = PushMessage(
-            1, "https://push.example/x", b64e(public), b64e(auth), payload, 60, "high", "t"
+            1,
+            "https://push.example/x",
+            b64url_encode(public),
+            b64url_encode(auth),
+            payload,
+            60,
+            "high",
+            "t",
         )
         ours = encrypt(message)
         theirs = encrypt_pywebpush(message)
@@ -87,3 +90,11 @@ def test_malformed_keys_are_refused() -> None:
         except ValueError:
             continue
         raise AssertionError("a malformed key was accepted")
+
+
+def encrypt_pywebpush(message: PushMessage) -> bytes:
+    """The same through pywebpush, the reference the lean path is tested against."""
+    pusher = WebPusher(
+        {"endpoint": message.endpoint, "keys": {"p256dh": message.p256dh, "auth": message.auth}}
+    )
+    return bytes(pusher.encode(message.payload, content_encoding="aes128gcm")["body"])

@@ -123,7 +123,7 @@ def test_settings_are_frozen() -> None:
 
 
 def test_secrets_stay_out_of_repr() -> None:
-    s = load_settings(environ={"NEWSFLASH_SECRET_KEY": "hunter2-hunter2"}, env_file=None)
+    s = load_settings(environ={"NEWSFLASH_SECRET_KEY": "hunter2-hunter2-hunter2"}, env_file=None)
     assert "hunter2" not in repr(s)
 
 
@@ -142,3 +142,55 @@ def test_event_loop_is_uvloop_where_installed_and_asyncio_on_request(
     with pytest.raises(SettingsError) as info:
         load(tmp_path, NEWSFLASH_EVENT_LOOP="uvloop")
     assert "NEWSFLASH_EVENT_LOOP: expected asyncio, or install uvloop" in str(info.value)
+
+
+def test_a_secret_given_inline_and_as_a_file_is_refused(tmp_path: Path) -> None:
+    """One of the two would be silently ignored: say so instead, naming both."""
+    key_file = tmp_path / "secret"
+    key_file.write_text("from-the-file-0123456789")
+    with pytest.raises(SettingsError) as info:
+        load(
+            tmp_path,
+            NEWSFLASH_SECRET_KEY="inline-secret-0123456789",
+            NEWSFLASH_SECRET_KEY_FILE=str(key_file),
+        )
+    assert str(info.value).startswith("NEWSFLASH_SECRET_KEY_FILE: expected unset when")
+    assert "NEWSFLASH_SECRET_KEY is set" in str(info.value)
+    assert load(tmp_path, NEWSFLASH_SECRET_KEY_FILE=str(key_file)).secret_key.startswith("from-")
+
+
+def test_dotenv_is_optional(tmp_path: Path) -> None:
+    s = load_settings(environ={}, env_file=tmp_path / "no-such.env")
+    assert s.batch_size == 1000
+
+
+@pytest.mark.parametrize("limit", ["30 per minute", "10/second; 500/hour", "5 per 2 minutes"])
+def test_rate_limits_in_every_form_flask_limiter_reads(tmp_path: Path, limit: str) -> None:
+    assert load(tmp_path, NEWSFLASH_RATE_LIMIT_LOGIN=limit).rate_limit_login == limit
+
+
+def test_webhook_secret_with_or_without_its_prefix(tmp_path: Path) -> None:
+    bare = "dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tzLTMyYnl0ZXM="
+    assert load(tmp_path, NEWSFLASH_CMS_WEBHOOK_SECRET=bare).cms_webhook_secret == bare
+    assert load(tmp_path, NEWSFLASH_CMS_WEBHOOK_SECRET="whsec_" + bare).cms_webhook_secret
+
+
+def test_prometheus_multiproc_dir_wins_and_is_named_when_wrong(tmp_path: Path) -> None:
+    s = load(tmp_path, PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"))
+    assert s.metrics_dir == tmp_path / "prom"
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, PROMETHEUS_MULTIPROC_DIR="/dev/null")
+    assert str(info.value).startswith("PROMETHEUS_MULTIPROC_DIR: expected a directory")
+
+
+def test_session_settings_default_and_bounds(tmp_path: Path) -> None:
+    s = load(tmp_path)
+    assert (s.session_lifetime_s, s.session_idle_s) == (43200, 7200)
+    with pytest.raises(SettingsError, match="NEWSFLASH_SESSION_IDLE_S: expected a whole number"):
+        load(tmp_path, NEWSFLASH_SESSION_IDLE_S="43201")
+
+
+def test_dotenv_values_are_taken_as_written(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("NEWSFLASH_SECRET_KEY=pa${HOME}ss-0123456789\n")
+    assert load_settings(environ={}, env_file=dotenv).secret_key == "pa${HOME}ss-0123456789"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 
 import pytest
@@ -10,6 +9,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.alerts import AlertRules, parse_alert_request
+from core.base64url import b64url_encode
 from core.endpoints import EndpointPolicy, address_allowed, check_endpoint
 from core.errors import ValidationError
 from core.model import AlertStatus, Urgency
@@ -32,13 +32,9 @@ RULES = AlertRules(
 )
 
 
-def b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
 def p256dh() -> str:
     key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    return b64(
+    return b64url_encode(
         key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
     )
 
@@ -47,7 +43,7 @@ def body(**over: object) -> dict[str, object]:
     data: dict[str, object] = {
         "endpoint": "https://fcm.googleapis.com/fcm/send/abc:def",
         "expirationTime": None,
-        "keys": {"p256dh": p256dh(), "auth": b64(os.urandom(16))},
+        "keys": {"p256dh": p256dh(), "auth": b64url_encode(os.urandom(16))},
         "topics": ["breaking"],
     }
     data.update(over)
@@ -105,14 +101,20 @@ def test_wildcard_hosts_and_loopback_when_allowed() -> None:
     ("keys", "field"),
     [
         (
-            {"p256dh": b64(b"\x04" + b"\x01" * 64), "auth": b64(os.urandom(16))},
+            {
+                "p256dh": b64url_encode(b"\x04" + b"\x01" * 64),
+                "auth": b64url_encode(os.urandom(16)),
+            },
             "keys.p256dh",
         ),  # not on the curve
-        ({"p256dh": b64(os.urandom(33)), "auth": b64(os.urandom(16))}, "keys.p256dh"),
-        ({"p256dh": "not base64 !!", "auth": b64(os.urandom(16))}, "keys.p256dh"),
-        ({"auth": b64(os.urandom(16))}, "keys.p256dh"),
-        ({"p256dh": p256dh(), "auth": b64(os.urandom(15))}, "keys.auth"),
-        ({"p256dh": p256dh(), "auth": b64(os.urandom(32))}, "keys.auth"),
+        (
+            {"p256dh": b64url_encode(os.urandom(33)), "auth": b64url_encode(os.urandom(16))},
+            "keys.p256dh",
+        ),
+        ({"p256dh": "not base64 !!", "auth": b64url_encode(os.urandom(16))}, "keys.p256dh"),
+        ({"auth": b64url_encode(os.urandom(16))}, "keys.p256dh"),
+        ({"p256dh": p256dh(), "auth": b64url_encode(os.urandom(15))}, "keys.auth"),
+        ({"p256dh": p256dh(), "auth": b64url_encode(os.urandom(32))}, "keys.auth"),
         ({"p256dh": p256dh()}, "keys.auth"),
         ("nope", "keys"),
     ],

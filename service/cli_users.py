@@ -1,0 +1,105 @@
+"""`newsflash user ...`: newsroom accounts; every change that affects access ends the user's sessions."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import time
+from typing import Any
+
+from config.settings import Settings
+from service.cli import CliError, _container
+
+
+def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
+    from core.accounts import parse_role
+    from core.adapters.accounts_sql import SqlAccounts
+
+    role = parse_role(args.role)
+    password = _read_password(args.password_stdin)
+    accounts = SqlAccounts(_container(settings).engine)
+    user_id = accounts.create_user(args.email, password, role)
+    accounts.audit("cli", "user.create", args.email, {"role": role.value})
+    print(f"created user {args.email} ({role.value}), id {user_id}")
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    password = from_stdin and sys.stdin.readline().rstrip("\n")
+    if not password:
+        password = getpass.getpass("Password (12+ characters): ")
+        if getpass.getpass("Repeat: ") != password:
+            raise CliError("passwords do not match")
+    return password
+
+
+def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
+    from core.adapters.accounts_sql import SqlAccounts
+
+    accounts = SqlAccounts(_container(settings).engine)
+    disable = args.user_command == "disable"
+    ended = accounts.set_disabled(args.email, disable, time.time())
+    action = "user.disable" if disable else "user.enable"
+    accounts.audit("cli", action, args.email.strip().lower(), {"sessions_ended": ended})
+    state = "disabled (cannot log in)" if disable else "enabled"
+    print(f"{args.email} {state}; {ended} session(s) ended")
+    return 0
+
+
+def cmd_user_role(args: argparse.Namespace, settings: Settings) -> int:
+    from core.accounts import parse_role
+    from core.adapters.accounts_sql import SqlAccounts
+
+    role = parse_role(args.role)
+    accounts = SqlAccounts(_container(settings).engine)
+    ended = accounts.set_role(args.email, role, time.time())
+    accounts.audit(
+        "cli",
+        "user.role",
+        args.email.strip().lower(),
+        {"role": role.value, "sessions_ended": ended},
+    )
+    print(f"{args.email} is now {role.value}; {ended} session(s) ended")
+    return 0
+
+
+def cmd_user_password(args: argparse.Namespace, settings: Settings) -> int:
+    from core.adapters.accounts_sql import SqlAccounts
+
+    password = _read_password(args.password_stdin)
+    accounts = SqlAccounts(_container(settings).engine)
+    ended = accounts.set_password(args.email, password, time.time())
+    accounts.audit("cli", "user.password", args.email.strip().lower(), {"sessions_ended": ended})
+    print(f"password of {args.email} changed; {ended} session(s) ended")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    user = subparsers.add_parser("user", help="newsroom accounts").add_subparsers(
+        dest="user_command", required=True, metavar="ACTION"
+    )
+    p = user.add_parser("create", help="create a newsroom account (prompts for the password)")
+    p.add_argument("--email", required=True)
+    p.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.set_defaults(func=cmd_user_create, needs_keys=False)
+    for action, text in (
+        ("disable", "stop an account from logging in and end all its sessions"),
+        ("enable", "let a disabled account log in again"),
+    ):
+        p = user.add_parser(action, help=text)
+        p.add_argument("email", metavar="EMAIL")
+        p.set_defaults(func=cmd_user_disable, needs_keys=False)
+    p = user.add_parser("role", help="change an account's role (ends its sessions)")
+    p.add_argument("email", metavar="EMAIL")
+    p.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
+    p.set_defaults(func=cmd_user_role, needs_keys=False)
+    p = user.add_parser("password", help="set an account's password (ends its sessions)")
+    p.add_argument("email", metavar="EMAIL")
+    p.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    p.set_defaults(func=cmd_user_password, needs_keys=False)

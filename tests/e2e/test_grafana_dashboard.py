@@ -1,0 +1,338 @@
+"""The Grafana dashboard and the Prometheus rules name only metrics a live /metrics exports:
+a real stack (gunicorn web, worker, beat, push stand-in, PostgreSQL, Redis) is driven through an
+alarm, subscriptions and a send, /metrics is scraped along the way, and every PromQL expression
+is checked against the metric names seen."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.accounts import Role
+from core.adapters import migrate
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.sql import make_engine
+from standin.server import PushStandin
+from tests.conftest import (
+    TEST_REDIS_DB,
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    make_env,
+    port_open,
+    require_service,
+)
+from tests.support.ops import WebhookReceiver
+from tests.support.stack import Process, start_beat, start_worker, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "deploy/grafana/dashboards/newsflash-grafana.json"
+RULES = ROOT / "deploy/prometheus/newsflash-rules.yml"
+ORIGIN = "http://127.0.0.1:8000"
+# Series Prometheus makes itself (scrape health), not Newsflash's to export.
+PROMETHEUS_OWN = {"up"}
+_KEYWORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
+    "and", "or", "unless", "offset", "atan2", "inf", "nan",
+}  # fmt: skip
+_LABEL_LISTS = re.compile(
+    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
+)
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects: identifiers that are not functions or
+    aggregations (followed by "("), keywords, label names (in {...} or by/without/on lists),
+    strings, durations ([...]) or Grafana variables."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
+    text = _LABEL_LISTS.sub(" ", text)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\$\{?\w+\}?", " ", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)(?![\w.])", text):
+        after = text[match.end() :].lstrip()
+        if after.startswith("(") or match[1].lower() in _KEYWORDS:
+            continue
+        names.add(match[1])
+    return names
+
+
+def dashboard_exprs() -> list[tuple[str, str]]:
+    found = []
+
+    def walk(panels: list[dict[str, Any]]) -> None:
+        for panel in panels:
+            for target in panel.get("targets", []):
+                found.append((panel["title"], target["expr"]))
+            walk(panel.get("panels", []))
+
+    walk(json.loads(DASHBOARD.read_text())["panels"])
+    return found
+
+
+def rule_exprs() -> list[tuple[str, str]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [(r["alert"], r["expr"]) for g in groups for r in g["rules"]]
+
+
+# -- the extractor and the dashboard's shape (no services needed) -------------------------------
+@pytest.mark.parametrize(
+    ("expr", "names"),
+    [
+        (
+            'histogram_quantile(0.99, sum by (le, push_host) (rate(x_seconds_bucket{a="b(c)"}[5m])))',
+            {"x_seconds_bucket"},
+        ),
+        ("sum(rate(a_total[$__rate_interval])) / on (job) group_left (x) b", {"a_total", "b"}),
+        ('max by (queue) (q{queue=~"n.*"}) >= 60 and up offset 5m', {"q", "up"}),
+        ("count without (instance) (c) > bool 1e3", {"c"}),
+    ],
+)
+def test_metric_names_are_found_in_promql(expr: str, names: set[str]) -> None:
+    assert metric_names(expr) == names
+
+
+def test_the_dashboard_is_provisionable_and_uses_the_datasource_variable() -> None:
+    dash = json.loads(DASHBOARD.read_text())
+    assert (
+        dash["uid"] and dash["title"] == "Newsflash" and dash["id"] is None
+        if "id" in dash
+        else True
+    )
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    panels = dash["panels"]
+    assert [p["title"] for p in panels if p["type"] == "row"][:2] == ["Queues", "Delivery"]
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    for panel in panels:
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{panel['title']} has no unit"
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}"
+    titles = " | ".join(p["title"] for p in panels)
+    for wanted in (
+        "Tasks waiting",
+        "Oldest waiting",
+        "by outcome",
+        "by push host",
+        "50 / 90 / 100 %",
+        "breaker",
+        "Workers online",
+        "POST /api/v1/alerts latency",
+        "gained and lost",
+    ):
+        assert wanted.lower() in titles.lower(), f"no panel for {wanted!r}"
+
+
+# -- the live check -------------------------------------------------------------------------------
+class Web:
+    def __init__(self, base_url: str, ops_token: str, editor_token: str) -> None:
+        self.base_url = base_url
+        self.ops_token = ops_token
+        self.editor_token = editor_token
+
+    def call(
+        self, method: str, path: str, body: Any = None, token: str | None = None
+    ) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json"}
+            | ({"Authorization": f"Bearer {token}"} if token else {}),
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                return int(answer.status), answer.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def scrape(self) -> dict[str, float]:
+        """Sample name -> the sum of its values (labels summed away)."""
+        status, body = self.call("GET", "/metrics", token=self.ops_token)
+        assert status == 200, body[:300]
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(body.decode()):
+            for s in family.samples:
+                samples[s.name] = samples.get(s.name, 0.0) + s.value
+        return samples
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Web, dict[str, str], Path]]:
+    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
+    require_service("PostgreSQL", port_open("127.0.0.1", 5432), "127.0.0.1:5432")
+    tmp = tmp_path_factory.mktemp("grafana")
+    redis_url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    database_url = create_pg_database()
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP256R1())
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
+    receiver = WebhookReceiver().start()
+    port = free_port()
+    env = make_env(
+        tmp / "var",
+        database_url,
+        redis_url,
+        pem,
+        BATCH_SIZE="10",
+        RATE_LIMIT_SUBSCRIBE="10000 per minute",
+        ALARM_INTERVAL_S="1",
+        ALARM_FOR_S="1",
+        OPS_CACHE_S="0.5",
+        ALERT_WEBHOOK=receiver.url,
+        PORT=str(port),
+    )
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    accounts = SqlAccounts(engine)
+    web = Web(
+        f"http://127.0.0.1:{port}",
+        accounts.create_token("prometheus", Role.OPS),
+        accounts.create_token("editor", Role.EDITOR),
+    )
+    logs = tmp / "logs"
+    server = Process(
+        "web", ["web", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env, logs
+    )
+    beat: Process | None = None
+    try:
+        wait_until(
+            lambda: (
+                (not server.alive() and pytest.fail(server.output()[-3000:]))
+                or web.call("GET", "/healthz")[0] == 200
+                if port_open("127.0.0.1", port)
+                else False
+            ),
+            60,
+            "the web app to answer",
+            interval_s=0.2,
+        )
+        beat = start_beat(env, logs)
+        yield web, env, logs
+    finally:
+        if beat is not None:
+            beat.stop()
+        server.stop()
+        receiver.stop()
+        engine.dispose()
+        drop_pg_database(database_url)
+
+
+def test_every_dashboard_and_rule_query_names_an_exported_metric(
+    stack: tuple[Web, dict[str, str], Path],
+) -> None:
+    web, env, logs = stack
+    seen: set[str] = set()
+
+    def scrape() -> dict[str, float]:
+        samples = web.scrape()
+        seen.update(samples)
+        return samples
+
+    # No worker yet: beat evaluates the alarms itself and the breaking lane is unattended.
+    wait_until(
+        lambda: (
+            scrape().get("newsflash_alarm_active", 0) >= 1
+            and scrape().get("newsflash_alarm_notifications_total", 0) >= 1
+        ),
+        60,
+        "the breaking-lane alarm to fire and be POSTed",
+        interval_s=0.5,
+    )
+    standin: PushStandin = PushStandin().start()
+    worker: Process | None = None
+    try:
+        for sub in standin.create_subscriptions(6) + standin.create_subscriptions(2, "gone410"):
+            status, body = web.call(
+                "POST", "/api/v1/subscriptions", {**sub, "topics": ["breaking"]}
+            )
+            assert status == 201, body
+        worker = start_worker(env, logs, concurrency=2)
+        status, body = web.call(
+            "POST",
+            "/api/v1/alerts",
+            {
+                "title": "Dashboard check " + uuid.uuid4().hex[:6],
+                "body": "Every panel has data.",
+                "url": f"{ORIGIN}/news/dashboard",
+                "topics": ["breaking"],
+            },
+            token=web.editor_token,
+        )
+        assert status == 202, body
+        alert_id = json.loads(body)["id"]
+        wait_until(
+            lambda: (
+                json.loads(
+                    web.call("GET", f"/api/v1/alerts/{alert_id}", token=web.editor_token)[1]
+                )["status"]
+                == "sent"
+            ),
+            60,
+            "the alert to be sent",
+            interval_s=0.2,
+        )
+        last = wait_until(
+            lambda: (
+                (s := scrape()).get("newsflash_alert_time_to_delivered_seconds_count", 0) >= 3 and s
+            ),
+            30,
+            "the finished alert's times to 50/90/100 % to be observed",
+            interval_s=0.5,
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+        standin.stop()
+
+    # What the send did is in the numbers (not just the names).
+    assert last["newsflash_deliveries_total"] == 8
+    assert last["newsflash_subscriptions_gained_total"] == 8
+    assert last["newsflash_subscriptions_lost_total"] == 2  # the two 410s
+    assert last["newsflash_http_request_seconds_count"] >= 10
+    assert last["newsflash_alert_time_to_delivered_seconds_count"] == 3  # 50, 90 and 100 %
+
+    missing = {
+        f"{where}: {name}"
+        for where, expr in dashboard_exprs()
+        for name in metric_names(expr)
+        if name not in seen
+    }
+    assert not missing, f"not exported by /metrics: {sorted(missing)}"
+    used = {name for _w, expr in dashboard_exprs() for name in metric_names(expr)}
+    assert len(used) >= 20, sorted(used)
+    missing_in_rules = {
+        f"{alert}: {name}"
+        for alert, expr in rule_exprs()
+        for name in metric_names(expr) - PROMETHEUS_OWN
+        if name not in seen
+    }
+    assert not missing_in_rules, f"not exported by /metrics: {sorted(missing_in_rules)}"

@@ -1,0 +1,372 @@
+"""Newsroom sessions end on the server (logout, password, role, disable, idle, lifetime) and
+refused logins are summarised in the audit log, which pages and filters; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import gc
+import re
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, select, update
+
+from core.accounts import Role, hash_token
+from core.adapters import migrate
+from core.adapters import tables as t
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.sql import make_engine
+from service import cli
+from service.app import create_app
+from tests.conftest import (
+    TEST_REDIS_DB,
+    create_pg_database,
+    drop_pg_database,
+    make_env,
+    settings_from,
+)
+from tests.support.newsroom import csrf_of
+
+PASSWORD = "correct horse battery staple"
+COOKIE = "newsflash_session"
+
+
+@dataclass
+class Site:
+    app: Flask
+    engine: Engine
+    env: dict[str, str]
+    tmp: Path
+
+    @property
+    def accounts(self) -> SqlAccounts:
+        return SqlAccounts(self.engine)
+
+    def user(self, role: Role = Role.EDITOR) -> str:
+        email = f"{role.value}-{uuid.uuid4().hex[:8]}@news.example"
+        self.accounts.create_user(email, PASSWORD, role)
+        return email
+
+    def login(self, email: str, password: str = PASSWORD) -> Any:
+        # Each login from its own loopback address: the login rate limit stays at its default.
+        ip = fresh_ip()
+        client = self.app.test_client()
+        page = client.get("/editor/login", environ_base={"REMOTE_ADDR": ip})
+        answer = client.post(
+            "/editor/login",
+            data={"email": email, "password": password, "csrf_token": csrf_of(page.text)},
+            environ_base={"REMOTE_ADDR": ip},
+        )
+        return client, answer
+
+    def logged_in(self, email: str) -> FlaskClient:
+        client, answer = self.login(email)
+        assert answer.status_code == 302, answer.text
+        return client
+
+    def cli(self, monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.chdir(self.tmp)  # no stray .env from the checkout
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            code = cli.main(list(argv))
+            gc.collect()
+        return code
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def site(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
+) -> Iterator[Site]:
+    request.getfixturevalue("redis_url")
+    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
+    tmp = tmp_path_factory.mktemp(f"sessions-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp}/newsflash.db"
+    else:
+        request.getfixturevalue("postgres_available")
+        url = create_pg_database()
+    env = make_env(tmp / "var", url, f"redis://127.0.0.1:6379/{TEST_REDIS_DB}", vapid_pem)
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    app = create_app(settings_from(env))
+    try:
+        yield Site(app, engine, env, tmp)
+    finally:
+        engine.dispose()
+        app.extensions["newsflash"].container.engine.dispose()
+        if request.param == "postgres":
+            drop_pg_database(url)
+
+
+def fresh_ip() -> str:
+    n = uuid.uuid4().int
+    return f"127.{n % 250 + 1}.{(n >> 8) % 250}.{(n >> 16) % 250}"
+
+
+def replay(site: Site, cookie: str) -> FlaskClient:
+    """A fresh browser holding a copy of someone's session cookie."""
+    client = site.app.test_client()
+    client.set_cookie(COOKIE, cookie)
+    return client
+
+
+def cookie_of(client: FlaskClient) -> str:
+    found = client.get_cookie(COOKIE)
+    assert found is not None
+    return found.value
+
+
+def assert_logged_out(client: FlaskClient) -> None:
+    page = client.get("/editor/scheduled")
+    assert page.status_code == 302 and page.headers["Location"].startswith("/editor/login")
+    assert client.get("/api/v1/alerts").status_code == 401
+
+
+def assert_logged_in(client: FlaskClient) -> None:
+    assert client.get("/editor/scheduled").status_code == 200
+    assert client.get("/api/v1/alerts").status_code == 200
+
+
+# -- sessions ---------------------------------------------------------------------------------
+def test_a_cookie_copied_before_logout_is_worthless_after_it(site: Site) -> None:
+    email = site.user()
+    client = site.logged_in(email)
+    stolen = cookie_of(client)
+    assert_logged_in(replay(site, stolen))
+    token = csrf_of(client.get("/editor/scheduled").text)
+    assert client.post("/editor/logout", data={"csrf_token": token}).status_code == 302
+    assert_logged_out(client)
+    assert_logged_out(replay(site, stolen))
+    # Logging in again is a new session; the old cookie stays dead.
+    assert_logged_in(site.logged_in(email))
+    assert_logged_out(replay(site, stolen))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("user", "role", "{email}", "--role", "admin"),
+        ("user", "disable", "{email}"),
+    ],
+    ids=["role", "disable"],
+)
+def test_a_role_change_or_disabling_ends_every_session_of_that_user(
+    site: Site, monkeypatch: pytest.MonkeyPatch, change: tuple[str, ...]
+) -> None:
+    email, bystander = site.user(), site.user()
+    browsers = [site.logged_in(email), site.logged_in(email)]
+    other = site.logged_in(bystander)
+    assert site.cli(monkeypatch, *(a.format(email=email) for a in change)) == 0
+    for browser in browsers:
+        assert_logged_out(browser)
+    assert_logged_in(other)
+
+
+def test_a_password_change_ends_every_session_and_only_the_new_password_works(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    email = site.user()
+    browser = site.logged_in(email)
+    new_password = "a brand new passphrase"
+    monkeypatch.setattr("sys.stdin", io.StringIO(new_password + "\n"))
+    assert site.cli(monkeypatch, "user", "password", email, "--password-stdin") == 0
+    assert_logged_out(browser)
+    assert site.login(email)[1].status_code == 401
+    assert site.login(email, new_password)[1].status_code == 302
+
+
+def test_a_disabled_user_cannot_log_in_until_enabled(
+    site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    email = site.user()
+    assert site.cli(monkeypatch, "user", "disable", email.upper()) == 0
+    assert "disabled" in capsys.readouterr().out
+    assert site.login(email)[1].status_code == 401
+    assert site.cli(monkeypatch, "user", "enable", email) == 0
+    assert_logged_in(site.logged_in(email))
+    assert site.cli(monkeypatch, "user", "disable", "nobody@news.example") == 2
+    assert "no user with this email" in capsys.readouterr().err
+
+
+def _age_session(site: Site, client: FlaskClient, **ago_s: float) -> None:
+    with client.session_transaction() as session:
+        digest = hash_token(session["sid"])
+    now = time.time()
+    with site.engine.begin() as conn:
+        conn.execute(
+            update(t.sessions)
+            .where(t.sessions.c.id == digest)
+            .values(**{column: now - s for column, s in ago_s.items()})
+        )
+
+
+def test_idle_sessions_expire_sooner_than_the_lifetime(site: Site) -> None:
+    settings = site.app.extensions["newsflash"].settings
+    assert (settings.session_idle_s, settings.session_lifetime_s) == (7200, 43200)
+    email = site.user()
+    idle, busy, old = (site.logged_in(email) for _ in range(3))
+    _age_session(site, idle, created_at=7300, last_seen_at=7201)
+    _age_session(site, busy, created_at=7300, last_seen_at=7000)
+    _age_session(site, old, created_at=43201, last_seen_at=10)
+    assert_logged_out(idle)
+    assert_logged_in(busy)  # used within the idle limit: still in, and its last use refreshed
+    assert_logged_out(old)
+    with busy.session_transaction() as session:
+        digest = hash_token(session["sid"])
+    with site.engine.connect() as conn:
+        seen = conn.execute(
+            select(t.sessions.c.last_seen_at).where(t.sessions.c.id == digest)
+        ).scalar_one()
+    assert seen > time.time() - 60
+    # A session past its lifetime can never count again: the next login deletes its row.
+    with old.session_transaction() as session:
+        expired = hash_token(session["sid"])
+    site.logged_in(email)
+    with site.engine.connect() as conn:
+        rows = conn.execute(select(t.sessions.c.id).where(t.sessions.c.id == expired)).all()
+    assert rows == []
+
+
+# -- audit log ---------------------------------------------------------------------------------
+def _audit_rows(site: Site, ip: str) -> list[dict[str, Any]]:
+    return [e for e in site.accounts.audit_entries(10_000) if e["target"] == ip]
+
+
+def test_200_refused_logins_are_a_handful_of_counted_rows(site: Site) -> None:
+    email = site.user()
+    ip = fresh_ip()
+    client = site.app.test_client()
+    token = csrf_of(client.get("/editor/login", environ_base={"REMOTE_ADDR": ip}).text)
+    codes = [
+        client.post(
+            "/editor/login",
+            data={"email": email, "password": f"guess-{i}", "csrf_token": token},
+            environ_base={"REMOTE_ADDR": ip},
+        ).status_code
+        for i in range(200)
+    ]
+    assert set(codes) == {401, 429}  # the login rate limit (10 a minute) refused most
+    rows = _audit_rows(site, ip)
+    # One row per action and 10-minute window (two windows if the run crossed a boundary).
+    assert 2 <= len(rows) <= 4, rows
+    assert sum(r["count"] for r in rows) == 200
+    assert sum(r["count"] for r in rows if r["action"] == "login.failed") == codes.count(401)
+    assert {r["actor"] for r in rows} == {email}
+
+
+def test_guessing_many_emails_from_one_address_is_still_one_row(site: Site) -> None:
+    ip = "2001:db8:1:2:3::7"
+    for i in range(5):
+        site.accounts.audit_refusal(f"guess{i}@news.example", "login.failed", ip, 1_000_000.0 + i)
+    site.accounts.audit_refusal("x@news.example", "login.failed", "2001:db8:1:2::99", 1_000_010.0)
+    (row,) = _audit_rows(site, "2001:db8:1:2::/64")
+    assert row["count"] == 6 and row["actor"] == "(several)"
+    assert row["at"] == 1_000_000.0 and row["last_at"] == 1_000_010.0
+
+
+def _audit_page(client: FlaskClient, query: str = "") -> tuple[int, str, list[str]]:
+    page = client.get("/editor/audit" + query)
+    rows = re.findall(r"<tr>\s*<td>.*?</tr>", page.text, re.S)
+    return page.status_code, page.text, rows
+
+
+def test_the_audit_page_pages_and_filters_so_real_entries_stay_visible(site: Site) -> None:
+    admin = site.user(Role.ADMIN)
+    client = site.logged_in(admin)
+    flood_ip = "127.9.9.9"
+    for i in range(300):
+        site.accounts.audit_refusal(f"bot{i}@x.example", "login.failed", flood_ip, time.time())
+    marker = f"alert-{uuid.uuid4().hex[:6]}"
+    for i in range(120):
+        site.accounts.audit(admin, "alert.send", f"{marker}-{i}", {"title": f"story {i}"})
+
+    status, text, rows = _audit_page(client)
+    assert status == 200 and len(rows) == 50
+    assert f"{marker}-119" in text  # the newest real entry is on the first page
+
+    # Every entry of the admin's is reachable through "Older", each exactly once.
+    seen: list[str] = []
+    query = f"?actor={admin.upper()}&action=alert.send"
+    while True:
+        status, text, rows = _audit_page(client, query)
+        assert status == 200
+        seen += re.findall(rf"{marker}-\d+", text)
+        older = re.search(r'href="(/editor/audit\?[^"]+)" rel="next"', text)
+        if older is None:
+            break
+        query = older.group(1).replace("&amp;", "&").removeprefix("/editor/audit")
+    assert seen == [f"{marker}-{i}" for i in reversed(range(120))]
+
+    # The flood is one row, its count shown.
+    status, text, rows = _audit_page(client, "?action=login.*")
+    flood = [r for r in rows if flood_ip in r]
+    assert len(flood) == 1 and "\u00d7300" in flood[0]  # the count, as "x300"
+
+    zone = site.app.extensions["newsflash"].settings.timezone
+    today = datetime.now(zone).date()
+    newest = f"?actor={admin}&action=alert.send"
+    for query, shown in (
+        (f"&from={today}&to={today}", True),
+        (f"&from={today - timedelta(days=1)}", True),
+        (f"&to={today - timedelta(days=1)}", False),
+        (f"&from={today + timedelta(days=1)}", False),
+    ):
+        status, text, rows = _audit_page(client, newest + query)
+        assert status == 200
+        assert (f"{marker}-119" in text) is shown, query
+        assert ("Nothing matches" in text) is not shown, query
+    status, text, _ = _audit_page(client, "?from=yesterday")
+    assert status == 400 and "YYYY-MM-DD" in text
+    assert _audit_page(client, "?before=1e9")[0] == 400
+
+
+@pytest.mark.parametrize("variable", ["NEWSFLASH_SESSION_LIFETIME_S", "NEWSFLASH_SESSION_IDLE_S"])
+@pytest.mark.parametrize("value", ["2h", "0", "-5", "9999999"])
+def test_malformed_session_limits_name_the_variable(
+    tmp_path: Path, vapid_pem: str, variable: str, value: str
+) -> None:
+    from config.settings import SettingsError
+
+    env = make_env(tmp_path, "sqlite:///x.db", "redis://127.0.0.1:6379/0", vapid_pem)
+    with pytest.raises(SettingsError) as info:
+        settings_from({**env, variable: value})
+    assert str(info.value).startswith(f"{variable}: expected a whole number")
+    field = variable.removeprefix("NEWSFLASH_").lower()
+    assert getattr(settings_from({**env, variable: "900"}), field) == 900
+
+
+def test_control_characters_in_login_and_audit_filters_are_refused_not_500(site: Site) -> None:
+    """PostgreSQL refuses NUL in text: before this, a NUL in the login email was a 500 there."""
+    ip = fresh_ip()
+    client = site.app.test_client()
+    token = csrf_of(client.get("/editor/login", environ_base={"REMOTE_ADDR": ip}).text)
+    codes = [
+        client.post(
+            "/editor/login",
+            data={"email": "a\x00@news.example", "password": "x" * 12, "csrf_token": token},
+            environ_base={"REMOTE_ADDR": ip},
+        ).status_code
+        for _ in range(12)
+    ]
+    assert codes == [400] * 10 + [429] * 2  # refused, and still counted by the rate limit
+    rows = _audit_rows(site, ip)
+    assert [(r["action"], r["actor"], r["count"]) for r in rows] == [
+        ("login.rate_limited", None, 2)
+    ]
+    admin = site.logged_in(site.user(Role.ADMIN))
+    for field, query in (("actor", "a%00b"), ("action", "log%0Ain"), ("from", "2026-01-01%00")):
+        status, text, _ = _audit_page(admin, f"?{field}={query}")
+        assert status == 400 and f"{field}: " in text, query

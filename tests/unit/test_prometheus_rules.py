@@ -1,0 +1,132 @@
+"""The Prometheus rules mirror beat's alarms: promtool accepts and unit-tests them, their
+thresholds are the settings' defaults, and each has a summary and a runbook paragraph."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from config.settings import load_settings
+from core.alarms import HELD_KINDS, AlarmKind
+from tests.conftest import require_service
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "deploy/prometheus/newsflash-rules.yml"
+RULE_TESTS = ROOT / "deploy/prometheus/newsflash-rules.test.yml"
+RUNBOOKS = ROOT / "docs/ops-alerts.md"
+# alarm kind -> the Settings field whose default is the rule's threshold
+THRESHOLD_OF = {
+    AlarmKind.QUEUE_STALLED: "alarm_stall_s",
+    AlarmKind.PENDING_TOO_OLD: "alarm_pending_s",
+}
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def _by_alarm() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for rule in _rules():
+        kind = rule.get("labels", {}).get("alarm")
+        if kind:
+            assert kind not in found, f"two rules for the alarm {kind}"
+            found[kind] = rule
+    return found
+
+
+def _seconds(duration: str | None) -> float:
+    if not duration:
+        return 0.0
+    parts = re.findall(r"(\d+)(ms|s|m|h|d)", duration)
+    assert "".join(n + u for n, u in parts) == duration, f"not a duration: {duration}"
+    return float(sum(int(n) * _UNITS[u] for n, u in parts))
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    require_service("promtool", found is not None, "make tools, or apt-get install prometheus")
+    assert found is not None
+    return found
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [promtool(), *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_promtool_accepts_the_rules() -> None:
+    done = _run("check", "rules", str(RULES), cwd=ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(_rules())} rules found" in done.stdout
+
+
+def test_promtool_unit_tests_pass() -> None:
+    done = _run("test", "rules", RULE_TESTS.name, cwd=RULE_TESTS.parent)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
+def test_the_unit_tests_catch_a_moved_threshold(tmp_path: Path) -> None:
+    """The rule tests can fail: the stall rule at 90 s instead of 60 s breaks them."""
+    rules = RULES.read_text()
+    moved = rules.replace(
+        "newsflash_queue_idle_seconds) >= 60", "newsflash_queue_idle_seconds) >= 90"
+    )
+    assert moved != rules
+    (tmp_path / RULES.name).write_text(moved)
+    shutil.copy(RULE_TESTS, tmp_path / RULE_TESTS.name)
+    done = _run("test", "rules", RULE_TESTS.name, cwd=tmp_path)
+    assert done.returncode != 0
+    assert "NewsflashQueueStalled" in done.stdout + done.stderr
+
+
+def test_every_alarm_beat_evaluates_has_a_rule() -> None:
+    assert set(_by_alarm()) == {kind.value for kind in AlarmKind}
+
+
+@pytest.mark.parametrize("kind", sorted(AlarmKind, key=str))
+def test_thresholds_are_the_settings_defaults(kind: AlarmKind) -> None:
+    defaults = load_settings(environ={}, env_file=None, missing_secret_files_ok=True)
+    rule = _by_alarm()[kind.value]
+    field = THRESHOLD_OF.get(kind)
+    if field is not None:
+        match = re.search(r">=\s*([0-9.]+)\s*$", rule["expr"].strip())
+        assert match, f"{rule['alert']}: expected `... >= <seconds>`, got {rule['expr']!r}"
+        assert float(match[1]) == getattr(defaults, field), (
+            f"{rule['alert']} fires at {match[1]} s but {field} defaults to "
+            f"{getattr(defaults, field)} s"
+        )
+    # Instant checks hold for alarm_for_s before firing, in beat and in Prometheus alike; the
+    # others carry their own duration and fire at once.
+    want_for = defaults.alarm_for_s if kind in HELD_KINDS else 0.0
+    assert _seconds(rule.get("for")) == want_for, f"{rule['alert']}: for {rule.get('for')}"
+
+
+def test_each_rule_has_a_summary_and_a_runbook_paragraph() -> None:
+    runbooks = RUNBOOKS.read_text()
+    headings = {
+        re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-")
+        for h in re.findall(r"^## (.+)$", runbooks, re.M)
+    }
+    for rule in _rules():
+        annotations = rule.get("annotations", {})
+        assert annotations.get("summary"), f"{rule['alert']} has no summary"
+        url = annotations.get("runbook_url", "")
+        path, _, anchor = url.partition("#")
+        assert path == "docs/ops-alerts.md", f"{rule['alert']}: runbook_url {url!r}"
+        assert anchor == rule["alert"].lower() and anchor in headings, (
+            f"{rule['alert']}: no `## {rule['alert']}` paragraph in docs/ops-alerts.md"
+        )
+        section = runbooks.split(f"## {rule['alert']}", 1)[1].split("\n## ", 1)[0]
+        for part in ("**What it means**", "**What to check**", "**What to do**"):
+            assert part in section, f"{rule['alert']}'s runbook has no {part}"
