@@ -65,7 +65,7 @@ def register(subparsers: Any) -> None:
         help="time one alert to N subscribers through the real API, broker and workers",
         description=(
             "Creates a PostgreSQL database, N subscriptions with real P-256 keys pointing at a "
-            "local push sink, runs gunicorn, Celery workers and beat, publishes one alert through "
+            "local push sink, runs the web server, Celery workers and beat, publishes one alert through "
             "POST /api/v1/alerts and times every push arriving; then runs pywebpush's naive loop "
             "against the same sink for the ratio. Results go to bench/results/*.json."
         ),
@@ -85,7 +85,7 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--event-loop", choices=["uvloop", "asyncio"], help="NEWSFLASH_EVENT_LOOP of the workers"
     )
-    p.add_argument("--web-workers", type=int, default=2, help="gunicorn workers")
+    p.add_argument("--web-workers", type=int, default=2, help="web server processes")
     p.add_argument("--database-url", help="an empty database to use (default: a fresh one)")
     p.add_argument("--redis-url", help="default: a private redis-server on a free port")
     p.add_argument("--timeout", type=float, help="seconds to wait for the fan-out")

@@ -1,7 +1,7 @@
 """The fan-out benchmark: N real subscriptions, one alert through the HTTP API, real workers.
 
 Everything runs on this machine against loopback: a dedicated PostgreSQL database (created and
-dropped), a private redis-server, the push sink (bench/sink.py), gunicorn (`newsflash web`), the
+dropped), a private redis-server, the push sink (bench/sink.py), the web server (`newsflash web`), the
 Celery workers (`newsflash worker`) and beat. The clock starts just before the POST and stops when
 the sink has seen every subscriber once. The naive pywebpush loop runs in the same run, against
 the same sink, on a sample of the same subscriptions, so the ratio is fair whatever the machine's
@@ -746,7 +746,7 @@ def run(opts: Options) -> dict[str, Any]:
         beat = Proc("beat", newsflash("beat"), env, logs)
         procs.append(beat)
         cleanup.append(beat.stop)
-        web.wait_for("Booting worker", 30)
+        web.wait_for("serving on", 30)
         for proc in procs:
             if proc.role.startswith("worker") or proc.role == "maintenance":
                 proc.wait_for("ready.", 60)

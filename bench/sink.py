@@ -18,12 +18,15 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import ssl
 import sys
 import time
 from pathlib import Path
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
+
+from service.listeners import ListenError, open_listener
 
 MARKS = (0.5, 0.9, 1.0)
 MAX_HEAD = 16 * 1024
@@ -250,7 +253,7 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 async def serve(
-    host: str, port: int, latency_s: float, cert: Path | None, key: Path | None, expect: int
+    sock: socket.socket, latency_s: float, cert: Path | None, key: Path | None, expect: int
 ) -> None:
     counts = Counts(expect)
     context = None
@@ -259,8 +262,9 @@ async def serve(
         context.load_cert_chain(cert, key)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: SinkProtocol(counts, latency_s), host, port, ssl=context, backlog=2048
+        lambda: SinkProtocol(counts, latency_s), sock=sock, ssl=context, backlog=2048
     )
+    host, port = sock.getsockname()[:2]
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -278,8 +282,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key")
     parser.add_argument("--expect", type=int, default=0)
     args = parser.parse_args(argv)
-    if not ipaddress.ip_address(args.host).is_loopback:
-        print("the sink listens on loopback only", file=sys.stderr)
+    try:
+        loopback = ipaddress.ip_address(args.host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        print(
+            f"sink: --host {args.host} is not a loopback address; the sink listens on loopback only",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        sock = open_listener(args.host, args.port, "pass --port", backlog=2048)
+    except ListenError as exc:
+        print(f"sink: {exc}", file=sys.stderr)
         return 2
     run = asyncio.run
     try:  # the sink's own CPU is taken from the workers it measures: the leaner loop
@@ -290,8 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     run(
         serve(
-            args.host,
-            args.port,
+            sock,
             args.latency_ms / 1000.0,
             Path(args.cert) if args.cert else None,
             Path(args.key) if args.key else None,

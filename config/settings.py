@@ -343,6 +343,31 @@ class Settings:
         "0",
         "reverse proxies in front of the web app (trust X-Forwarded-For this many hops)",
     )
+    # The web server (service/server.py): its threads only ever see whole requests.
+    web_threads: int = setting(
+        "NEWSFLASH_WEB_THREADS",
+        Whole(1, 256),
+        "8",
+        "threads per web process; they serve requests that have fully arrived",
+    )
+    web_read_timeout_s: float = setting(
+        "NEWSFLASH_WEB_READ_TIMEOUT_S",
+        Number(1, 300),
+        "10",
+        "a request (line, headers, body) must arrive within this of its first byte, or is cut off",
+    )
+    web_idle_timeout_s: float = setting(
+        "NEWSFLASH_WEB_IDLE_TIMEOUT_S",
+        Number(1, 3600),
+        "20",
+        "a web connection with nothing arriving or to answer is closed after this",
+    )
+    web_connection_limit: int = setting(
+        "NEWSFLASH_WEB_CONNECTION_LIMIT",
+        Whole(10, 100_000),
+        "1000",
+        "open connections per web process; beyond it the process stops accepting for a while",
+    )
     # Ops: Prometheus multiprocess files, the /ops cache and the alarm thresholds.
     metrics_token: str | None = setting(
         "NEWSFLASH_METRICS_TOKEN",

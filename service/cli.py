@@ -230,12 +230,18 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_push_standin(args: argparse.Namespace, settings: Settings) -> int:
+    from service.listeners import ListenError, check_free
+
     try:
         from standin.server import main_foreground
     except ModuleNotFoundError as exc:
         if exc.name not in {"standin", "standin.server"}:
             raise
         raise CliError(_dev_tool_missing("push-standin")) from None
+    try:
+        check_free(args.host, args.port, "pass --port")
+    except ListenError as exc:
+        raise CliError(str(exc)) from None
     main_foreground(args.host, args.port, tls=args.tls)
     return 0
 
@@ -301,28 +307,15 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    from service.listeners import ListenError, open_listener
+    from service.server import serve
+
     port = args.port or settings.port
-    os.execvp(  # noqa: S606 - replace this process with gunicorn
-        sys.executable,
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"{args.host}:{port}",
-            "--workers",
-            str(args.workers),
-            "--access-logfile",
-            "-",
-            "--access-logformat",
-            '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
-            "--graceful-timeout",
-            "10",
-            "--timeout",
-            "30",
-            "service.wsgi:app",
-        ],
-    )
+    try:
+        sock = open_listener(args.host, port, "set PORT or pass --port")
+    except ListenError as exc:
+        raise CliError(str(exc)) from None
+    return serve(sock, settings, processes=args.workers)
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -420,10 +413,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", action="append")
     p.set_defaults(func=cmd_demo_subscribers, needs_keys=False)
 
-    p = sub.add_parser("web", help="run the web app under gunicorn")
+    p = sub.add_parser("web", help="run the web app (waitress, one process per --workers)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="server processes (one per core)")
     p.set_defaults(func=cmd_web, needs_keys=True)
 
     p = sub.add_parser("worker", help="run a Celery worker (all queues unless -Q)")

@@ -59,7 +59,7 @@ def _fresh_snapshot(kit: monitoring.OpsKit) -> dict[str, Any]:
 
 def snapshot_text() -> str:
     """The ops picture as JSON, shared through Redis for ops_cache_s so that many viewers (and
-    gunicorn processes) cost one round of broker questions per period."""
+    web processes) cost one round of broker questions per period."""
     kit = _kit()
     try:
         return kit.telemetry.cached(

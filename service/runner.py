@@ -20,6 +20,7 @@ import redis
 
 from config.settings import Settings
 from core.endpoints import is_loopback_host
+from service.listeners import ListenError, check_free
 
 
 class RunError(Exception):
@@ -45,6 +46,13 @@ def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
             f"NEWSFLASH_REDIS_URL: nothing answers at {host}:{port}. Install Redis "
             "(apt-get install redis-server, brew install redis) or point NEWSFLASH_REDIS_URL at one."
         )
+    try:
+        check_free(host, port, "set NEWSFLASH_REDIS_URL")
+    except ListenError:
+        raise RunError(
+            f"NEWSFLASH_REDIS_URL: port {port} on {host} is in use by something that is not "
+            "a Redis answering PING: set NEWSFLASH_REDIS_URL or free the port"
+        ) from None
     data = (settings.var_dir / "redis").resolve()
     data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
@@ -116,7 +124,22 @@ def _wait_ready(
     return False
 
 
+def check_ports(port: int, standin_port: int | None) -> None:
+    """Refuse in one line, before anything starts, a port another program already holds."""
+    try:
+        check_free("127.0.0.1", port, "set PORT or pass --port")
+        if standin_port:
+            check_free("127.0.0.1", standin_port, "pass --standin-port")
+    except ListenError as exc:
+        raise RunError(str(exc)) from None
+
+
 def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> int:
+    try:
+        check_ports(port, standin_port)
+    except RunError as exc:
+        print(f"newsflash: {exc}", file=sys.stderr)
+        return 2
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False
 
@@ -178,9 +201,10 @@ def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> i
         print(f"newsflash: {exc}", file=sys.stderr)
         return 2
     finally:
-        print("stopping…", file=sys.stderr)
-        _stop(children)
-        print("stopped.", file=sys.stderr)
+        if children:  # a refusal before anything started stays one line
+            print("stopping…", file=sys.stderr)
+            _stop(children)
+            print("stopped.", file=sys.stderr)
 
 
 def var_path(settings: Settings, name: str) -> Path:

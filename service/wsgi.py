@@ -1,4 +1,4 @@
-"""The WSGI entry point for gunicorn: `gunicorn service.wsgi:app`."""
+"""The WSGI entry point: `newsflash web` (service/server.py) imports it in each web process."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ except (SettingsError, StartupError) as exc:
     # worker that fails the same way every second (`newsflash web` checks before gunicorn starts).
     raise SystemExit(GUNICORN_BOOT_ERROR if "gunicorn" in sys.argv[0] else 2) from None
 
-# One JSON line per event, redacted, for gunicorn's processes too (Celery sets up its own).
+# One JSON line per event, redacted, for the web processes too (Celery sets up its own).
 configure_logging(_settings.log_level, _settings.log_json)
 app = create_app(_settings)
-# gunicorn imports this module in each worker after the fork: connect there, not on a request.
+# Each web process imports this module after the fork: connect there, not on a request.
 app.extensions["newsflash"].warm_up()

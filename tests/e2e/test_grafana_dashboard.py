@@ -1,5 +1,5 @@
 """The Grafana dashboard and the Prometheus rules name only metrics a live /metrics exports:
-a real stack (gunicorn web, worker, beat, push stand-in, PostgreSQL, Redis) is driven through an
+a real stack (web server, worker, beat, push stand-in, PostgreSQL, Redis) is driven through an
 alarm, subscriptions and a send, /metrics is scraped along the way, and every PromQL expression
 is checked against the metric names seen."""
 

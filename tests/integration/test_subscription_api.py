@@ -543,7 +543,7 @@ def test_a_chunked_body_over_8_kb_gets_413_from_a_real_server(api: Api) -> None:
 def test_web_process_warms_up_its_connections_at_boot(
     tmp_path: Path, postgres_available: bool, redis_url: str, vapid_pem: str
 ) -> None:
-    """gunicorn's workers connect at boot (service/wsgi.py), so the first publish after a start
+    """Each web process connects at boot (service/wsgi.py), so the first publish after a start
     or a worker recycle does not pay for the driver import and the connections."""
     url = create_pg_database()
     built = _build(tmp_path / "var", url, vapid_pem)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -11,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_env
+from tests.conftest import free_port, make_env
 from tests.reliability.harness import RedisServer, rig
 from tests.support.stack import ROOT
 
@@ -185,3 +187,127 @@ def test_readyz_on_the_shared_redis_here_follows_its_real_settings(
     assert answer.status_code == 200
     warned = any("appendonly no" in w for w in answer.json["warnings"])
     assert warned == (appendonly["appendonly"] != "yes"), answer.json
+
+
+# Ports and addresses a server cannot listen on: one line naming the port and what to change.
+
+
+@pytest.fixture
+def occupied_port() -> Iterator[int]:
+    """A loopback port some other program holds (bound and listening)."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def _start(
+    argv: list[str], env: dict[str, str], user: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*(user or []), sys.executable, "-m", "service.cli", *argv],
+        cwd=ROOT,
+        env=_clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, vapid_pem: str) -> dict[str, str]:
+    # Nothing answers on port 9: any command that got past its port check would fail differently.
+    return make_env(
+        tmp_path / "var", f"sqlite:///{tmp_path}/nf.db", "redis://127.0.0.1:9/0", vapid_pem
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra", "change"),
+    [
+        (["web", "--port", "{port}"], {}, "set PORT or pass --port"),
+        (["web"], {"PORT": "{port}"}, "set PORT or pass --port"),
+        (["run", "--port", "{port}"], {}, "set PORT or pass --port"),
+        (["run", "--port", "{free}", "--standin-port", "{port}"], {}, "pass --standin-port"),
+        (["push-standin", "--port", "{port}"], {}, "pass --port"),
+        (["bench", "sink", "--port", "{port}"], {}, "pass --port"),
+    ],
+    ids=[
+        "web --port",
+        "web PORT",
+        "run --port",
+        "run --standin-port",
+        "push-standin",
+        "bench sink",
+    ],
+)
+def test_a_port_in_use_is_one_line_naming_the_port_and_what_to_change(
+    argv: list[str],
+    extra: dict[str, str],
+    change: str,
+    occupied_port: int,
+    cli_env: dict[str, str],
+) -> None:
+    values = {"port": str(occupied_port), "free": str(free_port())}
+    result = _start(
+        [a.format(**values) for a in argv],
+        {**cli_env, **{k: v.format(**values) for k, v in extra.items()}},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = _one_clear_line(result, f"port {occupied_port} on 127.0.0.1 is in use", change)
+    print("\n" + line)
+
+
+def test_run_with_the_redis_port_held_by_something_else_is_one_line(
+    occupied_port: int, cli_env: dict[str, str]
+) -> None:
+    """`make run` starts a local redis-server when none answers; a port held by a program that
+    is not Redis is named in one line, and nothing is left running."""
+    env = {**cli_env, "NEWSFLASH_REDIS_URL": f"redis://127.0.0.1:{occupied_port}/0"}
+    argv = ["run", "--port", str(free_port()), "--standin-port", str(free_port())]
+    result = _start(argv, env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    line = _one_clear_line(
+        result, f"port {occupied_port} on 127.0.0.1 is in use", "NEWSFLASH_REDIS_URL"
+    )
+    print("\n" + line)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["web", "--host", "300.1.2.3", "--port", "{free}"], "--host '300.1.2.3' is not an IP"),
+        (["web", "--host", "news.example", "--port", "{free}"], "pass --host"),
+        (["web", "--port", "70000"], "port 70000 is not a TCP port"),
+        (["push-standin", "--port", "0"], "port 0 is not a TCP port"),
+    ],
+    ids=["bad address", "a name, not an address", "web port too big", "stand-in port 0"],
+)
+def test_an_address_or_port_that_cannot_be_listened_on_is_one_line(
+    argv: list[str], needle: str, cli_env: dict[str, str]
+) -> None:
+    result = _start([a.format(free=free_port()) for a in argv], cli_env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    print("\n" + _one_clear_line(result, needle))
+
+
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to drop to nobody"
+)
+def test_a_low_port_without_privileges_is_one_line() -> None:
+    """As an ordinary user (nobody), port 80: refused in one line saying what to change. The
+    sink runs alone here (nobody cannot read this venv's every package); `newsflash web`,
+    `run` and `push-standin` open their ports through the same service/listeners.py."""
+    result = subprocess.run(
+        [*NOBODY, sys.executable, "-m", "bench.sink", "--port", "80"],
+        cwd=ROOT,
+        env=_clean_env({}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    print("\n" + _one_clear_line(result, "port 80 on 127.0.0.1 needs privileges", "pass --port"))
