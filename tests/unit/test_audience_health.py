@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from core import audience_health as ah
 from core.audience_health import DeliveryHour, EngagementHour
 
@@ -155,3 +157,31 @@ def test_a_push_host_delivering_too_little_is_named() -> None:
     warnings = ah.report(q, NOW, TZ)["warnings"]
     assert [w["rule"] for w in warnings] == ["host_delivery_low"]
     assert "Only 70.0 % of pushes to updates.push.services.mozilla.com" in warnings[0]["message"]
+
+
+def test_the_week_under_way_is_exported_as_gauges(tmp_path: object) -> None:
+    from pathlib import Path
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from core.adapters import metrics
+
+    q = FakeQueries()
+    q.week(1, per_day=1, shown=0.9, clicked=0.04)
+    q.week(0, per_day=3, shown=0.9, clicked=0.011)
+    q.losses.append((hour_at(0), "gone", 4))
+    q.unseen = {90: 250}
+    health = ah.report(q, NOW, TZ)
+    body, _ = metrics.render(Path(str(tmp_path)), {"audience_health": health})
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(body.decode())
+        for s in f.samples
+    }
+    assert samples[("newsflash_audience_alerts_per_reader_day", ())] == pytest.approx(3.6, abs=0.02)
+    assert samples[("newsflash_audience_clicked_ratio", ())] == pytest.approx(0.011, abs=1e-3)
+    assert samples[("newsflash_audience_week_lost", (("reason", "gone"),))] == 4
+    assert samples[("newsflash_audience_unseen_ratio", (("days", "90"),))] == 0.25
+    assert samples[("newsflash_audience_delivered_ratio", (("push_host", "all"),))] == 1.0
+    assert samples[("newsflash_audience_warning", (("rule", "volume_up_clicks_down"),))] == 1
+    assert samples[("newsflash_audience_warning", (("rule", "gone_rising"),))] == 0
