@@ -80,14 +80,13 @@ def create_app(
     init_limiter(app, settings.redis_url)
     register_error_handlers(app)
 
-    from service import api, editor, health, health_view, ops, reader, webhooks
+    from service import api, editor, health, ops, reader, webhooks
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(reader.bp)
     app.register_blueprint(editor.bp)
     app.register_blueprint(ops.bp)
-    app.register_blueprint(health_view.bp)
     app.register_blueprint(webhooks.bp)
 
     @app.after_request

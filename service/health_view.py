@@ -1,5 +1,5 @@
-"""Audience health for ops: GET /api/v1/ops/health (JSON), the section of /ops, and the gauges
-/metrics adds; computed from the database's hourly counters, cached in Redis."""
+"""Audience health for ops: the JSON of GET /api/v1/ops/health, the section of /ops, and the
+gauges /metrics adds; computed from the database's hourly counters, cached in Redis."""
 
 from __future__ import annotations
 
@@ -7,16 +7,12 @@ import json
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Response, current_app, request
 
 from core import audience_health
-from core.accounts import OPS_ROLES
 from core.adapters.health_sql import SqlHealthQueries
-from service.auth import require_role
 from service.errors import error_response
 from workers import monitoring
-
-bp = Blueprint("health_view", __name__)
 
 MAX_WEEKS = 26
 # Weekly figures move slowly: one computation a minute at most, however many viewers.
@@ -55,9 +51,8 @@ def _kit() -> monitoring.OpsKit:
     return monitoring.kit_for(e.container, e.celery)
 
 
-@bp.get("/api/v1/ops/health")
-@require_role(OPS_ROLES)
-def health() -> Response:
+def health_response() -> Response:
+    """GET /api/v1/ops/health (routed in service/ops.py, with the other ops routes)."""
     raw = request.args.get("weeks", str(audience_health.WEEKS_SHOWN))
     if not raw.isdigit() or not 2 <= int(raw) <= MAX_WEEKS:
         return error_response(

@@ -91,6 +91,12 @@ def queues() -> Response:
     return response
 
 
+@bp.get("/api/v1/ops/health")
+@require_role(OPS_ROLES)
+def health() -> Response:
+    return health_view.health_response()
+
+
 def _metrics_token_ok() -> bool:
     token = ext().settings.metrics_token
     header = request.headers.get("Authorization", "")
