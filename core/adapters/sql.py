@@ -84,6 +84,19 @@ WITH changed AS (
         failed = failed + (SELECT count(*) FROM changed WHERE status = 3),
         progress_at = :now
     WHERE id = :alert_id
+), host_counts AS (
+    -- Final outcomes per push host this hour (the audience-health view), in the same statement.
+    INSERT INTO delivery_hours AS h (hour, push_host, delivered, gone, failed)
+    SELECT :hour, u.host, count(*) FILTER (WHERE c.status = 1),
+        count(*) FILTER (WHERE c.status = 2), count(*) FILTER (WHERE c.status = 3)
+    FROM changed c
+    JOIN unnest(CAST(:sids AS bigint[]), CAST(:hosts AS text[])) AS u(sid, host)
+        ON u.sid = c.subscription_id
+    WHERE u.host <> '' AND c.status IN (1, 2, 3)
+    GROUP BY u.host
+    ON CONFLICT (hour, push_host) DO UPDATE SET
+        delivered = h.delivered + excluded.delivered, gone = h.gone + excluded.gone,
+        failed = h.failed + excluded.failed
 ), beat AS (
     -- At most once a second: every update leaves a copy of the batch row (its id list) behind
     -- until autovacuum; deliver_batch's heartbeat thread keeps a waiting batch alive anyway.
@@ -1043,10 +1056,11 @@ class SqlStore:
                     "attempts": [e.attempts for e in entries],
                     "codes": [e.status_code for e in entries],
                     "next_at": [e.next_attempt_at for e in entries],
+                    "hosts": [e.push_host for e in entries],
+                    "hour": int(now // 3600),
                 },
             ).all()
             tally = Counter(status for _sid, status in changed)
-            self._count_host_outcomes(conn, now, changed, _hosts_of(entries))
             gone_changed = {sid for sid, status in changed if status == int(LedgerStatus.GONE)}
             really_gone = [i for i in gone_ids if i in gone_changed]
             if really_gone:
