@@ -173,18 +173,18 @@ class _Recorder:
     def _entry(
         self, result: PushResult, decision: Decision, attempt: int, now: float
     ) -> LedgerEntry:
-        sid, code = result.subscription_id, result.status
+        sid, code, host = result.subscription_id, result.status, result.host
         if decision.outcome is Outcome.DELIVERED:
-            return LedgerEntry(sid, LedgerStatus.DELIVERED, code, attempt)
+            return LedgerEntry(sid, LedgerStatus.DELIVERED, code, attempt, push_host=host)
         if decision.outcome is Outcome.GONE:
-            return LedgerEntry(sid, LedgerStatus.GONE, code, attempt)
+            return LedgerEntry(sid, LedgerStatus.GONE, code, attempt, push_host=host)
         if decision.outcome is Outcome.FAILED:
-            return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt)
+            return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
         if decision.open_breaker:
             until = now + self.policy.breaker_open_s
             self.hosts.open_breaker(result.host, until, f"HTTP {code}")
         if attempt >= self.policy.retry_max_attempts:
-            return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt)
+            return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
         if result.blocked_until is not None:
             wait = max(0.0, result.blocked_until - now) + self.rng.random()
         elif decision.retry_after_s is not None:

@@ -40,6 +40,16 @@ class Lane(enum.StrEnum):
     MAINTENANCE = "newsflash.maintenance"
 
 
+class LossReason(enum.StrEnum):
+    """Why a subscription was deleted (counted per hour for the audience-health view)."""
+
+    UNSUBSCRIBED = "unsubscribed"  # the reader (or their browser) asked
+    GONE = "gone"  # the push service answered 404/410
+    PURGED = "purged"  # not seen for subscription_max_age_days
+    MOVED = "moved"  # pushsubscriptionchange: replaced by a new endpoint, reader kept
+    UNKNOWN = "unknown"  # deleted before reasons were recorded
+
+
 class LedgerStatus(enum.IntEnum):
     """One row per (alert, subscription) once a push was attempted."""
 

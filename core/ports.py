@@ -37,6 +37,7 @@ class LedgerEntry:
     status_code: int | None
     attempts: int
     next_attempt_at: float | None = None
+    push_host: str = ""  # for the per-host outcome counts (the audience-health view)
 
 
 @dataclass(frozen=True)

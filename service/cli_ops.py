@@ -27,6 +27,12 @@ def _kit(settings: Settings) -> Any:
     return monitoring.kit_for(Container(settings), make_celery(settings))
 
 
+def _weeks(raw: str) -> int:
+    if not raw.isdigit() or not 2 <= int(raw) <= 26:
+        raise argparse.ArgumentTypeError("weeks must be a whole number from 2 to 26")
+    return int(raw)
+
+
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "—"
@@ -141,6 +147,53 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     else:
         render_status(snap, sys.stdout)
     return 0 if not snap["alarms"] and all(snap[k]["ok"] for k in ("broker", "database")) else 1
+
+
+def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    from core import audience_health
+    from core.adapters.health_sql import SqlHealthQueries
+    from core.adapters.sql import make_engine
+
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        health = audience_health.report(
+            SqlHealthQueries(engine), time.time(), settings.timezone, args.weeks
+        )
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(health, indent=2))
+    else:
+        render_health(health, sys.stdout)
+    return 1 if health["warnings"] else 0
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{x * 100:.1f} %"
+
+
+def render_health(health: dict[str, Any], out: TextIO) -> None:
+    warnings = health["warnings"]
+    print(f"Audience health ({health['timezone']}): {len(warnings) or 'no'} warning(s)", file=out)
+    for w in warnings:
+        print(f"  ! {w['message']}", file=out)
+    print(
+        f"\n{'week of':<11} {'gained':>7} {'unsub':>6} {'gone':>6} {'purged':>6}"
+        f" {'/reader/day':>11} {'delivered':>9} {'displayed':>9} {'clicked':>8}",
+        file=out,
+    )
+    for w in reversed(health["weeks"]):
+        lost = w["lost"]
+        per_day = w["alerts_per_reader_day"]
+        print(
+            f"{w['week']:<11} {w['gained']:>7} {lost['unsubscribed'] + lost['moved']:>6}"
+            f" {lost['gone']:>6} {lost['purged']:>6}"
+            f" {'—' if per_day is None else f'{per_day:.1f}':>11} {_pct(w['delivered_rate']):>9}"
+            f" {_pct(w['displayed_rate']):>9} {_pct(w['click_rate']):>8}",
+            file=out,
+        )
+    unseen = ", ".join(f"{u['days']}+ days {_pct(u['share'])}" for u in health["unseen"])
+    print(f"\nNot seen ({health['subscribers']} subscriptions): {unseen}", file=out)
 
 
 def progress_line(alert: Any, rate: float, now: float) -> str:
@@ -279,6 +332,13 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--json", action="store_true", help="the same facts as /api/v1/ops/queues")
     p.set_defaults(func=cmd_status, needs_keys=False)
+
+    p = subparsers.add_parser(
+        "health", help="audience health per week: gained, lost, delivered, clicks, warnings"
+    )
+    p.add_argument("--weeks", type=_weeks, default=8, help="weeks to show (2-26, default 8)")
+    p.add_argument("--json", action="store_true", help="the same facts as /api/v1/ops/health")
+    p.set_defaults(func=cmd_health, needs_keys=False)
 
     alerts = subparsers.add_parser("alerts", help="follow alerts").add_subparsers(
         dest="alerts_command", required=True, metavar="ACTION"

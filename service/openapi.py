@@ -432,6 +432,27 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/ops/health": {
+                "get": {
+                    "description": "Audience health (role ops or admin), per newsroom week: "
+                    "gained, lost by reason, delivered / displayed / clicked rates, alerts per "
+                    "reader a day, push hosts, readers not seen for 30/90/180 days, and the "
+                    "warnings (docs/audience-health.md). Cached for a minute.",
+                    "security": bearer,
+                    "parameters": [
+                        {
+                            "name": "weeks",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "integer", "minimum": 2, "maximum": 26},
+                        }
+                    ],
+                    "responses": {
+                        "200": {"description": "the health view", **_json({"type": "object"})},
+                        **_errors(400, 401, 403),
+                    },
+                }
+            },
             "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
             "/readyz": {
                 "get": {

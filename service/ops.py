@@ -15,6 +15,7 @@ from flask.blueprints import BlueprintSetupState
 from core import ops
 from core.accounts import OPS_ROLES
 from core.adapters import metrics
+from service import health_view
 from service.app import Newsflash
 from service.auth import require_role
 from workers import monitoring
@@ -75,6 +76,7 @@ def snapshot_text() -> str:
 def dashboard() -> str:
     return render_template(
         "ops/index.html",
+        audience=health_view.health_or_none(_kit()),
         # "<" escaped so a headline can never close the <script> it is embedded in.
         initial=snapshot_text().replace("<", "\\u003c"),
         refresh_ms=max(500, min(2000, int(ext().settings.ops_cache_s * 1000) or 2000)),
@@ -89,6 +91,12 @@ def queues() -> Response:
     return response
 
 
+@bp.get("/api/v1/ops/health")
+@require_role(OPS_ROLES)
+def health() -> Response:
+    return health_view.health_response()
+
+
 def _metrics_token_ok() -> bool:
     token = ext().settings.metrics_token
     header = request.headers.get("Authorization", "")
@@ -98,7 +106,9 @@ def _metrics_token_ok() -> bool:
 
 
 def _render_metrics() -> Response:
-    body, content_type = metrics.render(ext().settings.metrics_dir, json.loads(snapshot_text()))
+    snapshot = json.loads(snapshot_text())
+    snapshot["audience_health"] = health_view.health_or_none(_kit())
+    body, content_type = metrics.render(ext().settings.metrics_dir, snapshot)
     response = Response(body, content_type=content_type)
     response.headers["Cache-Control"] = "no-store"
     return response

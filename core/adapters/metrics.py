@@ -13,6 +13,7 @@ process id, and containers sharing one volume reuse the same small pids. /metric
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 import socket
@@ -252,10 +253,64 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
         )
         g.add_metric([], float(evaluated))
         yield g
+    yield from _audience_families(snapshot.get("audience_health"), family)
     g = family("newsflash_up", "1 per reachable dependency, 0 when unreachable", ["dependency"])
     for dep in ("database", "broker", "redis"):
         if dep in snapshot:
             g.add_metric([dep], 1.0 if snapshot[dep].get("ok") else 0.0)
+    yield g
+
+
+def _audience_families(health: Mapping[str, Any] | None, family: Any) -> Iterator[Any]:
+    """The week under way from the audience-health view (NaN where a rate has no data yet, so
+    every series exists from the first scrape)."""
+    weeks = (health or {}).get("weeks") or []
+    if not weeks:
+        return
+    week = weeks[-1]
+
+    def value(x: Any) -> float:
+        return math.nan if x is None else float(x)
+
+    for name, key, doc in (
+        ("alerts_per_reader_day", "alerts_per_reader_day", "Alerts delivered per reader per day"),
+        ("displayed_ratio", "displayed_rate", "Displayed ÷ delivered, this week's alerts"),
+        ("clicked_ratio", "click_rate", "Clicked ÷ displayed, this week's alerts"),
+        ("gone_ratio", "gone_share", "Pushes answered 404/410 ÷ pushes attempted"),
+        ("week_gained", "gained", "Subscriptions gained this week"),
+    ):
+        g = family(f"newsflash_audience_{name}", f"{doc} (newsroom week under way)")
+        g.add_metric([], value(week.get(key)))
+        yield g
+    g = family(
+        "newsflash_audience_delivered_ratio",
+        "Delivered ÷ attempted this week by push host (push_host=all: every host)",
+        ["push_host"],
+    )
+    g.add_metric(["all"], value(week.get("delivered_rate")))
+    for h in week.get("push_hosts") or []:
+        g.add_metric([h["host"]], value(h["delivered_rate"]))
+    yield g
+    g = family("newsflash_audience_week_lost", "Subscriptions lost this week by reason", ["reason"])
+    for reason, n in sorted((week.get("lost") or {}).items()):
+        g.add_metric([reason], float(n))
+    yield g
+    g = family(
+        "newsflash_audience_unseen_ratio",
+        "Share of subscriptions whose browser has not checked in for this many days",
+        ["days"],
+    )
+    for u in (health or {}).get("unseen") or []:
+        g.add_metric([str(u["days"])], value(u["share"]))
+    yield g
+    rules = {w["rule"] for w in (health or {}).get("warnings") or []}
+    g = family(
+        "newsflash_audience_warning",
+        "1 while an audience-health warning holds (see /ops)",
+        ["rule"],
+    )
+    for rule in ("volume_up_clicks_down", "gone_rising", "host_delivery_low"):
+        g.add_metric([rule], 1.0 if rule in rules else 0.0)
     yield g
 
 

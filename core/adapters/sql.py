@@ -43,6 +43,7 @@ from core.model import (
     Batch,
     BatchStatus,
     LedgerStatus,
+    LossReason,
     Subscription,
     SubscriptionInput,
     Target,
@@ -83,6 +84,19 @@ WITH changed AS (
         failed = failed + (SELECT count(*) FROM changed WHERE status = 3),
         progress_at = :now
     WHERE id = :alert_id
+), host_counts AS (
+    -- Final outcomes per push host this hour (the audience-health view), in the same statement.
+    INSERT INTO delivery_hours AS h (hour, push_host, delivered, gone, failed)
+    SELECT :hour, u.host, count(*) FILTER (WHERE c.status = 1),
+        count(*) FILTER (WHERE c.status = 2), count(*) FILTER (WHERE c.status = 3)
+    FROM changed c
+    JOIN unnest(CAST(:sids AS bigint[]), CAST(:hosts AS text[])) AS u(sid, host)
+        ON u.sid = c.subscription_id
+    WHERE u.host <> '' AND c.status IN (1, 2, 3)
+    GROUP BY u.host
+    ON CONFLICT (hour, push_host) DO UPDATE SET
+        delivered = h.delivered + excluded.delivered, gone = h.gone + excluded.gone,
+        failed = h.failed + excluded.failed
 ), beat AS (
     -- At most once a second: every update leaves a copy of the batch row (its id list) behind
     -- until autovacuum; deliver_batch's heartbeat thread keeps a waiting batch alive anyway.
@@ -219,6 +233,10 @@ def _row_to_alert(r: RowMapping) -> Alert:
     )
 
 
+def _hosts_of(entries: Sequence[LedgerEntry]) -> dict[int, str]:
+    return {e.subscription_id: e.push_host for e in entries if e.push_host}
+
+
 def _same_keys(row: RowMapping, sub: SubscriptionInput) -> bool:
     """The stored keys are the ones posted (the auth secret compared in constant time)."""
     same_key = hmac.compare_digest(str(row["p256dh"]).encode(), sub.p256dh.encode())
@@ -270,8 +288,11 @@ class SqlStore:
         conn.execute(stmt)
 
     @staticmethod
-    def _count_churn(conn: Connection, at: float, created: int = 0, lost: int = 0) -> None:
-        """New and lost subscriptions per hour, in the same transaction as the change."""
+    def _count_churn(
+        conn: Connection, at: float, created: int = 0, lost: int = 0, reason: str = ""
+    ) -> None:
+        """New and lost subscriptions per hour (losses also by reason), in the same transaction
+        as the change."""
         if not created and not lost:
             return
         c = t.subscription_churn.c
@@ -283,6 +304,48 @@ class SqlStore:
             set_={
                 "created": c.created + stmt.excluded.created,
                 "lost": c.lost + stmt.excluded.lost,
+            },
+        )
+        conn.execute(stmt)
+        if lost:
+            r = t.subscription_losses.c
+            loss = _dialect_insert(conn, t.subscription_losses).values(
+                hour=int(at // 3600), reason=reason or LossReason.UNKNOWN.value, lost=lost
+            )
+            loss = loss.on_conflict_do_update(
+                index_elements=[r.hour, r.reason], set_={"lost": r.lost + loss.excluded.lost}
+            )
+            conn.execute(loss)
+
+    @staticmethod
+    def _count_host_outcomes(
+        conn: Connection, at: float, changed: Iterable[tuple[int, int]], hosts: dict[int, str]
+    ) -> None:
+        """Final outcomes per push host this hour, for the audience-health view (rows without a
+        host were never sent: a reader gone before the batch ran, an endpoint refused)."""
+        tally: dict[str, Counter[int]] = {}
+        for sid, status in changed:
+            if status in FINAL and sid in hosts:
+                tally.setdefault(hosts[sid], Counter())[status] += 1
+        if not tally:
+            return
+        h = t.delivery_hours
+        stmt = _dialect_insert(conn, h).values(
+            [
+                {
+                    "hour": int(at // 3600),
+                    "push_host": host,
+                    "delivered": n[int(LedgerStatus.DELIVERED)],
+                    "gone": n[int(LedgerStatus.GONE)],
+                    "failed": n[int(LedgerStatus.FAILED)],
+                }
+                for host, n in sorted(tally.items())
+            ]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[h.c.hour, h.c.push_host],
+            set_={
+                name: h.c[name] + stmt.excluded[name] for name in ("delivered", "gone", "failed")
             },
         )
         conn.execute(stmt)
@@ -419,7 +482,9 @@ class SqlStore:
                 .values(test_device_user_id=user_id)
             )
 
-    def _delete_ids(self, conn: Connection, ids: Sequence[int]) -> int:
+    def _delete_ids(
+        self, conn: Connection, ids: Sequence[int], reason: LossReason, at: float
+    ) -> int:
         deleted = 0
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
@@ -431,19 +496,24 @@ class SqlStore:
             for mask, n in Counter(masks).items():
                 self._bump_mask(conn, mask, -n)
                 deleted += n
-        self._count_churn(conn, time.time(), lost=deleted)
+        self._count_churn(conn, at, lost=deleted, reason=reason.value)
         return deleted
 
-    def delete_ids(self, ids: Iterable[int]) -> int:
+    def delete_ids(
+        self,
+        ids: Iterable[int],
+        reason: LossReason = LossReason.UNSUBSCRIBED,
+        now: float | None = None,
+    ) -> int:
         ids = list(ids)
         with self.engine.begin() as conn:
-            return self._delete_ids(conn, ids)
+            return self._delete_ids(conn, ids, reason, time.time() if now is None else now)
 
     def replace(self, old_id: int, new: SubscriptionInput, now: float) -> tuple[Subscription, bool]:
         """pushsubscriptionchange: old row out, new row in, in one transaction (never neither)."""
 
         def work(conn: Connection) -> tuple[Subscription, bool]:
-            self._delete_ids(conn, [old_id])
+            self._delete_ids(conn, [old_id], LossReason.MOVED, now)
             return self._upsert(conn, new, now)
 
         return self._in_transaction(work)
@@ -479,7 +549,7 @@ class SqlStore:
             if counted:
                 conn.execute(insert(t.mask_counts), [{"mask": m, "count": n} for m, n in counted])
 
-    def purge_stale_subscriptions(self, older_than: float) -> int:
+    def purge_stale_subscriptions(self, older_than: float, now: float | None = None) -> int:
         with self.engine.begin() as conn:
             ids = (
                 conn.execute(
@@ -490,7 +560,9 @@ class SqlStore:
                 .scalars()
                 .all()
             )
-            return self._delete_ids(conn, list(ids))
+            return self._delete_ids(
+                conn, list(ids), LossReason.PURGED, time.time() if now is None else now
+            )
 
     # -- alerts ---------------------------------------------------------------------------
     def create_alert(
@@ -950,10 +1022,11 @@ class SqlStore:
                     progress_at=now,
                 )
             )
+            self._count_host_outcomes(conn, now, changed, _hosts_of(entries))
             gone_changed = {sid for sid, status in changed if status == int(LedgerStatus.GONE)}
             really_gone = [i for i in gone_ids if i in gone_changed]
             if really_gone:
-                self._delete_ids(conn, really_gone)
+                self._delete_ids(conn, really_gone, LossReason.GONE, now)
             if batch_id is not None:
                 conn.execute(
                     update(t.batches).where(t.batches.c.id == batch_id).values(heartbeat_at=now)
@@ -983,13 +1056,15 @@ class SqlStore:
                     "attempts": [e.attempts for e in entries],
                     "codes": [e.status_code for e in entries],
                     "next_at": [e.next_attempt_at for e in entries],
+                    "hosts": [e.push_host for e in entries],
+                    "hour": int(now // 3600),
                 },
             ).all()
             tally = Counter(status for _sid, status in changed)
             gone_changed = {sid for sid, status in changed if status == int(LedgerStatus.GONE)}
             really_gone = [i for i in gone_ids if i in gone_changed]
             if really_gone:
-                self._delete_ids(conn, really_gone)
+                self._delete_ids(conn, really_gone, LossReason.GONE, now)
         return RecordedCounts(
             delivered=tally[int(LedgerStatus.DELIVERED)],
             gone=tally[int(LedgerStatus.GONE)],

@@ -66,6 +66,29 @@ subscription_churn = Table(
     Column("lost", BigInteger, nullable=False),
 )
 
+# The lost column of subscription_churn split by why ("unsubscribed", "gone", "purged",
+# "moved"; "unknown" before reasons were kept), counted in the same transaction as the delete.
+subscription_losses = Table(
+    "subscription_losses",
+    metadata,
+    Column("hour", BigInteger, primary_key=True, autoincrement=False),
+    Column("reason", String(16), primary_key=True),
+    Column("lost", BigInteger, nullable=False),
+)
+
+# Final delivery outcomes per hour and push host, written with the ledger rows: the ledger
+# cannot say this by itself (a gone reader's subscription row, with its host, is deleted), and
+# weeks of ledger rows are too many to scan for /ops.
+delivery_hours = Table(
+    "delivery_hours",
+    metadata,
+    Column("hour", BigInteger, primary_key=True, autoincrement=False),
+    Column("push_host", String(255), primary_key=True),
+    Column("delivered", BigInteger, nullable=False),
+    Column("gone", BigInteger, nullable=False),
+    Column("failed", BigInteger, nullable=False),
+)
+
 # How many subscriptions hold each exact topic set: audience sizes without counting rows.
 mask_counts = Table(
     "mask_counts",
@@ -96,7 +119,7 @@ alerts = Table(
     Column("created_by", String(320), nullable=True),
     Column("status", String(16), nullable=False, index=True),
     Column("send_at", Float, nullable=True),
-    Column("created_at", Float, nullable=False),
+    Column("created_at", Float, nullable=False, index=True),
     Column("queued_at", Float, nullable=True),
     Column("started_at", Float, nullable=True),
     Column("finished_at", Float, nullable=True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -214,3 +215,29 @@ def test_alerts_list_shows_the_newest_first_in_the_newsroom_time_zone(
     _one_line_failure(bad, "--status")
     assert "scheduled, queued, sending, sent, cancelled, failed" in bad.stderr
     _one_line_failure(run(["alerts", "list", "--limit", "0"], env), "--limit")
+
+
+def test_health_prints_the_weeks_and_the_warnings(var_env: dict[str, str]) -> None:
+    import time
+    from zoneinfo import ZoneInfo
+
+    from config.settings import Topic
+    from core.adapters import migrate
+    from core.adapters.sql import SqlStore, make_engine, sync_topics
+    from tests.support.audience import seed_falling_engagement
+
+    env = {**var_env, "NEWSFLASH_NEWSROOM_TIMEZONE": "Europe/Berlin"}
+    Path(var_env["NEWSFLASH_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
+    engine = make_engine(var_env["NEWSFLASH_DATABASE_URL"])
+    migrate.upgrade(engine)
+    store = SqlStore(engine, sync_topics(engine, [Topic("breaking", "Breaking", True)]))
+    seed_falling_engagement(store, time.time(), ZoneInfo("Europe/Berlin"))
+    engine.dispose()
+    shown = run(["health"], env)
+    assert shown.returncode == 1, shown.stderr  # a warning holds
+    assert "Audience health (Europe/Berlin): 2 warning(s)" in shown.stdout
+    assert "Readers got" in shown.stdout and "came back 404/410" in shown.stdout
+    weeks = [line for line in shown.stdout.splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)]
+    assert len(weeks) == 8
+    refused = run(["health", "--weeks", "99"], env)
+    assert refused.returncode == 2 and "weeks must be a whole number" in refused.stderr

@@ -214,6 +214,23 @@ def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStore) ->
     )
     assert store.get_subscription(gone) is None
     assert hosts.answers[("fcm.googleapis.com", "2xx")] == 7
+    # The audience-health counters: once per final outcome (the re-run counted nothing), by host.
+    with store.engine.connect() as conn:
+        by_host = conn.execute(
+            select(
+                t.delivery_hours.c.push_host, t.delivery_hours.c.delivered, t.delivery_hours.c.gone
+            )
+        ).all()
+        losses = conn.execute(
+            select(t.subscription_losses.c.reason, t.subscription_losses.c.lost)
+        ).all()
+    hosts_seen: dict[str, list[int]] = {}
+    for host, delivered_n, gone_n in by_host:
+        hosts_seen.setdefault(host, [0, 0])
+        hosts_seen[host][0] += delivered_n
+        hosts_seen[host][1] += gone_n
+    assert hosts_seen == {"fcm.googleapis.com": [7, 1]}
+    assert losses == [("gone", 1)]
 
 
 def test_a_batch_forced_to_run_again_skips_ledgered_readers(

@@ -143,7 +143,13 @@ def site(
 
 def test_the_route_list_covers_the_newsroom_ops_and_metrics(site: Site) -> None:
     endpoints = {r.endpoint for r in site.routes}
-    assert {"ops.dashboard", "ops.prometheus", "ops.queues", "api.publish_alert"} <= endpoints
+    assert {
+        "ops.dashboard",
+        "ops.prometheus",
+        "ops.queues",
+        "ops.health",
+        "api.publish_alert",
+    } <= endpoints
     assert len([e for e in endpoints if e.startswith("editor.")]) >= 8, endpoints
     # Every parameterised route gets a real URL; one with a new kind of parameter would be
     # skipped silently, so it fails here until the fixture learns to fill it in.

@@ -1,0 +1,63 @@
+"""Audience health for ops: the JSON of GET /api/v1/ops/health, the section of /ops, and the
+gauges /metrics adds; computed from the database's hourly counters, cached in Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from flask import Response, current_app, request
+
+from core import audience_health
+from core.adapters.health_sql import SqlHealthQueries
+from service.errors import error_response
+from workers import monitoring
+
+MAX_WEEKS = 26
+# Weekly figures move slowly: one computation a minute at most, however many viewers.
+MIN_CACHE_S = 60.0
+
+
+def compute(kit: monitoring.OpsKit, weeks: int, now: float) -> dict[str, Any]:
+    queries = SqlHealthQueries(kit.container.engine)
+    health = audience_health.report(queries, now, kit.sources.timezone, weeks)
+    health["generated_at"] = now
+    return health
+
+
+def health_text(kit: monitoring.OpsKit, weeks: int = audience_health.WEEKS_SHOWN) -> str:
+    ttl_s = max(MIN_CACHE_S, kit.settings.ops_cache_s)
+    try:
+        return kit.telemetry.cached(
+            f"audience_health:{weeks}", ttl_s, lambda: compute(kit, weeks, time.time()), json.dumps
+        )
+    except Exception:
+        # Redis down: answer uncached (the database is what this view needs).
+        return json.dumps(compute(kit, weeks, time.time()))
+
+
+def health_or_none(kit: monitoring.OpsKit) -> dict[str, Any] | None:
+    """For /ops and /metrics: a database outage shows in the snapshot, not as a 500."""
+    try:
+        found: dict[str, Any] = json.loads(health_text(kit))
+        return found
+    except Exception:
+        return None
+
+
+def _kit() -> monitoring.OpsKit:
+    e = current_app.extensions["newsflash"]
+    return monitoring.kit_for(e.container, e.celery)
+
+
+def health_response() -> Response:
+    """GET /api/v1/ops/health (routed in service/ops.py, with the other ops routes)."""
+    raw = request.args.get("weeks", str(audience_health.WEEKS_SHOWN))
+    if not raw.isdigit() or not 2 <= int(raw) <= MAX_WEEKS:
+        return error_response(
+            400, "invalid", f"weeks must be a whole number from 2 to {MAX_WEEKS}", "weeks"
+        )
+    response = Response(health_text(_kit(), int(raw)), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response

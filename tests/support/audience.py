@@ -1,0 +1,96 @@
+"""Weeks of sends, displays, clicks, 410s and unsubscribes written through the store adapter
+with a chosen clock: the audience-health view's test data (no sleeping, no worker)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from core.adapters.sql import SqlStore
+from core.model import AlertDraft, AlertStatus, LedgerStatus, SubscriptionInput, Urgency
+from core.ports import LedgerEntry
+
+HOSTS = ("fcm.googleapis.com", "updates.push.services.mozilla.com", "web.push.apple.com")
+READERS = 60
+
+
+def week_start(now: float, tz: ZoneInfo, weeks_ago: int) -> float:
+    """Monday 09:00 of a past newsroom week (sends from here for 7 days stay in that week)."""
+    today = datetime.fromtimestamp(now, tz).date()
+    monday = today - timedelta(days=today.weekday(), weeks=weeks_ago)
+    return datetime(monday.year, monday.month, monday.day, 9, tzinfo=tz).timestamp()
+
+
+def _reader(n: int) -> SubscriptionInput:
+    auth = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+    host = HOSTS[n % len(HOSTS)]
+    return SubscriptionInput(f"https://{host}/push/{n}", "BAAA", auth, ("breaking",))
+
+
+def _send_week(
+    store: SqlStore,
+    readers: dict[int, str],
+    start: float,
+    per_day: int,
+    shown: float,
+    clicked: float,
+    gone: float,
+    rng: random.Random,
+) -> None:
+    """`per_day` alerts a day for a week from `start` to every reader left."""
+    shown_so_far = [0]
+    for day in range(7):
+        for k in range(per_day):
+            at = start + day * 86400 + k * 3600
+            draft = AlertDraft(
+                title=f"Alert {int(at)}",
+                body="River levels are rising.",
+                url="https://news.example.com/a",
+                topics=("breaking",),
+                urgency=Urgency.HIGH,
+                ttl_s=600,
+            )
+            alert, _ = store.create_alert(
+                draft, f"s{int(at)}", AlertStatus.SENDING, len(readers), at
+            )
+            entries, gone_ids = [], []
+            for sid, host in readers.items():
+                if rng.random() < gone:
+                    entries.append(LedgerEntry(sid, LedgerStatus.GONE, 410, 1, push_host=host))
+                    gone_ids.append(sid)
+                else:
+                    entries.append(LedgerEntry(sid, LedgerStatus.DELIVERED, 201, 1, push_host=host))
+            store.record(alert.id, entries, gone_ids, at + 5)
+            for sid in gone_ids:
+                readers.pop(sid)
+            for e in entries:
+                if e.status is LedgerStatus.DELIVERED and rng.random() < shown:
+                    store.count_event(alert.id, e.subscription_id, "displayed")
+                    shown_so_far[0] += 1
+                    if shown_so_far[0] % round(1 / clicked) == 0:
+                        store.count_event(alert.id, e.subscription_id, "clicked")
+            store.set_status(alert.id, AlertStatus.SENT, at + 60)
+
+
+def seed_falling_engagement(store: SqlStore, now: float, tz: ZoneInfo) -> None:
+    """Four weeks ago to last week: a steady alert a day clicked by 1 in 12, then three a day
+    clicked by 1 in 60, with 410s starting; readers unsubscribe and stale ones are purged."""
+    rng = random.Random(17)
+    joined = week_start(now, tz, 4) - 3600
+    readers = {}
+    for n in range(READERS):
+        sub, _ = store.upsert(_reader(n), joined)
+        readers[sub.id] = HOSTS[n % len(HOSTS)]
+    stale = [store.upsert(_reader(1000 + n), now - 200 * 86400)[0].id for n in range(3)]
+    store.upsert(_reader(2000), now - 100 * 86400)
+    assert stale
+    for ago in (4, 3, 2):
+        _send_week(store, readers, week_start(now, tz, ago), 1, 0.9, 1 / 12, 0.0, rng)
+    last = week_start(now, tz, 1)
+    _send_week(store, readers, last, 3, 0.9, 1 / 60, 0.03, rng)
+    leaving = list(readers)[:4]
+    store.delete_ids(leaving, now=last + 3 * 86400)
+    store.purge_stale_subscriptions(now - 180 * 86400, now=last + 3 * 86400)
