@@ -12,7 +12,19 @@
   }
   function formatNumber(n) { return Number(n).toLocaleString("en-US"); }
 
-  // -- character counters: warn at 90 % of the limit, stop at it --------------------------
+  // -- the phone menu: the navigation folds behind one button below 700 px ---------------------
+  function wireMenu() {
+    var toggle = $("[data-menu-toggle]");
+    var top = $("#nf-top");
+    if (!toggle || !top) return;
+    toggle.addEventListener("click", function () {
+      var open = top.classList.toggle("is-open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
+  // -- character counters: warn at 90 % of the limit; over it, say so (the server refuses it,
+  // nothing is ever cut) ------------------------------------------------------------------------
   function wireCounters() {
     $$("[data-counter-for]").forEach(function (counter) {
       var field = document.getElementById(counter.getAttribute("data-counter-for"));
@@ -23,7 +35,10 @@
         counter.textContent = n + " / " + limit;
         counter.classList.toggle("is-near", n >= Math.floor(limit * 0.9) && n <= limit);
         counter.classList.toggle("is-over", n > limit);
+        counter.textContent = n > limit ? n + " / " + limit + " — " + (n - limit) + " too many" : n + " / " + limit;
         counter.title = n >= limit ? "At the limit" : (limit - n) + " characters left";
+        if (n > limit) field.setAttribute("aria-invalid", "true");
+        else if (!field.hasAttribute("data-server-invalid")) field.removeAttribute("aria-invalid");
       }
       field.addEventListener("input", update);
       update();
@@ -232,6 +247,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     wireCounters();
+    wireMenu();
     wirePreview();
     wireForms();
     var compose = $("#compose");
