@@ -156,6 +156,8 @@ def _check_both(page: Any, artifacts: Path, name: str) -> None:
     zone = page.locator("[data-newsroom-zone]")
     assert "Africa/Nairobi" in (zone.text_content() or ""), f"{name}: time zone not named"
     page.screenshot(path=str(artifacts / f"phone-{name}-390.png"), full_page=True)
+    # What the phone's screen shows first, sticky action bar included.
+    page.screenshot(path=str(artifacts / f"phone-{name}-390-screen.png"))
     page.set_viewport_size(DESK)
     assert page.evaluate(OVERFLOW_JS) == [], f"{name}: overflows at 1280 px"
     page.screenshot(path=str(artifacts / f"phone-{name}-1280.png"), full_page=True)
