@@ -23,6 +23,26 @@
     });
   }
 
+  // -- one-line fields that wrap (the headline): grow with the text, Enter adds no line, pasted line
+  // breaks become spaces (a headline is one line; the server refuses line breaks in it) ---------
+  function wireOneLine() {
+    $$("textarea[data-one-line]").forEach(function (field) {
+      function grow() {
+        field.style.height = "auto";
+        field.style.height = field.scrollHeight + 2 + "px";
+      }
+      field.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") event.preventDefault();
+      });
+      field.addEventListener("input", function () {
+        if (/[\r\n]/.test(field.value)) field.value = field.value.replace(/[\r\n]+/g, " ");
+        grow();
+      });
+      window.addEventListener("resize", grow);
+      grow();
+    });
+  }
+
   // -- character counters: warn at 90 % of the limit; over it, say so (the server refuses it,
   // nothing is ever cut) ------------------------------------------------------------------------
   function wireCounters() {
@@ -248,6 +268,7 @@
   document.addEventListener("DOMContentLoaded", function () {
     wireCounters();
     wireMenu();
+    wireOneLine();
     wirePreview();
     wireForms();
     var compose = $("#compose");

@@ -261,6 +261,13 @@ def test_every_newsroom_page_fits_a_phone(
     _check_both(page, artifacts, "edit-scheduled")
     page.goto(f"{base}/editor/alerts/{seeded['sent']}/correct")
     _check_both(page, artifacts, "correct")
+    # The whole long headline is in view on the phone: the field wraps and grows.
+    title_box = page.locator("#title").bounding_box()
+    assert title_box is not None and title_box["height"] > 60, title_box
+    page.focus("#title")
+    page.keyboard.press("End")
+    page.keyboard.press("Enter")
+    assert "\n" not in page.input_value("#title")
     _under_thumb(page, "#send-correction")
     page.goto(base + "/editor/audit")
     _check_both(page, artifacts, "audit")
