@@ -519,7 +519,8 @@ def test_prefill_reads_open_graph_only_from_our_origins_with_limits(
         },
     )
     assert page.status_code == 200
-    assert 'value="Rains: Thika road closed &amp; traffic diverted"' in page.text
+    # The headline is a one-line field that wraps (a textarea): its text is its content.
+    assert ">Rains: Thika road closed &amp; traffic diverted</textarea>" in page.text
 
 
 # -- 3. test sends -----------------------------------------------------------------------------------
