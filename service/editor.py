@@ -81,10 +81,15 @@ def _template_globals() -> dict[str, Any]:
 def _wording_globals(state: Any) -> None:
     # Globals, not context: the macros in _macros.html are imported without the context.
     state.app.jinja_env.globals.update(
-        nf_state=wording.state_word,
+        nf_state=_state_word,
         nf_state_class=wording.state_class,
         nf_field_message=_field_message,
     )
+
+
+def _state_word(alert: Alert) -> str:
+    undo = newsroom.in_undo_window(alert, time.time(), ext().settings.undo_window_s)
+    return wording.state_word(alert, undo)
 
 
 def _field_message(error: DomainError) -> str:

@@ -37,8 +37,13 @@ FIELD_NAMES = {
 _OVER_LIMIT = re.compile(r"at most (\d+) characters \(has (\d+)\)")
 
 
-def state_word(alert: Alert) -> str:
+UNDO_OPEN = "Sending soon"
+
+
+def state_word(alert: Alert, in_undo_window: bool = False) -> str:
     """The state as an editor reads it, the same on the badge, the banner and the history."""
+    if in_undo_window:
+        return UNDO_OPEN  # technically scheduled, but to the editor it is a send with Undo open
     if alert.status is AlertStatus.CANCELLED:
         return CALLED_OFF if alert.started_at is None else STOPPED
     return STATE_WORDS[alert.status]

@@ -244,6 +244,7 @@ def test_every_newsroom_page_fits_a_phone(
     _under_thumb(page, "#send")
     page.click("#send")
     page.wait_for_selector("#undo")
+    assert page.locator("h1 [data-status-badge]").text_content() == "Sending soon"
     _check_both(page, artifacts, "undo-window")
     _under_thumb(page, "#undo")
     page.click("#undo")

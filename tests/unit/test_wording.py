@@ -38,6 +38,8 @@ def test_a_cancelled_alert_is_called_off_or_stopped_never_cancelled() -> None:
     stopped = replace(ALERT, status=AlertStatus.CANCELLED)
     assert wording.state_word(called_off) == "Called off"
     assert wording.state_word(stopped) == "Stopped"
+    undo_open = replace(ALERT, status=AlertStatus.SCHEDULED, started_at=None)
+    assert wording.state_word(undo_open, in_undo_window=True) == "Sending soon"
     assert {wording.state_word(replace(ALERT, status=s)) for s in AlertStatus} == {
         "Scheduled",
         "Starting",
