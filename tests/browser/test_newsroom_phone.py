@@ -215,6 +215,7 @@ def test_every_newsroom_page_fits_a_phone(
     page.click("#review")
     page.wait_for_selector("[data-field-error]")
     assert page.locator("[data-field-error=title]").text_content() == "Enter a headline."
+    assert page.get_attribute("#title", "aria-describedby") == "title-error"
     assert page.locator(".nf-error").count() == 0  # said once, under the field
     page.fill("#title", "x" * 125)
     assert "5 too many" in (page.locator("[data-counter-for=title]").text_content() or "")

@@ -12,6 +12,7 @@ from core import alerts as alert_rules
 from core.errors import ValidationError
 from core.model import Alert, AlertCounts, AlertKind, AlertStatus, Urgency
 from service import wording
+from service.cli_ops import finished_line
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 NOW = datetime(2026, 11, 30, 19, 54, tzinfo=NAIROBI).timestamp()
@@ -83,3 +84,13 @@ def test_the_audit_log_reads_as_sentences() -> None:
     assert wording.audit_sentence(stop, ALERT).endswith("after 312 readers had it.")
     cms = {"actor": "cms", "action": "alert.send", "target": "7", "detail": {"title": "X"}}
     assert wording.audit_sentence(cms) == "The CMS (webhook) sent 'X'."
+
+
+def test_alerts_watch_names_a_cancelled_alert_as_the_newsroom_does() -> None:
+    stopped = replace(
+        ALERT, status=AlertStatus.CANCELLED, counts=AlertCounts(audience=120, delivered=48)
+    )
+    assert finished_line(stopped).endswith("cancelled (stopped: 48 of 120 reached).")
+    called_off = replace(stopped, started_at=None)
+    assert finished_line(called_off) == "alert 7 cancelled (called off: nobody got it)."
+    assert finished_line(ALERT) == "alert 7 sent."
