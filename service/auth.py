@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any, TypeVar, cast
 
-from flask import current_app, g, redirect, request, session, url_for
+from flask import current_app, g, redirect, render_template, request, session, url_for
 
 from core.accounts import Principal, Role
 from service.errors import error_response
@@ -61,6 +61,16 @@ def current_principal() -> Principal | None:
     return principal
 
 
+def forbidden_page() -> str:
+    """The styled 403 page, with the navigation, in an editor's words."""
+    return render_template(
+        "editor/error.html",
+        status=403,
+        heading="Not for your role",
+        message="Your account cannot open this page. Ask an admin if you need it.",
+    )
+
+
 def require_role(roles: Collection[Role], page: bool = False) -> Callable[[F], F]:
     """401 (API) or a redirect to login (pages) without credentials; 403 for the wrong role."""
 
@@ -83,7 +93,7 @@ def require_role(roles: Collection[Role], page: bool = False) -> Callable[[F], F
                             403, "forbidden", f"this needs one of: {', '.join(sorted(roles))}"
                         )
                         if request.is_json
-                        else ("Forbidden: your role cannot open this page.", 403)
+                        else (forbidden_page(), 403)
                     )
                 return error_response(
                     403, "forbidden", f"this needs the role {' or '.join(sorted(roles))}"

@@ -212,6 +212,24 @@ def progress_line(alert: Any, rate: float, now: float) -> str:
     )
 
 
+def finished_line(alert: Any) -> str:
+    """The last line of `alerts watch`: the status value, and for a cancelled alert the
+    newsroom's word for it (called off before sending, or stopped mid-send)."""
+    from service.wording import state_word
+
+    took = ""
+    if alert.started_at and alert.finished_at:
+        took = f" in {_age(alert.finished_at - alert.started_at)}"
+    note = ""
+    if alert.status.value == "cancelled":
+        c = alert.counts
+        reached = (
+            f"{c.delivered:,} of {c.audience:,} reached" if alert.started_at else "nobody got it"
+        )
+        note = f" ({state_word(alert).lower()}: {reached})"
+    return f"alert {alert.id} {alert.status.value}{took}{note}."
+
+
 def cmd_alerts_watch(args: argparse.Namespace, settings: Settings) -> int:
     """Redraw one progress line until the alert is sent, failed or cancelled."""
     from core.bootstrap import Container
@@ -250,10 +268,7 @@ def _watch(store: Any, alert_id: int, args: argparse.Namespace) -> int:
         if alert.status.finished:
             if tty:
                 print()
-            took = ""
-            if alert.started_at and alert.finished_at:
-                took = f" in {_age(alert.finished_at - alert.started_at)}"
-            print(f"alert {alert_id} {alert.status.value}{took}.", flush=True)
+            print(finished_line(alert), flush=True)
             return 0 if alert.status.value == "sent" else 1
         if deadline is not None and now > deadline:
             print(f"\nstopped watching after {args.timeout:.0f} s", file=sys.stderr)

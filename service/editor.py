@@ -32,7 +32,7 @@ from core.adapters.articles import HttpArticleFetcher
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.errors import DomainError, NotFound, ValidationError
 from core.model import Alert, AlertStatus
-from service import csrf
+from service import csrf, wording
 from service.app import Newsflash
 from service.auth import begin_session, current_principal, end_session, has_session, require_role
 from service.errors import error_response
@@ -72,7 +72,28 @@ def _template_globals() -> dict[str, Any]:
         "newsroom_user": _session_user,
         "nf_site": urlsplit(origin).netloc,
         "nf_site_origin": origin,
+        "nf_zone": ext().settings.newsroom_timezone,
+        "nf_clock": lambda: wording.local_clock(time.time(), ext().settings.timezone),
     }
+
+
+@bp.record_once
+def _wording_globals(state: Any) -> None:
+    # Globals, not context: the macros in _macros.html are imported without the context.
+    state.app.jinja_env.globals.update(
+        nf_state=_state_word,
+        nf_state_class=wording.state_class,
+        nf_field_message=_field_message,
+    )
+
+
+def _state_word(alert: Alert) -> str:
+    undo = newsroom.in_undo_window(alert, time.time(), ext().settings.undo_window_s)
+    return wording.state_word(alert, undo)
+
+
+def _field_message(error: DomainError) -> str:
+    return wording.field_message(error, time.time(), ext().settings.timezone)
 
 
 def _session_user() -> Principal | None:
@@ -653,6 +674,27 @@ def audit() -> Page:
         older=older,
         newer=before is not None,
         page_args={k: v for k, v in filters.items() if v},
+        audit_sentence=_sentences_for(entries),
+    )
+
+
+def _sentences_for(entries: list[dict[str, Any]]) -> Any:
+    """audit_sentence(entry) for the template, with the alerts the page names loaded once."""
+    store = ext().container.store
+    ids = {int(e["target"]) for e in entries if _names_alert(e)}
+    alerts = {i: a for i in ids if (a := store.get_alert(i)) is not None}
+
+    def sentence(entry: dict[str, Any]) -> str:
+        alert = alerts.get(int(entry["target"])) if _names_alert(entry) else None
+        return wording.audit_sentence(entry, alert)
+
+    return sentence
+
+
+def _names_alert(entry: dict[str, Any]) -> bool:
+    target = entry.get("target") or ""
+    return (
+        str(entry.get("action", "")).startswith("alert.") and target.isdigit() and len(target) < 19
     )
 
 

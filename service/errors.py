@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from core.errors import DomainError
@@ -27,6 +27,17 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/metrics" or request.is_json
 
 
+def _not_found_page() -> Response:
+    """A newsroom or ops address that does not exist: the styled page, with the navigation."""
+    page = render_template(
+        "editor/error.html",
+        status=404,
+        heading="Page not found",
+        message="Nothing lives at this address. Check the link, or start from the newsroom.",
+    )
+    return Response(page, 404, mimetype="text/html")
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
@@ -35,6 +46,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response | HTTPException:
         if not _wants_json():
+            if exc.code == 404 and request.path.startswith(("/editor", "/ops")):
+                return _not_found_page()
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         status = exc.code or 500

@@ -12,7 +12,39 @@
   }
   function formatNumber(n) { return Number(n).toLocaleString("en-US"); }
 
-  // -- character counters: warn at 90 % of the limit, stop at it --------------------------
+  // -- the phone menu: the navigation folds behind one button below 700 px ---------------------
+  function wireMenu() {
+    var toggle = $("[data-menu-toggle]");
+    var top = $("#nf-top");
+    if (!toggle || !top) return;
+    toggle.addEventListener("click", function () {
+      var open = top.classList.toggle("is-open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+  }
+
+  // -- one-line fields that wrap (the headline): grow with the text, Enter adds no line, pasted line
+  // breaks become spaces (a headline is one line; the server refuses line breaks in it) ---------
+  function wireOneLine() {
+    $$("textarea[data-one-line]").forEach(function (field) {
+      function grow() {
+        field.style.height = "auto";
+        field.style.height = field.scrollHeight + 2 + "px";
+      }
+      field.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") event.preventDefault();
+      });
+      field.addEventListener("input", function () {
+        if (/[\r\n]/.test(field.value)) field.value = field.value.replace(/[\r\n]+/g, " ");
+        grow();
+      });
+      window.addEventListener("resize", grow);
+      grow();
+    });
+  }
+
+  // -- character counters: warn at 90 % of the limit; over it, say so (the server refuses it,
+  // nothing is ever cut) ------------------------------------------------------------------------
   function wireCounters() {
     $$("[data-counter-for]").forEach(function (counter) {
       var field = document.getElementById(counter.getAttribute("data-counter-for"));
@@ -23,7 +55,10 @@
         counter.textContent = n + " / " + limit;
         counter.classList.toggle("is-near", n >= Math.floor(limit * 0.9) && n <= limit);
         counter.classList.toggle("is-over", n > limit);
+        counter.textContent = n > limit ? n + " / " + limit + " — " + (n - limit) + " too many" : n + " / " + limit;
         counter.title = n >= limit ? "At the limit" : (limit - n) + " characters left";
+        if (n > limit) field.setAttribute("aria-invalid", "true");
+        else if (!field.hasAttribute("data-server-invalid")) field.removeAttribute("aria-invalid");
       }
       field.addEventListener("input", update);
       update();
@@ -232,6 +267,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     wireCounters();
+    wireMenu();
+    wireOneLine();
     wirePreview();
     wireForms();
     var compose = $("#compose");

@@ -1,0 +1,319 @@
+"""Every newsroom page with data in it, in a real Chromium at 390x844 (a phone) and at 1280:
+no horizontal overflow, cards instead of tables, a folded menu, Send/Undo/Stop/Correct under the
+thumb, errors in editors' words under their field, and the newsroom's time zone on every page.
+Screenshots of both sizes land in var/test-artifacts (phone-*.png)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import free_port, port_open, require_service
+from tests.support.live import serve
+from tests.support.newsroom import (
+    ADMIN,
+    EDITOR,
+    PASSWORD,
+    NewsroomStack,
+    start_newsroom_stack,
+    topics_env,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+]
+PHONE = {"width": 390, "height": 844}
+DESK = {"width": 1280, "height": 900}
+LONG_TITLE = (
+    "Floods close Thika road and the Nairobi-Mombasa highway as the river reaches its highest "
+    "level since 1961"
+)
+LONG_WORD = "Kenya" + "x" * 70 + " reports"  # one word wider than a phone: must still wrap
+
+# Any element whose right edge is past the viewport, and the document's own scroll width.
+OVERFLOW_JS = """() => {
+  const w = window.innerWidth, bad = [];
+  if (document.documentElement.scrollWidth > w) bad.push("document " + document.documentElement.scrollWidth);
+  // A wide table may scroll inside its own box (the /ops cards); the page never does.
+  const scrolls = (el) => { for (let p = el.parentElement; p; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX;
+    if ((o === "auto" || o === "scroll") && p.getBoundingClientRect().right <= w + 1) return true;
+  } return false; };
+  for (const el of document.querySelectorAll("body *")) {
+    if (scrolls(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.height > 0 && r.right > w + 1) {
+      bad.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + "." + el.className + " right=" + Math.round(r.right));
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
+@pytest.fixture(scope="module")
+def chromium_browser() -> Iterator[Any]:
+    require_service("Chromium", Path(CHROMIUM).exists(), f"{CHROMIUM}; apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomStack, str]]:
+    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
+    tmp = tmp_path_factory.mktemp("newsroom-phone")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gen = start_newsroom_stack(
+        f"sqlite:///{tmp}/newsflash.db",
+        tmp,
+        [base],
+        topics_env("phone", "slowphone"),
+        # Long enough that a newsroom send is still in its undo window when the test looks.
+        UNDO_WINDOW_S="300",
+        CONCURRENCY="2",
+    )
+    stack = next(gen)
+    try:
+        with serve(stack.app, port) as served:
+            assert served == base
+            yield stack, base
+    finally:
+        gen.close()
+
+
+def _publish(stack: NewsroomStack, base: str, topic: str, title: str, **extra: Any) -> int:
+    answer = stack.api(
+        "POST",
+        "/api/v1/alerts",
+        json={
+            "title": title,
+            "body": "Residents near the river are told to move to higher ground now; "
+            "roads south of the bridge are closed until further notice.",
+            "url": f"{base}/news/2026/11/30/{'very-long-article-slug-' * 4}{time.time_ns()}",
+            "topics": [topic],
+            **extra,
+        },
+    )
+    assert answer.status_code == 202, answer.json
+    return int(answer.json["id"])
+
+
+@pytest.fixture(scope="module")
+def seeded(site: tuple[NewsroomStack, str]) -> dict[str, int]:
+    """Sent alerts (long headlines, a word wider than a phone), one sending, one scheduled."""
+    stack, base = site
+    for sub in stack.standin.create_subscriptions(4):
+        stack.subscribe(sub, ["phone"])
+    for sub in stack.standin.create_subscriptions(120, "slow", delay_s=1.0):
+        stack.subscribe(sub, ["slowphone"])
+    ids = {
+        "sent": _publish(stack, base, "phone", LONG_TITLE),
+        "word": _publish(stack, base, "phone", LONG_WORD),
+        "short": _publish(stack, base, "phone", "Parliament passes the budget"),
+        "scheduled": _publish(
+            stack, base, "phone", "Polls open at six", send_at=time.time() + 3 * 3600
+        ),
+    }
+    for name in ("sent", "word", "short"):
+        stack.wait_status(ids[name], "sent")
+    ids["sending"] = _publish(stack, base, "slowphone", "Evacuation ordered in Tana River")
+    stack.wait_status(ids["sending"], "sending")
+    return ids
+
+
+def _login(browser: Any, base: str, email: str, artifacts: Path | None = None) -> Any:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(base + "/editor/login")
+    if artifacts is not None:
+        _check_both(page, artifacts, "login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/editor/login" not in url)
+    return page
+
+
+def _check_both(page: Any, artifacts: Path, name: str, zone_label: bool = True) -> None:
+    """No overflow at 390 px, the zone named; screenshots at 390 and 1280 px."""
+    page.set_viewport_size(PHONE)
+    page.wait_for_load_state("load")
+    overflow = page.evaluate(OVERFLOW_JS)
+    assert overflow == [], f"{name}: wider than a 390 px phone: {overflow}"
+    if zone_label:
+        zone = page.locator("[data-newsroom-zone]")
+        assert "Africa/Nairobi" in (zone.text_content() or ""), f"{name}: time zone not named"
+    page.screenshot(path=str(artifacts / f"phone-{name}-390.png"), full_page=True)
+    # What the phone's screen shows first, sticky action bar included.
+    page.screenshot(path=str(artifacts / f"phone-{name}-390-screen.png"))
+    page.set_viewport_size(DESK)
+    assert page.evaluate(OVERFLOW_JS) == [], f"{name}: overflows at 1280 px"
+    page.screenshot(path=str(artifacts / f"phone-{name}-1280.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+
+
+def _under_thumb(page: Any, selector: str) -> None:
+    """Visible without scrolling on a 390x844 phone, and at least 44 px tall."""
+    box = page.locator(selector).bounding_box()
+    assert box is not None, f"{selector} not shown"
+    assert box["height"] >= 44, f"{selector} is {box['height']} px tall"
+    assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], f"{selector} at {box}"
+
+
+def test_every_newsroom_page_fits_a_phone(
+    chromium_browser: Any,
+    site: tuple[NewsroomStack, str],
+    seeded: dict[str, int],
+    artifacts: Path,
+) -> None:
+    _stack, base = site
+    page = _login(chromium_browser, base, ADMIN, artifacts)
+
+    # History: one card per alert, the menu folded behind one button.
+    _check_both(page, artifacts, "history")
+    assert not page.locator("#history thead").is_visible()
+    nav_link = page.locator(".nf-nav a", has_text="Scheduled")
+    assert not nav_link.is_visible()
+    page.click("[data-menu-toggle]")
+    assert nav_link.is_visible()
+    page.screenshot(path=str(artifacts / "phone-menu-390.png"))
+    page.click("[data-menu-toggle]")
+    states = {
+        page.locator(f"tr[data-alert-id='{i}'] [data-status-badge]").text_content()
+        for i in (seeded["sent"], seeded["scheduled"], seeded["sending"])
+    }
+    assert states == {"Sent", "Scheduled", "Sending"}
+
+    # Compose, with its errors in editors' words under their field, once.
+    page.goto(base + "/editor/new")
+    _check_both(page, artifacts, "compose")
+    page.fill("#url", f"{base}/news/phone")
+    page.fill("#title", "")
+    page.fill("#body", "Water is rising.")
+    page.check("input[name=when][value=later]")
+    page.fill("#send_at", "2020-01-01T10:00")
+    page.evaluate("document.getElementById('compose').noValidate = true")
+    page.click("#review")
+    page.wait_for_selector("[data-field-error]")
+    assert page.locator("[data-field-error=title]").text_content() == "Enter a headline."
+    assert page.get_attribute("#title", "aria-describedby") == "title-error"
+    assert page.locator(".nf-error").count() == 0  # said once, under the field
+    page.fill("#title", "x" * 125)
+    assert "5 too many" in (page.locator("[data-counter-for=title]").text_content() or "")
+    page.evaluate("document.getElementById('compose').noValidate = true")
+    page.click("#review")
+    page.wait_for_selector("[data-field-error=title]")
+    said = page.locator("[data-field-error=title]").text_content() or ""
+    assert "125 characters; the limit is 120" in said and "nothing was cut" in said
+    assert page.input_value("#title") == "x" * 125  # shown as typed, refused, never cut
+    page.fill("#title", "Flood warning for the lower Tana")
+    page.evaluate("document.getElementById('compose').noValidate = true")
+    page.click("#review")
+    page.wait_for_selector("[data-field-error=send_at]")
+    said = page.locator("[data-field-error=send_at]").text_content() or ""
+    assert said.startswith("Choose a time after now — it is ") and said.endswith(" in Nairobi.")
+    _check_both(page, artifacts, "compose-errors")
+    page.locator("[data-field-error=send_at]").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "phone-compose-error-field-390-screen.png"))
+
+    # Review: the Send button under the thumb; then the undo window with its big Undo.
+    page.check("input[name=when][value=now]")
+    page.uncheck("input[name=topics][value=breaking]")
+    page.check("input[name=topics][value=phone]")
+    page.click("#review")
+    page.wait_for_selector("#confirm-form")
+    _check_both(page, artifacts, "review")
+    _under_thumb(page, "#send")
+    page.click("#send")
+    page.wait_for_selector("#undo")
+    assert page.locator("h1 [data-status-badge]").text_content() == "Sending soon"
+    _check_both(page, artifacts, "undo-window")
+    _under_thumb(page, "#undo")
+    page.click("#undo")
+    page.wait_for_selector(".nf-calledoff")
+    assert page.locator("h1 [data-status-badge]").text_content() == "Called off"
+    _check_both(page, artifacts, "called-off")
+
+    # Reports: sent (Correct under the thumb), a headline wider than the phone, and in flight.
+    page.goto(f"{base}/editor/alerts/{seeded['sent']}")
+    _check_both(page, artifacts, "report-sent")
+    _under_thumb(page, "#correct")
+    page.goto(f"{base}/editor/alerts/{seeded['word']}")
+    _check_both(page, artifacts, "report-long-word")
+    page.goto(f"{base}/editor/alerts/{seeded['sending']}")
+    page.wait_for_selector("#stop")
+    _under_thumb(page, "#stop")
+    _check_both(page, artifacts, "report-sending")
+
+    # Scheduled list, editing one, the correction form, the audit log in sentences.
+    page.goto(base + "/editor/scheduled")
+    _check_both(page, artifacts, "scheduled")
+    assert page.locator("#scheduled button", has_text="Call off").count() >= 1
+    page.goto(f"{base}/editor/alerts/{seeded['scheduled']}/edit")
+    _check_both(page, artifacts, "edit-scheduled")
+    page.goto(f"{base}/editor/alerts/{seeded['sent']}/correct")
+    _check_both(page, artifacts, "correct")
+    # The whole long headline is in view on the phone: the field wraps and grows.
+    title_box = page.locator("#title").bounding_box()
+    assert title_box is not None and title_box["height"] > 60, title_box
+    page.focus("#title")
+    page.keyboard.press("End")
+    page.keyboard.press("Enter")
+    assert "\n" not in page.input_value("#title")
+    _under_thumb(page, "#send-correction")
+    page.goto(base + "/editor/audit")
+    _check_both(page, artifacts, "audit")
+    sentences = page.locator("[data-audit-sentence]").all_text_contents()
+    assert any(s.startswith(f"{ADMIN} called off 'Flood warning") for s in sentences), sentences
+    assert any(f"sent '{LONG_TITLE}' to 4 readers." in s for s in sentences), sentences
+
+    # 404s: an unknown alert and an unknown address, styled, with the navigation.
+    for name, path in (("404-alert", "/editor/alerts/999999"), ("404", "/editor/no-such-page")):
+        answer = page.goto(base + path)
+        assert answer is not None and answer.status == 404
+        assert page.locator("[data-menu-toggle]").count() == 1
+        _check_both(page, artifacts, name)
+    page.context.close()
+
+    # 403: an editor is not an admin; the page says so in words, with the navigation.
+    page = _login(chromium_browser, base, EDITOR)
+    answer = page.goto(base + "/editor/audit")
+    assert answer is not None and answer.status == 403
+    assert page.locator("[data-error-page='403'] h1").text_content() == "Not for your role"
+    assert page.locator(".nf-nav a", has_text="History").count() == 1
+    _check_both(page, artifacts, "403")
+    page.context.close()
+
+
+def test_the_ops_page_fits_a_phone(
+    chromium_browser: Any,
+    site: tuple[NewsroomStack, str],
+    seeded: dict[str, int],
+    artifacts: Path,
+) -> None:
+    _stack, base = site
+    page = _login(chromium_browser, base, ADMIN)
+    page.goto(base + "/ops")
+    # Filled in by its own polling: wait for the first answer before measuring.
+    page.wait_for_function("document.getElementById('updated').textContent !== '—'")
+    _check_both(page, artifacts, "ops", zone_label=False)
+    page.context.close()

@@ -1,0 +1,96 @@
+"""Editors' words: one word per state everywhere, field errors in plain words, audit sentences."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from core import alerts as alert_rules
+from core.errors import ValidationError
+from core.model import Alert, AlertCounts, AlertKind, AlertStatus, Urgency
+from service import wording
+from service.cli_ops import finished_line
+
+NAIROBI = ZoneInfo("Africa/Nairobi")
+NOW = datetime(2026, 11, 30, 19, 54, tzinfo=NAIROBI).timestamp()
+
+ALERT = Alert(
+    id=7,
+    title="Floods close Thika road",
+    body="Move to higher ground.",
+    url="https://news.example/a",
+    topics=("breaking",),
+    urgency=Urgency.HIGH,
+    ttl_s=3600,
+    story_key="k",
+    status=AlertStatus.SENT,
+    kind=AlertKind.NORMAL,
+    created_at=NOW,
+    started_at=NOW,
+    counts=AlertCounts(audience=12_400, delivered=12_000),
+)
+
+
+def test_a_cancelled_alert_is_called_off_or_stopped_never_cancelled() -> None:
+    called_off = replace(ALERT, status=AlertStatus.CANCELLED, started_at=None)
+    stopped = replace(ALERT, status=AlertStatus.CANCELLED)
+    assert wording.state_word(called_off) == "Called off"
+    assert wording.state_word(stopped) == "Stopped"
+    undo_open = replace(ALERT, status=AlertStatus.SCHEDULED, started_at=None)
+    assert wording.state_word(undo_open, in_undo_window=True) == "Sending soon"
+    assert {wording.state_word(replace(ALERT, status=s)) for s in AlertStatus} == {
+        "Scheduled",
+        "Starting",
+        "Sending",
+        "Sent",
+        "Failed",
+        "Stopped",
+    }
+
+
+def _said(field: str, value: str) -> str:
+    """What the newsroom says for the error the core's own parser raises on this input."""
+    with pytest.raises(ValidationError) as caught:
+        if field == "send_at":
+            alert_rules.parse_send_at(value, "Africa/Nairobi", NOW)
+        else:
+            alert_rules._text({field: value}, field, alert_rules.MAX_TITLE)
+    return wording.field_message(caught.value, NOW, NAIROBI)
+
+
+def test_field_errors_are_in_editors_words() -> None:
+    assert _said("title", "") == "Enter a headline."
+    assert _said("title", "x" * 125) == (
+        "The headline is 125 characters; the limit is 120. Shorten it by 5 — nothing was cut."
+    )
+    assert (
+        _said("send_at", "2020-01-01T10:00") == "Choose a time after now — it is 19:54 in Nairobi."
+    )
+
+
+def test_the_audit_log_reads_as_sentences() -> None:
+    sent = {"actor": "amina@news.example", "action": "alert.send", "target": "7", "detail": {}}
+    assert wording.audit_sentence(sent, ALERT) == (
+        "amina@news.example sent 'Floods close Thika road' to 12,400 readers."
+    )
+    undo = {**sent, "action": "alert.cancel", "detail": {"undo": True, "delivered": 0}}
+    assert wording.audit_sentence(undo, ALERT).endswith(
+        "called off 'Floods close Thika road' before it was sent."
+    )
+    stop = {**sent, "action": "alert.cancel", "detail": {"was": "sending", "delivered": 312}}
+    assert wording.audit_sentence(stop, ALERT).endswith("after 312 readers had it.")
+    cms = {"actor": "cms", "action": "alert.send", "target": "7", "detail": {"title": "X"}}
+    assert wording.audit_sentence(cms) == "The CMS (webhook) sent 'X'."
+
+
+def test_alerts_watch_names_a_cancelled_alert_as_the_newsroom_does() -> None:
+    stopped = replace(
+        ALERT, status=AlertStatus.CANCELLED, counts=AlertCounts(audience=120, delivered=48)
+    )
+    assert finished_line(stopped).endswith("cancelled (stopped: 48 of 120 reached).")
+    called_off = replace(stopped, started_at=None)
+    assert finished_line(called_off) == "alert 7 cancelled (called off: nobody got it)."
+    assert finished_line(ALERT) == "alert 7 sent."
