@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from core.ports import (
     TaskQueue,
 )
 from core.receipts import Receipts
+from core.watchers import Heartbeat, StopCheck
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -266,8 +266,8 @@ def deliver_batch(
         observe,
         writer,
     )
-    stop = _StopCheck(store, alert.id, writer, policy.stop_check_interval_s, clock)
-    alive = _Heartbeat(store, batch_id, policy.stale_after_s, clock)
+    stop = StopCheck(store, alert.id, writer, policy.stop_check_interval_s, clock)
+    alive = Heartbeat(store, batch_id, policy.stale_after_s, clock)
     try:
         sender.send_all(messages, recorder, stop.should_stop)
         recorder.close()
@@ -336,38 +336,6 @@ def _finish(report: BatchReport, store: DeliveryStore, clock: Callable[[], float
     )
 
 
-@dataclass
-class _StopCheck:
-    """Whether the alert was cancelled, asked on the writer thread at most once an interval.
-
-    Non-blocking: the answer of the previous check is used while a new one is asked for, so
-    the sender's event loop never waits on the database.
-    """
-
-    store: DeliveryStore
-    alert_id: int
-    writer: Executor
-    interval_s: float
-    clock: Callable[[], float]
-    stopped: bool = False
-    last_check: float = field(init=False)
-    pending: Future[bool] | None = None
-
-    def __post_init__(self) -> None:
-        self.last_check = self.clock()
-
-    def should_stop(self) -> bool:
-        t = self.clock()
-        if t - self.last_check >= self.interval_s:
-            pending = self.pending
-            if pending is None or pending.done():
-                if pending is not None and pending.exception() is None:
-                    self.stopped = pending.result()
-                self.pending = self.writer.submit(self.store.is_stopped, self.alert_id)
-                self.last_check = t
-        return self.stopped
-
-
 def _messages(
     alert: Alert, targets: list[Target], receipts: Receipts | None, ts: int
 ) -> list[PushMessage]:
@@ -392,32 +360,6 @@ def _messages(
         )
         for t, body in zip(targets, bodies, strict=True)
     ]
-
-
-class _Heartbeat:
-    """Marks the batch alive while its sender waits. Results move the heartbeat too, but a batch
-    whose every request waits on a slow push service records nothing for up to a request
-    deadline; without this the reconciler would take it for dead and send it a second time."""
-
-    def __init__(
-        self, store: DeliveryStore, batch_id: int, stale_after_s: float, clock: Callable[[], float]
-    ) -> None:
-        self._done = threading.Event()
-        self._store, self._batch_id, self._clock = store, batch_id, clock
-        self._every_s = max(0.2, stale_after_s / 4)
-        self._thread = threading.Thread(target=self._run, name="batch-heartbeat", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._done.wait(self._every_s):
-            try:
-                self._store.heartbeat(self._batch_id, self._clock())
-            except Exception:
-                log.warning("batch heartbeat failed", extra={"batch_id": self._batch_id})
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join()
 
 
 def _refuse_disallowed(
