@@ -231,7 +231,7 @@ class FakeDeliveryStore:
     def add_batch(self, alert_id: int, ids: Sequence[int], last_id: int, now: float) -> int:
         with self._lock:
             row = self.alerts[alert_id]
-            if row.planned:
+            if row.planned or ids[0] <= row.planned_through:
                 raise PlanningConflict(alert_id)
             row.planned_through = last_id
             row.batches_total += 1

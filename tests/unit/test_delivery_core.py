@@ -17,7 +17,7 @@ from core.delivery import (
     reconcile,
     schedule_due_retries,
 )
-from core.model import AlertStatus, BatchStatus, Lane, LedgerStatus
+from core.model import Alert, AlertStatus, BatchStatus, Lane, LedgerStatus
 from tests.support.fakes import (
     Answer,
     FakeClock,
@@ -129,6 +129,28 @@ def test_plan_of_a_cancelled_alert_plans_nothing() -> None:
     w.store.cancel(alert_id, w.clock())
     assert w.plan(alert_id) == 0
     assert w.queue.batches == [] and w.store.batches == {}
+
+
+class OvertakenStore(FakeDeliveryStore):
+    """A store where a second planner adds each page just after this planner has read it."""
+
+    def next_audience_page(self, alert: Alert, after_id: int, limit: int) -> list[int]:
+        page = super().next_audience_page(alert, after_id, limit)
+        if page:
+            self.add_batch(alert.id, page, page[-1], 0.0)  # the rival commits it first
+        return page
+
+
+def test_a_planner_overtaken_by_another_stops_without_planning_anyone_twice() -> None:
+    w = World()
+    w.store = OvertakenStore()
+    readers = w.subscribers(25)
+    alert_id = w.alert()
+
+    assert w.plan(alert_id) == 0
+
+    assert w.queue.batches == []
+    assert [b.ids for b in w.store.batches.values()] == [tuple(readers[:10])]
 
 
 # -- deliver a batch: outcomes ----------------------------------------------------------------
