@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from core.endpoints import EndpointPolicy, endpoint_allowed
-from core.model import Alert, AlertStatus, Lane, LedgerStatus, Target
+from core.model import Alert, AlertStatus, Batch, Lane, LedgerStatus, Target
 from core.outcomes import Decision, Outcome, backoff_s, classify
 from core.payload import build_payload, receipt_prefix, topic_header
 from core.ports import (
@@ -26,6 +25,7 @@ from core.ports import (
     TaskQueue,
 )
 from core.receipts import Receipts
+from core.watchers import Heartbeat, StopCheck
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -99,12 +99,15 @@ def _enqueue_batch(queue: TaskQueue, batch_id: int, alert_id: int, lane: Lane) -
 class BatchReport:
     batch_id: int
     alert_id: int = 0
+    # False: nothing was sent because another worker holds the batch, it is already finished,
+    # or its alert no longer exists.
+    claimed: bool = True
     sent: int = 0
     delivered: int = 0
     gone: int = 0
     failed: int = 0
     retry: int = 0
-    skipped: int = 0
+    skipped: int = 0  # subscriptions gone between planning and sending
     stopped: bool = False
     outcomes: dict[str, int] = field(default_factory=dict)
 
@@ -241,29 +244,11 @@ def deliver_batch(
     """Push one batch. Idempotent: subscriptions already final in the ledger are skipped, and a
     batch another worker is actively sending (fresh heartbeat) is left alone."""
     now = clock()
-    batch = store.claim_batch(batch_id, now, policy.stale_after_s)
-    if batch is None:
-        return BatchReport(batch_id, skipped=-1)
-    alert = store.get_alert(batch.alert_id)
-    if alert is None:
-        store.finish_batch(batch_id, batch.alert_id, 0, True, now)
-        return BatchReport(batch_id, skipped=-1)
-    if alert.status is AlertStatus.CANCELLED:
-        store.finish_batch(batch_id, alert.id, 0, True, now)
-        return BatchReport(batch_id, alert.id, stopped=True)
-
-    targets, missing = store.load_targets(batch)
-    if missing:
-        # Unsubscribed since planning: counted as gone so the alert's numbers add up.
-        store.record(
-            alert.id,
-            [LedgerEntry(i, LedgerStatus.GONE, None, 0) for i in missing],
-            [],
-            now,
-            batch_id,
-        )
-    if policy.endpoints is not None:
-        targets = _refuse_disallowed(targets, policy.endpoints, store, alert.id, batch_id, now)
+    claimed = _claim(batch_id, store, policy, now)
+    if isinstance(claimed, BatchReport):
+        return claimed
+    batch, alert = claimed
+    targets, missing = _owed_targets(batch, alert, store, policy, now)
     messages = _messages(alert, targets, policy.receipts, int(now))
     attempts = {t.subscription_id: t.attempts for t in targets}
     # One thread per batch for the database: ledger chunks and the cancel check run there,
@@ -281,40 +266,66 @@ def deliver_batch(
         observe,
         writer,
     )
-
-    last_check = [clock()]
-    stopped = [False]
-    check: list[Future[bool] | None] = [None]
-
-    def should_stop() -> bool:
-        # Non-blocking: the answer of the previous check is used, a new one is asked for.
-        t = clock()
-        if t - last_check[0] >= policy.stop_check_interval_s:
-            pending = check[0]
-            if pending is None or pending.done():
-                if pending is not None and pending.exception() is None:
-                    stopped[0] = pending.result()
-                check[0] = writer.submit(store.is_stopped, alert.id)
-                last_check[0] = t
-        return stopped[0]
-
-    alive = _Heartbeat(store, batch_id, policy.stale_after_s, clock)
+    stop = StopCheck(store, alert.id, writer, policy.stop_check_interval_s, clock)
+    alive = Heartbeat(store, batch_id, policy.stale_after_s, clock)
     try:
-        sender.send_all(messages, recorder, should_stop)
+        sender.send_all(messages, recorder, stop.should_stop)
         recorder.close()
     finally:
         alive.stop()
         writer.shutdown(wait=True)
     report = recorder.report
     report.skipped = len(missing)
-    report.stopped = stopped[0]
-    store.finish_batch(batch_id, alert.id, len(missing), stopped[0], clock())
-    status = store.maybe_finish_alert(alert.id, clock())
+    report.stopped = stop.stopped
+    _finish(report, store, clock)
+    return report
+
+
+def _claim(
+    batch_id: int, store: DeliveryStore, policy: DeliveryPolicy, now: float
+) -> tuple[Batch, Alert] | BatchReport:
+    """The batch and its alert, or the report of a batch that is not ours to send."""
+    batch = store.claim_batch(batch_id, now, policy.stale_after_s)
+    if batch is None:
+        return BatchReport(batch_id, claimed=False)
+    alert = store.get_alert(batch.alert_id)
+    if alert is None:
+        store.finish_batch(batch_id, batch.alert_id, 0, True, now)
+        return BatchReport(batch_id, claimed=False)
+    if alert.status is AlertStatus.CANCELLED:
+        store.finish_batch(batch_id, alert.id, 0, True, now)
+        return BatchReport(batch_id, alert.id, stopped=True)
+    return batch, alert
+
+
+def _owed_targets(
+    batch: Batch, alert: Alert, store: DeliveryStore, policy: DeliveryPolicy, now: float
+) -> tuple[list[Target], list[int]]:
+    """The targets still owed this alert, and the ids unsubscribed since planning."""
+    targets, missing = store.load_targets(batch)
+    if missing:
+        # Unsubscribed since planning: counted as gone so the alert's numbers add up.
+        store.record(
+            alert.id,
+            [LedgerEntry(i, LedgerStatus.GONE, None, 0) for i in missing],
+            [],
+            now,
+            batch.id,
+        )
+    if policy.endpoints is not None:
+        targets = _refuse_disallowed(targets, policy.endpoints, store, alert.id, batch.id, now)
+    return targets, missing
+
+
+def _finish(report: BatchReport, store: DeliveryStore, clock: Callable[[], float]) -> None:
+    """Close the batch, let the alert become sent or failed if nothing is pending, log it."""
+    store.finish_batch(report.batch_id, report.alert_id, report.skipped, report.stopped, clock())
+    status = store.maybe_finish_alert(report.alert_id, clock())
     log.info(
         "batch done",
         extra={
-            "alert_id": alert.id,
-            "batch_id": batch_id,
+            "alert_id": report.alert_id,
+            "batch_id": report.batch_id,
             "sent": report.sent,
             "delivered": report.delivered,
             "gone": report.gone,
@@ -323,7 +334,6 @@ def deliver_batch(
             "alert_status": status.value if status else None,
         },
     )
-    return report
 
 
 def _messages(
@@ -350,32 +360,6 @@ def _messages(
         )
         for t, body in zip(targets, bodies, strict=True)
     ]
-
-
-class _Heartbeat:
-    """Marks the batch alive while its sender waits. Results move the heartbeat too, but a batch
-    whose every request waits on a slow push service records nothing for up to a request
-    deadline; without this the reconciler would take it for dead and send it a second time."""
-
-    def __init__(
-        self, store: DeliveryStore, batch_id: int, stale_after_s: float, clock: Callable[[], float]
-    ) -> None:
-        self._done = threading.Event()
-        self._store, self._batch_id, self._clock = store, batch_id, clock
-        self._every_s = max(0.2, stale_after_s / 4)
-        self._thread = threading.Thread(target=self._run, name="batch-heartbeat", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._done.wait(self._every_s):
-            try:
-                self._store.heartbeat(self._batch_id, self._clock())
-            except Exception:
-                log.warning("batch heartbeat failed", extra={"batch_id": self._batch_id})
-
-    def stop(self) -> None:
-        self._done.set()
-        self._thread.join()
 
 
 def _refuse_disallowed(

@@ -798,6 +798,11 @@ class SqlStore:
             after = conn.execute(
                 select(t.alerts.c.planned_through).where(t.alerts.c.id == alert_id)
             ).scalar_one()
+            if ids[0] <= after:
+                # Pages are keyset pages in id order: one that starts at or before the cursor
+                # was read by a planner another one has overtaken; adding it would plan those
+                # readers twice (and count them twice in the audience).
+                raise PlanningConflict(alert_id)
             moved = conn.execute(
                 update(t.alerts)
                 .where(

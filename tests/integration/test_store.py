@@ -19,7 +19,7 @@ from core.adapters.sql import SqlStore, make_engine, sync_topics
 from core.base64url import b64url_encode
 from core.errors import Conflict
 from core.model import AlertDraft, AlertStatus, Lane, LedgerStatus, SubscriptionInput, Urgency
-from core.ports import PushMessage, PushResult
+from core.ports import PlanningConflict, PushMessage, PushResult
 
 TOPICS = (
     Topic("breaking", "Breaking", True),
@@ -231,6 +231,25 @@ def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStore) ->
         hosts_seen[host][1] += gone_n
     assert hosts_seen == {"fcm.googleapis.com": [7, 1]}
     assert losses == [("gone", 1)]
+
+
+def test_a_page_read_before_another_planner_moved_the_cursor_is_refused(store: SqlStore) -> None:
+    for n in range(1, 8):
+        store.upsert(sub(n), 1)
+    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+    sending = store.start_sending(alert.id, 2.0)
+    assert sending is not None
+    # Two planners (a slow one and the reconciler's) both read the first page at cursor 0.
+    page = store.next_audience_page(sending, store.planned_through(alert.id), 3)
+    assert store.next_audience_page(sending, 0, 3) == page
+    store.add_batch(alert.id, page, page[-1], 3.0)
+    with pytest.raises(PlanningConflict):
+        store.add_batch(alert.id, page, page[-1], 3.0)
+    rest = store.next_audience_page(sending, store.planned_through(alert.id), 10)
+    store.add_batch(alert.id, rest, rest[-1], 4.0)
+    store.finish_planning(alert.id, 5.0)
+    planned = store.get_alert(alert.id)
+    assert planned is not None and planned.counts.audience == 7
 
 
 def test_a_batch_forced_to_run_again_skips_ledgered_readers(

@@ -1,0 +1,440 @@
+"""The delivery core's rules (plan, deliver a batch, outcomes, retries, reconcile, cancel,
+scheduled alerts) against in-memory fakes of its ports: no database, broker or network."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from core.delivery import (
+    BatchReport,
+    DeliveryPolicy,
+    deliver_batch,
+    fire_scheduled,
+    plan_fanout,
+    reconcile,
+    schedule_due_retries,
+)
+from core.model import Alert, AlertStatus, BatchStatus, Lane, LedgerStatus
+from tests.support.fakes import (
+    Answer,
+    FakeClock,
+    FakeDeliveryStore,
+    FakeHostHealth,
+    FakePushSender,
+    FakeTaskQueue,
+    WorkerKilled,
+)
+
+POLICY = DeliveryPolicy(batch_size=10, retry_base_s=10.0, stale_after_s=60.0)
+
+
+class World:
+    """One newsroom's delivery side: the store, the broker, the push service, host health."""
+
+    def __init__(self, policy: DeliveryPolicy = POLICY) -> None:
+        self.clock = FakeClock()
+        self.store = FakeDeliveryStore()
+        self.queue = FakeTaskQueue()
+        self.hosts = FakeHostHealth()
+        self.sender = FakePushSender(self.clock, self.hosts)
+        self.policy = policy
+
+    def subscribers(self, n: int, topics: tuple[str, ...] = ("breaking",)) -> list[int]:
+        return [self.store.add_subscription(topics) for _ in range(n)]
+
+    def alert(self, status: AlertStatus = AlertStatus.QUEUED, send_at: float | None = None) -> int:
+        return self.store.add_alert(("breaking",), status, send_at, now=self.clock())
+
+    def plan(self, alert_id: int) -> int:
+        return plan_fanout(alert_id, self.store, self.queue, self.policy, self.clock)
+
+    def deliver(self, batch_id: int) -> BatchReport:
+        return deliver_batch(
+            batch_id,
+            self.store,
+            self.sender,
+            self.hosts,
+            self.policy,
+            self.clock,
+            random.Random(7),
+        )
+
+    def deliver_enqueued(self) -> None:
+        """A worker taking every enqueued batch once, in order (new ones included)."""
+        done = 0
+        while done < len(self.queue.batches):
+            self.deliver(self.queue.batches[done][0])
+            done += 1
+
+    def status(self, alert_id: int) -> AlertStatus:
+        alert = self.store.get_alert(alert_id)
+        assert alert is not None
+        return alert.status
+
+
+# -- plan ---------------------------------------------------------------------------------
+def test_plan_cuts_the_audience_into_policy_sized_batches_each_enqueued_once() -> None:
+    w = World()
+    readers = w.subscribers(25)
+    w.subscribers(5, topics=("sport",))
+    alert_id = w.alert()
+
+    assert w.plan(alert_id) == 3
+
+    sizes = [len(w.store.batches[b].ids) for b in w.queue.batch_ids]
+    assert sizes == [10, 10, 5]
+    assert sorted(i for b in w.queue.batch_ids for i in w.store.batches[b].ids) == readers
+    assert {lane for _b, _a, lane in w.queue.batches} == {Lane.BREAKING}
+    assert w.store.alerts[alert_id].planned
+    # Planning twice (a redelivered plan task) adds nothing.
+    assert w.plan(alert_id) == 0
+    assert len(w.store.batches) == 3 and len(w.queue.batches) == 3
+
+
+def test_a_plan_killed_mid_way_resumes_without_duplicates_and_the_lost_batch_is_reconciled() -> (
+    None
+):
+    w = World()
+    readers = w.subscribers(35)
+    alert_id = w.alert()
+    w.queue.kill_after = 1  # the worker dies after committing batch 2, before enqueueing it
+
+    with pytest.raises(WorkerKilled):
+        w.plan(alert_id)
+    assert len(w.store.batches) == 2 and w.queue.batch_ids == [1]
+
+    assert w.plan(alert_id) == 2  # the re-run continues after batch 2's last subscriber
+    planned = [i for b in w.store.batches.values() for i in b.ids]
+    assert sorted(planned) == readers and len(planned) == len(set(planned))
+    assert w.queue.batch_ids == [1, 3, 4]
+
+    w.deliver_enqueued()
+    assert w.status(alert_id) is AlertStatus.SENDING  # batch 2 is still owed
+
+    w.clock.advance(POLICY.stale_after_s + 1)
+    assert reconcile(w.store, w.queue, POLICY, w.clock) == {"plans": 0, "batches": 1}
+    assert w.queue.batch_ids == [1, 3, 4, 2]
+    w.deliver_enqueued()
+    assert Counter(w.sender.pushed_ids()) == Counter(readers)
+    assert w.status(alert_id) is AlertStatus.SENT
+
+
+def test_plan_of_a_cancelled_alert_plans_nothing() -> None:
+    w = World()
+    w.subscribers(5)
+    alert_id = w.alert()
+    w.store.cancel(alert_id, w.clock())
+    assert w.plan(alert_id) == 0
+    assert w.queue.batches == [] and w.store.batches == {}
+
+
+class OvertakenStore(FakeDeliveryStore):
+    """A store where a second planner adds each page just after this planner has read it."""
+
+    def next_audience_page(self, alert: Alert, after_id: int, limit: int) -> list[int]:
+        page = super().next_audience_page(alert, after_id, limit)
+        if page:
+            self.add_batch(alert.id, page, page[-1], 0.0)  # the rival commits it first
+        return page
+
+
+def test_a_planner_overtaken_by_another_stops_without_planning_anyone_twice() -> None:
+    w = World()
+    w.store = OvertakenStore()
+    readers = w.subscribers(25)
+    alert_id = w.alert()
+
+    assert w.plan(alert_id) == 0
+
+    assert w.queue.batches == []
+    assert [b.ids for b in w.store.batches.values()] == [tuple(readers[:10])]
+
+
+# -- deliver a batch: outcomes ----------------------------------------------------------------
+def test_each_push_answer_becomes_its_outcome() -> None:
+    w = World()
+    ok, gone410, gone404, throttled, broken, rejected, too_large = (
+        w.store.add_subscription(endpoint=f"https://{name}.push.test/send/1")
+        for name in ("ok", "g410", "g404", "throttled", "broken", "rejected", "large")
+    )
+    w.sender.answer("https://g410.push.test/send/1", Answer(410))
+    w.sender.answer("https://g404.push.test/send/1", Answer(404))
+    w.sender.answer("https://throttled.push.test/send/1", Answer(429, retry_after="120"))
+    w.sender.answer("https://broken.push.test/send/1", Answer(503))
+    w.sender.answer("https://rejected.push.test/send/1", Answer(403))
+    w.sender.answer("https://large.push.test/send/1", Answer(413))
+    alert_id = w.alert()
+    w.plan(alert_id)
+    start = w.clock()
+
+    report = w.deliver(w.queue.batch_ids[0])
+
+    assert (report.sent, report.delivered, report.gone, report.failed, report.retry) == (
+        7,
+        1,
+        2,
+        1,
+        3,
+    )
+    s = w.store
+    assert s.status_of(alert_id, ok) is LedgerStatus.DELIVERED
+    # 404/410: the subscription is gone and deleted, never retried.
+    assert s.status_of(alert_id, gone410) is LedgerStatus.GONE
+    assert s.status_of(alert_id, gone404) is LedgerStatus.GONE
+    assert sorted(s.deleted) == [gone410, gone404]
+    # 429 with Retry-After: waits exactly that long, and the whole host is held.
+    row = s.ledger[(alert_id, throttled)]
+    assert row.status is LedgerStatus.RETRY
+    assert row.next_attempt_at is not None and 120 <= row.next_attempt_at - start <= 121
+    assert w.hosts.blocked_until("throttled.push.test", start + 60) is not None
+    # 5xx without Retry-After: exponential backoff (first step: between half and all of base).
+    row = s.ledger[(alert_id, broken)]
+    assert row.status is LedgerStatus.RETRY and row.next_attempt_at is not None
+    assert 5.0 <= row.next_attempt_at - start <= 11.0
+    # 403: our request is wrong. The breaker opens for the host; the subscription stays.
+    assert s.status_of(alert_id, rejected) is LedgerStatus.RETRY
+    assert "rejected.push.test" in w.hosts.breakers and rejected in s.subs
+    # 413: our bug, recorded as failed, never deleted.
+    assert s.status_of(alert_id, too_large) is LedgerStatus.FAILED and too_large in s.subs
+    assert w.status(alert_id) is AlertStatus.SENDING  # three retries still pending
+
+
+def test_a_subscription_that_keeps_failing_is_failed_after_max_attempts() -> None:
+    w = World(DeliveryPolicy(batch_size=10, retry_max_attempts=3, stale_after_s=60.0))
+    sid = w.store.add_subscription(endpoint="https://down.push.test/send/1")
+    w.sender.answer("https://down.push.test/send/1", *[Answer(503)] * 5)
+    alert_id = w.alert()
+    w.plan(alert_id)
+
+    w.deliver_enqueued()
+    for _ in range(5):
+        w.clock.advance(3600)
+        schedule_due_retries(w.store, w.queue, w.policy, w.clock)
+        w.deliver_enqueued()
+
+    assert w.sender.pushed_ids() == [sid] * 3
+    row = w.store.ledger[(alert_id, sid)]
+    assert (row.status, row.attempts) == (LedgerStatus.FAILED, 3)
+    assert sid in w.store.subs
+    assert w.status(alert_id) is AlertStatus.FAILED  # nothing delivered, nothing pending
+
+
+def test_a_held_host_is_not_pushed_to_and_the_wait_costs_no_attempt() -> None:
+    w = World()
+    sid = w.store.add_subscription(endpoint="https://busy.push.test/send/1")
+    alert_id = w.alert()
+    w.plan(alert_id)
+    w.hosts.hold("busy.push.test", w.clock() + 30, "HTTP 429")
+
+    w.deliver(w.queue.batch_ids[0])
+
+    assert w.sender.pushed == []
+    row = w.store.ledger[(alert_id, sid)]
+    assert (row.status, row.attempts) == (LedgerStatus.RETRY, 0)
+    assert row.next_attempt_at is not None and row.next_attempt_at >= w.clock() + 29
+
+
+def test_subscribers_gone_since_planning_are_counted_gone_and_not_pushed() -> None:
+    w = World()
+    readers = w.subscribers(4)
+    alert_id = w.alert()
+    w.plan(alert_id)
+    del w.store.subs[readers[1]]  # unsubscribed between planning and sending
+
+    report = w.deliver(w.queue.batch_ids[0])
+
+    assert report.skipped == 1 and report.delivered == 3
+    assert sorted(w.sender.pushed_ids()) == [readers[0], readers[2], readers[3]]
+    assert w.store.status_of(alert_id, readers[1]) is LedgerStatus.GONE
+    assert w.status(alert_id) is AlertStatus.SENT
+
+
+# -- deliver a batch: exactly once ------------------------------------------------------------
+def test_a_batch_killed_mid_way_is_resent_only_to_whom_it_has_not_recorded() -> None:
+    w = World(DeliveryPolicy(batch_size=10, flush_every=2, stale_after_s=60.0))
+    readers = w.subscribers(10)
+    alert_id = w.alert()
+    w.plan(alert_id)
+    batch_id = w.queue.batch_ids[0]
+
+    def die_at_sixth(message: object) -> None:
+        if len(w.sender.pushed) == 5:
+            raise WorkerKilled
+
+    w.sender.before_push = die_at_sixth
+    with pytest.raises(WorkerKilled):
+        w.deliver(batch_id)
+    w.sender.before_push = None
+    # Results are recorded in chunks of two: the fifth push's result died with the worker.
+    assert w.store.delivered_to(alert_id) == readers[:4]
+
+    # Another worker while the first one's heartbeat is fresh: the batch is left alone.
+    assert not w.deliver(batch_id).claimed
+    w.clock.advance(POLICY.stale_after_s + 1)
+    report = w.deliver(batch_id)
+
+    assert report.claimed and report.delivered == 6
+    pushes = Counter(w.sender.pushed_ids())
+    assert [pushes[i] for i in readers] == [1, 1, 1, 1, 2, 1, 1, 1, 1, 1]
+    assert w.store.delivered_to(alert_id) == readers
+    finals = Counter(sid for _a, sid, status in w.store.writes if status.final)
+    assert set(finals.values()) == {1}  # each target recorded once
+    alert = w.store.get_alert(alert_id)
+    assert alert is not None and alert.counts.delivered == 10
+    assert alert.status is AlertStatus.SENT
+
+
+def test_a_finished_batch_run_again_is_not_claimed_and_pushes_nothing() -> None:
+    w = World()
+    w.subscribers(3)
+    alert_id = w.alert()
+    w.plan(alert_id)
+    batch_id = w.queue.batch_ids[0]
+    assert w.deliver(batch_id).claimed
+
+    w.clock.advance(POLICY.stale_after_s + 1)
+    again = w.deliver(batch_id)
+
+    assert not again.claimed and again.sent == 0
+    assert len(w.sender.pushed) == 3
+    assert w.store.get_alert(alert_id).counts.delivered == 3  # type: ignore[union-attr]
+
+
+# -- cancel -------------------------------------------------------------------------------
+def test_cancel_stops_a_batch_mid_way_and_the_rest_is_not_sent() -> None:
+    w = World(DeliveryPolicy(batch_size=400, stop_check_interval_s=0.05, stale_after_s=60.0))
+    readers = w.subscribers(400)
+    alert_id = w.alert()
+    w.plan(alert_id)
+
+    def cancel_at_tenth(message: object) -> None:
+        if len(w.sender.pushed) == 10:
+            w.store.cancel(alert_id, w.clock())
+
+    w.sender.before_push = cancel_at_tenth
+    report = w.deliver(w.queue.batch_ids[0])
+
+    assert report.stopped
+    sent = len(w.sender.pushed)
+    assert 10 <= sent < 200
+    assert w.store.delivered_to(alert_id) == readers[:sent]
+    assert all(w.store.status_of(alert_id, i) is None for i in readers[sent:])
+    assert w.store.batches[w.queue.batch_ids[0]].status is BatchStatus.CANCELLED
+    assert w.status(alert_id) is AlertStatus.CANCELLED
+
+
+def test_a_batch_of_an_alert_cancelled_before_it_started_pushes_nothing() -> None:
+    w = World()
+    w.subscribers(3)
+    alert_id = w.alert()
+    w.plan(alert_id)
+    w.store.cancel(alert_id, w.clock())
+
+    report = w.deliver(w.queue.batch_ids[0])
+
+    assert report.claimed and report.stopped and w.sender.pushed == []
+    assert w.store.batches[w.queue.batch_ids[0]].status is BatchStatus.CANCELLED
+
+
+# -- retries --------------------------------------------------------------------------------
+def test_retries_come_due_are_re_enqueued_once_and_then_delivered() -> None:
+    w = World()
+    slow = "https://slow.push.test/send/1"  # its own host: a 429 holds the whole host
+    readers = [w.store.add_subscription(), w.store.add_subscription(endpoint=slow)]
+    readers.append(w.store.add_subscription())
+    w.sender.answer(slow, Answer(429, retry_after="120"))
+    alert_id = w.alert()
+    w.plan(alert_id)
+    w.deliver_enqueued()
+    assert w.status(alert_id) is AlertStatus.SENDING
+
+    assert schedule_due_retries(w.store, w.queue, w.policy, w.clock) == 0  # not due yet
+    w.clock.advance(121)
+    assert schedule_due_retries(w.store, w.queue, w.policy, w.clock) == 1
+    assert schedule_due_retries(w.store, w.queue, w.policy, w.clock) == 0  # taken once
+    retry_batch = w.queue.batch_ids[-1]
+    assert w.store.batches[retry_batch].ids == (readers[1],)
+
+    w.deliver(retry_batch)
+
+    assert Counter(w.sender.pushed_ids()) == Counter({readers[0]: 1, readers[1]: 2, readers[2]: 1})
+    assert w.store.delivered_to(alert_id) == readers
+    assert w.status(alert_id) is AlertStatus.SENT
+
+
+def test_the_alert_is_sent_exactly_when_nothing_is_pending() -> None:
+    w = World(DeliveryPolicy(batch_size=2, stale_after_s=60.0))
+    readers = w.subscribers(4)
+    w.sender.answer(w.store.subs[readers[3]].endpoint, Answer(500))
+    alert_id = w.alert()
+    w.plan(alert_id)
+    first, second = w.queue.batch_ids
+
+    w.deliver(first)
+    assert w.status(alert_id) is AlertStatus.SENDING  # a batch is still to go
+    w.deliver(second)
+    assert w.status(alert_id) is AlertStatus.SENDING  # a retry is waiting
+    w.clock.advance(3600)
+    schedule_due_retries(w.store, w.queue, w.policy, w.clock)
+    w.deliver(w.queue.batch_ids[-1])
+    assert w.status(alert_id) is AlertStatus.SENT
+
+
+# -- reconcile ------------------------------------------------------------------------------
+def test_reconcile_re_enqueues_lost_plans_and_dead_batches_once() -> None:
+    w = World()
+    w.subscribers(3)
+    lost_plan = w.alert()  # queued, but its plan task never arrived
+    planned = w.alert()
+    w.plan(planned)
+    dead_batch = w.queue.batch_ids[0]
+    # A worker claimed the batch and died without a word.
+    assert w.store.claim_batch(dead_batch, w.clock(), POLICY.stale_after_s) is not None
+    w.queue.batches.clear()
+
+    assert reconcile(w.store, w.queue, POLICY, w.clock) == {"plans": 0, "batches": 0}
+    w.clock.advance(POLICY.stale_after_s + 1)
+    assert reconcile(w.store, w.queue, POLICY, w.clock) == {"plans": 1, "batches": 1}
+    assert w.queue.plans == [(lost_plan, Lane.BREAKING)]
+    assert w.queue.batch_ids == [dead_batch]
+    # The next tick finds them freshly marked and does not enqueue them again.
+    assert reconcile(w.store, w.queue, POLICY, w.clock) == {"plans": 0, "batches": 0}
+
+    w.deliver(dead_batch)
+    assert w.status(planned) is AlertStatus.SENT
+
+
+# -- scheduled alerts -------------------------------------------------------------------------
+def test_fire_scheduled_fires_due_alerts_once() -> None:
+    w = World()
+    now = w.clock()
+    soon = w.alert(status=AlertStatus.SCHEDULED, send_at=now + 10)
+    later = w.alert(status=AlertStatus.SCHEDULED, send_at=now + 100)
+
+    assert fire_scheduled(w.store, w.queue, w.clock) == 0
+    w.clock.advance(50)
+    assert fire_scheduled(w.store, w.queue, w.clock) == 1
+    assert fire_scheduled(w.store, w.queue, w.clock) == 0
+
+    assert w.queue.plans == [(soon, Lane.BREAKING)]
+    assert w.status(soon) is AlertStatus.QUEUED
+    assert w.status(later) is AlertStatus.SCHEDULED
+
+
+def test_a_scheduled_alert_fired_while_the_broker_is_down_is_planned_by_the_reconciler() -> None:
+    w = World()
+    w.subscribers(2)
+    alert_id = w.alert(status=AlertStatus.SCHEDULED, send_at=w.clock() + 10)
+    w.queue.down = True
+    w.clock.advance(10)
+
+    assert fire_scheduled(w.store, w.queue, w.clock) == 1
+    assert w.queue.plans == [] and w.status(alert_id) is AlertStatus.QUEUED
+
+    w.queue.down = False
+    w.clock.advance(POLICY.stale_after_s + 1)
+    reconcile(w.store, w.queue, POLICY, w.clock)
+    assert w.queue.plans == [(alert_id, Lane.BREAKING)]
