@@ -19,6 +19,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
 
     opts = Options(
         subscribers=args.subscribers,
+        profile=args.profile,
         latency_ms=args.latency_ms,
         tls=args.tls,
         workers=args.workers,
@@ -71,6 +72,14 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--subscribers", "-n", type=int, required=True, metavar="N")
+    p.add_argument(
+        "--profile",
+        choices=["plain", "realistic"],
+        default="plain",
+        help="plain: one loopback sink answering 201; realistic: four push services on"
+        " 127.0.0.2-5 (70/15/10/5 %%), jittered answer times, a 1 %% 2 s tail, 3 %% gone (410),"
+        " 0.5 %% 503, one host answering 429 for 10 s mid-run (docs/capacity.md)",
+    )
     p.add_argument("--latency-ms", type=float, default=0.0, help="push-service answer delay")
     p.add_argument("--tls", action="store_true", help="the sink speaks HTTPS (self-signed)")
     p.add_argument(
