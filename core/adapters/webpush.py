@@ -523,6 +523,11 @@ class Http11PushSender:
         finally:
             watchdog.cancel()
 
+    def window_size(self, host: str) -> int | None:
+        """Requests this process lets be in flight to `host` now (None: not sent to yet)."""
+        window = self._windows.get(host)
+        return None if window is None else window.size
+
     def _window(self, host: str) -> Window:
         window = self._windows.get(host)
         if window is None:
