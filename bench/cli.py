@@ -29,6 +29,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
         batch_size=args.batch_size,
         concurrency=args.concurrency,
         concurrency_per_host=args.concurrency_per_host,
+        concurrency_mode=args.concurrency_mode,
         event_loop=args.event_loop,
         web_workers=args.web_workers,
         database_url=args.database_url,
@@ -91,6 +92,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, help="NEWSFLASH_BATCH_SIZE")
     p.add_argument("--concurrency", type=int, help="NEWSFLASH_CONCURRENCY")
     p.add_argument("--concurrency-per-host", type=int, help="NEWSFLASH_CONCURRENCY_PER_HOST")
+    p.add_argument(
+        "--concurrency-mode", choices=["adaptive", "fixed"], help="NEWSFLASH_CONCURRENCY_MODE"
+    )
     p.add_argument(
         "--event-loop", choices=["uvloop", "asyncio"], help="NEWSFLASH_EVENT_LOOP of the workers"
     )

@@ -58,6 +58,7 @@ class Options:
     batch_size: int | None = None
     concurrency: int | None = None
     concurrency_per_host: int | None = None
+    concurrency_mode: str | None = None
     event_loop: str | None = None
     web_workers: int = 2
     database_url: str | None = None
@@ -574,6 +575,7 @@ def _env(
         ("BATCH_SIZE", opts.batch_size),
         ("CONCURRENCY", opts.concurrency),
         ("CONCURRENCY_PER_HOST", opts.concurrency_per_host),
+        ("CONCURRENCY_MODE", opts.concurrency_mode),
         ("EVENT_LOOP", opts.event_loop),
     ):
         if value is not None:
