@@ -63,8 +63,13 @@ REALISTIC = (
 
 
 def _spread(index: int, salt: int) -> float:
-    """A fixed pseudo-random number in [0, 1) per subscriber: the bench and the sink agree."""
-    return ((index * 2654435761 + salt * 40503) % 1_000_003) / 1_000_003
+    """A fixed pseudo-random number in [0, 1) per subscriber and salt (splitmix64), the same
+    in the bench and the sink; independent across salts, so the expired subscriptions are
+    spread over the push services like everyone else."""
+    x = (index * 0x9E3779B97F4A7C15 + salt * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 31)) / 2**64
 
 
 def realistic_host(index: int) -> HostProfile:

@@ -17,9 +17,11 @@ MIN_RTT_PERIOD_S = 10.0
 GROW_FACTOR = 2.0
 SHRINK_FACTOR = 4.0
 SLACK_S = 0.02
-# The smoothed answer time follows 1/64 of each sample: one 2 s answer in a hundred (a slow
-# tail, not a queue) moves it by 30 ms, not enough to read as congestion.
+# The smoothed answer time follows 1/64 of each sample, each capped at eight times the minimum:
+# a slow tail (one answer in a hundred taking 2 s) is not a queue, and uncapped it would hold
+# the mean far above the minimum (the last answers of every batch are the slow ones).
 RTT_GAIN = 1 / 64
+SAMPLE_CAP = 8.0
 # 5xx answers count as congestion once they are more than a few percent of the recent answers;
 # a stray 503 in two hundred is an error to retry, not a reason to halve the window.
 ERROR_GAIN = 1 / 64
@@ -111,10 +113,11 @@ class AdaptiveWindow:
         elif rtt_s < self._current_min:
             self._current_min = rtt_s
         base = self._previous_min if self._previous_min < self._current_min else self._current_min
+        sample = rtt_s if rtt_s < base * SAMPLE_CAP else base * SAMPLE_CAP
         if self.smoothed_rtt == 0.0:
-            self.smoothed_rtt = rtt_s
+            self.smoothed_rtt = sample
         else:
-            self.smoothed_rtt += (rtt_s - self.smoothed_rtt) * RTT_GAIN
+            self.smoothed_rtt += (sample - self.smoothed_rtt) * RTT_GAIN
         self.error_rate -= self.error_rate * ERROR_GAIN
         if self.smoothed_rtt > base * SHRINK_FACTOR + SLACK_S:
             self._cut(SOFT_CUT, now)

@@ -82,8 +82,19 @@ def test_answers_queueing_up_shrink_the_window() -> None:
     clock, window = Clock(), AdaptiveWindow(400)
     drive(window, clock, 0.05, 3000)
     assert window.size == 400
-    drive(window, clock, 0.6, 3000)  # twelve times the minimum: the host is queueing
+    drive(window, clock, 0.6, 2000)  # twelve times the minimum: the host is queueing
+    assert clock.now < 10  # still within the period that saw the old minimum
     assert window.size < 100
+
+
+def test_a_lasting_new_base_latency_is_relearnt_within_two_periods() -> None:
+    clock, window = Clock(), AdaptiveWindow(400)
+    drive(window, clock, 0.05, 3000)
+    for _ in range(30):
+        window.answered(0.3, window.size, clock.tick(1.0))  # the host moved further away
+    assert window.min_rtt == 0.3
+    drive(window, clock, 0.3, 3000)
+    assert window.size == 400
 
 
 def test_an_unused_window_does_not_grow() -> None:
