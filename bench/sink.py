@@ -53,7 +53,7 @@ class HostProfile:
 TAIL_S = 2.0
 GONE_SHARE = 0.03
 THROTTLE_S = 10.0
-THROTTLE_AT = 0.3  # the throttling host starts answering 429 once this share has arrived
+THROTTLE_AT = 0.5  # the throttling host answers 429 from the middle of the run (half arrived)
 REALISTIC = (
     HostProfile("fcm", "127.0.0.2", 0.70, 0.060, 0.030),
     HostProfile("mozilla", "127.0.0.3", 0.15, 0.120, 0.060, throttles=True),
