@@ -19,6 +19,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
 
     opts = Options(
         subscribers=args.subscribers,
+        profile=args.profile,
         latency_ms=args.latency_ms,
         tls=args.tls,
         workers=args.workers,
@@ -28,6 +29,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
         batch_size=args.batch_size,
         concurrency=args.concurrency,
         concurrency_per_host=args.concurrency_per_host,
+        concurrency_mode=args.concurrency_mode,
         event_loop=args.event_loop,
         web_workers=args.web_workers,
         database_url=args.database_url,
@@ -71,6 +73,14 @@ def register(subparsers: Any) -> None:
         ),
     )
     p.add_argument("--subscribers", "-n", type=int, required=True, metavar="N")
+    p.add_argument(
+        "--profile",
+        choices=["plain", "realistic"],
+        default="plain",
+        help="plain: one loopback sink answering 201; realistic: four push services on"
+        " 127.0.0.2-5 (70/15/10/5 %%), jittered answer times, a 1 %% 2 s tail, 3 %% gone (410),"
+        " 0.5 %% 503, one host answering 429 for 10 s mid-run (docs/capacity.md)",
+    )
     p.add_argument("--latency-ms", type=float, default=0.0, help="push-service answer delay")
     p.add_argument("--tls", action="store_true", help="the sink speaks HTTPS (self-signed)")
     p.add_argument(
@@ -82,6 +92,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, help="NEWSFLASH_BATCH_SIZE")
     p.add_argument("--concurrency", type=int, help="NEWSFLASH_CONCURRENCY")
     p.add_argument("--concurrency-per-host", type=int, help="NEWSFLASH_CONCURRENCY_PER_HOST")
+    p.add_argument(
+        "--concurrency-mode", choices=["adaptive", "fixed"], help="NEWSFLASH_CONCURRENCY_MODE"
+    )
     p.add_argument(
         "--event-loop", choices=["uvloop", "asyncio"], help="NEWSFLASH_EVENT_LOOP of the workers"
     )

@@ -17,11 +17,14 @@ import datetime
 import ipaddress
 import json
 import os
+import random
 import signal
 import socket
 import ssl
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 from urllib.parse import parse_qs, urlsplit
@@ -33,15 +36,84 @@ MAX_HEAD = 16 * 1024
 MAX_BODY = 64 * 1024
 
 
+@dataclass(frozen=True)
+class HostProfile:
+    """How one stand-in push service answers in the realistic profile."""
+
+    name: str
+    address: str
+    share: float  # of the audience
+    latency_s: float
+    jitter_s: float  # answer time uniform in latency ± jitter
+    tail: float = 0.01  # this share of answers takes TAIL_S
+    unavailable: float = 0.005  # this share of answers is 503 (retried until delivered)
+    throttles: bool = False  # answers 429 with Retry-After for THROTTLE_S mid-run
+
+
+TAIL_S = 2.0
+GONE_SHARE = 0.03
+THROTTLE_S = 10.0
+THROTTLE_AT = 0.5  # the throttling host answers 429 from the middle of the run (half arrived)
+REALISTIC = (
+    HostProfile("fcm", "127.0.0.2", 0.70, 0.060, 0.030),
+    HostProfile("mozilla", "127.0.0.3", 0.15, 0.120, 0.060, throttles=True),
+    HostProfile("apple", "127.0.0.4", 0.10, 0.200, 0.100),
+    HostProfile("windows", "127.0.0.5", 0.05, 0.150, 0.080),
+)
+
+
+def _spread(index: int, salt: int) -> float:
+    """A fixed pseudo-random number in [0, 1) per subscriber and salt (splitmix64), the same
+    in the bench and the sink; independent across salts, so the expired subscriptions are
+    spread over the push services like everyone else."""
+    x = (index * 0x9E3779B97F4A7C15 + salt * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 31)) / 2**64
+
+
+def realistic_host(index: int) -> HostProfile:
+    """Which push service subscriber `index` is on (audience shares as REALISTIC)."""
+    at = _spread(index, 1)
+    for profile in REALISTIC:
+        if at < profile.share:
+            return profile
+        at -= profile.share
+    return REALISTIC[-1]
+
+
+def realistic_gone(index: int) -> bool:
+    """GONE_SHARE of subscriptions are expired: their push service answers 410 every time."""
+    return _spread(index, 2) < GONE_SHARE
+
+
 class Counts:
     """What arrived this round."""
 
-    def __init__(self, expect: int = 0) -> None:
+    def __init__(self, expect: int = 0, realistic: bool = False) -> None:
+        self.realistic = realistic
         self.reset(expect)
 
     def reset(self, expect: int) -> None:
-        self.expect = expect
+        self.subscribers = expect
+        # Realistic: the expired subscriptions are never delivered; the marks count the rest.
+        self.expect = (
+            sum(1 for i in range(expect) if not realistic_gone(i)) if self.realistic else expect
+        )
         self.seen = bytearray(max(expect, 0))
+        self.hosts: dict[str, dict[str, float | int | None]] = {
+            p.name: {
+                "delivered": 0,
+                "gone": 0,
+                "unavailable": 0,
+                "throttled": 0,
+                "tail": 0,
+                "first_at": None,
+                "last_at": None,
+            }
+            for p in REALISTIC
+        }
+        self.throttle_from: float | None = None
         self.received = 0
         self.distinct = 0
         self.duplicates = 0
@@ -76,8 +148,44 @@ class Counts:
         else:
             self.out_of_range += 1
 
+    def answer(self, profile: HostProfile, index: int) -> tuple[bytes, float]:
+        """The realistic answer for one well-formed push: (response, delay before it)."""
+        now = time.time()
+        host = self.hosts[profile.name]
+        if profile.throttles:
+            if self.throttle_from is None and self.distinct >= THROTTLE_AT * self.expect > 0:
+                self.throttle_from = now
+            if self.throttle_from is not None and now - self.throttle_from < THROTTLE_S:
+                host["throttled"] = int(host["throttled"] or 0) + 1
+                return _THROTTLED, 0.0
+        delay = profile.latency_s + random.uniform(-profile.jitter_s, profile.jitter_s)
+        if random.random() < profile.tail:
+            host["tail"] = int(host["tail"] or 0) + 1
+            delay = TAIL_S
+        if realistic_gone(index):
+            host["gone"] = int(host["gone"] or 0) + 1
+            return _GONE, delay
+        if random.random() < profile.unavailable:
+            host["unavailable"] = int(host["unavailable"] or 0) + 1
+            return _UNAVAILABLE, delay
+        return _CREATED, delay
+
+    def delivered(self, profile: HostProfile, index: int, size: int, ok: bool) -> None:
+        """Counted when the 201 goes out (after the answer time), as a push service would."""
+        host = self.hosts[profile.name]
+        now = time.time()
+        host["delivered"] = int(host["delivered"] or 0) + 1
+        if host["first_at"] is None:
+            host["first_at"] = now
+        host["last_at"] = now
+        self.push(index, ok, size)
+
     def as_json(self) -> dict[str, object]:
         return {
+            "subscribers": self.subscribers,
+            "realistic": self.realistic,
+            "hosts": self.hosts if self.realistic else {},
+            "throttle_from": self.throttle_from,
             "expect": self.expect,
             "received": self.received,
             "distinct": self.distinct,
@@ -95,6 +203,12 @@ class Counts:
 
 
 _CREATED = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nLocation: /m/1\r\n\r\n"
+_GONE = b"HTTP/1.1 410 Gone\r\nContent-Length: 0\r\n\r\n"
+_UNAVAILABLE = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n"
+_THROTTLED = (
+    b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: %d\r\nContent-Length: 0\r\n\r\n"
+    % int(THROTTLE_S)
+)
 _BAD = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
@@ -114,9 +228,12 @@ class SinkProtocol(asyncio.Protocol):
     The sink shares the machine's cores with the workers it measures, so it reads only what it
     checks: the request line and four headers, found in the lower-cased head."""
 
-    def __init__(self, counts: Counts, latency_s: float) -> None:
+    def __init__(
+        self, counts: Counts, latency_s: float, profile: HostProfile | None = None
+    ) -> None:
         self.counts = counts
         self.latency_s = latency_s
+        self.profile = profile
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.loop = asyncio.get_running_loop()
@@ -173,6 +290,13 @@ class SinkProtocol(asyncio.Protocol):
                     index = int(target[6:])
                 except ValueError:
                     index = -1
+                if self.profile is not None and ok:
+                    raw, delay = self.counts.answer(self.profile, index)
+                    if raw is _CREATED:
+                        self.loop.call_later(delay, self._deliver, index, length)
+                    else:
+                        self.loop.call_later(delay, self._reply, raw)
+                    return
                 self.counts.push(index, ok, length)
             if self.latency_s > 0:
                 self.loop.call_later(self.latency_s, self._reply, _CREATED)
@@ -188,6 +312,11 @@ class SinkProtocol(asyncio.Protocol):
             self._json(200, self.counts.as_json())
             return
         self._reply(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+    def _deliver(self, index: int, length: int) -> None:
+        assert self.profile is not None
+        self.counts.delivered(self.profile, index, length, True)
+        self._reply(_CREATED)
 
     def _json(self, status: int, data: dict[str, object]) -> None:
         raw = json.dumps(data).encode()
@@ -252,25 +381,45 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def _factory(counts: Counts, profile: HostProfile) -> Callable[[], SinkProtocol]:
+    return lambda: SinkProtocol(counts, 0.0, profile)
+
+
 async def serve(
-    sock: socket.socket, latency_s: float, cert: Path | None, key: Path | None, expect: int
+    sock: socket.socket,
+    latency_s: float,
+    cert: Path | None,
+    key: Path | None,
+    expect: int,
+    hosts: list[tuple[socket.socket, HostProfile]] | None = None,
 ) -> None:
-    counts = Counts(expect)
+    hosts = hosts or []
+    counts = Counts(expect, realistic=bool(hosts))
     context = None
     if cert is not None and key is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: SinkProtocol(counts, latency_s), sock=sock, ssl=context, backlog=2048
-    )
+    servers = [
+        await loop.create_server(
+            lambda: SinkProtocol(counts, latency_s), sock=sock, ssl=context, backlog=2048
+        )
+    ]
+    for host_sock, profile in hosts:
+        servers.append(
+            await loop.create_server(
+                _factory(counts, profile), sock=host_sock, ssl=context, backlog=2048
+            )
+        )
     host, port = sock.getsockname()[:2]
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"sink listening on {host}:{port} tls={context is not None}", flush=True)
-    async with server:
-        await stop.wait()
+    names = "".join(f", {p.name} on {p.address}" for _s, p in hosts)
+    print(f"sink listening on {host}:{port}{names} tls={context is not None}", flush=True)
+    await stop.wait()
+    for server in servers:
+        server.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cert")
     parser.add_argument("--key")
     parser.add_argument("--expect", type=int, default=0)
+    parser.add_argument(
+        "--profile",
+        choices=["plain", "realistic"],
+        default="plain",
+        help="realistic: four push services on 127.0.0.2-5 (same port), see REALISTIC",
+    )
     args = parser.parse_args(argv)
     try:
         loopback = ipaddress.ip_address(args.host).is_loopback
@@ -297,6 +452,15 @@ def main(argv: list[str] | None = None) -> int:
     except ListenError as exc:
         print(f"sink: {exc}", file=sys.stderr)
         return 2
+    hosts: list[tuple[socket.socket, HostProfile]] = []
+    if args.profile == "realistic":
+        port = sock.getsockname()[1]
+        try:
+            for profile in REALISTIC:
+                hosts.append((open_listener(profile.address, port, "pass --port", 2048), profile))
+        except ListenError as exc:
+            print(f"sink: {exc}", file=sys.stderr)
+            return 2
     run = asyncio.run
     try:  # the sink's own CPU is taken from the workers it measures: the leaner loop
         import uvloop
@@ -311,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.cert) if args.cert else None,
             Path(args.key) if args.key else None,
             args.expect,
+            hosts,
         )
     )
     return 0

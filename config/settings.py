@@ -204,14 +204,21 @@ class Settings:
     concurrency_per_process: int = setting(
         "NEWSFLASH_CONCURRENCY",
         Whole(1, 2000),
-        "100",
-        "concurrent push requests per worker process",
+        "400",
+        "most push requests in flight per worker process (docs/capacity.md)",
     )
     concurrency_per_host: int = setting(
         "NEWSFLASH_CONCURRENCY_PER_HOST",
         Whole(1, 2000),
-        "100",
-        "concurrent push requests per push host",
+        "400",
+        "most push requests in flight per push host and worker process",
+    )
+    concurrency_mode: str = setting(
+        "NEWSFLASH_CONCURRENCY_MODE",
+        Choice("adaptive", "fixed"),
+        "adaptive",
+        "`adaptive`: each push host's window sizes itself from answer times and errors, up to"
+        " NEWSFLASH_CONCURRENCY_PER_HOST; `fixed`: always that many",
     )
     worker_concurrency: int = setting(
         "NEWSFLASH_WORKER_CONCURRENCY",

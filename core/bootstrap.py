@@ -63,6 +63,7 @@ class Container:
             SenderConfig(
                 concurrency=s.concurrency_per_process,
                 concurrency_per_host=s.concurrency_per_host,
+                adaptive=s.concurrency_mode == "adaptive",
                 connect_timeout_s=s.connect_timeout_s,
                 read_timeout_s=s.read_timeout_s,
                 deadline_s=s.request_deadline_s,

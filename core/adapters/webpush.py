@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from py_vapid import Vapid02
 
+from core.adapters.window import AdaptiveWindow, FixedWindow, Window
 from core.base64url import b64url_decode, b64url_encode
 from core.endpoints import address_allowed
 from core.payload import MAX_PUSH_BODY
@@ -152,8 +153,11 @@ def literal_address(host: str) -> str | None:
 
 @dataclass(frozen=True)
 class SenderConfig:
-    concurrency: int = 100
-    concurrency_per_host: int = 100
+    concurrency: int = 400
+    concurrency_per_host: int = 400
+    # True: each host's window sizes itself up to concurrency_per_host (core/adapters/window.py);
+    # False: a fixed window of concurrency_per_host.
+    adaptive: bool = True
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 10.0
     deadline_s: float = 15.0
@@ -333,6 +337,18 @@ class _Route:
     refused: bool  # a literal address we never connect to
 
 
+class _Lane:
+    """One push host's share of a batch: its queue, what is in flight, its window."""
+
+    __slots__ = ("in_flight", "queue", "ready", "window")
+
+    def __init__(self, window: Window) -> None:
+        self.window = window
+        self.queue: deque[tuple[PushMessage, _Route | None, str]] = deque()
+        self.in_flight = 0
+        self.ready = False
+
+
 class _Slot:
     """One of the sender's concurrent request loops and the deadline it is working to."""
 
@@ -387,7 +403,7 @@ class Http11PushSender:
         self.clock = clock
         self._loop: asyncio.AbstractEventLoop | None = None
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
-        self._host_sems: dict[str, asyncio.Semaphore] = {}
+        self._windows: dict[str, Window] = {}
         self._held: dict[str, tuple[float | None, float]] = {}
         self._routes: dict[str, _Route] = {}
         self._ssl: ssl.SSLContext | None = None
@@ -396,7 +412,6 @@ class Http11PushSender:
         if self._loop is None or self._loop.is_closed():
             self._loop = _new_event_loop(self.config.event_loop)
             self._idle = {}
-            self._host_sems = {}
         return self._loop
 
     def _ssl_context(self) -> ssl.SSLContext:
@@ -431,17 +446,73 @@ class Http11PushSender:
         on_result: Callable[[PushResult], None],
         should_stop: Callable[[], bool],
     ) -> None:
-        queue: deque[PushMessage] = deque(messages)
         loop = asyncio.get_running_loop()
         # Header blocks (VAPID included) are built once per batch, push host and message kind.
         heads: dict[tuple[_Route, int, str, str], bytes | None] = {}
+        # One queue per push host, each drained within that host's window: a slot never waits
+        # on a host whose window is full while another host has work (a slow host cannot hold
+        # the others' slots).
+        lanes: dict[str, _Lane] = {}
+        for message in messages:
+            route, target = self._route(message.endpoint)
+            host = route.host if route is not None else "unknown"
+            lane = lanes.get(host)
+            if lane is None:
+                lane = lanes[host] = _Lane(self._window(host))
+            lane.queue.append((message, route, target))
+        ready: deque[_Lane] = deque(lanes.values())
+        for lane in ready:
+            lane.ready = True
+        waiting: deque[asyncio.Future[None]] = deque()
+        left = [len(messages)]
+
+        def next_lane() -> _Lane | None:
+            while ready:
+                lane = ready[0]
+                if lane.queue and lane.in_flight < lane.window.size:
+                    ready.rotate(-1)  # round robin between hosts with room
+                    return lane
+                ready.popleft()
+                lane.ready = False
+            return None
+
+        def wake(count: int) -> None:
+            while count > 0 and waiting:
+                future = waiting.popleft()
+                if not future.done():
+                    future.set_result(None)
+                    count -= 1
 
         async def worker(slot: _Slot) -> None:
-            while queue:
+            while True:
                 if should_stop():
+                    left[0] = 0
+                    wake(len(waiting))
                     return
-                message = queue.popleft()
-                on_result(await self._send_one(message, slot, heads))
+                lane = next_lane()
+                if lane is None:
+                    if left[0] <= 0:
+                        wake(len(waiting))
+                        return
+                    future = loop.create_future()
+                    waiting.append(future)
+                    await future
+                    continue
+                message, route, target = lane.queue.popleft()
+                left[0] -= 1
+                lane.in_flight += 1
+                before = lane.window.size
+                try:
+                    result = await self._send_one(message, route, target, slot, heads)
+                finally:
+                    lane.in_flight -= 1
+                self._tell(lane, result)
+                if not lane.ready and lane.queue and lane.in_flight < lane.window.size:
+                    lane.ready = True
+                    ready.append(lane)
+                # This slot takes the next request itself; a grown window needs more slots.
+                wake(lane.window.size - before)
+                on_result(result)
 
         slots = [_Slot() for _ in range(min(self.config.concurrency, len(messages)))]
         for slot in slots:
@@ -451,6 +522,39 @@ class Http11PushSender:
             await asyncio.gather(*(slot.task for slot in slots if slot.task is not None))
         finally:
             watchdog.cancel()
+
+    def window_size(self, host: str) -> int | None:
+        """Requests this process lets be in flight to `host` now (None: not sent to yet)."""
+        window = self._windows.get(host)
+        return None if window is None else window.size
+
+    def _window(self, host: str) -> Window:
+        window = self._windows.get(host)
+        if window is None:
+            if len(self._windows) >= MAX_ROUTES:  # hostile endpoints must not grow it unbounded
+                self._windows = {}
+            limit = self.config.concurrency_per_host
+            window = self._windows[host] = (
+                AdaptiveWindow(limit) if self.config.adaptive else FixedWindow(limit)
+            )
+        return window
+
+    @staticmethod
+    def _tell(lane: _Lane, result: PushResult) -> None:
+        """Feed the host's window what the answer says about its load."""
+        status = result.status
+        now = time.monotonic()
+        if status is not None:
+            if status == 429:
+                lane.window.throttled(now)
+            elif status >= 500:
+                lane.window.failed(now)
+            else:
+                lane.window.answered(result.elapsed_s, lane.in_flight + 1, now)
+        elif result.error == "timeout":
+            lane.window.throttled(now)
+        elif result.error == "connect":
+            lane.window.failed(now)
 
     async def _watch(self, slots: list[_Slot]) -> None:
         """Enforces every request's read timeout and overall deadline from one timer.
@@ -541,11 +645,12 @@ class Http11PushSender:
     async def _send_one(
         self,
         message: PushMessage,
+        route: _Route | None,
+        target: str,
         slot: _Slot,
         heads: dict[tuple[_Route, int, str, str], bytes | None],
     ) -> PushResult:
         sid = message.subscription_id
-        route, target = self._route(message.endpoint)
         if route is None:
             return PushResult(sid, "unknown", None, error="invalid")
         host = route.host
@@ -578,14 +683,10 @@ class Http11PushSender:
             len(body),
             body,
         )
-        semaphore = self._host_sems.get(host)
-        if semaphore is None:
-            semaphore = self._host_sems[host] = asyncio.Semaphore(self.config.concurrency_per_host)
         started = time.monotonic()
         slot.deadline = slot.overall = started + self.config.deadline_s
         try:
-            async with semaphore:
-                status, retry_after = await self._exchange(route, request, slot)
+            status, retry_after = await self._exchange(route, request, slot)
             return PushResult(
                 sid, host, status, retry_after=retry_after, elapsed_s=time.monotonic() - started
             )

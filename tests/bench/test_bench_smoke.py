@@ -79,3 +79,53 @@ def test_fanout_benchmark_reaches_everyone_once_and_reports_sane_numbers(tmp_pat
     saved = json.loads(path.read_text())
     assert saved["fanout"] == fan and saved["config"]["subscribers"] == N
     assert f"{N:,} subscribers" in text and "ratio" in text and "CPU per delivery" in text
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_realistic_profile_reaches_every_deliverable_subscriber_once(tmp_path: Path) -> None:
+    from bench.sink import REALISTIC, realistic_gone, realistic_host
+
+    require_service("PostgreSQL", port_open("127.0.0.1", 5432), "127.0.0.1:5432")
+    require_service("redis-server", shutil.which("redis-server") is not None, "redis-server binary")
+    n = 600
+    opts = Options(
+        subscribers=n,
+        profile="realistic",
+        repeats=1,
+        naive_sample=20,
+        naive_repeats=1,
+        naive_max_s=5,
+        web_workers=1,
+        batch_size=100,
+        timeout_s=150,
+        work_dir=tmp_path / "work",
+        keys_cache=tmp_path / "keys.bin",
+        quiet=True,
+    )
+    report = run(opts)
+    gone = sum(realistic_gone(i) for i in range(n))
+    share = {p.name: sum(1 for i in range(n) if realistic_host(i) is p) for p in REALISTIC}
+    gone_on = {p.name: 0 for p in REALISTIC}
+    for i in range(n):
+        if realistic_gone(i):
+            gone_on[realistic_host(i).name] += 1
+
+    assert report["config"]["profile"] == "realistic" and report["config"]["retry_base_s"] == 1
+    fan = report["fanout"]
+    assert fan["complete"] and fan["duplicates"] == 0
+    (r,) = report["runs"]
+    assert gone > 0 and r["deliverable"] == n - gone == r["delivered_at_sink"]
+    assert r["alert_status"] == "sent"
+    assert r["alert_counts"]["delivered"] == n - gone and r["alert_counts"]["gone"] == gone
+    assert r["gone_answers"] == gone
+    # Every push service got its share of the audience, and each expired one answered 410.
+    for name, h in r["hosts"].items():
+        assert h["delivered"] == share[name] - gone_on[name]
+        assert h["gone"] == gone_on[name]
+    # The throttling host answered 429 from the middle of the run, and was delivered later.
+    assert r["throttled_from_s"] is not None and r["hosts"]["mozilla"]["throttled"] > 0
+    assert r["retry_answers"] >= r["hosts"]["mozilla"]["throttled"]
+    assert 0 < r["t50_s"] <= r["t90_s"] <= r["t100_s"]
+    assert r["deliveries_per_s"] == pytest.approx((n - gone) / r["t100_s"], rel=0.01)

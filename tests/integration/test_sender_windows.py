@@ -1,0 +1,101 @@
+"""Per-host in-flight windows against real push stand-ins: a slow host never holds a fast one,
+and a host answering 429 gets a smaller window that grows back once it answers again."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
+from core.ports import PushMessage, PushResult
+from standin.server import PushStandin
+
+
+@pytest.fixture(scope="module")
+def signer() -> VapidSigner:
+    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return VapidSigner(pem.decode(), "mailto:ops@news.example")
+
+
+@pytest.fixture(scope="module")
+def fast() -> Iterator[PushStandin]:
+    s = PushStandin("127.0.0.1").start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def slow() -> Iterator[PushStandin]:
+    # Another loopback address: another push host, with its own window.
+    s = PushStandin("127.0.0.2").start()
+    yield s
+    s.stop()
+
+
+def message(sub: dict[str, Any], n: int) -> PushMessage:
+    data = json.dumps({"id": str(n), "title": f"t{n}"}).encode()
+    return PushMessage(
+        n, sub["endpoint"], sub["keys"]["p256dh"], sub["keys"]["auth"], data, 120, "high", "s1"
+    )
+
+
+@pytest.mark.parametrize("adaptive", [True, False], ids=["adaptive", "fixed"])
+def test_a_slow_host_does_not_hold_a_fast_one(
+    fast: PushStandin, slow: PushStandin, signer: VapidSigner, adaptive: bool
+) -> None:
+    fast.reset()
+    slow.reset()
+    sender = Http11PushSender(
+        signer,
+        SenderConfig(concurrency=8, concurrency_per_host=4, adaptive=adaptive, allow_loopback=True),
+    )
+    # The slow host's pushes come first in the batch: with one shared queue every slot ended
+    # up waiting for the slow host's window while the fast host's pushes sat behind them.
+    slow_subs = slow.create_subscriptions(12, mode="slow", delay_s=1.0)
+    fast_subs = fast.create_subscriptions(40)
+    batch = [message(s, i) for i, s in enumerate(slow_subs)]
+    batch += [message(s, 100 + i) for i, s in enumerate(fast_subs)]
+    finished: list[tuple[PushResult, float]] = []
+    sender.send_all(batch, lambda r: finished.append((r, time.monotonic())), lambda: False)
+    sender.close()
+    assert [r.status for r, _ in finished].count(201) == 52
+    first_slow = min(at for r, at in finished if r.subscription_id < 100)
+    last_fast = max(at for r, at in finished if r.subscription_id >= 100)
+    assert last_fast < first_slow
+
+
+def test_the_window_halves_on_429_and_grows_back(fast: PushStandin, signer: VapidSigner) -> None:
+    fast.reset()
+    sender = Http11PushSender(
+        signer, SenderConfig(concurrency=64, concurrency_per_host=32, allow_loopback=True)
+    )
+    subs = fast.create_subscriptions(300)
+
+    def send(count: int, first: int) -> list[PushResult]:
+        results: list[PushResult] = []
+        batch = [message(subs[i % len(subs)], first + i) for i in range(count)]
+        sender.send_all(batch, results.append, lambda: False)
+        return results
+
+    send(300, 0)
+    grown = sender.window_size("127.0.0.1")
+    assert grown is not None and grown > 16  # above the initial window
+    fast.set_host_mode("throttle", retry_after=1)
+    throttled = send(60, 1000)
+    assert {r.status for r in throttled} == {429}
+    shrunk = sender.window_size("127.0.0.1")
+    assert shrunk is not None and shrunk <= grown // 2
+    fast.set_host_mode(None)
+    for round_ in range(10):
+        send(300, 2000 + 300 * round_)
+    recovered = sender.window_size("127.0.0.1")
+    sender.close()
+    assert recovered is not None and recovered > shrunk
