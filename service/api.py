@@ -9,12 +9,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core import alerts as alert_rules
 from core import subscriptions as subs
 from core.accounts import EDITOR_ROLES
 from core.errors import NotFound, ValidationError
-from core.model import Alert, AlertKind
+from core.model import Alert
 from core.receipts import RECEIPT_FIELD, EventResult, record_event
+from core.usecases.newsroom import Editor
 from service.app import MAX_BODY_BYTES, Newsflash
 from service.auth import current_principal, require_role
 from service.extensions import limiter
@@ -271,9 +271,11 @@ _PUBLIC_ENDPOINTS = frozenset(
 
 
 # -- editors --------------------------------------------------------------------------------
-def _editor_name() -> str | None:
+def _editor() -> Editor:
     principal = current_principal()
-    return None if principal is None else principal.name
+    if principal is None:
+        return Editor(None)
+    return Editor(principal.name, principal.user_id)
 
 
 def _require_json_for_sessions() -> None:
@@ -293,27 +295,14 @@ def _alert_or_404(alert_id: int) -> Alert:
 @require_role(EDITOR_ROLES)
 def publish_alert() -> tuple[Response, int]:
     _require_json_for_sessions()
-    now = time.time()
-    draft = alert_rules.parse_alert_request(
-        json_body(),
-        ext().container.alert_rules,
-        now,
-        idempotency_key=request.headers.get("Idempotency-Key"),
-        created_by=_editor_name(),
+    published = ext().container.newsroom.publish(
+        _editor(), json_body(), idempotency_key=request.headers.get("Idempotency-Key")
     )
-    c = ext().container
-    alert, created = alert_rules.publish(draft, c.store, c.store, ext().queue, now)
-    if created:
-        ext().accounts.audit(
-            _editor_name(),
-            "alert.schedule" if draft.send_at else "alert.send",
-            str(alert.id),
-            {"title": alert.title, "topics": list(alert.topics)},
-        )
+    alert = published.alert
     answer = {"id": str(alert.id), "status": alert.status.value, "audience": alert.counts.audience}
     response = jsonify(answer)
     response.headers["Location"] = f"/api/v1/alerts/{alert.id}"
-    return response, 202 if created else 200
+    return response, 202 if published.created else 200
 
 
 @bp.get("/alerts")
@@ -335,28 +324,14 @@ def get_alert(alert_id: int) -> Response:
 @require_role(EDITOR_ROLES)
 def cancel_alert(alert_id: int) -> Response:
     _require_json_for_sessions()
-    alert = alert_rules.cancel(alert_id, ext().container.store, time.time())
-    ext().accounts.audit(
-        _editor_name(), "alert.cancel", str(alert_id), {"delivered": alert.counts.delivered}
-    )
-    return jsonify(alert_json(alert))
+    return jsonify(alert_json(ext().container.newsroom.cancel(_editor(), alert_id).alert))
 
 
 @bp.post("/alerts/<int:alert_id>/correct")
 @require_role(EDITOR_ROLES)
 def correct_alert(alert_id: int) -> tuple[Response, int]:
     _require_json_for_sessions()
-    original = _alert_or_404(alert_id)
-    if original.kind is AlertKind.TEST:
-        raise ValidationError("test sends cannot be corrected", "id")
-    if original.status.value not in ("sending", "sent"):
-        raise ValidationError("only a sending or sent alert can be corrected", "status")
-    c = ext().container
-    draft = alert_rules.correction_draft(original, json_body(), c.alert_rules, _editor_name())
-    alert, _ = alert_rules.publish(
-        draft, c.store, c.store, ext().queue, time.time(), story=original.story_key
-    )
-    ext().accounts.audit(_editor_name(), "alert.correct", str(alert.id), {"corrects": alert_id})
+    alert = ext().container.newsroom.correct(_editor(), alert_id, json_body())
     return jsonify(
         {"id": str(alert.id), "status": alert.status.value, "corrects": str(alert_id)}
     ), 202
@@ -367,32 +342,7 @@ def correct_alert(alert_id: int) -> tuple[Response, int]:
 def test_alert() -> tuple[Response, int]:
     """Deliver only to the calling editor's own test devices; never counted as the real send."""
     _require_json_for_sessions()
-    principal = current_principal()
-    assert principal is not None
-    if principal.user_id is None:
-        raise ValidationError(
-            "test sends go to a logged-in editor's test devices; log in", "Authorization"
-        )
-    from dataclasses import replace
-
-    from core.model import AlertKind as Kind
-
-    body = json_body()
-    draft = alert_rules.parse_alert_request(
-        body, ext().container.alert_rules, time.time(), created_by=principal.name
-    )
-    draft = replace(
-        draft,
-        title=("[TEST] " + draft.title)[: alert_rules.MAX_TITLE],
-        kind=Kind.TEST,
-        article_id=None,
-        idempotency_key=None,
-        send_at=None,
-        test_user_id=principal.user_id,
-    )
-    c = ext().container
-    alert, _ = alert_rules.publish(draft, c.store, c.store, ext().queue, time.time())
-    ext().accounts.audit(principal.name, "alert.test", str(alert.id), {"title": draft.title})
+    alert = ext().container.newsroom.test_send(_editor(), json_body())
     return jsonify({"id": str(alert.id), "status": alert.status.value}), 202
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from functools import cached_property
 
 from celery import Celery
 from flask import Flask
@@ -17,8 +16,6 @@ from core.bootstrap import Container
 from core.endpoints import is_loopback_host
 from service.errors import register_error_handlers
 from service.extensions import init_limiter
-from workers.factory import make_celery
-from workers.tasks import CeleryTaskQueue
 
 MAX_BODY_BYTES = 8 * 1024
 
@@ -31,15 +28,14 @@ class Newsflash:
 
     settings: Settings
     container: Container
-    celery: Celery
 
-    @cached_property
+    @property
     def accounts(self) -> SqlAccounts:
-        return SqlAccounts(self.container.engine)
+        return self.container.accounts
 
-    @cached_property
-    def queue(self) -> CeleryTaskQueue:
-        return CeleryTaskQueue(self.celery)
+    @property
+    def celery(self) -> Celery:
+        return self.container.celery
 
     def warm_up(self) -> None:
         """Pay at boot what a web process's first request would: the database driver's import,
@@ -75,7 +71,9 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
-    ext = Newsflash(settings, container or Container(settings), celery or make_celery(settings))
+    # The process entry point may hand in its Celery app; otherwise the container builds a
+    # send-only producer (the web process never imports the worker's tasks).
+    ext = Newsflash(settings, container or Container(settings, producer=celery))
     app.extensions["newsflash"] = ext
     init_limiter(app, settings.redis_url)
     register_error_handlers(app)

@@ -12,9 +12,7 @@ from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
 from core import delivery
-from core.bootstrap import Container
-from core.model import Lane
-from workers.factory import (
+from core.adapters.celery_queue import (
     TASK_ALARMS,
     TASK_DELIVER,
     TASK_FIRE_SCHEDULED,
@@ -23,7 +21,9 @@ from workers.factory import (
     TASK_RECONCILE,
     TASK_RECOUNT,
     TASK_RETRY_DUE,
+    CeleryTaskQueue,
 )
+from core.bootstrap import Container
 
 log = logging.getLogger("newsflash.tasks")
 
@@ -44,21 +44,6 @@ def container_for(app: Celery) -> Container:
 def _after_fork(**_kwargs: Any) -> None:
     for found in _containers.values():
         found.reset_after_fork()
-
-
-class CeleryTaskQueue:
-    """TaskQueue port on Celery: ids only, explicit queue per lane, stable task names."""
-
-    def __init__(self, app: Celery) -> None:
-        self.app = app
-
-    def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
-        self.app.send_task(TASK_PLAN, args=[alert_id], queue=lane.value, routing_key=lane.value)
-
-    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
-        self.app.send_task(
-            TASK_DELIVER, args=[batch_id, alert_id], queue=lane.value, routing_key=lane.value
-        )
 
 
 RETRY_ON = (OperationalError, ConnectionError)
