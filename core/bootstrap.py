@@ -25,6 +25,7 @@ from core.delivery import DeliveryPolicy
 from core.endpoints import EndpointPolicy
 from core.receipts import Receipts, receipt_key
 from core.usecases.newsroom import Newsroom
+from core.usecases.readers import ReaderRules, Readers
 
 
 class StartupError(Exception):
@@ -194,6 +195,23 @@ class Container:
                 audit=self.accounts,
                 alert_rules=self.alert_rules,
                 undo_window_s=self.settings.undo_window_s,
+            ),
+        )
+
+    @property
+    def readers(self) -> Readers:
+        s = self.settings
+        return self._part(
+            "readers",
+            lambda: Readers(
+                subscriptions=self.store,
+                events=self.store,
+                receipts=self.receipts,
+                rules=ReaderRules(
+                    endpoints=self.endpoint_policy,
+                    topics=s.topic_slugs,
+                    default_topics=tuple(t.slug for t in s.topics if t.default),
+                ),
             ),
         )
 

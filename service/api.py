@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from core import subscriptions as subs
 from core.accounts import EDITOR_ROLES
 from core.errors import NotFound, ValidationError
 from core.model import Alert
-from core.receipts import RECEIPT_FIELD, EventResult, record_event
+from core.receipts import EventResult
 from core.usecases.newsroom import Editor
 from service.app import MAX_BODY_BYTES, Newsflash
 from service.auth import current_principal, require_role
@@ -145,14 +143,6 @@ def config() -> Response:
     return response
 
 
-def _parse_sub(body: dict[str, Any], *, default_topics: bool = True, prefix: str = "") -> Any:
-    s = ext().settings
-    defaults = tuple(t.slug for t in s.topics if t.default) if default_topics else ()
-    return subs.parse_subscription(
-        body, ext().container.endpoint_policy, s.topic_slugs, defaults, prefix
-    )
-
-
 def _sub_json(sub: Any) -> dict[str, Any]:
     return {"id": str(sub.id), "topics": list(sub.topics)}
 
@@ -164,58 +154,34 @@ def _subscribe_limit() -> str:
 @bp.post("/subscriptions")
 @limiter.limit(_subscribe_limit)
 def subscribe() -> tuple[Response, int]:
-    parsed = _parse_sub(json_body())
-    sub, created = subs.record_opt_in(ext().container.store, parsed, time.time())
+    sub, created = ext().container.readers.subscribe(json_body())
     return jsonify(_sub_json(sub)), 201 if created else 200
 
 
 @bp.put("/subscriptions")
 @limiter.limit(_subscribe_limit)
 def update_subscription() -> Response:
-    body = json_body()
-    if "topics" not in body:
-        raise ValidationError("topics is required: the full new list of topics", "topics")
-    parsed = _parse_sub(body)
-    sub = subs.change_topics(ext().container.store, parsed, time.time())
-    return jsonify(_sub_json(sub))
+    return jsonify(_sub_json(ext().container.readers.change_subscription(json_body())))
 
 
 @bp.post("/subscriptions/lookup")
 @limiter.limit(_subscribe_limit)
 def lookup_subscription() -> Response:
     """The manage page asks which topics this browser has (needs endpoint + auth)."""
-    body = json_body()
-    endpoint = subs.require_str(body, "endpoint", 2048)
-    auth = subs.require_str(body, "auth", 64)
-    found = subs.owned_subscription(ext().container.store, endpoint, auth)
-    return jsonify(_sub_json(found))
+    return jsonify(_sub_json(ext().container.readers.lookup(json_body())))
 
 
 @bp.post("/subscriptions/delete")
 @limiter.limit(_subscribe_limit)
 def unsubscribe() -> tuple[str, int]:
-    body = json_body()
-    endpoint = subs.require_str(body, "endpoint", 2048)
-    auth = subs.require_str(body, "auth", 64)
-    subs.remove_subscription(ext().container.store, endpoint, auth)
+    ext().container.readers.unsubscribe(json_body())
     return "", 204
 
 
 @bp.post("/subscriptions/change")
 @limiter.limit(_subscribe_limit)
 def change_subscription() -> tuple[Response, int]:
-    body = json_body()
-    old_endpoint = subs.require_str(body, "oldEndpoint", 2048)
-    old_auth = subs.require_str(body, "oldAuth", 64)
-    new = body.get("subscription")
-    if not isinstance(new, dict):
-        raise ValidationError(
-            "subscription must be the new PushSubscription object", "subscription"
-        )
-    parsed = _parse_sub(new, default_topics=False, prefix="subscription.")
-    sub, created = subs.move_subscription(
-        ext().container.store, old_endpoint, old_auth, parsed, time.time()
-    )
+    sub, created = ext().container.readers.move(json_body())
     return jsonify(_sub_json(sub)), 201 if created else 200
 
 
@@ -228,25 +194,7 @@ def event() -> tuple[str, int] | tuple[Response, int]:
     oracle for guessing receipts or alert ids. Only a genuine receipt whose delivery the
     worker has not recorded yet gets 425, so the service worker tries again shortly.
     """
-    body = json_body()
-    kind = body.get("type")
-    if kind not in ("displayed", "clicked"):
-        raise ValidationError("type must be displayed or clicked", "type")
-    raw_id = body.get("alert")
-    if (
-        not isinstance(raw_id, str | int)
-        or isinstance(raw_id, bool)
-        or not str(raw_id).isdigit()
-        or not 0 < int(raw_id) < 2**63
-    ):
-        raise ValidationError("alert must be an alert id", "alert")
-    receipt = body.get(RECEIPT_FIELD)
-    if not isinstance(receipt, str) or not receipt:
-        raise ValidationError(
-            f"{RECEIPT_FIELD} is required: the receipt the push payload carried", RECEIPT_FIELD
-        )
-    c = ext().container
-    result = record_event(c.store, c.receipts, int(raw_id), kind, receipt)
+    result = ext().container.readers.report_event(json_body())
     if result is EventResult.TOO_EARLY:
         response = jsonify(
             {"error": {"code": "too_early", "message": "try again shortly", "field": None}}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import time
@@ -532,9 +531,6 @@ def test_device() -> Response:
     Called from /manage with the browser's own endpoint and auth secret, which prove the
     subscription belongs to this browser.
     """
-    principal = me()
-    if principal.user_id is None:
-        raise ValidationError("log in to the newsroom in this browser first")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ValidationError("send {endpoint, auth} as JSON")
@@ -545,15 +541,7 @@ def test_device() -> Response:
         raise ValidationError("auth is required", "auth")
     if not isinstance(on, bool):
         raise ValidationError("on must be true or false", "on")
-    store = ext().container.store
-    found = store.get_by_endpoint(endpoint)
-    if found is None or not hmac.compare_digest(found.auth.encode(), auth.rstrip("=").encode()):
-        raise NotFound("this browser has no alerts subscription; turn alerts on first", "endpoint")
-    store.set_test_device(found.id, principal.user_id if on else None)
-    ext().accounts.audit(
-        principal.name, "test_device.set" if on else "test_device.unset", str(found.id)
-    )
-    devices = newsroom_store().test_device_count(principal.user_id)
+    devices = room().mark_test_device(editor(), endpoint, auth, on)
     return jsonify({"test_device": on, "test_devices": devices})
 
 

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from core import alerts as alert_rules
 from core import newsroom as rules
+from core import subscriptions as subs
 from core import webhooks
 from core.errors import NotFound, ValidationError
 from core.model import Alert, AlertDraft, AlertStatus
@@ -22,6 +23,7 @@ class NewsroomStore(Protocol):
 
     def edit_scheduled(self, alert_id: int, draft: AlertDraft, article_id: str | None) -> bool: ...
     def test_device_count(self, user_id: int) -> int: ...
+    def set_test_device(self, sub_id: int, user_id: int | None) -> None: ...
     def record_webhook(self, webhook_id: str, now: float, keep_s: float) -> bool: ...
     def forget_webhook(self, webhook_id: str) -> None: ...
 
@@ -218,3 +220,17 @@ class Newsroom:
         alert, _ = alert_rules.publish(draft, self.alerts, self.subscriptions, self.queue, now)
         self.audit_log.audit(editor.name, "alert.test", str(alert.id), {"title": draft.title})
         return alert
+
+    def mark_test_device(self, editor: Editor, endpoint: str, auth: str, on: bool) -> int:
+        """Make (or stop making) a browser's subscription one of the editor's test devices.
+
+        The browser proves the subscription is its own with the auth secret, by the same rule
+        as every reader action. Returns how many test devices the editor now has.
+        """
+        if editor.user_id is None:
+            raise ValidationError("log in to the newsroom in this browser first")
+        found = subs.owned_subscription(self.subscriptions, endpoint, auth)
+        self.store.set_test_device(found.id, editor.user_id if on else None)
+        action = "test_device.set" if on else "test_device.unset"
+        self.audit_log.audit(editor.name, action, str(found.id))
+        return self.store.test_device_count(editor.user_id)

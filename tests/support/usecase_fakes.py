@@ -171,6 +171,9 @@ class FakeNewsroomStore:
         self.alerts.put(replace(alert, title=draft.title, send_at=draft.send_at))
         return True
 
+    def set_test_device(self, sub_id: int, user_id: int | None) -> None:
+        self.subscriptions.set_test_device(sub_id, user_id)
+
     def test_device_count(self, user_id: int) -> int:
         return sum(1 for u in self.subscriptions.test_devices.values() if u == user_id)
 
