@@ -18,12 +18,14 @@ from core.adapters.articles import HttpArticleFetcher
 from core.adapters.celery_queue import CeleryTaskQueue, make_producer
 from core.adapters.hosts import RedisHostHealth
 from core.adapters.newsroom_sql import SqlNewsroom
+from core.adapters.ops_probes import OpsKit
 from core.adapters.sql import SqlStore, make_engine, sync_topics
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
 from core.delivery import DeliveryPolicy
 from core.endpoints import EndpointPolicy
 from core.receipts import Receipts, receipt_key
+from core.usecases.delivery import Delivery
 from core.usecases.newsroom import Newsroom
 from core.usecases.readers import ReaderRules, Readers
 
@@ -135,6 +137,11 @@ class Container:
     def fetcher(self) -> HttpArticleFetcher:
         return self._part("fetcher", lambda: HttpArticleFetcher(self.settings.public_origins))
 
+    @property
+    def ops(self) -> OpsKit:
+        """The ops probes (queues, workers, telemetry, SQL queries) the dashboard and alarms read."""
+        return self._part("ops", lambda: OpsKit(self.settings, self, self.celery))
+
     # -- rules from the settings ------------------------------------------------------------
     @property
     def endpoint_policy(self) -> EndpointPolicy:
@@ -212,6 +219,21 @@ class Container:
                     topics=s.topic_slugs,
                     default_topics=tuple(t.slug for t in s.topics if t.default),
                 ),
+            ),
+        )
+
+    @property
+    def delivery(self) -> Delivery:
+        return self._part(
+            "delivery",
+            lambda: Delivery(
+                store=self.store,
+                queue=self.queue,
+                sender=self.sender,
+                hosts=self.hosts,
+                housekeeping=self.store,
+                policy=self.delivery_policy,
+                subscription_max_age_days=self.settings.subscription_max_age_days,
             ),
         )
 

@@ -11,6 +11,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.settings import Settings
+from core.adapters import metrics
 from core.adapters.accounts_sql import SqlAccounts
 from core.bootstrap import Container
 from core.endpoints import is_loopback_host
@@ -73,6 +74,7 @@ def create_app(
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     # The process entry point may hand in its Celery app; otherwise the container builds a
     # send-only producer (the web process never imports the worker's tasks).
+    metrics.install(settings.metrics_dir)
     ext = Newsflash(settings, container or Container(settings, producer=celery))
     app.extensions["newsflash"] = ext
     init_limiter(app, settings.redis_url)

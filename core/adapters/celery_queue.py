@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
+from celery.signals import before_task_publish
 from kombu.entity import Exchange, Queue
 
 from config.settings import Settings
+from core.adapters.broker import stamp_headers
 from core.model import Lane
 
 TASK_PLAN = "newsflash.plan_fanout"
@@ -105,11 +109,24 @@ def celery_config(settings: Settings) -> dict[str, object]:
 
 
 def make_producer(settings: Settings) -> Celery:
-    """A Celery app that only sends tasks by name (the web process never imports the tasks)."""
+    """A Celery app that only sends tasks by name (the web process never imports the tasks).
+
+    Every message it publishes carries its publish time, which the ops page reads as the age
+    of the oldest waiting task.
+    """
     app = Celery("newsflash", set_as_current=False)
     app.conf.update(celery_config(settings))
     app.conf.newsflash_settings = settings
+    before_task_publish.connect(stamp_publish_time, dispatch_uid=STAMP_UID, weak=False)
     return app
+
+
+STAMP_UID = "newsflash-stamp"
+
+
+def stamp_publish_time(headers: dict[str, Any] | None = None, **_kwargs: Any) -> None:
+    if headers is not None:
+        stamp_headers(headers)
 
 
 class CeleryTaskQueue:
