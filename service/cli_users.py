@@ -14,11 +14,10 @@ from service.cli import CliError, _container
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
     from core.accounts import parse_role
-    from core.adapters.accounts_sql import SqlAccounts
 
     role = parse_role(args.role)
     password = _read_password(args.password_stdin)
-    accounts = SqlAccounts(_container(settings).engine)
+    accounts = _container(settings).accounts
     user_id = accounts.create_user(args.email, password, role)
     accounts.audit("cli", "user.create", args.email, {"role": role.value})
     print(f"created user {args.email} ({role.value}), id {user_id}")
@@ -35,9 +34,8 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
-    from core.adapters.accounts_sql import SqlAccounts
 
-    accounts = SqlAccounts(_container(settings).engine)
+    accounts = _container(settings).accounts
     disable = args.user_command == "disable"
     ended = accounts.set_disabled(args.email, disable, time.time())
     action = "user.disable" if disable else "user.enable"
@@ -49,10 +47,9 @@ def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_user_role(args: argparse.Namespace, settings: Settings) -> int:
     from core.accounts import parse_role
-    from core.adapters.accounts_sql import SqlAccounts
 
     role = parse_role(args.role)
-    accounts = SqlAccounts(_container(settings).engine)
+    accounts = _container(settings).accounts
     ended = accounts.set_role(args.email, role, time.time())
     accounts.audit(
         "cli",
@@ -65,10 +62,9 @@ def cmd_user_role(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_user_password(args: argparse.Namespace, settings: Settings) -> int:
-    from core.adapters.accounts_sql import SqlAccounts
 
     password = _read_password(args.password_stdin)
-    accounts = SqlAccounts(_container(settings).engine)
+    accounts = _container(settings).accounts
     ended = accounts.set_password(args.email, password, time.time())
     accounts.audit("cli", "user.password", args.email.strip().lower(), {"sessions_ended": ended})
     print(f"password of {args.email} changed; {ended} session(s) ended")
