@@ -1012,7 +1012,7 @@ def test_admins_read_the_audit_log_of_every_newsroom_action(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Runs last: the actions of the tests above are all expected on record."""
-    from service import cli
+    import cli.main as cli
 
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)

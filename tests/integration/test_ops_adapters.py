@@ -51,9 +51,7 @@ def test_redis_probe_reads_depth_and_oldest_age_without_taking_anything(
         time.sleep(0.2)
     app.send_task(TASK_DELIVER, args=[9, 2], queue=Lane.ROUTINE.value)
 
-    stats = {
-        s.name: s for s in RedisQueueProbe(clean_redis).queue_stats(list(ALL_QUEUES))
-    }
+    stats = {s.name: s for s in RedisQueueProbe(clean_redis).queue_stats(list(ALL_QUEUES))}
 
     assert stats[Lane.BREAKING.value].depth == client.llen(Lane.BREAKING.value) == 3
     assert stats[Lane.ROUTINE.value].depth == client.llen(Lane.ROUTINE.value) == 1

@@ -45,7 +45,7 @@ def refusals(
     env = make_env(tmp / "var", f"sqlite:///{tmp}/nf.db", "redis://127.0.0.1:9/0", vapid_pem)
     runs = {
         "newsflash worker": (
-            [sys.executable, "-m", "service.cli", "worker"],
+            [sys.executable, "-m", "cli", "worker"],
             {"NEWSFLASH_VISIBILITY_TIMEOUT_S": "100", "NEWSFLASH_TASK_TIME_LIMIT_S": "300"},
         ),
         "celery -A": (

@@ -8,8 +8,8 @@ import sys
 import time
 from typing import Any
 
+from cli.main import CliError, _container
 from config.settings import Settings
-from service.cli import CliError, _container
 
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
