@@ -124,12 +124,7 @@ def _safe_url(url: str) -> str:
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from core.accounts import parse_role
-
-    role = parse_role(args.role)
-    accounts = _container(settings).accounts
-    token = accounts.create_token(args.name, role, created_by="cli")
-    accounts.audit("cli", "token.create", args.name, {"role": role.value})
+    token, role = _container(settings).access.create_token(args.name, args.role)
     print(f"API token {args.name!r} ({role.value}). It is shown once; store it now:")
     print(token)
     return 0
@@ -145,9 +140,7 @@ def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
-    accounts = _container(settings).accounts
-    accounts.revoke_token(args.id)
-    accounts.audit("cli", "token.revoke", str(args.id))
+    _container(settings).access.revoke_token(args.id)
     print(f"revoked token {args.id}")
     return 0
 

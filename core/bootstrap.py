@@ -25,6 +25,7 @@ from core.alerts import AlertRules
 from core.delivery import DeliveryPolicy
 from core.endpoints import EndpointPolicy
 from core.receipts import Receipts, receipt_key
+from core.usecases.access import Access
 from core.usecases.delivery import Delivery
 from core.usecases.newsroom import Newsroom
 from core.usecases.readers import ReaderRules, Readers
@@ -221,6 +222,10 @@ class Container:
                 ),
             ),
         )
+
+    @property
+    def access(self) -> Access:
+        return self._part("access", lambda: Access(self.accounts))
 
     @property
     def delivery(self) -> Delivery:

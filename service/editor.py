@@ -121,9 +121,7 @@ def _login_limit() -> str:
 def _too_many(exc: TooManyRequests) -> tuple[str, int]:
     retry = exc.get_response().headers.get("Retry-After")
     if request.endpoint == "editor.login_submit":
-        ext().accounts.audit_refusal(
-            _typed_email(), "login.rate_limited", request.remote_addr, time.time()
-        )
+        ext().container.access.login_rate_limited(_typed_email(), request.remote_addr)
     message = "Too many login attempts from this address. Wait a minute and try again."
     return render_template("editor/login.html", error=message, retry_after=retry), 429
 
@@ -154,17 +152,14 @@ def login_submit() -> Page:
     if _CONTROL.search(request.form.get("email", "")):
         error = "Email: control characters are not allowed."
         return render_template("editor/login.html", error=error, next=target), 400
-    accounts = ext().accounts
-    principal = accounts.authenticate(email, password) if email and password else None
+    principal = ext().container.access.login(email, password, request.remote_addr)
     if principal is None:
-        accounts.audit_refusal(email or None, "login.failed", request.remote_addr, time.time())
         return render_template(
             "editor/login.html", error="Wrong email or password.", email=email, next=target
         ), 401
     end_session()
     csrf.rotate()
     begin_session(principal)
-    accounts.audit(principal.name, "login", None, {"ip": request.remote_addr})
     if target is None and principal.role is Role.OPS:
         target = "/ops"
     return redirect(target or url_for("editor.history"))
@@ -174,7 +169,7 @@ def login_submit() -> Page:
 def logout() -> BaseResponse:
     principal = current_principal()
     if principal is not None:
-        ext().accounts.audit(principal.name, "logout")
+        ext().container.access.logout(principal)
     end_session()
     csrf.rotate()
     return redirect(url_for("editor.login"))
@@ -373,7 +368,7 @@ def _test_send(form: dict[str, Any]) -> Page:
 
 
 def _all_topics(topics: list[str] | tuple[str, ...]) -> bool:
-    return len(ext().settings.topics) > 1 and set(topics) >= ext().settings.topic_slugs
+    return room().reaches_every_topic(topics)
 
 
 def _review(form: dict[str, Any], error: str | None = None, status: int = 200) -> Page:
