@@ -1,4 +1,4 @@
-"""`newsflash bench ...`: the benchmarks' command line (registered by service/cli.py)."""
+"""`newsflash bench ...`: the benchmarks' command line (registered by cli/main.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
     except ModuleNotFoundError as exc:
         if exc.name != "psutil":
             raise
-        from service.cli import CliError
+        from cli.main import CliError
 
         raise CliError("bench needs psutil: pip install -e '.[bench]' (make run does)") from None
 

@@ -277,7 +277,7 @@ class Proc:
 
 
 def newsflash(*args: str) -> list[str]:
-    return [sys.executable, "-m", "service.cli", *args]
+    return [sys.executable, "-m", "cli", *args]
 
 
 class Monitor:

@@ -4,59 +4,109 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from typing import Any, TypeVar, cast
 
 import redis
+from celery import Celery
 from sqlalchemy import Engine
 
 from config.settings import Settings
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.articles import HttpArticleFetcher
+from core.adapters.celery_queue import CeleryTaskQueue, make_producer
 from core.adapters.hosts import RedisHostHealth
+from core.adapters.newsroom_sql import SqlNewsroom
+from core.adapters.ops_probes import OpsKit
 from core.adapters.sql import SqlStore, make_engine, sync_topics
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
 from core.delivery import DeliveryPolicy
 from core.endpoints import EndpointPolicy
 from core.receipts import Receipts, receipt_key
+from core.usecases.access import Access
+from core.usecases.delivery import Delivery
+from core.usecases.newsroom import Newsroom
+from core.usecases.readers import ReaderRules, Readers
 
 
 class StartupError(Exception):
     """A setting or a key that stops start-up; the message is one clear line."""
 
 
-@dataclass
+T = TypeVar("T")
+
+# Parts that hold no connection: they survive a fork; everything else is rebuilt in the child.
+_FORK_SAFE = frozenset(
+    {"signer", "endpoint_policy", "alert_rules", "delivery_policy", "receipts", "fetcher"}
+)
+
+
+@dataclass(eq=False)
 class Container:
+    """Every port and use case, built on first use from the settings, once per process.
+
+    `producer` is the Celery app tasks are sent through; a worker passes its own, the web
+    process gets a send-only one (it never imports the tasks).
+    """
+
     settings: Settings
+    producer: Celery | None = None
     _pid: int = field(default_factory=os.getpid)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _parts: dict[str, Any] = field(default_factory=dict)
 
-    @cached_property
+    def _part(self, name: str, build: Callable[[], T]) -> T:
+        with self._lock:
+            if name not in self._parts:
+                self._parts[name] = build()
+            return cast(T, self._parts[name])
+
+    # -- adapters ------------------------------------------------------------------------------
+    @property
     def engine(self) -> Engine:
-        return make_engine(self.settings.database_url)
+        return self._part("engine", lambda: make_engine(self.settings.database_url))
 
-    @cached_property
+    @property
     def store(self) -> SqlStore:
-        return SqlStore(self.engine, sync_topics(self.engine, self.settings.topics))
-
-    @cached_property
-    def redis(self) -> redis.Redis[bytes]:
-        return redis.Redis.from_url(
-            self.settings.redis_url,
-            socket_timeout=5,
-            socket_connect_timeout=3,
-            health_check_interval=30,
+        return self._part(
+            "store", lambda: SqlStore(self.engine, sync_topics(self.engine, self.settings.topics))
         )
 
-    @cached_property
+    @property
+    def accounts(self) -> SqlAccounts:
+        return self._part("accounts", lambda: SqlAccounts(self.engine))
+
+    @property
+    def newsroom_store(self) -> SqlNewsroom:
+        return self._part("newsroom_store", lambda: SqlNewsroom(self.store))
+
+    @property
+    def redis(self) -> redis.Redis[bytes]:
+        return self._part(
+            "redis",
+            lambda: redis.Redis.from_url(
+                self.settings.redis_url,
+                socket_timeout=5,
+                socket_connect_timeout=3,
+                health_check_interval=30,
+            ),
+        )
+
+    @property
     def hosts(self) -> RedisHostHealth:
-        return RedisHostHealth(self.redis)
+        return self._part("hosts", lambda: RedisHostHealth(self.redis))
 
-    @cached_property
+    @property
     def signer(self) -> VapidSigner:
-        return load_signer(self.settings)
+        return self._part("signer", lambda: load_signer(self.settings))
 
-    @cached_property
+    @property
     def sender(self) -> Http11PushSender:
+        return self._part("sender", self._build_sender)
+
+    def _build_sender(self) -> Http11PushSender:
         s = self.settings
         return Http11PushSender(
             self.signer,
@@ -74,44 +124,130 @@ class Container:
             hosts=self.hosts,
         )
 
-    @cached_property
-    def endpoint_policy(self) -> EndpointPolicy:
-        return EndpointPolicy(self.settings.push_hosts, self.settings.allow_loopback_push)
+    @property
+    def celery(self) -> Celery:
+        """The Celery app tasks are sent through (the injected one, else a send-only producer)."""
+        if self.producer is None:
+            self.producer = make_producer(self.settings)
+        return self.producer
 
-    @cached_property
+    @property
+    def queue(self) -> CeleryTaskQueue:
+        return self._part("queue", lambda: CeleryTaskQueue(self.celery))
+
+    @property
+    def fetcher(self) -> HttpArticleFetcher:
+        return self._part("fetcher", lambda: HttpArticleFetcher(self.settings.public_origins))
+
+    @property
+    def ops(self) -> OpsKit:
+        """The ops probes (queues, workers, telemetry, SQL queries) the dashboard and alarms read."""
+        return self._part("ops", lambda: OpsKit(self.settings, self, self.celery))
+
+    # -- rules from the settings ------------------------------------------------------------
+    @property
+    def endpoint_policy(self) -> EndpointPolicy:
+        s = self.settings
+        return self._part(
+            "endpoint_policy", lambda: EndpointPolicy(s.push_hosts, s.allow_loopback_push)
+        )
+
+    @property
     def alert_rules(self) -> AlertRules:
         s = self.settings
-        return AlertRules(
-            public_origins=s.public_origins,
-            topics=s.topic_slugs,
-            default_topics=tuple(t.slug for t in s.topics if t.default),
-            default_ttl_s=s.default_ttl_s,
-            timezone=s.newsroom_timezone,
+        return self._part(
+            "alert_rules",
+            lambda: AlertRules(
+                public_origins=s.public_origins,
+                topics=s.topic_slugs,
+                default_topics=tuple(t.slug for t in s.topics if t.default),
+                default_ttl_s=s.default_ttl_s,
+                timezone=s.newsroom_timezone,
+            ),
         )
 
-    @cached_property
+    @property
     def delivery_policy(self) -> DeliveryPolicy:
         s = self.settings
-        return DeliveryPolicy(
-            batch_size=s.batch_size,
-            retry_max_attempts=s.retry_max_attempts,
-            retry_base_s=s.retry_base_s,
-            retry_cap_s=s.retry_cap_s,
-            stale_after_s=s.stale_after_s,
-            breaker_open_s=s.breaker_open_s,
-            endpoints=self.endpoint_policy,
-            receipts=self.receipts,
+        return self._part(
+            "delivery_policy",
+            lambda: DeliveryPolicy(
+                batch_size=s.batch_size,
+                retry_max_attempts=s.retry_max_attempts,
+                retry_base_s=s.retry_base_s,
+                retry_cap_s=s.retry_cap_s,
+                stale_after_s=s.stale_after_s,
+                breaker_open_s=s.breaker_open_s,
+                endpoints=self.endpoint_policy,
+                receipts=self.receipts,
+            ),
         )
 
-    @cached_property
+    @property
     def receipts(self) -> Receipts | None:
-        key = receipt_key(self.settings.secret_key)
-        return None if key is None else Receipts(key)
+        def build() -> Receipts | None:
+            key = receipt_key(self.settings.secret_key)
+            return None if key is None else Receipts(key)
+
+        return self._part("receipts", build)
+
+    # -- use cases ---------------------------------------------------------------------------
+    @property
+    def newsroom(self) -> Newsroom:
+        return self._part(
+            "newsroom",
+            lambda: Newsroom(
+                alerts=self.store,
+                subscriptions=self.store,
+                queue=self.queue,
+                newsroom=self.newsroom_store,
+                audit=self.accounts,
+                alert_rules=self.alert_rules,
+                undo_window_s=self.settings.undo_window_s,
+            ),
+        )
+
+    @property
+    def readers(self) -> Readers:
+        s = self.settings
+        return self._part(
+            "readers",
+            lambda: Readers(
+                subscriptions=self.store,
+                events=self.store,
+                receipts=self.receipts,
+                rules=ReaderRules(
+                    endpoints=self.endpoint_policy,
+                    topics=s.topic_slugs,
+                    default_topics=tuple(t.slug for t in s.topics if t.default),
+                ),
+            ),
+        )
+
+    @property
+    def access(self) -> Access:
+        return self._part("access", lambda: Access(self.accounts))
+
+    @property
+    def delivery(self) -> Delivery:
+        return self._part(
+            "delivery",
+            lambda: Delivery(
+                store=self.store,
+                queue=self.queue,
+                sender=self.sender,
+                hosts=self.hosts,
+                housekeeping=self.store,
+                policy=self.delivery_policy,
+                subscription_max_age_days=self.settings.subscription_max_age_days,
+            ),
+        )
 
     def reset_after_fork(self) -> None:
         """Connections must not cross a fork: drop them so the child opens its own."""
-        for name in ("engine", "store", "redis", "hosts", "sender"):
-            self.__dict__.pop(name, None)
+        with self._lock:
+            for name in set(self._parts) - _FORK_SAFE:
+                del self._parts[name]
         self._pid = os.getpid()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from core.model import (
     Alert,
@@ -152,3 +152,15 @@ class HostHealth(Protocol):
     def hold(self, host: str, until: float, reason: str) -> None: ...
     def open_breaker(self, host: str, until: float, reason: str) -> None: ...
     def count(self, host: str, answer: str) -> None: ...
+
+
+class AuditLog(Protocol):
+    """Who did what to which object: one row per action a person or the CMS takes."""
+
+    def audit(
+        self,
+        actor: str | None,
+        action: str,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None: ...

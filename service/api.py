@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from core import alerts as alert_rules
-from core import subscriptions as subs
 from core.accounts import EDITOR_ROLES
 from core.errors import NotFound, ValidationError
-from core.inputs import parse_id
-from core.model import Alert, AlertKind
-from core.receipts import RECEIPT_FIELD, EventResult, record_event
+from core.model import Alert
+from core.receipts import EventResult
+from core.usecases.newsroom import Editor
 from service.app import Newsflash
 from service.auth import current_principal, require_role
 from service.extensions import limiter
@@ -103,14 +100,6 @@ def config() -> Response:
     return response
 
 
-def _parse_sub(body: dict[str, Any], *, default_topics: bool = True, prefix: str = "") -> Any:
-    s = ext().settings
-    defaults = tuple(t.slug for t in s.topics if t.default) if default_topics else ()
-    return subs.parse_subscription(
-        body, ext().container.endpoint_policy, s.topic_slugs, defaults, prefix
-    )
-
-
 def _sub_json(sub: Any) -> dict[str, Any]:
     return {"id": str(sub.id), "topics": list(sub.topics)}
 
@@ -122,58 +111,34 @@ def _subscribe_limit() -> str:
 @bp.post("/subscriptions")
 @limiter.limit(_subscribe_limit)
 def subscribe() -> tuple[Response, int]:
-    parsed = _parse_sub(json_body())
-    sub, created = subs.record_opt_in(ext().container.store, parsed, time.time())
+    sub, created = ext().container.readers.subscribe(json_body())
     return jsonify(_sub_json(sub)), 201 if created else 200
 
 
 @bp.put("/subscriptions")
 @limiter.limit(_subscribe_limit)
 def update_subscription() -> Response:
-    body = json_body()
-    if "topics" not in body:
-        raise ValidationError("topics is required: the full new list of topics", "topics")
-    parsed = _parse_sub(body)
-    sub = subs.change_topics(ext().container.store, parsed, time.time())
-    return jsonify(_sub_json(sub))
+    return jsonify(_sub_json(ext().container.readers.change_subscription(json_body())))
 
 
 @bp.post("/subscriptions/lookup")
 @limiter.limit(_subscribe_limit)
 def lookup_subscription() -> Response:
     """The manage page asks which topics this browser has (needs endpoint + auth)."""
-    body = json_body()
-    endpoint = subs.require_str(body, "endpoint", 2048)
-    auth = subs.require_str(body, "auth", 64)
-    found = subs.owned_subscription(ext().container.store, endpoint, auth)
-    return jsonify(_sub_json(found))
+    return jsonify(_sub_json(ext().container.readers.lookup(json_body())))
 
 
 @bp.post("/subscriptions/delete")
 @limiter.limit(_subscribe_limit)
 def unsubscribe() -> tuple[str, int]:
-    body = json_body()
-    endpoint = subs.require_str(body, "endpoint", 2048)
-    auth = subs.require_str(body, "auth", 64)
-    subs.remove_subscription(ext().container.store, endpoint, auth)
+    ext().container.readers.unsubscribe(json_body())
     return "", 204
 
 
 @bp.post("/subscriptions/change")
 @limiter.limit(_subscribe_limit)
 def change_subscription() -> tuple[Response, int]:
-    body = json_body()
-    old_endpoint = subs.require_str(body, "oldEndpoint", 2048)
-    old_auth = subs.require_str(body, "oldAuth", 64)
-    new = body.get("subscription")
-    if not isinstance(new, dict):
-        raise ValidationError(
-            "subscription must be the new PushSubscription object", "subscription"
-        )
-    parsed = _parse_sub(new, default_topics=False, prefix="subscription.")
-    sub, created = subs.move_subscription(
-        ext().container.store, old_endpoint, old_auth, parsed, time.time()
-    )
+    sub, created = ext().container.readers.move(json_body())
     return jsonify(_sub_json(sub)), 201 if created else 200
 
 
@@ -186,18 +151,7 @@ def event() -> tuple[str, int] | tuple[Response, int]:
     oracle for guessing receipts or alert ids. Only a genuine receipt whose delivery the
     worker has not recorded yet gets 425, so the service worker tries again shortly.
     """
-    body = json_body()
-    kind = body.get("type")
-    if kind not in ("displayed", "clicked"):
-        raise ValidationError("type must be displayed or clicked", "type")
-    alert_id = parse_id(body.get("alert"), "alert")
-    receipt = body.get(RECEIPT_FIELD)
-    if not isinstance(receipt, str) or not receipt:
-        raise ValidationError(
-            f"{RECEIPT_FIELD} is required: the receipt the push payload carried", RECEIPT_FIELD
-        )
-    c = ext().container
-    result = record_event(c.store, c.receipts, alert_id, kind, receipt)
+    result = ext().container.readers.report_event(json_body())
     if result is EventResult.TOO_EARLY:
         response = jsonify(
             {"error": {"code": "too_early", "message": "try again shortly", "field": None}}
@@ -222,9 +176,11 @@ _PUBLIC_ENDPOINTS = frozenset(
 
 
 # -- editors --------------------------------------------------------------------------------
-def _editor_name() -> str | None:
+def _editor() -> Editor:
     principal = current_principal()
-    return None if principal is None else principal.name
+    if principal is None:
+        return Editor(None)
+    return Editor(principal.name, principal.user_id)
 
 
 def _require_json_for_sessions() -> None:
@@ -244,27 +200,14 @@ def _alert_or_404(alert_id: int) -> Alert:
 @require_role(EDITOR_ROLES)
 def publish_alert() -> tuple[Response, int]:
     _require_json_for_sessions()
-    now = time.time()
-    draft = alert_rules.parse_alert_request(
-        json_body(),
-        ext().container.alert_rules,
-        now,
-        idempotency_key=request.headers.get("Idempotency-Key"),
-        created_by=_editor_name(),
+    published = ext().container.newsroom.publish(
+        _editor(), json_body(), idempotency_key=request.headers.get("Idempotency-Key")
     )
-    c = ext().container
-    alert, created = alert_rules.publish(draft, c.store, c.store, ext().queue, now)
-    if created:
-        ext().accounts.audit(
-            _editor_name(),
-            "alert.schedule" if draft.send_at else "alert.send",
-            str(alert.id),
-            {"title": alert.title, "topics": list(alert.topics)},
-        )
+    alert = published.alert
     answer = {"id": str(alert.id), "status": alert.status.value, "audience": alert.counts.audience}
     response = jsonify(answer)
     response.headers["Location"] = f"/api/v1/alerts/{alert.id}"
-    return response, 202 if created else 200
+    return response, 202 if published.created else 200
 
 
 @bp.get("/alerts")
@@ -286,28 +229,14 @@ def get_alert(alert_id: int) -> Response:
 @require_role(EDITOR_ROLES)
 def cancel_alert(alert_id: int) -> Response:
     _require_json_for_sessions()
-    alert = alert_rules.cancel(alert_id, ext().container.store, time.time())
-    ext().accounts.audit(
-        _editor_name(), "alert.cancel", str(alert_id), {"delivered": alert.counts.delivered}
-    )
-    return jsonify(alert_json(alert))
+    return jsonify(alert_json(ext().container.newsroom.cancel(_editor(), alert_id).alert))
 
 
 @bp.post("/alerts/<int:alert_id>/correct")
 @require_role(EDITOR_ROLES)
 def correct_alert(alert_id: int) -> tuple[Response, int]:
     _require_json_for_sessions()
-    original = _alert_or_404(alert_id)
-    if original.kind is AlertKind.TEST:
-        raise ValidationError("test sends cannot be corrected", "id")
-    if original.status.value not in ("sending", "sent"):
-        raise ValidationError("only a sending or sent alert can be corrected", "status")
-    c = ext().container
-    draft = alert_rules.correction_draft(original, json_body(), c.alert_rules, _editor_name())
-    alert, _ = alert_rules.publish(
-        draft, c.store, c.store, ext().queue, time.time(), story=original.story_key
-    )
-    ext().accounts.audit(_editor_name(), "alert.correct", str(alert.id), {"corrects": alert_id})
+    alert = ext().container.newsroom.correct(_editor(), alert_id, json_body())
     return jsonify(
         {"id": str(alert.id), "status": alert.status.value, "corrects": str(alert_id)}
     ), 202
@@ -318,32 +247,7 @@ def correct_alert(alert_id: int) -> tuple[Response, int]:
 def test_alert() -> tuple[Response, int]:
     """Deliver only to the calling editor's own test devices; never counted as the real send."""
     _require_json_for_sessions()
-    principal = current_principal()
-    assert principal is not None
-    if principal.user_id is None:
-        raise ValidationError(
-            "test sends go to a logged-in editor's test devices; log in", "Authorization"
-        )
-    from dataclasses import replace
-
-    from core.model import AlertKind as Kind
-
-    body = json_body()
-    draft = alert_rules.parse_alert_request(
-        body, ext().container.alert_rules, time.time(), created_by=principal.name
-    )
-    draft = replace(
-        draft,
-        title=("[TEST] " + draft.title)[: alert_rules.MAX_TITLE],
-        kind=Kind.TEST,
-        article_id=None,
-        idempotency_key=None,
-        send_at=None,
-        test_user_id=principal.user_id,
-    )
-    c = ext().container
-    alert, _ = alert_rules.publish(draft, c.store, c.store, ext().queue, time.time())
-    ext().accounts.audit(principal.name, "alert.test", str(alert.id), {"title": draft.title})
+    alert = ext().container.newsroom.test_send(_editor(), json_body())
     return jsonify({"id": str(alert.id), "status": alert.status.value}), 202
 
 

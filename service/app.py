@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from functools import cached_property
 
 from celery import Celery
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.settings import Settings
+from core.adapters import metrics
 from core.adapters.accounts_sql import SqlAccounts
 from core.bootstrap import Container
 from core.endpoints import is_loopback_host
@@ -19,8 +19,6 @@ from service import tracing
 from service.errors import register_error_handlers
 from service.extensions import init_limiter
 from service.inputs import MAX_BODY_BYTES, register_input_guard
-from workers.factory import make_celery
-from workers.tasks import CeleryTaskQueue
 
 log = logging.getLogger("newsflash.web")
 
@@ -31,15 +29,14 @@ class Newsflash:
 
     settings: Settings
     container: Container
-    celery: Celery
 
-    @cached_property
+    @property
     def accounts(self) -> SqlAccounts:
-        return SqlAccounts(self.container.engine)
+        return self.container.accounts
 
-    @cached_property
-    def queue(self) -> CeleryTaskQueue:
-        return CeleryTaskQueue(self.celery)
+    @property
+    def celery(self) -> Celery:
+        return self.container.celery
 
     def warm_up(self) -> None:
         """Pay at boot what a web process's first request would: the database driver's import,
@@ -75,7 +72,10 @@ def create_app(
         JSON_SORT_KEYS=False,
     )
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
-    ext = Newsflash(settings, container or Container(settings), celery or make_celery(settings))
+    # The process entry point may hand in its Celery app; otherwise the container builds a
+    # send-only producer (the web process never imports the worker's tasks).
+    metrics.install(settings.metrics_dir)
+    ext = Newsflash(settings, container or Container(settings, producer=celery))
     app.extensions["newsflash"] = ext
     tracing.install(app)
     init_limiter(app, settings.redis_url)

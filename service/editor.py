@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import re
 import time
 import uuid
-from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,10 +26,11 @@ from werkzeug.wrappers import Response as BaseResponse
 from core import alerts as alert_rules
 from core import newsroom
 from core.accounts import EDITOR_ROLES, Principal, Role
-from core.adapters.articles import HttpArticleFetcher
 from core.adapters.newsroom_sql import SqlNewsroom
-from core.errors import DomainError, NotFound, ValidationError
-from core.model import Alert, AlertStatus
+from core.errors import Conflict, DomainError, NotFound, ValidationError
+from core.model import Alert, AlertDraft, AlertStatus
+from core.newsroom import ArticleFetcher
+from core.usecases.newsroom import Editor, NeedsConfirmation, Newsroom
 from service import csrf, wording
 from service.app import Newsflash
 from service.auth import begin_session, current_principal, end_session, has_session, require_role
@@ -50,13 +49,22 @@ def ext() -> Newsflash:
 
 
 def newsroom_store() -> SqlNewsroom:
-    return SqlNewsroom(ext().container.store)
+    return ext().container.newsroom_store
+
+
+def room() -> Newsroom:
+    return ext().container.newsroom
 
 
 def me() -> Principal:
     principal = current_principal()
     assert principal is not None  # require_role ran first
     return principal
+
+
+def editor() -> Editor:
+    principal = me()
+    return Editor(principal.name, principal.user_id)
 
 
 @bp.before_request
@@ -135,9 +143,7 @@ def _login_limit() -> str:
 def _too_many(exc: TooManyRequests) -> tuple[str, int]:
     retry = exc.get_response().headers.get("Retry-After")
     if request.endpoint == "editor.login_submit":
-        ext().accounts.audit_refusal(
-            _typed_email(), "login.rate_limited", request.remote_addr, time.time()
-        )
+        ext().container.access.login_rate_limited(_typed_email(), request.remote_addr)
     message = "Too many login attempts from this address. Wait a minute and try again."
     return render_template("editor/login.html", error=message, retry_after=retry), 429
 
@@ -168,17 +174,14 @@ def login_submit() -> Page:
     if _CONTROL.search(request.form.get("email", "")):
         error = "Email: control characters are not allowed."
         return render_template("editor/login.html", error=error, next=target), 400
-    accounts = ext().accounts
-    principal = accounts.authenticate(email, password) if email and password else None
+    principal = ext().container.access.login(email, password, request.remote_addr)
     if principal is None:
-        accounts.audit_refusal(email or None, "login.failed", request.remote_addr, time.time())
         return render_template(
             "editor/login.html", error="Wrong email or password.", email=email, next=target
         ), 401
     end_session()
     csrf.rotate()
     begin_session(principal)
-    accounts.audit(principal.name, "login", None, {"ip": request.remote_addr})
     if target is None and principal.role is Role.OPS:
         target = "/ops"
     return redirect(target or url_for("editor.history"))
@@ -188,7 +191,7 @@ def login_submit() -> Page:
 def logout() -> BaseResponse:
     principal = current_principal()
     if principal is not None:
-        ext().accounts.audit(principal.name, "logout")
+        ext().container.access.logout(principal)
     end_session()
     csrf.rotate()
     return redirect(url_for("editor.login"))
@@ -262,23 +265,12 @@ def milestones(alert_id: int) -> Response:
 @require_role(EDITOR_ROLES, page=True)
 def cancel(alert_id: int) -> Page:
     """Undo (in the window), cancel a schedule, or stop a send in flight: one action."""
-    before = _alert_or_404(alert_id)
-    now = time.time()
-    undo = newsroom.in_undo_window(before, now, ext().settings.undo_window_s)
     try:
-        alert = alert_rules.cancel(alert_id, ext().container.store, now)
+        room().cancel(editor(), alert_id)
+    except NotFound:
+        raise
     except DomainError as exc:
         return redirect(url_for("editor.report", alert_id=alert_id, notice=exc.message))
-    ext().accounts.audit(
-        me().name,
-        "alert.cancel",
-        str(alert_id),
-        {
-            "was": before.status.value,
-            "undo": undo,
-            "delivered": alert.counts.delivered,
-        },
-    )
     return redirect(url_for("editor.report", alert_id=alert_id))
 
 
@@ -348,11 +340,8 @@ def _compose_page(
     ), status
 
 
-def _draft_from(form: dict[str, Any], now: float, key: str | None = None) -> Any:
-    body = newsroom.request_from_form(form, form["topics"])
-    return alert_rules.parse_alert_request(
-        body, ext().container.alert_rules, now, idempotency_key=key, created_by=me().name
-    )
+def _draft_from(form: dict[str, Any]) -> AlertDraft:
+    return room().draft(editor(), newsroom.request_from_form(form, form["topics"]))
 
 
 @bp.get("/new")
@@ -386,40 +375,26 @@ def _prefill_page(form: dict[str, Any]) -> Page:
     return _compose_page(form, notice="Filled in from the article: check and edit before sending.")
 
 
-def _fetcher() -> HttpArticleFetcher:
-    return HttpArticleFetcher(ext().settings.public_origins)
+def _fetcher() -> ArticleFetcher:
+    return ext().container.fetcher
 
 
 def _test_send(form: dict[str, Any]) -> Page:
-    principal = me()
-    if principal.user_id is None:
-        raise ValidationError("test sends go to a logged-in editor's own devices")
-    if newsroom_store().test_device_count(principal.user_id) == 0:
-        raise ValidationError(
-            "You have no test device yet: open the reader's Manage alerts page (/manage) in "
-            "the browser you test with, while logged in, and choose 'Use this browser as my "
-            "test device'.",
-            "test",
-        )
-    now = time.time()
-    draft = newsroom.as_test_send(_draft_from(form, now), principal.user_id)
-    c = ext().container
-    alert, _ = alert_rules.publish(draft, c.store, c.store, ext().queue, now)
-    ext().accounts.audit(principal.name, "alert.test", str(alert.id), {"title": draft.title})
+    body = newsroom.request_from_form(form, form["topics"])
+    alert = room().test_send(editor(), body)
     return _compose_page(
         form,
-        notice=f"Test sent to your test devices only, as “{draft.title}”. "
+        notice=f"Test sent to your test devices only, as “{alert.title}”. "
         "It is not the real send; readers got nothing.",
     )
 
 
 def _all_topics(topics: list[str] | tuple[str, ...]) -> bool:
-    return len(ext().settings.topics) > 1 and set(topics) >= ext().settings.topic_slugs
+    return room().reaches_every_topic(topics)
 
 
 def _review(form: dict[str, Any], error: str | None = None, status: int = 200) -> Page:
-    now = time.time()
-    draft = _draft_from(form, now)
+    draft = _draft_from(form)
     return render_template(
         "editor/review.html",
         form=form,
@@ -434,32 +409,21 @@ def _review(form: dict[str, Any], error: str | None = None, status: int = 200) -
 
 
 def _send(form: dict[str, Any]) -> Page:
-    now = time.time()
-    key = request.form.get("key", "")[:100] or None
-    draft = _draft_from(form, now, key=f"newsroom:{key}" if key else None)
     if request.form.get("confirm") != "yes":
         return _review(form, "Confirm the send first.", 400)
-    if _all_topics(draft.topics) and request.form.get("confirm_all") != "yes":
-        return _review(
-            form, "This goes to every topic: tick the box to confirm you mean everyone.", 400
+    key = request.form.get("key", "")[:100] or None
+    try:
+        published = room().publish(
+            editor(),
+            newsroom.request_from_form(form, form["topics"]),
+            idempotency_key=f"newsroom:{key}" if key else None,
+            undo_window=True,
+            confirmed_everyone=request.form.get("confirm_all") == "yes",
         )
-    scheduled = draft.send_at is not None
-    draft = newsroom.with_undo_window(draft, now, ext().settings.undo_window_s)
-    c = ext().container
-    alert, created = alert_rules.publish(draft, c.store, c.store, ext().queue, now)
-    if created:
-        ext().accounts.audit(
-            me().name,
-            "alert.schedule" if scheduled else "alert.send",
-            str(alert.id),
-            {
-                "title": alert.title,
-                "topics": list(alert.topics),
-                "send_at": alert.send_at,
-                "undo_window_s": 0 if scheduled else ext().settings.undo_window_s,
-            },
-        )
-    if scheduled:
+    except NeedsConfirmation as exc:
+        return _review(form, exc.message, 400)
+    alert = published.alert
+    if published.scheduled:
         return redirect(url_for("editor.scheduled", notice=f"Scheduled alert #{alert.id}."))
     return redirect(url_for("editor.report", alert_id=alert.id))
 
@@ -529,24 +493,12 @@ def edit_scheduled(alert_id: int) -> Page:
 def save_scheduled(alert_id: int) -> Page:
     form = _posted_form()
     try:
-        alert = newsroom.check_editable(ext().container.store.get_alert(alert_id))
-    except DomainError as exc:
+        body = newsroom.request_from_form(form, form["topics"])
+        room().edit_scheduled(editor(), alert_id, body)
+    except (NotFound, Conflict) as exc:
         return redirect(url_for("editor.report", alert_id=alert_id, notice=exc.message))
-    try:
-        now = time.time()
-        draft = _draft_from(form, now)
-        if draft.send_at is None:  # "now": the beat picks it up within a second
-            draft = replace(draft, send_at=now)
-        if not newsroom_store().edit_scheduled(alert_id, draft, alert.article_id):
-            raise ValidationError("too late: it fired while you were editing", "send_at")
     except DomainError as exc:
-        return _compose_page(form, error=exc, status=exc.status, editing=alert)
-    ext().accounts.audit(
-        me().name,
-        "alert.schedule.edit",
-        str(alert_id),
-        {"title": draft.title, "topics": list(draft.topics), "send_at": draft.send_at},
-    )
+        return _compose_page(form, error=exc, status=exc.status, editing=_alert_or_404(alert_id))
     return redirect(url_for("editor.scheduled", notice=f"Saved alert #{alert_id}."))
 
 
@@ -580,20 +532,9 @@ def send_correction(alert_id: int) -> Page:
     try:
         if request.form.get("confirm") != "yes":
             raise ValidationError("Tick the box to confirm the correction.", "confirm")
-        c = ext().container
-        alert = newsroom.send_correction(
-            original,
-            form,
-            c.alert_rules,
-            me().name,
-            c.store,
-            c.store,
-            ext().queue,
-            time.time(),
-        )
+        alert = room().correct(editor(), alert_id, form)
     except DomainError as exc:
         return _correct_page(original, form, exc, exc.status)
-    ext().accounts.audit(me().name, "alert.correct", str(alert.id), {"corrects": alert_id})
     return redirect(url_for("editor.report", alert_id=alert.id))
 
 
@@ -606,9 +547,6 @@ def test_device() -> Response:
     Called from /manage with the browser's own endpoint and auth secret, which prove the
     subscription belongs to this browser.
     """
-    principal = me()
-    if principal.user_id is None:
-        raise ValidationError("log in to the newsroom in this browser first")
     body = json_body()
     endpoint, auth, on = body.get("endpoint"), body.get("auth"), body.get("on", True)
     if not isinstance(endpoint, str) or not endpoint:
@@ -617,15 +555,7 @@ def test_device() -> Response:
         raise ValidationError("auth is required", "auth")
     if not isinstance(on, bool):
         raise ValidationError("on must be true or false", "on")
-    store = ext().container.store
-    found = store.get_by_endpoint(endpoint)
-    if found is None or not hmac.compare_digest(found.auth.encode(), auth.rstrip("=").encode()):
-        raise NotFound("this browser has no alerts subscription; turn alerts on first", "endpoint")
-    store.set_test_device(found.id, principal.user_id if on else None)
-    ext().accounts.audit(
-        principal.name, "test_device.set" if on else "test_device.unset", str(found.id)
-    )
-    devices = newsroom_store().test_device_count(principal.user_id)
+    devices = room().mark_test_device(editor(), endpoint, auth, on)
     return jsonify({"test_device": on, "test_devices": devices})
 
 

@@ -11,22 +11,22 @@ from flask import Response, current_app, request
 
 from core import audience_health
 from core.adapters.health_sql import SqlHealthQueries
+from core.adapters.ops_probes import OpsKit
 from service.errors import error_response
-from workers import monitoring
 
 MAX_WEEKS = 26
 # Weekly figures move slowly: one computation a minute at most, however many viewers.
 MIN_CACHE_S = 60.0
 
 
-def compute(kit: monitoring.OpsKit, weeks: int, now: float) -> dict[str, Any]:
+def compute(kit: OpsKit, weeks: int, now: float) -> dict[str, Any]:
     queries = SqlHealthQueries(kit.container.engine)
     health = audience_health.report(queries, now, kit.sources.timezone, weeks)
     health["generated_at"] = now
     return health
 
 
-def health_text(kit: monitoring.OpsKit, weeks: int = audience_health.WEEKS_SHOWN) -> str:
+def health_text(kit: OpsKit, weeks: int = audience_health.WEEKS_SHOWN) -> str:
     ttl_s = max(MIN_CACHE_S, kit.settings.ops_cache_s)
     try:
         return kit.telemetry.cached(
@@ -37,7 +37,7 @@ def health_text(kit: monitoring.OpsKit, weeks: int = audience_health.WEEKS_SHOWN
         return json.dumps(compute(kit, weeks, time.time()))
 
 
-def health_or_none(kit: monitoring.OpsKit) -> dict[str, Any] | None:
+def health_or_none(kit: OpsKit) -> dict[str, Any] | None:
     """For /ops and /metrics: a database outage shows in the snapshot, not as a 500."""
     try:
         found: dict[str, Any] = json.loads(health_text(kit))
@@ -46,9 +46,9 @@ def health_or_none(kit: monitoring.OpsKit) -> dict[str, Any] | None:
         return None
 
 
-def _kit() -> monitoring.OpsKit:
-    e = current_app.extensions["newsflash"]
-    return monitoring.kit_for(e.container, e.celery)
+def _kit() -> OpsKit:
+    ops: OpsKit = current_app.extensions["newsflash"].container.ops
+    return ops
 
 
 def health_response() -> Response:

@@ -378,7 +378,8 @@ def document() -> dict[str, Any]:
                     "requestBody": {"required": True, **_json(_CORRECTION)},
                     "responses": {
                         "202": {"description": "correction queued", **_json(_CORRECTED)},
-                        **_errors(400, 401, 403, 404, 413),
+                        # 409: the original is not sending or sent (nothing to correct yet).
+                        **_errors(400, 401, 403, 404, 409, 413),
                     },
                 }
             },

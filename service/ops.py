@@ -15,10 +15,10 @@ from flask.blueprints import BlueprintSetupState
 from core import ops
 from core.accounts import OPS_ROLES
 from core.adapters import metrics
+from core.adapters.ops_probes import OpsKit
 from service import health_view
 from service.app import Newsflash
 from service.auth import require_role
-from workers import monitoring
 
 bp = Blueprint("ops", __name__)
 
@@ -27,12 +27,11 @@ def ext() -> Newsflash:
     return current_app.extensions["newsflash"]  # type: ignore[no-any-return]
 
 
-def _kit() -> monitoring.OpsKit:
-    e = ext()
-    return monitoring.kit_for(e.container, e.celery)
+def _kit() -> OpsKit:
+    return ext().container.ops
 
 
-def _fresh_snapshot(kit: monitoring.OpsKit) -> dict[str, Any]:
+def _fresh_snapshot(kit: OpsKit) -> dict[str, Any]:
     snapshot = ops.collect(kit.sources, time.time())
     try:
         snapshot["alarms"] = ops.alarms_json(kit.alarm_store)

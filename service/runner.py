@@ -159,7 +159,7 @@ def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> i
             shutil.rmtree(metrics_dir)
         metrics_dir.mkdir(parents=True)
         env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir.resolve()))
-        cli = [sys.executable, "-m", "service.cli"]
+        cli = [sys.executable, "-m", "cli"]
         if standin_port:
             children.append(
                 _spawn("push-standin", [*cli, "push-standin", "--port", str(standin_port)], env)

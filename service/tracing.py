@@ -9,7 +9,7 @@ import time
 from flask import Flask, Response, current_app, g, request
 
 from core import correlation
-from workers import tracing as task_tracing
+from core.adapters import task_tracing
 
 HEADER = "X-Request-Id"
 log = logging.getLogger("newsflash.http")

@@ -7,9 +7,7 @@ import time
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from core import alerts as alert_rules
 from core import correlation, webhooks
-from core.adapters.newsroom_sql import SqlNewsroom
 from core.inputs import parse_json
 from service.app import Newsflash
 from service.errors import error_response
@@ -20,7 +18,6 @@ log = logging.getLogger("newsflash.webhooks")
 
 # Article events carry more than an alert; still small, so one hostile sender can't hog memory.
 MAX_WEBHOOK_BYTES = 64 * 1024
-ACTOR = "cms"
 
 
 def ext() -> Newsflash:
@@ -53,29 +50,10 @@ def cms() -> tuple[Response, int]:
     correlation.annotate(request_id=correlation.sane_request_id(msg_id))
     # Parsed only once the signature over the raw bytes holds: unsigned senders reach no parser.
     payload = parse_json(raw, "the webhook body")
-    c = ext().container
-    receipts = SqlNewsroom(c.store)
-    if not receipts.record_webhook(msg_id, now, webhooks.RECEIPT_KEEP_S):
-        raise webhooks.WebhookReplayed("this webhook-id was already received", "webhook-id")
-    try:
-        body = webhooks.alert_request(
-            payload, settings.topic_slugs, tuple(t.slug for t in settings.topics if t.default)
-        )
-        if body is None:
-            return jsonify({"alert": None, "reason": "the article is not flagged breaking"}), 200
-        draft = alert_rules.parse_alert_request(body, c.alert_rules, now, created_by=ACTOR)
-        alert, created = alert_rules.publish(draft, c.store, c.store, ext().queue, now)
-    except Exception:
-        # Not handled: a corrected retry of the same message must not be refused as a replay.
-        receipts.forget_webhook(msg_id)
-        raise
-    if created:
-        ext().accounts.audit(
-            ACTOR,
-            "alert.send",
-            str(alert.id),
-            {"title": alert.title, "topics": list(alert.topics), "article_id": alert.article_id},
-        )
+    published = ext().container.newsroom.receive_cms(msg_id, payload)
+    if published is None:
+        return jsonify({"alert": None, "reason": "the article is not flagged breaking"}), 200
+    alert, created = published.alert, published.created
     answer = {
         "alert": {
             "id": str(alert.id),

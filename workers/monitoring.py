@@ -9,15 +9,12 @@ import contextlib
 import json
 import logging
 import math
-import os
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Celery
@@ -32,15 +29,13 @@ from celery.signals import (
 from config.settings import Settings
 from core import ops
 from core.adapters import logs, metrics
-from core.adapters.broker import BrokerUnreachable, queue_probe, stamp_headers
-from core.adapters.ops_sql import SqlOpsQueries
-from core.adapters.telemetry import RedisTelemetry, fast_failing_client
-from core.alarms import FallbackAlarmStore, Thresholds
+from core.adapters.celery_queue import STAMP_UID, stamp_publish_time
+from core.adapters.ops_probes import OpsKit
+from core.adapters.telemetry import RedisTelemetry
 from core.bootstrap import Container
 from core.endpoints import redact_endpoint
 from core.outcomes import Decision, Outcome
 from core.ports import PushResult
-from workers.factory import ALL_QUEUES
 
 log = logging.getLogger("newsflash.monitoring")
 
@@ -53,111 +48,12 @@ FLUSH_EVERY_S = 0.5
 WEBHOOK_TIMEOUT_S = 5.0
 
 
-# -- worker inspection (Celery remote control, short timeouts) -----------------------------
-class CeleryWorkerProbe:
-    """Workers online, their queues, pool processes and running tasks: three broadcasts sent in
-    parallel, each waiting at most timeout_s for replies."""
-
-    def __init__(self, app: Celery, timeout_s: float) -> None:
-        self.app = app
-        self.timeout_s = timeout_s
-
-    def _ask(self, command: str) -> dict[str, Any]:
-        with self.app.connection_for_write() as conn:
-            try:
-                conn.ensure_connection(max_retries=1, interval_start=0, timeout=self.timeout_s)
-            except Exception as exc:
-                raise BrokerUnreachable(type(exc).__name__) from None
-            inspector = self.app.control.inspect(timeout=self.timeout_s, connection=conn)
-            answer: dict[str, Any] = getattr(inspector, command)() or {}
-            return answer
-
-    def workers(self) -> list[ops.WorkerInfo]:
-        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="inspect") as pool:
-            futures = {c: pool.submit(self._ask, c) for c in ("active_queues", "stats", "active")}
-            answers = {c: f.result(timeout=self.timeout_s + 5) for c, f in futures.items()}
-        names = sorted(set(answers["active_queues"]) | set(answers["stats"]))
-        found = []
-        for name in names:
-            stats = answers["stats"].get(name) or {}
-            pool_info = stats.get("pool") or {}
-            pids = tuple(int(p) for p in pool_info.get("processes") or [])
-            found.append(
-                ops.WorkerInfo(
-                    name=name,
-                    queues=tuple(
-                        sorted(q["name"] for q in answers["active_queues"].get(name) or [])
-                    ),
-                    processes=int(pool_info.get("max-concurrency") or len(pids)),
-                    pids=pids,
-                    active=tuple(
-                        ops.RunningTask(
-                            id=str(t.get("id")),
-                            name=str(t.get("name")),
-                            queue=(t.get("delivery_info") or {}).get("routing_key"),
-                            started_at=_wall_clock(t.get("time_start")),
-                            args=json.dumps(t.get("args") or [])[:80],
-                        )
-                        for t in answers["active"].get(name) or []
-                    ),
-                )
-            )
-        return found
-
-
-def _wall_clock(value: Any) -> float | None:
-    # Celery reports time_start from time.monotonic() on older versions, time.time() on newer.
-    if not isinstance(value, int | float):
-        return None
-    now = time.time()
-    if value > now - 10 * 365 * 86400:
-        return float(value)
-    return now - (time.monotonic() - float(value))
-
-
-# -- composition: one kit per container (per process) --------------------------------------
-@dataclass
-class OpsKit:
-    settings: Settings
-    container: Container
-    app: Celery
-    pid: int = field(init=False)
-    telemetry: RedisTelemetry = field(init=False)
-    queries: SqlOpsQueries = field(init=False)
-    alarm_store: FallbackAlarmStore = field(init=False)
-    sources: ops.OpsSources = field(init=False)
-
-    def __post_init__(self) -> None:
-        s = self.settings
-        self.pid = os.getpid()
-        self.telemetry = RedisTelemetry(fast_failing_client(s.redis_url))
-        self.queries = SqlOpsQueries(self.container.engine)
-        self.alarm_store = FallbackAlarmStore(self.telemetry)
-        self.sources = ops.OpsSources(
-            queues=queue_probe(s.broker_url),
-            workers=CeleryWorkerProbe(self.app, s.inspect_timeout_s),
-            telemetry=self.telemetry,
-            queries=self.queries,
-            store=self.container.store,
-            hosts=self.container.hosts,
-            queue_names=ALL_QUEUES,
-            timezone=s.timezone,
-        )
-
-    @property
-    def thresholds(self) -> Thresholds:
-        s = self.settings
-        return Thresholds(stall_s=s.alarm_stall_s, pending_s=s.alarm_pending_s, for_s=s.alarm_for_s)
-
-
+# -- composition: the ops kit is built by the composition root (core.bootstrap) -------------
 def kit_for(container: Container, app: Celery) -> OpsKit:
-    """One kit per container and app, kept on the container (so it goes when the container
-    goes); rebuilt in each forked child: connections never cross a fork."""
-    kits: dict[int, OpsKit] = container.__dict__.setdefault("_ops_kits", {})
-    found = kits.get(id(app))
-    if found is None or found.app is not app or found.pid != os.getpid():
-        found = kits[id(app)] = OpsKit(container.settings, container, app)
-    return found
+    """The container's ops kit; the container was built with this Celery app as its producer."""
+    if container.celery is not app:
+        raise RuntimeError("the container was built for another Celery app")
+    return container.ops
 
 
 # -- delivery observation ---------------------------------------------------------------------
@@ -438,17 +334,12 @@ def install(app: Celery, container_for: ContainerFor) -> None:
     metrics.install(settings.metrics_dir)
     _state["settings"] = settings
     _state.setdefault("apps", {})[id(app)] = (app, container_for)
-    before_task_publish.connect(_stamp, dispatch_uid="newsflash-stamp", weak=False)
+    before_task_publish.connect(stamp_publish_time, dispatch_uid=STAMP_UID, weak=False)
     task_prerun.connect(_consumed, dispatch_uid="newsflash-consumed", weak=False)
     task_revoked.connect(_revoked, dispatch_uid="newsflash-revoked", weak=False)
     setup_logging.connect(_setup_logging, dispatch_uid="newsflash-logging", weak=False)
     beat_init.connect(_beat_started, dispatch_uid="newsflash-beat", weak=False)
     logs.add_context_provider(_task_context)
-
-
-def _stamp(headers: dict[str, Any] | None = None, **_kwargs: Any) -> None:
-    if headers is not None:
-        stamp_headers(headers)
 
 
 def _mark(app: Celery | None, delivery_info: dict[str, Any] | None) -> None:

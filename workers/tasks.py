@@ -11,10 +11,7 @@ from celery.signals import worker_process_init
 from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
-from core import delivery
-from core.bootstrap import Container
-from core.model import Lane
-from workers.factory import (
+from core.adapters.celery_queue import (
     TASK_ALARMS,
     TASK_DELIVER,
     TASK_FIRE_SCHEDULED,
@@ -24,6 +21,7 @@ from workers.factory import (
     TASK_RECOUNT,
     TASK_RETRY_DUE,
 )
+from core.bootstrap import Container
 
 log = logging.getLogger("newsflash.tasks")
 
@@ -36,7 +34,7 @@ def container_for(app: Celery) -> Container:
     found = _containers.get(key)
     if found is None:
         settings: Settings = app.conf.newsflash_settings
-        found = _containers[key] = Container(settings)
+        found = _containers[key] = Container(settings, producer=app)
     return found
 
 
@@ -46,29 +44,14 @@ def _after_fork(**_kwargs: Any) -> None:
         found.reset_after_fork()
 
 
-class CeleryTaskQueue:
-    """TaskQueue port on Celery: ids only, explicit queue per lane, stable task names."""
-
-    def __init__(self, app: Celery) -> None:
-        self.app = app
-
-    def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
-        self.app.send_task(TASK_PLAN, args=[alert_id], queue=lane.value, routing_key=lane.value)
-
-    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
-        self.app.send_task(
-            TASK_DELIVER, args=[batch_id, alert_id], queue=lane.value, routing_key=lane.value
-        )
-
-
 RETRY_ON = (OperationalError, ConnectionError)
 
 
 def register(app: Celery) -> None:
     """Declare the tasks on `app` (tests build their own app with make_celery)."""
-    from workers import monitoring, tracing
+    from core.adapters import task_tracing as tracing
+    from workers import monitoring
 
-    queue = CeleryTaskQueue(app)
     monitoring.install(app, container_for)
     tracing.install(app)
 
@@ -81,8 +64,7 @@ def register(app: Celery) -> None:
         max_retries=None,
     )
     def plan_fanout(self: Task, alert_id: int) -> None:
-        c = container_for(app)
-        delivery.plan_fanout(alert_id, c.store, queue, c.delivery_policy)
+        container_for(app).delivery.plan(alert_id)
 
     @app.task(
         name=TASK_DELIVER,
@@ -98,10 +80,7 @@ def register(app: Celery) -> None:
         observer = monitoring.DeliveryObserver(
             monitoring.kit_for(c, app), alert_id, batch_id, self.request.id
         )
-        report = delivery.deliver_batch(
-            batch_id, c.store, c.sender, c.hosts, c.delivery_policy, observe=observer
-        )
-        c.hosts.flush()
+        report = c.delivery.deliver(batch_id, observe=observer)
         observer.finish()
         log.info(
             "delivered batch",
@@ -117,31 +96,23 @@ def register(app: Celery) -> None:
 
     @app.task(name=TASK_RETRY_DUE, autoretry_for=RETRY_ON, max_retries=0)
     def retry_due() -> int:
-        c = container_for(app)
-        return delivery.schedule_due_retries(c.store, queue, c.delivery_policy)
+        return container_for(app).delivery.retry_due()
 
     @app.task(name=TASK_RECONCILE, autoretry_for=RETRY_ON, max_retries=0)
     def reconcile() -> dict[str, int]:
-        c = container_for(app)
-        return delivery.reconcile(c.store, queue, c.delivery_policy)
+        return container_for(app).delivery.reconcile()
 
     @app.task(name=TASK_FIRE_SCHEDULED, autoretry_for=RETRY_ON, max_retries=0)
     def fire_scheduled() -> int:
-        c = container_for(app)
-        return delivery.fire_scheduled(c.store, queue)
+        return container_for(app).delivery.fire_scheduled()
 
     @app.task(name=TASK_PURGE, autoretry_for=RETRY_ON, max_retries=0)
     def purge_subscriptions() -> int:
-        c = container_for(app)
-        cutoff = time.time() - c.settings.subscription_max_age_days * 86400
-        purged = c.store.purge_stale_subscriptions(cutoff)
-        if purged:
-            log.info("purged stale subscriptions", extra={"count": purged})
-        return purged
+        return container_for(app).delivery.purge()
 
     @app.task(name=TASK_RECOUNT, autoretry_for=RETRY_ON, max_retries=0)
     def recount_subscriptions() -> None:
-        container_for(app).store.recount_masks()
+        container_for(app).delivery.recount()
 
     @app.task(name=TASK_ALARMS, max_retries=0)
     def evaluate_alarms() -> int:

@@ -72,6 +72,9 @@ class SqlNewsroom:
             },
         )
 
+    def set_test_device(self, sub_id: int, user_id: int | None) -> None:
+        self.store.set_test_device(sub_id, user_id)
+
     def test_device_count(self, user_id: int) -> int:
         s = t.subscriptions
         with self.engine.connect() as conn:

@@ -261,8 +261,8 @@ def test_a_delivery_task_run_again_sends_nothing_twice(stack: Stack) -> None:
         conn.execute(
             update(t.batches).where(t.batches.c.alert_id == int(alert_id)).values(status="queued")
         )
+    from core.adapters.celery_queue import CeleryTaskQueue
     from workers.factory import make_celery
-    from workers.tasks import CeleryTaskQueue
 
     queue = CeleryTaskQueue(make_celery(stack.settings))
     from core.model import Lane

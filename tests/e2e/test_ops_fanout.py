@@ -446,7 +446,7 @@ def test_ops_pages_and_metrics_need_the_ops_role(stack: OpsStack) -> None:
 def test_status_and_watch_print_the_same_picture_in_a_terminal(
     stack: OpsStack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from service.cli import main
+    from cli.main import main
 
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)

@@ -20,7 +20,7 @@ def run(
     clean = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
     clean.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=ROOT,
         env=clean,
         capture_output=True,

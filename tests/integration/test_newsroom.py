@@ -22,6 +22,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from core.accounts import Role
 from core.adapters import tables as t
 from tests.conftest import (
     create_pg_database,
@@ -583,6 +584,56 @@ def test_send_test_reaches_only_the_editors_own_test_devices_labelled(
     )
 
 
+def test_the_api_and_the_newsroom_share_one_rule_for_test_sends_and_corrections(
+    stack: NewsroomStack,
+) -> None:
+    """One use case behind both entry points: a test send is labelled [TEST] once and needs a
+    test device; correcting an alert that is not sent is a 409 Conflict on both."""
+    email = f"rehearsal-{uuid.uuid4().hex[:8]}@news.example"  # an editor with no device yet
+    stack.accounts.create_user(email, PASSWORD, Role.EDITOR)
+    editor = stack.login(email)
+    (mine,) = stack.standin.create_subscriptions(1)
+    stack.subscribe(mine, ["tests"])
+    body = {
+        "title": "[TEST] Rehearsal",
+        "body": "Only for me",
+        "url": f"{SITE}/t",
+        "topics": ["tests"],
+    }
+    no_device = editor.post("/api/v1/alerts/test", json=body)
+    assert no_device.status_code == 400 and no_device.json["error"]["field"] == "test"
+    marked = editor.post(
+        "/editor/test-device",
+        json={"endpoint": mine["endpoint"], "auth": mine["keys"]["auth"]},
+        headers={"X-CSRF-Token": _token(editor)},
+    )
+    assert marked.status_code == 200
+    sent = editor.post("/api/v1/alerts/test", json=body)
+    assert sent.status_code == 202, sent.text
+    assert stack.alert(sent.json["id"])["title"] == "[TEST] Rehearsal"
+
+    later = stack.api(
+        "POST",
+        "/api/v1/alerts",
+        json={**body, "title": "Later", "send_at": int(time.time()) + 3600},
+    )
+    assert later.status_code == 202 and later.json["status"] == "scheduled"
+    api = stack.api("POST", f"/api/v1/alerts/{later.json['id']}/correct", json={"title": "Fix"})
+    assert api.status_code == 409 and api.json["error"]["field"] == "status"
+    page = editor.post(
+        f"/editor/alerts/{later.json['id']}/correct",
+        data={
+            "title": "Fix",
+            "body": "b",
+            "url": f"{SITE}/t",
+            "confirm": "yes",
+            "csrf_token": _token(editor, f"/editor/alerts/{later.json['id']}/correct"),
+        },
+    )
+    assert page.status_code == 409
+    stack.api("POST", f"/api/v1/alerts/{later.json['id']}/cancel")
+
+
 def test_manage_page_offers_the_test_device_control_only_to_logged_in_editors(
     stack: NewsroomStack, editor: FlaskClient
 ) -> None:
@@ -966,7 +1017,7 @@ def test_admins_read_the_audit_log_of_every_newsroom_action(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Runs last: the actions of the tests above are all expected on record."""
-    from service import cli
+    import cli.main as cli
 
     for name, value in stack.env.items():
         monkeypatch.setenv(name, value)

@@ -17,6 +17,7 @@ import redis as redis_lib
 
 from core.adapters import migrate
 from core.adapters.broker import ENQUEUED_AT_HEADER, AmqpQueueProbe, RedisQueueProbe
+from core.adapters.celery_queue import ALL_QUEUES
 from core.adapters.logs import make_handler
 from core.adapters.ops_sql import SqlOpsQueries
 from core.adapters.sql import SqlStore, make_engine, sync_topics
@@ -50,9 +51,7 @@ def test_redis_probe_reads_depth_and_oldest_age_without_taking_anything(
         time.sleep(0.2)
     app.send_task(TASK_DELIVER, args=[9, 2], queue=Lane.ROUTINE.value)
 
-    stats = {
-        s.name: s for s in RedisQueueProbe(clean_redis).queue_stats(list(monitoring.ALL_QUEUES))
-    }
+    stats = {s.name: s for s in RedisQueueProbe(clean_redis).queue_stats(list(ALL_QUEUES))}
 
     assert stats[Lane.BREAKING.value].depth == client.llen(Lane.BREAKING.value) == 3
     assert stats[Lane.ROUTINE.value].depth == client.llen(Lane.ROUTINE.value) == 1

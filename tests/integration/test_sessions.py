@@ -20,12 +20,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, select, update
 
+import cli.main as cli
 from core.accounts import Role, hash_token
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
-from service import cli
 from service.app import create_app
 from tests.conftest import (
     TEST_REDIS_DB,

@@ -357,7 +357,7 @@ def test_cli_refuses_control_characters_in_an_email_and_a_token_name(site: Rig) 
     ):
         stdin_flag = ["--password-stdin"] if argv[0] == "user" else []
         result = subprocess.run(
-            [sys.executable, "-m", "service.cli", *argv, *stdin_flag],
+            [sys.executable, "-m", "cli", *argv, *stdin_flag],
             cwd=ROOT,
             env=_cli_env(site),
             input=PASSWORD + "\n",

@@ -47,7 +47,7 @@ def refusals(
     env = make_env(tmp / "var", f"sqlite:///{tmp}/nf.db", "redis://127.0.0.1:9/0", vapid_pem)
     runs = {
         "newsflash worker": (
-            [sys.executable, "-m", "service.cli", "worker"],
+            [sys.executable, "-m", "cli", "worker"],
             {"NEWSFLASH_VISIBILITY_TIMEOUT_S": "100", "NEWSFLASH_TASK_TIME_LIMIT_S": "300"},
         ),
         "celery -A": (
@@ -205,7 +205,7 @@ def _start(
     argv: list[str], env: dict[str, str], user: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*(user or []), sys.executable, "-m", "service.cli", *argv],
+        [*(user or []), sys.executable, "-m", "cli", *argv],
         cwd=ROOT,
         env=_clean_env(env),
         capture_output=True,

@@ -57,7 +57,7 @@ def _in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, 
 
 def _cli(argv: list[str]) -> Callable[[], int]:
     def start() -> int:
-        from service.cli import main
+        from cli.main import main
 
         return main(argv)
 
@@ -153,8 +153,8 @@ def test_real_processes_refuse_them_too(
     """The in-process walk above, checked once as real processes start (CLI, web, worker)."""
     env = {**_base_env(tmp_path, vapid_pem), variable: value}
     starts = {
-        "newsflash worker": [sys.executable, "-m", "service.cli", "worker"],
-        "newsflash beat": [sys.executable, "-m", "service.cli", "beat"],
+        "newsflash worker": [sys.executable, "-m", "cli", "worker"],
+        "newsflash beat": [sys.executable, "-m", "cli", "beat"],
         "web module": [sys.executable, "-c", "import service.wsgi"],
         "celery -A": [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker"],
     }

@@ -45,7 +45,7 @@ class Process:
         full_env.update(env)
         full_env["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", *argv],
+            [sys.executable, "-m", "cli", *argv],
             cwd=ROOT,
             env=full_env,
             stdout=self._log,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from cli.main import _load_extras, build_parser
 from config.settings import known_variables
-from service.cli import _load_extras, build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEV_TOOLS = {"standin", "bench"}
-SERVICE = {"config", "core", "service", "workers"}
+SERVICE = {"cli", "config", "core", "service", "workers"}
 PIP_WHEEL = [
     sys.executable,
     "-m",
@@ -112,7 +112,7 @@ def test_the_image_cli_names_a_missing_tool_in_one_line(
             sys.executable,
             "-S",
             "-c",
-            "import sys; from service.cli import main; sys.exit(main())",
+            "import sys; from cli.main import main; sys.exit(main())",
             *argv,
         ],
         env=env,

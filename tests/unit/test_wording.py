@@ -12,7 +12,7 @@ from core import alerts as alert_rules
 from core.errors import ValidationError
 from core.model import Alert, AlertCounts, AlertKind, AlertStatus, Urgency
 from service import wording
-from service.cli_ops import finished_line
+from cli.ops import finished_line
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 NOW = datetime(2026, 11, 30, 19, 54, tzinfo=NAIROBI).timestamp()

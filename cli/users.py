@@ -5,22 +5,18 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-import time
 from typing import Any
 
+from cli.main import CliError, _container
 from config.settings import Settings
-from service.cli import CliError, _container
 
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
     from core.accounts import parse_role
-    from core.adapters.accounts_sql import SqlAccounts
 
-    role = parse_role(args.role)
+    parse_role(args.role)  # a wrong role is refused before the password prompt
     password = _read_password(args.password_stdin)
-    accounts = SqlAccounts(_container(settings).engine)
-    user_id = accounts.create_user(args.email, password, role)
-    accounts.audit("cli", "user.create", args.email, {"role": role.value})
+    user_id, role = _container(settings).access.create_user(args.email, password, args.role)
     print(f"created user {args.email} ({role.value}), id {user_id}")
     return 0
 
@@ -35,42 +31,24 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
-    from core.adapters.accounts_sql import SqlAccounts
 
-    accounts = SqlAccounts(_container(settings).engine)
     disable = args.user_command == "disable"
-    ended = accounts.set_disabled(args.email, disable, time.time())
-    action = "user.disable" if disable else "user.enable"
-    accounts.audit("cli", action, args.email.strip().lower(), {"sessions_ended": ended})
+    ended = _container(settings).access.set_disabled(args.email, disable)
     state = "disabled (cannot log in)" if disable else "enabled"
     print(f"{args.email} {state}; {ended} session(s) ended")
     return 0
 
 
 def cmd_user_role(args: argparse.Namespace, settings: Settings) -> int:
-    from core.accounts import parse_role
-    from core.adapters.accounts_sql import SqlAccounts
-
-    role = parse_role(args.role)
-    accounts = SqlAccounts(_container(settings).engine)
-    ended = accounts.set_role(args.email, role, time.time())
-    accounts.audit(
-        "cli",
-        "user.role",
-        args.email.strip().lower(),
-        {"role": role.value, "sessions_ended": ended},
-    )
+    role, ended = _container(settings).access.set_role(args.email, args.role)
     print(f"{args.email} is now {role.value}; {ended} session(s) ended")
     return 0
 
 
 def cmd_user_password(args: argparse.Namespace, settings: Settings) -> int:
-    from core.adapters.accounts_sql import SqlAccounts
 
     password = _read_password(args.password_stdin)
-    accounts = SqlAccounts(_container(settings).engine)
-    ended = accounts.set_password(args.email, password, time.time())
-    accounts.audit("cli", "user.password", args.email.strip().lower(), {"sessions_ended": ended})
+    ended = _container(settings).access.set_password(args.email, password)
     print(f"password of {args.email} changed; {ended} session(s) ended")
     return 0
 

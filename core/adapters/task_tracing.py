@@ -14,8 +14,8 @@ from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun
 
 from core import correlation
+from core.adapters.celery_queue import TASK_DELIVER, TASK_PLAN
 from core.adapters.telemetry import fast_failing_client
-from workers.factory import TASK_DELIVER, TASK_PLAN
 
 ORIGIN_KEY = "newsflash:alert-request:"
 ORIGIN_KEEP_S = 8 * 86400  # longer than the longest TTL: no push of the alert outlives it

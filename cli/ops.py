@@ -21,10 +21,8 @@ BAR_WIDTH = 30
 
 def _kit(settings: Settings) -> Any:
     from core.bootstrap import Container
-    from workers import monitoring
-    from workers.factory import make_celery
 
-    return monitoring.kit_for(Container(settings), make_celery(settings))
+    return Container(settings).ops
 
 
 def _weeks(raw: str) -> int:

@@ -11,10 +11,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings, SettingsError, load_settings
 from core.bootstrap import StartupError
+
+if TYPE_CHECKING:
+    from core.bootstrap import Container
 
 Handler = Callable[[argparse.Namespace, Settings], int]
 
@@ -82,7 +85,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _container(settings: Settings) -> Any:
+def _container(settings: Settings) -> Container:
     from core.bootstrap import Container
 
     return Container(settings)
@@ -121,33 +124,23 @@ def _safe_url(url: str) -> str:
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
-    from core.accounts import parse_role
-    from core.adapters.accounts_sql import SqlAccounts
-
-    role = parse_role(args.role)
-    accounts = SqlAccounts(_container(settings).engine)
-    token = accounts.create_token(args.name, role, created_by="cli")
-    accounts.audit("cli", "token.create", args.name, {"role": role.value})
+    token, role = _container(settings).access.create_token(args.name, args.role)
     print(f"API token {args.name!r} ({role.value}). It is shown once; store it now:")
     print(token)
     return 0
 
 
 def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
-    from core.adapters.accounts_sql import SqlAccounts
 
-    for row in SqlAccounts(_container(settings).engine).list_tokens():
+    for row in _container(settings).accounts.list_tokens():
         state = "revoked" if row["revoked_at"] else "active"
         print(f"{row['id']:>4}  {row['prefix']}…  {row['role']:<7} {state:<8} {row['name']}")
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from core.adapters.accounts_sql import SqlAccounts
 
-    accounts = SqlAccounts(_container(settings).engine)
-    accounts.revoke_token(args.id)
-    accounts.audit("cli", "token.revoke", str(args.id))
+    _container(settings).access.revoke_token(args.id)
     print(f"revoked token {args.id}")
     return 0
 
@@ -160,11 +153,8 @@ def _cli_token(settings: Settings) -> str:
     if path.exists():
         return path.read_text(encoding="utf-8").strip()
     from core.accounts import Role
-    from core.adapters.accounts_sql import SqlAccounts
 
-    token = SqlAccounts(_container(settings).engine).create_token(
-        "cli (local)", Role.EDITOR, created_by="cli"
-    )
+    token = _container(settings).accounts.create_token("cli (local)", Role.EDITOR, created_by="cli")
     _write_secret(path, token + "\n")
     print(f"(made a local editor token for the CLI in {path})", file=sys.stderr)
     return token
@@ -447,7 +437,7 @@ _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 def _load_extras() -> None:
     if _EXTRA_COMMANDS:
         return
-    for module in ("service.cli_users", "service.cli_ops", "service.cli_settings", "bench.cli"):
+    for module in ("cli.users", "cli.ops", "cli.settings", "bench.cli"):
         try:
             imported = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -1,0 +1,148 @@
+"""The TaskQueue port on Celery: broker settings, task names, and a producer that sends ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from celery.signals import before_task_publish
+from kombu.entity import Exchange, Queue
+
+from config.settings import Settings
+from core.adapters.broker import stamp_headers
+from core.model import Lane
+
+TASK_PLAN = "newsflash.plan_fanout"
+TASK_DELIVER = "newsflash.deliver_batch"
+TASK_RETRY_DUE = "newsflash.retry_due"
+TASK_RECONCILE = "newsflash.reconcile"
+TASK_FIRE_SCHEDULED = "newsflash.fire_scheduled"
+TASK_PURGE = "newsflash.purge_subscriptions"
+TASK_ALARMS = "newsflash.evaluate_alarms"
+TASK_RECOUNT = "newsflash.recount_subscriptions"
+
+ALL_QUEUES = tuple(lane.value for lane in Lane)
+
+
+def celery_config(settings: Settings) -> dict[str, object]:
+    visibility = {"visibility_timeout": settings.visibility_timeout_s}
+    exchange = Exchange("newsflash", type="direct")
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        # A broker blip must not kill running batches: the one killed would resend whatever it
+        # had not yet recorded. Left running, it finishes and records; its redelivered message
+        # finds the batch done (or freshly claimed) and sends nothing.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "task_time_limit": settings.task_time_limit_s,
+        "task_soft_time_limit": max(5, settings.task_time_limit_s - 30),
+        # Redis redelivers unacked tasks after the visibility timeout: it must exceed every
+        # task's time limit, for the broker, the result backend and the app alike.
+        "broker_transport_options": dict(visibility, max_retries=None),
+        "result_backend_transport_options": dict(visibility),
+        "visibility_timeout": settings.visibility_timeout_s,
+        "broker_connection_retry": True,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "broker_heartbeat": 30,
+        "broker_pool_limit": 10,
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 3,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 1,
+        },
+        "task_default_queue": Lane.ROUTINE.value,
+        "task_default_exchange": exchange.name,
+        "task_default_routing_key": Lane.ROUTINE.value,
+        "task_queues": tuple(Queue(q, exchange, routing_key=q, durable=True) for q in ALL_QUEUES),
+        "task_create_missing_queues": False,
+        "task_routes": {
+            TASK_RETRY_DUE: {"queue": Lane.MAINTENANCE.value},
+            TASK_RECONCILE: {"queue": Lane.MAINTENANCE.value},
+            TASK_FIRE_SCHEDULED: {"queue": Lane.BREAKING.value},
+            TASK_PURGE: {"queue": Lane.MAINTENANCE.value},
+            TASK_ALARMS: {"queue": Lane.MAINTENANCE.value},
+            TASK_RECOUNT: {"queue": Lane.MAINTENANCE.value},
+        },
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "worker_max_memory_per_child": 300_000,  # KiB: recycle a child before it nears 300 MB
+        "beat_schedule": {
+            "fire-scheduled": {
+                "task": TASK_FIRE_SCHEDULED,
+                "schedule": 1.0,
+                "options": {"expires": 5},
+            },
+            "retry-due": {"task": TASK_RETRY_DUE, "schedule": 2.0, "options": {"expires": 10}},
+            "reconcile": {"task": TASK_RECONCILE, "schedule": 10.0, "options": {"expires": 30}},
+            "purge-subscriptions": {
+                "task": TASK_PURGE,
+                "schedule": 3600.0,
+                "options": {"expires": 600},
+            },
+            "recount-subscriptions": {
+                "task": TASK_RECOUNT,
+                "schedule": 6 * 3600.0,
+                "options": {"expires": 600},
+            },
+            "evaluate-alarms": {
+                "task": TASK_ALARMS,
+                "schedule": settings.alarm_interval_s,
+                "options": {"expires": max(2.0, 2 * settings.alarm_interval_s)},
+            },
+        },
+        "beat_max_loop_interval": 1,
+    }
+
+
+def make_producer(settings: Settings) -> Celery:
+    """A Celery app that only sends tasks by name (the web process never imports the tasks).
+
+    Every message it publishes carries its publish time, which the ops page reads as the age
+    of the oldest waiting task.
+    """
+    app = Celery("newsflash", set_as_current=False)
+    app.conf.update(celery_config(settings))
+    app.conf.newsflash_settings = settings
+    before_task_publish.connect(stamp_publish_time, dispatch_uid=STAMP_UID, weak=False)
+    # The request id of the web request (or CLI) that sends a task travels in its headers.
+    from core.adapters import task_tracing
+
+    task_tracing.install()
+    return app
+
+
+STAMP_UID = "newsflash-stamp"
+
+
+def stamp_publish_time(headers: dict[str, Any] | None = None, **_kwargs: Any) -> None:
+    if headers is not None:
+        stamp_headers(headers)
+
+
+class CeleryTaskQueue:
+    """TaskQueue port on Celery: ids only, explicit queue per lane, stable task names."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
+        self.app.send_task(TASK_PLAN, args=[alert_id], queue=lane.value, routing_key=lane.value)
+
+    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
+        self.app.send_task(
+            TASK_DELIVER, args=[batch_id, alert_id], queue=lane.value, routing_key=lane.value
+        )

@@ -1,0 +1,121 @@
+"""Ops probes: Celery worker inspection and the kit of ops sources the dashboard and alarms read."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from celery import Celery
+
+from config.settings import Settings
+from core import ops
+from core.adapters.broker import BrokerUnreachable, queue_probe
+from core.adapters.celery_queue import ALL_QUEUES
+from core.adapters.ops_sql import SqlOpsQueries
+from core.adapters.telemetry import RedisTelemetry, fast_failing_client
+from core.alarms import FallbackAlarmStore, Thresholds
+
+if TYPE_CHECKING:
+    from core.bootstrap import Container
+
+
+# -- worker inspection (Celery remote control, short timeouts) -----------------------------
+class CeleryWorkerProbe:
+    """Workers online, their queues, pool processes and running tasks: three broadcasts sent in
+    parallel, each waiting at most timeout_s for replies."""
+
+    def __init__(self, app: Celery, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    def _ask(self, command: str) -> dict[str, Any]:
+        with self.app.connection_for_write() as conn:
+            try:
+                conn.ensure_connection(max_retries=1, interval_start=0, timeout=self.timeout_s)
+            except Exception as exc:
+                raise BrokerUnreachable(type(exc).__name__) from None
+            inspector = self.app.control.inspect(timeout=self.timeout_s, connection=conn)
+            answer: dict[str, Any] = getattr(inspector, command)() or {}
+            return answer
+
+    def workers(self) -> list[ops.WorkerInfo]:
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="inspect") as pool:
+            futures = {c: pool.submit(self._ask, c) for c in ("active_queues", "stats", "active")}
+            answers = {c: f.result(timeout=self.timeout_s + 5) for c, f in futures.items()}
+        names = sorted(set(answers["active_queues"]) | set(answers["stats"]))
+        found = []
+        for name in names:
+            stats = answers["stats"].get(name) or {}
+            pool_info = stats.get("pool") or {}
+            pids = tuple(int(p) for p in pool_info.get("processes") or [])
+            found.append(
+                ops.WorkerInfo(
+                    name=name,
+                    queues=tuple(
+                        sorted(q["name"] for q in answers["active_queues"].get(name) or [])
+                    ),
+                    processes=int(pool_info.get("max-concurrency") or len(pids)),
+                    pids=pids,
+                    active=tuple(
+                        ops.RunningTask(
+                            id=str(t.get("id")),
+                            name=str(t.get("name")),
+                            queue=(t.get("delivery_info") or {}).get("routing_key"),
+                            started_at=_wall_clock(t.get("time_start")),
+                            args=json.dumps(t.get("args") or [])[:80],
+                        )
+                        for t in answers["active"].get(name) or []
+                    ),
+                )
+            )
+        return found
+
+
+def _wall_clock(value: Any) -> float | None:
+    # Celery reports time_start from time.monotonic() on older versions, time.time() on newer.
+    if not isinstance(value, int | float):
+        return None
+    now = time.time()
+    if value > now - 10 * 365 * 86400:
+        return float(value)
+    return now - (time.monotonic() - float(value))
+
+
+@dataclass
+class OpsKit:
+    """The ops sources over one container's store and hosts; built once per process."""
+
+    settings: Settings
+    container: Container
+    app: Celery
+    pid: int = field(init=False)
+    telemetry: RedisTelemetry = field(init=False)
+    queries: SqlOpsQueries = field(init=False)
+    alarm_store: FallbackAlarmStore = field(init=False)
+    sources: ops.OpsSources = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.pid = os.getpid()
+        self.telemetry = RedisTelemetry(fast_failing_client(s.redis_url))
+        self.queries = SqlOpsQueries(self.container.engine)
+        self.alarm_store = FallbackAlarmStore(self.telemetry)
+        self.sources = ops.OpsSources(
+            queues=queue_probe(s.broker_url),
+            workers=CeleryWorkerProbe(self.app, s.inspect_timeout_s),
+            telemetry=self.telemetry,
+            queries=self.queries,
+            store=self.container.store,
+            hosts=self.container.hosts,
+            queue_names=ALL_QUEUES,
+            timezone=s.timezone,
+        )
+
+    @property
+    def thresholds(self) -> Thresholds:
+        s = self.settings
+        return Thresholds(stall_s=s.alarm_stall_s, pending_s=s.alarm_pending_s, for_s=s.alarm_for_s)

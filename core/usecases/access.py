@@ -1,0 +1,98 @@
+"""The Access use cases: logins, API tokens and newsroom accounts, each with its audit row."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from core.accounts import Principal, Role, parse_role
+
+CLI_ACTOR = "cli"
+
+
+class AccountStore(Protocol):
+    def authenticate(self, email: str, password: str) -> Principal | None: ...
+    def create_user(self, email: str, password: str, role: Role) -> int: ...
+    def set_disabled(self, email: str, disabled: bool, now: float) -> int: ...
+    def set_role(self, email: str, role: Role, now: float) -> int: ...
+    def set_password(self, email: str, password: str, now: float) -> int: ...
+    def create_token(self, name: str, role: Role, created_by: str | None = None) -> str: ...
+    def revoke_token(self, token_id: int) -> None: ...
+    def audit(
+        self,
+        actor: str | None,
+        action: str,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None: ...
+    def audit_refusal(
+        self, actor: str | None, action: str, address: str | None, now: float
+    ) -> None: ...
+
+
+class Access:
+    """Who may get in, and every change to who may: one audit row per action."""
+
+    def __init__(self, accounts: AccountStore, clock: Callable[[], float] = time.time) -> None:
+        self.accounts = accounts
+        self.clock = clock
+
+    # -- the newsroom's login -----------------------------------------------------------------
+    def login(self, email: str, password: str, address: str | None) -> Principal | None:
+        """The principal, or None (a refused attempt is counted in its summary row)."""
+        principal = self.accounts.authenticate(email, password) if email and password else None
+        if principal is None:
+            self.accounts.audit_refusal(email or None, "login.failed", address, self.clock())
+            return None
+        self.accounts.audit(principal.name, "login", None, {"ip": address})
+        return principal
+
+    def login_rate_limited(self, email: str | None, address: str | None) -> None:
+        self.accounts.audit_refusal(email, "login.rate_limited", address, self.clock())
+
+    def logout(self, principal: Principal) -> None:
+        self.accounts.audit(principal.name, "logout")
+
+    # -- API tokens ----------------------------------------------------------------------------
+    def create_token(self, name: str, role_name: str, actor: str = CLI_ACTOR) -> tuple[str, Role]:
+        """A new token (shown once) and its role."""
+        role = parse_role(role_name)
+        token = self.accounts.create_token(name, role, created_by=actor)
+        self.accounts.audit(actor, "token.create", name, {"role": role.value})
+        return token, role
+
+    def revoke_token(self, token_id: int, actor: str = CLI_ACTOR) -> None:
+        self.accounts.revoke_token(token_id)
+        self.accounts.audit(actor, "token.revoke", str(token_id))
+
+    # -- newsroom accounts: every change that affects access ends the user's sessions ----------
+    def create_user(
+        self, email: str, password: str, role_name: str, actor: str = CLI_ACTOR
+    ) -> tuple[int, Role]:
+        role = parse_role(role_name)
+        user_id = self.accounts.create_user(email, password, role)
+        self.accounts.audit(actor, "user.create", email, {"role": role.value})
+        return user_id, role
+
+    def set_disabled(self, email: str, disabled: bool, actor: str = CLI_ACTOR) -> int:
+        ended = self.accounts.set_disabled(email, disabled, self.clock())
+        action = "user.disable" if disabled else "user.enable"
+        self.accounts.audit(actor, action, _key(email), {"sessions_ended": ended})
+        return ended
+
+    def set_role(self, email: str, role_name: str, actor: str = CLI_ACTOR) -> tuple[Role, int]:
+        role = parse_role(role_name)
+        ended = self.accounts.set_role(email, role, self.clock())
+        detail = {"role": role.value, "sessions_ended": ended}
+        self.accounts.audit(actor, "user.role", _key(email), detail)
+        return role, ended
+
+    def set_password(self, email: str, password: str, actor: str = CLI_ACTOR) -> int:
+        ended = self.accounts.set_password(email, password, self.clock())
+        self.accounts.audit(actor, "user.password", _key(email), {"sessions_ended": ended})
+        return ended
+
+
+def _key(email: str) -> str:
+    return email.strip().lower()

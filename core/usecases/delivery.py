@@ -1,0 +1,89 @@
+"""The Delivery use cases the workers run: plan, deliver a batch, retries, reconcile, housekeeping."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from core import delivery
+from core.delivery import BatchReport, DeliveryPolicy
+from core.outcomes import Decision
+from core.ports import DeliveryStore, HostHealth, PushResult, PushSender, TaskQueue
+
+log = logging.getLogger("newsflash.delivery")
+
+Observer = Callable[[PushResult, Decision], None]
+
+
+class BufferedHostHealth(HostHealth, Protocol):
+    def flush(self) -> None:
+        """Write the counts kept in memory during a batch."""
+        ...
+
+
+class Housekeeping(Protocol):
+    def purge_stale_subscriptions(self, older_than: float) -> int: ...
+    def recount_masks(self) -> None: ...
+
+
+class Delivery:
+    """Fan-out and its periodic duties; each method is one task's whole job."""
+
+    def __init__(
+        self,
+        store: DeliveryStore,
+        queue: TaskQueue,
+        sender: PushSender,
+        hosts: BufferedHostHealth,
+        housekeeping: Housekeeping,
+        policy: DeliveryPolicy,
+        subscription_max_age_days: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.sender = sender
+        self.hosts = hosts
+        self.housekeeping = housekeeping
+        self.policy = policy
+        self.max_age_s = subscription_max_age_days * 86400
+        self.clock = clock
+
+    def plan(self, alert_id: int) -> int:
+        """Walk the alert's audience into batches and enqueue one delivery task per batch."""
+        return delivery.plan_fanout(alert_id, self.store, self.queue, self.policy, self.clock)
+
+    def deliver(self, batch_id: int, observe: Observer | None = None) -> BatchReport:
+        """Push one batch (idempotent), then write the per-host counts."""
+        report = delivery.deliver_batch(
+            batch_id,
+            self.store,
+            self.sender,
+            self.hosts,
+            self.policy,
+            clock=self.clock,
+            observe=observe,
+        )
+        self.hosts.flush()
+        return report
+
+    def retry_due(self) -> int:
+        return delivery.schedule_due_retries(self.store, self.queue, self.policy, self.clock)
+
+    def reconcile(self) -> dict[str, int]:
+        return delivery.reconcile(self.store, self.queue, self.policy, self.clock)
+
+    def fire_scheduled(self) -> int:
+        return delivery.fire_scheduled(self.store, self.queue, self.clock)
+
+    def purge(self) -> int:
+        """Forget subscriptions not seen for the configured number of days."""
+        purged = self.housekeeping.purge_stale_subscriptions(self.clock() - self.max_age_s)
+        if purged:
+            log.info("purged stale subscriptions", extra={"count": purged})
+        return purged
+
+    def recount(self) -> None:
+        self.housekeeping.recount_masks()

@@ -1,0 +1,236 @@
+"""The Newsroom use cases: publish, schedule, cancel, correct, test-send; each writes its audit row."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from core import alerts as alert_rules
+from core import newsroom as rules
+from core import subscriptions as subs
+from core import webhooks
+from core.errors import NotFound, ValidationError
+from core.model import Alert, AlertDraft, AlertStatus
+from core.ports import AlertStore, AuditLog, SubscriptionStore, TaskQueue
+
+CMS_ACTOR = "cms"
+
+
+class NewsroomStore(Protocol):
+    """The newsroom's own storage: schedule edits, test devices and webhook receipts."""
+
+    def edit_scheduled(self, alert_id: int, draft: AlertDraft, article_id: str | None) -> bool: ...
+    def test_device_count(self, user_id: int) -> int: ...
+    def set_test_device(self, sub_id: int, user_id: int | None) -> None: ...
+    def record_webhook(self, webhook_id: str, now: float, keep_s: float) -> bool: ...
+    def forget_webhook(self, webhook_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Editor:
+    """Who acts in the newsroom: a name for the audit log, a user id for test devices."""
+
+    name: str | None
+    user_id: int | None = None
+
+
+class NeedsConfirmation(ValidationError):
+    """The send is valid but reaches everyone: the newsroom asks the editor to confirm it."""
+
+
+@dataclass(frozen=True)
+class Published:
+    alert: Alert
+    created: bool  # False: the same article or Idempotency-Key was already published
+    scheduled: bool  # the editor chose a later time (not only the undo window)
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    alert: Alert
+    was: AlertStatus
+    undo: bool  # called off inside the undo window
+
+
+NO_TEST_DEVICE = (
+    "You have no test device yet: open the reader's Manage alerts page (/manage) in the browser "
+    "you test with, while logged in, and choose 'Use this browser as my test device'."
+)
+
+
+class Newsroom:
+    """Everything an editor (or the CMS) does to alerts, with the rules and the audit row."""
+
+    def __init__(
+        self,
+        alerts: AlertStore,
+        subscriptions: SubscriptionStore,
+        queue: TaskQueue,
+        newsroom: NewsroomStore,
+        audit: AuditLog,
+        alert_rules: alert_rules.AlertRules,
+        undo_window_s: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.alerts = alerts
+        self.subscriptions = subscriptions
+        self.queue = queue
+        self.store = newsroom
+        self.audit_log = audit
+        self.rules = alert_rules
+        self.undo_window_s = undo_window_s
+        self.clock = clock
+
+    # -- reading -----------------------------------------------------------------------------
+    def draft(self, editor: Editor, body: object, idempotency_key: str | None = None) -> AlertDraft:
+        """Validate an alert request without publishing it (the review page shows this)."""
+        return alert_rules.parse_alert_request(
+            body, self.rules, self.clock(), idempotency_key=idempotency_key, created_by=editor.name
+        )
+
+    def alert(self, alert_id: int) -> Alert:
+        found = self.alerts.get_alert(alert_id)
+        if found is None:
+            raise NotFound("no such alert", "id")
+        return found
+
+    def reaches_every_topic(self, topics: Sequence[str]) -> bool:
+        return len(self.rules.topics) > 1 and set(topics) >= self.rules.topics
+
+    # -- publish -----------------------------------------------------------------------------
+    def publish(
+        self,
+        editor: Editor,
+        body: object,
+        *,
+        idempotency_key: str | None = None,
+        undo_window: bool = False,
+        confirmed_everyone: bool = True,
+    ) -> Published:
+        """Validate, store, enqueue; the same article or key returns the first alert.
+
+        `undo_window`: a newsroom send waits out the undo window as a scheduled alert.
+        `confirmed_everyone=False` refuses a send to every topic (NeedsConfirmation).
+        """
+        now = self.clock()
+        draft = self.draft(editor, body, idempotency_key)
+        if not confirmed_everyone and self.reaches_every_topic(draft.topics):
+            raise NeedsConfirmation(
+                "This goes to every topic: tick the box to confirm you mean everyone.",
+                "confirm_all",
+            )
+        return self._publish(editor.name, draft, now, undo_window)
+
+    def _publish(self, actor: str | None, draft: AlertDraft, now: float, undo: bool) -> Published:
+        scheduled = draft.send_at is not None
+        window = self.undo_window_s if undo and not scheduled else 0
+        if window:
+            draft = rules.with_undo_window(draft, now, window)
+        alert, created = alert_rules.publish(
+            draft, self.alerts, self.subscriptions, self.queue, now
+        )
+        if created:
+            detail: dict[str, Any] = {
+                "title": alert.title,
+                "topics": list(alert.topics),
+                "send_at": alert.send_at,
+                "undo_window_s": window,
+            }
+            if alert.article_id is not None:
+                detail["article_id"] = alert.article_id
+            action = "alert.schedule" if scheduled else "alert.send"
+            self.audit_log.audit(actor, action, str(alert.id), detail)
+        return Published(alert, created, scheduled)
+
+    def receive_cms(self, webhook_id: str, payload: object) -> Published | None:
+        """A verified CMS article event: an alert if the article is flagged breaking, else None.
+
+        The webhook-id is recorded first (a replay is refused); if anything then fails, it is
+        forgotten again, so a corrected retry of the same message is not refused as a replay.
+        """
+        now = self.clock()
+        if not self.store.record_webhook(webhook_id, now, webhooks.RECEIPT_KEEP_S):
+            raise webhooks.WebhookReplayed("this webhook-id was already received", "webhook-id")
+        try:
+            body = webhooks.alert_request(payload, self.rules.topics, self.rules.default_topics)
+            if body is None:
+                return None
+            draft = self.draft(Editor(CMS_ACTOR), body)
+            return self._publish(CMS_ACTOR, draft, now, undo=False)
+        except Exception:
+            self.store.forget_webhook(webhook_id)
+            raise
+
+    def edit_scheduled(self, editor: Editor, alert_id: int, body: object) -> Alert:
+        """New words or time for a scheduled alert; "now" hands it to the beat at once."""
+        alert = rules.check_editable(self.alerts.get_alert(alert_id))
+        now = self.clock()
+        draft = self.draft(editor, body)
+        if draft.send_at is None:  # "now": the beat picks it up within a second
+            draft = replace(draft, send_at=now)
+        if not self.store.edit_scheduled(alert_id, draft, alert.article_id):
+            raise ValidationError("too late: it fired while you were editing", "send_at")
+        self.audit_log.audit(
+            editor.name,
+            "alert.schedule.edit",
+            str(alert_id),
+            {"title": draft.title, "topics": list(draft.topics), "send_at": draft.send_at},
+        )
+        return self.alert(alert_id)
+
+    # -- stop, correct, test -----------------------------------------------------------------
+    def cancel(self, editor: Editor, alert_id: int) -> Cancelled:
+        """Undo (in the window), cancel a schedule, or stop a send in flight: one action."""
+        before = self.alert(alert_id)
+        now = self.clock()
+        undo = rules.in_undo_window(before, now, self.undo_window_s)
+        alert = alert_rules.cancel(alert_id, self.alerts, now)
+        detail = {"was": before.status.value, "undo": undo, "delivered": alert.counts.delivered}
+        self.audit_log.audit(editor.name, "alert.cancel", str(alert_id), detail)
+        return Cancelled(alert, before.status, undo)
+
+    def correct(self, editor: Editor, alert_id: int, body: Mapping[str, Any]) -> Alert:
+        """New words to the original's audience; only a sending or sent alert (else Conflict)."""
+        original = self.alert(alert_id)
+        alert = rules.send_correction(
+            original,
+            body,
+            self.rules,
+            editor.name,
+            self.alerts,
+            self.subscriptions,
+            self.queue,
+            self.clock(),
+        )
+        self.audit_log.audit(editor.name, "alert.correct", str(alert.id), {"corrects": alert_id})
+        return alert
+
+    def test_send(self, editor: Editor, body: object) -> Alert:
+        """Only to the editor's own test devices, labelled "[TEST]" once, never the real send."""
+        if editor.user_id is None:
+            raise ValidationError(
+                "test sends go to a logged-in editor's test devices; log in", "Authorization"
+            )
+        if self.store.test_device_count(editor.user_id) == 0:
+            raise ValidationError(NO_TEST_DEVICE, "test")
+        now = self.clock()
+        draft = rules.as_test_send(self.draft(editor, body), editor.user_id)
+        alert, _ = alert_rules.publish(draft, self.alerts, self.subscriptions, self.queue, now)
+        self.audit_log.audit(editor.name, "alert.test", str(alert.id), {"title": draft.title})
+        return alert
+
+    def mark_test_device(self, editor: Editor, endpoint: str, auth: str, on: bool) -> int:
+        """Make (or stop making) a browser's subscription one of the editor's test devices.
+
+        The browser proves the subscription is its own with the auth secret, by the same rule
+        as every reader action. Returns how many test devices the editor now has.
+        """
+        if editor.user_id is None:
+            raise ValidationError("log in to the newsroom in this browser first")
+        found = subs.owned_subscription(self.subscriptions, endpoint, auth)
+        self.store.set_test_device(found.id, editor.user_id if on else None)
+        action = "test_device.set" if on else "test_device.unset"
+        self.audit_log.audit(editor.name, action, str(found.id))
+        return self.store.test_device_count(editor.user_id)

@@ -1,0 +1,110 @@
+"""The Readers use cases: subscribe, change or move a subscription, unsubscribe, report a display."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core import subscriptions as subs
+from core.endpoints import EndpointPolicy
+from core.errors import ValidationError
+from core.inputs import parse_id
+from core.model import Subscription, SubscriptionInput
+from core.ports import SubscriptionStore
+from core.receipts import RECEIPT_FIELD, EventResult, EventStore, Receipts, record_event
+
+MAX_ENDPOINT = 2048
+MAX_AUTH = 64
+EVENT_KINDS = ("displayed", "clicked")
+
+
+@dataclass(frozen=True)
+class ReaderRules:
+    """What a subscription may hold, from the settings."""
+
+    endpoints: EndpointPolicy
+    topics: frozenset[str]
+    default_topics: tuple[str, ...]
+
+
+class Readers:
+    """What a reader's browser does; a subscription is only ever touched with its auth secret."""
+
+    def __init__(
+        self,
+        subscriptions: SubscriptionStore,
+        events: EventStore,
+        receipts: Receipts | None,
+        rules: ReaderRules,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.subscriptions = subscriptions
+        self.events = events
+        self.receipts = receipts
+        self.rules = rules
+        self.clock = clock
+
+    def _parse(
+        self, body: object, *, default_topics: bool = True, prefix: str = ""
+    ) -> SubscriptionInput:
+        return subs.parse_subscription(
+            body,
+            self.rules.endpoints,
+            self.rules.topics,
+            self.rules.default_topics if default_topics else (),
+            prefix,
+        )
+
+    def subscribe(self, body: object) -> tuple[Subscription, bool]:
+        """Opt in (or re-subscribe with the same keys). Returns (subscription, created)."""
+        return subs.record_opt_in(self.subscriptions, self._parse(body), self.clock())
+
+    def change_subscription(self, body: Mapping[str, Any]) -> Subscription:
+        """Replace the topics of an owned subscription (the full new list)."""
+        if "topics" not in body:
+            raise ValidationError("topics is required: the full new list of topics", "topics")
+        return subs.change_topics(self.subscriptions, self._parse(body), self.clock())
+
+    def lookup(self, body: Mapping[str, Any]) -> Subscription:
+        """Which topics this browser has (needs endpoint + auth)."""
+        return subs.owned_subscription(self.subscriptions, *_proof(body, "endpoint", "auth"))
+
+    def unsubscribe(self, body: Mapping[str, Any]) -> None:
+        endpoint, auth = _proof(body, "endpoint", "auth")
+        subs.remove_subscription(self.subscriptions, endpoint, auth)
+
+    def move(self, body: Mapping[str, Any]) -> tuple[Subscription, bool]:
+        """pushsubscriptionchange: the reader keeps their topics on the new endpoint."""
+        old_endpoint, old_auth = _proof(body, "oldEndpoint", "oldAuth")
+        new = body.get("subscription")
+        if not isinstance(new, dict):
+            raise ValidationError(
+                "subscription must be the new PushSubscription object", "subscription"
+            )
+        parsed = self._parse(new, default_topics=False, prefix="subscription.")
+        return subs.move_subscription(
+            self.subscriptions, old_endpoint, old_auth, parsed, self.clock()
+        )
+
+    def report_event(self, body: Mapping[str, Any]) -> EventResult:
+        """A service worker reports a display or click, echoing the receipt its push carried."""
+        kind = body.get("type")
+        if kind not in EVENT_KINDS:
+            raise ValidationError("type must be displayed or clicked", "type")
+        alert_id = parse_id(body.get("alert"), "alert")
+        receipt = body.get(RECEIPT_FIELD)
+        if not isinstance(receipt, str) or not receipt:
+            raise ValidationError(
+                f"{RECEIPT_FIELD} is required: the receipt the push payload carried",
+                RECEIPT_FIELD,
+            )
+        return record_event(self.events, self.receipts, alert_id, str(kind), receipt)
+
+
+def _proof(body: Mapping[str, Any], endpoint: str, auth: str) -> tuple[str, str]:
+    return (
+        subs.require_str(body, endpoint, MAX_ENDPOINT),
+        subs.require_str(body, auth, MAX_AUTH),
+    )

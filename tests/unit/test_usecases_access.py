@@ -1,0 +1,101 @@
+"""The Access use cases on an in-memory account store: one audit row per action, refusals summed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from core.accounts import Principal, Role
+from core.errors import ValidationError
+from core.usecases.access import Access
+from tests.support.usecase_fakes import Clock, FakeAudit
+
+
+@dataclass
+class FakeAccounts(FakeAudit):
+    users: dict[str, tuple[str, Role]] = field(default_factory=dict)
+    refusals: list[tuple[str | None, str, str | None]] = field(default_factory=list)
+    tokens: list[tuple[str, Role, str | None]] = field(default_factory=list)
+
+    def authenticate(self, email: str, password: str) -> Principal | None:
+        found = self.users.get(email)
+        if found is None or found[0] != password:
+            return None
+        return Principal(email, found[1], user_id=1)
+
+    def create_user(self, email: str, password: str, role: Role) -> int:
+        self.users[email] = (password, role)
+        return len(self.users)
+
+    def set_disabled(self, email: str, disabled: bool, now: float) -> int:
+        return 2
+
+    def set_role(self, email: str, role: Role, now: float) -> int:
+        return 1
+
+    def set_password(self, email: str, password: str, now: float) -> int:
+        return 3
+
+    def create_token(self, name: str, role: Role, created_by: str | None = None) -> str:
+        self.tokens.append((name, role, created_by))
+        return f"nf_{len(self.tokens)}"
+
+    def revoke_token(self, token_id: int) -> None:
+        pass
+
+    def audit_refusal(
+        self, actor: str | None, action: str, address: str | None, now: float
+    ) -> None:
+        self.refusals.append((actor, action, address))
+
+
+@pytest.fixture
+def store() -> FakeAccounts:
+    return FakeAccounts()
+
+
+def test_a_login_is_audited_and_a_refused_one_only_summed(store: FakeAccounts) -> None:
+    access = Access(store, clock=Clock())
+    access.create_user("anna@news.example", "correct horse battery", "editor")
+    assert access.login("anna@news.example", "wrong", "127.0.0.1") is None
+    assert access.login("", "", "127.0.0.1") is None
+    principal = access.login("anna@news.example", "correct horse battery", "127.0.0.1")
+    assert principal is not None and principal.role is Role.EDITOR
+    assert store.refusals == [
+        ("anna@news.example", "login.failed", "127.0.0.1"),
+        (None, "login.failed", "127.0.0.1"),
+    ]
+    access.logout(principal)
+    assert store.actions() == ["user.create", "login", "logout"]
+    assert store.rows[1][3] == {"ip": "127.0.0.1"}
+
+
+def test_tokens_and_account_changes_write_one_row_each(store: FakeAccounts) -> None:
+    access = Access(store, clock=Clock())
+    token, role = access.create_token("cms", "editor")
+    assert token == "nf_1" and role is Role.EDITOR and store.tokens == [("cms", role, "cli")]
+    access.revoke_token(1)
+    access.create_user("Bo@News.example", "x" * 12, "ops")
+    assert access.set_disabled(" Bo@News.example ", True) == 2
+    assert access.set_role("bo@news.example", "admin") == (Role.ADMIN, 1)
+    assert access.set_password("bo@news.example", "y" * 12) == 3
+    assert store.actions() == [
+        "token.create",
+        "token.revoke",
+        "user.create",
+        "user.disable",
+        "user.role",
+        "user.password",
+    ]
+    assert {row[2] for row in store.rows[3:]} == {"bo@news.example"}
+    assert all(row[0] == "cli" for row in store.rows)
+
+
+def test_an_unknown_role_changes_nothing(store: FakeAccounts) -> None:
+    access = Access(store)
+    with pytest.raises(ValidationError):
+        access.create_token("cms", "root")
+    with pytest.raises(ValidationError):
+        access.create_user("c@news.example", "x" * 12, "root")
+    assert store.rows == [] and store.tokens == [] and store.users == {}

@@ -1,0 +1,46 @@
+"""The composition root: every part built once, kept in one explicit map, dropped after a fork."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from config.settings import load_settings
+from core.adapters import migrate
+from core.adapters.celery_queue import CeleryTaskQueue
+from core.bootstrap import Container
+from tests.support.newsroom import vapid_pem
+
+
+def _container(tmp_path: Path) -> Container:
+    env = {
+        "NEWSFLASH_DATABASE_URL": f"sqlite:///{tmp_path}/c.db",
+        "NEWSFLASH_VAPID_PRIVATE_KEY": vapid_pem(),
+        "NEWSFLASH_VAPID_SUBJECT": "mailto:ops@news.example",
+    }
+    c = Container(load_settings(environ=env, env_file=None))
+    migrate.upgrade(c.engine)
+    return c
+
+
+def test_parts_are_built_once_and_never_cached_on_the_objects_dict(tmp_path: Path) -> None:
+    c = _container(tmp_path)
+    assert c.newsroom is c.newsroom and c.readers is c.readers and c.delivery is c.delivery
+    assert c.newsroom.alerts is c.store and c.newsroom.audit_log is c.accounts
+    assert isinstance(c.queue, CeleryTaskQueue) and c.queue.app is c.celery
+    assert not {"engine", "store", "newsroom", "_ops_kits"} & set(vars(c))
+
+
+def test_a_fork_drops_what_holds_a_connection_and_keeps_the_rules(tmp_path: Path) -> None:
+    c = _container(tmp_path)
+    engine, store, rules, room = c.engine, c.store, c.alert_rules, c.newsroom
+    c.reset_after_fork()
+    assert c.engine is not engine and c.store is not store and c.newsroom is not room
+    assert c.newsroom.alerts is c.store
+    assert c.alert_rules is rules
+
+
+def test_a_worker_container_sends_through_the_workers_own_app(tmp_path: Path) -> None:
+    c = _container(tmp_path)
+    producer = c.celery
+    worker = Container(c.settings, producer=producer)
+    assert worker.celery is producer and worker.queue.app is producer
