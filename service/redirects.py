@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
+from werkzeug.urls import iri_to_uri
+
 MAX_TARGET = 2000
 # What browsers drop or rewrite before resolving a URL (WHATWG URL parser): tab, newline and
 # CR are removed anywhere, leading C0 controls and spaces are stripped, and a backslash is a
@@ -25,8 +27,10 @@ def safe_next(target: object) -> str | None:
         decoded = unquote(decoded)
     if _CONTROL.search(decoded) or not _is_local_path(decoded):
         return None
-    # Percent-encode what is not plain ASCII so the Location header is always well formed.
-    return quote(target, safe=_SAFE_CHARS)
+    # Percent-encode what is not plain ASCII so the Location header is always well formed, in
+    # the form Werkzeug sends it (an empty "?" or "#" dropped), so the kept path is the Location.
+    kept = iri_to_uri(quote(target, safe=_SAFE_CHARS))
+    return kept if _is_local_path(kept) and not _CONTROL.search(kept) else None
 
 
 def _is_local_path(value: str) -> bool:

@@ -189,3 +189,14 @@ def test_no_next_value_leaves_the_site_after_a_real_login(app: Flask, target: st
     status, location = _login(app, target)
     assert status == 302 and location is not None
     assert_on_site(location)
+
+
+@pytest.mark.parametrize("target", ["/?", "/#", "/editor/?#", "/editor/alerts?"])
+def test_an_empty_query_or_fragment_is_kept_as_werkzeug_sends_it(
+    editor: FlaskClient, target: str
+) -> None:
+    """Hypothesis found "/?": the Location was "/", not the kept "/?"."""
+    answer = editor.get("/editor/login", query_string={"next": target})
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == safe_next(target)
+    assert_on_site(answer.headers["Location"])

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from cli.ops import finished_line
 from core import alerts as alert_rules
 from core.errors import ValidationError
 from core.model import Alert, AlertCounts, AlertKind, AlertStatus, Urgency
 from service import wording
-from cli.ops import finished_line
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 NOW = datetime(2026, 11, 30, 19, 54, tzinfo=NAIROBI).timestamp()
