@@ -166,6 +166,18 @@ def playwright_driver() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
+def chromium_browser(playwright_driver: Any) -> Iterator[Any]:
+    """Headless Debian Chromium for the newsroom and ops pages (one per test module)."""
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture(scope="module")
 def chromium_profile(
     playwright_driver: Any, reader_site: ReaderSite, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:

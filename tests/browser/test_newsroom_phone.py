@@ -25,13 +25,6 @@ from tests.support.newsroom import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-]
 PHONE = {"width": 390, "height": 844}
 DESK = {"width": 1280, "height": 900}
 LONG_TITLE = (
@@ -58,21 +51,6 @@ OVERFLOW_JS = """() => {
   }
   return bad.slice(0, 8);
 }"""
-
-
-@pytest.fixture(scope="module")
-def chromium_browser() -> Iterator[Any]:
-    require_service("Chromium", Path(CHROMIUM).exists(), f"{CHROMIUM}; apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ from core.adapters import migrate
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from core.adapters.telemetry import CACHE_PREFIX
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, require_browser
 from tests.conftest import free_port, make_env, settings_from
 from tests.support.audience import seed_falling_engagement
 from tests.support.live import serve
@@ -61,21 +60,6 @@ def ops_site(
     finally:
         engine.dispose()
         container.engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def chromium_browser() -> Iterator[Any]:
-    require_browser("Chromium", CHROMIUM)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_ops_shows_the_audience_health_warnings_on_desktop_and_phone(
