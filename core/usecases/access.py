@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from core.accounts import Principal, Role, parse_role
+from core.ports import AuditLog
 
 CLI_ACTOR = "cli"
 
 
-class AccountStore(Protocol):
+class AccountStore(AuditLog, Protocol):
+    """Newsroom accounts, sessions and tokens; writes its own audit rows (AuditLog)."""
+
     def authenticate(self, email: str, password: str) -> Principal | None: ...
     def create_user(self, email: str, password: str, role: Role) -> int: ...
     def set_disabled(self, email: str, disabled: bool, now: float) -> int: ...
@@ -19,13 +22,6 @@ class AccountStore(Protocol):
     def set_password(self, email: str, password: str, now: float) -> int: ...
     def create_token(self, name: str, role: Role, created_by: str | None = None) -> str: ...
     def revoke_token(self, token_id: int) -> None: ...
-    def audit(
-        self,
-        actor: str | None,
-        action: str,
-        target: str | None = None,
-        detail: dict[str, Any] | None = None,
-    ) -> None: ...
     def audit_refusal(
         self, actor: str | None, action: str, address: str | None, now: float
     ) -> None: ...
