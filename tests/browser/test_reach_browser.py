@@ -1,0 +1,103 @@
+"""Reaching every reader in a real Chromium: iPhone Home Screen steps, Kiswahili, no dead ends."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import ReaderSite, fake_browser_subscription
+from tests.browser.test_chromium_optin import PUSH_STUB, new_endpoint, widget_state
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+IPHONE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+# Safari in a normal iOS tab: an iPhone user agent and no PushManager (nor Notification).
+IOS_TAB = f"""
+Object.defineProperty(navigator, 'userAgent', {{ get: () => {IPHONE_UA!r} }});
+Object.defineProperty(navigator, 'maxTouchPoints', {{ get: () => 5 }});
+delete window.PushManager; delete window.Notification;
+"""
+# The same iPhone, opened from the Home Screen: Safari's navigator.standalone, push available.
+IOS_HOME_SCREEN = f"""
+Object.defineProperty(navigator, 'userAgent', {{ get: () => {IPHONE_UA!r} }});
+Object.defineProperty(navigator, 'standalone', {{ get: () => true }});
+"""
+
+
+def fresh_page(chromium: Any, *scripts: str, width: int = 390, height: int = 844) -> Any:
+    page = chromium.pages[0] if chromium.pages else chromium.new_page()
+    page.set_viewport_size({"width": width, "height": height})
+    for script in scripts:
+        page.add_init_script(script)
+    return page
+
+
+def keep(page: Any, artifacts: Path, name: str) -> None:
+    """A screenshot for the test run, and a copy in docs/img for the publisher docs."""
+    page.screenshot(path=str(artifacts / name))
+    DOCS_IMG.mkdir(exist_ok=True)
+    shutil.copy(artifacts / name, DOCS_IMG / name)
+
+
+def test_iphone_safari_tab_shows_home_screen_steps_not_a_prompt_that_cannot_work(
+    chromium: Any, reader_site: ReaderSite, artifacts: Path
+) -> None:
+    page = fresh_page(chromium, IOS_TAB)
+    page.goto(reader_site.base + "/")
+    assert widget_state(page) == "homescreen"
+    steps = page.get_by_role("dialog", name="Be the first to know.")
+    text = steps.inner_text()
+    assert "Home Screen" in text and "Share" in text
+    assert [li.inner_text() for li in steps.get_by_role("listitem").all()] == [
+        "Tap Share (the square with an arrow).",
+        "Choose \u201cAdd to Home Screen\u201d, then Add.",
+        "Open us from your Home Screen and tap \u201cYes, Thanks\u201d.",
+    ]
+    assert page.get_by_role("button", name="Yes, Thanks").count() == 0
+    keep(page, artifacts, "ios-tab-home-screen-steps-390.png")
+    page.set_viewport_size({"width": 1280, "height": 720})
+    keep(page, artifacts, "ios-tab-home-screen-steps-desktop.png")
+
+    # Not now snoozes the steps like the prompt.
+    page.get_by_role("button", name="Not now").click()
+    assert page.get_by_role("dialog").count() == 0
+    page.reload()
+    assert widget_state(page) == "snoozed"
+
+
+def test_iphone_home_screen_app_runs_the_normal_yes_thanks_flow(
+    chromium: Any, reader_site: ReaderSite, artifacts: Path
+) -> None:
+    page = fresh_page(chromium, IOS_HOME_SCREEN, PUSH_STUB)
+    page.goto(reader_site.base + "/")
+    assert widget_state(page) == "prompt"
+    assert page.get_by_role("button", name="Yes, Thanks").is_visible()
+    keep(page, artifacts, "ios-home-screen-prompt-390.png")
+    sub = fake_browser_subscription(new_endpoint())
+    page.evaluate("s => { window.__nextSubscription = s; }", sub)
+    page.get_by_role("button", name="Yes, Thanks").click()
+    page.get_by_role("status").get_by_text("You're signed up").wait_for()
+    assert reader_site.subscription(sub["endpoint"]) is not None
+
+
+def test_a_home_screen_app_never_shows_the_add_to_home_screen_steps(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    # Opened from the Home Screen (display-mode standalone) on an iOS too old for web push:
+    # sending the reader to the Home Screen again would be a loop, so the widget stays quiet.
+    standalone = """
+    const real = window.matchMedia.bind(window);
+    window.matchMedia = (q) => q.includes('display-mode: standalone')
+      ? { matches: true, media: q, addEventListener() {}, removeEventListener() {} } : real(q);
+    """
+    page = fresh_page(chromium, IOS_TAB, standalone)
+    page.goto(reader_site.base + "/")
+    assert widget_state(page) == "unsupported"
+    assert page.get_by_role("dialog").count() == 0
