@@ -17,6 +17,8 @@ from flask import (
     url_for,
 )
 
+from service.texts import manage_texts, request_language
+
 bp = Blueprint("reader", __name__)
 SAMPLE_STORY = Path(__file__).resolve().parent / "sample" / "article.json"
 
@@ -44,7 +46,17 @@ def home() -> str:
 
 @bp.get("/manage")
 def manage() -> str:
-    return _page("reader/manage.html", "alerts")
+    settings = current_app.extensions["newsflash"].settings
+    lang = request_language(settings)
+    return render_template(
+        "reader/manage.html",
+        settings=settings,
+        story=sample_story(),
+        active="alerts",
+        lang=lang,
+        texts=manage_texts(settings, lang),
+        topics=[(t.slug, t.name_in(lang)) for t in settings.topics],
+    )
 
 
 def _static_js(name: str, max_age: int) -> Response:

@@ -8,8 +8,7 @@ from typing import Final
 from flask import request
 
 from config.settings import Settings, Topic
-
-LANGUAGES: Final = ("en", "sw")
+from core.subscriptions import READER_LANGUAGES as LANGUAGES
 
 # Keys the widget and manage page look up. The English prompt texts can be overridden by the
 # NEWSFLASH_PROMPT_* settings; everything else is written here once per language.
@@ -93,6 +92,63 @@ _TEXTS: Final[dict[str, dict[str, str]]] = {
 }
 
 
+# The manage page's own words (it also uses the texts above for the opt-in and its errors).
+_MANAGE: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "heading": "Your news alerts",
+        "checking": "Checking the alerts in this browser\u2026",
+        "save": "Save topics",
+        "offTitle": "Stop all alerts",
+        "offText": "You will stop receiving notifications from us in this browser. You can turn "
+        "them on again here at any time.",
+        "offButton": "Turn off alerts",
+        "onButton": "Turn on alerts",
+        "noPush": "This browser can't receive news alerts from us.",
+        "isOff": "Alerts are off in this browser. Choose topics and turn them on below.",
+        "isOn": "Alerts are on in this browser. You get alerts about: {topics}.",
+        "noRecord": "Alerts are allowed in this browser, but we have no topics on record for it. "
+        "Choose topics and save to receive alerts again.",
+        "loadFailed": "We couldn't reach our server to load your topics. Please try again later.",
+        "pickOneOrOff": "Choose at least one topic, or turn alerts off below.",
+        "saved": "Saved. You will get alerts about: {topics}.",
+        "saveFailed": "We couldn't save your topics just now. Please try again later.",
+        "offState": "Alerts are off. You will not get any more notifications from us in this "
+        "browser.",
+        "turnedOff": "Alerts turned off.",
+        "turnedOffLater": "Alerts turned off in this browser. Our server will forget it at the "
+        "next alert.",
+        "broken": "Something went wrong while checking this browser's alerts. Please reload the "
+        "page.",
+    },
+    "sw": {
+        "heading": "Arifa zako za habari",
+        "checking": "Tunaangalia arifa kwenye kivinjari hiki\u2026",
+        "save": "Hifadhi mada",
+        "offTitle": "Zima arifa zote",
+        "offText": "Hutapokea tena arifa kutoka kwetu kwenye kivinjari hiki. Unaweza kuziwasha "
+        "tena hapa wakati wowote.",
+        "offButton": "Zima arifa",
+        "onButton": "Washa arifa",
+        "noPush": "Kivinjari hiki hakiwezi kupokea arifa za habari kutoka kwetu.",
+        "isOff": "Arifa zimezimwa kwenye kivinjari hiki. Chagua mada kisha uziwashe hapa chini.",
+        "isOn": "Arifa zimewashwa kwenye kivinjari hiki. Unapokea arifa kuhusu: {topics}.",
+        "noRecord": "Arifa zimeruhusiwa kwenye kivinjari hiki, lakini hatuna mada zako. Chagua "
+        "mada kisha uhifadhi ili upokee arifa tena.",
+        "loadFailed": "Hatukuweza kufikia seva yetu kupakia mada zako. Tafadhali jaribu tena "
+        "baadaye.",
+        "pickOneOrOff": "Chagua angalau mada moja, au uzime arifa hapa chini.",
+        "saved": "Imehifadhiwa. Utapokea arifa kuhusu: {topics}.",
+        "saveFailed": "Hatukuweza kuhifadhi mada zako sasa hivi. Tafadhali jaribu tena baadaye.",
+        "offState": "Arifa zimezimwa. Hutapokea arifa zaidi kutoka kwetu kwenye kivinjari hiki.",
+        "turnedOff": "Arifa zimezimwa.",
+        "turnedOffLater": "Arifa zimezimwa kwenye kivinjari hiki. Seva yetu italisahau kwenye "
+        "arifa inayofuata.",
+        "broken": "Hitilafu imetokea tulipokuwa tukiangalia arifa za kivinjari hiki. Tafadhali "
+        "pakia ukurasa upya.",
+    },
+}
+
+
 def pick_language(asked: Iterable[str], default: str) -> str:
     """The first of the asked languages (tags like sw-KE, en-GB; best first) that we write in."""
     for tag in asked:
@@ -113,6 +169,11 @@ def reader_texts(settings: Settings, lang: str) -> dict[str, str]:
             dismiss=settings.prompt_dismiss,
         )
     return texts
+
+
+def manage_texts(settings: Settings, lang: str) -> dict[str, str]:
+    """What the manage page says, in one language."""
+    return {**reader_texts(settings, lang), **_MANAGE[lang]}
 
 
 def request_language(settings: Settings) -> str:

@@ -36,12 +36,12 @@
 
   function fail(code) {
     var e = new Error(T[code]);
-    e.code = code;
+    e.nf = code;
     return e;
   }
 
   function explain(e) {
-    return e && e.code ? e : fail(ERRORS[e && e.name] || 'push');
+    return e && e.nf ? e : fail(ERRORS[e && e.name] || 'push');
   }
 
   function timeout(promise, ms, code) {
@@ -207,7 +207,7 @@
         clearTimeout(slow);
         err = explain(err);
         yes.disabled = no.disabled = false;
-        if (err.code === 'denied' || err.code === 'unsupported') {
+        if (err.nf === 'denied' || err.nf === 'unsupported') {
           no.textContent = T.close;
           no.onclick = close;
           row.replaceChildren(no);
@@ -230,7 +230,7 @@
       await navigator.serviceWorker.register(sw, { scope: '/' });
       reg = await timeout(navigator.serviceWorker.ready, 15000, 'timeout');
     } catch (e) {
-      throw e.code ? e : fail('unsupported');
+      throw e.nf ? e : fail('unsupported');
     }
     var options = { userVisibleOnly: true, applicationServerKey: keyBytes(config.vapidPublicKey) };
     var sub;

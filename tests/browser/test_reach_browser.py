@@ -101,3 +101,112 @@ def test_a_home_screen_app_never_shows_the_add_to_home_screen_steps(
     page.goto(reader_site.base + "/")
     assert widget_state(page) == "unsupported"
     assert page.get_by_role("dialog").count() == 0
+
+
+def swahili_page(page: Any) -> None:
+    """A Kiswahili publisher's article: the same page with <html lang="sw">."""
+
+    def serve(route: Any) -> None:
+        answer = route.fetch()
+        route.fulfill(
+            response=answer, body=answer.text().replace('<html lang="en">', '<html lang="sw">')
+        )
+
+    page.route("**/", serve)
+
+
+def test_a_kiswahili_page_asks_in_kiswahili_and_stores_the_readers_language(
+    chromium: Any, reader_site: ReaderSite, artifacts: Path
+) -> None:
+    page = fresh_page(chromium, PUSH_STUB)
+    swahili_page(page)
+    page.goto(reader_site.base + "/")
+    assert widget_state(page) == "prompt"
+    prompt = page.get_by_role("dialog", name="Kuwa wa kwanza kujua.")
+    assert prompt.get_attribute("lang") == "sw"
+    assert page.get_by_role("button", name="Ndiyo, Asante").is_visible()
+    assert page.get_by_role("button", name="Sio sasa").is_visible()
+    page.get_by_role("button", name="Chagua mada").click()
+    assert page.get_by_label("Habari za dharura").is_checked()
+    keep(page, artifacts, "kiswahili-prompt-390.png")
+
+    sub = fake_browser_subscription(new_endpoint())
+    page.evaluate("s => { window.__nextSubscription = s; }", sub)
+    page.get_by_role("button", name="Ndiyo, Asante").click()
+    page.get_by_role("status").get_by_text("Umejiandikisha").wait_for()
+    row = reader_site.subscription(sub["endpoint"])
+    assert row is not None and row["lang"] == "sw"
+
+    # Escape after signing up closes the message; it does not mark the reader as declined.
+    page.keyboard.press("Escape")
+    assert page.get_by_role("dialog").count() == 0
+    assert widget_state(page) == "subscribed"
+    assert page.evaluate("localStorage.getItem('newsflash:dismissedAt')") is None
+
+
+def test_manage_offers_turn_on_and_the_widget_stays_quiet_after_turn_off(
+    chromium: Any, reader_site: ReaderSite, artifacts: Path
+) -> None:
+    # A fresh browser on /manage: not subscribed, so it can turn alerts on right there.
+    page = fresh_page(chromium, PUSH_STUB, width=1280, height=900)
+    page.goto(reader_site.base + "/manage")
+    state = page.locator("#nf-state")
+    state.get_by_text("Alerts are off in this browser").wait_for()
+    sub = fake_browser_subscription(new_endpoint())
+    page.evaluate("s => { window.__nextSubscription = s; }", sub)
+    page.get_by_label("Sport").check()
+    page.get_by_role("button", name="Turn on alerts").click()
+    state.get_by_text("Alerts are on in this browser").wait_for()
+    assert reader_site.subscription(sub["endpoint"])["topics"] == ["breaking", "sport"]  # type: ignore[index]
+
+    page.get_by_role("button", name="Turn off alerts").click()
+    state.get_by_text("Alerts are off.").wait_for()
+    assert reader_site.subscription(sub["endpoint"]) is None
+    assert page.get_by_role("button", name="Turn on alerts").is_visible(), "never a dead end"
+    keep(page, artifacts, "manage-turned-off-desktop.png")
+
+    # The widget leaves a reader who turned alerts off alone for 90 days.
+    page.goto(reader_site.base + "/")
+    assert widget_state(page) == "turned-off"
+    assert page.get_by_role("dialog").count() == 0
+    page.evaluate(
+        "ms => localStorage.setItem('newsflash:offAt', String(Date.now() - ms))", 91 * 86_400_000
+    )
+    page.reload()
+    assert widget_state(page) == "prompt"
+
+
+def test_manage_in_kiswahili(chromium: Any, reader_site: ReaderSite, artifacts: Path) -> None:
+    page = fresh_page(chromium, PUSH_STUB)
+    page.goto(reader_site.base + "/manage?lang=sw")
+    page.locator("#nf-state").get_by_text("Arifa zimezimwa kwenye kivinjari hiki").wait_for()
+    assert page.get_by_role("heading", level=1).inner_text() == "Arifa zako za habari"
+    assert page.get_by_role("button", name="Washa arifa").is_visible()
+    assert page.get_by_label("Habari za dharura").is_visible()
+    keep(page, artifacts, "manage-kiswahili-390.png")
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("NotAllowedError", "private or incognito window"),
+        ("AbortError", "push service didn't answer"),
+        ("NotSupportedError", "can't receive news alerts"),
+        ("TimeoutError", "took too long"),
+    ],
+)
+def test_browser_errors_are_plain_words_never_raw(
+    chromium: Any, reader_site: ReaderSite, name: str, words: str
+) -> None:
+    page = fresh_page(chromium, PUSH_STUB, width=1280, height=720)
+    page.add_init_script(
+        "PushManager.prototype.subscribe = async () => { throw new DOMException("
+        f"'Registration failed - permission denied', '{name}'); }};"
+    )
+    page.goto(reader_site.base + "/")
+    assert widget_state(page) == "prompt"
+    page.get_by_role("button", name="Yes, Thanks").click()
+    status = page.get_by_role("status")
+    status.get_by_text(words).wait_for()
+    assert "Registration failed" not in status.inner_text()
+    assert name not in status.inner_text()

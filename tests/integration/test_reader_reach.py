@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from tests.conftest import TEST_REDIS_DB
-from tests.integration.test_subscription_api import Api, _build, _dispose
+from tests.conftest import TEST_REDIS_DB, create_pg_database, drop_pg_database
+from tests.integration.test_subscription_api import Api, _build, _dispose, browser_sub
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +111,58 @@ def test_the_default_language_setting_applies_when_nothing_matches(
         assert built.client.get("/manifest.webmanifest").json["lang"] == "sw"
     finally:
         _dispose(built)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
+) -> Iterator[Api]:
+    """The reader API on SQLite and on PostgreSQL (the language column on both)."""
+    request.getfixturevalue("redis_url")
+    tmp = tmp_path_factory.mktemp(f"reach-{request.param}")
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp}/newsflash.db"
+    else:
+        request.getfixturevalue("postgres_available")
+        url = create_pg_database()
+    built = _build(tmp / "var", url, vapid_pem)
+    try:
+        yield built
+    finally:
+        _dispose(built)
+        if request.param == "postgres":
+            drop_pg_database(url)
+
+
+def test_the_readers_language_is_stored_and_kept(api: Api) -> None:
+    sub = browser_sub(lang="sw")
+    assert api.post("/api/v1/subscriptions", sub).status_code == 201
+    assert api.row(sub["endpoint"])["lang"] == "sw"  # type: ignore[index]
+    # The same browser again without a language (an older widget, the service worker): kept.
+    plain = {k: v for k, v in sub.items() if k != "lang"}
+    assert api.post("/api/v1/subscriptions", plain).status_code == 200
+    assert api.row(sub["endpoint"])["lang"] == "sw"  # type: ignore[index]
+    # A new endpoint from pushsubscriptionchange keeps the reader's language.
+    new = browser_sub()
+    del new["topics"]
+    moved = api.post(
+        "/api/v1/subscriptions/change",
+        {"oldEndpoint": sub["endpoint"], "oldAuth": sub["keys"]["auth"], "subscription": new},
+    )
+    assert moved.status_code in (200, 201), moved.json
+    assert api.row(new["endpoint"])["lang"] == "sw"  # type: ignore[index]
+    assert api.row(browser_sub()["endpoint"]) is None
+    fresh = browser_sub()
+    assert api.post("/api/v1/subscriptions", fresh).status_code == 201
+    assert api.row(fresh["endpoint"])["lang"] == "en", "English unless the widget says otherwise"
+
+
+@pytest.mark.parametrize("lang", ["fr", "", 7, "SW", "sw-KE"])
+def test_an_unknown_language_is_refused_by_name_and_nothing_is_stored(
+    api: Api, lang: object
+) -> None:
+    sub = browser_sub(lang=lang)
+    answer = api.post("/api/v1/subscriptions", sub)
+    assert answer.status_code == 400
+    assert answer.json["error"]["field"] == "lang"
+    assert api.row(sub["endpoint"]) is None
