@@ -174,7 +174,9 @@ def document() -> dict[str, Any]:
                                     "required": ["vapidPublicKey", "topics", "prompt"],
                                 }
                             ),
-                        }
+                        },
+                        # A query parameter holding control characters is refused by name.
+                        **_errors(400),
                     },
                 }
             },

@@ -88,9 +88,27 @@
     state.textContent = text;
   }
 
+  // iPhone/iPad in a Safari tab: push works once the site is opened from the Home Screen.
+  function showSteps() {
+    showNothing(T.iosBody);
+    var list = d.createElement('ol');
+    list.id = 'nf-steps';
+    ['iosStep1', 'iosStep2', 'iosStep3'].forEach(function (k) {
+      list.appendChild(d.createElement('li')).textContent = T[k];
+    });
+    state.after(list);
+  }
+
+  function iosTab() {
+    var ua = navigator.userAgent;
+    var apple = /iP(hone|ad|od)/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1);
+    return apple && navigator.standalone !== true && !matchMedia('(display-mode: standalone)').matches &&
+      'serviceWorker' in navigator;
+  }
+
   async function load() {
     if (!('serviceWorker' in navigator) || !('PushManager' in window) || !('Notification' in window)) {
-      return showNothing(T.noPush);
+      return iosTab() ? showSteps() : showNothing(T.noPush);
     }
     if (Notification.permission === 'denied') return showNothing(T.denied);
     var reg = await navigator.serviceWorker.getRegistration();

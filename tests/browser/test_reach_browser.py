@@ -65,6 +65,12 @@ def test_iphone_safari_tab_shows_home_screen_steps_not_a_prompt_that_cannot_work
     page.set_viewport_size({"width": 1280, "height": 720})
     keep(page, artifacts, "ios-tab-home-screen-steps-desktop.png")
 
+    # The manage page gives the same steps, not a dead end.
+    page.goto(reader_site.base + "/manage")
+    page.locator("#nf-state").get_by_text("added to your Home Screen").wait_for()
+    assert page.locator("#nf-steps li").count() == 3
+    page.goto(reader_site.base + "/")
+
     # Not now snoozes the steps like the prompt.
     page.get_by_role("button", name="Not now").click()
     assert page.get_by_role("dialog").count() == 0
