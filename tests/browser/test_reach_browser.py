@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import ReaderSite, fake_browser_subscription
-from tests.browser.test_chromium_optin import PUSH_STUB, new_endpoint, widget_state
+from tests.browser.test_chromium_optin import (
+    PUSH_STUB,
+    new_endpoint,
+    notifications,
+    register_worker,
+    widget_state,
+)
+from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
@@ -216,3 +223,41 @@ def test_browser_errors_are_plain_words_never_raw(
     status.get_by_text(words).wait_for()
     assert "Registration failed" not in status.inner_text()
     assert name not in status.inner_text()
+
+
+def test_an_unreadable_push_is_titled_in_the_readers_language(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    live = register_worker(chromium, reader_site)
+    # What the widget tells the worker after a Kiswahili reader signs up.
+    live.page.evaluate(
+        "navigator.serviceWorker.ready.then(r => r.active.postMessage("
+        "{type: 'newsflash:remember', lang: 'sw'}))"
+    )
+    wait_until(lambda: live.worker.evaluate("kv('lang')") == "sw", 10, "the worker to keep it")
+    live.push("not json at all")
+    wait_until(
+        lambda: any(n["title"] == "Arifa ya habari" for n in notifications(live.page)),
+        20,
+        "a Kiswahili notification for an unreadable push",
+    )
+    # Anything but a language we write in is ignored.
+    live.page.evaluate(
+        "navigator.serviceWorker.ready.then(r => r.active.postMessage("
+        "{type: 'newsflash:remember', lang: '<b>'}))"
+    )
+    live.page.wait_for_timeout(300)
+    assert live.worker.evaluate("kv('lang')") == "sw"
+    live.cdp.detach()
+
+
+def test_a_slow_browser_shows_progress(chromium: Any, reader_site: ReaderSite) -> None:
+    page = fresh_page(chromium, PUSH_STUB, width=1280, height=720)
+    page.add_init_script("PushManager.prototype.subscribe = () => new Promise(() => {});")
+    page.goto(reader_site.base + "/")
+    assert widget_state(page) == "prompt"
+    page.get_by_role("button", name="Yes, Thanks").click()
+    status = page.get_by_role("status")
+    assert status.inner_text() == "Turning on alerts\u2026"
+    status.get_by_text("Still waiting for your browser").wait_for(timeout=10_000)
+    assert page.get_by_role("button", name="Yes, Thanks").is_disabled()
