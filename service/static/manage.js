@@ -165,7 +165,8 @@
       showOn(saved);
       say(T.signedUp.replace('{topics}', names(saved)));
     }, function (e) {
-      say(e.nf ? e.message : T[ERRORS[e && e.name] || 'push']);
+      var code = /permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push';
+      say(e.nf ? e.message : T[code]);
     }).then(function () {
       clearTimeout(slow);
       on.disabled = false;

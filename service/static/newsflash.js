@@ -41,7 +41,9 @@
   }
 
   function explain(e) {
-    return e && e.nf ? e : fail(ERRORS[e && e.name] || 'push');
+    if (e && e.nf) return e;
+    // Chrome in a private window: AbortError "Registration failed - permission denied".
+    return fail(/permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push');
   }
 
   function timeout(promise, ms, code) {
