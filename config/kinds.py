@@ -6,7 +6,7 @@ import importlib.util
 import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +24,10 @@ class Topic:
     slug: str
     name: str
     default: bool = False
+    name_sw: str = ""  # the Kiswahili name; the English one when empty
+
+    def name_in(self, lang: str) -> str:
+        return self.name_sw if lang == "sw" and self.name_sw else self.name
 
 
 class Kind(Generic[T]):
@@ -93,6 +97,20 @@ class Choice(Text):
 
     def malformed(self) -> tuple[str, ...]:
         return ("none-of-these",)
+
+
+class Color(Kind[str]):
+    """A CSS hex colour, as a web app manifest's theme_color."""
+
+    expects = "a hex colour like #7a0019"
+
+    def parse(self, text: str) -> str:
+        if not re.fullmatch(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})", text):
+            raise self.refuse()
+        return text.lower()
+
+    def malformed(self) -> tuple[str, ...]:
+        return ("red", "#12345")
 
 
 class EventLoop(Choice):
@@ -274,9 +292,10 @@ _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 
 
 class Topics(Kind[tuple[Topic, ...]]):
-    """`slug[:Name[:default]]` items, comma separated; the first is on by default if none is."""
+    """`slug[:Name[|Jina][:default]]` items, comma separated; the first is on by default if none
+    is. `Name|Jina` gives the English and the Kiswahili name."""
 
-    expects = "topics as slug:Name[:default], slug of a-z 0-9 -, ≤ 32 chars, each slug once"
+    expects = "topics as slug:Name[|Jina][:default], slug of a-z 0-9 -, ≤ 32 chars, each slug once"
 
     def parse(self, text: str) -> tuple[Topic, ...]:
         topics: list[Topic] = []
@@ -286,18 +305,33 @@ class Topics(Kind[tuple[Topic, ...]]):
             if not _SLUG.match(slug.strip()) or flag.strip() not in {"", "default"}:
                 raise self.refuse()
             slug = slug.strip()
-            topics.append(Topic(slug, name.strip() or slug.capitalize(), flag.strip() == "default"))
+            english, _, swahili = name.partition("|")
+            if "|" in swahili:
+                raise self.refuse()
+            topics.append(
+                Topic(
+                    slug,
+                    english.strip() or slug.capitalize(),
+                    flag.strip() == "default",
+                    swahili.strip(),
+                )
+            )
         if not topics or len({t.slug for t in topics}) != len(topics):
             raise self.refuse()
         if not any(t.default for t in topics):
-            topics[0] = Topic(topics[0].slug, topics[0].name, True)
+            topics[0] = replace(topics[0], default=True)
         return tuple(topics)
 
     def show(self, value: tuple[Topic, ...]) -> str:
-        return ",".join(f"{t.slug}:{t.name}" + (":default" if t.default else "") for t in value)
+        return ",".join(
+            f"{t.slug}:{t.name}"
+            + (f"|{t.name_sw}" if t.name_sw else "")
+            + (":default" if t.default else "")
+            for t in value
+        )
 
     def malformed(self) -> tuple[str, ...]:
-        return ("Breaking News", "sport,sport", "sport:Sport:maybe")
+        return ("Breaking News", "sport,sport", "sport:Sport:maybe", "sport:Sport|Michezo|Extra")
 
 
 class RateLimit(Text):

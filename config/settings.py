@@ -22,6 +22,7 @@ from config.declaration import (
 )
 from config.kinds import (
     Choice,
+    Color,
     DatabaseUrl,
     Directory,
     EventLoop,
@@ -49,7 +50,10 @@ MAX_TTL_S: Final = 4 * 7 * 24 * 3600
 DAY_S: Final = 24 * 3600
 
 
-_TOPICS = "breaking:Breaking news:default,politics:Politics,business:Business,sport:Sport"
+_TOPICS = (
+    "breaking:Breaking news|Habari za dharura:default,politics:Politics|Siasa,"
+    "business:Business|Biashara,sport:Sport|Michezo"
+)
 _PUSH_HOSTS = (
     "fcm.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com"
 )
@@ -307,6 +311,30 @@ class Settings:
         Whole(0, 365),
         "7",
         "days before a dismissed prompt asks again",
+    )
+    prompt_reask_after_off_days: int = setting(
+        "NEWSFLASH_PROMPT_REASK_AFTER_OFF_DAYS",
+        Whole(0, 3650),
+        "90",
+        "days before the widget asks again a reader who turned alerts off",
+    )
+    default_lang: str = setting(
+        "NEWSFLASH_DEFAULT_LANG",
+        Choice("en", "sw"),
+        "en",
+        "reader texts when neither the page nor the browser names en or sw",
+    )
+    site_name: str = setting(
+        "NEWSFLASH_SITE_NAME", Text(80), "The Eastmere Courier", "the web app manifest's name"
+    )
+    site_short_name: str = setting(
+        "NEWSFLASH_SITE_SHORT_NAME",
+        Text(12),
+        "Courier",
+        "the name under the Home Screen icon (manifest short_name)",
+    )
+    theme_color: str = setting(
+        "NEWSFLASH_THEME_COLOR", Color(), "#7a0019", "manifest theme and icon background colour"
     )
     newsroom_timezone: str = setting(
         "NEWSFLASH_NEWSROOM_TIMEZONE",

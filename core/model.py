@@ -81,6 +81,7 @@ class SubscriptionInput:
     auth: str
     topics: tuple[str, ...]
     expiration_time: float | None = None
+    lang: str | None = None  # the reader's language (en, sw); None keeps the stored one
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Subscription:
     created_at: float
     last_seen_at: float
     test_device_user_id: int | None = None
+    lang: str = "en"
 
 
 @dataclass(frozen=True)

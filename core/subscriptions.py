@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -13,6 +13,9 @@ from core.errors import NotFound, ValidationError
 from core.inputs import check_text, finite_number
 from core.model import Subscription, SubscriptionInput
 from core.ports import SubscriptionStore
+
+# The languages readers get their texts and alerts in.
+READER_LANGUAGES: Final = ("en", "sw")
 
 
 def _decode_key(value: object, field: str) -> bytes:
@@ -91,6 +94,11 @@ def parse_subscription(
             raise ValidationError(
                 "expirationTime must be null or a time in milliseconds", prefix + "expirationTime"
             )
+    lang = body.get("lang")
+    if lang is not None and lang not in READER_LANGUAGES:
+        raise ValidationError(
+            "lang must be one of " + ", ".join(READER_LANGUAGES) + " (or left out)", prefix + "lang"
+        )
     topics = check_topics(body.get("topics"), known_topics, prefix + "topics", default_topics)
     if "topics" in body and not topics:
         # An empty list would store a subscription that never receives anything.
@@ -104,6 +112,7 @@ def parse_subscription(
         auth=auth,
         topics=topics,
         expiration_time=None if expires_ms is None else expires_ms / 1000.0,
+        lang=lang,
     )
 
 
@@ -171,6 +180,8 @@ def move_subscription(
     (else Conflict, and the old row stays: one transaction)."""
     old = owned_subscription(store, old_endpoint, old_auth)
     topics = new.topics or old.topics
-    moved = SubscriptionInput(new.endpoint, new.p256dh, new.auth, topics, new.expiration_time)
+    moved = SubscriptionInput(
+        new.endpoint, new.p256dh, new.auth, topics, new.expiration_time, new.lang or old.lang
+    )
     result = store.replace(old.id, moved, now)
     return result

@@ -16,6 +16,7 @@ from service.app import Newsflash
 from service.auth import current_principal, require_role
 from service.extensions import limiter
 from service.inputs import json_body
+from service.texts import reader_texts, request_language, topic_name
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -82,21 +83,25 @@ def _cors(response: Response) -> Response:
 @bp.get("/config")
 def config() -> Response:
     s = ext().settings
+    lang = request_language(s)
     response = jsonify(
         {
             "vapidPublicKey": ext().container.signer.public_key_b64,
-            "topics": [{"slug": t.slug, "name": t.name, "default": t.default} for t in s.topics],
+            "lang": lang,
+            "topics": [
+                {"slug": t.slug, "name": topic_name(t, lang), "default": t.default}
+                for t in s.topics
+            ],
             "prompt": {
-                "title": s.prompt_title,
-                "body": s.prompt_body,
-                "accept": s.prompt_accept,
-                "dismiss": s.prompt_dismiss,
+                **reader_texts(s, lang),
                 "reaskDays": s.prompt_reask_days,
+                "reaskAfterOffDays": s.prompt_reask_after_off_days,
             },
             "origins": list(s.public_origins),
         }
     )
     response.headers["Cache-Control"] = "public, max-age=300"
+    response.vary.add("Accept-Language")
     return response
 
 

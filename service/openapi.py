@@ -34,6 +34,7 @@ _SUBSCRIPTION = {
         "expirationTime": {"type": ["number", "null"]},
         "keys": _KEYS,
         "topics": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "lang": {"type": "string", "enum": ["en", "sw"], "description": "the reader's language"},
     },
 }
 
@@ -155,17 +156,28 @@ def document() -> dict[str, Any]:
         "paths": {
             "/api/v1/config": {
                 "get": {
+                    "parameters": [
+                        {
+                            "name": "lang",
+                            "in": "query",
+                            "required": False,
+                            "description": "languages, best first (sw,en-KE); else Accept-Language",
+                            "schema": {"type": "string"},
+                        }
+                    ],
                     "responses": {
                         "200": {
-                            "description": "VAPID key, topics, prompt copy",
+                            "description": "VAPID key, topics, reader texts in one language",
                             **_json(
                                 {
                                     "type": "object",
                                     "required": ["vapidPublicKey", "topics", "prompt"],
                                 }
                             ),
-                        }
-                    }
+                        },
+                        # A query parameter holding control characters is refused by name.
+                        **_errors(400),
+                    },
                 }
             },
             "/api/v1/subscriptions": {

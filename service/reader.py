@@ -7,7 +7,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template, send_from_directory
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    send_from_directory,
+    url_for,
+)
+
+from service.texts import manage_texts, request_language
 
 bp = Blueprint("reader", __name__)
 SAMPLE_STORY = Path(__file__).resolve().parent / "sample" / "article.json"
@@ -36,7 +46,17 @@ def home() -> str:
 
 @bp.get("/manage")
 def manage() -> str:
-    return _page("reader/manage.html", "alerts")
+    settings = current_app.extensions["newsflash"].settings
+    lang = request_language(settings)
+    return render_template(
+        "reader/manage.html",
+        settings=settings,
+        story=sample_story(),
+        active="alerts",
+        lang=lang,
+        texts=manage_texts(settings, lang),
+        topics=[(t.slug, t.name_in(lang)) for t in settings.topics],
+    )
 
 
 def _static_js(name: str, max_age: int) -> Response:
@@ -62,4 +82,41 @@ def service_worker() -> Response:
     response = _static_js("sw.js", 0)
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Service-Worker-Allowed"] = "/"
+    return response
+
+
+def _icon(name: str, size: int, purpose: str) -> dict[str, str]:
+    return {
+        "src": url_for("static", filename=f"icons/{name}"),
+        "sizes": f"{size}x{size}",
+        "type": "image/png",
+        "purpose": purpose,
+    }
+
+
+@bp.get("/manifest.webmanifest")
+def manifest() -> Response:
+    """The web app manifest: iOS and iPadOS deliver web push only to a Home Screen web app
+    whose manifest says standalone."""
+    settings = current_app.extensions["newsflash"].settings
+    response = jsonify(
+        {
+            "id": "/",
+            "name": settings.site_name,
+            "short_name": settings.site_short_name,
+            "lang": settings.default_lang,
+            "start_url": "/",
+            "scope": "/",
+            "display": "standalone",
+            "theme_color": settings.theme_color,
+            "background_color": "#ffffff",
+            "icons": [
+                _icon("icon-192.png", 192, "any"),
+                _icon("icon-512.png", 512, "any"),
+                _icon("icon-maskable-512.png", 512, "maskable"),
+            ],
+        }
+    )
+    response.mimetype = "application/manifest+json"
+    response.cache_control.max_age = 3600
     return response

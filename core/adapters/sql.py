@@ -274,6 +274,7 @@ class SqlStore:
             created_at=r["created_at"],
             last_seen_at=r["last_seen_at"],
             test_device_user_id=r["test_device_user_id"],
+            lang=r["lang"],
         )
 
     @staticmethod
@@ -385,6 +386,8 @@ class SqlStore:
             "last_seen_at": now,
             "expires_at": sub.expiration_time,
         }
+        if sub.lang is not None:
+            values["lang"] = sub.lang
         if row is not None:
             if not _same_keys(row, sub):
                 # Only the browser holding this subscription's keys may change it: another

@@ -54,6 +54,7 @@ subscriptions = Table(
     Column("last_seen_at", Float, nullable=False, index=True),
     Column("expires_at", Float, nullable=True),
     Column("test_device_user_id", Integer, nullable=True, index=True),
+    Column("lang", String(8), nullable=False, server_default="en"),
 )
 
 # New and lost subscriptions per hour since the epoch (/ops shows them per newsroom day); rows

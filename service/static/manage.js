@@ -1,16 +1,24 @@
-/* Newsflash manage page: shows this browser's topics, changes them, or turns alerts off. */
+/* Newsflash manage page: shows this browser's topics, changes them, turns alerts on or off. */
 (function () {
   'use strict';
   var d = document;
   var page = d.getElementById('nf-manage');
   var API = page.dataset.api || location.origin;
+  var T = JSON.parse(d.getElementById('nf-texts').textContent);
+  var LANG = page.getAttribute('lang') || 'en';
   var state = d.getElementById('nf-state');
   var form = d.getElementById('nf-form');
+  var save = d.getElementById('nf-save');
+  var on = d.getElementById('nf-on');
   var off = d.getElementById('nf-off');
   var offButton = d.getElementById('nf-off-button');
   var message = d.getElementById('nf-message');
+  var TURNED_OFF = 'newsflash:offAt';
   var sub = null;
   var known = false;
+  // Browser errors by DOMException name (the same table as the widget): never shown raw.
+  var ERRORS = { NotAllowedError: 'private', AbortError: 'push', InvalidStateError: 'stale',
+    NotSupportedError: 'unsupported', SecurityError: 'unsupported', TimeoutError: 'timeout' };
 
   function say(text) {
     message.textContent = text;
@@ -23,6 +31,28 @@
     });
   }
 
+  function fail(code) {
+    var e = new Error(T[code]);
+    e.nf = code;
+    return e;
+  }
+
+  function bounded(promise, ms) {
+    return Promise.race([promise, new Promise(function (_, reject) {
+      setTimeout(function () { reject(fail('timeout')); }, ms);
+    })]);
+  }
+
+  function remember(key, value) {
+    try {
+      if (value) localStorage.setItem(key, value); else localStorage.removeItem(key);
+    } catch (e) { /* private mode */ }
+  }
+
+  function chosen() {
+    return [].slice.call(form.querySelectorAll('input:checked')).map(function (b) { return b.value; });
+  }
+
   function names(slugs) {
     return [].slice.call(form.querySelectorAll('input')).filter(function (b) {
       return slugs.indexOf(b.value) >= 0;
@@ -33,58 +63,131 @@
     form.querySelectorAll('input').forEach(function (b) { b.checked = slugs.indexOf(b.value) >= 0; });
   }
 
-  function showOff(text) {
-    form.hidden = true;
-    off.hidden = true;
+  function showOn(topics) {
+    known = true;
+    setChecked(topics);
+    state.textContent = T.isOn.replace('{topics}', names(topics));
+    form.hidden = off.hidden = save.hidden = false;
+    on.hidden = true;
+  }
+
+  // Not subscribed (after Not now, after Turn off, a fresh browser): offer to turn alerts on.
+  function showTurnOn(text) {
+    sub = null;
+    known = false;
+    state.textContent = text;
+    off.hidden = save.hidden = true;
+    form.hidden = on.hidden = false;
+    if (!chosen().length) {
+      form.querySelectorAll('input').forEach(function (b, i) { b.checked = i === 0; });
+    }
+  }
+
+  function showNothing(text) {
+    form.hidden = off.hidden = true;
     state.textContent = text;
   }
 
+  // iPhone/iPad in a Safari tab: push works once the site is opened from the Home Screen.
+  function showSteps() {
+    showNothing(T.iosBody);
+    var list = d.createElement('ol');
+    list.id = 'nf-steps';
+    ['iosStep1', 'iosStep2', 'iosStep3'].forEach(function (k) {
+      list.appendChild(d.createElement('li')).textContent = T[k];
+    });
+    state.after(list);
+  }
+
+  function iosTab() {
+    var ua = navigator.userAgent;
+    var apple = /iP(hone|ad|od)/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1);
+    return apple && navigator.standalone !== true && !matchMedia('(display-mode: standalone)').matches &&
+      'serviceWorker' in navigator;
+  }
+
   async function load() {
-    if (!('serviceWorker' in navigator) || !('PushManager' in window)) {
-      return showOff("This browser can't receive news alerts from us.");
+    if (!('serviceWorker' in navigator) || !('PushManager' in window) || !('Notification' in window)) {
+      return iosTab() ? showSteps() : showNothing(T.noPush);
     }
+    if (Notification.permission === 'denied') return showNothing(T.denied);
     var reg = await navigator.serviceWorker.getRegistration();
     sub = reg && await reg.pushManager.getSubscription();
-    if (!sub) return showOff('Alerts are off in this browser. To turn them on, use the "Yes, Thanks" button on any article.');
+    if (!sub) return showTurnOn(T.isOff);
     var json = sub.toJSON();
     var answer;
     try {
       answer = await post('/api/v1/subscriptions/lookup', { endpoint: json.endpoint, auth: json.keys.auth });
     } catch (e) {
-      state.textContent = "We couldn't reach our server to load your topics. Please try again later.";
+      state.textContent = T.loadFailed;
       return;
     }
-    if (answer.ok) {
-      known = true;
-      var saved = await answer.json();
-      setChecked(saved.topics);
-      state.textContent = 'Alerts are on in this browser. You get alerts about: ' + names(saved.topics) + '.';
-    } else {
-      state.textContent = "Alerts are allowed in this browser, but we have no topics on record for it. Choose topics and save to receive alerts again.";
-    }
-    form.hidden = false;
-    off.hidden = false;
+    if (answer.ok) return showOn((await answer.json()).topics);
+    state.textContent = T.noRecord;
+    form.hidden = off.hidden = false;
   }
+
+  async function turnOn(topics) {
+    var permission = await Notification.requestPermission();
+    if (permission === 'denied') throw fail('denied');
+    if (permission !== 'granted') throw fail('dismissed');
+    var config = await (await fetch(API + '/api/v1/config?lang=' + LANG, { credentials: 'omit' })).json();
+    await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+    var reg = await bounded(navigator.serviceWorker.ready, 15000);
+    var key = Uint8Array.from(atob(config.vapidPublicKey.replace(/-/g, '+').replace(/_/g, '/')),
+      function (c) { return c.charCodeAt(0); });
+    var fresh = await bounded(reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }), 20000);
+    var answer;
+    try {
+      answer = await bounded(post('/api/v1/subscriptions',
+        Object.assign(fresh.toJSON(), { topics: topics, lang: LANG })), 20000);
+    } catch (e) {
+      answer = null;
+    }
+    if (!answer || !answer.ok) {
+      await fresh.unsubscribe().catch(function () {});
+      throw fail(answer ? 'refused' : 'network');
+    }
+    if (reg.active) reg.active.postMessage({ type: 'newsflash:remember', lang: LANG });
+    sub = fresh;
+    remember(TURNED_OFF, null);
+    remember('newsflash:dismissedAt', null);
+    return (await answer.json()).topics;
+  }
+
+  on.addEventListener('click', function () {
+    var topics = chosen();
+    if (!topics.length) return say(T.pickOne);
+    on.disabled = true;
+    say(T.working);
+    var slow = setTimeout(function () { say(T.slow); }, 6000);
+    turnOn(topics).then(function (saved) {
+      showOn(saved);
+      say(T.signedUp.replace('{topics}', names(saved)));
+    }, function (e) {
+      var code = /permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push';
+      say(e.nf ? e.message : T[code]);
+    }).then(function () {
+      clearTimeout(slow);
+      on.disabled = false;
+    });
+  });
 
   form.addEventListener('submit', async function (event) {
     event.preventDefault();
-    var topics = [].slice.call(form.querySelectorAll('input:checked')).map(function (b) { return b.value; });
-    if (!topics.length) {
-      say('Choose at least one topic, or turn alerts off below.');
-      return;
-    }
-    var body = Object.assign(sub.toJSON(), { topics: topics });
+    var topics = chosen();
+    if (!sub) return on.click();
+    if (!topics.length) return say(T.pickOneOrOff);
+    var body = Object.assign(sub.toJSON(), { topics: topics, lang: LANG });
     try {
       var answer = await post('/api/v1/subscriptions', body, known ? 'PUT' : 'POST');
       if (answer.status === 404 && known) answer = await post('/api/v1/subscriptions', body);
       if (!answer.ok) throw new Error(String(answer.status));
       var saved = await answer.json();
-      known = true;
-      setChecked(saved.topics);
-      state.textContent = 'Alerts are on in this browser. You get alerts about: ' + names(saved.topics) + '.';
-      say('Saved. You will get alerts about: ' + names(saved.topics) + '.');
+      showOn(saved.topics);
+      say(T.saved.replace('{topics}', names(saved.topics)));
     } catch (e) {
-      say("We couldn't save your topics just now. Please try again later.");
+      say(T.saveFailed);
     }
   });
 
@@ -97,13 +200,16 @@
       deleted = answer.ok || answer.status === 404;
     } catch (e) { /* the push service will tell us it is gone at the next alert */ }
     try { await sub.unsubscribe(); } catch (e) { /* already gone */ }
-    showOff('Alerts are off. You will not get any more notifications from us in this browser.');
-    say(deleted ? 'Alerts turned off.' : 'Alerts turned off in this browser. Our server will forget it at the next alert.');
+    // The widget then leaves this reader alone for NEWSFLASH_PROMPT_REASK_AFTER_OFF_DAYS.
+    remember(TURNED_OFF, String(Date.now()));
+    offButton.disabled = false;
+    showTurnOn(T.offState);
+    say(deleted ? T.turnedOff : T.turnedOffLater);
     state.setAttribute('tabindex', '-1');
     state.focus();
   });
 
   load().catch(function () {
-    state.textContent = "Something went wrong while checking this browser's alerts. Please reload the page.";
+    state.textContent = T.broken;
   });
 })();

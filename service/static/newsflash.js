@@ -6,28 +6,44 @@
   var MANAGE = (me && me.dataset.manage) || '/manage';
   var WORKER = (me && me.dataset.sw) || '/sw.js';
   var DISMISSED = 'newsflash:dismissedAt';
+  var TURNED_OFF = 'newsflash:offAt';
+  var SLOW_MS = 6000;
   var DAY_MS = 864e5;
   var d = document;
-  var root, statusEl, returnTo;
-
-  var MSG = {
-    unsupported: "This browser can't receive news alerts. A recent Chrome, Edge, Firefox or Safari can.",
-    denied: "Notifications are blocked for this site, so we can't send you alerts. You can allow them in your browser's site settings.",
-    dismissed: "You didn't allow notifications, so alerts are not on. You can try again at any time.",
-    push: "Your browser's push service didn't answer, so alerts are not on. Please try again later.",
-    network: "We couldn't reach our server, so alerts are not on yet. Please check your connection and try again.",
-    refused: "Our server couldn't sign you up just now, so alerts are not on. Please try again later."
-  };
+  var root, statusEl, returnTo, T;
+  // The page's language first (data-lang, then <html lang>), then the browser's; the server
+  // takes the first it writes in (en, sw), else its default.
+  var LANGS = [me && me.dataset.lang, d.documentElement.lang].concat(navigator.languages || [navigator.language])
+    .filter(Boolean).join(',');
+  // Browser errors by DOMException name: what each means for the reader (never shown raw).
+  var ERRORS = { NotAllowedError: 'private', AbortError: 'push', InvalidStateError: 'stale',
+    NotSupportedError: 'unsupported', SecurityError: 'unsupported', TimeoutError: 'timeout',
+    NetworkError: 'push' };
 
   function supported() {
     return window.isSecureContext && 'serviceWorker' in navigator && 'PushManager' in window &&
       'Notification' in window;
   }
 
-  function fail(code, detail) {
-    var e = new Error(MSG[code] + (detail ? ' (' + detail + ')' : ''));
-    e.code = code;
+  // iOS and iPadOS 16.4+ push only to a web app opened from the Home Screen; in a Safari tab
+  // there is no PushManager, so "Yes, Thanks" could never work there.
+  function iosTab() {
+    var n = navigator, v = /OS (\d+)_(\d+)/.exec(n.userAgent) || /Version\/(\d+)\.(\d+)/.exec(n.userAgent);
+    var apple = /iP(hone|ad|od)/.test(n.userAgent) || (/Macintosh/.test(n.userAgent) && n.maxTouchPoints > 1);
+    var home = n.standalone === true || matchMedia('(display-mode: standalone)').matches;
+    return window.isSecureContext && apple && !home && !!v && (v[1] > 16 || (v[1] == 16 && v[2] >= 4)) && 'serviceWorker' in n;
+  }
+
+  function fail(code) {
+    var e = new Error(T[code]);
+    e.nf = code;
     return e;
+  }
+
+  function explain(e) {
+    if (e && e.nf) return e;
+    // Chrome in a private window: AbortError "Registration failed - permission denied".
+    return fail(/permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push');
   }
 
   function timeout(promise, ms, code) {
@@ -61,7 +77,7 @@
     'background:#fff;color:#1a1a1a;border:1px solid #767676;border-radius:8px;padding:16px 18px;' +
     'box-shadow:0 6px 24px rgba(0,0,0,.25);font:16px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;text-align:left}' +
     '.nf *{box-sizing:border-box;font:inherit;color:inherit;margin:0}' +
-    '.nf-title{font-weight:700;font-size:18px}.nf-body{margin:4px 0 10px}' +
+    '.nf-title{font-weight:700;font-size:18px}.nf-body{margin:4px 0 10px}.nf-steps{margin:0 0 8px;padding-left:22px}' +
     '.nf fieldset{border:0;padding:0;margin:4px 0 10px}.nf legend{font-weight:600;margin-bottom:4px}' +
     '.nf label{display:flex;gap:8px;align-items:center;padding:3px 0;cursor:pointer}' +
     '.nf input{width:18px;height:18px;accent-color:#0b4f9c}' +
@@ -82,7 +98,7 @@
 
   function manageLink() {
     addStyle();
-    var a = el('a', { href: MANAGE, class: 'nf-link' }, 'Manage alerts');
+    var a = el('a', { href: MANAGE, class: 'nf-link' }, T.manage);
     var slot = d.getElementById('newsflash-manage');
     if (slot) { a.className = ''; slot.appendChild(a); } else d.body.appendChild(a);
   }
@@ -104,21 +120,42 @@
     statusEl.textContent = text;
     if (link) {
       statusEl.appendChild(d.createTextNode(' '));
-      statusEl.appendChild(el('a', { href: MANAGE }, 'Manage alerts'));
+      statusEl.appendChild(el('a', { href: MANAGE }, T.manage));
     }
   }
 
-  function showPrompt(config) {
+  function frame(body) {
     addStyle();
-    var p = config.prompt;
-    root = el('section', { class: 'nf', role: 'dialog', 'aria-modal': 'false',
+    root = el('section', { class: 'nf', role: 'dialog', 'aria-modal': 'false', lang: T.lang,
       'aria-labelledby': 'nf-title', 'aria-describedby': 'nf-body' });
-    root.appendChild(el('p', { id: 'nf-title', class: 'nf-title' }, p.title));
-    root.appendChild(el('p', { id: 'nf-body', class: 'nf-body' }, p.body));
+    root.appendChild(el('p', { id: 'nf-title', class: 'nf-title' }, T.title));
+    root.appendChild(el('p', { id: 'nf-body', class: 'nf-body' }, body));
+    root.addEventListener('focusin', function (e) {
+      if (e.relatedTarget && !root.contains(e.relatedTarget)) returnTo = e.relatedTarget;
+    });
+    d.body.insertBefore(root, d.body.firstChild);
+  }
+
+  function showSteps() {
+    frame(T.iosBody);
+    var list = el('ol', { class: 'nf-steps' });
+    ['iosStep1', 'iosStep2', 'iosStep3'].forEach(function (k) { list.appendChild(el('li', {}, T[k])); });
+    var no = el('button', { type: 'button', class: 'nf-no' }, T.dismiss);
+    var row = el('div', { class: 'nf-row' });
+    row.appendChild(no);
+    root.appendChild(list);
+    root.appendChild(row);
+    no.onclick = dismiss;
+    root.addEventListener('keydown', function (e) { if (e.key === 'Escape') dismiss(); });
+  }
+
+  function showPrompt(config) {
+    var p = config.prompt;
+    frame(p.body);
     var more = el('button', { type: 'button', class: 'nf-more', 'aria-expanded': 'false',
-      'aria-controls': 'nf-topics' }, 'Choose topics');
+      'aria-controls': 'nf-topics' }, T.more);
     var picker = el('fieldset', { id: 'nf-topics', hidden: '' });
-    picker.appendChild(el('legend', {}, 'Send me alerts about'));
+    picker.appendChild(el('legend', {}, T.legend));
     config.topics.forEach(function (t) {
       var label = el('label');
       var box = el('input', { type: 'checkbox', name: 'nf-topic', value: t.slug });
@@ -142,42 +179,44 @@
       if (open) picker.querySelector('input').focus();
     };
     no.onclick = dismiss;
-    root.addEventListener('keydown', function (e) { if (e.key === 'Escape') dismiss(); });
-    root.addEventListener('focusin', function (e) {
-      if (e.relatedTarget && !root.contains(e.relatedTarget)) returnTo = e.relatedTarget;
-    });
+    // Escape does what the secondary button does now: "Not now" before, "Close" after signing up.
+    root.addEventListener('keydown', function (e) { if (e.key === 'Escape' && !no.disabled) no.onclick(); });
     yes.onclick = function () {
       var topics = [].slice.call(picker.querySelectorAll('input:checked')).map(function (b) { return b.value; });
       if (!topics.length) {
         picker.hidden = false;
         more.setAttribute('aria-expanded', 'true');
-        say('Choose at least one topic.');
+        say(T.pickOne);
         return;
       }
       yes.disabled = no.disabled = true;
-      say('Turning on alerts\u2026');
+      say(T.working);
+      var slow = setTimeout(function () { say(T.slow); }, SLOW_MS);
       optIn(config, topics).then(function (names) {
+        clearTimeout(slow);
         more.remove();
         picker.remove();
-        no.textContent = 'Close';
+        no.textContent = T.close;
         no.disabled = false;
         no.onclick = close;
         row.replaceChildren(no);
         root.appendChild(row);
-        say("You're signed up. We'll send you alerts about " + names + '.', true);
+        say(T.signedUp.replace('{topics}', names), true);
         mark('subscribed');
         statusEl.setAttribute('tabindex', '-1');
         statusEl.focus();
       }, function (err) {
+        clearTimeout(slow);
+        err = explain(err);
         yes.disabled = no.disabled = false;
-        if (err.code === 'denied' || err.code === 'unsupported') {
-          no.textContent = 'Close';
+        if (err.nf === 'denied' || err.nf === 'unsupported') {
+          no.textContent = T.close;
+          no.onclick = close;
           row.replaceChildren(no);
         }
-        say(err.code ? err.message : MSG.push);
+        say(err.message);
       });
     };
-    d.body.insertBefore(root, d.body.firstChild);
   }
 
   async function optIn(config, topics) {
@@ -191,24 +230,27 @@
     var reg;
     try {
       await navigator.serviceWorker.register(sw, { scope: '/' });
-      reg = await timeout(navigator.serviceWorker.ready, 15000, 'unsupported');
+      reg = await timeout(navigator.serviceWorker.ready, 15000, 'timeout');
     } catch (e) {
-      throw e.code ? e : fail('unsupported');
+      throw e.nf ? e : fail('unsupported');
     }
     var options = { userVisibleOnly: true, applicationServerKey: keyBytes(config.vapidPublicKey) };
     var sub;
     try {
-      sub = await timeout(reg.pushManager.subscribe(options), 20000, 'push');
+      sub = await timeout(reg.pushManager.subscribe(options), 20000, 'timeout');
     } catch (e) {
-      if (e.name !== 'InvalidStateError') throw e.code ? e : fail('push', e.name);
+      if (e.name !== 'InvalidStateError') throw explain(e);
       // Subscribed earlier with another server key: replace that subscription.
       var old = await reg.pushManager.getSubscription();
       if (old) await old.unsubscribe();
-      sub = await timeout(reg.pushManager.subscribe(options), 20000, 'push');
+      sub = await timeout(reg.pushManager.subscribe(options), 20000, 'timeout').catch(function (e) {
+        throw explain(e);
+      });
     }
     var answer;
     try {
-      answer = await post('/api/v1/subscriptions', Object.assign(sub.toJSON(), { topics: topics }));
+      answer = await timeout(post('/api/v1/subscriptions',
+        Object.assign(sub.toJSON(), { topics: topics, lang: T.lang })), 20000, 'network');
     } catch (e) {
       await sub.unsubscribe().catch(function () {});
       throw fail('network');
@@ -216,13 +258,13 @@
     if (!answer.ok) {
       // The browser must not believe it is subscribed when our server has no record of it.
       await sub.unsubscribe().catch(function () {});
-      throw fail('refused', 'error ' + answer.status);
+      throw fail('refused');
     }
     var saved = await answer.json();
-    if (reg.active) reg.active.postMessage({ type: 'newsflash:remember' });
-    try { localStorage.removeItem(DISMISSED); } catch (e) { /* private mode */ }
+    if (reg.active) reg.active.postMessage({ type: 'newsflash:remember', lang: T.lang });
+    try { localStorage.removeItem(DISMISSED); localStorage.removeItem(TURNED_OFF); } catch (e) { /* private mode */ }
     return config.topics.filter(function (t) { return saved.topics.indexOf(t.slug) >= 0; })
-      .map(function (t) { return t.name; }).join(', ');
+        .map(function (t) { return t.name; }).join(', ');
   }
 
   // The page can style or test against <html data-newsflash="...">: what the widget decided.
@@ -230,16 +272,23 @@
     d.documentElement.setAttribute('data-newsflash', state);
   }
 
+  function since(key) {
+    try { return Date.now() - (Number(localStorage.getItem(key)) || -Infinity); } catch (e) { return Infinity; }
+  }
+
   async function start() {
-    if (!supported()) return mark('unsupported');
-    if (Notification.permission === 'denied') return mark('denied');
-    var reg = await navigator.serviceWorker.getRegistration();
+    var steps = !supported() && iosTab();
+    if (!supported() && !steps) return mark('unsupported');
+    if (!steps && Notification.permission === 'denied') return mark('denied');
+    var reg = !steps && await navigator.serviceWorker.getRegistration();
     var sub = reg && reg.pushManager && await reg.pushManager.getSubscription();
+    var config = await (await fetch(API + '/api/v1/config?lang=' + encodeURIComponent(LANGS),
+      { credentials: 'omit' })).json();
+    T = Object.assign({ lang: config.lang }, config.prompt);
     if (sub) return manageLink(), mark('subscribed');
-    var config = await (await fetch(API + '/api/v1/config', { credentials: 'omit' })).json();
-    var at = 0;
-    try { at = Number(localStorage.getItem(DISMISSED)) || 0; } catch (e) { /* private mode */ }
-    if (at && Date.now() - at < config.prompt.reaskDays * DAY_MS) return mark('snoozed');
+    if (since(DISMISSED) < config.prompt.reaskDays * DAY_MS) return mark('snoozed');
+    if (since(TURNED_OFF) < config.prompt.reaskAfterOffDays * DAY_MS) return mark('turned-off');
+    if (steps) return showSteps(), mark('homescreen');
     showPrompt(config);
     mark('prompt');
   }

@@ -7,6 +7,8 @@ var API = (function () {
 })();
 var HOME = self.location.origin + '/';
 var CONFIG_MAX_AGE_MS = 864e5;
+// The title of an alert whose payload cannot be read, in the reader's language (from the widget).
+var FALLBACK_TITLE = { en: 'News alert', sw: 'Arifa ya habari' };
 
 /* -- a tiny key-value store in IndexedDB (survives worker restarts) -------------------------- */
 function kv(key, value) {
@@ -111,7 +113,8 @@ async function showAlert(data) {
   ['icon', 'image', 'badge'].forEach(function (k) { if (typeof p[k] === 'string' && p[k]) options[k] = p[k]; });
   if (typeof p.ts === 'number') options.timestamp = p.ts * 1000;
   if (typeof p.tag === 'string' && p.tag) options.tag = p.tag;
-  var title = text(p.title) || 'News alert';
+  var title = text(p.title) ||
+    FALLBACK_TITLE[await kv('lang').catch(function () { return null; })] || FALLBACK_TITLE.en;
   var shown = showing.then(function () { return display(title, options); });
   showing = shown.catch(function () {});
   await shown;
@@ -181,7 +184,10 @@ async function resubscribe(oldSub, newSub) {
   var answer = old && await post('/api/v1/subscriptions/change',
     { oldEndpoint: old.endpoint, oldAuth: old.auth, subscription: newSub.toJSON() });
   // Unknown to the server (or nothing remembered): sign up again with the default topics.
-  if (!answer || answer.status === 404) answer = await post('/api/v1/subscriptions', newSub.toJSON());
+  if (!answer || answer.status === 404) {
+    var lang = await kv('lang').catch(function () { return null; });
+    answer = await post('/api/v1/subscriptions', Object.assign(newSub.toJSON(), lang ? { lang: lang } : {}));
+  }
   if (answer.ok) await remember(newSub);
   return answer.status;
 }
@@ -191,7 +197,10 @@ self.addEventListener('pushsubscriptionchange', function (event) {
 });
 
 self.addEventListener('message', function (event) {
-  if (event.data && event.data.type === 'newsflash:remember') event.waitUntil(remember());
+  var data = event.data || {};
+  if (data.type !== 'newsflash:remember') return;
+  var lang = FALLBACK_TITLE[data.lang] ? data.lang : null;
+  event.waitUntil(Promise.all([remember(), lang ? kv('lang', lang) : null]));
 });
 
 self.addEventListener('install', function () { self.skipWaiting(); });

@@ -139,7 +139,7 @@ def reader_site(
         vapid_pem,
         PUBLIC_ORIGINS=base,
         RATE_LIMIT_SUBSCRIBE="10000 per minute",
-        TOPICS="breaking:Breaking news:default,politics,business,sport",
+        TOPICS="breaking:Breaking news|Habari za dharura:default,politics,business,sport",
     )
     engine = make_engine(database_url)
     migrate.upgrade(engine)

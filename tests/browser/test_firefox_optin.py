@@ -230,3 +230,40 @@ def remembered_subscription(firefox: Firefox) -> dict[str, str] | None:
         """
     )
     return None if found is None else dict(found)
+
+
+def test_a_kiswahili_reader_in_firefox_is_asked_in_kiswahili_and_signed_up_as_such(
+    site: Site, push_server: MozillaPushServer, firefox: Firefox, artifacts: Path
+) -> None:
+    firefox.navigate(site.base + "/")
+    firefox.wait_until(
+        lambda: firefox.execute("return document.documentElement.dataset.newsflash || null;"),
+        10,
+        "the widget to decide",
+    )
+    # A Kiswahili publisher's page: the widget's script tag says data-lang="sw".
+    firefox.execute(
+        """document.querySelectorAll('.nf, script[src="/newsflash.js"]').forEach(n => n.remove());
+        document.documentElement.removeAttribute('data-newsflash');
+        const s = document.createElement('script');
+        s.src = '/newsflash.js'; s.dataset.lang = 'sw';
+        document.body.appendChild(s);"""
+    )
+    firefox.wait_until(lambda: page_text(firefox, ".nf-yes") or None, 10, "the Kiswahili prompt")
+    assert page_text(firefox, "#nf-title") == "Kuwa wa kwanza kujua."
+    assert page_text(firefox, ".nf-yes") == "Ndiyo, Asante"
+    assert page_text(firefox, ".nf-no") == "Sio sasa"
+    firefox.click(".nf-yes")
+    firefox.wait_until(
+        lambda: "Umejiandikisha" in page_text(firefox, ".nf-status") or None,
+        30,
+        f"the widget to say it worked (it says {page_text(firefox, '.nf-status')!r})",
+    )
+    assert "Habari za dharura" in page_text(firefox, ".nf-status")
+    with firefox.marionette.using_context("content"):
+        (artifacts / "firefox-kiswahili-subscribed.png").write_bytes(
+            firefox.marionette.screenshot(format="binary", full=False)
+        )
+    push_server.wait_for_registration(timeout_s=10)
+    [row] = site.subscriptions()
+    assert row["lang"] == "sw"

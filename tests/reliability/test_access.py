@@ -40,6 +40,7 @@ PUBLIC = frozenset(
         "reader.manage_script",
         "reader.widget",
         "reader.service_worker",
+        "reader.manifest",
         "health.healthz",
         "health.readyz",
         "api.config",
