@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -47,10 +48,12 @@ def fresh_page(chromium: Any, *scripts: str, width: int = 390, height: int = 844
 
 
 def keep(page: Any, artifacts: Path, name: str) -> None:
-    """A screenshot for the test run, and a copy in docs/img for the publisher docs."""
+    """A screenshot for the test run; copied to docs/img only when asked
+    (NEWSFLASH_DOCS_SCREENSHOTS=1), so a test run never changes tracked files."""
     page.screenshot(path=str(artifacts / name))
-    DOCS_IMG.mkdir(exist_ok=True)
-    shutil.copy(artifacts / name, DOCS_IMG / name)
+    if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(exist_ok=True)
+        shutil.copy(artifacts / name, DOCS_IMG / name)
 
 
 def test_iphone_safari_tab_shows_home_screen_steps_not_a_prompt_that_cannot_work(
