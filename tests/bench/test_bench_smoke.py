@@ -51,7 +51,9 @@ def test_fanout_benchmark_reaches_everyone_once_and_reports_sane_numbers(tmp_pat
         assert r["alert_status"] == "sent"
         assert r["alert_counts"]["delivered"] == N and r["alert_counts"]["pending"] == 0
         assert 0 < r["t50_s"] <= r["t90_s"] <= r["t100_s"] <= r["sent_s"]
-        assert r["deliveries_per_s"] == pytest.approx(N / r["t100_s"], rel=0.01)
+        assert r["deliveries_per_s"] == pytest.approx(
+            N / r["t100_s"], rel=0.01, abs=0.5
+        )  # rate rounded
         assert r["post_ms"] > 0 and r["worker_cpu_s"] > 0
         # Where the CPU went during the fan-out: every role we started, the database too.
         roles = r["cpu_s_by_role"]
@@ -128,4 +130,5 @@ def test_the_realistic_profile_reaches_every_deliverable_subscriber_once(tmp_pat
     assert r["throttled_from_s"] is not None and r["hosts"]["mozilla"]["throttled"] > 0
     assert r["retry_answers"] >= r["hosts"]["mozilla"]["throttled"]
     assert 0 < r["t50_s"] <= r["t90_s"] <= r["t100_s"]
-    assert r["deliveries_per_s"] == pytest.approx((n - gone) / r["t100_s"], rel=0.01)
+    # The report rounds the rate to a whole number: at a few dozen per second that is over 1 %.
+    assert r["deliveries_per_s"] == pytest.approx((n - gone) / r["t100_s"], rel=0.01, abs=0.5)
