@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -299,15 +300,29 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 )
 def test_a_low_port_without_privileges_is_one_line() -> None:
     """As an ordinary user (nobody), port 80: refused in one line saying what to change. The
-    sink runs alone here (nobody cannot read this venv's every package); `newsflash web`,
-    `run` and `push-standin` open their ports through the same service/listeners.py."""
-    result = subprocess.run(
-        [*NOBODY, sys.executable, "-m", "bench.sink", "--port", "80"],
-        cwd=ROOT,
-        env=_clean_env({}),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    sink runs alone here, from a copy nobody may read (the checkout and its venv may sit in a
+    root-only directory, as a CI clone in a fresh mktemp -d does); `newsflash web`, `run` and
+    `push-standin` open their ports through the same service/listeners.py."""
+    copy = Path(tempfile.mkdtemp(prefix="nf-nobody-", dir="/tmp"))
+    try:
+        for package, modules in (
+            ("bench", ("__init__", "sink")),
+            ("service", ("__init__", "listeners")),
+        ):
+            (copy / package).mkdir()
+            for module in modules:
+                shutil.copy(ROOT / package / f"{module}.py", copy / package / f"{module}.py")
+        for path in (copy, *copy.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        result = subprocess.run(
+            [*NOBODY, os.path.realpath(sys.executable), "-s", "-m", "bench.sink", "--port", "80"],
+            cwd=copy,
+            env=_clean_env({}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
     assert result.returncode == 2, result.stdout + result.stderr
     print("\n" + _one_clear_line(result, "port 80 on 127.0.0.1 needs privileges", "pass --port"))
