@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -157,13 +158,25 @@ def postgres_url(postgres_available: bool) -> Iterator[str]:
     drop_pg_database(url)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Storage tests run against both engines."""
+@contextlib.contextmanager
+def engine_database(
+    request: pytest.FixtureRequest, tmp: Path, name: str = "newsflash.db"
+) -> Iterator[str]:
+    """A fresh database for the engine a fixture is parametrised with ("sqlite" or "postgres"):
+    a SQLite file under tmp, or a PostgreSQL database dropped afterwards."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/newsflash.db"
+        yield f"sqlite:///{tmp}/{name}"
         return
     request.getfixturevalue("postgres_available")
     url = create_pg_database()
-    yield url
-    drop_pg_database(url)
+    try:
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Storage tests run against both engines."""
+    with engine_database(request, tmp_path) as url:
+        yield url

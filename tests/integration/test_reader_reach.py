@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from tests.conftest import TEST_REDIS_DB, create_pg_database, drop_pg_database
+from tests.conftest import TEST_REDIS_DB, engine_database
 from tests.integration.test_subscription_api import Api, _build, _dispose, browser_sub
 
 
@@ -120,18 +120,12 @@ def api(
     """The reader API on SQLite and on PostgreSQL (the language column on both)."""
     request.getfixturevalue("redis_url")
     tmp = tmp_path_factory.mktemp(f"reach-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp}/newsflash.db"
-    else:
-        request.getfixturevalue("postgres_available")
-        url = create_pg_database()
-    built = _build(tmp / "var", url, vapid_pem)
-    try:
-        yield built
-    finally:
-        _dispose(built)
-        if request.param == "postgres":
-            drop_pg_database(url)
+    with engine_database(request, tmp) as url:
+        built = _build(tmp / "var", url, vapid_pem)
+        try:
+            yield built
+        finally:
+            _dispose(built)
 
 
 def test_the_readers_language_is_stored_and_kept(api: Api) -> None:

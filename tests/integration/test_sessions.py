@@ -29,8 +29,7 @@ from core.adapters.sql import make_engine
 from service.app import create_app
 from tests.conftest import (
     TEST_REDIS_DB,
-    create_pg_database,
-    drop_pg_database,
+    engine_database,
     make_env,
     settings_from,
 )
@@ -91,22 +90,16 @@ def site(
     request.getfixturevalue("redis_url")
     redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
     tmp = tmp_path_factory.mktemp(f"sessions-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp}/newsflash.db"
-    else:
-        request.getfixturevalue("postgres_available")
-        url = create_pg_database()
-    env = make_env(tmp / "var", url, f"redis://127.0.0.1:6379/{TEST_REDIS_DB}", vapid_pem)
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    app = create_app(settings_from(env))
-    try:
-        yield Site(app, engine, env, tmp)
-    finally:
-        engine.dispose()
-        app.extensions["newsflash"].container.engine.dispose()
-        if request.param == "postgres":
-            drop_pg_database(url)
+    with engine_database(request, tmp) as url:
+        env = make_env(tmp / "var", url, f"redis://127.0.0.1:6379/{TEST_REDIS_DB}", vapid_pem)
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        app = create_app(settings_from(env))
+        try:
+            yield Site(app, engine, env, tmp)
+        finally:
+            engine.dispose()
+            app.extensions["newsflash"].container.engine.dispose()
 
 
 def fresh_ip() -> str:

@@ -27,6 +27,7 @@ from tests.conftest import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
+    engine_database,
     make_env,
     settings_from,
 )
@@ -107,18 +108,12 @@ def api(
     request.getfixturevalue("redis_url")
     redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
     tmp = tmp_path_factory.mktemp(f"api-{request.param}")
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp}/newsflash.db"
-    else:
-        request.getfixturevalue("postgres_available")
-        url = create_pg_database()
-    built = _build(tmp / "var", url, vapid_pem)
-    try:
-        yield built
-    finally:
-        _dispose(built)
-        if request.param == "postgres":
-            drop_pg_database(url)
+    with engine_database(request, tmp) as url:
+        built = _build(tmp / "var", url, vapid_pem)
+        try:
+            yield built
+        finally:
+            _dispose(built)
 
 
 def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from core.base64url import b64url_encode
 from core.errors import ValidationError
 from core.model import Alert, AlertKind, AlertStatus
 from core.payload import build_payload, story_key
-from tests.conftest import create_pg_database, drop_pg_database
+from tests.conftest import engine_database
 from tests.reliability.harness import ORIGIN, Rig, rig
 from tests.reliability.test_ssrf import HOSTILE
 from tests.support import hostile
@@ -91,26 +91,22 @@ def api(
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()  # this suite's own database number only
-    if request.param == "postgres":
-        request.getfixturevalue("postgres_available")
-        url = create_pg_database()
-    else:
-        url = f"sqlite:///{tmp}/nf.db"
     try:
-        with rig(
-            tmp,
-            url,
-            redis_url,
-            vapid_pem,
-            ALLOW_LOOPBACK_PUSH="off",
-            RATE_LIMIT_SUBSCRIBE="1000000 per minute",
-            RATE_LIMIT_LOGIN="1000000 per minute",
-        ) as r:
+        with (
+            engine_database(request, tmp, "nf.db") as url,
+            rig(
+                tmp,
+                url,
+                redis_url,
+                vapid_pem,
+                ALLOW_LOOPBACK_PUSH="off",
+                RATE_LIMIT_SUBSCRIBE="1000000 per minute",
+                RATE_LIMIT_LOGIN="1000000 per minute",
+            ) as r,
+        ):
             SqlAccounts(r.engine).create_user(EDITOR, PASSWORD, Role.EDITOR)
             yield r
     finally:
-        if request.param == "postgres":
-            drop_pg_database(url)
         redis.Redis.from_url(redis_url).flushdb()
 
 

@@ -24,7 +24,7 @@ from core.accounts import Role
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.model import AlertStatus
-from tests.conftest import ROOT, create_pg_database, drop_pg_database
+from tests.conftest import ROOT, engine_database
 from tests.reliability.harness import ORIGIN, Rig, rig
 from tests.support import hostile
 
@@ -56,28 +56,22 @@ def site(
     vapid_pem: str,
 ) -> Iterator[Rig]:
     tmp = tmp_path_factory.mktemp(f"hostile-{request.param}")
-    if request.param == "postgres":
-        request.getfixturevalue("postgres_available")
-        url = create_pg_database()
-    else:
-        url = f"sqlite:///{tmp}/nf.db"
-    try:
-        with rig(
+    with (
+        engine_database(request, tmp, "nf.db") as url,
+        rig(
             tmp,
             url,
             redis_url,
             vapid_pem,
             ALLOW_LOOPBACK_PUSH="off",
             RATE_LIMIT_LOGIN="1000000 per minute",
-        ) as r:
-            SqlAccounts(r.engine).create_user(EMAIL, PASSWORD, Role.EDITOR)
-            # Alert 1, sent: a correction of it reaches the body's parsing.
-            assert r.publish() == "1"
-            r.store.set_status(1, AlertStatus.SENT, time.time())
-            yield r
-    finally:
-        if request.param == "postgres":
-            drop_pg_database(url)
+        ) as r,
+    ):
+        SqlAccounts(r.engine).create_user(EMAIL, PASSWORD, Role.EDITOR)
+        # Alert 1, sent: a correction of it reaches the body's parsing.
+        assert r.publish() == "1"
+        r.store.set_status(1, AlertStatus.SENT, time.time())
+        yield r
 
 
 def rows(r: Rig) -> tuple[int, ...]:
