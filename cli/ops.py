@@ -15,6 +15,7 @@ from collections import deque
 from typing import Any, TextIO
 
 from config.settings import Settings
+from core.pace import Pace, duration_text, pace_of
 
 BAR_WIDTH = 30
 
@@ -94,10 +95,9 @@ def render_status(snap: dict[str, Any], out: TextIO) -> None:
     line()
     line("Alerts in flight" + ("" if flights else ": none"))
     for a in flights or []:
-        eta = "—" if a["eta_s"] is None else _age(a["eta_s"])
         line(
             f"  #{a['id']:<6} {_bar(a['progress'], 20)} {a['progress'] * 100:5.1f}%  "
-            f"{a['done']}/{a['audience']}  {a['rate_per_s']}/s  ETA {eta}  {a['title'][:40]}"
+            f"{a['done']}/{a['audience']}  {a['pace']['text']}  {a['title'][:40]}"
         )
     hosts = snap["push_hosts"]
     if hosts:
@@ -194,18 +194,13 @@ def render_health(health: dict[str, Any], out: TextIO) -> None:
     print(f"\nNot seen ({health['subscribers']} subscriptions): {unseen}", file=out)
 
 
-def progress_line(alert: Any, rate: float, now: float) -> str:
+def progress_line(alert: Any, pace: Pace) -> str:
     c = alert.counts
     done = c.delivered + c.gone + c.failed
     fraction = done / c.audience if c.audience else (1.0 if alert.status.finished else 0.0)
-    eta = "—"
-    if c.pending == 0:
-        eta = "0 s"
-    elif rate > 0:
-        eta = _age(c.pending / rate)
     return (
         f"alert {alert.id} {alert.status.value:<9} {_bar(fraction)} {fraction * 100:5.1f}% "
-        f"{done}/{c.audience}  {rate:,.0f}/s  ETA {eta}  "
+        f"{done}/{c.audience}  {pace.text}  "
         f"delivered {c.delivered} gone {c.gone} failed {c.failed} pending {c.pending}"
     )
 
@@ -215,14 +210,15 @@ def finished_line(alert: Any) -> str:
     newsroom's word for it (called off before sending, or stopped mid-send)."""
     from service.wording import state_word
 
-    took = ""
-    if alert.started_at and alert.finished_at:
-        took = f" in {_age(alert.finished_at - alert.started_at)}"
+    duration = pace_of(alert, []).duration_s
+    took = "" if duration is None else f" in {duration_text(duration)}"
     note = ""
     if alert.status.value == "cancelled":
         c = alert.counts
         reached = (
-            f"{c.delivered:,} of {c.audience:,} reached" if alert.started_at else "nobody got it"
+            f"{c.delivered:,} of {c.audience:,} reached"
+            if alert.started_at
+            else "nobody received it"
         )
         note = f" ({state_word(alert).lower()}: {reached})"
     return f"alert {alert.id} {alert.status.value}{took}{note}."
@@ -253,9 +249,7 @@ def _watch(store: Any, alert_id: int, args: argparse.Namespace) -> int:
         now = time.monotonic()
         c = alert.counts
         samples.append((now, c.delivered + c.gone + c.failed))
-        first_t, first_done = samples[0]
-        rate = (samples[-1][1] - first_done) / (now - first_t) if now > first_t else 0.0
-        text = progress_line(alert, rate, time.time())
+        text = progress_line(alert, pace_of(alert, list(samples)))
         if tty:
             width = shutil.get_terminal_size((120, 20)).columns
             sys.stdout.write("\r" + text[: width - 1].ljust(width - 1))

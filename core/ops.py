@@ -15,6 +15,7 @@ from core.alarms import AlarmKind, AlarmStore, Facts, Notify, QueueFacts, Thresh
 from core.alarms import apply_alarms as _apply
 from core.alarms import evaluate as _evaluate
 from core.model import Alert, AlertStatus, Lane
+from core.pace import pace_of, samples_from_buckets
 
 log = logging.getLogger("newsflash.ops")
 
@@ -257,12 +258,7 @@ def _progress(
 ) -> dict[str, Any]:
     c = alert.counts
     done = c.delivered + c.gone + c.failed
-    recent = buckets[-ALERT_RATE_WINDOW_S:]
-    recent_done = sum(counts.get(f"alert:{alert.id}", 0) for _s, counts in recent)
-    rate = recent_done / ALERT_RATE_WINDOW_S if recent_done else 0.0
-    if rate == 0.0 and alert.started_at and done and now > alert.started_at:
-        rate = done / (now - alert.started_at)
-    pending = c.pending
+    paced = pace_of(alert, samples_from_buckets(alert, buckets[-ALERT_RATE_WINDOW_S:], now))
     return {
         "id": str(alert.id),
         "title": alert.title,
@@ -273,14 +269,15 @@ def _progress(
         "delivered": c.delivered,
         "gone": c.gone,
         "failed": c.failed,
-        "pending": pending,
+        "pending": c.pending,
         "progress": round(done / c.audience, 4) if c.audience else 0.0,
-        "rate_per_s": round(rate, 1),
-        "eta_s": round(pending / rate, 1)
-        if rate > 0 and pending
-        else (0.0 if not pending else None),
+        # null while estimating (the first seconds) and once finished (see pace.duration_s)
+        "rate_per_s": paced.as_json()["rate_per_s"],
+        "eta_s": paced.as_json()["eta_s"],
+        "pace": paced.as_json(),
         "queued_at": iso(alert.queued_at or alert.created_at),
         "started_at": iso(alert.started_at),
+        "finished_at": iso(alert.finished_at),
     }
 
 

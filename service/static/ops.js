@@ -142,7 +142,7 @@
         el("div", { "class": "flight-nums", text:
           pct + "% · " + num(a.done) + " of " + num(a.audience) + " · delivered " + num(a.delivered) +
           ", gone " + num(a.gone) + ", failed " + num(a.failed) + ", pending " + num(a.pending) +
-          " · " + num(a.rate_per_s) + "/s · ETA " + (a.eta_s === null ? "—" : age(a.eta_s)) })
+          " · " + a.pace.text })
       ]));
     });
   }

@@ -92,5 +92,5 @@ def test_alerts_watch_names_a_cancelled_alert_as_the_newsroom_does() -> None:
     )
     assert finished_line(stopped).endswith("cancelled (stopped: 48 of 120 reached).")
     called_off = replace(stopped, started_at=None)
-    assert finished_line(called_off) == "alert 7 cancelled (called off: nobody got it)."
+    assert finished_line(called_off) == "alert 7 cancelled (called off: nobody received it)."
     assert finished_line(ALERT) == "alert 7 sent."
