@@ -345,6 +345,12 @@ class Settings:
     undo_window_s: int = setting(
         "NEWSFLASH_UNDO_WINDOW_S", Whole(0, 300), "10", "newsroom undo window after Send"
     )
+    duplicate_window_s: int = setting(
+        "NEWSFLASH_DUPLICATE_WINDOW_S",
+        Whole(0, 7 * DAY_S),
+        "21600",
+        "the same article or headline again within this asks to confirm (0: off)",
+    )
     subscription_max_age_days: int = setting(
         "NEWSFLASH_SUBSCRIPTION_MAX_AGE_DAYS",
         Whole(1, 3650),

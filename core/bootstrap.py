@@ -16,10 +16,12 @@ from config.settings import Settings
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.articles import HttpArticleFetcher
 from core.adapters.celery_queue import CeleryTaskQueue, make_producer
+from core.adapters.duplicates_sql import SqlRecentAlerts
 from core.adapters.hosts import RedisHostHealth
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
 from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.templates_sql import SqlTemplates
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
 from core.delivery import DeliveryPolicy
@@ -29,6 +31,7 @@ from core.usecases.access import Access
 from core.usecases.delivery import Delivery
 from core.usecases.newsroom import Newsroom
 from core.usecases.readers import ReaderRules, Readers
+from core.usecases.templates import Templates
 
 
 class StartupError(Exception):
@@ -204,7 +207,21 @@ class Container:
                 audit=self.accounts,
                 alert_rules=self.alert_rules,
                 undo_window_s=self.settings.undo_window_s,
+                recent=SqlRecentAlerts(self.engine),
+                duplicate_window_s=self.settings.duplicate_window_s,
+                templates=self.template_store,
             ),
+        )
+
+    @property
+    def template_store(self) -> SqlTemplates:
+        return self._part("template_store", lambda: SqlTemplates(self.engine))
+
+    @property
+    def templates(self) -> Templates:
+        return self._part(
+            "templates",
+            lambda: Templates(self.template_store, self.accounts, self.settings.topic_slugs),
         )
 
     @property

@@ -135,7 +135,7 @@ def alert_request(
         "topics": known or list(default_topics),
         "article_id": article_id.strip(),
     }
-    for name in ("image", "urgency", "ttl"):
+    for name in ("image", "urgency", "ttl", "duplicate_ok"):
         if article.get(name) is not None:
             body[name] = article[name]
     return body

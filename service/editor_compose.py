@@ -13,6 +13,7 @@ from flask import Response, jsonify, redirect, render_template, request, url_for
 from core import alerts as alert_rules
 from core import newsroom
 from core.accounts import EDITOR_ROLES
+from core.duplicates import DuplicateAlert
 from core.errors import Conflict, DomainError, NotFound, ValidationError
 from core.model import Alert, AlertDraft, AlertStatus
 from core.newsroom import ArticleFetcher
@@ -40,6 +41,7 @@ def _default_form() -> dict[str, Any]:
         "ttl": str(s.default_ttl_s),
         "when": "now",
         "send_at": _local_input(time.time() + 15 * 60),
+        "duplicate_ok": "",
     }
 
 
@@ -153,6 +155,7 @@ def _review(form: dict[str, Any], error: str | None = None, status: int = 200) -
         topic_names={t.slug: t.name for t in ext().settings.topics},
         undo_window_s=ext().settings.undo_window_s,
         error=error,
+        duplicate=room().duplicate_of(draft),
     ), status
 
 
@@ -168,8 +171,8 @@ def _send(form: dict[str, Any]) -> Page:
             undo_window=True,
             confirmed_everyone=request.form.get("confirm_all") == "yes",
         )
-    except NeedsConfirmation as exc:
-        return _review(form, exc.message, 400)
+    except (NeedsConfirmation, DuplicateAlert) as exc:
+        return _review(form, exc.message, exc.status)
     alert = published.alert
     if published.scheduled:
         return redirect(url_for("editor.scheduled", notice=f"Scheduled alert #{alert.id}."))

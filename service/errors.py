@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from core.duplicates import DuplicateAlert
 from core.errors import DomainError
 
 
@@ -42,6 +45,24 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.field)
+
+    @app.errorhandler(DuplicateAlert)
+    def _duplicate(exc: DuplicateAlert) -> Response:
+        """409 with the earlier alert, so a CMS or script can link to it or resend knowingly."""
+        response = error_response(exc.status, exc.code, exc.message, exc.field)
+        earlier = exc.earlier
+        body = response.get_json()
+        body["earlier"] = {
+            "id": str(earlier.id),
+            "title": earlier.title,
+            "url": earlier.url,
+            "status": earlier.status.value,
+            "created_at": datetime.fromtimestamp(earlier.created_at, UTC).isoformat(),
+            "link": f"/api/v1/alerts/{earlier.id}",
+            "report": f"/editor/alerts/{earlier.id}",
+        }
+        response.set_data(json.dumps(body))
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Response | HTTPException:

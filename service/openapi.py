@@ -87,6 +87,37 @@ _ALERT_REQUEST = {
         "ttl": {"type": "integer", "minimum": 60, "maximum": 2419200},
         "article_id": {"type": "string"},
         "send_at": {"type": ["string", "number"]},
+        "duplicate_ok": {
+            "type": "boolean",
+            "description": "the same article or nearly the same headline within "
+            "NEWSFLASH_DUPLICATE_WINDOW_S is intended (else 409 with the earlier alert)",
+        },
+        "template": {
+            "type": "string",
+            "description": "a saved format (GET /api/v1/templates): its prefix goes before the "
+            "title; its topics, urgency and ttl fill what the body leaves out",
+        },
+    },
+}
+
+_DUPLICATE = {
+    "type": "object",
+    "required": ["error", "earlier"],
+    "properties": {
+        "error": _ERROR["properties"]["error"],  # type: ignore[index]
+        "earlier": {
+            "type": "object",
+            "required": ["id", "title", "status", "link"],
+            "properties": {
+                "id": {"type": "string"},
+                "title": {"type": "string"},
+                "url": {"type": "string"},
+                "status": _STATUS,
+                "created_at": {"type": "string"},
+                "link": {"type": "string"},
+                "report": {"type": "string"},
+            },
+        },
     },
 }
 
@@ -326,6 +357,11 @@ def document() -> dict[str, Any]:
                             "description": "the same article or key: the first alert",
                             **_json(_PUBLISHED),
                         },
+                        "409": {
+                            "description": "a likely duplicate of a recent alert (the same "
+                            "article or headline); send again with duplicate_ok: true",
+                            **_json({"oneOf": [_DUPLICATE, _ERROR]}),
+                        },
                         **_errors(400, 401, 403, 413),
                     },
                 },
@@ -428,7 +464,23 @@ def document() -> dict[str, Any]:
                     "responses": {
                         "202": {"description": "alert created"},
                         "200": {"description": "already sent for this article, or not flagged"},
-                        **_errors(400, 401, 409, 413, 503),
+                        "409": {
+                            "description": "a likely duplicate of a recent alert; resend with "
+                            "article.duplicate_ok: true",
+                            **_json({"oneOf": [_DUPLICATE, _ERROR]}),
+                        },
+                        **_errors(400, 401, 413, 503),
+                    },
+                }
+            },
+            "/api/v1/templates": {
+                "get": {
+                    "description": "The saved alert formats a publish request may name in "
+                    "`template` (admins manage them at /editor/templates).",
+                    "security": bearer,
+                    "responses": {
+                        "200": {"description": "the templates", **_json({"type": "object"})},
+                        **_errors(401, 403),
                     },
                 }
             },

@@ -135,6 +135,9 @@ def make_env(
         "NEWSFLASH_CMS_WEBHOOK_SECRET": "whsec_dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tzLTMyYnl0ZXM=",
         "NEWSFLASH_ALLOW_LOOPBACK_PUSH": "on",
         "NEWSFLASH_LOG_JSON": "on",
+        # Suites publish the same test article again and again; the duplicate guard is off
+        # here and switched on by its own tests (tests/integration/test_duplicates.py).
+        "NEWSFLASH_DUPLICATE_WINDOW_S": "0",
     }
     env.update(
         {k if k.startswith("NEWSFLASH_") else "NEWSFLASH_" + k.upper(): v for k, v in extra.items()}

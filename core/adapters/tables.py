@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 
 # SQLite only auto-increments an "INTEGER PRIMARY KEY"; PostgreSQL gets a real bigint.
@@ -136,6 +137,8 @@ alerts = Table(
     Column("failed", BigInteger, nullable=False, default=0),
     Column("displayed", BigInteger, nullable=False, default=0),
     Column("clicked", BigInteger, nullable=False, default=0),
+    # Click-through URLs carry the UTM tags unless the editor switched them off for this alert.
+    Column("utm", Boolean, nullable=False, server_default=true()),
 )
 
 batches = Table(
@@ -234,4 +237,20 @@ webhook_receipts = Table(
     metadata,
     Column("webhook_id", String(200), primary_key=True),
     Column("received_at", Float, nullable=False, index=True),
+)
+
+# Saved alert formats ("BREAKING:", "LIVE:", ...): the compose page fills its fields from one,
+# the API takes its name.
+alert_templates = Table(
+    "alert_templates",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(32), nullable=False, unique=True),
+    Column("prefix", String(64), nullable=False),
+    Column("topics", Text, nullable=False),  # JSON list of slugs; [] keeps the editor's choice
+    Column("urgency", String(16), nullable=False),
+    Column("ttl_s", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("updated_by", String(320), nullable=True),
 )

@@ -8,12 +8,13 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from core import alerts as alert_rules
+from core import duplicates, webhooks
 from core import newsroom as rules
 from core import subscriptions as subs
-from core import webhooks
 from core.errors import NotFound, ValidationError
 from core.model import Alert, AlertDraft, AlertStatus
 from core.ports import AlertStore, AuditLog, SubscriptionStore, TaskQueue
+from core.templates import TemplateStore, apply_to_body
 
 CMS_ACTOR = "cms"
 
@@ -73,6 +74,10 @@ class Newsroom:
         alert_rules: alert_rules.AlertRules,
         undo_window_s: int,
         clock: Callable[[], float] = time.time,
+        *,
+        recent: duplicates.RecentAlerts | None = None,
+        duplicate_window_s: int = 0,
+        templates: TemplateStore | None = None,
     ) -> None:
         self.alerts = alerts
         self.subscriptions = subscriptions
@@ -82,13 +87,40 @@ class Newsroom:
         self.rules = alert_rules
         self.undo_window_s = undo_window_s
         self.clock = clock
+        self.recent = recent
+        self.duplicate_window_s = duplicate_window_s
+        self.templates = templates
 
     # -- reading -----------------------------------------------------------------------------
     def draft(self, editor: Editor, body: object, idempotency_key: str | None = None) -> AlertDraft:
         """Validate an alert request without publishing it (the review page shows this)."""
         return alert_rules.parse_alert_request(
-            body, self.rules, self.clock(), idempotency_key=idempotency_key, created_by=editor.name
+            self._with_template(body),
+            self.rules,
+            self.clock(),
+            idempotency_key=idempotency_key,
+            created_by=editor.name,
         )
+
+    def _with_template(self, body: object) -> object:
+        """`"template": "<name>"` fills what the body leaves out (an unknown name is a 400)."""
+        if not isinstance(body, Mapping) or body.get("template") in (None, ""):
+            return body
+        name = body["template"]
+        found = (
+            self.templates.template_named(name.strip().lower())
+            if isinstance(name, str) and self.templates is not None and len(name) <= 64
+            else None
+        )
+        if found is None:
+            have = [t.name for t in self.templates.list_templates()] if self.templates else []
+            raise ValidationError(
+                f"no template named {str(name)[:64]!r} (have: {', '.join(have) or 'none'})",
+                "template",
+            )
+        # A topic dropped from the settings since the template was saved is left out.
+        found = replace(found, topics=tuple(x for x in found.topics if x in self.rules.topics))
+        return apply_to_body(body, found)
 
     def alert(self, alert_id: int) -> Alert:
         found = self.alerts.get_alert(alert_id)
@@ -98,6 +130,26 @@ class Newsroom:
 
     def reaches_every_topic(self, topics: Sequence[str]) -> bool:
         return len(self.rules.topics) > 1 and set(topics) >= self.rules.topics
+
+    def duplicate_of(self, draft: AlertDraft) -> duplicates.DuplicateAlert | None:
+        """The recent alert this draft repeats (the review page asks the editor to confirm).
+
+        A retry of the same request (its article id or Idempotency-Key) is no duplicate: it
+        answers with the first alert.
+        """
+        if self.recent is None or self.duplicate_window_s <= 0:
+            return None
+        if self.alerts.find_alert(
+            article_id=draft.article_id, idempotency_key=draft.idempotency_key
+        ):
+            return None
+        try:
+            duplicates.check_not_duplicate(
+                draft, self.recent, self.clock(), self.duplicate_window_s
+            )
+        except duplicates.DuplicateAlert as found:
+            return found
+        return None
 
     # -- publish -----------------------------------------------------------------------------
     def publish(
@@ -121,9 +173,14 @@ class Newsroom:
                 "This goes to every topic: tick the box to confirm you mean everyone.",
                 "confirm_all",
             )
-        return self._publish(editor.name, draft, now, undo_window)
+        return self._publish(editor.name, draft, now, undo_window, _duplicate_ok(body))
 
-    def _publish(self, actor: str | None, draft: AlertDraft, now: float, undo: bool) -> Published:
+    def _publish(
+        self, actor: str | None, draft: AlertDraft, now: float, undo: bool, duplicate_ok: bool
+    ) -> Published:
+        duplicate = self.duplicate_of(draft)
+        if duplicate is not None and not duplicate_ok:
+            raise duplicate
         scheduled = draft.send_at is not None
         window = self.undo_window_s if undo and not scheduled else 0
         if window:
@@ -140,6 +197,8 @@ class Newsroom:
             }
             if alert.article_id is not None:
                 detail["article_id"] = alert.article_id
+            if duplicate is not None:
+                detail["duplicate_of"] = duplicate.earlier.id
             action = "alert.schedule" if scheduled else "alert.send"
             self.audit_log.audit(actor, action, str(alert.id), detail)
         return Published(alert, created, scheduled)
@@ -158,7 +217,7 @@ class Newsroom:
             if body is None:
                 return None
             draft = self.draft(Editor(CMS_ACTOR), body)
-            return self._publish(CMS_ACTOR, draft, now, undo=False)
+            return self._publish(CMS_ACTOR, draft, now, False, _duplicate_ok(body))
         except Exception:
             self.store.forget_webhook(webhook_id)
             raise
@@ -234,3 +293,11 @@ class Newsroom:
         action = "test_device.set" if on else "test_device.unset"
         self.audit_log.audit(editor.name, action, str(found.id))
         return self.store.test_device_count(editor.user_id)
+
+
+def _duplicate_ok(body: object) -> bool:
+    """`"duplicate_ok": true` says the repeat is intended (the guard then only audits it)."""
+    value = body.get("duplicate_ok", False) if isinstance(body, Mapping) else False
+    if not isinstance(value, bool):
+        raise ValidationError("duplicate_ok must be true or false", "duplicate_ok")
+    return value

@@ -98,6 +98,10 @@ class FakeAlerts:
     def is_stopped(self, alert_id: int) -> bool:
         return self.alerts[alert_id].status is AlertStatus.CANCELLED
 
+    def alerts_since(self, since: float, limit: int) -> list[Alert]:
+        found = [a for a in self.alerts.values() if a.created_at >= since and a.kind != "test"]
+        return sorted(found, key=lambda a: (a.created_at, a.id), reverse=True)[:limit]
+
     def put(self, alert: Alert) -> Alert:
         self.alerts[alert.id] = alert
         return alert
@@ -214,6 +218,7 @@ class NewsroomKit:
     audit: FakeAudit = field(default_factory=FakeAudit)
     clock: Clock = field(default_factory=Clock)
     undo_window_s: int = 10
+    duplicate_window_s: int = 0
 
     def __post_init__(self) -> None:
         self.store = FakeNewsroomStore(self.subscriptions, self.alerts)
@@ -226,4 +231,6 @@ class NewsroomKit:
             RULES,
             self.undo_window_s,
             clock=self.clock,
+            recent=self.alerts,
+            duplicate_window_s=self.duplicate_window_s,
         )
