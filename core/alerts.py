@@ -199,25 +199,33 @@ def parse_alert_request(
 
 
 def check_fits(draft: AlertDraft) -> None:
-    """Measure the real payload (worst-case id, timestamp and receipt) before anything is queued."""
-    data = payload_dict(
-        "9" * 19,
-        draft.title,
-        draft.body,
-        draft.url,
-        story_key(draft.url, draft.article_id),
-        9_999_999_999,
-        draft.image,
-        draft.icon,
-        WORST_RECEIPT,
-    )
-    field = oversize_field(data)
-    if field is not None:
-        raise ValidationError(
-            f"the encrypted notification would exceed {MAX_PUSH_BODY} bytes; shorten {field}",
-            field,
-            code="too_large",
+    """Measure the real payload in each of the alert's languages (worst-case id, timestamp and
+    receipt, in both places it goes) before anything is queued."""
+    texts = [("", draft.lang or "en", draft.title, draft.body)] + [
+        (f"translations.{t.lang}.", t.lang, t.title, t.body) for t in draft.translations
+    ]
+    for prefix, lang, title, text in texts:
+        data = payload_dict(
+            "9" * 19,
+            title,
+            text,
+            draft.url,
+            story_key(draft.url, draft.article_id),
+            9_999_999_999,
+            draft.image,
+            draft.icon,
+            WORST_RECEIPT,
+            lang,
         )
+        field = oversize_field(data)
+        if field is not None:
+            if field in ("title", "body"):
+                field = prefix + field
+            raise ValidationError(
+                f"the encrypted notification would exceed {MAX_PUSH_BODY} bytes; shorten {field}",
+                field,
+                code="too_large",
+            )
 
 
 def publish(

@@ -183,6 +183,7 @@ class Container:
                 breaker_open_s=s.breaker_open_s,
                 endpoints=self.endpoint_policy,
                 receipts=self.receipts,
+                default_lang=s.default_lang,
             ),
         )
 

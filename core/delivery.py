@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from core.endpoints import EndpointPolicy, endpoint_allowed
 from core.model import Alert, AlertStatus, Batch, Lane, LedgerStatus, Target
 from core.outcomes import Decision, Outcome, backoff_s, classify
-from core.payload import build_payload, receipt_prefix, topic_header
+from core.payload import PayloadTemplate, build_payload, payload_template, topic_header
 from core.ports import (
     DeliveryStore,
     HostHealth,
@@ -46,6 +46,8 @@ class DeliveryPolicy:
     endpoints: EndpointPolicy | None = None
     # Signs the receipt each payload carries (None: no receipts, reader reports never count).
     receipts: Receipts | None = None
+    # The language of readers (and alerts) that never named one.
+    default_lang: str = "en"
 
 
 def plan_fanout(
@@ -249,7 +251,7 @@ def deliver_batch(
         return claimed
     batch, alert = claimed
     targets, missing = _owed_targets(batch, alert, store, policy, now)
-    messages = _messages(alert, targets, policy.receipts, int(now))
+    messages = _messages(alert, targets, policy.receipts, int(now), policy.default_lang)
     attempts = {t.subscription_id: t.attempts for t in targets}
     # One thread per batch for the database: ledger chunks and the cancel check run there,
     # never on the sender's event loop.
@@ -337,16 +339,31 @@ def _finish(report: BatchReport, store: DeliveryStore, clock: Callable[[], float
 
 
 def _messages(
-    alert: Alert, targets: list[Target], receipts: Receipts | None, ts: int
+    alert: Alert,
+    targets: list[Target],
+    receipts: Receipts | None,
+    ts: int,
+    default_lang: str = "en",
 ) -> list[PushMessage]:
-    """One message per target; each payload carries that subscription's delivery receipt."""
-    payload = build_payload(alert, ts)
+    """One message per target, in the reader's language where the alert has it; each payload
+    carries that subscription's delivery receipt. Encoded once per language, not per target."""
     topic = topic_header(alert.story_key)
-    if receipts is None:
-        bodies = [payload] * len(targets)
-    else:
-        head, sign = receipt_prefix(payload), receipts.sign_bytes
-        bodies = [b"".join((head, sign(alert.id, t.subscription_id), b'"}')) for t in targets]
+    templates: dict[str, PayloadTemplate] = {}
+    plain: dict[str, bytes] = {}
+    bodies: list[bytes] = []
+    for t in targets:
+        text = alert.text_in(t.lang or default_lang, default_lang)
+        if receipts is None:
+            if text.lang not in plain:
+                plain[text.lang] = build_payload(alert, ts, text.lang, text.title, text.body)
+            bodies.append(plain[text.lang])
+            continue
+        template = templates.get(text.lang)
+        if template is None:
+            template = templates[text.lang] = payload_template(
+                alert, ts, text.title, text.body, text.lang
+            )
+        bodies.append(template.fill(receipts.sign_bytes(alert.id, t.subscription_id)))
     return [
         PushMessage(
             t.subscription_id,

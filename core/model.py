@@ -98,6 +98,15 @@ class Subscription:
 
 
 @dataclass(frozen=True)
+class Translation:
+    """An alert's title and body in one more language (the alert's own text is its main one)."""
+
+    lang: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
 class AlertDraft:
     """A validated request to publish; nothing stored yet."""
 
@@ -116,6 +125,8 @@ class AlertDraft:
     corrects_id: int | None = None
     created_by: str | None = None
     test_user_id: int | None = None
+    lang: str | None = None  # the language title and body are in; None: NEWSFLASH_DEFAULT_LANG
+    translations: tuple[Translation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,6 +169,15 @@ class Alert:
     cancelled_at: float | None = None
     planned: bool = False
     counts: AlertCounts = field(default_factory=AlertCounts)
+    lang: str | None = None  # the language title and body are in; None: NEWSFLASH_DEFAULT_LANG
+    translations: tuple[Translation, ...] = ()
+
+    def text_in(self, lang: str, default_lang: str) -> Translation:
+        """The words a reader of `lang` gets: theirs if written, else the alert's main ones."""
+        for t in self.translations:
+            if t.lang == lang:
+                return t
+        return Translation(self.lang or default_lang, self.title, self.body)
 
     @property
     def lane(self) -> Lane:
@@ -185,3 +205,4 @@ class Target:
     auth: str
     topic_mask: int
     attempts: int = 0
+    lang: str | None = None  # the reader's language; None: NEWSFLASH_DEFAULT_LANG

@@ -104,21 +104,40 @@ async function report(id, receipt, type) {
 }
 
 /* -- push: always show a notification, then report it ---------------------------------------- */
+// The payload is a Declarative Web Push message ({"web_push": 8030, "notification": {...}});
+// browsers without Declarative Web Push hand it to this worker, which shows the same thing.
+// Earlier payloads (flat title/body/url) are read as before.
+function alertOf(p) {
+  var n = p.web_push === 8030 && p.notification && typeof p.notification === 'object' ? p.notification : {};
+  var data = n.data && typeof n.data === 'object' ? n.data : {};
+  var pick = function (a, b) { return typeof a === 'string' && a ? a : b; };
+  return {
+    id: text(pick(data.id, p.id)), d: pick(data.d, p.d), title: text(pick(n.title, p.title)),
+    body: text(pick(n.body, p.body)), url: text(pick(n.navigate, p.url)), tag: pick(n.tag, p.tag),
+    lang: pick(n.lang, ''), dir: pick(n.dir, ''), icon: pick(n.icon, p.icon), image: pick(n.image, p.image),
+    badge: pick(n.badge, p.badge), silent: n.silent === true,
+    timestamp: typeof n.timestamp === 'number' ? n.timestamp : typeof p.ts === 'number' ? p.ts * 1000 : null
+  };
+}
+
 async function showAlert(data) {
   var p = {};
   try { p = data ? data.json() : {}; } catch (e) { p = { body: data ? data.text() : '' }; }
   if (!p || typeof p !== 'object') p = {};
-  var options = { body: text(p.body), data: { url: text(p.url), id: text(p.id) } };
-  if (typeof p.d === 'string' && p.d) options.data.d = p.d;
-  ['icon', 'image', 'badge'].forEach(function (k) { if (typeof p[k] === 'string' && p[k]) options[k] = p[k]; });
-  if (typeof p.ts === 'number') options.timestamp = p.ts * 1000;
-  if (typeof p.tag === 'string' && p.tag) options.tag = p.tag;
-  var title = text(p.title) ||
+  var a = alertOf(p);
+  var options = { body: a.body, data: { url: a.url, id: a.id } };
+  if (typeof a.d === 'string' && a.d) options.data.d = a.d;
+  ['icon', 'image', 'badge', 'tag'].forEach(function (k) { if (typeof a[k] === 'string' && a[k]) options[k] = a[k]; });
+  if (a.timestamp !== null) options.timestamp = a.timestamp;
+  if (a.lang) options.lang = a.lang;
+  if (a.dir === 'ltr' || a.dir === 'rtl' || a.dir === 'auto') options.dir = a.dir;
+  if (a.silent) options.silent = true;
+  var title = a.title ||
     FALLBACK_TITLE[await kv('lang').catch(function () { return null; })] || FALLBACK_TITLE.en;
   var shown = showing.then(function () { return display(title, options); });
   showing = shown.catch(function () {});
   await shown;
-  await Promise.all([report(p.id, p.d, 'displayed'), remember().catch(function () {})]);
+  await Promise.all([report(a.id, a.d, 'displayed'), remember().catch(function () {})]);
 }
 
 // Notifications are shown one at a time: a correction pushed right behind its story then sees
@@ -140,6 +159,15 @@ async function display(title, options) {
 
 self.addEventListener('push', function (event) {
   event.waitUntil(showAlert(event.data));
+});
+
+// Safari 18.4+ shows a declarative message itself; because it is mutable, the worker sees it
+// first. The browser's proposed notification stays as it is (it opens the article on a click,
+// without this worker); the worker only reports that it was shown.
+self.addEventListener('pushnotification', function (event) {
+  var proposed = event.proposedNotification || event.notification || {};
+  var data = proposed.data || {};
+  event.waitUntil(Promise.all([report(data.id, data.d, 'displayed'), remember().catch(function () {})]));
 });
 
 /* -- click: focus the article's open tab, or open it ----------------------------------------- */

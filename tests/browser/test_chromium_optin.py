@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from core.base64url import b64url_decode
+from core.payload import payload_dict
 from tests.browser.conftest import ReaderSite, fake_browser_subscription
 from tests.support.stack import wait_until
 
@@ -410,7 +411,8 @@ def notifications(page: Any, tag: str | None = None) -> list[dict[str, Any]]:
             """tag => navigator.serviceWorker.ready
               .then(r => r.getNotifications(tag ? {tag} : {}))
               .then(ns => ns.map(n => ({title: n.title, body: n.body, tag: n.tag,
-                                        data: n.data, renotify: n.renotify})))""",
+                                        data: n.data, renotify: n.renotify,
+                                        lang: n.lang, dir: n.dir})))""",
             tag,
         )
     )
@@ -436,21 +438,24 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
     alert_id = reader_site.publish(title="Bridge reopens", body="Early finish.", url=article)
     tag = "nf" + uuid.uuid4().hex[:30]
     receipt = reader_site.delivered_receipt(alert_id)
-    base_payload = {"id": alert_id, "url": article, "tag": tag, "ts": int(time.time())}
-    base_payload["d"] = receipt
 
-    live.push(
-        {**base_payload, "title": "Bridge reopens", "body": "Early finish."},
-    )
+    def message(title: str, body: str = "", url: str = article, tag: str = tag) -> Any:
+        # What the fan-out sends: a Declarative Web Push message with our fields beside it.
+        sent = payload_dict(alert_id, title, body, url, tag, int(time.time()), receipt=receipt)
+        assert sent["web_push"] == 8030 and sent["notification"]["navigate"] == url
+        return sent
+
+    live.push(message("Bridge reopens", "Early finish."))
     shown = wait_until(lambda: notifications(page, tag), 10, "the notification")
     assert shown[0]["title"] == "Bridge reopens"
     assert shown[0]["body"] == "Early finish."
     assert shown[0]["tag"] == tag
     assert shown[0]["data"] == {"url": article, "id": alert_id, "d": receipt}
     assert shown[0]["renotify"] is False
+    assert (shown[0]["lang"], shown[0]["dir"]) == ("en", "ltr")
 
     # A correction with the same tag replaces it, and alerts again.
-    live.push({**base_payload, "title": "Correction: bridge reopens"})
+    live.push(message("Correction: bridge reopens"))
     wait_until(
         lambda: [n["title"] for n in notifications(page, tag)] == ["Correction: bridge reopens"],
         10,
@@ -470,9 +475,7 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
         lambda: reader_site.alert(alert_id)["counts"]["clicked"] == 1, 10, "the click report"
     )
     # With the article already open in a tab, that tab is focused instead.
-    live.push(
-        {**base_payload, "title": "Home", "url": page.url, "tag": "nfhome"},
-    )
+    live.push(message("Home", url=page.url, tag="nfhome"))
     wait_until(lambda: notifications(page, "nfhome"), 10, "the home notification")
     assert worker.evaluate(CLICK, "nfhome") == [["focus", page.url]]
 
@@ -482,7 +485,7 @@ def test_service_worker_shows_alerts_and_opens_only_the_publishers_urls(
         ["javascript:alert(document.cookie)", "https://evil.example/phish", "data:text/html,hi"]
     ):
         bad_tag = f"nfbad{index}"
-        live.push({"title": "Bad", "url": url, "tag": bad_tag})
+        live.push(message("Bad", url=url, tag=bad_tag))
         wait_until(lambda t=bad_tag: notifications(page, t), 10, f"notification for {url}")
         assert worker.evaluate(CLICK, bad_tag) == [["open", reader_site.base + "/"]], url
 

@@ -23,6 +23,7 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from core.model import LedgerStatus
 from service.app import create_app
+from standin.declarative import declarative_problems
 from standin.server import PushStandin
 from tests.conftest import (
     RABBIT_URL,
@@ -191,7 +192,24 @@ def test_every_subscriber_gets_the_decrypted_alert_once_with_the_wire_headers(st
 
     sent = stack.alert(alert_id)
     for r in received:
+        # What Safari 18.4+ shows by itself: a valid Declarative Web Push message.
+        assert declarative_problems(r.plaintext) == []
+        assert r.payload["web_push"] == 8030 and r.payload["mutable"] is True
+        assert r.payload.pop("notification") == {
+            "title": sent["title"],
+            "body": sent["body"],
+            "navigate": sent["url"],
+            "lang": "en",
+            "dir": "ltr",
+            "tag": sent["tag"],
+            "image": f"{ORIGIN}/img/fire.jpg",
+            "timestamp": r.payload["ts"] * 1000,
+            "data": {"id": alert_id, "d": r.payload["d"]},
+        }
+        # Beside it, the flat fields every earlier version sent (what service workers read).
         assert r.payload == {
+            "web_push": 8030,
+            "mutable": True,
             "id": alert_id,
             "title": sent["title"],
             "body": sent["body"],

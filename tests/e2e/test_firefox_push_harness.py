@@ -1,8 +1,9 @@
 """End-to-end web push into a real headless Firefox through the Mozilla push stand-in.
 
-A minimal page and service worker (not the product's) are served from 127.0.0.1; Firefox
-subscribes for real, the test sends an RFC 8291/8292 push with pywebpush, and the
-notification Firefox shows is found and clicked, which must open the article's URL.
+A minimal page with the product's service worker is served from 127.0.0.1; Firefox
+subscribes for real, the test sends an RFC 8291/8292 push of a Declarative Web Push message
+with pywebpush, and the notification Firefox shows is found and clicked, which must open the
+article's URL.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +24,8 @@ from py_vapid import Vapid
 from pywebpush import WebPushException, webpush
 
 from core.base64url import b64url_decode, b64url_encode
+from core.payload import payload_dict
+from standin.declarative import declarative_problems
 from standin.mozilla import ACK_DELIVERED, MozillaPushServer
 from tests.support.firefox import Firefox, find_firefox, launch_firefox
 
@@ -75,24 +79,16 @@ document.getElementById("subscribe").addEventListener("click", () => {
 </body></html>
 """
 
-SW_JS = """
-self.addEventListener("install", () => self.skipWaiting());
-self.addEventListener("activate", event => event.waitUntil(self.clients.claim()));
+# The product's service worker: it reads the Declarative Web Push message the fan-out sends.
+# Its calls to the API (config, reports) get this page server's 404/501 and change nothing.
+SW_JS = (Path(__file__).resolve().parents[2] / "service" / "static" / "sw.js").read_text()
 
-self.addEventListener("push", event => {
-  const msg = event.data ? event.data.json() : {};
-  event.waitUntil(self.registration.showNotification(msg.title, {
-    body: msg.body,
-    tag: msg.tag,
-    data: {url: msg.url},
-  }));
-});
 
-self.addEventListener("notificationclick", event => {
-  event.notification.close();
-  event.waitUntil(self.clients.openWindow(event.notification.data.url));
-});
-"""
+def _message(alert_id: int, title: str, body: str, url: str, tag: str) -> dict[str, Any]:
+    """What the fan-out encrypts: a declarative push message with our fields beside it."""
+    message = payload_dict(alert_id, title, body, url, tag, int(time.time()), lang="sw")
+    assert declarative_problems(message) == []
+    return message
 
 
 class _PageHandler(BaseHTTPRequestHandler):
@@ -191,7 +187,7 @@ def _subscribe(
     return subscription
 
 
-def _send(subscription: dict[str, Any], vapid_private: str, message: dict[str, str]) -> str:
+def _send(subscription: dict[str, Any], vapid_private: str, message: dict[str, Any]) -> str:
     """POST an aes128gcm, VAPID-signed push; returns the message id (version) it got."""
     response = webpush(
         subscription,
@@ -216,12 +212,9 @@ def test_push_reaches_firefox_and_click_opens_article(
     assert b64url_decode(registration["key"]) == b64url_decode(app_server_key)
 
     article_url = f"{page_server.origin}/article/breaking-42"
-    message = {
-        "title": "Breaking: harness works",
-        "body": "Pushed through the Mozilla stand-in",
-        "tag": "article-42",
-        "url": article_url,
-    }
+    message = _message(
+        42, "Breaking: harness works", "Pushed through the Mozilla stand-in", article_url, "nf42"
+    )
     # A push signed with some other VAPID key is refused (RFC 8292 4.2) and never delivered.
     intruder_private, _ = _vapid_keys()
     with pytest.raises(WebPushException) as refused:
@@ -242,7 +235,8 @@ def test_push_reaches_firefox_and_click_opens_article(
     assert urlsplit(page_server.origin).netloc in shown.source
     [page_side] = firefox.page_notifications(tag=message["tag"])
     assert page_side["title"] == message["title"]
-    assert page_side["data"] == {"url": article_url}
+    assert page_side["data"] == {"url": article_url, "id": "42"}
+    assert page_side["lang"] == "sw"
 
     firefox.click_notification(message["title"])
     assert firefox.wait_for_tab(article_url, timeout_s=15) == article_url
@@ -267,12 +261,13 @@ def test_push_sent_while_disconnected_arrives_on_reconnect(
     # The push service "restarts": sockets close and reconnects are refused for a while,
     # so the push below is stored, as autopush does for TTL > 0.
     assert push_server.drop_connections(refuse_for_s=2.0) == 1
-    message = {
-        "title": "Queued while offline",
-        "body": "Delivered on reconnect",
-        "tag": "article-43",
-        "url": f"{page_server.origin}/article/queued-43",
-    }
+    message = _message(
+        43,
+        "Queued while offline",
+        "Delivered on reconnect",
+        f"{page_server.origin}/article/queued-43",
+        "nf43",
+    )
     version = _send(subscription, vapid_private, message)
     assert push_server.pushes[-1]["delivered_now"] is False
 

@@ -837,7 +837,7 @@ class Firefox:
                 return navigator.serviceWorker.ready
                   .then(reg => reg.getNotifications(tag ? {tag} : undefined))
                   .then(list => list.map(n => ({title: n.title, body: n.body, tag: n.tag,
-                                                data: n.data})));
+                                                data: n.data, lang: n.lang})));
                 """,
                 tag,
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from core.model import Alert, AlertKind, AlertStatus, Urgency
-from core.payload import build_payload, encode_payload, payload_dict, receipt_prefix
+from core.payload import encode_payload, payload_dict, payload_template
 from core.receipts import WORST_RECEIPT, Receipts, receipt_key
 
 
@@ -30,7 +30,9 @@ def test_the_spliced_payload_is_the_json_payload_dict_encodes() -> None:
     receipts = Receipts(receipt_key("secret") or b"")
     alert = make_alert()
     receipt = receipts.sign(alert.id, 42)
-    spliced = receipt_prefix(build_payload(alert, 1700000000)) + receipt.encode() + b'"}'
+    spliced = payload_template(alert, 1700000000, alert.title, alert.body, "en").fill(
+        receipt.encode()
+    )
     expected = payload_dict(
         alert.id,
         alert.title,
@@ -44,6 +46,7 @@ def test_the_spliced_payload_is_the_json_payload_dict_encodes() -> None:
     )
     assert spliced == encode_payload(expected)
     assert json.loads(spliced)["d"] == receipt
+    assert json.loads(spliced)["notification"]["data"] == {"id": "123", "d": receipt}
     assert len(receipt) <= len(WORST_RECEIPT)
 
 
