@@ -351,6 +351,31 @@ class Settings:
         "21600",
         "the same article or headline again within this asks to confirm (0: off)",
     )
+    # Alerts from a feed (core/feeds.py) and the publish-readiness gate (core/readiness.py).
+    feed_poll_interval_s: int = setting(
+        "NEWSFLASH_FEED_POLL_INTERVAL_S", Whole(15, 86400), "60", "how often each feed is polled"
+    )
+    feed_min_gap_s: int = setting(
+        "NEWSFLASH_FEED_MIN_GAP_S",
+        Whole(0, 86400),
+        "120",
+        "feeds set to auto never send two alerts closer together than this",
+    )
+    feed_max_bytes: int = setting(
+        "NEWSFLASH_FEED_MAX_BYTES", Whole(16384, 20_000_000), "1048576", "a larger feed is refused"
+    )
+    wait_for_article: bool = setting(
+        "NEWSFLASH_WAIT_FOR_ARTICLE",
+        Flag(),
+        "on",
+        "hold each alert until its article answers 2xx (off per alert: wait_for_article false)",
+    )
+    article_wait_s: int = setting(
+        "NEWSFLASH_ARTICLE_WAIT_S",
+        Whole(5, 600),
+        "60",
+        "longest an alert waits for its article before it is sent anyway",
+    )
     subscription_max_age_days: int = setting(
         "NEWSFLASH_SUBSCRIPTION_MAX_AGE_DAYS",
         Whole(1, 3650),

@@ -17,6 +17,9 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.articles import HttpArticleFetcher
 from core.adapters.celery_queue import CeleryTaskQueue, make_producer
 from core.adapters.duplicates_sql import SqlRecentAlerts
+from core.adapters.feeds_sql import SqlFeeds
+from core.adapters.fetch import BoundedFetcher
+from core.adapters.gates_sql import SqlGates
 from core.adapters.hosts import RedisHostHealth
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
@@ -29,8 +32,10 @@ from core.endpoints import EndpointPolicy
 from core.receipts import Receipts, receipt_key
 from core.usecases.access import Access
 from core.usecases.delivery import Delivery
+from core.usecases.feeds import FeedPolicy, Feeds
 from core.usecases.newsroom import Newsroom
 from core.usecases.readers import ReaderRules, Readers
+from core.usecases.readiness import Readiness, ReadinessPolicy
 from core.usecases.templates import Templates
 
 
@@ -42,7 +47,16 @@ T = TypeVar("T")
 
 # Parts that hold no connection: they survive a fork; everything else is rebuilt in the child.
 _FORK_SAFE = frozenset(
-    {"signer", "endpoint_policy", "alert_rules", "delivery_policy", "receipts", "fetcher"}
+    {
+        "signer",
+        "endpoint_policy",
+        "alert_rules",
+        "delivery_policy",
+        "receipts",
+        "fetcher",
+        "feed_fetcher",
+        "article_probe",
+    }
 )
 
 
@@ -143,6 +157,42 @@ class Container:
         return self._part("fetcher", lambda: HttpArticleFetcher(self.settings.public_origins))
 
     @property
+    def feed_fetcher(self) -> BoundedFetcher:
+        s = self.settings
+        return self._part(
+            "feed_fetcher",
+            lambda: BoundedFetcher(
+                s.public_origins,
+                allow_loopback=s.allow_loopback_push,
+                max_bytes=s.feed_max_bytes,
+                agent="Newsflash-Feeds/1",
+            ),
+        )
+
+    @property
+    def article_probe(self) -> BoundedFetcher:
+        """The readiness gate's fetch: short timeouts, so a check never holds a worker long."""
+        s = self.settings
+        return self._part(
+            "article_probe",
+            lambda: BoundedFetcher(
+                s.public_origins,
+                allow_loopback=s.allow_loopback_push,
+                timeout_s=2.0,
+                deadline_s=3.0,
+                agent="Newsflash-Readiness/1",
+            ),
+        )
+
+    @property
+    def feeds_store(self) -> SqlFeeds:
+        return self._part("feeds_store", lambda: SqlFeeds(self.engine))
+
+    @property
+    def gates_store(self) -> SqlGates:
+        return self._part("gates_store", lambda: SqlGates(self.engine))
+
+    @property
     def ops(self) -> OpsKit:
         """The ops probes (queues, workers, telemetry, SQL queries) the dashboard and alarms read."""
         return self._part("ops", lambda: OpsKit(self.settings, self, self.celery))
@@ -211,6 +261,39 @@ class Container:
                 recent=SqlRecentAlerts(self.engine),
                 duplicate_window_s=self.settings.duplicate_window_s,
                 templates=self.template_store,
+                gate=self.readiness,
+            ),
+        )
+
+    @property
+    def readiness(self) -> Readiness:
+        s = self.settings
+        return self._part(
+            "readiness",
+            lambda: Readiness(
+                gates=self.gates_store,
+                alerts=self.store,
+                queue=self.queue,
+                probe=self.article_probe,
+                audit=self.accounts,
+                policy=ReadinessPolicy(enabled=s.wait_for_article, wait_s=s.article_wait_s),
+            ),
+        )
+
+    @property
+    def feeds(self) -> Feeds:
+        s = self.settings
+        return self._part(
+            "feeds",
+            lambda: Feeds(
+                store=self.feeds_store,
+                fetcher=self.feed_fetcher,
+                newsroom=self.newsroom,
+                audit=self.accounts,
+                alert_rules=self.alert_rules,
+                policy=FeedPolicy(
+                    poll_interval_s=s.feed_poll_interval_s, min_gap_s=s.feed_min_gap_s
+                ),
             ),
         )
 
@@ -258,6 +341,7 @@ class Container:
                 housekeeping=self.store,
                 policy=self.delivery_policy,
                 subscription_max_age_days=self.settings.subscription_max_age_days,
+                gate=self.readiness,
             ),
         )
 

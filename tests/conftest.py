@@ -138,6 +138,8 @@ def make_env(
         # Suites publish the same test article again and again; the duplicate guard is off
         # here and switched on by its own tests (tests/integration/test_duplicates.py).
         "NEWSFLASH_DUPLICATE_WINDOW_S": "0",
+        # Test alerts open pages nobody serves: the readiness gate has its own tests.
+        "NEWSFLASH_WAIT_FOR_ARTICLE": "off",
     }
     env.update(
         {k if k.startswith("NEWSFLASH_") else "NEWSFLASH_" + k.upper(): v for k, v in extra.items()}

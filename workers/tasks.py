@@ -13,9 +13,11 @@ from sqlalchemy.exc import OperationalError
 from config.settings import Settings
 from core.adapters.celery_queue import (
     TASK_ALARMS,
+    TASK_CHECK_ARTICLES,
     TASK_DELIVER,
     TASK_FIRE_SCHEDULED,
     TASK_PLAN,
+    TASK_POLL_FEEDS,
     TASK_PURGE,
     TASK_RECONCILE,
     TASK_RECOUNT,
@@ -105,6 +107,14 @@ def register(app: Celery) -> None:
     @app.task(name=TASK_FIRE_SCHEDULED, autoretry_for=RETRY_ON, max_retries=0)
     def fire_scheduled() -> int:
         return container_for(app).delivery.fire_scheduled()
+
+    @app.task(name=TASK_POLL_FEEDS, autoretry_for=RETRY_ON, max_retries=0)
+    def poll_feeds() -> int:
+        return sum(r.new for r in container_for(app).feeds.poll_due())
+
+    @app.task(name=TASK_CHECK_ARTICLES, autoretry_for=RETRY_ON, max_retries=0)
+    def check_articles() -> int:
+        return container_for(app).readiness.check_due()
 
     @app.task(name=TASK_PURGE, autoretry_for=RETRY_ON, max_retries=0)
     def purge_subscriptions() -> int:

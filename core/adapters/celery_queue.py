@@ -20,6 +20,8 @@ TASK_FIRE_SCHEDULED = "newsflash.fire_scheduled"
 TASK_PURGE = "newsflash.purge_subscriptions"
 TASK_ALARMS = "newsflash.evaluate_alarms"
 TASK_RECOUNT = "newsflash.recount_subscriptions"
+TASK_POLL_FEEDS = "newsflash.poll_feeds"
+TASK_CHECK_ARTICLES = "newsflash.check_articles"
 
 ALL_QUEUES = tuple(lane.value for lane in Lane)
 
@@ -74,6 +76,9 @@ def celery_config(settings: Settings) -> dict[str, object]:
             TASK_PURGE: {"queue": Lane.MAINTENANCE.value},
             TASK_ALARMS: {"queue": Lane.MAINTENANCE.value},
             TASK_RECOUNT: {"queue": Lane.MAINTENANCE.value},
+            TASK_POLL_FEEDS: {"queue": Lane.MAINTENANCE.value},
+            # Releasing a gate starts a breaking send: it must not wait behind housekeeping.
+            TASK_CHECK_ARTICLES: {"queue": Lane.BREAKING.value},
         },
         "worker_send_task_events": True,
         "task_send_sent_event": True,
@@ -83,6 +88,12 @@ def celery_config(settings: Settings) -> dict[str, object]:
         "beat_schedule": {
             "fire-scheduled": {
                 "task": TASK_FIRE_SCHEDULED,
+                "schedule": 1.0,
+                "options": {"expires": 5},
+            },
+            "poll-feeds": {"task": TASK_POLL_FEEDS, "schedule": 15.0, "options": {"expires": 30}},
+            "check-articles": {
+                "task": TASK_CHECK_ARTICLES,
                 "schedule": 1.0,
                 "options": {"expires": 5},
             },

@@ -254,3 +254,66 @@ alert_templates = Table(
     Column("updated_at", Float, nullable=False),
     Column("updated_by", String(320), nullable=True),
 )
+
+# Alerts from a feed (core/feeds.py): the feeds the newsroom follows and the items that matched.
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("url", Text, nullable=False),
+    Column("url_hash", String(64), nullable=False, unique=True),
+    Column("category", String(100), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("topics", Text, nullable=False),  # JSON list of slugs
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(320), nullable=True),
+    Column("etag", String(400), nullable=True),
+    Column("last_modified", String(100), nullable=True),
+    Column("primed", Boolean, nullable=False, default=False),
+    Column("next_poll_at", Float, nullable=False, default=0.0, index=True),
+    Column("last_polled_at", Float, nullable=True),
+    Column("last_ok_at", Float, nullable=True),
+    Column("last_error", String(300), nullable=True),
+    Column("last_error_at", Float, nullable=True),
+)
+
+feed_items = Table(
+    "feed_items",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("feed_id", Integer, ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("key_hash", String(64), nullable=False),  # sha256 of the guid (else the link)
+    Column("title", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("link", Text, nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("seen_at", Float, nullable=False),
+    Column("published_at", Float, nullable=True),
+    Column("note", String(300), nullable=True),
+    Column("alert_id", BigInteger, nullable=True),
+    Column("sent_at", Float, nullable=True),
+    UniqueConstraint("feed_id", "key_hash"),
+)
+
+# One row: when the feeds last sent an alert on their own (the minimum gap is claimed here).
+feed_pacing = Table(
+    "feed_pacing",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_auto_at", Float, nullable=True),
+)
+
+# The publish-readiness gate: an alert waits here until its article answers 2xx (or time is up).
+article_gates = Table(
+    "article_gates",
+    metadata,
+    Column("alert_id", BigInteger, ForeignKey("alerts.id"), primary_key=True, autoincrement=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("next_check_at", Float, nullable=False, default=0.0),
+    Column("checks", Integer, nullable=False, default=0),
+    Column("last_answer", String(200), nullable=True),
+    Column("released_at", Float, nullable=True),
+    Column("released_by", String(320), nullable=True),
+)

@@ -28,6 +28,10 @@ class Housekeeping(Protocol):
     def recount_masks(self) -> None: ...
 
 
+class GateCheck(Protocol):
+    def holds(self, alert_id: int) -> bool: ...
+
+
 class Delivery:
     """Fan-out and its periodic duties; each method is one task's whole job."""
 
@@ -41,8 +45,10 @@ class Delivery:
         policy: DeliveryPolicy,
         subscription_max_age_days: int,
         clock: Callable[[], float] = time.time,
+        gate: GateCheck | None = None,
     ) -> None:
         self.store = store
+        self.gate = gate
         self.queue = queue
         self.sender = sender
         self.hosts = hosts
@@ -53,6 +59,8 @@ class Delivery:
 
     def plan(self, alert_id: int) -> int:
         """Walk the alert's audience into batches and enqueue one delivery task per batch."""
+        if self.gate is not None and self.gate.holds(alert_id):
+            return 0  # waiting for its article: the gate plans it when it opens
         return delivery.plan_fanout(alert_id, self.store, self.queue, self.policy, self.clock)
 
     def deliver(self, batch_id: int, observe: Observer | None = None) -> BatchReport:

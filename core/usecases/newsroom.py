@@ -8,11 +8,11 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from core import alerts as alert_rules
-from core import duplicates, webhooks
+from core import duplicates, readiness, webhooks
 from core import newsroom as rules
 from core import subscriptions as subs
 from core.errors import NotFound, ValidationError
-from core.model import Alert, AlertDraft, AlertStatus
+from core.model import Alert, AlertDraft, AlertStatus, Lane
 from core.ports import AlertStore, AuditLog, SubscriptionStore, TaskQueue
 from core.templates import TemplateStore, apply_to_body
 
@@ -35,6 +35,23 @@ class Editor:
 
     name: str | None
     user_id: int | None = None
+
+
+class ArticleGate(Protocol):
+    """The publish-readiness gate (core/usecases/readiness.py)."""
+
+    def applies(self, draft: AlertDraft, wanted: bool) -> bool: ...
+    def open(self, alert: Alert, now: float) -> None: ...
+
+
+class _Held:
+    """A TaskQueue that plans nothing: a gated alert is planned when its gate opens."""
+
+    def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
+        pass
+
+    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
+        pass
 
 
 class NeedsConfirmation(ValidationError):
@@ -78,8 +95,10 @@ class Newsroom:
         recent: duplicates.RecentAlerts | None = None,
         duplicate_window_s: int = 0,
         templates: TemplateStore | None = None,
+        gate: ArticleGate | None = None,
     ) -> None:
         self.alerts = alerts
+        self.gate = gate
         self.subscriptions = subscriptions
         self.queue = queue
         self.store = newsroom
@@ -168,15 +187,22 @@ class Newsroom:
         """
         now = self.clock()
         draft = self.draft(editor, body, idempotency_key)
+        wait = readiness.wants_wait(body)
         if not confirmed_everyone and self.reaches_every_topic(draft.topics):
             raise NeedsConfirmation(
                 "This goes to every topic: tick the box to confirm you mean everyone.",
                 "confirm_all",
             )
-        return self._publish(editor.name, draft, now, undo_window, _duplicate_ok(body))
+        return self._publish(editor.name, draft, now, undo_window, _duplicate_ok(body), wait)
 
     def _publish(
-        self, actor: str | None, draft: AlertDraft, now: float, undo: bool, duplicate_ok: bool
+        self,
+        actor: str | None,
+        draft: AlertDraft,
+        now: float,
+        undo: bool,
+        duplicate_ok: bool,
+        wait: bool = True,
     ) -> Published:
         duplicate = self.duplicate_of(draft)
         if duplicate is not None and not duplicate_ok:
@@ -185,9 +211,13 @@ class Newsroom:
         window = self.undo_window_s if undo and not scheduled else 0
         if window:
             draft = rules.with_undo_window(draft, now, window)
-        alert, created = alert_rules.publish(
-            draft, self.alerts, self.subscriptions, self.queue, now
-        )
+        # A gated alert is stored without a plan task; its gate plans it once the article is up
+        # (a crash in between leaves it queued, and the reconciler sends it without waiting).
+        gated = self.gate is not None and self.gate.applies(draft, wait)
+        queue: TaskQueue = _Held() if gated else self.queue
+        alert, created = alert_rules.publish(draft, self.alerts, self.subscriptions, queue, now)
+        if created and gated and self.gate is not None:
+            self.gate.open(alert, now)
         if created:
             detail: dict[str, Any] = {
                 "title": alert.title,

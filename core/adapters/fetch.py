@@ -1,0 +1,218 @@
+"""Bounded GETs of the publisher's own pages (feeds, the readiness gate): prefill's rules, plus an
+address check on every connection.
+
+The rules are the article prefill's (core/adapters/articles.py): only the publisher's origins
+(NEWSFLASH_PUBLIC_ORIGINS), redirects only onto them and only a few times, no proxies from the
+environment, no cookies, a per-read timeout, a whole-request deadline and a size cap. On top, the
+name is resolved through a port and every address it answers must be public (loopback only when
+NEWSFLASH_ALLOW_LOOPBACK_PUSH is on, for tests and the demo); the connection then goes to the
+address that was checked, so a DNS answer that changes between check and connect (rebinding)
+cannot steer it elsewhere.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from core.adapters.articles import _SameOriginsRedirect
+from core.alerts import check_public_url
+from core.endpoints import address_allowed
+from core.errors import ValidationError
+
+Lookup = Callable[[str, int], Sequence[str]]
+_CHUNK = 16 * 1024
+
+
+class FetchError(ValidationError):
+    """The page could not be fetched within the rules; the message says why, in plain words."""
+
+
+class RefusedAddress(OSError):
+    """The name resolves to an address we never connect to."""
+
+
+def system_lookup(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+@dataclass(frozen=True)
+class Fetched:
+    status: int  # 200..299, or 304 (not modified: body is empty)
+    body: bytes
+    etag: str | None
+    last_modified: str | None
+
+
+class BoundedFetcher:
+    """GET on urllib with the rules above; `lookup` is the resolver port (tests fake it)."""
+
+    def __init__(
+        self,
+        origins: Sequence[str],
+        *,
+        allow_loopback: bool,
+        timeout_s: float = 3.0,
+        deadline_s: float = 8.0,
+        max_bytes: int = 1_048_576,
+        lookup: Lookup | None = None,
+        agent: str = "Newsflash/1",
+    ) -> None:
+        self.origins = tuple(origins)
+        self.allow_loopback = allow_loopback
+        self.timeout_s = timeout_s
+        self.deadline_s = deadline_s
+        self.max_bytes = max_bytes
+        self.lookup = lookup or system_lookup
+        self.agent = agent
+
+    # -- the two uses ------------------------------------------------------------------------
+    def get(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        accept: str = "*/*",
+        field: str = "url",
+    ) -> Fetched:
+        """The whole body (≤ max_bytes), or 304 when the conditional headers say nothing changed."""
+        headers = {"Accept": accept}
+        if etag:
+            headers["If-None-Match"] = etag
+        if last_modified:
+            headers["If-Modified-Since"] = last_modified
+        return self._open(url, headers, field, read_body=True)
+
+    def status(self, url: str, field: str = "url") -> int:
+        """The HTTP status the page answers with (redirects on our origins followed); body unread."""
+        try:
+            return self._open(url, {"Accept": "text/html,*/*"}, field, read_body=False).status
+        except _HttpStatus as answer:
+            return answer.code
+
+    # -- the machinery -------------------------------------------------------------------------
+    def _open(self, url: str, headers: dict[str, str], field: str, read_body: bool) -> Fetched:
+        # Checked here too, so no caller can make this fetch anything but our own pages.
+        check_public_url(url, self.origins, field)
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}),
+            _SameOriginsRedirect(self.origins),
+            _GuardedHttp(self._connect),
+            _GuardedHttps(self._connect),
+        )
+        request = urllib.request.Request(  # noqa: S310 - http(s) on our own origins, checked above
+            url, headers={"User-Agent": self.agent, **headers}
+        )
+        started = time.monotonic()
+        try:
+            with opener.open(request, timeout=self.timeout_s) as response:
+                body = self._read(response, started, field) if read_body else b""
+                return Fetched(
+                    response.status,
+                    body,
+                    response.headers.get("ETag"),
+                    response.headers.get("Last-Modified"),
+                )
+        except urllib.error.HTTPError as exc:
+            if exc.code == 304:
+                return Fetched(304, b"", exc.headers.get("ETag"), exc.headers.get("Last-Modified"))
+            if not read_body:
+                raise _HttpStatus(exc.code) from None
+            raise FetchError(f"it answered HTTP {exc.code}", field) from None
+        except TimeoutError:
+            raise FetchError("it did not answer in time", field) from None
+        except urllib.error.URLError as exc:
+            raise _reason_error(exc.reason, field) from None
+        except http.client.HTTPException:
+            raise FetchError("it did not answer in HTTP", field) from None
+        except OSError:
+            raise FetchError("could not read it", field) from None
+
+    def _connect(
+        self, address: tuple[str, int], timeout: float | None, source: Any = None
+    ) -> socket.socket:
+        host, port = address
+        try:
+            found = list(self.lookup(host.strip("[]"), port))
+        except OSError:
+            raise RefusedAddress(f"{host} does not resolve") from None
+        if not found or not all(address_allowed(a, self.allow_loopback) for a in found):
+            # Refuse when any answer is private: a check on the first alone could be dodged.
+            raise RefusedAddress(f"{host} resolves to an address that is not public")
+        return socket.create_connection((found[0], port), timeout, source)
+
+    def _read(self, response: Any, started: float, field: str) -> bytes:
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            raise FetchError(f"it is larger than {_size(self.max_bytes)}; refused", field)
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            if time.monotonic() - started > self.deadline_s:
+                raise FetchError("it did not answer in time", field)
+            # read1: one receive at a time, so a trickling server meets the deadline too.
+            chunk = response.read1(_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise FetchError(f"it is larger than {_size(self.max_bytes)}; refused", field)
+            chunks.append(chunk)
+
+
+class _HttpStatus(Exception):
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+def _reason_error(reason: object, field: str) -> FetchError:
+    if isinstance(reason, TimeoutError):
+        return FetchError("it did not answer in time", field)
+    if isinstance(reason, RefusedAddress):
+        return FetchError(f"refused: {reason}", field)
+    if isinstance(reason, ValidationError):
+        return FetchError(reason.message, field)
+    return FetchError("could not reach it", field)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1_048_576:.1f} MB" if n >= 1_048_576 else f"{n // 1024} KB"
+
+
+def _guarded(cls: type[http.client.HTTPConnection], connect: Callable[..., socket.socket]) -> Any:
+    def build(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        conn = cls(host, **kwargs)
+        conn._create_connection = connect  # type: ignore[attr-defined]
+        return conn
+
+    return build
+
+
+class _GuardedHttp(urllib.request.HTTPHandler):
+    def __init__(self, connect: Callable[..., socket.socket]) -> None:
+        super().__init__()
+        self._connect = connect
+
+    def http_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(_guarded(http.client.HTTPConnection, self._connect), req)
+
+
+class _GuardedHttps(urllib.request.HTTPSHandler):
+    def __init__(self, connect: Callable[..., socket.socket]) -> None:
+        super().__init__()
+        self._connect = connect
+
+    def https_open(self, req: urllib.request.Request) -> http.client.HTTPResponse:
+        return self.do_open(
+            _guarded(http.client.HTTPSConnection, self._connect),
+            req,
+            context=self._context,  # type: ignore[attr-defined]
+        )
