@@ -282,4 +282,5 @@ def review_form(item: FeedItem, topics: Sequence[str]) -> dict[str, object]:
         "topics": list(topics),
         "key": item.alert_key,
         "when": "now",
+        "wait_for_article": "yes",
     }

@@ -49,6 +49,8 @@ def request_from_form(form: Mapping[str, Any], topics: Sequence[str]) -> dict[st
             raise ValidationError("ttl must be whole seconds", "ttl") from None
     if _field(form, "duplicate_ok") == "yes":
         body["duplicate_ok"] = True
+    if _field(form, "wait_for_article") != "yes":
+        body["wait_for_article"] = False  # the compose checkbox, unticked
     if _field(form, "when") == "later":
         send_at = _field(form, "send_at")
         if not send_at:

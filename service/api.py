@@ -227,7 +227,11 @@ def list_alerts() -> Response:
 @bp.get("/alerts/<int:alert_id>")
 @require_role(EDITOR_ROLES)
 def get_alert(alert_id: int) -> Response:
-    return jsonify(alert_json(_alert_or_404(alert_id)))
+    body = alert_json(_alert_or_404(alert_id))
+    gate = ext().container.readiness.gate(alert_id)
+    if gate is not None:  # the publish-readiness gate: "waiting" while the article is not up
+        body["article_gate"] = {"state": gate.state.value, "last_answer": gate.last_answer}
+    return jsonify(body)
 
 
 @bp.post("/alerts/<int:alert_id>/cancel")

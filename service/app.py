@@ -82,7 +82,7 @@ def create_app(
     register_error_handlers(app)
     register_input_guard(app)
 
-    from service import api, editor, health, ops, reader, templates_admin, webhooks
+    from service import api, editor, feeds, health, ops, reader, templates_admin, webhooks
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
@@ -91,6 +91,8 @@ def create_app(
     app.register_blueprint(ops.bp)
     app.register_blueprint(webhooks.bp)
     app.register_blueprint(templates_admin.bp)
+    app.register_blueprint(feeds.bp)
+    app.register_blueprint(feeds.api_bp)
 
     @app.after_request
     def _security_headers(response):  # type: ignore[no-untyped-def]

@@ -48,7 +48,9 @@ def test_the_form_becomes_the_api_body() -> None:
         "url": "u",
         "topics": ["sport"],
         "ttl": 900,
+        "wait_for_article": False,  # the checkbox left unticked
     }
+    assert "wait_for_article" not in request_from_form({**form, "wait_for_article": "yes"}, [])
     later = request_from_form({**form, "when": "later", "send_at": "2030-01-01T08:00"}, [])
     assert later["send_at"] == "2030-01-01T08:00"
     with pytest.raises(ValidationError) as missing:
