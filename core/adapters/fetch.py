@@ -101,7 +101,10 @@ class BoundedFetcher:
     # -- the machinery -------------------------------------------------------------------------
     def _open(self, url: str, headers: dict[str, str], field: str, read_body: bool) -> Fetched:
         # Checked here too, so no caller can make this fetch anything but our own pages.
-        check_public_url(url, self.origins, field)
+        try:
+            check_public_url(url, self.origins, field)
+        except ValidationError as exc:
+            raise FetchError(exc.message, field) from None
         opener = urllib.request.build_opener(
             urllib.request.ProxyHandler({}),
             _SameOriginsRedirect(self.origins),
@@ -121,6 +124,12 @@ class BoundedFetcher:
                     response.headers.get("ETag"),
                     response.headers.get("Last-Modified"),
                 )
+        except FetchError:
+            raise
+        except ValidationError:  # prefill's redirect rule
+            raise FetchError(
+                "it redirects off the publisher's origins; not followed", field
+            ) from None
         except urllib.error.HTTPError as exc:
             if exc.code == 304:
                 return Fetched(304, b"", exc.headers.get("ETag"), exc.headers.get("Last-Modified"))

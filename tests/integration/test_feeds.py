@@ -1,0 +1,276 @@
+"""Alerts from a feed, on SQLite and PostgreSQL: a loopback publisher serves RSS 2.0 and Atom feeds
+that change, break and grow too big; the newsroom's feeds page, its review flow and auto sends."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from core.accounts import Role
+from core.adapters import migrate
+from core.adapters import tables as t
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.sql import make_engine
+from core.bootstrap import Container
+from service.app import create_app
+from tests.conftest import TEST_REDIS_DB, engine_database, make_env, settings_from
+from tests.support.feedsite import FeedSite, Page, atom, rss
+from tests.support.newsroom import ADMIN, EDITOR, PASSWORD, csrf_of, vapid_pem
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@dataclass
+class Rig:
+    app: Flask
+    site: FeedSite
+    engine: Any
+
+    @property
+    def container(self) -> Container:
+        return self.app.extensions["newsflash"].container  # type: ignore[no-any-return]
+
+    def login(self, email: str) -> FlaskClient:
+        client = self.app.test_client()
+        page = client.get("/editor/login")
+        answer = client.post(
+            "/editor/login",
+            data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+        )
+        assert answer.status_code == 302, answer.text
+        return client
+
+    def count(self, table: Any, *where: Any) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar())
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    tmp = tmp_path_factory.mktemp(f"feeds-{request.param}")
+    site = FeedSite().start()
+    redis_url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    with engine_database(request, tmp) as url:
+        env = make_env(
+            tmp / "var",
+            url,
+            redis_url,
+            vapid_pem(),
+            PUBLIC_ORIGINS=site.origin,
+            FEED_MIN_GAP_S="1",
+            FEED_MAX_BYTES="65536",
+            RATE_LIMIT_LOGIN="100000 per minute",
+        )
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        accounts = SqlAccounts(engine)
+        accounts.create_user(EDITOR, PASSWORD, Role.EDITOR)
+        accounts.create_user(ADMIN, PASSWORD, Role.ADMIN)
+        app = create_app(settings_from(env))
+        try:
+            yield Rig(app, site, engine)
+        finally:
+            app.extensions["newsflash"].container.engine.dispose()
+            engine.dispose()
+            site.stop()
+
+
+def _add(rig: Rig, path: str, mode: str = "review", category: str = "Breaking") -> int:
+    admin = rig.login(ADMIN)
+    page = admin.get("/editor/feeds")
+    answer = admin.post(
+        "/editor/feeds",
+        data={
+            "url": f"{rig.site.origin}{path}",
+            "category": category,
+            "mode": mode,
+            "topics": ["breaking"],
+            "csrf_token": csrf_of(page.text),
+        },
+    )
+    assert answer.status_code == 302, answer.text
+    return max(f.id for f in rig.container.feeds.feeds())
+
+
+def _poll(rig: Rig, feed_id: int) -> Any:
+    from core.usecases.newsroom import Editor
+
+    return rig.container.feeds.poll(Editor("tests"), feed_id)
+
+
+def _drafts(rig: Rig) -> list[str]:
+    return [d.item.title for d in rig.container.feeds.drafts()]
+
+
+def test_a_changing_rss_feed_makes_exactly_one_draft_per_new_breaking_item(rig: Rig) -> None:
+    origin = rig.site.origin
+    rig.site.pages["/rss/"] = Page(
+        body=rss(("wp-1", "Old news", f"{origin}/old", ["Breaking"])), etag='"v1"'
+    )
+    feed_id = _add(rig, "/rss/")
+    first = _poll(rig, feed_id)
+    assert first.new == 0 and first.seen == 1, "items already in the feed are never sent"
+    assert _drafts(rig) == []
+
+    rig.site.pages["/rss/"] = Page(
+        body=rss(
+            ("wp-3", "Bridge closed after crash", f"{origin}/bridge", ["City", "breaking"]),
+            ("wp-2", "Weekend weather", f"{origin}/weather", ["Weather"]),
+            ("wp-1", "Old news", f"{origin}/old", ["Breaking"]),
+        ),
+        etag='"v2"',
+    )
+    changed = _poll(rig, feed_id)
+    assert changed.new == 1
+    assert _drafts(rig) == ["Bridge closed after crash"]
+    again = _poll(rig, feed_id)
+    assert again.not_modified, "the second poll sent If-None-Match and got 304"
+    assert rig.site.hits("/rss/")[-1].get("If-None-Match") == '"v2"'
+    rig.site.pages["/rss/"].etag = None  # a server without ETags: the body is read again
+    assert _poll(rig, feed_id).new == 0
+    assert _drafts(rig) == ["Bridge closed after crash"]
+
+
+def test_an_atom_feed_and_the_review_flow_send_an_item_once(rig: Rig) -> None:
+    origin = rig.site.origin
+    rig.site.pages["/atom"] = Page(body=atom(), content_type="application/atom+xml")
+    feed_id = _add(rig, "/atom", category="breaking")
+    _poll(rig, feed_id)
+    rig.site.pages["/atom"] = Page(
+        body=atom(("urn:post:9", "Polls close early", f"{origin}/polls", ["Breaking"])),
+        content_type="application/atom+xml",
+    )
+    assert _poll(rig, feed_id).new == 1
+
+    editor = rig.login(EDITOR)
+    page = editor.get("/editor/feeds")
+    assert page.status_code == 200 and "Polls close early" in page.text
+    form = re.search(r'<form method="post" action="/editor/new">(.*?)</form>', page.text, re.S)
+    assert form is not None
+    fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', form.group(1)))
+    review = editor.post("/editor/new", data={**fields, "action": "review"})
+    assert review.status_code == 200 and "Check, then send" in review.text
+    confirm = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', review.text))
+    assert confirm["key"].startswith("feed:")
+    for _ in range(2):  # a double click, or the same draft sent twice
+        sent = editor.post("/editor/new", data={**confirm, "topics": "breaking", "action": "send"})
+        assert sent.status_code == 302
+    assert rig.count(t.alerts, t.alerts.c.title == "Polls close early") == 1
+    assert "Sent as #" in editor.get("/editor/feeds").text
+
+
+def test_a_broken_feed_records_its_error_on_the_page_and_recovers(rig: Rig) -> None:
+    origin = rig.site.origin
+    rig.site.pages["/broken"] = Page(body=rss(("b-1", "Fine", f"{origin}/f", ["Breaking"])))
+    feed_id = _add(rig, "/broken")
+    _poll(rig, feed_id)
+    editor = rig.login(EDITOR)
+    for page, words in [
+        (Page(500, b"oops", "text/html"), "it answered HTTP 500"),
+        (Page(body=b"<rss><channel><item><title>cut"), "not well-formed XML"),
+    ]:
+        rig.site.pages["/broken"] = page
+        result = _poll(rig, feed_id)
+        assert result.error is not None and words in result.error
+        shown = editor.get("/editor/feeds").text
+        assert words in shown and "feed-error" in shown
+    rig.site.pages["/broken"] = Page(
+        body=rss(("b-2", "Back again", f"{origin}/back", ["Breaking"]))
+    )
+    assert _poll(rig, feed_id).new == 1
+    feed = rig.container.feeds_store.get_feed(feed_id)
+    assert feed is not None and feed.last_error is None
+    row = re.search(rf'data-feed-id="{feed_id}">(.*?)</tr>', editor.get("/editor/feeds").text, re.S)
+    assert row is not None and "feed-error" not in row.group(1) and "OK, " in row.group(1)
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_huge_feed_is_refused_with_a_clear_error(rig: Rig, chunked: bool) -> None:
+    item = ("h-{}", "x" * 200, f"{rig.site.origin}/h", ["Breaking"])
+    huge = rss(*[(item[0].format(i), *item[1:]) for i in range(400)])  # type: ignore[misc]
+    assert len(huge) > 65536
+    path = f"/huge-{int(chunked)}"
+    rig.site.pages[path] = Page(body=huge, chunked=chunked)
+    feed_id = _add(rig, path)
+    result = _poll(rig, feed_id)
+    assert result.error is not None and "larger than 64 KB; refused" in result.error
+    assert rig.count(t.feed_items, t.feed_items.c.feed_id == feed_id) == 0
+
+
+def test_an_auto_feed_sends_each_item_once_never_faster_than_the_gap(rig: Rig) -> None:
+    origin = rig.site.origin
+    rig.site.pages["/auto"] = Page(body=rss())
+    feed_id = _add(rig, "/auto", mode="auto")
+    _poll(rig, feed_id)
+    rig.site.pages["/auto"] = Page(
+        body=rss(
+            ("a-2", "Second flash", f"{origin}/2", ["Breaking"]),
+            ("a-1", "First flash", f"{origin}/1", ["Breaking"]),
+            ("a-0", "Off the site", "https://elsewhere.example/x", ["Breaking"]),
+        )
+    )
+    time.sleep(1.1)  # the gap since any earlier auto send in this module
+    assert _poll(rig, feed_id).new == 2
+    first = rig.count(t.alerts, t.alerts.c.created_by == "feed")
+    assert first == 1, "one at once; the next waits for the gap"
+    assert rig.container.feeds.send_queued() is None, "the gap has not passed"
+    time.sleep(1.1)
+    assert rig.container.feeds.send_queued() is not None
+    for _ in range(3):
+        _poll(rig, feed_id)
+        rig.container.feeds.send_queued()
+    titles = {
+        r
+        for r in rig.engine.connect()
+        .execute(select(t.alerts.c.title).where(t.alerts.c.created_by == "feed"))
+        .scalars()
+    }
+    assert titles == {"First flash", "Second flash"}
+    skipped = [i for i in rig.container.feeds.recent() if i.state.value == "skipped"]
+    assert [i.title for i in skipped] == ["Off the site"]
+    audit = rig.container.accounts.audit_entries(action="alert.send", actor="feed")
+    assert len(audit) == 2
+
+
+def test_only_admins_change_feeds_and_every_change_is_audited(rig: Rig) -> None:
+    editor = rig.login(EDITOR)
+    page = editor.get("/editor/feeds")
+    refused = editor.post(
+        "/editor/feeds",
+        data={"url": f"{rig.site.origin}/x", "category": "B", "csrf_token": csrf_of(page.text)},
+    )
+    assert refused.status_code == 403
+    bad = rig.login(ADMIN)
+    answer = bad.post(
+        "/editor/feeds",
+        data={
+            "url": "https://elsewhere.example/feed",
+            "category": "B",
+            "csrf_token": csrf_of(bad.get("/editor/feeds").text),
+        },
+    )
+    assert answer.status_code == 400 and "publisher&#39;s origins" in answer.text
+    feed_id = _add(rig, "/to-remove")
+    admin = rig.login(ADMIN)
+    token = csrf_of(admin.get("/editor/feeds").text)
+    assert (
+        admin.post(
+            f"/editor/feeds/{feed_id}/mode", data={"mode": "auto", "csrf_token": token}
+        ).status_code
+        == 302
+    )
+    assert (
+        admin.post(f"/editor/feeds/{feed_id}/remove", data={"csrf_token": token}).status_code == 302
+    )
+    actions = [e["action"] for e in rig.container.accounts.audit_entries(actor=ADMIN)]
+    assert {"feed.add", "feed.mode", "feed.remove"} <= set(actions)
