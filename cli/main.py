@@ -437,7 +437,7 @@ _EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 def _load_extras() -> None:
     if _EXTRA_COMMANDS:
         return
-    for module in ("cli.users", "cli.ops", "cli.settings", "bench.cli"):
+    for module in ("cli.users", "cli.ops", "cli.settings", "cli.feeds", "bench.cli"):
         try:
             imported = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

@@ -178,7 +178,8 @@ class SqlFeeds:
                     "published_at": item.published_at,
                     "note": note,
                 }
-                for h, (item, state, note) in hashes.items()
+                # Oldest first, so the newest item of the feed gets the highest id.
+                for h, (item, state, note) in reversed(hashes.items())
                 if h not in known
             ]
             if new:

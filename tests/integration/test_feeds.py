@@ -34,6 +34,7 @@ class Rig:
     app: Flask
     site: FeedSite
     engine: Any
+    env: dict[str, str]
 
     @property
     def container(self) -> Container:
@@ -78,7 +79,7 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         accounts.create_user(ADMIN, PASSWORD, Role.ADMIN)
         app = create_app(settings_from(env))
         try:
-            yield Rig(app, site, engine)
+            yield Rig(app, site, engine, env)
         finally:
             app.extensions["newsflash"].container.engine.dispose()
             engine.dispose()
@@ -274,3 +275,28 @@ def test_only_admins_change_feeds_and_every_change_is_audited(rig: Rig) -> None:
     )
     actions = [e["action"] for e in rig.container.accounts.audit_entries(actor=ADMIN)]
     assert {"feed.add", "feed.mode", "feed.remove"} <= set(actions)
+
+
+def test_the_cli_follows_lists_polls_and_removes(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.main import main
+
+    for name, value in rig.env.items():
+        monkeypatch.setenv(name, value)
+    rig.site.pages["/cli"] = Page(body=rss())
+    url = f"{rig.site.origin}/cli"
+    assert main(["feeds", "add", "--url", url, "--category", "Breaking", "--mode", "auto"]) == 0
+    feed_id = int(capsys.readouterr().out.split()[2].rstrip(":"))
+    assert main(["feeds", "poll", str(feed_id)]) == 0
+    assert "0 new breaking item(s)" in capsys.readouterr().out
+    rig.site.pages["/cli"] = Page(500, b"down", "text/plain")
+    assert main(["feeds", "poll", str(feed_id)]) == 1
+    assert main(["feeds", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert f"{feed_id}\tauto\tBreaking" in listed and "error: The feed could not be read" in listed
+    assert main(["feeds", "add", "--url", "https://elsewhere.example/f", "--category", "B"]) == 2
+    assert "url: " in capsys.readouterr().err
+    assert main(["feeds", "remove", str(feed_id)]) == 0
+    actions = [e["action"] for e in rig.container.accounts.audit_entries(actor="cli")]
+    assert actions[:2] == ["feed.remove", "feed.add"]

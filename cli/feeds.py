@@ -1,0 +1,81 @@
+"""`newsflash feeds ...`: follow an RSS/Atom feed, list, remove, poll now (the same use case as
+the newsroom's feeds page, audited with the actor `cli`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cli.main import _container
+from config.settings import Settings
+
+CLI_ACTOR = "cli"
+
+
+def _editor() -> Any:
+    from core.usecases.newsroom import Editor
+
+    return Editor(CLI_ACTOR)
+
+
+def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
+    found = _container(settings).feeds.feeds()
+    if not found:
+        print("no feeds")
+    for f in found:
+        state = (
+            f"error: {f.last_error}" if f.last_error else ("ok" if f.last_ok_at else "not polled")
+        )
+        print(f"{f.id}\t{f.mode.value}\t{f.category}\t{','.join(f.topics)}\t{f.url}\t{state}")
+    return 0
+
+
+def cmd_feeds_add(args: argparse.Namespace, settings: Settings) -> int:
+    body = {"url": args.url, "category": args.category, "mode": args.mode}
+    if args.topic:
+        body["topics"] = args.topic
+    feed = _container(settings).feeds.add(_editor(), body)
+    print(f"following feed {feed.id}: {feed.url} ({feed.mode.value}, category {feed.category})")
+    return 0
+
+
+def cmd_feeds_remove(args: argparse.Namespace, settings: Settings) -> int:
+    _container(settings).feeds.remove(_editor(), args.id)
+    print(f"feed {args.id} removed")
+    return 0
+
+
+def cmd_feeds_poll(args: argparse.Namespace, settings: Settings) -> int:
+    c = _container(settings)
+    ids = [args.id] if args.id is not None else [f.id for f in c.feeds.feeds()]
+    failed = 0
+    for feed_id in ids:
+        result = c.feeds.poll(_editor(), feed_id)
+        if result.error:
+            failed += 1
+            print(f"feed {feed_id}: {result.error}")
+        elif result.not_modified:
+            print(f"feed {feed_id}: not modified")
+        else:
+            print(f"feed {feed_id}: {result.new} new breaking item(s)")
+    return 1 if failed else 0
+
+
+def register(subparsers: Any) -> None:
+    feeds = subparsers.add_parser("feeds", help="alerts from RSS/Atom feeds").add_subparsers(
+        dest="feeds_command", required=True, metavar="ACTION"
+    )
+    p = feeds.add_parser("list", help="the feeds followed, with their last error")
+    p.set_defaults(func=cmd_feeds_list, needs_keys=False)
+    p = feeds.add_parser("add", help="follow a feed on one of NEWSFLASH_PUBLIC_ORIGINS")
+    p.add_argument("--url", required=True)
+    p.add_argument("--category", required=True, help="the category or tag that marks breaking")
+    p.add_argument("--mode", choices=["review", "auto"], default="review")
+    p.add_argument("--topic", action="append", help="repeat for several (default: the defaults)")
+    p.set_defaults(func=cmd_feeds_add, needs_keys=False)
+    p = feeds.add_parser("remove", help="stop following a feed")
+    p.add_argument("id", type=int, metavar="ID")
+    p.set_defaults(func=cmd_feeds_remove, needs_keys=False)
+    p = feeds.add_parser("poll", help="poll now (one feed, or all); exit 1 if one fails")
+    p.add_argument("id", type=int, nargs="?", metavar="ID")
+    p.set_defaults(func=cmd_feeds_poll, needs_keys=False)

@@ -1,0 +1,135 @@
+"""The feeds page and the report's "Waiting for the article" box in a real Chromium, at 390 px and
+1280 px: no horizontal overflow, drafts with their one-click review, a broken feed's error in words.
+Screenshots land in var/test-artifacts (feeds-*.png); docs/img is refreshed only with
+NEWSFLASH_DOCS_SCREENSHOTS=1, so a test run never changes tracked files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.accounts import Role
+from core.adapters import migrate
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.sql import make_engine
+from core.usecases.newsroom import Editor
+from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
+from tests.conftest import free_port, make_env, settings_from
+from tests.support.feedsite import FeedSite, Page, rss
+from tests.support.live import serve
+from tests.support.newsroom import ADMIN, PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+UPDATE_DOCS = os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1"
+
+
+@pytest.fixture(scope="module")
+def feeds_site(
+    tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str
+) -> Iterator[tuple[str, int]]:
+    from service.app import create_app
+
+    tmp = tmp_path_factory.mktemp("feeds-browser")
+    publisher = FeedSite().start()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    database_url = f"sqlite:///{tmp}/newsflash.db"
+    env = make_env(
+        tmp / "var",
+        database_url,
+        redis_url,
+        vapid_pem,
+        PUBLIC_ORIGINS=f"{base},{publisher.origin}",
+        WAIT_FOR_ARTICLE="on",
+    )
+    engine = make_engine(database_url)
+    migrate.upgrade(engine)
+    SqlAccounts(engine).create_user(ADMIN, PASSWORD, Role.ADMIN)
+    app = create_app(settings_from(env))
+    c = app.extensions["newsflash"].container
+    me = Editor(ADMIN)
+    o = publisher.origin
+    publisher.pages["/feed/"] = Page(body=rss())
+    publisher.pages["/broken/"] = Page(body=rss())
+    news = c.feeds.add(
+        me, {"url": f"{o}/feed/", "category": "Breaking", "mode": "review", "topics": ["breaking"]}
+    )
+    broken = c.feeds.add(me, {"url": f"{o}/broken/", "category": "Urgent", "mode": "auto"})
+    c.feeds.poll(me, news.id)
+    c.feeds.poll(me, broken.id)
+    publisher.pages["/feed/"] = Page(
+        body=rss(
+            (
+                "wp-7",
+                "Floods close Thika road and the Nairobi-Mombasa highway as the river rises",
+                f"{o}/news/2026/11/30/floods-close-thika-road-and-the-highway-{'x' * 40}",
+                ["Breaking", "Weather"],
+            ),
+            ("wp-6", "Parliament passes the budget", f"{o}/news/budget", ["breaking"]),
+        )
+    )
+    publisher.pages["/broken/"] = Page(body=b"<rss><channel><item><title>cut")
+    c.feeds.poll(me, news.id)
+    c.feeds.poll(me, broken.id)
+    # An alert held by the readiness gate (no beat here: it stays waiting).
+    waiting = c.newsroom.publish(
+        me,
+        {"title": "Evacuation ordered", "body": "Move now.", "url": f"{o}/news/not-yet"},
+    ).alert.id
+    try:
+        with serve(app, port) as served:
+            assert served == base
+            yield base, waiting
+    finally:
+        publisher.stop()
+        engine.dispose()
+        c.engine.dispose()
+
+
+def _shoot(page: Any, artifacts: Path, name: str) -> None:
+    for size, label in ((PHONE, "390"), (DESK, "desktop")):
+        page.set_viewport_size(size)
+        page.wait_for_load_state("load")
+        assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
+        shot = artifacts / f"{name}-{label}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if UPDATE_DOCS:
+            shutil.copy(shot, DOCS_IMG / shot.name)
+
+
+def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
+    chromium_browser: Any, feeds_site: tuple[str, int], artifacts: Path
+) -> None:
+    base, waiting = feeds_site
+    context = chromium_browser.new_context(viewport=PHONE, device_scale_factor=1)
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        page.goto(base + "/editor/login")
+        page.fill("#email", ADMIN)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(lambda url: "/editor/login" not in url)
+        page.goto(base + "/editor/feeds")
+        drafts = page.locator("#feed-drafts tbody tr")
+        assert drafts.count() == 2
+        assert "not well-formed XML" in page.locator(".feed-error").inner_text()
+        _shoot(page, artifacts, "feeds")
+        page.set_viewport_size(PHONE)
+        drafts.first.get_by_role("button", name="Review and send →").click()
+        page.wait_for_url(base + "/editor/new")
+        assert "Floods close Thika road" in page.locator(".nf-facts").inner_text()
+        page.goto(f"{base}/editor/alerts/{waiting}")
+        box = page.locator("#article-gate")
+        assert "Waiting for the article" in box.inner_text()
+        assert page.locator("#send-anyway").is_visible()
+        _shoot(page, artifacts, "report-waiting-for-article")
+    finally:
+        context.close()
