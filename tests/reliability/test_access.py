@@ -62,8 +62,10 @@ PUBLIC = frozenset(
 def allowed_roles(endpoint: str) -> set[Role]:
     if endpoint.startswith("ops."):
         return {Role.OPS, Role.ADMIN}
-    if endpoint == "editor.audit" or (
-        endpoint.startswith("templates.") and endpoint != "templates.api_list"
+    if (
+        endpoint == "editor.audit"
+        or (endpoint.startswith("templates.") and endpoint != "templates.api_list")
+        or endpoint in ("feeds.add", "feeds.remove", "feeds.mode")
     ):
         return {Role.ADMIN}
     return {Role.EDITOR, Role.ADMIN}
@@ -137,6 +139,7 @@ def site(
         for rule in r.app.url_map.iter_rules():
             # Template 1 is one of the three the migration seeds.
             url = rule.rule.replace("<int:alert_id>", alert_id).replace("<int:template_id>", "1")
+            url = url.replace("<int:feed_id>", "1").replace("<int:item_id>", "1")
             if "<" in url or rule.endpoint in PUBLIC:
                 continue
             for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
@@ -160,7 +163,11 @@ def test_the_route_list_covers_the_newsroom_ops_and_metrics(site: Site) -> None:
     unrouted = [
         rule.rule
         for rule in site.rig.app.url_map.iter_rules()
-        if "<" in rule.rule.replace("<int:alert_id>", "").replace("<int:template_id>", "")
+        if "<"
+        in rule.rule.replace("<int:alert_id>", "")
+        .replace("<int:template_id>", "")
+        .replace("<int:feed_id>", "")
+        .replace("<int:item_id>", "")
         and rule.endpoint != "static"
     ]
     assert unrouted == []
@@ -184,7 +191,7 @@ def test_no_credentials_means_401_or_the_login_page(site: Site) -> None:
             # before anything else looks at it: refused all the same.
             csrf = (
                 status == 400
-                and route.endpoint.startswith(("editor.", "templates."))
+                and route.endpoint.startswith(("editor.", "templates.", "feeds."))
                 and route.method != "GET"
             )
             if not (status == 401 or to_login or csrf):
@@ -232,7 +239,7 @@ def test_newsroom_forms_without_the_csrf_token_are_400(site: Site) -> None:
     posts = [
         r
         for r in site.routes
-        if r.endpoint.startswith(("editor.", "templates.")) and r.method == "POST"
+        if r.endpoint.startswith(("editor.", "templates.", "feeds.")) and r.method == "POST"
     ]
     posts += [Route("editor.login_submit", "POST", "/editor/login")]
     posts += [Route("editor.logout", "POST", "/editor/logout")]
