@@ -694,7 +694,8 @@ def run(opts: Options) -> dict[str, Any]:
         from core.accounts import Role
         from core.adapters import migrate
         from core.adapters.accounts_sql import SqlAccounts
-        from core.adapters.sql import SqlStore, make_engine, sync_topics
+        from core.adapters.sql import make_engine
+        from core.adapters.stores_sql import SqlStores
 
         settings = load_settings(environ=env, env_file=None)
         report["config"] = {
@@ -718,14 +719,14 @@ def run(opts: Options) -> dict[str, Any]:
         engine = make_engine(database_url)
         cleanup.insert(0, engine.dispose)
         migrate.upgrade(engine)
-        store = SqlStore(engine, sync_topics(engine, settings.topics))
+        store = SqlStores.build(engine, settings.topics)
 
         _log(opts, f"keys: {n:,} subscribers …")
         keys, keygen_s = subscriber_keys(
             n, opts.keys_cache or ROOT / "var" / "bench" / "subscriber-keys.bin"
         )
-        insert_s = insert_subscriptions(engine, keys, endpoints, store.mask_of(["breaking"]))
-        store.recount_masks()
+        insert_s = insert_subscriptions(engine, keys, endpoints, store.topics.mask_of(["breaking"]))
+        store.subscriptions.recount_masks()
         token = SqlAccounts(engine).create_token("bench", Role.EDITOR, created_by="bench")
         report["setup"] = {
             "keys_s": round(keygen_s, 2),

@@ -280,7 +280,7 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
                 f"--standin: the stand-in answered an unusable subscription ({exc.field}: {exc.message})"
             ) from None
         try:
-            record_opt_in(c.store, parsed, now)
+            record_opt_in(c.subscriptions, parsed, now)
         except Conflict:
             raise CliError(
                 "--standin: the stand-in answered an endpoint already stored with other keys"

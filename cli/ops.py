@@ -230,7 +230,7 @@ def cmd_alerts_watch(args: argparse.Namespace, settings: Settings) -> int:
 
     container = Container(settings)
     try:
-        return _watch(container.store, int(args.id), args)
+        return _watch(container.alerts, int(args.id), args)
     finally:
         container.engine.dispose()
 
@@ -318,7 +318,7 @@ def cmd_alerts_list(args: argparse.Namespace, settings: Settings) -> int:
         raise ValidationError(f"must be from 1 to {LIST_MAX} (got {args.limit})", "--limit")
     container = Container(settings)
     try:
-        alerts = container.store.list_alerts(limit=args.limit, statuses=statuses)
+        alerts = container.alerts.list_alerts(limit=args.limit, statuses=statuses)
     finally:
         container.engine.dispose()
     if args.json:

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from config.settings import Settings
 from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.alerts_sql import SqlAlerts
 from core.adapters.articles import HttpArticleFetcher
 from core.adapters.celery_queue import CeleryTaskQueue, make_producer
 from core.adapters.duplicates_sql import SqlRecentAlerts
@@ -23,7 +24,9 @@ from core.adapters.gates_sql import SqlGates
 from core.adapters.hosts import RedisHostHealth
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
-from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
+from core.adapters.subscriptions_sql import SqlSubscriptions
 from core.adapters.templates_sql import SqlTemplates
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
@@ -86,10 +89,17 @@ class Container:
         return self._part("engine", lambda: make_engine(self.settings.database_url))
 
     @property
-    def store(self) -> SqlStore:
-        return self._part(
-            "store", lambda: SqlStore(self.engine, sync_topics(self.engine, self.settings.topics))
-        )
+    def sql(self) -> SqlStores:
+        """One SQL adapter per port over the engine (see core/adapters/stores_sql.py)."""
+        return self._part("sql", lambda: SqlStores.build(self.engine, self.settings.topics))
+
+    @property
+    def subscriptions(self) -> SqlSubscriptions:
+        return self.sql.subscriptions
+
+    @property
+    def alerts(self) -> SqlAlerts:
+        return self.sql.alerts
 
     @property
     def accounts(self) -> SqlAccounts:
@@ -97,7 +107,7 @@ class Container:
 
     @property
     def newsroom_store(self) -> SqlNewsroom:
-        return self._part("newsroom_store", lambda: SqlNewsroom(self.store))
+        return self.sql.newsroom
 
     @property
     def redis(self) -> redis.Redis[bytes]:
@@ -251,8 +261,8 @@ class Container:
         return self._part(
             "newsroom",
             lambda: Newsroom(
-                alerts=self.store,
-                subscriptions=self.store,
+                alerts=self.sql.alerts,
+                subscriptions=self.sql.subscriptions,
                 queue=self.queue,
                 newsroom=self.newsroom_store,
                 audit=self.accounts,
@@ -272,7 +282,7 @@ class Container:
             "readiness",
             lambda: Readiness(
                 gates=self.gates_store,
-                alerts=self.store,
+                alerts=self.sql.alerts,
                 queue=self.queue,
                 probe=self.article_probe,
                 audit=self.accounts,
@@ -314,8 +324,8 @@ class Container:
         return self._part(
             "readers",
             lambda: Readers(
-                subscriptions=self.store,
-                events=self.store,
+                subscriptions=self.sql.subscriptions,
+                events=self.sql.events,
                 receipts=self.receipts,
                 rules=ReaderRules(
                     endpoints=self.endpoint_policy,
@@ -334,11 +344,13 @@ class Container:
         return self._part(
             "delivery",
             lambda: Delivery(
-                store=self.store,
+                planning=self.sql.planning,
+                ledger=self.sql.ledger,
+                recovery=self.sql.recovery,
                 queue=self.queue,
                 sender=self.sender,
                 hosts=self.hosts,
-                housekeeping=self.store,
+                housekeeping=self.sql.subscriptions,
                 policy=self.delivery_policy,
                 subscription_max_age_days=self.settings.subscription_max_age_days,
                 gate=self.readiness,

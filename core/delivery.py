@@ -10,18 +10,21 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from core.completion import finish_if_done
 from core.endpoints import EndpointPolicy, endpoint_allowed
 from core.model import Alert, AlertStatus, Batch, Lane, LedgerStatus, Target
 from core.outcomes import Decision, Outcome, backoff_s, classify
 from core.payload import PayloadTemplate, build_payload, payload_template, topic_header
 from core.ports import (
-    DeliveryStore,
     HostHealth,
     LedgerEntry,
+    LedgerStore,
     PlanningConflict,
+    PlanningStore,
     PushMessage,
     PushResult,
     PushSender,
+    RecoveryStore,
     TaskQueue,
 )
 from core.receipts import Receipts
@@ -52,7 +55,7 @@ class DeliveryPolicy:
 
 def plan_fanout(
     alert_id: int,
-    store: DeliveryStore,
+    store: PlanningStore,
     queue: TaskQueue,
     policy: DeliveryPolicy,
     clock: Callable[[], float] = time.time,
@@ -84,7 +87,7 @@ def plan_fanout(
         planned += 1
         _enqueue_batch(queue, batch_id, alert_id, lane)
     store.finish_planning(alert_id, clock())
-    store.maybe_finish_alert(alert_id, clock())
+    finish_if_done(store, alert_id, clock())
     log.info("planned", extra={"alert_id": alert_id, "batches": planned})
     return planned
 
@@ -129,7 +132,7 @@ class _Recorder:
         alert: Alert,
         batch_id: int,
         attempts: dict[int, int],
-        store: DeliveryStore,
+        store: LedgerStore,
         hosts: HostHealth,
         policy: DeliveryPolicy,
         clock: Callable[[], float],
@@ -235,7 +238,7 @@ class _Recorder:
 
 def deliver_batch(
     batch_id: int,
-    store: DeliveryStore,
+    store: LedgerStore,
     sender: PushSender,
     hosts: HostHealth,
     policy: DeliveryPolicy,
@@ -284,7 +287,7 @@ def deliver_batch(
 
 
 def _claim(
-    batch_id: int, store: DeliveryStore, policy: DeliveryPolicy, now: float
+    batch_id: int, store: LedgerStore, policy: DeliveryPolicy, now: float
 ) -> tuple[Batch, Alert] | BatchReport:
     """The batch and its alert, or the report of a batch that is not ours to send."""
     batch = store.claim_batch(batch_id, now, policy.stale_after_s)
@@ -301,7 +304,7 @@ def _claim(
 
 
 def _owed_targets(
-    batch: Batch, alert: Alert, store: DeliveryStore, policy: DeliveryPolicy, now: float
+    batch: Batch, alert: Alert, store: LedgerStore, policy: DeliveryPolicy, now: float
 ) -> tuple[list[Target], list[int]]:
     """The targets still owed this alert, and the ids unsubscribed since planning."""
     targets, missing = store.load_targets(batch)
@@ -319,10 +322,10 @@ def _owed_targets(
     return targets, missing
 
 
-def _finish(report: BatchReport, store: DeliveryStore, clock: Callable[[], float]) -> None:
+def _finish(report: BatchReport, store: LedgerStore, clock: Callable[[], float]) -> None:
     """Close the batch, let the alert become sent or failed if nothing is pending, log it."""
     store.finish_batch(report.batch_id, report.alert_id, report.skipped, report.stopped, clock())
-    status = store.maybe_finish_alert(report.alert_id, clock())
+    status = finish_if_done(store, report.alert_id, clock())
     log.info(
         "batch done",
         extra={
@@ -382,7 +385,7 @@ def _messages(
 def _refuse_disallowed(
     targets: list[Target],
     endpoints: EndpointPolicy,
-    store: DeliveryStore,
+    store: LedgerStore,
     alert_id: int,
     batch_id: int,
     now: float,
@@ -407,7 +410,7 @@ def _refuse_disallowed(
 
 
 def schedule_due_retries(
-    store: DeliveryStore,
+    store: RecoveryStore,
     queue: TaskQueue,
     policy: DeliveryPolicy,
     clock: Callable[[], float] = time.time,
@@ -425,7 +428,7 @@ def schedule_due_retries(
 
 
 def reconcile(
-    store: DeliveryStore,
+    store: RecoveryStore,
     queue: TaskQueue,
     policy: DeliveryPolicy,
     clock: Callable[[], float] = time.time,
@@ -433,7 +436,10 @@ def reconcile(
     """Periodic: re-enqueue work left queued or sending too long (lost messages, dead workers)."""
     now = clock()
     plans = 0
-    for alert_id in store.stale_alerts(now, policy.stale_after_s):
+    stale = store.stale_alerts(now, policy.stale_after_s)
+    for alert_id in stale.planned:
+        finish_if_done(store, alert_id, now)  # forgotten: every batch done, nobody noticed
+    for alert_id in stale.replan:
         alert = store.get_alert(alert_id)
         if alert is None:
             continue
@@ -453,7 +459,7 @@ def reconcile(
 
 
 def fire_scheduled(
-    store: DeliveryStore, queue: TaskQueue, clock: Callable[[], float] = time.time
+    store: RecoveryStore, queue: TaskQueue, clock: Callable[[], float] = time.time
 ) -> int:
     """Periodic: scheduled alerts whose time has come move to queued and are planned."""
     fired = 0

@@ -80,14 +80,14 @@ class OpsQueries(Protocol):
     def subscription_total(self) -> int: ...
     def churn_since(self, since: float) -> list[tuple[int, int, int]]: ...
     def oldest_pending_at(self, now: float) -> float | None: ...
+    def subscribers_per_topic(self) -> dict[str, int]: ...
+    def ping(self) -> None: ...
 
 
 class AlertLister(Protocol):
     def list_alerts(
         self, limit: int = 50, before_id: int | None = None, statuses: Sequence[str] = ()
     ) -> list[Alert]: ...
-    def subscribers_per_topic(self) -> dict[str, int]: ...
-    def ping(self) -> None: ...
 
 
 class HostStates(Protocol):
@@ -101,7 +101,7 @@ class OpsSources:
     workers: WorkerProbe
     telemetry: Telemetry
     queries: OpsQueries
-    store: AlertLister
+    alerts: AlertLister
     hosts: HostStates
     queue_names: Sequence[str]
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
@@ -140,7 +140,7 @@ def collect(sources: OpsSources, now: float, track_waiting: bool = False) -> dic
 
     stats = s.run("broker", lambda: sources.queues.queue_stats(sources.queue_names))
     snap["broker"] = {"ok": stats is not None, "error": s.errors.get("broker")}
-    s.run("database", sources.store.ping)
+    s.run("database", sources.queries.ping)
     database_ok = "database" not in s.errors
     snap["database"] = {"ok": database_ok, "error": s.errors.get("database")}
     consumed = s.run("redis", sources.telemetry.consumed_at) or {}
@@ -184,7 +184,7 @@ def collect(sources: OpsSources, now: float, track_waiting: bool = False) -> dic
     if database_ok:
         in_flight = s.run(
             "database",
-            lambda: sources.store.list_alerts(
+            lambda: sources.alerts.list_alerts(
                 limit=20, statuses=[AlertStatus.QUEUED.value, AlertStatus.SENDING.value]
             ),
         )
@@ -329,7 +329,7 @@ def _subscribers(sources: OpsSources, now: float) -> dict[str, Any]:
             days[day][1] += lost
     return {
         "total": sources.queries.subscription_total(),
-        "per_topic": sources.store.subscribers_per_topic(),
+        "per_topic": sources.queries.subscribers_per_topic(),
         "days": [{"day": d, "new": n, "lost": lost} for d, (n, lost) in days.items()],
         "timezone": tz.key,
     }

@@ -48,11 +48,35 @@ class RecordedCounts:
     retry: int = 0
 
 
-class AlertStore(Protocol):
+@dataclass(frozen=True)
+class AlertProgress:
+    """The counts that decide whether a sending alert is finished (see core.completion)."""
+
+    status: AlertStatus
+    planned: bool
+    batches_total: int
+    batches_done: int
+    waiting: bool  # some ledger row waits for a retry
+    delivered: int
+    failed: int
+
+
+class AlertReads(Protocol):
+    def get_alert(self, alert_id: int) -> Alert | None: ...
+    def is_stopped(self, alert_id: int) -> bool: ...
+    def alert_progress(self, alert_id: int) -> AlertProgress | None: ...
+    def finish_alert(
+        self, alert_id: int, status: AlertStatus, seen: AlertProgress, now: float
+    ) -> bool:
+        """Write the decided final status if the alert is still as `seen` (sending, same
+        batches); False if another process finished it or new work arrived meanwhile."""
+        ...
+
+
+class AlertStore(AlertReads, Protocol):
     def create_alert(
         self, draft: AlertDraft, story_key: str, status: AlertStatus, audience: int, now: float
     ) -> tuple[Alert, bool]: ...
-    def get_alert(self, alert_id: int) -> Alert | None: ...
     def find_alert(
         self, *, article_id: str | None, idempotency_key: str | None
     ) -> Alert | None: ...
@@ -64,19 +88,21 @@ class AlertStore(Protocol):
         *,
         only_from: Sequence[AlertStatus] = (),
     ) -> bool: ...
-    def is_stopped(self, alert_id: int) -> bool: ...
 
 
-class DeliveryStore(Protocol):
-    """Planning, batches and the delivery ledger: what makes fan-out exactly-once."""
+class PlanningStore(AlertReads, Protocol):
+    """Walking an alert's audience into batches, resumably (the planning cursor)."""
 
-    def get_alert(self, alert_id: int) -> Alert | None: ...
-    def is_stopped(self, alert_id: int) -> bool: ...
     def start_sending(self, alert_id: int, now: float) -> Alert | None: ...
     def next_audience_page(self, alert: Alert, after_id: int, limit: int) -> list[int]: ...
     def add_batch(self, alert_id: int, ids: Sequence[int], last_id: int, now: float) -> int: ...
     def finish_planning(self, alert_id: int, now: float) -> None: ...
     def planned_through(self, alert_id: int) -> int: ...
+
+
+class LedgerStore(AlertReads, Protocol):
+    """Batches and the delivery ledger: what makes fan-out exactly-once."""
+
     def claim_batch(self, batch_id: int, now: float, stale_after_s: float) -> Batch | None: ...
     def load_targets(self, batch: Batch) -> tuple[list[Target], list[int]]: ...
     def record(
@@ -91,15 +117,29 @@ class DeliveryStore(Protocol):
     def finish_batch(
         self, batch_id: int, alert_id: int, missing: int, cancelled: bool, now: float
     ) -> None: ...
-    def maybe_finish_alert(self, alert_id: int, now: float) -> AlertStatus | None: ...
+
+
+@dataclass(frozen=True)
+class StaleAlerts:
+    replan: list[int]  # planning never ran or stopped half way: planned again
+    planned: list[int]  # planned but quiet: perhaps finished with nobody noticing
+
+
+class RecoveryStore(AlertReads, Protocol):
+    """The periodic duties: due retries, lost work, scheduled alerts whose time has come."""
+
     def take_due_retries(
         self, now: float, limit: int, batch_size: int
     ) -> list[tuple[int, int]]: ...
     def stale_batches(
         self, now: float, stale_after_s: float, limit: int
     ) -> list[tuple[int, int]]: ...
-    def stale_alerts(self, now: float, stale_after_s: float) -> list[int]: ...
+    def stale_alerts(self, now: float, stale_after_s: float) -> StaleAlerts: ...
     def due_scheduled(self, now: float) -> list[int]: ...
+
+
+class DeliveryStore(PlanningStore, LedgerStore, RecoveryStore, Protocol):
+    """All three delivery ports in one (what the in-memory fake implements)."""
 
 
 class PlanningConflict(Exception):

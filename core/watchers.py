@@ -8,7 +8,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
-from core.ports import DeliveryStore
+from core.ports import LedgerStore
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -21,7 +21,7 @@ class StopCheck:
     the sender's event loop never waits on the database.
     """
 
-    store: DeliveryStore
+    store: LedgerStore
     alert_id: int
     writer: Executor
     interval_s: float
@@ -51,7 +51,7 @@ class Heartbeat:
     deadline; without this the reconciler would take it for dead and send it a second time."""
 
     def __init__(
-        self, store: DeliveryStore, batch_id: int, stale_after_s: float, clock: Callable[[], float]
+        self, store: LedgerStore, batch_id: int, stale_after_s: float, clock: Callable[[], float]
     ) -> None:
         self._done = threading.Event()
         self._store, self._batch_id, self._clock = store, batch_id, clock

@@ -195,7 +195,7 @@ def _require_json_for_sessions() -> None:
 
 
 def _alert_or_404(alert_id: int) -> Alert:
-    alert = ext().container.store.get_alert(alert_id)
+    alert = ext().container.alerts.get_alert(alert_id)
     if alert is None:
         raise NotFound("no such alert", "id")
     return alert
@@ -220,7 +220,7 @@ def publish_alert() -> tuple[Response, int]:
 def list_alerts() -> Response:
     before = request.args.get("before", type=int)
     limit = min(max(request.args.get("limit", 50, type=int), 1), 200)
-    alerts = ext().container.store.list_alerts(limit=limit, before_id=before)
+    alerts = ext().container.alerts.list_alerts(limit=limit, before_id=before)
     return jsonify({"alerts": [alert_json(a) for a in alerts]})
 
 

@@ -45,7 +45,7 @@ class Newsflash:
         down at boot is logged and left to the first request (and /readyz) to report."""
         try:
             self.accounts.verify_token("warm-up")
-            self.container.store.audience_size([t.slug for t in self.settings.topics][:1])
+            self.container.subscriptions.audience_size([t.slug for t in self.settings.topics][:1])
         except Exception as exc:
             log.warning("database not ready at start-up: %s", type(exc).__name__)
         try:

@@ -196,7 +196,7 @@ def logout() -> BaseResponse:
 
 
 def alert_or_404(alert_id: int) -> Alert:
-    alert = ext().container.store.get_alert(alert_id)
+    alert = ext().container.alerts.get_alert(alert_id)
     if alert is None:
         raise NotFound("no such alert", "id")
     return alert

@@ -65,7 +65,7 @@ def audit() -> Page:
 
 def _sentences_for(entries: list[dict[str, Any]]) -> Any:
     """audit_sentence(entry) for the template, with the alerts the page names loaded once."""
-    store = ext().container.store
+    store = ext().container.alerts
     ids = {int(e["target"]) for e in entries if _names_alert(e)}
     alerts = {i: a for i in ids if (a := store.get_alert(i)) is not None}
 

@@ -84,7 +84,9 @@ def _compose_page(
         notice=notice,
         editing=editing,
         test_devices=devices,
-        audience=ext().container.store.audience_size(form["topics"]) if form["topics"] else 0,
+        audience=ext().container.subscriptions.audience_size(form["topics"])
+        if form["topics"]
+        else 0,
         limits={"title": alert_rules.MAX_TITLE, "body": alert_rules.MAX_BODY},
         timezone=ext().settings.newsroom_timezone,
         undo_window_s=ext().settings.undo_window_s,
@@ -151,7 +153,7 @@ def _review(form: dict[str, Any], error: str | None = None, status: int = 200) -
         form=form,
         draft=draft,
         key=request.form.get("key") or uuid.uuid4().hex,
-        audience=ext().container.store.audience_size(draft.topics),
+        audience=ext().container.subscriptions.audience_size(draft.topics),
         all_topics=_all_topics(draft.topics),
         topic_names={t.slug: t.name for t in ext().settings.topics},
         undo_window_s=ext().settings.undo_window_s,
@@ -189,7 +191,7 @@ def audience() -> Response:
     unknown = [t for t in topics if t not in known]
     if unknown:
         raise ValidationError(f"unknown topic {unknown[0]!r}", "topics")
-    size = ext().container.store.audience_size(topics) if topics else 0
+    size = ext().container.subscriptions.audience_size(topics) if topics else 0
     return jsonify({"audience": size, "topics": topics, "all_topics": _all_topics(topics)})
 
 
@@ -207,7 +209,7 @@ def prefill() -> Response:
 @bp.get("/scheduled")
 @require_role(EDITOR_ROLES, page=True)
 def scheduled() -> Page:
-    alerts = ext().container.store.list_alerts(limit=200, statuses=["scheduled"])
+    alerts = ext().container.alerts.list_alerts(limit=200, statuses=["scheduled"])
     alerts.sort(key=lambda a: a.send_at or 0)
     return render_template(
         "editor/scheduled.html",

@@ -20,7 +20,7 @@ from service.editor import Page, alert_or_404, bp, editor, ext, newsroom_store, 
 @require_role(EDITOR_ROLES, page=True)
 def history() -> Page:
     before = request.args.get("before", type=int)
-    alerts = ext().container.store.list_alerts(limit=50, before_id=before)
+    alerts = ext().container.alerts.list_alerts(limit=50, before_id=before)
     return render_template(
         "editor/history.html",
         alerts=alerts,
@@ -51,7 +51,7 @@ def report(alert_id: int) -> Page:
 
 
 def _alert_or_none(alert_id: int) -> Alert | None:
-    return ext().container.store.get_alert(alert_id)
+    return ext().container.alerts.get_alert(alert_id)
 
 
 @bp.get("/alerts/<int:alert_id>/milestones")

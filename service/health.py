@@ -22,7 +22,7 @@ def readiness_checks() -> tuple[bool, dict[str, Any]]:
     checks: dict[str, Any] = {}
     ok = True
     try:
-        ext.container.store.ping()
+        ext.container.sql.ops.ping()
         checks["database"] = "ok"
     except Exception as exc:
         ok = False

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from core.adapters import tables as t
-from core.adapters.sql import _row_to_alert
+from core.adapters.sql import row_to_alert
 from core.model import Alert, AlertKind
 
 
@@ -24,4 +24,4 @@ class SqlRecentAlerts:
             .limit(limit)
         )
         with self.engine.connect() as conn:
-            return [_row_to_alert(r) for r in conn.execute(q).mappings()]
+            return [row_to_alert(r) for r in conn.execute(q).mappings()]

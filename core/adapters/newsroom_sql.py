@@ -5,19 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
-from core.adapters.sql import SqlStore, _row_to_alert
-from core.model import Alert, AlertDraft, LedgerStatus
+from core.adapters.sql import TopicBits, row_to_alert
+from core.adapters.subscriptions_sql import SqlSubscriptions
+from core.model import Alert, AlertDraft, AlertStatus, LedgerStatus
 from core.payload import story_key
 
 
 class SqlNewsroom:
-    def __init__(self, store: SqlStore) -> None:
-        self.store = store
-        self.engine = store.engine
+    def __init__(self, engine: Engine, topics: TopicBits, subscriptions: SqlSubscriptions) -> None:
+        self.engine = engine
+        self.topics = topics
+        self.subscriptions = subscriptions
 
     def delivery_milestones(self, alert_id: int, ranks: Sequence[int]) -> dict[int, float]:
         """When the k-th delivery happened, for each rank k (1-based).
@@ -45,7 +47,7 @@ class SqlNewsroom:
     def corrections_of(self, alert_id: int) -> list[Alert]:
         with self.engine.connect() as conn:
             return [
-                _row_to_alert(r)
+                row_to_alert(r)
                 for r in conn.execute(
                     select(t.alerts)
                     .where(t.alerts.c.corrects_id == alert_id)
@@ -55,25 +57,32 @@ class SqlNewsroom:
 
     def edit_scheduled(self, alert_id: int, draft: AlertDraft, article_id: str | None) -> bool:
         """New words, targeting or time for a scheduled alert; False once it has fired."""
-        return self.store.update_scheduled(
-            alert_id,
-            {
-                "title": draft.title,
-                "body": draft.body,
-                "url": draft.url,
-                "image": draft.image,
-                "topics": json.dumps(list(draft.topics)),
-                "topic_mask": self.store.mask_of(draft.topics),
-                "urgency": draft.urgency.value,
-                "ttl_s": draft.ttl_s,
-                "story_key": story_key(draft.url, article_id),
-                "send_at": draft.send_at,
-                "audience": self.store.audience_size(draft.topics),
-            },
-        )
+        values = {
+            "title": draft.title,
+            "body": draft.body,
+            "url": draft.url,
+            "image": draft.image,
+            "topics": json.dumps(list(draft.topics)),
+            "topic_mask": self.topics.mask_of(draft.topics),
+            "urgency": draft.urgency.value,
+            "ttl_s": draft.ttl_s,
+            "story_key": story_key(draft.url, article_id),
+            "send_at": draft.send_at,
+            "audience": self.subscriptions.audience_size(draft.topics),
+        }
+        a = t.alerts
+        with self.engine.begin() as conn:
+            return (
+                conn.execute(
+                    update(a)
+                    .where(a.c.id == alert_id, a.c.status == AlertStatus.SCHEDULED.value)
+                    .values(**values)
+                ).rowcount
+                == 1
+            )
 
     def set_test_device(self, sub_id: int, user_id: int | None) -> None:
-        self.store.set_test_device(sub_id, user_id)
+        self.subscriptions.set_test_device(sub_id, user_id)
 
     def test_device_count(self, user_id: int) -> int:
         s = t.subscriptions

@@ -102,14 +102,14 @@ class OpsKit:
         s = self.settings
         self.pid = os.getpid()
         self.telemetry = RedisTelemetry(fast_failing_client(s.redis_url))
-        self.queries = SqlOpsQueries(self.container.engine)
+        self.queries = self.container.sql.ops
         self.alarm_store = FallbackAlarmStore(self.telemetry)
         self.sources = ops.OpsSources(
             queues=queue_probe(s.broker_url),
             workers=CeleryWorkerProbe(self.app, s.inspect_timeout_s),
             telemetry=self.telemetry,
             queries=self.queries,
-            store=self.container.store,
+            alerts=self.container.alerts,
             hosts=self.container.hosts,
             queue_names=ALL_QUEUES,
             timezone=s.timezone,

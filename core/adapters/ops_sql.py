@@ -6,9 +6,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, literal, select
 
 from core.adapters import tables as t
+from core.adapters.sql import TopicBits
 from core.model import AlertStatus, BatchStatus, LedgerStatus
 
 
@@ -25,8 +26,22 @@ SHARES_PCT = (50, 90, 100)
 
 
 class SqlOpsQueries:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, topics: TopicBits) -> None:
         self.engine = engine
+        self.topics = topics
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(select(literal(1)))
+
+    def subscribers_per_topic(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.mask_counts.c.mask, t.mask_counts.c.count)).all()
+        result = dict.fromkeys(self.topics.bits, 0)
+        for mask, count in rows:
+            for slug in self.topics.topics_of(mask):
+                result[slug] += int(count)
+        return result
 
     def alerts_by_status(self) -> dict[str, int]:
         with self.engine.connect() as conn:

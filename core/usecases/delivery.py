@@ -10,7 +10,15 @@ from typing import Protocol
 from core import delivery
 from core.delivery import BatchReport, DeliveryPolicy
 from core.outcomes import Decision
-from core.ports import DeliveryStore, HostHealth, PushResult, PushSender, TaskQueue
+from core.ports import (
+    HostHealth,
+    LedgerStore,
+    PlanningStore,
+    PushResult,
+    PushSender,
+    RecoveryStore,
+    TaskQueue,
+)
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -37,7 +45,9 @@ class Delivery:
 
     def __init__(
         self,
-        store: DeliveryStore,
+        planning: PlanningStore,
+        ledger: LedgerStore,
+        recovery: RecoveryStore,
         queue: TaskQueue,
         sender: PushSender,
         hosts: BufferedHostHealth,
@@ -47,7 +57,9 @@ class Delivery:
         clock: Callable[[], float] = time.time,
         gate: GateCheck | None = None,
     ) -> None:
-        self.store = store
+        self.planning = planning
+        self.ledger = ledger
+        self.recovery = recovery
         self.gate = gate
         self.queue = queue
         self.sender = sender
@@ -61,13 +73,13 @@ class Delivery:
         """Walk the alert's audience into batches and enqueue one delivery task per batch."""
         if self.gate is not None and self.gate.holds(alert_id):
             return 0  # waiting for its article: the gate plans it when it opens
-        return delivery.plan_fanout(alert_id, self.store, self.queue, self.policy, self.clock)
+        return delivery.plan_fanout(alert_id, self.planning, self.queue, self.policy, self.clock)
 
     def deliver(self, batch_id: int, observe: Observer | None = None) -> BatchReport:
         """Push one batch (idempotent), then write the per-host counts."""
         report = delivery.deliver_batch(
             batch_id,
-            self.store,
+            self.ledger,
             self.sender,
             self.hosts,
             self.policy,
@@ -78,13 +90,13 @@ class Delivery:
         return report
 
     def retry_due(self) -> int:
-        return delivery.schedule_due_retries(self.store, self.queue, self.policy, self.clock)
+        return delivery.schedule_due_retries(self.recovery, self.queue, self.policy, self.clock)
 
     def reconcile(self) -> dict[str, int]:
-        return delivery.reconcile(self.store, self.queue, self.policy, self.clock)
+        return delivery.reconcile(self.recovery, self.queue, self.policy, self.clock)
 
     def fire_scheduled(self) -> int:
-        return delivery.fire_scheduled(self.store, self.queue, self.clock)
+        return delivery.fire_scheduled(self.recovery, self.queue, self.clock)
 
     def purge(self) -> int:
         """Forget subscriptions not seen for the configured number of days."""

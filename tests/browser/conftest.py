@@ -75,8 +75,8 @@ class ReaderSite:
             )
         if row is None:
             return None
-        store = self.app.extensions["newsflash"].container.store
-        return {**row, "topics": list(store.topics_of(row["topic_mask"]))}
+        store = self.app.extensions["newsflash"].container.sql
+        return {**row, "topics": list(store.topics.topics_of(row["topic_mask"]))}
 
     def api(self) -> Any:
         return self.app.test_client()
@@ -105,8 +105,8 @@ class ReaderSite:
         from core.ports import LedgerEntry
 
         entry = LedgerEntry(sub_id, LedgerStatus.DELIVERED, 201, 1)
-        store = self.app.extensions["newsflash"].container.store
-        store.record(int(alert_id), [entry], [], time.time())
+        store = self.app.extensions["newsflash"].container.sql
+        store.ledger.record(int(alert_id), [entry], [], time.time())
 
     def delivered_receipt(self, alert_id: str) -> str:
         """The receipt of a push of this alert to a browser it was recorded delivered to."""

@@ -56,10 +56,10 @@ class Site:
         return dict(answer.json)
 
     def subscriptions(self) -> list[dict[str, Any]]:
-        store = self.app.extensions["newsflash"].container.store
+        store = self.app.extensions["newsflash"].container.sql
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.subscriptions)).mappings().all()
-        return [{**r, "topics": list(store.topics_of(r["topic_mask"]))} for r in rows]
+        return [{**r, "topics": list(store.topics.topics_of(r["topic_mask"]))} for r in rows]
 
 
 @pytest.fixture

@@ -206,8 +206,8 @@ def test_mark_this_browser_as_a_test_device_then_send_test(
         10,
         "the test-device confirmation",
     )
-    store = stack.app.extensions["newsflash"].container.store
-    assert store.get_subscription(sub_id).test_device_user_id == stack.users[EDITOR]
+    store = stack.app.extensions["newsflash"].container.sql
+    assert store.subscriptions.get_subscription(sub_id).test_device_user_id == stack.users[EDITOR]
 
     page.goto(base + "/editor/new")
     _compose(page, base, "device", "Dam alert drill")

@@ -49,7 +49,7 @@ def ops_site(
     token = accounts.create_token("ops-health", Role.OPS)
     app = create_app(settings_from(env))
     container = app.extensions["newsflash"].container
-    seed_falling_engagement(container.store, time.time(), container.settings.timezone)
+    seed_falling_engagement(container.sql, time.time(), container.settings.timezone)
     client = redis_lib.Redis.from_url(redis_url)
     for key in client.scan_iter(CACHE_PREFIX + "audience_health*"):
         client.delete(key)  # another test's answer, cached for a minute, is not this database's

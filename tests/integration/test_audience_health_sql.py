@@ -13,7 +13,8 @@ from config.settings import Topic
 from core import audience_health
 from core.adapters import migrate
 from core.adapters.health_sql import SqlHealthQueries
-from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
 from tests.support.audience import seed_falling_engagement
 
 TZ = ZoneInfo("Africa/Nairobi")
@@ -28,7 +29,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 def test_weeks_of_falling_engagement_and_rising_410s_warn(engine: Engine) -> None:
-    store = SqlStore(engine, sync_topics(engine, [Topic("breaking", "Breaking", True)]))
+    store = SqlStores.build(engine, [Topic("breaking", "Breaking", True)])
     now = time.time()
     seed_falling_engagement(store, now, TZ)
     health = audience_health.report(SqlHealthQueries(engine), now, TZ)

@@ -154,12 +154,13 @@ def test_alerts_list_shows_the_newest_first_in_the_newsroom_time_zone(
 
     from config.settings import Topic
     from core.adapters import migrate
-    from core.adapters.sql import SqlStore, make_engine, sync_topics
+    from core.adapters.sql import make_engine
+    from core.adapters.stores_sql import SqlStores
     from core.model import AlertDraft, AlertStatus, Urgency
 
     engine = make_engine(database_url)
     migrate.upgrade(engine)
-    store = SqlStore(engine, sync_topics(engine, (Topic("breaking", "Breaking", True),)))
+    store = SqlStores.build(engine, (Topic("breaking", "Breaking", True),))
     now = time.time()
     made = []
     for age_s, title, status in [
@@ -175,9 +176,11 @@ def test_alerts_list_shows_the_newest_first_in_the_newsroom_time_zone(
             urgency=Urgency.HIGH,
             ttl_s=600,
         )
-        alert, _ = store.create_alert(draft, f"k{age_s}", AlertStatus.QUEUED, 12, now - age_s)
+        alert, _ = store.alerts.create_alert(
+            draft, f"k{age_s}", AlertStatus.QUEUED, 12, now - age_s
+        )
         if status is not None:
-            store.set_status(alert.id, status, now)
+            store.alerts.set_status(alert.id, status, now)
         made.append(alert)
     engine.dispose()
     env = {
@@ -223,14 +226,15 @@ def test_health_prints_the_weeks_and_the_warnings(var_env: dict[str, str]) -> No
 
     from config.settings import Topic
     from core.adapters import migrate
-    from core.adapters.sql import SqlStore, make_engine, sync_topics
+    from core.adapters.sql import make_engine
+    from core.adapters.stores_sql import SqlStores
     from tests.support.audience import seed_falling_engagement
 
     env = {**var_env, "NEWSFLASH_NEWSROOM_TIMEZONE": "Europe/Berlin"}
     Path(var_env["NEWSFLASH_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
     engine = make_engine(var_env["NEWSFLASH_DATABASE_URL"])
     migrate.upgrade(engine)
-    store = SqlStore(engine, sync_topics(engine, [Topic("breaking", "Breaking", True)]))
+    store = SqlStores.build(engine, [Topic("breaking", "Breaking", True)])
     seed_falling_engagement(store, time.time(), ZoneInfo("Europe/Berlin"))
     engine.dispose()
     shown = run(["health"], env)

@@ -12,7 +12,8 @@ from config.settings import Topic
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.newsroom_sql import SqlNewsroom
-from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
 from core.model import AlertDraft, AlertKind, AlertStatus, LedgerStatus, Urgency
 from core.newsroom import build_report
 
@@ -20,11 +21,16 @@ TOPICS = (Topic("breaking", "Breaking", True), Topic("sport", "Sport"))
 
 
 @pytest.fixture
-def rooms(database_url: str) -> Iterator[SqlNewsroom]:
+def store(database_url: str) -> Iterator[SqlStores]:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
-    yield SqlNewsroom(SqlStore(engine, sync_topics(engine, TOPICS)))
+    yield SqlStores.build(engine, TOPICS)
     engine.dispose()
+
+
+@pytest.fixture
+def rooms(store: SqlStores) -> SqlNewsroom:
+    return store.newsroom
 
 
 def _draft(**fields: object) -> AlertDraft:
@@ -41,10 +47,9 @@ def _draft(**fields: object) -> AlertDraft:
 
 
 def test_milestones_are_the_kth_delivery_by_time_without_loading_rows(
-    rooms: SqlNewsroom,
+    rooms: SqlNewsroom, store: SqlStores
 ) -> None:
-    store = rooms.store
-    alert, _ = store.create_alert(_draft(), "nfkey", AlertStatus.QUEUED, 5000, 1000.0)
+    alert, _ = store.alerts.create_alert(_draft(), "nfkey", AlertStatus.QUEUED, 5000, 1000.0)
     rng = random.Random(7)
     rows = []
     for sid in range(1, 5001):
@@ -72,10 +77,9 @@ def test_milestones_are_the_kth_delivery_by_time_without_loading_rows(
 
 
 def test_report_times_are_from_release_and_count_the_reachable_audience(
-    rooms: SqlNewsroom,
+    rooms: SqlNewsroom, store: SqlStores
 ) -> None:
-    store = rooms.store
-    alert, _ = store.create_alert(_draft(), "nfkey", AlertStatus.QUEUED, 12, 1000.0)
+    alert, _ = store.alerts.create_alert(_draft(), "nfkey", AlertStatus.QUEUED, 12, 1000.0)
     rows = [
         {
             "alert_id": alert.id,
@@ -102,7 +106,7 @@ def test_report_times_are_from_release_and_count_the_reachable_audience(
             .where(t.alerts.c.id == alert.id)
             .values(delivered=10, gone=2, clicked=3, status="sent")
         )
-    fresh = store.get_alert(alert.id)
+    fresh = store.alerts.get_alert(alert.id)
     assert fresh is not None
     report = build_report(fresh, rooms)
     assert report.reachable == 10
@@ -115,20 +119,21 @@ def test_report_times_are_from_release_and_count_the_reachable_audience(
 
 
 def test_only_a_scheduled_alert_can_be_edited_and_corrections_are_linked(
-    rooms: SqlNewsroom,
+    rooms: SqlNewsroom, store: SqlStores
 ) -> None:
-    store = rooms.store
-    alert, _ = store.create_alert(_draft(send_at=5000.0), "nfkey", AlertStatus.SCHEDULED, 0, 1000.0)
+    alert, _ = store.alerts.create_alert(
+        _draft(send_at=5000.0), "nfkey", AlertStatus.SCHEDULED, 0, 1000.0
+    )
     edited = _draft(title="New words", topics=("sport",), send_at=6000.0)
     assert rooms.edit_scheduled(alert.id, edited, None)
-    fresh = store.get_alert(alert.id)
+    fresh = store.alerts.get_alert(alert.id)
     assert fresh is not None
     assert (fresh.title, fresh.topics, fresh.send_at) == ("New words", ("sport",), 6000.0)
-    store.set_status(alert.id, AlertStatus.QUEUED, 6000.0)
+    store.alerts.set_status(alert.id, AlertStatus.QUEUED, 6000.0)
     assert not rooms.edit_scheduled(alert.id, _draft(title="Too late"), None)
-    assert store.get_alert(alert.id).title == "New words"  # type: ignore[union-attr]
+    assert store.alerts.get_alert(alert.id).title == "New words"  # type: ignore[union-attr]
 
-    fix, _ = store.create_alert(
+    fix, _ = store.alerts.create_alert(
         _draft(kind=AlertKind.CORRECTION, corrects_id=alert.id),
         "nfkey",
         AlertStatus.QUEUED,

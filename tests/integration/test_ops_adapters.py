@@ -20,7 +20,8 @@ from core.adapters.broker import ENQUEUED_AT_HEADER, AmqpQueueProbe, RedisQueueP
 from core.adapters.celery_queue import ALL_QUEUES
 from core.adapters.logs import make_handler
 from core.adapters.ops_sql import SqlOpsQueries
-from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.sql import TopicBits, make_engine
+from core.adapters.stores_sql import SqlStores
 from core.adapters.telemetry import RedisTelemetry, fast_failing_client
 from core.alarms import Facts, FallbackAlarmStore, QueueFacts, Thresholds, apply_alarms, evaluate
 from core.model import Lane, SubscriptionInput
@@ -244,10 +245,10 @@ def test_new_and_lost_subscriptions_are_counted_per_hour(database_url: str) -> N
         migrate.upgrade(engine)
         from config.settings import Topic
 
-        store = SqlStore(engine, sync_topics(engine, (Topic("breaking", "Breaking", True),)))
+        store = SqlStores.build(engine, (Topic("breaking", "Breaking", True),))
         now = time.time()
         made = [
-            store.upsert(
+            store.subscriptions.upsert(
                 SubscriptionInput(
                     f"https://fcm.googleapis.com/fcm/send/{uuid.uuid4().hex}",
                     "k",
@@ -258,9 +259,11 @@ def test_new_and_lost_subscriptions_are_counted_per_hour(database_url: str) -> N
             )[0]
             for _ in range(3)
         ]
-        store.upsert(SubscriptionInput(made[0].endpoint, "k", "a", ("breaking",)), now)  # not new
-        store.delete_ids([made[1].id])
-        queries = SqlOpsQueries(engine)
+        store.subscriptions.upsert(
+            SubscriptionInput(made[0].endpoint, "k", "a", ("breaking",)), now
+        )  # not new
+        store.subscriptions.delete_ids([made[1].id])
+        queries = store.ops
         hours = queries.churn_since(now - 3600)
         assert sum(n for _h, n, _l in hours) == 3
         assert sum(lost for _h, _n, lost in hours) == 1
@@ -314,7 +317,7 @@ def test_finished_alerts_carry_when_half_nine_tenths_and_all_deliveries_were_don
                     for sub, status, at in rows
                 ],
             )
-        queries = SqlOpsQueries(engine)
+        queries = SqlOpsQueries(engine, TopicBits({}))
         (found,) = queries.finished_since(queued)
         assert found.last_delivery_at == queued + 10
         shares = queries.delivered_at_shares(found.alert_id)

@@ -1,4 +1,4 @@
-"""SqlStore on SQLite and PostgreSQL: migrations, upserts, audience pages, the exactly-once ledger."""
+"""SqlStores on SQLite and PostgreSQL: migrations, upserts, audience pages, the exactly-once ledger."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from core import delivery
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
-from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
 from core.base64url import b64url_encode
 from core.errors import Conflict
 from core.model import AlertDraft, AlertStatus, Lane, LedgerStatus, SubscriptionInput, Urgency
@@ -37,8 +38,8 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def store(engine: Engine) -> SqlStore:
-    return SqlStore(engine, sync_topics(engine, TOPICS))
+def store(engine: Engine) -> SqlStores:
+    return SqlStores.build(engine, TOPICS)
 
 
 def sub(n: int, topics: Sequence[str] = ("breaking",)) -> SubscriptionInput:
@@ -80,10 +81,10 @@ def test_migrations_create_exactly_the_declared_schema(engine: Engine) -> None:
     } <= set(inspect(engine).get_table_names())
 
 
-def test_upsert_by_endpoint_never_makes_a_second_row(store: SqlStore, engine: Engine) -> None:
-    first, created = store.upsert(sub(1), 100.0)
+def test_upsert_by_endpoint_never_makes_a_second_row(store: SqlStores, engine: Engine) -> None:
+    first, created = store.subscriptions.upsert(sub(1), 100.0)
     assert created
-    again, created = store.upsert(
+    again, created = store.subscriptions.upsert(
         SubscriptionInput(first.endpoint, first.p256dh, first.auth, ("politics",)), 200.0
     )
     assert not created and again.id == first.id
@@ -93,50 +94,59 @@ def test_upsert_by_endpoint_never_makes_a_second_row(store: SqlStore, engine: En
         assert conn.execute(select(t.subscriptions.c.id)).scalars().all() == [first.id]
 
 
-def test_upsert_with_other_keys_changes_nothing(store: SqlStore) -> None:
-    first, _ = store.upsert(sub(1, ["breaking"]), 100.0)
+def test_upsert_with_other_keys_changes_nothing(store: SqlStores) -> None:
+    first, _ = store.subscriptions.upsert(sub(1, ["breaking"]), 100.0)
     for p256dh, auth in (("BBBB", first.auth), (first.p256dh, sub(9).auth), ("BBBB", "x")):
         with pytest.raises(Conflict):
-            store.upsert(SubscriptionInput(first.endpoint, p256dh, auth, ("sport",)), 200.0)
-    kept = store.get_by_endpoint(first.endpoint)
+            store.subscriptions.upsert(
+                SubscriptionInput(first.endpoint, p256dh, auth, ("sport",)), 200.0
+            )
+    kept = store.subscriptions.get_by_endpoint(first.endpoint)
     assert kept == first
-    assert store.audience_size(["sport"]) == 0 and store.audience_size(["breaking"]) == 1
+    assert (
+        store.subscriptions.audience_size(["sport"]) == 0
+        and store.subscriptions.audience_size(["breaking"]) == 1
+    )
 
-    mine, _ = store.upsert(sub(2, ["politics"]), 100.0)
+    mine, _ = store.subscriptions.upsert(sub(2, ["politics"]), 100.0)
     with pytest.raises(Conflict):
         # pushsubscriptionchange onto someone else's endpoint: refused, and the old row stays.
-        store.replace(
+        store.subscriptions.replace(
             mine.id, SubscriptionInput(first.endpoint, "BBBB", mine.auth, ("sport",)), 300.0
         )
-    assert store.get_subscription(mine.id) == mine
-    assert store.get_by_endpoint(first.endpoint) == first
+    assert store.subscriptions.get_subscription(mine.id) == mine
+    assert store.subscriptions.get_by_endpoint(first.endpoint) == first
 
 
-def test_audience_sizes_follow_every_change(store: SqlStore) -> None:
-    a, _ = store.upsert(sub(1, ["breaking"]), 1)
-    b, _ = store.upsert(sub(2, ["breaking", "politics"]), 1)
-    store.upsert(sub(3, ["sport"]), 1)
-    assert store.audience_size(["breaking"]) == 2
-    assert store.audience_size(["breaking", "politics"]) == 2
-    assert store.audience_size(["sport", "politics"]) == 2
-    store.set_topics(a.id, ["sport"], 2)
-    assert store.audience_size(["breaking"]) == 1
-    store.delete_ids([b.id])
-    assert store.audience_size(["breaking"]) == 0
-    assert store.subscribers_per_topic() == {"breaking": 0, "politics": 0, "sport": 2}
-    store.recount_masks()
-    assert store.audience_size(["sport"]) == 2
+def test_audience_sizes_follow_every_change(store: SqlStores) -> None:
+    a, _ = store.subscriptions.upsert(sub(1, ["breaking"]), 1)
+    b, _ = store.subscriptions.upsert(sub(2, ["breaking", "politics"]), 1)
+    store.subscriptions.upsert(sub(3, ["sport"]), 1)
+    assert store.subscriptions.audience_size(["breaking"]) == 2
+    assert store.subscriptions.audience_size(["breaking", "politics"]) == 2
+    assert store.subscriptions.audience_size(["sport", "politics"]) == 2
+    store.subscriptions.set_topics(a.id, ["sport"], 2)
+    assert store.subscriptions.audience_size(["breaking"]) == 1
+    store.subscriptions.delete_ids([b.id])
+    assert store.subscriptions.audience_size(["breaking"]) == 0
+    assert store.ops.subscribers_per_topic() == {"breaking": 0, "politics": 0, "sport": 2}
+    store.subscriptions.recount_masks()
+    assert store.subscriptions.audience_size(["sport"]) == 2
 
 
-def test_duplicate_article_or_key_returns_the_first_alert(store: SqlStore) -> None:
-    first, created = store.create_alert(draft(article_id="A1"), "k", AlertStatus.QUEUED, 0, 1.0)
+def test_duplicate_article_or_key_returns_the_first_alert(store: SqlStores) -> None:
+    first, created = store.alerts.create_alert(
+        draft(article_id="A1"), "k", AlertStatus.QUEUED, 0, 1.0
+    )
     assert created
-    again, created = store.create_alert(
+    again, created = store.alerts.create_alert(
         draft(article_id="A1", title="other"), "k", AlertStatus.QUEUED, 0, 2.0
     )
     assert not created and again.id == first.id
-    keyed, _ = store.create_alert(draft(idempotency_key="K"), "k", AlertStatus.QUEUED, 0, 1.0)
-    assert store.find_alert(article_id=None, idempotency_key="K").id == keyed.id  # type: ignore[union-attr]
+    keyed, _ = store.alerts.create_alert(
+        draft(idempotency_key="K"), "k", AlertStatus.QUEUED, 0, 1.0
+    )
+    assert store.alerts.find_alert(article_id=None, idempotency_key="K").id == keyed.id  # type: ignore[union-attr]
 
 
 class RecordingQueue:
@@ -174,17 +184,20 @@ class ScriptedSender:
 POLICY = delivery.DeliveryPolicy(batch_size=3, retry_base_s=5, stale_after_s=30)
 
 
-def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStore) -> None:
+def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStores) -> None:
     ids = [
-        store.upsert(sub(n, ["breaking"] if n % 4 else ["sport"]), 1)[0].id for n in range(1, 11)
+        store.subscriptions.upsert(sub(n, ["breaking"] if n % 4 else ["sport"]), 1)[0].id
+        for n in range(1, 11)
     ]
-    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+    alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
     queue = RecordingQueue()
     assert (
-        delivery.plan_fanout(alert.id, store, queue, POLICY) == 3
+        delivery.plan_fanout(alert.id, store.planning, queue, POLICY) == 3
     )  # 8 breaking readers, 3 per batch
-    assert delivery.plan_fanout(alert.id, store, queue, POLICY) == 0  # a re-run plans nothing new
-    planned = store.get_alert(alert.id)
+    assert (
+        delivery.plan_fanout(alert.id, store.planning, queue, POLICY) == 0
+    )  # a re-run plans nothing new
+    planned = store.alerts.get_alert(alert.id)
     assert (
         planned is not None
         and planned.status is AlertStatus.SENDING
@@ -198,12 +211,12 @@ def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStore) ->
     )
     hosts = MemoryHostHealth()
     for batch_id in queue.batches:
-        delivery.deliver_batch(batch_id, store, sender, hosts, POLICY)
+        delivery.deliver_batch(batch_id, store.ledger, sender, hosts, POLICY)
         delivery.deliver_batch(
-            batch_id, store, sender, hosts, POLICY
+            batch_id, store.ledger, sender, hosts, POLICY
         )  # redelivered task: nothing twice
     assert sorted(sender.sent) == sorted(i for n, i in enumerate(ids, 1) if n % 4)
-    done = store.get_alert(alert.id)
+    done = store.alerts.get_alert(alert.id)
     assert done is not None
     assert done.status is AlertStatus.SENT
     assert (done.counts.delivered, done.counts.gone, done.counts.failed, done.counts.pending) == (
@@ -212,7 +225,7 @@ def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStore) ->
         0,
         0,
     )
-    assert store.get_subscription(gone) is None
+    assert store.subscriptions.get_subscription(gone) is None
     assert hosts.answers[("fcm.googleapis.com", "2xx")] == 7
     # The audience-health counters: once per final outcome (the re-run counted nothing), by host.
     with store.engine.connect() as conn:
@@ -233,128 +246,130 @@ def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStore) ->
     assert losses == [("gone", 1)]
 
 
-def test_a_page_read_before_another_planner_moved_the_cursor_is_refused(store: SqlStore) -> None:
+def test_a_page_read_before_another_planner_moved_the_cursor_is_refused(store: SqlStores) -> None:
     for n in range(1, 8):
-        store.upsert(sub(n), 1)
-    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
-    sending = store.start_sending(alert.id, 2.0)
+        store.subscriptions.upsert(sub(n), 1)
+    alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+    sending = store.planning.start_sending(alert.id, 2.0)
     assert sending is not None
     # Two planners (a slow one and the reconciler's) both read the first page at cursor 0.
-    page = store.next_audience_page(sending, store.planned_through(alert.id), 3)
-    assert store.next_audience_page(sending, 0, 3) == page
-    store.add_batch(alert.id, page, page[-1], 3.0)
+    page = store.planning.next_audience_page(sending, store.planning.planned_through(alert.id), 3)
+    assert store.planning.next_audience_page(sending, 0, 3) == page
+    store.planning.add_batch(alert.id, page, page[-1], 3.0)
     with pytest.raises(PlanningConflict):
-        store.add_batch(alert.id, page, page[-1], 3.0)
-    rest = store.next_audience_page(sending, store.planned_through(alert.id), 10)
-    store.add_batch(alert.id, rest, rest[-1], 4.0)
-    store.finish_planning(alert.id, 5.0)
-    planned = store.get_alert(alert.id)
+        store.planning.add_batch(alert.id, page, page[-1], 3.0)
+    rest = store.planning.next_audience_page(sending, store.planning.planned_through(alert.id), 10)
+    store.planning.add_batch(alert.id, rest, rest[-1], 4.0)
+    store.planning.finish_planning(alert.id, 5.0)
+    planned = store.alerts.get_alert(alert.id)
     assert planned is not None and planned.counts.audience == 7
 
 
 def test_a_batch_forced_to_run_again_skips_ledgered_readers(
-    store: SqlStore, engine: Engine
+    store: SqlStores, engine: Engine
 ) -> None:
     for n in range(3):
-        store.upsert(sub(n), 1)
-    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+        store.subscriptions.upsert(sub(n), 1)
+    alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
     queue = RecordingQueue()
-    delivery.plan_fanout(alert.id, store, queue, POLICY)
+    delivery.plan_fanout(alert.id, store.planning, queue, POLICY)
     sender = ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 201))
-    delivery.deliver_batch(queue.batches[0], store, sender, MemoryHostHealth(), POLICY)
+    delivery.deliver_batch(queue.batches[0], store.ledger, sender, MemoryHostHealth(), POLICY)
     with engine.begin() as conn:  # as if the worker died after sending, before marking the batch
         conn.execute(update(t.batches).values(status="queued"))
-    delivery.deliver_batch(queue.batches[0], store, sender, MemoryHostHealth(), POLICY)
+    delivery.deliver_batch(queue.batches[0], store.ledger, sender, MemoryHostHealth(), POLICY)
     assert len(sender.sent) == 3
-    assert store.get_alert(alert.id).counts.delivered == 3  # type: ignore[union-attr]
+    assert store.alerts.get_alert(alert.id).counts.delivered == 3  # type: ignore[union-attr]
 
 
-def test_retries_wait_in_the_database_and_come_back_as_retry_batches(store: SqlStore) -> None:
-    a, _ = store.upsert(sub(1), 1)
-    b, _ = store.upsert(sub(2), 1)
-    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+def test_retries_wait_in_the_database_and_come_back_as_retry_batches(store: SqlStores) -> None:
+    a, _ = store.subscriptions.upsert(sub(1), 1)
+    b, _ = store.subscriptions.upsert(sub(2), 1)
+    alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
     queue = RecordingQueue()
-    delivery.plan_fanout(alert.id, store, queue, POLICY, clock=lambda: 1000.0)
+    delivery.plan_fanout(alert.id, store.planning, queue, POLICY, clock=lambda: 1000.0)
     answers = {
         a.id: [PushResult(a.id, "h", 429, retry_after="120"), PushResult(a.id, "h", 201)],
         b.id: [PushResult(b.id, "h", 503), PushResult(b.id, "h", 201)],
     }
     sender = ScriptedSender(lambda m: answers[m.subscription_id].pop(0))
     hosts = MemoryHostHealth()
-    delivery.deliver_batch(queue.batches[0], store, sender, hosts, POLICY, clock=lambda: 1000.0)
-    assert store.get_alert(alert.id).status is AlertStatus.SENDING  # type: ignore[union-attr]
-    assert store.waiting_count(alert.id) == 2
+    delivery.deliver_batch(
+        queue.batches[0], store.ledger, sender, hosts, POLICY, clock=lambda: 1000.0
+    )
+    assert store.alerts.get_alert(alert.id).status is AlertStatus.SENDING  # type: ignore[union-attr]
+    assert store.ledger.waiting_count(alert.id) == 2
     assert hosts.holds["h"][0] == 1120.0
     assert (
-        delivery.schedule_due_retries(store, queue, POLICY, clock=lambda: 1010.0) == 1
+        delivery.schedule_due_retries(store.recovery, queue, POLICY, clock=lambda: 1010.0) == 1
     )  # only the 503 is due
-    assert delivery.schedule_due_retries(store, queue, POLICY, clock=lambda: 1010.0) == 0
+    assert delivery.schedule_due_retries(store.recovery, queue, POLICY, clock=lambda: 1010.0) == 0
     delivery.deliver_batch(
-        queue.batches[-1], store, sender, MemoryHostHealth(), POLICY, clock=lambda: 1010.0
+        queue.batches[-1], store.ledger, sender, MemoryHostHealth(), POLICY, clock=lambda: 1010.0
     )
-    assert delivery.schedule_due_retries(store, queue, POLICY, clock=lambda: 1121.0) == 1
+    assert delivery.schedule_due_retries(store.recovery, queue, POLICY, clock=lambda: 1121.0) == 1
     delivery.deliver_batch(
-        queue.batches[-1], store, sender, MemoryHostHealth(), POLICY, clock=lambda: 1121.0
+        queue.batches[-1], store.ledger, sender, MemoryHostHealth(), POLICY, clock=lambda: 1121.0
     )
-    done = store.get_alert(alert.id)
+    done = store.alerts.get_alert(alert.id)
     assert done is not None and done.status is AlertStatus.SENT and done.counts.delivered == 2
 
 
-def test_rejections_never_delete_and_open_the_breaker(store: SqlStore) -> None:
-    a, _ = store.upsert(sub(1), 1)
-    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+def test_rejections_never_delete_and_open_the_breaker(store: SqlStores) -> None:
+    a, _ = store.subscriptions.upsert(sub(1), 1)
+    alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
     queue = RecordingQueue()
-    delivery.plan_fanout(alert.id, store, queue, POLICY)
+    delivery.plan_fanout(alert.id, store.planning, queue, POLICY)
     hosts = MemoryHostHealth()
     delivery.deliver_batch(
         queue.batches[0],
-        store,
+        store.ledger,
         ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 403)),
         hosts,
         POLICY,
         clock=lambda: 50.0,
     )
-    assert store.get_subscription(a.id) is not None
+    assert store.subscriptions.get_subscription(a.id) is not None
     assert hosts.breakers["h"][0] == 50.0 + POLICY.breaker_open_s
 
 
-def test_reconciler_requeues_lost_work(store: SqlStore, engine: Engine) -> None:
-    store.upsert(sub(1), 1)
-    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1000.0)
+def test_reconciler_requeues_lost_work(store: SqlStores, engine: Engine) -> None:
+    store.subscriptions.upsert(sub(1), 1)
+    alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1000.0)
     queue = RecordingQueue()
-    assert delivery.reconcile(store, queue, POLICY, clock=lambda: 1010.0) == {
+    assert delivery.reconcile(store.recovery, queue, POLICY, clock=lambda: 1010.0) == {
         "plans": 0,
         "batches": 0,
     }
     assert (
-        delivery.reconcile(store, queue, POLICY, clock=lambda: 1100.0)["plans"] == 1
+        delivery.reconcile(store.recovery, queue, POLICY, clock=lambda: 1100.0)["plans"] == 1
     )  # plan task lost
-    delivery.plan_fanout(alert.id, store, queue, POLICY, clock=lambda: 1100.0)
+    delivery.plan_fanout(alert.id, store.planning, queue, POLICY, clock=lambda: 1100.0)
     queue.batches.clear()
-    assert delivery.reconcile(store, queue, POLICY, clock=lambda: 1110.0)["batches"] == 0
+    assert delivery.reconcile(store.recovery, queue, POLICY, clock=lambda: 1110.0)["batches"] == 0
     assert (
-        delivery.reconcile(store, queue, POLICY, clock=lambda: 1200.0)["batches"] == 1
+        delivery.reconcile(store.recovery, queue, POLICY, clock=lambda: 1200.0)["batches"] == 1
     )  # batch task lost
     assert (
-        delivery.reconcile(store, queue, POLICY, clock=lambda: 1201.0)["batches"] == 0
+        delivery.reconcile(store.recovery, queue, POLICY, clock=lambda: 1201.0)["batches"] == 0
     )  # not twice at once
 
 
-def test_cancel_stops_delivery_and_scheduled_alerts_fire_when_due(store: SqlStore) -> None:
+def test_cancel_stops_delivery_and_scheduled_alerts_fire_when_due(store: SqlStores) -> None:
     for n in range(5):
-        store.upsert(sub(n), 1)
-    alert, _ = store.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+        store.subscriptions.upsert(sub(n), 1)
+    alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
     queue = RecordingQueue()
-    delivery.plan_fanout(alert.id, store, queue, POLICY)
-    store.set_status(alert.id, AlertStatus.CANCELLED, 2.0, only_from=(AlertStatus.SENDING,))
+    delivery.plan_fanout(alert.id, store.planning, queue, POLICY)
+    store.alerts.set_status(alert.id, AlertStatus.CANCELLED, 2.0, only_from=(AlertStatus.SENDING,))
     sender = ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 201))
     for batch_id in queue.batches:
-        delivery.deliver_batch(batch_id, store, sender, MemoryHostHealth(), POLICY)
+        delivery.deliver_batch(batch_id, store.ledger, sender, MemoryHostHealth(), POLICY)
     assert sender.sent == []
-    later, _ = store.create_alert(draft(send_at=500.0), "k", AlertStatus.SCHEDULED, 0, 1.0)
-    assert delivery.fire_scheduled(store, queue, clock=lambda: 499.0) == 0
-    assert delivery.fire_scheduled(store, queue, clock=lambda: 501.0) == 1
-    assert store.get_alert(later.id).status is AlertStatus.QUEUED  # type: ignore[union-attr]
+    later, _ = store.alerts.create_alert(draft(send_at=500.0), "k", AlertStatus.SCHEDULED, 0, 1.0)
+    assert delivery.fire_scheduled(store.recovery, queue, clock=lambda: 499.0) == 0
+    assert delivery.fire_scheduled(store.recovery, queue, clock=lambda: 501.0) == 1
+    assert store.alerts.get_alert(later.id).status is AlertStatus.QUEUED  # type: ignore[union-attr]
     assert queue.plans == [later.id]
 
 

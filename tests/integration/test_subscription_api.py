@@ -575,7 +575,7 @@ def _sent_alert(api: Api, delivered_to: list[int]) -> int:
     from core.model import AlertDraft, AlertStatus, LedgerStatus, Urgency
     from core.ports import LedgerEntry
 
-    store = api.app.extensions["newsflash"].container.store
+    store = api.app.extensions["newsflash"].container.sql
     draft = AlertDraft(
         title="T",
         body="B",
@@ -584,11 +584,11 @@ def _sent_alert(api: Api, delivered_to: list[int]) -> int:
         urgency=Urgency.HIGH,
         ttl_s=600,
     )
-    alert, _ = store.create_alert(
+    alert, _ = store.alerts.create_alert(
         draft, "nf" + b64url_encode(os.urandom(6)), AlertStatus.SENDING, 3, 1.0
     )
     entries = [LedgerEntry(i, LedgerStatus.DELIVERED, 201, 1) for i in delivered_to]
-    store.record(alert.id, entries, [], 2.0)
+    store.ledger.record(alert.id, entries, [], 2.0)
     return int(alert.id)
 
 

@@ -27,7 +27,8 @@ from core.accounts import Role
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
 from core.endpoints import push_host
 from core.model import LedgerStatus
 from service.app import create_app
@@ -108,10 +109,10 @@ class RedisServer:
         self.kill()
 
 
-def bulk_subscribe(store: SqlStore, subs: Iterable[dict[str, Any]], topics: list[str]) -> int:
+def bulk_subscribe(store: SqlStores, subs: Iterable[dict[str, Any]], topics: list[str]) -> int:
     """Insert stand-in subscriptions straight into the table (20,000 POSTs would take minutes),
     then rebuild the audience counters the way an operator repairs them."""
-    mask = store.mask_of(topics)
+    mask = store.topics.mask_of(topics)
     now = time.time()
     rows = [
         {
@@ -128,7 +129,7 @@ def bulk_subscribe(store: SqlStore, subs: Iterable[dict[str, Any]], topics: list
     with store.engine.begin() as conn:
         for start in range(0, len(rows), 5000):
             conn.execute(t.subscriptions.insert(), rows[start : start + 5000])
-    store.recount_masks()
+    store.subscriptions.recount_masks()
     return len(rows)
 
 
@@ -153,7 +154,7 @@ class Rig:
     env: dict[str, str]
     settings: Settings
     engine: Engine
-    store: SqlStore
+    store: SqlStores
     app: Flask
     client: FlaskClient
     token: str
@@ -270,7 +271,7 @@ def rig(
     settings = settings_from(env)
     engine = make_engine(database_url)
     migrate.upgrade(engine)
-    store = SqlStore(engine, sync_topics(engine, settings.topics))
+    store = SqlStores.build(engine, settings.topics)
     app = create_app(settings)
     container = app.extensions["newsflash"].container
     token = SqlAccounts(container.engine).create_token("reliability", Role.EDITOR)

@@ -191,7 +191,7 @@ def test_subscribe_accepts_only_what_it_stores_and_stores_nothing_it_refuses(
         return
     tried(api, "subscriptions accepted")
     assert answer.status_code in (200, 201)
-    sub = api.store.get_by_endpoint(body["endpoint"])
+    sub = api.store.subscriptions.get_by_endpoint(body["endpoint"])
     assert sub is not None and sub.topics == tuple(answer.json["topics"])
     assert api.subscription_count() == before + (answer.status_code == 201)
     assert (
@@ -411,7 +411,7 @@ BASES: dict[str, dict[str, Any]] = {
 def newsroom(api: Rig) -> tuple[FlaskClient, str]:
     """A logged-in editor, and alert 1 sent (so a correction of it reaches parsing)."""
     api.publish()  # alert 1 exists after this, whichever test published first
-    api.store.set_status(1, AlertStatus.SENT, time.time())
+    api.store.alerts.set_status(1, AlertStatus.SENT, time.time())
     return hostile.editor_session(api.app, EDITOR, PASSWORD)
 
 

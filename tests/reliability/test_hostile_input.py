@@ -70,7 +70,7 @@ def site(
         SqlAccounts(r.engine).create_user(EMAIL, PASSWORD, Role.EDITOR)
         # Alert 1, sent: a correction of it reaches the body's parsing.
         assert r.publish() == "1"
-        r.store.set_status(1, AlertStatus.SENT, time.time())
+        r.store.alerts.set_status(1, AlertStatus.SENT, time.time())
         yield r
 
 

@@ -243,8 +243,10 @@ def test_a_batch_waiting_on_hung_requests_is_not_taken_for_dead(
             draft = AlertDraft(
                 "Hang", "on", f"{r.settings.public_origins[0]}/x", ("breaking",), Urgency.HIGH, 600
             )
-            alert, _ = alerts.publish(draft, r.store, r.store, queue, time.time())
-            delivery.plan_fanout(alert.id, r.store, queue, policy)
+            alert, _ = alerts.publish(
+                draft, r.store.alerts, r.store.subscriptions, queue, time.time()
+            )
+            delivery.plan_fanout(alert.id, r.store.planning, queue, policy)
             sender = Http11PushSender(
                 VapidSigner(vapid_pem, "mailto:ops@news.example"),
                 SenderConfig(
@@ -254,12 +256,12 @@ def test_a_batch_waiting_on_hung_requests_is_not_taken_for_dead(
             batch_id = queue.batches[0]
             run = threading.Thread(
                 target=delivery.deliver_batch,
-                args=(batch_id, r.store, sender, MemoryHostHealth(), policy),
+                args=(batch_id, r.store.ledger, sender, MemoryHostHealth(), policy),
             )
             run.start()
             wait_until(lambda: len(standin.attempts) == 3, 10, "the three requests to hang")
             time.sleep(2.5)  # well past stale_after_s with nothing recorded: only time will do
-            assert r.store.claim_batch(batch_id, time.time(), policy.stale_after_s) is None
+            assert r.store.ledger.claim_batch(batch_id, time.time(), policy.stale_after_s) is None
             run.join(20)
             sender.close()
             assert not run.is_alive()

@@ -81,7 +81,7 @@ def test_unsubscribing_deletes_the_row_at_once(live: Live) -> None:
     assert answer.status_code == 204
     # No grace period, no soft delete: the very next read no longer finds the reader.
     assert r.subscription_count() == before - 1
-    assert r.store.get_by_endpoint(sub["endpoint"]) is None
+    assert r.store.subscriptions.get_by_endpoint(sub["endpoint"]) is None
     alert_id = r.publish()
     r.wait_status(alert_id, "sent", timeout_s=60)
     assert token_of(sub["endpoint"]) not in received_tokens(live.standin, alert_id)
@@ -100,7 +100,7 @@ def test_beat_purges_subscriptions_not_seen_for_the_max_age(live: Live) -> None:
             .where(t.subscriptions.c.endpoint.in_([s["endpoint"] for s in stale]))
             .values(last_seen_at=two_days_ago)
         )
-    audience = r.store.audience_size(["breaking"])
+    audience = r.store.subscriptions.audience_size(["breaking"])
     # Beat sends this task every hour (the schedule below); here it is sent at once to the
     # live worker, exactly as beat sends it.
     schedule = celery_config(r.settings)["beat_schedule"]
@@ -108,13 +108,13 @@ def test_beat_purges_subscriptions_not_seen_for_the_max_age(live: Live) -> None:
     assert len(purge) == 1 and purge[0]["schedule"] == 3600.0
     make_celery(r.settings).send_task(TASK_PURGE)
     wait_until(
-        lambda: all(r.store.get_by_endpoint(s["endpoint"]) is None for s in stale),
+        lambda: all(r.store.subscriptions.get_by_endpoint(s["endpoint"]) is None for s in stale),
         60,
         "the live worker to purge the idle readers",
         interval_s=0.2,
     )
-    assert r.store.get_by_endpoint(fresh["endpoint"]) is not None
-    assert r.store.audience_size(["breaking"]) == audience - len(stale)
+    assert r.store.subscriptions.get_by_endpoint(fresh["endpoint"]) is not None
+    assert r.store.subscriptions.audience_size(["breaking"]) == audience - len(stale)
 
 
 def _secrets(live: Live, subs: list[dict[str, Any]]) -> dict[str, str]:

@@ -232,7 +232,7 @@ def _store_rows(r: Rig, standin: PushStandin) -> dict[str, int]:
     now = time.time()
     for endpoint in endpoints:
         keys = _keys(standin)
-        sub, _created = r.store.upsert(
+        sub, _created = r.store.subscriptions.upsert(
             SubscriptionInput(endpoint, keys["p256dh"], keys["auth"], ("breaking",)), now
         )
         ids[endpoint] = sub.id
@@ -271,17 +271,17 @@ def test_send_time_refuses_before_connecting_and_deletes_nothing(
 
     alert, _ = alerts.publish(
         AlertDraft("SSRF", "probe", "http://127.0.0.1:8000/x", ("breaking",), Urgency.HIGH, 600),
-        strict.store,
-        strict.store,
+        strict.store.alerts,
+        strict.store.subscriptions,
         queue,
         time.time(),
     )
-    delivery.plan_fanout(alert.id, strict.store, queue, policy)
+    delivery.plan_fanout(alert.id, strict.store.planning, queue, policy)
     mark = _mark()
     hosts = MemoryHostHealth()
     try:
         for batch_id in queue.batches:
-            delivery.deliver_batch(batch_id, strict.store, sender, hosts, policy)
+            delivery.deliver_batch(batch_id, strict.store.ledger, sender, hosts, policy)
     finally:
         sender.close()
     connects = _connects_since(mark)
@@ -293,4 +293,4 @@ def test_send_time_refuses_before_connecting_and_deletes_nothing(
     ledger = strict.ledger(str(alert.id))
     assert ledger == {LedgerStatus.FAILED: len(ids)}, ledger
     assert strict.subscription_count() == len(ids), "a refusal deleted a subscription"
-    assert strict.store.get_alert(alert.id).status.value == "failed"  # type: ignore[union-attr]
+    assert strict.store.alerts.get_alert(alert.id).status.value == "failed"  # type: ignore[union-attr]

@@ -9,7 +9,7 @@ import random
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from core.adapters.sql import SqlStore
+from core.adapters.stores_sql import SqlStores
 from core.model import AlertDraft, AlertStatus, LedgerStatus, SubscriptionInput, Urgency
 from core.ports import LedgerEntry
 
@@ -31,7 +31,7 @@ def _reader(n: int) -> SubscriptionInput:
 
 
 def _send_week(
-    store: SqlStore,
+    store: SqlStores,
     readers: dict[int, str],
     start: float,
     per_day: int,
@@ -53,7 +53,7 @@ def _send_week(
                 urgency=Urgency.HIGH,
                 ttl_s=600,
             )
-            alert, _ = store.create_alert(
+            alert, _ = store.alerts.create_alert(
                 draft, f"s{int(at)}", AlertStatus.SENDING, len(readers), at
             )
             entries, gone_ids = [], []
@@ -63,34 +63,36 @@ def _send_week(
                     gone_ids.append(sid)
                 else:
                     entries.append(LedgerEntry(sid, LedgerStatus.DELIVERED, 201, 1, push_host=host))
-            store.record(alert.id, entries, gone_ids, at + 5)
+            store.ledger.record(alert.id, entries, gone_ids, at + 5)
             for sid in gone_ids:
                 readers.pop(sid)
             for e in entries:
                 if e.status is LedgerStatus.DELIVERED and rng.random() < shown:
-                    store.count_event(alert.id, e.subscription_id, "displayed")
+                    store.events.count_event(alert.id, e.subscription_id, "displayed")
                     shown_so_far[0] += 1
                     if shown_so_far[0] % round(1 / clicked) == 0:
-                        store.count_event(alert.id, e.subscription_id, "clicked")
-            store.set_status(alert.id, AlertStatus.SENT, at + 60)
+                        store.events.count_event(alert.id, e.subscription_id, "clicked")
+            store.alerts.set_status(alert.id, AlertStatus.SENT, at + 60)
 
 
-def seed_falling_engagement(store: SqlStore, now: float, tz: ZoneInfo) -> None:
+def seed_falling_engagement(store: SqlStores, now: float, tz: ZoneInfo) -> None:
     """Four weeks ago to last week: a steady alert a day clicked by 1 in 12, then three a day
     clicked by 1 in 60, with 410s starting; readers unsubscribe and stale ones are purged."""
     rng = random.Random(17)
     joined = week_start(now, tz, 4) - 3600
     readers = {}
     for n in range(READERS):
-        sub, _ = store.upsert(_reader(n), joined)
+        sub, _ = store.subscriptions.upsert(_reader(n), joined)
         readers[sub.id] = HOSTS[n % len(HOSTS)]
-    stale = [store.upsert(_reader(1000 + n), now - 200 * 86400)[0].id for n in range(3)]
-    store.upsert(_reader(2000), now - 100 * 86400)
+    stale = [
+        store.subscriptions.upsert(_reader(1000 + n), now - 200 * 86400)[0].id for n in range(3)
+    ]
+    store.subscriptions.upsert(_reader(2000), now - 100 * 86400)
     assert stale
     for ago in (4, 3, 2):
         _send_week(store, readers, week_start(now, tz, ago), 1, 0.9, 1 / 12, 0.0, rng)
     last = week_start(now, tz, 1)
     _send_week(store, readers, last, 3, 0.9, 1 / 60, 0.03, rng)
     leaving = list(readers)[:4]
-    store.delete_ids(leaving, now=last + 3 * 86400)
-    store.purge_stale_subscriptions(now - 180 * 86400, now=last + 3 * 86400)
+    store.subscriptions.delete_ids(leaving, now=last + 3 * 86400)
+    store.subscriptions.purge_stale_subscriptions(now - 180 * 86400, now=last + 3 * 86400)

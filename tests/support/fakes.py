@@ -1,7 +1,7 @@
 """In-memory fakes of the delivery core's ports (core/ports.py), for unit tests of its rules.
 
 Each fake is an honest implementation keeping its state in dicts: it follows the same contract
-as the real adapter (SqlStore, the HTTP sender, the Celery queue, the Redis host health), so a
+as the real adapter (SqlStores, the HTTP sender, the Celery queue, the Redis host health), so a
 test reads the state afterwards the way a user would see it (counts, who was pushed, what was
 enqueued). Fault hooks (a broker that is down, a worker killed mid-way) are explicit arguments.
 """
@@ -29,7 +29,15 @@ from core.model import (
     Target,
     Urgency,
 )
-from core.ports import LedgerEntry, PlanningConflict, PushMessage, PushResult, RecordedCounts
+from core.ports import (
+    AlertProgress,
+    LedgerEntry,
+    PlanningConflict,
+    PushMessage,
+    PushResult,
+    RecordedCounts,
+    StaleAlerts,
+)
 
 WAITING = frozenset({LedgerStatus.RETRY, LedgerStatus.REQUEUED})
 
@@ -100,7 +108,7 @@ class _LedgerRow:
 
 @dataclass
 class FakeDeliveryStore:
-    """DeliveryStore in dicts, with the rules SqlStore's statements enforce (a ledger row moves
+    """DeliveryStore in dicts, with the rules the SQL adapterss's statements enforce (a ledger row moves
     into a final state once, a batch is claimed by one sender unless its heartbeat is stale, an
     alert finishes when every batch is done and nothing waits for a retry)."""
 
@@ -344,23 +352,36 @@ class FakeDeliveryStore:
             self.alerts[alert_id].batches_done += 1
             self.alerts[alert_id].progress_at = now
 
-    def maybe_finish_alert(self, alert_id: int, now: float) -> AlertStatus | None:
+    def alert_progress(self, alert_id: int) -> AlertProgress | None:
         with self._lock:
             row = self.alerts.get(alert_id)
-            if row is None or row.alert.status is not AlertStatus.SENDING or not row.planned:
+            if row is None:
                 return None
-            if row.batches_done < row.batches_total:
-                return None
-            if any(
+            waiting = any(
                 aid == alert_id and r.status in WAITING for (aid, _sid), r in self.ledger.items()
-            ):
-                return None
-            final = (
-                AlertStatus.FAILED if row.delivered == 0 and row.failed > 0 else AlertStatus.SENT
             )
-            row.alert = dataclasses.replace(row.alert, status=final)
+            return AlertProgress(
+                status=row.alert.status,
+                planned=row.planned,
+                batches_total=row.batches_total,
+                batches_done=row.batches_done,
+                waiting=waiting,
+                delivered=row.delivered,
+                failed=row.failed,
+            )
+
+    def finish_alert(
+        self, alert_id: int, status: AlertStatus, seen: AlertProgress, now: float
+    ) -> bool:
+        with self._lock:
+            row = self.alerts[alert_id]
+            if row.alert.status is not AlertStatus.SENDING:
+                return False
+            if row.batches_total != seen.batches_total:
+                return False
+            row.alert = dataclasses.replace(row.alert, status=status)
             row.finished_at = now
-            return final
+            return True
 
     def take_due_retries(self, now: float, limit: int, batch_size: int) -> list[tuple[int, int]]:
         with self._lock:
@@ -411,7 +432,7 @@ class FakeDeliveryStore:
                 self.batches[batch_id].heartbeat_at = now
             return found[:limit]
 
-    def stale_alerts(self, now: float, stale_after_s: float) -> list[int]:
+    def stale_alerts(self, now: float, stale_after_s: float) -> StaleAlerts:
         with self._lock:
             cutoff = now - stale_after_s
             stale = [
@@ -423,10 +444,7 @@ class FakeDeliveryStore:
             replan = [i for i in stale if not self.alerts[i].planned]
             for alert_id in replan:
                 self.alerts[alert_id].progress_at = now
-            for alert_id in stale:
-                if self.alerts[alert_id].planned:
-                    self.maybe_finish_alert(alert_id, now)
-            return replan
+            return StaleAlerts(replan, [i for i in stale if self.alerts[i].planned])
 
     def due_scheduled(self, now: float) -> list[int]:
         with self._lock:

@@ -25,17 +25,18 @@ def _container(tmp_path: Path) -> Container:
 def test_parts_are_built_once_and_never_cached_on_the_objects_dict(tmp_path: Path) -> None:
     c = _container(tmp_path)
     assert c.newsroom is c.newsroom and c.readers is c.readers and c.delivery is c.delivery
-    assert c.newsroom.alerts is c.store and c.newsroom.audit_log is c.accounts
+    assert c.newsroom.alerts is c.sql.alerts and c.newsroom.audit_log is c.accounts
+    assert c.delivery.ledger is c.sql.ledger and c.readers.subscriptions is c.sql.subscriptions
     assert isinstance(c.queue, CeleryTaskQueue) and c.queue.app is c.celery
-    assert not {"engine", "store", "newsroom", "_ops_kits"} & set(vars(c))
+    assert not {"engine", "sql", "newsroom", "_ops_kits"} & set(vars(c))
 
 
 def test_a_fork_drops_what_holds_a_connection_and_keeps_the_rules(tmp_path: Path) -> None:
     c = _container(tmp_path)
-    engine, store, rules, room = c.engine, c.store, c.alert_rules, c.newsroom
+    engine, sql, rules, room = c.engine, c.sql, c.alert_rules, c.newsroom
     c.reset_after_fork()
-    assert c.engine is not engine and c.store is not store and c.newsroom is not room
-    assert c.newsroom.alerts is c.store
+    assert c.engine is not engine and c.sql is not sql and c.newsroom is not room
+    assert c.newsroom.alerts is c.sql.alerts
     assert c.alert_rules is rules
 
 

@@ -52,7 +52,7 @@ def _delivery(
     house: FakeHousekeeping,
     clock: Clock,
 ) -> Delivery:
-    return Delivery(store, queue, None, hosts, house, DeliveryPolicy(), 30, clock)  # type: ignore[arg-type]
+    return Delivery(store, store, store, queue, None, hosts, house, DeliveryPolicy(), 30, clock)  # type: ignore[arg-type]
 
 
 def test_due_scheduled_alerts_are_planned_once_and_housekeeping_uses_the_clock() -> None:
