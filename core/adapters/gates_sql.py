@@ -62,18 +62,21 @@ class SqlGates:
                 is not None
             )
 
-    def due(self, now: float, limit: int) -> list[tuple[Gate, str]]:
+    def due(self, now: float, limit: int, alert_id: int | None = None) -> list[tuple[Gate, str]]:
         """Waiting gates of queued alerts (a scheduled one has not fired yet) due for a check."""
         g, a = t.article_gates, t.alerts
+        where = [
+            g.c.state == GateState.WAITING.value,
+            g.c.next_check_at <= now,
+            a.c.status == AlertStatus.QUEUED.value,
+        ]
+        if alert_id is not None:
+            where.append(g.c.alert_id == alert_id)
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(g, a.c.url)
                 .join(a, a.c.id == g.c.alert_id)
-                .where(
-                    g.c.state == GateState.WAITING.value,
-                    g.c.next_check_at <= now,
-                    a.c.status == AlertStatus.QUEUED.value,
-                )
+                .where(*where)
                 .order_by(g.c.next_check_at)
                 .limit(limit)
             ).mappings()

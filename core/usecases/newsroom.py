@@ -211,13 +211,16 @@ class Newsroom:
         window = self.undo_window_s if undo and not scheduled else 0
         if window:
             draft = rules.with_undo_window(draft, now, window)
-        # A gated alert is stored without a plan task; its gate plans it once the article is up
-        # (a crash in between leaves it queued, and the reconciler sends it without waiting).
+        # A gated alert is planned only once its gate is open (a crash before the gate is opened
+        # leaves it queued, and the reconciler sends it without waiting).
         gated = self.gate is not None and self.gate.applies(draft, wait)
         queue: TaskQueue = _Held() if gated else self.queue
         alert, created = alert_rules.publish(draft, self.alerts, self.subscriptions, queue, now)
         if created and gated and self.gate is not None:
             self.gate.open(alert, now)
+            if alert.status is AlertStatus.QUEUED:
+                # The plan task checks the article once at once; beat keeps checking after.
+                alert_rules.enqueue_plan(alert, self.queue)
         if created:
             detail: dict[str, Any] = {
                 "title": alert.title,

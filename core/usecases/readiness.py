@@ -21,7 +21,9 @@ class GateStore(Protocol):
     def open(self, alert_id: int, now: float) -> None: ...
     def get(self, alert_id: int) -> Gate | None: ...
     def holds(self, alert_id: int) -> bool: ...
-    def due(self, now: float, limit: int) -> list[tuple[Gate, str]]: ...
+    def due(
+        self, now: float, limit: int, alert_id: int | None = None
+    ) -> list[tuple[Gate, str]]: ...
     def claim_check(self, gate: Gate, now: float, next_check_at: float) -> bool: ...
     def record_answer(self, alert_id: int, answer: str) -> None: ...
     def release(self, alert_id: int, state: GateState, now: float, by: str | None) -> bool: ...
@@ -68,8 +70,17 @@ class Readiness:
         self.gates.open(alert.id, now)
 
     def holds(self, alert_id: int) -> bool:
-        """The plan task asks first: while this is True it plans nothing."""
-        return self.gates.holds(alert_id)
+        """The plan task asks first: while this is True it plans nothing.
+
+        A waiting gate is checked once right here (one bounded fetch, a few seconds at most),
+        so an alert whose article is already up goes without waiting for beat's next round.
+        """
+        if not self.gates.holds(alert_id):
+            return False
+        now = self.clock()
+        for gate, url in self.gates.due(now, 1, alert_id=alert_id):
+            return not self._check(gate, url, now, enqueue=False)
+        return True
 
     def gate(self, alert_id: int) -> Gate | None:
         return self.gates.get(alert_id)
@@ -77,28 +88,33 @@ class Readiness:
     # -- beat ------------------------------------------------------------------------------------
     def check_due(self) -> int:
         """One bounded fetch per waiting alert that is due; release those that are ready."""
-        released = 0
         now = self.clock()
-        for gate, url in self.gates.due(now, self.policy.per_round):
-            if not self.gates.claim_check(gate, now, now + self.policy.check_every_s):
-                continue
-            started = gate.started_at if gate.started_at is not None else now
-            try:
-                status: int | None = self.probe.status(url)
-                error = None
-            except DomainError as exc:
-                status, error = None, exc.message
-            answer = answer_words(status, error)
-            self.gates.record_answer(gate.alert_id, answer)
-            if status is not None and 200 <= status < 300:
-                released += self._release(gate.alert_id, GateState.LIVE, None)
-            elif self.clock() >= started + self.policy.wait_s:
-                log.warning(
-                    "article not ready in time; sending",
-                    extra={"alert_id": gate.alert_id, "answer": answer},
-                )
-                released += self._release(gate.alert_id, GateState.TIMED_OUT, None)
-        return released
+        return sum(
+            self._check(gate, url, now, enqueue=True)
+            for gate, url in self.gates.due(now, self.policy.per_round)
+        )
+
+    def _check(self, gate: Gate, url: str, now: float, enqueue: bool) -> bool:
+        """Fetch the article once (if no one else is); True if this released the gate."""
+        if not self.gates.claim_check(gate, now, now + self.policy.check_every_s):
+            return False
+        started = gate.started_at if gate.started_at is not None else now
+        try:
+            status: int | None = self.probe.status(url)
+            error = None
+        except DomainError as exc:
+            status, error = None, exc.message
+        answer = answer_words(status, error)
+        self.gates.record_answer(gate.alert_id, answer)
+        if status is not None and 200 <= status < 300:
+            return self._release(gate.alert_id, GateState.LIVE, None, enqueue)
+        if self.clock() >= started + self.policy.wait_s:
+            log.warning(
+                "article not ready in time; sending",
+                extra={"alert_id": gate.alert_id, "answer": answer},
+            )
+            return self._release(gate.alert_id, GateState.TIMED_OUT, None, enqueue)
+        return False
 
     # -- the editor ------------------------------------------------------------------------------
     def send_anyway(self, editor_name: str | None, alert_id: int) -> Alert:
@@ -114,11 +130,14 @@ class Readiness:
         self.audit_log.audit(editor_name, "alert.send_anyway", str(alert_id), detail)
         return self.alerts.get_alert(alert_id) or alert
 
-    def _release(self, alert_id: int, state: GateState, by: str | None) -> int:
+    def _release(
+        self, alert_id: int, state: GateState, by: str | None, enqueue: bool = True
+    ) -> bool:
         if not self.gates.release(alert_id, state, self.clock(), by):
-            return 0
+            return False
         alert = self.alerts.get_alert(alert_id)
-        # A scheduled alert (in its undo window) is planned by fire_scheduled when it fires.
-        if alert is not None and alert.status is AlertStatus.QUEUED:
+        # A scheduled alert (in its undo window) is planned by fire_scheduled when it fires;
+        # the plan task that released it plans it itself.
+        if enqueue and alert is not None and alert.status is AlertStatus.QUEUED:
             alert_rules.enqueue_plan(alert, self.queue)
-        return 1
+        return True

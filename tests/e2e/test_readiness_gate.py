@@ -153,3 +153,13 @@ def test_an_auto_feed_item_waits_for_its_article_and_goes_once(
     stack.wait_status(item.alert_id, "sent", 20)
     assert feeds.poll(Editor("tests"), feed.id).new == 0
     assert len(stack.received(item.alert_id)) == 1
+
+
+def test_a_live_article_goes_at_once_checked_by_the_plan_task(
+    stack: NewsroomStack, site: FeedSite, reader: int
+) -> None:
+    site.pages["/news/ready"] = Page(body=b"<html>live</html>", content_type="text/html")
+    alert_id = _publish(stack, site, "/news/ready")
+    done = stack.wait_status(alert_id, "sent", 20)
+    assert done["article_gate"] == {"state": "live", "last_answer": "HTTP 200"}
+    assert len(site.hits("/news/ready")) == 1, "one check, by the plan task itself"

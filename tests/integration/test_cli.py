@@ -113,6 +113,7 @@ def test_every_command_has_help() -> None:
         "demo-subscribers",
         "bench",
         "settings",
+        "feeds",
     ):
         assert command in top.stdout, command
         assert run([command, "--help"], {}).returncode == 0, command
