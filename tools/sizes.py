@@ -74,14 +74,14 @@ def measure(root: Path = ROOT) -> tuple[list[Offender], list[Offender]]:
 def offenders(root: Path = ROOT) -> list[Offender]:
     """What is over a limit and not in a module on the allow-list."""
     modules, functions = measure(root)
-    return [
-        o for o in modules + functions if o.lines > o.limit and o.path not in ALLOWED
-    ]
+    return [o for o in modules + functions if o.lines > o.limit and o.path not in ALLOWED]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--all", action="store_true", help="the 15 largest of each, offenders or not")
+    parser.add_argument(
+        "--all", action="store_true", help="the 15 largest of each, offenders or not"
+    )
     args = parser.parse_args(argv)
     if args.all:
         modules, functions = measure()

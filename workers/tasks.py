@@ -108,13 +108,7 @@ def register(app: Celery) -> None:
     def fire_scheduled() -> int:
         return container_for(app).delivery.fire_scheduled()
 
-    @app.task(name=TASK_POLL_FEEDS, autoretry_for=RETRY_ON, max_retries=0)
-    def poll_feeds() -> int:
-        return sum(r.new for r in container_for(app).feeds.poll_due())
-
-    @app.task(name=TASK_CHECK_ARTICLES, autoretry_for=RETRY_ON, max_retries=0)
-    def check_articles() -> int:
-        return container_for(app).readiness.check_due()
+    register_feed_tasks(app)
 
     @app.task(name=TASK_PURGE, autoretry_for=RETRY_ON, max_retries=0)
     def purge_subscriptions() -> int:
@@ -128,3 +122,15 @@ def register(app: Celery) -> None:
     def evaluate_alarms() -> int:
         kit = monitoring.kit_for(container_for(app), app)
         return len(monitoring.run_alarm_round(kit, "task")["alarms"])
+
+
+def register_feed_tasks(app: Celery) -> None:
+    """Feeds (poll, then at most one auto send) and the readiness gate's checks, both on beat."""
+
+    @app.task(name=TASK_POLL_FEEDS, autoretry_for=RETRY_ON, max_retries=0)
+    def poll_feeds() -> int:
+        return sum(r.new for r in container_for(app).feeds.poll_due())
+
+    @app.task(name=TASK_CHECK_ARTICLES, autoretry_for=RETRY_ON, max_retries=0)
+    def check_articles() -> int:
+        return container_for(app).readiness.check_due()

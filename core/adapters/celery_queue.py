@@ -25,6 +25,17 @@ TASK_CHECK_ARTICLES = "newsflash.check_articles"
 
 ALL_QUEUES = tuple(lane.value for lane in Lane)
 
+# Feeds and the publish-readiness gate (core/usecases/feeds.py, readiness.py).
+FEED_ROUTES = {
+    TASK_POLL_FEEDS: {"queue": Lane.MAINTENANCE.value},
+    # Releasing a gate starts a breaking send: it must not wait behind housekeeping.
+    TASK_CHECK_ARTICLES: {"queue": Lane.BREAKING.value},
+}
+FEED_SCHEDULE = {
+    "poll-feeds": {"task": TASK_POLL_FEEDS, "schedule": 15.0, "options": {"expires": 30}},
+    "check-articles": {"task": TASK_CHECK_ARTICLES, "schedule": 1.0, "options": {"expires": 5}},
+}
+
 
 def celery_config(settings: Settings) -> dict[str, object]:
     visibility = {"visibility_timeout": settings.visibility_timeout_s}
@@ -76,9 +87,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
             TASK_PURGE: {"queue": Lane.MAINTENANCE.value},
             TASK_ALARMS: {"queue": Lane.MAINTENANCE.value},
             TASK_RECOUNT: {"queue": Lane.MAINTENANCE.value},
-            TASK_POLL_FEEDS: {"queue": Lane.MAINTENANCE.value},
-            # Releasing a gate starts a breaking send: it must not wait behind housekeeping.
-            TASK_CHECK_ARTICLES: {"queue": Lane.BREAKING.value},
+            **FEED_ROUTES,
         },
         "worker_send_task_events": True,
         "task_send_sent_event": True,
@@ -91,12 +100,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
                 "schedule": 1.0,
                 "options": {"expires": 5},
             },
-            "poll-feeds": {"task": TASK_POLL_FEEDS, "schedule": 15.0, "options": {"expires": 30}},
-            "check-articles": {
-                "task": TASK_CHECK_ARTICLES,
-                "schedule": 1.0,
-                "options": {"expires": 5},
-            },
+            **FEED_SCHEDULE,
             "retry-due": {"task": TASK_RETRY_DUE, "schedule": 2.0, "options": {"expires": 10}},
             "reconcile": {"task": TASK_RECONCILE, "schedule": 10.0, "options": {"expires": 30}},
             "purge-subscriptions": {
