@@ -78,7 +78,6 @@ class DraftView:
     item: FeedItem
     feed: Feed | None
     form: dict[str, object]
-    alert: tuple[int, str] | None  # sent through the review page: (alert id, status)
 
 
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8"
@@ -141,17 +140,25 @@ class Feeds:
 
     # -- the "From your feed" list (editors) -------------------------------------------------
     def drafts(self, limit: int = 30) -> list[DraftView]:
+        """Drafts waiting for an editor. One sent through the review page (its key is on an
+        alert now) is marked sent here and moves to the recent list."""
         items = self.store.recent_items((ItemState.DRAFT,), limit)
         sent = self.store.alerts_for_keys([i.idempotency_key for i in items])
+        for item in items:
+            if item.idempotency_key in sent:
+                alert_id = sent[item.idempotency_key][0]
+                self.store.set_item_state(
+                    item.id, ItemState.SENT, (ItemState.DRAFT,), alert_id=alert_id
+                )
         feeds = {f.id: f for f in self.store.list_feeds()}
         return [
             DraftView(
                 item,
                 feeds.get(item.feed_id),
                 rules.review_form(item, self._topics(feeds.get(item.feed_id))),
-                sent.get(item.idempotency_key),
             )
             for item in items
+            if item.idempotency_key not in sent
         ]
 
     def recent(self, limit: int = 20) -> list[FeedItem]:

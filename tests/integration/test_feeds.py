@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -35,12 +35,19 @@ class Rig:
     site: FeedSite
     engine: Any
     env: dict[str, str]
+    sessions: dict[str, FlaskClient] = field(default_factory=dict)
 
     @property
     def container(self) -> Container:
         return self.app.extensions["newsflash"].container  # type: ignore[no-any-return]
 
     def login(self, email: str) -> FlaskClient:
+        """One session per account for the module (each login pays for a password hash)."""
+        if email not in self.sessions:
+            self.sessions[email] = self._login(email)
+        return self.sessions[email]
+
+    def _login(self, email: str) -> FlaskClient:
         client = self.app.test_client()
         page = client.get("/editor/login")
         answer = client.post(
@@ -167,7 +174,15 @@ def test_an_atom_feed_and_the_review_flow_send_an_item_once(rig: Rig) -> None:
         sent = editor.post("/editor/new", data={**confirm, "topics": "breaking", "action": "send"})
         assert sent.status_code == 302
     assert rig.count(t.alerts, t.alerts.c.title == "Polls close early") == 1
-    assert "Sent as #" in editor.get("/editor/feeds").text
+    (alert_id,) = (
+        rig.engine.connect()
+        .execute(select(t.alerts.c.id).where(t.alerts.c.title == "Polls close early"))
+        .scalars()
+    )
+    after = editor.get("/editor/feeds").text
+    drafts, recent = after.split('id="feed-recent"')
+    assert "Polls close early" not in drafts, "a sent draft leaves the review list"
+    assert f"#{alert_id}</a> Polls close early" in recent
 
 
 def test_a_broken_feed_records_its_error_on_the_page_and_recovers(rig: Rig) -> None:
