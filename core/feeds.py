@@ -122,13 +122,20 @@ def parse_feed_input(
     topics: Collection[str],
     default_topics: Sequence[str],
 ) -> FeedInput:
-    url = _one_line(body.get("url"), "url", 2048, "Enter the feed's address")
-    check_public_url(url, tuple(origins), "url")
+    # "feed_url": the newsroom words "url" errors for the article's URL.
+    url = _one_line(body.get("url"), "feed_url", 2048, "Enter the feed's address.")
+    try:
+        check_public_url(url, tuple(origins), "feed_url")
+    except ValidationError:
+        raise ValidationError(
+            f"The feed must be an http(s) address on your own site ({', '.join(origins)}).",
+            "feed_url",
+        ) from None
     category = _one_line(
         body.get("category"),
         "category",
         MAX_CATEGORY,
-        "Enter the category or tag that marks breaking items",
+        "Enter the category or tag that marks breaking items.",
     )
     try:
         mode = FeedMode(str(body.get("mode") or FeedMode.REVIEW.value))

@@ -71,6 +71,14 @@ _ALERT = {
         "created_at": {"type": "string"},
         "started_at": {"type": ["string", "null"]},
         "finished_at": {"type": ["string", "null"]},
+        "article_gate": {
+            "type": "object",
+            "description": "present when the alert waited for its article (publish-readiness gate)",
+            "properties": {
+                "state": {"enum": ["waiting", "live", "timed-out", "sent-anyway"]},
+                "last_answer": {"type": ["string", "null"]},
+            },
+        },
     },
 }
 
@@ -91,6 +99,11 @@ _ALERT_REQUEST = {
             "type": "boolean",
             "description": "the same article or nearly the same headline within "
             "NEWSFLASH_DUPLICATE_WINDOW_S is intended (else 409 with the earlier alert)",
+        },
+        "wait_for_article": {
+            "type": "boolean",
+            "description": "false: send without waiting for the article to answer 2xx "
+            "(default true while NEWSFLASH_WAIT_FOR_ARTICLE is on)",
         },
         "template": {
             "type": "string",
@@ -413,6 +426,27 @@ def document() -> dict[str, Any]:
                     "parameters": [_ALERT_ID],
                     "responses": {
                         "200": {"description": "cancelled", **_json(_ALERT)},
+                        **_errors(400, 401, 403, 404, 409),
+                    },
+                }
+            },
+            "/api/v1/alerts/{id}/send-anyway": {
+                "post": {
+                    "description": "Stop waiting for the article (publish-readiness gate) and "
+                    "send now; 409 when the alert is not waiting.",
+                    "security": bearer,
+                    "parameters": [_ALERT_ID],
+                    "responses": {
+                        "200": {
+                            "description": "released",
+                            **_json(
+                                {
+                                    "type": "object",
+                                    "required": ["id", "status"],
+                                    "properties": {"id": {"type": "string"}, "status": _STATUS},
+                                }
+                            ),
+                        },
                         **_errors(400, 401, 403, 404, 409),
                     },
                 }

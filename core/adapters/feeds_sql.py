@@ -11,10 +11,12 @@ from sqlalchemy import Engine, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
+from core.adapters.sql import MAX_ID
 from core.errors import Conflict
 from core.feeds import Feed, FeedInput, FeedItem, FeedMode, ItemState, ParsedItem, key_hash
 
 _PACING_ROW = 1
+MAX_32 = 2**31 - 1  # feeds.id is an INTEGER
 
 
 def _feed(row: Any) -> Feed:
@@ -65,6 +67,8 @@ class SqlFeeds:
             return [_feed(r) for r in rows]
 
     def get_feed(self, feed_id: int) -> Feed | None:
+        if not 0 < feed_id <= MAX_32:
+            return None  # an id from a URL: no row, and no driver overflow error
         with self.engine.connect() as conn:
             row = conn.execute(select(t.feeds).where(t.feeds.c.id == feed_id)).mappings().first()
             return None if row is None else _feed(row)
@@ -93,6 +97,8 @@ class SqlFeeds:
         return found
 
     def set_mode(self, feed_id: int, mode: FeedMode) -> bool:
+        if self.get_feed(feed_id) is None:
+            return False
         with self.engine.begin() as conn:
             done = conn.execute(
                 update(t.feeds).where(t.feeds.c.id == feed_id).values(mode=mode.value)
@@ -197,6 +203,8 @@ class SqlFeeds:
             return [_item(r) for r in rows.mappings()]
 
     def get_item(self, item_id: int) -> FeedItem | None:
+        if not 0 < item_id <= MAX_ID:
+            return None
         found = self._items((t.feed_items.c.id == item_id,), 1)
         return found[0] if found else None
 

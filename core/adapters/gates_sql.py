@@ -8,6 +8,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
+from core.adapters.sql import MAX_ID
 from core.model import AlertStatus
 from core.readiness import Gate, GateState
 
@@ -45,6 +46,8 @@ class SqlGates:
             pass  # already open (a retried publish)
 
     def get(self, alert_id: int) -> Gate | None:
+        if not 0 < alert_id <= MAX_ID:
+            return None  # an id from a URL: no row, and no driver overflow error
         g = t.article_gates
         with self.engine.connect() as conn:
             row = conn.execute(select(g).where(g.c.alert_id == alert_id)).mappings().first()

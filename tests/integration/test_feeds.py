@@ -275,7 +275,9 @@ def test_only_admins_change_feeds_and_every_change_is_audited(rig: Rig) -> None:
             "csrf_token": csrf_of(bad.get("/editor/feeds").text),
         },
     )
-    assert answer.status_code == 400 and "publisher&#39;s origins" in answer.text
+    assert answer.status_code == 400 and "The feed must be an http(s) address on your own" in (
+        answer.text
+    )
     feed_id = _add(rig, "/to-remove")
     admin = rig.login(ADMIN)
     token = csrf_of(admin.get("/editor/feeds").text)
@@ -290,6 +292,14 @@ def test_only_admins_change_feeds_and_every_change_is_audited(rig: Rig) -> None:
     )
     actions = [e["action"] for e in rig.container.accounts.audit_entries(actor=ADMIN)]
     assert {"feed.add", "feed.mode", "feed.remove"} <= set(actions)
+    huge = "9" * 30  # ids from a URL that no database integer holds: not found, never a 500
+    for path in (f"/editor/feeds/{huge}/remove", f"/editor/feeds/items/{huge}/dismiss"):
+        assert admin.post(path, data={"csrf_token": token}).status_code == 404, path
+    assert admin.get(f"/editor/alerts/{huge}/gate").json is None
+    sent = admin.post(
+        f"/api/v1/alerts/{huge}/send-anyway", json={}, headers={"X-CSRF-Token": token}
+    )
+    assert sent.status_code == 404
 
 
 def test_the_cli_follows_lists_polls_and_removes(
@@ -311,7 +321,7 @@ def test_the_cli_follows_lists_polls_and_removes(
     listed = capsys.readouterr().out
     assert f"{feed_id}\tauto\tBreaking" in listed and "error: The feed could not be read" in listed
     assert main(["feeds", "add", "--url", "https://elsewhere.example/f", "--category", "B"]) == 2
-    assert "url: " in capsys.readouterr().err
+    assert "feed_url: The feed must be" in capsys.readouterr().err
     assert main(["feeds", "remove", str(feed_id)]) == 0
     actions = [e["action"] for e in rig.container.accounts.audit_entries(actor="cli")]
     assert actions[:2] == ["feed.remove", "feed.add"]

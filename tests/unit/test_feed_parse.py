@@ -100,7 +100,8 @@ def test_feed_settings_are_checked_naming_the_field() -> None:
     )
     assert ok.mode.value == "review" and ok.topics == ("breaking",)
     for body, field in [
-        ({"url": "https://elsewhere.example/feed", "category": "B"}, "url"),
+        ({"url": "https://elsewhere.example/feed", "category": "B"}, "feed_url"),
+        ({"url": "", "category": "B"}, "feed_url"),
         ({"url": f"{SITE}/feed/", "category": " "}, "category"),
         ({"url": f"{SITE}/feed/", "category": "B", "mode": "often"}, "mode"),
         ({"url": f"{SITE}/feed/", "category": "B", "topics": ["nope"]}, "topics"),
