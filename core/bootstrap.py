@@ -357,6 +357,12 @@ class Container:
             ),
         )
 
+    def drain_sending(self, timeout_s: float) -> None:
+        """Let batches the sender still has in flight be recorded (a stopping worker)."""
+        if self._pid != os.getpid() or "delivery" not in self._parts:
+            return
+        self.delivery.drain(timeout_s)
+
     def reset_after_fork(self) -> None:
         """Connections must not cross a fork: drop them so the child opens its own."""
         with self._lock:

@@ -1,34 +1,18 @@
-"""Fan-out: plan an alert into batches, deliver a batch exactly once, retry and reconcile."""
+"""Fan-out: plan an alert into batches, deliver a batch exactly once (core/batch.py), retry and
+reconcile."""
 
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from core.completion import finish_if_done
-from core.endpoints import EndpointPolicy, endpoint_allowed
-from core.model import Alert, AlertStatus, Batch, Lane, LedgerStatus, Target
-from core.outcomes import Decision, Outcome, backoff_s, classify
-from core.payload import PayloadTemplate, build_payload, payload_template, topic_header
-from core.ports import (
-    HostHealth,
-    LedgerEntry,
-    LedgerStore,
-    PlanningConflict,
-    PlanningStore,
-    PushMessage,
-    PushResult,
-    PushSender,
-    RecoveryStore,
-    TaskQueue,
-)
+from core.endpoints import EndpointPolicy
+from core.model import Lane
+from core.ports import PlanningConflict, PlanningStore, RecoveryStore, TaskQueue
 from core.receipts import Receipts
-from core.watchers import Heartbeat, StopCheck
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -100,315 +84,6 @@ def _enqueue_batch(queue: TaskQueue, batch_id: int, alert_id: int, lane: Lane) -
         log.exception("enqueue failed", extra={"alert_id": alert_id, "batch_id": batch_id})
 
 
-@dataclass
-class BatchReport:
-    batch_id: int
-    alert_id: int = 0
-    # False: nothing was sent because another worker holds the batch, it is already finished,
-    # or its alert no longer exists.
-    claimed: bool = True
-    sent: int = 0
-    delivered: int = 0
-    gone: int = 0
-    failed: int = 0
-    retry: int = 0
-    skipped: int = 0  # subscriptions gone between planning and sending
-    stopped: bool = False
-    outcomes: dict[str, int] = field(default_factory=dict)
-
-
-class _Recorder:
-    """Collects push results and writes them to the ledger in small chunks.
-
-    Chunked writes bound the duplicates a crash can cause (at most the unrecorded chunks) while
-    keeping the database at one round trip per chunk, not one per delivery. With a writer the
-    chunks are written on its thread, so the sender's event loop never waits on the database;
-    at most two chunks are ever in flight, so a slow database slows the sending down instead
-    of letting unrecorded results pile up.
-    """
-
-    def __init__(
-        self,
-        alert: Alert,
-        batch_id: int,
-        attempts: dict[int, int],
-        store: LedgerStore,
-        hosts: HostHealth,
-        policy: DeliveryPolicy,
-        clock: Callable[[], float],
-        rng: random.Random,
-        observe: Callable[[PushResult, Decision], None] | None,
-        writer: Executor | None = None,
-    ) -> None:
-        self.writer = writer
-        self.pending: deque[Future[None]] = deque()
-        self.alert = alert
-        self.batch_id = batch_id
-        self.attempts = attempts
-        self.store = store
-        self.hosts = hosts
-        self.policy = policy
-        self.clock = clock
-        self.rng = rng
-        self.observe = observe
-        self.entries: list[LedgerEntry] = []
-        self.gone: list[int] = []
-        self.last_flush = clock()
-        self.report = BatchReport(batch_id, alert.id)
-
-    def __call__(self, result: PushResult) -> None:
-        now = self.clock()
-        decision = classify(result, now)
-        self.report.outcomes[decision.answer] = self.report.outcomes.get(decision.answer, 0) + 1
-        if result.error != "blocked":
-            self.report.sent += 1
-            self.hosts.count(result.host, decision.answer)
-        if self.observe is not None:
-            self.observe(result, decision)
-        attempt = self.attempts.get(result.subscription_id, 0) + (
-            0 if result.error == "blocked" else 1
-        )
-        entry = self._entry(result, decision, attempt, now)
-        self.entries.append(entry)
-        if entry.status is LedgerStatus.GONE:
-            self.gone.append(result.subscription_id)
-        if (
-            len(self.entries) >= self.policy.flush_every
-            or now - self.last_flush >= self.policy.flush_interval_s
-        ):
-            self.flush()
-
-    def _entry(
-        self, result: PushResult, decision: Decision, attempt: int, now: float
-    ) -> LedgerEntry:
-        sid, code, host = result.subscription_id, result.status, result.host
-        if decision.outcome is Outcome.DELIVERED:
-            return LedgerEntry(sid, LedgerStatus.DELIVERED, code, attempt, push_host=host)
-        if decision.outcome is Outcome.GONE:
-            return LedgerEntry(sid, LedgerStatus.GONE, code, attempt, push_host=host)
-        if decision.outcome is Outcome.FAILED:
-            return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
-        if decision.open_breaker:
-            until = now + self.policy.breaker_open_s
-            self.hosts.open_breaker(result.host, until, f"HTTP {code}")
-        if attempt >= self.policy.retry_max_attempts:
-            return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
-        if result.blocked_until is not None:
-            wait = max(0.0, result.blocked_until - now) + self.rng.random()
-        elif decision.retry_after_s is not None:
-            wait = decision.retry_after_s
-        elif decision.open_breaker:
-            wait = self.policy.breaker_open_s
-        else:
-            wait = backoff_s(attempt, self.policy.retry_base_s, self.policy.retry_cap_s, self.rng)
-        if decision.hold_host and decision.retry_after_s is not None:
-            # Retry-After is about the whole push host: hold every sender, not just this one.
-            self.hosts.hold(result.host, now + decision.retry_after_s, f"HTTP {code}")
-        return LedgerEntry(sid, LedgerStatus.RETRY, code, attempt, now + wait)
-
-    def flush(self) -> None:
-        now = self.clock()
-        self.last_flush = now
-        entries, gone = self.entries, self.gone
-        self.entries, self.gone = [], []
-        if self.writer is None:
-            self._write(entries, gone, now)
-            return
-        self.pending.append(self.writer.submit(self._write, entries, gone, now))
-        while len(self.pending) > 2:
-            self.pending.popleft().result()
-
-    def close(self) -> None:
-        """Write what is left and wait for every chunk (raises what a write raised)."""
-        self.flush()
-        while self.pending:
-            self.pending.popleft().result()
-
-    def _write(self, entries: list[LedgerEntry], gone: list[int], now: float) -> None:
-        # Runs on the writer thread (one at a time): the report is read only after close().
-        if not entries:
-            self.store.heartbeat(self.batch_id, now)
-            return
-        counts = self.store.record(self.alert.id, entries, gone, now, self.batch_id)
-        self.report.delivered += counts.delivered
-        self.report.gone += counts.gone
-        self.report.failed += counts.failed
-        self.report.retry += counts.retry
-
-
-def deliver_batch(
-    batch_id: int,
-    store: LedgerStore,
-    sender: PushSender,
-    hosts: HostHealth,
-    policy: DeliveryPolicy,
-    clock: Callable[[], float] = time.time,
-    rng: random.Random | None = None,
-    observe: Callable[[PushResult, Decision], None] | None = None,
-) -> BatchReport:
-    """Push one batch. Idempotent: subscriptions already final in the ledger are skipped, and a
-    batch another worker is actively sending (fresh heartbeat) is left alone."""
-    now = clock()
-    claimed = _claim(batch_id, store, policy, now)
-    if isinstance(claimed, BatchReport):
-        return claimed
-    batch, alert = claimed
-    targets, missing = _owed_targets(batch, alert, store, policy, now)
-    messages = _messages(alert, targets, policy.receipts, int(now), policy.default_lang)
-    attempts = {t.subscription_id: t.attempts for t in targets}
-    # One thread per batch for the database: ledger chunks and the cancel check run there,
-    # never on the sender's event loop.
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-    recorder = _Recorder(
-        alert,
-        batch_id,
-        attempts,
-        store,
-        hosts,
-        policy,
-        clock,
-        rng or random.Random(),
-        observe,
-        writer,
-    )
-    stop = StopCheck(store, alert.id, writer, policy.stop_check_interval_s, clock)
-    alive = Heartbeat(store, batch_id, policy.stale_after_s, clock)
-    try:
-        sender.send_all(messages, recorder, stop.should_stop)
-        recorder.close()
-    finally:
-        alive.stop()
-        writer.shutdown(wait=True)
-    report = recorder.report
-    report.skipped = len(missing)
-    report.stopped = stop.stopped
-    _finish(report, store, clock)
-    return report
-
-
-def _claim(
-    batch_id: int, store: LedgerStore, policy: DeliveryPolicy, now: float
-) -> tuple[Batch, Alert] | BatchReport:
-    """The batch and its alert, or the report of a batch that is not ours to send."""
-    batch = store.claim_batch(batch_id, now, policy.stale_after_s)
-    if batch is None:
-        return BatchReport(batch_id, claimed=False)
-    alert = store.get_alert(batch.alert_id)
-    if alert is None:
-        store.finish_batch(batch_id, batch.alert_id, 0, True, now)
-        return BatchReport(batch_id, claimed=False)
-    if alert.status is AlertStatus.CANCELLED:
-        store.finish_batch(batch_id, alert.id, 0, True, now)
-        return BatchReport(batch_id, alert.id, stopped=True)
-    return batch, alert
-
-
-def _owed_targets(
-    batch: Batch, alert: Alert, store: LedgerStore, policy: DeliveryPolicy, now: float
-) -> tuple[list[Target], list[int]]:
-    """The targets still owed this alert, and the ids unsubscribed since planning."""
-    targets, missing = store.load_targets(batch)
-    if missing:
-        # Unsubscribed since planning: counted as gone so the alert's numbers add up.
-        store.record(
-            alert.id,
-            [LedgerEntry(i, LedgerStatus.GONE, None, 0) for i in missing],
-            [],
-            now,
-            batch.id,
-        )
-    if policy.endpoints is not None:
-        targets = _refuse_disallowed(targets, policy.endpoints, store, alert.id, batch.id, now)
-    return targets, missing
-
-
-def _finish(report: BatchReport, store: LedgerStore, clock: Callable[[], float]) -> None:
-    """Close the batch, let the alert become sent or failed if nothing is pending, log it."""
-    store.finish_batch(report.batch_id, report.alert_id, report.skipped, report.stopped, clock())
-    status = finish_if_done(store, report.alert_id, clock())
-    log.info(
-        "batch done",
-        extra={
-            "alert_id": report.alert_id,
-            "batch_id": report.batch_id,
-            "sent": report.sent,
-            "delivered": report.delivered,
-            "gone": report.gone,
-            "failed": report.failed,
-            "retry": report.retry,
-            "alert_status": status.value if status else None,
-        },
-    )
-
-
-def _messages(
-    alert: Alert,
-    targets: list[Target],
-    receipts: Receipts | None,
-    ts: int,
-    default_lang: str = "en",
-) -> list[PushMessage]:
-    """One message per target, in the reader's language where the alert has it; each payload
-    carries that subscription's delivery receipt. Encoded once per language, not per target."""
-    topic = topic_header(alert.story_key)
-    templates: dict[str, PayloadTemplate] = {}
-    plain: dict[str, bytes] = {}
-    bodies: list[bytes] = []
-    for t in targets:
-        text = alert.text_in(t.lang or default_lang, default_lang)
-        if receipts is None:
-            if text.lang not in plain:
-                plain[text.lang] = build_payload(alert, ts, text.lang, text.title, text.body)
-            bodies.append(plain[text.lang])
-            continue
-        template = templates.get(text.lang)
-        if template is None:
-            template = templates[text.lang] = payload_template(
-                alert, ts, text.title, text.body, text.lang
-            )
-        bodies.append(template.fill(receipts.sign_bytes(alert.id, t.subscription_id)))
-    return [
-        PushMessage(
-            t.subscription_id,
-            t.endpoint,
-            t.p256dh,
-            t.auth,
-            body,
-            alert.ttl_s,
-            alert.urgency.value,
-            topic,
-        )
-        for t, body in zip(targets, bodies, strict=True)
-    ]
-
-
-def _refuse_disallowed(
-    targets: list[Target],
-    endpoints: EndpointPolicy,
-    store: LedgerStore,
-    alert_id: int,
-    batch_id: int,
-    now: float,
-) -> list[Target]:
-    """Targets whose endpoint the rules no longer accept are failed, never sent, never deleted
-    (only the push service's 404/410 says a subscription is gone)."""
-    refused = {t.subscription_id for t in targets if not endpoint_allowed(t.endpoint, endpoints)}
-    if not refused:
-        return targets
-    log.warning(
-        "endpoints refused at send time",
-        extra={"alert_id": alert_id, "batch_id": batch_id, "count": len(refused)},
-    )
-    store.record(
-        alert_id,
-        [LedgerEntry(i, LedgerStatus.FAILED, None, 0) for i in sorted(refused)],
-        [],
-        now,
-        batch_id,
-    )
-    return [t for t in targets if t.subscription_id not in refused]
-
-
 def schedule_due_retries(
     store: RecoveryStore,
     queue: TaskQueue,
@@ -473,3 +148,18 @@ def fire_scheduled(
             log.exception("enqueue failed; the reconciler will retry", extra={"alert_id": alert_id})
         fired += 1
     return fired
+
+
+# Delivering one batch lives in core/batch.py; these names stay importable from here.
+from core.batch import BatchReport, Finishing, deliver_batch  # noqa: E402
+
+__all__ = [
+    "BatchReport",
+    "DeliveryPolicy",
+    "Finishing",
+    "deliver_batch",
+    "fire_scheduled",
+    "plan_fanout",
+    "reconcile",
+    "schedule_due_retries",
+]

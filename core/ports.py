@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from core.model import (
     Alert,
@@ -183,6 +183,35 @@ class PushSender(Protocol):
         on_result: Callable[[PushResult], None],
         should_stop: Callable[[], bool],
     ) -> None: ...
+
+
+class SendJob(Protocol):
+    """A batch a sender has taken (see PipelinedSender)."""
+
+    def wait_handed_off(self) -> None:
+        """Until every push has been taken by a request, or the sender can take no more now."""
+        ...
+
+    def wait(self) -> None:
+        """Until every push has its result; raises what `on_result` raised."""
+        ...
+
+
+@runtime_checkable
+class PipelinedSender(PushSender, Protocol):
+    """A sender that takes batches while earlier ones still wait for answers, so a worker
+    process keeps its requests in flight across batches."""
+
+    def submit(
+        self,
+        messages: Sequence[PushMessage],
+        on_result: Callable[[PushResult], None],
+        should_stop: Callable[[], bool],
+    ) -> SendJob: ...
+
+    def wait_for_room(self, timeout_s: float | None = None) -> bool: ...
+
+    def drain(self, timeout_s: float | None = None) -> bool: ...
 
 
 class HostHealth(Protocol):

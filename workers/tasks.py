@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_process_shutdown, worker_shutdown
 from sqlalchemy.exc import OperationalError
 
 from config.settings import Settings
@@ -24,6 +24,7 @@ from core.adapters.celery_queue import (
     TASK_RETRY_DUE,
 )
 from core.bootstrap import Container
+from core.delivery import BatchReport
 
 log = logging.getLogger("newsflash.tasks")
 
@@ -44,6 +45,18 @@ def container_for(app: Celery) -> Container:
 def _after_fork(**_kwargs: Any) -> None:
     for found in _containers.values():
         found.reset_after_fork()
+
+
+DRAIN_S = 30.0
+
+
+@worker_process_shutdown.connect
+@worker_shutdown.connect
+def _drain(**_kwargs: Any) -> None:
+    """A process that stops (warm shutdown) first records the batches its sender still has in
+    flight; one killed outright leaves them claimed, to be taken up again once stale."""
+    for found in _containers.values():
+        found.drain_sending(DRAIN_S)
 
 
 RETRY_ON = (OperationalError, ConnectionError)
@@ -82,19 +95,25 @@ def register(app: Celery) -> None:
         observer = monitoring.DeliveryObserver(
             monitoring.kit_for(c, app), alert_id, batch_id, self.request.id
         )
-        report = c.delivery.deliver(batch_id, observe=observer)
-        observer.finish()
-        log.info(
-            "delivered batch",
-            extra={
-                "task_id": self.request.id,
-                "alert_id": report.alert_id or alert_id,
-                "batch_id": batch_id,
-                "sent": report.sent,
-                "outcomes": report.outcomes,
-                "elapsed_s": round(time.monotonic() - started, 3),
-            },
-        )
+        task_id = self.request.id
+
+        def finished(report: BatchReport) -> None:
+            # Runs once the batch's last answer is recorded: after this task has returned when
+            # the sender took the batch while earlier ones were still in flight.
+            observer.finish()
+            log.info(
+                "delivered batch",
+                extra={
+                    "task_id": task_id,
+                    "alert_id": report.alert_id or alert_id,
+                    "batch_id": batch_id,
+                    "sent": report.sent,
+                    "outcomes": report.outcomes,
+                    "elapsed_s": round(time.monotonic() - started, 3),
+                },
+            )
+
+        c.delivery.deliver(batch_id, observe=observer, on_complete=finished)
 
     @app.task(name=TASK_RETRY_DUE, autoretry_for=RETRY_ON, max_retries=0)
     def retry_due() -> int:

@@ -108,6 +108,9 @@ class SendJob:
         self.handed_off = threading.Event()
         self.done = threading.Event()
 
+    def wait_handed_off(self) -> None:
+        self.handed_off.wait()
+
     def wait(self) -> None:
         """Until every message has its result; raises what `on_result` raised."""
         self.done.wait()

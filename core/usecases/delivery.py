@@ -68,6 +68,7 @@ class Delivery:
         self.policy = policy
         self.max_age_s = subscription_max_age_days * 86400
         self.clock = clock
+        self._finishing = delivery.Finishing()
 
     def plan(self, alert_id: int) -> int:
         """Walk the alert's audience into batches and enqueue one delivery task per batch."""
@@ -75,8 +76,23 @@ class Delivery:
             return 0  # waiting for its article: the gate plans it when it opens
         return delivery.plan_fanout(alert_id, self.planning, self.queue, self.policy, self.clock)
 
-    def deliver(self, batch_id: int, observe: Observer | None = None) -> BatchReport:
-        """Push one batch (idempotent), then write the per-host counts."""
+    def deliver(
+        self,
+        batch_id: int,
+        observe: Observer | None = None,
+        on_complete: Callable[[BatchReport], None] | None = None,
+    ) -> BatchReport:
+        """Push one batch (idempotent), then write the per-host counts.
+
+        With `on_complete`, returns once the sender has taken the batch (a report with
+        `handed_off`); its last answers are recorded while the process takes its next batch,
+        and `on_complete` gets the finished report. Without, returns the finished report."""
+
+        def completed(report: BatchReport) -> None:
+            self.hosts.flush()
+            if on_complete is not None:
+                on_complete(report)
+
         report = delivery.deliver_batch(
             batch_id,
             self.ledger,
@@ -85,9 +101,14 @@ class Delivery:
             self.policy,
             clock=self.clock,
             observe=observe,
+            finishing=self._finishing if on_complete is not None else None,
+            on_complete=completed,
         )
-        self.hosts.flush()
         return report
+
+    def drain(self, timeout_s: float) -> bool:
+        """Wait for batches handed to the sender to be recorded and finished (worker shutdown)."""
+        return self._finishing.drain(timeout_s)
 
     def retry_due(self) -> int:
         return delivery.schedule_due_retries(self.recovery, self.queue, self.policy, self.clock)
