@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import random
 import threading
@@ -35,6 +36,8 @@ if TYPE_CHECKING:
     from core.delivery import DeliveryPolicy
 
 log = logging.getLogger("newsflash.delivery")
+
+WRITE_ATTEMPTS = 4
 
 
 @dataclass
@@ -169,7 +172,20 @@ class _Recorder:
         if not entries:
             self.store.heartbeat(self.batch_id, now)
             return
-        counts = self.store.record(self.alert.id, entries, gone, now, self.batch_id)
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                counts = self.store.record(self.alert.id, entries, gone, now, self.batch_id)
+                break
+            except Exception:
+                # A chunk is one statement: nothing of a failed one stays, and final rows are
+                # never counted twice. A deadlock between two batches' chunks clears on a retry.
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                log.warning(
+                    "ledger write failed; trying again",
+                    extra={"batch_id": self.batch_id, "attempt": attempt + 1},
+                )
+                time.sleep(0.05 * 4**attempt)
         self.report.delivered += counts.delivered
         self.report.gone += counts.gone
         self.report.failed += counts.failed
@@ -279,8 +295,13 @@ class Finishing:
     def start(
         self, run: _Run, job: SendJob, on_complete: Callable[[BatchReport], None] | None
     ) -> None:
+        # In the task's context: the batch's last log lines keep its request id.
+        context = contextvars.copy_context()
         thread = threading.Thread(
-            target=self._finish, args=(run, job, on_complete), name="batch-finish", daemon=True
+            target=context.run,
+            args=(self._finish, run, job, on_complete),
+            name="batch-finish",
+            daemon=True,
         )
         with self._lock:
             self._threads.add(thread)

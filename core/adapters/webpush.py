@@ -8,6 +8,7 @@ and the address checks in `http11`, the windows in `window`.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import threading
@@ -78,6 +79,7 @@ class SendJob:
     message has a result or was dropped because `should_stop` said so."""
 
     __slots__ = (
+        "context",
         "done",
         "enqueued",
         "error",
@@ -98,6 +100,8 @@ class SendJob:
     ) -> None:
         self.on_result = on_result
         self.should_stop = should_stop
+        # The submitting task's context (its request id for the logs) around each on_result.
+        self.context = contextvars.copy_context()
         self.left = count  # messages without a result yet
         self.queued = count  # messages not yet taken by a slot
         self.stopped = False
@@ -367,7 +371,7 @@ class Http11PushSender:
     def _report(self, job: SendJob, result: PushResult) -> None:
         if job.error is None:
             try:
-                job.on_result(result)
+                job.context.run(job.on_result, result)
             except Exception as exc:  # the ledger failed: the batch stops and says why
                 job.error = exc
                 self._stop(job)
