@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import random
 import threading
 import time
@@ -214,8 +215,10 @@ def deliver_batch(
     The batch stays claimed (heartbeat) until then, so a process killed meanwhile leaves it to
     be taken up again like any other. Without, it returns the finished batch's report."""
     pipelined = finishing is not None and isinstance(sender, PipelinedSender)
+    began = time.monotonic()
     if pipelined:
         cast(PipelinedSender, sender).wait_for_room()
+    room = time.monotonic()
     now = clock()
     claimed = _claim(batch_id, store, policy, now)
     if isinstance(claimed, BatchReport):
@@ -227,9 +230,14 @@ def deliver_batch(
     messages = _messages(alert, targets, policy.receipts, int(now), policy.default_lang)
     attempts = {t.subscription_id: t.attempts for t in targets}
     del targets
-    # One thread per batch for the database: ledger chunks and the cancel check run there,
-    # never on the sender's event loop.
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+    # Ledger chunks and the cancel check run on a writer thread, never on the sender's event
+    # loop: one per batch, or with `finishing` one per process for all its open batches (one
+    # statement at a time: concurrent chunks of one alert queue on its counters' row lock).
+    writer = (
+        finishing.writer()
+        if pipelined and finishing is not None
+        else ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+    )
     recorder = _Recorder(
         alert,
         batch_id,
@@ -244,7 +252,7 @@ def deliver_batch(
     )
     stop = StopCheck(store, alert.id, writer, policy.stop_check_interval_s, clock)
     alive = Heartbeat(store, batch_id, policy.stale_after_s, clock)
-    run = _Run(recorder, stop, alive, writer, len(missing), store, clock)
+    run = _Run(recorder, stop, alive, writer, not pipelined, len(missing), store, clock)
     if not pipelined:
         report = run.complete(partial(sender.send_all, messages, recorder, stop.should_stop))
         if on_complete is not None:
@@ -254,7 +262,18 @@ def deliver_batch(
     job = cast(PipelinedSender, sender).submit(messages, recorder, stop.should_stop)
     del messages
     finishing.start(run, job, on_complete)
+    submitted = time.monotonic()
     job.wait_handed_off()
+    log.info(
+        "batch handed to the sender",
+        extra={
+            "alert_id": alert.id,
+            "batch_id": batch_id,
+            "room_wait_s": round(room - began, 3),
+            "prepare_s": round(submitted - room, 3),
+            "hand_off_s": round(time.monotonic() - submitted, 3),
+        },
+    )
     return BatchReport(batch_id, alert.id, handed_off=True)
 
 
@@ -266,6 +285,7 @@ class _Run:
     stop: StopCheck
     alive: Heartbeat
     writer: ThreadPoolExecutor
+    own_writer: bool
     skipped: int
     store: LedgerStore
     clock: Callable[[], float]
@@ -277,7 +297,8 @@ class _Run:
             self.recorder.close()
         finally:
             self.alive.stop()
-            self.writer.shutdown(wait=True)
+            if self.own_writer:
+                self.writer.shutdown(wait=True)
         report = self.recorder.report
         report.skipped = self.skipped
         report.stopped = self.stop.stopped
@@ -291,6 +312,16 @@ class Finishing:
     def __init__(self) -> None:
         self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
+        self._writer: ThreadPoolExecutor | None = None
+        self._pid = 0
+
+    def writer(self) -> ThreadPoolExecutor:
+        """The process's ledger writer thread, shared by its open batches."""
+        with self._lock:
+            if self._writer is None or self._pid != os.getpid():
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
+                self._pid = os.getpid()
+            return self._writer
 
     def start(
         self, run: _Run, job: SendJob, on_complete: Callable[[BatchReport], None] | None

@@ -45,6 +45,9 @@ __all__ = [
 log = logging.getLogger("newsflash.webpush")
 
 WATCHDOG_TICK_S = 0.1
+# A batch whose remaining pushes have waited this long for full windows, while request slots
+# sit idle, is handed off before all its pushes have started (see _watch).
+HAND_OFF_AFTER_S = 0.5
 MAX_HOSTS = 10_000
 
 
@@ -66,7 +69,7 @@ class SenderConfig:
     # Batches open at once in one process (one being handed over, the others waiting for their
     # last answers). Their requests share the `concurrency` slots, so this bounds the threads
     # and ledger buffers beside them, not the requests in flight.
-    max_open_jobs: int = 16
+    max_open_jobs: int = 8
 
 
 Item = tuple["SendJob", PushMessage, Route | None, str]
@@ -74,8 +77,9 @@ Item = tuple["SendJob", PushMessage, Route | None, str]
 
 class SendJob:
     """One batch in the sender: its results go to `on_result` on the sender's thread as they
-    arrive. `handed_off` is set once every message has been taken by a request slot (or no slot
-    could take more now: the hosts it waits for are at their windows), `done` once every
+    arrive. `handed_off` is set once every message has been taken by a request slot (or its
+    last ones have waited HAND_OFF_AFTER_S for full windows while slots were idle: a slow host
+    does not keep the process from its next batch), `done` once every
     message has a result or was dropped because `should_stop` said so."""
 
     __slots__ = (
@@ -105,7 +109,7 @@ class SendJob:
         self.left = count  # messages without a result yet
         self.queued = count  # messages not yet taken by a slot
         self.stopped = False
-        self.enqueued = False  # its pushes are in the hosts' queues
+        self.enqueued = 0.0  # when its pushes went into the hosts' queues (monotonic)
         self.error: BaseException | None = None
         # Header blocks (VAPID included) are built once per batch, push host and message kind.
         self.heads: Heads = {}
@@ -275,7 +279,7 @@ class Http11PushSender:
         self._watchdog = loop.create_task(self._watch())
 
     def _enqueue(self, job: SendJob, messages: list[PushMessage]) -> None:
-        job.enqueued = True
+        job.enqueued = time.monotonic()
         for message in messages:
             route, target = self.routes(message.endpoint)
             lane = self._lane(route.host if route is not None else "unknown")
@@ -324,12 +328,6 @@ class Http11PushSender:
             if job.queued == 0:
                 job.handed_off.set()
             return lane, item
-        # Nothing a slot may start: what is still queued waits for its hosts' windows, and
-        # the process is free to take another batch.
-        with self._room:
-            for job in self._open:
-                if job.enqueued:
-                    job.handed_off.set()
         return None
 
     def _wake(self, count: int) -> None:
@@ -444,6 +442,10 @@ class Http11PushSender:
             for job in waiting:
                 if job.should_stop():
                     self._stop(job)
+                elif self._waiting and job.enqueued and now - job.enqueued >= HAND_OFF_AFTER_S:
+                    # Slots are idle while this batch's pushes wait for their hosts' windows
+                    # (a slow or throttled host): the process takes its next batch meanwhile.
+                    job.handed_off.set()
 
     # -- the end ------------------------------------------------------------------------
     def close(self) -> None:
