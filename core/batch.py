@@ -208,17 +208,14 @@ def deliver_batch(
     """Push one batch. Idempotent: subscriptions already final in the ledger are skipped, and a
     batch another worker is actively sending (fresh heartbeat) is left alone.
 
-    With `finishing` and a sender that takes batches (`submit`), this returns once the sender
-    has taken every push of the batch (or cannot take more now): the last answers are recorded,
-    and the batch finished, on a thread of `finishing` while the process takes its next batch;
-    `on_complete` then gets the finished report.
-    The batch stays claimed (heartbeat) until then, so a process killed meanwhile leaves it to
-    be taken up again like any other. Without, it returns the finished batch's report."""
+    With `finishing` and a sender that takes batches (`submit`), returns once the sender has
+    taken the batch; its last answers are recorded, and it is finished (`on_complete`), on a
+    thread of `finishing` while the process takes its next batch. It stays claimed until then:
+    a process killed meanwhile leaves it to be taken up again like any other."""
     pipelined = finishing is not None and isinstance(sender, PipelinedSender)
     began = time.monotonic()
     if pipelined:
         cast(PipelinedSender, sender).wait_for_room()
-    room = time.monotonic()
     now = clock()
     claimed = _claim(batch_id, store, policy, now)
     if isinstance(claimed, BatchReport):
@@ -233,11 +230,8 @@ def deliver_batch(
     # Ledger chunks and the cancel check run on a writer thread, never on the sender's event
     # loop: one per batch, or with `finishing` one per process for all its open batches (one
     # statement at a time: concurrent chunks of one alert queue on its counters' row lock).
-    writer = (
-        finishing.writer()
-        if pipelined and finishing is not None
-        else ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
-    )
+    shared = finishing.writer() if pipelined and finishing is not None else None
+    writer = shared or ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
     recorder = _Recorder(
         alert,
         batch_id,
@@ -252,29 +246,39 @@ def deliver_batch(
     )
     stop = StopCheck(store, alert.id, writer, policy.stop_check_interval_s, clock)
     alive = Heartbeat(store, batch_id, policy.stale_after_s, clock)
-    run = _Run(recorder, stop, alive, writer, not pipelined, len(missing), store, clock)
-    if not pipelined:
+    run = _Run(recorder, stop, alive, writer, shared is None, len(missing), store, clock)
+    if finishing is None or not pipelined:
         report = run.complete(partial(sender.send_all, messages, recorder, stop.should_stop))
         if on_complete is not None:
             on_complete(report)
         return report
-    assert finishing is not None
-    job = cast(PipelinedSender, sender).submit(messages, recorder, stop.should_stop)
-    del messages
+    return _hand_off(run, messages, cast(PipelinedSender, sender), finishing, on_complete, began)
+
+
+def _hand_off(
+    run: _Run,
+    messages: list[PushMessage],
+    sender: PipelinedSender,
+    finishing: Finishing,
+    on_complete: Callable[[BatchReport], None] | None,
+    began: float,
+) -> BatchReport:
+    """Give the batch to the sender; return once it has taken it (see deliver_batch)."""
+    recorder = run.recorder
+    job = sender.submit(messages, recorder, run.stop.should_stop)
     finishing.start(run, job, on_complete)
     submitted = time.monotonic()
     job.wait_handed_off()
     log.info(
         "batch handed to the sender",
         extra={
-            "alert_id": alert.id,
-            "batch_id": batch_id,
-            "room_wait_s": round(room - began, 3),
-            "prepare_s": round(submitted - room, 3),
+            "alert_id": recorder.alert.id,
+            "batch_id": recorder.batch_id,
+            "prepare_s": round(submitted - began, 3),
             "hand_off_s": round(time.monotonic() - submitted, 3),
         },
     )
-    return BatchReport(batch_id, alert.id, handed_off=True)
+    return BatchReport(recorder.batch_id, recorder.alert.id, handed_off=True)
 
 
 @dataclass
