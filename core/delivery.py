@@ -151,7 +151,7 @@ def fire_scheduled(
 
 
 # Delivering one batch lives in core/batch.py; these names stay importable from here.
-from core.batch import BatchReport, Finishing, deliver_batch  # noqa: E402
+from core.batch import BatchReport, Finishing, _messages, deliver_batch  # noqa: E402
 
 __all__ = [
     "BatchReport",
