@@ -157,6 +157,7 @@ __all__ = [
     "BatchReport",
     "DeliveryPolicy",
     "Finishing",
+    "_messages",
     "deliver_batch",
     "fire_scheduled",
     "plan_fanout",
