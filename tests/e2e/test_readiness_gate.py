@@ -163,3 +163,25 @@ def test_a_live_article_goes_at_once_checked_by_the_plan_task(
     done = stack.wait_status(alert_id, "sent", 20)
     assert done["article_gate"] == {"state": "live", "last_answer": "HTTP 200"}
     assert len(site.hits("/news/ready")) == 1, "one check, by the plan task itself"
+
+
+def test_beat_polls_the_feeds_and_checks_the_articles(stack: NewsroomStack, site: FeedSite) -> None:
+    from core.adapters.celery_queue import TASK_CHECK_ARTICLES, TASK_POLL_FEEDS, celery_config
+    from core.usecases.newsroom import Editor
+    from workers.factory import make_celery
+
+    schedule = {e["task"]: e for e in celery_config(stack.settings)["beat_schedule"].values()}
+    assert schedule[TASK_POLL_FEEDS]["schedule"] == 15.0
+    assert schedule[TASK_CHECK_ARTICLES]["schedule"] == 1.0
+    feeds = stack.app.extensions["newsflash"].container.feeds
+    site.pages["/beat-feed/"] = Page(body=rss())
+    feed = feeds.add(Editor("tests"), {"url": f"{site.origin}/beat-feed/", "category": "B"})
+    # Sent to the live worker exactly as beat sends it (beat's own round comes every 15 s).
+    make_celery(stack.settings).send_task(TASK_POLL_FEEDS)
+    wait_until(
+        lambda: (f := feeds.store.get_feed(feed.id)) is not None and f.last_ok_at is not None,
+        20,
+        "the worker to poll the new feed",
+        interval_s=0.2,
+    )
+    assert len(site.hits("/beat-feed/")) == 1

@@ -45,3 +45,14 @@ def test_a_worker_container_sends_through_the_workers_own_app(tmp_path: Path) ->
     producer = c.celery
     worker = Container(c.settings, producer=producer)
     assert worker.celery is producer and worker.queue.app is producer
+
+
+def test_the_feeds_and_the_readiness_gate_share_the_newsroom_and_the_plan_task(
+    tmp_path: Path,
+) -> None:
+    c = _container(tmp_path)
+    assert c.feeds.newsroom is c.newsroom and c.feeds.audit_log is c.accounts
+    # One gate: the newsroom opens it, the plan task asks it, beat checks it.
+    assert c.newsroom.gate is c.readiness and c.delivery.gate is c.readiness
+    assert c.readiness.policy.enabled and c.readiness.policy.wait_s == 60
+    assert c.feed_fetcher.max_bytes == 1_048_576 and not c.feed_fetcher.allow_loopback
