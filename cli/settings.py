@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from config.listing import effective_lines, markdown_table, with_table
-from config.settings import Settings, read_environment
+from config.loading import read_environment
+from config.settings import Settings
 
 
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:

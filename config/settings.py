@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 from zoneinfo import ZoneInfo
 
-from dotenv import dotenv_values
-
-from config.declaration import (
-    Declaration,
-    Default,
-    FromFile,
-    SettingsError,
-    secret_file,
-    setting,
-)
+from config.declaration import Declaration, Default, FromFile, SettingsError, secret_file, setting
 from config.kinds import (
     Choice,
     Color,
@@ -43,6 +33,7 @@ from config.kinds import (
     WebhookSecret,
     Whole,
 )
+from config.loading import Loader, read_environment, uvloop_if_installed, var_file
 
 __all__ = ["Declaration", "Settings", "SettingsError", "Topic", "declarations", "load_settings"]
 
@@ -57,22 +48,6 @@ _TOPICS = (
 _PUSH_HOSTS = (
     "fcm.googleapis.com,updates.push.services.mozilla.com,*.push.apple.com,*.notify.windows.com"
 )
-
-
-def _var_file(name: str) -> Callable[[Mapping[str, Any]], str | None]:
-    def read(values: Mapping[str, Any]) -> str | None:
-        path = Path(values["var_dir"]) / name
-        if not path.is_file():
-            return None
-        return path.read_text(encoding="utf-8").strip() or None
-
-    return read
-
-
-def _uvloop_if_installed(values: Mapping[str, Any]) -> str:
-    import importlib.util
-
-    return "uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio"
 
 
 @dataclass(frozen=True)
@@ -117,7 +92,7 @@ class Settings:
     vapid_subject: str = setting(
         "NEWSFLASH_VAPID_SUBJECT",
         Subject(),
-        Default("`$NEWSFLASH_VAR_DIR/vapid_subject` (by `init`)", _var_file("vapid_subject")),
+        Default("`$NEWSFLASH_VAR_DIR/vapid_subject` (by `init`)", var_file("vapid_subject")),
         "JWT `sub`: a contact; start-up warns when it names localhost (Apple refuses it)",
         empty="",
     )
@@ -233,7 +208,7 @@ class Settings:
     event_loop: str = setting(
         "NEWSFLASH_EVENT_LOOP",
         EventLoop(),
-        Default("`uvloop` where installed, else `asyncio`", _uvloop_if_installed),
+        Default("`uvloop` where installed, else `asyncio`", uvloop_if_installed),
         "the delivery workers' event loop",
     )
     connect_timeout_s: float = setting(
@@ -502,19 +477,6 @@ def known_variables() -> frozenset[str]:
     return frozenset(names | {d.overridden_by for d in declarations() if d.overridden_by})
 
 
-def read_environment(
-    environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
-) -> dict[str, str]:
-    """The variables in effect: an optional .env file, with the real environment winning."""
-    env: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
-        # No ${VAR} expansion: a secret containing "$" is taken as written, as before.
-        values = dotenv_values(env_file, interpolate=False)
-        env.update({k: v for k, v in values.items() if v is not None})
-    env.update(os.environ if environ is None else environ)
-    return env
-
-
 def load_settings(
     environ: Mapping[str, str] | None = None,
     env_file: str | Path | None = ".env",
@@ -523,64 +485,5 @@ def load_settings(
     """Build Settings from the environment (the only reader of os.environ) and an optional .env.
 
     missing_secret_files_ok: for `newsflash init`, which is about to create them."""
-    return _Loader(read_environment(environ, env_file), missing_secret_files_ok).load()
-
-
-class _Loader:
-    """One pass over the declarations, in order, so a default can use the values above it."""
-
-    def __init__(self, env: Mapping[str, str], missing_files_ok: bool) -> None:
-        self.env = env
-        self.missing_files_ok = missing_files_ok
-        self.values: dict[str, Any] = {}
-        self.given: set[str] = set()
-
-    def raw(self, name: str | None) -> str | None:
-        value = self.env.get(name) if name else None
-        return None if value is None or value.strip() == "" else value.strip()
-
-    def load(self) -> Settings:
-        for d in declarations():
-            self.values[d.name] = self.value(d)
-        return Settings(**self.values)
-
-    def value(self, d: Declaration) -> Any:
-        variable = d.env
-        if d.overridden_by and self.raw(d.overridden_by) is not None:
-            variable = d.overridden_by
-        text = self.raw(variable)
-        if d.file_of is not None and self.raw(d.file_of) is not None:
-            if text is not None:
-                raise SettingsError(d.env, f"unset when {d.file_of} is set (one or the other)")
-            return None
-        if text is not None:
-            self.given.add(d.name)
-            return self.parse(d, variable, text)
-        if isinstance(d.default, str):
-            return self.parse(d, d.env, d.default)
-        if isinstance(d.default, Default):
-            computed = d.default.compute(self.values)
-            return d.empty if computed is None else self.parse(d, d.env, computed)
-        if isinstance(d.default, FromFile):
-            return self.from_file(d, d.default.path_field)
-        return d.empty
-
-    def from_file(self, d: Declaration, path_field: str) -> Any:
-        path: Path | None = self.values[path_field]
-        variable = next(x.env for x in declarations() if x.name == path_field)
-        if path is None:
-            return d.empty
-        if not path.exists() and (path_field not in self.given or self.missing_files_ok):
-            return d.empty
-        try:
-            text = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise SettingsError(variable, "a readable file", f"{path}: {exc.strerror}") from None
-        return self.parse(d, variable, text) if text else d.empty
-
-    def parse(self, d: Declaration, variable: str, text: str) -> Any:
-        try:
-            return d.kind.parse(text)
-        except ValueError as exc:
-            # Never echo a secret, not even a malformed one.
-            raise SettingsError(variable, str(exc), None if d.secret else text) from None
+    env = read_environment(environ, env_file)
+    return Loader(env, declarations(), missing_secret_files_ok).load(Settings)
