@@ -73,12 +73,20 @@ def evaluate(facts: Facts, thresholds: Thresholds) -> tuple[dict[str, Alarm], se
     """The alarms the facts call for, and the kinds the facts cannot judge right now."""
     active: dict[str, Alarm] = {}
     unknown: set[AlarmKind] = set()
+    for kind, check in _CHECKS:
+        found = check(facts, thresholds)
+        if found is None:
+            unknown.add(kind)
+            continue
+        for alarm in found:
+            active[alarm.key] = alarm
+    return active, unknown
 
-    def add(alarm: Alarm) -> None:
-        active[alarm.key] = alarm
 
+def _unreachable(facts: Facts, _t: Thresholds) -> list[Alarm]:
+    found = []
     if not facts.broker_ok:
-        add(
+        found.append(
             Alarm(
                 AlarmKind.BROKER_UNREACHABLE.value,
                 AlarmKind.BROKER_UNREACHABLE,
@@ -87,7 +95,7 @@ def evaluate(facts: Facts, thresholds: Thresholds) -> tuple[dict[str, Alarm], se
             )
         )
     if not facts.database_ok:
-        add(
+        found.append(
             Alarm(
                 AlarmKind.DATABASE_UNREACHABLE.value,
                 AlarmKind.DATABASE_UNREACHABLE,
@@ -95,65 +103,85 @@ def evaluate(facts: Facts, thresholds: Thresholds) -> tuple[dict[str, Alarm], se
                 {"error": facts.database_error},
             )
         )
+    return found
 
+
+def _stalled_queues(facts: Facts, thresholds: Thresholds) -> list[Alarm] | None:
     if facts.queues is None:
-        unknown.add(AlarmKind.QUEUE_STALLED)
-    else:
-        for q in facts.queues:
-            if q.depth <= 0 or q.waiting_since is None:
-                continue
-            quiet_since = max(q.waiting_since, q.last_consumed_at or 0.0)
-            quiet_s = facts.now - quiet_since
-            if quiet_s >= thresholds.stall_s:
-                add(
-                    Alarm(
-                        f"{AlarmKind.QUEUE_STALLED.value}:{q.name}",
-                        AlarmKind.QUEUE_STALLED,
-                        f"Queue {q.name} is stalled: {q.depth} tasks waiting and none taken "
-                        f"for {quiet_s:.0f} s.",
-                        {"queue": q.name, "depth": q.depth, "quiet_s": round(quiet_s, 1)},
-                    )
-                )
-
-    if not facts.pending_known:
-        unknown.add(AlarmKind.PENDING_TOO_OLD)
-    elif facts.oldest_pending_s is not None and facts.oldest_pending_s >= thresholds.pending_s:
-        add(
-            Alarm(
-                AlarmKind.PENDING_TOO_OLD.value,
-                AlarmKind.PENDING_TOO_OLD,
-                f"The oldest pending delivery has waited {facts.oldest_pending_s:.0f} s "
-                f"(limit {thresholds.pending_s:.0f} s).",
-                {"oldest_pending_s": round(facts.oldest_pending_s, 1)},
-            )
-        )
-
-    if facts.breakers is None:
-        unknown.add(AlarmKind.BREAKER_OPEN)
-    else:
-        for host, reason in sorted(facts.breakers.items()):
-            add(
+        return None
+    found = []
+    for q in facts.queues:
+        if q.depth <= 0 or q.waiting_since is None:
+            continue
+        quiet_since = max(q.waiting_since, q.last_consumed_at or 0.0)
+        quiet_s = facts.now - quiet_since
+        if quiet_s >= thresholds.stall_s:
+            found.append(
                 Alarm(
-                    f"{AlarmKind.BREAKER_OPEN.value}:{host}",
-                    AlarmKind.BREAKER_OPEN,
-                    f"Push host {host} refuses our requests ({reason}); its breaker is open. "
-                    "Check the VAPID key and subject.",
-                    {"push_host": host, "reason": reason},
+                    f"{AlarmKind.QUEUE_STALLED.value}:{q.name}",
+                    AlarmKind.QUEUE_STALLED,
+                    f"Queue {q.name} is stalled: {q.depth} tasks waiting and none taken "
+                    f"for {quiet_s:.0f} s.",
+                    {"queue": q.name, "depth": q.depth, "quiet_s": round(quiet_s, 1)},
                 )
             )
+    return found
 
-    if facts.breaking_consumers is None:
-        unknown.add(AlarmKind.BREAKING_UNATTENDED)
-    elif facts.breaking_consumers == 0:
-        add(
-            Alarm(
-                AlarmKind.BREAKING_UNATTENDED.value,
-                AlarmKind.BREAKING_UNATTENDED,
-                f"No worker is consuming {Lane.BREAKING.value}: breaking news would not go out.",
-                {"queue": Lane.BREAKING.value},
-            )
+
+def _old_pending(facts: Facts, thresholds: Thresholds) -> list[Alarm] | None:
+    if not facts.pending_known:
+        return None
+    if facts.oldest_pending_s is None or facts.oldest_pending_s < thresholds.pending_s:
+        return []
+    return [
+        Alarm(
+            AlarmKind.PENDING_TOO_OLD.value,
+            AlarmKind.PENDING_TOO_OLD,
+            f"The oldest pending delivery has waited {facts.oldest_pending_s:.0f} s "
+            f"(limit {thresholds.pending_s:.0f} s).",
+            {"oldest_pending_s": round(facts.oldest_pending_s, 1)},
         )
-    return active, unknown
+    ]
+
+
+def _open_breakers(facts: Facts, _t: Thresholds) -> list[Alarm] | None:
+    if facts.breakers is None:
+        return None
+    return [
+        Alarm(
+            f"{AlarmKind.BREAKER_OPEN.value}:{host}",
+            AlarmKind.BREAKER_OPEN,
+            f"Push host {host} refuses our requests ({reason}); its breaker is open. "
+            "Check the VAPID key and subject.",
+            {"push_host": host, "reason": reason},
+        )
+        for host, reason in sorted(facts.breakers.items())
+    ]
+
+
+def _breaking_unattended(facts: Facts, _t: Thresholds) -> list[Alarm] | None:
+    if facts.breaking_consumers is None:
+        return None
+    if facts.breaking_consumers != 0:
+        return []
+    return [
+        Alarm(
+            AlarmKind.BREAKING_UNATTENDED.value,
+            AlarmKind.BREAKING_UNATTENDED,
+            f"No worker is consuming {Lane.BREAKING.value}: breaking news would not go out.",
+            {"queue": Lane.BREAKING.value},
+        )
+    ]
+
+
+# In this order; a check that returns None cannot judge its kind right now.
+_CHECKS: tuple[tuple[AlarmKind, Callable[[Facts, Thresholds], list[Alarm] | None]], ...] = (
+    (AlarmKind.BROKER_UNREACHABLE, _unreachable),
+    (AlarmKind.QUEUE_STALLED, _stalled_queues),
+    (AlarmKind.PENDING_TOO_OLD, _old_pending),
+    (AlarmKind.BREAKER_OPEN, _open_breakers),
+    (AlarmKind.BREAKING_UNATTENDED, _breaking_unattended),
+)
 
 
 @dataclass(frozen=True)
@@ -357,32 +385,41 @@ def apply_alarms(
                 store.update_alarm(key, refreshed.to_dict())
 
     for key, record in current.items():
-        if key in active or AlarmKind(record.kind) in unknown:
-            continue
-        closed = store.close_alarm(key)
-        if closed is None:
-            continue  # another evaluator closed it first
-        record = AlarmRecord.from_dict(closed)
-        log.warning(
-            "alarm resolved: %s",
-            record.summary,
-            extra={"alarm": key, "kind": record.kind, "duration_s": round(now - record.since, 1)},
-        )
-        event = notice(record, "resolved", now)
-        events.append(event)
-        if not record.notified:
-            # The firing notice never went out; say both, in order.
-            if send(notice(record, "firing", now)) and send(event):
-                continue
+        if key not in active and AlarmKind(record.kind) not in unknown:
+            events.extend(_close(key, store, send, now))
+    _send_deferred(store, send)
+    return events
+
+
+def _close(
+    key: str, store: AlarmStore, send: Callable[[dict[str, Any]], bool], now: float
+) -> list[dict[str, Any]]:
+    """Close a cleared alarm (unless another evaluator did first) and announce it."""
+    closed = store.close_alarm(key)
+    if closed is None:
+        return []  # another evaluator closed it first
+    record = AlarmRecord.from_dict(closed)
+    log.warning(
+        "alarm resolved: %s",
+        record.summary,
+        extra={"alarm": key, "kind": record.kind, "duration_s": round(now - record.since, 1)},
+    )
+    event = notice(record, "resolved", now)
+    if not record.notified:
+        # The firing notice never went out; say both, in order.
+        if not (send(notice(record, "firing", now)) and send(event)):
             store.defer_notice(notice(record, "firing", now))
             store.defer_notice(event)
-        elif not send(event):
-            store.defer_notice(event)
+    elif not send(event):
+        store.defer_notice(event)
+    return [event]
 
+
+def _send_deferred(store: AlarmStore, send: Callable[[dict[str, Any]], bool]) -> None:
+    """Notices that failed before, in order; the rest wait again after the first failure."""
     waiting = store.take_notices()
     for i, event in enumerate(waiting):
         if not send(event):
             for later in waiting[i:]:
                 store.defer_notice(later)
             break
-    return events

@@ -148,10 +148,25 @@ def host_label(host: str, patterns: Iterable[str]) -> str:
 
 def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
     """Gauges read at scrape time from the ops snapshot (the database, Redis and the broker)."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.core import GaugeMetricFamily
 
     def family(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, doc, labels=labels)
+
+    yield from _audience_and_alert_families(snapshot, family)
+    yield from _queue_families(snapshot, family)
+    yield from _host_and_alarm_families(snapshot, family)
+    yield from _audience_families(snapshot.get("audience_health"), family)
+    g = family("newsflash_up", "1 per reachable dependency, 0 when unreachable", ["dependency"])
+    for dep in ("database", "broker", "redis"):
+        if dep in snapshot:
+            g.add_metric([dep], 1.0 if snapshot[dep].get("ok") else 0.0)
+    yield g
+
+
+def _audience_and_alert_families(snapshot: Mapping[str, Any], family: Any) -> Iterator[Any]:
+    """Subscriptions (stored, per topic, gained and lost) and alerts (by status, pending)."""
+    from prometheus_client.core import CounterMetricFamily
 
     subs = snapshot.get("subscribers") or {}
     if "total" in subs:
@@ -183,6 +198,10 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
         g = family("newsflash_alert_pending_deliveries", "Deliveries not yet final, all alerts")
         g.add_metric([], float(sum(a["pending"] for a in in_flight)))
         yield g
+
+
+def _queue_families(snapshot: Mapping[str, Any], family: Any) -> Iterator[Any]:
+    """Queues, the oldest pending delivery, workers per queue, the delivery rate."""
     queues = snapshot.get("queues")
     if queues is not None:
         depth = family("newsflash_queue_depth", "Tasks waiting in each Celery queue", ["queue"])
@@ -229,6 +248,10 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
         )
         g.add_metric([], float(rate["per_second"]))
         yield g
+
+
+def _host_and_alarm_families(snapshot: Mapping[str, Any], family: Any) -> Iterator[Any]:
+    """Open breakers per push host, firing alarms and the last alarm round."""
     hosts = snapshot.get("push_hosts")
     if hosts is not None:
         g = family(
@@ -253,12 +276,6 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
         )
         g.add_metric([], float(evaluated))
         yield g
-    yield from _audience_families(snapshot.get("audience_health"), family)
-    g = family("newsflash_up", "1 per reachable dependency, 0 when unreachable", ["dependency"])
-    for dep in ("database", "broker", "redis"):
-        if dep in snapshot:
-            g.add_metric([dep], 1.0 if snapshot[dep].get("ok") else 0.0)
-    yield g
 
 
 def _audience_families(health: Mapping[str, Any] | None, family: Any) -> Iterator[Any]:
