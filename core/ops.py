@@ -143,6 +143,39 @@ def collect(sources: OpsSources, now: float, track_waiting: bool = False) -> dic
     s.run("database", sources.queries.ping)
     database_ok = "database" not in s.errors
     snap["database"] = {"ok": database_ok, "error": s.errors.get("database")}
+    snap["queues"] = _queues(sources, s, stats, now, track_waiting)
+
+    workers = s.run("workers", sources.workers.workers) if stats is not None else None
+    snap["workers"] = None if workers is None else [_worker_json(w, now) for w in workers]
+
+    buckets = s.run("redis", lambda: sources.telemetry.counts_since(now, RATE_WINDOW_S))
+    snap["delivery_rate"] = None if buckets is None else _rate(buckets)
+
+    pending_at = _from_database(sources, s, snap, database_ok, buckets, now)
+
+    ages = [q.oldest_age_s(now) for q in stats or [] if q.name in DELIVERY_LANES]
+    candidates = [a for a in ages if a is not None]
+    if pending_at is not None:
+        candidates.append(max(0.0, now - pending_at))
+    snap["oldest_pending_s"] = _round(max(candidates)) if candidates else None
+    # Known only when both places were read: a dead broker or database hides waiting work.
+    snap["pending_known"] = stats is not None and database_ok and "database" not in s.errors
+
+    snap["push_hosts"] = s.run("redis", lambda: _hosts(sources.hosts, now))
+    snap["recent_errors"] = s.run("redis", lambda: sources.telemetry.recent_errors(20))
+    snap["errors"] = s.errors
+    snap["redis"] = {"ok": "redis" not in s.errors, "error": s.errors.get("redis")}
+    return snap
+
+
+def _queues(
+    sources: OpsSources,
+    s: _Sections,
+    stats: list[QueueStat] | None,
+    now: float,
+    track_waiting: bool,
+) -> list[dict[str, Any]] | None:
+    """Each queue's depth, age, consumers, last take and since when tasks wait."""
     consumed = s.run("redis", sources.telemetry.consumed_at) or {}
 
     waiting: dict[str, float] = {}
@@ -155,7 +188,7 @@ def collect(sources: OpsSources, now: float, track_waiting: bool = False) -> dic
             else sources.telemetry.waiting_since,
         )
         waiting = found or {}
-    snap["queues"] = (
+    return (
         None
         if stats is None
         else [
@@ -175,12 +208,16 @@ def collect(sources: OpsSources, now: float, track_waiting: bool = False) -> dic
         ]
     )
 
-    workers = s.run("workers", sources.workers.workers) if stats is not None else None
-    snap["workers"] = None if workers is None else [_worker_json(w, now) for w in workers]
 
-    buckets = s.run("redis", lambda: sources.telemetry.counts_since(now, RATE_WINDOW_S))
-    snap["delivery_rate"] = None if buckets is None else _rate(buckets)
-
+def _from_database(
+    sources: OpsSources,
+    s: _Sections,
+    snap: dict[str, Any],
+    database_ok: bool,
+    buckets: list[tuple[int, dict[str, int]]] | None,
+    now: float,
+) -> float | None:
+    """Alerts in flight and by status, subscribers; returns when the oldest pending became due."""
     if database_ok:
         in_flight = s.run(
             "database",
@@ -198,19 +235,7 @@ def collect(sources: OpsSources, now: float, track_waiting: bool = False) -> dic
         snap["alerts_in_flight"] = snap["alerts_by_status"] = snap["subscribers"] = None
         pending_at = None
 
-    ages = [q.oldest_age_s(now) for q in stats or [] if q.name in DELIVERY_LANES]
-    candidates = [a for a in ages if a is not None]
-    if pending_at is not None:
-        candidates.append(max(0.0, now - pending_at))
-    snap["oldest_pending_s"] = _round(max(candidates)) if candidates else None
-    # Known only when both places were read: a dead broker or database hides waiting work.
-    snap["pending_known"] = stats is not None and database_ok and "database" not in s.errors
-
-    snap["push_hosts"] = s.run("redis", lambda: _hosts(sources.hosts, now))
-    snap["recent_errors"] = s.run("redis", lambda: sources.telemetry.recent_errors(20))
-    snap["errors"] = s.errors
-    snap["redis"] = {"ok": "redis" not in s.errors, "error": s.errors.get("redis")}
-    return snap
+    return pending_at
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
