@@ -351,6 +351,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_setup_commands(sub)
+    _add_sending_commands(sub)
+    _add_process_commands(sub)
+    for extra in _EXTRA_COMMANDS:
+        extra(sub)
+    return parser
+
+
+def _add_setup_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """init, db upgrade, token create|list|revoke."""
     p = sub.add_parser("init", help="create VAPID keys and secrets under var/ (idempotent)")
     p.add_argument(
         "--subject", default="mailto:newsflash@localhost", help="VAPID subject for local use"
@@ -378,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
     p.set_defaults(func=cmd_token_revoke, needs_keys=False)
 
+
+def _add_sending_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """send, push-standin, demo-subscribers."""
     p = sub.add_parser("send", help="publish an alert through the API")
     p.add_argument("--title", required=True)
     p.add_argument("--body", required=True)
@@ -403,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topic", action="append")
     p.set_defaults(func=cmd_demo_subscribers, needs_keys=False)
 
+
+def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """web, worker, beat, run."""
     p = sub.add_parser("web", help="run the web app (waitress, one process per --workers)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int)
@@ -424,10 +440,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--standin-port", type=int, default=8001)
     p.set_defaults(func=cmd_run, needs_keys=True)
-
-    for extra in _EXTRA_COMMANDS:
-        extra(sub)
-    return parser
 
 
 # Other modules (ops, bench) add their subcommands here: a callable taking the subparsers.

@@ -12,6 +12,7 @@ import shutil
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from config.settings import Settings
@@ -61,6 +62,12 @@ def render_status(snap: dict[str, Any], out: TextIO) -> None:
     line(f"Newsflash status at {snap['generated_at']}: {verdict}")
     for a in alarms:
         line(f"  ! {a['kind']}: {a['summary']}")
+    _render_queues_and_workers(snap, line)
+    _render_deliveries(snap, line)
+    _render_hosts_errors_subscribers(snap, line)
+
+
+def _render_queues_and_workers(snap: dict[str, Any], line: Callable[..., None]) -> None:
     line()
     line("Queues")
     if snap["queues"] is None:
@@ -84,6 +91,9 @@ def render_status(snap: dict[str, Any], out: TextIO) -> None:
             f"{t['name'].removeprefix('newsflash.')} {t['args']}" for t in w["active"]
         )
         line(f"  {w['name']}  [{queues}]  {w['processes']} processes  {running or 'idle'}")
+
+
+def _render_deliveries(snap: dict[str, Any], line: Callable[..., None]) -> None:
     line()
     rate = snap["delivery_rate"]
     if rate is not None:
@@ -99,6 +109,9 @@ def render_status(snap: dict[str, Any], out: TextIO) -> None:
             f"  #{a['id']:<6} {_bar(a['progress'], 20)} {a['progress'] * 100:5.1f}%  "
             f"{a['done']}/{a['audience']}  {a['pace']['text']}  {a['title'][:40]}"
         )
+
+
+def _render_hosts_errors_subscribers(snap: dict[str, Any], line: Callable[..., None]) -> None:
     hosts = snap["push_hosts"]
     if hosts:
         line()
