@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -145,39 +145,15 @@ def parse_alert_request(
     if not topics:
         raise ValidationError("choose at least one topic", "topics")
 
-    urgency_value = body.get("urgency")
-    if urgency_value is None:
-        urgency = Urgency.HIGH if "breaking" in topics else Urgency.NORMAL
-    else:
-        try:
-            urgency = Urgency(str(urgency_value))
-        except ValueError:
-            raise ValidationError(
-                "urgency must be one of very-low, low, normal, high", "urgency"
-            ) from None
+    urgency = _urgency(body.get("urgency"), topics)
     ttl = body.get("ttl", rules.default_ttl_s)
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL_S <= ttl <= MAX_TTL_S:
         raise ValidationError(
             f"ttl must be whole seconds from {MIN_TTL_S} to {MAX_TTL_S} (4 weeks)", "ttl"
         )
-    article_id = body.get("article_id")
-    if article_id is not None:
-        if isinstance(article_id, int) and not isinstance(article_id, bool):
-            article_id = str(article_id)
-        if not isinstance(article_id, str) or not article_id.strip():
-            raise ValidationError("article_id must be a non-empty string", "article_id")
-        check_text(article_id, "article_id")
-        if len(article_id) > MAX_ARTICLE_ID:
-            raise ValidationError(
-                f"article_id must be at most {MAX_ARTICLE_ID} characters", "article_id"
-            )
-        article_id = article_id.strip()
+    article_id = _article_id(body.get("article_id"))
     if idempotency_key is not None:
-        idempotency_key = check_text(idempotency_key.strip(), "Idempotency-Key")
-        if not idempotency_key or len(idempotency_key) > MAX_IDEMPOTENCY_KEY:
-            raise ValidationError(
-                f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", "Idempotency-Key"
-            )
+        idempotency_key = _idempotency_key(idempotency_key)
     send_at = parse_send_at(body.get("send_at"), rules.timezone, now)
 
     draft = AlertDraft(
@@ -196,6 +172,41 @@ def parse_alert_request(
     )
     check_fits(draft)
     return draft
+
+
+def _urgency(value: object, topics: Sequence[str]) -> Urgency:
+    if value is None:
+        return Urgency.HIGH if "breaking" in topics else Urgency.NORMAL
+    try:
+        return Urgency(str(value))
+    except ValueError:
+        raise ValidationError(
+            "urgency must be one of very-low, low, normal, high", "urgency"
+        ) from None
+
+
+def _article_id(article_id: object) -> str | None:
+    if article_id is None:
+        return None
+    if isinstance(article_id, int) and not isinstance(article_id, bool):
+        article_id = str(article_id)
+    if not isinstance(article_id, str) or not article_id.strip():
+        raise ValidationError("article_id must be a non-empty string", "article_id")
+    check_text(article_id, "article_id")
+    if len(article_id) > MAX_ARTICLE_ID:
+        raise ValidationError(
+            f"article_id must be at most {MAX_ARTICLE_ID} characters", "article_id"
+        )
+    return article_id.strip()
+
+
+def _idempotency_key(key: str) -> str:
+    key = check_text(key.strip(), "Idempotency-Key")
+    if not key or len(key) > MAX_IDEMPOTENCY_KEY:
+        raise ValidationError(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters", "Idempotency-Key"
+        )
+    return key
 
 
 def check_fits(draft: AlertDraft) -> None:

@@ -153,43 +153,11 @@ def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> i
         redis_proc = ensure_redis(settings)
         if redis_proc is not None:
             children.append(("redis-server", redis_proc))
-        env = dict(os.environ, PORT=str(port), PYTHONUNBUFFERED="1")
-        metrics_dir = settings.var_dir / "metrics"
-        if metrics_dir.exists():
-            shutil.rmtree(metrics_dir)
-        metrics_dir.mkdir(parents=True)
-        env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir.resolve()))
-        cli = [sys.executable, "-m", "cli"]
-        if standin_port:
-            children.append(
-                _spawn("push-standin", [*cli, "push-standin", "--port", str(standin_port)], env)
-            )
-        children.append(_spawn("web", [*cli, "web", "--port", str(port)], env))
-        children.append(_spawn("worker", [*cli, "worker", "-n", "all@%h"], env))
-        children.append(
-            _spawn(
-                "worker-breaking",
-                [*cli, "worker", "-Q", "newsflash.breaking", "-c", "1", "-n", "breaking@%h"],
-                env,
-            )
-        )
-        children.append(_spawn("beat", [*cli, "beat"], env))
+        _spawn_all(children, settings, port, standin_port)
         base = f"http://127.0.0.1:{port}"
         if not _wait_ready(base + "/readyz", 90, children):
             raise RunError(f"web did not become ready at {base}/readyz within 90 s")
-        print()
-        print("Newsflash is running (Ctrl-C stops everything):")
-        print(f"  reader   {base}/            (demo article with the opt-in prompt)")
-        print(f"  manage   {base}/manage")
-        print(
-            f"  newsroom {base}/editor      (newsflash user create --email you@example.com --role admin)"
-        )
-        print(f"  ops      {base}/ops")
-        if standin_port:
-            print(
-                f"  stand-in http://127.0.0.1:{standin_port}/  (newsflash demo-subscribers 100, then newsflash send ...)"
-            )
-        sys.stdout.flush()
+        _print_welcome(base, standin_port)
         while not stopping:
             for name, proc in children:
                 if proc.poll() is not None:
@@ -205,6 +173,52 @@ def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> i
             print("stopping…", file=sys.stderr)
             _stop(children)
             print("stopped.", file=sys.stderr)
+
+
+def _spawn_all(
+    children: list[tuple[str, subprocess.Popen[bytes]]],
+    settings: Settings,
+    port: int,
+    standin_port: int | None,
+) -> None:
+    """The stand-in, web, a worker on every queue, one on breaking alone, and beat."""
+    env = dict(os.environ, PORT=str(port), PYTHONUNBUFFERED="1")
+    metrics_dir = settings.var_dir / "metrics"
+    if metrics_dir.exists():
+        shutil.rmtree(metrics_dir)
+    metrics_dir.mkdir(parents=True)
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir.resolve()))
+    cli = [sys.executable, "-m", "cli"]
+    if standin_port:
+        children.append(
+            _spawn("push-standin", [*cli, "push-standin", "--port", str(standin_port)], env)
+        )
+    children.append(_spawn("web", [*cli, "web", "--port", str(port)], env))
+    children.append(_spawn("worker", [*cli, "worker", "-n", "all@%h"], env))
+    children.append(
+        _spawn(
+            "worker-breaking",
+            [*cli, "worker", "-Q", "newsflash.breaking", "-c", "1", "-n", "breaking@%h"],
+            env,
+        )
+    )
+    children.append(_spawn("beat", [*cli, "beat"], env))
+
+
+def _print_welcome(base: str, standin_port: int | None) -> None:
+    print()
+    print("Newsflash is running (Ctrl-C stops everything):")
+    print(f"  reader   {base}/            (demo article with the opt-in prompt)")
+    print(f"  manage   {base}/manage")
+    print(
+        f"  newsroom {base}/editor      (newsflash user create --email you@example.com --role admin)"
+    )
+    print(f"  ops      {base}/ops")
+    if standin_port:
+        print(
+            f"  stand-in http://127.0.0.1:{standin_port}/  (newsflash demo-subscribers 100, then newsflash send ...)"
+        )
+    sys.stdout.flush()
 
 
 def var_path(settings: Settings, name: str) -> Path:

@@ -69,6 +69,13 @@ def register(app: Celery) -> None:
 
     monitoring.install(app, container_for)
     tracing.install(app)
+    _register_fanout(app)
+    _register_periodic(app)
+
+
+def _register_fanout(app: Celery) -> None:
+    """The send itself: plan an alert's audience into batches, deliver a batch."""
+    from workers import monitoring
 
     @app.task(
         name=TASK_PLAN,
@@ -114,6 +121,11 @@ def register(app: Celery) -> None:
             )
 
         c.delivery.deliver(batch_id, observe=observer, on_complete=finished)
+
+
+def _register_periodic(app: Celery) -> None:
+    """What beat runs: retries, the reconciler, schedules, feeds, gates, housekeeping, alarms."""
+    from workers import monitoring
 
     @app.task(name=TASK_RETRY_DUE, autoretry_for=RETRY_ON, max_retries=0)
     def retry_due() -> int:
