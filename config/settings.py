@@ -342,8 +342,8 @@ class Settings:
     wait_for_article: bool = setting(
         "NEWSFLASH_WAIT_FOR_ARTICLE",
         Flag(),
-        "on",
-        "hold each alert until its article answers 2xx (off per alert: wait_for_article false)",
+        "off",
+        "on: hold each alert until its article answers 2xx (off per alert: wait_for_article false)",
     )
     article_wait_s: int = setting(
         "NEWSFLASH_ARTICLE_WAIT_S",

@@ -103,7 +103,7 @@ _ALERT_REQUEST = {
         "wait_for_article": {
             "type": "boolean",
             "description": "false: send without waiting for the article to answer 2xx "
-            "(default true while NEWSFLASH_WAIT_FOR_ARTICLE is on)",
+            "(default true while NEWSFLASH_WAIT_FOR_ARTICLE is on; the setting is off by default)",
         },
         "template": {
             "type": "string",

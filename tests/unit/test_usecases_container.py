@@ -54,5 +54,6 @@ def test_the_feeds_and_the_readiness_gate_share_the_newsroom_and_the_plan_task(
     assert c.feeds.newsroom is c.newsroom and c.feeds.audit_log is c.accounts
     # One gate: the newsroom opens it, the plan task asks it, beat checks it.
     assert c.newsroom.gate is c.readiness and c.delivery.gate is c.readiness
-    assert c.readiness.policy.enabled and c.readiness.policy.wait_s == 60
+    # Opt-in (NEWSFLASH_WAIT_FOR_ARTICLE=on): off by default, publishing sends at once.
+    assert not c.readiness.policy.enabled and c.readiness.policy.wait_s == 60
     assert c.feed_fetcher.max_bytes == 1_048_576 and not c.feed_fetcher.allow_loopback
