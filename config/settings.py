@@ -265,6 +265,12 @@ class Settings:
         None,
         "extra CA for TLS push stand-ins in tests and benchmarks",
     )
+    test_clock_file: str | None = setting(
+        "NEWSFLASH_TEST_CLOCK_FILE",
+        ReadableFile(),
+        None,
+        "tests only: every process's clock runs this many seconds (the file's text) ahead",
+    )
     # Reader and newsroom.
     prompt_title: str = setting(
         "NEWSFLASH_PROMPT_TITLE", Text(), "Be the first to know.", "the reader prompt's title"
@@ -356,6 +362,12 @@ class Settings:
         Whole(1, 3650),
         "180",
         "subscriptions not seen for this long are purged",
+    )
+    story_open_days: int = setting(
+        "NEWSFLASH_STORY_OPEN_DAYS",
+        Whole(1, 60),
+        "3",
+        "a followable story closes by itself this many days after it opens",
     )
     rate_limit_subscribe: str = setting(
         "NEWSFLASH_RATE_LIMIT_SUBSCRIBE",

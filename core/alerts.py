@@ -257,7 +257,9 @@ def publish(
         return existing, False
     status = AlertStatus.SCHEDULED if draft.send_at is not None else AlertStatus.QUEUED
     audience = (
-        0 if draft.kind is not AlertKind.NORMAL else subscriptions.audience_size(draft.topics)
+        subscriptions.audience_size(draft.topics)
+        if draft.kind in (AlertKind.NORMAL, AlertKind.STORY)
+        else 0
     )
     alert, created = alerts.create_alert(
         draft, story or story_key(draft.url, draft.article_id), status, audience, now

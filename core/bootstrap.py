@@ -21,13 +21,16 @@ from core.adapters.duplicates_sql import SqlRecentAlerts
 from core.adapters.feeds_sql import SqlFeeds
 from core.adapters.fetch import BoundedFetcher
 from core.adapters.gates_sql import SqlGates
+from core.adapters.clock import make_clock
 from core.adapters.hosts import RedisHostHealth
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
+from core.adapters.preferences_sql import SqlPreferences
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.adapters.subscriptions_sql import SqlSubscriptions
 from core.adapters.templates_sql import SqlTemplates
+from core.adapters.stories_sql import SqlStories
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
 from core.delivery import DeliveryPolicy
@@ -40,6 +43,7 @@ from core.usecases.newsroom import Newsroom
 from core.usecases.readers import ReaderRules, Readers
 from core.usecases.readiness import Readiness, ReadinessPolicy
 from core.usecases.templates import Templates
+from core.usecases.stories import Stories
 
 
 class StartupError(Exception):
@@ -59,6 +63,7 @@ _FORK_SAFE = frozenset(
         "fetcher",
         "feed_fetcher",
         "article_probe",
+        "clock",
     }
 )
 
@@ -100,6 +105,19 @@ class Container:
     @property
     def alerts(self) -> SqlAlerts:
         return self.sql.alerts
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """time.time, or the test clock when NEWSFLASH_TEST_CLOCK_FILE is set."""
+        return self._part("clock", lambda: make_clock(self.settings.test_clock_file))
+
+    @property
+    def preferences(self) -> SqlPreferences:
+        return self._part("preferences", lambda: SqlPreferences(self.engine))
+
+    @property
+    def story_store(self) -> SqlStories:
+        return self._part("story_store", lambda: SqlStories(self.engine))
 
     @property
     def accounts(self) -> SqlAccounts:
@@ -272,6 +290,9 @@ class Container:
                 duplicate_window_s=self.settings.duplicate_window_s,
                 templates=self.template_store,
                 gate=self.readiness,
+                clock=self.clock,
+                stories=self.story_store,
+                story_open_days=self.settings.story_open_days,
             ),
         )
 
@@ -308,6 +329,21 @@ class Container:
         )
 
     @property
+    def stories(self) -> Stories:
+        return self._part(
+            "stories",
+            lambda: Stories(
+                stories=self.story_store,
+                alerts=self.sql.alerts,
+                subscriptions=self.sql.subscriptions,
+                queue=self.queue,
+                audit=self.accounts,
+                alert_rules=self.alert_rules,
+                clock=self.clock,
+            ),
+        )
+
+    @property
     def template_store(self) -> SqlTemplates:
         return self._part("template_store", lambda: SqlTemplates(self.engine))
 
@@ -332,6 +368,8 @@ class Container:
                     topics=s.topic_slugs,
                     default_topics=tuple(t.slug for t in s.topics if t.default),
                 ),
+                clock=self.clock,
+                preferences=self.preferences,
             ),
         )
 
@@ -354,6 +392,7 @@ class Container:
                 policy=self.delivery_policy,
                 subscription_max_age_days=self.settings.subscription_max_age_days,
                 gate=self.readiness,
+                clock=self.clock,
             ),
         )
 

@@ -30,6 +30,8 @@ class AlertKind(enum.StrEnum):
     NORMAL = "normal"
     TEST = "test"
     CORRECTION = "correction"
+    STORY = "story"  # opens a followable story: the usual audience, plus a Follow button
+    UPDATE = "update"  # an update to a story: its followers only
 
 
 class Lane(enum.StrEnum):
@@ -58,13 +60,24 @@ class LedgerStatus(enum.IntEnum):
     FAILED = 3
     RETRY = 4  # waiting in the database until next_attempt_at
     REQUEUED = 5  # picked by the retry scheduler into a retry batch
+    HELD = 6  # the reader's quiet hours: waits until next_attempt_at (their end)
+    EXPIRED = 7  # held, but the alert's TTL ran out before the quiet hours ended
+    CAPPED = 8  # skipped: the reader's daily cap was reached
 
     @property
     def final(self) -> bool:
         return self in FINAL_LEDGER_STATUSES
 
 
-FINAL_LEDGER_STATUSES = frozenset({LedgerStatus.DELIVERED, LedgerStatus.GONE, LedgerStatus.FAILED})
+FINAL_LEDGER_STATUSES = frozenset(
+    {
+        LedgerStatus.DELIVERED,
+        LedgerStatus.GONE,
+        LedgerStatus.FAILED,
+        LedgerStatus.EXPIRED,
+        LedgerStatus.CAPPED,
+    }
+)
 
 
 class BatchStatus(enum.StrEnum):
@@ -137,10 +150,14 @@ class AlertCounts:
     failed: int = 0
     displayed: int = 0
     clicked: int = 0
+    held: int = 0
+    released: int = 0
+    capped: int = 0
+    expired: int = 0
 
     @property
     def pending(self) -> int:
-        return max(0, self.audience - self.delivered - self.gone - self.failed)
+        return max(0, self.audience - self.delivered - self.gone - self.failed - self.expired)
 
 
 @dataclass(frozen=True)

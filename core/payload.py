@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from core.model import Alert
+from core.model import Alert, AlertKind
 from core.receipts import RECEIPT_FIELD
 
 MAX_PUSH_BODY = 4096
@@ -116,19 +116,29 @@ class PayloadTemplate:
         return receipt.join(self.parts)
 
 
+def with_follow(alert: Alert, message: dict[str, Any]) -> dict[str, Any]:
+    """A story's first alert: the service worker offers "Follow this story" (the tag names it)."""
+    if alert.kind is AlertKind.STORY:
+        message["follow"] = True
+    return message
+
+
 def payload_template(alert: Alert, ts: int, title: str, body: str, lang: str) -> PayloadTemplate:
     encoded = encode_payload(
-        payload_dict(
-            alert.id,
-            title,
-            body,
-            alert.url,
-            alert.story_key,
-            ts,
-            alert.image,
-            alert.icon,
-            _RECEIPT_SLOT,
-            lang,
+        with_follow(
+            alert,
+            payload_dict(
+                alert.id,
+                title,
+                body,
+                alert.url,
+                alert.story_key,
+                ts,
+                alert.image,
+                alert.icon,
+                _RECEIPT_SLOT,
+                lang,
+            ),
         )
     )
     parts = tuple(encoded.split(_RECEIPT_SLOT.encode("ascii")))
@@ -141,17 +151,20 @@ def build_payload(
 ) -> bytes:
     """The payload without a receipt (reports from it never count)."""
     return encode_payload(
-        payload_dict(
-            alert.id,
-            alert.title if title is None else title,
-            alert.body if body is None else body,
-            alert.url,
-            alert.story_key,
-            ts,
-            alert.image,
-            alert.icon,
-            None,
-            lang,
+        with_follow(
+            alert,
+            payload_dict(
+                alert.id,
+                alert.title if title is None else title,
+                alert.body if body is None else body,
+                alert.url,
+                alert.story_key,
+                ts,
+                alert.image,
+                alert.icon,
+                None,
+                lang,
+            ),
         )
     )
 

@@ -82,10 +82,11 @@ def create_app(
     register_error_handlers(app)
     register_input_guard(app)
 
-    from service import api, editor, feeds, health, ops, reader, templates_admin, webhooks
+    from service import api, api_readers_choice, editor, feeds, health, ops, reader, templates_admin, webhooks
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(api_readers_choice.bp)
     app.register_blueprint(reader.bp)
     app.register_blueprint(editor.bp)
     app.register_blueprint(ops.bp)

@@ -56,6 +56,18 @@ subscriptions = Table(
     Column("expires_at", Float, nullable=True),
     Column("test_device_user_id", Integer, nullable=True, index=True),
     Column("lang", String(8), nullable=False, server_default="en"),
+    # Quiet hours as the reader chose them (local minutes of the day, IANA zone) and as the
+    # planner compares them (UTC minutes, from the zone's offset when saved); see core/quiet.py.
+    Column("quiet_start", SmallInteger, nullable=True),
+    Column("quiet_end", SmallInteger, nullable=True),
+    Column("quiet_zone", String(64), nullable=True),
+    Column("tz_offset_min", SmallInteger, nullable=True),
+    Column("quiet_start_utc", SmallInteger, nullable=True),
+    Column("quiet_end_utc", SmallInteger, nullable=True),
+    # Most non-breaking alerts per local day, and how many this reader got on cap_day.
+    Column("daily_cap", SmallInteger, nullable=True),
+    Column("cap_day", Integer, nullable=True),
+    Column("cap_count", SmallInteger, nullable=True),
 )
 
 # New and lost subscriptions per hour since the epoch (/ops shows them per newsroom day); rows
@@ -139,6 +151,12 @@ alerts = Table(
     Column("clicked", BigInteger, nullable=False, default=0),
     # Click-through URLs carry the UTM tags unless the editor switched them off for this alert.
     Column("utm", Boolean, nullable=False, server_default=true()),
+    # Readers' choices: held for quiet hours, of those released later or expired (TTL ran out
+    # first), and skipped because the reader's daily cap was reached.
+    Column("held", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("released", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("capped", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("expired", BigInteger, nullable=False, default=0, server_default="0"),
 )
 
 batches = Table(
@@ -174,6 +192,29 @@ deliveries = Table(
     Column("events", SmallInteger, nullable=False, server_default="0"),
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
     Index("ix_deliveries_alert_status", "alert_id", "status"),
+)
+
+# Followable stories, named by the founding alert's story key (tag and Topic of every update).
+stories = Table(
+    "stories",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("title", String(200), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("alert_id", BigInteger, nullable=False),
+    Column("created_by", String(320), nullable=True),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("closes_at", Float, nullable=False),
+    Column("closed_at", Float, nullable=True),
+)
+
+story_follows = Table(
+    "story_follows",
+    metadata,
+    Column("story_key", String(32), primary_key=True),
+    Column("subscription_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("created_at", Float, nullable=False),
+    Index("ix_story_follows_subscription_id", "subscription_id"),
 )
 
 users = Table(

@@ -10,9 +10,10 @@ from typing import Any, Protocol
 from core import alerts as alert_rules
 from core import duplicates, readiness, webhooks
 from core import newsroom as rules
+from core import stories as story_rules
 from core import subscriptions as subs
 from core.errors import NotFound, ValidationError
-from core.model import Alert, AlertDraft, AlertStatus, Lane
+from core.model import Alert, AlertDraft, AlertKind, AlertStatus, Lane
 from core.ports import AlertStore, AuditLog, SubscriptionStore, TaskQueue
 from core.templates import TemplateStore, apply_to_body
 
@@ -96,7 +97,11 @@ class Newsroom:
         duplicate_window_s: int = 0,
         templates: TemplateStore | None = None,
         gate: ArticleGate | None = None,
+        stories: story_rules.StoryStore | None = None,
+        story_open_days: float = 3.0,
     ) -> None:
+        self.stories = stories
+        self.story_open_s = story_open_days * 86400
         self.alerts = alerts
         self.gate = gate
         self.subscriptions = subscriptions
@@ -113,13 +118,14 @@ class Newsroom:
     # -- reading -----------------------------------------------------------------------------
     def draft(self, editor: Editor, body: object, idempotency_key: str | None = None) -> AlertDraft:
         """Validate an alert request without publishing it (the review page shows this)."""
-        return alert_rules.parse_alert_request(
+        draft = alert_rules.parse_alert_request(
             self._with_template(body),
             self.rules,
             self.clock(),
             idempotency_key=idempotency_key,
             created_by=editor.name,
         )
+        return story_rules.mark_followable(draft, body) if self.stories else draft
 
     def _with_template(self, body: object) -> object:
         """`"template": "<name>"` fills what the body leaves out (an unknown name is a 400)."""
@@ -221,6 +227,10 @@ class Newsroom:
             if alert.status is AlertStatus.QUEUED:
                 # The plan task checks the article once at once; beat keeps checking after.
                 alert_rules.enqueue_plan(alert, self.queue)
+        if created and alert.kind is AlertKind.STORY and self.stories is not None:
+            self.stories.open_story(
+                alert.story_key, alert.title, alert.url, alert.id, now, now + self.story_open_s
+            )
         if created:
             detail: dict[str, Any] = {
                 "title": alert.title,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from core import subscriptions as subs
 from core.endpoints import EndpointPolicy
@@ -13,11 +13,17 @@ from core.errors import ValidationError
 from core.inputs import parse_id
 from core.model import Subscription, SubscriptionInput
 from core.ports import SubscriptionStore
+from core.quiet import ReaderPreferences, parse_preferences
 from core.receipts import RECEIPT_FIELD, EventResult, EventStore, Receipts, record_event
 
 MAX_ENDPOINT = 2048
 MAX_AUTH = 64
 EVENT_KINDS = ("displayed", "clicked")
+
+
+class PreferenceStore(Protocol):
+    def get_preferences(self, subscription_id: int) -> ReaderPreferences: ...
+    def set_preferences(self, subscription_id: int, prefs: ReaderPreferences) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -39,7 +45,9 @@ class Readers:
         receipts: Receipts | None,
         rules: ReaderRules,
         clock: Callable[[], float] = time.time,
+        preferences: PreferenceStore | None = None,
     ) -> None:
+        self.preferences_store = preferences
         self.subscriptions = subscriptions
         self.events = events
         self.receipts = receipts
@@ -70,6 +78,23 @@ class Readers:
     def lookup(self, body: Mapping[str, Any]) -> Subscription:
         """Which topics this browser has (needs endpoint + auth)."""
         return subs.owned_subscription(self.subscriptions, *_proof(body, "endpoint", "auth"))
+
+    def preferences(self, body: Mapping[str, Any]) -> ReaderPreferences:
+        """This browser's quiet hours and daily cap (needs endpoint + auth)."""
+        sub = subs.owned_subscription(self.subscriptions, *_proof(body, "endpoint", "auth"))
+        assert self.preferences_store is not None
+        return self.preferences_store.get_preferences(sub.id)
+
+    def set_preferences(self, body: Mapping[str, Any]) -> ReaderPreferences:
+        """Quiet hours and daily cap, with the same proof of ownership as a topic change.
+
+        Everything is validated before the row is found, and stored in one statement."""
+        endpoint, auth = _proof(body, "endpoint", "auth")
+        prefs = parse_preferences(body, self.clock())
+        sub = subs.owned_subscription(self.subscriptions, endpoint, auth)
+        assert self.preferences_store is not None
+        self.preferences_store.set_preferences(sub.id, prefs)
+        return prefs
 
     def unsubscribe(self, body: Mapping[str, Any]) -> None:
         endpoint, auth = _proof(body, "endpoint", "auth")

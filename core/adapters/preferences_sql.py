@@ -1,0 +1,51 @@
+"""A reader's quiet hours and daily cap on the subscription row (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select, update
+
+from core.adapters import tables as t
+from core.quiet import QuietHours, ReaderPreferences
+
+
+class SqlPreferences:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def get_preferences(self, subscription_id: int) -> ReaderPreferences:
+        s = t.subscriptions
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(
+                    s.c.quiet_start, s.c.quiet_end, s.c.quiet_zone, s.c.tz_offset_min, s.c.daily_cap
+                ).where(s.c.id == subscription_id)
+            ).first()
+        if row is None:
+            return ReaderPreferences()
+        quiet = None
+        if row.quiet_start is not None and row.quiet_end is not None and row.quiet_zone:
+            quiet = QuietHours(
+                row.quiet_start, row.quiet_end, row.quiet_zone, row.tz_offset_min or 0
+            )
+        return ReaderPreferences(quiet, row.daily_cap)
+
+    def set_preferences(self, subscription_id: int, prefs: ReaderPreferences) -> bool:
+        q = prefs.quiet
+        values: dict[str, object] = {
+            "quiet_start": None if q is None else q.start_min,
+            "quiet_end": None if q is None else q.end_min,
+            "quiet_zone": None if q is None else q.zone,
+            "quiet_start_utc": None if q is None else q.start_utc,
+            "quiet_end_utc": None if q is None else q.end_utc,
+            "daily_cap": prefs.daily_cap,
+        }
+        if q is not None:
+            # The cap counts per local day: the zone of the quiet hours, else UTC.
+            values["tz_offset_min"] = q.offset_min
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(t.subscriptions)
+                .where(t.subscriptions.c.id == subscription_id)
+                .values(values)
+            ).rowcount
+        return changed == 1

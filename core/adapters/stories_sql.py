@@ -1,0 +1,132 @@
+"""Followable stories and their followers (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, RowMapping, Select, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.adapters import tables as t
+from core.model import AlertKind
+from core.stories import Story
+
+
+class SqlStories:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _select(self) -> Select[Any]:
+        st, f, a = t.stories, t.story_follows, t.alerts
+        followers = (
+            select(func.count())
+            .select_from(f.join(t.subscriptions, t.subscriptions.c.id == f.c.subscription_id))
+            .where(f.c.story_key == st.c.key)
+            .scalar_subquery()
+        )
+        updates = (
+            select(func.count())
+            .where(a.c.story_key == st.c.key, a.c.kind == AlertKind.UPDATE.value)
+            .scalar_subquery()
+        )
+        return select(st, followers.label("followers"), updates.label("updates"))
+
+    @staticmethod
+    def _story(r: RowMapping) -> Story:
+        return Story(
+            key=r["key"],
+            title=r["title"],
+            url=r["url"],
+            alert_id=int(r["alert_id"]),
+            created_at=float(r["created_at"]),
+            closes_at=float(r["closes_at"]),
+            closed_at=None if r["closed_at"] is None else float(r["closed_at"]),
+            followers=int(r["followers"] or 0),
+            updates=int(r["updates"] or 0),
+        )
+
+    def open_story(
+        self, key: str, title: str, url: str, alert_id: int, now: float, closes_at: float
+    ) -> Story:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(t.stories).values(
+                        key=key,
+                        title=title,
+                        url=url,
+                        alert_id=alert_id,
+                        created_at=now,
+                        closes_at=closes_at,
+                    )
+                )
+        except IntegrityError:
+            pass  # the same story again (an idempotent publish): keep the first
+        story = self.get_story(key)
+        assert story is not None
+        return story
+
+    def get_story(self, key: str) -> Story | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(self._select().where(t.stories.c.key == key)).mappings().first()
+        return None if row is None else self._story(row)
+
+    def list_stories(self, limit: int) -> list[Story]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                self._select().order_by(t.stories.c.created_at.desc()).limit(limit)
+            ).mappings()
+            return [self._story(r) for r in rows]
+
+    def close_story(self, key: str, now: float) -> bool:
+        st = t.stories
+        with self.engine.begin() as conn:
+            return (
+                conn.execute(
+                    update(st)
+                    .where(st.c.key == key, st.c.closed_at.is_(None))
+                    .values(closed_at=now)
+                ).rowcount
+                == 1
+            )
+
+    def follow(self, key: str, subscription_id: int, now: float, limit: int) -> bool:
+        """False when this browser already follows `limit` stories (nothing stored)."""
+        f = t.story_follows
+        with self.engine.begin() as conn:
+            already = conn.execute(
+                select(func.count()).where(f.c.subscription_id == subscription_id)
+            ).scalar_one()
+            if already >= limit:
+                return False
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(f).values(
+                            story_key=key, subscription_id=subscription_id, created_at=now
+                        )
+                    )
+            except IntegrityError:
+                pass  # following twice is following
+        return True
+
+    def unfollow(self, key: str, subscription_id: int) -> bool:
+        f = t.story_follows
+        with self.engine.begin() as conn:
+            return (
+                conn.execute(
+                    delete(f).where(f.c.story_key == key, f.c.subscription_id == subscription_id)
+                ).rowcount
+                == 1
+            )
+
+    def followed(self, subscription_id: int) -> list[Story]:
+        f = t.story_follows
+        keys = select(f.c.story_key).where(f.c.subscription_id == subscription_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                self._select()
+                .where(t.stories.c.key.in_(keys))
+                .order_by(t.stories.c.created_at.desc())
+            ).mappings()
+            return [self._story(r) for r in rows]

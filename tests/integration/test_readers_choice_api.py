@@ -1,0 +1,153 @@
+"""Quiet hours, daily cap and followable stories over HTTP on SQLite and PostgreSQL: ownership
+by the auth secret, 4xx naming the field with nothing stored, follower counts for editors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import select
+
+from core.accounts import Role
+from core.adapters import tables as t
+from core.adapters.accounts_sql import SqlAccounts
+from tests.conftest import TEST_REDIS_DB, engine_database
+from tests.integration.test_subscription_api import Api, _build, _dispose, browser_sub
+
+NAIROBI_NIGHT = {"start": "22:00", "end": "06:00", "timeZone": "Africa/Nairobi"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
+) -> Iterator[Api]:
+    request.getfixturevalue("redis_url")
+    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
+    tmp = tmp_path_factory.mktemp(f"choice-{request.param}")
+    with engine_database(request, tmp) as url:
+        built = _build(tmp / "var", url, vapid_pem, PUBLIC_ORIGINS="https://news.example")
+        try:
+            yield built
+        finally:
+            _dispose(built)
+
+
+def _reader(api: Api) -> dict[str, Any]:
+    sub = browser_sub()
+    assert api.post("/api/v1/subscriptions", sub).status_code == 201
+    return sub
+
+
+def _proof(sub: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"endpoint": sub["endpoint"], "auth": sub["keys"]["auth"], **extra}
+
+
+def _editor(api: Api) -> dict[str, str]:
+    token = SqlAccounts(api.engine).create_token("stories-test", Role.EDITOR)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_quiet_hours_and_cap_need_the_auth_secret(api: Api) -> None:
+    sub = _reader(api)
+    body = _proof(sub, quietHours=NAIROBI_NIGHT, dailyCap=3)
+    saved = api.client.put("/api/v1/subscriptions/preferences", json=body)
+    assert saved.status_code == 200, saved.text
+    assert saved.json == {"quietHours": NAIROBI_NIGHT, "dailyCap": 3}
+    row = api.row(sub["endpoint"])
+    assert row is not None
+    assert (row["quiet_start_utc"], row["quiet_end_utc"], row["tz_offset_min"]) == (1140, 180, 180)
+    read = api.post("/api/v1/subscriptions/preferences", _proof(sub))
+    assert read.json == {"quietHours": NAIROBI_NIGHT, "dailyCap": 3}
+
+    forged = {**body, "auth": browser_sub()["keys"]["auth"], "dailyCap": None}
+    answer = api.client.put("/api/v1/subscriptions/preferences", json=forged)
+    assert answer.status_code == 404 and answer.json["error"]["field"] == "endpoint"
+    assert api.row(sub["endpoint"])["daily_cap"] == 3  # type: ignore[index]
+
+    cleared = _proof(sub, quietHours=None, dailyCap=None)
+    assert api.client.put("/api/v1/subscriptions/preferences", json=cleared).status_code == 200
+    assert api.row(sub["endpoint"])["quiet_start_utc"] is None  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"quietHours": {**NAIROBI_NIGHT, "start": "25:00"}}, "quietHours.start"),
+        ({"quietHours": {**NAIROBI_NIGHT, "timeZone": "Nowhere/Town"}}, "quietHours.timeZone"),
+        ({"dailyCap": 0}, "dailyCap"),
+        ({"dailyCap": "lots"}, "dailyCap"),
+    ],
+)
+def test_bad_choices_name_the_field_and_store_nothing(
+    api: Api, change: dict[str, Any], field: str
+) -> None:
+    sub = _reader(api)
+    body = {**_proof(sub, quietHours=NAIROBI_NIGHT, dailyCap=2), **change}
+    answer = api.client.put("/api/v1/subscriptions/preferences", json=body)
+    assert answer.status_code == 400 and answer.json["error"]["field"] == field
+    row = api.row(sub["endpoint"])
+    assert row is not None and row["quiet_start"] is None and row["daily_cap"] is None
+
+
+def test_a_followable_alert_opens_a_story_readers_follow_with_proof(api: Api) -> None:
+    editor = _editor(api)
+    sent = api.client.post(
+        "/api/v1/alerts",
+        json={
+            "title": "Live: the budget speech",
+            "body": "Follow for each announcement",
+            "url": "https://news.example/live/budget",
+            "topics": ["politics"],
+            "urgency": "normal",
+            "followable": True,
+        },
+        headers=editor,
+    )
+    assert sent.status_code == 202, sent.text
+    alert = api.client.get(f"/api/v1/alerts/{sent.json['id']}", headers=editor).json
+    key = alert["tag"]
+    assert alert["kind"] == "story"
+    public = api.client.get(f"/api/v1/stories/{key}")
+    assert public.json == {"key": key, "title": "Live: the budget speech", "open": True}
+
+    reader, outsider = _reader(api), _reader(api)
+    followed = api.post(f"/api/v1/stories/{key}/follow", _proof(reader))
+    assert followed.status_code == 200 and followed.json["open"] is True
+    forged = api.post(
+        f"/api/v1/stories/{key}/follow", _proof(reader, auth=outsider["keys"]["auth"])
+    )
+    assert forged.status_code == 404
+    again = api.post(f"/api/v1/stories/{key}/follow", _proof(reader))
+    assert again.status_code == 200
+    mine = api.post("/api/v1/subscriptions/stories", _proof(reader)).json["stories"]
+    assert [s["key"] for s in mine] == [key]
+    listed = api.client.get("/api/v1/stories", headers=editor).json["stories"]
+    assert [(s["key"], s["followers"]) for s in listed if s["key"] == key] == [(key, 1)]
+
+    assert api.post(f"/api/v1/stories/{key}/unfollow", _proof(reader)).status_code == 204
+    assert api.post("/api/v1/subscriptions/stories", _proof(reader)).json["stories"] == []
+    assert api.post(f"/api/v1/stories/{key}/follow", _proof(reader)).status_code == 200
+
+    closed = api.client.post(f"/api/v1/stories/{key}/close", json={}, headers=editor)
+    assert closed.status_code == 200 and closed.json["open"] is False
+    late = api.post(f"/api/v1/stories/{key}/follow", _proof(outsider))
+    assert late.status_code == 409 and late.json["error"]["field"] == "story"
+    update = api.client.post(
+        f"/api/v1/stories/{key}/updates", json={"title": "t", "body": "b"}, headers=editor
+    )
+    assert update.status_code == 409
+    with api.engine.connect() as conn:
+        audit = conn.execute(
+            select(t.audit_log.c.action).where(t.audit_log.c.target == key)
+        ).scalars()
+        assert list(audit) == ["story.close"]
+
+
+def test_story_routes_refuse_junk_and_outsiders(api: Api) -> None:
+    assert api.client.get("/api/v1/stories/not-a-key").status_code == 400
+    assert api.client.get("/api/v1/stories/nf" + "0" * 30).status_code == 404
+    assert api.client.get("/api/v1/stories").status_code == 401
+    assert api.client.post("/api/v1/stories/nf" + "0" * 30 + "/close", json={}).status_code == 401
