@@ -4,7 +4,6 @@ by the auth secret, 4xx naming the field with nothing stored, follower counts fo
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
