@@ -18,6 +18,7 @@ _PUBLIC = frozenset(
         "readers_choice.get_preferences",
         "readers_choice.set_preferences",
         "readers_choice.public_story",
+        "readers_choice.open_stories",
         "readers_choice.follow_story",
         "readers_choice.unfollow_story",
         "readers_choice.followed_stories",
@@ -55,6 +56,14 @@ def set_preferences() -> Response:
 # -- readers: follow a story ----------------------------------------------------------------
 def _story_json(story: Story) -> dict[str, object]:
     return story.public_json(ext().container.clock())
+
+
+@bp.get("/stories/open")
+def open_stories() -> Response:
+    stories = ext().container.stories.open_stories()
+    response = jsonify({"stories": [_story_json(s) for s in stories]})
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
 
 
 @bp.get("/stories/<key>")

@@ -17,6 +17,7 @@ from flask import (
     url_for,
 )
 
+from service.choice_texts import choice_texts
 from service.texts import manage_texts, request_language
 
 bp = Blueprint("reader", __name__)
@@ -55,6 +56,7 @@ def manage() -> str:
         active="alerts",
         lang=lang,
         texts=manage_texts(settings, lang),
+        choices=choice_texts(lang),
         topics=[(t.slug, t.name_in(lang)) for t in settings.topics],
     )
 
@@ -74,6 +76,11 @@ def widget() -> Response:
 @bp.get("/manage.js")
 def manage_script() -> Response:
     return _static_js("manage.js", 300)
+
+
+@bp.get("/manage.choices.js")
+def manage_choices_script() -> Response:
+    return _static_js("manage.choices.js", 300)
 
 
 @bp.get("/sw.js")

@@ -49,6 +49,9 @@ _TEXTS: Final[dict[str, dict[str, str]]] = {
         "refused": "Our server couldn't sign you up just now, so alerts are not on. Please try "
         "again later.",
         "fallbackTitle": "News alert",
+        "follow": "Follow this story",
+        "following": "Following this story ✓",
+        "followFailed": "We couldn't change that just now. Please try again.",
     },
     "sw": {
         "title": "Kuwa wa kwanza kujua.",
@@ -88,6 +91,9 @@ _TEXTS: Final[dict[str, dict[str, str]]] = {
         "refused": "Seva yetu haikuweza kukusajili sasa hivi, kwa hivyo arifa hazijawashwa. "
         "Tafadhali jaribu tena baadaye.",
         "fallbackTitle": "Arifa ya habari",
+        "follow": "Fuatilia habari hii",
+        "following": "Unafuatilia habari hii ✓",
+        "followFailed": "Hatukuweza kubadilisha hilo sasa hivi. Tafadhali jaribu tena.",
     },
 }
 

@@ -78,6 +78,17 @@ class SqlStories:
             ).mappings()
             return [self._story(r) for r in rows]
 
+    def open_stories(self, now: float, limit: int) -> list[Story]:
+        st = t.stories
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                self._select()
+                .where(st.c.closed_at.is_(None), st.c.closes_at > now)
+                .order_by(st.c.created_at.desc())
+                .limit(limit)
+            ).mappings()
+            return [self._story(r) for r in rows]
+
     def close_story(self, key: str, now: float) -> bool:
         st = t.stories
         with self.engine.begin() as conn:

@@ -99,6 +99,10 @@ class Stories:
         sub = subs.owned_subscription(self.subscriptions, *_proof(body))
         self.stories.unfollow(rules.parse_key(key), sub.id)
 
+    def open_stories(self, limit: int = 20) -> list[Story]:
+        """What a reader may follow now (the manage page lists them)."""
+        return self.stories.open_stories(self.clock(), limit)
+
     def followed(self, body: Mapping[str, Any]) -> list[Story]:
         sub = subs.owned_subscription(self.subscriptions, *_proof(body))
         return self.stories.followed(sub.id)

@@ -63,6 +63,10 @@
     form.querySelectorAll('input').forEach(function (b) { b.checked = slugs.indexOf(b.value) >= 0; });
   }
 
+  function changed() {
+    d.dispatchEvent(new CustomEvent('newsflash:subscription'));
+  }
+
   function showOn(topics) {
     known = true;
     setChecked(topics);
@@ -163,6 +167,7 @@
     var slow = setTimeout(function () { say(T.slow); }, 6000);
     turnOn(topics).then(function (saved) {
       showOn(saved);
+      changed();
       say(T.signedUp.replace('{topics}', names(saved)));
     }, function (e) {
       var code = /permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push';
@@ -204,6 +209,7 @@
     remember(TURNED_OFF, String(Date.now()));
     offButton.disabled = false;
     showTurnOn(T.offState);
+    changed();
     say(deleted ? T.turnedOff : T.turnedOffLater);
     state.setAttribute('tabindex', '-1');
     state.focus();

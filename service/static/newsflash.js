@@ -90,6 +90,9 @@
     '.nf-status:not(:empty){margin-top:10px}.nf-status a{color:#0b4f9c}' +
     '.nf-link{position:fixed;z-index:2147483000;bottom:12px;right:12px;background:#fff;color:#0b4f9c;' +
     'border:1px solid #767676;border-radius:16px;padding:4px 12px;font:14px system-ui,sans-serif}' +
+    '.nf-follow{display:inline-block;margin:12px 0;cursor:pointer;border-radius:6px;padding:9px 16px;' +
+    'border:2px solid #0b4f9c;background:#fff;color:#0b4f9c;font:600 16px system-ui,sans-serif}' +
+    '.nf-follow[aria-pressed=true]{background:#0b4f9c;color:#fff}.nf-follow:disabled{opacity:.6;cursor:wait}' +
     '@media (max-width:480px){.nf{left:8px;right:8px;bottom:8px;max-width:none}}';
 
   function addStyle() {
@@ -101,6 +104,41 @@
     var a = el('a', { href: MANAGE, class: 'nf-link' }, T.manage);
     var slot = d.getElementById('newsflash-manage');
     if (slot) { a.className = ''; slot.appendChild(a); } else d.body.appendChild(a);
+  }
+
+  // "Follow this story" where the page names one: data-story on our script tag, or
+  // <meta name="newsflash:story" content="...">. Updates then replace each other on screen.
+  function namedStory() {
+    var meta = d.querySelector('meta[name="newsflash:story"]');
+    var key = (me && me.dataset.story) || (meta && meta.content) || '';
+    return /^nf[0-9a-f]{30}$/.test(key) ? key : null;
+  }
+
+  async function followButton(sub) {
+    var key = namedStory();
+    if (!key || !sub) return;
+    var story = await (await fetch(API + '/api/v1/stories/' + key, { credentials: 'omit' })).json();
+    if (!story.open) return;
+    addStyle();
+    var json = sub.toJSON(), proof = { endpoint: json.endpoint, auth: json.keys.auth };
+    var mine = await post('/api/v1/subscriptions/stories', proof);
+    var following = mine.ok && (await mine.json()).stories.some(function (s) { return s.key === key; });
+    var button = el('button', { type: 'button', class: 'nf-follow', 'aria-pressed': String(following) });
+    var shown = function () { button.textContent = following ? T.following : T.follow; };
+    shown();
+    button.onclick = async function () {
+      button.disabled = true;
+      var answer = await post('/api/v1/stories/' + key + (following ? '/unfollow' : '/follow'), proof)
+        .catch(function () { return null; });
+      if (answer && answer.ok) following = !following;
+      button.setAttribute('aria-pressed', String(following));
+      shown();
+      if (!answer || !answer.ok) button.textContent = T.followFailed;
+      button.disabled = false;
+    };
+    var slot = d.getElementById('newsflash-follow');
+    if (slot) slot.appendChild(button); else if (me && me.parentNode) me.parentNode.insertBefore(button, me.nextSibling);
+    else d.body.appendChild(button);
   }
 
   function close() {
@@ -203,6 +241,9 @@
         root.appendChild(row);
         say(T.signedUp.replace('{topics}', names), true);
         mark('subscribed');
+        navigator.serviceWorker.getRegistration().then(function (reg) {
+          return reg && reg.pushManager.getSubscription();
+        }).then(followButton).catch(function () {});
         statusEl.setAttribute('tabindex', '-1');
         statusEl.focus();
       }, function (err) {
@@ -285,7 +326,7 @@
     var config = await (await fetch(API + '/api/v1/config?lang=' + encodeURIComponent(LANGS),
       { credentials: 'omit' })).json();
     T = Object.assign({ lang: config.lang }, config.prompt);
-    if (sub) return manageLink(), mark('subscribed');
+    if (sub) return manageLink(), mark('subscribed'), followButton(sub);
     if (since(DISMISSED) < config.prompt.reaskDays * DAY_MS) return mark('snoozed');
     if (since(TURNED_OFF) < config.prompt.reaskAfterOffDays * DAY_MS) return mark('turned-off');
     if (steps) return showSteps(), mark('homescreen');

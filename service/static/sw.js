@@ -9,6 +9,11 @@ var HOME = self.location.origin + '/';
 var CONFIG_MAX_AGE_MS = 864e5;
 // The title of an alert whose payload cannot be read, in the reader's language (from the widget).
 var FALLBACK_TITLE = { en: 'News alert', sw: 'Arifa ya habari' };
+// The action on an alert that opens a followable story, and what following it then says.
+var FOLLOW = {
+  en: { action: 'Follow this story', done: 'You follow this story: updates will replace this one.' },
+  sw: { action: 'Fuatilia habari hii', done: 'Unafuatilia habari hii: taarifa mpya zitachukua nafasi ya hii.' }
+};
 
 /* -- a tiny key-value store in IndexedDB (survives worker restarts) -------------------------- */
 function kv(key, value) {
@@ -132,8 +137,12 @@ async function showAlert(data) {
   if (a.lang) options.lang = a.lang;
   if (a.dir === 'ltr' || a.dir === 'rtl' || a.dir === 'auto') options.dir = a.dir;
   if (a.silent) options.silent = true;
-  var title = a.title ||
-    FALLBACK_TITLE[await kv('lang').catch(function () { return null; })] || FALLBACK_TITLE.en;
+  var lang = await kv('lang').catch(function () { return null; });
+  if (p.follow === true && options.tag && canAct()) {
+    options.actions = [{ action: 'follow', title: (FOLLOW[lang] || FOLLOW.en).action }];
+    options.data.story = options.tag;
+  }
+  var title = a.title || FALLBACK_TITLE[lang] || FALLBACK_TITLE.en;
   var shown = showing.then(function () { return display(title, options); });
   showing = shown.catch(function () {});
   await shown;
@@ -184,8 +193,32 @@ async function openAlert(notification) {
   return url;
 }
 
+function canAct() {
+  return typeof Notification !== 'undefined' && 'actions' in Notification.prototype &&
+    (Notification.maxActions || 0) > 0;
+}
+
+/* -- "Follow this story": the subscription itself proves who follows -------------------------- */
+async function followStory(notification) {
+  var data = notification.data || {};
+  var sub = await self.registration.pushManager.getSubscription();
+  if (!sub || !/^nf[0-9a-f]{30}$/.test(text(data.story))) return;
+  var json = sub.toJSON();
+  var answer = await post('/api/v1/stories/' + data.story + '/follow',
+    { endpoint: json.endpoint, auth: json.keys.auth }).catch(function () { return null; });
+  if (!answer || !answer.ok) return;
+  var lang = await kv('lang').catch(function () { return null; });
+  await self.registration.showNotification(notification.title, {
+    body: (FOLLOW[lang] || FOLLOW.en).done, tag: data.story, data: { url: data.url, id: data.id }
+  });
+}
+
 self.addEventListener('notificationclick', function (event) {
   event.notification.close();
+  if (event.action === 'follow') {
+    event.waitUntil(followStory(event.notification));
+    return;
+  }
   event.waitUntil(openAlert(event.notification));
 });
 

@@ -1,0 +1,124 @@
+/* Newsflash manage page, readers' choices: quiet hours, a daily cap, and stories to follow.
+   Every call proves the subscription is this browser's own (endpoint + auth secret). */
+(function () {
+  'use strict';
+  var d = document;
+  var page = d.getElementById('nf-manage');
+  var API = page.dataset.api || location.origin;
+  var C = JSON.parse(d.getElementById('nf-choice-texts').textContent);
+  var choices = d.getElementById('nf-choices');
+  var stories = d.getElementById('nf-stories');
+  var quietOn = d.getElementById('nf-quiet-on');
+  var start = d.getElementById('nf-quiet-start');
+  var end = d.getElementById('nf-quiet-end');
+  var cap = d.getElementById('nf-cap');
+  var saveButton = d.getElementById('nf-choices-save');
+  var list = d.getElementById('nf-story-list');
+  var none = d.getElementById('nf-no-stories');
+  var message = d.getElementById('nf-message');
+  var ZONE = (Intl.DateTimeFormat().resolvedOptions().timeZone) || 'UTC';
+  var proof = null;
+
+  function call(path, body, method) {
+    return fetch(API + path, {
+      method: method || 'POST', credentials: 'omit',
+      headers: { 'Content-Type': 'application/json' }, body: body ? JSON.stringify(body) : undefined
+    });
+  }
+
+  function times() {
+    start.disabled = end.disabled = !quietOn.checked;
+  }
+
+  function summary(prefs) {
+    var q = prefs.quietHours;
+    return [q ? C.summaryQuiet.replace('{start}', q.start).replace('{end}', q.end) : C.summaryNoQuiet,
+      prefs.dailyCap ? C.summaryCap.replace('{cap}', prefs.dailyCap) : C.summaryNoCap].join(' ');
+  }
+
+  function showPrefs(prefs) {
+    var q = prefs.quietHours;
+    quietOn.checked = !!q;
+    if (q) { start.value = q.start; end.value = q.end; }
+    cap.value = prefs.dailyCap ? String(prefs.dailyCap) : '';
+    d.getElementById('nf-zone').textContent = C.zone.replace('{zone}', q ? q.timeZone : ZONE);
+    times();
+  }
+
+  async function save() {
+    saveButton.disabled = true;
+    var body = Object.assign({}, proof, {
+      quietHours: quietOn.checked ? { start: start.value, end: end.value, timeZone: ZONE } : null,
+      dailyCap: cap.value ? Number(cap.value) : null
+    });
+    try {
+      var answer = await call('/api/v1/subscriptions/preferences', body, 'PUT');
+      if (!answer.ok) throw new Error(String(answer.status));
+      var prefs = await answer.json();
+      showPrefs(prefs);
+      message.textContent = C.choicesSaved.replace('{summary}', summary(prefs));
+    } catch (e) {
+      message.textContent = C.choicesFailed;
+    }
+    saveButton.disabled = false;
+  }
+
+  function storyItem(story, following) {
+    var item = d.createElement('li');
+    var title = item.appendChild(d.createElement('span'));
+    title.textContent = story.title;
+    var button = item.appendChild(d.createElement('button'));
+    button.type = 'button';
+    button.className = following ? 'danger' : 'primary';
+    button.dataset.story = story.key;
+    button.textContent = following ? C.unfollow : C.follow;
+    button.setAttribute('aria-label', (following ? C.unfollow : C.follow) + ': ' + story.title);
+    if (following) {
+      var mark = item.insertBefore(d.createElement('em'), button);
+      mark.textContent = C.followingLabel;
+    }
+    button.onclick = async function () {
+      button.disabled = true;
+      var answer = await call('/api/v1/stories/' + story.key + (following ? '/unfollow' : '/follow'), proof)
+        .catch(function () { return null; });
+      if (!answer || !answer.ok) message.textContent = C.choicesFailed;
+      await loadStories();
+    };
+    return item;
+  }
+
+  async function loadStories() {
+    var open = await (await call('/api/v1/stories/open', null, 'GET')).json();
+    var mine = await (await call('/api/v1/subscriptions/stories', proof)).json();
+    var followed = {};
+    mine.stories.forEach(function (s) { followed[s.key] = true; });
+    var shown = open.stories.concat(mine.stories.filter(function (s) {
+      return s.open && !open.stories.some(function (o) { return o.key === s.key; });
+    }));
+    list.replaceChildren.apply(list, shown.map(function (s) { return storyItem(s, !!followed[s.key]); }));
+    none.hidden = shown.length > 0;
+    stories.hidden = false;
+  }
+
+  async function load() {
+    choices.hidden = stories.hidden = true;
+    proof = null;
+    var reg = 'serviceWorker' in navigator && await navigator.serviceWorker.getRegistration();
+    var sub = reg && reg.pushManager && await reg.pushManager.getSubscription();
+    if (!sub) return;
+    var json = sub.toJSON();
+    var mine = { endpoint: json.endpoint, auth: json.keys.auth };
+    var answer = await call('/api/v1/subscriptions/preferences', mine);
+    if (!answer.ok) return;
+    proof = mine;
+    showPrefs(await answer.json());
+    choices.hidden = false;
+    await loadStories();
+  }
+
+  quietOn.addEventListener('change', times);
+  saveButton.addEventListener('click', save);
+  // manage.js says when this browser's subscription changed (turned on or off).
+  d.addEventListener('newsflash:subscription', function () { load().catch(function () {}); });
+  load().catch(function () {});
+})();
