@@ -17,6 +17,7 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.alerts_sql import SqlAlerts
 from core.adapters.articles import HttpArticleFetcher
 from core.adapters.celery_queue import CeleryTaskQueue, make_producer
+from core.adapters.choices_sql import SqlReaderChoices
 from core.adapters.duplicates_sql import SqlRecentAlerts
 from core.adapters.feeds_sql import SqlFeeds
 from core.adapters.fetch import BoundedFetcher
@@ -114,6 +115,10 @@ class Container:
     @property
     def preferences(self) -> SqlPreferences:
         return self._part("preferences", lambda: SqlPreferences(self.engine))
+
+    @property
+    def choices(self) -> SqlReaderChoices:
+        return self._part("choices", lambda: SqlReaderChoices(self.engine, self.store.mask_of))
 
     @property
     def story_store(self) -> SqlStories:
@@ -393,6 +398,7 @@ class Container:
                 subscription_max_age_days=self.settings.subscription_max_age_days,
                 gate=self.readiness,
                 clock=self.clock,
+                choices=self.choices,
             ),
         )
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.choices import ChoiceStore, choice_step, uses_choices
 from core.completion import finish_if_done
 from core.endpoints import EndpointPolicy
 from core.model import Lane
@@ -43,37 +44,55 @@ def plan_fanout(
     queue: TaskQueue,
     policy: DeliveryPolicy,
     clock: Callable[[], float] = time.time,
+    choices: ChoiceStore | None = None,
 ) -> int:
     """Walk the audience in keyset pages of ids; one delivery task per page. Resumable.
 
     Each page is committed with the planning cursor before its task is enqueued, so a re-run
-    (a redelivered task, the reconciler) continues where the last one stopped.
+    (a redelivered task, the reconciler) continues where the last one stopped. With `choices`,
+    non-breaking alerts honour readers' quiet hours and caps, and story updates reach followers.
     """
     alert = store.start_sending(alert_id, clock())
     if alert is None:
         return 0
     lane = alert.lane
+    with_choices = choices is not None and uses_choices(alert)
     after = store.planned_through(alert_id)
-    planned = 0
+    pages = planned = 0
     while True:
-        if planned % 20 == 0 and store.is_stopped(alert_id):
+        if pages % 20 == 0 and store.is_stopped(alert_id):
             log.info("planning stopped", extra={"alert_id": alert_id})
             return planned
-        ids = store.next_audience_page(alert, after, policy.batch_size)
-        if not ids:
-            break
         try:
-            batch_id = store.add_batch(alert_id, ids, ids[-1], clock())
+            if choices is not None and with_choices:
+                step = choice_step(alert, after, choices, policy.batch_size, clock)
+            else:
+                step = _plain_step(alert, after, store, policy.batch_size, clock)
         except PlanningConflict:
             log.info("another planner is ahead; stopping", extra={"alert_id": alert_id})
             return planned
-        after = ids[-1]
-        planned += 1
-        _enqueue_batch(queue, batch_id, alert_id, lane)
+        if step is None:
+            break
+        batch_id, after = step
+        pages += 1
+        if batch_id is not None:
+            planned += 1
+            _enqueue_batch(queue, batch_id, alert_id, lane)
     store.finish_planning(alert_id, clock())
+    if choices is not None and with_choices:
+        choices.settle_audience(alert_id)
     finish_if_done(store, alert_id, clock())
     log.info("planned", extra={"alert_id": alert_id, "batches": planned})
     return planned
+
+
+def _plain_step(
+    alert: Alert, after: int, store: PlanningStore, batch_size: int, clock: Callable[[], float]
+) -> tuple[int | None, int] | None:
+    ids = store.next_audience_page(alert, after, batch_size)
+    if not ids:
+        return None
+    return store.add_batch(alert.id, ids, ids[-1], clock()), ids[-1]
 
 
 def _enqueue_batch(queue: TaskQueue, batch_id: int, alert_id: int, lane: Lane) -> None:
@@ -100,6 +119,24 @@ def schedule_due_retries(
         _enqueue_batch(queue, batch_id, alert_id, alert.lane if alert else Lane.ROUTINE)
         enqueued += 1
     return enqueued
+
+
+def release_held(
+    choices: ChoiceStore,
+    store: RecoveryStore,
+    queue: TaskQueue,
+    policy: DeliveryPolicy,
+    clock: Callable[[], float] = time.time,
+) -> int:
+    """Periodic (with the retries): readers whose quiet hours ended get their held alerts."""
+    released = 0
+    for batch_id, alert_id in choices.release_held(
+        clock(), 20 * policy.batch_size, policy.batch_size
+    ):
+        alert = store.get_alert(alert_id)
+        _enqueue_batch(queue, batch_id, alert_id, alert.lane if alert else Lane.ROUTINE)
+        released += 1
+    return released
 
 
 def reconcile(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from core import delivery
+from core.choices import ChoiceStore
 from core.delivery import BatchReport, DeliveryPolicy
 from core.outcomes import Decision
 from core.ports import (
@@ -56,11 +57,13 @@ class Delivery:
         subscription_max_age_days: int,
         clock: Callable[[], float] = time.time,
         gate: GateCheck | None = None,
+        choices: ChoiceStore | None = None,
     ) -> None:
         self.planning = planning
         self.ledger = ledger
         self.recovery = recovery
         self.gate = gate
+        self.choices = choices
         self.queue = queue
         self.sender = sender
         self.hosts = hosts
@@ -74,7 +77,9 @@ class Delivery:
         """Walk the alert's audience into batches and enqueue one delivery task per batch."""
         if self.gate is not None and self.gate.holds(alert_id):
             return 0  # waiting for its article: the gate plans it when it opens
-        return delivery.plan_fanout(alert_id, self.planning, self.queue, self.policy, self.clock)
+        return delivery.plan_fanout(
+            alert_id, self.planning, self.queue, self.policy, self.clock, self.choices
+        )
 
     def deliver(
         self,
@@ -111,7 +116,13 @@ class Delivery:
         return self._finishing.drain(timeout_s)
 
     def retry_due(self) -> int:
-        return delivery.schedule_due_retries(self.recovery, self.queue, self.policy, self.clock)
+        """Due retries, and readers whose quiet hours are over, back into batches."""
+        batches = delivery.schedule_due_retries(self.recovery, self.queue, self.policy, self.clock)
+        if self.choices is not None:
+            batches += delivery.release_held(
+                self.choices, self.recovery, self.queue, self.policy, self.clock
+            )
+        return batches
 
     def reconcile(self) -> dict[str, int]:
         return delivery.reconcile(self.recovery, self.queue, self.policy, self.clock)

@@ -1,0 +1,317 @@
+"""Readers' choices in the fan-out (SQLite and PostgreSQL): quiet hours, daily caps, followers.
+
+The planner's audience page for a non-breaking alert (and for any story update) comes from one
+query that also says, per reader, whether they are capped today or in their quiet hours now and
+until which UTC minute; the whole selection happens in the database, page by page. Held readers
+get a HELD ledger row due when their quiet hours end, and the beat's retry round releases them
+into ordinary retry batches (or drops them if the alert's TTL has run out by then).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    and_,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.adapters import tables as t
+from core.choices import AudiencePage
+from core.model import Alert, AlertKind, AlertStatus, BatchStatus, LedgerStatus
+from core.ports import PlanningConflict
+from core.quiet import release_at, still_wanted, utc_minute, waits_for_readers
+
+CAPPED = -1  # the page query's hold column: skipped for the reader's cap (else an end minute)
+
+
+def _in_quiet(minute: int) -> Any:
+    s = t.subscriptions
+    qs, qe = s.c.quiet_start_utc, s.c.quiet_end_utc
+    return and_(
+        qs.is_not(None),
+        or_(
+            and_(qs < qe, qs <= minute, qe > minute),
+            and_(qs > qe, or_(qs <= minute, qe > minute)),
+        ),
+    )
+
+
+def _today(now: float) -> Any:
+    """The reader's local day number, per row (their zone's offset, else UTC)."""
+    s = t.subscriptions
+    # Integer literals: the offset column is a smallint, and PostgreSQL would bind 86400 as one.
+    offset_s = func.coalesce(s.c.tz_offset_min, 0) * literal(60, Integer)
+    return (literal(int(now), Integer) + offset_s) // literal(86400, Integer)
+
+
+def _capped(now: float) -> Any:
+    s = t.subscriptions
+    return and_(
+        s.c.daily_cap.is_not(None), s.c.cap_day == _today(now), s.c.cap_count >= s.c.daily_cap
+    )
+
+
+class SqlReaderChoices:
+    def __init__(self, engine: Engine, mask_of: Callable[[Iterable[str]], int]) -> None:
+        self.engine = engine
+        self.mask_of = mask_of
+
+    # -- planning ---------------------------------------------------------------------------
+    def next_choice_page(
+        self, alert: Alert, after_id: int, limit: int, now: float
+    ) -> AudiencePage | None:
+        """The next page of the audience with each reader's choice applied (None: no more)."""
+        s, f = t.subscriptions, t.story_follows
+        waits = waits_for_readers(alert)
+        hold = (
+            case(
+                (_capped(now), CAPPED),
+                (_in_quiet(utc_minute(now)), s.c.quiet_end_utc),
+                else_=None,
+            )
+            if waits
+            else literal(None, Integer)
+        )
+        has_cap = s.c.daily_cap.is_not(None) if waits else literal(False)
+        if alert.kind is AlertKind.UPDATE:
+            st = t.stories
+            story_open = exists().where(
+                st.c.key == alert.story_key, st.c.closed_at.is_(None), st.c.closes_at > now
+            )
+            q = (
+                select(s.c.id, hold, has_cap)
+                .select_from(f.join(s, s.c.id == f.c.subscription_id))
+                .where(f.c.story_key == alert.story_key, f.c.subscription_id > after_id, story_open)
+                .order_by(f.c.subscription_id)
+                .limit(limit)
+            )
+        else:
+            mask = self.mask_of(alert.topics)
+            q = (
+                select(s.c.id, hold, has_cap)
+                .where(s.c.id > after_id, s.c.topic_mask.op("&")(mask) != 0)
+                .order_by(s.c.id)
+                .limit(limit)
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        if not rows:
+            return None
+        return _sort_page(alert, rows, now)
+
+    def add_choice_page(
+        self, alert: Alert, after_id: int, page: AudiencePage, now: float
+    ) -> int | None:
+        """Commit a page: the batch of readers to push now (its id, or None if nobody), the held,
+        expired and capped readers' ledger rows, their counts, the cap counters and the cursor,
+        in one transaction; a concurrent planner loses the race cleanly (PlanningConflict)."""
+        a = t.alerts
+        with self.engine.begin() as conn:
+            seq = conn.execute(
+                update(a)
+                .where(a.c.id == alert.id, a.c.planned_through == after_id, a.c.planned.is_(False))
+                .values(
+                    planned_through=page.last_id,
+                    batches_total=a.c.batches_total + (1 if page.send else 0),
+                    progress_at=now,
+                    held=a.c.held + len(page.held) + len(page.expired),
+                    expired=a.c.expired + len(page.expired),
+                    capped=a.c.capped + len(page.capped),
+                )
+                .returning(a.c.batches_total)
+            ).scalar_one_or_none()
+            if seq is None:
+                raise PlanningConflict(alert.id)
+            _ledger(conn, alert.id, now, [(i, LedgerStatus.HELD, at) for i, at in page.held])
+            _ledger(conn, alert.id, now, [(i, LedgerStatus.EXPIRED, None) for i in page.expired])
+            _ledger(conn, alert.id, now, [(i, LedgerStatus.CAPPED, None) for i in page.capped])
+            if page.counted:
+                _count_towards_caps(conn, page.counted, now)
+            if not page.send:
+                return None
+            return int(
+                conn.execute(
+                    insert(t.batches)
+                    .values(
+                        alert_id=alert.id,
+                        seq=seq,
+                        kind="plan",
+                        subscription_ids=json.dumps(page.send),
+                        size=len(page.send),
+                        status=BatchStatus.QUEUED.value,
+                        created_at=now,
+                        runs=0,
+                    )
+                    .returning(t.batches.c.id)
+                ).scalar_one()
+            )
+
+    def settle_audience(self, alert_id: int) -> None:
+        """The audience is who was pushed at once plus who was held (recomputed: idempotent)."""
+        a, b = t.alerts, t.batches
+        planned = (
+            select(func.coalesce(func.sum(b.c.size), 0))
+            .where(b.c.alert_id == alert_id, b.c.kind == "plan")
+            .scalar_subquery()
+        )
+        with self.engine.begin() as conn:
+            conn.execute(update(a).where(a.c.id == alert_id).values(audience=planned + a.c.held))
+
+    # -- the beat: quiet hours over ---------------------------------------------------------
+    def release_held(self, now: float, limit: int, batch_size: int) -> list[tuple[int, int]]:
+        """Held readers whose quiet hours are over become retry batches (returned as
+        (batch, alert) to enqueue); those whose alert's TTL ran out meanwhile are expired."""
+        d, a = t.deliveries, t.alerts
+        with self.engine.connect() as conn:
+            due = conn.execute(
+                select(d.c.alert_id, d.c.subscription_id, a.c.created_at, a.c.started_at, a.c.ttl_s)
+                .join(a, a.c.id == d.c.alert_id)
+                .where(
+                    d.c.status == int(LedgerStatus.HELD),
+                    d.c.next_attempt_at <= now,
+                    a.c.status == AlertStatus.SENDING.value,
+                )
+                .order_by(d.c.alert_id, d.c.subscription_id)
+                .limit(limit)
+            ).all()
+        by_alert: dict[int, tuple[bool, list[int]]] = {}
+        for alert_id, sid, created_at, started_at, ttl_s in due:
+            alive = now < (started_at or created_at) + ttl_s
+            by_alert.setdefault(alert_id, (alive, []))[1].append(sid)
+        created: list[tuple[int, int]] = []
+        for alert_id, (alive, sids) in by_alert.items():
+            for start in range(0, len(sids), batch_size):
+                batch = self._release(alert_id, sids[start : start + batch_size], alive, now)
+                if batch is not None:
+                    created.append((batch, alert_id))
+        return created
+
+    def _release(self, alert_id: int, sids: list[int], alive: bool, now: float) -> int | None:
+        d, a = t.deliveries, t.alerts
+        to = LedgerStatus.REQUEUED if alive else LedgerStatus.EXPIRED
+        with self.engine.begin() as conn:
+            taken = (
+                conn.execute(
+                    update(d)
+                    .where(
+                        d.c.alert_id == alert_id,
+                        d.c.subscription_id.in_(sids),
+                        d.c.status == int(LedgerStatus.HELD),
+                    )
+                    .values(status=int(to), updated_at=now)
+                    .returning(d.c.subscription_id)
+                )
+                .scalars()
+                .all()
+            )
+            if not taken:
+                return None
+            if not alive:
+                conn.execute(
+                    update(a).where(a.c.id == alert_id).values(expired=a.c.expired + len(taken))
+                )
+                return None
+            seq = conn.execute(
+                update(a)
+                .where(a.c.id == alert_id)
+                .values(
+                    batches_total=a.c.batches_total + 1,
+                    released=a.c.released + len(taken),
+                    progress_at=now,
+                )
+                .returning(a.c.batches_total)
+            ).scalar_one()
+            return int(
+                conn.execute(
+                    insert(t.batches)
+                    .values(
+                        alert_id=alert_id,
+                        seq=seq,
+                        kind="retry",
+                        subscription_ids=json.dumps(sorted(taken)),
+                        size=len(taken),
+                        status=BatchStatus.QUEUED.value,
+                        created_at=now,
+                        runs=0,
+                    )
+                    .returning(t.batches.c.id)
+                ).scalar_one()
+            )
+
+
+def _sort_page(alert: Alert, rows: Sequence[Any], now: float) -> AudiencePage:
+    """Split one page by the hold column the database computed (no per-reader rules here)."""
+    page = AudiencePage(last_id=int(rows[-1][0]))
+    release: dict[int, float] = {}
+    for sid, hold, has_cap in rows:
+        if hold is None:
+            page.send.append(int(sid))
+        elif hold == CAPPED:
+            page.capped.append(int(sid))
+            continue
+        else:
+            end = int(hold)
+            if end not in release:
+                release[end] = release_at(end, now)
+            at = release[end]
+            if still_wanted(alert, at):
+                page.held.append((int(sid), at))
+            else:
+                page.expired.append(int(sid))
+                continue
+        if has_cap:
+            page.counted.append(int(sid))
+    return page
+
+
+def _ledger(
+    conn: Connection,
+    alert_id: int,
+    now: float,
+    rows: Sequence[tuple[int, LedgerStatus, float | None]],
+) -> None:
+    if not rows:
+        return
+    d = t.deliveries
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = [
+        {
+            "alert_id": alert_id,
+            "subscription_id": sid,
+            "status": int(status),
+            "attempts": 0,
+            "status_code": None,
+            "next_attempt_at": at,
+            "updated_at": now,
+        }
+        for sid, status, at in rows
+    ]
+    conn.execute(dialect.insert(d).values(values).on_conflict_do_nothing())
+
+
+def _count_towards_caps(conn: Connection, ids: list[int], now: float) -> None:
+    """This alert counts towards each reader's cap for their local today."""
+    s = t.subscriptions
+    today = _today(now)
+    conn.execute(
+        update(s)
+        .where(s.c.id.in_(ids))
+        .values(
+            cap_count=case((s.c.cap_day == today, func.coalesce(s.c.cap_count, 0) + 1), else_=1),
+            cap_day=today,
+        )
+    )

@@ -1,0 +1,71 @@
+"""Readers' choices in the fan-out: which page readers are pushed now, held or skipped.
+
+The database sorts each audience page (core/adapters/choices_sql.py); the planner commits the
+page, and the beat's retry round releases held readers when their quiet hours end.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from core.model import Alert, AlertKind
+from core.quiet import waits_for_readers
+
+log = logging.getLogger("newsflash.delivery")
+
+
+@dataclass
+class AudiencePage:
+    """One keyset page of an alert's audience, sorted by the readers' choices."""
+
+    last_id: int
+    send: list[int] = field(default_factory=list)
+    held: list[tuple[int, float]] = field(default_factory=list)  # (subscription, release time)
+    expired: list[int] = field(default_factory=list)  # quiet until after the alert's TTL
+    capped: list[int] = field(default_factory=list)
+    counted: list[int] = field(default_factory=list)  # readers with a cap who get this alert
+
+
+class ChoiceStore(Protocol):
+    def next_choice_page(
+        self, alert: Alert, after_id: int, limit: int, now: float
+    ) -> AudiencePage | None: ...
+    def add_choice_page(
+        self, alert: Alert, after_id: int, page: AudiencePage, now: float
+    ) -> int | None: ...
+    def settle_audience(self, alert_id: int) -> None: ...
+    def release_held(self, now: float, limit: int, batch_size: int) -> list[tuple[int, int]]: ...
+
+
+def uses_choices(alert: Alert) -> bool:
+    """Non-breaking alerts honour quiet hours and caps; story updates go to followers only."""
+    return waits_for_readers(alert) or alert.kind is AlertKind.UPDATE
+
+
+def choice_step(
+    alert: Alert,
+    after: int,
+    choices: ChoiceStore,
+    batch_size: int,
+    clock: Callable[[], float],
+) -> tuple[int | None, int] | None:
+    """Plan one page: (the batch to push now or None, the new cursor); None when done."""
+    now = clock()
+    page = choices.next_choice_page(alert, after, batch_size, now)
+    if page is None:
+        return None
+    batch_id = choices.add_choice_page(alert, after, page, now)
+    if page.held or page.capped or page.expired:
+        log.info(
+            "readers' choices",
+            extra={
+                "alert_id": alert.id,
+                "held": len(page.held),
+                "expired": len(page.expired),
+                "capped": len(page.capped),
+            },
+        )
+    return batch_id, page.last_id
