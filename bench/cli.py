@@ -37,6 +37,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
         timeout_s=args.timeout,
         out=Path(args.out) if args.out else None,
         label=args.label or "",
+        quiet_share=args.quiet_share,
     )
     report = run(opts)
     path = save(report, opts.out)
@@ -104,6 +105,14 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, help="seconds to wait for the fan-out")
     p.add_argument("--out", help="JSON report path (default bench/results/fanout-*.json)")
     p.add_argument("--label", help="a note stored in the report")
+    p.add_argument(
+        "--quiet-share",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="this share of readers (0-1) in their quiet hours: each repeat then times a"
+        " breaking alert and a routine one (held for them) and compares worker CPU per push",
+    )
     p.set_defaults(func=cmd_bench_fanout, needs_keys=False)
 
     p = bench.add_parser("sink", help="run the benchmark push sink in the foreground")

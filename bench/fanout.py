@@ -69,6 +69,7 @@ class Options:
     keys_cache: Path | None = None
     quiet: bool = False
     label: str = ""
+    quiet_share: float = 0.0  # readers in quiet hours (bench/quiet.py)
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -727,6 +728,14 @@ def run(opts: Options) -> dict[str, Any]:
         )
         insert_s = insert_subscriptions(engine, keys, endpoints, store.topics.mask_of(["breaking"]))
         store.subscriptions.recount_masks()
+        from bench import quiet as quiet_hours
+
+        if opts.quiet_share and opts.profile != "plain":
+            raise ValueError("--quiet-share runs with the plain profile")
+        quiet = (
+            quiet_hours.mark_quiet(engine, opts.quiet_share, time.time()) if opts.quiet_share else 0
+        )
+        report["config"]["readers_in_quiet_hours"] = quiet
         token = SqlAccounts(engine).create_token("bench", Role.EDITOR, created_by="bench")
         report["setup"] = {
             "keys_s": round(keygen_s, 2),
@@ -808,15 +817,16 @@ def run(opts: Options) -> dict[str, Any]:
         timeout_s = opts.timeout_s or max(60.0, n / 300)
         runs: list[dict[str, Any]] = []
         loaded: list[float] = []
-        for rep in range(repeats):
-            sink.reset(n)
+        plan = [(rep, *alert) for rep in range(repeats) for alert in quiet_hours.alerts(n, quiet)]
+        for rep, kind, fields, expect in plan:
+            sink.reset(expect)
             cpu_before = monitor.cpu_by_role("worker")
             roles_before = monitor.roles()
             machine_before = psutil.cpu_times()
             bytes_before = database_bytes(engine)
             t0 = time.time()
             probes: list[tuple[float, float]] = []
-            status, body, post_s = api.publish()
+            status, body, post_s = api.publish(**fields)
             if status != 202:
                 raise RuntimeError(f"publish answered {status}: {body}")
             alert_id = body["id"]
@@ -837,7 +847,7 @@ def run(opts: Options) -> dict[str, Any]:
                 stats = sink.stats()
             complete = stats["distinct"] >= target
             sent_s = None
-            if complete:
+            if complete and expect == n:  # with readers held, the alert stays sending
                 while time.monotonic() < end:
                     if api.call("GET", f"/api/v1/alerts/{alert_id}")[1]["status"] == "sent":
                         sent_s = time.time() - t0
@@ -855,6 +865,7 @@ def run(opts: Options) -> dict[str, Any]:
             t90 = marks.get("90")
             run_report = {
                 "alert_id": alert_id,
+                "kind": kind,
                 "complete": complete,
                 "delivered_at_sink": stats["distinct"],
                 "duplicates": stats["duplicates"],
@@ -875,6 +886,8 @@ def run(opts: Options) -> dict[str, Any]:
                 **_per_host(stats, t0),
                 "worker_cpu_s": round(cpu, 2),
                 "worker_cpu_us_per_delivery": round(cpu / n * 1e6, 1),
+                # per push the sink received (the held readers' pushes come later)
+                "worker_cpu_us_per_pushed": round(cpu / max(1, stats["distinct"]) * 1e6, 1),
                 **window,
                 "alert_counts": final.get("counts"),
                 "alert_status": final.get("status"),
@@ -895,6 +908,7 @@ def run(opts: Options) -> dict[str, Any]:
                 break
         monitor.stop()
         report["runs"] = runs
+        report["quiet_hours"] = quiet_hours.summarise(runs, quiet)
         rates = [r["deliveries_per_s"] for r in runs if r["deliveries_per_s"]]
         report["fanout"] = {
             "deliveries_per_s": median(rates),
@@ -1052,6 +1066,14 @@ def summary(report: dict[str, Any]) -> str:
         f" {report['cpu_ratio']}x by CPU per delivery"
         f" (naive {report['naive']['cpu_us_per_push']} µs per push)",
     ]
+    if report.get("quiet_hours"):
+        q = report["quiet_hours"]
+        lines.append(
+            f"  quiet hours         {q['readers_in_quiet_hours']:,} readers held; worker CPU per"
+            f" pushed alert: breaking {q['worker_cpu_us_per_pushed_breaking']} µs, routine with"
+            f" holds {q['worker_cpu_us_per_pushed_routine_with_holds']} µs"
+            f" (x{q['ratio_routine_to_breaking']})"
+        )
     run0 = report["runs"][0] if report["runs"] else {}
     if "cpu_us_per_delivery_by_role" in run0:
         per = run0["cpu_us_per_delivery_by_role"]

@@ -58,9 +58,10 @@ def choices(store: SqlStore) -> SqlReaderChoices:
 def readers(store: SqlStore) -> dict[str, int]:
     """Six politics readers with different choices."""
     prefs = SqlPreferences(store.engine)
-    ids = {name: store.upsert(sub(n, ["politics"]), 1)[0].id for n, name in enumerate(
-        ["plain", "asleep", "capped", "room", "awake", "also"], start=1
-    )}
+    ids = {
+        name: store.upsert(sub(n, ["politics"]), 1)[0].id
+        for n, name in enumerate(["plain", "asleep", "capped", "room", "awake", "also"], start=1)
+    }
     prefs.set_preferences(ids["asleep"], ReaderPreferences(NAIROBI_NIGHT))
     prefs.set_preferences(ids["capped"], ReaderPreferences(None, 1))
     prefs.set_preferences(ids["room"], ReaderPreferences(None, 2))
@@ -78,7 +79,9 @@ def ledger(engine: Engine, alert_id: int) -> dict[int, int]:
     d = t.deliveries
     with engine.connect() as conn:
         return dict(
-            conn.execute(select(d.c.subscription_id, d.c.status).where(d.c.alert_id == alert_id)).all()
+            conn.execute(
+                select(d.c.subscription_id, d.c.status).where(d.c.alert_id == alert_id)
+            ).all()
         )
 
 
@@ -105,7 +108,11 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
 ) -> None:
     ids = readers(store)
     alert, _ = store.create_alert(
-        draft(["politics"], urgency=Urgency.NORMAL, ttl_s=12 * 3600), "k", AlertStatus.QUEUED, 0, EVENING
+        draft(["politics"], urgency=Urgency.NORMAL, ttl_s=12 * 3600),
+        "k",
+        AlertStatus.QUEUED,
+        0,
+        EVENING,
     )
     queue = RecordingQueue()
     delivery.plan_fanout(alert.id, store, queue, POLICY, clock=lambda: EVENING, choices=choices)
@@ -121,8 +128,9 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
     assert after is not None and after.status is AlertStatus.SENDING, "one reader still held"
     with store.engine.connect() as conn:
         counters = conn.execute(
-            select(t.alerts.c.held, t.alerts.c.released, t.alerts.c.capped, t.alerts.c.audience)
-            .where(t.alerts.c.id == alert.id)
+            select(
+                t.alerts.c.held, t.alerts.c.released, t.alerts.c.capped, t.alerts.c.audience
+            ).where(t.alerts.c.id == alert.id)
         ).one()
         room = conn.execute(
             select(t.subscriptions.c.cap_count).where(t.subscriptions.c.id == ids["room"])
@@ -138,9 +146,10 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
     done = store.get_alert(alert.id)
     assert done is not None and done.status is AlertStatus.SENT
     with store.engine.connect() as conn:
-        assert conn.execute(
-            select(t.alerts.c.released).where(t.alerts.c.id == alert.id)
-        ).scalar_one() == 1
+        assert (
+            conn.execute(select(t.alerts.c.released).where(t.alerts.c.id == alert.id)).scalar_one()
+            == 1
+        )
 
 
 def test_breaking_news_reaches_everyone_at_once(store: SqlStore, choices: SqlReaderChoices) -> None:
