@@ -1,0 +1,189 @@
+"""Readers' choices in a real Chromium: quiet hours in the browser's own time zone and a daily
+cap on /manage, following a story from /manage, from the article page and from the
+notification's action button (screenshots for docs/reader-choices.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from core.adapters import tables as t
+from tests.browser.conftest import ReaderSite, fake_browser_subscription
+from tests.browser.test_chromium_optin import (
+    PUSH_STUB,
+    new_endpoint,
+    notifications,
+    register_worker,
+    widget_state,
+)
+from tests.browser.test_reach_browser import DOCS_IMG
+from tests.support.stack import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
+
+
+def keep(page: Any, artifacts: Path, name: str) -> None:
+    """A full-page screenshot; into docs/img too when NEWSFLASH_DOCS_SCREENSHOTS=1."""
+    page.screenshot(path=str(artifacts / name), full_page=True)
+    if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(exist_ok=True)
+        shutil.copy(artifacts / name, DOCS_IMG / name)
+
+
+def followers(site: ReaderSite, key: str) -> list[int]:
+    f = t.story_follows
+    with site.engine.connect() as conn:
+        return list(conn.execute(select(f.c.subscription_id).where(f.c.story_key == key)).scalars())
+
+
+def open_story(site: ReaderSite, title: str) -> str:
+    alert_id = site.publish(
+        title=title,
+        body="Updates as they happen.",
+        url=f"{site.base}/live/{uuid.uuid4().hex[:8]}",
+        followable=True,
+    )
+    return str(site.alert(alert_id)["tag"])
+
+
+def subscribed_page(chromium: Any, site: ReaderSite, zone: str = "Africa/Nairobi") -> Any:
+    """A page of a reader who said Yes, Thanks, in a browser set to the given time zone."""
+    page = chromium.pages[0] if chromium.pages else chromium.new_page()
+    page.add_init_script(PUSH_STUB)
+    cdp = chromium.new_cdp_session(page)
+    cdp.send("Emulation.setTimezoneOverride", {"timezoneId": zone})
+    page.goto(site.base + "/")
+    assert widget_state(page) == "prompt"
+    sub = fake_browser_subscription(new_endpoint())
+    page.evaluate("s => { window.__nextSubscription = s; }", sub)
+    page.get_by_role("button", name="Yes, Thanks").click()
+    page.get_by_role("status").get_by_text("You're signed up").wait_for()
+    page.__sub = sub  # type: ignore[attr-defined]
+    return page
+
+
+def test_manage_sets_quiet_hours_and_a_cap_and_follows_a_story(
+    chromium: Any, reader_site: ReaderSite, artifacts: Path
+) -> None:
+    key = open_story(reader_site, "Live: Nairobi budget speech")
+    page = subscribed_page(chromium, reader_site)
+    sub = page.__sub
+    page.goto(reader_site.base + "/manage")
+    choices = page.locator("#nf-choices")
+    choices.wait_for()
+    assert "Africa/Nairobi" in page.locator("#nf-zone").inner_text()
+    page.get_by_label("Use quiet hours").check()
+    page.get_by_label("From").fill("22:00")
+    page.get_by_label("until").fill("06:30")
+    page.get_by_label("At most this many routine alerts a day").select_option("3")
+    page.get_by_role("button", name="Save quiet hours and limit").click()
+    page.get_by_text("Saved. Quiet from 22:00 to 06:30. At most 3 routine alerts a day.").wait_for()
+    row = reader_site.subscription(sub["endpoint"])
+    assert row is not None
+    assert (row["quiet_zone"], row["quiet_start_utc"], row["quiet_end_utc"]) == (
+        "Africa/Nairobi",
+        19 * 60,
+        3 * 60 + 30,
+    )
+    assert row["daily_cap"] == 3
+
+    story = page.locator("#nf-story-list li", has_text="Live: Nairobi budget speech")
+    story.get_by_role("button", name="Follow: Live: Nairobi budget speech").click()
+    story.get_by_text("Following", exact=True).wait_for()
+    assert followers(reader_site, key) == [row["id"]]
+    page.set_viewport_size({"width": 1280, "height": 900})
+    keep(page, artifacts, "manage-quiet-hours-follow-desktop.png")
+    page.set_viewport_size({"width": 390, "height": 844})
+    keep(page, artifacts, "manage-quiet-hours-follow-390.png")
+
+    page.reload()
+    page.locator("#nf-choices").wait_for()
+    assert page.get_by_label("Use quiet hours").is_checked()
+    assert page.get_by_label("until").input_value() == "06:30"
+    page.get_by_label("Use quiet hours").uncheck()
+    page.get_by_label("At most this many routine alerts a day").select_option("")
+    page.get_by_role("button", name="Save quiet hours and limit").click()
+    page.get_by_text("Saved. No quiet hours. No daily limit.").wait_for()
+    cleared = reader_site.subscription(sub["endpoint"])
+    assert (
+        cleared is not None and cleared["quiet_start_utc"] is None and cleared["daily_cap"] is None
+    )
+    page.locator("#nf-story-list li", has_text="Nairobi budget").get_by_role(
+        "button", name="Stop following: Live: Nairobi budget speech"
+    ).click()
+    page.locator("#nf-story-list li", has_text="Nairobi budget").get_by_role(
+        "button", name="Follow: Live: Nairobi budget speech"
+    ).wait_for()
+    assert followers(reader_site, key) == []
+
+
+def test_an_article_page_that_names_the_story_offers_to_follow_it(
+    chromium: Any, reader_site: ReaderSite, artifacts: Path
+) -> None:
+    key = open_story(reader_site, "Live: the cup final")
+    page = subscribed_page(chromium, reader_site)
+    article = f"""<!doctype html><html lang="en"><head><title>Live: the cup final</title></head>
+      <body><h1>Live: the cup final</h1><p>Kick-off at eight.</p><div id="newsflash-follow"></div>
+      <script src="/newsflash.js" data-story="{key}"></script></body></html>"""
+    page.route("**/live/final", lambda route: route.fulfill(body=article, content_type="text/html"))
+    page.goto(reader_site.base + "/live/final")
+    button = page.get_by_role("button", name="Follow this story")
+    button.wait_for()
+    button.click()
+    page.get_by_role("button", name="Following this story \u2713").wait_for()
+    assert page.locator(".nf-follow").get_attribute("aria-pressed") == "true"
+    sub_id = reader_site.subscription(page.__sub["endpoint"])["id"]  # type: ignore[index]
+    assert followers(reader_site, key) == [sub_id]
+    page.set_viewport_size({"width": 390, "height": 500})
+    keep(page, artifacts, "article-follow-this-story-390.png")
+
+
+def test_the_notifications_follow_button_follows_with_this_browsers_subscription(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    key = open_story(reader_site, "Live: election results")
+    sub = fake_browser_subscription(new_endpoint())
+    assert reader_site.api().post("/api/v1/subscriptions", json=sub).status_code == 201
+    live = register_worker(chromium, reader_site)
+    # The worker's own subscription is the one the server knows (no real push service here).
+    live.worker.evaluate(
+        "s => { self.registration.pushManager.getSubscription = async () =>"
+        " ({ endpoint: s.endpoint, toJSON: () => s }); }",
+        sub,
+    )
+    live.push(
+        {
+            "id": "1",
+            "title": "Live: election results",
+            "body": "Counting starts",
+            "url": reader_site.base + "/live",
+            "tag": key,
+            "ts": 1,
+            "follow": True,
+        }
+    )
+    actions = live.page.evaluate(
+        "tag => navigator.serviceWorker.ready.then(r => r.getNotifications({tag}))"
+        ".then(ns => ns.map(n => n.actions.map(a => [a.action, a.title])))",
+        key,
+    )
+    assert actions == [[["follow", "Follow this story"]]]
+    live.worker.evaluate(
+        "async tag => { const [n] = await self.registration.getNotifications({tag});"
+        " await followStory(n); }",
+        key,
+    )
+    sub_id = reader_site.subscription(sub["endpoint"])["id"]  # type: ignore[index]
+    assert followers(reader_site, key) == [sub_id]
+    shown = wait_until(
+        lambda: [n for n in notifications(live.page, key) if "You follow" in n["body"]],
+        10,
+        "the confirmation",
+    )
+    assert shown[0]["tag"] == key
