@@ -23,6 +23,7 @@ from core.adapters.feeds_sql import SqlFeeds
 from core.adapters.fetch import BoundedFetcher
 from core.adapters.gates_sql import SqlGates
 from core.adapters.clock import make_clock
+from core.adapters.duplicates_sql import SqlRecentAlerts
 from core.adapters.hosts import RedisHostHealth
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
@@ -32,6 +33,7 @@ from core.adapters.stores_sql import SqlStores
 from core.adapters.subscriptions_sql import SqlSubscriptions
 from core.adapters.templates_sql import SqlTemplates
 from core.adapters.stories_sql import SqlStories
+from core.adapters.templates_sql import SqlTemplates
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
 from core.delivery import DeliveryPolicy
@@ -45,6 +47,7 @@ from core.usecases.readers import ReaderRules, Readers
 from core.usecases.readiness import Readiness, ReadinessPolicy
 from core.usecases.templates import Templates
 from core.usecases.stories import Stories
+from core.usecases.templates import Templates
 
 
 class StartupError(Exception):

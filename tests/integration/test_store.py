@@ -374,4 +374,4 @@ def test_cancel_stops_delivery_and_scheduled_alerts_fire_when_due(store: SqlStor
 
 
 def test_ledger_statuses_are_stable_numbers() -> None:
-    assert [int(s) for s in LedgerStatus] == [1, 2, 3, 4, 5]
+    assert [int(s) for s in LedgerStatus] == [1, 2, 3, 4, 5, 6, 7, 8]
