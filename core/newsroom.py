@@ -51,6 +51,8 @@ def request_from_form(form: Mapping[str, Any], topics: Sequence[str]) -> dict[st
         body["duplicate_ok"] = True
     if _field(form, "wait_for_article") != "yes":
         body["wait_for_article"] = False  # the compose checkbox, unticked
+    if _field(form, "followable") == "yes":
+        body["followable"] = True
     if _field(form, "when") == "later":
         send_at = _field(form, "send_at")
         if not send_at:

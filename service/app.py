@@ -82,7 +82,18 @@ def create_app(
     register_error_handlers(app)
     register_input_guard(app)
 
-    from service import api, api_readers_choice, editor, feeds, health, ops, reader, templates_admin, webhooks
+    from service import (
+        api,
+        api_readers_choice,
+        editor,
+        feeds,
+        health,
+        ops,
+        reader,
+        stories_editor,
+        templates_admin,
+        webhooks,
+    )
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
@@ -94,6 +105,7 @@ def create_app(
     app.register_blueprint(templates_admin.bp)
     app.register_blueprint(feeds.bp)
     app.register_blueprint(feeds.api_bp)
+    app.register_blueprint(stories_editor.bp)
 
     @app.after_request
     def _security_headers(response):  # type: ignore[no-untyped-def]

@@ -43,6 +43,7 @@ def _default_form() -> dict[str, Any]:
         "send_at": _local_input(time.time() + 15 * 60),
         "duplicate_ok": "",
         "wait_for_article": "yes",
+        "followable": "",
     }
 
 

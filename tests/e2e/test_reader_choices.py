@@ -30,6 +30,7 @@ from tests.conftest import (
     settings_from,
 )
 from tests.e2e.test_fanout import _vapid_pem
+from tests.support.newsroom import EDITOR, PASSWORD, csrf_of
 from tests.support.stack import Process, start_beat, start_worker, wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -113,6 +114,7 @@ def _rig(database_url: str, tmp: Path) -> Iterator[Rig]:
     migrate.upgrade(engine)
     app = create_app(settings_from(env))
     token = SqlAccounts(engine).create_token("choices-e2e", Role.EDITOR)
+    SqlAccounts(engine).create_user(EDITOR, PASSWORD, Role.EDITOR)
     standin = PushStandin().start()
     worker = start_worker(env, tmp / "logs")
     beat = start_beat(env, tmp / "logs")
@@ -207,8 +209,21 @@ def test_story_updates_reach_followers_only_with_its_tag_and_topic_until_closed(
     listed = rig.call("GET", "/api/v1/stories", editor=True).json["stories"]
     assert [(s["followers"], s["updates"]) for s in listed if s["key"] == key] == [(1, 1)]
 
-    closed = rig.call("POST", f"/api/v1/stories/{key}/close", {}, editor=True)
-    assert closed.status_code == 200 and closed.json["open"] is False
+    # The newsroom's Stories page shows the follower count and closes the story.
+    newsroom = rig.client.application.test_client()
+    login = newsroom.get("/editor/login")
+    newsroom.post(
+        "/editor/login",
+        data={"email": EDITOR, "password": PASSWORD, "csrf_token": csrf_of(login.text)},
+    )
+    page = newsroom.get("/editor/stories")
+    assert page.status_code == 200 and "Live: the final" in page.text
+    assert "Send update to 1 follower<" in page.text
+    closed = newsroom.post(f"/editor/stories/{key}/close", data={"csrf_token": csrf_of(page.text)})
+    assert closed.status_code == 302, closed.text
+    after = newsroom.get(closed.headers["Location"])
+    assert "Closed “Live: the final”: its 1 followers get no more updates." in after.text
+    assert "Close story" not in after.text
     refused = rig.call(
         "POST", f"/api/v1/stories/{key}/updates", {"title": "2-0", "body": "80'"}, editor=True
     )
