@@ -150,3 +150,36 @@ def test_story_routes_refuse_junk_and_outsiders(api: Api) -> None:
     assert api.client.get("/api/v1/stories/nf" + "0" * 30).status_code == 404
     assert api.client.get("/api/v1/stories").status_code == 401
     assert api.client.post("/api/v1/stories/nf" + "0" * 30 + "/close", json={}).status_code == 401
+
+
+def test_a_changed_push_subscription_keeps_the_choices_and_follows(api: Api) -> None:
+    editor = _editor(api)
+    sent = api.client.post(
+        "/api/v1/alerts",
+        json={
+            "title": "Live: rains in Mombasa",
+            "body": "Updates through the day",
+            "url": "https://news.example/live/rains",
+            "topics": ["politics"],
+            "urgency": "normal",
+            "followable": True,
+        },
+        headers=editor,
+    )
+    key = api.client.get(f"/api/v1/alerts/{sent.json['id']}", headers=editor).json["tag"]
+    old = _reader(api)
+    body = _proof(old, quietHours=NAIROBI_NIGHT, dailyCap=4)
+    assert api.client.put("/api/v1/subscriptions/preferences", json=body).status_code == 200
+    assert api.post(f"/api/v1/stories/{key}/follow", _proof(old)).status_code == 200
+
+    new = browser_sub()
+    moved = api.post(
+        "/api/v1/subscriptions/change",
+        {"oldEndpoint": old["endpoint"], "oldAuth": old["keys"]["auth"], "subscription": new},
+    )
+    assert moved.status_code in (200, 201), moved.json
+    assert api.row(old["endpoint"]) is None
+    prefs = api.post("/api/v1/subscriptions/preferences", _proof(new)).json
+    assert prefs == {"quietHours": NAIROBI_NIGHT, "dailyCap": 4}
+    mine = api.post("/api/v1/subscriptions/stories", _proof(new)).json["stories"]
+    assert [s["key"] for s in mine] == [key]
