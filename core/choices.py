@@ -11,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from core.model import Alert, AlertKind
+from core.model import Alert, AlertKind, Lane
+from core.ports import TaskQueue
 from core.quiet import waits_for_readers
 
 log = logging.getLogger("newsflash.delivery")
@@ -69,3 +70,22 @@ def choice_step(
             },
         )
     return batch_id, page.last_id
+
+
+def release_held(
+    choices: ChoiceStore,
+    queue: TaskQueue,
+    batch_size: int,
+    lane_of: Callable[[int], Lane],
+    clock: Callable[[], float],
+) -> int:
+    """Periodic (with the retries): readers whose quiet hours ended get their held alerts."""
+    released = 0
+    for batch_id, alert_id in choices.release_held(clock(), 20 * batch_size, batch_size):
+        try:
+            queue.enqueue_batch(batch_id, alert_id, lane_of(alert_id))
+        except Exception:
+            # The batch row is committed; the reconciler re-enqueues it once the broker is back.
+            log.exception("enqueue failed", extra={"alert_id": alert_id, "batch_id": batch_id})
+        released += 1
+    return released

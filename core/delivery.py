@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from core.choices import ChoiceStore, choice_step, uses_choices
 from core.completion import finish_if_done
 from core.endpoints import EndpointPolicy
-from core.model import Lane
+from core.model import Alert, AlertKind, Lane
 from core.ports import PlanningConflict, PlanningStore, RecoveryStore, TaskQueue
 from core.receipts import Receipts
 
@@ -57,6 +57,9 @@ def plan_fanout(
         return 0
     lane = alert.lane
     with_choices = choices is not None and uses_choices(alert)
+    if alert.kind is AlertKind.UPDATE and choices is None:
+        store.finish_planning(alert_id, clock())  # followers are known to the choices store only
+        return 0
     after = store.planned_through(alert_id)
     pages = planned = 0
     while True:
@@ -119,24 +122,6 @@ def schedule_due_retries(
         _enqueue_batch(queue, batch_id, alert_id, alert.lane if alert else Lane.ROUTINE)
         enqueued += 1
     return enqueued
-
-
-def release_held(
-    choices: ChoiceStore,
-    store: RecoveryStore,
-    queue: TaskQueue,
-    policy: DeliveryPolicy,
-    clock: Callable[[], float] = time.time,
-) -> int:
-    """Periodic (with the retries): readers whose quiet hours ended get their held alerts."""
-    released = 0
-    for batch_id, alert_id in choices.release_held(
-        clock(), 20 * policy.batch_size, policy.batch_size
-    ):
-        alert = store.get_alert(alert_id)
-        _enqueue_batch(queue, batch_id, alert_id, alert.lane if alert else Lane.ROUTINE)
-        released += 1
-    return released
 
 
 def reconcile(

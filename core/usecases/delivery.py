@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from core import delivery
+from core import choices, delivery
 from core.choices import ChoiceStore
 from core.delivery import BatchReport, DeliveryPolicy
+from core.model import Lane
 from core.outcomes import Decision
 from core.ports import (
     HostHealth,
@@ -119,10 +120,14 @@ class Delivery:
         """Due retries, and readers whose quiet hours are over, back into batches."""
         batches = delivery.schedule_due_retries(self.recovery, self.queue, self.policy, self.clock)
         if self.choices is not None:
-            batches += delivery.release_held(
-                self.choices, self.recovery, self.queue, self.policy, self.clock
+            batches += choices.release_held(
+                self.choices, self.queue, self.policy.batch_size, self._lane_of, self.clock
             )
         return batches
+
+    def _lane_of(self, alert_id: int) -> Lane:
+        alert = self.store.get_alert(alert_id)
+        return alert.lane if alert else Lane.ROUTINE
 
     def reconcile(self) -> dict[str, int]:
         return delivery.reconcile(self.recovery, self.queue, self.policy, self.clock)

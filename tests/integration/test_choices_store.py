@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, select, update
 
+from core import choices as choices_core
 from core import delivery
 from core.adapters import migrate
 from core.adapters import tables as t
@@ -18,7 +19,7 @@ from core.adapters.hosts import MemoryHostHealth
 from core.adapters.preferences_sql import SqlPreferences
 from core.adapters.sql import SqlStore, make_engine, sync_topics
 from core.adapters.stories_sql import SqlStories
-from core.model import AlertKind, AlertStatus, LedgerStatus, Urgency
+from core.model import AlertKind, AlertStatus, Lane, LedgerStatus, Urgency
 from core.ports import PushResult
 from core.quiet import QuietHours, ReaderPreferences, reader_day
 from tests.integration.test_store import (
@@ -95,6 +96,12 @@ def planned_ids(engine: Engine, alert_id: int) -> list[int]:
         return sorted(i for page in pages for i in json.loads(page))
 
 
+def release(choices: SqlReaderChoices, queue: RecordingQueue, at: float) -> int:
+    return choices_core.release_held(
+        choices, queue, POLICY.batch_size, lambda _id: Lane.ROUTINE, lambda: at
+    )
+
+
 def deliver_all(store: SqlStore, queue: RecordingQueue, sent: list[int], at: float) -> None:
     sender = ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 201))
     for batch in queue.batches:
@@ -139,8 +146,8 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
     assert room == 1
 
     # Nothing is released before the quiet hours end; then one retry batch, and the alert ends.
-    assert delivery.release_held(choices, store, queue, POLICY, clock=lambda: NIGHT_ENDS - 1) == 0
-    assert delivery.release_held(choices, store, queue, POLICY, clock=lambda: NIGHT_ENDS) == 1
+    assert release(choices, queue, NIGHT_ENDS - 1) == 0
+    assert release(choices, queue, NIGHT_ENDS) == 1
     deliver_all(store, queue, sent, NIGHT_ENDS)
     assert sent.count(ids["asleep"]) == 1
     done = store.get_alert(alert.id)
