@@ -42,11 +42,11 @@ def mark_quiet(engine: Any, share: float, now: float) -> int:
         return int(conn.execute(select(func.count()).where(chosen)).scalar_one())
 
 
-def alerts(n: int, quiet: int) -> list[tuple[str, dict[str, Any], int]]:
-    """(kind, publish fields, pushes expected at the sink) for one repeat."""
+def alerts(quiet: int) -> list[tuple[str, dict[str, Any], int]]:
+    """(kind, publish fields, readers held) for one repeat."""
     if not quiet:
-        return [("breaking", {}, n)]
-    return [("breaking", {"urgency": "high"}, n), ("routine", {"urgency": "normal"}, n - quiet)]
+        return [("breaking", {}, 0)]
+    return [("breaking", {"urgency": "high"}, 0), ("routine", {"urgency": "normal"}, quiet)]
 
 
 def summarise(runs: list[dict[str, Any]], quiet: int) -> dict[str, Any] | None:
