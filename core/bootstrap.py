@@ -18,21 +18,19 @@ from core.adapters.alerts_sql import SqlAlerts
 from core.adapters.articles import HttpArticleFetcher
 from core.adapters.celery_queue import CeleryTaskQueue, make_producer
 from core.adapters.choices_sql import SqlReaderChoices
+from core.adapters.clock import make_clock
 from core.adapters.duplicates_sql import SqlRecentAlerts
 from core.adapters.feeds_sql import SqlFeeds
 from core.adapters.fetch import BoundedFetcher
 from core.adapters.gates_sql import SqlGates
-from core.adapters.clock import make_clock
-from core.adapters.duplicates_sql import SqlRecentAlerts
 from core.adapters.hosts import RedisHostHealth
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
 from core.adapters.preferences_sql import SqlPreferences
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
-from core.adapters.subscriptions_sql import SqlSubscriptions
-from core.adapters.templates_sql import SqlTemplates
 from core.adapters.stories_sql import SqlStories
+from core.adapters.subscriptions_sql import SqlSubscriptions
 from core.adapters.templates_sql import SqlTemplates
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
@@ -45,7 +43,6 @@ from core.usecases.feeds import FeedPolicy, Feeds
 from core.usecases.newsroom import Newsroom
 from core.usecases.readers import ReaderRules, Readers
 from core.usecases.readiness import Readiness, ReadinessPolicy
-from core.usecases.templates import Templates
 from core.usecases.stories import Stories
 from core.usecases.templates import Templates
 
@@ -121,7 +118,7 @@ class Container:
 
     @property
     def choices(self) -> SqlReaderChoices:
-        return self._part("choices", lambda: SqlReaderChoices(self.engine, self.store.mask_of))
+        return self._part("choices", lambda: SqlReaderChoices(self.engine, self.sql.topics.mask_of))
 
     @property
     def story_store(self) -> SqlStories:

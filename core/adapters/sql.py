@@ -25,7 +25,8 @@ from core.adapters import tables as t
 from core.model import Alert, AlertCounts, AlertKind, AlertStatus, LedgerStatus, Urgency
 
 FINAL = (int(LedgerStatus.DELIVERED), int(LedgerStatus.GONE), int(LedgerStatus.FAILED))
-WAITING = (int(LedgerStatus.RETRY), int(LedgerStatus.REQUEUED))
+# HELD: waiting for the reader's quiet hours to end (core/choices.py releases it).
+WAITING = (int(LedgerStatus.RETRY), int(LedgerStatus.REQUEUED), int(LedgerStatus.HELD))
 MAX_ID = 2**63 - 1  # bigint (and SQLite INTEGER): larger ids from outside match no row
 
 
@@ -144,5 +145,9 @@ def row_to_alert(r: RowMapping) -> Alert:
             failed=r["failed"],
             displayed=r["displayed"],
             clicked=r["clicked"],
+            held=r["held"],
+            released=r["released"],
+            capped=r["capped"],
+            expired=r["expired"],
         ),
     )

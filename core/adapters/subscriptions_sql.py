@@ -80,6 +80,8 @@ def delete_subscriptions(
         for mask, n in Counter(masks).items():
             bump_mask(conn, mask, -n)
             deleted += n
+        # A reader who leaves follows nothing (SQLite may give their id to the next reader).
+        conn.execute(delete(t.story_follows).where(t.story_follows.c.subscription_id.in_(chunk)))
     count_churn(conn, at, lost=deleted, reason=reason.value)
     return deleted
 

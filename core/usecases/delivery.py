@@ -126,7 +126,7 @@ class Delivery:
         return batches
 
     def _lane_of(self, alert_id: int) -> Lane:
-        alert = self.store.get_alert(alert_id)
+        alert = self.recovery.get_alert(alert_id)
         return alert.lane if alert else Lane.ROUTINE
 
     def reconcile(self) -> dict[str, int]:

@@ -161,7 +161,9 @@ def test_routine_alert_waits_for_quiet_hours_while_breaking_news_goes_through(ri
     routine = rig.publish(topics=["politics"], urgency="normal", ttl=4 * 3600)
     wait_until(lambda: token_of(awake) in rig.got(routine), 30, "the awake reader's alert")
     held = wait_until(
-        lambda: (a := rig.alert(routine))["counts"]["held"] == 1 and a, 10, "the hold counted"
+        lambda: (a := rig.alert(routine))["counts"]["held"] == a["counts"]["delivered"] == 1 and a,
+        10,
+        "the hold and the delivery counted",
     )
     assert held["status"] == "sending" and held["counts"]["pending"] == 1
     breaking = rig.publish(topics=["politics"], urgency="high")

@@ -17,7 +17,8 @@ from core.adapters import tables as t
 from core.adapters.choices_sql import SqlReaderChoices
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.preferences_sql import SqlPreferences
-from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
 from core.adapters.stories_sql import SqlStories
 from core.model import AlertKind, AlertStatus, Lane, LedgerStatus, Urgency
 from core.ports import PushResult
@@ -47,20 +48,20 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def store(engine: Engine) -> SqlStore:
-    return SqlStore(engine, sync_topics(engine, TOPICS))
+def store(engine: Engine) -> SqlStores:
+    return SqlStores.build(engine, TOPICS)
 
 
 @pytest.fixture
-def choices(store: SqlStore) -> SqlReaderChoices:
-    return SqlReaderChoices(store.engine, store.mask_of)
+def choices(store: SqlStores) -> SqlReaderChoices:
+    return SqlReaderChoices(store.engine, store.topics.mask_of)
 
 
-def readers(store: SqlStore) -> dict[str, int]:
+def readers(store: SqlStores) -> dict[str, int]:
     """Six politics readers with different choices."""
     prefs = SqlPreferences(store.engine)
     ids = {
-        name: store.upsert(sub(n, ["politics"]), 1)[0].id
+        name: store.subscriptions.upsert(sub(n, ["politics"]), 1)[0].id
         for n, name in enumerate(["plain", "asleep", "capped", "room", "awake", "also"], start=1)
     }
     prefs.set_preferences(ids["asleep"], ReaderPreferences(NAIROBI_NIGHT))
@@ -102,19 +103,21 @@ def release(choices: SqlReaderChoices, queue: RecordingQueue, at: float) -> int:
     )
 
 
-def deliver_all(store: SqlStore, queue: RecordingQueue, sent: list[int], at: float) -> None:
+def deliver_all(store: SqlStores, queue: RecordingQueue, sent: list[int], at: float) -> None:
     sender = ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 201))
     for batch in queue.batches:
-        delivery.deliver_batch(batch, store, sender, MemoryHostHealth(), POLICY, clock=lambda: at)
+        delivery.deliver_batch(
+            batch, store.ledger, sender, MemoryHostHealth(), POLICY, clock=lambda: at
+        )
     sent.extend(sender.sent)
     queue.batches.clear()
 
 
 def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
-    store: SqlStore, choices: SqlReaderChoices
+    store: SqlStores, choices: SqlReaderChoices
 ) -> None:
     ids = readers(store)
-    alert, _ = store.create_alert(
+    alert, _ = store.alerts.create_alert(
         draft(["politics"], urgency=Urgency.NORMAL, ttl_s=12 * 3600),
         "k",
         AlertStatus.QUEUED,
@@ -122,7 +125,9 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
         EVENING,
     )
     queue = RecordingQueue()
-    delivery.plan_fanout(alert.id, store, queue, POLICY, clock=lambda: EVENING, choices=choices)
+    delivery.plan_fanout(
+        alert.id, store.planning, queue, POLICY, clock=lambda: EVENING, choices=choices
+    )
     assert planned_ids(store.engine, alert.id) == sorted(
         [ids["plain"], ids["room"], ids["awake"], ids["also"]]
     )
@@ -131,7 +136,7 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
     sent: list[int] = []
     deliver_all(store, queue, sent, EVENING)
     assert sorted(sent) == planned_ids(store.engine, alert.id)
-    after = store.get_alert(alert.id)
+    after = store.alerts.get_alert(alert.id)
     assert after is not None and after.status is AlertStatus.SENDING, "one reader still held"
     with store.engine.connect() as conn:
         counters = conn.execute(
@@ -150,7 +155,7 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
     assert release(choices, queue, NIGHT_ENDS) == 1
     deliver_all(store, queue, sent, NIGHT_ENDS)
     assert sent.count(ids["asleep"]) == 1
-    done = store.get_alert(alert.id)
+    done = store.alerts.get_alert(alert.id)
     assert done is not None and done.status is AlertStatus.SENT
     with store.engine.connect() as conn:
         assert (
@@ -159,32 +164,38 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
         )
 
 
-def test_breaking_news_reaches_everyone_at_once(store: SqlStore, choices: SqlReaderChoices) -> None:
+def test_breaking_news_reaches_everyone_at_once(
+    store: SqlStores, choices: SqlReaderChoices
+) -> None:
     ids = readers(store)
-    alert, _ = store.create_alert(
+    alert, _ = store.alerts.create_alert(
         draft(["politics"], urgency=Urgency.HIGH), "k", AlertStatus.QUEUED, 0, EVENING
     )
     queue = RecordingQueue()
-    delivery.plan_fanout(alert.id, store, queue, POLICY, clock=lambda: EVENING, choices=choices)
+    delivery.plan_fanout(
+        alert.id, store.planning, queue, POLICY, clock=lambda: EVENING, choices=choices
+    )
     assert planned_ids(store.engine, alert.id) == sorted(ids.values())
     assert ledger(store.engine, alert.id) == {}
 
 
-def test_a_hold_past_the_ttl_is_dropped(store: SqlStore, choices: SqlReaderChoices) -> None:
+def test_a_hold_past_the_ttl_is_dropped(store: SqlStores, choices: SqlReaderChoices) -> None:
     ids = readers(store)
-    alert, _ = store.create_alert(
+    alert, _ = store.alerts.create_alert(
         draft(["politics"], urgency=Urgency.LOW, ttl_s=3600), "k", AlertStatus.QUEUED, 0, EVENING
     )
     queue = RecordingQueue()
-    delivery.plan_fanout(alert.id, store, queue, POLICY, clock=lambda: EVENING, choices=choices)
+    delivery.plan_fanout(
+        alert.id, store.planning, queue, POLICY, clock=lambda: EVENING, choices=choices
+    )
     assert ledger(store.engine, alert.id)[ids["asleep"]] == LedgerStatus.EXPIRED
     deliver_all(store, queue, [], EVENING)
-    done = store.get_alert(alert.id)
+    done = store.alerts.get_alert(alert.id)
     assert done is not None and done.status is AlertStatus.SENT
 
 
 def test_story_updates_go_to_followers_until_the_story_closes(
-    store: SqlStore, choices: SqlReaderChoices
+    store: SqlStores, choices: SqlReaderChoices
 ) -> None:
     ids = readers(store)
     stories = SqlStories(store.engine)
@@ -195,9 +206,14 @@ def test_story_updates_go_to_followers_until_the_story_closes(
 
     def plan(urgency: Urgency) -> list[int]:
         update_draft = draft(["politics"], urgency=urgency, kind=AlertKind.UPDATE)
-        alert, _ = store.create_alert(update_draft, key, AlertStatus.QUEUED, 0, EVENING)
+        alert, _ = store.alerts.create_alert(update_draft, key, AlertStatus.QUEUED, 0, EVENING)
         delivery.plan_fanout(
-            alert.id, store, RecordingQueue(), POLICY, clock=lambda: EVENING, choices=choices
+            alert.id,
+            store.planning,
+            RecordingQueue(),
+            POLICY,
+            clock=lambda: EVENING,
+            choices=choices,
         )
         return planned_ids(store.engine, alert.id)
 
