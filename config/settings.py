@@ -269,7 +269,7 @@ class Settings:
         "NEWSFLASH_TEST_CLOCK_FILE",
         ReadableFile(),
         None,
-        "tests only: every process's clock runs this many seconds (the file's text) ahead",
+        "tests only: clocks run its seconds ahead",
     )
     # Reader and newsroom.
     prompt_title: str = setting(
@@ -364,10 +364,7 @@ class Settings:
         "subscriptions not seen for this long are purged",
     )
     story_open_days: int = setting(
-        "NEWSFLASH_STORY_OPEN_DAYS",
-        Whole(1, 60),
-        "3",
-        "a followable story closes by itself this many days after it opens",
+        "NEWSFLASH_STORY_OPEN_DAYS", Whole(1, 60), "3", "a followable story closes after N days"
     )
     rate_limit_subscribe: str = setting(
         "NEWSFLASH_RATE_LIMIT_SUBSCRIBE",
