@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -27,6 +28,7 @@ from core.adapters.hosts import RedisHostHealth
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
 from core.adapters.preferences_sql import SqlPreferences
+from core.adapters.report_sql import SqlReports
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.adapters.stories_sql import SqlStories
@@ -37,6 +39,7 @@ from core.alerts import AlertRules
 from core.delivery import DeliveryPolicy
 from core.endpoints import EndpointPolicy
 from core.receipts import Receipts, receipt_key
+from core.reports import TimedEvents
 from core.usecases.access import Access
 from core.usecases.delivery import Delivery
 from core.usecases.feeds import FeedPolicy, Feeds
@@ -131,6 +134,12 @@ class Container:
     @property
     def newsroom_store(self) -> SqlNewsroom:
         return self.sql.newsroom
+
+    @property
+    def reports(self) -> SqlReports:
+        return self._part(
+            "reports", lambda: SqlReports(self.engine, max(30.0, self.settings.stale_after_s))
+        )
 
     @property
     def redis(self) -> redis.Redis[bytes]:
@@ -366,7 +375,7 @@ class Container:
             "readers",
             lambda: Readers(
                 subscriptions=self.sql.subscriptions,
-                events=self.sql.events,
+                events=TimedEvents(self.sql.events, self.reports, time.time),
                 receipts=self.receipts,
                 rules=ReaderRules(
                     endpoints=self.endpoint_policy,

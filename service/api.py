@@ -11,6 +11,7 @@ from core.accounts import EDITOR_ROLES
 from core.errors import NotFound, ValidationError
 from core.model import Alert
 from core.receipts import EventResult
+from core.reports import not_sent_of, pending_of
 from core.usecases.newsroom import Editor
 from service.app import Newsflash
 from service.auth import current_principal, require_role
@@ -55,7 +56,9 @@ def alert_json(alert: Alert) -> dict[str, Any]:
             "delivered": c.delivered,
             "gone": c.gone,
             "failed": c.failed,
-            "pending": c.pending,
+            # A called-off or stopped alert owes nobody a push: the rest is "not sent".
+            "pending": pending_of(alert),
+            "not_sent": not_sent_of(alert),
             "displayed": c.displayed,
             "clicked": c.clicked,
             "held": c.held,

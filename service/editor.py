@@ -87,13 +87,13 @@ def _template_globals() -> dict[str, Any]:
 def _wording_globals(state: Any) -> None:
     # Globals, not context: the macros in _macros.html are imported without the context.
     state.app.jinja_env.globals.update(
-        nf_state=_state_word,
+        nf_state=nf_state_word,
         nf_state_class=wording.state_class,
         nf_field_message=_field_message,
     )
 
 
-def _state_word(alert: Alert) -> str:
+def nf_state_word(alert: Alert) -> str:
     undo = newsroom.in_undo_window(alert, time.time(), ext().settings.undo_window_s)
     return wording.state_word(alert, undo)
 
@@ -107,7 +107,7 @@ def _session_user() -> Principal | None:
 
 
 @bp.app_template_filter("nf_time")
-def _local_time(ts: float | None, with_date: bool = True) -> str:
+def local_time(ts: float | None, with_date: bool = True) -> str:
     """A time in the newsroom's zone, as editors read it."""
     if ts is None:
         return "—"

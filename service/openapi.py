@@ -47,13 +47,13 @@ _SUB_ANSWER = {
     },
 }
 
+_COUNT_NAMES = ("audience", "delivered", "gone", "failed", "pending", "displayed", "clicked")
 _COUNTS = {
     "type": "object",
-    "required": ["audience", "delivered", "gone", "failed", "pending", "displayed", "clicked"],
-    "properties": {
-        k: {"type": "integer", "minimum": 0}
-        for k in ("audience", "delivered", "gone", "failed", "pending", "displayed", "clicked")
-    },
+    "required": [*_COUNT_NAMES, "not_sent"],
+    "description": "pending is 0 once an alert is cancelled (called off or stopped); "
+    "not_sent is then the part of the audience never pushed to.",
+    "properties": {k: {"type": "integer", "minimum": 0} for k in (*_COUNT_NAMES, "not_sent")},
 }
 
 _STATUS = {

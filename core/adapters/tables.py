@@ -358,3 +358,14 @@ article_gates = Table(
     Column("released_at", Float, nullable=True),
     Column("released_by", String(320), nullable=True),
 )
+
+# When counted displays and clicks happened, per alert and whole second (the report's chart;
+# deliveries.events only says whether, not when).
+event_seconds = Table(
+    "event_seconds",
+    metadata,
+    Column("alert_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("second", BigInteger, primary_key=True, autoincrement=False),
+    Column("displayed", Integer, nullable=False, server_default="0"),
+    Column("clicked", Integer, nullable=False, server_default="0"),
+)

@@ -207,16 +207,20 @@
     tick();
   }
 
-  // -- live report: counts from the API every 1.5 s while the alert is not finished -------------------
+  // -- live report: counts, pace and the held banner every 1.5 s while the alert is not finished
+  // (or a stopped send is still settling); the charts, drawn on the server, every few seconds ---
   function wireReport() {
     var report = $("#report[data-live]");
     if (!report) return;
-    var api = report.getAttribute("data-api");
+    var liveUrl = report.getAttribute("data-live-url");
     var milestonesUrl = report.getAttribute("data-milestones");
     var status = report.getAttribute("data-status");
+    var settling = report.hasAttribute("data-settling");
+    var charts = $("[data-charts]");
     // A schedule hours away needs no 1.5 s polling; an undo window or a send in flight does.
-    var pollMs = Number(report.getAttribute("data-poll-ms")) || 1500;
+    var pollMs = settling ? 250 : Number(report.getAttribute("data-poll-ms")) || 1500;
     var lastDelivered = null;
+    var chartsAt = 0;
     var finished = { sent: 1, cancelled: 1, failed: 1 };
 
     function setCount(name, value) {
@@ -236,29 +240,51 @@
         })
         .catch(function () {});
     }
+    function refreshCharts() {
+      if (!charts || Date.now() - chartsAt < 3000) return;
+      chartsAt = Date.now();
+      fetch(charts.getAttribute("data-charts"), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        // Our own server's template output (every value escaped there), not editor input.
+        .then(function (html) { if (html !== null) charts.innerHTML = html; })
+        .catch(function () {});
+    }
+    function showHeld(lines) {
+      var box = $("[data-held]");
+      if (!box) return;
+      while (box.firstChild) box.removeChild(box.firstChild);
+      lines.forEach(function (line) {
+        var p = document.createElement("p");
+        p.textContent = line;
+        box.appendChild(p);
+      });
+      box.hidden = lines.length === 0;
+    }
     function poll() {
-      fetch(api, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      fetch(liveUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
-        .then(function (alert) {
-          if (!alert) { setTimeout(poll, 2000); return; }
-          var c = alert.counts;
-          if (alert.kind !== "normal" && !c.audience) {
-            // Tests and corrections are addressed from a ledger: their audience is who was tried.
-            c.audience = c.delivered + c.gone + c.failed;
-            c.pending = 0;
-          }
+        .then(function (live) {
+          if (!live) { setTimeout(poll, 2000); return; }
+          var c = live.counts;
           Object.keys(c).forEach(function (name) { setCount(name, c[name]); });
           var bar = $("[data-progress]");
           if (bar && c.audience) {
             bar.style.width = Math.min(100, (100 * (c.delivered + c.gone + c.failed)) / c.audience).toFixed(1) + "%";
           }
-          if (c.delivered !== lastDelivered) { lastDelivered = c.delivered; refreshMilestones(); }
-          if (alert.status !== status) {
-            // Status changes bring new actions (Undo gone, Stop, Correct): re-render the page.
+          var pace = $("[data-pace]");
+          if (pace) pace.textContent = live.pace.text.replace(/^took /, "");
+          showHeld(live.held);
+          if (c.delivered !== lastDelivered) {
+            lastDelivered = c.delivered;
+            refreshMilestones();
+            refreshCharts();
+          }
+          // A new status or a stopped send that has settled brings new words and actions.
+          if (live.status !== status || (settling && !live.settling)) {
             window.location.reload();
             return;
           }
-          if (!finished[alert.status]) setTimeout(poll, pollMs);
+          if (!finished[live.status] || live.settling) setTimeout(poll, pollMs);
         })
         .catch(function () { setTimeout(poll, 2000); });
     }

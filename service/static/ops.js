@@ -41,7 +41,10 @@
   function clock(iso) {
     if (!iso) { return "—"; }
     var d = new Date(iso);
-    return d.toLocaleTimeString("en-GB");
+    // The newsroom's zone, as every newsroom page shows times (the footer names it).
+    var zone = document.body.getAttribute("data-zone") || undefined;
+    try { return d.toLocaleTimeString("en-GB", { timeZone: zone }); }
+    catch (e) { return d.toLocaleTimeString("en-GB"); }
   }
 
   function unreachable(snap, part) {

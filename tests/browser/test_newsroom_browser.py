@@ -125,7 +125,9 @@ def test_compose_preview_send_then_undo_delivers_nothing(
     assert stack.alert(alert_id)["status"] == "cancelled"
     assert stack.payloads(alert_id) == []
     page.reload()
-    assert "nothing was delivered" in page.locator(".nf-calledoff").text_content()
+    assert "Called off — nobody received it." in page.locator(".nf-calledoff").text_content()
+    assert page.locator("[data-count=pending]").count() == 0
+    assert page.locator("[data-count=not_sent]").text_content() == "3"
     assert page.locator("h1 [data-title]").text_content() == title
 
 

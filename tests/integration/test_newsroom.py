@@ -399,9 +399,12 @@ def test_undo_within_the_window_delivers_nothing_and_the_report_says_so(
     final = stack.alert(alert_id)
     assert final["status"] == "cancelled"
     assert final["counts"]["delivered"] == 0 and final["started_at"] is None
+    # Nothing is owed any more: nobody pending, the whole audience not sent.
+    assert final["counts"]["pending"] == 0 and final["counts"]["not_sent"] == 4
     assert stack.payloads(alert_id) == []
     page = _text(editor.get(f"/editor/alerts/{alert_id}").text)
-    assert "Called off" in page and "nothing was delivered" in page
+    assert "Called off — nobody received it." in page
+    assert "Pending" not in page and "Not sent 4" in page
     entries = _audit(stack)
     cancel = next(
         e for e in entries if e["action"] == "alert.cancel" and e["target"] == str(alert_id)

@@ -1,0 +1,119 @@
+"""The report's SQL: delivery over time, outcomes per push host, retries waiting, batches still
+sending, and when displays and clicks happened. Each question is one aggregate on an index."""
+
+from __future__ import annotations
+
+from sqlalchemy import Integer, cast, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+from core.adapters import tables as t
+from core.model import BatchStatus, LedgerStatus
+
+WAITING = (int(LedgerStatus.RETRY), int(LedgerStatus.REQUEUED))
+_EVENT_COLUMNS = {"displayed": "displayed", "clicked": "clicked"}
+
+
+def _insert(conn: Connection) -> sqlite.Insert | postgresql.Insert:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(t.event_seconds)
+    return sqlite.insert(t.event_seconds)
+
+
+def _step(conn: Connection, seconds: ColumnElement[float], step_s: float) -> ColumnElement[int]:
+    """Which step a time falls in. PostgreSQL's CAST rounds to nearest, SQLite's truncates:
+    floor first where it rounds (and where it truncates, times are never before release)."""
+    ratio = seconds / step_s
+    if conn.dialect.name == "postgresql":
+        return cast(func.floor(ratio), Integer)
+    return cast(ratio, Integer)
+
+
+class SqlReports:
+    def __init__(self, engine: Engine, stale_after_s: float = 30.0) -> None:
+        self.engine = engine
+        self.stale_after_s = stale_after_s
+
+    def delivered_by_step(self, alert_id: int, origin: float, step_s: float) -> dict[int, int]:
+        """Deliveries per step since release: one grouped scan of the alert's delivered rows."""
+        d = t.deliveries
+        with self.engine.connect() as conn:
+            index = _step(conn, d.c.updated_at - origin, step_s)
+            q = (
+                select(index.label("i"), func.count())
+                .where(d.c.alert_id == alert_id, d.c.status == int(LedgerStatus.DELIVERED))
+                .group_by("i")
+            )
+            return {max(0, int(i)): int(n) for i, n in conn.execute(q)}
+
+    def events_by_step(
+        self, alert_id: int, origin: float, step_s: float
+    ) -> dict[int, tuple[int, int]]:
+        e = t.event_seconds
+        found: dict[int, tuple[int, int]] = {}
+        with self.engine.connect() as conn:
+            index = _step(conn, e.c.second - origin, step_s)
+            q = (
+                select(index.label("i"), func.sum(e.c.displayed), func.sum(e.c.clicked))
+                .where(e.c.alert_id == alert_id)
+                .group_by("i")
+            )
+            for i, shown, clicked in conn.execute(q):
+                key = max(0, int(i))
+                before = found.get(key, (0, 0))
+                found[key] = (before[0] + int(shown or 0), before[1] + int(clicked or 0))
+        return found
+
+    def event_span(self, alert_id: int, origin: float) -> float | None:
+        """Seconds from release to the last counted display or click."""
+        e = t.event_seconds
+        with self.engine.connect() as conn:
+            last = conn.execute(
+                select(func.max(e.c.second)).where(e.c.alert_id == alert_id)
+            ).scalar_one_or_none()
+        return None if last is None else max(0.0, float(last) + 1 - origin)
+
+    def note_event(self, alert_id: int, kind: str, at: float) -> None:
+        column = _EVENT_COLUMNS[kind]
+        e = t.event_seconds
+        with self.engine.begin() as conn:
+            stmt = _insert(conn).values(alert_id=alert_id, second=int(at), **{column: 1})
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[e.c.alert_id, e.c.second], set_={column: e.c[column] + 1}
+            )
+            conn.execute(stmt)
+
+    def outcomes_by_host(self, alert_id: int) -> list[tuple[str | None, int, int]]:
+        """(push host, ledger status, rows); host None where the subscription is gone."""
+        d, s = t.deliveries, t.subscriptions
+        q = (
+            select(s.c.push_host, d.c.status, func.count())
+            .select_from(d.outerjoin(s, s.c.id == d.c.subscription_id))
+            .where(d.c.alert_id == alert_id)
+            .group_by(s.c.push_host, d.c.status)
+        )
+        with self.engine.connect() as conn:
+            return [(host, int(status), int(n)) for host, status, n in conn.execute(q)]
+
+    def retry_waiting(self, alert_id: int) -> tuple[int, float | None]:
+        """Deliveries of this alert waiting for a retry, and when the next one is due."""
+        d = t.deliveries
+        q = select(func.count(), func.min(d.c.next_attempt_at)).where(
+            d.c.alert_id == alert_id, d.c.status.in_(WAITING)
+        )
+        with self.engine.connect() as conn:
+            n, next_at = conn.execute(q).one()
+        return int(n or 0), None if next_at is None else float(next_at)
+
+    def batches_running(self, alert_id: int, now: float) -> int:
+        """Batches still sending (with a live heartbeat): a stopped alert's count can still grow
+        by the pushes they had in flight."""
+        b = t.batches
+        q = select(func.count()).where(
+            b.c.alert_id == alert_id,
+            b.c.status == BatchStatus.SENDING.value,
+            b.c.heartbeat_at > now - self.stale_after_s,
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())

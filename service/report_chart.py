@@ -1,0 +1,64 @@
+"""The report's charts as SVG coordinates for the template (server-rendered: no script, no CDN)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.pace import duration_text
+from core.reports import Chart
+
+WIDTH, HEIGHT = 600, 220
+LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 28
+
+
+@dataclass(frozen=True)
+class Drawn:
+    width: int
+    height: int
+    lines: dict[str, str]  # name → polyline points
+    marks: list[dict[str, object]]  # 50/90/100 %: x, y, label
+    x_ticks: list[tuple[float, str]]
+    y_ticks: list[tuple[float, str]]
+    last: dict[str, int]  # the final value of each line (the text under the chart)
+    span_text: str
+
+
+def _x(seconds: float, span_s: float) -> float:
+    return round(LEFT + (WIDTH - LEFT - RIGHT) * min(1.0, seconds / span_s), 1)
+
+
+def _y(n: float, total: int) -> float:
+    return round(HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * min(1.0, n / total), 1)
+
+
+def draw(chart: Chart) -> Drawn:
+    lines = {
+        name: " ".join(f"{_x(t, chart.span_s)},{_y(n, chart.total)}" for t, n in points)
+        for name, points in chart.lines.items()
+    }
+    marks = [
+        {
+            "percent": p,
+            "x": _x(t, chart.span_s),
+            "y": _y(chart.total * p / 100, chart.total),
+            "label": f"{p} % at {duration_text(t)}",
+        }
+        for p, t in chart.marks
+    ]
+    x_ticks = [
+        (_x(chart.span_s * f, chart.span_s), duration_text(chart.span_s * f)) for f in (0.5, 1)
+    ]
+    x_ticks.insert(0, (float(LEFT), "0 s"))
+    y_ticks = [
+        (_y(chart.total * f, chart.total), f"{round(chart.total * f):,}") for f in (0, 0.5, 1)
+    ]
+    return Drawn(
+        WIDTH,
+        HEIGHT,
+        lines,
+        marks,
+        x_ticks,
+        y_ticks,
+        {name: points[-1][1] for name, points in chart.lines.items()},
+        duration_text(chart.span_s),
+    )

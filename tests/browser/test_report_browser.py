@@ -1,0 +1,223 @@
+"""The alert report in every state, in a real Chromium at 1280 px and 390 px (no horizontal
+overflow): finished with its charts and push services, stopped mid-send (final count within 2 s
+of Stop, the rest "not sent"), called off (nothing pending), held by a push service that asked
+us to slow down (a banner in words), and /ops with the newsroom's zone, links back and Log out.
+Screenshots land in var/test-artifacts (report-*.png); NEWSFLASH_DOCS_SCREENSHOTS=1 copies the
+documented ones to docs/img."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
+from tests.conftest import ROOT, free_port, port_open, require_service
+from tests.support.live import serve
+from tests.support.newsroom import ADMIN, PASSWORD, NewsroomStack, start_newsroom_stack, topics_env
+from tests.support.stack import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+DOCS_IMG = ROOT / "docs" / "img"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomStack, str]]:
+    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
+    tmp = tmp_path_factory.mktemp("report-browser")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gen = start_newsroom_stack(
+        f"sqlite:///{tmp}/newsflash.db",
+        tmp,
+        [base],
+        topics_env("done", "halt", "held", "later"),
+        UNDO_WINDOW_S="300",
+    )
+    stack = next(gen)
+    try:
+        with serve(stack.app, port) as served:
+            assert served == base
+            yield stack, base
+    finally:
+        gen.close()
+
+
+@pytest.fixture(scope="module")
+def page(chromium_browser: Any, site: tuple[NewsroomStack, str]) -> Iterator[Any]:
+    _stack, base = site
+    context = chromium_browser.new_context(viewport=DESK, device_scale_factor=1)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors: list[str] = []
+    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.goto(base + "/editor/login")
+    tab.fill("#email", ADMIN)
+    tab.fill("#password", PASSWORD)
+    tab.click("button[type=submit]")
+    tab.wait_for_url(lambda url: "/editor/login" not in url)
+    try:
+        yield tab
+        assert errors == [], f"JavaScript errors: {errors}"
+    finally:
+        context.close()
+
+
+def _publish(stack: NewsroomStack, base: str, topic: str, title: str, **extra: Any) -> str:
+    answer = stack.api(
+        "POST",
+        "/api/v1/alerts",
+        json={
+            "title": title,
+            "body": "Residents near the river are told to move to higher ground.",
+            "url": f"{base}/news/{topic}-{time.time_ns()}",
+            "topics": [topic],
+            **extra,
+        },
+    )
+    assert answer.status_code == 202, answer.json
+    return str(answer.json["id"])
+
+
+def _check_both(page: Any, artifacts: Path, name: str, docs: bool = False) -> None:
+    """No overflow at 390 and 1280 px; screenshots of both (to docs/img only when asked)."""
+    for label, size in (("390", PHONE), ("1280", DESK)):
+        page.set_viewport_size(size)
+        page.wait_for_load_state("load")
+        overflow = page.evaluate(OVERFLOW_JS)
+        assert overflow == [], f"{name}: overflows at {label} px: {overflow}"
+        shot = f"report-{name}-{label}.png"
+        page.screenshot(path=str(artifacts / shot), full_page=True)
+        if docs and os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
+            DOCS_IMG.mkdir(exist_ok=True)
+            shutil.copy(artifacts / shot, DOCS_IMG / shot)
+
+
+def _words(page: Any, selector: str) -> str:
+    return " ".join((page.locator(selector).first.text_content() or "").split())
+
+
+def test_a_finished_alert_has_its_duration_charts_and_push_services(
+    page: Any, site: tuple[NewsroomStack, str], artifacts: Path
+) -> None:
+    stack, base = site
+    for sub in stack.standin.create_subscriptions(30):
+        stack.subscribe(sub, ["done"])
+    alert_id = _publish(stack, base, "done", "Floods close the Thika road")
+    stack.wait_status(alert_id, "sent")
+    receipts = [p["d"] for p in stack.payloads(alert_id)]
+    for i, receipt in enumerate(receipts[:20]):
+        event = {"alert": alert_id, "type": "displayed", "d": receipt}
+        assert stack.client().post("/api/v1/events", json=event).status_code == 202
+        if i % 4 == 0:
+            event["type"] = "clicked"
+            assert stack.client().post("/api/v1/events", json=event).status_code == 202
+
+    page.goto(f"{base}/editor/alerts/{alert_id}")
+    took = page.locator("[data-pace]").text_content() or ""
+    assert took.endswith(" s") and "/s" not in took, took  # a duration, never "0/s"
+    delivered = page.locator("[data-chart='delivered'] polyline[data-line=delivered]")
+    points = (delivered.get_attribute("points") or "").split()
+    assert len(points) >= 2 and points[0] != points[-1]
+    assert [page.locator(f"[data-mark='{p}']").count() for p in (50, 90, 100)] == [1, 1, 1]
+    legend = _words(page, "[data-chart='displayed clicked'] .nf-legend")
+    assert "Displayed 20" in legend and "Clicked 5" in legend
+    # The stand-in is on loopback: "Other" push service, every delivery counted there.
+    row = page.locator("[data-services] tr[data-service=other] td")
+    assert row.all_text_contents()[:2] == ["Other", "30"]
+    _check_both(page, artifacts, "finished", docs=True)
+
+
+def test_stopped_mid_send_shows_the_final_count_within_2_s_and_the_rest_not_sent(
+    page: Any, site: tuple[NewsroomStack, str], artifacts: Path
+) -> None:
+    stack, base = site
+    audience = 80
+    for sub in stack.standin.create_subscriptions(audience, "slow", delay_s=0.5):
+        stack.subscribe(sub, ["halt"])
+    alert_id = _publish(stack, base, "halt", "Evacuation ordered in Tana River")
+    page.goto(f"{base}/editor/alerts/{alert_id}")
+    page.locator("#stop").wait_for(state="visible", timeout=20_000)
+    wait_until(
+        lambda: int(page.locator(".nf-count [data-count=delivered]").text_content() or "0") >= 6,
+        30,
+        "live delivered count to rise",
+    )
+    pace = page.locator("[data-pace]").text_content() or ""
+    assert pace == "estimating…" or "/s · about" in pace, pace
+    clicked_at = time.monotonic()
+    page.click("#stop")
+    page.wait_for_selector("#stopped", timeout=10_000)
+    shown_after = time.monotonic() - clicked_at
+    final = stack.alert(alert_id)
+    reached, not_sent = final["counts"]["delivered"], final["counts"]["not_sent"]
+    assert shown_after <= 2.0, f"the final count took {shown_after:.2f} s after Stop"
+    assert len(stack.received(alert_id)) == reached  # nothing arrived after the final count
+    assert final["counts"]["pending"] == 0 and 6 <= reached < audience
+    assert not_sent == audience - reached - final["counts"]["gone"] - final["counts"]["failed"]
+    said = _words(page, "#stopped")
+    assert f"{reached} of {audience} subscribers were reached before the stop" in said
+    assert f"{not_sent} not sent." in said
+    assert page.locator("[data-count=pending]").count() == 0
+    assert page.locator("[data-count=not_sent]").text_content() == str(not_sent)
+    _check_both(page, artifacts, "stopped", docs=True)
+
+
+def test_a_called_off_schedule_has_nothing_pending(
+    page: Any, site: tuple[NewsroomStack, str], artifacts: Path
+) -> None:
+    stack, base = site
+    for sub in stack.standin.create_subscriptions(5):
+        stack.subscribe(sub, ["later"])
+    alert_id = _publish(stack, base, "later", "Polls open at six", send_at=time.time() + 3600)
+    assert stack.api("POST", f"/api/v1/alerts/{alert_id}/cancel").status_code == 200
+    page.goto(f"{base}/editor/alerts/{alert_id}")
+    assert _words(page, "#calledoff").startswith("Called off — nobody received it.")
+    assert page.locator("[data-count=pending]").count() == 0
+    assert page.locator("[data-count=not_sent]").text_content() == "5"
+    assert page.locator("[data-chart]").count() == 0
+    _check_both(page, artifacts, "called-off", docs=True)
+
+
+def test_a_push_service_asking_to_slow_down_shows_the_held_banner(
+    page: Any, site: tuple[NewsroomStack, str], artifacts: Path
+) -> None:
+    stack, base = site
+    for sub in stack.standin.create_subscriptions(12, "throttle", retry_after=6, times=1):
+        stack.subscribe(sub, ["held"])
+    alert_id = _publish(stack, base, "held", "Bridge closed after the flood")
+    page.goto(f"{base}/editor/alerts/{alert_id}")
+    banner = page.locator("[data-held]")
+    banner.wait_for(state="visible", timeout=20_000)
+    said = _words(page, "[data-held]")
+    assert "is held: its push service asked us to slow down (HTTP 429)" in said, said
+    _check_both(page, artifacts, "held", docs=True)
+    stack.wait_status(alert_id, "sent", timeout_s=60)
+    page.wait_for_selector("[data-status-badge=sent]", timeout=15_000)
+    assert page.locator("[data-held]").is_hidden()
+
+
+def test_ops_names_the_zone_links_back_and_logs_out(
+    page: Any, site: tuple[NewsroomStack, str], artifacts: Path
+) -> None:
+    _stack, base = site
+    page.goto(base + "/ops")
+    page.wait_for_function("document.getElementById('updated').textContent !== '—'")
+    assert "Africa/Nairobi" in _words(page, "[data-newsroom-zone]")
+    assert page.locator(".ops-top a", has_text="Newsroom").get_attribute("href") in (
+        "/editor",
+        "/editor/",
+    )
+    _check_both(page, artifacts, "ops")
+    answer = page.goto(base + "/ops/no-such-page")
+    assert answer is not None and answer.status == 404
+    assert page.locator("[data-error-page='404']").count() == 1
+    page.goto(base + "/ops")
+    page.click(".ops-top button", has_text="Log out")
+    page.wait_for_url(lambda url: "/editor/login" in url)
