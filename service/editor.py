@@ -30,7 +30,7 @@ from core.adapters.newsroom_sql import SqlNewsroom
 from core.errors import DomainError, NotFound
 from core.model import Alert
 from core.usecases.newsroom import Editor, Newsroom
-from service import csrf, wording
+from service import csrf, previews, wording
 from service.app import Newsflash
 from service.auth import begin_session, current_principal, end_session, has_session
 from service.errors import error_response
@@ -90,7 +90,15 @@ def _wording_globals(state: Any) -> None:
         nf_state=nf_state_word,
         nf_state_class=wording.state_class,
         nf_field_message=_field_message,
+        nf_platforms=previews.PLATFORMS,
+        nf_clip=previews.clip,
+        nf_site_name=lambda: ext().settings.site_name,
+        nf_site_icon=_site_icon,
     )
+
+
+def _site_icon() -> str:
+    return ext().settings.site_icon_url or url_for("static", filename="icons/icon-192.png")
 
 
 def nf_state_word(alert: Alert) -> str:

@@ -65,31 +65,42 @@
     });
   }
 
-  // -- live preview --------------------------------------------------------------------------
+  // -- live previews: one per platform, each cutting where that platform does (the limits come
+  // from the server in data-title-max / data-body-max; see service/previews.py) --------------
+  function clip(text, limit) {
+    var chars = Array.from(text.replace(/\s+/g, " ").trim());
+    if (!limit || chars.length <= limit) return chars.join("");
+    return chars.slice(0, limit - 1).join("").replace(/\s+$/, "") + "\u2026";
+  }
   function wirePreview() {
     $$("[data-preview-source]").forEach(function (field) {
       var name = field.getAttribute("data-preview-source");
-      var target = $('[data-preview="' + name + '"]');
-      if (!target) return;
+      var targets = $$('[data-preview="' + name + '"]');
+      if (!targets.length) return;
       function update() {
         var value = field.value.trim();
-        if (name === "image") {
-          if (/^https?:\/\//i.test(value)) {
-            target.src = value;
-            target.hidden = false;
-          } else {
-            target.removeAttribute("src");
-            target.hidden = true;
+        targets.forEach(function (target) {
+          if (name === "image") {
+            if (/^https?:\/\//i.test(value)) {
+              target.src = value;
+              target.hidden = false;
+            } else {
+              target.removeAttribute("src");
+              target.hidden = true;
+            }
+            return;
           }
-          return;
-        }
-        target.textContent = value || target.getAttribute("data-empty") || "";
+          var card = target.closest("[data-platform]");
+          var limit = card ? Number(card.getAttribute("data-" + name + "-max")) : 0;
+          target.textContent = clip(value || target.getAttribute("data-empty") || "", limit);
+        });
       }
       field.addEventListener("input", update);
       field.addEventListener("change", update);
     });
-    var image = $('[data-preview="image"]');
-    if (image) image.addEventListener("error", function () { image.hidden = true; });
+    $$('[data-preview="image"]').forEach(function (image) {
+      image.addEventListener("error", function () { image.hidden = true; });
+    });
   }
 
   // -- audience size for the ticked topics ----------------------------------------------------

@@ -88,11 +88,25 @@ def test_compose_preview_send_then_undo_delivers_nothing(
     title = "River bursts its banks <b>tonight</b>"
     _compose(page, base, "undo", title)
 
-    # The preview shows the words as typed (as text, never as markup), live.
-    preview = page.locator("[data-preview=title]")
+    # The previews show the words as typed (as text, never as markup), live, each cut where
+    # its platform cuts: Windows shows this headline whole, an iPhone 29 characters and "…".
+    preview = page.locator("[data-platform=windows] [data-preview=title]")
     assert preview.text_content() == title
     assert page.locator("[data-preview=title] b").count() == 0
-    assert page.locator("[data-preview=body]").text_content().startswith("Residents near")
+    ios = page.locator("[data-platform=ios] [data-preview=title]").text_content() or ""
+    assert ios == title[:29] + "…"
+    body = page.locator("[data-platform=android] [data-preview=body]").text_content() or ""
+    assert body.startswith("Residents near") and body.endswith("…") and len(body) == 45
+    expanded = "[data-platform=android-expanded] [data-preview=body]"
+    assert page.locator(expanded).text_content() == (
+        "Residents near the river are told to move to higher ground."
+    )
+    # The site's own name and icon, never its host name or a letter placeholder.
+    heads = page.locator(".nf-notif-site").all_text_contents()
+    assert set(heads) == {stack.settings.site_name} and len(heads) == 5
+    icon = page.locator("[data-platform=macos] img.nf-notif-icon")
+    assert icon.get_attribute("src") == "/static/icons/icon-192.png"
+    assert page.evaluate("document.querySelector('.nf-notif-icon').naturalWidth") > 0
     assert page.locator("[data-counter-for=title]").text_content() == f"{len(title)} / 120"
     page.fill("#title", "x" * 110)
     counter = page.locator("[data-counter-for=title]")

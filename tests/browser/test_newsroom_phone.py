@@ -96,11 +96,14 @@ def _publish(stack: NewsroomStack, base: str, topic: str, title: str, **extra: A
 
 @pytest.fixture(scope="module")
 def seeded(site: tuple[NewsroomStack, str]) -> dict[str, int]:
-    """Sent alerts (long headlines, a word wider than a phone), one sending, one scheduled."""
+    """Sent alerts (long headlines, a word wider than a phone), one sending, one scheduled.
+
+    The sending one must still be sending when the test reaches its report, after a dozen
+    pages: 120 readers whose push service answers in 3 s each."""
     stack, base = site
     for sub in stack.standin.create_subscriptions(4):
         stack.subscribe(sub, ["phone"])
-    for sub in stack.standin.create_subscriptions(120, "slow", delay_s=1.0):
+    for sub in stack.standin.create_subscriptions(120, "slow", delay_s=3.0):
         stack.subscribe(sub, ["slowphone"])
     ids = {
         "sent": _publish(stack, base, "phone", LONG_TITLE),
