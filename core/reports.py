@@ -191,7 +191,10 @@ def delivery_charts(
     origin = release_time(alert)
     end = alert.finished_at or alert.cancelled_at or now
     step, steps = _frame(max(1.0, end - origin))
-    delivered = _cumulative(queries.delivered_by_step(alert.id, origin, step), step, steps)
+    per_step = queries.delivered_by_step(alert.id, origin, step)
+    # A stopped send's last in-flight pushes are answered after the stop: keep them on the chart.
+    steps = max(steps, max(per_step, default=-1) + 1)
+    delivered = _cumulative(per_step, step, steps)
     sent = Chart(
         step,
         steps * step,

@@ -115,6 +115,8 @@ def audit_sentence(entry: Mapping[str, Any], alert: Alert | None = None) -> str:
         return f"{who} sent {what} to their test devices."
     if action == "alert.correct":
         return f"{who} sent the correction {what}, replacing alert #{detail.get('corrects', '?')}."
+    if action == "alert.send_anyway":
+        return f"{who} sent {what} without waiting for the article to be online."
     if action == "alert.cancel":
         delivered = detail.get("delivered") or 0
         if detail.get("undo") or (detail.get("was") == "scheduled" and not delivered):
@@ -140,8 +142,20 @@ def _account_sentence(who: str, action: str, target: str, detail: Mapping[str, A
         "token.revoke": f"{who} revoked API token #{target}.",
         "test_device.set": f"{who} made a browser their test device.",
         "test_device.unset": f"{who} stopped using a browser as their test device.",
+        "feed.add": f"{who} added the feed {detail.get('url', '#' + target)}"
+        f" ({_feed_mode(detail.get('mode'))}).",
+        "feed.mode": f"{who} set feed #{target} to {_feed_mode(detail.get('mode'))}.",
+        "feed.remove": f"{who} removed the feed {detail.get('url', '#' + target)}.",
+        "feed.item.dismiss": f"{who} dismissed the feed item '{detail.get('title', target)}'.",
+        "template.create": f"{who} created the template '{detail.get('name', target)}'.",
+        "template.edit": f"{who} edited the template #{target}.",
+        "template.delete": f"{who} deleted the template '{detail.get('name', target)}'.",
     }
     return sentences.get(action, f"{who}: {action} {target}".rstrip() + ".")
+
+
+def _feed_mode(mode: object) -> str:
+    return "sends at once" if mode == "auto" else "drafts for review"
 
 
 def _who(actor: object) -> str:

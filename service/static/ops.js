@@ -38,6 +38,9 @@
     return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
   }
 
+  // The newsroom's words for the states an alert in flight can be in (service/wording.py).
+  var STATE_WORDS = { queued: "Starting", sending: "Sending" };
+
   function clock(iso) {
     if (!iso) { return "—"; }
     var d = new Date(iso);
@@ -138,7 +141,7 @@
       box.appendChild(el("div", { "class": "flight", "data-alert": a.id }, [
         el("div", { "class": "flight-head" }, [
           el("strong", { text: "#" + a.id + " " + a.title }),
-          el("span", { "class": "tag", text: a.status }),
+          el("span", { "class": "tag", text: STATE_WORDS[a.status] || a.status }),
           el("span", { "class": "tag", text: a.lane.replace("newsflash.", "") })
         ]),
         bar,

@@ -4,6 +4,8 @@ against the app on a real HTTP server, a live worker and beat, and the push stan
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, port_open, require_service
+from tests.conftest import ROOT, free_port, port_open, require_service
 from tests.support.live import serve
 from tests.support.newsroom import (
     EDITOR,
@@ -119,6 +121,9 @@ def test_compose_preview_send_then_undo_delivers_nothing(
         lambda: page.locator("[data-audience]").text_content() == "3", 10, "the audience size"
     )
     page.screenshot(path=str(artifacts / "newsroom-compose.png"), full_page=True)
+    page.locator(".nf-preview").screenshot(path=str(artifacts / "newsroom-previews.png"))
+    if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
+        shutil.copy(artifacts / "newsroom-previews.png", ROOT / "docs" / "img")
 
     page.click("#review")
     page.wait_for_selector("#confirm-form")

@@ -94,3 +94,22 @@ def test_alerts_watch_names_a_cancelled_alert_as_the_newsroom_does() -> None:
     called_off = replace(stopped, started_at=None)
     assert finished_line(called_off) == "alert 7 cancelled (called off: nobody received it)."
     assert finished_line(ALERT) == "alert 7 sent."
+
+
+def test_feed_template_and_send_anyway_rows_read_as_sentences() -> None:
+    def said(action: str, target: str, **detail: object) -> str:
+        entry = {"actor": "amina@news.example", "action": action, "target": target}
+        return wording.audit_sentence({**entry, "detail": detail})
+
+    assert said("feed.add", "3", url="https://news.example/feed", mode="auto") == (
+        "amina@news.example added the feed https://news.example/feed (sends at once)."
+    )
+    assert said("feed.mode", "3", mode="review") == (
+        "amina@news.example set feed #3 to drafts for review."
+    )
+    assert said("template.create", "2", name="BREAKING") == (
+        "amina@news.example created the template 'BREAKING'."
+    )
+    assert said("alert.send_anyway", "9", checks=3) == (
+        "amina@news.example sent alert #9 without waiting for the article to be online."
+    )
