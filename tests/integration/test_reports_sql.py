@@ -15,7 +15,8 @@ from core import reports
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.report_sql import SqlReports
-from core.adapters.sql import SqlStore, make_engine, sync_topics
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
 from core.model import AlertDraft, AlertStatus, BatchStatus, LedgerStatus, Urgency
 
 TOPICS = (Topic("breaking", "Breaking", True),)
@@ -30,20 +31,20 @@ HOSTS = {
 
 
 @pytest.fixture
-def rig(database_url: str) -> Iterator[tuple[SqlStore, SqlReports]]:
+def rig(database_url: str) -> Iterator[tuple[SqlStores, SqlReports]]:
     engine = make_engine(database_url)
     migrate.upgrade(engine)
-    yield SqlStore(engine, sync_topics(engine, TOPICS)), SqlReports(engine, stale_after_s=30)
+    yield SqlStores.build(engine, TOPICS), SqlReports(engine, stale_after_s=30)
     engine.dispose()
 
 
-def _alert(store: SqlStore, audience: int) -> int:
+def _alert(store: SqlStores, audience: int) -> int:
     draft = AlertDraft("Title", "Body", "https://news.example/a", ("breaking",), Urgency.HIGH, 3600)
-    alert, _ = store.create_alert(draft, "nfkey", AlertStatus.QUEUED, audience, T0)
+    alert, _ = store.alerts.create_alert(draft, "nfkey", AlertStatus.QUEUED, audience, T0)
     return alert.id
 
 
-def _ledger(store: SqlStore, alert_id: int) -> None:
+def _ledger(store: SqlStores, alert_id: int) -> None:
     """20 subscriptions, four on each push service; outcomes spread over 10 s."""
     subs, rows = [], []
     for sid in range(1, 21):
@@ -91,7 +92,7 @@ def _ledger(store: SqlStore, alert_id: int) -> None:
         conn.execute(insert(t.deliveries), rows)
 
 
-def test_delivery_over_time_steps_and_services(rig: tuple[SqlStore, SqlReports]) -> None:
+def test_delivery_over_time_steps_and_services(rig: tuple[SqlStores, SqlReports]) -> None:
     store, q = rig
     alert_id = _alert(store, 21)
     _ledger(store, alert_id)
@@ -113,7 +114,7 @@ def test_delivery_over_time_steps_and_services(rig: tuple[SqlStore, SqlReports])
     assert q.retry_waiting(alert_id) == (2, T0 + 45)
 
 
-def test_event_times_and_batches_running(rig: tuple[SqlStore, SqlReports]) -> None:
+def test_event_times_and_batches_running(rig: tuple[SqlStores, SqlReports]) -> None:
     store, q = rig
     alert_id = _alert(store, 3)
     for at, kind in ((T0 + 2.2, "displayed"), (T0 + 2.7, "displayed"), (T0 + 65, "clicked")):
@@ -144,11 +145,11 @@ def test_event_times_and_batches_running(rig: tuple[SqlStore, SqlReports]) -> No
     assert q.batches_running(alert_id, T0 + 200) == 0
 
 
-def test_live_report_called_off_stopped_and_finished(rig: tuple[SqlStore, SqlReports]) -> None:
+def test_live_report_called_off_stopped_and_finished(rig: tuple[SqlStores, SqlReports]) -> None:
     store, q = rig
     alert_id = _alert(store, 21)
     _ledger(store, alert_id)
-    alert = store.get_alert(alert_id)
+    alert = store.alerts.get_alert(alert_id)
     assert alert is not None
     clock = str
     called_off = replace(alert, status=AlertStatus.CANCELLED, started_at=None, cancelled_at=T0)
