@@ -309,19 +309,13 @@ class Settings:
         "NEWSFLASH_SITE_NAME",
         Text(80),
         "The Eastmere Courier",
-        "the web app manifest's name; the name on the newsroom's notification previews",
+        "the site's name (manifest, previews)",
     )
     site_short_name: str = setting(
-        "NEWSFLASH_SITE_SHORT_NAME",
-        Text(12),
-        "Courier",
-        "the name under the Home Screen icon (manifest short_name)",
+        "NEWSFLASH_SITE_SHORT_NAME", Text(12), "Courier", "name under the Home Screen icon"
     )
     site_icon_url: str | None = setting(
-        "NEWSFLASH_SITE_ICON_URL",
-        Url("http", "https"),
-        None,
-        "the site's icon on the newsroom's notification previews (unset: the shipped 192 px icon)",
+        "NEWSFLASH_SITE_ICON_URL", Url("http", "https"), None, "the site's icon on previews"
     )
     theme_color: str = setting(
         "NEWSFLASH_THEME_COLOR", Color(), "#7a0019", "manifest theme and icon background colour"
