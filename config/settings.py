@@ -306,10 +306,7 @@ class Settings:
         "reader texts when neither the page nor the browser names en or sw",
     )
     site_name: str = setting(
-        "NEWSFLASH_SITE_NAME",
-        Text(80),
-        "The Eastmere Courier",
-        "the site's name (manifest, previews)",
+        "NEWSFLASH_SITE_NAME", Text(80), "The Eastmere Courier", "manifest and preview name"
     )
     site_short_name: str = setting(
         "NEWSFLASH_SITE_SHORT_NAME", Text(12), "Courier", "name under the Home Screen icon"
