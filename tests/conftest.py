@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,41 +10,16 @@ import redis as redis_lib
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from config.settings import Settings, load_settings
-
-CI = os.environ.get("CI", "").lower() == "true"
-ROOT = Path(__file__).resolve().parent.parent
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-REDIS_BASE = "redis://127.0.0.1:6379"
-# Tests use their own Redis database number, never the shared db 0 (override to run two
-# suites side by side on one machine).
-TEST_REDIS_DB = int(os.environ.get("NEWSFLASH_TEST_REDIS_DB", "9"))
-RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
-ARTIFACTS = ROOT / "var" / "test-artifacts"
-
-
-def require_service(name: str, available: bool, how: str) -> None:
-    """Skip locally when a service is down; under CI=true that is a failure, never a skip."""
-    if available:
-        return
-    message = f"{name} is not reachable ({how})"
-    if CI:
-        pytest.fail(message + " and CI=true: tests may not pass by skipping", pytrace=False)
-    pytest.skip(message)
-
-
-def port_open(host: str, port: int, timeout_s: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.support.services import (
+    ARTIFACTS,
+    REDIS_BASE,
+    TEST_REDIS_DB,
+    create_pg_database,
+    drop_pg_database,
+    engine_database,
+    port_open,
+    require_service,
+)
 
 
 @pytest.fixture(scope="session")
@@ -83,72 +54,12 @@ def postgres_available() -> bool:
     return ok
 
 
-def create_pg_database() -> str:
-    from sqlalchemy import create_engine, text
-
-    name = "nf_test_" + uuid.uuid4().hex[:12]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_pg_database(url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    name = url.rsplit("/", 1)[-1]
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
-
-
 @pytest.fixture(scope="session")
 def vapid_pem() -> str:
     key = ec.generate_private_key(ec.SECP256R1())
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode("ascii")
-
-
-def make_env(
-    var_dir: Path,
-    database_url: str,
-    redis_url: str,
-    vapid_pem: str,
-    **extra: str,
-) -> dict[str, str]:
-    """NEWSFLASH_* variables for a test stack (also handed to worker subprocesses)."""
-    var_dir.mkdir(parents=True, exist_ok=True)
-    key_file = var_dir / "vapid_private.pem"
-    if not key_file.exists():
-        key_file.write_text(vapid_pem)
-        key_file.chmod(0o600)
-    env = {
-        "NEWSFLASH_VAR_DIR": str(var_dir),
-        "NEWSFLASH_DATABASE_URL": database_url,
-        "NEWSFLASH_REDIS_URL": redis_url,
-        "NEWSFLASH_VAPID_PRIVATE_KEY_FILE": str(key_file),
-        "NEWSFLASH_VAPID_SUBJECT": "mailto:ops@news.example",
-        "NEWSFLASH_SECRET_KEY": "test-secret-" + uuid.uuid4().hex,
-        "NEWSFLASH_CMS_WEBHOOK_SECRET": "whsec_dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tzLTMyYnl0ZXM=",
-        "NEWSFLASH_ALLOW_LOOPBACK_PUSH": "on",
-        "NEWSFLASH_LOG_JSON": "on",
-        # Suites publish the same test article again and again; the duplicate guard is off
-        # here and switched on by its own tests (tests/integration/test_duplicates.py).
-        "NEWSFLASH_DUPLICATE_WINDOW_S": "0",
-        # Test alerts open pages nobody serves: the readiness gate has its own tests.
-        "NEWSFLASH_WAIT_FOR_ARTICLE": "off",
-    }
-    env.update(
-        {k if k.startswith("NEWSFLASH_") else "NEWSFLASH_" + k.upper(): v for k, v in extra.items()}
-    )
-    return env
-
-
-def settings_from(env: dict[str, str]) -> Settings:
-    return load_settings(environ=env, env_file=None)
 
 
 @pytest.fixture
@@ -161,23 +72,6 @@ def postgres_url(postgres_available: bool) -> Iterator[str]:
     url = create_pg_database()
     yield url
     drop_pg_database(url)
-
-
-@contextlib.contextmanager
-def engine_database(
-    request: pytest.FixtureRequest, tmp: Path, name: str = "newsflash.db"
-) -> Iterator[str]:
-    """A fresh database for the engine a fixture is parametrised with ("sqlite" or "postgres"):
-    a SQLite file under tmp, or a PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp}/{name}"
-        return
-    request.getfixturevalue("postgres_available")
-    url = create_pg_database()
-    try:
-        yield url
-    finally:
-        drop_pg_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

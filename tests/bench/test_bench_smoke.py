@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.fanout import Options, run, save, summary
-from tests.conftest import port_open, require_service
+from tests.support.services import port_open, require_service
 
 N = 300
 

@@ -14,7 +14,7 @@ import pytest
 
 from core.base64url import b64url_decode
 from core.payload import payload_dict
-from tests.browser.conftest import ReaderSite, fake_browser_subscription
+from tests.support.browser import ReaderSite, fake_browser_subscription
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]

@@ -19,10 +19,10 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from core.usecases.newsroom import Editor
 from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
-from tests.conftest import free_port, make_env, settings_from
 from tests.support.feedsite import FeedSite, Page, rss
 from tests.support.live import serve
 from tests.support.newsroom import ADMIN, PASSWORD
+from tests.support.services import free_port, make_env, settings_from
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 

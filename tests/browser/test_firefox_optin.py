@@ -25,10 +25,10 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from core.base64url import b64url_decode
 from standin.mozilla import ACK_DELIVERED, MozillaPushServer
-from tests.browser.conftest import require_browser
-from tests.conftest import TEST_REDIS_DB, free_port, make_env, settings_from
+from tests.support.browser import require_browser
 from tests.support.firefox import Firefox, find_firefox, launch_firefox
 from tests.support.live import serve
+from tests.support.services import TEST_REDIS_DB, free_port, make_env, settings_from
 from tests.support.stack import Process, start_worker, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, free_port, port_open, require_service
 from tests.support.live import serve
 from tests.support.newsroom import (
     EDITOR,
@@ -23,6 +22,7 @@ from tests.support.newsroom import (
     start_newsroom_stack,
     topics_env,
 )
+from tests.support.services import ROOT, free_port, port_open, require_service
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port, port_open, require_service
 from tests.support.live import serve
 from tests.support.newsroom import (
     ADMIN,
@@ -22,6 +21,7 @@ from tests.support.newsroom import (
     start_newsroom_stack,
     topics_env,
 )
+from tests.support.services import free_port, port_open, require_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 

@@ -17,9 +17,9 @@ from core.adapters import migrate
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from core.adapters.telemetry import CACHE_PREFIX
-from tests.conftest import free_port, make_env, settings_from
 from tests.support.audience import seed_falling_engagement
 from tests.support.live import serve
+from tests.support.services import free_port, make_env, settings_from
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 

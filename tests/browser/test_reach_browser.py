@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import ReaderSite, fake_browser_subscription
 from tests.browser.test_chromium_optin import (
     PUSH_STUB,
     new_endpoint,
@@ -17,6 +16,7 @@ from tests.browser.test_chromium_optin import (
     register_worker,
     widget_state,
 )
+from tests.support.browser import ReaderSite, fake_browser_subscription
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]

@@ -18,8 +18,8 @@ from kombu import Queue
 from core import correlation
 from core.adapters.logs import make_handler
 from standin.server import PushStandin
-from tests.conftest import TEST_REDIS_DB, port_open, require_service
 from tests.reliability.harness import ORIGIN, Rig, rig, token_of
+from tests.support.services import TEST_REDIS_DB, port_open, require_service
 from tests.support.stack import Process, wait_until
 from workers.factory import TASK_DELIVER, TASK_PLAN, make_celery
 

@@ -17,25 +17,20 @@ from sqlalchemy import select, update
 
 from config.settings import Settings
 from core.accounts import Role
-from core.adapters import migrate
 from core.adapters import tables as t
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
 from core.model import LedgerStatus
-from service.app import create_app
 from standin.declarative import declarative_problems
 from standin.server import PushStandin
-from tests.conftest import (
+from tests.support.live_stack import live_stack
+from tests.support.services import (
     RABBIT_URL,
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
-    make_env,
     port_open,
     require_service,
-    settings_from,
 )
-from tests.support.stack import Process, start_beat, start_worker, wait_until
+from tests.support.stack import Process, wait_until
 
 ORIGIN = "http://127.0.0.1:8000"
 
@@ -102,27 +97,19 @@ def _start_stack(database_url: str, tmp: Path, broker_url: str | None = None) ->
     }
     if broker_url:
         extra["BROKER_URL"] = broker_url
-    env = make_env(tmp / "var", database_url, redis_url, _vapid_pem(tmp), **extra)
-    settings = settings_from(env)
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    app = create_app(settings)
-    token = SqlAccounts(app.extensions["newsflash"].container.engine).create_token(
-        "e2e", Role.EDITOR
-    )
-    standin = PushStandin().start()
-    hostile = PushStandin(host="127.0.0.2").start()
-    worker = start_worker(env, tmp / "logs")
-    beat = start_beat(env, tmp / "logs")
-    try:
-        yield Stack(settings, env, app.test_client(), token, standin, hostile, worker, beat, engine)
-    finally:
-        beat.stop()
-        worker.stop()
-        standin.stop()
-        hostile.stop()
-        engine.dispose()
-        app.extensions["newsflash"].container.engine.dispose()
+    with live_stack(tmp, database_url, redis_url, _vapid_pem(tmp), hostile=True, **extra) as live:
+        assert live.hostile is not None and live.beat is not None
+        yield Stack(
+            live.settings,
+            live.env,
+            live.client,
+            live.token("e2e", Role.EDITOR),
+            live.standin,
+            live.hostile,
+            live.worker,
+            live.beat,
+            live.engine,
+        )
 
 
 _PEM: dict[str, str] = {}

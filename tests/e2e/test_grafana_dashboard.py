@@ -24,7 +24,8 @@ from core.adapters import migrate
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from standin.server import PushStandin
-from tests.conftest import (
+from tests.support.ops import WebhookReceiver
+from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
@@ -33,7 +34,6 @@ from tests.conftest import (
     port_open,
     require_service,
 )
-from tests.support.ops import WebhookReceiver
 from tests.support.stack import Process, start_beat, start_worker, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,7 +22,8 @@ from core.adapters.hosts import RedisHostHealth
 from core.adapters.sql import make_engine
 from service.app import create_app
 from standin.server import PushStandin
-from tests.conftest import (
+from tests.support.ops import TcpProxy, WebhookReceiver, stop_all
+from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
@@ -31,7 +32,6 @@ from tests.conftest import (
     require_service,
     settings_from,
 )
-from tests.support.ops import TcpProxy, WebhookReceiver, stop_all
 from tests.support.stack import Process, start_beat, start_worker, wait_until
 
 ORIGIN = "http://127.0.0.1:8000"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,30 +19,23 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from core.accounts import Role
-from core.adapters import migrate
 from core.adapters import tables as t
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
 from core.endpoints import redact_endpoint
 from core.model import Lane
-from service.app import create_app
 from standin.server import PushStandin
-from tests.conftest import (
+from tests.support.live_stack import live_stack
+from tests.support.ops import stop_all
+from tests.support.services import (
     ARTIFACTS,
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
-    free_port,
-    make_env,
     port_open,
     require_service,
-    settings_from,
 )
-from tests.support.ops import stop_all
-from tests.support.stack import Process, start_beat, start_worker, wait_until
+from tests.support.stack import Process, wait_until
 from workers.factory import ALL_QUEUES
 
 ORIGIN = "http://127.0.0.1:8000"
@@ -126,57 +118,41 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsStack]:
         )
         .decode()
     )
-    env = make_env(
-        tmp / "var",
-        database_url,
-        redis_url,
-        pem,
-        BATCH_SIZE="10",
-        RETRY_BASE_S="0.5",
-        RETRY_MAX_ATTEMPTS="8",
-        RATE_LIMIT_SUBSCRIBE="10000 per minute",
-        RATE_LIMIT_LOGIN="1000 per minute",
-        METRICS_TOKEN=METRICS_TOKEN,
-        ALARM_INTERVAL_S="1",
-        OPS_CACHE_S="0.5",
-        TOPICS="breaking:Breaking news:default,politics,sport",
-    )
-    settings = settings_from(env)
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    app = create_app(settings)
-    accounts = SqlAccounts(app.extensions["newsflash"].container.engine)
-    editor_token = accounts.create_token("e2e editor", Role.EDITOR)
-    ops_token = accounts.create_token("e2e prometheus", Role.OPS)
-    ops_email = f"ops-{uuid.uuid4().hex[:6]}@news.example"
-    accounts.create_user(ops_email, OPS_PASSWORD, Role.OPS)
-    server: BaseWSGIServer = make_server("127.0.0.1", free_port(), app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    standin = PushStandin().start()
-    worker = start_worker(env, tmp / "logs", concurrency=2)
-    beat = start_beat(env, tmp / "logs")
     try:
-        yield OpsStack(
-            app,
-            app.test_client(),
-            f"http://127.0.0.1:{server.server_port}",
-            env,
-            editor_token,
-            ops_token,
-            ops_email,
-            standin,
-            worker,
-            beat,
-            engine,
-            client,
-        )
+        with live_stack(
+            tmp,
+            database_url,
+            redis_url,
+            pem,
+            serve=True,
+            BATCH_SIZE="10",
+            RETRY_BASE_S="0.5",
+            RETRY_MAX_ATTEMPTS="8",
+            RATE_LIMIT_SUBSCRIBE="10000 per minute",
+            RATE_LIMIT_LOGIN="1000 per minute",
+            METRICS_TOKEN=METRICS_TOKEN,
+            ALARM_INTERVAL_S="1",
+            OPS_CACHE_S="0.5",
+            TOPICS="breaking:Breaking news:default,politics,sport",
+        ) as live:
+            ops_email = f"ops-{uuid.uuid4().hex[:6]}@news.example"
+            live.create_user(ops_email, OPS_PASSWORD, Role.OPS)
+            assert live.base_url is not None and live.beat is not None
+            yield OpsStack(
+                live.app,
+                live.client,
+                live.base_url,
+                live.env,
+                live.token("e2e editor", Role.EDITOR),
+                live.token("e2e prometheus", Role.OPS),
+                ops_email,
+                live.standin,
+                live.worker,
+                live.beat,
+                live.engine,
+                client,
+            )
     finally:
-        beat.stop()
-        worker.stop()
-        server.shutdown()
-        standin.stop()
-        engine.dispose()
-        app.extensions["newsflash"].container.engine.dispose()
         drop_pg_database(plain_url)
 
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, port_open, require_service
 from tests.support.feedsite import FeedSite, Page, rss
 from tests.support.newsroom import NewsroomStack, start_newsroom_stack, topics_env
+from tests.support.services import create_pg_database, drop_pg_database, port_open, require_service
 from tests.support.stack import wait_until
 
 pytestmark = pytest.mark.timeout(180)

@@ -22,9 +22,9 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from core.bootstrap import Container
 from service.app import create_app
-from tests.conftest import TEST_REDIS_DB, engine_database, make_env, settings_from
 from tests.support.feedsite import FeedSite, Page, atom, rss
 from tests.support.newsroom import ADMIN, EDITOR, PASSWORD, csrf_of, vapid_pem
+from tests.support.services import TEST_REDIS_DB, engine_database, make_env, settings_from
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -24,13 +24,6 @@ from sqlalchemy import select
 
 from core.accounts import Role
 from core.adapters import tables as t
-from tests.conftest import (
-    create_pg_database,
-    drop_pg_database,
-    free_port,
-    port_open,
-    require_service,
-)
 from tests.support.newsroom import (
     ADMIN,
     EDITOR,
@@ -42,6 +35,13 @@ from tests.support.newsroom import (
     csrf_of,
     start_newsroom_stack,
     topics_env,
+)
+from tests.support.services import (
+    create_pg_database,
+    drop_pg_database,
+    free_port,
+    port_open,
+    require_service,
 )
 from tests.support.stack import wait_until
 
@@ -260,7 +260,7 @@ def test_login_sets_a_hardened_cookie_is_audited_and_logout_ends_the_session(
 
 def test_secure_cookie_outside_loopback(stack: NewsroomStack, tmp_path: Path) -> None:
     from service.app import create_app
-    from tests.conftest import settings_from
+    from tests.support.services import settings_from
 
     env = {**stack.env, "NEWSFLASH_PUBLIC_ORIGINS": "https://news.example"}
     app = create_app(settings_from(env))
@@ -296,7 +296,7 @@ def test_every_form_needs_the_csrf_token(stack: NewsroomStack, editor: FlaskClie
 
 def test_login_attempts_are_rate_limited(stack: NewsroomStack) -> None:
     from service.app import create_app
-    from tests.conftest import settings_from
+    from tests.support.services import settings_from
 
     env = {**stack.env, "NEWSFLASH_RATE_LIMIT_LOGIN": "3 per minute"}
     app = create_app(settings_from(env))

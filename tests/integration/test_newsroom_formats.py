@@ -21,9 +21,9 @@ from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from service.app import create_app
-from tests.conftest import TEST_REDIS_DB, engine_database, make_env, settings_from
 from tests.support.hostile import signed
 from tests.support.newsroom import PASSWORD, csrf_of
+from tests.support.services import TEST_REDIS_DB, engine_database, make_env, settings_from
 
 SITE = "https://news.example"
 EDITOR = "ed@news.example"

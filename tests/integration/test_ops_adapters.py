@@ -25,8 +25,8 @@ from core.adapters.stores_sql import SqlStores
 from core.adapters.telemetry import RedisTelemetry, fast_failing_client
 from core.alarms import Facts, FallbackAlarmStore, QueueFacts, Thresholds, apply_alarms, evaluate
 from core.model import Lane, SubscriptionInput
-from tests.conftest import RABBIT_URL, make_env, port_open, require_service, settings_from
 from tests.support.ops import WebhookReceiver
+from tests.support.services import RABBIT_URL, make_env, port_open, require_service, settings_from
 from workers import monitoring
 from workers.factory import TASK_DELIVER, make_celery
 

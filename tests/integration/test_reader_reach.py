@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from tests.conftest import TEST_REDIS_DB, engine_database
 from tests.integration.test_subscription_api import Api, _build, _dispose, browser_sub
+from tests.support.services import TEST_REDIS_DB, engine_database
 
 
 @pytest.fixture(scope="module")

@@ -27,13 +27,13 @@ from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from service.app import create_app
-from tests.conftest import (
+from tests.support.newsroom import csrf_of
+from tests.support.services import (
     TEST_REDIS_DB,
     engine_database,
     make_env,
     settings_from,
 )
-from tests.support.newsroom import csrf_of
 
 PASSWORD = "correct horse battery staple"
 COOKIE = "newsflash_session"

@@ -23,7 +23,8 @@ from core.adapters import tables as t
 from core.adapters.sql import make_engine
 from core.base64url import b64url_decode, b64url_encode
 from service.app import create_app
-from tests.conftest import (
+from tests.support.live import serve
+from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
@@ -31,7 +32,6 @@ from tests.conftest import (
     make_env,
     settings_from,
 )
-from tests.support.live import serve
 
 FCM = "https://fcm.googleapis.com/fcm/send/"
 

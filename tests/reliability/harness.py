@@ -33,7 +33,7 @@ from core.endpoints import push_host
 from core.model import LedgerStatus
 from service.app import create_app
 from standin.server import PushStandin
-from tests.conftest import free_port, make_env, settings_from
+from tests.support.services import free_port, make_env, settings_from
 from tests.support.stack import Process, start_beat, start_worker, wait_until
 
 ORIGIN = "http://127.0.0.1:8000"

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import pytest
 
 from standin.server import PushStandin
-from tests.conftest import create_pg_database, drop_pg_database, port_open, require_service
 from tests.reliability.harness import (
     RedisServer,
     Rig,
@@ -18,6 +17,7 @@ from tests.reliability.harness import (
     rig,
     token_of,
 )
+from tests.support.services import create_pg_database, drop_pg_database, port_open, require_service
 from tests.support.stack import Process, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]

@@ -24,9 +24,9 @@ from core.accounts import Role
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.model import AlertStatus
-from tests.conftest import ROOT, engine_database
 from tests.reliability.harness import ORIGIN, Rig, rig
 from tests.support import hostile
+from tests.support.services import ROOT, engine_database
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -22,8 +22,8 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from service.app import create_app
 from service.redirects import safe_next
-from tests.conftest import TEST_REDIS_DB, make_env, settings_from
 from tests.support.newsroom import csrf_of
+from tests.support.services import TEST_REDIS_DB, make_env, settings_from
 
 ORIGIN = "http://127.0.0.1:8000"
 EMAIL = "editor@news.example"

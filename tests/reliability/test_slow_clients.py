@@ -25,7 +25,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.conftest import free_port, make_env
+from tests.support.services import free_port, make_env
 from tests.support.stack import Process, wait_until
 
 pytestmark = pytest.mark.timeout(180)

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, make_env
 from tests.reliability.harness import RedisServer, rig
+from tests.support.services import free_port, make_env
 from tests.support.stack import ROOT
 
 pytestmark = pytest.mark.timeout(180)
@@ -137,7 +137,7 @@ def test_a_worker_app_allowing_pickle_refuses_to_start(
 def test_each_unsafe_celery_setting_is_named(
     vapid_pem: str, tmp_path: Path, name: str, value: object, needle: str
 ) -> None:
-    from tests.conftest import settings_from
+    from tests.support.services import settings_from
     from workers.factory import UnsafeWorkerConfig, celery_config, check_worker_config
 
     conf = celery_config(

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Declaration, declarations
-from tests.conftest import ROOT, make_env
+from tests.support.services import ROOT, make_env
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from core.adapters import tables as t
 from core.model import LedgerStatus
 from standin.server import PushStandin
-from tests.conftest import create_pg_database, drop_pg_database, port_open, require_service
 from tests.reliability.harness import (
     RedisServer,
     Rig,
@@ -28,6 +27,7 @@ from tests.reliability.harness import (
     rig,
     token_of,
 )
+from tests.support.services import create_pg_database, drop_pg_database, port_open, require_service
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(420)]

@@ -24,7 +24,7 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from service.app import create_app
 from standin.server import PushStandin
-from tests.conftest import TEST_REDIS_DB, make_env, settings_from
+from tests.support.services import TEST_REDIS_DB, make_env, settings_from
 from tests.support.stack import Process, start_beat, start_worker, wait_until
 
 PASSWORD = "correct horse battery staple"

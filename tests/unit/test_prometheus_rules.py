@@ -14,7 +14,7 @@ import yaml
 
 from config.settings import load_settings
 from core.alarms import HELD_KINDS, AlarmKind
-from tests.conftest import require_service
+from tests.support.services import require_service
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/newsflash-rules.yml"

@@ -8,7 +8,7 @@ import pytest
 
 from config.listing import effective_lines, markdown_table, table_in
 from config.settings import declarations, load_settings
-from tests.conftest import ROOT
+from tests.support.services import ROOT
 
 REGENERATE = "newsflash settings --write README.md docs/settings.md"
 
