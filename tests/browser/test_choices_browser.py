@@ -14,7 +14,6 @@ import pytest
 from sqlalchemy import select
 
 from core.adapters import tables as t
-from tests.browser.conftest import ReaderSite, fake_browser_subscription
 from tests.browser.test_chromium_optin import (
     PUSH_STUB,
     new_endpoint,
@@ -23,6 +22,7 @@ from tests.browser.test_chromium_optin import (
     widget_state,
 )
 from tests.browser.test_reach_browser import DOCS_IMG
+from tests.support.browser import ReaderSite, fake_browser_subscription
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]

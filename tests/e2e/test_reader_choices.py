@@ -22,15 +22,15 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from service.app import create_app
 from standin.server import PushStandin
-from tests.conftest import (
+from tests.e2e.test_fanout import _vapid_pem
+from tests.support.newsroom import EDITOR, PASSWORD, csrf_of
+from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
     make_env,
     settings_from,
 )
-from tests.e2e.test_fanout import _vapid_pem
-from tests.support.newsroom import EDITOR, PASSWORD, csrf_of
 from tests.support.stack import Process, start_beat, start_worker, wait_until
 
 pytestmark = pytest.mark.timeout(240)

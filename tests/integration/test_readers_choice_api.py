@@ -13,8 +13,8 @@ from sqlalchemy import select
 from core.accounts import Role
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
-from tests.conftest import TEST_REDIS_DB, engine_database
 from tests.integration.test_subscription_api import Api, _build, _dispose, browser_sub
+from tests.support.services import TEST_REDIS_DB, engine_database
 
 NAIROBI_NIGHT = {"start": "22:00", "end": "06:00", "timeZone": "Africa/Nairobi"}
 
