@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
-from tests.conftest import ROOT, free_port, port_open, require_service
 from tests.support.live import serve
 from tests.support.newsroom import ADMIN, PASSWORD, NewsroomStack, start_newsroom_stack, topics_env
+from tests.support.services import ROOT, free_port, port_open, require_service
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
