@@ -16,6 +16,7 @@ from core.ports import TaskQueue
 from core.quiet import waits_for_readers
 
 log = logging.getLogger("newsflash.delivery")
+MAX_EXTRA_PAGES = 4  # a page mostly asleep is topped up at most this often
 
 
 @dataclass
@@ -28,6 +29,21 @@ class AudiencePage:
     expired: list[int] = field(default_factory=list)  # quiet until after the alert's TTL
     capped: list[int] = field(default_factory=list)
     counted: list[int] = field(default_factory=list)  # readers with a cap who get this alert
+
+    @property
+    def rows(self) -> int:
+        return len(self.send) + len(self.held) + len(self.expired) + len(self.capped)
+
+    def merged(self, later: AudiencePage) -> AudiencePage:
+        """This page and the next one (read after it) as one."""
+        return AudiencePage(
+            later.last_id,
+            self.send + later.send,
+            self.held + later.held,
+            self.expired + later.expired,
+            self.capped + later.capped,
+            self.counted + later.counted,
+        )
 
 
 class ChoiceStore(Protocol):
@@ -53,11 +69,26 @@ def choice_step(
     batch_size: int,
     clock: Callable[[], float],
 ) -> tuple[int | None, int] | None:
-    """Plan one page: (the batch to push now or None, the new cursor); None when done."""
+    """Plan one batch: (the batch to push now or None, the new cursor); None when done.
+
+    Held and capped readers leave gaps in a page, so pages are read until the batch to push is
+    about full: a batch's fixed costs (claim, load, task, signing) stay spread over as many
+    pushes as with no choices at all."""
     now = clock()
     page = choices.next_choice_page(alert, after, batch_size, now)
     if page is None:
         return None
+    for _ in range(MAX_EXTRA_PAGES):
+        missing = batch_size - len(page.send)
+        if missing <= batch_size // 20:
+            break
+        # About as many rows as should hold the pushes still missing, at this page's rate.
+        rate = max(len(page.send), 1) / max(page.rows, 1)
+        limit = min(batch_size, int(missing / rate) + 1)
+        more = choices.next_choice_page(alert, page.last_id, limit, now)
+        if more is None:
+            break
+        page = page.merged(more)
     batch_id = choices.add_choice_page(alert, after, page, now)
     if page.held or page.capped or page.expired:
         log.info(

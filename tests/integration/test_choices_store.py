@@ -131,6 +131,8 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
     assert planned_ids(store.engine, alert.id) == sorted(
         [ids["plain"], ids["room"], ids["awake"], ids["also"]]
     )
+    # The first page (plain, asleep, capped) had one reader to push: topped up from the next.
+    assert len(queue.batches) == 1
     rows = ledger(store.engine, alert.id)
     assert rows == {ids["asleep"]: LedgerStatus.HELD, ids["capped"]: LedgerStatus.CAPPED}
     sent: list[int] = []
