@@ -46,6 +46,24 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
     return 0 if report["fanout"]["complete"] else 1
 
 
+def cmd_bench_retention(args: argparse.Namespace, _settings: Any) -> int:
+    from bench.retention import Options, save, simulate, summary
+
+    opts = Options(
+        subscribers=args.subscribers,
+        days=args.days,
+        alerts_per_day=args.alerts_per_day,
+        retention_days=args.retention_days,
+        database=args.database,
+        chunk=args.chunk,
+    )
+    report = simulate(opts)
+    path = save(report, Path(args.out) if args.out else None)
+    print(summary(report))
+    print(f"written to {path}")
+    return 0 if report["levels_off"] else 1
+
+
 def cmd_bench_sink(args: argparse.Namespace, _settings: Any) -> int:
     from bench.sink import main
 
@@ -114,6 +132,26 @@ def register(subparsers: Any) -> None:
         " breaking alert and a routine one (held for them) and compares worker CPU per push",
     )
     p.set_defaults(func=cmd_bench_fanout, needs_keys=False)
+
+    p = bench.add_parser(
+        "retention",
+        help="simulate months of alerts on a simulated clock; does the database level off?",
+        description=(
+            "Each simulated day writes N alerts' ledgers (INSERT ... SELECT, nothing pushed),"
+            " batches, audit and churn rows, then runs the retention rule with the simulated"
+            " time. Reports the database size per day (SQLite file, PostgreSQL"
+            " pg_database_size) and the bytes one delivery costs. Results go to"
+            " bench/results/retention-*.json (docs/capacity.md)."
+        ),
+    )
+    p.add_argument("--subscribers", "-n", type=int, default=100_000, metavar="N")
+    p.add_argument("--days", type=int, default=60)
+    p.add_argument("--alerts-per-day", type=int, default=20)
+    p.add_argument("--retention-days", type=int, default=14, help="NEWSFLASH_LEDGER_RETENTION_DAYS")
+    p.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    p.add_argument("--chunk", type=int, default=5000, help="NEWSFLASH_RETENTION_CHUNK")
+    p.add_argument("--out", help="JSON report path (default bench/results/retention-*.json)")
+    p.set_defaults(func=cmd_bench_retention, needs_keys=False)
 
     p = bench.add_parser("sink", help="run the benchmark push sink in the foreground")
     p.add_argument("--port", type=int, default=8002)

@@ -34,6 +34,7 @@ from config.kinds import (
     Whole,
 )
 from config.loading import Loader, read_environment, uvloop_if_installed, var_file
+from config.upkeep import UpkeepSettings
 
 __all__ = ["Declaration", "Settings", "SettingsError", "Topic", "declarations", "load_settings"]
 
@@ -51,7 +52,7 @@ _PUSH_HOSTS = (
 
 
 @dataclass(frozen=True)
-class Settings:
+class Settings(UpkeepSettings):
     """Everything configurable. Fields load in this order: a default may use those above it."""
 
     var_dir: Path = setting(

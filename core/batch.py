@@ -16,7 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING, cast
 
 from core.completion import finish_if_done
-from core.endpoints import EndpointPolicy, endpoint_allowed
+from core.leases import BatchLeases, Lease, StoreLeases, new_owner
 from core.model import Alert, AlertStatus, Batch, LedgerStatus, Target
 from core.outcomes import Decision, Outcome, backoff_s, classify
 from core.payload import PayloadTemplate, build_payload, payload_template, topic_header
@@ -31,7 +31,8 @@ from core.ports import (
     SendJob,
 )
 from core.receipts import Receipts
-from core.watchers import Heartbeat, StopCheck
+from core.targets import owed_targets
+from core.watchers import StopCheck
 
 if TYPE_CHECKING:
     from core.delivery import DeliveryPolicy
@@ -48,6 +49,9 @@ class BatchReport:
     # False: nothing was sent because another worker holds the batch, it is already finished,
     # or its alert no longer exists.
     claimed: bool = True
+    # True: the lease ran out or was taken over mid-send; this worker stopped and left the
+    # batch to its new owner (what it had sent is recorded).
+    lost: bool = False
     sent: int = 0
     delivered: int = 0
     gone: int = 0
@@ -171,8 +175,7 @@ class _Recorder:
     def _write(self, entries: list[LedgerEntry], gone: list[int], now: float) -> None:
         # Runs on the writer thread (one at a time): the report is read only after close().
         if not entries:
-            self.store.heartbeat(self.batch_id, now)
-            return
+            return  # the lease thread keeps the batch ours
         for attempt in range(WRITE_ATTEMPTS):
             try:
                 counts = self.store.record(self.alert.id, entries, gone, now, self.batch_id)
@@ -204,26 +207,25 @@ def deliver_batch(
     observe: Callable[[PushResult, Decision], None] | None = None,
     finishing: Finishing | None = None,
     on_complete: Callable[[BatchReport], None] | None = None,
+    leases: BatchLeases | None = None,
 ) -> BatchReport:
-    """Push one batch. Idempotent: subscriptions already final in the ledger are skipped, and a
-    batch another worker is actively sending (fresh heartbeat) is left alone.
-
-    With `finishing` and a sender that takes batches (`submit`), returns once the sender has
-    taken the batch; its last answers are recorded, and it is finished (`on_complete`), on a
-    thread of `finishing` while the process takes its next batch. It stays claimed until then:
-    a process killed meanwhile leaves it to be taken up again like any other."""
+    """Push one batch. Idempotent: readers final in the ledger are skipped; a batch another worker
+    holds (a live lease, core/leases.py) is left alone. With `finishing` and a sender that takes
+    batches (`submit`), returns once the sender has taken it; its last answers are recorded and it
+    is finished (`on_complete`) on a thread of `finishing` while the process takes the next one."""
     pipelined = finishing is not None and isinstance(sender, PipelinedSender)
     began = time.monotonic()
     if pipelined:
         cast(PipelinedSender, sender).wait_for_room()
-    now = clock()
-    claimed = _claim(batch_id, store, policy, now)
+    now, held, owner = clock(), leases or StoreLeases(store), new_owner()
+    claimed = _claim(batch_id, store, held, owner, policy, now)
     if isinstance(claimed, BatchReport):
         if on_complete is not None:
             on_complete(claimed)
         return claimed
     batch, alert = claimed
-    targets, missing = _owed_targets(batch, alert, store, policy, now)
+    lease = Lease(held, batch_id, owner, policy.lease_s, clock)  # renewed from the claim on
+    targets, missing = owed_targets(batch, alert, store, policy.endpoints, now)
     messages = _messages(alert, targets, policy.receipts, int(now), policy.default_lang)
     attempts = {t.subscription_id: t.attempts for t in targets}
     del targets
@@ -245,10 +247,9 @@ def deliver_batch(
         writer,
     )
     stop = StopCheck(store, alert.id, writer, policy.stop_check_interval_s, clock)
-    alive = Heartbeat(store, batch_id, policy.stale_after_s, clock)
-    run = _Run(recorder, stop, alive, writer, shared is None, len(missing), store, clock)
+    run = _Run(recorder, stop, lease, writer, shared is None, len(missing), store, clock, owner)
     if finishing is None or not pipelined:
-        report = run.complete(partial(sender.send_all, messages, recorder, stop.should_stop))
+        report = run.complete(partial(sender.send_all, messages, recorder, run.should_stop))
         if on_complete is not None:
             on_complete(report)
         return report
@@ -265,7 +266,7 @@ def _hand_off(
 ) -> BatchReport:
     """Give the batch to the sender; return once it has taken it (see deliver_batch)."""
     recorder = run.recorder
-    job = sender.submit(messages, recorder, run.stop.should_stop)
+    job = sender.submit(messages, recorder, run.should_stop)
     finishing.start(run, job, on_complete)
     submitted = time.monotonic()
     job.wait_handed_off()
@@ -287,12 +288,16 @@ class _Run:
 
     recorder: _Recorder
     stop: StopCheck
-    alive: Heartbeat
+    alive: Lease
     writer: ThreadPoolExecutor
     own_writer: bool
     skipped: int
     store: LedgerStore
     clock: Callable[[], float]
+    owner: str
+
+    def should_stop(self) -> bool:
+        return self.stop.should_stop() or not self.alive.held()
 
     def complete(self, send: Callable[[], None]) -> BatchReport:
         """Wait for the sending, write the rest of the ledger, finish the batch."""
@@ -306,7 +311,11 @@ class _Run:
         report = self.recorder.report
         report.skipped = self.skipped
         report.stopped = self.stop.stopped
-        _finish(report, self.store, self.clock)
+        report.lost = self.alive.lost and not report.stopped
+        if report.lost:
+            log.warning("batch left to its new owner", extra={"batch_id": report.batch_id})
+        else:
+            _finish(report, self.store, self.alive.leases, self.owner, self.clock)
         return report
 
 
@@ -349,8 +358,8 @@ class Finishing:
         try:
             report = run.complete(job.wait)
         except Exception:
-            # Left claimed without a heartbeat: it goes stale and is taken up again; what the
-            # ledger holds is not sent twice.
+            # Left claimed, its lease no longer renewed: it is taken up again; what the ledger
+            # holds is not sent twice.
             log.exception(
                 "batch not finished; it will be taken up again", extra={"batch_id": batch_id}
             )
@@ -375,44 +384,37 @@ class Finishing:
 
 
 def _claim(
-    batch_id: int, store: LedgerStore, policy: DeliveryPolicy, now: float
+    batch_id: int,
+    store: LedgerStore,
+    leases: BatchLeases,
+    owner: str,
+    policy: DeliveryPolicy,
+    now: float,
 ) -> tuple[Batch, Alert] | BatchReport:
     """The batch and its alert, or the report of a batch that is not ours to send."""
-    batch = store.claim_batch(batch_id, now, policy.stale_after_s)
+    batch = leases.claim(batch_id, owner, now, policy.lease_s)
     if batch is None:
         return BatchReport(batch_id, claimed=False)
     alert = store.get_alert(batch.alert_id)
     if alert is None:
-        store.finish_batch(batch_id, batch.alert_id, 0, True, now)
+        leases.finish(batch_id, owner, batch.alert_id, True, now)
         return BatchReport(batch_id, claimed=False)
     if alert.status is AlertStatus.CANCELLED:
-        store.finish_batch(batch_id, alert.id, 0, True, now)
+        leases.finish(batch_id, owner, alert.id, True, now)
         return BatchReport(batch_id, alert.id, stopped=True)
     return batch, alert
 
 
-def _owed_targets(
-    batch: Batch, alert: Alert, store: LedgerStore, policy: DeliveryPolicy, now: float
-) -> tuple[list[Target], list[int]]:
-    """The targets still owed this alert, and the ids unsubscribed since planning."""
-    targets, missing = store.load_targets(batch)
-    if missing:
-        # Unsubscribed since planning: counted as gone so the alert's numbers add up.
-        store.record(
-            alert.id,
-            [LedgerEntry(i, LedgerStatus.GONE, None, 0) for i in missing],
-            [],
-            now,
-            batch.id,
-        )
-    if policy.endpoints is not None:
-        targets = _refuse_disallowed(targets, policy.endpoints, store, alert.id, batch.id, now)
-    return targets, missing
-
-
-def _finish(report: BatchReport, store: LedgerStore, clock: Callable[[], float]) -> None:
-    """Close the batch, let the alert become sent or failed if nothing is pending, log it."""
-    store.finish_batch(report.batch_id, report.alert_id, report.skipped, report.stopped, clock())
+def _finish(
+    report: BatchReport,
+    store: LedgerStore,
+    leases: BatchLeases,
+    owner: str,
+    clock: Callable[[], float],
+) -> None:
+    """Close the batch (only as its owner), let the alert become sent or failed if nothing is
+    pending, log it."""
+    leases.finish(report.batch_id, owner, report.alert_id, report.stopped, clock())
     status = finish_if_done(store, report.alert_id, clock())
     log.info(
         "batch done",
@@ -468,30 +470,3 @@ def _messages(
         )
         for t, body in zip(targets, bodies, strict=True)
     ]
-
-
-def _refuse_disallowed(
-    targets: list[Target],
-    endpoints: EndpointPolicy,
-    store: LedgerStore,
-    alert_id: int,
-    batch_id: int,
-    now: float,
-) -> list[Target]:
-    """Targets whose endpoint the rules no longer accept are failed, never sent, never deleted
-    (only the push service's 404/410 says a subscription is gone)."""
-    refused = {t.subscription_id for t in targets if not endpoint_allowed(t.endpoint, endpoints)}
-    if not refused:
-        return targets
-    log.warning(
-        "endpoints refused at send time",
-        extra={"alert_id": alert_id, "batch_id": batch_id, "count": len(refused)},
-    )
-    store.record(
-        alert_id,
-        [LedgerEntry(i, LedgerStatus.FAILED, None, 0) for i in sorted(refused)],
-        [],
-        now,
-        batch_id,
-    )
-    return [t for t in targets if t.subscription_id not in refused]

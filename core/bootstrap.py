@@ -17,6 +17,7 @@ from config.settings import Settings
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.alerts_sql import SqlAlerts
 from core.adapters.articles import HttpArticleFetcher
+from core.adapters.broker import broker_memory
 from core.adapters.celery_queue import CeleryTaskQueue, make_producer
 from core.adapters.choices_sql import SqlReaderChoices
 from core.adapters.clock import make_clock
@@ -25,10 +26,12 @@ from core.adapters.feeds_sql import SqlFeeds
 from core.adapters.fetch import BoundedFetcher
 from core.adapters.gates_sql import SqlGates
 from core.adapters.hosts import RedisHostHealth
+from core.adapters.leases_sql import SqlBatchLeases
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
 from core.adapters.preferences_sql import SqlPreferences
 from core.adapters.report_sql import SqlReports
+from core.adapters.retention_sql import SqlRetention
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.adapters.stories_sql import SqlStories
@@ -40,6 +43,7 @@ from core.delivery import DeliveryPolicy
 from core.endpoints import EndpointPolicy
 from core.receipts import Receipts, receipt_key
 from core.reports import TimedEvents
+from core.retention import RetentionPolicy
 from core.usecases.access import Access
 from core.usecases.delivery import Delivery
 from core.usecases.feeds import FeedPolicy, Feeds
@@ -272,6 +276,7 @@ class Container:
                 retry_base_s=s.retry_base_s,
                 retry_cap_s=s.retry_cap_s,
                 stale_after_s=s.stale_after_s,
+                lease_s=s.batch_lease_s,
                 breaker_open_s=s.breaker_open_s,
                 endpoints=self.endpoint_policy,
                 receipts=self.receipts,
@@ -408,6 +413,12 @@ class Container:
                 gate=self.readiness,
                 clock=self.clock,
                 choices=self.choices,
+                leases=SqlBatchLeases(self.engine),
+                broker=broker_memory(self.settings.broker_url),
+                retention=(
+                    SqlRetention(self.engine, self.sql.alerts, self.newsroom_store),
+                    retention_policy(self.settings),
+                ),
             ),
         )
 
@@ -443,3 +454,13 @@ def load_signer(settings: Settings) -> VapidSigner:
             "NEWSFLASH_VAPID_SUBJECT: expected a mailto: or https:// URL; run `newsflash init`"
         )
     return VapidSigner(settings.vapid_private_key_pem, settings.vapid_subject)
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    return RetentionPolicy(
+        ledger_days=settings.ledger_retention_days,
+        audit_days=settings.audit_retention_days,
+        churn_days=settings.churn_retention_days,
+        webhook_days=settings.webhook_receipt_retention_days,
+        chunk=settings.retention_chunk,
+    )

@@ -14,6 +14,7 @@ from core.endpoints import EndpointPolicy
 from core.model import Alert, AlertKind, Lane
 from core.ports import PlanningConflict, PlanningStore, RecoveryStore, TaskQueue
 from core.receipts import Receipts
+from core.retention import addressed_by_topics
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -26,6 +27,7 @@ class DeliveryPolicy:
     retry_cap_s: float = 3600.0
     breaker_open_s: float = 300.0
     stale_after_s: float = 60.0
+    lease_s: float = 6.0  # a batch's lease (core/leases.py)
     flush_every: int = 200
     flush_interval_s: float = 0.25
     stop_check_interval_s: float = 0.25
@@ -45,8 +47,12 @@ def plan_fanout(
     policy: DeliveryPolicy,
     clock: Callable[[], float] = time.time,
     choices: ChoiceStore | None = None,
+    pruned: Callable[[int], bool] | None = None,
 ) -> int:
     """Walk the audience in keyset pages of ids; one delivery task per page. Resumable.
+
+    `pruned(alert_id)` says whether retention removed an alert's ledger (core/retention.py): a
+    correction of such an alert is addressed by its topics instead.
 
     Each page is committed with the planning cursor before its task is enqueued, so a re-run
     (a redelivered task, the reconciler) continues where the last one stopped. With `choices`,
@@ -55,6 +61,8 @@ def plan_fanout(
     alert = store.start_sending(alert_id, clock())
     if alert is None:
         return 0
+    if pruned is not None:
+        alert = addressed_by_topics(alert, pruned)
     lane = alert.lane
     with_choices = choices is not None and uses_choices(alert)
     if alert.kind is AlertKind.UPDATE and choices is None:

@@ -16,8 +16,10 @@ from core.adapters.celery_queue import (
     TASK_FIRE_SCHEDULED,
     TASK_PLAN,
     TASK_PURGE,
+    TASK_RECLAIM,
     TASK_RECONCILE,
     TASK_RECOUNT,
+    TASK_RETENTION,
     TASK_RETRY_DUE,
     celery_config,
     make_producer,
@@ -32,8 +34,10 @@ __all__ = [
     "TASK_FIRE_SCHEDULED",
     "TASK_PLAN",
     "TASK_PURGE",
+    "TASK_RECLAIM",
     "TASK_RECONCILE",
     "TASK_RECOUNT",
+    "TASK_RETENTION",
     "TASK_RETRY_DUE",
     "UnsafeWorkerConfig",
     "celery_config",
@@ -91,6 +95,9 @@ def _refuse_unsafe_worker(conf: Any = None, **_kwargs: Any) -> None:
 
 def make_celery(settings: Settings) -> Celery:
     app = make_producer(settings)
+    # Back on the broker within a second or two of its return (kombu's default waits grow
+    # 2, 4, 6 ... up to 30 s between tries, so a worker could sleep through half a minute).
+    app.conf.worker_consumer = "workers.consumer:QuickReconnectConsumer"
     from workers import tasks
 
     tasks.register(app)

@@ -19,8 +19,10 @@ from core.adapters.celery_queue import (
     TASK_PLAN,
     TASK_POLL_FEEDS,
     TASK_PURGE,
+    TASK_RECLAIM,
     TASK_RECONCILE,
     TASK_RECOUNT,
+    TASK_RETENTION,
     TASK_RETRY_DUE,
 )
 from core.bootstrap import Container
@@ -98,6 +100,13 @@ def _register_fanout(app: Celery) -> None:
     )
     def deliver_batch(self: Task, batch_id: int, alert_id: int | None = None) -> None:
         c = container_for(app)
+        _deliver(c, self, batch_id, alert_id)
+        # A dead worker's batch found between two batches is sent here and now (its queued
+        # copy would wait behind the whole queue); the copy finds it done.
+        for lapsed_batch, lapsed_alert in c.delivery.lapsed():
+            _deliver(c, self, lapsed_batch, lapsed_alert)
+
+    def _deliver(c: Container, self: Task, batch_id: int, alert_id: int | None) -> None:
         started = time.monotonic()
         observer = monitoring.DeliveryObserver(
             monitoring.kit_for(c, app), alert_id, batch_id, self.request.id
@@ -140,6 +149,7 @@ def _register_periodic(app: Celery) -> None:
         return container_for(app).delivery.fire_scheduled()
 
     register_feed_tasks(app)
+    register_recovery_tasks(app)
 
     @app.task(name=TASK_PURGE, autoretry_for=RETRY_ON, max_retries=0)
     def purge_subscriptions() -> int:
@@ -153,6 +163,18 @@ def _register_periodic(app: Celery) -> None:
     def evaluate_alarms() -> int:
         kit = monitoring.kit_for(container_for(app), app)
         return len(monitoring.run_alarm_round(kit, "task")["alarms"])
+
+
+def register_recovery_tasks(app: Celery) -> None:
+    """Beat's lease sweep (core/reclaim.py) and retention (core/retention.py)."""
+
+    @app.task(name=TASK_RECLAIM, autoretry_for=RETRY_ON, max_retries=0)
+    def reclaim() -> dict[str, int]:
+        return container_for(app).delivery.reclaim()
+
+    @app.task(name=TASK_RETENTION, autoretry_for=RETRY_ON, max_retries=0)
+    def retention() -> dict[str, int]:
+        return container_for(app).delivery.retention()
 
 
 def register_feed_tasks(app: Celery) -> None:

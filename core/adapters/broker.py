@@ -157,3 +157,34 @@ def stamp_headers(headers: dict[str, Any], now: float | None = None) -> None:
     """Called for every task message a Newsflash process publishes (a retry is a new message,
     so it gets a new stamp even when Celery copies the old headers)."""
     headers[ENQUEUED_AT_HEADER] = round(time.time() if now is None else now, 3)
+
+
+BROKER_MARKER_KEY: Final = "newsflash:broker-memory"
+
+
+class RedisBrokerMemory:
+    """A marker key beside the queues in the broker's Redis: written with the queued tasks (the
+    same append-only file, the same FLUSHALL), so when it is gone, they are gone too."""
+
+    def __init__(self, url: str, timeout_s: float = TIMEOUT_S) -> None:
+        self.client = fast_failing_client(url, timeout_s)
+
+    def forgot(self) -> bool:
+        try:
+            return bool(self.client.set(BROKER_MARKER_KEY, str(round(time.time())), nx=True))
+        except redis.RedisError:
+            return False
+
+
+class NoBrokerMemory:
+    """RabbitMQ keeps durable queues and persistent messages across restarts; a RabbitMQ that
+    comes back empty is found by the reconciler after NEWSFLASH_STALE_AFTER_S."""
+
+    def forgot(self) -> bool:
+        return False
+
+
+def broker_memory(broker_url: str) -> RedisBrokerMemory | NoBrokerMemory:
+    if broker_url.startswith(("amqp://", "amqps://", "pyamqp://")):
+        return NoBrokerMemory()
+    return RedisBrokerMemory(broker_url)

@@ -16,6 +16,8 @@ TASK_PLAN = "newsflash.plan_fanout"
 TASK_DELIVER = "newsflash.deliver_batch"
 TASK_RETRY_DUE = "newsflash.retry_due"
 TASK_RECONCILE = "newsflash.reconcile"
+TASK_RECLAIM = "newsflash.reclaim"
+TASK_RETENTION = "newsflash.retention"
 TASK_FIRE_SCHEDULED = "newsflash.fire_scheduled"
 TASK_PURGE = "newsflash.purge_subscriptions"
 TASK_ALARMS = "newsflash.evaluate_alarms"
@@ -35,6 +37,23 @@ FEED_SCHEDULE = {
     "poll-feeds": {"task": TASK_POLL_FEEDS, "schedule": 15.0, "options": {"expires": 30}},
     "check-articles": {"task": TASK_CHECK_ARTICLES, "schedule": 1.0, "options": {"expires": 5}},
 }
+
+
+# Batch leases and retention (core/reclaim.py, core/retention.py), on the maintenance lane.
+RECOVERY_ROUTES = {
+    TASK_RECLAIM: {"queue": Lane.MAINTENANCE.value},
+    TASK_RETENTION: {"queue": Lane.MAINTENANCE.value},
+}
+
+
+def recovery_schedule(settings: Settings) -> dict[str, dict[str, object]]:
+    """Dead workers' batches and a broker that came back empty, every quarter of a lease; old
+    ledgers, audit entries and hourly counts every 10 minutes (a run stops after 2)."""
+    lease = settings.batch_lease_s
+    return {
+        "reclaim": {"task": TASK_RECLAIM, "schedule": lease / 4, "options": {"expires": lease}},
+        "retention": {"task": TASK_RETENTION, "schedule": 600.0, "options": {"expires": 300}},
+    }
 
 
 def celery_config(settings: Settings) -> dict[str, object]:
@@ -88,6 +107,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
             TASK_ALARMS: {"queue": Lane.MAINTENANCE.value},
             TASK_RECOUNT: {"queue": Lane.MAINTENANCE.value},
             **FEED_ROUTES,
+            **RECOVERY_ROUTES,
         },
         "worker_send_task_events": True,
         "task_send_sent_event": True,
@@ -103,6 +123,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
             **FEED_SCHEDULE,
             "retry-due": {"task": TASK_RETRY_DUE, "schedule": 2.0, "options": {"expires": 10}},
             "reconcile": {"task": TASK_RECONCILE, "schedule": 10.0, "options": {"expires": 30}},
+            **recovery_schedule(settings),
             "purge-subscriptions": {
                 "task": TASK_PURGE,
                 "schedule": 3600.0,

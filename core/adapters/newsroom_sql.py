@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
@@ -42,6 +42,8 @@ class SqlNewsroom:
                 ).scalar_one_or_none()
                 if at is not None:
                     found[k] = float(at)
+            if len(found) < len(set(ranks)):
+                found = _kept_milestones(conn, alert_id) | found
         return found
 
     def corrections_of(self, alert_id: int) -> list[Alert]:
@@ -109,3 +111,10 @@ class SqlNewsroom:
         r = t.webhook_receipts
         with self.engine.begin() as conn:
             conn.execute(delete(r).where(r.c.webhook_id == webhook_id))
+
+
+def _kept_milestones(conn: Connection, alert_id: int) -> dict[int, float]:
+    """The milestones retention kept when it removed the alert's ledger (core/retention.py)."""
+    r = t.ledger_retention
+    kept = conn.execute(select(r.c.milestones).where(r.c.alert_id == alert_id)).scalar_one_or_none()
+    return {} if kept is None else {int(k): float(v) for k, v in json.loads(kept).items()}

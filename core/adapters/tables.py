@@ -170,7 +170,9 @@ batches = Table(
     Column("size", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
+    # The lease: who sends the batch now (host:pid:nonce) and when it last renewed.
     Column("heartbeat_at", Float, nullable=True),
+    Column("owner", String(80), nullable=True),
     Column("finished_at", Float, nullable=True),
     Column("runs", Integer, nullable=False, default=0),
     UniqueConstraint("alert_id", "seq"),
@@ -368,4 +370,15 @@ event_seconds = Table(
     Column("second", BigInteger, primary_key=True, autoincrement=False),
     Column("displayed", Integer, nullable=False, server_default="0"),
     Column("clicked", Integer, nullable=False, server_default="0"),
+)
+
+# Alerts whose ledger and batch id lists retention removed (core/retention.py): the report's
+# milestones as they were ({rank: unix time} JSON), when pruning began and when it was done.
+ledger_retention = Table(
+    "ledger_retention",
+    metadata,
+    Column("alert_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("milestones", Text, nullable=False),
+    Column("pruned_at", Float, nullable=False),
+    Column("cleared_at", Float, nullable=True, index=True),
 )

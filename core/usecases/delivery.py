@@ -10,6 +10,7 @@ from typing import Protocol
 from core import choices, delivery
 from core.choices import ChoiceStore
 from core.delivery import BatchReport, DeliveryPolicy
+from core.leases import BatchLeases, StoreLeases
 from core.model import Lane
 from core.outcomes import Decision
 from core.ports import (
@@ -21,6 +22,8 @@ from core.ports import (
     RecoveryStore,
     TaskQueue,
 )
+from core.reclaim import BrokerMemory, Reclaimed, reclaim_all
+from core.retention import RetentionPolicy, RetentionStore, run_retention
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -42,6 +45,11 @@ class GateCheck(Protocol):
     def holds(self, alert_id: int) -> bool: ...
 
 
+class _NoMemory:
+    def forgot(self) -> bool:
+        return False
+
+
 class Delivery:
     """Fan-out and its periodic duties; each method is one task's whole job."""
 
@@ -59,7 +67,15 @@ class Delivery:
         clock: Callable[[], float] = time.time,
         gate: GateCheck | None = None,
         choices: ChoiceStore | None = None,
+        *,
+        leases: BatchLeases | None = None,
+        broker: BrokerMemory | None = None,
+        retention: tuple[RetentionStore, RetentionPolicy] | None = None,
     ) -> None:
+        self.kept = retention
+        self._swept_at = time.monotonic()
+        self.leases: BatchLeases = leases if leases is not None else StoreLeases(ledger)
+        self.broker: BrokerMemory = broker if broker is not None else _NoMemory()
         self.planning = planning
         self.ledger = ledger
         self.recovery = recovery
@@ -78,8 +94,9 @@ class Delivery:
         """Walk the alert's audience into batches and enqueue one delivery task per batch."""
         if self.gate is not None and self.gate.holds(alert_id):
             return 0  # waiting for its article: the gate plans it when it opens
+        pruned = None if self.kept is None else self.kept[0].is_pruned
         return delivery.plan_fanout(
-            alert_id, self.planning, self.queue, self.policy, self.clock, self.choices
+            alert_id, self.planning, self.queue, self.policy, self.clock, self.choices, pruned
         )
 
     def deliver(
@@ -109,6 +126,7 @@ class Delivery:
             observe=observe,
             finishing=self._finishing if on_complete is not None else None,
             on_complete=completed,
+            leases=self.leases,
         )
         return report
 
@@ -129,6 +147,32 @@ class Delivery:
         alert = self.recovery.get_alert(alert_id)
         return alert.lane if alert else Lane.ROUTINE
 
+    def lapsed(self, limit: int = 2) -> list[tuple[int, int]]:
+        """Asked by a delivery process between two batches, at most once a quarter lease: the
+        reclaim sweep, and up to `limit` batches of dead workers it found, for this process to
+        send next. Beat's sweep alone is not enough when every process is sending: it waits in
+        the maintenance queue behind deliveries (and expires there), and the batches it queues
+        again wait behind every batch already queued."""
+        now = time.monotonic()
+        if now - self._swept_at < self.policy.lease_s / 4:
+            return []
+        self._swept_at = now
+        try:
+            found = self._reclaim()
+        except Exception:
+            log.warning("reclaim sweep failed", exc_info=True)
+            return []
+        return found.expired[:limit]
+
+    def reclaim(self) -> dict[str, int]:
+        """Batches of dead workers (lease ran out), and all queued work after the broker lost it."""
+        return self._reclaim().counts()
+
+    def _reclaim(self) -> Reclaimed:
+        return reclaim_all(
+            self.leases, self.recovery, self.queue, self.broker, self.policy.lease_s, self.clock()
+        )
+
     def reconcile(self) -> dict[str, int]:
         return delivery.reconcile(self.recovery, self.queue, self.policy, self.clock)
 
@@ -141,6 +185,14 @@ class Delivery:
         if purged:
             log.info("purged stale subscriptions", extra={"count": purged})
         return purged
+
+    def retention(self) -> dict[str, int]:
+        """Delete what is past its retention, a chunk at a time, for at most two minutes."""
+        if self.kept is None:
+            return {}
+        store, policy = self.kept
+        report = run_retention(store, policy, self.clock())
+        return {"alerts": report.alerts, **report.deleted}
 
     def recount(self) -> None:
         self.housekeeping.recount_masks()

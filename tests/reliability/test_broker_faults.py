@@ -1,4 +1,8 @@
-"""Broker faults: the Redis broker killed mid fan-out, restarted with its AOF or restarted empty."""
+"""Broker faults: the Redis broker killed mid fan-out, restarted with its AOF or restarted empty.
+
+Run with the default settings: the time from Redis's return to `sent` is what an operator gets;
+`.venv/bin/pytest tests/reliability/test_broker_faults.py -s` prints it (docs/reliability.md).
+"""
 
 from __future__ import annotations
 
@@ -23,7 +27,12 @@ from tests.support.stack import Process, wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
 
 AUDIENCE = 3000
-STALE_AFTER_S = 5
+# Seconds from Redis's return until the first alert is `sent` (a machine shared with other work
+# gets some room: runs alone take well under half of it).
+SENT_BOUND_S = 30.0
+# The alert published during the outage starts within a lease of Redis's return, then goes out
+# at whatever rate two single-process workers manage on a shared machine.
+DURING_BOUND_S = 90.0
 
 
 @dataclass
@@ -44,9 +53,7 @@ def broken(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator
     standin = PushStandin().start()
     try:
         # The private Redis is both the broker and the host-health store, as in production.
-        with rig(
-            tmp, url, redis.url, vapid_pem, STALE_AFTER_S=str(STALE_AFTER_S), BATCH_SIZE="100"
-        ) as r:
+        with rig(tmp, url, redis.url, vapid_pem, BATCH_SIZE="100") as r:
             subs = standin.create_subscriptions(AUDIENCE)
             bulk_subscribe(r.store, subs, ["breaking"])
             started = r.start({"w1": 1, "w2": 1})
@@ -98,13 +105,15 @@ def test_broker_killed_and_restarted_mid_fanout_workers_resume(broken: Broken) -
     done = broken.rig.wait_status(alert_id, "sent", timeout_s=150)
     took = time.monotonic() - back_at
     got = received_tokens(broken.standin, alert_id)
+    broken.rig.wait_status(during, "sent", timeout_s=90)
+    took_during = time.monotonic() - back_at
     print(
-        f"\nbroker restart (AOF): sent {took:.0f}s after Redis came back, "
-        f"duplicates {sum(n - 1 for n in got.values())}"
+        f"\nbroker restart (AOF): sent {took:.1f}s after Redis came back (the alert published "
+        f"during the outage {took_during:.1f}s), duplicates {sum(n - 1 for n in got.values())}"
     )
+    assert took <= SENT_BOUND_S and took_during <= DURING_BOUND_S
     assert done["counts"]["delivered"] == AUDIENCE
     _assert_everyone_reached_once_alive(broken, alert_id)
-    broken.rig.wait_status(during, "sent", timeout_s=90)
     _assert_everyone_reached_once_alive(broken, during)
     # The workers themselves consume again (not only the reconciler's re-sends): a new alert
     # published after the restart goes out at once.
@@ -122,11 +131,13 @@ def test_broker_restarted_empty_the_reconciler_finishes_from_the_database(
     done = broken.rig.wait_status(alert_id, "sent", timeout_s=120)
     took = time.monotonic() - back_at
     got = received_tokens(broken.standin, alert_id)
+    broken.rig.wait_status(during, "sent", timeout_s=120 - (time.monotonic() - back_at))
+    took_during = time.monotonic() - back_at
     print(
-        f"\nbroker restart (empty): sent {took:.0f}s after Redis came back, "
-        f"duplicates {sum(n - 1 for n in got.values())}"
+        f"\nbroker restart (empty): sent {took:.1f}s after Redis came back (the alert published "
+        f"during the outage {took_during:.1f}s), duplicates {sum(n - 1 for n in got.values())}"
     )
+    assert took <= SENT_BOUND_S and took_during <= DURING_BOUND_S
     assert done["counts"]["delivered"] == AUDIENCE
     _assert_everyone_reached_once_alive(broken, alert_id)
-    broken.rig.wait_status(during, "sent", timeout_s=120 - (time.monotonic() - back_at))
     _assert_everyone_reached_once_alive(broken, during)

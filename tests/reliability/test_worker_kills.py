@@ -1,10 +1,17 @@
-"""Worker kills: SIGKILL a worker (main process, then a pool child) mid 20,000-subscriber fan-out."""
+"""Worker kills: SIGKILL a worker (main process, then a pool child) mid 20,000-subscriber fan-out.
+
+Run with the default lease and sweep settings: the time from the kill until every batch the
+killed processes held is claimed again is what an operator gets (asserted); the time until the
+alert is `sent` is printed too (it includes the rest of the fan-out, so it follows the load).
+`.venv/bin/pytest tests/reliability/test_worker_kills.py -s` prints both.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -35,7 +42,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(420)]
 AUDIENCE = 20_000
 # The sender's concurrency per worker process: requests that may be on the wire at a kill.
 CONCURRENCY = 100
-STALE_AFTER_S = 6
+# A killed batch is claimed again within 10 s (the lease, then the sweep); the bound has room
+# for a machine shared with other work.
+RESUME_BOUND_S = 15.0
 
 
 @dataclass
@@ -58,7 +67,6 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator[
             url,
             redis.url,
             vapid_pem,
-            STALE_AFTER_S=str(STALE_AFTER_S),
             CONCURRENCY=str(CONCURRENCY),
             BATCH_SIZE="500",
         ) as r:
@@ -85,9 +93,11 @@ def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
         interval_s=0.2,
     )
     children = wait_until(lambda: pool_children(doomed), 10, "the doomed worker's pool")
-    # Killed while sending, not between two batches: a kill of an idle process proves little.
+    # Killed while sending, not between two batches: a kill of an idle process proves little
+    # (for the main process: while at least one of its children sends; on a loaded machine
+    # both are rarely on a core in the same 200 ms).
     busy = wait_until(
-        lambda: (found := _sending(children)) and (victim == "child" or len(found) == 2) and found,
+        lambda: (found := _sending(children)) and found,
         30,
         "the doomed worker's pool to be sending",
         interval_s=0.01,
@@ -103,24 +113,36 @@ def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
     # send twice: the ledger is read just before the kill and the stand-in once the killed
     # senders are dead, plus every request they may have had on the wire.
     final_before = r.final_count(alert_id)
+    watch = ResumeWatch(r, alert_id)
     os.kill(target, signal.SIGKILL)
+    killed_at = time.monotonic()
     # Counted once the senders are dead: from then on only what they had on the wire (at most
     # CONCURRENCY each) can still reach the stand-in.
     wait_until(lambda: not any(_alive(p) for p in senders), 10, "the killed senders to die")
     seen_after = len(received_tokens(standin, alert_id))
     in_flight = max(0, seen_after - final_before) + CONCURRENCY * killed_senders
 
-    done = r.wait_status(alert_id, "sent", timeout_s=240)
+    try:
+        done = r.wait_status(alert_id, "sent", timeout_s=240)
+    finally:
+        resumed = watch.stop(killed_at)
+    to_sent = time.monotonic() - killed_at
     got = received_tokens(standin, alert_id)
     duplicates = sum(n - 1 for n in got.values())
     missing = fleet.tokens - set(got)
     print(
-        f"\nkill {victim}: reached {len(got)}/{AUDIENCE}, duplicates {duplicates}, "
+        f"\nkill {victim}: {len(resumed)} killed batches claimed again "
+        f"{max(resumed.values(), default=0):.1f}s after the kill, alert sent {to_sent:.1f}s "
+        f"after it; reached {len(got)}/{AUDIENCE}, duplicates {duplicates}, "
         f"in flight at the kill <= {in_flight} (stand-in {seen_after}, ledger {final_before})"
     )
     (log_dir / f"kill-{victim}.txt").write_text(
-        f"victim={victim} reached={len(got)} duplicates={duplicates} in_flight={in_flight}\n"
+        f"victim={victim} resumed_s={max(resumed.values(), default=0):.1f} "
+        f"sent_s={to_sent:.1f} reached={len(got)} duplicates={duplicates} "
+        f"in_flight={in_flight}\n"
     )
+    assert resumed, "no batch of the killed processes was claimed again"
+    assert max(resumed.values()) <= RESUME_BOUND_S, f"killed batches resumed late: {resumed}"
     print(_where_duplicates_came_from(r, alert_id, got))
     assert not missing, f"{len(missing)} subscribers never got the alert"
     assert duplicates <= in_flight, _where_duplicates_came_from(r, alert_id, got)
@@ -133,11 +155,56 @@ def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
     assert r.subscription_count() == AUDIENCE, "a kill lost subscriptions"
 
 
+class ResumeWatch:
+    """Polls the alert's batches from the kill on: a batch that was sending at the kill and is
+    claimed again (its run count grows) was one the killed processes held; when that happened
+    is the time to resume. Batches the survivor held finish without a second claim."""
+
+    def __init__(self, r: Rig, alert_id: str) -> None:
+        self.r, self.alert_id = r, int(alert_id)
+        self.at_kill = self._sending_runs()
+        self.first_reclaim: dict[int, float] = {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _sending_runs(self) -> dict[int, int]:
+        b = t.batches
+        with self.r.engine.connect() as conn:
+            rows = conn.execute(
+                select(b.c.id, b.c.runs).where(
+                    b.c.alert_id == self.alert_id, b.c.status == "sending"
+                )
+            ).all()
+        return {int(i): int(n) for i, n in rows}
+
+    def _run(self) -> None:
+        b = t.batches
+        while not self._done.wait(0.1):
+            try:
+                with self.r.engine.connect() as conn:
+                    rows = conn.execute(
+                        select(b.c.id, b.c.runs).where(b.c.id.in_(list(self.at_kill)))
+                    ).all()
+            except Exception:
+                return  # the database went with the fixture
+            now = time.monotonic()
+            for batch_id, runs in rows:
+                if runs > self.at_kill[batch_id]:
+                    self.first_reclaim.setdefault(int(batch_id), now)
+
+    def stop(self, killed_at: float) -> dict[int, float]:
+        """Seconds from the kill until each killed batch was claimed again."""
+        self._done.set()
+        self._thread.join()
+        return {i: at - killed_at for i, at in self.first_reclaim.items()}
+
+
 def _sending(children: list[psutil.Process]) -> list[psutil.Process]:
     """The pool children burning CPU right now (encrypting and sending a batch)."""
     before = {c.pid: sum(c.cpu_times()[:2]) for c in children}
     time.sleep(0.2)
-    return [c for c in children if sum(c.cpu_times()[:2]) - before[c.pid] > 0.03]
+    return [c for c in children if sum(c.cpu_times()[:2]) - before[c.pid] > 0.01]
 
 
 def _alive(proc: psutil.Process) -> bool:

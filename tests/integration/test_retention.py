@@ -1,0 +1,191 @@
+"""Retention on SQLite and PostgreSQL: old ledgers and batch lists go in small chunks, the
+counters and the report stay, recent alerts and alerts with a correction on its way keep theirs,
+and audit entries, hourly counts and webhook receipts go after their own periods."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import Engine, func, insert, select
+
+from core import delivery, retention
+from core.adapters import migrate
+from core.adapters import tables as t
+from core.adapters.hosts import MemoryHostHealth
+from core.adapters.retention_sql import SqlRetention
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
+from core.model import AlertKind, AlertStatus
+from core.newsroom import build_report
+from core.ports import PushResult
+from tests.integration.test_store import TOPICS, RecordingQueue, ScriptedSender, draft, sub
+
+DAY = 86400.0
+POLICY = retention.RetentionPolicy(ledger_days=14, audit_days=400, churn_days=400, chunk=2)
+PLAN = delivery.DeliveryPolicy(batch_size=3)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    migrate.upgrade(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def store(engine: Engine) -> SqlStores:
+    return SqlStores.build(engine, TOPICS)
+
+
+def _sent(store: SqlStores, at: float, **over: object) -> int:
+    """An alert sent through the real planning and delivery code, finished at `at`."""
+    alert, _ = store.alerts.create_alert(draft(**over), "k", AlertStatus.QUEUED, 0, at)
+    queue = RecordingQueue()
+    clock = iter(at + i * 0.5 for i in range(10_000))
+    delivery.plan_fanout(alert.id, store.planning, queue, PLAN, clock=lambda: next(clock))
+    sender = ScriptedSender(lambda m: PushResult(m.subscription_id, "fcm.googleapis.com", 201))
+    for batch_id in queue.batches:
+        delivery.deliver_batch(
+            batch_id, store.ledger, sender, MemoryHostHealth(), PLAN, clock=lambda: next(clock)
+        )
+    found = store.alerts.get_alert(alert.id)
+    assert found is not None and found.status is AlertStatus.SENT
+    return alert.id
+
+
+def _rows(engine: Engine, table: object, alert_id: int) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(table.c.alert_id == alert_id)  # type: ignore[attr-defined]
+            ).scalar_one()
+        )
+
+
+def test_old_ledgers_go_counters_and_report_stay_recent_and_corrected_ones_are_kept(
+    store: SqlStores, engine: Engine
+) -> None:
+    for n in range(1, 9):
+        store.subscriptions.upsert(sub(n), 1.0)
+    old = _sent(store, 1000.0)
+    recent = _sent(store, 1000.0 + 10 * DAY)
+    corrected = _sent(store, 1000.0)
+    correction, _ = store.alerts.create_alert(
+        replace(draft(), kind=AlertKind.CORRECTION, corrects_id=corrected),
+        "k",
+        AlertStatus.QUEUED,
+        0,
+        1000.0 + 15 * DAY,
+    )
+    reports = store.newsroom
+    before = build_report(store.alerts.get_alert(old), reports)  # type: ignore[arg-type]
+    assert [m.after_s for m in before.milestones if m.after_s is not None]
+
+    kept = SqlRetention(engine, store.alerts, reports)
+    done = retention.run_retention(kept, POLICY, 1000.0 + 15 * DAY)
+    assert done.complete and done.alerts == 1
+    assert done.deleted["deliveries"] == 8 and done.deleted["batches"] == 3
+    assert _rows(engine, t.deliveries, old) == 0 and _rows(engine, t.batches, old) == 0
+    assert _rows(engine, t.deliveries, recent) == 8, "finished 5 days ago: kept"
+    assert _rows(engine, t.deliveries, corrected) == 8, "its correction is on its way"
+    after = store.alerts.get_alert(old)
+    assert after is not None and after.counts == before.counts
+    assert build_report(after, reports).milestones == before.milestones, "the report stays"
+    # Once the correction is sent, the corrected alert's ledger goes too.
+    store.alerts.set_status(correction.id, AlertStatus.SENT, 1000.0 + 16 * DAY)
+    assert retention.run_retention(kept, POLICY, 1000.0 + 16 * DAY).alerts == 1
+    assert _rows(engine, t.deliveries, corrected) == 0
+    assert retention.run_retention(kept, POLICY, 1000.0 + 17 * DAY).alerts == 0, "each alert once"
+
+
+def test_audit_hourly_counts_and_webhook_receipts_go_after_their_own_periods(
+    store: SqlStores, engine: Engine
+) -> None:
+    now = 1000.0 * DAY
+    with engine.begin() as conn:
+        conn.execute(
+            insert(t.audit_log),
+            [
+                {"at": now - 401 * DAY, "action": "alert.send", "actor": "a", "last_at": None},
+                {"at": now - 399 * DAY, "action": "alert.send", "actor": "a", "last_at": None},
+                # A summary row still counting refused logins stays while it is counted.
+                {
+                    "at": now - 500 * DAY,
+                    "action": "login.refused",
+                    "actor": None,
+                    "last_at": now - DAY,
+                },
+            ],
+        )
+        conn.execute(
+            insert(t.subscription_churn),
+            [
+                {"hour": int((now - 401 * DAY) // 3600), "created": 1, "lost": 0},
+                {"hour": int((now - 2 * DAY) // 3600), "created": 1, "lost": 0},
+            ],
+        )
+        conn.execute(
+            insert(t.webhook_receipts),
+            [
+                {"webhook_id": "old", "received_at": now - 8 * DAY},
+                {"webhook_id": "new", "received_at": now - 60},
+            ],
+        )
+    done = retention.run_retention(SqlRetention(engine, store.alerts, store.newsroom), POLICY, now)
+    assert done.deleted["audit"] == 1 and done.deleted["churn"] == 1
+    assert done.deleted["webhooks"] == 1
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(t.audit_log)).scalar_one() == 2
+        assert conn.execute(select(t.webhook_receipts.c.webhook_id)).scalars().all() == ["new"]
+
+
+def test_a_run_out_of_time_stops_between_chunks_and_the_next_goes_on(
+    store: SqlStores, engine: Engine
+) -> None:
+    for n in range(1, 9):
+        store.subscriptions.upsert(sub(n), 1.0)
+    old = _sent(store, 1000.0)
+    kept = SqlRetention(engine, store.alerts, store.newsroom)
+    ticks = iter(range(100))
+    first = retention.run_retention(
+        kept, POLICY, 1000.0 + 15 * DAY, clock=lambda: next(ticks), budget_s=1
+    )
+    assert not first.complete and 0 < _rows(engine, t.deliveries, old) < 8
+    assert retention.run_retention(kept, POLICY, 1000.0 + 15 * DAY).complete
+    assert _rows(engine, t.deliveries, old) == 0 and _rows(engine, t.batches, old) == 0
+
+
+def test_a_correction_of_a_pruned_alert_goes_to_the_current_audience_of_its_topics(
+    store: SqlStores, engine: Engine
+) -> None:
+    for n in range(1, 5):
+        store.subscriptions.upsert(sub(n), 1.0)
+    old = _sent(store, 1000.0)
+    kept = SqlRetention(engine, store.alerts, store.newsroom)
+    # Before pruning a correction goes to whoever the original reached, read from its ledger.
+    assert not kept.is_pruned(old)
+    assert retention.run_retention(kept, POLICY, 1000.0 + 15 * DAY).alerts == 1 and kept.is_pruned(
+        old
+    )
+    newcomer = store.subscriptions.upsert(sub(99), 2000.0)[0].id
+    store.subscriptions.upsert(sub(98, ["sport"]), 2000.0)
+    correction, _ = store.alerts.create_alert(
+        replace(draft(), kind=AlertKind.CORRECTION, corrects_id=old),
+        "k",
+        AlertStatus.QUEUED,
+        0,
+        1000.0 + 16 * DAY,
+    )
+    queue = RecordingQueue()
+    delivery.plan_fanout(correction.id, store.planning, queue, PLAN, pruned=kept.is_pruned)
+    planned = store.alerts.get_alert(correction.id)
+    assert planned is not None and planned.counts.audience == 5, "4 readers + the newcomer"
+    with engine.connect() as conn:
+        ids = conn.execute(
+            select(t.batches.c.subscription_ids).where(t.batches.c.alert_id == correction.id)
+        ).scalars()
+        assert newcomer in {i for row in ids for i in json.loads(row)}
