@@ -147,12 +147,13 @@ class Delivery:
         alert = self.recovery.get_alert(alert_id)
         return alert.lane if alert else Lane.ROUTINE
 
-    def lapsed(self, limit: int = 2) -> list[tuple[int, int]]:
+    def lapsed(self, limit: int = 16) -> list[tuple[int, int]]:
         """Asked by a delivery process between two batches, at most once a quarter lease: the
         reclaim sweep, and up to `limit` batches of dead workers it found, for this process to
-        send next. Beat's sweep alone is not enough when every process is sending: it waits in
-        the maintenance queue behind deliveries (and expires there), and the batches it queues
-        again wait behind every batch already queued."""
+        send next (a killed process may have held many: the sender takes batches while earlier
+        ones are still in flight). Beat's sweep alone is not enough when every process is
+        sending: it waits in the maintenance queue behind deliveries (and expires there), and the
+        batches it queues again wait behind every batch already queued."""
         now = time.monotonic()
         if now - self._swept_at < self.policy.lease_s / 4:
             return []
