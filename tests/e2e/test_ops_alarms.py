@@ -16,23 +16,18 @@ import redis as redis_lib
 from flask.testing import FlaskClient
 
 from core.accounts import Role
-from core.adapters import migrate
-from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.hosts import RedisHostHealth
-from core.adapters.sql import make_engine
-from service.app import create_app
 from standin.server import PushStandin
-from tests.support.ops import TcpProxy, WebhookReceiver, stop_all
+from tests.support.live_stack import live_stack
+from tests.support.ops import TcpProxy, WebhookReceiver
 from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
-    make_env,
     port_open,
     require_service,
-    settings_from,
 )
-from tests.support.stack import Process, start_beat, start_worker, wait_until
+from tests.support.stack import Process, start_worker, wait_until
 
 ORIGIN = "http://127.0.0.1:8000"
 
@@ -119,61 +114,46 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlarmStack]:
         )
         .decode()
     )
-    env = make_env(
-        tmp / "var",
-        plain_url.replace("127.0.0.1:5432", f"127.0.0.1:{database.port}"),
-        redis_url,
-        pem,
-        BROKER_URL=f"redis://127.0.0.1:{broker.port}/{TEST_REDIS_DB}",
-        ALERT_WEBHOOK=hook.url,
-        ALARM_INTERVAL_S="1",
-        ALARM_STALL_S="2",
-        ALARM_PENDING_S="3",
-        ALARM_FOR_S="1",
-        INSPECT_TIMEOUT_S="0.5",
-        OPS_CACHE_S="0",
-        RATE_LIMIT_SUBSCRIBE="10000 per minute",
-        TOPICS="breaking:Breaking news:default,sport",
-    )
-    settings = settings_from(env)
-    engine = make_engine(plain_url)
-    migrate.upgrade(engine)
-    engine.dispose()
-    app = create_app(settings)
-    accounts = SqlAccounts(app.extensions["newsflash"].container.engine)
-    editor_token = accounts.create_token("alarms editor", Role.EDITOR)
-    ops_token = accounts.create_token("alarms ops", Role.OPS)
-    standin = PushStandin().start()
-    hostile = PushStandin(host="127.0.0.2").start()
-    logs = tmp / "logs"
-    # No worker on the breaking lane to begin with: that is the first alarm.
-    processes = [
-        start_worker(env, logs, "worker-routine", "newsflash.routine,newsflash.maintenance")
-    ]
-    processes.append(start_beat(env, logs))
     try:
-        yield AlarmStack(
-            env,
-            logs,
-            app.test_client(),
-            editor_token,
-            ops_token,
-            hook,
-            broker,
-            database,
-            standin,
-            hostile,
-            client,
-            processes,
-        )
+        with live_stack(
+            tmp,
+            plain_url.replace("127.0.0.1:5432", f"127.0.0.1:{database.port}"),
+            redis_url,
+            pem,
+            migrate_url=plain_url,
+            hostile=True,
+            # No worker on the breaking lane to begin with: that is the first alarm.
+            workers=[("worker-routine", "newsflash.routine,newsflash.maintenance", 2)],
+            BROKER_URL=f"redis://127.0.0.1:{broker.port}/{TEST_REDIS_DB}",
+            ALERT_WEBHOOK=hook.url,
+            ALARM_INTERVAL_S="1",
+            ALARM_STALL_S="2",
+            ALARM_PENDING_S="3",
+            ALARM_FOR_S="1",
+            INSPECT_TIMEOUT_S="0.5",
+            OPS_CACHE_S="0",
+            RATE_LIMIT_SUBSCRIBE="10000 per minute",
+            TOPICS="breaking:Breaking news:default,sport",
+        ) as live:
+            assert live.hostile is not None
+            yield AlarmStack(
+                live.env,
+                live.logs,
+                live.client,
+                live.token("alarms editor", Role.EDITOR),
+                live.token("alarms ops", Role.OPS),
+                hook,
+                broker,
+                database,
+                live.standin,
+                live.hostile,
+                client,
+                live.processes,
+            )
     finally:
-        stop_all(processes)
-        standin.stop()
-        hostile.stop()
         broker.cut()
         database.cut()
         hook.stop()
-        app.extensions["newsflash"].container.engine.dispose()
         drop_pg_database(plain_url)
 
 

@@ -5,8 +5,8 @@ real port), Celery worker and beat subprocesses, and the push stand-ins they del
         token = s.token("e2e", Role.EDITOR)
         s.client.post("/api/v1/alerts", ...)
 
-Everything started is stopped on the way out, in reverse order (beat, workers, the server, the
-stand-ins), and the engines are disposed; the database itself belongs to the caller.
+Everything started is stopped on the way out (the worker and beat processes side by side, then
+the stand-ins and the server), and the engines are disposed; the database belongs to the caller.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from service.app import create_app
 from standin.server import PushStandin
+from tests.support.ops import stop_all
 from tests.support.services import free_port, make_env, settings_from
 from tests.support.stack import Process, start_beat, start_worker
 
@@ -113,16 +114,10 @@ def live_stack(
         stack = LiveStack(
             settings, env, app, app.test_client(), engine, tmp / "logs", standin, second, base_url
         )
-        cleanup.callback(_stop_all, stack.processes)
+        cleanup.callback(stop_all, stack.processes)
         for name, queues, concurrency in workers:
             stack.start_worker(name, queues, concurrency)
         if beat:
             stack.beat = start_beat(env, stack.logs)
             stack.processes.append(stack.beat)
         yield stack
-
-
-def _stop_all(processes: list[Process]) -> None:
-    """Beat first (it enqueues), then the workers, newest first."""
-    for proc in reversed(processes):
-        proc.stop()
