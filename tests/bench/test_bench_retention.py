@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench.retention import Options, save, simulate, summary
-from tests.conftest import port_open, require_service
+from tests.support.services import port_open, require_service
 
 SUBSCRIBERS, DAYS, PER_DAY, KEPT = 200, 7, 3, 2
 
