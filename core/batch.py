@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("newsflash.delivery")
 
 WRITE_ATTEMPTS = 4
+PIPELINED_FLUSH_S = 1.0  # how often a batch sharing the process's writer writes a chunk
 
 
 @dataclass
@@ -102,6 +103,7 @@ class _Recorder:
         self.entries: list[LedgerEntry] = []
         self.gone: list[int] = []
         self.last_flush = clock()
+        self.interval_s = policy.flush_interval_s
         self.report = BatchReport(batch_id, alert.id)
 
     def __call__(self, result: PushResult) -> None:
@@ -120,10 +122,7 @@ class _Recorder:
         self.entries.append(entry)
         if entry.status is LedgerStatus.GONE:
             self.gone.append(result.subscription_id)
-        if (
-            len(self.entries) >= self.policy.flush_every
-            or now - self.last_flush >= self.policy.flush_interval_s
-        ):
+        if len(self.entries) >= self.policy.flush_every or now - self.last_flush >= self.interval_s:
             self.flush()
 
     def _entry(
@@ -295,6 +294,12 @@ class _Run:
     store: LedgerStore
     clock: Callable[[], float]
     owner: str
+
+    def __post_init__(self) -> None:
+        if not self.own_writer:
+            # Several batches are open at once: fewer, fuller ledger chunks (each a statement
+            # taking the alert's counters' row lock; small ones doubled PostgreSQL's CPU).
+            self.recorder.interval_s = max(self.recorder.interval_s, PIPELINED_FLUSH_S)
 
     def should_stop(self) -> bool:
         return self.stop.should_stop() or not self.alive.held()

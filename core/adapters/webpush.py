@@ -69,7 +69,7 @@ class SenderConfig:
     # Batches open at once in one process (one being handed over, the others waiting for their
     # last answers). Their requests share the `concurrency` slots, so this bounds the threads
     # and ledger buffers beside them, not the requests in flight.
-    max_open_jobs: int = 8
+    max_open_jobs: int = 4
 
 
 Item = tuple["SendJob", PushMessage, Route | None, str]
