@@ -13,7 +13,6 @@ from urllib.parse import urljoin
 from core import alerts as alert_rules
 from core.errors import Conflict, NotFound, ValidationError
 from core.model import Alert, AlertCounts, AlertDraft, AlertKind, AlertStatus, Urgency
-from core.ports import AlertStore, SubscriptionStore, TaskQueue
 
 MILESTONES = (50, 90, 100)
 TTL_CHOICES_S = (900, 3600, 4 * 3600, 12 * 3600, 86400)
@@ -94,28 +93,6 @@ def as_test_send(draft: AlertDraft, user_id: int) -> AlertDraft:
         send_at=None,
         test_user_id=user_id,
     )
-
-
-def send_correction(
-    original: Alert,
-    body: Mapping[str, Any],
-    rules: alert_rules.AlertRules,
-    created_by: str | None,
-    alerts: AlertStore,
-    subscriptions: SubscriptionStore,
-    queue: TaskQueue,
-    now: float,
-) -> Alert:
-    """New words to the original's audience, with its Topic and tag, so they replace it."""
-    if original.kind is AlertKind.TEST:
-        raise ValidationError("test sends cannot be corrected", "id")
-    if original.status not in (AlertStatus.SENDING, AlertStatus.SENT):
-        raise Conflict("only a sending or sent alert can be corrected", "status")
-    draft = alert_rules.correction_draft(original, body, rules, created_by)
-    alert, _ = alert_rules.publish(
-        draft, alerts, subscriptions, queue, now, story=original.story_key
-    )
-    return alert
 
 
 # -- schedule -----------------------------------------------------------------------------

@@ -254,7 +254,7 @@ def correct_alert(alert_id: int) -> tuple[Response, int]:
     _require_json_for_sessions()
     alert = ext().container.newsroom.correct(_editor(), alert_id, json_body())
     return jsonify(
-        {"id": str(alert.id), "status": alert.status.value, "corrects": str(alert_id)}
+        {"id": str(alert.id), "status": alert.status.value, "corrects": str(alert.corrects_id)}
     ), 202
 
 

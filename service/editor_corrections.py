@@ -1,48 +1,98 @@
-"""Newsroom corrections: new words to an alert's audience, replacing what they were shown."""
+"""Newsroom corrections: new words to an alert's readers, reviewed (before/after) and undoable."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from flask import redirect, render_template, request, url_for
 
 from core import alerts as alert_rules
 from core.accounts import EDITOR_ROLES
+from core.corrections import word_diff
 from core.errors import DomainError, ValidationError
-from core.model import Alert
+from core.model import Alert, AlertDraft
 from service.auth import require_role
-from service.editor import Page, alert_or_404, bp, editor, room
+from service.editor import Page, alert_or_404, bp, editor, ext, room
+
+_FIELDS = ("title", "body", "url")
+
+
+@bp.app_context_processor
+def _chain_global() -> dict[str, Any]:
+    """nf_chain(alert): the original and its corrections, for every report in the chain."""
+    return {"nf_chain": lambda alert: room().chain(alert)}
 
 
 # -- corrections ----------------------------------------------------------------------------
 @bp.get("/alerts/<int:alert_id>/correct")
 @require_role(EDITOR_ROLES, page=True)
 def correct_form(alert_id: int) -> Page:
-    alert = alert_or_404(alert_id)
-    form = {"title": alert.title, "body": alert.body, "url": alert.url}
-    return _correct_page(alert, form)
+    asked = alert_or_404(alert_id)
+    form = {"title": asked.title, "body": asked.body, "url": asked.url}
+    try:
+        target = room().correction_target(alert_id)
+    except DomainError as exc:  # the page says why; sending it would be refused (409)
+        return _correct_page(alert_id, asked, form, exc)
+    form = {"title": target.title, "body": target.body, "url": target.url}
+    return _correct_page(alert_id, target, form)
 
 
 def _correct_page(
-    alert: Alert, form: dict[str, str], error: DomainError | None = None, status: int = 200
+    asked: int,
+    target: Alert,
+    form: dict[str, str],
+    error: DomainError | None = None,
+    status: int = 200,
 ) -> tuple[str, int]:
     return render_template(
         "editor/correct.html",
-        alert=alert,
+        alert=target,
+        asked=asked,
         form=form,
         error=error,
-        reach=alert.counts.delivered,
+        reach=target.counts.delivered,
         limits={"title": alert_rules.MAX_TITLE, "body": alert_rules.MAX_BODY},
+        undo_window_s=ext().settings.undo_window_s,
     ), status
+
+
+def _review_page(asked: int, target: Alert, draft: AlertDraft, form: dict[str, str]) -> Page:
+    return render_template(
+        "editor/correct_review.html",
+        alert=target,
+        asked=asked,
+        draft=draft,
+        form=form,
+        reach=target.counts.delivered,
+        diffs={
+            "Headline": word_diff(target.title, draft.title),
+            "Text": word_diff(target.body, draft.body),
+            "Opens": word_diff(target.url, draft.url),
+        },
+        undo_window_s=ext().settings.undo_window_s,
+    )
 
 
 @bp.post("/alerts/<int:alert_id>/correct")
 @require_role(EDITOR_ROLES, page=True)
 def send_correction(alert_id: int) -> Page:
-    original = alert_or_404(alert_id)
-    form = {k: request.form.get(k, "").strip() for k in ("title", "body", "url")}
+    """Review (before/after) first; Send waits out the undo window, like a send."""
+    asked = alert_or_404(alert_id)
+    form = {k: request.form.get(k, "").strip() for k in _FIELDS}
+    action = request.form.get("action", "review")
     try:
+        target = room().correction_target(alert_id)
+    except DomainError as exc:
+        return _correct_page(alert_id, asked, form, exc, exc.status)
+    try:
+        if action == "edit":
+            return _correct_page(alert_id, target, form)
+        if action != "send":
+            _, draft = room().draft_correction(editor(), alert_id, form)
+            return _review_page(alert_id, target, draft, form)
         if request.form.get("confirm") != "yes":
             raise ValidationError("Tick the box to confirm the correction.", "confirm")
-        alert = room().correct(editor(), alert_id, form)
+        alert = room().correct(editor(), alert_id, form, undo_window=True)
     except DomainError as exc:
-        return _correct_page(original, form, exc, exc.status)
+        return _correct_page(alert_id, target, form, exc, exc.status)
     return redirect(url_for("editor.report", alert_id=alert.id))

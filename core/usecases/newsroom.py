@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from core import alerts as alert_rules
-from core import duplicates, readiness, webhooks
+from core import corrections, duplicates, readiness, webhooks
 from core import newsroom as rules
 from core import stories as story_rules
 from core import subscriptions as subs
@@ -24,6 +24,7 @@ class NewsroomStore(Protocol):
     """The newsroom's own storage: schedule edits, test devices and webhook receipts."""
 
     def edit_scheduled(self, alert_id: int, draft: AlertDraft, article_id: str | None) -> bool: ...
+    def corrections_of(self, alert_id: int) -> list[Alert]: ...
     def test_device_count(self, user_id: int) -> int: ...
     def set_test_device(self, sub_id: int, user_id: int | None) -> None: ...
     def record_webhook(self, webhook_id: str, now: float, keep_s: float) -> bool: ...
@@ -293,21 +294,57 @@ class Newsroom:
         self.audit_log.audit(editor.name, "alert.cancel", str(alert_id), detail)
         return Cancelled(alert, before.status, undo)
 
-    def correct(self, editor: Editor, alert_id: int, body: Mapping[str, Any]) -> Alert:
-        """New words to the original's audience; only a sending or sent alert (else Conflict)."""
-        original = self.alert(alert_id)
-        alert = rules.send_correction(
-            original,
-            body,
-            self.rules,
-            editor.name,
-            self.alerts,
-            self.subscriptions,
-            self.queue,
-            self.clock(),
+    def draft_correction(
+        self, editor: Editor, alert_id: int, body: Mapping[str, Any]
+    ) -> tuple[Alert, AlertDraft]:
+        """The alert a correction would replace (the latest in its chain) and the validated
+        correction; nothing is sent (the correction's review page shows this)."""
+        target = self.correction_target(alert_id)
+        return target, alert_rules.correction_draft(target, body, self.rules, editor.name)
+
+    def correction_target(self, alert_id: int) -> Alert:
+        """The alert a correction of `alert_id` replaces: the latest live one in its chain."""
+        target = corrections.latest_in_chain(self.alert(alert_id), self.store.corrections_of)
+        corrections.check_correctable(target)
+        return target
+
+    def correct(
+        self,
+        editor: Editor,
+        alert_id: int,
+        body: Mapping[str, Any],
+        *,
+        undo_window: bool = False,
+    ) -> Alert:
+        """New words to the readers the latest alert in the chain reached, with its tag.
+
+        Correcting an alert that was corrected already corrects the latest correction. Only a
+        sending or sent alert (else Conflict). `undo_window`: a newsroom correction waits out
+        the undo window like a send.
+        """
+        now = self.clock()
+        target, draft = self.draft_correction(editor, alert_id, body)
+        window = self.undo_window_s if undo_window else 0
+        draft = rules.with_undo_window(draft, now, window)
+        alert, _ = alert_rules.publish(
+            draft, self.alerts, self.subscriptions, self.queue, now, story=target.story_key
         )
-        self.audit_log.audit(editor.name, "alert.correct", str(alert.id), {"corrects": alert_id})
+        detail = {
+            "corrects": target.id,
+            "requested": alert_id,
+            "title": alert.title,
+            "topics": list(alert.topics),
+            "send_at": alert.send_at,
+            "undo_window_s": window,
+            "before": {"title": target.title, "body": target.body, "url": target.url},
+            "after": {"title": alert.title, "body": alert.body, "url": alert.url},
+        }
+        self.audit_log.audit(editor.name, "alert.correct", str(alert.id), detail)
         return alert
+
+    def chain(self, alert: Alert) -> list[Alert]:
+        """The original and all its corrections, oldest first (every report in it shows this)."""
+        return corrections.chain_of(alert, self.alerts.get_alert, self.store.corrections_of)
 
     def test_send(self, editor: Editor, body: object) -> Alert:
         """Only to the editor's own test devices, labelled "[TEST]" once, never the real send."""

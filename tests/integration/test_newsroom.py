@@ -784,27 +784,28 @@ def test_correction_goes_to_the_same_readers_with_the_same_tag_and_is_linked(
 
     form = editor.get(f"/editor/alerts/{original_id}/correct")
     assert form.status_code == 200 and "Five killed in crash" in form.text
+    fields = {
+        "title": "Correction: four killed in crash",
+        "body": "An earlier alert gave the wrong number.",
+        "url": stack.alert(original_id)["url"],
+        "csrf_token": csrf_of(form.text),
+    }
+    # Review first: the before and after, word by word; nothing is sent yet.
+    review = editor.post(f"/editor/alerts/{original_id}/correct", data=fields)
+    assert review.status_code == 200 and 'id="correction-diff"' in review.text
+    assert "<del>Five</del>" in review.text and "<ins>Correction: four</ins>" in review.text
     unconfirmed = editor.post(
-        f"/editor/alerts/{original_id}/correct",
-        data={
-            "title": "Four killed",
-            "body": "x",
-            "url": SITE + "/n",
-            "csrf_token": csrf_of(form.text),
-        },
+        f"/editor/alerts/{original_id}/correct", data={**fields, "action": "send"}
     )
     assert unconfirmed.status_code == 400
     answer = editor.post(
         f"/editor/alerts/{original_id}/correct",
-        data={
-            "title": "Correction: four killed in crash",
-            "body": "An earlier alert gave the wrong number.",
-            "url": stack.alert(original_id)["url"],
-            "confirm": "yes",
-            "csrf_token": csrf_of(form.text),
-        },
+        data={**fields, "action": "send", "confirm": "yes"},
     )
     correction_id = _alert_id(answer)
+    # Like a send, it waits out the undo window first.
+    assert stack.alert(correction_id)["status"] == "scheduled"
+    assert 'id="undo"' in editor.get(f"/editor/alerts/{correction_id}").text
     stack.wait_status(correction_id, "sent", timeout_s=30)
     original, correction = stack.alert(original_id), stack.alert(correction_id)
     assert correction["corrects"] == str(original_id)
@@ -820,13 +821,24 @@ def test_correction_goes_to_the_same_readers_with_the_same_tag_and_is_linked(
     text = _text(editor.get(f"/editor/alerts/{original_id}").text)
     assert f"Corrected by #{correction_id} Correction: four killed in crash" in text
 
-    # The API does the same for scripts.
+    # The API does the same for scripts; correcting the original again corrects the latest
+    # correction, and every report in the chain shows all three.
     api = stack.api(
         "POST", f"/api/v1/alerts/{original_id}/correct", json={"title": "Correction again"}
     )
-    assert api.status_code == 202 and api.json["corrects"] == str(original_id)
+    assert api.status_code == 202 and api.json["corrects"] == str(correction_id)
     stack.wait_status(api.json["id"], "sent", timeout_s=30)
-    assert any(e["action"] == "alert.correct" for e in _audit(stack))
+    assert {r.payload["tag"] for r in stack.received(api.json["id"])} == {original["tag"]}
+    for page in (original_id, correction_id, api.json["id"]):
+        html = editor.get(f"/editor/alerts/{page}").text
+        assert [int(x) for x in re.findall(r'data-chain-id="(\d+)"', html)] == [
+            int(original_id),
+            int(correction_id),
+            int(api.json["id"]),
+        ]
+    corrected = [e for e in _audit(stack) if e["action"] == "alert.correct"]
+    first = json.loads(corrected[-1]["detail"])  # newest first
+    assert first["before"]["title"] == "Five killed in crash" and first["undo_window_s"] == 3
 
 
 # -- 6. stop in flight -------------------------------------------------------------------------------

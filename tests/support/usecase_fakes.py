@@ -178,6 +178,12 @@ class FakeNewsroomStore:
     def set_test_device(self, sub_id: int, user_id: int | None) -> None:
         self.subscriptions.set_test_device(sub_id, user_id)
 
+    def corrections_of(self, alert_id: int) -> list[Alert]:
+        return sorted(
+            (a for a in self.alerts.alerts.values() if a.corrects_id == alert_id),
+            key=lambda a: a.id,
+        )
+
     def test_device_count(self, user_id: int) -> int:
         return sum(1 for u in self.subscriptions.test_devices.values() if u == user_id)
 

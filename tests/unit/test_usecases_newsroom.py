@@ -89,7 +89,15 @@ def test_a_correction_reaches_the_originals_story_and_is_audited(kit: NewsroomKi
     fixed = kit.room.correct(ANNA, original, {"title": "Minister stays"})
     assert fixed.kind is AlertKind.CORRECTION and fixed.corrects_id == original
     assert fixed.story_key == kit.alerts.alerts[original].story_key
-    assert kit.audit.rows[-1] == (ANNA.name, "alert.correct", str(fixed.id), {"corrects": original})
+    actor, action, target, detail = kit.audit.rows[-1]
+    assert (actor, action, target, detail["corrects"]) == (
+        ANNA.name,
+        "alert.correct",
+        str(fixed.id),
+        original,
+    )
+    assert detail["before"]["title"] == "Minister resigns"
+    assert detail["after"]["title"] == "Minister stays"
     test = kit.alerts.put(replace(kit.alerts.alerts[fixed.id], kind=AlertKind.TEST))
     with pytest.raises(ValidationError):
         kit.room.correct(ANNA, test.id, {})
