@@ -358,6 +358,18 @@ class Settings(UpkeepSettings):
         "60",
         "longest an alert waits for its article before it is sent anyway",
     )
+    utm: bool = setting(
+        "NEWSFLASH_UTM",
+        Flag(),
+        "on",
+        "tag click-through URLs with utm_source, utm_medium, utm_campaign=alert-<id>",
+    )
+    utm_source: str = setting(
+        "NEWSFLASH_UTM_SOURCE", Text(100), "newsflash", "utm_source on click-through URLs"
+    )
+    utm_medium: str = setting(
+        "NEWSFLASH_UTM_MEDIUM", Text(100), "push", "utm_medium on click-through URLs"
+    )
     subscription_max_age_days: int = setting(
         "NEWSFLASH_SUBSCRIPTION_MAX_AGE_DAYS",
         Whole(1, 3650),

@@ -18,6 +18,7 @@ from core.payload import MAX_PUSH_BODY, oversize_field, payload_dict, story_key
 from core.ports import AlertStore, SubscriptionStore, TaskQueue
 from core.receipts import WORST_RECEIPT
 from core.subscriptions import check_topics
+from core.utm import CAMPAIGN_PREFIX, UtmTags, with_utm
 
 log = logging.getLogger("newsflash.alerts")
 
@@ -39,6 +40,7 @@ class AlertRules:
     default_topics: tuple[str, ...]
     default_ttl_s: int
     timezone: str = "UTC"
+    utm: UtmTags | None = None  # None: click-through URLs are never tagged
 
 
 def _text(
@@ -169,8 +171,9 @@ def parse_alert_request(
         idempotency_key=idempotency_key,
         send_at=send_at,
         created_by=created_by,
+        utm=_flag(body, "utm", True),
     )
-    check_fits(draft)
+    check_fits(draft, rules.utm)
     return draft
 
 
@@ -209,9 +212,19 @@ def _idempotency_key(key: str) -> str:
     return key
 
 
-def check_fits(draft: AlertDraft) -> None:
+def _flag(body: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if not isinstance(value, bool):
+        raise ValidationError(f"{name} must be true or false", name)
+    return value
+
+
+def check_fits(draft: AlertDraft, utm: UtmTags | None = None) -> None:
     """Measure the real payload in each of the alert's languages (worst-case id, timestamp and
-    receipt, in both places it goes) before anything is queued."""
+    receipt, in both places it goes; the URL as tagged) before anything is queued."""
+    url = draft.url
+    if utm is not None and draft.utm:
+        url = with_utm(url, utm, CAMPAIGN_PREFIX + "9" * 19)
     texts = [("", draft.lang or "en", draft.title, draft.body)] + [
         (f"translations.{t.lang}.", t.lang, t.title, t.body) for t in draft.translations
     ]
@@ -220,7 +233,7 @@ def check_fits(draft: AlertDraft) -> None:
             "9" * 19,
             title,
             text,
-            draft.url,
+            url,
             story_key(draft.url, draft.article_id),
             9_999_999_999,
             draft.image,
@@ -311,6 +324,7 @@ def correction_draft(
         "topics": list(original.topics),
         "urgency": original.urgency.value,
         "ttl": original.ttl_s,
+        "utm": body.get("utm", original.utm),
     }
     if original.image:
         merged["image"] = body.get("image", original.image)

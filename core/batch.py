@@ -32,6 +32,7 @@ from core.ports import (
 )
 from core.receipts import Receipts
 from core.targets import owed_targets
+from core.utm import UtmTags, click_through
 from core.watchers import StopCheck
 
 if TYPE_CHECKING:
@@ -225,7 +226,7 @@ def deliver_batch(
     batch, alert = claimed
     lease = Lease(held, batch_id, owner, policy.lease_s, clock)  # renewed from the claim on
     targets, missing = owed_targets(batch, alert, store, policy.endpoints, now)
-    messages = _messages(alert, targets, policy.receipts, int(now), policy.default_lang)
+    messages = _messages(alert, targets, policy.receipts, int(now), policy.default_lang, policy.utm)
     attempts = {t.subscription_id: t.attempts for t in targets}
     del targets
     # Ledger chunks and the cancel check run on a writer thread, never on the sender's event
@@ -442,9 +443,11 @@ def _messages(
     receipts: Receipts | None,
     ts: int,
     default_lang: str = "en",
+    utm: UtmTags | None = None,
 ) -> list[PushMessage]:
     """One message per target, in the reader's language where the alert has it; each payload
     carries that subscription's delivery receipt. Encoded once per language, not per target."""
+    alert = click_through(alert, utm)
     topic = topic_header(alert.story_key)
     templates: dict[str, PayloadTemplate] = {}
     plain: dict[str, bytes] = {}

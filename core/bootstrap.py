@@ -52,6 +52,7 @@ from core.usecases.readers import ReaderRules, Readers
 from core.usecases.readiness import Readiness, ReadinessPolicy
 from core.usecases.stories import Stories
 from core.usecases.templates import Templates
+from core.utm import UtmTags
 
 
 class StartupError(Exception):
@@ -262,8 +263,14 @@ class Container:
                 default_topics=tuple(t.slug for t in s.topics if t.default),
                 default_ttl_s=s.default_ttl_s,
                 timezone=s.newsroom_timezone,
+                utm=self.utm_tags,
             ),
         )
+
+    @property
+    def utm_tags(self) -> UtmTags | None:
+        s = self.settings
+        return UtmTags(s.utm_source, s.utm_medium) if s.utm else None
 
     @property
     def delivery_policy(self) -> DeliveryPolicy:
@@ -281,6 +288,7 @@ class Container:
                 endpoints=self.endpoint_policy,
                 receipts=self.receipts,
                 default_lang=s.default_lang,
+                utm=self.utm_tags,
             ),
         )
 

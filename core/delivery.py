@@ -15,6 +15,7 @@ from core.model import Alert, AlertKind, Lane
 from core.ports import PlanningConflict, PlanningStore, RecoveryStore, TaskQueue
 from core.receipts import Receipts
 from core.retention import addressed_by_topics
+from core.utm import UtmTags
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -38,6 +39,8 @@ class DeliveryPolicy:
     receipts: Receipts | None = None
     # The language of readers (and alerts) that never named one.
     default_lang: str = "en"
+    # UTM tags for click-through URLs (None: off by setting).
+    utm: UtmTags | None = None
 
 
 def plan_fanout(

@@ -140,6 +140,7 @@ class AlertDraft:
     test_user_id: int | None = None
     lang: str | None = None  # the language title and body are in; None: NEWSFLASH_DEFAULT_LANG
     translations: tuple[Translation, ...] = ()
+    utm: bool = True  # click-through URL tagged for the publisher's analytics (core/utm.py)
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,7 @@ class Alert:
     counts: AlertCounts = field(default_factory=AlertCounts)
     lang: str | None = None  # the language title and body are in; None: NEWSFLASH_DEFAULT_LANG
     translations: tuple[Translation, ...] = ()
+    utm: bool = True  # click-through URL tagged for the publisher's analytics (core/utm.py)
 
     def text_in(self, lang: str, default_lang: str) -> Translation:
         """The words a reader of `lang` gets: theirs if written, else the alert's main ones."""

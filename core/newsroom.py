@@ -52,6 +52,8 @@ def request_from_form(form: Mapping[str, Any], topics: Sequence[str]) -> dict[st
         body["wait_for_article"] = False  # the compose checkbox, unticked
     if _field(form, "followable") == "yes":
         body["followable"] = True
+    if _field(form, "no_utm") == "yes":
+        body["utm"] = False
     if _field(form, "when") == "later":
         send_at = _field(form, "send_at")
         if not send_at:

@@ -48,6 +48,7 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "article_id": alert.article_id,
         "tag": alert.story_key,
         "corrects": None if alert.corrects_id is None else str(alert.corrects_id),
+        "utm": alert.utm,
         "created_by": alert.created_by,
         "send_at": iso(alert.send_at),
         "audience": c.audience,

@@ -44,6 +44,7 @@ def _default_form() -> dict[str, Any]:
         "duplicate_ok": "",
         "wait_for_article": "yes",
         "followable": "",
+        "no_utm": "",
     }
 
 
@@ -231,6 +232,7 @@ def _form_of(alert: Alert) -> dict[str, Any]:
         "ttl": str(alert.ttl_s),
         "when": "later",
         "send_at": _local_input(alert.send_at or time.time()),
+        "no_utm": "" if alert.utm else "yes",
     }
 
 

@@ -50,9 +50,13 @@ def _check_csrf() -> Response | None:
 
 
 @bp.app_context_processor
-def _formats() -> dict[str, Any]:
-    """nf_formats(): the templates for compose's one-click buttons (read only when shown)."""
-    return {"nf_formats": lambda: [t.as_json() for t in templates().list()]}
+def _compose_globals() -> dict[str, Any]:
+    """nf_formats(): the templates for compose's one-click buttons (read only when shown);
+    nf_utm_on(): whether click-through URLs are tagged at all (the no-UTM box shows then)."""
+    return {
+        "nf_formats": lambda: [t.as_json() for t in templates().list()],
+        "nf_utm_on": lambda: ext().settings.utm,
+    }
 
 
 def _form_of(template: Template | None) -> dict[str, Any]:

@@ -129,6 +129,7 @@ class SqlAlerts(AlertReader):
             "failed": 0,
             "displayed": 0,
             "clicked": 0,
+            "utm": draft.utm,
         }
         try:
             with self.engine.begin() as conn:

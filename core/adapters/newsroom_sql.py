@@ -71,6 +71,7 @@ class SqlNewsroom:
             "story_key": story_key(draft.url, article_id),
             "send_at": draft.send_at,
             "audience": self.subscriptions.audience_size(draft.topics),
+            "utm": draft.utm,
         }
         a = t.alerts
         with self.engine.begin() as conn:

@@ -138,6 +138,7 @@ def row_to_alert(r: RowMapping) -> Alert:
         finished_at=r["finished_at"],
         cancelled_at=r["cancelled_at"],
         planned=bool(r["planned"]),
+        utm=bool(r.get("utm", True)),
         counts=AlertCounts(
             audience=r["audience"],
             delivered=r["delivered"],

@@ -24,6 +24,7 @@ from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from core.base64url import b64url_decode
+from core.utm import UtmTags, with_utm
 from standin.mozilla import ACK_DELIVERED, MozillaPushServer
 from tests.support.browser import require_browser
 from tests.support.firefox import Firefox, find_firefox, launch_firefox
@@ -197,7 +198,8 @@ def test_a_reader_in_firefox_opts_in_and_receives_a_real_alert(
     assert shown.body == "Repairs finished three weeks ahead of schedule."
     [in_page] = firefox.page_notifications(tag=tag)
     assert in_page["title"] == "Harbour footbridge reopens early"
-    assert in_page["data"]["url"] == article
+    clicked = with_utm(article, UtmTags(), f"alert-{alert_id}")  # tagged for analytics
+    assert in_page["data"]["url"] == clicked
     wait_until(
         lambda: (c := site.alert(alert_id)["counts"])["delivered"] == 1 and c["displayed"] == 1,
         20,
@@ -207,7 +209,7 @@ def test_a_reader_in_firefox_opts_in_and_receives_a_real_alert(
     wait_until(lambda: site.alert(alert_id)["status"] == "sent", 20, "the alert to be sent")
 
     firefox.click_notification("Harbour footbridge reopens early")
-    assert firefox.wait_for_tab(article, timeout_s=15) == article
+    assert firefox.wait_for_tab(clicked, timeout_s=15) == clicked
     wait_until(
         lambda: site.alert(alert_id)["counts"]["clicked"] == 1, 20, "the click to be counted"
     )

@@ -19,6 +19,7 @@ from config.settings import Settings
 from core.accounts import Role
 from core.adapters import tables as t
 from core.model import LedgerStatus
+from core.utm import UtmTags, with_utm
 from standin.declarative import declarative_problems
 from standin.server import PushStandin
 from tests.support.live_stack import live_stack
@@ -178,6 +179,9 @@ def test_every_subscriber_gets_the_decrypted_alert_once_with_the_wire_headers(st
     assert not sport_tokens & set(tokens), "topic targeting leaked to sport-only readers"
 
     sent = stack.alert(alert_id)
+    # The click-through URL carries the UTM tags (on by default; core/utm.py).
+    clicked = with_utm(sent["url"], UtmTags(), f"alert-{alert_id}")
+    assert clicked.startswith(sent["url"] + "?utm_source=newsflash&utm_medium=push")
     for r in received:
         # What Safari 18.4+ shows by itself: a valid Declarative Web Push message.
         assert declarative_problems(r.plaintext) == []
@@ -185,7 +189,7 @@ def test_every_subscriber_gets_the_decrypted_alert_once_with_the_wire_headers(st
         assert r.payload.pop("notification") == {
             "title": sent["title"],
             "body": sent["body"],
-            "navigate": sent["url"],
+            "navigate": clicked,
             "lang": "en",
             "dir": "ltr",
             "tag": sent["tag"],
@@ -200,7 +204,7 @@ def test_every_subscriber_gets_the_decrypted_alert_once_with_the_wire_headers(st
             "id": alert_id,
             "title": sent["title"],
             "body": sent["body"],
-            "url": sent["url"],
+            "url": clicked,
             "image": f"{ORIGIN}/img/fire.jpg",
             "tag": sent["tag"],
             "ts": r.payload["ts"],

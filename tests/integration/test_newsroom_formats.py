@@ -245,3 +245,35 @@ def test_only_admins_with_the_csrf_token_may_change_templates(room: Room) -> Non
 def test_compose_offers_each_template_as_a_one_click_button(room: Room) -> None:
     page = room.login(EDITOR).get("/editor/new").text
     assert 'data-format="breaking"' in page and "formats.js" in page
+
+
+# -- UTM tags -----------------------------------------------------------------------------------
+def test_utm_tags_are_on_by_default_and_off_per_alert_by_api_or_compose_box(room: Room) -> None:
+    on = room.api("/api/v1/alerts", _unique("Rain"))
+    assert _alert_row(room, on.json["id"])["utm"] is True
+    off = room.api("/api/v1/alerts", {**_unique("Rain"), "utm": False})
+    assert off.status_code == 202 and _alert_row(room, off.json["id"])["utm"] is False
+    assert room.api(f"/api/v1/alerts/{off.json['id']}", None, "GET").json["utm"] is False
+    bad = room.api("/api/v1/alerts", {**_unique("Rain"), "utm": "no"})
+    assert bad.status_code == 400 and bad.json["error"]["field"] == "utm"
+
+    client = room.login(EDITOR)
+    compose = client.get("/editor/new").text
+    assert 'name="no_utm"' in compose
+    body = _unique("Wind")
+    form = {
+        "csrf_token": csrf_of(compose),
+        **body,
+        "topics": "breaking",
+        "urgency": "high",
+        "ttl": "3600",
+        "when": "now",
+        "no_utm": "yes",
+        "wait_for_article": "yes",
+    }
+    review = client.post("/editor/new", data={**form, "action": "review"})
+    assert 'name="no_utm" value="yes"' in review.text and "no UTM tags" in review.text
+    sent = client.post("/editor/new", data={**form, "action": "send", "confirm": "yes"})
+    assert sent.status_code == 302, sent.text
+    alert_id = sent.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+    assert _alert_row(room, alert_id)["utm"] is False
