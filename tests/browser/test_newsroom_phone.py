@@ -260,7 +260,7 @@ def test_every_newsroom_page_fits_a_phone(
     page.keyboard.press("End")
     page.keyboard.press("Enter")
     assert "\n" not in page.input_value("#title")
-    _under_thumb(page, "#send-correction")
+    _under_thumb(page, "#review-correction")  # the send itself is on the review page
     page.goto(base + "/editor/audit")
     _check_both(page, artifacts, "audit")
     sentences = page.locator("[data-audit-sentence]").all_text_contents()

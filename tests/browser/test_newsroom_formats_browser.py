@@ -1,0 +1,216 @@
+"""Templates, the duplicate guard and the correction review in a real Chromium, at 1280 px and on
+a 390 px phone (no horizontal overflow): one tap on a template fills the form, a repeat asks for a
+tick before it goes, a correction shows its before and after. The app on a real HTTP server; no
+worker (alerts wait in the queue, which is all these screens need)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from flask import Flask
+
+from core.accounts import Role
+from core.adapters import migrate
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.sql import make_engine
+from core.model import AlertStatus
+from service.app import create_app
+from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
+from tests.conftest import (
+    TEST_REDIS_DB,
+    free_port,
+    make_env,
+    port_open,
+    require_service,
+    settings_from,
+)
+from tests.support.live import serve
+from tests.support.newsroom import PASSWORD, vapid_pem
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+EDITOR = "desk@news.example"
+ADMIN = "chief@news.example"
+
+
+@dataclass
+class Site:
+    app: Flask
+    base: str
+    token: str
+
+    def publish(self, **body: Any) -> int:
+        answer = self.app.test_client().post(
+            "/api/v1/alerts", json=body, headers={"Authorization": f"Bearer {self.token}"}
+        )
+        assert answer.status_code == 202, answer.json
+        return int(answer.json["id"])
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
+    redis_url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
+    redis_lib.Redis.from_url(redis_url).flushdb()
+    tmp = tmp_path_factory.mktemp("formats-browser")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    url = f"sqlite:///{tmp}/newsflash.db"
+    env = make_env(
+        tmp / "var",
+        url,
+        redis_url,
+        vapid_pem(),
+        PUBLIC_ORIGINS=base,
+        TOPICS="breaking:Breaking news:default,politics,business,sport",
+        DUPLICATE_WINDOW_S="21600",
+        UNDO_WINDOW_S="300",
+        RATE_LIMIT_LOGIN="100000 per minute",
+    )
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    app = create_app(settings_from(env))
+    accounts = SqlAccounts(engine)
+    accounts.create_user(EDITOR, PASSWORD, Role.EDITOR)
+    accounts.create_user(ADMIN, PASSWORD, Role.ADMIN)
+    token = accounts.create_token("formats-browser", Role.EDITOR)
+    try:
+        with serve(app, port) as served:
+            assert served == base
+            yield Site(app, base, token)
+    finally:
+        engine.dispose()
+        app.extensions["newsflash"].container.engine.dispose()
+
+
+def _page(browser: Any, site: Site, email: str) -> Any:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors
+    page.goto(site.base + "/editor/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/editor/login" not in url)
+    return page
+
+
+def _fits(page: Any, artifacts: Path, name: str, docs: bool = False) -> None:
+    """No horizontal overflow at 390 or 1280 px; screenshots of both (docs/img on request)."""
+    for size, label in ((PHONE, "390"), (DESK, "1280")):
+        page.set_viewport_size(size)
+        assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {label} px"
+        shot = artifacts / f"{name}-{label}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if docs and label == "390" and os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
+            DOCS_IMG.mkdir(exist_ok=True)
+            shutil.copy(shot, DOCS_IMG / shot.name)
+    page.set_viewport_size(PHONE)
+
+
+def test_one_tap_on_a_template_fills_the_compose_form(
+    chromium_browser: Any, site: Site, artifacts: Path
+) -> None:
+    page = _page(chromium_browser, site, EDITOR)
+    page.goto(site.base + "/editor/new")
+    page.fill("#title", "Quake hits Nairobi")
+    page.uncheck("input[name=topics][value=breaking]")
+    page.check("input[name=topics][value=politics]")
+    page.click("[data-format=breaking]")
+    assert page.input_value("#title") == "BREAKING: Quake hits Nairobi"
+    assert page.input_value("#urgency") == "high" and page.input_value("#ttl") == "3600"
+    ticked = page.eval_on_selector_all(
+        "input[name=topics]:checked", "boxes => boxes.map(b => b.value)"
+    )
+    assert ticked == ["breaking"]
+    assert page.get_attribute("[data-format=breaking]", "aria-pressed") == "true"
+    # Another template replaces the prefix instead of stacking a second one.
+    page.click("[data-format=live]")
+    assert page.input_value("#title") == "LIVE: Quake hits Nairobi"
+    assert page.input_value("#ttl") == "14400" and page.input_value("#urgency") == "normal"
+    assert "LIVE: Quake hits Nairobi" in (page.text_content("[data-preview=title]") or "")
+    box = page.locator("[data-format=update]").bounding_box()
+    assert box is not None and box["height"] >= 40  # a thumb-sized target on the phone
+    _fits(page, artifacts, "templates-compose", docs=True)
+    assert page.js_errors == []
+
+
+def test_a_repeat_asks_for_a_tick_on_the_review_page(
+    chromium_browser: Any, site: Site, artifacts: Path
+) -> None:
+    article = f"{site.base}/news/floods-{uuid.uuid4().hex[:6]}"
+    earlier = site.publish(title="Floods close the Thika road", body="More soon", url=article)
+    page = _page(chromium_browser, site, EDITOR)
+    page.goto(site.base + "/editor/new")
+    page.fill("#url", article)
+    page.fill("#title", "Thika road closed by floods")
+    page.fill("#body", "Drivers are told to use the bypass.")
+    page.click("#review")
+    warning = page.locator("#duplicate-warning")
+    warning.wait_for()
+    assert f"Alert #{earlier}" in (warning.text_content() or "")
+    assert "already sent this article" in (warning.text_content() or "")
+    _fits(page, artifacts, "duplicate-review", docs=True)
+    page.click("#send")  # the browser holds it: the tick is required
+    assert "/editor/new" in page.url and page.locator("#duplicate-warning").is_visible()
+    page.check("#duplicate-ok")
+    page.click("#send")
+    page.wait_for_url(lambda url: "/editor/alerts/" in url)
+    assert page.locator("#undo").is_visible()
+    assert page.js_errors == []
+
+
+def test_a_correction_shows_before_and_after_then_waits_for_undo(
+    chromium_browser: Any, site: Site, artifacts: Path
+) -> None:
+    original = site.publish(
+        title="Five killed in Thika crash", body="Police say", url=f"{site.base}/news/crash"
+    )
+    store = site.app.extensions["newsflash"].container.alerts
+    store.set_status(original, AlertStatus.SENT, 0.0)  # as the worker would leave it
+    page = _page(chromium_browser, site, EDITOR)
+    page.goto(f"{site.base}/editor/alerts/{original}/correct")
+    page.fill("#title", "Four killed in Thika crash")
+    page.click("#review-correction")
+    diff = page.locator("[data-diff=headline]")
+    diff.wait_for()
+    assert page.locator("[data-diff=headline] del").text_content() == "Five"
+    assert page.locator("[data-diff=headline] ins").text_content() == "Four"
+    _fits(page, artifacts, "correction-review", docs=True)
+    page.check("#confirm-correction")
+    page.click("#send-correction")
+    page.wait_for_url(lambda url: f"/alerts/{original}/" not in url)
+    assert page.locator("#undo").is_visible()
+    chain = page.locator("#correction-chain [data-chain-id]")
+    assert chain.count() == 2
+    _fits(page, artifacts, "correction-report")
+    assert page.js_errors == []
+
+
+def test_the_admins_template_page_fits_a_phone(
+    chromium_browser: Any, site: Site, artifacts: Path
+) -> None:
+    page = _page(chromium_browser, site, ADMIN)
+    page.goto(site.base + "/editor/templates")
+    assert page.locator("[data-template]").count() >= 3
+    _fits(page, artifacts, "templates-admin", docs=True)
+    page.click("[data-template=update] a.nf-secondary")
+    page.wait_for_url(lambda url: "/editor/templates/" in url)
+    assert page.input_value("#name") == "update"
+    page.fill("#prefix", "UPDATED:")
+    page.click("#save-template")
+    page.wait_for_url(lambda url: "notice=" in url)
+    assert "UPDATED:" in (page.text_content("[data-template=update]") or "")
+    assert page.js_errors == []
