@@ -358,12 +358,7 @@ class Settings(UpkeepSettings):
         "60",
         "longest an alert waits for its article before it is sent anyway",
     )
-    utm: bool = setting(
-        "NEWSFLASH_UTM",
-        Flag(),
-        "on",
-        "tag click-through URLs with utm_source, utm_medium, utm_campaign=alert-<id>",
-    )
+    utm: bool = setting("NEWSFLASH_UTM", Flag(), "on", "UTM tags on click-through URLs")
     utm_source: str = setting(
         "NEWSFLASH_UTM_SOURCE", Text(100), "newsflash", "utm_source on click-through URLs"
     )

@@ -445,8 +445,8 @@ def _messages(
     default_lang: str = "en",
     utm: UtmTags | None = None,
 ) -> list[PushMessage]:
-    """One message per target, in the reader's language where the alert has it; each payload
-    carries that subscription's delivery receipt. Encoded once per language, not per target."""
+    """One message per target, in the reader's language where the alert has it, with its
+    receipt; encoded once per language, not per target; the URL UTM-tagged (core/utm.py)."""
     alert = click_through(alert, utm)
     topic = topic_header(alert.story_key)
     templates: dict[str, PayloadTemplate] = {}
