@@ -328,10 +328,7 @@ class Settings(UpkeepSettings):
         "NEWSFLASH_UNDO_WINDOW_S", Whole(0, 300), "10", "newsroom undo window after Send"
     )
     duplicate_window_s: int = setting(
-        "NEWSFLASH_DUPLICATE_WINDOW_S",
-        Whole(0, 7 * DAY_S),
-        "21600",
-        "the same article or headline again within this asks to confirm (0: off)",
+        "NEWSFLASH_DUPLICATE_WINDOW_S", Whole(0, 7 * DAY_S), "21600", "repeat check window (0: off)"
     )
     # Alerts from a feed (core/feeds.py) and the publish-readiness gate (core/readiness.py).
     feed_poll_interval_s: int = setting(
@@ -359,12 +356,8 @@ class Settings(UpkeepSettings):
         "longest an alert waits for its article before it is sent anyway",
     )
     utm: bool = setting("NEWSFLASH_UTM", Flag(), "on", "UTM tags on click-through URLs")
-    utm_source: str = setting(
-        "NEWSFLASH_UTM_SOURCE", Text(100), "newsflash", "utm_source on click-through URLs"
-    )
-    utm_medium: str = setting(
-        "NEWSFLASH_UTM_MEDIUM", Text(100), "push", "utm_medium on click-through URLs"
-    )
+    utm_source: str = setting("NEWSFLASH_UTM_SOURCE", Text(100), "newsflash", "utm_source value")
+    utm_medium: str = setting("NEWSFLASH_UTM_MEDIUM", Text(100), "push", "utm_medium value")
     subscription_max_age_days: int = setting(
         "NEWSFLASH_SUBSCRIPTION_MAX_AGE_DAYS",
         Whole(1, 3650),
