@@ -24,7 +24,9 @@ from core.adapters.sql import make_engine
 from core.model import AlertStatus
 from service.app import create_app
 from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
-from tests.conftest import (
+from tests.support.live import serve
+from tests.support.newsroom import PASSWORD, vapid_pem
+from tests.support.services import (
     TEST_REDIS_DB,
     free_port,
     make_env,
@@ -32,8 +34,6 @@ from tests.conftest import (
     require_service,
     settings_from,
 )
-from tests.support.live import serve
-from tests.support.newsroom import PASSWORD, vapid_pem
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
