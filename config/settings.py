@@ -304,7 +304,8 @@ class Settings(UpkeepSettings):
         "NEWSFLASH_DEFAULT_LANG",
         Choice("en", "sw"),
         "en",
-        "reader texts when neither the page nor the browser names en or sw",
+        "reader texts when neither the page nor the browser names en or sw; the language of"
+        " readers and alerts that name none",
     )
     site_name: str = setting(
         "NEWSFLASH_SITE_NAME", Text(80), "The Eastmere Courier", "manifest and preview name"

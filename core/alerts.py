@@ -18,6 +18,7 @@ from core.payload import MAX_PUSH_BODY, oversize_field, payload_dict, story_key
 from core.ports import AlertStore, SubscriptionStore, TaskQueue
 from core.receipts import WORST_RECEIPT
 from core.subscriptions import check_topics
+from core.translations import parse_lang, parse_translations, translations_json
 from core.utm import CAMPAIGN_PREFIX, UtmTags, with_utm
 
 log = logging.getLogger("newsflash.alerts")
@@ -41,6 +42,7 @@ class AlertRules:
     default_ttl_s: int
     timezone: str = "UTC"
     utm: UtmTags | None = None  # None: click-through URLs are never tagged
+    default_lang: str = "en"  # the language of an alert that does not name one
 
 
 def _text(
@@ -137,6 +139,8 @@ def parse_alert_request(
     url = _text(body, "url", MAX_URL)
     assert title is not None and text is not None and url is not None
     url = check_public_url(url, rules.public_origins, "url")
+    lang = parse_lang(body, rules.default_lang)
+    translations = parse_translations(body, lang, MAX_TITLE, MAX_BODY)
     image = _text(body, "image", MAX_URL, required=False)
     if image is not None:
         image = check_public_url(image, rules.public_origins, "image")
@@ -172,6 +176,8 @@ def parse_alert_request(
         send_at=send_at,
         created_by=created_by,
         utm=_flag(body, "utm", True),
+        lang=lang,
+        translations=translations,
     )
     check_fits(draft, rules.utm)
     return draft
@@ -328,5 +334,11 @@ def correction_draft(
     }
     if original.image:
         merged["image"] = body.get("image", original.image)
+    # New main words without new translations: every reader gets the corrected main words
+    # rather than an uncorrected translation.
+    merged["lang"] = body.get("lang", original.lang)
+    reworded = (merged["title"], merged["body"]) != (original.title, original.body)
+    kept = {} if reworded else translations_json(original.translations)
+    merged["translations"] = body.get("translations", kept)
     draft = parse_alert_request(merged, rules, 0.0, created_by=created_by)
     return replace(draft, kind=AlertKind.CORRECTION, corrects_id=original.id)

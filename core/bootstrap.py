@@ -264,6 +264,7 @@ class Container:
                 default_ttl_s=s.default_ttl_s,
                 timezone=s.newsroom_timezone,
                 utm=self.utm_tags,
+                default_lang=s.default_lang,
             ),
         )
 
@@ -394,6 +395,7 @@ class Container:
                     endpoints=self.endpoint_policy,
                     topics=s.topic_slugs,
                     default_topics=tuple(t.slug for t in s.topics if t.default),
+                    default_lang=s.default_lang,
                 ),
                 clock=self.clock,
                 preferences=self.preferences,

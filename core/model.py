@@ -95,6 +95,8 @@ class SubscriptionInput:
     topics: tuple[str, ...]
     expiration_time: float | None = None
     lang: str | None = None  # the reader's language (en, sw); None keeps the stored one
+    platform: str | None = None  # android, ios, desktop as the widget saw it; None keeps it
+    new_lang: str = "en"  # stored for a new subscription that names no lang (the default)
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,7 @@ class Subscription:
     last_seen_at: float
     test_device_user_id: int | None = None
     lang: str = "en"
+    platform: str | None = None
 
 
 @dataclass(frozen=True)

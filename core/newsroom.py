@@ -37,6 +37,10 @@ def request_from_form(form: Mapping[str, Any], topics: Sequence[str]) -> dict[st
     image = _field(form, "image")
     if image:
         body["image"] = image
+    # The compose page's second-language tab (left empty: every reader gets the main words).
+    title_tr, body_tr = _field(form, "title_tr"), _field(form, "body_tr")
+    if title_tr or body_tr:
+        body["translations"] = {_field(form, "tr_lang"): {"title": title_tr, "body": body_tr}}
     urgency = _field(form, "urgency")
     if urgency:
         body["urgency"] = urgency

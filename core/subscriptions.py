@@ -16,6 +16,8 @@ from core.ports import SubscriptionStore
 
 # The languages readers get their texts and alerts in.
 READER_LANGUAGES: Final = ("en", "sw")
+# What the widget may report the reader's device as (the push service tells the rest).
+PLATFORMS: Final = ("android", "ios", "desktop")
 
 
 def _decode_key(value: object, field: str) -> bytes:
@@ -99,6 +101,12 @@ def parse_subscription(
         raise ValidationError(
             "lang must be one of " + ", ".join(READER_LANGUAGES) + " (or left out)", prefix + "lang"
         )
+    platform = body.get("platform")
+    if platform is not None and platform not in PLATFORMS:
+        raise ValidationError(
+            "platform must be one of " + ", ".join(PLATFORMS) + " (or left out)",
+            prefix + "platform",
+        )
     topics = check_topics(body.get("topics"), known_topics, prefix + "topics", default_topics)
     if "topics" in body and not topics:
         # An empty list would store a subscription that never receives anything.
@@ -113,6 +121,7 @@ def parse_subscription(
         topics=topics,
         expiration_time=None if expires_ms is None else expires_ms / 1000.0,
         lang=lang,
+        platform=platform,
     )
 
 
@@ -181,7 +190,14 @@ def move_subscription(
     old = owned_subscription(store, old_endpoint, old_auth)
     topics = new.topics or old.topics
     moved = SubscriptionInput(
-        new.endpoint, new.p256dh, new.auth, topics, new.expiration_time, new.lang or old.lang
+        new.endpoint,
+        new.p256dh,
+        new.auth,
+        topics,
+        new.expiration_time,
+        new.lang or old.lang,
+        new.platform or old.platform,
+        new.new_lang,
     )
     result = store.replace(old.id, moved, now)
     return result

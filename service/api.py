@@ -12,6 +12,7 @@ from core.errors import NotFound, ValidationError
 from core.model import Alert
 from core.receipts import EventResult
 from core.reports import not_sent_of, pending_of
+from core.translations import translations_json
 from core.usecases.newsroom import Editor
 from service.app import Newsflash
 from service.auth import current_principal, require_role
@@ -46,6 +47,8 @@ def alert_json(alert: Alert) -> dict[str, Any]:
         "urgency": alert.urgency.value,
         "ttl": alert.ttl_s,
         "article_id": alert.article_id,
+        "lang": alert.lang,
+        "translations": translations_json(alert.translations),
         "tag": alert.story_key,
         "corrects": None if alert.corrects_id is None else str(alert.corrects_id),
         "utm": alert.utm,

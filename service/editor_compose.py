@@ -18,6 +18,7 @@ from core.errors import Conflict, DomainError, NotFound, ValidationError
 from core.model import Alert, AlertDraft, AlertStatus
 from core.newsroom import ArticleFetcher
 from core.usecases.newsroom import NeedsConfirmation
+from service import audience_split as languages
 from service.auth import require_role
 from service.editor import Page, alert_or_404, bp, editor, ext, me, newsroom_store, room
 from service.inputs import json_body
@@ -45,6 +46,9 @@ def _default_form() -> dict[str, Any]:
         "wait_for_article": "yes",
         "followable": "",
         "no_utm": "",
+        "tr_lang": languages.other_language(s.default_lang),
+        "title_tr": "",
+        "body_tr": "",
     }
 
 
@@ -56,6 +60,7 @@ def _posted_form() -> dict[str, Any]:
     defaults = _default_form()
     form: dict[str, Any] = {k: request.form.get(k, "") for k in defaults}
     form["topics"] = request.form.getlist("topics")
+    form["tr_lang"] = form["tr_lang"] or defaults["tr_lang"]
     if not form["send_at"] and form["when"] != "later":
         form["send_at"] = defaults["send_at"]
     return form
@@ -90,6 +95,7 @@ def _compose_page(
         if form["topics"]
         else 0,
         limits={"title": alert_rules.MAX_TITLE, "body": alert_rules.MAX_BODY},
+        languages=languages.compose_languages(ext().settings.default_lang),
         timezone=ext().settings.newsroom_timezone,
         undo_window_s=ext().settings.undo_window_s,
     ), status
@@ -161,6 +167,8 @@ def _review(form: dict[str, Any], error: str | None = None, status: int = 200) -
         undo_window_s=ext().settings.undo_window_s,
         error=error,
         duplicate=room().duplicate_of(draft),
+        languages=languages.compose_languages(ext().settings.default_lang),
+        by_language=languages.audience_by_language(ext().container, draft),
     ), status
 
 
@@ -233,6 +241,17 @@ def _form_of(alert: Alert) -> dict[str, Any]:
         "when": "later",
         "send_at": _local_input(alert.send_at or time.time()),
         "no_utm": "" if alert.utm else "yes",
+        **_translation_fields(alert),
+    }
+
+
+def _translation_fields(alert: Alert) -> dict[str, str]:
+    other = languages.other_language(alert.lang or ext().settings.default_lang)
+    words = next((t for t in alert.translations if t.lang == other), None)
+    return {
+        "tr_lang": other,
+        "title_tr": words.title if words else "",
+        "body_tr": words.body if words else "",
     }
 
 

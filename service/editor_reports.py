@@ -10,6 +10,7 @@ from core import newsroom, reports
 from core.accounts import EDITOR_ROLES
 from core.errors import DomainError, NotFound
 from core.model import Alert
+from service import audience_split
 from service.auth import require_role
 from service.editor import (
     Page,
@@ -61,6 +62,8 @@ def report(alert_id: int) -> Page:
         undo=newsroom.in_undo_window(alert, now, ext().settings.undo_window_s),
         now=now,
         notice=request.args.get("notice"),
+        platforms=audience_split.platform_rows(ext().container, alert.id),
+        language_names=audience_split.NAMES,
     )
 
 

@@ -12,6 +12,7 @@ from flask import Response, current_app, request
 from core import audience_health
 from core.adapters.health_sql import SqlHealthQueries
 from core.adapters.ops_probes import OpsKit
+from service import audience_split
 from service.errors import error_response
 
 MAX_WEEKS = 26
@@ -22,6 +23,8 @@ MIN_CACHE_S = 60.0
 def compute(kit: OpsKit, weeks: int, now: float) -> dict[str, Any]:
     queries = SqlHealthQueries(kit.container.engine)
     health = audience_health.report(queries, now, kit.sources.timezone, weeks)
+    # Readers now per platform (Android, iOS, desktop), from push service and widget report.
+    health["platforms"] = audience_split.platform_rows(kit.container)
     health["generated_at"] = now
     return health
 

@@ -35,6 +35,11 @@ _SUBSCRIPTION = {
         "keys": _KEYS,
         "topics": {"type": "array", "items": {"type": "string"}, "minItems": 1},
         "lang": {"type": "string", "enum": ["en", "sw"], "description": "the reader's language"},
+        "platform": {
+            "type": "string",
+            "enum": ["android", "ios", "desktop"],
+            "description": "the reader's device as the widget sees it (platform counts)",
+        },
     },
 }
 
@@ -95,6 +100,25 @@ _ALERT_REQUEST = {
         "ttl": {"type": "integer", "minimum": 60, "maximum": 2419200},
         "article_id": {"type": "string"},
         "send_at": {"type": ["string", "number"]},
+        "lang": {
+            "type": "string",
+            "enum": ["en", "sw"],
+            "description": "the language title and body are in (default NEWSFLASH_DEFAULT_LANG)",
+        },
+        "translations": {
+            "type": "object",
+            "description": "the alert in more languages; each reader gets their language's "
+            "words, else title and body",
+            "additionalProperties": {
+                "type": "object",
+                "required": ["title", "body"],
+                "properties": {
+                    "title": {"type": "string", "maxLength": 120},
+                    "body": {"type": "string", "maxLength": 300},
+                },
+            },
+            "propertyNames": {"enum": ["en", "sw"]},
+        },
         "duplicate_ok": {
             "type": "boolean",
             "description": "the same article or nearly the same headline within "

@@ -14,6 +14,7 @@ from core.adapters import tables as t
 from core.adapters.sql import MAX_ID, WAITING, TopicBits, row_to_alert
 from core.model import Alert, AlertDraft, AlertStatus
 from core.ports import AlertProgress
+from core.translations import translations_json
 
 
 class AlertReader:
@@ -114,6 +115,10 @@ class SqlAlerts(AlertReader):
             "corrects_id": draft.corrects_id,
             "test_user_id": draft.test_user_id,
             "created_by": draft.created_by,
+            "lang": draft.lang,
+            "translations": (
+                json.dumps(translations_json(draft.translations)) if draft.translations else None
+            ),
             "status": status.value,
             "send_at": draft.send_at,
             "created_at": now,

@@ -69,10 +69,10 @@ SELECT subscription_id, status FROM changed
 # growing with the audience, against 2-3 ms for the probes).
 LOAD_TARGETS_PG = text(
     """
-SELECT u.id, s.endpoint, s.p256dh, s.auth, s.topic_mask, d.status, d.attempts
+SELECT u.id, s.endpoint, s.p256dh, s.auth, s.topic_mask, d.status, d.attempts, s.lang
 FROM unnest(CAST(:ids AS bigint[])) AS u(id)
 LEFT JOIN LATERAL (
-    SELECT endpoint, p256dh, auth, topic_mask FROM subscriptions WHERE id = u.id LIMIT 1
+    SELECT endpoint, p256dh, auth, topic_mask, lang FROM subscriptions WHERE id = u.id LIMIT 1
 ) AS s ON true
 LEFT JOIN LATERAL (
     SELECT status, attempts FROM deliveries
@@ -95,14 +95,14 @@ def load_targets_pg(engine: Engine, batch: Batch, kind: str) -> tuple[list[Targe
             LOAD_TARGETS_PG,
             {"alert_id": batch.alert_id, "ids": list(batch.subscription_ids)},
         ).all()
-    for sid, endpoint, p256dh, auth, mask, status, attempts in rows:
+    for sid, endpoint, p256dh, auth, mask, status, attempts, lang in rows:
         owed = status == requeued if kind == "retry" else status is None
         if not owed:
             continue
         if endpoint is None:
             missing.append(sid)
         else:
-            targets.append(Target(sid, endpoint, p256dh, auth, mask, attempts or 0))
+            targets.append(Target(sid, endpoint, p256dh, auth, mask, attempts or 0, lang))
     return targets, missing
 
 

@@ -176,9 +176,9 @@ class SqlLedger(AlertReader):
                 if not wanted:
                     continue
                 rows = conn.execute(
-                    select(s.c.id, s.c.endpoint, s.c.p256dh, s.c.auth, s.c.topic_mask).where(
-                        s.c.id.in_(wanted)
-                    )
+                    select(
+                        s.c.id, s.c.endpoint, s.c.p256dh, s.c.auth, s.c.topic_mask, s.c.lang
+                    ).where(s.c.id.in_(wanted))
                 ).all()
                 found = set()
                 for row in rows:
@@ -191,6 +191,7 @@ class SqlLedger(AlertReader):
                             row.auth,
                             row.topic_mask,
                             attempts.get(row.id, 0),
+                            row.lang,
                         )
                     )
                 missing.extend(i for i in wanted if i not in found)

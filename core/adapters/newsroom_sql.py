@@ -13,6 +13,7 @@ from core.adapters.sql import TopicBits, row_to_alert
 from core.adapters.subscriptions_sql import SqlSubscriptions
 from core.model import Alert, AlertDraft, AlertStatus, LedgerStatus
 from core.payload import story_key
+from core.translations import translations_json
 
 
 class SqlNewsroom:
@@ -70,6 +71,10 @@ class SqlNewsroom:
             "ttl_s": draft.ttl_s,
             "story_key": story_key(draft.url, article_id),
             "send_at": draft.send_at,
+            "lang": draft.lang,
+            "translations": (
+                json.dumps(translations_json(draft.translations)) if draft.translations else None
+            ),
             "audience": self.subscriptions.audience_size(draft.topics),
             "utm": draft.utm,
         }

@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from config.settings import Topic
 from core.adapters import tables as t
 from core.model import Alert, AlertCounts, AlertKind, AlertStatus, LedgerStatus, Urgency
+from core.translations import translations_from_json
 
 FINAL = (int(LedgerStatus.DELIVERED), int(LedgerStatus.GONE), int(LedgerStatus.FAILED))
 # HELD: waiting for the reader's quiet hours to end (core/choices.py releases it).
@@ -139,6 +140,10 @@ def row_to_alert(r: RowMapping) -> Alert:
         cancelled_at=r["cancelled_at"],
         planned=bool(r["planned"]),
         utm=bool(r.get("utm", True)),
+        lang=r["lang"],
+        translations=translations_from_json(
+            json.loads(r["translations"]) if r["translations"] else None
+        ),
         counts=AlertCounts(
             audience=r["audience"],
             delivered=r["delivered"],

@@ -104,6 +104,7 @@ class SqlSubscriptions:
             last_seen_at=r["last_seen_at"],
             test_device_user_id=r["test_device_user_id"],
             lang=r["lang"],
+            platform=r["platform"],
         )
 
     def _locked_by_endpoint(self, conn: Connection, endpoint: str) -> RowMapping | None:
@@ -143,6 +144,8 @@ class SqlSubscriptions:
         }
         if sub.lang is not None:
             values["lang"] = sub.lang
+        if sub.platform is not None:
+            values["platform"] = sub.platform
         if row is not None:
             if not _same_keys(row, sub):
                 # Only the browser holding this subscription's keys may change it: another
@@ -176,7 +179,8 @@ class SqlSubscriptions:
                     endpoint=sub.endpoint,
                     push_host=push_host(sub.endpoint),
                     created_at=now,
-                    **values,
+                    # A reader who never named a language gets NEWSFLASH_DEFAULT_LANG.
+                    **{"lang": sub.new_lang, **values},
                 )
                 .returning(t.subscriptions.c.id)
             ).scalar_one()

@@ -68,6 +68,7 @@ subscriptions = Table(
     Column("daily_cap", SmallInteger, nullable=True),
     Column("cap_day", Integer, nullable=True),
     Column("cap_count", SmallInteger, nullable=True),
+    Column("platform", String(16), nullable=True),  # android, ios, desktop: the widget's word
 )
 
 # New and lost subscriptions per hour since the epoch (/ops shows them per newsroom day); rows
@@ -157,6 +158,8 @@ alerts = Table(
     Column("released", BigInteger, nullable=False, default=0, server_default="0"),
     Column("capped", BigInteger, nullable=False, default=0, server_default="0"),
     Column("expired", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("lang", String(8), nullable=True),  # title and body's language; NULL: the default
+    Column("translations", Text, nullable=True),  # JSON {"sw": {"title", "body"}}
 )
 
 batches = Table(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from core import subscriptions as subs
@@ -35,6 +35,7 @@ class ReaderRules:
     endpoints: EndpointPolicy
     topics: frozenset[str]
     default_topics: tuple[str, ...]
+    default_lang: str = "en"  # NEWSFLASH_DEFAULT_LANG: a new reader who names no language
 
 
 class Readers:
@@ -59,13 +60,14 @@ class Readers:
     def _parse(
         self, body: object, *, default_topics: bool = True, prefix: str = ""
     ) -> SubscriptionInput:
-        return subs.parse_subscription(
+        parsed = subs.parse_subscription(
             body,
             self.rules.endpoints,
             self.rules.topics,
             self.rules.default_topics if default_topics else (),
             prefix,
         )
+        return replace(parsed, new_lang=self.rules.default_lang)
 
     def subscribe(self, body: object) -> tuple[Subscription, bool]:
         """Opt in (or re-subscribe with the same keys). Returns (subscription, created)."""

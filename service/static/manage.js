@@ -6,6 +6,12 @@
   var API = page.dataset.api || location.origin;
   var T = JSON.parse(d.getElementById('nf-texts').textContent);
   var LANG = page.getAttribute('lang') || 'en';
+  // The reader's device, as the widget reports it (see newsflash.js).
+  function platform() {
+    var ua = navigator.userAgent;
+    if (/Android/i.test(ua)) return 'android';
+    return /iP(hone|ad|od)/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1) ? 'ios' : 'desktop';
+  }
   var state = d.getElementById('nf-state');
   var form = d.getElementById('nf-form');
   var save = d.getElementById('nf-save');
@@ -144,7 +150,7 @@
     var answer;
     try {
       answer = await bounded(post('/api/v1/subscriptions',
-        Object.assign(fresh.toJSON(), { topics: topics, lang: LANG })), 20000);
+        Object.assign(fresh.toJSON(), { topics: topics, lang: LANG, platform: platform() })), 20000);
     } catch (e) {
       answer = null;
     }

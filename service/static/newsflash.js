@@ -25,11 +25,22 @@
       'Notification' in window;
   }
 
+  function appleMobile() {
+    var n = navigator;
+    return /iP(hone|ad|od)/.test(n.userAgent) || (/Macintosh/.test(n.userAgent) && n.maxTouchPoints > 1);
+  }
+
+  // What the reader's device is, sent with the subscription: the push service alone cannot
+  // tell Chrome on Android from Chrome on a desktop (both FCM), nor an iPhone from a Mac.
+  function platform() {
+    return /Android/i.test(navigator.userAgent) ? 'android' : appleMobile() ? 'ios' : 'desktop';
+  }
+
   // iOS and iPadOS 16.4+ push only to a web app opened from the Home Screen; in a Safari tab
   // there is no PushManager, so "Yes, Thanks" could never work there.
   function iosTab() {
     var n = navigator, v = /OS (\d+)_(\d+)/.exec(n.userAgent) || /Version\/(\d+)\.(\d+)/.exec(n.userAgent);
-    var apple = /iP(hone|ad|od)/.test(n.userAgent) || (/Macintosh/.test(n.userAgent) && n.maxTouchPoints > 1);
+    var apple = appleMobile();
     var home = n.standalone === true || matchMedia('(display-mode: standalone)').matches;
     return window.isSecureContext && apple && !home && !!v && (v[1] > 16 || (v[1] == 16 && v[2] >= 4)) && 'serviceWorker' in n;
   }
@@ -291,7 +302,7 @@
     var answer;
     try {
       answer = await timeout(post('/api/v1/subscriptions',
-        Object.assign(sub.toJSON(), { topics: topics, lang: T.lang })), 20000, 'network');
+        Object.assign(sub.toJSON(), { topics: topics, lang: T.lang, platform: platform() })), 20000, 'network');
     } catch (e) {
       await sub.unsubscribe().catch(function () {});
       throw fail('network');

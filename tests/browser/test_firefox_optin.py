@@ -26,6 +26,7 @@ from core.adapters.sql import make_engine
 from core.base64url import b64url_decode
 from core.utm import UtmTags, with_utm
 from standin.mozilla import ACK_DELIVERED, MozillaPushServer
+from standin.server import PushStandin
 from tests.support.browser import require_browser
 from tests.support.firefox import Firefox, find_firefox, launch_firefox
 from tests.support.live import serve
@@ -266,6 +267,47 @@ def test_a_kiswahili_reader_in_firefox_is_asked_in_kiswahili_and_signed_up_as_su
         (artifacts / "firefox-kiswahili-subscribed.png").write_bytes(
             firefox.marionette.screenshot(format="binary", full=False)
         )
-    push_server.wait_for_registration(timeout_s=10)
+    registration = push_server.wait_for_registration(timeout_s=10)
     [row] = site.subscriptions()
     assert row["lang"] == "sw"
+
+    # One alert in English and Kiswahili: this reader gets it in Kiswahili, an English reader of
+    # the same alert (another browser: a stand-in subscription) in English.
+    english_service = PushStandin().start()
+    try:
+        english = english_service.create_subscription()
+        answer = site.api().post("/api/v1/subscriptions", json={**english, "lang": "en"})
+        assert answer.status_code == 201, answer.json
+        worker = site.worker()
+        answer = site.api().post(
+            "/api/v1/alerts",
+            json={
+                "title": "Harbour footbridge reopens early",
+                "body": "Repairs finished three weeks ahead of schedule.",
+                "url": site.base + "/?from=alert",
+                "lang": "en",
+                "translations": {
+                    "sw": {
+                        "title": "Daraja la bandari lafunguliwa mapema",
+                        "body": "Ukarabati umekamilika wiki tatu kabla ya ratiba.",
+                    }
+                },
+            },
+            headers={"Authorization": f"Bearer {site.token}"},
+        )
+        assert answer.status_code == 202, answer.json
+        alert_id = str(answer.json["id"])
+        ack = push_server.wait_for_ack(timeout_s=45, channel_id=registration["channelID"])
+        assert ack["code"] == ACK_DELIVERED, f"{ack}\n{worker.output()[-3000:]}"
+        shown = firefox.wait_for_notification("Daraja la bandari lafunguliwa mapema", 15)
+        assert shown.body == "Ukarabati umekamilika wiki tatu kabla ya ratiba."
+        [in_page] = firefox.page_notifications(tag=site.alert(alert_id)["tag"])
+        assert in_page["lang"] == "sw"
+        [got] = english_service.wait_for(1, timeout_s=30)
+        assert got.payload is not None
+        assert got.payload["notification"]["title"] == "Harbour footbridge reopens early"
+        assert got.payload["notification"]["lang"] == "en"
+        # One alert, one report: both readers are counted on it.
+        wait_until(lambda: site.alert(alert_id)["counts"]["delivered"] == 2, 20, "both deliveries")
+    finally:
+        english_service.stop()

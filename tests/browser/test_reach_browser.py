@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -266,3 +268,45 @@ def test_a_slow_browser_shows_progress(chromium: Any, reader_site: ReaderSite) -
     assert status.inner_text() == "Turning on alerts\u2026"
     status.get_by_text("Still waiting for your browser").wait_for(timeout=10_000)
     assert page.get_by_role("button", name="Yes, Thanks").is_disabled()
+
+
+def test_a_kiswahili_alert_arrives_in_kiswahili_and_in_english_for_an_english_reader(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    """One alert in both languages: each reader's push carries their language's words (with
+    lang and dir), built the way the fan-out builds it, and the worker shows it so."""
+    from core.delivery import _messages
+    from core.model import Target
+
+    container = reader_site.app.extensions["newsflash"].container
+    readers = []
+    for lang in ("sw", "en"):
+        sub = fake_browser_subscription(new_endpoint())
+        answer = reader_site.api().post("/api/v1/subscriptions", json={**sub, "lang": lang})
+        assert answer.status_code == 201, answer.json
+        readers.append(reader_site.subscription(sub["endpoint"]))
+    article = reader_site.base + "/news/daraja"
+    alert_id = reader_site.publish(
+        title="Harbour bridge reopens",
+        body="Traffic flows again from 6 pm.",
+        url=article,
+        lang="en",
+        translations={"sw": {"title": "Daraja la bandari lafunguliwa", "body": "Magari yanapita."}},
+    )
+    alert = container.alerts.get_alert(int(alert_id))
+    targets = [
+        Target(r["id"], r["endpoint"], r["p256dh"], r["auth"], r["topic_mask"], lang=r["lang"])
+        for r in readers
+    ]
+    messages = _messages(alert, targets, container.receipts, int(time.time()), "en")
+    live = register_worker(chromium, reader_site)
+    shown_as = []
+    for message in messages:
+        live.push(json.loads(message.payload))
+        shown = wait_until(lambda: notifications(live.page, alert.story_key), 10, "the alert")
+        shown_as.append((shown[0]["title"], shown[0]["body"], shown[0]["lang"], shown[0]["dir"]))
+    assert shown_as == [
+        ("Daraja la bandari lafunguliwa", "Magari yanapita.", "sw", "ltr"),
+        ("Harbour bridge reopens", "Traffic flows again from 6 pm.", "en", "ltr"),
+    ]
+    live.cdp.detach()

@@ -94,7 +94,8 @@ def _start_stack(database_url: str, tmp: Path, broker_url: str | None = None) ->
         "BATCH_SIZE": "20",
         "RATE_LIMIT_SUBSCRIBE": "10000 per minute",
         # One topic per test so tests sharing a stack never count each other's readers.
-        "TOPICS": "breaking:Breaking news:default,politics,business,sport,outcomes,hostile,rerun,idem",
+        "TOPICS": "breaking:Breaking news:default,politics,business,sport,outcomes,hostile,rerun,idem"
+        ",languages",
     }
     if broker_url:
         extra["BROKER_URL"] = broker_url
@@ -410,3 +411,34 @@ def test_fanout_with_rabbitmq_as_the_broker(tmp_path: Path) -> None:
         assert len(got) == 30
     finally:
         gen.close()
+
+
+def test_each_reader_gets_the_alert_in_their_language(stack: Stack) -> None:
+    """One alert in English and Kiswahili: the worker sends each reader their language's words
+    (a reader who never named one gets NEWSFLASH_DEFAULT_LANG's), one alert, one report."""
+    subs = stack.standin.create_subscriptions(3)
+    for sub, lang in zip(subs, ["sw", "en", None], strict=True):
+        body = {**sub, "topics": ["languages"], **({"lang": lang} if lang else {})}
+        assert stack.client.post("/api/v1/subscriptions", json=body).status_code == 201
+    answer = stack.publish(
+        topics=["languages"],
+        title="Harbour footbridge reopens early",
+        body="Repairs finished ahead of schedule.",
+        lang="en",
+        translations={
+            "sw": {"title": "Daraja lafunguliwa mapema", "body": "Ukarabati umekamilika."}
+        },
+    )
+    assert answer.status_code == 202, answer.json
+    final = stack.wait_status(answer.json["id"], "sent")
+    assert final["counts"]["delivered"] == 3
+    got = {}
+    for sub in subs:
+        [payload] = _payloads_for(stack.standin, [sub["endpoint"]])
+        assert declarative_problems(payload) == []
+        got[sub["endpoint"]] = (payload["title"], payload["notification"]["lang"])
+    assert list(got.values()) == [
+        ("Daraja lafunguliwa mapema", "sw"),
+        ("Harbour footbridge reopens early", "en"),
+        ("Harbour footbridge reopens early", "en"),  # no language said: the default (en)
+    ]
