@@ -123,6 +123,11 @@ def parse_send_at(value: object, tz_name: str, now: float) -> float | None:
     return when if when > now + 1 else None
 
 
+def _public_url_or_none(body: Mapping[str, Any], name: str, rules: AlertRules) -> str | None:
+    value = _text(body, name, MAX_URL, required=False)
+    return None if value is None else check_public_url(value, rules.public_origins, name)
+
+
 def parse_alert_request(
     body: object,
     rules: AlertRules,
@@ -141,12 +146,8 @@ def parse_alert_request(
     url = check_public_url(url, rules.public_origins, "url")
     lang = parse_lang(body, rules.default_lang)
     translations = parse_translations(body, lang, MAX_TITLE, MAX_BODY)
-    image = _text(body, "image", MAX_URL, required=False)
-    if image is not None:
-        image = check_public_url(image, rules.public_origins, "image")
-    icon = _text(body, "icon", MAX_URL, required=False)
-    if icon is not None:
-        icon = check_public_url(icon, rules.public_origins, "icon")
+    image = _public_url_or_none(body, "image", rules)
+    icon = _public_url_or_none(body, "icon", rules)
     topics = check_topics(body.get("topics"), rules.topics, "topics", rules.default_topics)
     if not topics:
         raise ValidationError("choose at least one topic", "topics")

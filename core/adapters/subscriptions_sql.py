@@ -142,10 +142,8 @@ class SqlSubscriptions:
             "last_seen_at": now,
             "expires_at": sub.expiration_time,
         }
-        if sub.lang is not None:
-            values["lang"] = sub.lang
-        if sub.platform is not None:
-            values["platform"] = sub.platform
+        # Left out (None): the stored lang and platform stay; a new row gets new_lang.
+        values.update({k: v for k, v in (("lang", sub.lang), ("platform", sub.platform)) if v})
         if row is not None:
             if not _same_keys(row, sub):
                 # Only the browser holding this subscription's keys may change it: another
@@ -179,7 +177,6 @@ class SqlSubscriptions:
                     endpoint=sub.endpoint,
                     push_host=push_host(sub.endpoint),
                     created_at=now,
-                    # A reader who never named a language gets NEWSFLASH_DEFAULT_LANG.
                     **{"lang": sub.new_lang, **values},
                 )
                 .returning(t.subscriptions.c.id)

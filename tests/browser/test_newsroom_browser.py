@@ -38,7 +38,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomSta
         f"sqlite:///{tmp}/newsflash.db",
         tmp,
         [base],
-        topics_env("undo", "stop", "device"),
+        topics_env("undo", "stop", "device", "lang"),
         # Long enough for a loaded machine to click Undo in time, short enough for a test.
         UNDO_WINDOW_S="6",
     )
@@ -238,3 +238,36 @@ def test_mark_this_browser_as_a_test_device_then_send_test(
     assert [r.payload["title"] for r in got] == ["[TEST] Dam alert drill"]
     time.sleep(1.0)
     assert stack.standin.deliveries_for(reader["endpoint"]) == []
+
+
+def test_compose_in_two_languages_and_review_the_split(
+    page: Any, site: tuple[NewsroomStack, str], artifacts: Path
+) -> None:
+    stack, base = site
+    for sub, lang in zip(stack.standin.create_subscriptions(3), ["sw", "sw", "en"], strict=True):
+        answer = stack.client().post(
+            "/api/v1/subscriptions", json={**sub, "topics": ["lang"], "lang": lang}
+        )
+        assert answer.status_code == 201, answer.json
+    _compose(page, base, "lang", "Floods close the Thika road")
+    page.click("#translation summary")
+    page.fill("#title_tr", "Mafuriko yafunga barabara ya Thika")
+    page.fill("#body_tr", "Wakazi karibu na mto waende sehemu za juu.")
+    assert page.locator("#title_tr").get_attribute("lang") == "sw"
+    shots = [("newsroom-compose-kiswahili-desktop.png", 1280)]
+    shots.append(("newsroom-compose-kiswahili-390.png", 390))
+    for name, width in shots:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(artifacts / name), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.click("#review")
+    page.wait_for_selector("#confirm-form")
+    split = page.locator("#audience-by-language li").all_inner_texts()
+    assert split == ["1 read English", "2 read Kiswahili"]
+    facts = page.locator(".nf-facts").inner_text()
+    assert "Mafuriko yafunga barabara ya Thika" in facts
+    page.screenshot(path=str(artifacts / "newsroom-review-languages.png"), full_page=True)
+    if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
+        docs = Path(__file__).resolve().parents[2] / "docs" / "img"
+        for name in ("newsroom-compose-kiswahili-390.png", "newsroom-review-languages.png"):
+            shutil.copy(artifacts / name, docs / name)
