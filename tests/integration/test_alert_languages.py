@@ -14,9 +14,9 @@ import redis as redis_lib
 
 from core.accounts import Role
 from core.adapters.accounts_sql import SqlAccounts
-from tests.conftest import TEST_REDIS_DB, engine_database
 from tests.integration.test_subscription_api import Api, _build, _dispose, browser_sub
 from tests.support.newsroom import csrf_of
+from tests.support.services import TEST_REDIS_DB, engine_database
 
 SITE = "https://news.example.com"
 EDITOR = "mhariri@news.example"
