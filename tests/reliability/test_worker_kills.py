@@ -125,24 +125,24 @@ def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
     try:
         done = r.wait_status(alert_id, "sent", timeout_s=240)
     finally:
-        resumed = watch.stop(killed_at)
+        released, resumed = watch.stop(killed_at)
     to_sent = time.monotonic() - killed_at
     got = received_tokens(standin, alert_id)
     duplicates = sum(n - 1 for n in got.values())
     missing = fleet.tokens - set(got)
+    freed, claimed = max(released.values(), default=0), max(resumed.values(), default=0)
     print(
-        f"\nkill {victim}: {len(resumed)} killed batches claimed again "
-        f"{max(resumed.values(), default=0):.1f}s after the kill, alert sent {to_sent:.1f}s "
-        f"after it; reached {len(got)}/{AUDIENCE}, duplicates {duplicates}, "
+        f"\nkill {victim}: {len(resumed)} killed batches taken from the dead owner within "
+        f"{freed:.1f}s of the kill, all claimed again by {claimed:.1f}s, alert sent "
+        f"{to_sent:.1f}s after it; reached {len(got)}/{AUDIENCE}, duplicates {duplicates}, "
         f"in flight at the kill <= {in_flight} (stand-in {seen_after}, ledger {final_before})"
     )
     (log_dir / f"kill-{victim}.txt").write_text(
-        f"victim={victim} resumed_s={max(resumed.values(), default=0):.1f} "
-        f"sent_s={to_sent:.1f} reached={len(got)} duplicates={duplicates} "
-        f"in_flight={in_flight}\n"
+        f"victim={victim} released_s={freed:.1f} claimed_s={claimed:.1f} sent_s={to_sent:.1f} "
+        f"reached={len(got)} duplicates={duplicates} in_flight={in_flight}\n"
     )
     assert resumed, "no batch of the killed processes was claimed again"
-    assert max(resumed.values()) <= RESUME_BOUND_S, f"killed batches resumed late: {resumed}"
+    assert freed <= RESUME_BOUND_S, f"killed batches left with their dead owner: {released}"
     print(_where_duplicates_came_from(r, alert_id, got))
     assert not missing, f"{len(missing)} subscribers never got the alert"
     assert duplicates <= in_flight, _where_duplicates_came_from(r, alert_id, got)
@@ -157,13 +157,17 @@ def _kill_midway(fleet: Fleet, victim: str, log_dir: Path) -> None:
 
 class ResumeWatch:
     """Polls the alert's batches from the kill on: a batch that was sending at the kill and is
-    claimed again (its run count grows) was one the killed processes held; when that happened
-    is the time to resume. Batches the survivor held finish without a second claim."""
+    claimed again (its run count grows) was one the killed processes held. Two times per batch:
+    when it was taken from the dead owner (claimed again, or put back to queued by a sweep) —
+    the recovery itself — and when a live worker claimed it, which also waits for a free slot
+    (a killed process may have held many open batches; the survivor sends them as it has room).
+    Batches the survivor held finish without a second claim."""
 
     def __init__(self, r: Rig, alert_id: str) -> None:
         self.r, self.alert_id = r, int(alert_id)
         self.at_kill = self._sending_runs()
         self.first_reclaim: dict[int, float] = {}
+        self.first_release: dict[int, float] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -184,20 +188,25 @@ class ResumeWatch:
             try:
                 with self.r.engine.connect() as conn:
                     rows = conn.execute(
-                        select(b.c.id, b.c.runs).where(b.c.id.in_(list(self.at_kill)))
+                        select(b.c.id, b.c.runs, b.c.status).where(b.c.id.in_(list(self.at_kill)))
                     ).all()
             except Exception:
                 return  # the database went with the fixture
             now = time.monotonic()
-            for batch_id, runs in rows:
+            for batch_id, runs, status in rows:
                 if runs > self.at_kill[batch_id]:
                     self.first_reclaim.setdefault(int(batch_id), now)
+                    self.first_release.setdefault(int(batch_id), now)
+                elif status == "queued":
+                    self.first_release.setdefault(int(batch_id), now)
 
-    def stop(self, killed_at: float) -> dict[int, float]:
-        """Seconds from the kill until each killed batch was claimed again."""
+    def stop(self, killed_at: float) -> tuple[dict[int, float], dict[int, float]]:
+        """Seconds from the kill until each killed batch was taken from its dead owner, and
+        until it was claimed again."""
         self._done.set()
         self._thread.join()
-        return {i: at - killed_at for i, at in self.first_reclaim.items()}
+        claimed = {i: at - killed_at for i, at in self.first_reclaim.items()}
+        return {i: self.first_release[i] - killed_at for i in claimed}, claimed
 
 
 def _sending(children: list[psutil.Process]) -> list[psutil.Process]:
