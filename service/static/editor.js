@@ -256,8 +256,13 @@
       chartsAt = Date.now();
       fetch(charts.getAttribute("data-charts"), { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : null; })
-        // Our own server's template output (every value escaped there), not editor input.
-        .then(function (html) { if (html !== null) charts.innerHTML = html; })
+        // Our own server's template output (every value escaped there), parsed inert by
+        // DOMParser (no scripts run) and moved in node by node: no markup from strings.
+        .then(function (html) {
+          if (html === null) return;
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          charts.replaceChildren.apply(charts, Array.prototype.slice.call(doc.body.childNodes));
+        })
         .catch(function () {});
     }
     function showHeld(lines) {
