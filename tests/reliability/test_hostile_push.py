@@ -238,7 +238,7 @@ def test_a_batch_waiting_on_hung_requests_is_not_taken_for_dead(
     try:
         with rig(tmp_path, f"sqlite:///{tmp_path}/nf.db", redis_url, vapid_pem) as r:
             bulk_subscribe(r.store, standin.create_subscriptions(3, "hang"), ["breaking"])
-            policy = delivery.DeliveryPolicy(batch_size=10, stale_after_s=1.0)
+            policy = delivery.DeliveryPolicy(batch_size=10, stale_after_s=1.0, lease_s=1.0)
             queue = ListQueue()
             draft = AlertDraft(
                 "Hang", "on", f"{r.settings.public_origins[0]}/x", ("breaking",), Urgency.HIGH, 600
@@ -260,8 +260,8 @@ def test_a_batch_waiting_on_hung_requests_is_not_taken_for_dead(
             )
             run.start()
             wait_until(lambda: len(standin.attempts) == 3, 10, "the three requests to hang")
-            time.sleep(2.5)  # well past stale_after_s with nothing recorded: only time will do
-            assert r.store.ledger.claim_batch(batch_id, time.time(), policy.stale_after_s) is None
+            time.sleep(2.5)  # well past the lease with nothing recorded: only the renewals keep it
+            assert r.store.ledger.claim_batch(batch_id, time.time(), policy.lease_s) is None
             run.join(20)
             sender.close()
             assert not run.is_alive()
