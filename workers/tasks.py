@@ -118,7 +118,7 @@ def _register_fanout(app: Celery) -> None:
             # the sender took the batch while earlier ones were still in flight.
             observer.finish()
             log.info(
-                "delivered batch",
+                "delivered batch" if report.claimed else "batch not ours",
                 extra={
                     "task_id": task_id,
                     "alert_id": report.alert_id or alert_id,
