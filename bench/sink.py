@@ -115,6 +115,7 @@ class Counts:
             for p in REALISTIC
         }
         self.throttle_from: float | None = None
+        self.arrived = 0  # answers begun: the throttle's "middle of the run" counts these
         self.received = 0
         self.distinct = 0
         self.duplicates = 0
@@ -153,8 +154,11 @@ class Counts:
         """The realistic answer for one well-formed push: (response, delay before it)."""
         now = time.time()
         host = self.hosts[profile.name]
+        self.arrived += 1
         if profile.throttles:
-            if self.throttle_from is None and self.distinct >= THROTTLE_AT * self.expect > 0:
+            # By arrivals, not deliveries: with a full pipeline every push of a small run can
+            # arrive before half are answered, and the throttle would then never start.
+            if self.throttle_from is None and self.arrived >= THROTTLE_AT * self.expect > 0:
                 self.throttle_from = now
             if self.throttle_from is not None and now - self.throttle_from < THROTTLE_S:
                 host["throttled"] = int(host["throttled"] or 0) + 1
