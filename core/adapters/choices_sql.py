@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.adapters import tables as t
+from core.adapters.recovery_sql import add_retry_batch
 from core.choices import AudiencePage
 from core.model import Alert, AlertKind, AlertStatus, BatchStatus, LedgerStatus
 from core.ports import PlanningConflict
@@ -225,31 +226,8 @@ class SqlReaderChoices:
                     update(a).where(a.c.id == alert_id).values(expired=a.c.expired + len(taken))
                 )
                 return None
-            seq = conn.execute(
-                update(a)
-                .where(a.c.id == alert_id)
-                .values(
-                    batches_total=a.c.batches_total + 1,
-                    released=a.c.released + len(taken),
-                    progress_at=now,
-                )
-                .returning(a.c.batches_total)
-            ).scalar_one()
-            return int(
-                conn.execute(
-                    insert(t.batches)
-                    .values(
-                        alert_id=alert_id,
-                        seq=seq,
-                        kind="retry",
-                        subscription_ids=json.dumps(sorted(taken)),
-                        size=len(taken),
-                        status=BatchStatus.QUEUED.value,
-                        created_at=now,
-                        runs=0,
-                    )
-                    .returning(t.batches.c.id)
-                ).scalar_one()
+            return add_retry_batch(
+                conn, alert_id, taken, now, released=a.c.released + len(taken), progress_at=now
             )
 
 

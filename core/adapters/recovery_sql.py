@@ -4,8 +4,10 @@ found again, scheduled alerts whose time has come are queued."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from core.adapters import tables as t
 from core.adapters.alerts_sql import AlertReader
@@ -54,27 +56,8 @@ class SqlRecovery(AlertReader):
                     )
                     if not taken:
                         continue
-                    seq = conn.execute(
-                        update(a)
-                        .where(a.c.id == alert_id)
-                        .values(batches_total=a.c.batches_total + 1)
-                        .returning(a.c.batches_total)
-                    ).scalar_one()
-                    batch_id = conn.execute(
-                        insert(t.batches)
-                        .values(
-                            alert_id=alert_id,
-                            seq=seq,
-                            kind="retry",
-                            subscription_ids=json.dumps(sorted(taken)),
-                            size=len(taken),
-                            status=BatchStatus.QUEUED.value,
-                            created_at=now,
-                            runs=0,
-                        )
-                        .returning(t.batches.c.id)
-                    ).scalar_one()
-                created.append((int(batch_id), alert_id))
+                    batch_id = add_retry_batch(conn, alert_id, taken, now)
+                created.append((batch_id, alert_id))
         return created
 
     def stale_batches(self, now: float, stale_after_s: float, limit: int) -> list[tuple[int, int]]:
@@ -144,3 +127,33 @@ class SqlRecovery(AlertReader):
                     .returning(a.c.id)
                 ).scalars()
             ]
+
+
+def add_retry_batch(
+    conn: Connection, alert_id: int, taken: Sequence[int], now: float, **alert_values: Any
+) -> int:
+    """A queued retry batch of `taken` as the alert's next batch (and any other counters moved in
+    the same statement); its id. Retries of failed pushes and quiet-hours releases both use it."""
+    a = t.alerts
+    seq = conn.execute(
+        update(a)
+        .where(a.c.id == alert_id)
+        .values(batches_total=a.c.batches_total + 1, **alert_values)
+        .returning(a.c.batches_total)
+    ).scalar_one()
+    return int(
+        conn.execute(
+            insert(t.batches)
+            .values(
+                alert_id=alert_id,
+                seq=seq,
+                kind="retry",
+                subscription_ids=json.dumps(sorted(taken)),
+                size=len(taken),
+                status=BatchStatus.QUEUED.value,
+                created_at=now,
+                runs=0,
+            )
+            .returning(t.batches.c.id)
+        ).scalar_one()
+    )
