@@ -14,15 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.live import serve
 from tests.support.newsroom import (
     EDITOR,
     PASSWORD,
     NewsroomStack,
-    start_newsroom_stack,
+    served_newsroom,
     topics_env,
 )
-from tests.support.services import ROOT, free_port, port_open, require_service
+from tests.support.services import ROOT
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
@@ -30,25 +29,13 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomStack, str]]:
-    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
     tmp = tmp_path_factory.mktemp("newsroom-browser")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    gen = start_newsroom_stack(
-        f"sqlite:///{tmp}/newsflash.db",
+    yield from served_newsroom(
         tmp,
-        [base],
         topics_env("undo", "stop", "device", "lang"),
         # Long enough for a loaded machine to click Undo in time, short enough for a test.
         UNDO_WINDOW_S="6",
     )
-    stack = next(gen)
-    try:
-        with serve(stack.app, port) as served:
-            assert served == base
-            yield stack, base
-    finally:
-        gen.close()
 
 
 @pytest.fixture

@@ -12,16 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.live import serve
 from tests.support.newsroom import (
     ADMIN,
     EDITOR,
     PASSWORD,
     NewsroomStack,
-    start_newsroom_stack,
+    served_newsroom,
     topics_env,
 )
-from tests.support.services import free_port, port_open, require_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
@@ -55,26 +53,14 @@ OVERFLOW_JS = """() => {
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomStack, str]]:
-    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
     tmp = tmp_path_factory.mktemp("newsroom-phone")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    gen = start_newsroom_stack(
-        f"sqlite:///{tmp}/newsflash.db",
+    yield from served_newsroom(
         tmp,
-        [base],
         topics_env("phone", "slowphone"),
         # Long enough that a newsroom send is still in its undo window when the test looks.
         UNDO_WINDOW_S="300",
         CONCURRENCY="2",
     )
-    stack = next(gen)
-    try:
-        with serve(stack.app, port) as served:
-            assert served == base
-            yield stack, base
-    finally:
-        gen.close()
 
 
 def _publish(stack: NewsroomStack, base: str, topic: str, title: str, **extra: Any) -> int:

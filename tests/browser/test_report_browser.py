@@ -17,9 +17,8 @@ from typing import Any
 import pytest
 
 from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
-from tests.support.live import serve
-from tests.support.newsroom import ADMIN, PASSWORD, NewsroomStack, start_newsroom_stack, topics_env
-from tests.support.services import ROOT, free_port, port_open, require_service
+from tests.support.newsroom import ADMIN, PASSWORD, NewsroomStack, served_newsroom, topics_env
+from tests.support.services import ROOT
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
@@ -29,24 +28,12 @@ DOCS_IMG = ROOT / "docs" / "img"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomStack, str]]:
-    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
     tmp = tmp_path_factory.mktemp("report-browser")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    gen = start_newsroom_stack(
-        f"sqlite:///{tmp}/newsflash.db",
+    yield from served_newsroom(
         tmp,
-        [base],
         topics_env("done", "halt", "held", "later"),
         UNDO_WINDOW_S="300",
     )
-    stack = next(gen)
-    try:
-        with serve(stack.app, port) as served:
-            assert served == base
-            yield stack, base
-    finally:
-        gen.close()
 
 
 @pytest.fixture(scope="module")

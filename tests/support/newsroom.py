@@ -187,3 +187,22 @@ def start_newsroom_stack(
         standin.stop()
         engine.dispose()
         app.extensions["newsflash"].container.engine.dispose()
+
+
+def served_newsroom(tmp: Path, topics: str, **extra: str) -> Iterator[tuple[NewsroomStack, str]]:
+    """A newsroom stack on SQLite served over real HTTP on a free loopback port, for a browser:
+    (the stack, its base URL). Module fixtures `yield from` it."""
+    from tests.support.live import serve
+    from tests.support.services import free_port, port_open, require_service
+
+    require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gen = start_newsroom_stack(f"sqlite:///{tmp}/newsflash.db", tmp, [base], topics, **extra)
+    stack = next(gen)
+    try:
+        with serve(stack.app, port) as served:
+            assert served == base
+            yield stack, base
+    finally:
+        gen.close()
