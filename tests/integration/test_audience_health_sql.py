@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import Engine
 
 from config.settings import Topic
 from core import audience_health
-from core.adapters import migrate
 from core.adapters.health_sql import SqlHealthQueries
-from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from tests.support.audience import seed_falling_engagement
 
 TZ = ZoneInfo("Africa/Nairobi")
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 def test_weeks_of_falling_engagement_and_rising_410s_warn(engine: Engine) -> None:

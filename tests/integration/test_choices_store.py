@@ -4,7 +4,6 @@ after the TTL), and story updates reach followers only."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -12,12 +11,10 @@ from sqlalchemy import Engine, select, update
 
 from core import choices as choices_core
 from core import delivery
-from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.choices_sql import SqlReaderChoices
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.preferences_sql import SqlPreferences
-from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.adapters.stories_sql import SqlStories
 from core.model import AlertKind, AlertStatus, Lane, LedgerStatus, Urgency
@@ -37,14 +34,6 @@ NIGHT_ENDS = datetime(2026, 6, 2, 3, 0, tzinfo=UTC).timestamp()
 NAIROBI_NIGHT = QuietHours(22 * 60, 6 * 60, "Africa/Nairobi", 180)
 LONDON_NIGHT = QuietHours(23 * 60, 7 * 60, "Europe/London", 60)  # 22:00-06:00 UTC: not yet
 POLICY = delivery.DeliveryPolicy(batch_size=3, retry_base_s=5, stale_after_s=30)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

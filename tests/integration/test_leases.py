@@ -4,17 +4,15 @@ once its lease runs out, a live owner's never; the sweep and a broker that forgo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from sqlalchemy import Engine, select
 
 from core import delivery, reclaim
-from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.leases_sql import SqlBatchLeases
-from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.model import AlertStatus, BatchStatus
 from core.ports import PushMessage, PushResult
@@ -22,14 +20,6 @@ from tests.integration.test_store import TOPICS, RecordingQueue, draft, sub
 
 LEASE_S = 6.0
 POLICY = delivery.DeliveryPolicy(batch_size=5, lease_s=LEASE_S)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -5,18 +5,15 @@ and audit entries, hourly counts and webhook receipts go after their own periods
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from core import delivery, retention
-from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.retention_sql import SqlRetention
-from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.model import AlertKind, AlertStatus
 from core.newsroom import build_report
@@ -26,14 +23,6 @@ from tests.integration.test_store import TOPICS, RecordingQueue, ScriptedSender,
 DAY = 86400.0
 POLICY = retention.RetentionPolicy(ledger_days=14, audit_days=400, churn_days=400, chunk=2)
 PLAN = delivery.DeliveryPolicy(batch_size=3)
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -15,7 +15,6 @@ from core import delivery
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
-from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.base64url import b64url_encode
 from core.errors import Conflict
@@ -27,14 +26,6 @@ TOPICS = (
     Topic("politics", "Politics"),
     Topic("sport", "Sport"),
 )
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    migrate.upgrade(eng)
-    yield eng
-    eng.dispose()
 
 
 @pytest.fixture
