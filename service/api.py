@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,9 +81,14 @@ def alert_json(alert: Alert) -> dict[str, Any]:
 # -- public: readers ----------------------------------------------------------------------
 @bp.after_request
 def _cors(response: Response) -> Response:
-    """The widget may run on any of the publisher's origins; only they may call the reader API."""
+    return reader_cors(response, _PUBLIC_ENDPOINTS)
+
+
+def reader_cors(response: Response, public: Collection[str]) -> Response:
+    """The widget may run on any of the publisher's origins; only they may call the reader API
+    (the endpoints in `public`)."""
     origin = request.headers.get("Origin")
-    if origin and origin in ext().settings.public_origins and request.endpoint in _PUBLIC_ENDPOINTS:
+    if origin and origin in ext().settings.public_origins and request.endpoint in public:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, OPTIONS"
         response.headers["Access-Control-Allow-Headers"] = "Content-Type"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from core.accounts import EDITOR_ROLES
 from core.stories import Story
-from service.api import _editor, _require_json_for_sessions, _subscribe_limit, ext
+from service.api import _editor, _require_json_for_sessions, _subscribe_limit, ext, reader_cors
 from service.auth import require_role
 from service.extensions import limiter
 from service.inputs import json_body
@@ -28,15 +28,7 @@ _PUBLIC = frozenset(
 
 @bp.after_request
 def _cors(response: Response) -> Response:
-    """Like the rest of the reader API: only the publisher's own origins may call it."""
-    origin = request.headers.get("Origin")
-    if origin and origin in ext().settings.public_origins and request.endpoint in _PUBLIC:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, OPTIONS"
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-        response.headers["Access-Control-Max-Age"] = "600"
-        response.headers.add("Vary", "Origin")
-    return response
+    return reader_cors(response, _PUBLIC)
 
 
 # -- readers: quiet hours and daily cap -----------------------------------------------------
