@@ -66,10 +66,14 @@ class SenderConfig:
     # uvloop's event loop and transports take ~10 % less CPU per push than asyncio's (measured
     # in the fan-out benchmark: 372-384 vs 395-426 µs per delivery, sink included).
     event_loop: str = "asyncio"
-    # Batches open at once in one process (one being handed over, the others waiting for their
-    # last answers). Their requests share the `concurrency` slots, so this bounds the threads
-    # and ledger buffers beside them, not the requests in flight.
+    # Batches still being handed over in one process (pushes not yet started), and batches open
+    # at all (the others only wait for their last answers: a 2 s tail, a retry, a slow host).
+    # Their requests share the `concurrency` slots, so these bound the threads and ledger
+    # buffers beside them, not the requests in flight. Counting a batch that only waits for
+    # its tail against the first bound idled the slots: with a 1 % tail of 2 s every batch
+    # lingers 2 s, and four lingering batches kept the process from its next one.
     max_open_jobs: int = 4
+    max_lingering_jobs: int = 16
 
 
 Item = tuple["SendJob", PushMessage, Route | None, str]
@@ -236,11 +240,16 @@ class Http11PushSender:
         self.submit(messages, on_result, should_stop).wait()
 
     def wait_for_room(self, timeout_s: float | None = None) -> bool:
-        """Until fewer than `max_open_jobs` batches are open in this process."""
+        """Until fewer than `max_open_jobs` batches are being handed over in this process and
+        fewer than `max_lingering_jobs` are open at all."""
+        c = self.config
+
+        def room() -> bool:
+            sending = sum(1 for job in self._open if not job.handed_off.is_set())
+            return sending < c.max_open_jobs and len(self._open) < c.max_lingering_jobs
+
         with self._room:
-            return self._room.wait_for(
-                lambda: len(self._open) < self.config.max_open_jobs, timeout_s
-            )
+            return self._room.wait_for(room, timeout_s)
 
     def drain(self, timeout_s: float | None = None) -> bool:
         """Until every open batch has its last answer (False: still some after the timeout)."""
@@ -326,7 +335,7 @@ class Http11PushSender:
                 self._settle(job, 1)
                 continue
             if job.queued == 0:
-                job.handed_off.set()
+                self._hand_off(job)
             return lane, item
         return None
 
@@ -374,6 +383,11 @@ class Http11PushSender:
                 job.error = exc
                 self._stop(job)
         self._settle(job, 1)
+
+    def _hand_off(self, job: SendJob) -> None:
+        job.handed_off.set()
+        with self._room:
+            self._room.notify_all()
 
     def _settle(self, job: SendJob, count: int) -> None:
         job.left -= count
@@ -445,7 +459,7 @@ class Http11PushSender:
                 elif self._waiting and job.enqueued and now - job.enqueued >= HAND_OFF_AFTER_S:
                     # Slots are idle while this batch's pushes wait for their hosts' windows
                     # (a slow or throttled host): the process takes its next batch meanwhile.
-                    job.handed_off.set()
+                    self._hand_off(job)
 
     # -- the end ------------------------------------------------------------------------
     def close(self) -> None:

@@ -83,6 +83,36 @@ def test_the_next_batch_goes_out_while_the_last_answers_of_one_are_awaited(
     assert sender.drain(1)
 
 
+def test_batches_waiting_only_for_their_tail_leave_room_for_the_next(
+    standin: PushStandin, signer: VapidSigner
+) -> None:
+    """Every batch of a real push service has a slow answer or two (a 2 s tail): a batch whose
+    pushes have all started must not count as one being sent, or a few lingering batches keep
+    the process from its next one while its request slots idle."""
+    standin.reset()
+    pipe = Http11PushSender(
+        signer,
+        SenderConfig(concurrency=16, allow_loopback=True, max_open_jobs=2, max_lingering_jobs=5),
+    )
+    try:
+        jobs = []
+        for n in range(5):
+            subs = standin.create_subscriptions(5) + standin.create_subscriptions(
+                1, mode="slow", delay_s=SLOW_S
+            )
+            assert pipe.wait_for_room(timeout_s=SLOW_S / 2), f"batch {n} waited for a tail"
+            job = pipe.submit([message(s, 10 * n + i) for i, s in enumerate(subs)], lambda r: None, lambda: False)
+            job.wait_handed_off()
+            jobs.append(job)
+        assert not any(job.done.is_set() for job in jobs), "the tails came back: not a test"
+        # Five open: the bound on lingering batches holds the sixth until a tail comes back.
+        assert not pipe.wait_for_room(timeout_s=0.2)
+        assert pipe.wait_for_room(timeout_s=SLOW_S * 2)
+        assert pipe.drain(SLOW_S * 2)
+    finally:
+        pipe.close()
+
+
 def test_a_stopped_batch_drops_what_it_has_not_sent(
     standin: PushStandin, signer: VapidSigner
 ) -> None:
