@@ -101,7 +101,9 @@ def test_batches_waiting_only_for_their_tail_leave_room_for_the_next(
                 1, mode="slow", delay_s=SLOW_S
             )
             assert pipe.wait_for_room(timeout_s=SLOW_S / 2), f"batch {n} waited for a tail"
-            job = pipe.submit([message(s, 10 * n + i) for i, s in enumerate(subs)], lambda r: None, lambda: False)
+            job = pipe.submit(
+                [message(s, 10 * n + i) for i, s in enumerate(subs)], lambda r: None, lambda: False
+            )
             job.wait_handed_off()
             jobs.append(job)
         assert not any(job.done.is_set() for job in jobs), "the tails came back: not a test"
