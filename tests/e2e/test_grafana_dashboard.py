@@ -20,21 +20,16 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.accounts import Role
-from core.adapters import migrate
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
-from standin.server import PushStandin
+from tests.support.live_stack import LiveStack, live_stack
 from tests.support.ops import WebhookReceiver
 from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
-    free_port,
-    make_env,
     port_open,
     require_service,
 )
-from tests.support.stack import Process, start_beat, start_worker, wait_until
+from tests.support.stack import Process, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/dashboards/newsflash-grafana.json"
@@ -176,7 +171,7 @@ class Web:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Web, dict[str, str], Path]]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Web, LiveStack]]:
     require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
     require_service("PostgreSQL", port_open("127.0.0.1", 5432), "127.0.0.1:5432")
     tmp = tmp_path_factory.mktemp("grafana")
@@ -196,60 +191,40 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Web, dict[
         .decode()
     )
     receiver = WebhookReceiver().start()
-    port = free_port()
-    env = make_env(
-        tmp / "var",
-        database_url,
-        redis_url,
-        pem,
-        BATCH_SIZE="10",
-        RATE_LIMIT_SUBSCRIBE="10000 per minute",
-        ALARM_INTERVAL_S="1",
-        ALARM_FOR_S="1",
-        OPS_CACHE_S="0.5",
-        ALERT_WEBHOOK=receiver.url,
-        PORT=str(port),
-    )
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    accounts = SqlAccounts(engine)
-    web = Web(
-        f"http://127.0.0.1:{port}",
-        accounts.create_token("prometheus", Role.OPS),
-        accounts.create_token("editor", Role.EDITOR),
-    )
-    logs = tmp / "logs"
-    server = Process(
-        "web", ["web", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"], env, logs
-    )
-    beat: Process | None = None
     try:
-        wait_until(
-            lambda: (
-                (not server.alive() and pytest.fail(server.output()[-3000:]))
-                or web.call("GET", "/healthz")[0] == 200
-                if port_open("127.0.0.1", port)
-                else False
-            ),
-            60,
-            "the web app to answer",
-            interval_s=0.2,
-        )
-        beat = start_beat(env, logs)
-        yield web, env, logs
+        # Served by `newsflash web` (two gunicorn processes, like production): /metrics sums
+        # what every process wrote. No worker yet: the test starts one after the first alarm.
+        with live_stack(
+            tmp,
+            database_url,
+            redis_url,
+            pem,
+            workers=(),
+            serve=True,
+            web_workers=2,
+            BATCH_SIZE="10",
+            RATE_LIMIT_SUBSCRIBE="10000 per minute",
+            ALARM_INTERVAL_S="1",
+            ALARM_FOR_S="1",
+            OPS_CACHE_S="0.5",
+            ALERT_WEBHOOK=receiver.url,
+        ) as live:
+            assert live.base_url is not None
+            web = Web(
+                live.base_url,
+                live.token("prometheus", Role.OPS),
+                live.token("editor", Role.EDITOR),
+            )
+            yield web, live
     finally:
-        if beat is not None:
-            beat.stop()
-        server.stop()
         receiver.stop()
-        engine.dispose()
         drop_pg_database(database_url)
 
 
 def test_every_dashboard_and_rule_query_names_an_exported_metric(
-    stack: tuple[Web, dict[str, str], Path],
+    stack: tuple[Web, LiveStack],
 ) -> None:
-    web, env, logs = stack
+    web, live = stack
     seen: set[str] = set()
 
     def scrape() -> dict[str, float]:
@@ -267,7 +242,7 @@ def test_every_dashboard_and_rule_query_names_an_exported_metric(
         "the breaking-lane alarm to fire and be POSTed",
         interval_s=0.5,
     )
-    standin: PushStandin = PushStandin().start()
+    standin = live.standin
     worker: Process | None = None
     try:
         for sub in standin.create_subscriptions(6) + standin.create_subscriptions(2, "gone410"):
@@ -275,7 +250,7 @@ def test_every_dashboard_and_rule_query_names_an_exported_metric(
                 "POST", "/api/v1/subscriptions", {**sub, "topics": ["breaking"]}
             )
             assert status == 201, body
-        worker = start_worker(env, logs, concurrency=2)
+        worker = live.start_worker(concurrency=2)
         status, body = web.call(
             "POST",
             "/api/v1/alerts",
@@ -311,7 +286,6 @@ def test_every_dashboard_and_rule_query_names_an_exported_metric(
     finally:
         if worker is not None:
             worker.stop()
-        standin.stop()
 
     # What the send did is in the numbers (not just the names).
     assert last["newsflash_deliveries_total"] == 8

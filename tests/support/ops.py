@@ -137,9 +137,9 @@ class TcpProxy:
                 self.conns.discard(sink)
 
 
-def stop_all(processes: Sequence[Process]) -> None:
+def stop_all(processes: Sequence[Process], grace_s: float = 10.0) -> None:
     """Stop processes side by side: each may take its whole grace period to shut down."""
-    threads = [threading.Thread(target=p.stop) for p in processes]
+    threads = [threading.Thread(target=p.stop, args=(grace_s,)) for p in processes]
     for thread in threads:
         thread.start()
     for thread in threads:

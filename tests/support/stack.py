@@ -79,14 +79,14 @@ class Process:
         self._log.close()
 
 
-def start_worker(
+def launch_worker(
     env: dict[str, str],
     log_dir: Path,
     name: str = "worker",
     queues: str | None = None,
     concurrency: int = 2,
-    ready_timeout_s: float = 60,
 ) -> Process:
+    """A worker process, started but not yet waited for (see wait_ready)."""
     argv = [
         "worker",
         "-c",
@@ -96,29 +96,43 @@ def start_worker(
     ]
     if queues:
         argv += ["-Q", queues]
-    proc = Process(name, argv, env, log_dir)
-    try:
-        wait_until(
-            lambda: (not proc.alive() and _raise(proc)) or "ready." in proc.output(),
-            ready_timeout_s,
-            f"{name} to be ready",
-            interval_s=0.2,
-        )
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
+    return Process(name, argv, env, log_dir)
 
 
-def start_beat(env: dict[str, str], log_dir: Path) -> Process:
-    proc = Process("beat", ["beat"], env, log_dir)
+def launch_beat(env: dict[str, str], log_dir: Path) -> Process:
+    return Process("beat", ["beat"], env, log_dir)
+
+
+def wait_ready(proc: Process, timeout_s: float) -> Process:
+    """Wait for a worker's "ready." or beat's start line; fail with its log if it exits first."""
+    marker = "beat: Starting" if proc.name == "beat" else "ready."
     wait_until(
-        lambda: (not proc.alive() and _raise(proc)) or "beat: Starting" in proc.output(),
-        30,
-        "beat to start",
+        lambda: (not proc.alive() and _raise(proc)) or marker in proc.output(),
+        timeout_s,
+        f"{proc.name} to be ready",
         interval_s=0.2,
     )
     return proc
+
+
+def start_worker(
+    env: dict[str, str],
+    log_dir: Path,
+    name: str = "worker",
+    queues: str | None = None,
+    concurrency: int = 2,
+    ready_timeout_s: float = 60,
+) -> Process:
+    proc = launch_worker(env, log_dir, name, queues, concurrency)
+    try:
+        return wait_ready(proc, ready_timeout_s)
+    except BaseException:
+        proc.stop()
+        raise
+
+
+def start_beat(env: dict[str, str], log_dir: Path) -> Process:
+    return wait_ready(launch_beat(env, log_dir), 30)
 
 
 def _raise(proc: Process) -> bool:
