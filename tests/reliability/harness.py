@@ -12,7 +12,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,14 @@ from sqlalchemy import Engine, func, select
 
 from config.settings import Settings
 from core.accounts import Role
-from core.adapters import migrate
 from core.adapters import tables as t
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.endpoints import push_host
 from core.model import LedgerStatus
-from service.app import create_app
 from standin.server import PushStandin
-from tests.support.services import free_port, make_env, settings_from
-from tests.support.stack import Process, start_beat, start_worker, wait_until
+from tests.support.live_stack import LiveStack, live_stack
+from tests.support.services import free_port
+from tests.support.stack import Process, wait_until
 
 ORIGIN = "http://127.0.0.1:8000"
 
@@ -148,56 +145,49 @@ def received_tokens(standin: PushStandin, alert_id: str) -> Counter[str]:
 
 @dataclass
 class Rig:
-    """One test stack: database, Flask app (test client), stand-ins, live worker processes."""
+    """One test stack (a live_stack without stand-ins or processes): database, Flask app (test
+    client), an editor token; live worker processes are added by the test."""
 
-    tmp: Path
-    env: dict[str, str]
-    settings: Settings
-    engine: Engine
+    live: LiveStack
     store: SqlStores
-    app: Flask
-    client: FlaskClient
     token: str
-    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def tmp(self) -> Path:
+        return self.live.logs.parent
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.live.env
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.settings
+
+    @property
+    def engine(self) -> Engine:
+        return self.live.engine
+
+    @property
+    def app(self) -> Flask:
+        return self.live.app
+
+    @property
+    def client(self) -> FlaskClient:
+        return self.live.client
+
+    @property
+    def processes(self) -> list[Process]:
+        return self.live.processes
 
     # -- processes ---------------------------------------------------------------------
-    def worker(self, name: str, concurrency: int = 1, **kwargs: Any) -> Process:
-        proc = start_worker(
-            self.env, self.tmp / "logs", name=name, concurrency=concurrency, **kwargs
-        )
-        self.processes.append(proc)
-        return proc
-
-    def beat(self) -> Process:
-        proc = start_beat(self.env, self.tmp / "logs")
-        self.processes.append(proc)
-        return proc
-
     def start(self, workers: dict[str, int], beat: bool = True) -> dict[str, Process]:
-        """Workers (name -> concurrency) and beat started side by side: each costs seconds of
-        imports, so waiting for them one after another would add those seconds up."""
-        logs = self.tmp / "logs"
-        started: dict[str, Process] = {}
-        for name, concurrency in workers.items():
-            argv = ["worker", "-c", str(concurrency), "-n", f"{name}-{uuid.uuid4().hex[:8]}@%h"]
-            started[name] = Process(name, argv, self.env, logs)
-        if beat:
-            started["beat"] = Process("beat", ["beat"], self.env, logs)
-        self.processes.extend(started.values())
-        for name, proc in started.items():
-            marker = "beat: Starting" if name == "beat" else "ready."
-            wait_until(
-                lambda p=proc, m=marker: (not p.alive() and _exited(p)) or m in p.output(),  # type: ignore[misc]
-                90,
-                f"{name} to start",
-                interval_s=0.2,
-            )
-        return started
+        """Workers (name -> concurrency, every queue) and beat, started side by side."""
+        specs = [(name, None, concurrency) for name, concurrency in workers.items()]
+        return self.live.start_processes(specs, beat, ready_timeout_s=90)
 
     def stop_processes(self) -> None:
-        for proc in reversed(self.processes):
-            proc.stop(grace_s=5)
-        self.processes.clear()
+        self.live.stop_processes(grace_s=5)
 
     # -- API ---------------------------------------------------------------------------
     def auth(self) -> dict[str, str]:
@@ -265,27 +255,15 @@ class Rig:
 def rig(
     tmp: Path, database_url: str, redis_url: str, vapid_pem: str, **extra: str
 ) -> Iterator[Rig]:
-    """A migrated database, the Flask app and an editor token; processes are added by the test."""
-    settings_extra = {"RATE_LIMIT_SUBSCRIBE": "100000 per minute", **extra}
-    env = make_env(tmp / "var", database_url, redis_url, vapid_pem, **settings_extra)
-    settings = settings_from(env)
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    store = SqlStores.build(engine, settings.topics)
-    app = create_app(settings)
-    container = app.extensions["newsflash"].container
-    token = SqlAccounts(container.engine).create_token("reliability", Role.EDITOR)
-    r = Rig(tmp, env, settings, engine, store, app, app.test_client(), token)
-    try:
-        yield r
-    finally:
-        r.stop_processes()
-        engine.dispose()
-        container.engine.dispose()
-
-
-def _exited(proc: Process) -> bool:
-    raise AssertionError(f"{proc.name} exited early:\n{proc.output()[-4000:]}")
+    """A migrated database, the Flask app and an editor token; processes are added by the test
+    (the test brings its own stand-ins)."""
+    settings_extra: dict[str, Any] = {"RATE_LIMIT_SUBSCRIBE": "100000 per minute", **extra}
+    with live_stack(
+        tmp, database_url, redis_url, vapid_pem, workers=(), beat=False, standin=False,
+        grace_s=5, **settings_extra,
+    ) as live:  # fmt: skip
+        store = SqlStores.build(live.engine, live.settings.topics)
+        yield Rig(live, store, live.token("reliability", Role.EDITOR))
 
 
 def pool_children(proc: Process) -> list[psutil.Process]:
