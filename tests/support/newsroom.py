@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,16 +16,15 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import Engine
 
 from config.settings import Settings
 from core.accounts import Role
-from core.adapters import migrate
 from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
-from service.app import create_app
 from standin.server import PushStandin
-from tests.support.services import TEST_REDIS_DB, make_env, settings_from
-from tests.support.stack import Process, start_beat, start_worker, wait_until
+from tests.support.live_stack import LiveStack, live_stack
+from tests.support.services import TEST_REDIS_DB, free_port, port_open, require_service
+from tests.support.stack import Process, wait_until
 
 PASSWORD = "correct horse battery staple"
 EDITOR = "editor@news.example"
@@ -44,16 +43,44 @@ def csrf_of(html: str) -> str:
 
 @dataclass
 class NewsroomStack:
-    settings: Settings
-    env: dict[str, str]
-    app: Flask
-    standin: PushStandin
-    worker: Process
-    beat: Process
-    engine: Any
-    tmp: Path
+    """A live_stack (app, worker, beat, push stand-in) with the newsroom's accounts."""
+
+    live: LiveStack
     token: str
     users: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.settings
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.live.env
+
+    @property
+    def app(self) -> Flask:
+        return self.live.app
+
+    @property
+    def standin(self) -> PushStandin:
+        return self.live.standin
+
+    @property
+    def engine(self) -> Engine:
+        return self.live.engine
+
+    @property
+    def tmp(self) -> Path:
+        return self.live.logs.parent
+
+    @property
+    def worker(self) -> Process:
+        return self.live.worker
+
+    @property
+    def beat(self) -> Process:
+        assert self.live.beat is not None, "beat is stopped"
+        return self.live.beat
 
     @property
     def accounts(self) -> SqlAccounts:
@@ -111,17 +138,11 @@ class NewsroomStack:
         ]
 
     def stop_workers(self) -> None:
-        with ThreadPoolExecutor(2) as pool:
-            list(pool.map(lambda p: p.stop(), (self.beat, self.worker)))
+        self.live.stop_processes()
 
     def start_workers(self) -> None:
         """Worker and beat start side by side (a cold start is ~5 s on this machine)."""
-        with ThreadPoolExecutor(2) as pool:
-            worker = pool.submit(
-                start_worker, self.env, self.tmp / "logs", f"worker-{time.time_ns()}"
-            )
-            beat = pool.submit(start_beat, self.env, self.tmp / "logs")
-            self.worker, self.beat = worker.result(), beat.result()
+        self.live.start_processes([(f"worker-{time.time_ns()}", None, 2)], beat=True)
 
 
 def vapid_pem() -> str:
@@ -135,12 +156,19 @@ def topics_env(*extra: str) -> str:
     return ",".join(["breaking:Breaking news:default", "politics", "business", "sport", *extra])
 
 
-def start_newsroom_stack(
-    database_url: str, tmp: Path, origins: list[str], topics: str, **extra: str
+@contextlib.contextmanager
+def newsroom_stack(
+    database_url: str,
+    tmp: Path,
+    origins: list[str],
+    topics: str,
+    port: int | None = None,
+    **extra: str,
 ) -> Iterator[NewsroomStack]:
+    """The newsroom's stack, served on a real port when port is given."""
     redis_url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
     redis_lib.Redis.from_url(redis_url).flushdb()
-    settings_extra = {
+    settings_extra: dict[str, Any] = {
         "PUBLIC_ORIGINS": ",".join(origins),
         "TOPICS": topics,
         "UNDO_WINDOW_S": "3",
@@ -152,57 +180,35 @@ def start_newsroom_stack(
         "RATE_LIMIT_LOGIN": "100000 per minute",
         **extra,
     }
-    env = make_env(tmp / "var", database_url, redis_url, vapid_pem(), **settings_extra)
-    settings = settings_from(env)
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    app = create_app(settings)
-    accounts = SqlAccounts(engine)
-    users = {
-        EDITOR: accounts.create_user(EDITOR, PASSWORD, Role.EDITOR),
-        EDITOR2: accounts.create_user(EDITOR2, PASSWORD, Role.EDITOR),
-        OPS: accounts.create_user(OPS, PASSWORD, Role.OPS),
-        ADMIN: accounts.create_user(ADMIN, PASSWORD, Role.ADMIN),
-    }
-    token = accounts.create_token("newsroom-tests-" + uuid.uuid4().hex[:6], Role.EDITOR)
-    standin = PushStandin().start()
-    with ThreadPoolExecutor(2) as pool:  # side by side: a cold start is ~5 s each
-        futures = [
-            pool.submit(start_worker, env, tmp / "logs"),
-            pool.submit(start_beat, env, tmp / "logs"),
-        ]
-    errors = [f.exception() for f in futures if f.exception() is not None]
-    if errors:
-        for f in futures:
-            if f.exception() is None:
-                f.result().stop()
-        standin.stop()
-        raise errors[0]
-    worker, beat = futures[0].result(), futures[1].result()
-    stack = NewsroomStack(settings, env, app, standin, worker, beat, engine, tmp, token, users)
-    try:
+    served = port is not None
+    with live_stack(
+        tmp, database_url, redis_url, vapid_pem(), serve=served, port=port, **settings_extra
+    ) as live:
+        users = {
+            EDITOR: live.create_user(EDITOR, PASSWORD, Role.EDITOR),
+            EDITOR2: live.create_user(EDITOR2, PASSWORD, Role.EDITOR),
+            OPS: live.create_user(OPS, PASSWORD, Role.OPS),
+            ADMIN: live.create_user(ADMIN, PASSWORD, Role.ADMIN),
+        }
+        token = live.token("newsroom-tests-" + uuid.uuid4().hex[:6], Role.EDITOR)
+        yield NewsroomStack(live, token, users)
+
+
+def start_newsroom_stack(
+    database_url: str, tmp: Path, origins: list[str], topics: str, **extra: str
+) -> Iterator[NewsroomStack]:
+    """The newsroom's stack for a module fixture to `yield from`."""
+    with newsroom_stack(database_url, tmp, origins, topics, None, **extra) as stack:
         yield stack
-    finally:
-        stack.stop_workers()
-        standin.stop()
-        engine.dispose()
-        app.extensions["newsflash"].container.engine.dispose()
 
 
 def served_newsroom(tmp: Path, topics: str, **extra: str) -> Iterator[tuple[NewsroomStack, str]]:
     """A newsroom stack on SQLite served over real HTTP on a free loopback port, for a browser:
     (the stack, its base URL). Module fixtures `yield from` it."""
-    from tests.support.live import serve
-    from tests.support.services import free_port, port_open, require_service
-
     require_service("Redis", port_open("127.0.0.1", 6379), "127.0.0.1:6379")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    gen = start_newsroom_stack(f"sqlite:///{tmp}/newsflash.db", tmp, [base], topics, **extra)
-    stack = next(gen)
-    try:
-        with serve(stack.app, port) as served:
-            assert served == base
-            yield stack, base
-    finally:
-        gen.close()
+    database_url = f"sqlite:///{tmp}/newsflash.db"
+    with newsroom_stack(database_url, tmp, [base], topics, port, **extra) as stack:
+        assert stack.live.base_url == base
+        yield stack, base
