@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 import redis as redis_lib
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.services import (
     ARTIFACTS,
@@ -17,6 +15,7 @@ from tests.support.services import (
     create_pg_database,
     drop_pg_database,
     engine_database,
+    new_vapid_pem,
     port_open,
     require_service,
 )
@@ -56,10 +55,7 @@ def postgres_available() -> bool:
 
 @pytest.fixture(scope="session")
 def vapid_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode("ascii")
+    return new_vapid_pem()
 
 
 @pytest.fixture

@@ -25,11 +25,12 @@ from core.model import AlertStatus
 from service.app import create_app
 from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
 from tests.support.live import serve
-from tests.support.newsroom import PASSWORD, vapid_pem
+from tests.support.newsroom import PASSWORD
 from tests.support.services import (
     TEST_REDIS_DB,
     free_port,
     make_env,
+    new_vapid_pem,
     port_open,
     require_service,
     settings_from,
@@ -69,7 +70,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         tmp / "var",
         url,
         redis_url,
-        vapid_pem(),
+        new_vapid_pem(),
         PUBLIC_ORIGINS=base,
         TOPICS="breaking:Breaking news:default,politics,business,sport",
         DUPLICATE_WINDOW_S="21600",

@@ -28,6 +28,7 @@ from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
+    new_vapid_pem,
     port_open,
     require_service,
 )
@@ -99,7 +100,7 @@ def _start_stack(database_url: str, tmp: Path, broker_url: str | None = None) ->
     }
     if broker_url:
         extra["BROKER_URL"] = broker_url
-    with live_stack(tmp, database_url, redis_url, _vapid_pem(tmp), hostile=True, **extra) as live:
+    with live_stack(tmp, database_url, redis_url, new_vapid_pem(), hostile=True, **extra) as live:
         assert live.hostile is not None and live.beat is not None
         yield Stack(
             live.settings,
@@ -112,23 +113,6 @@ def _start_stack(database_url: str, tmp: Path, broker_url: str | None = None) ->
             live.beat,
             live.engine,
         )
-
-
-_PEM: dict[str, str] = {}
-
-
-def _vapid_pem(_tmp: Path) -> str:
-    if "pem" not in _PEM:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-
-        key = ec.generate_private_key(ec.SECP256R1())
-        _PEM["pem"] = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
-    return _PEM["pem"]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

@@ -26,6 +26,7 @@ from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
+    new_vapid_pem,
     port_open,
     require_service,
 )
@@ -178,18 +179,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Web, LiveS
     redis_url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
     redis_lib.Redis.from_url(redis_url).flushdb()
     database_url = create_pg_database()
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    pem = (
-        ec.generate_private_key(ec.SECP256R1())
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
+    pem = new_vapid_pem()
     receiver = WebhookReceiver().start()
     try:
         # Served by `newsflash web` (two gunicorn processes, like production): /metrics sums

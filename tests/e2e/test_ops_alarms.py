@@ -24,6 +24,7 @@ from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
+    new_vapid_pem,
     port_open,
     require_service,
 )
@@ -102,18 +103,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlarmStack]:
     hook = WebhookReceiver().start()
     broker = TcpProxy(6379).restore()
     database = TcpProxy(5432).restore()
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    pem = (
-        ec.generate_private_key(ec.SECP256R1())
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
+    pem = new_vapid_pem()
     try:
         with live_stack(
             tmp,

@@ -32,6 +32,7 @@ from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
+    new_vapid_pem,
     port_open,
     require_service,
 )
@@ -106,18 +107,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsStack]:
     plain_url = create_pg_database()
     # Trust auth ignores the password, so it can be in the URL to prove it never reaches a log.
     database_url = plain_url.replace("postgres@", f"postgres:{DB_PASSWORD}@")
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    pem = (
-        ec.generate_private_key(ec.SECP256R1())
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
+    pem = new_vapid_pem()
     try:
         with live_stack(
             tmp,

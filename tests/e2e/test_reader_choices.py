@@ -17,21 +17,16 @@ import redis as redis_lib
 from flask.testing import FlaskClient
 
 from core.accounts import Role
-from core.adapters import migrate
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
-from service.app import create_app
 from standin.server import PushStandin
-from tests.e2e.test_fanout import _vapid_pem
+from tests.support.live_stack import live_stack
 from tests.support.newsroom import EDITOR, PASSWORD, csrf_of
 from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
-    make_env,
-    settings_from,
+    new_vapid_pem,
 )
-from tests.support.stack import Process, start_beat, start_worker, wait_until
+from tests.support.stack import Process, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 ORIGIN = "http://127.0.0.1:8000"
@@ -99,33 +94,21 @@ def _rig(database_url: str, tmp: Path) -> Iterator[Rig]:
     redis_lib.Redis.from_url(redis_url).flushdb()
     clock_file = tmp / "clock"
     clock_file.write_text("0")
-    env = make_env(
-        tmp / "var",
+    with live_stack(
+        tmp,
         database_url,
         redis_url,
-        _vapid_pem(tmp),
+        new_vapid_pem(),
         TEST_CLOCK_FILE=str(clock_file),
         BATCH_SIZE="20",
         STALE_AFTER_S="3600",
         RATE_LIMIT_SUBSCRIBE="10000 per minute",
         TOPICS="breaking:Breaking news:default,politics,sport",
-    )
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    app = create_app(settings_from(env))
-    token = SqlAccounts(engine).create_token("choices-e2e", Role.EDITOR)
-    SqlAccounts(engine).create_user(EDITOR, PASSWORD, Role.EDITOR)
-    standin = PushStandin().start()
-    worker = start_worker(env, tmp / "logs")
-    beat = start_beat(env, tmp / "logs")
-    try:
-        yield Rig(app.test_client(), token, standin, clock_file, worker, beat)
-    finally:
-        beat.stop()
-        worker.stop()
-        standin.stop()
-        engine.dispose()
-        app.extensions["newsflash"].container.engine.dispose()
+    ) as live:
+        token = live.token("choices-e2e", Role.EDITOR)
+        live.create_user(EDITOR, PASSWORD, Role.EDITOR)
+        assert live.beat is not None
+        yield Rig(live.client, token, live.standin, clock_file, live.worker, live.beat)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

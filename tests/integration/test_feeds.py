@@ -23,8 +23,14 @@ from core.adapters.sql import make_engine
 from core.bootstrap import Container
 from service.app import create_app
 from tests.support.feedsite import FeedSite, Page, atom, rss
-from tests.support.newsroom import ADMIN, EDITOR, PASSWORD, csrf_of, vapid_pem
-from tests.support.services import TEST_REDIS_DB, engine_database, make_env, settings_from
+from tests.support.newsroom import ADMIN, EDITOR, PASSWORD, csrf_of
+from tests.support.services import (
+    TEST_REDIS_DB,
+    engine_database,
+    make_env,
+    new_vapid_pem,
+    settings_from,
+)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,7 +79,7 @@ def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             tmp / "var",
             url,
             redis_url,
-            vapid_pem(),
+            new_vapid_pem(),
             PUBLIC_ORIGINS=site.origin,
             FEED_MIN_GAP_S="1",
             FEED_MAX_BYTES="65536",

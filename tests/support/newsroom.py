@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import redis as redis_lib
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
@@ -23,7 +21,13 @@ from core.accounts import Role
 from core.adapters.accounts_sql import SqlAccounts
 from standin.server import PushStandin
 from tests.support.live_stack import LiveStack, live_stack
-from tests.support.services import TEST_REDIS_DB, free_port, port_open, require_service
+from tests.support.services import (
+    TEST_REDIS_DB,
+    free_port,
+    new_vapid_pem,
+    port_open,
+    require_service,
+)
 from tests.support.stack import Process, wait_until
 
 PASSWORD = "correct horse battery staple"
@@ -145,13 +149,6 @@ class NewsroomStack:
         self.live.start_processes([(f"worker-{time.time_ns()}", None, 2)], beat=True)
 
 
-def vapid_pem() -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
 def topics_env(*extra: str) -> str:
     return ",".join(["breaking:Breaking news:default", "politics", "business", "sport", *extra])
 
@@ -182,7 +179,7 @@ def newsroom_stack(
     }
     served = port is not None
     with live_stack(
-        tmp, database_url, redis_url, vapid_pem(), serve=served, port=port, **settings_extra
+        tmp, database_url, redis_url, new_vapid_pem(), serve=served, port=port, **settings_extra
     ) as live:
         users = {
             EDITOR: live.create_user(EDITOR, PASSWORD, Role.EDITOR),

@@ -70,6 +70,17 @@ def drop_pg_database(url: str) -> None:
     admin.dispose()
 
 
+def new_vapid_pem() -> str:
+    """A fresh VAPID private key (P-256, PKCS#8 PEM) for a test stack."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode("ascii")
+
+
 def make_env(
     var_dir: Path,
     database_url: str,

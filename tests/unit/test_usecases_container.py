@@ -8,13 +8,13 @@ from config.settings import load_settings
 from core.adapters import migrate
 from core.adapters.celery_queue import CeleryTaskQueue
 from core.bootstrap import Container
-from tests.support.newsroom import vapid_pem
+from tests.support.services import new_vapid_pem
 
 
 def _container(tmp_path: Path) -> Container:
     env = {
         "NEWSFLASH_DATABASE_URL": f"sqlite:///{tmp_path}/c.db",
-        "NEWSFLASH_VAPID_PRIVATE_KEY": vapid_pem(),
+        "NEWSFLASH_VAPID_PRIVATE_KEY": new_vapid_pem(),
         "NEWSFLASH_VAPID_SUBJECT": "mailto:ops@news.example",
     }
     c = Container(load_settings(environ=env, env_file=None))
