@@ -9,54 +9,37 @@ import pytest
 import redis as redis_lib
 
 from core.accounts import Role
-from core.adapters import migrate
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
 from tests.support.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     ReaderSite,
     require_browser,
 )
-from tests.support.live import serve
-from tests.support.services import (
-    TEST_REDIS_DB,
-    free_port,
-    make_env,
-    settings_from,
-)
+from tests.support.live_stack import served_app
+from tests.support.services import TEST_REDIS_DB, free_port
 
 
 @pytest.fixture(scope="module")
 def reader_site(
     tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str
 ) -> Iterator[ReaderSite]:
-    from service.app import create_app
-
     tmp = tmp_path_factory.mktemp("reader-site")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    database_url = f"sqlite:///{tmp}/newsflash.db"
-    env = make_env(
-        tmp / "var",
-        database_url,
-        redis_url,
-        vapid_pem,
-        PUBLIC_ORIGINS=base,
-        RATE_LIMIT_SUBSCRIBE="10000 per minute",
-        TOPICS="breaking:Breaking news|Habari za dharura:default,politics,business,sport",
-    )
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    app = create_app(settings_from(env))
-    token = SqlAccounts(engine).create_token("browser-tests", Role.EDITOR)
     try:
-        with serve(app, port) as served:
-            assert served == base
-            yield ReaderSite(base, app, engine, token)
+        with served_app(
+            tmp,
+            f"sqlite:///{tmp}/newsflash.db",
+            redis_url,
+            vapid_pem,
+            port,
+            PUBLIC_ORIGINS=base,
+            RATE_LIMIT_SUBSCRIBE="10000 per minute",
+            TOPICS="breaking:Breaking news|Habari za dharura:default,politics,business,sport",
+        ) as live:
+            token = live.token("browser-tests", Role.EDITOR)
+            yield ReaderSite(base, live.app, live.engine, token)
     finally:
-        engine.dispose()
-        app.extensions["newsflash"].container.engine.dispose()
         # Alerts published here queue Celery messages nobody consumes: drop them.
         redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
 

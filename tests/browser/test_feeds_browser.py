@@ -14,15 +14,12 @@ from typing import Any
 import pytest
 
 from core.accounts import Role
-from core.adapters import migrate
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
 from core.usecases.newsroom import Editor
 from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
 from tests.support.feedsite import FeedSite, Page, rss
-from tests.support.live import serve
+from tests.support.live_stack import LiveStack, served_app
 from tests.support.newsroom import ADMIN, PASSWORD
-from tests.support.services import free_port, make_env, settings_from
+from tests.support.services import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -34,26 +31,32 @@ UPDATE_DOCS = os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1"
 def feeds_site(
     tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str
 ) -> Iterator[tuple[str, int]]:
-    from service.app import create_app
-
     tmp = tmp_path_factory.mktemp("feeds-browser")
     publisher = FeedSite().start()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     database_url = f"sqlite:///{tmp}/newsflash.db"
-    env = make_env(
-        tmp / "var",
-        database_url,
-        redis_url,
-        vapid_pem,
-        PUBLIC_ORIGINS=f"{base},{publisher.origin}",
-        WAIT_FOR_ARTICLE="on",
-    )
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    SqlAccounts(engine).create_user(ADMIN, PASSWORD, Role.ADMIN)
-    app = create_app(settings_from(env))
-    c = app.extensions["newsflash"].container
+    origins = f"{base},{publisher.origin}"
+    try:
+        with served_app(
+            tmp,
+            database_url,
+            redis_url,
+            vapid_pem,
+            port,
+            PUBLIC_ORIGINS=origins,
+            WAIT_FOR_ARTICLE="on",
+        ) as live:
+            live.create_user(ADMIN, PASSWORD, Role.ADMIN)
+            yield base, _seed(live, publisher)
+    finally:
+        publisher.stop()
+
+
+def _seed(live: LiveStack, publisher: FeedSite) -> int:
+    """Two feeds (one broken) polled twice, and an alert held by the readiness gate (no beat
+    here: it stays waiting); returns that alert's id."""
+    c = live.app.extensions["newsflash"].container
     me = Editor(ADMIN)
     o = publisher.origin
     publisher.pages["/feed/"] = Page(body=rss())
@@ -78,19 +81,11 @@ def feeds_site(
     publisher.pages["/broken/"] = Page(body=b"<rss><channel><item><title>cut")
     c.feeds.poll(me, news.id)
     c.feeds.poll(me, broken.id)
-    # An alert held by the readiness gate (no beat here: it stays waiting).
-    waiting = c.newsroom.publish(
+    waiting: int = c.newsroom.publish(
         me,
         {"title": "Evacuation ordered", "body": "Move now.", "url": f"{o}/news/not-yet"},
     ).alert.id
-    try:
-        with serve(app, port) as served:
-            assert served == base
-            yield base, waiting
-    finally:
-        publisher.stop()
-        engine.dispose()
-        c.engine.dispose()
+    return waiting
 
 
 def _shoot(page: Any, artifacts: Path, name: str) -> None:

@@ -19,19 +19,16 @@ import redis as redis_lib
 from sqlalchemy import select
 
 from core.accounts import Role
-from core.adapters import migrate
 from core.adapters import tables as t
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
 from core.base64url import b64url_decode
 from core.utm import UtmTags, with_utm
 from standin.mozilla import ACK_DELIVERED, MozillaPushServer
 from standin.server import PushStandin
 from tests.support.browser import require_browser
 from tests.support.firefox import Firefox, find_firefox, launch_firefox
-from tests.support.live import serve
-from tests.support.services import TEST_REDIS_DB, free_port, make_env, settings_from
-from tests.support.stack import Process, start_worker, wait_until
+from tests.support.live_stack import served_app
+from tests.support.services import TEST_REDIS_DB, free_port
+from tests.support.stack import Process, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
@@ -74,37 +71,27 @@ def firefox_binary() -> str:
 
 @pytest.fixture
 def site(tmp_path: Path, vapid_pem: str, redis_url: str, firefox_binary: str) -> Iterator[Site]:
-    from service.app import create_app
-
     redis_lib.Redis.from_url(redis_url).flushdb()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    database_url = f"sqlite:///{tmp_path}/newsflash.db"
-    env = make_env(
-        tmp_path / "var",
-        database_url,
-        redis_url,
-        vapid_pem,
-        PUBLIC_ORIGINS=base,
-        ALLOW_LOOPBACK_PUSH="on",
-        RATE_LIMIT_SUBSCRIBE="10000 per minute",
-    )
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    app = create_app(settings_from(env))
-    token = SqlAccounts(engine).create_token("firefox-e2e", Role.EDITOR)
-    # The worker starts while Firefox starts and the reader subscribes: it is needed only later.
-    pool = ThreadPoolExecutor(max_workers=1)
-    starting = pool.submit(start_worker, env, tmp_path / "logs", concurrency=1)
     try:
-        with serve(app, port):
-            yield Site(base, app, engine, token, starting)
+        with served_app(
+            tmp_path,
+            f"sqlite:///{tmp_path}/newsflash.db",
+            redis_url,
+            vapid_pem,
+            port,
+            PUBLIC_ORIGINS=base,
+            ALLOW_LOOPBACK_PUSH="on",
+            RATE_LIMIT_SUBSCRIBE="10000 per minute",
+        ) as live:
+            token = live.token("firefox-e2e", Role.EDITOR)
+            # The worker starts while Firefox starts and the reader subscribes: it is needed
+            # only later (and the stack stops it once the start is over either way).
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                starting = pool.submit(live.start_worker, "worker", None, 1)
+                yield Site(base, live.app, live.engine, token, starting)
     finally:
-        pool.shutdown(wait=True)
-        if starting.exception() is None:
-            starting.result().stop()
-        engine.dispose()
-        app.extensions["newsflash"].container.engine.dispose()
         redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
 
 

@@ -18,22 +18,16 @@ import redis as redis_lib
 from flask import Flask
 
 from core.accounts import Role
-from core.adapters import migrate
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
 from core.model import AlertStatus
-from service.app import create_app
 from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
-from tests.support.live import serve
+from tests.support.live_stack import served_app
 from tests.support.newsroom import PASSWORD
 from tests.support.services import (
     TEST_REDIS_DB,
     free_port,
-    make_env,
     new_vapid_pem,
     port_open,
     require_service,
-    settings_from,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
@@ -66,31 +60,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     url = f"sqlite:///{tmp}/newsflash.db"
-    env = make_env(
-        tmp / "var",
+    with served_app(
+        tmp,
         url,
         redis_url,
         new_vapid_pem(),
+        port,
         PUBLIC_ORIGINS=base,
         TOPICS="breaking:Breaking news:default,politics,business,sport",
         DUPLICATE_WINDOW_S="21600",
         UNDO_WINDOW_S="300",
         RATE_LIMIT_LOGIN="100000 per minute",
-    )
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    app = create_app(settings_from(env))
-    accounts = SqlAccounts(engine)
-    accounts.create_user(EDITOR, PASSWORD, Role.EDITOR)
-    accounts.create_user(ADMIN, PASSWORD, Role.ADMIN)
-    token = accounts.create_token("formats-browser", Role.EDITOR)
-    try:
-        with serve(app, port) as served:
-            assert served == base
-            yield Site(app, base, token)
-    finally:
-        engine.dispose()
-        app.extensions["newsflash"].container.engine.dispose()
+    ) as live:
+        live.create_user(EDITOR, PASSWORD, Role.EDITOR)
+        live.create_user(ADMIN, PASSWORD, Role.ADMIN)
+        yield Site(live.app, base, live.token("formats-browser", Role.EDITOR))
 
 
 def _page(browser: Any, site: Site, email: str) -> Any:

@@ -13,13 +13,10 @@ import pytest
 import redis as redis_lib
 
 from core.accounts import Role
-from core.adapters import migrate
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
 from core.adapters.telemetry import CACHE_PREFIX
 from tests.support.audience import seed_falling_engagement
-from tests.support.live import serve
-from tests.support.services import free_port, make_env, settings_from
+from tests.support.live_stack import served_app
+from tests.support.services import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -35,31 +32,19 @@ UPDATE_DOCS = os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1"
 def ops_site(
     tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str
 ) -> Iterator[tuple[str, str]]:
-    from service.app import create_app
-
     tmp = tmp_path_factory.mktemp("ops-health")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     database_url = f"sqlite:///{tmp}/newsflash.db"
-    env = make_env(tmp / "var", database_url, redis_url, vapid_pem, PUBLIC_ORIGINS=base)
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    accounts = SqlAccounts(engine)
-    accounts.create_user(OPS, PASSWORD, Role.OPS)
-    token = accounts.create_token("ops-health", Role.OPS)
-    app = create_app(settings_from(env))
-    container = app.extensions["newsflash"].container
-    seed_falling_engagement(container.sql, time.time(), container.settings.timezone)
-    client = redis_lib.Redis.from_url(redis_url)
-    for key in client.scan_iter(CACHE_PREFIX + "audience_health*"):
-        client.delete(key)  # another test's answer, cached for a minute, is not this database's
-    try:
-        with serve(app, port) as served:
-            assert served == base
-            yield base, token
-    finally:
-        engine.dispose()
-        container.engine.dispose()
+    with served_app(tmp, database_url, redis_url, vapid_pem, port, PUBLIC_ORIGINS=base) as live:
+        live.create_user(OPS, PASSWORD, Role.OPS)
+        token = live.token("ops-health", Role.OPS)
+        container = live.app.extensions["newsflash"].container
+        seed_falling_engagement(container.sql, time.time(), container.settings.timezone)
+        client = redis_lib.Redis.from_url(redis_url)
+        for key in client.scan_iter(CACHE_PREFIX + "audience_health*"):
+            client.delete(key)  # another test's answer, cached for a minute, is not this database's
+        yield base, token
 
 
 def test_ops_shows_the_audience_health_warnings_on_desktop_and_phone(

@@ -259,9 +259,16 @@ def rig(
     (the test brings its own stand-ins)."""
     settings_extra: dict[str, Any] = {"RATE_LIMIT_SUBSCRIBE": "100000 per minute", **extra}
     with live_stack(
-        tmp, database_url, redis_url, vapid_pem, workers=(), beat=False, standin=False,
-        grace_s=5, **settings_extra,
-    ) as live:  # fmt: skip
+        tmp,
+        database_url,
+        redis_url,
+        vapid_pem,
+        workers=(),
+        beat=False,
+        standin=False,
+        grace_s=5,
+        **settings_extra,
+    ) as live:
         store = SqlStores.build(live.engine, live.settings.topics)
         yield Rig(live, store, live.token("reliability", Role.EDITOR))
 

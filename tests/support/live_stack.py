@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 from flask.testing import FlaskClient
@@ -192,3 +193,25 @@ def _web_process(stack: LiveStack, port: int, web_workers: int) -> Process:
         web.stop()
         raise
     return web
+
+
+@contextlib.contextmanager
+def served_app(
+    tmp: Path, database_url: str, redis_url: str, vapid_pem: str, port: int, **extra: str
+) -> Iterator[LiveStack]:
+    """The web app alone on a real port (for a browser): no worker, beat or stand-in, so alerts
+    published here wait in the queue."""
+    settings: dict[str, Any] = extra
+    with live_stack(
+        tmp,
+        database_url,
+        redis_url,
+        vapid_pem,
+        workers=(),
+        beat=False,
+        standin=False,
+        serve=True,
+        port=port,
+        **settings,
+    ) as live:
+        yield live
