@@ -40,7 +40,6 @@ def live(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator[L
     tmp = tmp_path_factory.mktemp("correlation")
     redis_url = f"redis://127.0.0.1:6379/{TEST_REDIS_DB}"
     redis_lib.Redis.from_url(redis_url).flushdb()
-    standin = PushStandin().start()
     # The web process's handler (as service/wsgi.py installs it), into a buffer.
     web_log = io.StringIO()
     handler = make_handler(json_lines=True, stream=web_log)
@@ -49,13 +48,13 @@ def live(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator[L
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
-        with rig(tmp, f"sqlite:///{tmp}/nf.db", redis_url, vapid_pem, BATCH_SIZE="4") as r:
+        url = f"sqlite:///{tmp}/nf.db"
+        with rig(tmp, url, redis_url, vapid_pem, standin=True, BATCH_SIZE="4") as r:
             started = r.start({"worker": 2})
-            yield Live(r, standin, started["worker"], web_log)
+            yield Live(r, r.standin, started["worker"], web_log)
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
-        standin.stop()
 
 
 def _lines(text: str) -> list[dict[str, Any]]:

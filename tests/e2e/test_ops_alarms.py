@@ -8,7 +8,6 @@ import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from flask.testing import FlaskClient
 from core.accounts import Role
 from core.adapters.hosts import RedisHostHealth
 from standin.server import PushStandin
-from tests.support.live_stack import live_stack
+from tests.support.live_stack import LiveStack, live_stack
 from tests.support.ops import TcpProxy, WebhookReceiver
 from tests.support.services import (
     TEST_REDIS_DB,
@@ -28,15 +27,14 @@ from tests.support.services import (
     port_open,
     require_service,
 )
-from tests.support.stack import Process, start_worker, wait_until
+from tests.support.stack import Process, wait_until
 
 ORIGIN = "http://127.0.0.1:8000"
 
 
 @dataclass
 class AlarmStack:
-    env: dict[str, str]
-    logs: Path
+    live: LiveStack
     client: FlaskClient
     editor_token: str
     ops_token: str
@@ -127,8 +125,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AlarmStack]:
         ) as live:
             assert live.hostile is not None
             yield AlarmStack(
-                live.env,
-                live.logs,
+                live,
                 live.client,
                 live.token("alarms editor", Role.EDITOR),
                 live.token("alarms ops", Role.OPS),
@@ -170,9 +167,7 @@ def test_a_stalled_breaking_lane_fires_three_alarms_that_clear_when_a_worker_com
     ready = stack.client.get("/readyz").json
     assert "queue_stalled:newsflash.breaking" in {a["key"] for a in ready["alarms"]}
 
-    stack.processes.append(
-        start_worker(stack.env, stack.logs, "worker-breaking", "newsflash.breaking")
-    )
+    stack.live.start_worker("worker-breaking", "newsflash.breaking")
     wait_until(lambda: stack.status(alert_id) == "sent", 30, "the alert to be sent", 0.2)
     for alarm in (
         "breaking_lane_unattended",

@@ -180,6 +180,10 @@ class Rig:
     def processes(self) -> list[Process]:
         return self.live.processes
 
+    @property
+    def standin(self) -> PushStandin:
+        return self.live.standin
+
     # -- processes ---------------------------------------------------------------------
     def start(self, workers: dict[str, int], beat: bool = True) -> dict[str, Process]:
         """Workers (name -> concurrency, every queue) and beat, started side by side."""
@@ -253,10 +257,15 @@ class Rig:
 
 @contextlib.contextmanager
 def rig(
-    tmp: Path, database_url: str, redis_url: str, vapid_pem: str, **extra: str
+    tmp: Path,
+    database_url: str,
+    redis_url: str,
+    vapid_pem: str,
+    standin: bool = False,
+    **extra: str,
 ) -> Iterator[Rig]:
-    """A migrated database, the Flask app and an editor token; processes are added by the test
-    (the test brings its own stand-ins)."""
+    """A migrated database, the Flask app and an editor token; processes are added by the test.
+    With standin, a push stand-in on 127.0.0.1 (r.standin); else the test brings its own."""
     settings_extra: dict[str, Any] = {"RATE_LIMIT_SUBSCRIBE": "100000 per minute", **extra}
     with live_stack(
         tmp,
@@ -265,7 +274,7 @@ def rig(
         vapid_pem,
         workers=(),
         beat=False,
-        standin=False,
+        standin=standin,
         grace_s=5,
         **settings_extra,
     ) as live:

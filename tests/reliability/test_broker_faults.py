@@ -50,17 +50,15 @@ def broken(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator
     tmp = tmp_path_factory.mktemp("broker")
     redis = RedisServer(tmp / "redis").start()
     url = create_pg_database()
-    standin = PushStandin().start()
     try:
         # The private Redis is both the broker and the host-health store, as in production.
-        with rig(tmp, url, redis.url, vapid_pem, BATCH_SIZE="100") as r:
-            subs = standin.create_subscriptions(AUDIENCE)
+        with rig(tmp, url, redis.url, vapid_pem, standin=True, BATCH_SIZE="100") as r:
+            subs = r.standin.create_subscriptions(AUDIENCE)
             bulk_subscribe(r.store, subs, ["breaking"])
             started = r.start({"w1": 1, "w2": 1})
             workers = [started["w1"], started["w2"]]
-            yield Broken(r, redis, standin, {token_of(s["endpoint"]) for s in subs}, workers)
+            yield Broken(r, redis, r.standin, {token_of(s["endpoint"]) for s in subs}, workers)
     finally:
-        standin.stop()
         drop_pg_database(url)
         redis.stop()
 

@@ -42,7 +42,6 @@ class Live:
 def live(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("privacy")
     redis = RedisServer(tmp / "redis").start()
-    standin = PushStandin().start()
     # The web process's own log handler (service/wsgi.py), at DEBUG, into a buffer.
     web_log = io.StringIO()
     handler = make_handler(json_lines=True, stream=web_log)
@@ -56,16 +55,16 @@ def live(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator[L
             f"sqlite:///{tmp}/nf.db",
             redis.url,
             vapid_pem,
+            standin=True,
             LOG_LEVEL="DEBUG",
             SUBSCRIPTION_MAX_AGE_DAYS="1",
             RETRY_BASE_S="0.5",
         ) as r:
             started = r.start({"worker": 2})
-            yield Live(r, standin, started["worker"], started["beat"], web_log)
+            yield Live(r, r.standin, started["worker"], started["beat"], web_log)
     finally:
         root.removeHandler(handler)
         root.setLevel(old_level)
-        standin.stop()
         redis.stop()
 
 

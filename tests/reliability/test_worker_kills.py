@@ -60,21 +60,20 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator[
     tmp = tmp_path_factory.mktemp("kills")
     redis = RedisServer(tmp / "redis").start()
     url = create_pg_database()
-    standin = PushStandin().start()
     try:
         with rig(
             tmp,
             url,
             redis.url,
             vapid_pem,
+            standin=True,
             CONCURRENCY=str(CONCURRENCY),
             BATCH_SIZE="500",
         ) as r:
-            subs = standin.create_subscriptions(AUDIENCE)
+            subs = r.standin.create_subscriptions(AUDIENCE)
             bulk_subscribe(r.store, subs, ["breaking"])
-            yield Fleet(r, standin, {token_of(s["endpoint"]) for s in subs})
+            yield Fleet(r, r.standin, {token_of(s["endpoint"]) for s in subs})
     finally:
-        standin.stop()
         drop_pg_database(url)
         redis.stop()
 
