@@ -14,15 +14,16 @@ import pytest
 from sqlalchemy import select
 
 from core.adapters import tables as t
-from tests.browser.test_chromium_optin import (
+from tests.support.browser import (
+    DOCS_IMG,
     PUSH_STUB,
+    ReaderSite,
+    fake_browser_subscription,
     new_endpoint,
     notifications,
     register_worker,
     widget_state,
 )
-from tests.browser.test_reach_browser import DOCS_IMG
-from tests.support.browser import ReaderSite, fake_browser_subscription
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]

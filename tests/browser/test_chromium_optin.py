@@ -6,7 +6,6 @@ import base64
 import json
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,59 +13,21 @@ import pytest
 
 from core.base64url import b64url_decode
 from core.payload import payload_dict
-from tests.support.browser import ReaderSite, fake_browser_subscription
+from tests.support.browser import (
+    ReaderSite,
+    fake_browser_subscription,
+    new_endpoint,
+    notifications,
+    open_page,
+    register_worker,
+    widget_state,
+)
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
 DAY_MS = 86_400_000
 REASK_DAYS = 7
-
-# Chromium cannot reach its push service from here (a real subscribe() hangs), so the page's
-# PushManager is replaced at the browser boundary: subscribe() hands out the subscription the
-# test put in window.__nextSubscription, remembered in localStorage like a browser would.
-PUSH_STUB = """
-(() => {
-  const KEY = 'test:subscription';
-  const wrap = (json) => ({
-    endpoint: json.endpoint, expirationTime: null, options: { userVisibleOnly: true },
-    toJSON: () => JSON.parse(JSON.stringify(json)),
-    unsubscribe: async () => { localStorage.removeItem(KEY); localStorage.setItem('test:unsubscribed', json.endpoint); return true; },
-  });
-  PushManager.prototype.subscribe = async function (options) {
-    const key = new Uint8Array(options.applicationServerKey);
-    window.__subscribeCalls = (window.__subscribeCalls || []).concat([
-      { userVisibleOnly: options.userVisibleOnly, key: btoa(String.fromCharCode(...key)) },
-    ]);
-    const json = window.__nextSubscription;
-    if (!json) throw new DOMException('no push service here', 'AbortError');
-    localStorage.setItem(KEY, JSON.stringify(json));
-    return wrap(json);
-  };
-  PushManager.prototype.getSubscription = async function () {
-    const saved = localStorage.getItem(KEY);
-    return saved ? wrap(JSON.parse(saved)) : null;
-  };
-})();
-"""
-
-
-def new_endpoint() -> str:
-    # Loopback endpoints are allowed in tests (NEWSFLASH_ALLOW_LOOPBACK_PUSH); nothing is sent.
-    return f"http://127.0.0.1:9/push/{uuid.uuid4().hex}"
-
-
-def open_page(chromium: Any, url: str, stub: bool = True) -> Any:
-    page = chromium.pages[0] if chromium.pages else chromium.new_page()
-    if stub:
-        page.add_init_script(PUSH_STUB)
-    page.goto(url)
-    return page
-
-
-def widget_state(page: Any) -> str:
-    page.wait_for_selector("html[data-newsflash]", state="attached")
-    return str(page.get_attribute("html", "data-newsflash"))
 
 
 def reload(page: Any) -> str:
@@ -286,136 +247,6 @@ def test_manage_page_changes_topics_and_turns_alerts_off(
 
 
 # -- the service worker ---------------------------------------------------------------------
-
-
-@dataclass
-class LiveWorker:
-    """Our service worker running in Chromium, and a way to push to it as a push service would."""
-
-    page: Any
-    cdp: Any
-    worker: Any
-    registration_id: str
-    origin: str
-
-    def pushes_seen(self) -> int:
-        return int(self.worker.evaluate("self.__pushesSeen || 0"))
-
-    def shown(self) -> list[list[Any]]:
-        """(tag, title) of every showNotification call of the worker that resolved."""
-        return list(self.worker.evaluate("self.__shown || []"))
-
-    def push(self, payload: Any) -> None:
-        """Deliver a push as a push service would, and wait until the worker has shown its
-        notification and the browser lists it.
-
-        Our worker must call showNotification and see it resolve for every push, or the test
-        fails. The browser is asked for its notifications only after that: while the test
-        polled getNotifications() as the worker's showNotification was still in flight,
-        headless Chromium 156 resolved showNotification and then kept no notification (no
-        notificationclose either) in about one run in four. Should the browser still not list
-        a notification the worker showed, the push is delivered again, at most twice.
-        """
-        data = payload if isinstance(payload, str) else json.dumps(payload)
-        for _attempt in range(3):
-            before = len(self.shown())
-            self.deliver(data)
-            wait_until(
-                lambda n=before: len(self.shown()) > n, 10, "the worker to show a notification"
-            )
-            tag, title = self.shown()[before]
-            try:
-                wait_until(
-                    lambda t=tag, h=title: any(
-                        n["title"] == h for n in notifications(self.page, t)
-                    ),
-                    3,
-                    "the browser to list the notification",
-                )
-                return
-            except AssertionError:
-                print(f"Chromium kept no notification for {tag!r}: delivering the push again")
-        raise AssertionError("Chromium kept none of three notifications the worker showed")
-
-    def deliver(self, data: str) -> None:
-        """Hand the push to the worker without waiting for its notification.
-
-        DevTools delivery is fire-and-forget, and on a loaded machine it now and then never
-        reaches the worker: only then is it delivered again."""
-        before = self.pushes_seen()
-        for _attempt in range(3):
-            self.cdp.send(
-                "ServiceWorker.deliverPushMessage",
-                {"origin": self.origin, "registrationId": self.registration_id, "data": data},
-            )
-            try:
-                wait_until(lambda: self.pushes_seen() > before, 5, "the push event")
-                return
-            except AssertionError:
-                print("push not seen by the service worker within 5 s: delivering it again")
-        raise AssertionError("DevTools never delivered the push to the service worker")
-
-
-def register_worker(chromium: Any, reader_site: ReaderSite) -> LiveWorker:
-    """Register /sw.js as the widget does, and wait until it is activated."""
-    page = open_page(chromium, reader_site.base + "/")
-    cdp = chromium.new_cdp_session(page)
-    registrations: dict[str, str] = {}
-    cdp.on(
-        "ServiceWorker.workerRegistrationUpdated",
-        lambda event: registrations.update(
-            {r["scopeURL"]: r["registrationId"] for r in event["registrations"]}
-        ),
-    )
-    cdp.send("ServiceWorker.enable")
-    with chromium.expect_event("serviceworker") as started:
-        page.evaluate(
-            "navigator.serviceWorker.register('/sw.js', {scope: '/'})"
-            ".then(() => navigator.serviceWorker.ready)"
-        )
-    worker = started.value
-    registration_id = wait_until(
-        lambda: registrations.get(reader_site.base + "/"), 10, "the worker's registration id"
-    )
-    # Pushes reach only an activated worker; it caches the publisher's origins on the way.
-    wait_until(
-        lambda: page.evaluate(
-            "navigator.serviceWorker.ready.then(r => r.active && r.active.state === 'activated')"
-        ),
-        10,
-        "the worker to be activated",
-    )
-    assert worker.evaluate("kv('config').then(c => c.origins)") == [reader_site.base]
-    # Count push events next to the worker's own handler, and record each notification the
-    # worker's handler shows once the browser has resolved it (test instrumentation only).
-    worker.evaluate(
-        "self.addEventListener('push', () => { self.__pushesSeen = (self.__pushesSeen || 0) + 1; })"
-    )
-    worker.evaluate(
-        """(() => {
-          const registration = self.registration;
-          const show = registration.showNotification.bind(registration);
-          self.__shown = [];
-          registration.showNotification = (title, options) => show(title, options).then(r => {
-            self.__shown.push([(options && options.tag) || null, title]);
-            return r;
-          });
-        })()"""
-    )
-    return LiveWorker(page, cdp, worker, registration_id, reader_site.base)
-
-
-def notifications(page: Any, tag: str | None = None) -> list[dict[str, Any]]:
-    return list(
-        page.evaluate(
-            """tag => navigator.serviceWorker.ready
-              .then(r => r.getNotifications(tag ? {tag} : {}))
-              .then(ns => ns.map(n => ({title: n.title, body: n.body, tag: n.tag,
-                                        data: n.data, renotify: n.renotify,
-                                        lang: n.lang, dir: n.dir})))""",
-            tag,
-        )
-    )
 
 
 # In the worker: what would a click on the notification with this tag open (or focus)?

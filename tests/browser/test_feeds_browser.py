@@ -15,7 +15,7 @@ import pytest
 
 from core.accounts import Role
 from core.usecases.newsroom import Editor
-from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE
 from tests.support.feedsite import FeedSite, Page, rss
 from tests.support.live_stack import LiveStack, served_app
 from tests.support.newsroom import ADMIN, PASSWORD

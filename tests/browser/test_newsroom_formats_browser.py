@@ -19,7 +19,7 @@ from flask import Flask
 
 from core.accounts import Role
 from core.model import AlertStatus
-from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE
 from tests.support.live_stack import served_app
 from tests.support.newsroom import PASSWORD
 from tests.support.services import (

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE
 from tests.support.newsroom import (
     ADMIN,
     EDITOR,
@@ -23,32 +24,11 @@ from tests.support.newsroom import (
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
-PHONE = {"width": 390, "height": 844}
-DESK = {"width": 1280, "height": 900}
 LONG_TITLE = (
     "Floods close Thika road and the Nairobi-Mombasa highway as the river reaches its highest "
     "level since 1961"
 )
 LONG_WORD = "Kenya" + "x" * 70 + " reports"  # one word wider than a phone: must still wrap
-
-# Any element whose right edge is past the viewport, and the document's own scroll width.
-OVERFLOW_JS = """() => {
-  const w = window.innerWidth, bad = [];
-  if (document.documentElement.scrollWidth > w) bad.push("document " + document.documentElement.scrollWidth);
-  // A wide table may scroll inside its own box (the /ops cards); the page never does.
-  const scrolls = (el) => { for (let p = el.parentElement; p; p = p.parentElement) {
-    const o = getComputedStyle(p).overflowX;
-    if ((o === "auto" || o === "scroll") && p.getBoundingClientRect().right <= w + 1) return true;
-  } return false; };
-  for (const el of document.querySelectorAll("body *")) {
-    if (scrolls(el)) continue;
-    const r = el.getBoundingClientRect();
-    if (r.width > 0 && r.height > 0 && r.right > w + 1) {
-      bad.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + "." + el.className + " right=" + Math.round(r.right));
-    }
-  }
-  return bad.slice(0, 8);
-}"""
 
 
 @pytest.fixture(scope="module")

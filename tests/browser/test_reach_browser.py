@@ -11,19 +11,20 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_chromium_optin import (
+from tests.support.browser import (
+    DOCS_IMG,
     PUSH_STUB,
+    ReaderSite,
+    fake_browser_subscription,
     new_endpoint,
     notifications,
     register_worker,
     widget_state,
 )
-from tests.support.browser import ReaderSite, fake_browser_subscription
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 IPHONE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.test_newsroom_phone import DESK, OVERFLOW_JS, PHONE
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE
 from tests.support.newsroom import ADMIN, PASSWORD, NewsroomStack, served_newsroom, topics_env
 from tests.support.services import ROOT
 from tests.support.stack import wait_until

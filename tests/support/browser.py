@@ -1,14 +1,17 @@
 """Browser test helpers: the Chromium path and flags, a skip when a browser is missing, a fake
-subscription a browser would post, and the reader site a browser test drives (its fixtures
-are in tests/browser/conftest.py)."""
+subscription a browser would post, the reader site a browser test drives (its fixtures are in
+tests/browser/conftest.py), phone and desk viewports with an overflow check, and Chromium's
+stubbed PushManager and our service worker driven over DevTools."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
@@ -21,6 +24,7 @@ from core.base64url import b64url_encode
 from tests.support.services import (
     require_service,
 )
+from tests.support.stack import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,6 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 
 
 def require_browser(name: str, path: str) -> None:
@@ -116,3 +121,205 @@ class ReaderSite:
         )
         assert answer.status_code == 200
         return dict(answer.json)
+
+
+# -- layout: a phone and a desk, and what sticks out past the viewport ----------------------
+PHONE = {"width": 390, "height": 844}
+DESK = {"width": 1280, "height": 900}
+
+# Any element whose right edge is past the viewport, and the document's own scroll width.
+OVERFLOW_JS = """() => {
+  const w = window.innerWidth, bad = [];
+  if (document.documentElement.scrollWidth > w) bad.push("document " + document.documentElement.scrollWidth);
+  // A wide table may scroll inside its own box (the /ops cards); the page never does.
+  const scrolls = (el) => { for (let p = el.parentElement; p; p = p.parentElement) {
+    const o = getComputedStyle(p).overflowX;
+    if ((o === "auto" || o === "scroll") && p.getBoundingClientRect().right <= w + 1) return true;
+  } return false; };
+  for (const el of document.querySelectorAll("body *")) {
+    if (scrolls(el)) continue;
+    const r = el.getBoundingClientRect();
+    if (r.width > 0 && r.height > 0 && r.right > w + 1) {
+      bad.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + "." + el.className + " right=" + Math.round(r.right));
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
+# -- Chromium's push boundary and our service worker ----------------------------------------
+# Chromium cannot reach its push service from here (a real subscribe() hangs), so the page's
+# PushManager is replaced at the browser boundary: subscribe() hands out the subscription the
+# test put in window.__nextSubscription, remembered in localStorage like a browser would.
+PUSH_STUB = """
+(() => {
+  const KEY = 'test:subscription';
+  const wrap = (json) => ({
+    endpoint: json.endpoint, expirationTime: null, options: { userVisibleOnly: true },
+    toJSON: () => JSON.parse(JSON.stringify(json)),
+    unsubscribe: async () => { localStorage.removeItem(KEY); localStorage.setItem('test:unsubscribed', json.endpoint); return true; },
+  });
+  PushManager.prototype.subscribe = async function (options) {
+    const key = new Uint8Array(options.applicationServerKey);
+    window.__subscribeCalls = (window.__subscribeCalls || []).concat([
+      { userVisibleOnly: options.userVisibleOnly, key: btoa(String.fromCharCode(...key)) },
+    ]);
+    const json = window.__nextSubscription;
+    if (!json) throw new DOMException('no push service here', 'AbortError');
+    localStorage.setItem(KEY, JSON.stringify(json));
+    return wrap(json);
+  };
+  PushManager.prototype.getSubscription = async function () {
+    const saved = localStorage.getItem(KEY);
+    return saved ? wrap(JSON.parse(saved)) : null;
+  };
+})();
+"""
+
+
+def new_endpoint() -> str:
+    # Loopback endpoints are allowed in tests (NEWSFLASH_ALLOW_LOOPBACK_PUSH); nothing is sent.
+    return f"http://127.0.0.1:9/push/{uuid.uuid4().hex}"
+
+
+def open_page(chromium: Any, url: str, stub: bool = True) -> Any:
+    page = chromium.pages[0] if chromium.pages else chromium.new_page()
+    if stub:
+        page.add_init_script(PUSH_STUB)
+    page.goto(url)
+    return page
+
+
+def widget_state(page: Any) -> str:
+    page.wait_for_selector("html[data-newsflash]", state="attached")
+    return str(page.get_attribute("html", "data-newsflash"))
+
+
+@dataclass
+class LiveWorker:
+    """Our service worker running in Chromium, and a way to push to it as a push service would."""
+
+    page: Any
+    cdp: Any
+    worker: Any
+    registration_id: str
+    origin: str
+
+    def pushes_seen(self) -> int:
+        return int(self.worker.evaluate("self.__pushesSeen || 0"))
+
+    def shown(self) -> list[list[Any]]:
+        """(tag, title) of every showNotification call of the worker that resolved."""
+        return list(self.worker.evaluate("self.__shown || []"))
+
+    def push(self, payload: Any) -> None:
+        """Deliver a push as a push service would, and wait until the worker has shown its
+        notification and the browser lists it.
+
+        Our worker must call showNotification and see it resolve for every push, or the test
+        fails. The browser is asked for its notifications only after that: while the test
+        polled getNotifications() as the worker's showNotification was still in flight,
+        headless Chromium 156 resolved showNotification and then kept no notification (no
+        notificationclose either) in about one run in four. Should the browser still not list
+        a notification the worker showed, the push is delivered again, at most twice.
+        """
+        data = payload if isinstance(payload, str) else json.dumps(payload)
+        for _attempt in range(3):
+            before = len(self.shown())
+            self.deliver(data)
+            wait_until(
+                lambda n=before: len(self.shown()) > n, 10, "the worker to show a notification"
+            )
+            tag, title = self.shown()[before]
+            try:
+                wait_until(
+                    lambda t=tag, h=title: any(
+                        n["title"] == h for n in notifications(self.page, t)
+                    ),
+                    3,
+                    "the browser to list the notification",
+                )
+                return
+            except AssertionError:
+                print(f"Chromium kept no notification for {tag!r}: delivering the push again")
+        raise AssertionError("Chromium kept none of three notifications the worker showed")
+
+    def deliver(self, data: str) -> None:
+        """Hand the push to the worker without waiting for its notification.
+
+        DevTools delivery is fire-and-forget, and on a loaded machine it now and then never
+        reaches the worker: only then is it delivered again."""
+        before = self.pushes_seen()
+        for _attempt in range(3):
+            self.cdp.send(
+                "ServiceWorker.deliverPushMessage",
+                {"origin": self.origin, "registrationId": self.registration_id, "data": data},
+            )
+            try:
+                wait_until(lambda: self.pushes_seen() > before, 5, "the push event")
+                return
+            except AssertionError:
+                print("push not seen by the service worker within 5 s: delivering it again")
+        raise AssertionError("DevTools never delivered the push to the service worker")
+
+
+def register_worker(chromium: Any, reader_site: ReaderSite) -> LiveWorker:
+    """Register /sw.js as the widget does, and wait until it is activated."""
+    page = open_page(chromium, reader_site.base + "/")
+    cdp = chromium.new_cdp_session(page)
+    registrations: dict[str, str] = {}
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.update(
+            {r["scopeURL"]: r["registrationId"] for r in event["registrations"]}
+        ),
+    )
+    cdp.send("ServiceWorker.enable")
+    with chromium.expect_event("serviceworker") as started:
+        page.evaluate(
+            "navigator.serviceWorker.register('/sw.js', {scope: '/'})"
+            ".then(() => navigator.serviceWorker.ready)"
+        )
+    worker = started.value
+    registration_id = wait_until(
+        lambda: registrations.get(reader_site.base + "/"), 10, "the worker's registration id"
+    )
+    # Pushes reach only an activated worker; it caches the publisher's origins on the way.
+    wait_until(
+        lambda: page.evaluate(
+            "navigator.serviceWorker.ready.then(r => r.active && r.active.state === 'activated')"
+        ),
+        10,
+        "the worker to be activated",
+    )
+    assert worker.evaluate("kv('config').then(c => c.origins)") == [reader_site.base]
+    # Count push events next to the worker's own handler, and record each notification the
+    # worker's handler shows once the browser has resolved it (test instrumentation only).
+    worker.evaluate(
+        "self.addEventListener('push', () => { self.__pushesSeen = (self.__pushesSeen || 0) + 1; })"
+    )
+    worker.evaluate(
+        """(() => {
+          const registration = self.registration;
+          const show = registration.showNotification.bind(registration);
+          self.__shown = [];
+          registration.showNotification = (title, options) => show(title, options).then(r => {
+            self.__shown.push([(options && options.tag) || null, title]);
+            return r;
+          });
+        })()"""
+    )
+    return LiveWorker(page, cdp, worker, registration_id, reader_site.base)
+
+
+def notifications(page: Any, tag: str | None = None) -> list[dict[str, Any]]:
+    return list(
+        page.evaluate(
+            """tag => navigator.serviceWorker.ready
+              .then(r => r.getNotifications(tag ? {tag} : {}))
+              .then(ns => ns.map(n => ({title: n.title, body: n.body, tag: n.tag,
+                                        data: n.data, renotify: n.renotify,
+                                        lang: n.lang, dir: n.dir})))""",
+            tag,
+        )
+    )
