@@ -14,8 +14,8 @@ import redis as redis_lib
 
 from core.accounts import Role
 from core.adapters.accounts_sql import SqlAccounts
-from tests.integration.test_subscription_api import Api, _build, _dispose, browser_sub
 from tests.support.newsroom import csrf_of
+from tests.support.reader_api import Api, browser_sub, build_api, dispose_api
 from tests.support.services import TEST_REDIS_DB, engine_database
 
 SITE = "https://news.example.com"
@@ -34,14 +34,14 @@ def site(
     tmp = tmp_path_factory.mktemp(f"languages-{request.param}")
     with engine_database(request, tmp) as url:
         # A Kiswahili newsroom: readers and alerts that name no language are Kiswahili.
-        built = _build(tmp / "var", url, vapid_pem, DEFAULT_LANG="sw", PUBLIC_ORIGINS=SITE)
+        built = build_api(tmp / "var", url, vapid_pem, DEFAULT_LANG="sw", PUBLIC_ORIGINS=SITE)
         accounts = SqlAccounts(built.engine)
         accounts.create_user(EDITOR, PASSWORD, Role.ADMIN)
         token = accounts.create_token("languages", Role.ADMIN)
         try:
             yield built, token
         finally:
-            _dispose(built)
+            dispose_api(built)
             redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
 
 

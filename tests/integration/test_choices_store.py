@@ -20,13 +20,8 @@ from core.adapters.stories_sql import SqlStories
 from core.model import AlertKind, AlertStatus, Lane, LedgerStatus, Urgency
 from core.ports import PushResult
 from core.quiet import QuietHours, ReaderPreferences, reader_day
-from tests.integration.test_store import (
-    TOPICS,
-    RecordingQueue,
-    ScriptedSender,
-    draft,
-    sub,
-)
+from tests.support.fakes import RecordingQueue, ScriptedSender
+from tests.support.samples import TOPICS, draft, sub
 
 # 20:00 UTC is 23:00 in Nairobi: inside 22:00-06:00 there, which ends at 03:00 UTC.
 EVENING = datetime(2026, 6, 1, 20, 0, tzinfo=UTC).timestamp()

@@ -16,7 +16,8 @@ from core.adapters.leases_sql import SqlBatchLeases
 from core.adapters.stores_sql import SqlStores
 from core.model import AlertStatus, BatchStatus
 from core.ports import PushMessage, PushResult
-from tests.integration.test_store import TOPICS, RecordingQueue, draft, sub
+from tests.support.fakes import RecordingQueue
+from tests.support.samples import TOPICS, draft, sub
 
 LEASE_S = 6.0
 POLICY = delivery.DeliveryPolicy(batch_size=5, lease_s=LEASE_S)

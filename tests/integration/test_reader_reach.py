@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis as redis_lib
 
-from tests.integration.test_subscription_api import Api, _build, _dispose, browser_sub
+from tests.support.reader_api import Api, browser_sub, build_api, dispose_api
 from tests.support.services import TEST_REDIS_DB, engine_database
 
 
@@ -17,7 +17,7 @@ from tests.support.services import TEST_REDIS_DB, engine_database
 def site(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str) -> Iterator[Api]:
     redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
     tmp = tmp_path_factory.mktemp("reach")
-    built = _build(
+    built = build_api(
         tmp / "var",
         f"sqlite:///{tmp}/newsflash.db",
         vapid_pem,
@@ -29,7 +29,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: st
     try:
         yield built
     finally:
-        _dispose(built)
+        dispose_api(built)
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -104,13 +104,13 @@ def test_every_reader_text_exists_in_both_languages(site: Api) -> None:
 def test_the_default_language_setting_applies_when_nothing_matches(
     tmp_path: Path, vapid_pem: str, redis_url: str
 ) -> None:
-    built = _build(tmp_path / "var", f"sqlite:///{tmp_path}/n.db", vapid_pem, DEFAULT_LANG="sw")
+    built = build_api(tmp_path / "var", f"sqlite:///{tmp_path}/n.db", vapid_pem, DEFAULT_LANG="sw")
     try:
         config = built.client.get("/api/v1/config", headers={"Accept-Language": "fr"})
         assert config.json["lang"] == "sw"
         assert built.client.get("/manifest.webmanifest").json["lang"] == "sw"
     finally:
-        _dispose(built)
+        dispose_api(built)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -121,11 +121,11 @@ def api(
     request.getfixturevalue("redis_url")
     tmp = tmp_path_factory.mktemp(f"reach-{request.param}")
     with engine_database(request, tmp) as url:
-        built = _build(tmp / "var", url, vapid_pem)
+        built = build_api(tmp / "var", url, vapid_pem)
         try:
             yield built
         finally:
-            _dispose(built)
+            dispose_api(built)
 
 
 def test_the_readers_language_is_stored_and_kept(api: Api) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from core.accounts import Role
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
-from tests.integration.test_subscription_api import Api, _build, _dispose, browser_sub
+from tests.support.reader_api import Api, browser_sub, build_api, dispose_api
 from tests.support.services import TEST_REDIS_DB, engine_database
 
 NAIROBI_NIGHT = {"start": "22:00", "end": "06:00", "timeZone": "Africa/Nairobi"}
@@ -27,11 +27,11 @@ def api(
     redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
     tmp = tmp_path_factory.mktemp(f"choice-{request.param}")
     with engine_database(request, tmp) as url:
-        built = _build(tmp / "var", url, vapid_pem, PUBLIC_ORIGINS="https://news.example")
+        built = build_api(tmp / "var", url, vapid_pem, PUBLIC_ORIGINS="https://news.example")
         try:
             yield built
         finally:
-            _dispose(built)
+            dispose_api(built)
 
 
 def _reader(api: Api) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from core.adapters.stores_sql import SqlStores
 from core.model import AlertKind, AlertStatus
 from core.newsroom import build_report
 from core.ports import PushResult
-from tests.integration.test_store import TOPICS, RecordingQueue, ScriptedSender, draft, sub
+from tests.support.fakes import RecordingQueue, ScriptedSender
+from tests.support.samples import TOPICS, draft, sub
 
 DAY = 86400.0
 POLICY = retention.RetentionPolicy(ledger_days=14, audit_days=400, churn_days=400, chunk=2)

@@ -2,55 +2,26 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select, text, update
 
-from config.settings import Topic
 from core import delivery
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.stores_sql import SqlStores
-from core.base64url import b64url_encode
 from core.errors import Conflict
-from core.model import AlertDraft, AlertStatus, Lane, LedgerStatus, SubscriptionInput, Urgency
-from core.ports import PlanningConflict, PushMessage, PushResult
-
-TOPICS = (
-    Topic("breaking", "Breaking", True),
-    Topic("politics", "Politics"),
-    Topic("sport", "Sport"),
-)
+from core.model import AlertStatus, LedgerStatus, SubscriptionInput
+from core.ports import PlanningConflict, PushResult
+from tests.support.fakes import RecordingQueue, ScriptedSender
+from tests.support.samples import TOPICS, draft, sub
 
 
 @pytest.fixture
 def store(engine: Engine) -> SqlStores:
     return SqlStores.build(engine, TOPICS)
-
-
-def sub(n: int, topics: Sequence[str] = ("breaking",)) -> SubscriptionInput:
-    auth = b64url_encode(os.urandom(16))
-    return SubscriptionInput(
-        f"https://fcm.googleapis.com/fcm/send/{n}", "BAAA", auth, tuple(topics)
-    )
-
-
-def draft(topics: Sequence[str] = ("breaking",), **over: object) -> AlertDraft:
-    base = dict(
-        title="T",
-        body="B",
-        url="https://news.example.com/a",
-        topics=tuple(topics),
-        urgency=Urgency.HIGH,
-        ttl_s=600,
-    )
-    base.update(over)
-    return AlertDraft(**base)  # type: ignore[arg-type]
 
 
 def test_migrations_create_exactly_the_declared_schema(engine: Engine) -> None:
@@ -138,38 +109,6 @@ def test_duplicate_article_or_key_returns_the_first_alert(store: SqlStores) -> N
         draft(idempotency_key="K"), "k", AlertStatus.QUEUED, 0, 1.0
     )
     assert store.alerts.find_alert(article_id=None, idempotency_key="K").id == keyed.id  # type: ignore[union-attr]
-
-
-class RecordingQueue:
-    def __init__(self) -> None:
-        self.plans: list[int] = []
-        self.batches: list[int] = []
-
-    def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
-        self.plans.append(alert_id)
-
-    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
-        self.batches.append(batch_id)
-
-
-class ScriptedSender:
-    """PushSender at the port boundary: answers from a per-subscription script."""
-
-    def __init__(self, answer: Callable[[PushMessage], PushResult]) -> None:
-        self.answer = answer
-        self.sent: list[int] = []
-
-    def send_all(
-        self,
-        messages: Sequence[PushMessage],
-        on_result: Callable[[PushResult], None],
-        should_stop: Callable[[], bool],
-    ) -> None:
-        for m in messages:
-            if should_stop():
-                return
-            self.sent.append(m.subscription_id)
-            on_result(self.answer(m))
 
 
 POLICY = delivery.DeliveryPolicy(batch_size=3, retry_base_s=5, stale_after_s=30)

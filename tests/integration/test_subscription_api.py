@@ -6,24 +6,18 @@ import http.client
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis as redis_lib
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from flask import Flask
-from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from core.adapters import migrate
 from core.adapters import tables as t
-from core.adapters.sql import make_engine
 from core.base64url import b64url_decode, b64url_encode
 from service.app import create_app
 from tests.support.live import serve
+from tests.support.reader_api import FCM, Api, browser_sub, build_api, dispose_api
 from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
@@ -32,73 +26,6 @@ from tests.support.services import (
     make_env,
     settings_from,
 )
-
-FCM = "https://fcm.googleapis.com/fcm/send/"
-
-
-def p256dh() -> str:
-    key = ec.generate_private_key(ec.SECP256R1()).public_key()
-    return b64url_encode(
-        key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-
-
-def browser_sub(endpoint: str | None = None, **extra: Any) -> dict[str, Any]:
-    """What a browser's PushSubscription.toJSON() looks like, plus our topics."""
-    return {
-        "endpoint": endpoint or FCM + b64url_encode(os.urandom(24)),
-        "expirationTime": None,
-        "keys": {"p256dh": p256dh(), "auth": b64url_encode(os.urandom(16))},
-        "topics": ["breaking"],
-        **extra,
-    }
-
-
-@dataclass
-class Api:
-    app: Flask
-    client: FlaskClient
-    engine: Any
-
-    def rows(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(t.subscriptions)).scalar_one())
-
-    def row(self, endpoint: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            found = (
-                conn.execute(select(t.subscriptions).where(t.subscriptions.c.endpoint == endpoint))
-                .mappings()
-                .first()
-            )
-            return None if found is None else dict(found)
-
-    def post(self, path: str, body: Any, ip: str = "198.51.100.7", **kw: Any) -> Any:
-        return self.client.post(path, json=body, environ_base={"REMOTE_ADDR": ip}, **kw)
-
-
-def _build(tmp: Path, database_url: str, vapid_pem: str, **extra: str) -> Api:
-    env = make_env(
-        tmp,
-        database_url,
-        f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
-        vapid_pem,
-        **{
-            "ALLOW_LOOPBACK_PUSH": "off",
-            "TOPICS": "breaking:Breaking news:default,politics,business,sport",
-            "RATE_LIMIT_SUBSCRIBE": "10000 per minute",
-            **extra,
-        },
-    )
-    engine = make_engine(database_url)
-    migrate.upgrade(engine)
-    app = create_app(settings_from(env))
-    return Api(app, app.test_client(), engine)
-
-
-def _dispose(api: Api) -> None:
-    api.engine.dispose()
-    api.app.extensions["newsflash"].container.engine.dispose()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -109,11 +36,11 @@ def api(
     redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
     tmp = tmp_path_factory.mktemp(f"api-{request.param}")
     with engine_database(request, tmp) as url:
-        built = _build(tmp / "var", url, vapid_pem)
+        built = build_api(tmp / "var", url, vapid_pem)
         try:
             yield built
         finally:
-            _dispose(built)
+            dispose_api(built)
 
 
 def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -463,8 +390,8 @@ def test_the_reader_api_answers_cors_only_for_the_publishers_origins(api: Api) -
 def test_loopback_endpoints_only_when_allowed(
     tmp_path: Path, vapid_pem: str, redis_url: str
 ) -> None:
-    strict = _build(tmp_path / "strict", f"sqlite:///{tmp_path}/strict.db", vapid_pem)
-    loose = _build(
+    strict = build_api(tmp_path / "strict", f"sqlite:///{tmp_path}/strict.db", vapid_pem)
+    loose = build_api(
         tmp_path / "loose", f"sqlite:///{tmp_path}/loose.db", vapid_pem, ALLOW_LOOPBACK_PUSH="on"
     )
     try:
@@ -482,14 +409,14 @@ def test_loopback_endpoints_only_when_allowed(
             assert refused.json["error"]["field"] == "endpoint"
         assert loose.rows() == 1
     finally:
-        _dispose(strict)
-        _dispose(loose)
+        dispose_api(strict)
+        dispose_api(loose)
 
 
 def test_too_many_requests_from_one_address_get_429_with_retry_after(
     tmp_path: Path, vapid_pem: str, clean_redis: str
 ) -> None:
-    limited = _build(
+    limited = build_api(
         tmp_path / "var",
         f"sqlite:///{tmp_path}/limited.db",
         vapid_pem,
@@ -510,7 +437,7 @@ def test_too_many_requests_from_one_address_get_429_with_retry_after(
         other = limited.post("/api/v1/subscriptions", browser_sub(), ip="203.0.113.10")
         assert other.status_code == 201, "the limit is per address"
     finally:
-        _dispose(limited)
+        dispose_api(limited)
 
 
 def test_a_chunked_body_over_8_kb_gets_413_from_a_real_server(api: Api) -> None:
@@ -541,14 +468,14 @@ def test_web_process_warms_up_its_connections_at_boot(
     """Each web process connects at boot (service/wsgi.py), so the first publish after a start
     or a worker recycle does not pay for the driver import and the connections."""
     url = create_pg_database()
-    built = _build(tmp_path / "var", url, vapid_pem)
+    built = build_api(tmp_path / "var", url, vapid_pem)
     try:
         ext = built.app.extensions["newsflash"]
         assert "engine" not in ext.container.__dict__
         ext.warm_up()
         assert ext.container.engine.pool.checkedin() >= 1
     finally:
-        _dispose(built)
+        dispose_api(built)
         drop_pg_database(url)
 
 

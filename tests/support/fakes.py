@@ -1,4 +1,5 @@
-"""In-memory fakes of the delivery core's ports (core/ports.py), for unit tests of its rules.
+"""In-memory fakes of the delivery core's ports (core/ports.py), for unit tests of its rules,
+and the two plain ones (RecordingQueue, ScriptedSender) the store tests drive real adapters with.
 
 Each fake is an honest implementation keeping its state in dicts: it follows the same contract
 as the real adapter (SqlStores, the HTTP sender, the Celery queue, the Redis host health), so a
@@ -574,3 +575,38 @@ class FakePushSender:
                     error=answer.error,
                 )
             )
+
+
+# -- plain port stand-ins for tests of the real stores ----------------------------------------
+class RecordingQueue:
+    """TaskQueue port that remembers the plans and batches asked for."""
+
+    def __init__(self) -> None:
+        self.plans: list[int] = []
+        self.batches: list[int] = []
+
+    def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
+        self.plans.append(alert_id)
+
+    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
+        self.batches.append(batch_id)
+
+
+class ScriptedSender:
+    """PushSender at the port boundary: answers from a per-subscription script."""
+
+    def __init__(self, answer: Callable[[PushMessage], PushResult]) -> None:
+        self.answer = answer
+        self.sent: list[int] = []
+
+    def send_all(
+        self,
+        messages: Sequence[PushMessage],
+        on_result: Callable[[PushResult], None],
+        should_stop: Callable[[], bool],
+    ) -> None:
+        for m in messages:
+            if should_stop():
+                return
+            self.sent.append(m.subscription_id)
+            on_result(self.answer(m))

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from core.model import AlertCounts, AlertStatus
 from core.pace import ESTIMATING, ewma_rate, pace_of, samples_from_buckets
-from tests.unit.test_wording import ALERT
+from tests.support.samples import ALERT
 
 SENDING = replace(
     ALERT,

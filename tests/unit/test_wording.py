@@ -3,35 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from cli.ops import finished_line
 from core import alerts as alert_rules
 from core.errors import ValidationError
-from core.model import Alert, AlertCounts, AlertKind, AlertStatus, Urgency
+from core.model import AlertCounts, AlertStatus
 from service import wording
-
-NAIROBI = ZoneInfo("Africa/Nairobi")
-NOW = datetime(2026, 11, 30, 19, 54, tzinfo=NAIROBI).timestamp()
-
-ALERT = Alert(
-    id=7,
-    title="Floods close Thika road",
-    body="Move to higher ground.",
-    url="https://news.example/a",
-    topics=("breaking",),
-    urgency=Urgency.HIGH,
-    ttl_s=3600,
-    story_key="k",
-    status=AlertStatus.SENT,
-    kind=AlertKind.NORMAL,
-    created_at=NOW,
-    started_at=NOW,
-    counts=AlertCounts(audience=12_400, delivered=12_000),
-)
+from tests.support.samples import ALERT, NAIROBI, NOW
 
 
 def test_a_cancelled_alert_is_called_off_or_stopped_never_cancelled() -> None:
