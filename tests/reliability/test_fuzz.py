@@ -36,8 +36,8 @@ from core.errors import ValidationError
 from core.model import Alert, AlertKind, AlertStatus
 from core.payload import build_payload, story_key
 from tests.reliability.harness import ORIGIN, Rig, rig
-from tests.reliability.test_ssrf import HOSTILE
 from tests.support import hostile
+from tests.support.hostile import HOSTILE
 from tests.support.services import engine_database
 
 pytestmark = pytest.mark.timeout(300)

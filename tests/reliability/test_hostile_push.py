@@ -232,14 +232,14 @@ def test_a_batch_waiting_on_hung_requests_is_not_taken_for_dead(
     from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
     from core.model import AlertDraft, Urgency
     from tests.reliability.harness import bulk_subscribe
-    from tests.reliability.test_ssrf import ListQueue
+    from tests.support.fakes import RecordingQueue
 
     standin = PushStandin().start()
     try:
         with rig(tmp_path, f"sqlite:///{tmp_path}/nf.db", redis_url, vapid_pem) as r:
             bulk_subscribe(r.store, standin.create_subscriptions(3, "hang"), ["breaking"])
             policy = delivery.DeliveryPolicy(batch_size=10, stale_after_s=1.0, lease_s=1.0)
-            queue = ListQueue()
+            queue = RecordingQueue()
             draft = AlertDraft(
                 "Hang", "on", f"{r.settings.public_origins[0]}/x", ("breaking",), Urgency.HIGH, 600
             )

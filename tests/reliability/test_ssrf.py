@@ -18,9 +18,11 @@ from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.endpoints import EndpointPolicy
-from core.model import AlertDraft, Lane, LedgerStatus, SubscriptionInput, Urgency
+from core.model import AlertDraft, LedgerStatus, SubscriptionInput, Urgency
 from standin.server import PushStandin
 from tests.reliability.harness import Rig, rig
+from tests.support.fakes import RecordingQueue
+from tests.support.hostile import HOSTILE
 
 # -- a guard around the whole module: no socket may connect anywhere but loopback -------------
 _connects: list[Any] = []
@@ -61,51 +63,6 @@ def _mark() -> int:
 
 
 # -- the battery ------------------------------------------------------------------------------
-# Every one of these must be refused by the strict rules (NEWSFLASH_ALLOW_LOOPBACK_PUSH off).
-HOSTILE = [
-    "http://fcm.googleapis.com/fcm/send/x",
-    "https://127.0.0.1/push/x",
-    "https://127.0.0.1:8443/push/x",
-    "https://169.254.169.254/latest/meta-data/",
-    "https://[::1]/push/x",
-    "https://[::ffff:127.0.0.1]/push/x",
-    "https://[::ffff:a9fe:a9fe]/push/x",
-    "https://[64:ff9b::7f00:1]/push/x",
-    "https://[64:ff9b::a9fe:a9fe]/push/x",
-    "https://100.64.0.1/push/x",
-    "https://0.0.0.0/push/x",
-    "https://10.0.0.1/push/x",
-    "https://172.16.0.1/push/x",
-    "https://192.168.1.1/push/x",
-    "https://[fe80::1]/push/x",
-    "https://[fd00::1]/push/x",
-    "https://2130706433/push/x",
-    "https://0177.0.0.1/push/x",
-    "https://0x7f.0.0.1/push/x",
-    "https://0x7f000001/push/x",
-    "https://127.1/push/x",
-    "https://017700000001/push/x",
-    "https://user:pass@fcm.googleapis.com/fcm/send/x",
-    "https://fcm.googleapis.com@127.0.0.1/fcm/send/x",
-    "https://fcm.googleapis.com:8443/fcm/send/x",
-    "https://fcm.googleapis.com:80/fcm/send/x",
-    "https://fcm.googleapis.com.evil.example/fcm/send/x",
-    "https://evil.example/x.fcm.googleapis.com/",
-    "https://evil.example/?host=fcm.googleapis.com",
-    "https://evilpush.apple.com/x",
-    "https://push.apple.com/x",
-    "https://xn--fcm-googleapis-com.example/x",
-    "https://fcm.googleapis.com\\@evil.example/x",
-    "https://fcm.googleapis.com%2eevil.example/x",
-    "https://localhost/push/x",
-    "https://LOCALHOST./push/x",
-    "https://fcm.googleapis.com#@evil.example/x",
-    "file:///etc/passwd",
-    "gopher://127.0.0.1:6379/_FLUSHALL",
-    "javascript:alert(1)",
-    "//fcm.googleapis.com/fcm/send/x",
-    "https:///fcm/send/x",
-]
 
 # What the fake resolver says the allowlisted names point at now (DNS changes after subscribing).
 RESOLVES = {
@@ -239,19 +196,6 @@ def _store_rows(r: Rig, standin: PushStandin) -> dict[str, int]:
     return ids
 
 
-class ListQueue:
-    """TaskQueue port: the batches planning asks for, run right here."""
-
-    def __init__(self) -> None:
-        self.batches: list[int] = []
-
-    def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
-        pass
-
-    def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
-        self.batches.append(batch_id)
-
-
 def test_send_time_refuses_before_connecting_and_deletes_nothing(
     strict: Rig, standin: PushStandin, vapid_pem: str
 ) -> None:
@@ -266,7 +210,7 @@ def test_send_time_refuses_before_connecting_and_deletes_nothing(
     policy = delivery.DeliveryPolicy(
         batch_size=25, endpoints=EndpointPolicy(strict.settings.push_hosts, False)
     )
-    queue = ListQueue()
+    queue = RecordingQueue()
     from core import alerts
 
     alert, _ = alerts.publish(

@@ -1,4 +1,5 @@
-"""What the hostile-input tests share: every JSON route, signed webhooks, a newsroom session."""
+"""What the hostile-input tests share: every JSON route, signed webhooks, a newsroom session, and
+the push endpoints the strict rules refuse."""
 
 from __future__ import annotations
 
@@ -133,3 +134,50 @@ def _forbidden(value: Any) -> bool:
     if isinstance(value, list):
         return any(_forbidden(v) for v in value)
     return False
+
+
+# Every one of these must be refused by the strict rules (NEWSFLASH_ALLOW_LOOPBACK_PUSH off).
+HOSTILE = [
+    "http://fcm.googleapis.com/fcm/send/x",
+    "https://127.0.0.1/push/x",
+    "https://127.0.0.1:8443/push/x",
+    "https://169.254.169.254/latest/meta-data/",
+    "https://[::1]/push/x",
+    "https://[::ffff:127.0.0.1]/push/x",
+    "https://[::ffff:a9fe:a9fe]/push/x",
+    "https://[64:ff9b::7f00:1]/push/x",
+    "https://[64:ff9b::a9fe:a9fe]/push/x",
+    "https://100.64.0.1/push/x",
+    "https://0.0.0.0/push/x",
+    "https://10.0.0.1/push/x",
+    "https://172.16.0.1/push/x",
+    "https://192.168.1.1/push/x",
+    "https://[fe80::1]/push/x",
+    "https://[fd00::1]/push/x",
+    "https://2130706433/push/x",
+    "https://0177.0.0.1/push/x",
+    "https://0x7f.0.0.1/push/x",
+    "https://0x7f000001/push/x",
+    "https://127.1/push/x",
+    "https://017700000001/push/x",
+    "https://user:pass@fcm.googleapis.com/fcm/send/x",
+    "https://fcm.googleapis.com@127.0.0.1/fcm/send/x",
+    "https://fcm.googleapis.com:8443/fcm/send/x",
+    "https://fcm.googleapis.com:80/fcm/send/x",
+    "https://fcm.googleapis.com.evil.example/fcm/send/x",
+    "https://evil.example/x.fcm.googleapis.com/",
+    "https://evil.example/?host=fcm.googleapis.com",
+    "https://evilpush.apple.com/x",
+    "https://push.apple.com/x",
+    "https://xn--fcm-googleapis-com.example/x",
+    "https://fcm.googleapis.com\\@evil.example/x",
+    "https://fcm.googleapis.com%2eevil.example/x",
+    "https://localhost/push/x",
+    "https://LOCALHOST./push/x",
+    "https://fcm.googleapis.com#@evil.example/x",
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:6379/_FLUSHALL",
+    "javascript:alert(1)",
+    "//fcm.googleapis.com/fcm/send/x",
+    "https:///fcm/send/x",
+]
