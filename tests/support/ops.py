@@ -1,17 +1,21 @@
-"""Test helpers for ops: a webhook receiver, a TCP proxy that can be cut (all on loopback), and
-stopping processes side by side."""
+"""Test helpers for ops: a webhook receiver, a TCP proxy that can be cut (all on loopback),
+stopping processes side by side, and promtool with the Prometheus rules it checks."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import socket
 import threading
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.support.services import ROOT, require_service
 from tests.support.stack import Process
+
+RULES = ROOT / "deploy/prometheus/newsflash-rules.yml"
 
 
 class WebhookReceiver:
@@ -144,3 +148,10 @@ def stop_all(processes: Sequence[Process], grace_s: float = 10.0) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    require_service("promtool", found is not None, "make tools, or apt-get install prometheus")
+    assert found is not None
+    return found

@@ -166,7 +166,7 @@ def _secret_path(name: str, secret: str) -> str:
 
 
 def test_prometheus_config_passes_promtool_and_loads_the_rules(tmp_path: Path) -> None:
-    from tests.unit.test_prometheus_rules import RULES, promtool
+    from tests.support.ops import RULES, promtool
 
     config_path = "/etc/prometheus/prometheus.yml"
     command = SERVICES["prometheus"]["command"]

@@ -14,10 +14,9 @@ import yaml
 
 from config.settings import load_settings
 from core.alarms import HELD_KINDS, AlarmKind
-from tests.support.services import require_service
+from tests.support.ops import RULES, promtool
 
 ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "deploy/prometheus/newsflash-rules.yml"
 RULE_TESTS = ROOT / "deploy/prometheus/newsflash-rules.test.yml"
 RUNBOOKS = ROOT / "docs/ops-alerts.md"
 # alarm kind -> the Settings field whose default is the rule's threshold
@@ -49,13 +48,6 @@ def _seconds(duration: str | None) -> float:
     parts = re.findall(r"(\d+)(ms|s|m|h|d)", duration)
     assert "".join(n + u for n, u in parts) == duration, f"not a duration: {duration}"
     return float(sum(int(n) * _UNITS[u] for n, u in parts))
-
-
-def promtool() -> str:
-    found = shutil.which("promtool")
-    require_service("promtool", found is not None, "make tools, or apt-get install prometheus")
-    assert found is not None
-    return found
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
