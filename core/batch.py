@@ -277,6 +277,8 @@ def _hand_off(
             "batch_id": recorder.batch_id,
             "prepare_s": round(submitted - began, 3),
             "hand_off_s": round(time.monotonic() - submitted, 3),
+            # (window, in flight, answer ms) per push host: why a hand-off took long (docs/capacity.md)
+            "windows": sender.windows(),
         },
     )
     return BatchReport(recorder.batch_id, recorder.alert.id, handed_off=True)

@@ -213,6 +213,8 @@ class PipelinedSender(PushSender, Protocol):
 
     def drain(self, timeout_s: float | None = None) -> bool: ...
 
+    def windows(self) -> dict[str, tuple[int, int, int]]: ...
+
 
 class HostHealth(Protocol):
     """Per push-host state shared by all workers: Retry-After backoff and the circuit breaker."""

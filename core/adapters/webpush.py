@@ -27,7 +27,7 @@ from core.adapters.http11 import (
 )
 from core.adapters.push_client import Heads, PushClient, Slot
 from core.adapters.push_crypto import VapidSigner, encrypt, encrypt_aes128gcm
-from core.adapters.window import AdaptiveWindow, FixedWindow, Window
+from core.adapters.window import AdaptiveWindow, FixedWindow, Window, judge
 from core.ports import HostHealth, PushMessage, PushResult
 
 __all__ = [
@@ -48,6 +48,7 @@ WATCHDOG_TICK_S = 0.1
 # A batch whose remaining pushes have waited this long for full windows, while request slots
 # sit idle, is handed off before all its pushes have started (see _watch).
 HAND_OFF_AFTER_S = 0.5
+LAG_GAIN = 0.25  # the event loop's lag, smoothed over about four watchdog ticks
 MAX_HOSTS = 10_000
 
 
@@ -66,12 +67,9 @@ class SenderConfig:
     # uvloop's event loop and transports take ~10 % less CPU per push than asyncio's (measured
     # in the fan-out benchmark: 372-384 vs 395-426 µs per delivery, sink included).
     event_loop: str = "asyncio"
-    # Batches still being handed over in one process (pushes not yet started), and batches open
-    # at all (the others only wait for their last answers: a 2 s tail, a retry, a slow host).
-    # Their requests share the `concurrency` slots, so these bound the threads and ledger
-    # buffers beside them, not the requests in flight. Counting a batch that only waits for
-    # its tail against the first bound idled the slots: with a 1 % tail of 2 s every batch
-    # lingers 2 s, and four lingering batches kept the process from its next one.
+    # Batches being handed over in one process, and open at all (the rest only wait for their
+    # last answers: a 2 s tail, a slow host). They bound threads and ledger buffers, not the
+    # requests in flight; a lingering batch must not keep the process from its next one.
     max_open_jobs: int = 4
     max_lingering_jobs: int = 16
 
@@ -188,6 +186,7 @@ class Http11PushSender:
         self._slots: list[Slot] = []
         self._watchdog: asyncio.Task[None] | None = None
         self._open: set[SendJob] = set()
+        self._lag_s = 0.0
         self._room = threading.Condition()
         self._starting = threading.Lock()
 
@@ -255,6 +254,18 @@ class Http11PushSender:
         """Until every open batch has its last answer (False: still some after the timeout)."""
         with self._room:
             return self._room.wait_for(lambda: not self._open, timeout_s)
+
+    def windows(self) -> dict[str, tuple[int, int, int]]:
+        """(window, in flight, smoothed answer ms) per host, and "loop lag" ms, for the log."""
+        lanes = dict(self._lanes)  # a copy: the sender's thread may add a host meanwhile
+        return {"loop lag": (0, 0, round(self._lag_s * 1000))} | {
+            host: (
+                lane.window.size,
+                lane.in_flight,
+                round(getattr(lane.window, "smoothed_rtt", 0.0) * 1000),
+            )
+            for host, lane in lanes.items()
+        }
 
     def window_size(self, host: str) -> int | None:
         """Requests this process lets be in flight to `host` now (None: not sent to yet)."""
@@ -367,7 +378,9 @@ class Http11PushSender:
                 )
             finally:
                 lane.in_flight -= 1
-            self._tell(lane, result)
+            # Answer times include this process's own loop lag, on purpose
+            # (docs/capacity.md#in-flight-windows).
+            judge(lane.window, result.status, result.error, result.elapsed_s, lane.in_flight + 1)
             if not lane.ready and lane.queue and lane.in_flight < lane.window.size:
                 lane.ready = True
                 self._ready.append(lane)
@@ -412,23 +425,6 @@ class Http11PushSender:
         job.queued -= dropped
         self._settle(job, dropped)
 
-    @staticmethod
-    def _tell(lane: _Lane, result: PushResult) -> None:
-        """Feed the host's window what the answer says about its load."""
-        status = result.status
-        now = time.monotonic()
-        if status is not None:
-            if status == 429:
-                lane.window.throttled(now)
-            elif status >= 500:
-                lane.window.failed(now)
-            else:
-                lane.window.answered(result.elapsed_s, lane.in_flight + 1, now)
-        elif result.error == "timeout":
-            lane.window.throttled(now)
-        elif result.error == "connect":
-            lane.window.failed(now)
-
     async def _watch(self) -> None:
         """Enforces every request's read timeout and overall deadline from one timer, and stops
         cancelled batches whose pushes wait behind a full window.
@@ -439,8 +435,11 @@ class Http11PushSender:
         are met within WATCHDOG_TICK_S."""
         tick = min(WATCHDOG_TICK_S, self.config.read_timeout_s / 10, self.config.deadline_s / 10)
         while True:
+            asleep = time.monotonic()
             await asyncio.sleep(tick)
             now = time.monotonic()
+            # How late the loop runs what is due (the hand-off log shows it).
+            self._lag_s += (max(now - asleep - tick, 0.0) - self._lag_s) * LAG_GAIN
             for slot in self._slots:
                 if (
                     slot.deadline is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from typing import Protocol
 
 # The window starts small and doubles per round trip (slow start) until the first sign of
@@ -141,3 +142,21 @@ class AdaptiveWindow:
             return  # one cut per round trip: the answers already on their way say the same
         self.limit = max(self.minimum, self.limit * factor)
         self._cut_until = now + max(self.smoothed_rtt, 0.001)
+
+
+def judge(
+    window: Window, status: int | None, error: str | None, elapsed_s: float, in_flight: int
+) -> None:
+    """Feed a host's window what one answer says about its load."""
+    now = time.monotonic()
+    if status is not None:
+        if status == 429:
+            window.throttled(now)
+        elif status >= 500:
+            window.failed(now)
+        else:
+            window.answered(elapsed_s, in_flight, now)
+    elif error == "timeout":
+        window.throttled(now)
+    elif error == "connect":
+        window.failed(now)
