@@ -40,7 +40,7 @@ __all__ = ["Declaration", "Settings", "SettingsError", "Topic", "declarations", 
 
 MAX_TTL_S: Final = 4 * 7 * 24 * 3600
 DAY_S: Final = 24 * 3600
-
+FRESHEST_FIRST_HELP: Final = "recently seen readers get topic alerts first (docs/capacity.md)"
 
 _TOPICS = (
     "breaking:Breaking news|Habari za dharura:default,politics:Politics|Siasa,"
@@ -181,6 +181,7 @@ class Settings(UpkeepSettings):
     batch_size: int = setting(
         "NEWSFLASH_BATCH_SIZE", Whole(1, 10_000), "1000", "subscribers per delivery task"
     )
+    freshest_first: bool = setting("NEWSFLASH_FRESHEST_FIRST", Flag(), "on", FRESHEST_FIRST_HELP)
     concurrency_per_process: int = setting(
         "NEWSFLASH_CONCURRENCY",
         Whole(1, 2000),
@@ -494,7 +495,6 @@ def load_settings(
     missing_secret_files_ok: bool = False,
 ) -> Settings:
     """Build Settings from the environment (the only reader of os.environ) and an optional .env.
-
     missing_secret_files_ok: for `newsflash init`, which is about to create them."""
     env = read_environment(environ, env_file)
     return Loader(env, declarations(), missing_secret_files_ok).load(Settings)

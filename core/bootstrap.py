@@ -290,6 +290,7 @@ class Container:
                 receipts=self.receipts,
                 default_lang=s.default_lang,
                 utm=self.utm_tags,
+                freshest_first=s.freshest_first,
             ),
         )
 

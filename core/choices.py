@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.freshness import Cursor
 from core.model import Alert, AlertKind, Lane
 from core.ports import TaskQueue
 from core.quiet import waits_for_readers
@@ -23,7 +24,7 @@ MAX_EXTRA_PAGES = 4  # a page mostly asleep is topped up at most this often
 class AudiencePage:
     """One keyset page of an alert's audience, sorted by the readers' choices."""
 
-    last_id: int
+    last: Cursor  # the planning cursor after this page
     send: list[int] = field(default_factory=list)
     held: list[tuple[int, float]] = field(default_factory=list)  # (subscription, release time)
     expired: list[int] = field(default_factory=list)  # quiet until after the alert's TTL
@@ -37,7 +38,7 @@ class AudiencePage:
     def merged(self, later: AudiencePage) -> AudiencePage:
         """This page and the next one (read after it) as one."""
         return AudiencePage(
-            later.last_id,
+            later.last,
             self.send + later.send,
             self.held + later.held,
             self.expired + later.expired,
@@ -48,10 +49,16 @@ class AudiencePage:
 
 class ChoiceStore(Protocol):
     def next_choice_page(
-        self, alert: Alert, after_id: int, limit: int, now: float
+        self, alert: Alert, after: Cursor, limit: int, now: float
     ) -> AudiencePage | None: ...
+    def choice_page_of(
+        self, alert: Alert, ids: list[int], last: Cursor, now: float
+    ) -> AudiencePage:
+        """These readers (those still in the audience), sorted by their choices."""
+        ...
+
     def add_choice_page(
-        self, alert: Alert, after_id: int, page: AudiencePage, now: float
+        self, alert: Alert, after: Cursor, page: AudiencePage, now: float
     ) -> int | None: ...
     def settle_audience(self, alert_id: int) -> None: ...
     def release_held(self, now: float, limit: int, batch_size: int) -> list[tuple[int, int]]: ...
@@ -64,11 +71,11 @@ def uses_choices(alert: Alert) -> bool:
 
 def choice_step(
     alert: Alert,
-    after: int,
+    after: Cursor,
     choices: ChoiceStore,
     batch_size: int,
     clock: Callable[[], float],
-) -> tuple[int | None, int] | None:
+) -> tuple[int | None, Cursor] | None:
     """Plan one batch: (the batch to push now or None, the new cursor); None when done.
 
     Held and capped readers leave gaps in a page, so pages are read until the batch to push is
@@ -85,10 +92,29 @@ def choice_step(
         # About as many rows as should hold the pushes still missing, at this page's rate.
         rate = max(len(page.send), 1) / max(page.rows, 1)
         limit = min(batch_size, int(missing / rate) + 1)
-        more = choices.next_choice_page(alert, page.last_id, limit, now)
+        more = choices.next_choice_page(alert, page.last, limit, now)
         if more is None:
             break
         page = page.merged(more)
+    return _commit(alert, after, page, choices, now)
+
+
+def choice_sweep_step(
+    alert: Alert,
+    after: Cursor,
+    ids: list[int],
+    last: Cursor,
+    choices: ChoiceStore,
+    clock: Callable[[], float],
+) -> tuple[int | None, Cursor]:
+    """Plan the final sweep's next readers (core/freshness.py) with their choices applied."""
+    now = clock()
+    return _commit(alert, after, choices.choice_page_of(alert, ids, last, now), choices, now)
+
+
+def _commit(
+    alert: Alert, after: Cursor, page: AudiencePage, choices: ChoiceStore, now: float
+) -> tuple[int | None, Cursor]:
     batch_id = choices.add_choice_page(alert, after, page, now)
     if page.held or page.capped or page.expired:
         log.info(
@@ -100,7 +126,7 @@ def choice_step(
                 "capped": len(page.capped),
             },
         )
-    return batch_id, page.last_id
+    return batch_id, page.last
 
 
 def release_held(

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.choices import ChoiceStore, choice_step, uses_choices
+from core.choices import ChoiceStore, choice_step, choice_sweep_step, uses_choices
 from core.completion import finish_if_done
 from core.endpoints import EndpointPolicy
+from core.freshness import SWEEP, Cursor, resume_at, sweep_since, walks_freshest_first
 from core.model import Alert, AlertKind, Lane
 from core.ports import PlanningConflict, PlanningStore, RecoveryStore, TaskQueue
 from core.receipts import Receipts
@@ -18,6 +19,7 @@ from core.retention import addressed_by_topics
 from core.utm import UtmTags
 
 log = logging.getLogger("newsflash.delivery")
+SWEEP_PAGES = 20  # the final sweep looks up this many batches' worth of readers at a time
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class DeliveryPolicy:
     default_lang: str = "en"
     # UTM tags for click-through URLs (None: off by setting).
     utm: UtmTags | None = None
+    # Topic alerts reach the most recently seen readers first (core/freshness.py).
+    freshest_first: bool = True
 
 
 def plan_fanout(
@@ -52,8 +56,9 @@ def plan_fanout(
     choices: ChoiceStore | None = None,
     pruned: Callable[[int], bool] | None = None,
 ) -> int:
-    """Walk the audience in keyset pages of ids; one delivery task per page. Resumable.
+    """Walk the audience in keyset pages; one delivery task per page. Resumable.
 
+    Topic alerts are walked freshest first (core/freshness.py), others in id order.
     `pruned(alert_id)` says whether retention removed an alert's ledger (core/retention.py): a
     correction of such an alert is addressed by its topics instead.
 
@@ -64,6 +69,7 @@ def plan_fanout(
     alert = store.start_sending(alert_id, clock())
     if alert is None:
         return 0
+    fresh = policy.freshest_first and walks_freshest_first(alert)  # never a correction
     if pruned is not None:
         alert = addressed_by_topics(alert, pruned)
     lane = alert.lane
@@ -71,17 +77,15 @@ def plan_fanout(
     if alert.kind is AlertKind.UPDATE and choices is None:
         store.finish_planning(alert_id, clock())  # followers are known to the choices store only
         return 0
-    after = store.planned_through(alert_id)
+    planner = _Planner(alert, store, choices if with_choices else None, policy, clock)
+    after = resume_at(alert, store.planning_cursor(alert_id), fresh)
     pages = planned = 0
     while True:
         if pages % 20 == 0 and store.is_stopped(alert_id):
             log.info("planning stopped", extra={"alert_id": alert_id})
             return planned
         try:
-            if choices is not None and with_choices:
-                step = choice_step(alert, after, choices, policy.batch_size, clock)
-            else:
-                step = _plain_step(alert, after, store, policy.batch_size, clock)
+            step = planner.step(after)
         except PlanningConflict:
             log.info("another planner is ahead; stopping", extra={"alert_id": alert_id})
             return planned
@@ -100,13 +104,61 @@ def plan_fanout(
     return planned
 
 
+Step = tuple[int | None, Cursor] | None  # (the batch to push or None, the new cursor); None: done
+
+
+class _Planner:
+    """One run's steps through an alert's audience: id order, or the freshest-first walk and
+    then the final sweep (core/freshness.py)."""
+
+    def __init__(
+        self,
+        alert: Alert,
+        store: PlanningStore,
+        choices: ChoiceStore | None,
+        policy: DeliveryPolicy,
+        clock: Callable[[], float],
+    ) -> None:
+        self.alert, self.store, self.choices, self.clock = alert, store, choices, clock
+        self.batch_size = policy.batch_size
+        self.pending: list[int] = []  # the sweep's readers still to plan, in id order
+        self.examined = 0  # the last id the sweep looked at
+
+    def step(self, after: Cursor) -> Step:
+        if not after.sweeping:
+            if self.choices is not None:
+                step = choice_step(self.alert, after, self.choices, self.batch_size, self.clock)
+            else:
+                step = _plain_step(self.alert, after, self.store, self.batch_size, self.clock)
+            if step is not None or not after.walking:
+                return step
+        return self._sweep(after)
+
+    def _sweep(self, after: Cursor) -> Step:
+        if not self.pending:
+            # Recomputed on each run: what a crashed or overtaken run planned is left out.
+            self.pending, self.examined = self.store.unplanned_since(
+                self.alert,
+                after.id if after.sweeping else 0,
+                sweep_since(self.alert),
+                SWEEP_PAGES * self.batch_size,
+            )
+            if not self.pending:
+                return None
+        ids, self.pending = self.pending[: self.batch_size], self.pending[self.batch_size :]
+        last = Cursor(ids[-1] if self.pending else self.examined, SWEEP)
+        if self.choices is not None:
+            return choice_sweep_step(self.alert, after, ids, last, self.choices, self.clock)
+        return self.store.add_batch(self.alert.id, ids, after, last, self.clock()), last
+
+
 def _plain_step(
-    alert: Alert, after: int, store: PlanningStore, batch_size: int, clock: Callable[[], float]
-) -> tuple[int | None, int] | None:
-    ids = store.next_audience_page(alert, after, batch_size)
+    alert: Alert, after: Cursor, store: PlanningStore, batch_size: int, clock: Callable[[], float]
+) -> Step:
+    ids, last = store.next_audience_page(alert, after, batch_size)
     if not ids:
         return None
-    return store.add_batch(alert.id, ids, ids[-1], clock()), ids[-1]
+    return store.add_batch(alert.id, ids, after, last, clock()), last
 
 
 def _enqueue_batch(queue: TaskQueue, batch_id: int, alert_id: int, lane: Lane) -> None:

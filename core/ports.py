@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from core.freshness import Cursor
 from core.model import (
     Alert,
     AlertDraft,
@@ -94,10 +95,29 @@ class PlanningStore(AlertReads, Protocol):
     """Walking an alert's audience into batches, resumably (the planning cursor)."""
 
     def start_sending(self, alert_id: int, now: float) -> Alert | None: ...
-    def next_audience_page(self, alert: Alert, after_id: int, limit: int) -> list[int]: ...
-    def add_batch(self, alert_id: int, ids: Sequence[int], last_id: int, now: float) -> int: ...
+    def next_audience_page(
+        self, alert: Alert, after: Cursor, limit: int
+    ) -> tuple[list[int], Cursor]:
+        """The next keyset page after `after` in the cursor's order, and the cursor after it."""
+        ...
+
+    def add_batch(
+        self, alert_id: int, ids: Sequence[int], after: Cursor, last: Cursor, now: float
+    ) -> int:
+        """Commit a page with the cursor moving from `after` to `last`; PlanningConflict if the
+        stored cursor is no longer `after` (another planner moved it)."""
+        ...
+
+    def unplanned_since(
+        self, alert: Alert, after_id: int, since: float, limit: int
+    ) -> tuple[list[int], int]:
+        """The final sweep: up to `limit` readers of the audience seen at or after `since`, with
+        ids above `after_id`, in id order, that no plan batch or ledger row of the alert holds;
+        and the last id examined (`after_id` when there are none)."""
+        ...
+
     def finish_planning(self, alert_id: int, now: float) -> None: ...
-    def planned_through(self, alert_id: int) -> int: ...
+    def planning_cursor(self, alert_id: int) -> Cursor: ...
 
 
 class LedgerStore(AlertReads, Protocol):

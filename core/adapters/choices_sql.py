@@ -30,8 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.adapters import tables as t
+from core.adapters.planning_sql import at_cursor, cursor_after, keyset_page
 from core.adapters.recovery_sql import add_retry_batch
 from core.choices import AudiencePage
+from core.freshness import Cursor
 from core.model import Alert, AlertKind, AlertStatus, BatchStatus, LedgerStatus
 from core.ports import PlanningConflict
 from core.quiet import release_at, still_wanted, utc_minute, waits_for_readers
@@ -73,10 +75,51 @@ class SqlReaderChoices:
 
     # -- planning ---------------------------------------------------------------------------
     def next_choice_page(
-        self, alert: Alert, after_id: int, limit: int, now: float
+        self, alert: Alert, after: Cursor, limit: int, now: float
     ) -> AudiencePage | None:
         """The next page of the audience with each reader's choice applied (None: no more)."""
         s, f = t.subscriptions, t.story_follows
+        columns = self._columns(alert, now)
+        if alert.kind is AlertKind.UPDATE:
+            st = t.stories
+            story_open = exists().where(
+                st.c.key == alert.story_key, st.c.closed_at.is_(None), st.c.closes_at > now
+            )
+            q = (
+                select(*columns)
+                .select_from(f.join(s, s.c.id == f.c.subscription_id))
+                .where(f.c.story_key == alert.story_key, f.c.subscription_id > after.id, story_open)
+                .order_by(f.c.subscription_id)
+            )
+        else:
+            q = keyset_page(select(*columns).where(self._in_audience(alert)), after)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.limit(limit)).all()
+        if not rows:
+            return None
+        return _sort_page(alert, rows, now, cursor_after(rows[-1], after))
+
+    def choice_page_of(
+        self, alert: Alert, ids: list[int], last: Cursor, now: float
+    ) -> AudiencePage:
+        """These readers, those of them still in the audience, with their choices applied."""
+        s = t.subscriptions
+        q = (
+            select(*self._columns(alert, now))
+            .where(s.c.id.in_(ids), self._in_audience(alert))
+            .order_by(s.c.id)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return _sort_page(alert, rows, now, last)
+
+    def _in_audience(self, alert: Alert) -> Any:
+        return t.subscriptions.c.topic_mask.op("&")(self.mask_of(alert.topics)) != 0
+
+    def _columns(self, alert: Alert, now: float) -> tuple[Any, ...]:
+        """(id, last_seen_at, hold, has_cap): hold is CAPPED, the UTC minute quiet hours end, or
+        None to push now."""
+        s = t.subscriptions
         waits = waits_for_readers(alert)
         hold = (
             case(
@@ -88,34 +131,10 @@ class SqlReaderChoices:
             else literal(None, Integer)
         )
         has_cap = s.c.daily_cap.is_not(None) if waits else literal(False)
-        if alert.kind is AlertKind.UPDATE:
-            st = t.stories
-            story_open = exists().where(
-                st.c.key == alert.story_key, st.c.closed_at.is_(None), st.c.closes_at > now
-            )
-            q = (
-                select(s.c.id, hold, has_cap)
-                .select_from(f.join(s, s.c.id == f.c.subscription_id))
-                .where(f.c.story_key == alert.story_key, f.c.subscription_id > after_id, story_open)
-                .order_by(f.c.subscription_id)
-                .limit(limit)
-            )
-        else:
-            mask = self.mask_of(alert.topics)
-            q = (
-                select(s.c.id, hold, has_cap)
-                .where(s.c.id > after_id, s.c.topic_mask.op("&")(mask) != 0)
-                .order_by(s.c.id)
-                .limit(limit)
-            )
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        if not rows:
-            return None
-        return _sort_page(alert, rows, now)
+        return s.c.id, s.c.last_seen_at, hold, has_cap
 
     def add_choice_page(
-        self, alert: Alert, after_id: int, page: AudiencePage, now: float
+        self, alert: Alert, after: Cursor, page: AudiencePage, now: float
     ) -> int | None:
         """Commit a page: the batch of readers to push now (its id, or None if nobody), the held,
         expired and capped readers' ledger rows, their counts, the cap counters and the cursor,
@@ -124,9 +143,10 @@ class SqlReaderChoices:
         with self.engine.begin() as conn:
             seq = conn.execute(
                 update(a)
-                .where(a.c.id == alert.id, a.c.planned_through == after_id, a.c.planned.is_(False))
+                .where(a.c.id == alert.id, at_cursor(after), a.c.planned.is_(False))
                 .values(
-                    planned_through=page.last_id,
+                    planned_through=page.last.id,
+                    planned_seen=page.last.seen,
                     batches_total=a.c.batches_total + (1 if page.send else 0),
                     progress_at=now,
                     held=a.c.held + len(page.held) + len(page.expired),
@@ -231,11 +251,11 @@ class SqlReaderChoices:
             )
 
 
-def _sort_page(alert: Alert, rows: Sequence[Any], now: float) -> AudiencePage:
+def _sort_page(alert: Alert, rows: Sequence[Any], now: float, last: Cursor) -> AudiencePage:
     """Split one page by the hold column the database computed (no per-reader rules here)."""
-    page = AudiencePage(last_id=int(rows[-1][0]))
+    page = AudiencePage(last)
     release: dict[int, float] = {}
-    for sid, hold, has_cap in rows:
+    for sid, _seen, hold, has_cap in rows:
         if hold is None:
             page.send.append(int(sid))
         elif hold == CAPPED:

@@ -1,16 +1,30 @@
-"""Planning on SQLite or PostgreSQL: an alert's audience walked in keyset pages of ids, each
-page committed as a batch together with the planning cursor."""
+"""Planning on SQLite or PostgreSQL: an alert's audience walked in keyset pages (freshest first
+or by id, core/freshness.py), each page committed as a batch together with the planning cursor."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Select,
+    and_,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 
 from core.adapters import tables as t
 from core.adapters.alerts_sql import AlertReader
 from core.adapters.sql import TopicBits, row_to_alert
+from core.freshness import Cursor
 from core.model import Alert, AlertKind, AlertStatus, BatchStatus, LedgerStatus
 from core.ports import PlanningConflict
 
@@ -41,20 +55,22 @@ class SqlPlanning(AlertReader):
             return None
         return row_to_alert(row)
 
-    def planned_through(self, alert_id: int) -> int:
+    def planning_cursor(self, alert_id: int) -> Cursor:
+        a = t.alerts
         with self.engine.connect() as conn:
-            return int(
-                conn.execute(
-                    select(t.alerts.c.planned_through).where(t.alerts.c.id == alert_id)
-                ).scalar_one()
-            )
+            through, seen = conn.execute(
+                select(a.c.planned_through, a.c.planned_seen).where(a.c.id == alert_id)
+            ).one()
+        return Cursor(int(through), None if seen is None else float(seen))
 
-    def next_audience_page(self, alert: Alert, after_id: int, limit: int) -> list[int]:
+    def next_audience_page(
+        self, alert: Alert, after: Cursor, limit: int
+    ) -> tuple[list[int], Cursor]:
         if alert.kind is AlertKind.TEST:
             s = t.subscriptions
             q = (
                 select(s.c.id)
-                .where(s.c.id > after_id, s.c.test_device_user_id == alert.test_user_id)
+                .where(s.c.id > after.id, s.c.test_device_user_id == alert.test_user_id)
                 .order_by(s.c.id)
                 .limit(limit)
             )
@@ -64,7 +80,7 @@ class SqlPlanning(AlertReader):
                 select(d.c.subscription_id)
                 .where(
                     d.c.alert_id == alert.corrects_id,
-                    d.c.subscription_id > after_id,
+                    d.c.subscription_id > after.id,
                     d.c.status != int(LedgerStatus.GONE),
                 )
                 .order_by(d.c.subscription_id)
@@ -73,39 +89,33 @@ class SqlPlanning(AlertReader):
         else:
             s = t.subscriptions
             mask = self.topics.mask_of(alert.topics)
-            q = (
-                select(s.c.id)
-                .where(s.c.id > after_id, s.c.topic_mask.op("&")(mask) != 0)
-                .order_by(s.c.id)
-                .limit(limit)
-            )
+            q = keyset_page(
+                select(s.c.id, s.c.last_seen_at).where(s.c.topic_mask.op("&")(mask) != 0), after
+            ).limit(limit)
         with self.engine.connect() as conn:
-            return [int(x) for x in conn.execute(q).scalars()]
+            rows = conn.execute(q).all()
+        if not rows:
+            return [], after
+        return [int(r[0]) for r in rows], cursor_after(rows[-1], after)
 
-    def add_batch(self, alert_id: int, ids: Sequence[int], last_id: int, now: float) -> int:
+    def add_batch(
+        self, alert_id: int, ids: Sequence[int], after: Cursor, last: Cursor, now: float
+    ) -> int:
         """Commit a page with the planning cursor; a concurrent planner loses the race cleanly."""
+        a = t.alerts
         with self.engine.begin() as conn:
-            after = conn.execute(
-                select(t.alerts.c.planned_through).where(t.alerts.c.id == alert_id)
-            ).scalar_one()
-            if ids[0] <= after:
-                # Pages are keyset pages in id order: one that starts at or before the cursor
-                # was read by a planner another one has overtaken; adding it would plan those
-                # readers twice (and count them twice in the audience).
-                raise PlanningConflict(alert_id)
+            # Only from the cursor this page was read at: a planner another one has overtaken
+            # would plan those readers twice (and count them twice in the audience).
             moved = conn.execute(
-                update(t.alerts)
-                .where(
-                    t.alerts.c.id == alert_id,
-                    t.alerts.c.planned_through == after,
-                    t.alerts.c.planned.is_(False),
-                )
+                update(a)
+                .where(a.c.id == alert_id, at_cursor(after), a.c.planned.is_(False))
                 .values(
-                    planned_through=last_id,
-                    batches_total=t.alerts.c.batches_total + 1,
+                    planned_through=last.id,
+                    planned_seen=last.seen,
+                    batches_total=a.c.batches_total + 1,
                     progress_at=now,
                 )
-                .returning(t.alerts.c.batches_total)
+                .returning(a.c.batches_total)
             ).scalar_one_or_none()
             if moved is None:
                 raise PlanningConflict(alert_id)
@@ -126,6 +136,34 @@ class SqlPlanning(AlertReader):
                 ).scalar_one()
             )
 
+    def unplanned_since(
+        self, alert: Alert, after_id: int, since: float, limit: int
+    ) -> tuple[list[int], int]:
+        s = t.subscriptions
+        mask = self.topics.mask_of(alert.topics)
+        while True:
+            with self.engine.connect() as conn:
+                ids = [
+                    int(i)
+                    for i in conn.execute(
+                        select(s.c.id)
+                        .where(
+                            s.c.last_seen_at >= since,
+                            s.c.id > after_id,
+                            s.c.topic_mask.op("&")(mask) != 0,
+                        )
+                        .order_by(s.c.id)
+                        .limit(limit)
+                    ).scalars()
+                ]
+                if not ids:
+                    return [], after_id
+                taken = planned_among(conn, alert.id, ids)
+            after_id = ids[-1]
+            unplanned = [i for i in ids if i not in taken]
+            if unplanned:
+                return unplanned, after_id
+
     def finish_planning(self, alert_id: int, now: float) -> None:
         with self.engine.begin() as conn:
             audience = conn.execute(
@@ -138,3 +176,53 @@ class SqlPlanning(AlertReader):
                 .where(t.alerts.c.id == alert_id)
                 .values(planned=True, audience=int(audience), progress_at=now)
             )
+
+
+def keyset_page(q: Select[Any], after: Cursor) -> Select[Any]:
+    """The subscriptions after the cursor in its order: (last_seen_at, id) descending while the
+    walk is on (along ix_subscriptions_seen_id, no sort), else id ascending."""
+    s = t.subscriptions
+    if after.walking:
+        return q.where(tuple_(s.c.last_seen_at, s.c.id) < tuple_(after.seen, after.id)).order_by(
+            s.c.last_seen_at.desc(), s.c.id.desc()
+        )
+    return q.where(s.c.id > after.id).order_by(s.c.id)
+
+
+def cursor_after(row: Any, after: Cursor) -> Cursor:
+    """The cursor after a page whose last row is (id, last_seen_at, ...)."""
+    return Cursor(int(row[0]), float(row[1])) if after.walking else Cursor(int(row[0]))
+
+
+def at_cursor(after: Cursor) -> ColumnElement[bool]:
+    """The alert's stored cursor is still `after`."""
+    a = t.alerts
+    seen = a.c.planned_seen.is_(None) if after.seen is None else a.c.planned_seen == after.seen
+    here = and_(a.c.planned_through == after.id, seen)
+    if after.id == 0:
+        # Nothing planned yet: the stored cursor is still the empty one, whatever the order.
+        return or_(here, and_(a.c.planned_through == 0, a.c.planned_seen.is_(None)))
+    return here
+
+
+def planned_among(conn: Connection, alert_id: int, ids: Sequence[int]) -> set[int]:
+    """Which of these readers a plan batch or a ledger row of the alert already holds."""
+    wanted = set(ids)
+    taken: set[int] = set()
+    b, d = t.batches, t.deliveries
+    pages = conn.execution_options(yield_per=64).execute(
+        select(b.c.subscription_ids).where(b.c.alert_id == alert_id, b.c.kind == "plan")
+    )
+    for (listed,) in pages:
+        taken.update(wanted.intersection(json.loads(listed)))
+    for start in range(0, len(ids), 500):
+        part = ids[start : start + 500]
+        taken.update(
+            int(i)
+            for i in conn.execute(
+                select(d.c.subscription_id).where(
+                    d.c.alert_id == alert_id, d.c.subscription_id.in_(part)
+                )
+            ).scalars()
+        )
+    return taken

@@ -69,6 +69,8 @@ subscriptions = Table(
     Column("cap_day", Integer, nullable=True),
     Column("cap_count", SmallInteger, nullable=True),
     Column("platform", String(16), nullable=True),  # android, ios, desktop: the widget's word
+    # The planner's freshest-first walk reads pages along this index, newest first.
+    Index("ix_subscriptions_seen_id", "last_seen_at", "id"),
 )
 
 # New and lost subscriptions per hour since the epoch (/ops shows them per newsroom day); rows
@@ -142,6 +144,9 @@ alerts = Table(
     Column("progress_at", Float, nullable=True),
     Column("planned", Boolean, nullable=False, default=False),
     Column("planned_through", BigInteger, nullable=False, default=0),
+    # The freshest-first walk's last_seen_at at the cursor (with planned_through's id); -1 in the
+    # final sweep; NULL in id order (core/freshness.py).
+    Column("planned_seen", Float, nullable=True),
     Column("batches_total", Integer, nullable=False, default=0),
     Column("batches_done", Integer, nullable=False, default=0),
     Column("audience", BigInteger, nullable=False, default=0),

@@ -4,6 +4,7 @@ after the TTL), and story updates reach followers only."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -97,10 +98,15 @@ def deliver_all(store: SqlStores, queue: RecordingQueue, sent: list[int], at: fl
     queue.batches.clear()
 
 
+@pytest.mark.parametrize("freshest_first", [True, False])
 def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
-    store: SqlStores, choices: SqlReaderChoices
+    store: SqlStores, choices: SqlReaderChoices, freshest_first: bool
 ) -> None:
     ids = readers(store)
+    with store.engine.begin() as conn:  # the first reader seen last: both orders read alike
+        for n, sid in enumerate(ids.values()):
+            s = t.subscriptions
+            conn.execute(update(s).where(s.c.id == sid).values(last_seen_at=100.0 - n))
     alert, _ = store.alerts.create_alert(
         draft(["politics"], urgency=Urgency.NORMAL, ttl_s=12 * 3600),
         "k",
@@ -109,8 +115,9 @@ def test_routine_alerts_wait_for_quiet_hours_and_respect_caps(
         EVENING,
     )
     queue = RecordingQueue()
+    policy = dataclasses.replace(POLICY, freshest_first=freshest_first)
     delivery.plan_fanout(
-        alert.id, store.planning, queue, POLICY, clock=lambda: EVENING, choices=choices
+        alert.id, store.planning, queue, policy, clock=lambda: EVENING, choices=choices
     )
     assert planned_ids(store.engine, alert.id) == sorted(
         [ids["plain"], ids["room"], ids["awake"], ids["also"]]

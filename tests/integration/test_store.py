@@ -13,6 +13,7 @@ from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.stores_sql import SqlStores
 from core.errors import Conflict
+from core.freshness import resume_at
 from core.model import AlertStatus, LedgerStatus, SubscriptionInput
 from core.ports import PlanningConflict, PushResult
 from tests.support.fakes import RecordingQueue, ScriptedSender
@@ -176,20 +177,25 @@ def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStores) -
     assert losses == [("gone", 1)]
 
 
-def test_a_page_read_before_another_planner_moved_the_cursor_is_refused(store: SqlStores) -> None:
-    for n in range(1, 8):
-        store.subscriptions.upsert(sub(n), 1)
+@pytest.mark.parametrize("freshest_first", [True, False])
+def test_a_page_read_before_another_planner_moved_the_cursor_is_refused(
+    store: SqlStores, freshest_first: bool
+) -> None:
+    ids = [store.subscriptions.upsert(sub(n), 1)[0].id for n in range(1, 8)]
     alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
     sending = store.planning.start_sending(alert.id, 2.0)
     assert sending is not None
-    # Two planners (a slow one and the reconciler's) both read the first page at cursor 0.
-    page = store.planning.next_audience_page(sending, store.planning.planned_through(alert.id), 3)
-    assert store.planning.next_audience_page(sending, 0, 3) == page
-    store.planning.add_batch(alert.id, page, page[-1], 3.0)
+    # Two planners (a slow one and the reconciler's) both read the first page at the start.
+    start = resume_at(sending, store.planning.planning_cursor(alert.id), freshest_first)
+    page, last = store.planning.next_audience_page(sending, start, 3)
+    assert store.planning.next_audience_page(sending, start, 3) == (page, last)
+    store.planning.add_batch(alert.id, page, start, last, 3.0)
     with pytest.raises(PlanningConflict):
-        store.planning.add_batch(alert.id, page, page[-1], 3.0)
-    rest = store.planning.next_audience_page(sending, store.planning.planned_through(alert.id), 10)
-    store.planning.add_batch(alert.id, rest, rest[-1], 4.0)
+        store.planning.add_batch(alert.id, page, start, last, 3.0)
+    assert store.planning.planning_cursor(alert.id) == last
+    rest, end = store.planning.next_audience_page(sending, last, 10)
+    store.planning.add_batch(alert.id, rest, last, end, 4.0)
+    assert sorted(page + rest) == ids
     store.planning.finish_planning(alert.id, 5.0)
     planned = store.alerts.get_alert(alert.id)
     assert planned is not None and planned.counts.audience == 7

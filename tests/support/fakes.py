@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from core.endpoints import push_host
+from core.freshness import Cursor
 from core.model import (
     FINAL_LEDGER_STATUSES,
     Alert,
@@ -70,6 +71,7 @@ class _Sub:
     auth: str
     topics: frozenset[str]
     test_device_user_id: int | None = None
+    seen: float = 0.0  # last_seen_at
 
 
 @dataclass
@@ -78,7 +80,7 @@ class _AlertRow:
     send_at: float | None = None
     progress_at: float = 0.0
     planned: bool = False
-    planned_through: int = 0
+    cursor: Cursor = field(default_factory=Cursor)
     batches_total: int = 0
     batches_done: int = 0
     delivered: int = 0
@@ -124,12 +126,18 @@ class FakeDeliveryStore:
 
     # -- seeding (what the subscription API and the newsroom would have stored) --------------
     def add_subscription(
-        self, topics: Iterable[str] = ("breaking",), endpoint: str | None = None
+        self, topics: Iterable[str] = ("breaking",), endpoint: str | None = None, seen: float = 0.0
     ) -> int:
         sid = max(self.subs, default=0) + 1
         url = endpoint or f"https://push.example.test/send/{sid}"
-        self.subs[sid] = _Sub(url, f"p256dh-{sid}", f"auth-{sid}", frozenset(topics))
+        self.subs[sid] = _Sub(url, f"p256dh-{sid}", f"auth-{sid}", frozenset(topics), seen=seen)
         return sid
+
+    def touch(self, sid: int, now: float) -> None:
+        """A resubscribe or topic change: last_seen_at moves up to now (never down)."""
+        with self._lock:
+            sub = self.subs[sid]
+            sub.seen = max(sub.seen, now)
 
     def add_alert(
         self,
@@ -216,8 +224,11 @@ class FakeDeliveryStore:
                 return None
             return self.get_alert(alert_id)
 
-    def next_audience_page(self, alert: Alert, after_id: int, limit: int) -> list[int]:
+    def next_audience_page(
+        self, alert: Alert, after: Cursor, limit: int
+    ) -> tuple[list[int], Cursor]:
         with self._lock:
+            after_id = after.id
             if alert.kind is AlertKind.TEST:
                 ids = [
                     i
@@ -232,17 +243,49 @@ class FakeDeliveryStore:
                     and sid > after_id
                     and r.status is not LedgerStatus.GONE
                 ]
+            elif after.walking:
+                wanted = set(alert.topics)
+                keys = sorted(
+                    ((s.seen, i) for i, s in self.subs.items() if s.topics & wanted),
+                    reverse=True,
+                )
+                page = [k for k in keys if k < (after.seen, after.id)][:limit]
+                if not page:
+                    return [], after
+                return [i for _, i in page], Cursor(page[-1][1], page[-1][0])
             else:
                 wanted = set(alert.topics)
                 ids = [i for i, s in self.subs.items() if i > after_id and s.topics & wanted]
-            return sorted(ids)[:limit]
+            ids = sorted(ids)[:limit]
+            return ids, (Cursor(ids[-1]) if ids else after)
 
-    def add_batch(self, alert_id: int, ids: Sequence[int], last_id: int, now: float) -> int:
+    def unplanned_since(
+        self, alert: Alert, after_id: int, since: float, limit: int
+    ) -> tuple[list[int], int]:
+        with self._lock:
+            wanted = set(alert.topics)
+            taken = {
+                i
+                for b in self.batches.values()
+                if b.alert_id == alert.id and b.kind == "plan"
+                for i in b.ids
+            } | {sid for (aid, sid) in self.ledger if aid == alert.id}
+            ids = sorted(
+                i
+                for i, s in self.subs.items()
+                if i > after_id and s.seen >= since and s.topics & wanted and i not in taken
+            )[:limit]
+            return ids, (ids[-1] if ids else after_id)
+
+    def add_batch(
+        self, alert_id: int, ids: Sequence[int], after: Cursor, last: Cursor, now: float
+    ) -> int:
         with self._lock:
             row = self.alerts[alert_id]
-            if row.planned or ids[0] <= row.planned_through:
+            started = row.cursor == Cursor() and after.id == 0
+            if row.planned or not (row.cursor == after or started):
                 raise PlanningConflict(alert_id)
-            row.planned_through = last_id
+            row.cursor = last
             row.batches_total += 1
             row.progress_at = now
             return self._new_batch(alert_id, row.batches_total, "plan", ids, now)
@@ -260,9 +303,9 @@ class FakeDeliveryStore:
             row.planned = True
             row.progress_at = now
 
-    def planned_through(self, alert_id: int) -> int:
+    def planning_cursor(self, alert_id: int) -> Cursor:
         with self._lock:
-            return self.alerts[alert_id].planned_through
+            return self.alerts[alert_id].cursor
 
     def claim_batch(self, batch_id: int, now: float, stale_after_s: float) -> Batch | None:
         with self._lock:

@@ -3,6 +3,7 @@ scheduled alerts) against in-memory fakes of its ports: no database, broker or n
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 
@@ -17,6 +18,7 @@ from core.delivery import (
     reconcile,
     schedule_due_retries,
 )
+from core.freshness import Cursor
 from core.model import Alert, AlertStatus, BatchStatus, Lane, LedgerStatus
 from tests.support.fakes import (
     Answer,
@@ -134,15 +136,20 @@ def test_plan_of_a_cancelled_alert_plans_nothing() -> None:
 class OvertakenStore(FakeDeliveryStore):
     """A store where a second planner adds each page just after this planner has read it."""
 
-    def next_audience_page(self, alert: Alert, after_id: int, limit: int) -> list[int]:
-        page = super().next_audience_page(alert, after_id, limit)
+    def next_audience_page(
+        self, alert: Alert, after: Cursor, limit: int
+    ) -> tuple[list[int], Cursor]:
+        page, last = super().next_audience_page(alert, after, limit)
         if page:
-            self.add_batch(alert.id, page, page[-1], 0.0)  # the rival commits it first
-        return page
+            self.add_batch(alert.id, page, after, last, 0.0)  # the rival commits it first
+        return page, last
 
 
-def test_a_planner_overtaken_by_another_stops_without_planning_anyone_twice() -> None:
-    w = World()
+@pytest.mark.parametrize("freshest_first", [True, False])
+def test_a_planner_overtaken_by_another_stops_without_planning_anyone_twice(
+    freshest_first: bool,
+) -> None:
+    w = World(dataclasses.replace(POLICY, freshest_first=freshest_first))
     w.store = OvertakenStore()
     readers = w.subscribers(25)
     alert_id = w.alert()
@@ -150,7 +157,9 @@ def test_a_planner_overtaken_by_another_stops_without_planning_anyone_twice() ->
     assert w.plan(alert_id) == 0
 
     assert w.queue.batches == []
-    assert [b.ids for b in w.store.batches.values()] == [tuple(readers[:10])]
+    # All seen at the same time: freshest first walks the newest ids first.
+    first = readers[::-1][:10] if freshest_first else readers[:10]
+    assert [b.ids for b in w.store.batches.values()] == [tuple(first)]
 
 
 # -- deliver a batch: outcomes ----------------------------------------------------------------
