@@ -38,6 +38,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
         out=Path(args.out) if args.out else None,
         label=args.label or "",
         quiet_share=args.quiet_share,
+        order=args.order,
     )
     report = run(opts)
     path = save(report, opts.out)
@@ -123,6 +124,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--timeout", type=float, help="seconds to wait for the fan-out")
     p.add_argument("--out", help="JSON report path (default bench/results/fanout-*.json)")
     p.add_argument("--label", help="a note stored in the report")
+    p.add_argument(
+        "--order",
+        choices=["fresh", "id"],
+        help="NEWSFLASH_FRESHEST_FIRST on (fresh) or off (id): the order the planner walks"
+        " readers in (the realistic profile gives subscribers ages)",
+    )
     p.add_argument(
         "--quiet-share",
         type=float,

@@ -70,6 +70,7 @@ class Options:
     quiet: bool = False
     label: str = ""
     quiet_share: float = 0.0  # readers in quiet hours (bench/quiet.py)
+    order: str | None = None  # fresh|id: NEWSFLASH_FRESHEST_FIRST on|off (None: the default)
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -141,12 +142,17 @@ def drop_database(url: str) -> None:
 
 
 def insert_subscriptions(
-    engine: Any, keys: bytes, endpoint_base: str | Callable[[int], str], mask: int
+    engine: Any,
+    keys: bytes,
+    endpoint_base: str | Callable[[int], str],
+    mask: int,
+    age_of: Callable[[int], float] | None = None,
 ) -> float:
     """Bulk insert: COPY on PostgreSQL, executemany on SQLite. Returns seconds taken.
 
     `endpoint_base` is the endpoint without the subscriber index, or a function of the index
-    giving it (the realistic profile spreads subscribers over four push services)."""
+    giving it (the realistic profile spreads subscribers over four push services). `age_of`:
+    seconds since each subscriber was last seen (else all are seen now)."""
     from core.adapters import tables as t
     from core.endpoints import push_host
 
@@ -156,12 +162,13 @@ def insert_subscriptions(
     now = time.time()
     started = time.monotonic()
 
-    def rows(start: int, stop: int) -> Iterator[tuple[str, str, str, str]]:
+    def rows(start: int, stop: int) -> Iterator[tuple[str, str, str, str, float]]:
         for i in range(start, stop):
             rec = keys[i * KEY_RECORD : (i + 1) * KEY_RECORD]
             base = base_of(i)
             host = hosts.get(base) or hosts.setdefault(base, push_host(base))
-            yield f"{base}{i}", b64url_encode(rec[:65]), b64url_encode(rec[65:]), host
+            seen = now - age_of(i) if age_of is not None else now
+            yield f"{base}{i}", b64url_encode(rec[:65]), b64url_encode(rec[65:]), host, seen
 
     if engine.dialect.name == "postgresql":
         raw = engine.raw_connection()
@@ -171,8 +178,8 @@ def insert_subscriptions(
             with cur.copy(f"COPY subscriptions ({columns}) FROM STDIN") as copy:
                 for start in range(0, count, 20_000):
                     lines = [
-                        f"{e}\t{p}\t{a}\t{mask}\t{h}\t{now}\t{now}\n"
-                        for e, p, a, h in rows(start, min(count, start + 20_000))
+                        f"{e}\t{p}\t{a}\t{mask}\t{h}\t{seen}\t{seen}\n"
+                        for e, p, a, h, seen in rows(start, min(count, start + 20_000))
                     ]
                     copy.write("".join(lines))
             raw.commit()
@@ -192,10 +199,10 @@ def insert_subscriptions(
                             "auth": a,
                             "topic_mask": mask,
                             "push_host": h,
-                            "created_at": now,
-                            "last_seen_at": now,
+                            "created_at": seen,
+                            "last_seen_at": seen,
                         }
-                        for e, p, a, h in rows(start, min(count, start + 20_000))
+                        for e, p, a, h, seen in rows(start, min(count, start + 20_000))
                     ],
                 )
     return time.monotonic() - started
@@ -587,6 +594,8 @@ def _env(
         # The first retry of a 503 after about a second, not ten: the run waits for every
         # deliverable subscriber (the report's config says which retry settings ran).
         env["NEWSFLASH_RETRY_BASE_S"] = "1"
+    if opts.order is not None:
+        env["NEWSFLASH_FRESHEST_FIRST"] = "on" if opts.order == "fresh" else "off"
     env.update(opts.extra_env)
     return env
 
@@ -716,6 +725,7 @@ def run(opts: Options) -> dict[str, Any]:
             "retry_max_attempts": settings.retry_max_attempts,
             "web_workers": opts.web_workers,
             "database": database_url.split(":", 1)[0].split("+")[0],
+            "order": "fresh" if settings.freshest_first else "id",
         }
         engine = make_engine(database_url)
         cleanup.insert(0, engine.dispose)
@@ -726,7 +736,12 @@ def run(opts: Options) -> dict[str, Any]:
         keys, keygen_s = subscriber_keys(
             n, opts.keys_cache or ROOT / "var" / "bench" / "subscriber-keys.bin"
         )
-        insert_s = insert_subscriptions(engine, keys, endpoints, store.topics.mask_of(["breaking"]))
+        from bench.sink import realistic_age_s
+
+        ages = realistic_age_s if opts.profile == "realistic" else None
+        insert_s = insert_subscriptions(
+            engine, keys, endpoints, store.topics.mask_of(["breaking"]), ages
+        )
         store.subscriptions.recount_masks()
         from bench import quiet as quiet_hours
 
@@ -877,6 +892,7 @@ def run(opts: Options) -> dict[str, Any]:
                 "t50_s": _r(marks.get("50"), 3),
                 "t90_s": _r(marks.get("90"), 3),
                 "t100_s": _r(t100, 3),
+                **_live_marks(stats, t0),
                 "sent_s": _r(sent_s, 3),
                 "deliverable": target,
                 "deliveries_per_s": round(target / t100) if t100 else None,
@@ -915,6 +931,11 @@ def run(opts: Options) -> dict[str, Any]:
             "t50_s": median([r["t50_s"] for r in runs if r["t50_s"] is not None]),
             "t90_s": median([r["t90_s"] for r in runs if r["t90_s"] is not None]),
             "t100_s": median([r["t100_s"] for r in runs if r["t100_s"] is not None]),
+            **{
+                f"live_{k}": median([r[f"live_{k}"] for r in runs if r.get(f"live_{k}")])
+                for k in ("t50_s", "t90_s", "t100_s")
+                if any(r.get(f"live_{k}") for r in runs)
+            },
             "deliveries_per_s_to_90": median(
                 [r["deliveries_per_s_to_90"] for r in runs if r["deliveries_per_s_to_90"]]
             ),
@@ -981,6 +1002,20 @@ def run(opts: Options) -> dict[str, Any]:
             except Exception as exc:  # cleanup must go on
                 print(f"cleanup: {exc}", file=sys.stderr)
         report["work_dir"] = str(work)
+
+
+def _live_marks(stats: dict[str, Any], t0: float) -> dict[str, Any]:
+    """The realistic profile's marks for live readers (seen within 30 days, bench/sink.py)."""
+    if not stats.get("live_expect"):
+        return {}
+    marks = stats.get("live_marks") or {}
+    return {
+        "live_deliverable": stats["live_expect"],
+        **{
+            f"live_t{k}_s": _r(marks[k] - t0, 3) if k in marks else None
+            for k in ("50", "90", "100")
+        },
+    }
 
 
 def _per_host(stats: dict[str, Any], t0: float) -> dict[str, Any]:
@@ -1056,6 +1091,15 @@ def summary(report: dict[str, Any]) -> str:
         f"  deliveries/s        {fan['deliveries_per_s']}",
         f"  to 90 %             {fan.get('deliveries_per_s_to_90')}/s",
         f"  POST → 50/90/100 %  {fan['t50_s']} / {fan['t90_s']} / {fan['t100_s']} s",
+        *(
+            [
+                f"  live readers        50/90/100 % {fan.get('live_t50_s')} /"
+                f" {fan.get('live_t90_s')} / {fan.get('live_t100_s')} s"
+                f" (seen within 30 days; order {cfg.get('order')})"
+            ]
+            if "live_t50_s" in fan
+            else []
+        ),
         f"  POST latency        idle p50 {post['idle']['p50_ms']} ms, p99 {post['idle']['p99_ms']} ms;"
         f" during fan-out p50 {post['during_fanout']['p50_ms']} ms, p99 {post['during_fanout']['p99_ms']} ms",
         f"  worker CPU          {', '.join(str(r['worker_cpu_s']) + ' s' for r in report['runs'])}"

@@ -87,6 +87,28 @@ def realistic_gone(index: int) -> bool:
     return _spread(index, 2) < GONE_SHARE
 
 
+DAY_S = 86400.0
+# How long ago each subscription was last seen (subscribe, resubscribe, topic change):
+# (share of the audience, from, to days).
+AGES = ((0.35, 0.0, 7.0), (0.25, 8.0, 30.0), (0.40, 31.0, 365.0))
+LIVE_DAYS = 30.0  # "live" readers: seen within this many days (the ones likely to see it)
+
+
+def realistic_age_s(index: int) -> float:
+    """Subscriber `index`'s last-seen age in seconds (the realistic profile's AGES)."""
+    at = _spread(index, 3)
+    for share, low, high in AGES:
+        if at < share:
+            return (low + (high - low) * _spread(index, 4)) * DAY_S
+        at -= share
+    low, high = AGES[-1][1:]
+    return (low + (high - low) * _spread(index, 4)) * DAY_S
+
+
+def realistic_live(index: int) -> bool:
+    return realistic_age_s(index) <= LIVE_DAYS * DAY_S
+
+
 class Counts:
     """What arrived this round."""
 
@@ -102,6 +124,15 @@ class Counts:
             sum(1 for i in range(expect) if not realistic_gone(i)) if self.realistic else expect
         ) - held
         self.seen = bytearray(max(expect, 0))
+        # Realistic: which subscribers are live (seen within LIVE_DAYS) and deliverable; the
+        # live marks say when 50/90/100 % of them had their push.
+        self.live = bytearray(
+            1 if self.realistic and realistic_live(i) and not realistic_gone(i) else 0
+            for i in range(max(expect, 0))
+        )
+        self.live_expect = sum(self.live)
+        self.live_distinct = 0
+        self.live_marks: dict[str, float] = {}
         self.hosts: dict[str, dict[str, float | int | None]] = {
             p.name: {
                 "delivered": 0,
@@ -143,10 +174,10 @@ class Counts:
             else:
                 self.seen[index] = 1
                 self.distinct += 1
-                for mark in MARKS:
-                    key = str(int(mark * 100))
-                    if key not in self.marks and self.distinct >= mark * self.expect:
-                        self.marks[key] = now
+                _stamp(self.marks, self.distinct, self.expect, now)
+                if self.live[index]:
+                    self.live_distinct += 1
+                    _stamp(self.live_marks, self.live_distinct, self.live_expect, now)
         else:
             self.out_of_range += 1
 
@@ -202,9 +233,19 @@ class Counts:
             "first_at": self.first_at,
             "last_at": self.last_at,
             "marks": self.marks,
+            "live_expect": self.live_expect,
+            "live_distinct": self.live_distinct,
+            "live_marks": self.live_marks,
             "started_at": self.started_at,
             "pid": os.getpid(),
         }
+
+
+def _stamp(marks: dict[str, float], arrived: int, expect: int, now: float) -> None:
+    for mark in MARKS:
+        key = str(int(mark * 100))
+        if key not in marks and arrived >= mark * expect:
+            marks[key] = now
 
 
 _CREATED = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nLocation: /m/1\r\n\r\n"
