@@ -379,7 +379,7 @@ class Http11PushSender:
             finally:
                 lane.in_flight -= 1
             # Answer times include this process's own loop lag, on purpose
-            # (docs/capacity.md#in-flight-windows).
+            # (docs/capacity.md, "Measured on 1 December").
             judge(lane.window, result.status, result.error, result.elapsed_s, lane.in_flight + 1)
             if not lane.ready and lane.queue and lane.in_flight < lane.window.size:
                 lane.ready = True
