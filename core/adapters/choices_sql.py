@@ -9,7 +9,6 @@ into ordinary retry batches (or drops them if the alert's TTL has run out by the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -21,7 +20,6 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    insert,
     literal,
     or_,
     select,
@@ -32,9 +30,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.adapters import tables as t
 from core.adapters.planning_sql import at_cursor, cursor_after, keyset_page
 from core.adapters.recovery_sql import add_retry_batch
+from core.adapters.sql import insert_batch
 from core.choices import AudiencePage
 from core.freshness import Cursor
-from core.model import Alert, AlertKind, AlertStatus, BatchStatus, LedgerStatus
+from core.model import Alert, AlertKind, AlertStatus, LedgerStatus
 from core.ports import PlanningConflict
 from core.quiet import release_at, still_wanted, utc_minute, waits_for_readers
 
@@ -164,22 +163,7 @@ class SqlReaderChoices:
                 _count_towards_caps(conn, page.counted, now)
             if not page.send:
                 return None
-            return int(
-                conn.execute(
-                    insert(t.batches)
-                    .values(
-                        alert_id=alert.id,
-                        seq=seq,
-                        kind="plan",
-                        subscription_ids=json.dumps(page.send),
-                        size=len(page.send),
-                        status=BatchStatus.QUEUED.value,
-                        created_at=now,
-                        runs=0,
-                    )
-                    .returning(t.batches.c.id)
-                ).scalar_one()
-            )
+            return insert_batch(conn, alert.id, seq, "plan", page.send, now)
 
     def settle_audience(self, alert_id: int) -> None:
         """The audience is who was pushed at once plus who was held (recomputed: idempotent)."""

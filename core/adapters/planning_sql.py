@@ -14,7 +14,6 @@ from sqlalchemy import (
     Select,
     and_,
     func,
-    insert,
     or_,
     select,
     tuple_,
@@ -23,9 +22,9 @@ from sqlalchemy import (
 
 from core.adapters import tables as t
 from core.adapters.alerts_sql import AlertReader
-from core.adapters.sql import TopicBits, row_to_alert
+from core.adapters.sql import TopicBits, insert_batch, row_to_alert
 from core.freshness import Cursor
-from core.model import Alert, AlertKind, AlertStatus, BatchStatus, LedgerStatus
+from core.model import Alert, AlertKind, AlertStatus, LedgerStatus
 from core.ports import PlanningConflict
 
 
@@ -119,22 +118,7 @@ class SqlPlanning(AlertReader):
             ).scalar_one_or_none()
             if moved is None:
                 raise PlanningConflict(alert_id)
-            return int(
-                conn.execute(
-                    insert(t.batches)
-                    .values(
-                        alert_id=alert_id,
-                        seq=moved,
-                        kind="plan",
-                        subscription_ids=json.dumps(list(ids)),
-                        size=len(ids),
-                        status=BatchStatus.QUEUED.value,
-                        created_at=now,
-                        runs=0,
-                    )
-                    .returning(t.batches.c.id)
-                ).scalar_one()
-            )
+            return insert_batch(conn, alert_id, moved, "plan", ids, now)
 
     def unplanned_since(
         self, alert: Alert, after_id: int, since: float, limit: int

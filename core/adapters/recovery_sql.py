@@ -3,14 +3,14 @@ found again, scheduled alerts whose time has come are queued."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 
 from core.adapters import tables as t
 from core.adapters.alerts_sql import AlertReader
+from core.adapters.sql import insert_batch
 from core.model import AlertStatus, BatchStatus, LedgerStatus
 from core.ports import StaleAlerts
 
@@ -141,19 +141,4 @@ def add_retry_batch(
         .values(batches_total=a.c.batches_total + 1, **alert_values)
         .returning(a.c.batches_total)
     ).scalar_one()
-    return int(
-        conn.execute(
-            insert(t.batches)
-            .values(
-                alert_id=alert_id,
-                seq=seq,
-                kind="retry",
-                subscription_ids=json.dumps(sorted(taken)),
-                size=len(taken),
-                status=BatchStatus.QUEUED.value,
-                created_at=now,
-                runs=0,
-            )
-            .returning(t.batches.c.id)
-        ).scalar_one()
-    )
+    return insert_batch(conn, alert_id, seq, "retry", sorted(taken), now)

@@ -22,7 +22,15 @@ from sqlalchemy.pool import NullPool
 
 from config.settings import Topic
 from core.adapters import tables as t
-from core.model import Alert, AlertCounts, AlertKind, AlertStatus, LedgerStatus, Urgency
+from core.model import (
+    Alert,
+    AlertCounts,
+    AlertKind,
+    AlertStatus,
+    BatchStatus,
+    LedgerStatus,
+    Urgency,
+)
 from core.translations import translations_from_json
 
 FINAL = (int(LedgerStatus.DELIVERED), int(LedgerStatus.GONE), int(LedgerStatus.FAILED))
@@ -156,4 +164,27 @@ def row_to_alert(r: RowMapping) -> Alert:
             capped=r["capped"],
             expired=r["expired"],
         ),
+    )
+
+
+def insert_batch(
+    conn: Connection, alert_id: int, seq: int, kind: str, ids: Sequence[int], now: float
+) -> int:
+    """A queued batch of these readers as the alert's `seq`-th (kind "plan" or "retry"); its id.
+    The planner's pages, the readers'-choices pages and retry batches all go in here."""
+    return int(
+        conn.execute(
+            insert(t.batches)
+            .values(
+                alert_id=alert_id,
+                seq=seq,
+                kind=kind,
+                subscription_ids=json.dumps(list(ids)),
+                size=len(ids),
+                status=BatchStatus.QUEUED.value,
+                created_at=now,
+                runs=0,
+            )
+            .returning(t.batches.c.id)
+        ).scalar_one()
     )
