@@ -14,6 +14,9 @@ import redis
 PREFIX = "newsflash:host:"
 ANSWERS_KEY = "newsflash:answers"
 COUNT_FLUSH_S = 1.0
+# A hold or breaker this process has just shared is not shared again unless it ends later by
+# more than this (Retry-After itself counts in whole seconds).
+SHARE_SLACK_S = 0.25
 
 log = logging.getLogger("newsflash.hosts")
 
@@ -34,6 +37,7 @@ class RedisHostHealth:
         self._last_flush = clock()
         self._lock = threading.Lock()
         self._known: dict[str, float] = {}  # host -> latest hold seen or set by this process
+        self._shared: dict[tuple[str, str], float] = {}  # (host, kind) -> until set in Redis
 
     def blocked_until(self, host: str, now: float) -> float | None:
         try:
@@ -58,13 +62,20 @@ class RedisHostHealth:
 
     def _set(self, host: str, kind: str, until: float, reason: str) -> None:
         self._known[host] = max(until, self._known.get(host, 0.0))
+        # Every answer of a throttling host asks for the hold (hundreds in flight answer 429
+        # within a few milliseconds): one round trip per SHARE_SLACK_S is enough.
+        shared = self._shared.get((host, kind), 0.0)
+        if until <= shared + SHARE_SLACK_S:
+            return
         key = PREFIX + host + ":" + kind
         ttl_ms = max(1, int((until - self.clock()) * 1000))
         try:
             current = self.client.get(key)
             if current is not None and float(json.loads(current)["until"]) >= until:
+                self._shared[(host, kind)] = float(json.loads(current)["until"])
                 return
             self.client.set(key, json.dumps({"until": until, "reason": reason}), px=ttl_ms)
+            self._shared[(host, kind)] = until
         except redis.RedisError as exc:
             log.warning("could not share a %s for a push host: %s", kind, type(exc).__name__)
 
@@ -75,6 +86,8 @@ class RedisHostHealth:
         self._set(host, "breaker", until, reason)
 
     def close_breaker(self, host: str) -> None:
+        self._shared.pop((host, "breaker"), None)
+        self._shared.pop((host, "hold"), None)
         self.client.delete(PREFIX + host + ":breaker", PREFIX + host + ":hold")
 
     def count(self, host: str, answer: str) -> None:

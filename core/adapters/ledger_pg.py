@@ -8,12 +8,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import Engine, text
 
-from core.adapters.subscriptions_sql import delete_subscriptions
 from core.model import Batch, LedgerStatus, LossReason, Target
 from core.ports import LedgerEntry
 
 # The ledger write on PostgreSQL (see record_pg): a row moves into a final state
-# once, the alert's counters grow by exactly the rows that changed, the batch's heartbeat moves.
+# once, the alert's counters grow by exactly the rows that changed, gone readers' subscriptions
+# are deleted, the batch's heartbeat moves.
 # Status numbers are LedgerStatus: 1 delivered, 2 gone, 3 failed (FINAL).
 RECORD_PG = text(
     """
@@ -51,6 +51,34 @@ WITH changed AS (
     ON CONFLICT (hour, push_host) DO UPDATE SET
         delivered = h.delivered + excluded.delivered, gone = h.gone + excluded.gone,
         failed = h.failed + excluded.failed
+), gone AS (
+    -- The push service's 404/410 (the ids the caller says are gone) that moved into GONE
+    -- here: the subscription goes, with its audience count, its follows and the hour's churn
+    -- (what delete_subscriptions does on the portable path), in this statement, not five more.
+    DELETE FROM subscriptions
+    WHERE id IN (
+        SELECT subscription_id FROM changed
+        WHERE status = 2 AND subscription_id = ANY(CAST(:gone AS bigint[]))
+    )
+    RETURNING id, topic_mask
+), masks AS (
+    INSERT INTO mask_counts AS m (mask, count)
+    SELECT topic_mask, -count(*) FROM gone GROUP BY topic_mask
+    ON CONFLICT (mask) DO UPDATE SET count = m.count + excluded.count
+), follows AS (
+    DELETE FROM story_follows
+    WHERE subscription_id IN (
+        SELECT subscription_id FROM changed
+        WHERE status = 2 AND subscription_id = ANY(CAST(:gone AS bigint[]))
+    )
+), churn AS (
+    INSERT INTO subscription_churn AS sc (hour, created, lost)
+    SELECT :hour, 0, count(*) FROM gone HAVING count(*) > 0
+    ON CONFLICT (hour) DO UPDATE SET lost = sc.lost + excluded.lost
+), losses AS (
+    INSERT INTO subscription_losses AS sl (hour, reason, lost)
+    SELECT :hour, :reason, count(*) FROM gone HAVING count(*) > 0
+    ON CONFLICT (hour, reason) DO UPDATE SET lost = sl.lost + excluded.lost
 ), beat AS (
     -- At most once a second: every update leaves a copy of the batch row (its id list) behind
     -- until autovacuum; deliver_batch's heartbeat thread keeps a waiting batch alive anyway.
@@ -114,9 +142,11 @@ def record_pg(
     now: float,
     batch_id: int | None,
 ) -> Counter[int]:
-    """record() on PostgreSQL: the same conditional upsert, counters and heartbeat as one
-    statement of constant text over arrays. The multi-row VALUES form cost more CPU to
-    compile and parse than the pushes it recorded, and four round trips instead of one.
+    """record() on PostgreSQL: the same conditional upsert, counters, deletion of the gone
+    readers and heartbeat as one statement of constant text over arrays. The multi-row VALUES
+    form cost more CPU to compile and parse than the pushes it recorded, and four round trips
+    instead of one; the gone readers' five statements per chunk (3 % of a realistic audience
+    answers 410, spread over most chunks) cost 5 % of the workers' CPU.
     Returns how many rows moved into each status."""
     with engine.begin() as conn:
         changed = conn.execute(
@@ -132,10 +162,8 @@ def record_pg(
                 "next_at": [e.next_attempt_at for e in entries],
                 "hosts": [e.push_host for e in entries],
                 "hour": int(now // 3600),
+                "gone": list(gone_ids),
+                "reason": LossReason.GONE.value,
             },
         ).all()
-        gone_changed = {sid for sid, status in changed if status == int(LedgerStatus.GONE)}
-        really_gone = [i for i in gone_ids if i in gone_changed]
-        if really_gone:
-            delete_subscriptions(conn, really_gone, LossReason.GONE, now)
     return Counter(status for _sid, status in changed)

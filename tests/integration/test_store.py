@@ -15,7 +15,7 @@ from core.adapters.stores_sql import SqlStores
 from core.errors import Conflict
 from core.freshness import resume_at
 from core.model import AlertStatus, LedgerStatus, SubscriptionInput
-from core.ports import PlanningConflict, PushResult
+from core.ports import LedgerEntry, PlanningConflict, PushResult
 from tests.support.fakes import RecordingQueue, ScriptedSender
 from tests.support.samples import TOPICS, draft, sub
 
@@ -175,6 +175,51 @@ def test_plan_then_deliver_is_exactly_once_and_counts_add_up(store: SqlStores) -
         hosts_seen[host][1] += gone_n
     assert hosts_seen == {"fcm.googleapis.com": [7, 1]}
     assert losses == [("gone", 1)]
+
+
+def test_a_gone_reader_leaves_with_their_counts_follows_and_churn_once(
+    store: SqlStores, engine: Engine
+) -> None:
+    """The ledger write deletes the readers the push service said are gone, in the same
+    transaction (PostgreSQL: the same statement): audience counts, story follows, the hour's
+    churn by reason; a GONE row for a reader the caller does not name (unsubscribed since
+    planning) deletes nothing, and writing the same answers again changes nothing."""
+    gone, kept, other = (
+        store.subscriptions.upsert(sub(n, topics), 1)[0].id
+        for n, topics in ((1, ["breaking"]), (2, ["breaking"]), (3, ["sport"]))
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            t.story_follows.insert(),
+            [
+                {"story_key": "s1", "subscription_id": gone, "created_at": 1.0},
+                {"story_key": "s1", "subscription_id": kept, "created_at": 1.0},
+            ],
+        )
+    alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
+    entries = [
+        LedgerEntry(gone, LedgerStatus.GONE, 410, 1, push_host="fcm.googleapis.com"),
+        LedgerEntry(kept, LedgerStatus.GONE, None, 0),
+        LedgerEntry(other, LedgerStatus.DELIVERED, 201, 1, push_host="fcm.googleapis.com"),
+    ]
+    for _ in range(2):
+        counts = store.ledger.record(alert.id, entries, [gone], 7200.0, None)
+    assert (counts.delivered, counts.gone) == (0, 0)  # the second write moved nothing
+    assert store.subscriptions.get_subscription(gone) is None
+    assert store.subscriptions.get_subscription(kept) is not None
+    assert store.subscriptions.audience_size(["breaking"]) == 1
+    assert store.subscriptions.audience_size(["sport"]) == 1
+    done = store.alerts.get_alert(alert.id)
+    assert done is not None and (done.counts.delivered, done.counts.gone) == (1, 2)
+    with engine.connect() as conn:
+        follows = conn.execute(select(t.story_follows.c.subscription_id)).scalars().all()
+        churn = conn.execute(select(t.subscription_churn.c.hour, t.subscription_churn.c.lost)).all()
+        losses = conn.execute(
+            select(t.subscription_losses.c.reason, t.subscription_losses.c.lost)
+        ).all()
+    assert follows == [kept]
+    assert [tuple(r) for r in churn if r.hour == 2] == [(2, 1)]
+    assert [tuple(r) for r in losses] == [("gone", 1)]
 
 
 @pytest.mark.parametrize("freshest_first", [True, False])
