@@ -55,6 +55,7 @@ WITH changed AS (
     -- The push service's 404/410 (the ids the caller says are gone) that moved into GONE
     -- here: the subscription goes, with its audience count, its follows and the hour's churn
     -- (what delete_subscriptions does on the portable path), in this statement, not five more.
+    -- The mask rows are taken in mask order, so two writers cannot deadlock on them.
     DELETE FROM subscriptions
     WHERE id IN (
         SELECT subscription_id FROM changed
@@ -63,7 +64,7 @@ WITH changed AS (
     RETURNING id, topic_mask
 ), masks AS (
     INSERT INTO mask_counts AS m (mask, count)
-    SELECT topic_mask, -count(*) FROM gone GROUP BY topic_mask
+    SELECT topic_mask, -count(*) FROM gone GROUP BY topic_mask ORDER BY topic_mask
     ON CONFLICT (mask) DO UPDATE SET count = m.count + excluded.count
 ), follows AS (
     DELETE FROM story_follows
