@@ -71,8 +71,9 @@ class RedisHostHealth:
         ttl_ms = max(1, int((until - self.clock()) * 1000))
         try:
             current = self.client.get(key)
-            if current is not None and float(json.loads(current)["until"]) >= until:
-                self._shared[(host, kind)] = float(json.loads(current)["until"])
+            held = None if current is None else float(json.loads(current)["until"])
+            if held is not None and held >= until:
+                self._shared[(host, kind)] = held
                 return
             self.client.set(key, json.dumps({"until": until, "reason": reason}), px=ttl_ms)
             self._shared[(host, kind)] = until

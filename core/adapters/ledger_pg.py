@@ -51,27 +51,22 @@ WITH changed AS (
     ON CONFLICT (hour, push_host) DO UPDATE SET
         delivered = h.delivered + excluded.delivered, gone = h.gone + excluded.gone,
         failed = h.failed + excluded.failed
-), gone AS (
+), leaving AS (
     -- The push service's 404/410 (the ids the caller says are gone) that moved into GONE
     -- here: the subscription goes, with its audience count, its follows and the hour's churn
     -- (what delete_subscriptions does on the portable path), in this statement, not five more.
-    -- The mask rows are taken in mask order, so two writers cannot deadlock on them.
-    DELETE FROM subscriptions
-    WHERE id IN (
-        SELECT subscription_id FROM changed
-        WHERE status = 2 AND subscription_id = ANY(CAST(:gone AS bigint[]))
-    )
+    SELECT subscription_id AS id FROM changed
+    WHERE status = 2 AND subscription_id = ANY(CAST(:gone AS bigint[]))
+), gone AS (
+    DELETE FROM subscriptions WHERE id IN (SELECT id FROM leaving)
     RETURNING id, topic_mask
 ), masks AS (
+    -- The mask rows are taken in mask order, so two writers cannot deadlock on them.
     INSERT INTO mask_counts AS m (mask, count)
     SELECT topic_mask, -count(*) FROM gone GROUP BY topic_mask ORDER BY topic_mask
     ON CONFLICT (mask) DO UPDATE SET count = m.count + excluded.count
 ), follows AS (
-    DELETE FROM story_follows
-    WHERE subscription_id IN (
-        SELECT subscription_id FROM changed
-        WHERE status = 2 AND subscription_id = ANY(CAST(:gone AS bigint[]))
-    )
+    DELETE FROM story_follows WHERE subscription_id IN (SELECT id FROM leaving)
 ), churn AS (
     INSERT INTO subscription_churn AS sc (hour, created, lost)
     SELECT :hour, 0, count(*) FROM gone HAVING count(*) > 0
