@@ -185,13 +185,13 @@ class Settings(UpkeepSettings):
     concurrency_per_process: int = setting(
         "NEWSFLASH_CONCURRENCY",
         Whole(1, 2000),
-        "400",
+        "1000",
         "most push requests in flight per worker process (docs/capacity.md)",
     )
     concurrency_per_host: int = setting(
         "NEWSFLASH_CONCURRENCY_PER_HOST",
         Whole(1, 2000),
-        "400",
+        "1000",
         "most push requests in flight per push host and worker process",
     )
     concurrency_mode: str = setting(

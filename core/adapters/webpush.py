@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from core.adapters.fdlimit import slots_that_fit
 from core.adapters.http11 import (
     ProtocolFault,
     RefusedAddress,
@@ -54,8 +55,8 @@ MAX_HOSTS = 10_000
 
 @dataclass(frozen=True)
 class SenderConfig:
-    concurrency: int = 400
-    concurrency_per_host: int = 400
+    concurrency: int = 1000
+    concurrency_per_host: int = 1000
     # True: each host's window sizes itself up to concurrency_per_host (core/adapters/window.py);
     # False: a fixed window of concurrency_per_host.
     adaptive: bool = True
@@ -293,7 +294,7 @@ class Http11PushSender:
 
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._slots = [Slot() for _ in range(self.config.concurrency)]
+        self._slots = [Slot() for _ in range(slots_that_fit(self.config.concurrency))]
         for slot in self._slots:
             slot.task = loop.create_task(self._run_slot(slot))
         self._watchdog = loop.create_task(self._watch())
@@ -380,7 +381,7 @@ class Http11PushSender:
                 lane.in_flight -= 1
             # Answer times include this process's own loop lag, on purpose
             # (docs/capacity.md, "Measured on 1 December").
-            judge(lane.window, result.status, result.error, result.elapsed_s, lane.in_flight + 1)
+            judge(lane.window, result, lane.in_flight + 1, self._lag_s)
             if not lane.ready and lane.queue and lane.in_flight < lane.window.size:
                 lane.ready = True
                 self._ready.append(lane)

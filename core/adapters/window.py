@@ -6,9 +6,14 @@ import math
 import time
 from typing import Protocol
 
+from core.ports import PushResult
+
 # The window starts small and doubles per round trip (slow start) until the first sign of
-# congestion, then grows by one per round trip (additive increase, as TCP Reno).
+# congestion, then grows by a sixteenth per round trip (at least one request): a fan-out lasts
+# seconds, not the minutes TCP Reno's one request per round trip would take to win back a cut
+# (350 to 700 at 70 ms: 25 s). The answer-time guards below stop the growth, not its pace.
 INITIAL_WINDOW = 16
+AVOIDANCE_GROWTH = 1 / 16
 MIN_WINDOW = 4
 # Answer time is judged against the lowest one seen over the last two periods, so a host whose
 # base latency moves for good is re-learnt within two periods instead of shrunk for ever.
@@ -24,9 +29,17 @@ SLACK_S = 0.02
 RTT_GAIN = 1 / 64
 SAMPLE_CAP = 8.0
 # 5xx answers count as congestion once they are more than a few percent of the recent answers;
-# a stray 503 in two hundred is an error to retry, not a reason to halve the window.
-ERROR_GAIN = 1 / 64
+# a stray 503 in two hundred is an error to retry, not a reason to halve the window. Averaged
+# over ~128 answers: over 64, four stray 503s close together (0.5 % of answers) crossed the
+# limit in one of twenty 17,000-answer stretches and halved a window that was fine.
+ERROR_GAIN = 1 / 128
 ERROR_RATE_LIMIT = 0.05
+# The sender's own event loop lag (how late it runs what is due) says whether this process has
+# the CPU for more requests in flight. Past LAG_GROW_LIMIT no window grows: more requests out
+# would only wait longer for the loop and cost more CPU each (docs/capacity.md, "Measured on
+# 1 December"); past LAG_SHRINK_LIMIT the windows give back a tenth per round trip.
+LAG_GROW_LIMIT = 0.05
+LAG_SHRINK_LIMIT = 0.1
 HARD_CUT = 0.5  # 429, timeouts and too many 5xx: multiplicative decrease
 SOFT_CUT = 0.9  # answers queueing up (smoothed answer time far above the minimum)
 
@@ -37,7 +50,7 @@ class Window(Protocol):
     @property
     def size(self) -> int: ...
 
-    def answered(self, rtt_s: float, in_flight: int, now: float) -> None: ...
+    def answered(self, rtt_s: float, in_flight: int, now: float, lag_s: float = 0.0) -> None: ...
 
     def throttled(self, now: float) -> None: ...
 
@@ -52,7 +65,7 @@ class FixedWindow:
     def __init__(self, size: int) -> None:
         self.size = size
 
-    def answered(self, rtt_s: float, in_flight: int, now: float) -> None:
+    def answered(self, rtt_s: float, in_flight: int, now: float, lag_s: float = 0.0) -> None:
         pass
 
     def throttled(self, now: float) -> None:
@@ -63,7 +76,7 @@ class FixedWindow:
 
 
 class AdaptiveWindow:
-    """A congestion window per push host (AIMD with a latency gradient, as Vegas).
+    """A congestion window per push host (multiplicative decrease with a latency gradient, as Vegas).
 
     Little's law sizes what a host needs: rate times answer time in flight. The window grows while
     answers stay near the host's minimum answer time and the window is actually used (at least
@@ -106,8 +119,9 @@ class AdaptiveWindow:
     def min_rtt(self) -> float:
         return min(self._previous_min, self._current_min)
 
-    def answered(self, rtt_s: float, in_flight: int, now: float) -> None:
-        """A 2xx/4xx answer after `rtt_s`, with `in_flight` requests out when it was sent."""
+    def answered(self, rtt_s: float, in_flight: int, now: float, lag_s: float = 0.0) -> None:
+        """A 2xx/4xx answer after `rtt_s`, with `in_flight` requests out when it was sent and
+        the sender's loop running `lag_s` late."""
         if now >= self._period_end:
             self._previous_min, self._current_min = self._current_min, rtt_s
             self._period_end = now + MIN_RTT_PERIOD_S
@@ -120,10 +134,18 @@ class AdaptiveWindow:
         else:
             self.smoothed_rtt += (sample - self.smoothed_rtt) * RTT_GAIN
         self.error_rate -= self.error_rate * ERROR_GAIN
-        if self.smoothed_rtt > base * SHRINK_FACTOR + SLACK_S:
+        if self.smoothed_rtt > base * SHRINK_FACTOR + SLACK_S or lag_s > LAG_SHRINK_LIMIT:
             self._cut(SOFT_CUT, now)
-        elif rtt_s <= base * GROW_FACTOR + SLACK_S and in_flight * 2 >= self.limit:
-            grown = self.limit + (1.0 if self.limit < self.threshold else 1.0 / self.limit)
+        elif (
+            rtt_s <= base * GROW_FACTOR + SLACK_S
+            and in_flight * 2 >= self.limit
+            and lag_s < LAG_GROW_LIMIT
+        ):
+            limit = self.limit
+            if limit < self.threshold:
+                grown = limit + 1.0
+            else:
+                grown = limit + (AVOIDANCE_GROWTH if limit > 16.0 else 1.0 / limit)
             self.limit = grown if grown < self.maximum else self.maximum
 
     def throttled(self, now: float) -> None:
@@ -144,18 +166,17 @@ class AdaptiveWindow:
         self._cut_until = now + max(self.smoothed_rtt, 0.001)
 
 
-def judge(
-    window: Window, status: int | None, error: str | None, elapsed_s: float, in_flight: int
-) -> None:
-    """Feed a host's window what one answer says about its load."""
+def judge(window: Window, result: PushResult, in_flight: int, lag_s: float = 0.0) -> None:
+    """Feed a host's window what one answer says about its load (and the sender's lag)."""
     now = time.monotonic()
+    status, error = result.status, result.error
     if status is not None:
         if status == 429:
             window.throttled(now)
         elif status >= 500:
             window.failed(now)
         else:
-            window.answered(elapsed_s, in_flight, now)
+            window.answered(result.elapsed_s, in_flight, now, lag_s)
     elif error == "timeout":
         window.throttled(now)
     elif error == "connect":
