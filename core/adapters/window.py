@@ -8,11 +8,13 @@ from typing import Protocol
 
 from core.ports import PushResult
 
-# The window starts small and doubles per round trip (slow start) until the first sign of
+# The window starts at 64 (a push service takes that many requests from one client without
+# noticing; from 16, slow start at 200 ms answers spent a second of a six-second fan-out
+# ramping up) and doubles per round trip (slow start) until the first sign of
 # congestion, then grows by a sixteenth per round trip (at least one request): a fan-out lasts
 # seconds, not the minutes TCP Reno's one request per round trip would take to win back a cut
 # (350 to 700 at 70 ms: 25 s). The answer-time guards below stop the growth, not its pace.
-INITIAL_WINDOW = 16
+INITIAL_WINDOW = 64
 AVOIDANCE_GROWTH = 1 / 16
 MIN_WINDOW = 4
 # Answer time is judged against the lowest one seen over the last two periods, so a host whose
