@@ -9,9 +9,9 @@ from typing import Protocol
 from core.ports import PushResult
 
 # The window starts at 64 (a push service takes that many requests from one client without
-# noticing; from 16, slow start at 200 ms answers spent a second of a six-second fan-out
-# ramping up) and doubles per round trip (slow start) until the first sign of
-# congestion, then grows by a sixteenth per round trip (at least one request): a fan-out lasts
+# noticing; from 16, slow start at 60-200 ms answers cost about 0.4 s of a six-second fan-out)
+# and doubles per round trip (slow start) until the first sign of congestion, then grows by a
+# sixteenth per round trip (at least one request per round trip): a fan-out lasts
 # seconds, not the minutes TCP Reno's one request per round trip would take to win back a cut
 # (350 to 700 at 70 ms: 25 s). The answer-time guards below stop the growth, not its pace.
 INITIAL_WINDOW = 64
@@ -84,7 +84,9 @@ class AdaptiveWindow:
     answers stay near the host's minimum answer time and the window is actually used (at least
     half of it in flight), shrinks by a tenth per round trip when answers queue up (smoothed
     answer time beyond four times the minimum), and halves on 429, on timeouts and when 5xx
-    answers pile up, at most once per round trip so one burst of errors is one cut.
+    answers pile up, at most once per round trip so one burst of errors is one cut. The sender's
+    own loop lag stops the growth (past LAG_GROW_LIMIT) or shrinks the window (past
+    LAG_SHRINK_LIMIT): a process out of CPU gains nothing from more requests in flight.
     Pure: the caller passes the clock; about a microsecond per answer.
     """
 
@@ -147,7 +149,7 @@ class AdaptiveWindow:
             if limit < self.threshold:
                 grown = limit + 1.0
             else:
-                grown = limit + (AVOIDANCE_GROWTH if limit > 16.0 else 1.0 / limit)
+                grown = limit + max(AVOIDANCE_GROWTH, 1.0 / limit)
             self.limit = grown if grown < self.maximum else self.maximum
 
     def throttled(self, now: float) -> None:
