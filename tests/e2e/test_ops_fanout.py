@@ -186,7 +186,13 @@ def test_ops_shows_a_live_send_and_its_numbers_match_the_database_and_the_broker
     stack: OpsStack,
 ) -> None:
     rng = random.Random(6)
-    slow = stack.standin.create_subscriptions(40, "slow", delay_s=2.0)
+    # Answers spread over 2-6.5 s: the send stays visibly in progress for seconds whatever
+    # the sender's window (from 64 in flight at once, one 2 s wave was over between two polls).
+    slow = [
+        sub
+        for delay_s in (2.0, 3.5, 5.0, 6.5)
+        for sub in stack.standin.create_subscriptions(10, "slow", delay_s=delay_s)
+    ]
     gone = stack.standin.create_subscriptions(5, "gone410")
     flaky = stack.standin.create_subscriptions(5, "error", status=503, times=1)
     everyone = slow + gone + flaky
