@@ -18,6 +18,8 @@ log = logging.getLogger("newsflash.webpush")
 
 Heads = dict[tuple[Route, int, str, str], bytes | None]
 
+PRUNE_EVERY_S = 1.0
+
 
 class Slot:
     """One of the sender's concurrent request loops and the deadline it is working to."""
@@ -64,6 +66,7 @@ class PushClient:
         self.allow_loopback = allow_loopback
         self.ca_file = ca_file
         self.idle: dict[tuple[str, str, int], list[Connection]] = {}
+        self._next_prune = 0.0
         self._held: dict[str, tuple[float | None, float]] = {}
         self._ssl: ssl.SSLContext | None = None
 
@@ -72,6 +75,35 @@ class PushClient:
             for conn in conns:
                 conn.close()
         self.idle = {}
+
+    def prune_idle(self, now: float, keep: int) -> None:
+        """Close kept-alive connections past their keep-alive or closed by the service, then the
+        least recently used beyond `keep` in all. With at most `keep` requests in flight that
+        bounds a process's connections (and open files) at twice its request slots, however
+        many push hosts it has sent to. At most once per PRUNE_EVERY_S (monotonic `now`).
+
+        Each host's list is changed in place: a request in flight holds it and puts its
+        connection back there when answered."""
+        if now < self._next_prune:
+            return
+        self._next_prune = now + PRUNE_EVERY_S
+        kept: list[tuple[float, int, Connection]] = []
+        for conns in self.idle.values():
+            usable = [conn for conn in conns if conn.usable]
+            for conn in conns:
+                if not conn.usable:
+                    conn.close()
+            conns[:] = usable
+            kept += ((conn.used_at, id(conn), conn) for conn in usable)
+        if len(kept) <= keep:
+            return
+        kept.sort()
+        extra = {id(conn) for _used, _key, conn in kept[: len(kept) - keep]}
+        for conns in self.idle.values():
+            for conn in conns:
+                if id(conn) in extra:
+                    conn.close()
+            conns[:] = [conn for conn in conns if id(conn) not in extra]
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:

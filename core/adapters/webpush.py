@@ -441,6 +441,7 @@ class Http11PushSender:
             now = time.monotonic()
             # How late the loop runs what is due (the hand-off log shows it).
             self._lag_s += (max(now - asleep - tick, 0.0) - self._lag_s) * LAG_GAIN
+            self.client.prune_idle(now, len(self._slots))
             for slot in self._slots:
                 if (
                     slot.deadline is not None
