@@ -33,6 +33,7 @@ from typing import Any
 
 import psutil
 
+from bench.sink import CURVE_STEPS_PER_S
 from core.base64url import b64url_encode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -889,8 +890,8 @@ def run(opts: Options) -> dict[str, Any]:
                 # (seconds after the POST, ms) of each scheduled-alert POST timed during the run
                 "post_probes": probes,
                 "t_first_s": _r(stats["first_at"] - t0, 3) if stats.get("first_at") else None,
-                # First deliveries per second in each quarter second from the first one.
-                "rate_curve_per_s": [n * 4 for n in stats.get("curve", [])],
+                # First deliveries per second in each 1/CURVE_STEPS_PER_S s from the first one.
+                "rate_curve_per_s": [n * CURVE_STEPS_PER_S for n in stats.get("curve", [])],
                 "t50_s": _r(marks.get("50"), 3),
                 "t90_s": _r(marks.get("90"), 3),
                 "t100_s": _r(t100, 3),

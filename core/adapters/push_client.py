@@ -87,23 +87,24 @@ class PushClient:
         if now < self._next_prune:
             return
         self._next_prune = now + PRUNE_EVERY_S
-        kept: list[tuple[float, int, Connection]] = []
+        kept: list[Connection] = []
         for conns in self.idle.values():
-            usable = [conn for conn in conns if conn.usable]
+            usable = []
             for conn in conns:
-                if not conn.usable:
+                if conn.usable:
+                    usable.append(conn)
+                else:
                     conn.close()
             conns[:] = usable
-            kept += ((conn.used_at, id(conn), conn) for conn in usable)
+            kept += usable
         if len(kept) <= keep:
             return
-        kept.sort()
-        extra = {id(conn) for _used, _key, conn in kept[: len(kept) - keep]}
+        kept.sort(key=lambda conn: conn.used_at)
+        extra = set(kept[: len(kept) - keep])
+        for conn in extra:
+            conn.close()
         for conns in self.idle.values():
-            for conn in conns:
-                if id(conn) in extra:
-                    conn.close()
-            conns[:] = [conn for conn in conns if id(conn) not in extra]
+            conns[:] = [conn for conn in conns if conn not in extra]
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
