@@ -25,7 +25,7 @@ from core.adapters.duplicates_sql import SqlRecentAlerts
 from core.adapters.feeds_sql import SqlFeeds
 from core.adapters.fetch import BoundedFetcher
 from core.adapters.gates_sql import SqlGates
-from core.adapters.hosts import RedisHostHealth
+from core.adapters.hosts import READ_EVERY_S, RedisHostHealth
 from core.adapters.leases_sql import SqlBatchLeases
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
@@ -160,7 +160,7 @@ class Container:
 
     @property
     def hosts(self) -> RedisHostHealth:
-        return self._part("hosts", lambda: RedisHostHealth(self.redis))
+        return self._part("hosts", lambda: RedisHostHealth(self.redis, read_every_s=READ_EVERY_S))
 
     @property
     def signer(self) -> VapidSigner:

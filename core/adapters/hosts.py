@@ -17,6 +17,9 @@ COUNT_FLUSH_S = 1.0
 # A hold or breaker this process has just shared is not shared again unless it ends later by
 # more than this (Retry-After itself counts in whole seconds).
 SHARE_SLACK_S = 0.25
+# How often a delivery process asks Redis whether a host is held (it asks before every push):
+# another process's hold reaches it within this; a hold this process sets, at once.
+READ_EVERY_S = 1.0
 
 log = logging.getLogger("newsflash.hosts")
 
@@ -28,11 +31,19 @@ class RedisHostHealth:
     Redis going away must not stop a fan-out half way (a batch that dies before it records
     what it sent resends it): while it is unreachable each process keeps to the holds it
     last saw or set itself, and keeps its counts until Redis is back.
+
+    With `read_every_s` a host's state is read from Redis at most that often (the sender asks
+    before every push); a hold or breaker set through this object applies here at once, so the
+    requests a process sends after its own first 429 are not answered 429 too.
     """
 
-    def __init__(self, client: redis.Redis[bytes], clock: Any = time.time) -> None:
+    def __init__(
+        self, client: redis.Redis[bytes], clock: Any = time.time, read_every_s: float = 0.0
+    ) -> None:
         self.client = client
         self.clock = clock
+        self.read_every_s = read_every_s
+        self._read: dict[str, tuple[float | None, float]] = {}  # host -> (until, read at)
         self._counts: Counter[tuple[str, str]] = Counter()
         self._last_flush = clock()
         self._lock = threading.Lock()
@@ -40,6 +51,10 @@ class RedisHostHealth:
         self._shared: dict[tuple[str, str], float] = {}  # (host, kind) -> until set in Redis
 
     def blocked_until(self, host: str, now: float) -> float | None:
+        cached = self._read.get(host)
+        if cached is not None and now - cached[1] < self.read_every_s:
+            until = cached[0]
+            return until if until is not None and until > now else None
         try:
             values = self.client.mget(PREFIX + host + ":hold", PREFIX + host + ":breaker")
         except redis.RedisError as exc:
@@ -54,6 +69,7 @@ class RedisHostHealth:
                 continue
             value = float(json.loads(raw)["until"])
             until = value if until is None else max(until, value)
+        self._read[host] = (until, now)
         if until is None:
             self._known.pop(host, None)
         else:
@@ -62,6 +78,9 @@ class RedisHostHealth:
 
     def _set(self, host: str, kind: str, until: float, reason: str) -> None:
         self._known[host] = max(until, self._known.get(host, 0.0))
+        cached = self._read.get(host)
+        if cached is not None and (cached[0] is None or cached[0] < until):
+            self._read[host] = (until, cached[1])
         # Every answer of a throttling host asks for the hold (hundreds in flight answer 429
         # within a few milliseconds): one round trip per SHARE_SLACK_S is enough.
         shared = self._shared.get((host, kind), 0.0)
@@ -87,6 +106,7 @@ class RedisHostHealth:
         self._set(host, "breaker", until, reason)
 
     def close_breaker(self, host: str) -> None:
+        self._read.pop(host, None)
         self._shared.pop((host, "breaker"), None)
         self._shared.pop((host, "hold"), None)
         self.client.delete(PREFIX + host + ":breaker", PREFIX + host + ":hold")

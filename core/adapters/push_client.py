@@ -67,7 +67,6 @@ class PushClient:
         self.ca_file = ca_file
         self.idle: dict[tuple[str, str, int], list[Connection]] = {}
         self._next_prune = 0.0
-        self._held: dict[str, tuple[float | None, float]] = {}
         self._ssl: ssl.SSLContext | None = None
 
     def close_idle(self) -> None:
@@ -112,15 +111,10 @@ class PushClient:
         return self._ssl
 
     def _blocked_until(self, host: str, now: float) -> float | None:
-        """Per-host hold (Retry-After, breaker), cached for a second to spare the shared store."""
+        """Per-host hold (Retry-After, breaker); the store decides how often it asks Redis."""
         if self.hosts is None:
             return None
-        cached = self._held.get(host)
-        if cached is not None and now - cached[1] < 1.0:
-            until = cached[0]
-        else:
-            until = self.hosts.blocked_until(host, now)
-            self._held[host] = (until, now)
+        until = self.hosts.blocked_until(host, now)
         return until if until is not None and until > now else None
 
     def _head(self, route: Route, message: PushMessage) -> bytes | None:

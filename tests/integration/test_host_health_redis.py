@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis as redis_lib
 
-from core.adapters.hosts import SHARE_SLACK_S, RedisHostHealth
+from core.adapters.hosts import READ_EVERY_S, SHARE_SLACK_S, RedisHostHealth
 
 HOST = "updates.push.services.mozilla.com"
 
@@ -51,3 +51,30 @@ def test_a_closed_breaker_is_shared_again_when_it_reopens(clean_redis: str) -> N
     assert health.blocked_until(HOST, now) is None
     health.open_breaker(HOST, now + 60, "HTTP 503")
     assert RedisHostHealth(client, clock=lambda: now).blocked_until(HOST, now) == now + 60
+
+
+def test_a_process_keeps_to_its_own_hold_at_once_and_reads_others_once_a_second(
+    clean_redis: str,
+) -> None:
+    """The sender asks before every push: Redis is read at most once per READ_EVERY_S, but a
+    hold this process sets stops its very next push (not up to a second of 429s later)."""
+    client = CountingRedis(connection_pool=redis_lib.ConnectionPool.from_url(clean_redis))
+    now = 1_000.0
+    here = RedisHostHealth(client, clock=lambda: now, read_every_s=READ_EVERY_S)
+    elsewhere = RedisHostHealth(redis_lib.Redis.from_url(clean_redis), clock=lambda: now)
+
+    assert here.blocked_until(HOST, now) is None
+    before = client.sent
+    for k in range(1000):
+        assert here.blocked_until(HOST, now + k * 0.0005) is None
+    assert client.sent == before  # one read per second, not one per push
+
+    here.hold(HOST, now + 10, "HTTP 429")
+    assert here.blocked_until(HOST, now + 0.001) == now + 10  # its own hold: at once
+
+    elsewhere.hold(HOST, now + 30, "HTTP 429")  # another process's longer hold
+    assert here.blocked_until(HOST, now + 0.5) == now + 10  # within the second: not yet
+    assert here.blocked_until(HOST, now + READ_EVERY_S) == now + 30  # read again: seen
+
+    here.close_breaker(HOST)
+    assert here.blocked_until(HOST, now + READ_EVERY_S + 0.001) is None

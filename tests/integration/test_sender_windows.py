@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis as redis_lib
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core.adapters.hosts import READ_EVERY_S, RedisHostHealth
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.ports import PushMessage, PushResult
 from standin.server import PushStandin
@@ -99,3 +101,36 @@ def test_the_window_halves_on_429_and_grows_back(fast: PushStandin, signer: Vapi
     recovered = sender.window_size("127.0.0.1")
     sender.close()
     assert recovered is not None and recovered > shrunk
+
+
+def test_a_process_stops_pushing_to_a_host_at_its_own_first_429(
+    fast: PushStandin, signer: VapidSigner, clean_redis: str
+) -> None:
+    """The sender asks the host store before every push and the store reads Redis once a
+    second. The hold a process records on its first 429 must stop its next pushes at once:
+    before, it went on for up to a second, and a throttling host answered hundreds more 429s
+    (724 of Mozilla's in a realistic 50k bench run, 200 after)."""
+    fast.reset()
+    hosts = RedisHostHealth(redis_lib.Redis.from_url(clean_redis), read_every_s=READ_EVERY_S)
+    sender = Http11PushSender(
+        signer,
+        SenderConfig(concurrency=8, concurrency_per_host=8, allow_loopback=True),
+        hosts=hosts,
+    )
+    subs = fast.create_subscriptions(50)
+    results: list[PushResult] = []
+
+    def record(result: PushResult) -> None:  # what the batch's recorder does with a 429
+        results.append(result)
+        if result.status == 429:
+            hosts.hold(result.host, time.time() + 30, "HTTP 429")
+
+    sender.send_all([message(subs[0], 0)], record, lambda: False)  # read: not held, cached
+    fast.set_host_mode("throttle", retry_after=30)
+    sender.send_all([message(subs[i % 50], i) for i in range(1, 401)], record, lambda: False)
+    sender.close()
+
+    assert len(results) == 401
+    answered_429 = fast.stats()["by_status"].get("429", 0)
+    assert 1 <= answered_429 <= 8  # what was in flight when the first 429 came back
+    assert sum(r.error == "blocked" for r in results) == 400 - answered_429
