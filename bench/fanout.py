@@ -37,6 +37,10 @@ from bench.sink import CURVE_STEPS_PER_S
 from core.base64url import b64url_encode
 
 ROOT = Path(__file__).resolve().parent.parent
+# The steady part of a fan-out, by share of the deliverable pushes that have arrived: CPU by
+# process between these two marks says what each delivery costs while the send runs flat out
+# (whole-run figures also carry the ramp, the stragglers' seconds and a 429 hold's idle time).
+STEADY_FROM, STEADY_TO = 0.2, 0.8
 RESULTS = Path(__file__).resolve().parent / "results"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 KEY_RECORD = 65 + 16  # uncompressed P-256 point + auth secret
@@ -362,6 +366,34 @@ class Monitor:
                 continue
             out[role] = out.get(role, 0.0) + times.user + times.system
         return out
+
+
+def _steady_mark(monitor: Monitor, sink: Any) -> tuple[dict[str, float], Any, int, float]:
+    """CPU so far by role and for the machine, with the sink's count and the time."""
+    monitor.sample()
+    roles, machine = monitor.roles(), psutil.cpu_times()
+    return roles, machine, int(sink.stats()["distinct"]), time.time()
+
+
+def _steady(marks: list[tuple[dict[str, float], Any, int, float]]) -> dict[str, Any] | None:
+    """Rate and CPU per delivery between STEADY_FROM and STEADY_TO of the deliveries."""
+    if len(marks) < 2:
+        return None
+    (roles0, m0, n0, t0), (roles1, m1, n1, t1) = marks
+    n = max(1, n1 - n0)
+    window = cpu_window(roles0, roles1, (m0, m1), n)
+    cores = psutil.cpu_count() or 1
+    return {
+        "from_share": STEADY_FROM,
+        "to_share": STEADY_TO,
+        "deliveries": n1 - n0,
+        "seconds": round(t1 - t0, 3),
+        "deliveries_per_s": round(n / (t1 - t0)) if t1 > t0 else None,
+        **window,
+        # Every process's CPU (the machine's, whoever used it) per delivery in the window.
+        "machine_cpu_us_per_delivery": round(window["machine_cpu_s"] / n * 1e6, 1),
+        "cores": cores,
+    }
 
 
 def cpu_window(
@@ -851,6 +883,7 @@ def run(opts: Options) -> dict[str, Any]:
             last_probe = time.monotonic()
             end = time.monotonic() + timeout_s
             target = int(stats["expect"])  # realistic: the expired subscriptions never arrive
+            steady: list[tuple[dict[str, float], Any, int, float]] = []
             while stats["distinct"] < target and time.monotonic() < end:
                 # The sink stamps the 50/90/100 % marks itself: polling only notices the end,
                 # and polling often would take CPU from the workers being measured.
@@ -861,6 +894,9 @@ def run(opts: Options) -> dict[str, Any]:
                     loaded.append(probe)
                     probes.append((round(time.time() - t0, 2), round(probe * 1000, 1)))
                 stats = sink.stats()
+                marks_due = (STEADY_FROM, STEADY_TO)[len(steady) :]
+                if marks_due and stats["distinct"] >= marks_due[0] * target:
+                    steady.append(_steady_mark(monitor, sink))
             complete = stats["distinct"] >= target
             sent_s = None
             if complete and not held:  # with readers held, the alert stays sending
@@ -908,6 +944,7 @@ def run(opts: Options) -> dict[str, Any]:
                 # per push the sink received (the held readers' pushes come later)
                 "worker_cpu_us_per_pushed": round(cpu / max(1, stats["distinct"]) * 1e6, 1),
                 **window,
+                "steady": _steady(steady),
                 "alert_counts": final.get("counts"),
                 "alert_status": final.get("status"),
             }
