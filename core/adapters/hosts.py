@@ -62,6 +62,9 @@ class RedisHostHealth:
                 "host state unreachable; using the last known holds: %s", type(exc).__name__
             )
             known = self._known.get(host)
+            # Asked again after read_every_s, not before every push (each would wait for a
+            # connection attempt on the sender's loop).
+            self._read[host] = (known, now)
             return known if known is not None and known > now else None
         until = None
         for raw in values:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis as redis_lib
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from core.adapters.hosts import READ_EVERY_S, SHARE_SLACK_S, RedisHostHealth
 
@@ -78,3 +80,20 @@ def test_a_process_keeps_to_its_own_hold_at_once_and_reads_others_once_a_second(
 
     here.close_breaker(HOST)
     assert here.blocked_until(HOST, now + READ_EVERY_S + 0.001) is None
+
+
+def test_an_unreachable_redis_is_asked_once_a_second_not_before_every_push() -> None:
+    """While Redis is away the process keeps to the holds it knows, and asks again after
+    READ_EVERY_S: not once per push, each a connection attempt on the sender's loop."""
+    client = CountingRedis(  # nothing listens there; no client-side retries to wait for
+        host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    now = 1_000.0
+    health = RedisHostHealth(client, clock=lambda: now, read_every_s=READ_EVERY_S)
+    health.hold(HOST, now + 10, "HTTP 429")  # not shared (unreachable), kept here
+    before = client.sent
+    for k in range(500):
+        assert health.blocked_until(HOST, now + k * 0.001) == now + 10
+    assert client.sent - before <= 1
+    assert health.blocked_until(HOST, now + READ_EVERY_S + 0.5) == now + 10
+    assert client.sent - before <= 2
