@@ -17,9 +17,15 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
 
         raise CliError("bench needs psutil: pip install -e '.[bench]' (make run does)") from None
 
+    if args.pairs is not None and (args.profile is not None or args.repeats):
+        from cli.main import CliError
+
+        raise CliError(
+            "--pairs runs both profiles once per pair: leave out --profile and --repeats"
+        )
     opts = Options(
         subscribers=args.subscribers,
-        profile=args.profile,
+        profile=args.profile or "plain",
         latency_ms=args.latency_ms,
         tls=args.tls,
         workers=args.workers,
@@ -40,6 +46,14 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
         quiet_share=args.quiet_share,
         order=args.order,
     )
+    if args.pairs is not None:
+        from bench import pairs
+
+        both = pairs.run_pairs(opts, args.pairs, run, save)
+        path = pairs.save_pairs(both, opts.out)
+        print(pairs.summary(both))
+        print(f"written to {path}")
+        return 0 if both["complete"] else 1
     report = run(opts)
     path = save(report, opts.out)
     print(summary(report))
@@ -78,6 +92,16 @@ def cmd_bench_sink(args: argparse.Namespace, _settings: Any) -> int:
     return main(argv)
 
 
+def _pair_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 50:
+        raise argparse.ArgumentTypeError("--pairs takes a whole number from 1 to 50")
+    return value
+
+
 def register(subparsers: Any) -> None:
     bench = subparsers.add_parser("bench", help="benchmarks (fan-out speed)").add_subparsers(
         dest="bench_command", required=True, metavar="BENCHMARK"
@@ -96,10 +120,17 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--profile",
         choices=["plain", "realistic"],
-        default="plain",
         help="plain: one loopback sink answering 201; realistic: four push services on"
         " 127.0.0.2-5 (70/15/10/5 %%), jittered answer times, a 1 %% 2 s tail, 3 %% gone (410),"
-        " 0.5 %% 503, one host answering 429 for 10 s mid-run (docs/capacity.md)",
+        " 0.5 %% 503, one host answering 429 for 10 s mid-run (docs/capacity.md); default plain",
+    )
+    p.add_argument(
+        "--pairs",
+        type=_pair_count,
+        metavar="K",
+        help="K pairs of runs, realistic then plain, each saved as its own report, and a"
+        " bench/results/pairs-*.json with every pair's realistic/plain ratio and the median"
+        " (the adaptive window's target: 85 %%)",
     )
     p.add_argument("--latency-ms", type=float, default=0.0, help="push-service answer delay")
     p.add_argument("--tls", action="store_true", help="the sink speaks HTTPS (self-signed)")
