@@ -54,30 +54,33 @@ class RedisHostHealth:
         cached = self._read.get(host)
         if cached is not None and now - cached[1] < self.read_every_s:
             until = cached[0]
-            return until if until is not None and until > now else None
+        else:
+            # A failed read is remembered too: asked again after read_every_s, not before
+            # every push (each would wait for a connection attempt on the sender's loop).
+            until = self._fetch(host)
+            self._read[host] = (until, now)
+        return until if until is not None and until > now else None
+
+    def _fetch(self, host: str) -> float | None:
+        """The later of the host's hold and breaker in Redis, or the last known when it is away."""
         try:
             values = self.client.mget(PREFIX + host + ":hold", PREFIX + host + ":breaker")
         except redis.RedisError as exc:
             log.warning(
                 "host state unreachable; using the last known holds: %s", type(exc).__name__
             )
-            known = self._known.get(host)
-            # Asked again after read_every_s, not before every push (each would wait for a
-            # connection attempt on the sender's loop).
-            self._read[host] = (known, now)
-            return known if known is not None and known > now else None
+            return self._known.get(host)
         until = None
         for raw in values:
             if raw is None:
                 continue
             value = float(json.loads(raw)["until"])
             until = value if until is None else max(until, value)
-        self._read[host] = (until, now)
         if until is None:
             self._known.pop(host, None)
         else:
             self._known[host] = until
-        return until if until is not None and until > now else None
+        return until
 
     def _set(self, host: str, kind: str, until: float, reason: str) -> None:
         self._known[host] = max(until, self._known.get(host, 0.0))

@@ -112,10 +112,7 @@ class PushClient:
 
     def _blocked_until(self, host: str, now: float) -> float | None:
         """Per-host hold (Retry-After, breaker); the store decides how often it asks Redis."""
-        if self.hosts is None:
-            return None
-        until = self.hosts.blocked_until(host, now)
-        return until if until is not None and until > now else None
+        return None if self.hosts is None else self.hosts.blocked_until(host, now)
 
     def _head(self, route: Route, message: PushMessage) -> bytes | None:
         """Everything after the request line up to the Content-Length value."""
