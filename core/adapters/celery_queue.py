@@ -121,7 +121,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
                 "options": {"expires": 5},
             },
             **FEED_SCHEDULE,
-            "retry-due": {"task": TASK_RETRY_DUE, "schedule": 2.0, "options": {"expires": 10}},
+            "retry-due": {"task": TASK_RETRY_DUE, "schedule": 1.0, "options": {"expires": 5}},
             "reconcile": {"task": TASK_RECONCILE, "schedule": 10.0, "options": {"expires": 30}},
             **recovery_schedule(settings),
             "purge-subscriptions": {
