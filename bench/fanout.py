@@ -33,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from bench.sink import CURVE_STEPS_PER_S
+from bench.sink import CURVE_STEPS_PER_S, THROTTLE_S
 from core.base64url import b64url_encode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1064,14 +1064,24 @@ def _per_host(stats: dict[str, Any], t0: float) -> dict[str, Any]:
     if not hosts:
         return {}
     out: dict[str, Any] = {}
+    host_marks = stats.get("host_marks") or {}
+    hold_end = stats["throttle_from"] + THROTTLE_S if stats.get("throttle_from") else None
     for name, h in hosts.items():
         first, last = h.get("first_at"), h.get("last_at")
         span = (last - first) if first and last else None
+        marks = host_marks.get(name) or {}
         out[name] = {
             **{k: h[k] for k in ("delivered", "gone", "unavailable", "throttled", "tail")},
             "t100_s": _r(last - t0, 3) if last else None,
             "deliveries_per_s": round(h["delivered"] / span) if span else None,
+            # When 50/90/99/100 % of this service's deliverable readers had their push.
+            **{f"t{k}_s": _r(marks[k] - t0, 3) for k in ("50", "90", "99") if k in marks},
         }
+        if h.get("throttled") and hold_end is not None:
+            # How long its readers waited for the rest after the hold ended (the retry path).
+            out[name]["after_hold_s"] = {
+                k: _r(marks[k] - hold_end, 3) for k in ("90", "99", "100") if k in marks
+            }
     return {
         "hosts": out,
         "gone_answers": sum(h["gone"] for h in hosts.values()),
@@ -1166,6 +1176,13 @@ def summary(report: dict[str, Any]) -> str:
             + ", ".join(f"{role} {us:g}" for role, us in sorted(per.items(), key=lambda x: -x[1]))
             + f" µs; machine {round(100 * (run0.get('machine_cpu_busy') or 0))} % busy"
         )
+    for name, h in (run0.get("hosts") or {}).items():
+        if "after_hold_s" in h:
+            after = h["after_hold_s"]
+            lines.append(
+                f"  after {name}'s hold  90/99/100 % of its readers"
+                f" {after.get('90')} / {after.get('99')} / {after.get('100')} s after it ended"
+            )
     if "db_bytes_per_delivery" in run0:
         lines.append(f"  database growth     {run0['db_bytes_per_delivery']} bytes per delivery")
     lines.append(

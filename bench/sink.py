@@ -33,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 from service.listeners import ListenError, open_listener
 
 MARKS = (0.5, 0.9, 1.0)
+HOST_MARKS = (0.5, 0.9, 0.99, 1.0)
 CURVE_STEPS_PER_S = 4
 # Answers due later are written per millisecond (Later): 200 slots a second (5 ms) cut the
 # sink's CPU per answer by a sixth and raised the realistic rate 5 %, but bunched the answers
@@ -140,6 +141,15 @@ class Counts:
         self.live_expect = sum(self.live)
         self.live_distinct = 0
         self.live_marks = Marks(self.live_expect)
+        # Realistic: when 50/90/99/100 % of each push service's deliverable readers had their
+        # push (how long a throttled service's readers wait after its hold ends).
+        per_host: dict[str, int] = {p.name: 0 for p in REALISTIC} if self.realistic else {}
+        if self.realistic:
+            for i in range(len(self.gone)):
+                if not self.gone[i]:
+                    per_host[realistic_host(i).name] += 1
+        self.host_marks = {name: Marks(n, HOST_MARKS) for name, n in per_host.items()}
+        self.host_distinct = dict.fromkeys(per_host, 0)
         self.hosts: dict[str, dict[str, float | int | None]] = {
             p.name: {
                 "delivered": 0,
@@ -228,7 +238,11 @@ class Counts:
         if host["first_at"] is None:
             host["first_at"] = now
         host["last_at"] = now
+        first = 0 <= index < len(self.seen) and not self.seen[index]
         self.push(index, ok, size, now)
+        if first and profile.name in self.host_marks:
+            self.host_distinct[profile.name] += 1
+            self.host_marks[profile.name].arrived(self.host_distinct[profile.name], now)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -251,17 +265,18 @@ class Counts:
             "live_expect": self.live_expect,
             "live_distinct": self.live_distinct,
             "live_marks": self.live_marks,
+            "host_marks": self.host_marks,
             "started_at": self.started_at,
             "pid": os.getpid(),
         }
 
 
 class Marks(dict[str, float]):
-    """When 50, 90 and 100 % of `expect` had arrived ("50": time, ...)."""
+    """When 50, 90 and 100 % (or `marks`) of `expect` had arrived ("50": time, ...)."""
 
-    def __init__(self, expect: int) -> None:
+    def __init__(self, expect: int, marks: tuple[float, ...] = MARKS) -> None:
         super().__init__()
-        self._todo = [(str(int(mark * 100)), mark * expect) for mark in MARKS]
+        self._todo = [(str(int(mark * 100)), mark * expect) for mark in marks]
 
     def arrived(self, count: int, now: float) -> None:
         while self._todo and count >= self._todo[0][1]:
