@@ -178,7 +178,8 @@ class Counts:
         self.curve: list[int] = []
         self.started_at = time.time()
 
-    def push(self, index: int, ok: bool, size: int, now: float | None = None) -> None:
+    def push(self, index: int, ok: bool, size: int, now: float | None = None) -> bool:
+        """Count one push; True when it is this subscriber's first."""
         now = time.time() if now is None else now
         if self.first_at is None:
             self.first_at = now
@@ -202,8 +203,10 @@ class Counts:
                 if self.live[index]:
                     self.live_distinct += 1
                     self.live_marks.arrived(self.live_distinct, now)
+                return True
         else:
             self.out_of_range += 1
+        return False
 
     def answer(self, profile: HostProfile, index: int) -> tuple[bytes, float]:
         """The realistic answer for one well-formed push: (response, delay before it)."""
@@ -238,9 +241,7 @@ class Counts:
         if host["first_at"] is None:
             host["first_at"] = now
         host["last_at"] = now
-        first = 0 <= index < len(self.seen) and not self.seen[index]
-        self.push(index, ok, size, now)
-        if first and profile.name in self.host_marks:
+        if self.push(index, ok, size, now) and profile.name in self.host_marks:
             self.host_distinct[profile.name] += 1
             self.host_marks[profile.name].arrived(self.host_distinct[profile.name], now)
 
