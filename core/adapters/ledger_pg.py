@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from operator import attrgetter
 
 from sqlalchemy import Engine, text
 
@@ -144,13 +143,7 @@ def record_pg(
     form cost more CPU to compile and parse than the pushes it recorded, and four round trips
     instead of one; the gone readers' five statements per chunk (3 % of a realistic audience
     answers 410, spread over most chunks) cost 5 % of the workers' CPU.
-    Returns how many rows moved into each status.
-
-    The rows go in subscription order. Answers come back in no particular order, and a
-    freshest-first batch is spread over the whole table, so in arrival order each row lands on
-    a random page of the ledger's key; in key order one statement walks the index forwards
-    (docs/capacity.md, "Freshest first")."""
-    entries = sorted(entries, key=attrgetter("subscription_id"))
+    Returns how many rows moved into each status."""
     with engine.begin() as conn:
         changed = conn.execute(
             RECORD_PG,
