@@ -31,7 +31,7 @@ from core.ports import (
     SendJob,
 )
 from core.receipts import Receipts
-from core.targets import owed_targets, set_aside_held
+from core.targets import owed_targets
 from core.utm import UtmTags, click_through
 from core.watchers import StopCheck
 
@@ -226,10 +226,12 @@ def deliver_batch(
     batch, alert = claimed
     lease = Lease(held, batch_id, owner, policy.lease_s, clock)  # renewed from the claim on
     targets, missing = owed_targets(batch, alert, store, policy.endpoints, now)
+    messages = _messages(alert, targets, policy.receipts, int(now), policy.default_lang, policy.utm)
     attempts = {t.subscription_id: t.attempts for t in targets}
-    targets, blocked = set_aside_held(targets, hosts, now)
-    # Ledger chunks and the cancel check run on a writer thread, not the sender's loop: one per
-    # batch, or with `finishing` the process's, one statement at a time (see Finishing.writer).
+    del targets
+    # Ledger chunks and the cancel check run on a writer thread, never on the sender's event
+    # loop: one per batch, or with `finishing` one per process for all its open batches (one
+    # statement at a time: concurrent chunks of one alert queue on its counters' row lock).
     shared = finishing.writer() if pipelined and finishing is not None else None
     writer = shared or ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
     recorder = _Recorder(
@@ -244,10 +246,6 @@ def deliver_batch(
         observe,
         writer,
     )
-    for result in blocked:  # recorded as the sender would have: retried after the hold
-        recorder(result)
-    messages = _messages(alert, targets, policy.receipts, int(now), policy.default_lang, policy.utm)
-    del targets
     stop = StopCheck(store, alert.id, writer, policy.stop_check_interval_s, clock)
     run = _Run(recorder, stop, lease, writer, shared is None, len(missing), store, clock, owner)
     if finishing is None or not pipelined:
@@ -339,8 +337,7 @@ class Finishing:
         self._pid = 0
 
     def writer(self) -> ThreadPoolExecutor:
-        """The process's ledger writer thread, shared by its open batches: one statement at a
-        time, as concurrent chunks of one alert would queue on its counters' row lock."""
+        """The process's ledger writer thread, shared by its open batches."""
         with self._lock:
             if self._writer is None or self._pid != os.getpid():
                 self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 
-from core.endpoints import EndpointPolicy, endpoint_allowed, push_host
+from core.endpoints import EndpointPolicy, endpoint_allowed
 from core.model import Alert, Batch, LedgerStatus, Target
-from core.ports import HostHealth, LedgerEntry, LedgerStore, PushResult
+from core.ports import LedgerEntry, LedgerStore
 
 log = logging.getLogger("newsflash.delivery")
 
@@ -56,38 +56,3 @@ def _refuse_disallowed(
         batch_id,
     )
     return [t for t in targets if t.subscription_id not in refused]
-
-
-def set_aside_held(
-    targets: list[Target], hosts: HostHealth, now: float
-) -> tuple[list[Target], list[PushResult]]:
-    """The targets to push, and a `blocked` result for each one whose push host is held
-    (Retry-After, open breaker): the answer the sender gives such a push, given here without
-    building its message or passing it through the sender's queues (docs/capacity.md)."""
-    until_of: dict[str, tuple[str, float | None]] = {}
-    keep: list[Target] = []
-    held: list[PushResult] = []
-    for t in targets:
-        endpoint = t.endpoint
-        # Endpoints sharing the text before the path share a host: parsed once per batch.
-        start = endpoint.find("://") + 3
-        cut = endpoint.find("/", start) if start >= 3 else -1
-        key = endpoint[:cut] if cut >= 0 else endpoint
-        known = until_of.get(key)
-        if known is None:
-            try:
-                host = push_host(endpoint) if start >= 3 else "unknown"
-            except ValueError:  # left to the sender, which says why it cannot push there
-                host = "unknown"
-            known = until_of[key] = (
-                host,
-                None if host == "unknown" else hosts.blocked_until(host, now),
-            )
-        host, until = known
-        if until is None:
-            keep.append(t)
-        else:
-            held.append(
-                PushResult(t.subscription_id, host, None, error="blocked", blocked_until=until)
-            )
-    return keep, held

@@ -576,7 +576,6 @@ class FakePushSender:
     script: dict[str, list[Answer]] = field(default_factory=dict)
     request_s: float = 0.01
     pushed: list[PushMessage] = field(default_factory=list)
-    offered: list[PushMessage] = field(default_factory=list)  # every message given to send
     before_push: Callable[[PushMessage], None] | None = None
 
     def answer(self, endpoint: str, *answers: Answer) -> None:
@@ -591,7 +590,6 @@ class FakePushSender:
         on_result: Callable[[PushResult], None],
         should_stop: Callable[[], bool],
     ) -> None:
-        self.offered.extend(messages)
         for message in messages:
             if should_stop():
                 return

@@ -246,34 +246,6 @@ def test_a_held_host_is_not_pushed_to_and_the_wait_costs_no_attempt() -> None:
     assert row.next_attempt_at is not None and row.next_attempt_at >= w.clock() + 29
 
 
-def test_readers_of_a_held_host_are_set_aside_before_their_messages_are_built() -> None:
-    w = World()
-    busy = [w.store.add_subscription(endpoint=f"https://busy.push.test/send/{i}") for i in range(3)]
-    free = [w.store.add_subscription(endpoint=f"https://free.push.test/send/{i}") for i in range(2)]
-    alert_id = w.alert()
-    w.plan(alert_id)
-    until = w.clock() + 30
-    w.hosts.hold("busy.push.test", until, "HTTP 429")
-
-    report = w.deliver(w.queue.batch_ids[0])
-
-    # The held host's readers never reach the sender; the others go out at once.
-    assert sorted(m.subscription_id for m in w.sender.offered) == sorted(free)
-    assert sorted(w.sender.pushed_ids()) == sorted(free)
-    assert report.outcomes == {"held": 3, "2xx": 2} and report.sent == 2
-    for sid in busy:  # retried after the hold (plus up to a second's spread), no attempt spent
-        row = w.store.ledger[(alert_id, sid)]
-        assert (row.status, row.attempts) == (LedgerStatus.RETRY, 0)
-        assert row.next_attempt_at is not None and until <= row.next_attempt_at <= until + 1
-    assert w.status(alert_id) is AlertStatus.SENDING
-
-    w.clock.advance(31)  # the hold is over: the retry sends them
-    schedule_due_retries(w.store, w.queue, w.policy, w.clock)
-    w.deliver_enqueued()
-    assert sorted(w.sender.pushed_ids()) == sorted(free + busy)
-    assert w.status(alert_id) is AlertStatus.SENT
-
-
 def test_subscribers_gone_since_planning_are_counted_gone_and_not_pushed() -> None:
     w = World()
     readers = w.subscribers(4)
