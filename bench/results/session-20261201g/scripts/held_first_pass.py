@@ -2,6 +2,7 @@
 sender answer it `blocked` (the path before 7bc308a) against setting it aside (core/targets.py).
 
 usage: held_first_pass.py [N] [ROUNDS]
+Run it at 7bc308a: it imports core.targets.set_aside_held, which e7afd63 reverted.
 Both paths in one process, alternating, N readers on a held push host per round; CPU time of
 the whole process (the sender's loop thread included) per held reader, medians of ROUNDS. The
 answer callback is a counter in both: recording the retry costs the same either way.
