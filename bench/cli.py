@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+# Limits of the benchmarks' own options. A value outside them is refused in one line before
+# anything starts: a mistyped option must not cost a 20-minute run, nor end it in a traceback.
+MAX_SUBSCRIBERS = 10_000_000
+MAX_PROCESSES = 64  # NEWSFLASH_WORKER_CONCURRENCY's limit
 
 
 def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
@@ -17,12 +25,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
 
         raise CliError("bench needs psutil: pip install -e '.[bench]' (make run does)") from None
 
-    if args.pairs is not None and (args.profile is not None or args.repeats):
-        from cli.main import CliError
-
-        raise CliError(
-            "--pairs runs both profiles once per pair: leave out --profile and --repeats"
-        )
+    _refuse_fanout_combinations(args)
     opts = Options(
         subscribers=args.subscribers,
         profile=args.profile or "plain",
@@ -41,7 +44,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
         database_url=args.database_url,
         redis_url=args.redis_url,
         timeout_s=args.timeout,
-        out=Path(args.out) if args.out else None,
+        out=_out(args.out),
         label=args.label or "",
         quiet_share=args.quiet_share,
         order=args.order,
@@ -72,8 +75,9 @@ def cmd_bench_retention(args: argparse.Namespace, _settings: Any) -> int:
         database=args.database,
         chunk=args.chunk,
     )
+    out = _out(args.out)
     report = simulate(opts)
-    path = save(report, Path(args.out) if args.out else None)
+    path = save(report, out)
     print(summary(report))
     print(f"written to {path}")
     return 0 if report["levels_off"] else 1
@@ -90,6 +94,85 @@ def cmd_bench_sink(args: argparse.Namespace, _settings: Any) -> int:
         print(f"certificate (trust it with NEWSFLASH_PUSH_CA_FILE): {cert}")
         argv += ["--cert", str(cert), "--key", str(key)]
     return main(argv)
+
+
+def _refuse_fanout_combinations(args: argparse.Namespace) -> None:
+    """Options that cannot run together, refused before anything starts."""
+    from cli.main import CliError
+
+    if args.pairs is not None and (args.profile is not None or args.repeats):
+        raise CliError(
+            "--pairs runs both profiles once per pair: leave out --profile and --repeats"
+        )
+    realistic = args.profile == "realistic" or args.pairs is not None
+    if realistic and args.tls:
+        raise CliError("the realistic profile (and --pairs) speaks plain HTTP: leave out --tls")
+    if realistic and args.quiet_share:
+        raise CliError("--quiet-share runs with the plain profile: leave out --profile/--pairs")
+    if args.database_url is not None and not args.database_url.startswith(
+        ("postgresql://", "postgresql+psycopg://")
+    ):
+        raise CliError("--database-url: a postgresql:// URL of an empty database")
+    if args.redis_url is not None and not args.redis_url.startswith("redis://"):
+        raise CliError("--redis-url: a redis:// URL")
+
+
+def _out(value: str | None) -> Path | None:
+    """--out: the report's file, or a folder (existing, or written with a trailing /) that the
+    report (and with --pairs each run's report) goes into under its default name. Refused in
+    one line, before the run, when it cannot be written there."""
+    if not value:
+        return None
+    from cli.main import CliError
+
+    path = Path(value)
+    folder_given = value.endswith(("/", os.sep)) or path.is_dir()
+    folder = path if folder_given else path.parent
+    blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise CliError(f"--out: {blocking} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"--out: cannot make the folder {folder} ({exc.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"--out: cannot write in {folder}")
+    if not folder_given and path.exists() and not (path.is_file() and os.access(path, os.W_OK)):
+        raise CliError(f"--out: cannot write {path}")
+    return path
+
+
+def _whole(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from `low` to `high`."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"a whole number from {low} to {high}")
+        return value
+
+    return whole
+
+
+def _number(low: float, high: float, above: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number from `low` (or above it) to `high`."""
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (low < value <= high if above else low <= value <= high):
+            raise argparse.ArgumentTypeError(
+                f"a number {'above' if above else 'from'} {low:g} {'up ' if above else ''}to "
+                f"{high:g}"
+            )
+        return value
+
+    return number
 
 
 def _pair_count(text: str) -> int:
@@ -116,7 +199,9 @@ def register(subparsers: Any) -> None:
             "against the same sink for the ratio. Results go to bench/results/*.json."
         ),
     )
-    p.add_argument("--subscribers", "-n", type=int, required=True, metavar="N")
+    p.add_argument(
+        "--subscribers", "-n", type=_whole(1, MAX_SUBSCRIBERS), required=True, metavar="N"
+    )
     p.add_argument(
         "--profile",
         choices=["plain", "realistic"],
@@ -132,14 +217,27 @@ def register(subparsers: Any) -> None:
         " bench/results/pairs-*.json with every pair's realistic/plain ratio and the median"
         " (the adaptive window's target: 85 %%)",
     )
-    p.add_argument("--latency-ms", type=float, default=0.0, help="push-service answer delay")
+    p.add_argument(
+        "--latency-ms", type=_number(0, 60_000), default=0.0, help="push-service answer delay"
+    )
     p.add_argument("--tls", action="store_true", help="the sink speaks HTTPS (self-signed)")
     p.add_argument(
-        "--workers", "-w", type=int, default=2, help="worker processes per node (celery -c)"
+        "--workers",
+        "-w",
+        type=_whole(1, MAX_PROCESSES),
+        default=2,
+        help="worker processes per node (celery -c)",
     )
-    p.add_argument("--nodes", type=int, default=1, help="`newsflash worker` instances")
-    p.add_argument("--repeats", type=int, default=0, help="alerts timed (default 3 if N ≤ 20k)")
-    p.add_argument("--naive-sample", type=int, default=1000, help="subscribers in the naive loop")
+    p.add_argument("--nodes", type=_whole(1, 16), default=1, help="`newsflash worker` instances")
+    p.add_argument(
+        "--repeats", type=_whole(0, 50), default=0, help="alerts timed (default 3 if N ≤ 20k)"
+    )
+    p.add_argument(
+        "--naive-sample",
+        type=_whole(1, 1_000_000),
+        default=1000,
+        help="subscribers in the naive loop",
+    )
     p.add_argument("--batch-size", type=int, help="NEWSFLASH_BATCH_SIZE")
     p.add_argument("--concurrency", type=int, help="NEWSFLASH_CONCURRENCY")
     p.add_argument("--concurrency-per-host", type=int, help="NEWSFLASH_CONCURRENCY_PER_HOST")
@@ -149,11 +247,19 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--event-loop", choices=["uvloop", "asyncio"], help="NEWSFLASH_EVENT_LOOP of the workers"
     )
-    p.add_argument("--web-workers", type=int, default=2, help="web server processes")
+    p.add_argument(
+        "--web-workers", type=_whole(1, MAX_PROCESSES), default=2, help="web server processes"
+    )
     p.add_argument("--database-url", help="an empty database to use (default: a fresh one)")
     p.add_argument("--redis-url", help="default: a private redis-server on a free port")
-    p.add_argument("--timeout", type=float, help="seconds to wait for the fan-out")
-    p.add_argument("--out", help="JSON report path (default bench/results/fanout-*.json)")
+    p.add_argument(
+        "--timeout", type=_number(0, 86_400, above=True), help="seconds to wait for the fan-out"
+    )
+    p.add_argument(
+        "--out",
+        help="JSON report path, or a folder for it (default bench/results/fanout-*.json);"
+        " with --pairs the pairs report's, each run's report beside it",
+    )
     p.add_argument("--label", help="a note stored in the report")
     p.add_argument(
         "--order",
@@ -163,10 +269,10 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--quiet-share",
-        type=float,
+        type=_number(0, 0.99),
         default=0.0,
         metavar="P",
-        help="this share of readers (0-1) in their quiet hours: each repeat then times a"
+        help="this share of readers (0 to 0.99) in their quiet hours: each repeat then times a"
         " breaking alert and a routine one (held for them) and compares worker CPU per push",
     )
     p.set_defaults(func=cmd_bench_fanout, needs_keys=False)
@@ -182,18 +288,30 @@ def register(subparsers: Any) -> None:
             " bench/results/retention-*.json (docs/capacity.md)."
         ),
     )
-    p.add_argument("--subscribers", "-n", type=int, default=100_000, metavar="N")
-    p.add_argument("--days", type=int, default=60)
-    p.add_argument("--alerts-per-day", type=int, default=20)
-    p.add_argument("--retention-days", type=int, default=14, help="NEWSFLASH_LEDGER_RETENTION_DAYS")
+    p.add_argument(
+        "--subscribers", "-n", type=_whole(1, MAX_SUBSCRIBERS), default=100_000, metavar="N"
+    )
+    p.add_argument("--days", type=_whole(1, 3650), default=60)
+    p.add_argument("--alerts-per-day", type=_whole(1, 1000), default=20)
+    p.add_argument(
+        "--retention-days",
+        type=_whole(1, 3650),
+        default=14,
+        help="NEWSFLASH_LEDGER_RETENTION_DAYS",
+    )
     p.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
-    p.add_argument("--chunk", type=int, default=5000, help="NEWSFLASH_RETENTION_CHUNK")
-    p.add_argument("--out", help="JSON report path (default bench/results/retention-*.json)")
+    p.add_argument(
+        "--chunk", type=_whole(100, 100_000), default=5000, help="NEWSFLASH_RETENTION_CHUNK"
+    )
+    p.add_argument(
+        "--out",
+        help="JSON report path, or a folder for it (default bench/results/retention-*.json)",
+    )
     p.set_defaults(func=cmd_bench_retention, needs_keys=False)
 
     p = bench.add_parser("sink", help="run the benchmark push sink in the foreground")
-    p.add_argument("--port", type=int, default=8002)
-    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--port", type=_whole(1, 65535), default=8002)
+    p.add_argument("--latency-ms", type=_number(0, 60_000), default=0.0)
     p.add_argument("--tls", action="store_true")
     p.add_argument("--tls-dir", default="var/bench/tls")
     p.set_defaults(func=cmd_bench_sink, needs_keys=False)

@@ -33,6 +33,7 @@ from typing import Any
 
 import psutil
 
+from bench.reports import write_report
 from bench.sink import CURVE_STEPS_PER_S, THROTTLE_S
 from core.base64url import b64url_encode
 
@@ -41,7 +42,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # process between these two marks says what each delivery costs while the send runs flat out
 # (whole-run figures also carry the ramp, the stragglers' seconds and a 429 hold's idle time).
 STEADY_FROM, STEADY_TO = 0.2, 0.8
-RESULTS = Path(__file__).resolve().parent / "results"
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 KEY_RECORD = 65 + 16  # uncompressed P-256 point + auth secret
 ORIGIN = "http://127.0.0.1:8000"
@@ -1114,19 +1114,16 @@ def _targets(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def save(report: dict[str, Any], out: Path | None) -> Path:
-    if out is None:
-        cfg = report["config"]
-        name = f"fanout-{cfg['subscribers']}"
-        if cfg.get("profile", "plain") != "plain":
-            name += f"-{cfg['profile']}"
-        if cfg["latency_ms"]:
-            name += f"-lat{int(cfg['latency_ms'])}"
-        if cfg["tls"]:
-            name += "-tls"
-        out = RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    return out
+    """The report to `out` (a file or a folder), or to bench/results/fanout-*.json."""
+    cfg = report["config"]
+    name = f"fanout-{cfg['subscribers']}"
+    if cfg.get("profile", "plain") != "plain":
+        name += f"-{cfg['profile']}"
+    if cfg["latency_ms"]:
+        name += f"-lat{int(cfg['latency_ms'])}"
+    if cfg["tls"]:
+        name += "-tls"
+    return write_report(report, out, name)
 
 
 def summary(report: dict[str, Any]) -> str:

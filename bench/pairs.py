@@ -9,7 +9,6 @@ issue's measure) and by machine CPU per delivery in the steady part of each run 
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -17,7 +16,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bench.fanout import RESULTS, Options
+from bench.fanout import Options
+from bench.reports import write_report
 
 TARGET = 0.85  # issue 14, point 2: realistic at least 85 % of plain
 
@@ -87,7 +87,9 @@ def run_pairs(
     save: Callable[[dict[str, Any], Path | None], Path],
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """`count` pairs, realistic then plain, each run saved as its own report as it ends."""
+    """`count` pairs, realistic then plain, each run saved as its own report as it ends: in
+    bench/results/, or beside the pairs report `base.out` names (in it, if a folder)."""
+    folder = None if base.out is None else base.out if base.out.is_dir() else base.out.parent
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     pairs = []
     for k in range(1, count + 1):
@@ -95,7 +97,7 @@ def run_pairs(
         for profile in ("realistic", "plain"):
             label = f"{base.label + ' ' if base.label else ''}pair {k} {profile}"
             report = run(replace(base, profile=profile, repeats=1, out=None, label=label))
-            side = _side(report, save(report, None))
+            side = _side(report, save(report, folder))
             say(
                 f"pair {k}/{count} {profile}: {side['deliveries_per_s_to_90']}/s to 90 %, "
                 f"{side['steady_machine_cpu_us_per_delivery']} µs of machine CPU per delivery"
@@ -111,12 +113,8 @@ def run_pairs(
 
 
 def save_pairs(report: dict[str, Any], out: Path | None) -> Path:
-    if out is None:
-        n = report["config"]["subscribers"]
-        out = RESULTS / f"pairs-{n}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    return out
+    """The pairs report to `out` (a file or a folder), or to bench/results/pairs-*.json."""
+    return write_report(report, out, f"pairs-{report['config']['subscribers']}")
 
 
 def summary(report: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, text
 
+from bench.reports import write_report
 from config.settings import Topic
 from core.adapters import migrate
 from core.adapters import tables as t
@@ -27,7 +28,6 @@ from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.retention import DAY_S, RetentionPolicy, run_retention
 
-RESULTS = Path(__file__).resolve().parent / "results"
 T0 = 1_767_225_600.0  # 2026-01-01 00:00 UTC, the simulation's first day
 
 
@@ -273,13 +273,11 @@ def _report(
 
 
 def save(report: dict[str, Any], out: Path | None) -> Path:
-    if out is None:
-        cfg = report["config"]
-        name = f"retention-{cfg['engine']}-{cfg['subscribers']}-{cfg['days']}d"
-        out = RESULTS / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    return out
+    """The report to `out` (a file or a folder), or to bench/results/retention-*.json."""
+    cfg = report["config"]
+    return write_report(
+        report, out, f"retention-{cfg['engine']}-{cfg['subscribers']}-{cfg['days']}d"
+    )
 
 
 def summary(report: dict[str, Any]) -> str:
