@@ -250,7 +250,11 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     from core.errors import Conflict, ValidationError
     from core.subscriptions import parse_subscription, record_opt_in
 
-    request = urllib.request.Request(  # noqa: S310 - loopback stand-in given by the operator
+    unknown = [t for t in args.topic or () if t not in settings.topic_slugs]
+    if unknown:
+        known = ", ".join(sorted(settings.topic_slugs))
+        raise CliError(f"--topic: unknown topic {unknown[0]!r}; known: {known}")
+    request = urllib.request.Request(  # noqa: S310 - an http(s) URL (checked by its type)
         args.standin.rstrip("/") + "/_standin/subscriptions",
         data=json.dumps({"count": args.count, "mode": "ok"}).encode(),
         method="POST",
@@ -259,6 +263,11 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     try:
         with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
             subs = json.loads(response.read())["subscriptions"]
+    except urllib.error.HTTPError as exc:
+        said = exc.read(500).decode("utf-8", "replace").strip()
+        raise CliError(
+            f"--standin: {args.standin} refused the request ({exc.code}: {said[:200]})"
+        ) from None
     except urllib.error.URLError as exc:
         raise CliError(
             f"--standin: cannot reach {args.standin} ({exc}); start `newsflash push-standin`"
@@ -294,6 +303,31 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
         f"registered {len(subs)} demo subscriptions at {args.standin} (topics: {', '.join(args.topic or defaults)})"
     )
     return 0
+
+
+def _demo_count(text: str) -> int:
+    """demo-subscribers N: what the stand-in makes in one request."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 1_000_000:
+        raise argparse.ArgumentTypeError("a whole number from 1 to 1000000")
+    return count
+
+
+def _standin_url(text: str) -> str:
+    """--standin: the stand-in's http:// or https:// base URL (nothing else is fetched)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if not (port_ok and parts.scheme in ("http", "https") and parts.hostname):
+        raise argparse.ArgumentTypeError("the stand-in's URL, like http://127.0.0.1:8001")
+    return text
 
 
 def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
@@ -411,8 +445,8 @@ def _add_sending_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p.set_defaults(func=cmd_push_standin, needs_keys=False)
 
     p = sub.add_parser("demo-subscribers", help="register N subscriptions owned by the stand-in")
-    p.add_argument("count", type=int, metavar="N")
-    p.add_argument("--standin", default="http://127.0.0.1:8001")
+    p.add_argument("count", type=_demo_count, metavar="N")
+    p.add_argument("--standin", type=_standin_url, default="http://127.0.0.1:8001")
     p.add_argument("--topic", action="append")
     p.set_defaults(func=cmd_demo_subscribers, needs_keys=False)
 

@@ -246,3 +246,40 @@ def test_health_prints_the_weeks_and_the_warnings(var_env: dict[str, str]) -> No
     assert len(weeks) == 8
     refused = run(["health", "--weeks", "99"], env)
     assert refused.returncode == 2 and "weeks must be a whole number" in refused.stderr
+
+
+def test_demo_subscribers_stores_the_standins_subscriptions_and_refuses_bad_input(
+    var_env: dict[str, str],
+) -> None:
+    from sqlalchemy import text
+
+    from core.adapters.sql import make_engine
+    from standin.server import PushStandin
+
+    assert run(["init"], var_env).returncode == 0
+    assert run(["db", "upgrade"], var_env).returncode == 0
+    with PushStandin(host="127.0.0.1") as standin:
+        url = standin.origin
+        made = run(["demo-subscribers", "3", "--topic", "sport", "--standin", url], var_env)
+        assert made.returncode == 0, made.stderr
+        assert f"registered 3 demo subscriptions at {url} (topics: sport)" in made.stdout
+
+        for args, names in (
+            (["0"], "argument N: a whole number from 1 to 1000000"),
+            (["-5"], "argument N: a whole number from 1 to 1000000"),
+            (["2", "--standin", "file:///etc/passwd"], "argument --standin: the stand-in's URL"),
+            (["2", "--standin", "127.0.0.1:8001"], "argument --standin: the stand-in's URL"),
+        ):
+            refused = run(["demo-subscribers", *args], var_env)
+            assert refused.returncode == 2 and names in refused.stderr, refused.stderr
+            assert "Traceback" not in refused.stderr
+        # The operator's topic is checked before the stand-in is asked for anything.
+        _one_line_failure(
+            run(["demo-subscribers", "2", "--topic", "weather", "--standin", url], var_env),
+            "--topic: unknown topic 'weather'; known: breaking, business, politics, sport",
+        )
+    engine = make_engine(var_env["NEWSFLASH_DATABASE_URL"])
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM subscriptions")).scalar_one()
+    engine.dispose()
+    assert stored == 3
