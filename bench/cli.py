@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from cli.args import MAX_PROCESSES, tcp_port
+from cli.args import number as _number
+from cli.args import whole_number as _whole
 
 # Limits of the benchmarks' own options. A value outside them is refused in one line before
 # anything starts: a mistyped option must not cost a 20-minute run, nor end it in a traceback.
 MAX_SUBSCRIBERS = 10_000_000
-MAX_PROCESSES = 64  # NEWSFLASH_WORKER_CONCURRENCY's limit
 
 
 def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
@@ -140,39 +141,6 @@ def _out(value: str | None) -> Path | None:
     if not folder_given and path.exists() and not (path.is_file() and os.access(path, os.W_OK)):
         raise CliError(f"--out: cannot write {path}")
     return path
-
-
-def _whole(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: a whole number from `low` to `high`."""
-
-    def whole(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"a whole number from {low} to {high}")
-        return value
-
-    return whole
-
-
-def _number(low: float, high: float, above: bool = False) -> Callable[[str], float]:
-    """An argparse type: a number from `low` (or above it) to `high`."""
-
-    def number(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not (low < value <= high if above else low <= value <= high):
-            raise argparse.ArgumentTypeError(
-                f"a number {'above' if above else 'from'} {low:g} {'up ' if above else ''}to "
-                f"{high:g}"
-            )
-        return value
-
-    return number
 
 
 def _pair_count(text: str) -> int:
@@ -310,7 +278,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_bench_retention, needs_keys=False)
 
     p = bench.add_parser("sink", help="run the benchmark push sink in the foreground")
-    p.add_argument("--port", type=_whole(1, 65535), default=8002)
+    p.add_argument("--port", type=tcp_port, default=8002)
     p.add_argument("--latency-ms", type=_number(0, 60_000), default=0.0)
     p.add_argument("--tls", action="store_true")
     p.add_argument("--tls-dir", default="var/bench/tls")

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.args import MAX_PROCESSES, tcp_port, whole_number
 from config.settings import Settings, SettingsError, load_settings
 from core.bootstrap import StartupError
 
@@ -305,6 +306,18 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _queues(text: str) -> str:
+    """worker -Q: the lanes this worker consumes, comma separated (an unknown name would make a
+    worker that waits on a queue nobody sends to)."""
+    from core.model import Lane
+
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    known = [lane.value for lane in Lane]
+    if not names or any(name not in known for name in names):
+        raise argparse.ArgumentTypeError(f"comma separated, from: {', '.join(known)}")
+    return ",".join(names)
+
+
 def _demo_count(text: str) -> int:
     """demo-subscribers N: what the stand-in makes in one request."""
     try:
@@ -440,7 +453,7 @@ def _add_sending_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
     p = sub.add_parser("push-standin", help="run the local push-service stand-in (tests, demo)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8001)
+    p.add_argument("--port", type=tcp_port, default=8001)
     p.add_argument("--tls", action="store_true")
     p.set_defaults(func=cmd_push_standin, needs_keys=False)
 
@@ -455,13 +468,18 @@ def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     """web, worker, beat, run."""
     p = sub.add_parser("web", help="run the web app (waitress, one process per --workers)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int)
-    p.add_argument("--workers", type=int, default=2, help="server processes (one per core)")
+    p.add_argument("--port", type=tcp_port)
+    p.add_argument(
+        "--workers",
+        type=whole_number(1, MAX_PROCESSES),
+        default=2,
+        help="server processes (one per core)",
+    )
     p.set_defaults(func=cmd_web, needs_keys=True)
 
     p = sub.add_parser("worker", help="run a Celery worker (all queues unless -Q)")
-    p.add_argument("-Q", "--queues")
-    p.add_argument("-c", "--concurrency", type=int)
+    p.add_argument("-Q", "--queues", type=_queues, help="lanes, comma separated (default all)")
+    p.add_argument("-c", "--concurrency", type=whole_number(1, MAX_PROCESSES))
     p.add_argument("-n", "--name")
     p.set_defaults(func=cmd_worker, needs_keys=True)
 
@@ -471,8 +489,8 @@ def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p = sub.add_parser(
         "run", help="web + workers + beat + demo stand-in in the foreground (make run)"
     )
-    p.add_argument("--port", type=int)
-    p.add_argument("--standin-port", type=int, default=8001)
+    p.add_argument("--port", type=tcp_port)
+    p.add_argument("--standin-port", type=tcp_port, default=8001)
     p.set_defaults(func=cmd_run, needs_keys=True)
 
 

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from cli.args import number
 from config.settings import Settings
 from core.pace import Pace, duration_text, pace_of
 
@@ -365,11 +366,19 @@ def register(subparsers: Any) -> None:
     )
     p = alerts.add_parser("watch", help="live progress bar (rate, ETA, outcomes) until finished")
     p.add_argument("id", type=int, help="the alert id")
-    p.add_argument("--interval", type=float, default=0.5, help="seconds between redraws")
+    p.add_argument("--interval", type=number(0.1, 60), default=0.5, help="seconds between redraws")
     p.add_argument(
-        "--every", type=float, default=2.0, help="seconds between lines when not on a terminal"
+        "--every",
+        type=number(0.1, 3600),
+        default=2.0,
+        help="seconds between lines when not on a terminal",
     )
-    p.add_argument("--timeout", type=float, default=0, help="give up after this many seconds")
+    p.add_argument(
+        "--timeout",
+        type=number(0, 86_400),
+        default=0,
+        help="give up after this many seconds (0: wait until it finishes)",
+    )
     p.set_defaults(func=cmd_alerts_watch, needs_keys=False)
     p = alerts.add_parser("list", help="recent alerts, newest first (status, audience, delivered)")
     p.add_argument(

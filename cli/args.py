@@ -1,0 +1,45 @@
+"""argparse types for the command line's numbers: a value out of range is refused in one line
+("argument --workers: a whole number from 1 to 64") before the command does anything."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+MAX_PROCESSES = 64  # NEWSFLASH_WORKER_CONCURRENCY's limit; web and bench processes alike
+
+
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """A whole number from `low` to `high`."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"a whole number from {low} to {high}")
+        return value
+
+    return whole
+
+
+def number(low: float, high: float, above: bool = False) -> Callable[[str], float]:
+    """A number from `low` (or, with `above`, greater than it) to `high`; never NaN."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (low < value <= high if above else low <= value <= high):
+            lower = f"above {low:g} up" if above else f"from {low:g}"
+            raise argparse.ArgumentTypeError(f"a number {lower} to {high:g}")
+        return value
+
+    return parse
+
+
+def tcp_port(text: str) -> int:
+    return whole_number(1, 65535)(text)
