@@ -12,9 +12,11 @@ from config.settings import Settings
 
 
 def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
-    from core.accounts import parse_role
+    from core.accounts import check_email, parse_role
 
-    parse_role(args.role)  # a wrong role is refused before the password prompt
+    # A wrong role or address is refused before the password is asked for.
+    parse_role(args.role)
+    check_email(args.email)
     password = _read_password(args.password_stdin)
     user_id, role = _container(settings).access.create_user(args.email, password, args.role)
     print(f"created user {args.email} ({role.value}), id {user_id}")
@@ -24,9 +26,14 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
 def _read_password(from_stdin: bool) -> str:
     password = from_stdin and sys.stdin.readline().rstrip("\n")
     if not password:
-        password = getpass.getpass("Password (12+ characters): ")
-        if getpass.getpass("Repeat: ") != password:
-            raise CliError("passwords do not match")
+        try:
+            password = getpass.getpass("Password (12+ characters): ")
+            if getpass.getpass("Repeat: ") != password:
+                raise CliError("passwords do not match")
+        except EOFError:  # no terminal, and nothing on standard input
+            raise CliError(
+                "password: nothing to read; type it at a terminal or pipe it with --password-stdin"
+            ) from None
     return password
 
 

@@ -23,6 +23,10 @@ def run(
         [sys.executable, "-m", "cli", *args],
         cwd=ROOT,
         env=clean,
+        # No terminal and nothing to read, as under cron or CI, whoever runs the tests: a
+        # prompt (getpass opens /dev/tty first) must fail, not wait for someone to type.
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
         capture_output=True,
         text=True,
         timeout=timeout_s,
@@ -283,3 +287,27 @@ def test_demo_subscribers_stores_the_standins_subscriptions_and_refuses_bad_inpu
         stored = conn.execute(text("SELECT count(*) FROM subscriptions")).scalar_one()
     engine.dispose()
     assert stored == 3
+
+
+def test_user_create_without_a_password_to_read_fails_in_one_line(
+    var_env: dict[str, str],
+) -> None:
+    assert run(["init"], var_env).returncode == 0
+    assert run(["db", "upgrade"], var_env).returncode == 0
+    # The address is checked before the password is asked for.
+    _one_line_failure(
+        run(["user", "create", "--email", "not-an-address", "--role", "editor"], var_env),
+        "email: not an email address",
+    )
+    # No terminal and nothing on standard input (a script, a cron job): no traceback.
+    for argv in (
+        ["user", "create", "--email", "ed@example.com", "--role", "editor"],
+        ["user", "password", "ed@example.com"],
+    ):
+        closed = run(argv, var_env)
+        assert closed.returncode == 2, closed.stderr
+        assert "Traceback" not in closed.stderr
+        assert closed.stderr.strip().endswith(
+            "newsflash: password: nothing to read; type it at a terminal or pipe it with"
+            " --password-stdin"
+        )
