@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cli.args import MAX_PROCESSES, tcp_port
+from cli.args import MAX_PROCESSES, like_setting, tcp_port
 from cli.args import number as _number
 from cli.args import whole_number as _whole
 
@@ -114,7 +114,7 @@ def _refuse_fanout_combinations(args: argparse.Namespace) -> None:
         ("postgresql://", "postgresql+psycopg://")
     ):
         raise CliError("--database-url: a postgresql:// URL of an empty database")
-    if args.redis_url is not None and not args.redis_url.startswith("redis://"):
+    if args.redis_url is not None and not args.redis_url.startswith(("redis://", "rediss://")):
         raise CliError("--redis-url: a redis:// URL")
 
 
@@ -143,16 +143,6 @@ def _out(value: str | None) -> Path | None:
     return path
 
 
-def _pair_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if not 1 <= value <= 50:
-        raise argparse.ArgumentTypeError("--pairs takes a whole number from 1 to 50")
-    return value
-
-
 def register(subparsers: Any) -> None:
     bench = subparsers.add_parser("bench", help="benchmarks (fan-out speed)").add_subparsers(
         dest="bench_command", required=True, metavar="BENCHMARK"
@@ -179,7 +169,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--pairs",
-        type=_pair_count,
+        type=_whole(1, 50),
         metavar="K",
         help="K pairs of runs, realistic then plain, each saved as its own report, and a"
         " bench/results/pairs-*.json with every pair's realistic/plain ratio and the median"
@@ -206,9 +196,9 @@ def register(subparsers: Any) -> None:
         default=1000,
         help="subscribers in the naive loop",
     )
-    p.add_argument("--batch-size", type=int, help="NEWSFLASH_BATCH_SIZE")
-    p.add_argument("--concurrency", type=int, help="NEWSFLASH_CONCURRENCY")
-    p.add_argument("--concurrency-per-host", type=int, help="NEWSFLASH_CONCURRENCY_PER_HOST")
+    for option in ("batch-size", "concurrency", "concurrency-per-host"):
+        env = "NEWSFLASH_" + option.upper().replace("-", "_")
+        p.add_argument(f"--{option}", type=like_setting(env), help=env)
     p.add_argument(
         "--concurrency-mode", choices=["adaptive", "fixed"], help="NEWSFLASH_CONCURRENCY_MODE"
     )
@@ -263,13 +253,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--alerts-per-day", type=_whole(1, 1000), default=20)
     p.add_argument(
         "--retention-days",
-        type=_whole(1, 3650),
+        type=like_setting("NEWSFLASH_LEDGER_RETENTION_DAYS"),
         default=14,
         help="NEWSFLASH_LEDGER_RETENTION_DAYS",
     )
     p.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
     p.add_argument(
-        "--chunk", type=_whole(100, 100_000), default=5000, help="NEWSFLASH_RETENTION_CHUNK"
+        "--chunk",
+        type=like_setting("NEWSFLASH_RETENTION_CHUNK"),
+        default=5000,
+        help="NEWSFLASH_RETENTION_CHUNK",
     )
     p.add_argument(
         "--out",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from typing import Any
 
 MAX_PROCESSES = 64  # NEWSFLASH_WORKER_CONCURRENCY's limit; web and bench processes alike
 
@@ -43,3 +44,19 @@ def number(low: float, high: float, above: bool = False) -> Callable[[str], floa
 
 def tcp_port(text: str) -> int:
     return whole_number(1, 65535)(text)
+
+
+def like_setting(env: str) -> Callable[[str], Any]:
+    """An option that sets a setting takes what the setting takes (its declared kind), so the
+    two never disagree: `--batch-size` as NEWSFLASH_BATCH_SIZE."""
+    from config.settings import declarations
+
+    kind = next(d.kind for d in declarations() if d.env == env)
+
+    def parse(text: str) -> Any:
+        try:
+            return kind.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{exc} (as {env})") from None
+
+    return parse

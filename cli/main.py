@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.args import MAX_PROCESSES, tcp_port, whole_number
+from cli.args import MAX_PROCESSES, like_setting, tcp_port, whole_number
 from config.settings import Settings, SettingsError, load_settings
 from core.bootstrap import StartupError
 
@@ -479,7 +479,9 @@ def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
     p = sub.add_parser("worker", help="run a Celery worker (all queues unless -Q)")
     p.add_argument("-Q", "--queues", type=_queues, help="lanes, comma separated (default all)")
-    p.add_argument("-c", "--concurrency", type=whole_number(1, MAX_PROCESSES))
+    p.add_argument(
+        "-c", "--concurrency", type=like_setting("NEWSFLASH_WORKER_CONCURRENCY"), help="processes"
+    )
     p.add_argument("-n", "--name")
     p.set_defaults(func=cmd_worker, needs_keys=True)
 

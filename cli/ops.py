@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from cli.args import number
+from cli.args import number, whole_number
 from config.settings import Settings
 from core.pace import Pace, duration_text, pace_of
 
@@ -26,12 +26,6 @@ def _kit(settings: Settings) -> Any:
     from core.bootstrap import Container
 
     return Container(settings).ops
-
-
-def _weeks(raw: str) -> int:
-    if not raw.isdigit() or not 2 <= int(raw) <= 26:
-        raise argparse.ArgumentTypeError("weeks must be a whole number from 2 to 26")
-    return int(raw)
 
 
 def _age(seconds: float | None) -> str:
@@ -357,7 +351,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "health", help="audience health per week: gained, lost, delivered, clicks, warnings"
     )
-    p.add_argument("--weeks", type=_weeks, default=8, help="weeks to show (2-26, default 8)")
+    p.add_argument(
+        "--weeks", type=whole_number(2, 26), default=8, help="weeks to show (2-26, default 8)"
+    )
     p.add_argument("--json", action="store_true", help="the same facts as /api/v1/ops/health")
     p.set_defaults(func=cmd_health, needs_keys=False)
 

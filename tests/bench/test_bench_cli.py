@@ -68,6 +68,14 @@ def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
             "--database-url: a postgresql:// URL of an empty database",
         ),
         (["-n", "10", "--redis-url", "http://127.0.0.1:6379"], "--redis-url: a redis:// URL"),
+        (
+            ["-n", "10", "--batch-size", "0"],
+            "argument --batch-size: a whole number from 1 to 10000 (as NEWSFLASH_BATCH_SIZE)",
+        ),
+        (
+            ["-n", "10", "--concurrency", "5000"],
+            "argument --concurrency: a whole number from 1 to 2000 (as NEWSFLASH_CONCURRENCY)",
+        ),
     ],
 )
 def test_fanout_refuses_what_it_cannot_run_before_it_starts(
@@ -83,7 +91,7 @@ def test_fanout_refuses_what_it_cannot_run_before_it_starts(
         (["--days", "0"], "argument --days: a whole number from 1 to 3650"),
         (["--alerts-per-day", "0"], "argument --alerts-per-day: a whole number from 1 to 1000"),
         (["--retention-days", "0"], "argument --retention-days: a whole number from 1 to 3650"),
-        (["--chunk", "0"], "argument --chunk: a whole number from 100 to 100000"),
+        (["--chunk", "0"], "argument --chunk: a whole number from 100 to 100000 (as NEWSFLASH_"),
     ],
 )
 def test_retention_refuses_what_it_cannot_run_before_it_starts(

@@ -134,8 +134,8 @@ def test_an_unfinished_run_stops_the_pairs_and_says_so() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--pairs", "0"], "--pairs takes a whole number from 1 to 50"),
-        (["--pairs", "two"], "--pairs takes a whole number from 1 to 50"),
+        (["--pairs", "0"], "argument --pairs: a whole number from 1 to 50"),
+        (["--pairs", "two"], "argument --pairs: a whole number from 1 to 50"),
         (["--pairs", "2", "--profile", "plain"], "leave out --profile and --repeats"),
         (["--pairs", "2", "--repeats", "3"], "leave out --profile and --repeats"),
     ],

@@ -249,7 +249,10 @@ def test_health_prints_the_weeks_and_the_warnings(var_env: dict[str, str]) -> No
     weeks = [line for line in shown.stdout.splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)]
     assert len(weeks) == 8
     refused = run(["health", "--weeks", "99"], env)
-    assert refused.returncode == 2 and "weeks must be a whole number" in refused.stderr
+    assert (
+        refused.returncode == 2
+        and "argument --weeks: a whole number from 2 to 26" in refused.stderr
+    )
 
 
 def test_demo_subscribers_stores_the_standins_subscriptions_and_refuses_bad_input(

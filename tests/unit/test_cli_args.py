@@ -37,7 +37,11 @@ def test_whole_numbers_and_numbers_keep_to_their_range() -> None:
         (["web", "--workers", "0"], "argument --workers: a whole number from 1 to 64"),
         (["web", "--workers", "500"], "argument --workers: a whole number from 1 to 64"),
         (["web", "--port", "0"], "argument --port: a whole number from 1 to 65535"),
-        (["worker", "-c", "0"], "argument -c/--concurrency: a whole number from 1 to 64"),
+        (
+            ["worker", "-c", "0"],
+            "argument -c/--concurrency: a whole number from 1 to 64"
+            " (as NEWSFLASH_WORKER_CONCURRENCY)",
+        ),
         (
             ["worker", "-Q", "newsflash.breakin"],
             "argument -Q/--queues: comma separated, from: newsflash.breaking, newsflash.routine,"
