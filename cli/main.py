@@ -318,17 +318,6 @@ def _queues(text: str) -> str:
     return ",".join(names)
 
 
-def _demo_count(text: str) -> int:
-    """demo-subscribers N: what the stand-in makes in one request."""
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if not 1 <= count <= 1_000_000:
-        raise argparse.ArgumentTypeError("a whole number from 1 to 1000000")
-    return count
-
-
 def _standin_url(text: str) -> str:
     """--standin: the stand-in's http:// or https:// base URL (nothing else is fetched)."""
     from urllib.parse import urlsplit
@@ -458,7 +447,7 @@ def _add_sending_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p.set_defaults(func=cmd_push_standin, needs_keys=False)
 
     p = sub.add_parser("demo-subscribers", help="register N subscriptions owned by the stand-in")
-    p.add_argument("count", type=_demo_count, metavar="N")
+    p.add_argument("count", type=whole_number(1, 1_000_000), metavar="N")
     p.add_argument("--standin", type=_standin_url, default="http://127.0.0.1:8001")
     p.add_argument("--topic", action="append")
     p.set_defaults(func=cmd_demo_subscribers, needs_keys=False)
