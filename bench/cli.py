@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cli.args import MAX_PROCESSES, like_setting, tcp_port
+from cli.args import MAX_PROCESSES, like_setting
 from cli.args import number as _number
 from cli.args import whole_number as _whole
 
@@ -271,7 +271,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_bench_retention, needs_keys=False)
 
     p = bench.add_parser("sink", help="run the benchmark push sink in the foreground")
-    p.add_argument("--port", type=tcp_port, default=8002)
+    p.add_argument("--port", type=int, default=8002)
     p.add_argument("--latency-ms", type=_number(0, 60_000), default=0.0)
     p.add_argument("--tls", action="store_true")
     p.add_argument("--tls-dir", default="var/bench/tls")

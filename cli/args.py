@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 MAX_PROCESSES = 64  # NEWSFLASH_WORKER_CONCURRENCY's limit; web and bench processes alike
 
@@ -42,8 +42,13 @@ def number(low: float, high: float, above: bool = False) -> Callable[[str], floa
     return parse
 
 
-def tcp_port(text: str) -> int:
-    return whole_number(1, 65535)(text)
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a refusal is one line like every other failure of the command
+    ("newsflash web: argument --workers: a whole number from 1 to 64; see --help"), not the
+    usage block followed by the reason. Subcommands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
 
 
 def like_setting(env: str) -> Callable[[str], Any]:

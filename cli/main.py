@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.args import MAX_PROCESSES, like_setting, tcp_port, whole_number
+from cli.args import MAX_PROCESSES, OneLineParser, like_setting, whole_number
 from config.settings import Settings, SettingsError, load_settings
 from core.bootstrap import StartupError
 
@@ -336,7 +336,7 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     from service.listeners import ListenError, open_listener
     from service.server import serve
 
-    port = args.port or settings.port
+    port = settings.port if args.port is None else args.port
     try:
         sock = open_listener(args.host, port, "set PORT or pass --port")
     except ListenError as exc:
@@ -378,11 +378,12 @@ def cmd_beat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from service.runner import run_all
 
-    return run_all(settings, port=args.port or settings.port, standin_port=args.standin_port)
+    port = settings.port if args.port is None else args.port
+    return run_all(settings, port=port, standin_port=args.standin_port)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = OneLineParser(
         prog="newsflash", description="Self-hosted breaking-news web push."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -442,7 +443,7 @@ def _add_sending_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
     p = sub.add_parser("push-standin", help="run the local push-service stand-in (tests, demo)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=tcp_port, default=8001)
+    p.add_argument("--port", type=int, default=8001)
     p.add_argument("--tls", action="store_true")
     p.set_defaults(func=cmd_push_standin, needs_keys=False)
 
@@ -457,7 +458,7 @@ def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     """web, worker, beat, run."""
     p = sub.add_parser("web", help="run the web app (waitress, one process per --workers)")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=tcp_port)
+    p.add_argument("--port", type=int)
     p.add_argument(
         "--workers",
         type=whole_number(1, MAX_PROCESSES),
@@ -480,8 +481,8 @@ def _add_process_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p = sub.add_parser(
         "run", help="web + workers + beat + demo stand-in in the foreground (make run)"
     )
-    p.add_argument("--port", type=tcp_port)
-    p.add_argument("--standin-port", type=tcp_port, default=8001)
+    p.add_argument("--port", type=int)
+    p.add_argument("--standin-port", type=int, default=8001)
     p.set_defaults(func=cmd_run, needs_keys=True)
 
 

@@ -33,7 +33,9 @@ def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     assert status == 2, err
     assert "Traceback" not in err
     assert _listing() == before  # nothing was started, nothing written
-    return err.strip().splitlines()[-1]
+    line, *more = err.strip().splitlines()
+    assert not more, "a refusal is one line"
+    return line
 
 
 @pytest.mark.parametrize(

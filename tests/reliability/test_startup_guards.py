@@ -280,9 +280,16 @@ def test_run_with_the_redis_port_held_by_something_else_is_one_line(
         (["web", "--host", "300.1.2.3", "--port", "{free}"], "--host '300.1.2.3' is not an IP"),
         (["web", "--host", "news.example", "--port", "{free}"], "pass --host"),
         (["web", "--port", "70000"], "port 70000 is not a TCP port"),
+        (["web", "--port", "0"], "port 0 is not a TCP port"),  # it served on PORT instead
         (["push-standin", "--port", "0"], "port 0 is not a TCP port"),
     ],
-    ids=["bad address", "a name, not an address", "web port too big", "stand-in port 0"],
+    ids=[
+        "bad address",
+        "a name, not an address",
+        "web port too big",
+        "web port 0",
+        "stand-in port 0",
+    ],
 )
 def test_an_address_or_port_that_cannot_be_listened_on_is_one_line(
     argv: list[str], needle: str, cli_env: dict[str, str]

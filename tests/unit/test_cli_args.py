@@ -1,5 +1,6 @@
 """Numbers on the command line: out of range, not a number or NaN is refused in one line by
-argparse, before the command starts a process, opens a port or touches a database."""
+argparse, before the command starts a process, opens a port or touches a database. (Ports are
+checked where they are opened: tests/reliability/test_startup_guards.py.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 
 import pytest
 
-from cli.args import number, tcp_port, whole_number
+from cli.args import number, whole_number
 from cli.main import main
 
 
@@ -26,9 +27,6 @@ def test_whole_numbers_and_numbers_keep_to_their_range() -> None:
     assert timeout("0.5") == 0.5
     with pytest.raises(argparse.ArgumentTypeError, match="a number above 0 up to 86400"):
         timeout("0")
-    assert tcp_port("8000") == 8000
-    with pytest.raises(argparse.ArgumentTypeError):
-        tcp_port("0")
 
 
 @pytest.mark.parametrize(
@@ -36,7 +34,6 @@ def test_whole_numbers_and_numbers_keep_to_their_range() -> None:
     [
         (["web", "--workers", "0"], "argument --workers: a whole number from 1 to 64"),
         (["web", "--workers", "500"], "argument --workers: a whole number from 1 to 64"),
-        (["web", "--port", "0"], "argument --port: a whole number from 1 to 65535"),
         (
             ["worker", "-c", "0"],
             "argument -c/--concurrency: a whole number from 1 to 64"
@@ -48,12 +45,9 @@ def test_whole_numbers_and_numbers_keep_to_their_range() -> None:
             " newsflash.maintenance",
         ),
         (["worker", "-Q", ","], "argument -Q/--queues: comma separated"),
-        (["run", "--standin-port", "70000"], "argument --standin-port: a whole number from 1"),
-        (["push-standin", "--port", "-1"], "argument --port: a whole number from 1 to 65535"),
         (["alerts", "watch", "1", "--interval", "-1"], "argument --interval: a number from 0.1"),
         (["alerts", "watch", "1", "--every", "0"], "argument --every: a number from 0.1 to 3600"),
         (["alerts", "watch", "1", "--timeout", "nan"], "argument --timeout: a number from 0"),
-        (["bench", "sink", "--port", "0"], "argument --port: a whole number from 1 to 65535"),
     ],
 )
 def test_commands_refuse_numbers_out_of_range_before_they_start(
@@ -62,5 +56,7 @@ def test_commands_refuse_numbers_out_of_range_before_they_start(
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
-    err = capsys.readouterr().err
-    assert message in err.strip().splitlines()[-1]
+    line, *more = capsys.readouterr().err.strip().splitlines()
+    assert not more, "a refusal is one line"
+    assert line.startswith("newsflash ") and message in line
+    assert line.endswith(" --help")
