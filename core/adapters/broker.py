@@ -175,12 +175,29 @@ class RedisBrokerMemory:
         except redis.RedisError:
             return False
 
+    def may_have_lost(self, since: float) -> bool:
+        """A consumer's connection broke at `since`: a task the broker was handing it then
+        (popped from its queue, not yet recorded as unacknowledged) is gone, though the broker
+        kept everything else. Removing the marker makes the next sweep send every queued batch
+        again, unless a sweep already found it missing after `since`. True when removed."""
+        try:
+            stamp = self.client.get(BROKER_MARKER_KEY)
+            if stamp is not None and float(stamp) < since:
+                return bool(self.client.delete(BROKER_MARKER_KEY))
+        except (redis.RedisError, ValueError):
+            pass
+        return False
+
 
 class NoBrokerMemory:
-    """RabbitMQ keeps durable queues and persistent messages across restarts; a RabbitMQ that
-    comes back empty is found by the reconciler after NEWSFLASH_STALE_AFTER_S."""
+    """RabbitMQ keeps durable queues and persistent messages across restarts, and redelivers
+    what an unacknowledged consumer held; a RabbitMQ that comes back empty is found by the
+    reconciler after NEWSFLASH_STALE_AFTER_S."""
 
     def forgot(self) -> bool:
+        return False
+
+    def may_have_lost(self, since: float) -> bool:
         return False
 
 
