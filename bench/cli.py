@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ MAX_SUBSCRIBERS = 10_000_000
 
 def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
     try:
-        from bench.fanout import Options, run, save, summary
+        from bench.fanout import Options, check_options, run, save, summary
     except ModuleNotFoundError as exc:
         if exc.name != "psutil":
             raise
@@ -45,11 +46,19 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
         database_url=args.database_url,
         redis_url=args.redis_url,
         timeout_s=args.timeout,
-        out=_out(args.out),
         label=args.label or "",
         quiet_share=args.quiet_share,
         order=args.order,
     )
+    profiles = ("realistic", "plain") if args.pairs is not None else (opts.profile,)
+    try:
+        for profile in profiles:
+            check_options(replace(opts, profile=profile))
+    except ValueError as exc:
+        from cli.main import CliError
+
+        raise CliError(str(exc)) from None
+    opts = replace(opts, out=_out(args.out))
     if args.pairs is not None:
         from bench import pairs
 
@@ -105,11 +114,6 @@ def _refuse_fanout_combinations(args: argparse.Namespace) -> None:
         raise CliError(
             "--pairs runs both profiles once per pair: leave out --profile and --repeats"
         )
-    realistic = args.profile == "realistic" or args.pairs is not None
-    if realistic and args.tls:
-        raise CliError("the realistic profile (and --pairs) speaks plain HTTP: leave out --tls")
-    if realistic and args.quiet_share:
-        raise CliError("--quiet-share runs with the plain profile: leave out --profile/--pairs")
     if args.database_url is not None and not args.database_url.startswith(
         ("postgresql://", "postgresql+psycopg://")
     ):

@@ -649,11 +649,21 @@ def _write_vapid(path: Path) -> None:
     path.chmod(0o600)
 
 
+def check_options(opts: Options) -> None:
+    """Options that cannot run together (ValueError, one line): checked before anything starts,
+    by run() and by the command line (for each profile --pairs will run)."""
+    if opts.subscribers < 1:
+        raise ValueError("--subscribers must be at least 1")
+    if opts.profile == "realistic" and opts.tls:
+        raise ValueError("the realistic profile (and --pairs) speaks plain HTTP: leave out --tls")
+    if opts.quiet_share and opts.profile != "plain":
+        raise ValueError("--quiet-share runs with the plain profile: leave out --profile/--pairs")
+
+
 def run(opts: Options) -> dict[str, Any]:
     """Run the benchmark; returns the report (also written as JSON under bench/results/)."""
+    check_options(opts)
     n = opts.subscribers
-    if n < 1:
-        raise ValueError("--subscribers must be at least 1")
     repeats = opts.repeats or (3 if n <= 20_000 else 1)
     work = opts.work_dir or ROOT / "var" / "bench" / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
     work.mkdir(parents=True, exist_ok=True)
@@ -712,8 +722,6 @@ def run(opts: Options) -> dict[str, Any]:
         if opts.latency_ms:
             sink_argv += ["--latency-ms", str(opts.latency_ms)]
         if opts.profile == "realistic":
-            if opts.tls:
-                raise ValueError("--profile realistic speaks plain HTTP (no --tls)")
             sink_argv += ["--profile", "realistic"]
         if cert is not None and key is not None:
             sink_argv += ["--cert", str(cert), "--key", str(key)]
@@ -778,8 +786,6 @@ def run(opts: Options) -> dict[str, Any]:
         store.subscriptions.recount_masks()
         from bench import quiet as quiet_hours
 
-        if opts.quiet_share and opts.profile != "plain":
-            raise ValueError("--quiet-share runs with the plain profile")
         quiet = (
             quiet_hours.mark_quiet(engine, opts.quiet_share, time.time()) if opts.quiet_share else 0
         )
