@@ -24,7 +24,7 @@ from core.ops import QueueProbe, QueueStat
 
 ENQUEUED_AT_HEADER: Final = "nf_enqueued_at"
 # kombu's Redis transport keeps priorities 3, 6, 9 in sibling lists named queue + sep + n.
-_REDIS_PRIORITY_SUFFIXES: Final = ("", "\x06\x163", "\x06\x166", "\x06\x169")
+REDIS_PRIORITY_SUFFIXES: Final = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 TIMEOUT_S: Final = 2.0
 
 log = logging.getLogger("newsflash.broker")
@@ -60,14 +60,14 @@ class RedisQueueProbe:
         try:
             pipe = self.client.pipeline(transaction=False)
             for name in names:
-                for suffix in _REDIS_PRIORITY_SUFFIXES:
+                for suffix in REDIS_PRIORITY_SUFFIXES:
                     pipe.llen(name + suffix)
                     pipe.lindex(name + suffix, -1)
             answers = pipe.execute()
         except redis.RedisError as exc:
             raise BrokerUnreachable(type(exc).__name__) from None
         stats = []
-        per_queue = 2 * len(_REDIS_PRIORITY_SUFFIXES)
+        per_queue = 2 * len(REDIS_PRIORITY_SUFFIXES)
         for i, name in enumerate(names):
             chunk = answers[i * per_queue : (i + 1) * per_queue]
             depth = sum(int(n) for n in chunk[0::2])

@@ -42,6 +42,10 @@ def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     ("args", "message"),
     [
         (["-n", "0"], "argument --subscribers/-n: a whole number from 1 to 10000000"),
+        (["-n", "10", "--pairs", "0"], "argument --pairs: a whole number from 1 to 50"),
+        (["-n", "10", "--pairs", "two"], "argument --pairs: a whole number from 1 to 50"),
+        (["-n", "10", "--pairs", "2", "--profile", "plain"], "leave out --profile and --repeats"),
+        (["-n", "10", "--pairs", "2", "--repeats", "3"], "leave out --profile and --repeats"),
         (["-n", "many"], "argument --subscribers/-n: a whole number from 1 to 10000000"),
         (["-n", "10", "-w", "0"], "argument --workers/-w: a whole number from 1 to 64"),
         (["-n", "10", "--nodes", "0"], "argument --nodes: a whole number from 1 to 16"),

@@ -1,23 +1,18 @@
 """`newsflash bench fanout --pairs K`: every pair's ratios, their medians, the target, the CLI.
 
 The runs themselves are the fan-out benchmark's (test_bench_smoke.py runs it live); here the
-pairing is driven with stand-in reports at the `run`/`save` boundary, and the command line's
-refusals are checked as a user meets them.
+pairing is driven with stand-in reports at the `run`/`save` boundary. The command line's
+refusals of --pairs are with the bench's others in test_bench_cli.py.
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from bench.fanout import Options
 from bench.pairs import compare, run_pairs, save_pairs, summary
-from tests.support.services import ROOT
 
 # (profile) -> (rate to 90 %, steady machine CPU µs per delivery), per pair in order
 RUNS = [
@@ -129,25 +124,3 @@ def test_an_unfinished_run_stops_the_pairs_and_says_so() -> None:
     )
     assert calls == ["realistic", "plain"]  # no second pair after a run that did not finish
     assert len(report["pairs"]) == 1 and not report["complete"]
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--pairs", "0"], "argument --pairs: a whole number from 1 to 50"),
-        (["--pairs", "two"], "argument --pairs: a whole number from 1 to 50"),
-        (["--pairs", "2", "--profile", "plain"], "leave out --profile and --repeats"),
-        (["--pairs", "2", "--repeats", "3"], "leave out --profile and --repeats"),
-    ],
-)
-def test_the_command_refuses_a_bad_pair_count_in_one_line(args: list[str], message: str) -> None:
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "newsflash"), "bench", "fanout", "-n", "100", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert message in result.stderr
-    assert "Traceback" not in result.stderr

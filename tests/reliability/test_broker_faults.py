@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from core.adapters.broker import BROKER_MARKER_KEY
+from core.adapters.broker import BROKER_MARKER_KEY, REDIS_PRIORITY_SUFFIXES
 from core.model import Lane
 from standin.server import PushStandin
 from tests.reliability.harness import (
@@ -29,8 +29,6 @@ from tests.support.stack import Process, wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
 
 AUDIENCE = 3000
-# kombu keeps priorities 3, 6 and 9 of a queue in sibling lists (core/adapters/broker.py).
-SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 # Seconds from Redis's return until the first alert is `sent` (a machine shared with other work
 # gets some room: runs alone take well under half of it).
 SENT_BOUND_S = 30.0
@@ -67,17 +65,23 @@ def broken(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str) -> Iterator
         redis.stop()
 
 
-def _publish_and_break(b: Broken, wipe: bool) -> tuple[str, str, float]:
-    """Publish, kill the broker a quarter of the way in, publish again while it is down,
-    restart it. Returns both alert ids and when the broker came back."""
+def _publish_a_quarter_in(b: Broken, before: str) -> str:
+    """Publish to everyone; returns once a quarter of the audience has the alert."""
     b.standin.reset()
     alert_id = b.rig.publish()
     wait_until(
         lambda: len(received_tokens(b.standin, alert_id)) >= AUDIENCE // 4,
         120,
-        "a quarter of the audience before the broker dies",
+        f"a quarter of the audience before {before}",
         interval_s=0.1,
     )
+    return alert_id
+
+
+def _publish_and_break(b: Broken, wipe: bool) -> tuple[str, str, float]:
+    """Publish, kill the broker a quarter of the way in, publish again while it is down,
+    restart it. Returns both alert ids and when the broker came back."""
+    alert_id = _publish_a_quarter_in(b, "the broker dies")
     b.redis.kill()
     if wipe:
         b.redis.wipe()
@@ -154,17 +158,12 @@ def test_tasks_lost_with_a_broken_connection_are_sent_again_within_seconds(
     fire). Here every queued delivery task is lost that way, then the broker is killed and
     comes back with its append-only file. The workers, reconnecting, ask the next sweep to send
     the queued batches again; before, they waited for the reconciler (60 s)."""
-    broken.standin.reset()
-    alert_id = broken.rig.publish()
-    wait_until(
-        lambda: len(received_tokens(broken.standin, alert_id)) >= AUDIENCE // 4,
-        120,
-        "a quarter of the audience before the tasks are lost",
-        interval_s=0.1,
-    )
+    alert_id = _publish_a_quarter_in(broken, "the tasks are lost")
     client = broken.redis.client()
     lanes = [lane.value for lane in Lane]
-    lost = client.delete(*(f"{lane}{suffix}" for lane in lanes for suffix in SUFFIXES))
+    lost = client.delete(
+        *(f"{lane}{suffix}" for lane in lanes for suffix in REDIS_PRIORITY_SUFFIXES)
+    )
     assert client.exists(BROKER_MARKER_KEY), "the broker's marker should survive"
     broken.redis.kill()
     broken.redis.start()
