@@ -2,13 +2,12 @@
 per-host in-flight window, kept-alive HTTP/1.1 connections and a guarded connect.
 
 Wire detail lives beside it: encryption and VAPID in `push_crypto`, the connection, the routes
-and the address checks in `http11`, the windows in `window`.
+and the address checks in `http11`, the windows in `window`, a batch's state in `send_job`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import os
 import threading
@@ -26,8 +25,9 @@ from core.adapters.http11 import (
     literal_address,
     system_lookup,
 )
-from core.adapters.push_client import Heads, PushClient, Slot
+from core.adapters.push_client import PushClient, Slot
 from core.adapters.push_crypto import VapidSigner, encrypt, encrypt_aes128gcm
+from core.adapters.send_job import HAND_OFF_AFTER_S, Item, SendJob
 from core.adapters.window import AdaptiveWindow, FixedWindow, Window, judge
 from core.ports import HostHealth, PushMessage, PushResult
 
@@ -46,9 +46,6 @@ __all__ = [
 log = logging.getLogger("newsflash.webpush")
 
 WATCHDOG_TICK_S = 0.1
-# A batch whose remaining pushes have waited this long for full windows, while request slots
-# sit idle, is handed off before all its pushes have started (see _watch).
-HAND_OFF_AFTER_S = 0.5
 LAG_GAIN = 0.25  # the event loop's lag, smoothed over about four watchdog ticks
 MAX_HOSTS = 10_000
 
@@ -73,60 +70,6 @@ class SenderConfig:
     # requests in flight; a lingering batch must not keep the process from its next one.
     max_open_jobs: int = 4
     max_lingering_jobs: int = 16
-
-
-Item = tuple["SendJob", PushMessage, Route | None, str]
-
-
-class SendJob:
-    """One batch in the sender: its results go to `on_result` on the sender's thread as they
-    arrive. `handed_off` is set once every message has been taken by a request slot (or its
-    last ones have waited HAND_OFF_AFTER_S for full windows while slots were idle: a slow host
-    does not keep the process from its next batch), `done` once every
-    message has a result or was dropped because `should_stop` said so."""
-
-    __slots__ = (
-        "context",
-        "done",
-        "enqueued",
-        "error",
-        "handed_off",
-        "heads",
-        "left",
-        "on_result",
-        "queued",
-        "should_stop",
-        "stopped",
-    )
-
-    def __init__(
-        self,
-        count: int,
-        on_result: Callable[[PushResult], None],
-        should_stop: Callable[[], bool],
-    ) -> None:
-        self.on_result = on_result
-        self.should_stop = should_stop
-        # The submitting task's context (its request id for the logs) around each on_result.
-        self.context = contextvars.copy_context()
-        self.left = count  # messages without a result yet
-        self.queued = count  # messages not yet taken by a slot
-        self.stopped = False
-        self.enqueued = 0.0  # when its pushes went into the hosts' queues (monotonic)
-        self.error: BaseException | None = None
-        # Header blocks (VAPID included) are built once per batch, push host and message kind.
-        self.heads: Heads = {}
-        self.handed_off = threading.Event()
-        self.done = threading.Event()
-
-    def wait_handed_off(self) -> None:
-        self.handed_off.wait()
-
-    def wait(self) -> None:
-        """Until every message has its result; raises what `on_result` raised."""
-        self.done.wait()
-        if self.error is not None:
-            raise self.error
 
 
 class _Lane:
@@ -184,6 +127,7 @@ class Http11PushSender:
         self._lanes: dict[str, _Lane] = {}
         self._ready: deque[_Lane] = deque()
         self._waiting: deque[asyncio.Future[None]] = deque()
+        self._woken = 0  # slots woken that have not yet looked for their next push
         self._slots: list[Slot] = []
         self._watchdog: asyncio.Task[None] | None = None
         self._open: set[SendJob] = set()
@@ -285,6 +229,7 @@ class Http11PushSender:
         loop = _new_event_loop(self.config.event_loop)
         self._loop, self._pid = loop, os.getpid()
         self.client.idle, self._lanes, self._ready, self._waiting = {}, {}, deque(), deque()
+        self._woken = 0
         with self._room:
             self._open = set()
         self._thread = threading.Thread(target=loop.run_forever, name="push-sender", daemon=True)
@@ -308,7 +253,7 @@ class Http11PushSender:
             if not lane.ready:
                 lane.ready = True
                 self._ready.append(lane)
-        self._wake(len(messages))
+        self._wake(self._room_to_fill())
 
     def _lane(self, host: str) -> _Lane:
         lane = self._lanes.get(host)
@@ -351,11 +296,23 @@ class Http11PushSender:
             return lane, item
         return None
 
+    def _room_to_fill(self) -> int:
+        """Pushes that could start now and that no slot is already on its way to take."""
+        room = 0
+        for lane in self._ready:
+            free = lane.window.size - lane.in_flight
+            if free > 0:
+                room += min(free, len(lane.queue))
+        return room - self._woken
+
     def _wake(self, count: int) -> None:
+        """Wake `count` idle slots. Only as many as there are pushes to start: a slot woken
+        for nothing costs as much loop work as a push's answer (docs/capacity.md)."""
         while count > 0 and self._waiting:
             future = self._waiting.popleft()
             if not future.done():
                 future.set_result(None)
+                self._woken += 1
                 count -= 1
 
     async def _run_slot(self, slot: Slot) -> None:
@@ -366,6 +323,7 @@ class Http11PushSender:
                 future = loop.create_future()
                 self._waiting.append(future)
                 await future
+                self._woken -= 1
                 continue
             lane, (job, message, route, target) = picked
             lane.in_flight += 1
@@ -385,8 +343,9 @@ class Http11PushSender:
             if not lane.ready and lane.queue and lane.in_flight < lane.window.size:
                 lane.ready = True
                 self._ready.append(lane)
-            # This slot takes the next request itself; a grown window needs more slots.
-            self._wake(lane.window.size - before)
+            # This slot takes the next request itself; a grown window may need more slots.
+            if lane.window.size > before:
+                self._wake(self._room_to_fill() - 1)
             self._report(job, result)
 
     def _report(self, job: SendJob, result: PushResult) -> None:
