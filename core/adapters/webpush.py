@@ -307,7 +307,8 @@ class Http11PushSender:
 
     def _wake(self, count: int) -> None:
         """Wake `count` idle slots. Only as many as there are pushes to start: a slot woken
-        for nothing costs as much loop work as a push's answer (docs/capacity.md)."""
+        for nothing still costs a turn of the loop, and with full windows that had been 1.6
+        per push (docs/capacity.md, ninth session)."""
         while count > 0 and self._waiting:
             future = self._waiting.popleft()
             if not future.done():
