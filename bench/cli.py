@@ -244,7 +244,8 @@ def register(subparsers: Any) -> None:
         help="simulate months of alerts on a simulated clock; does the database level off?",
         description=(
             "Each simulated day writes N alerts' ledgers (INSERT ... SELECT, nothing pushed),"
-            " batches, audit and churn rows, then runs the retention rule with the simulated"
+            " batches, per-second display and click counts, audit and churn rows, then runs"
+            " the retention rule with the simulated"
             " time. Reports the database size per day (SQLite file, PostgreSQL"
             " pg_database_size) and the bytes one delivery costs. Results go to"
             " bench/results/retention-*.json (docs/capacity.md)."

@@ -98,6 +98,17 @@ _LEDGER = (
 )
 
 
+# A tenth of the readers open the alert (ids 10, 20, ...) spread over its first six hours, a
+# tenth of those click: the report's per-second event counts (event_seconds), a row per
+# second with an event (one every 2 s at 100,000 subscribers).
+_EVENTS = (
+    "INSERT INTO event_seconds (alert_id, second, displayed, clicked)"
+    " SELECT :alert, :second + :gap * (id / 10), 1, CASE WHEN id % 100 = 0 THEN 1 ELSE 0 END"
+    " FROM subscriptions WHERE id % 10 = 0"
+)
+EVENTS_OVER_S = 6 * 3600
+
+
 def _send_one(engine: Engine, ids: list[int], at: float, seq: int, opts: Options) -> None:
     """One alert as the workers would leave it: sent, counted, its ledger and batches written."""
     n, gone = len(ids), sum(1 for i in ids if i % 33 == 0)
@@ -127,11 +138,14 @@ def _send_one(engine: Engine, ids: list[int], at: float, seq: int, opts: Options
                 audience=n,
                 delivered=n - gone,
                 gone=gone,
-                displayed=n // 10,
+                displayed=sum(1 for i in ids if i % 10 == 0),
+                clicked=sum(1 for i in ids if i % 100 == 0),
             )
             .returning(t.alerts.c.id)
         ).scalar_one()
         conn.execute(text(_LEDGER), {"alert": alert_id, "at": at})
+        gap = max(1, EVENTS_OVER_S * 10 // max(1, ids[-1] if ids else 1))
+        conn.execute(text(_EVENTS), {"alert": alert_id, "second": int(at) + 5, "gap": gap})
         conn.execute(
             insert(t.batches),
             [
@@ -183,15 +197,16 @@ def _table_bytes(engine: Engine) -> dict[str, int]:
         row = conn.execute(
             text(
                 "SELECT pg_total_relation_size('deliveries'), pg_total_relation_size('batches'),"
-                " pg_total_relation_size('alerts')"
+                " pg_total_relation_size('alerts'), pg_total_relation_size('event_seconds')"
             )
         ).one()
-    return {"deliveries": int(row[0]), "batches": int(row[1]), "alerts": int(row[2])}
+    names = ("deliveries", "batches", "alerts", "event_seconds")
+    return {name: int(size) for name, size in zip(names, row, strict=True)}
 
 
-def _ledger_rows(engine: Engine) -> int:
+def _rows(engine: Engine, table: Any) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(t.deliveries)).scalar_one())
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
 def _say(opts: Options, line: str) -> None:
@@ -224,11 +239,12 @@ def simulate(opts: Options) -> dict[str, Any]:
             kept = run_retention(retention, policy, start + DAY_S, budget_s=3600)
             # A simulated day lasts seconds: autovacuum (which in a real day visits the ledger
             # many times) gets its turn here, as one plain VACUUM (nothing on SQLite).
-            retention.reclaim_space(["deliveries", "batches", "audit_log"])
+            retention.reclaim_space(["deliveries", "batches", "audit_log", "event_seconds"])
             entry = {
                 "day": day + 1,
                 "bytes": size_bytes(engine, where),
-                "ledger_rows": _ledger_rows(engine),
+                "ledger_rows": _rows(engine, t.deliveries),
+                "event_rows": _rows(engine, t.event_seconds),
                 "pruned_alerts": kept.alerts,
                 "deleted": kept.deleted,
                 "insert_s": round(sent_s, 1),
@@ -239,7 +255,8 @@ def simulate(opts: Options) -> dict[str, Any]:
             _say(
                 opts,
                 f"day {day + 1:3d}: {entry['bytes'] / 1e6:9.1f} MB, {entry['ledger_rows']:>11,} "
-                f"ledger rows, {kept.alerts} alerts pruned (insert {entry['insert_s']} s, "
+                f"ledger rows, {entry['event_rows']:>9,} event rows, {kept.alerts} alerts pruned"
+                f" (insert {entry['insert_s']} s, "
                 f"retention {entry['retention_s']} s)",
             )
         return _report(opts, engine, empty, days)

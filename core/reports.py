@@ -4,6 +4,7 @@ why. Pure rules over a small query port; the report page, its live JSON and the 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -177,6 +178,42 @@ def _frame(span_s: float) -> tuple[float, int]:
     return step, max(1, min(CHART_STEPS + 1, int(span_s // step) + 1))
 
 
+@dataclass(frozen=True)
+class Frame:
+    """A chart's time axis: seconds since `origin` (the release) in `steps` of `step_s`."""
+
+    origin: float
+    step_s: float
+    steps: int
+
+
+def delivered_frame(alert: Alert, now: float) -> Frame | None:
+    """The delivered-over-time axis: release to the send's end (to now while it sends)."""
+    return events_frame(alert, None, now)
+
+
+def events_frame(alert: Alert, last_s: float | None, now: float) -> Frame | None:
+    """The displayed-and-clicked axis: as long as the send, or to the last counted event
+    (`last_s` after release) if that came later. None before the send started."""
+    if alert.started_at is None:
+        return None
+    origin = release_time(alert)
+    end = alert.finished_at or alert.cancelled_at or now
+    return Frame(origin, *_frame(max(1.0, end - origin, last_s or 0.0)))
+
+
+def restep(per_step: Mapping[int, int], from_s: float, to_s: float) -> dict[int, int]:
+    """Counts per step of `from_s` seconds regrouped into steps of `to_s`: each old step's
+    count goes to the new step its start falls in (exact when the steps are the same)."""
+    if from_s == to_s:
+        return dict(per_step)
+    found: dict[int, int] = {}
+    for i, n in per_step.items():
+        j = math.floor(i * from_s / to_s + 1e-9)
+        found[j] = found.get(j, 0) + n
+    return found
+
+
 def delivery_charts(
     alert: Alert,
     queries: ReportQueries,
@@ -186,11 +223,10 @@ def delivery_charts(
 ) -> tuple[Chart, Chart | None] | None:
     """Delivered over time (with the 50/90/100 % marks) and, beside it, displayed and clicked
     over time (readers open alerts long after the send ended, so it has its own time axis)."""
-    if alert.started_at is None:
+    frame = delivered_frame(alert, now)
+    if frame is None:
         return None
-    origin = release_time(alert)
-    end = alert.finished_at or alert.cancelled_at or now
-    step, steps = _frame(max(1.0, end - origin))
+    origin, step, steps = frame.origin, frame.step_s, frame.steps
     per_step = queries.delivered_by_step(alert.id, origin, step)
     # A stopped send's last in-flight pushes are answered after the stop: keep them on the chart.
     steps = max(steps, max(per_step, default=-1) + 1)
@@ -204,8 +240,10 @@ def delivery_charts(
     )
     if not (alert.counts.displayed or alert.counts.clicked):
         return sent, None
-    last = queries.event_span(alert.id, origin)
-    ev_step, ev_steps = _frame(max(1.0, end - origin, last or 0.0))
+    opened_frame = events_frame(alert, queries.event_span(alert.id, origin), now)
+    if opened_frame is None:  # not started: returned above already
+        return sent, None
+    ev_step, ev_steps = opened_frame.step_s, opened_frame.steps
     events = queries.events_by_step(alert.id, origin, ev_step)
     opened = Chart(
         ev_step,

@@ -4,9 +4,14 @@
   while it sends, for a correction sent soon after, and for reader reports (displayed, clicked)
   that come within days. Once an alert is final and finished more than
   NEWSFLASH_LEDGER_RETENTION_DAYS ago, they go. Its counters (audience, delivered, gone, failed,
-  displayed, clicked) stay on the alert, and the report's time to 50/90/100 % is kept first as a
-  snapshot. An alert with a correction still on its way keeps its ledger (that correction is
-  addressed from it); a correction sent later goes to the current audience of its topics.
+  displayed, clicked) stay on the alert, and the report's time to 50/90/100 % and its
+  delivered-over-time steps are kept first as a snapshot. An alert with a correction still on
+  its way keeps its ledger (that correction is addressed from it); a correction sent later goes
+  to the current audience of its topics.
+- When displays and clicks happened is counted per second (event_seconds): a big audience opens
+  an alert during every second of a day. Once the ledger is gone, those seconds are folded
+  into the steps the report's chart draws (at most about 60 rows an alert), each step's row
+  at its last second, so the chart and the time axis read the same as before.
 - Audit entries older than NEWSFLASH_AUDIT_RETENTION_DAYS, hourly counts (churn, losses, per-host
   outcomes) older than NEWSFLASH_CHURN_RETENTION_DAYS and CMS webhook receipts older than
   NEWSFLASH_WEBHOOK_RECEIPT_RETENTION_DAYS go too.
@@ -30,6 +35,8 @@ from typing import Protocol
 
 from core.model import Alert, AlertKind
 from core.newsroom import build_report
+from core.pace import release_time
+from core.reports import delivered_frame, events_frame
 
 log = logging.getLogger("newsflash.retention")
 
@@ -62,13 +69,25 @@ class RetentionStore(Protocol):
 
     def delivery_milestones(self, alert_id: int, ranks: Sequence[int]) -> dict[int, float]: ...
 
-    def mark_pruned(self, alert_id: int, milestones: dict[int, float], now: float) -> bool:
+    def delivered_by_step(self, alert_id: int, origin: float, step_s: float) -> dict[int, int]:
+        """Deliveries per step since release, from the ledger."""
+        ...
+
+    def mark_pruned(self, alert_id: int, kept: KeptReport, now: float) -> bool:
         """Keep the report's snapshot and mark the ledger as going; False (nothing done) if a
         correction of the alert got under way meanwhile."""
         ...
 
+    def event_span(self, alert_id: int, origin: float) -> float | None: ...
+
+    def compact_events(self, alert_id: int, origin: float, step_s: float) -> int:
+        """Fold the alert's per-second event counts into steps of `step_s` from `origin` (the
+        report's own grouping), each step's row at its last second; rows removed."""
+        ...
+
     def pruning(self, limit: int) -> list[int]:
-        """Alerts marked pruned whose ledger or batches still have rows."""
+        """Alerts marked pruned and not yet cleared (ledger or batch rows left, or their event
+        seconds not yet folded)."""
         ...
 
     def delete_ledger_chunk(self, alert_id: int, limit: int) -> int: ...
@@ -81,6 +100,15 @@ class RetentionStore(Protocol):
     def reclaim_space(self, tables: Sequence[str]) -> None:
         """Make deleted rows' space reusable (PostgreSQL: plain VACUUM); nothing on SQLite."""
         ...
+
+
+@dataclass(frozen=True)
+class KeptReport:
+    """What the report reads from the ledger, kept before the ledger goes."""
+
+    milestones: dict[int, float]  # rank: unix time
+    step_s: float  # the delivered-over-time chart's step
+    delivered: dict[int, int]  # step: deliveries
 
 
 @dataclass
@@ -118,6 +146,26 @@ class _Snapshot:
         return self.found
 
 
+def kept_report(store: RetentionStore, alert: Alert, now: float) -> KeptReport:
+    """The milestones build_report asks for and the delivered-over-time steps, from the ledger."""
+    snapshot = _Snapshot(store)
+    build_report(alert, snapshot)
+    frame = delivered_frame(alert, now)
+    if frame is None:
+        return KeptReport(snapshot.found, 1.0, {})
+    curve = store.delivered_by_step(alert.id, frame.origin, frame.step_s)
+    return KeptReport(snapshot.found, frame.step_s, curve)
+
+
+def compact_events(store: RetentionStore, alert: Alert, now: float) -> int:
+    """Fold a pruned alert's per-second display and click counts into its chart's steps."""
+    origin = release_time(alert)
+    frame = events_frame(alert, store.event_span(alert.id, origin), now)
+    if frame is None or frame.step_s <= 1:
+        return 0  # a step of a second or less: every row is a step of its own
+    return store.compact_events(alert.id, frame.origin, frame.step_s)
+
+
 def run_retention(
     store: RetentionStore,
     policy: RetentionPolicy,
@@ -132,9 +180,7 @@ def run_retention(
         alert = store.get_alert(alert_id)
         if alert is None:
             continue
-        snapshot = _Snapshot(store)
-        build_report(alert, snapshot)
-        if store.mark_pruned(alert.id, snapshot.found, now):
+        if store.mark_pruned(alert.id, kept_report(store, alert, now), now):
             report.alerts += 1
     for alert_id in store.pruning(100):
         for what, delete in (
@@ -142,6 +188,11 @@ def run_retention(
             ("batches", store.delete_batches_chunk),
         ):
             if not _drain(partial(delete, alert_id, policy.chunk), what, report, deadline, clock):
+                return _done(store, report, complete=False)
+        alert = store.get_alert(alert_id)
+        if alert is not None:
+            report.add("event_seconds", compact_events(store, alert, now))
+            if clock() >= deadline:  # not finished: the next run folds what is left
                 return _done(store, report, complete=False)
         store.finish_pruning(alert_id, now)
     for what, days in (
@@ -175,7 +226,7 @@ def _drain(
 def _done(store: RetentionStore, report: RetentionReport, complete: bool) -> RetentionReport:
     report.complete = complete
     if report.deleted.get("deliveries", 0) >= VACUUM_AFTER_ROWS:
-        store.reclaim_space(["deliveries", "batches"])
+        store.reclaim_space(["deliveries", "batches", "event_seconds"])
     if report.alerts or any(report.deleted.values()):
         log.info(
             "retention",

@@ -3,6 +3,8 @@ sending, and when displays and clicks happened. Each question is one aggregate o
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
@@ -10,18 +12,19 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.adapters import tables as t
 from core.model import BatchStatus, LedgerStatus
+from core.reports import restep
 
 WAITING = (int(LedgerStatus.RETRY), int(LedgerStatus.REQUEUED))
 _EVENT_COLUMNS = {"displayed": "displayed", "clicked": "clicked"}
 
 
-def _insert(conn: Connection) -> sqlite.Insert | postgresql.Insert:
+def event_insert(conn: Connection) -> sqlite.Insert | postgresql.Insert:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(t.event_seconds)
     return sqlite.insert(t.event_seconds)
 
 
-def _step(conn: Connection, seconds: ColumnElement[float], step_s: float) -> ColumnElement[int]:
+def step_of(conn: Connection, seconds: ColumnElement[float], step_s: float) -> ColumnElement[int]:
     """Which step a time falls in. PostgreSQL's CAST rounds to nearest, SQLite's truncates:
     floor first where it rounds (and where it truncates, times are never before release)."""
     ratio = seconds / step_s
@@ -30,22 +33,53 @@ def _step(conn: Connection, seconds: ColumnElement[float], step_s: float) -> Col
     return cast(ratio, Integer)
 
 
+def ledger_delivered_by_step(
+    conn: Connection, alert_id: int, origin: float, step_s: float
+) -> dict[int, int]:
+    """Deliveries per step since release: one grouped scan of the alert's delivered rows."""
+    d = t.deliveries
+    index = step_of(conn, d.c.updated_at - origin, step_s)
+    q = (
+        select(index.label("i"), func.count())
+        .where(d.c.alert_id == alert_id, d.c.status == int(LedgerStatus.DELIVERED))
+        .group_by("i")
+    )
+    return {max(0, int(i)): int(n) for i, n in conn.execute(q)}
+
+
+def last_event_span(conn: Connection, alert_id: int, origin: float) -> float | None:
+    """Seconds from release to the end of the last second with a counted display or click."""
+    e = t.event_seconds
+    last = conn.execute(
+        select(func.max(e.c.second)).where(e.c.alert_id == alert_id)
+    ).scalar_one_or_none()
+    return None if last is None else max(0.0, float(last) + 1 - origin)
+
+
+def kept_curve(conn: Connection, alert_id: int) -> tuple[float, dict[int, int]] | None:
+    """The delivered-over-time steps retention kept when it removed the alert's ledger
+    (core/retention.py): (step, deliveries per step), or None while the ledger is there."""
+    r = t.ledger_retention
+    raw = conn.execute(select(r.c.curve).where(r.c.alert_id == alert_id)).scalar_one_or_none()
+    if raw is None:
+        return None
+    kept = json.loads(raw)
+    return float(kept["step_s"]), {int(i): int(n) for i, n in kept["delivered"].items()}
+
+
 class SqlReports:
     def __init__(self, engine: Engine, stale_after_s: float = 30.0) -> None:
         self.engine = engine
         self.stale_after_s = stale_after_s
 
     def delivered_by_step(self, alert_id: int, origin: float, step_s: float) -> dict[int, int]:
-        """Deliveries per step since release: one grouped scan of the alert's delivered rows."""
-        d = t.deliveries
+        """Deliveries per step since release, from the ledger, or once retention removed it,
+        from the steps it kept (re-stepped if the chart's step is another)."""
         with self.engine.connect() as conn:
-            index = _step(conn, d.c.updated_at - origin, step_s)
-            q = (
-                select(index.label("i"), func.count())
-                .where(d.c.alert_id == alert_id, d.c.status == int(LedgerStatus.DELIVERED))
-                .group_by("i")
-            )
-            return {max(0, int(i)): int(n) for i, n in conn.execute(q)}
+            kept = kept_curve(conn, alert_id)
+            if kept is not None:
+                return restep(kept[1], kept[0], step_s)
+            return ledger_delivered_by_step(conn, alert_id, origin, step_s)
 
     def events_by_step(
         self, alert_id: int, origin: float, step_s: float
@@ -53,7 +87,7 @@ class SqlReports:
         e = t.event_seconds
         found: dict[int, tuple[int, int]] = {}
         with self.engine.connect() as conn:
-            index = _step(conn, e.c.second - origin, step_s)
+            index = step_of(conn, e.c.second - origin, step_s)
             q = (
                 select(index.label("i"), func.sum(e.c.displayed), func.sum(e.c.clicked))
                 .where(e.c.alert_id == alert_id)
@@ -67,18 +101,14 @@ class SqlReports:
 
     def event_span(self, alert_id: int, origin: float) -> float | None:
         """Seconds from release to the last counted display or click."""
-        e = t.event_seconds
         with self.engine.connect() as conn:
-            last = conn.execute(
-                select(func.max(e.c.second)).where(e.c.alert_id == alert_id)
-            ).scalar_one_or_none()
-        return None if last is None else max(0.0, float(last) + 1 - origin)
+            return last_event_span(conn, alert_id, origin)
 
     def note_event(self, alert_id: int, kind: str, at: float) -> None:
         column = _EVENT_COLUMNS[kind]
         e = t.event_seconds
         with self.engine.begin() as conn:
-            stmt = _insert(conn).values(alert_id=alert_id, second=int(at), **{column: 1})
+            stmt = event_insert(conn).values(alert_id=alert_id, second=int(at), **{column: 1})
             stmt = stmt.on_conflict_do_update(
                 index_elements=[e.c.alert_id, e.c.second], set_={column: e.c[column] + 1}
             )

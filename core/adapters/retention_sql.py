@@ -3,7 +3,9 @@
 Every delete is one short statement over at most `limit` rows picked by an indexed key (the
 ledger's primary key within one alert, a batch's alert, an audit entry's time, an hour), in its
 own transaction. The ledger rows deleted belong to alerts finished days ago: no send, retry or
-claim touches them, so nothing a send does waits on these deletes.
+claim touches them, so nothing a send does waits on these deletes. A pruned alert's event
+seconds are folded one chart step per transaction (at most the step's seconds, an hour's at
+most); a display counted meanwhile is never lost (see compact_events).
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from sqlalchemy import Engine, and_, delete, exists, func, insert, select, text,
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
+from core.adapters.report_sql import (
+    event_insert,
+    last_event_span,
+    ledger_delivered_by_step,
+    step_of,
+)
 from core.model import Alert, AlertStatus
+from core.retention import KeptReport
 
 FINISHED = (AlertStatus.SENT.value, AlertStatus.FAILED.value, AlertStatus.CANCELLED.value)
 OPEN = (AlertStatus.SCHEDULED.value, AlertStatus.QUEUED.value, AlertStatus.SENDING.value)
@@ -63,9 +72,23 @@ class SqlRetention:
                 ).scalars()
             ]
 
-    def mark_pruned(self, alert_id: int, milestones: dict[int, float], now: float) -> bool:
+    def delivered_by_step(self, alert_id: int, origin: float, step_s: float) -> dict[int, int]:
+        with self.engine.connect() as conn:
+            return ledger_delivered_by_step(conn, alert_id, origin, step_s)
+
+    def event_span(self, alert_id: int, origin: float) -> float | None:
+        with self.engine.connect() as conn:
+            return last_event_span(conn, alert_id, origin)
+
+    def mark_pruned(self, alert_id: int, kept: KeptReport, now: float) -> bool:
         a, r = t.alerts, t.ledger_retention
-        body = json.dumps({str(k): v for k, v in sorted(milestones.items())})
+        body = json.dumps({str(k): v for k, v in sorted(kept.milestones.items())})
+        curve = json.dumps(
+            {
+                "step_s": kept.step_s,
+                "delivered": {str(k): v for k, v in sorted(kept.delivered.items())},
+            }
+        )
         try:
             with self.engine.begin() as conn:
                 # Re-checked in the transaction that marks: a correction under way keeps it.
@@ -74,7 +97,9 @@ class SqlRetention:
                 ).first()
                 if still is None:
                     return False
-                conn.execute(insert(r).values(alert_id=alert_id, milestones=body, pruned_at=now))
+                conn.execute(
+                    insert(r).values(alert_id=alert_id, milestones=body, curve=curve, pruned_at=now)
+                )
         except IntegrityError:
             return False  # another run marked it first
         return True
@@ -121,6 +146,51 @@ class SqlRetention:
         with self.engine.begin() as conn:
             return int(conn.execute(delete(b).where(b.c.id.in_(picked))).rowcount)
 
+    def compact_events(self, alert_id: int, origin: float, step_s: float) -> int:
+        """Each step with more than one second of counts becomes one row at its last second.
+
+        The steps are found with the report's own grouping (step_of). Per step, one
+        transaction deletes its rows with RETURNING and writes their sums back with an upsert:
+        it adds up exactly the rows it deleted, so a display counted meanwhile either was one
+        of them or stays a row of its own (or is added to the new row, at the same second)."""
+        e = t.event_seconds
+        with self.engine.connect() as conn:
+            index = step_of(conn, e.c.second - origin, step_s).label("i")
+            steps = conn.execute(
+                select(func.min(e.c.second), func.max(e.c.second))
+                .where(e.c.alert_id == alert_id)
+                .group_by(index)
+                .having(func.count() > 1)
+            ).all()
+        removed = 0
+        for first, last in steps:
+            with self.engine.begin() as conn:
+                rows = conn.execute(
+                    delete(e)
+                    .where(e.c.alert_id == alert_id, e.c.second.between(first, last))
+                    .returning(e.c.second, e.c.displayed, e.c.clicked)
+                ).all()
+                if not rows:
+                    continue
+                shown, clicked = sum(r[1] for r in rows), sum(r[2] for r in rows)
+                stmt = event_insert(conn).values(
+                    alert_id=alert_id,
+                    second=max(r[0] for r in rows),
+                    displayed=shown,
+                    clicked=clicked,
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=[e.c.alert_id, e.c.second],
+                        set_={
+                            "displayed": e.c.displayed + stmt.excluded.displayed,
+                            "clicked": e.c.clicked + stmt.excluded.clicked,
+                        },
+                    )
+                )
+                removed += len(rows) - 1
+        return removed
+
     def finish_pruning(self, alert_id: int, now: float) -> None:
         r = t.ledger_retention
         with self.engine.begin() as conn:
@@ -148,7 +218,7 @@ class SqlRetention:
     def reclaim_space(self, tables: Sequence[str]) -> None:
         if self.engine.dialect.name != "postgresql":
             return  # SQLite reuses the freed pages of its file
-        allowed = {"deliveries", "batches", "audit_log"}
+        allowed = {"deliveries", "batches", "audit_log", "event_seconds"}
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for table in tables:
                 if table in allowed:

@@ -11,8 +11,10 @@ import pytest
 from sqlalchemy import Engine, func, insert, select
 
 from core import delivery, retention
+from core import reports as charts
 from core.adapters import tables as t
 from core.adapters.hosts import MemoryHostHealth
+from core.adapters.report_sql import SqlReports
 from core.adapters.retention_sql import SqlRetention
 from core.adapters.stores_sql import SqlStores
 from core.model import AlertKind, AlertStatus
@@ -90,6 +92,56 @@ def test_old_ledgers_go_counters_and_report_stay_recent_and_corrected_ones_are_k
     assert retention.run_retention(kept, POLICY, 1000.0 + 16 * DAY).alerts == 1
     assert _rows(engine, t.deliveries, corrected) == 0
     assert retention.run_retention(kept, POLICY, 1000.0 + 17 * DAY).alerts == 0, "each alert once"
+
+
+def _charts(store: SqlStores, engine: Engine, alert_id: int, now: float) -> object:
+    alert = store.alerts.get_alert(alert_id)
+    assert alert is not None
+    built = build_report(alert, store.newsroom)
+    marks = [(m.percent, m.after_s) for m in built.milestones]
+    return charts.delivery_charts(alert, SqlReports(engine), built.reachable, marks, now)
+
+
+def test_a_pruned_alerts_report_draws_the_same_charts_from_far_fewer_event_rows(
+    store: SqlStores, engine: Engine
+) -> None:
+    for n in range(1, 9):
+        store.subscriptions.upsert(sub(n), 1.0)
+    old = _sent(store, 1000.0)
+    alert = store.alerts.get_alert(old)
+    assert alert is not None and alert.queued_at is not None
+    timeline = SqlReports(engine)
+    # Readers open it over three hours (a display every 7 s, a click every 35 s) and one
+    # counted just before the release (another host's clock): 1,544 rows of seconds.
+    at = [alert.queued_at - 3] + [alert.queued_at + 5 + 7 * k for k in range(1543)]
+    for k, when in enumerate(at):
+        timeline.note_event(old, "displayed", when)
+        if k % 5 == 0:
+            timeline.note_event(old, "clicked", when)
+    with engine.begin() as conn:  # the counters the events endpoint keeps beside them
+        conn.execute(
+            t.alerts.update()
+            .where(t.alerts.c.id == old)
+            .values(displayed=len(at), clicked=len(at[::5]))
+        )
+    now = 1000.0 + 15 * DAY
+    before = _charts(store, engine, old, now)
+    assert _rows(engine, t.event_seconds, old) == 1544
+
+    done = retention.run_retention(SqlRetention(engine, store.alerts, store.newsroom), POLICY, now)
+    assert done.alerts == 1 and _rows(engine, t.deliveries, old) == 0
+    assert _charts(store, engine, old, now + DAY) == before, "the same report, without a ledger"
+    left = _rows(engine, t.event_seconds, old)
+    assert left <= charts.CHART_STEPS + 2 and done.deleted["event_seconds"] == 1544 - left
+    # A display counted afterwards still counts (its own row, or added to a step's row).
+    timeline.note_event(old, "displayed", at[-1])
+    with engine.connect() as conn:
+        shown = conn.execute(
+            select(func.sum(t.event_seconds.c.displayed)).where(t.event_seconds.c.alert_id == old)
+        ).scalar_one()
+    assert shown == len(at) + 1
+    again = retention.run_retention(SqlRetention(engine, store.alerts, store.newsroom), POLICY, now)
+    assert again.alerts == 0 and "event_seconds" not in again.deleted, "each alert once"
 
 
 def test_audit_hourly_counts_and_webhook_receipts_go_after_their_own_periods(

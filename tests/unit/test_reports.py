@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.reports import chart_step, push_service
+from core.reports import chart_step, push_service, restep
 from service.previews import PLATFORMS, clip
 
 
@@ -21,6 +21,14 @@ def test_chart_steps_are_round_and_about_sixty_per_chart() -> None:
     assert chart_step(60.0) == 1
     assert chart_step(3600.0) == 60
     assert chart_step(10 * 86400.0) == 3600
+
+
+def test_kept_steps_regroup_into_the_step_a_chart_asks_for() -> None:
+    kept = {0: 4, 1: 2, 2: 1, 7: 3}
+    assert restep(kept, 10, 10) == kept
+    assert restep(kept, 10, 30) == {0: 7, 2: 3}, "each old step goes where its start falls"
+    assert restep({3: 1}, 0.1, 0.1) == {3: 1} and restep({3: 5}, 0.1, 0.3) == {1: 5}
+    assert sum(restep(kept, 10, 5).values()) == sum(kept.values())
 
 
 def test_a_preview_cuts_with_an_ellipsis_counting_characters_not_bytes() -> None:
