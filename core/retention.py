@@ -4,8 +4,9 @@
   while it sends, for a correction sent soon after, and for reader reports (displayed, clicked)
   that come within days. Once an alert is final and finished more than
   NEWSFLASH_LEDGER_RETENTION_DAYS ago, they go. Its counters (audience, delivered, gone, failed,
-  displayed, clicked) stay on the alert, and the report's time to 50/90/100 % and its
-  delivered-over-time steps are kept first as a snapshot. An alert with a correction still on
+  displayed, clicked) stay on the alert, and what the report reads from the ledger (time to
+  50/90/100 %, the delivered-over-time steps, outcomes per push service, readers per platform)
+  is kept first as a snapshot. An alert with a correction still on
   its way keeps its ledger (that correction is addressed from it); a correction sent later goes
   to the current audience of its topics.
 - When displays and clicks happened is counted per second (event_seconds): a big audience opens
@@ -73,6 +74,14 @@ class RetentionStore(Protocol):
         """Deliveries per step since release, from the ledger."""
         ...
 
+    def outcomes_by_host(self, alert_id: int) -> list[tuple[str | None, int, int]]:
+        """(push host, ledger status, rows), from the ledger."""
+        ...
+
+    def platform_groups(self, alert_id: int) -> list[tuple[str, str | None, int]]:
+        """(push host, platform, readers) the alert reached, from the ledger."""
+        ...
+
     def mark_pruned(self, alert_id: int, kept: KeptReport, now: float) -> bool:
         """Keep the report's snapshot and mark the ledger as going; False (nothing done) if a
         correction of the alert got under way meanwhile."""
@@ -109,6 +118,8 @@ class KeptReport:
     milestones: dict[int, float]  # rank: unix time
     step_s: float  # the delivered-over-time chart's step
     delivered: dict[int, int]  # step: deliveries
+    outcomes: list[tuple[str | None, int, int]]  # (push host, ledger status, rows)
+    platforms: list[tuple[str, str | None, int]]  # (push host, platform, readers reached)
 
 
 @dataclass
@@ -147,14 +158,21 @@ class _Snapshot:
 
 
 def kept_report(store: RetentionStore, alert: Alert, now: float) -> KeptReport:
-    """The milestones build_report asks for and the delivered-over-time steps, from the ledger."""
+    """Everything the report reads from the ledger: the milestones build_report asks for, the
+    delivered-over-time steps, the outcomes per push service and the readers per platform."""
     snapshot = _Snapshot(store)
     build_report(alert, snapshot)
     frame = delivered_frame(alert, now)
-    if frame is None:
-        return KeptReport(snapshot.found, 1.0, {})
-    curve = store.delivered_by_step(alert.id, frame.origin, frame.step_s)
-    return KeptReport(snapshot.found, frame.step_s, curve)
+    step_s, curve = 1.0, {}
+    if frame is not None:
+        step_s, curve = frame.step_s, store.delivered_by_step(alert.id, frame.origin, frame.step_s)
+    return KeptReport(
+        snapshot.found,
+        step_s,
+        curve,
+        store.outcomes_by_host(alert.id),
+        store.platform_groups(alert.id),
+    )
 
 
 def compact_events(store: RetentionStore, alert: Alert, now: float) -> int:

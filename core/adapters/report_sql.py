@@ -4,6 +4,7 @@ sending, and when displays and clicks happened. Each question is one aggregate o
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from sqlalchemy import Integer, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,15 +57,24 @@ def last_event_span(conn: Connection, alert_id: int, origin: float) -> float | N
     return None if last is None else max(0.0, float(last) + 1 - origin)
 
 
-def kept_curve(conn: Connection, alert_id: int) -> tuple[float, dict[int, int]] | None:
-    """The delivered-over-time steps retention kept when it removed the alert's ledger
-    (core/retention.py): (step, deliveries per step), or None while the ledger is there."""
+def kept_parts(conn: Connection, alert_id: int) -> dict[str, Any] | None:
+    """What the report read from the alert's ledger, kept when retention removed it
+    (core/retention.py KeptReport as JSON), or None while the ledger is there."""
     r = t.ledger_retention
-    raw = conn.execute(select(r.c.curve).where(r.c.alert_id == alert_id)).scalar_one_or_none()
-    if raw is None:
-        return None
-    kept = json.loads(raw)
-    return float(kept["step_s"]), {int(i): int(n) for i, n in kept["delivered"].items()}
+    raw = conn.execute(select(r.c.kept).where(r.c.alert_id == alert_id)).scalar_one_or_none()
+    return None if raw is None else dict(json.loads(raw))
+
+
+def ledger_outcomes_by_host(conn: Connection, alert_id: int) -> list[tuple[str | None, int, int]]:
+    """(push host, ledger status, rows); host None where the subscription is gone."""
+    d, s = t.deliveries, t.subscriptions
+    q = (
+        select(s.c.push_host, d.c.status, func.count())
+        .select_from(d.outerjoin(s, s.c.id == d.c.subscription_id))
+        .where(d.c.alert_id == alert_id)
+        .group_by(s.c.push_host, d.c.status)
+    )
+    return [(host, int(status), int(n)) for host, status, n in conn.execute(q)]
 
 
 class SqlReports:
@@ -76,9 +86,10 @@ class SqlReports:
         """Deliveries per step since release, from the ledger, or once retention removed it,
         from the steps it kept (re-stepped if the chart's step is another)."""
         with self.engine.connect() as conn:
-            kept = kept_curve(conn, alert_id)
+            kept = kept_parts(conn, alert_id)
             if kept is not None:
-                return restep(kept[1], kept[0], step_s)
+                delivered = {int(i): int(n) for i, n in kept["delivered"].items()}
+                return restep(delivered, float(kept["step_s"]), step_s)
             return ledger_delivered_by_step(conn, alert_id, origin, step_s)
 
     def events_by_step(
@@ -115,16 +126,12 @@ class SqlReports:
             conn.execute(stmt)
 
     def outcomes_by_host(self, alert_id: int) -> list[tuple[str | None, int, int]]:
-        """(push host, ledger status, rows); host None where the subscription is gone."""
-        d, s = t.deliveries, t.subscriptions
-        q = (
-            select(s.c.push_host, d.c.status, func.count())
-            .select_from(d.outerjoin(s, s.c.id == d.c.subscription_id))
-            .where(d.c.alert_id == alert_id)
-            .group_by(s.c.push_host, d.c.status)
-        )
+        """(push host, ledger status, rows), from the ledger or what retention kept of it."""
         with self.engine.connect() as conn:
-            return [(host, int(status), int(n)) for host, status, n in conn.execute(q)]
+            kept = kept_parts(conn, alert_id)
+            if kept is not None:
+                return [(host, int(status), int(n)) for host, status, n in kept["outcomes"]]
+            return ledger_outcomes_by_host(conn, alert_id)
 
     def retry_waiting(self, alert_id: int) -> tuple[int, float | None]:
         """Deliveries of this alert waiting for a retry, and when the next one is due."""

@@ -18,10 +18,12 @@ from sqlalchemy import Engine, and_, delete, exists, func, insert, select, text,
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
+from core.adapters.audience_split_sql import platform_groups
 from core.adapters.report_sql import (
     event_insert,
     last_event_span,
     ledger_delivered_by_step,
+    ledger_outcomes_by_host,
     step_of,
 )
 from core.model import Alert, AlertStatus
@@ -76,6 +78,14 @@ class SqlRetention:
         with self.engine.connect() as conn:
             return ledger_delivered_by_step(conn, alert_id, origin, step_s)
 
+    def outcomes_by_host(self, alert_id: int) -> list[tuple[str | None, int, int]]:
+        with self.engine.connect() as conn:
+            return ledger_outcomes_by_host(conn, alert_id)
+
+    def platform_groups(self, alert_id: int) -> list[tuple[str, str | None, int]]:
+        with self.engine.connect() as conn:
+            return platform_groups(conn, alert_id)
+
     def event_span(self, alert_id: int, origin: float) -> float | None:
         with self.engine.connect() as conn:
             return last_event_span(conn, alert_id, origin)
@@ -83,10 +93,12 @@ class SqlRetention:
     def mark_pruned(self, alert_id: int, kept: KeptReport, now: float) -> bool:
         a, r = t.alerts, t.ledger_retention
         body = json.dumps({str(k): v for k, v in sorted(kept.milestones.items())})
-        curve = json.dumps(
+        parts = json.dumps(
             {
                 "step_s": kept.step_s,
                 "delivered": {str(k): v for k, v in sorted(kept.delivered.items())},
+                "outcomes": kept.outcomes,
+                "platforms": kept.platforms,
             }
         )
         try:
@@ -98,7 +110,7 @@ class SqlRetention:
                 if still is None:
                     return False
                 conn.execute(
-                    insert(r).values(alert_id=alert_id, milestones=body, curve=curve, pruned_at=now)
+                    insert(r).values(alert_id=alert_id, milestones=body, kept=parts, pruned_at=now)
                 )
         except IntegrityError:
             return False  # another run marked it first

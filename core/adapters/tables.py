@@ -381,14 +381,15 @@ event_seconds = Table(
 )
 
 # Alerts whose ledger and batch id lists retention removed (core/retention.py): the report's
-# milestones as they were ({rank: unix time} JSON) and its delivered-over-time steps
-# ({"step_s": s, "delivered": {step: count}} JSON), when pruning began and when it was done.
+# milestones as they were ({rank: unix time} JSON), the rest of what the report read from the
+# ledger (JSON: delivered-over-time steps, outcomes per push host, readers per platform; see
+# report_sql.kept_parts), when pruning began and when it was done.
 ledger_retention = Table(
     "ledger_retention",
     metadata,
     Column("alert_id", BigInteger, primary_key=True, autoincrement=False),
     Column("milestones", Text, nullable=False),
-    Column("curve", Text, nullable=True),
+    Column("kept", Text, nullable=True),
     Column("pruned_at", Float, nullable=False),
     Column("cleared_at", Float, nullable=True, index=True),
 )

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, func, insert, select
 from core import delivery, retention
 from core import reports as charts
 from core.adapters import tables as t
+from core.adapters.audience_split_sql import SqlAudienceSplits
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.report_sql import SqlReports
 from core.adapters.retention_sql import SqlRetention
@@ -94,15 +95,22 @@ def test_old_ledgers_go_counters_and_report_stay_recent_and_corrected_ones_are_k
     assert retention.run_retention(kept, POLICY, 1000.0 + 17 * DAY).alerts == 0, "each alert once"
 
 
-def _charts(store: SqlStores, engine: Engine, alert_id: int, now: float) -> object:
+def _report_parts(store: SqlStores, engine: Engine, alert_id: int, now: float) -> object:
+    """Everything an alert's report page draws from the database beside its counters."""
     alert = store.alerts.get_alert(alert_id)
     assert alert is not None
     built = build_report(alert, store.newsroom)
     marks = [(m.percent, m.after_s) for m in built.milestones]
-    return charts.delivery_charts(alert, SqlReports(engine), built.reachable, marks, now)
+    timeline = SqlReports(engine)
+    return (
+        built,
+        charts.delivery_charts(alert, timeline, built.reachable, marks, now),
+        charts.live_report(alert, timeline, None, None, now, str).services,
+        SqlAudienceSplits(engine).platform_groups(alert_id),
+    )
 
 
-def test_a_pruned_alerts_report_draws_the_same_charts_from_far_fewer_event_rows(
+def test_a_pruned_alerts_report_reads_the_same_from_far_fewer_rows(
     store: SqlStores, engine: Engine
 ) -> None:
     for n in range(1, 9):
@@ -125,12 +133,13 @@ def test_a_pruned_alerts_report_draws_the_same_charts_from_far_fewer_event_rows(
             .values(displayed=len(at), clicked=len(at[::5]))
         )
     now = 1000.0 + 15 * DAY
-    before = _charts(store, engine, old, now)
+    before = _report_parts(store, engine, old, now)
+    assert all(before), "milestones, charts, push services and platforms to compare"
     assert _rows(engine, t.event_seconds, old) == 1544
 
     done = retention.run_retention(SqlRetention(engine, store.alerts, store.newsroom), POLICY, now)
     assert done.alerts == 1 and _rows(engine, t.deliveries, old) == 0
-    assert _charts(store, engine, old, now + DAY) == before, "the same report, without a ledger"
+    assert _report_parts(store, engine, old, now + DAY) == before, "the same report, no ledger"
     left = _rows(engine, t.event_seconds, old)
     assert left <= charts.CHART_STEPS + 2 and done.deleted["event_seconds"] == 1544 - left
     # A display counted afterwards still counts (its own row, or added to a step's row).

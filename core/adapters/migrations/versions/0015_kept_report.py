@@ -1,4 +1,4 @@
-"""ledger_retention.curve: the delivered-over-time steps kept when retention removes a ledger
+"""ledger_retention.kept: what the report reads from a ledger, kept when retention removes it
 
 Revision ID: 0015
 Revises: 0014
@@ -18,9 +18,9 @@ depends_on = None
 def upgrade() -> None:
     # Nullable: alerts pruned before this kept only their milestones.
     with op.batch_alter_table("ledger_retention", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("curve", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("kept", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("ledger_retention", schema=None) as batch_op:
-        batch_op.drop_column("curve")
+        batch_op.drop_column("kept")
