@@ -6,9 +6,9 @@
   NEWSFLASH_LEDGER_RETENTION_DAYS ago, they go. Its counters (audience, delivered, gone, failed,
   displayed, clicked) stay on the alert, and what the report reads from the ledger (time to
   50/90/100 %, the delivered-over-time steps, outcomes per push service, readers per platform)
-  is kept first as a snapshot. An alert with a correction still on
-  its way keeps its ledger (that correction is addressed from it); a correction sent later goes
-  to the current audience of its topics.
+  is kept first as a snapshot. An alert with a correction still on its way keeps its ledger
+  (that correction is addressed from it); a correction sent later goes to the current audience
+  of its topics.
 - When displays and clicks happened is counted per second (event_seconds): a big audience opens
   an alert during every second of a day. Once the ledger is gone, those seconds are folded
   into the steps the report's chart draws (at most about 60 rows an alert), each step's row
