@@ -213,6 +213,19 @@ def progress_line(alert: Any, pace: Pace) -> str:
     )
 
 
+def waiting_line(alert: Any, gate: Any, wait_s: float, now: float) -> str | None:
+    """`alerts watch` for an alert held by the publish-readiness gate (its status is still
+    queued): what it waits for and when it goes anyway, as the report page says it."""
+    from core.readiness import GateState
+
+    if gate is None or gate.state is not GateState.WAITING or alert.status.finished:
+        return None
+    answer = f" (it answered {gate.last_answer})" if gate.last_answer else ""
+    deadline = gate.deadline(wait_s)
+    left = "" if deadline is None else f"; sent anyway in {max(0, round(deadline - now))} s"
+    return f"alert {alert.id} waiting for the article to be online{answer}{left}"
+
+
 def finished_line(alert: Any) -> str:
     """The last line of `alerts watch`: the status value, and for a cancelled alert the
     newsroom's word for it (called off before sending, or stopped mid-send)."""
@@ -237,13 +250,24 @@ def cmd_alerts_watch(args: argparse.Namespace, settings: Settings) -> int:
     from core.bootstrap import Container
 
     container = Container(settings)
+    alert_id = int(args.id)
+
+    def waiting(alert: Any) -> str | None:
+        gate = container.readiness.gate(alert_id)
+        return waiting_line(alert, gate, settings.article_wait_s, time.time())
+
     try:
-        return _watch(container.alerts, int(args.id), args)
+        return _watch(container.alerts, alert_id, args, waiting)
     finally:
         container.engine.dispose()
 
 
-def _watch(store: Any, alert_id: int, args: argparse.Namespace) -> int:
+def _watch(
+    store: Any,
+    alert_id: int,
+    args: argparse.Namespace,
+    waiting: Callable[[Any], str | None] = lambda alert: None,
+) -> int:
     from core.errors import NotFound
 
     samples: deque[tuple[float, int]] = deque(maxlen=20)
@@ -257,7 +281,7 @@ def _watch(store: Any, alert_id: int, args: argparse.Namespace) -> int:
         now = time.monotonic()
         c = alert.counts
         samples.append((now, c.delivered + c.gone + c.failed))
-        text = progress_line(alert, pace_of(alert, list(samples)))
+        text = waiting(alert) or progress_line(alert, pace_of(alert, list(samples)))
         if tty:
             width = shutil.get_terminal_size((120, 20)).columns
             sys.stdout.write("\r" + text[: width - 1].ljust(width - 1))

@@ -73,7 +73,15 @@ def _waiting(stack: NewsroomStack, alert_id: str) -> dict[str, object]:
     )
 
 
-def test_waits_for_404_then_sends_on_200(stack: NewsroomStack, site: FeedSite, reader: int) -> None:
+def test_waits_for_404_then_sends_on_200(
+    stack: NewsroomStack,
+    site: FeedSite,
+    reader: int,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cli.main import main
+
     alert_id = _publish(stack, site, "/news/late")
     seen = _waiting(stack, alert_id)
     assert seen["status"] == "queued"
@@ -81,6 +89,14 @@ def test_waits_for_404_then_sends_on_200(stack: NewsroomStack, site: FeedSite, r
     editor = stack.login()
     report = editor.get(f"/editor/alerts/{alert_id}").text
     assert "Waiting for the article" in report and 'id="send-anyway"' in report
+    # The terminal says the same as the report page (not "queued" at 0 %).
+    for name, value in stack.env.items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()
+    assert main(["alerts", "watch", alert_id, "--timeout", "0.5", "--every", "0.2"]) == 3
+    said = capsys.readouterr().out
+    assert f"alert {alert_id} waiting for the article to be online (it answered HTTP 404)" in said
+    assert "; sent anyway in " in said
     assert stack.received(alert_id) == []
     site.pages["/news/late"] = Page(body=b"<html>live</html>", content_type="text/html")
     done = stack.wait_status(alert_id, "sent", 20)

@@ -6,10 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from cli.ops import finished_line
+from cli.ops import finished_line, waiting_line
 from core import alerts as alert_rules
 from core.errors import ValidationError
 from core.model import AlertCounts, AlertStatus
+from core.readiness import Gate, GateState
 from service import wording
 from tests.support.samples import ALERT, NAIROBI, NOW
 
@@ -74,6 +75,17 @@ def test_alerts_watch_names_a_cancelled_alert_as_the_newsroom_does() -> None:
     called_off = replace(stopped, started_at=None)
     assert finished_line(called_off) == "alert 7 cancelled (called off: nobody received it)."
     assert finished_line(ALERT) == "alert 7 sent."
+
+
+def test_alerts_watch_says_an_alert_waits_for_its_article_and_until_when() -> None:
+    queued = replace(ALERT, status=AlertStatus.QUEUED)
+    gate = Gate(7, GateState.WAITING, 100.0, started_at=100.0, checks=3, last_answer="HTTP 404")
+    assert waiting_line(queued, gate, 120, 150.4) == (
+        "alert 7 waiting for the article to be online (it answered HTTP 404); sent anyway in 70 s"
+    )
+    assert waiting_line(queued, replace(gate, state=GateState.LIVE), 120, 150) is None
+    assert waiting_line(ALERT, gate, 120, 150) is None, "sent: the gate is history"
+    assert waiting_line(queued, None, 120, 150) is None
 
 
 def test_feed_template_and_send_anyway_rows_read_as_sentences() -> None:
