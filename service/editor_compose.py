@@ -17,11 +17,13 @@ from core.duplicates import DuplicateAlert
 from core.errors import Conflict, DomainError, NotFound, ValidationError
 from core.model import Alert, AlertDraft, AlertStatus
 from core.newsroom import ArticleFetcher
+from core.templates import with_prefix
 from core.usecases.newsroom import NeedsConfirmation
 from service import audience_split as languages
 from service.auth import require_role
 from service.editor import Page, alert_or_404, bp, editor, ext, me, newsroom_store, room
 from service.inputs import json_body
+from service.templates_admin import templates
 
 
 # -- compose, test, review, send --------------------------------------------------------------
@@ -66,8 +68,28 @@ def _posted_form() -> dict[str, Any]:
     return form
 
 
-def _ttl_choices() -> list[int]:
-    return sorted({*newsroom.TTL_CHOICES_S, ext().settings.default_ttl_s})
+def _ttl_choices(form: dict[str, Any]) -> list[int]:
+    chosen = {int(form["ttl"])} if str(form.get("ttl", "")).isdigit() else set()
+    return sorted({*newsroom.TTL_CHOICES_S, ext().settings.default_ttl_s, *chosen})
+
+
+def _with_format(form: dict[str, Any], name: str) -> dict[str, Any]:
+    """A template's button without JavaScript (formats.js does the same in the page): its
+    prefix before the headline (instead of another template's), its topics, urgency and TTL."""
+    known = {t.name: t for t in templates().list()}
+    chosen = known.get(name)
+    if chosen is None:
+        have = ", ".join(sorted(known)) or "none"
+        raise ValidationError(f"no template named {name[:64]!r} (have: {have})", "template")
+    topics = [x for x in chosen.topics if x in {t.slug for t in ext().settings.topics}]
+    return {
+        **form,
+        "title": with_prefix(form["title"], chosen.prefix, [t.prefix for t in known.values()]),
+        "topics": topics or form["topics"],
+        "urgency": chosen.urgency.value,
+        "ttl": str(chosen.ttl_s),
+        "format": chosen.name,
+    }
 
 
 def _compose_page(
@@ -86,7 +108,7 @@ def _compose_page(
         "editor/compose.html",
         form=form,
         topics=_topic_choices(),
-        ttl_choices=_ttl_choices(),
+        ttl_choices=_ttl_choices(form),
         error=error,
         notice=notice,
         editing=editing,
@@ -119,6 +141,8 @@ def compose_action() -> Page:
     try:
         if action == "prefill":
             return _prefill_page(form)
+        if action.startswith("format:"):
+            return _compose_page(_with_format(form, action.removeprefix("format:")))
         if action == "edit":
             return _compose_page(form)
         if action == "test":

@@ -57,6 +57,7 @@
   box.addEventListener("click", function (event) {
     var button = event.target.closest("[data-format]");
     if (!button) return;
+    event.preventDefault(); // filled here; without this script the button posts the form
     var name = button.getAttribute("data-format");
     var f = formats.filter(function (x) { return x.name === name; })[0];
     if (f) apply(f);

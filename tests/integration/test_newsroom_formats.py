@@ -245,6 +245,30 @@ def test_only_admins_with_the_csrf_token_may_change_templates(room: Room) -> Non
 def test_compose_offers_each_template_as_a_one_click_button(room: Room) -> None:
     page = room.login(EDITOR).get("/editor/new").text
     assert 'data-format="breaking"' in page and "formats.js" in page
+    # The buttons come after "Prefill from article": Enter in a field still prefills.
+    assert page.index('value="prefill"') < page.index('value="format:breaking"')
+
+
+def test_a_template_button_works_without_javascript(room: Room) -> None:
+    editor = room.login(EDITOR)
+    token = csrf_of(editor.get("/editor/new").text)
+    typed = {"csrf_token": token, "url": "", "title": "Floods close Thika road", "body": "Text"}
+    page = editor.post("/editor/new", data={**typed, "action": "format:breaking"})
+    assert page.status_code == 200
+    html = page.text
+    assert ">BREAKING: Floods close Thika road</textarea>" in html and ">Text</textarea>" in html
+    assert 'value="high" selected' in html and 'value="3600" selected' in html
+    assert 'data-format="breaking" aria-pressed="true"' in html
+    # Another template's prefix replaces this one; its 12-hour expiry is offered and chosen.
+    again = editor.post(
+        "/editor/new",
+        data={**typed, "title": "BREAKING: Floods close Thika road", "action": "format:update"},
+    ).text
+    assert ">UPDATE: Floods close Thika road</textarea>" in again
+    assert 'value="43200" selected' in again and "BREAKING: UPDATE" not in again
+    unknown = editor.post("/editor/new", data={**typed, "action": "format:gossip"})
+    assert unknown.status_code == 400 and "No template named &#39;gossip&#39;" in unknown.text
+    assert ">Floods close Thika road</textarea>" in unknown.text, "what was typed stays"
 
 
 # -- UTM tags -----------------------------------------------------------------------------------
