@@ -3,7 +3,8 @@
 Quiet hours are chosen in the reader's own time zone (the browser's IANA name) and stored both
 as local minutes of the day (what /manage shows) and as a UTC window with the zone's offset at
 the time of saving (what the planner's audience query compares with the current UTC minute, so
-the selection stays one indexed walk in the database with no per-reader Python).
+the selection stays one indexed walk in the database with no per-reader Python). Beat moves the
+UTC windows hourly when a zone's offset changes (summer time; refresh_quiet_zones).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from core.adapters.celery_queue import (
     TASK_PLAN,
     TASK_POLL_FEEDS,
     TASK_PURGE,
+    TASK_QUIET_ZONES,
     TASK_RECLAIM,
     TASK_RECONCILE,
     TASK_RECOUNT,
@@ -158,6 +159,10 @@ def _register_periodic(app: Celery) -> None:
     @app.task(name=TASK_RECOUNT, autoretry_for=RETRY_ON, max_retries=0)
     def recount_subscriptions() -> None:
         container_for(app).delivery.recount()
+
+    @app.task(name=TASK_QUIET_ZONES, autoretry_for=RETRY_ON, max_retries=0)
+    def refresh_quiet_zones() -> int:
+        return container_for(app).delivery.refresh_quiet_zones()
 
     @app.task(name=TASK_ALARMS, max_retries=0)
     def evaluate_alarms() -> int:

@@ -22,6 +22,7 @@ TASK_FIRE_SCHEDULED = "newsflash.fire_scheduled"
 TASK_PURGE = "newsflash.purge_subscriptions"
 TASK_ALARMS = "newsflash.evaluate_alarms"
 TASK_RECOUNT = "newsflash.recount_subscriptions"
+TASK_QUIET_ZONES = "newsflash.refresh_quiet_zones"
 TASK_POLL_FEEDS = "newsflash.poll_feeds"
 TASK_CHECK_ARTICLES = "newsflash.check_articles"
 
@@ -106,6 +107,7 @@ def celery_config(settings: Settings) -> dict[str, object]:
             TASK_PURGE: {"queue": Lane.MAINTENANCE.value},
             TASK_ALARMS: {"queue": Lane.MAINTENANCE.value},
             TASK_RECOUNT: {"queue": Lane.MAINTENANCE.value},
+            TASK_QUIET_ZONES: {"queue": Lane.MAINTENANCE.value},
             **FEED_ROUTES,
             **RECOVERY_ROUTES,
         },
@@ -126,6 +128,12 @@ def celery_config(settings: Settings) -> dict[str, object]:
             **recovery_schedule(settings),
             "purge-subscriptions": {
                 "task": TASK_PURGE,
+                "schedule": 3600.0,
+                "options": {"expires": 600},
+            },
+            # Quiet hours follow summer time within the hour (core/quiet.py).
+            "refresh-quiet-zones": {
+                "task": TASK_QUIET_ZONES,
                 "schedule": 3600.0,
                 "options": {"expires": 600},
             },

@@ -7,8 +7,20 @@ import hmac
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
@@ -16,6 +28,7 @@ from core.adapters.sql import TopicBits, dialect_insert
 from core.endpoints import push_host
 from core.errors import Conflict, NotFound
 from core.model import LossReason, Subscription, SubscriptionInput
+from core.quiet import MINUTES_PER_DAY, zone_offset_min
 
 
 def _same_keys(row: RowMapping, sub: SubscriptionInput) -> bool:
@@ -281,6 +294,47 @@ class SqlSubscriptions:
             ).all()
             if counted:
                 conn.execute(insert(t.mask_counts), [{"mask": m, "count": n} for m, n in counted])
+
+    def refresh_quiet_zones(self, now: float) -> int:
+        """Move quiet hours whose zone changed its UTC offset since they were saved (summer
+        time begins or ends): their UTC window and their local day (the cap's) follow the
+        zone again. Two scans of the subscriptions whatever the number of zones; rows already
+        right are not written."""
+        s = t.subscriptions
+        with self.engine.connect() as conn:
+            zones = conn.execute(
+                select(s.c.quiet_zone).where(s.c.quiet_zone.is_not(None)).distinct()
+            ).scalars()
+            offsets = {}
+            for zone in zones:
+                try:
+                    offsets[zone] = zone_offset_min(zone, now)
+                except (KeyError, ValueError):  # a zone name tzdata no longer has: left as is
+                    continue
+        if not offsets:
+            return 0
+        offset = case(offsets, value=s.c.quiet_zone)
+
+        def utc(local: Any) -> Any:  # (local - offset) mod a day, never negative in SQL
+            return ((local - offset) % MINUTES_PER_DAY + MINUTES_PER_DAY) % MINUTES_PER_DAY
+
+        with self.engine.begin() as conn:
+            return int(
+                conn.execute(
+                    update(s)
+                    .where(
+                        s.c.quiet_zone.in_(list(offsets)),
+                        s.c.quiet_start.is_not(None),
+                        s.c.quiet_end.is_not(None),
+                        or_(s.c.tz_offset_min.is_(None), s.c.tz_offset_min != offset),
+                    )
+                    .values(
+                        tz_offset_min=offset,
+                        quiet_start_utc=utc(s.c.quiet_start),
+                        quiet_end_utc=utc(s.c.quiet_end),
+                    )
+                ).rowcount
+            )
 
     def purge_stale_subscriptions(self, older_than: float, now: float | None = None) -> int:
         with self.engine.begin() as conn:

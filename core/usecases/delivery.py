@@ -39,6 +39,7 @@ class BufferedHostHealth(HostHealth, Protocol):
 class Housekeeping(Protocol):
     def purge_stale_subscriptions(self, older_than: float) -> int: ...
     def recount_masks(self) -> None: ...
+    def refresh_quiet_zones(self, now: float) -> int: ...
 
 
 class GateCheck(Protocol):
@@ -197,3 +198,10 @@ class Delivery:
 
     def recount(self) -> None:
         self.housekeeping.recount_masks()
+
+    def refresh_quiet_zones(self) -> int:
+        """Quiet hours follow their zone's summer time (core/quiet.py): hourly."""
+        moved = self.housekeeping.refresh_quiet_zones(self.clock())
+        if moved:
+            log.info("quiet hours moved with their zone's offset", extra={"count": moved})
+        return moved

@@ -214,3 +214,38 @@ def test_story_updates_go_to_followers_until_the_story_closes(
     assert plan(Urgency.HIGH) == sorted([ids["plain"], ids["asleep"]])
     stories.close_story(key, EVENING)
     assert plan(Urgency.HIGH) == []
+
+
+def test_quiet_hours_follow_their_zone_into_and_out_of_summer_time(store: SqlStores) -> None:
+    prefs = SqlPreferences(store.engine)
+    winter = datetime(2026, 1, 15, 12, 0, tzinfo=UTC).timestamp()
+    summer = datetime(2026, 7, 15, 12, 0, tzinfo=UTC).timestamp()
+    # Saved in January: London 23:00-07:00 is 23:00-07:00 UTC; Nairobi has no summer time.
+    london = store.subscriptions.upsert(sub(1), 1)[0].id
+    nairobi = store.subscriptions.upsert(sub(2), 1)[0].id
+    plain = store.subscriptions.upsert(sub(3), 1)[0].id
+    prefs.set_preferences(
+        london, ReaderPreferences(QuietHours(23 * 60, 7 * 60, "Europe/London", 0))
+    )
+    prefs.set_preferences(nairobi, ReaderPreferences(NAIROBI_NIGHT))
+
+    def window(sid: int) -> tuple[int, int, int]:
+        s = t.subscriptions.c
+        with store.engine.connect() as conn:
+            row = conn.execute(
+                select(s.quiet_start_utc, s.quiet_end_utc, s.tz_offset_min).where(s.id == sid)
+            ).one()
+        return (row[0], row[1], row[2])
+
+    assert store.subscriptions.refresh_quiet_zones(winter) == 0, "nothing has moved yet"
+    assert store.subscriptions.refresh_quiet_zones(summer) == 1
+    assert window(london) == (22 * 60, 6 * 60, 60), "23:00-07:00 BST is 22:00-06:00 UTC"
+    assert window(nairobi) == (19 * 60, 3 * 60, 180)
+    assert store.subscriptions.refresh_quiet_zones(summer) == 0, "rows already right: no write"
+    assert store.subscriptions.refresh_quiet_zones(winter) == 1
+    assert window(london) == (23 * 60, 7 * 60, 0)
+    with store.engine.connect() as conn:
+        untouched = conn.execute(
+            select(t.subscriptions.c.quiet_zone).where(t.subscriptions.c.id == plain)
+        ).scalar_one()
+    assert untouched is None

@@ -1,4 +1,5 @@
-"""Privacy: unsubscribing deletes at once, beat's purge forgets idle readers, logs hold no secrets."""
+"""Privacy: unsubscribing deletes at once, beat's purge forgets idle readers, logs hold no secrets;
+and beat's other hourly duty to subscriptions, moving quiet hours with summer time."""
 
 from __future__ import annotations
 
@@ -12,16 +13,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from core.accounts import Role
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.logs import make_handler
+from core.quiet import zone_offset_min
 from standin.server import PushStandin
 from tests.reliability.harness import RedisServer, Rig, received_tokens, rig, token_of
 from tests.support.stack import Process, wait_until
-from workers.factory import TASK_PURGE, celery_config, make_celery
+from workers.factory import TASK_PURGE, TASK_QUIET_ZONES, celery_config, make_celery
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -132,6 +134,44 @@ def _secrets(live: Live, subs: list[dict[str, Any]]) -> dict[str, str]:
         found[f"p256dh {i}"] = sub["keys"]["p256dh"]
         found[f"auth {i}"] = sub["keys"]["auth"]
     return found
+
+
+def test_beat_moves_quiet_hours_with_their_zones_summer_time(live: Live) -> None:
+    r = live.rig
+    sub = live.standin.create_subscription()
+    assert r.client.post("/api/v1/subscriptions", json=sub).status_code == 201
+    found = r.store.subscriptions.get_by_endpoint(sub["endpoint"])
+    assert found is not None
+    now = zone_offset_min("Europe/London", time.time())
+    then = 60 - now  # saved in the other season: 0 in summer, 60 in winter
+    with r.engine.begin() as conn:  # London 23:00-07:00, as saved then
+        conn.execute(
+            update(t.subscriptions)
+            .where(t.subscriptions.c.id == found.id)
+            .values(
+                quiet_start=23 * 60,
+                quiet_end=7 * 60,
+                quiet_zone="Europe/London",
+                tz_offset_min=then,
+                quiet_start_utc=23 * 60 - then,
+                quiet_end_utc=7 * 60 - then,
+            )
+        )
+    schedule = celery_config(r.settings)["beat_schedule"]
+    hourly = [entry for entry in schedule.values() if entry["task"] == TASK_QUIET_ZONES]
+    assert len(hourly) == 1 and hourly[0]["schedule"] == 3600.0
+    make_celery(r.settings).send_task(TASK_QUIET_ZONES)
+    s = t.subscriptions.c
+
+    def window() -> tuple[int, int, int]:
+        with r.engine.connect() as conn:
+            row = conn.execute(
+                select(s.quiet_start_utc, s.quiet_end_utc, s.tz_offset_min).where(s.id == found.id)
+            ).one()
+        return (row[0], row[1], row[2])
+
+    wait_until(lambda: window()[2] == now, 60, "the live worker to move the quiet hours", 0.2)
+    assert window() == (23 * 60 - now, 7 * 60 - now, now)
 
 
 def test_logs_of_a_fanout_hold_no_endpoint_key_token_or_password(live: Live) -> None:
