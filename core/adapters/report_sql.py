@@ -1,5 +1,7 @@
 """The report's SQL: delivery over time, outcomes per push host, retries waiting, batches still
-sending, and when displays and clicks happened. Each question is one aggregate on an index."""
+sending, and when displays and clicks happened. Each question is one aggregate on an index.
+Once retention removed an alert's ledger, the ledger's answers come from what it kept
+(ledger_retention.kept, core/retention.py)."""
 
 from __future__ import annotations
 
