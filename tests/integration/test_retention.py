@@ -8,15 +8,17 @@ import json
 from dataclasses import replace
 
 import pytest
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Engine, func, insert, select, text
 
 from core import delivery, retention
 from core import reports as charts
+from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.audience_split_sql import SqlAudienceSplits
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.report_sql import SqlReports
 from core.adapters.retention_sql import SqlRetention
+from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.model import AlertKind, AlertStatus
 from core.newsroom import build_report
@@ -151,6 +153,70 @@ def test_a_pruned_alerts_report_reads_the_same_from_far_fewer_rows(
     assert shown == len(at) + 1
     again = retention.run_retention(SqlRetention(engine, store.alerts, store.newsroom), POLICY, now)
     assert again.alerts == 0 and "event_seconds" not in again.deleted, "each alert once"
+
+
+def test_alerts_pruned_before_the_upgrade_get_their_event_seconds_folded(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0014")
+        at = 1000.0
+        with engine.begin() as conn:  # what an earlier version left: no ledger, cleared
+            conn.execute(
+                insert(t.alerts).values(
+                    id=5,
+                    kind="normal",
+                    title="Old",
+                    body="b",
+                    url="https://news.example/o",
+                    topics='["breaking"]',
+                    topic_mask=1,
+                    urgency="high",
+                    ttl_s=3600,
+                    story_key="s",
+                    status="sent",
+                    created_at=at,
+                    queued_at=at,
+                    started_at=at,
+                    finished_at=at + 30,
+                    progress_at=at + 30,
+                    planned=True,
+                    planned_through=9,
+                    batches_total=1,
+                    batches_done=1,
+                    audience=9,
+                    delivered=9,
+                    gone=0,
+                    failed=0,
+                    displayed=600,
+                    clicked=0,
+                    utm=True,
+                )
+            )
+            conn.execute(
+                insert(t.event_seconds),
+                [{"alert_id": 5, "second": int(at) + 10 * k, "displayed": 1} for k in range(600)],
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO ledger_retention (alert_id, milestones, pruned_at, cleared_at)"
+                    " VALUES (5, '{}', :at, :at)"
+                ),
+                {"at": at + 15 * DAY},
+            )
+        migrate.upgrade(engine)
+        store = SqlStores.build(engine, TOPICS)
+        done = retention.run_retention(
+            SqlRetention(engine, store.alerts, store.newsroom), POLICY, at + 20 * DAY
+        )
+        assert done.alerts == 0 and done.deleted["event_seconds"] > 500
+        assert _rows(engine, t.event_seconds, 5) <= charts.CHART_STEPS + 2
+        with engine.connect() as conn:
+            assert conn.execute(select(func.sum(t.event_seconds.c.displayed))).scalar_one() == 600
+            assert conn.execute(select(t.ledger_retention.c.cleared_at)).scalar_one() is not None
+    finally:
+        engine.dispose()
 
 
 def test_audit_hourly_counts_and_webhook_receipts_go_after_their_own_periods(

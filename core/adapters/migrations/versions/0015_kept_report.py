@@ -19,6 +19,9 @@ def upgrade() -> None:
     # Nullable: alerts pruned before this kept only their milestones.
     with op.batch_alter_table("ledger_retention", schema=None) as batch_op:
         batch_op.add_column(sa.Column("kept", sa.Text(), nullable=True))
+    # Alerts pruned before this still hold their per-second event counts: marked as pruning
+    # again, the next retention runs fold those (their ledger and batches are gone already).
+    op.execute("UPDATE ledger_retention SET cleared_at = NULL")
 
 
 def downgrade() -> None:
