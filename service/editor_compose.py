@@ -69,7 +69,9 @@ def _posted_form() -> dict[str, Any]:
 
 
 def _ttl_choices(form: dict[str, Any]) -> list[int]:
-    chosen = {int(form["ttl"])} if str(form.get("ttl", "")).isdigit() else set()
+    """The expiry list, with the form's own value when it is another (a template's)."""
+    ttl = str(form.get("ttl", ""))
+    chosen = {int(ttl)} if ttl.isascii() and ttl.isdigit() and len(ttl) <= 7 else set()
     return sorted({*newsroom.TTL_CHOICES_S, ext().settings.default_ttl_s, *chosen})
 
 

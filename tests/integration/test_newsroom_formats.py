@@ -266,6 +266,9 @@ def test_a_template_button_works_without_javascript(room: Room) -> None:
     ).text
     assert ">UPDATE: Floods close Thika road</textarea>" in again
     assert 'value="43200" selected' in again and "BREAKING: UPDATE" not in again
+    for odd in ("9" * 5000, "²", "-5"):  # an expiry no template or form offers: no 500
+        edited = editor.post("/editor/new", data={**typed, "ttl": odd, "action": "edit"})
+        assert edited.status_code == 200
     unknown = editor.post("/editor/new", data={**typed, "action": "format:gossip"})
     assert unknown.status_code == 400 and "No template named &#39;gossip&#39;" in unknown.text
     assert ">Floods close Thika road</textarea>" in unknown.text, "what was typed stays"
