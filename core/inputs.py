@@ -63,12 +63,23 @@ def finite_number(value: object, field: str) -> float:
     return number
 
 
+def whole_number(text: str, max_digits: int) -> int | None:
+    """`text` as a whole number if it is 1 to `max_digits` ASCII digits, else None.
+
+    For every number read from text someone else wrote (a header, a query string, a form):
+    str.isdigit() alone also takes '²' and other digits int() refuses, and int() refuses more
+    than 4,300 digits, so `isdigit()` then `int()` is a ValueError waiting to happen."""
+    if 0 < len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 def parse_id(value: object, field: str) -> int:
     """A database id sent as a JSON number or a string of ASCII digits."""
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
-    elif isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        number = int(value)
+    elif isinstance(value, str) and (found := whole_number(value, 19)) is not None:
+        number = found
     else:
         raise ValidationError(f"{field} must be an id", field)
     if not 0 < number <= MAX_JSON_INT:

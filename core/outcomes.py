@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
+from core.inputs import whole_number
 from core.ports import PushResult
 
 
@@ -32,8 +33,9 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(min(int(value), 7 * 24 * 3600))
+    seconds = whole_number(value, 12)
+    if seconds is not None:
+        return float(min(seconds, 7 * 24 * 3600))
     try:
         when = parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError, OverflowError):

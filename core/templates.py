@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from core.alerts import MAX_TTL_S, MIN_TTL_S
 from core.errors import ValidationError
-from core.inputs import check_text
+from core.inputs import check_text, whole_number
 from core.model import Urgency
 
 MAX_PREFIX = 40
@@ -97,8 +97,8 @@ def parse_template(body: Mapping[str, Any], known_topics: Collection[str]) -> Te
             "urgency must be one of very-low, low, normal, high", "urgency"
         ) from None
     ttl = body.get("ttl")
-    if isinstance(ttl, str) and ttl.strip().isdigit():
-        ttl = int(ttl.strip())
+    if isinstance(ttl, str) and (seconds := whole_number(ttl.strip(), 9)) is not None:
+        ttl = seconds
     if isinstance(ttl, bool) or not isinstance(ttl, int) or not MIN_TTL_S <= ttl <= MAX_TTL_S:
         raise ValidationError(f"ttl must be whole seconds from {MIN_TTL_S} to {MAX_TTL_S}", "ttl")
     return TemplateFields(

@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from core.errors import DomainError, ValidationError
+from core.inputs import whole_number
 from core.newsroom import shorten
 
 TOLERANCE_S = 5 * 60
@@ -67,7 +68,7 @@ def verify(
     assert msg_id is not None and timestamp is not None and signatures is not None
     if len(msg_id) > MAX_ID or any(ord(ch) < 0x21 or ord(ch) > 0x7E for ch in msg_id):
         raise WebhookRejected("webhook-id must be 1 to 200 visible ASCII characters", "webhook-id")
-    if not timestamp.isdigit() or len(timestamp) > 12:
+    if whole_number(timestamp, 12) is None:
         raise WebhookRejected(
             "webhook-timestamp must be unix seconds", "webhook-timestamp", code="bad_timestamp"
         )

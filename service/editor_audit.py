@@ -10,6 +10,7 @@ from flask import render_template, request
 
 from core.accounts import Role
 from core.errors import ValidationError
+from core.inputs import whole_number
 from service import wording
 from service.auth import require_role
 from service.editor import CONTROL, Page, bp, ext
@@ -79,7 +80,7 @@ def _sentences_for(entries: list[dict[str, Any]]) -> Any:
 def _names_alert(entry: dict[str, Any]) -> bool:
     target = entry.get("target") or ""
     return (
-        str(entry.get("action", "")).startswith("alert.") and target.isdigit() and len(target) < 19
+        str(entry.get("action", "")).startswith("alert.") and whole_number(target, 18) is not None
     )
 
 
@@ -97,6 +98,7 @@ def _day_start(value: str, field: str, days_later: int = 0) -> float | None:
 def _whole(value: str, field: str) -> int | None:
     if not value:
         return None
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
+    number = whole_number(value, 18)
+    if number is None:
         raise ValidationError(f"{field}: a whole number", field)
-    return int(value)
+    return number

@@ -15,6 +15,7 @@ from core import newsroom
 from core.accounts import EDITOR_ROLES
 from core.duplicates import DuplicateAlert
 from core.errors import Conflict, DomainError, NotFound, ValidationError
+from core.inputs import whole_number
 from core.model import Alert, AlertDraft, AlertStatus
 from core.newsroom import ArticleFetcher
 from core.templates import with_prefix
@@ -70,8 +71,8 @@ def _posted_form() -> dict[str, Any]:
 
 def _ttl_choices(form: dict[str, Any]) -> list[int]:
     """The expiry list, with the form's own value when it is another (a template's)."""
-    ttl = str(form.get("ttl", ""))
-    chosen = {int(ttl)} if ttl.isascii() and ttl.isdigit() and len(ttl) <= 7 else set()
+    ttl = whole_number(str(form.get("ttl", "")), 7)
+    chosen = set() if ttl is None else {ttl}
     return sorted({*newsroom.TTL_CHOICES_S, ext().settings.default_ttl_s, *chosen})
 
 

@@ -12,6 +12,7 @@ from flask import Response, current_app, request
 from core import audience_health
 from core.adapters.health_sql import SqlHealthQueries
 from core.adapters.ops_probes import OpsKit
+from core.inputs import whole_number
 from service import audience_split
 from service.errors import error_response
 
@@ -57,10 +58,11 @@ def _kit() -> OpsKit:
 def health_response() -> Response:
     """GET /api/v1/ops/health (routed in service/ops.py, with the other ops routes)."""
     raw = request.args.get("weeks", str(audience_health.WEEKS_SHOWN))
-    if not raw.isdigit() or not 2 <= int(raw) <= MAX_WEEKS:
+    weeks = whole_number(raw, 3)
+    if weeks is None or not 2 <= weeks <= MAX_WEEKS:
         return error_response(
             400, "invalid", f"weeks must be a whole number from 2 to {MAX_WEEKS}", "weeks"
         )
-    response = Response(health_text(_kit(), int(raw)), mimetype="application/json")
+    response = Response(health_text(_kit(), weeks), mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response

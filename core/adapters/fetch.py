@@ -25,6 +25,7 @@ from core.adapters.articles import _SameOriginsRedirect
 from core.alerts import check_public_url
 from core.endpoints import address_allowed
 from core.errors import ValidationError
+from core.inputs import whole_number
 
 Lookup = Callable[[str, int], Sequence[str]]
 _CHUNK = 16 * 1024
@@ -160,7 +161,8 @@ class BoundedFetcher:
 
     def _read(self, response: Any, started: float, field: str) -> bytes:
         declared = response.headers.get("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+        size = None if declared is None else whole_number(declared.strip(), 18)
+        if size is not None and size > self.max_bytes:
             raise FetchError(f"it is larger than {_size(self.max_bytes)}; refused", field)
         chunks: list[bytes] = []
         size = 0

@@ -15,6 +15,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from core.endpoints import address_allowed
+from core.inputs import whole_number
 
 RESPONSE_BODY_CAP = 1024
 
@@ -120,9 +121,9 @@ class Connection(asyncio.Protocol):
             return status, retry_after, keep and await self._skip_chunked(body_cap)
         length_text = headers.get("content-length")
         if length_text is not None:
-            if not length_text.isdigit():
+            length = whole_number(length_text.strip(), 18)
+            if length is None:
                 raise ProtocolFault("bad Content-Length")
-            length = int(length_text)
             if length > body_cap:
                 return status, retry_after, False
             while len(self.buffer) < length:
@@ -147,9 +148,10 @@ class Connection(asyncio.Protocol):
             del self.buffer[: end + 4]
             lines = head.split("\r\n")
             parts = lines[0].split(" ", 2)
-            if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+            code = whole_number(parts[1], 3) if len(parts) >= 2 else None
+            if code is None or not parts[0].startswith("HTTP/1."):
                 raise ProtocolFault("not an HTTP/1.x response")
-            status = int(parts[1])
+            status = code
             if not 100 <= status < 200:  # interim answers (100 Continue): the real one follows
                 break
         headers: dict[str, str] = {}

@@ -106,3 +106,5 @@ def test_the_api_gives_the_same_view_as_json(ops_site: tuple[str, str]) -> None:
     assert health["weeks"][-2]["lost"]["purged"] == 3
     status, body = get("/api/v1/ops/health?weeks=99")
     assert status == 400 and body["error"]["field"] == "weeks"
+    status, body = get("/api/v1/ops/health?weeks=%C2%B2")  # '²': isdigit() yes, int() no
+    assert status == 400 and body["error"]["field"] == "weeks"

@@ -229,6 +229,18 @@ def test_a_huge_feed_is_refused_with_a_clear_error(rig: Rig, chunked: bool) -> N
     assert rig.count(t.feed_items, t.feed_items.c.feed_id == feed_id) == 0
 
 
+@pytest.mark.parametrize("declared", ["\u00b2", "9" * 5000])
+def test_a_content_length_int_refuses_is_not_believed_and_the_cap_still_holds(
+    rig: Rig, declared: str
+) -> None:
+    """'²' passes str.isdigit() and int() refuses it (5,000 digits too): the feed is read,
+    bounded by the cap as if no length had been declared."""
+    path = f"/declared-{len(declared)}"
+    rig.site.pages[path] = Page(body=rss(), chunked=True, headers={"Content-Length": declared})
+    result = _poll(rig, _add(rig, path))
+    assert result.error is None
+
+
 def test_an_auto_feed_sends_each_item_once_never_faster_than_the_gap(rig: Rig) -> None:
     origin = rig.site.origin
     rig.site.pages["/auto"] = Page(body=rss())

@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -15,6 +17,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from core import outcomes
 from core.adapters import webpush
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.base64url import b64url_decode, b64url_encode
@@ -247,3 +250,65 @@ def test_signer_caches_per_origin_and_renews_before_expiry() -> None:
     assert s.header("https://fcm.googleapis.com") == a1
     now[0] += 1.5 * 3600  # less than an hour left: renewed
     assert s.header("https://fcm.googleapis.com") != a1
+
+
+class _RawAnswer:
+    """A loopback 'push service' that reads one request per connection and answers `raw`."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                seen = b""
+                while b"\r\n\r\n" not in seen:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    seen += chunk
+                conn.sendall(self.raw)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HTTP/1.1 201 Created\r\nContent-Length: \xb2\r\n\r\n",  # a superscript two
+        b"HTTP/1.1 \xb201 Created\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 201 Created\r\nContent-Length: " + b"9" * 5000 + b"\r\n\r\n",
+        b"HTTP/1.1 429 Too Many\r\nRetry-After: \xb2\r\nContent-Length: 0\r\n\r\n",
+        b"HTTP/1.1 503 Busy\r\nRetry-After: " + b"9" * 5000 + b"\r\nContent-Length: 0\r\n\r\n",
+    ],
+)
+def test_numbers_int_refuses_are_a_broken_answer_not_a_crash(
+    standin: PushStandin, signer: VapidSigner, raw: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """str.isdigit() takes '²' (and 5,000 digits), int() does not: a hostile push service
+    sending them gets a failed or retried push, and the next push goes out as usual."""
+    hostile = _RawAnswer(raw)
+    standin.reset()
+    ok = standin.create_subscription()
+    sub = {**ok, "endpoint": f"http://127.0.0.1:{hostile.port}/push/x"}
+    sender = Http11PushSender(signer, SenderConfig(allow_loopback=True, deadline_s=3))
+    try:
+        first = send(sender, [message(sub, 1)])
+        after = send(sender, [message(ok, 2)])
+    finally:
+        sender.close()
+        hostile.close()
+    assert len(first) == 1 and (first[0].error is not None or first[0].status in (429, 503))
+    if first[0].status in (429, 503):
+        assert outcomes.parse_retry_after(first[0].retry_after, time.time()) is None
+    assert [r.status for r in after] == [201]
+    assert not [r for r in caplog.records if "unexpectedly" in r.getMessage()], "a known fault"

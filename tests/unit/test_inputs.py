@@ -16,6 +16,7 @@ from core.inputs import (
     json_depth,
     parse_id,
     parse_json,
+    whole_number,
 )
 
 RULES = AlertRules(("http://127.0.0.1:8000",), frozenset({"breaking"}), ("breaking",), 3600)
@@ -115,3 +116,12 @@ def test_alert_fields_one_line_except_the_body() -> None:
         with pytest.raises(ValidationError) as caught:
             parse_alert_request({**base, "send_at": send_at}, RULES, 0.0)
         assert caught.value.field == "send_at"
+
+
+def test_whole_numbers_are_plain_ascii_digits_within_a_length() -> None:
+    assert whole_number("0042", 4) == 42 and whole_number("7", 1) == 7
+    # str.isdigit() says yes to all of these; int() refuses the first three outright.
+    for odd in ("\u00b2", "\u2460", "9" * 5000, "\u0663", "12345"):
+        assert whole_number(odd, 4) is None, odd
+    for bad in ("", "-1", "+1", " 1", "1.0", "1e3", "0x1"):
+        assert whole_number(bad, 4) is None, bad

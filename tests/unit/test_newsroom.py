@@ -166,6 +166,7 @@ def test_standard_webhooks_signatures() -> None:
         (("m1", "1000", _signed("m1", 1000, body), body, 1301.0), "stale_timestamp"),
         (("m1", "1000", _signed("m1", 1000, body), body, 699.0), "stale_timestamp"),
         (("m1", "abc", _signed("m1", 1000, body), body, 1000.0), "bad_timestamp"),
+        (("m1", "\u00b2", _signed("m1", 1000, body), body, 1000.0), "bad_timestamp"),
         ((None, "1000", _signed("m1", 1000, body), body, 1000.0), "missing_header"),
         (("m1", "1000", "", body, 1000.0), "missing_header"),
     ]

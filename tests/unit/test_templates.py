@@ -44,6 +44,8 @@ def test_another_templates_prefix_is_replaced_not_stacked() -> None:
         ({"name": "ok", "urgency": "panic", "ttl": 3600}, "urgency"),
         ({"name": "ok", "ttl": 5}, "ttl"),
         ({"name": "ok", "ttl": "soon"}, "ttl"),
+        ({"name": "ok", "ttl": "\u00b2"}, "ttl"),  # str.isdigit() says yes, int() says no
+        ({"name": "ok", "ttl": "9" * 5000}, "ttl"),
     ],
 )
 def test_a_bad_template_is_refused_naming_the_field(body: dict[str, object], field: str) -> None:

@@ -238,6 +238,11 @@ def test_retry_after_dates_and_garbage() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", 1445412480.0) == 0.0
     assert parse_retry_after("soon", 0.0) is None
     assert parse_retry_after(None, 0.0) is None
+    assert parse_retry_after(" 120 ", 0.0) == 120.0
+    # A hostile push service: '²' passes str.isdigit(), int() refuses it (and 5,000 digits).
+    assert parse_retry_after("\u00b2", 0.0) is None
+    assert parse_retry_after("9" * 5000, 0.0) is None
+    assert parse_retry_after("9" * 12, 0.0) == 7 * 24 * 3600, "capped at a week"
 
 
 def test_backoff_grows_is_capped_and_jittered() -> None:
