@@ -197,10 +197,11 @@ def _table_bytes(engine: Engine) -> dict[str, int]:
         row = conn.execute(
             text(
                 "SELECT pg_total_relation_size('deliveries'), pg_total_relation_size('batches'),"
-                " pg_total_relation_size('alerts'), pg_total_relation_size('event_seconds')"
+                " pg_total_relation_size('alerts'), pg_total_relation_size('event_seconds'),"
+                " pg_total_relation_size('event_steps')"
             )
         ).one()
-    names = ("deliveries", "batches", "alerts", "event_seconds")
+    names = ("deliveries", "batches", "alerts", "event_seconds", "event_steps")
     return {name: int(size) for name, size in zip(names, row, strict=True)}
 
 
@@ -244,7 +245,7 @@ def simulate(opts: Options) -> dict[str, Any]:
                 "day": day + 1,
                 "bytes": size_bytes(engine, where),
                 "ledger_rows": _rows(engine, t.deliveries),
-                "event_rows": _rows(engine, t.event_seconds),
+                "event_rows": _rows(engine, t.event_seconds) + _rows(engine, t.event_steps),
                 "pruned_alerts": kept.alerts,
                 "deleted": kept.deleted,
                 "insert_s": round(sent_s, 1),

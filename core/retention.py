@@ -11,8 +11,8 @@
   of its topics.
 - When displays and clicks happened is counted per second (event_seconds): a big audience opens
   an alert during every second of a day. Once the ledger is gone, those seconds are folded
-  into the steps the report's chart draws (at most about 60 rows an alert), each step's row
-  at its last second, so the chart and the time axis read the same as before.
+  into the steps the report's chart draws (event_steps, at most about 60 rows an alert), each
+  step's row at its last second, so the chart and the time axis read the same as before.
 - Audit entries older than NEWSFLASH_AUDIT_RETENTION_DAYS, hourly counts (churn, losses, per-host
   outcomes) older than NEWSFLASH_CHURN_RETENTION_DAYS and CMS webhook receipts older than
   NEWSFLASH_WEBHOOK_RECEIPT_RETENTION_DAYS go too.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Integer, cast, func, select
+from sqlalchemy import Integer, Table, cast, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
@@ -21,10 +21,15 @@ WAITING = (int(LedgerStatus.RETRY), int(LedgerStatus.REQUEUED))
 _EVENT_COLUMNS = {"displayed": "displayed", "clicked": "clicked"}
 
 
-def event_insert(conn: Connection) -> sqlite.Insert | postgresql.Insert:
+EVENT_TABLES = (t.event_seconds, t.event_steps)  # per second; folded into steps (retention)
+
+
+def event_insert(
+    conn: Connection, table: Table = t.event_seconds
+) -> sqlite.Insert | postgresql.Insert:
     if conn.dialect.name == "postgresql":
-        return postgresql.insert(t.event_seconds)
-    return sqlite.insert(t.event_seconds)
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def step_of(conn: Connection, seconds: ColumnElement[float], step_s: float) -> ColumnElement[int]:
@@ -52,11 +57,14 @@ def ledger_delivered_by_step(
 
 def last_event_span(conn: Connection, alert_id: int, origin: float) -> float | None:
     """Seconds from release to the end of the last second with a counted display or click."""
-    e = t.event_seconds
-    last = conn.execute(
-        select(func.max(e.c.second)).where(e.c.alert_id == alert_id)
-    ).scalar_one_or_none()
-    return None if last is None else max(0.0, float(last) + 1 - origin)
+    found = [
+        conn.execute(
+            select(func.max(e.c.second)).where(e.c.alert_id == alert_id)
+        ).scalar_one_or_none()
+        for e in EVENT_TABLES
+    ]
+    seconds = [int(x) for x in found if x is not None]
+    return None if not seconds else max(0.0, float(max(seconds)) + 1 - origin)
 
 
 def kept_parts(conn: Connection, alert_id: int) -> dict[str, Any] | None:
@@ -97,16 +105,17 @@ class SqlReports:
     def events_by_step(
         self, alert_id: int, origin: float, step_s: float
     ) -> dict[int, tuple[int, int]]:
-        e = t.event_seconds
         found: dict[int, tuple[int, int]] = {}
         with self.engine.connect() as conn:
-            index = step_of(conn, e.c.second - origin, step_s)
-            q = (
-                select(index.label("i"), func.sum(e.c.displayed), func.sum(e.c.clicked))
-                .where(e.c.alert_id == alert_id)
-                .group_by("i")
-            )
-            for i, shown, clicked in conn.execute(q):
+            rows: list[Any] = []
+            for e in EVENT_TABLES:
+                index = step_of(conn, e.c.second - origin, step_s)
+                rows += conn.execute(
+                    select(index.label("i"), func.sum(e.c.displayed), func.sum(e.c.clicked))
+                    .where(e.c.alert_id == alert_id)
+                    .group_by("i")
+                ).all()
+            for i, shown, clicked in rows:
                 key = max(0, int(i))
                 before = found.get(key, (0, 0))
                 found[key] = (before[0] + int(shown or 0), before[1] + int(clicked or 0))

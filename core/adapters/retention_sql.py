@@ -4,8 +4,8 @@ Every delete is one short statement over at most `limit` rows picked by an index
 ledger's primary key within one alert, a batch's alert, an audit entry's time, an hour), in its
 own transaction. The ledger rows deleted belong to alerts finished days ago: no send, retry or
 claim touches them, so nothing a send does waits on these deletes. A pruned alert's event
-seconds are folded one chart step per transaction (at most the step's seconds, an hour's at
-most); a display counted meanwhile is never lost (see compact_events).
+seconds are moved into event_steps one chart step per transaction (at most the step's seconds,
+an hour's at most); a display counted meanwhile is never lost (see compact_events).
 """
 
 from __future__ import annotations
@@ -159,20 +159,21 @@ class SqlRetention:
             return int(conn.execute(delete(b).where(b.c.id.in_(picked))).rowcount)
 
     def compact_events(self, alert_id: int, origin: float, step_s: float) -> int:
-        """Each step with more than one second of counts becomes one row at its last second.
+        """Move the alert's per-second counts into event_steps, a row per chart step at its
+        last second (the steps found with the report's own grouping, step_of).
 
-        The steps are found with the report's own grouping (step_of). Per step, one
-        transaction deletes its rows with RETURNING and writes their sums back with an upsert:
-        it adds up exactly the rows it deleted, so a display counted meanwhile either was one
-        of them or stays a row of its own (or is added to the new row, at the same second)."""
-        e = t.event_seconds
+        All of them leave event_seconds, so its index pages empty out and are used again
+        (sparse rows left behind would keep every page). Per step, one transaction deletes
+        the step's seconds with RETURNING and adds their sums to the step's row: it counts
+        exactly the rows it deleted, so a display counted meanwhile either was one of them or
+        stays a row of its own (folded by the next run)."""
+        e, steps_table = t.event_seconds, t.event_steps
         with self.engine.connect() as conn:
             index = step_of(conn, e.c.second - origin, step_s).label("i")
             steps = conn.execute(
                 select(func.min(e.c.second), func.max(e.c.second))
                 .where(e.c.alert_id == alert_id)
                 .group_by(index)
-                .having(func.count() > 1)
             ).all()
         removed = 0
         for first, last in steps:
@@ -184,19 +185,18 @@ class SqlRetention:
                 ).all()
                 if not rows:
                     continue
-                shown, clicked = sum(r[1] for r in rows), sum(r[2] for r in rows)
-                stmt = event_insert(conn).values(
+                stmt = event_insert(conn, steps_table).values(
                     alert_id=alert_id,
                     second=max(r[0] for r in rows),
-                    displayed=shown,
-                    clicked=clicked,
+                    displayed=sum(r[1] for r in rows),
+                    clicked=sum(r[2] for r in rows),
                 )
                 conn.execute(
                     stmt.on_conflict_do_update(
-                        index_elements=[e.c.alert_id, e.c.second],
+                        index_elements=[steps_table.c.alert_id, steps_table.c.second],
                         set_={
-                            "displayed": e.c.displayed + stmt.excluded.displayed,
-                            "clicked": e.c.clicked + stmt.excluded.clicked,
+                            "displayed": steps_table.c.displayed + stmt.excluded.displayed,
+                            "clicked": steps_table.c.clicked + stmt.excluded.clicked,
                         },
                     )
                 )

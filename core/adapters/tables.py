@@ -380,6 +380,18 @@ event_seconds = Table(
     Column("clicked", Integer, nullable=False, server_default="0"),
 )
 
+# The same counts folded into the report chart's steps once retention removed the alert's
+# ledger (core/retention.py), a row per step at its last second. A table of their own: the
+# folded seconds leave event_seconds altogether, so its emptied index pages are used again.
+event_steps = Table(
+    "event_steps",
+    metadata,
+    Column("alert_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("second", BigInteger, primary_key=True, autoincrement=False),
+    Column("displayed", Integer, nullable=False, server_default="0"),
+    Column("clicked", Integer, nullable=False, server_default="0"),
+)
+
 # Alerts whose ledger and batch id lists retention removed (core/retention.py): the report's
 # milestones as they were ({rank: unix time} JSON), the rest of what the report read from the
 # ledger (JSON: delivered-over-time steps, outcomes per push host, readers per platform; see

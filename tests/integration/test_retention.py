@@ -97,6 +97,20 @@ def test_old_ledgers_go_counters_and_report_stay_recent_and_corrected_ones_are_k
     assert retention.run_retention(kept, POLICY, 1000.0 + 17 * DAY).alerts == 0, "each alert once"
 
 
+def _displayed(engine: Engine, alert_id: int) -> int:
+    with engine.connect() as conn:
+        return sum(
+            int(
+                conn.execute(
+                    select(func.coalesce(func.sum(e.c.displayed), 0)).where(
+                        e.c.alert_id == alert_id
+                    )
+                ).scalar_one()
+            )
+            for e in (t.event_seconds, t.event_steps)
+        )
+
+
 def _report_parts(store: SqlStores, engine: Engine, alert_id: int, now: float) -> object:
     """Everything an alert's report page draws from the database beside its counters."""
     alert = store.alerts.get_alert(alert_id)
@@ -142,15 +156,13 @@ def test_a_pruned_alerts_report_reads_the_same_from_far_fewer_rows(
     done = retention.run_retention(SqlRetention(engine, store.alerts, store.newsroom), POLICY, now)
     assert done.alerts == 1 and _rows(engine, t.deliveries, old) == 0
     assert _report_parts(store, engine, old, now + DAY) == before, "the same report, no ledger"
-    left = _rows(engine, t.event_seconds, old)
-    assert left <= charts.CHART_STEPS + 2 and done.deleted["event_seconds"] == 1544 - left
-    # A display counted afterwards still counts (its own row, or added to a step's row).
+    # Every second left event_seconds (its pages empty out); a row per step is kept.
+    left = _rows(engine, t.event_steps, old)
+    assert _rows(engine, t.event_seconds, old) == 0 and left <= charts.CHART_STEPS + 2
+    assert done.deleted["event_seconds"] == 1544 - left
+    # A display counted afterwards still counts (a row of its own, folded by a later run).
     timeline.note_event(old, "displayed", at[-1])
-    with engine.connect() as conn:
-        shown = conn.execute(
-            select(func.sum(t.event_seconds.c.displayed)).where(t.event_seconds.c.alert_id == old)
-        ).scalar_one()
-    assert shown == len(at) + 1
+    assert _displayed(engine, old) == len(at) + 1
     again = retention.run_retention(SqlRetention(engine, store.alerts, store.newsroom), POLICY, now)
     assert again.alerts == 0 and "event_seconds" not in again.deleted, "each alert once"
 
@@ -211,9 +223,10 @@ def test_alerts_pruned_before_the_upgrade_get_their_event_seconds_folded(
             SqlRetention(engine, store.alerts, store.newsroom), POLICY, at + 20 * DAY
         )
         assert done.alerts == 0 and done.deleted["event_seconds"] > 500
-        assert _rows(engine, t.event_seconds, 5) <= charts.CHART_STEPS + 2
+        assert _rows(engine, t.event_seconds, 5) == 0
+        assert _rows(engine, t.event_steps, 5) <= charts.CHART_STEPS + 2
+        assert _displayed(engine, 5) == 600
         with engine.connect() as conn:
-            assert conn.execute(select(func.sum(t.event_seconds.c.displayed))).scalar_one() == 600
             assert conn.execute(select(t.ledger_retention.c.cleared_at)).scalar_one() is not None
     finally:
         engine.dispose()
