@@ -161,8 +161,8 @@ class BoundedFetcher:
 
     def _read(self, response: Any, started: float, field: str) -> bytes:
         declared = response.headers.get("Content-Length")
-        size = None if declared is None else whole_number(declared.strip(), 18)
-        if size is not None and size > self.max_bytes:
+        declared_size = None if declared is None else whole_number(declared.strip(), 18)
+        if declared_size is not None and declared_size > self.max_bytes:
             raise FetchError(f"it is larger than {_size(self.max_bytes)}; refused", field)
         chunks: list[bytes] = []
         size = 0
