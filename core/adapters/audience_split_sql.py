@@ -34,7 +34,7 @@ class SqlAudienceSplits:
             if alert_id is not None:
                 kept = kept_parts(conn, alert_id)
                 if kept is not None:
-                    return [(str(h), p, int(n)) for h, p, n in kept["platforms"]]
+                    return kept.platforms
             return platform_groups(conn, alert_id)
 
     def language_counts(self, topic_mask: int, default_lang: str) -> dict[str, int]:

@@ -16,6 +16,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from core.adapters import tables as t
 from core.model import BatchStatus, LedgerStatus
 from core.reports import restep
+from core.retention import KeptReport
 
 WAITING = (int(LedgerStatus.RETRY), int(LedgerStatus.REQUEUED))
 _EVENT_COLUMNS = {"displayed": "displayed", "clicked": "clicked"}
@@ -67,12 +68,35 @@ def last_event_span(conn: Connection, alert_id: int, origin: float) -> float | N
     return None if not seconds else max(0.0, float(max(seconds)) + 1 - origin)
 
 
-def kept_parts(conn: Connection, alert_id: int) -> dict[str, Any] | None:
-    """What the report read from the alert's ledger, kept when retention removed it
-    (core/retention.py KeptReport as JSON), or None while the ledger is there."""
+def kept_json(kept: KeptReport) -> str:
+    """ledger_retention.kept: what retention keeps of the report beside its milestones."""
+    return json.dumps(
+        {
+            "step_s": kept.step_s,
+            "delivered": {str(k): v for k, v in sorted(kept.delivered.items())},
+            "outcomes": kept.outcomes,
+            "platforms": kept.platforms,
+        }
+    )
+
+
+def kept_parts(conn: Connection, alert_id: int) -> KeptReport | None:
+    """What the report read from the alert's ledger, kept when retention removed it (written
+    by kept_json), or None while the ledger is there (or it was pruned before this was kept)."""
     r = t.ledger_retention
-    raw = conn.execute(select(r.c.kept).where(r.c.alert_id == alert_id)).scalar_one_or_none()
-    return None if raw is None else dict(json.loads(raw))
+    row = conn.execute(
+        select(r.c.milestones, r.c.kept).where(r.c.alert_id == alert_id)
+    ).one_or_none()
+    if row is None or row.kept is None:
+        return None
+    kept = json.loads(row.kept)
+    return KeptReport(
+        {int(k): float(v) for k, v in json.loads(row.milestones).items()},
+        float(kept["step_s"]),
+        {int(i): int(n) for i, n in kept["delivered"].items()},
+        [(host, int(status), int(n)) for host, status, n in kept["outcomes"]],
+        [(str(host), platform, int(n)) for host, platform, n in kept["platforms"]],
+    )
 
 
 def ledger_outcomes_by_host(conn: Connection, alert_id: int) -> list[tuple[str | None, int, int]]:
@@ -98,8 +122,7 @@ class SqlReports:
         with self.engine.connect() as conn:
             kept = kept_parts(conn, alert_id)
             if kept is not None:
-                delivered = {int(i): int(n) for i, n in kept["delivered"].items()}
-                return restep(delivered, float(kept["step_s"]), step_s)
+                return restep(kept.delivered, kept.step_s, step_s)
             return ledger_delivered_by_step(conn, alert_id, origin, step_s)
 
     def events_by_step(
@@ -141,7 +164,7 @@ class SqlReports:
         with self.engine.connect() as conn:
             kept = kept_parts(conn, alert_id)
             if kept is not None:
-                return [(host, int(status), int(n)) for host, status, n in kept["outcomes"]]
+                return kept.outcomes
             return ledger_outcomes_by_host(conn, alert_id)
 
     def retry_waiting(self, alert_id: int) -> tuple[int, float | None]:

@@ -21,6 +21,7 @@ from core.adapters import tables as t
 from core.adapters.audience_split_sql import platform_groups
 from core.adapters.report_sql import (
     event_insert,
+    kept_json,
     last_event_span,
     ledger_delivered_by_step,
     ledger_outcomes_by_host,
@@ -93,14 +94,6 @@ class SqlRetention:
     def mark_pruned(self, alert_id: int, kept: KeptReport, now: float) -> bool:
         a, r = t.alerts, t.ledger_retention
         body = json.dumps({str(k): v for k, v in sorted(kept.milestones.items())})
-        parts = json.dumps(
-            {
-                "step_s": kept.step_s,
-                "delivered": {str(k): v for k, v in sorted(kept.delivered.items())},
-                "outcomes": kept.outcomes,
-                "platforms": kept.platforms,
-            }
-        )
         try:
             with self.engine.begin() as conn:
                 # Re-checked in the transaction that marks: a correction under way keeps it.
@@ -110,7 +103,9 @@ class SqlRetention:
                 if still is None:
                     return False
                 conn.execute(
-                    insert(r).values(alert_id=alert_id, milestones=body, kept=parts, pruned_at=now)
+                    insert(r).values(
+                        alert_id=alert_id, milestones=body, kept=kept_json(kept), pruned_at=now
+                    )
                 )
         except IntegrityError:
             return False  # another run marked it first
