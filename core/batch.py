@@ -32,6 +32,7 @@ from core.ports import (
 )
 from core.receipts import Receipts
 from core.targets import owed_targets
+from core.ttl import ends_at, within_ttl
 from core.utm import UtmTags, click_through
 from core.watchers import StopCheck
 
@@ -106,6 +107,7 @@ class _Recorder:
         self.last_flush = clock()
         self.interval_s = policy.flush_interval_s
         self.report = BatchReport(batch_id, alert.id)
+        self.ends_at = ends_at(alert)
 
     def __call__(self, result: PushResult) -> None:
         now = self.clock()
@@ -152,6 +154,8 @@ class _Recorder:
         if decision.hold_host and decision.retry_after_s is not None:
             # Retry-After is about the whole push host: hold every sender, not just this one.
             self.hosts.hold(result.host, now + decision.retry_after_s, f"HTTP {code}")
+        if now + wait >= self.ends_at:  # due after the alert's TTL: it would only arrive late
+            return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
         return LedgerEntry(sid, LedgerStatus.RETRY, code, attempt, now + wait)
 
     def flush(self) -> None:
@@ -226,7 +230,8 @@ def deliver_batch(
     batch, alert = claimed
     lease = Lease(held, batch_id, owner, policy.lease_s, clock)  # renewed from the claim on
     targets, missing = owed_targets(batch, alert, store, policy.endpoints, now)
-    messages = _messages(alert, targets, policy.receipts, int(now), policy.default_lang, policy.utm)
+    live = within_ttl(alert, targets, store, batch_id, now)
+    messages = _messages(live, targets, policy.receipts, int(now), policy.default_lang, policy.utm)
     attempts = {t.subscription_id: t.attempts for t in targets}
     del targets
     # Ledger chunks and the cancel check run on a writer thread, never on the sender's event

@@ -159,8 +159,15 @@ def test_a_worker_whose_batch_was_taken_over_stops_and_leaves_it_unfinished(
 
     policy = delivery.DeliveryPolicy(batch_size=5, lease_s=0.4)
     sender = TakenOverSender(takeover, after=2)
+    began = time.time()  # the planning clock's 100.0, running on in real time
     report = delivery.deliver_batch(
-        batch, store.ledger, sender, MemoryHostHealth(), policy, leases=leases
+        batch,
+        store.ledger,
+        sender,
+        MemoryHostHealth(),
+        policy,
+        clock=lambda: 100.0 + time.time() - began,
+        leases=leases,
     )
     assert report.lost and len(sender.sent) < 5
     assert _owner(engine, batch) == ("sending", "other"), "the new owner finishes it"

@@ -220,7 +220,7 @@ def test_a_subscription_that_keeps_failing_is_failed_after_max_attempts() -> Non
 
     w.deliver_enqueued()
     for _ in range(5):
-        w.clock.advance(3600)
+        w.clock.advance(600)  # past any backoff step, within the TTL
         schedule_due_retries(w.store, w.queue, w.policy, w.clock)
         w.deliver_enqueued()
 
@@ -386,10 +386,61 @@ def test_the_alert_is_sent_exactly_when_nothing_is_pending() -> None:
     assert w.status(alert_id) is AlertStatus.SENDING  # a batch is still to go
     w.deliver(second)
     assert w.status(alert_id) is AlertStatus.SENDING  # a retry is waiting
-    w.clock.advance(3600)
+    w.clock.advance(600)  # past any backoff step, within the TTL
     schedule_due_retries(w.store, w.queue, w.policy, w.clock)
     w.deliver(w.queue.batch_ids[-1])
     assert w.status(alert_id) is AlertStatus.SENT
+
+
+# -- the alert's TTL --------------------------------------------------------------------------
+# Fake alerts live 3600 s from their release.
+def test_a_retry_that_would_come_due_after_the_ttl_is_failed_at_once_not_sent_late() -> None:
+    w = World()
+    ok = w.store.add_subscription()
+    late = w.store.add_subscription(endpoint="https://late.push.test/send/1")
+    w.sender.answer("https://late.push.test/send/1", Answer(429, retry_after="7200"))
+    alert_id = w.alert()
+    w.plan(alert_id)
+
+    w.deliver_enqueued()
+
+    assert w.store.status_of(alert_id, late) is LedgerStatus.FAILED
+    assert w.store.status_of(alert_id, ok) is LedgerStatus.DELIVERED
+    assert w.status(alert_id) is AlertStatus.SENT  # finished now, not "sending" for two hours
+    w.clock.advance(7201)
+    assert schedule_due_retries(w.store, w.queue, w.policy, w.clock) == 0
+    assert w.sender.pushed_ids() == [ok, late]
+
+
+def test_a_batch_taken_up_after_the_ttl_ran_out_pushes_nothing() -> None:
+    w = World()
+    readers = w.subscribers(3)
+    alert_id = w.alert()
+    w.plan(alert_id)
+    w.clock.advance(3600)  # a backlog, a dead worker: the batch runs only now
+
+    report = w.deliver(w.queue.batch_ids[0])
+
+    assert w.sender.pushed == [] and report.sent == 0
+    assert [w.store.status_of(alert_id, r) for r in readers] == [LedgerStatus.FAILED] * 3
+    assert w.status(alert_id) is AlertStatus.FAILED
+
+
+def test_pushes_carry_only_what_is_left_of_the_ttl() -> None:
+    w = World()
+    sid = w.store.add_subscription(endpoint="https://slow.push.test/send/1")
+    w.sender.answer("https://slow.push.test/send/1", Answer(503, retry_after="1000"))
+    alert_id = w.alert()
+    w.plan(alert_id)
+    w.deliver_enqueued()
+    w.clock.advance(1000)
+    schedule_due_retries(w.store, w.queue, w.policy, w.clock)
+
+    w.deliver_enqueued()
+
+    first, retried = w.sender.pushed
+    assert first.ttl_s == 3600 and 2590 <= retried.ttl_s <= 2600
+    assert w.store.status_of(alert_id, sid) is LedgerStatus.DELIVERED
 
 
 # -- reconcile ------------------------------------------------------------------------------

@@ -1,0 +1,38 @@
+"""An alert's lifetime at send time: its TTL counts from its release, so nothing is pushed after
+it runs out and no push asks a push service to keep it longer than what is left."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from core.model import Alert, LedgerStatus, Target
+from core.ports import LedgerEntry, LedgerStore
+
+log = logging.getLogger("newsflash.delivery")
+
+
+def ends_at(alert: Alert) -> float:
+    """When the alert's TTL runs out, counted from its release (as quiet hours count it,
+    core/quiet.py): nothing is pushed after it, and no push asks a service to keep it longer."""
+    return (alert.started_at or alert.created_at) + alert.ttl_s
+
+
+def within_ttl(
+    alert: Alert, targets: list[Target], store: LedgerStore, batch_id: int, now: float
+) -> Alert:
+    """The alert with the TTL its pushes carry now (what is left of it); with none left the
+    targets are recorded failed and emptied, so nothing is sent."""
+    left_s = int(ends_at(alert) - now)
+    if left_s >= 1:
+        return alert if left_s >= alert.ttl_s else dataclasses.replace(alert, ttl_s=left_s)
+    if targets:
+        log.warning(
+            "alert expired; batch not sent", extra={"alert_id": alert.id, "batch_id": batch_id}
+        )
+        entries = [
+            LedgerEntry(t.subscription_id, LedgerStatus.FAILED, None, t.attempts) for t in targets
+        ]
+        store.record(alert.id, entries, [], now, batch_id)
+        targets.clear()
+    return alert
