@@ -201,7 +201,12 @@ class Container:
 
     @property
     def fetcher(self) -> HttpArticleFetcher:
-        return self._part("fetcher", lambda: HttpArticleFetcher(self.settings.public_origins))
+        return self._part(
+            "fetcher",
+            lambda: HttpArticleFetcher(
+                self.settings.public_origins, allow_loopback=self.settings.allow_loopback_push
+            ),
+        )
 
     @property
     def feed_fetcher(self) -> BoundedFetcher:

@@ -1,4 +1,9 @@
-"""Fetching an article page for "Prefill from article": own origins only, bounded in time and size."""
+"""Fetching an article page for "Prefill from article": own origins only, bounded in time and size.
+
+The connection rules are the feed fetcher's (core/adapters/fetch.py): redirects only onto our
+origins, every resolved address public (loopback only with NEWSFLASH_ALLOW_LOOPBACK_PUSH), the
+whole request cut off at its deadline.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +11,17 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
-from http.client import HTTPMessage
-from typing import IO, Any
+from typing import Any
 
+from core.adapters.fetch import Deadline, GuardedConnect, Lookup, RefusedAddress, guarded_opener
+from core.adapters.fetch import system_lookup as _system_lookup
 from core.alerts import check_public_url
 from core.errors import ValidationError
 from core.newsroom import MAX_ARTICLE_BYTES
 
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
 _CHUNK = 16 * 1024
-
-
-class _SameOriginsRedirect(urllib.request.HTTPRedirectHandler):
-    """Follow a redirect only onto one of the publisher's origins, and only a few times."""
-
-    max_redirections = 3
-
-    def __init__(self, origins: Sequence[str]) -> None:
-        self.origins = origins
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        try:
-            check_public_url(newurl, self.origins, "url")
-        except ValidationError:
-            raise ValidationError(
-                "the article redirects off the publisher's origins; not followed", "url"
-            ) from None
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+_LATE = "the article page did not answer in time"
 
 
 class HttpArticleFetcher:
@@ -49,21 +30,37 @@ class HttpArticleFetcher:
     def __init__(
         self,
         origins: Sequence[str],
+        *,
+        allow_loopback: bool,
         timeout_s: float = 3.0,
         deadline_s: float = 5.0,
         max_bytes: int = MAX_ARTICLE_BYTES,
+        lookup: Lookup | None = None,
     ) -> None:
         self.origins = tuple(origins)
+        self.allow_loopback = allow_loopback
         self.timeout_s = timeout_s
         self.deadline_s = deadline_s
         self.max_bytes = max_bytes
+        self.lookup = lookup or _system_lookup
 
     def fetch(self, url: str) -> str:
         # Checked here too, so no caller can make this fetch anything but our own pages.
         check_public_url(url, self.origins, "url")
-        opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}), _SameOriginsRedirect(self.origins)
-        )
+        with Deadline(self.deadline_s) as deadline:
+            try:
+                page = self._fetch(url, deadline)
+            except ValidationError:
+                if deadline.expired:
+                    raise ValidationError(_LATE, "url") from None
+                raise
+            if deadline.expired:  # cut mid-headers, http.client may take what came as the end
+                raise ValidationError(_LATE, "url")
+            return page
+
+    def _fetch(self, url: str, deadline: Deadline) -> str:
+        connect = GuardedConnect(self.lookup, self.allow_loopback, deadline)
+        opener = guarded_opener(self.origins, connect)
         request = urllib.request.Request(  # noqa: S310 - http(s) on our own origins, checked above
             url,
             headers={
@@ -78,10 +75,12 @@ class HttpArticleFetcher:
         except urllib.error.HTTPError as exc:
             raise ValidationError(f"the article answered HTTP {exc.code}", "url") from None
         except TimeoutError:
-            raise ValidationError("the article page did not answer in time", "url") from None
+            raise ValidationError(_LATE, "url") from None
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
-                raise ValidationError("the article page did not answer in time", "url") from None
+                raise ValidationError(_LATE, "url") from None
+            if isinstance(exc.reason, RefusedAddress):
+                raise ValidationError(f"refused: {exc.reason}", "url") from None
             raise ValidationError("could not reach the article page", "url") from None
         except OSError:
             raise ValidationError("could not read the article page", "url") from None
@@ -95,7 +94,7 @@ class HttpArticleFetcher:
         size = 0
         while size < self.max_bytes:
             if time.monotonic() - started > self.deadline_s:
-                raise ValidationError("the article page did not answer in time", "url")
+                raise ValidationError(_LATE, "url")
             # read1: one receive at a time, so a trickling server meets the deadline too.
             chunk = response.read1(min(_CHUNK, self.max_bytes - size))
             if not chunk:

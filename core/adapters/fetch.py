@@ -7,21 +7,25 @@ environment, no cookies, a per-read timeout, a whole-request deadline and a size
 name is resolved through a port and every address it answers must be public (loopback only when
 NEWSFLASH_ALLOW_LOOPBACK_PUSH is on, for tests and the demo); the connection then goes to the
 address that was checked, so a DNS answer that changes between check and connect (rebinding)
-cannot steer it elsewhere.
+cannot steer it elsewhere. The whole-request deadline is held on the sockets themselves, so a
+server dripping its status line and headers (which http.client reads before any body loop runs)
+is cut off at the deadline too.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from http.client import HTTPMessage
+from typing import IO, Any
 
-from core.adapters.articles import _SameOriginsRedirect
 from core.alerts import check_public_url
 from core.endpoints import address_allowed
 from core.errors import ValidationError
@@ -37,6 +41,76 @@ class FetchError(ValidationError):
 
 class RefusedAddress(OSError):
     """The name resolves to an address we never connect to."""
+
+
+class SameOriginsRedirect(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only onto one of the publisher's origins, and only a few times."""
+
+    max_redirections = 3
+
+    def __init__(self, origins: Sequence[str]) -> None:
+        self.origins = origins
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        try:
+            check_public_url(newurl, self.origins, "url")
+        except ValidationError:
+            raise ValidationError(
+                "the article redirects off the publisher's origins; not followed", "url"
+            ) from None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class Deadline:
+    """A whole request's time limit: when it passes, every connection the request opened is shut
+    down, whatever http.client is waiting for (status line, headers, body)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self._lock = threading.Lock()
+        self._watched: list[socket.socket] = []
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        with self._lock:
+            for twin in self._watched:
+                twin.close()
+            self._watched.clear()
+
+    def watch(self, sock: socket.socket) -> None:
+        # A twin descriptor: TLS takes the original socket object over, and a shutdown through
+        # any descriptor of a connection ends it for all of them.
+        twin = sock.dup()
+        with self._lock:
+            self._watched.append(twin)
+            if self.expired:
+                _shut(twin)
+
+    def _expire(self) -> None:
+        # Under the lock, so a twin is never shut after __exit__ closed it (its number reused).
+        with self._lock:
+            self.expired = True
+            for twin in self._watched:
+                _shut(twin)
+
+
+def _shut(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):  # already closed by the other side
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def system_lookup(host: str, port: int) -> list[str]:
@@ -106,11 +180,22 @@ class BoundedFetcher:
             check_public_url(url, self.origins, field)
         except ValidationError as exc:
             raise FetchError(exc.message, field) from None
-        opener = urllib.request.build_opener(
-            urllib.request.ProxyHandler({}),
-            _SameOriginsRedirect(self.origins),
-            _GuardedHttp(self._connect),
-            _GuardedHttps(self._connect),
+        with Deadline(self.deadline_s) as deadline:
+            try:
+                fetched = self._exchange(url, headers, field, read_body, deadline)
+            except FetchError:
+                if deadline.expired:
+                    raise FetchError("it did not answer in time", field) from None
+                raise
+            if deadline.expired:  # cut mid-headers, http.client may take what came as the end
+                raise FetchError("it did not answer in time", field)
+            return fetched
+
+    def _exchange(
+        self, url: str, headers: dict[str, str], field: str, read_body: bool, deadline: Deadline
+    ) -> Fetched:
+        opener = guarded_opener(
+            self.origins, GuardedConnect(self.lookup, self.allow_loopback, deadline)
         )
         request = urllib.request.Request(  # noqa: S310 - http(s) on our own origins, checked above
             url, headers={"User-Agent": self.agent, **headers}
@@ -127,7 +212,7 @@ class BoundedFetcher:
                 )
         except FetchError:
             raise
-        except ValidationError:  # prefill's redirect rule
+        except ValidationError:  # the redirect rule
             raise FetchError(
                 "it redirects off the publisher's origins; not followed", field
             ) from None
@@ -145,19 +230,6 @@ class BoundedFetcher:
             raise FetchError("it did not answer in HTTP", field) from None
         except OSError:
             raise FetchError("could not read it", field) from None
-
-    def _connect(
-        self, address: tuple[str, int], timeout: float | None, source: Any = None
-    ) -> socket.socket:
-        host, port = address
-        try:
-            found = list(self.lookup(host.strip("[]"), port))
-        except OSError:
-            raise RefusedAddress(f"{host} does not resolve") from None
-        if not found or not all(address_allowed(a, self.allow_loopback) for a in found):
-            # Refuse when any answer is private: a check on the first alone could be dodged.
-            raise RefusedAddress(f"{host} resolves to an address that is not public")
-        return socket.create_connection((found[0], port), timeout, source)
 
     def _read(self, response: Any, started: float, field: str) -> bytes:
         declared = response.headers.get("Content-Length")
@@ -177,6 +249,48 @@ class BoundedFetcher:
             if size > self.max_bytes:
                 raise FetchError(f"it is larger than {_size(self.max_bytes)}; refused", field)
             chunks.append(chunk)
+
+
+class GuardedConnect:
+    """http.client's connect, behind the address check: the name is resolved through `lookup`,
+    every answer must be public, the connection goes to a checked address and joins `deadline`."""
+
+    def __init__(self, lookup: Lookup, allow_loopback: bool, deadline: Deadline) -> None:
+        self.lookup = lookup
+        self.allow_loopback = allow_loopback
+        self.deadline = deadline
+
+    def __call__(
+        self, address: tuple[str, int], timeout: float | None, source: Any = None
+    ) -> socket.socket:
+        host, port = address
+        try:
+            found = list(self.lookup(host.strip("[]"), port))
+        except OSError:
+            raise RefusedAddress(f"{host} does not resolve") from None
+        if not found or not all(address_allowed(a, self.allow_loopback) for a in found):
+            # Refuse when any answer is private: a check on the first alone could be dodged.
+            raise RefusedAddress(f"{host} resolves to an address that is not public")
+        sock = socket.create_connection((found[0], port), timeout, source)
+        try:
+            self.deadline.watch(sock)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+
+def guarded_opener(
+    origins: Sequence[str], connect: Callable[..., socket.socket]
+) -> urllib.request.OpenerDirector:
+    """urllib without proxies from the environment or cookies, redirects only onto `origins`,
+    and every connection (the first and each redirect's) made by `connect`."""
+    return urllib.request.build_opener(
+        urllib.request.ProxyHandler({}),
+        SameOriginsRedirect(origins),
+        _GuardedHttp(connect),
+        _GuardedHttps(connect),
+    )
 
 
 class _HttpStatus(Exception):

@@ -1,6 +1,6 @@
-"""The feed and readiness fetcher refuses every target that is not the publisher's public site,
-before any connection: off-origin URLs, private or mixed DNS answers, loopback unless allowed,
-redirects off the origins. A guard refuses (and records) any non-loopback connect meanwhile."""
+"""The feed, readiness and prefill fetchers refuse every target that is not the publisher's public
+site, before any connection: off-origin URLs, private or mixed DNS answers, loopback unless
+allowed, redirects off the origins. A guard refuses (and records) any non-loopback connect meanwhile."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
+from core.adapters.articles import HttpArticleFetcher
 from core.adapters.fetch import BoundedFetcher, FetchError
+from core.errors import ValidationError
 from tests.support.feedsite import FeedSite, Page, rss
 
 _connects: list[Any] = []
@@ -137,3 +139,29 @@ def test_a_redirect_off_the_origins_is_not_followed(site: FeedSite) -> None:
         fetcher.get(f"{site.origin}/moved")
     assert "redirects off" in refused.value.message
     assert all(_loopback(str(c[0])) for c in _since(mark))
+
+
+def test_prefill_keeps_the_same_address_rules(site: FeedSite) -> None:
+    """ "Prefill from article" fetches the same publisher's pages: the same refusals, before
+    any connection, for private answers and (outside tests) for loopback."""
+    resolver = FakeResolver()
+    origins = [f"https://{name}" for name in RESOLVES]
+    fetcher = HttpArticleFetcher(origins, allow_loopback=False, lookup=resolver)
+    mark = _mark()
+    for name in RESOLVES:
+        with pytest.raises(ValidationError) as refused:
+            fetcher.fetch(f"https://{name}/news/a")
+        assert refused.value.field == "url", name
+        assert "refused" in refused.value.message or "reach" in refused.value.message, name
+    assert _since(mark) == [], "a connection was attempted"
+    assert set(resolver.asked) == set(RESOLVES)
+
+    site.pages["/story"] = Page(
+        body=b"<html><head><title>T</title></head>", content_type="text/html"
+    )
+    before = len(site.requests)
+    with pytest.raises(ValidationError) as refused:
+        HttpArticleFetcher([site.origin], allow_loopback=False).fetch(f"{site.origin}/story")
+    assert "not public" in refused.value.message and len(site.requests) == before
+    page = HttpArticleFetcher([site.origin], allow_loopback=True).fetch(f"{site.origin}/story")
+    assert "<title>T</title>" in page
