@@ -363,3 +363,20 @@ def test_control_characters_in_login_and_audit_filters_are_refused_not_500(site:
         status, text, _ = _audit_page(admin, f"?{field}={query}")
         # Refused by the input guard (JSON naming the field) or the view (a page naming it).
         assert status == 400 and (f"{field}: " in text or f'"field":"{field}"' in text), query
+
+
+def test_the_login_limit_counts_an_ipv6_host_by_its_64(site: Site) -> None:
+    """One phone or home router owns a whole /64: stepping through it must not reset the limit."""
+    client = site.app.test_client()
+    n = uuid.uuid4().int
+    prefix = f"2001:db8:{n % 0xFFFF:x}:{(n >> 16) % 0xFFFF:x}::"
+    token = csrf_of(client.get("/editor/login", environ_base={"REMOTE_ADDR": prefix + "1"}).text)
+    codes = [
+        client.post(
+            "/editor/login",
+            data={"email": "editor@news.example", "password": f"guess-{i}", "csrf_token": token},
+            environ_base={"REMOTE_ADDR": f"{prefix}{i + 1:x}"},
+        ).status_code
+        for i in range(12)
+    ]
+    assert codes == [401] * 10 + [429] * 2  # the default: 10 per minute
