@@ -43,6 +43,13 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when - now)
 
 
+def _wait_asked(result: PushResult, now: float) -> float | None:
+    """Retry-After as a wait; None when it asks for none: "0", or a date already past (clocks
+    differ) would have every attempt of a 5xx storm spent within seconds, so backoff applies."""
+    wait = parse_retry_after(result.retry_after, now)
+    return wait if wait else None
+
+
 def classify(result: PushResult, now: float) -> Decision:
     status = result.status
     if status is None:
@@ -60,10 +67,7 @@ def classify(result: PushResult, now: float) -> Decision:
     if status == 429 or (status == 406 and result.retry_after):
         # Windows' push service says 406 with Retry-After when throttling.
         return Decision(
-            Outcome.RETRY,
-            retry_after_s=parse_retry_after(result.retry_after, now),
-            hold_host=True,
-            answer="429",
+            Outcome.RETRY, retry_after_s=_wait_asked(result, now), hold_host=True, answer="429"
         )
     if status == 413:
         return Decision(Outcome.FAILED, answer="4xx")
@@ -71,9 +75,7 @@ def classify(result: PushResult, now: float) -> Decision:
         # Never delete on these: a wrong VAPID key or subject must not wipe the audience.
         return Decision(Outcome.REJECTED, open_breaker=True, answer="4xx")
     if status >= 500:
-        return Decision(
-            Outcome.RETRY, retry_after_s=parse_retry_after(result.retry_after, now), answer="5xx"
-        )
+        return Decision(Outcome.RETRY, retry_after_s=_wait_asked(result, now), answer="5xx")
     if 300 <= status < 400:
         # Redirects are never followed; a push service does not send them.
         return Decision(Outcome.FAILED, answer="3xx")

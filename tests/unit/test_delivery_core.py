@@ -211,6 +211,31 @@ def test_each_push_answer_becomes_its_outcome() -> None:
     assert w.status(alert_id) is AlertStatus.SENDING  # three retries still pending
 
 
+@pytest.mark.parametrize(
+    "retry_after", ["0", "Thu, 01 Jan 1970 00:00:00 GMT"], ids=["zero", "date-past"]
+)
+def test_a_retry_after_asking_for_no_wait_backs_off_instead_of_spending_every_attempt(
+    retry_after: str,
+) -> None:
+    w = World()
+    sid = w.store.add_subscription(endpoint="https://storm.push.test/send/1")
+    w.sender.answer("https://storm.push.test/send/1", *[Answer(503, retry_after)] * 6)
+    alert_id = w.alert()
+    w.plan(alert_id)
+    start = w.clock()
+
+    w.deliver_enqueued()
+    for _ in range(4):  # the beat's retry round, once a second, within the first backoff
+        w.clock.advance(1)
+        schedule_due_retries(w.store, w.queue, w.policy, w.clock)
+        w.deliver_enqueued()
+
+    row = w.store.ledger[(alert_id, sid)]
+    assert (row.status, row.attempts) == (LedgerStatus.RETRY, 1)
+    assert row.next_attempt_at is not None and row.next_attempt_at - start >= 5.0
+    assert w.hosts.blocked_until("storm.push.test", start) is None
+
+
 def test_a_subscription_that_keeps_failing_is_failed_after_max_attempts() -> None:
     w = World(DeliveryPolicy(batch_size=10, retry_max_attempts=3, stale_after_s=60.0))
     sid = w.store.add_subscription(endpoint="https://down.push.test/send/1")
