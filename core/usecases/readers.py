@@ -70,8 +70,17 @@ class Readers:
         return replace(parsed, new_lang=self.rules.default_lang)
 
     def subscribe(self, body: object) -> tuple[Subscription, bool]:
-        """Opt in (or re-subscribe with the same keys). Returns (subscription, created)."""
-        return subs.record_opt_in(self.subscriptions, self._parse(body), self.clock())
+        """Opt in (or re-subscribe with the same keys). Returns (subscription, created).
+
+        Without `topics` a stored subscription keeps its topics: that is the widget re-syncing
+        on a later visit (which keeps the reader from being purged as stale), not a choice."""
+        parsed = self._parse(body)
+        if isinstance(body, Mapping) and "topics" not in body:
+            stored = self.subscriptions.get_by_endpoint(parsed.endpoint)
+            if stored is not None and stored.topics:
+                # Other keys are refused by the upsert, so these topics are never echoed to them.
+                parsed = replace(parsed, topics=tuple(stored.topics))
+        return subs.record_opt_in(self.subscriptions, parsed, self.clock())
 
     def change_subscription(self, body: Mapping[str, Any]) -> Subscription:
         """Replace the topics of an owned subscription (the full new list)."""

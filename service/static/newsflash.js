@@ -7,6 +7,7 @@
   var WORKER = (me && me.dataset.sw) || '/sw.js';
   var DISMISSED = 'newsflash:dismissedAt';
   var TURNED_OFF = 'newsflash:offAt';
+  var SYNCED = 'newsflash:syncedAt';
   var SLOW_MS = 6000;
   var DAY_MS = 864e5;
   var d = document;
@@ -314,9 +315,26 @@
     }
     var saved = await answer.json();
     if (reg.active) reg.active.postMessage({ type: 'newsflash:remember', lang: T.lang });
-    try { localStorage.removeItem(DISMISSED); localStorage.removeItem(TURNED_OFF); } catch (e) { /* private mode */ }
+    try {
+      localStorage.removeItem(DISMISSED);
+      localStorage.removeItem(TURNED_OFF);
+      localStorage.setItem(SYNCED, String(Date.now()));
+    } catch (e) { /* private mode */ }
     return config.topics.filter(function (t) { return saved.topics.indexOf(t.slug) >= 0; })
         .map(function (t) { return t.name; }).join(', ');
+  }
+
+  // A visit says this browser still wants alerts: the server forgets subscriptions it has not
+  // seen for NEWSFLASH_SUBSCRIPTION_MAX_AGE_DAYS. Once a day at most; without topics, so the
+  // reader's stored topics and language stay. Not after Turn off (the row is gone on purpose,
+  // only the browser's unsubscribe failed).
+  function resync(sub) {
+    if (since(SYNCED) < DAY_MS || since(TURNED_OFF) < Infinity) return;
+    var json = sub.toJSON();
+    post('/api/v1/subscriptions', { endpoint: json.endpoint, expirationTime: json.expirationTime,
+      keys: json.keys, platform: platform() }).then(function (answer) {
+      if (answer.ok) localStorage.setItem(SYNCED, String(Date.now()));
+    }).catch(function () { /* tried again on the next visit */ });
   }
 
   // The page can style or test against <html data-newsflash="...">: what the widget decided.
@@ -337,7 +355,7 @@
     var config = await (await fetch(API + '/api/v1/config?lang=' + encodeURIComponent(LANGS),
       { credentials: 'omit' })).json();
     T = Object.assign({ lang: config.lang }, config.prompt);
-    if (sub) return manageLink(), mark('subscribed'), followButton(sub);
+    if (sub) return manageLink(), mark('subscribed'), resync(sub), followButton(sub);
     if (since(DISMISSED) < config.prompt.reaskDays * DAY_MS) return mark('snoozed');
     if (since(TURNED_OFF) < config.prompt.reaskAfterOffDays * DAY_MS) return mark('turned-off');
     if (steps) return showSteps(), mark('homescreen');
