@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -59,10 +59,7 @@ def _text(
         return None
     if not isinstance(value, str):
         raise ValidationError(f"{name} must be a string", name)
-    if multiline:
-        # A form's textarea sends CRLF; the notification wants plain line breaks.
-        value = value.replace("\r\n", "\n").replace("\r", "\n")
-    value = check_text(value.strip(), name, multiline=multiline)
+    value = check_text(plain_text(value, multiline), name, multiline=multiline)
     if required and not value:
         raise ValidationError(f"{name} is required", name)
     if len(value) > max_len:
@@ -70,6 +67,22 @@ def _text(
             f"{name} must be at most {max_len} characters (has {len(value)})", name
         )
     return value
+
+
+def plain_text(value: str, multiline: bool = False) -> str:
+    """Text as it is stored: trimmed; a form's textarea sends CRLF, a notification wants LF."""
+    if multiline:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return value.strip()
+
+
+def same_words(alert: Alert, body: Mapping[str, Any]) -> bool:
+    """Whether the title and body a request gives (if any) are the alert's, as stored."""
+    for name, multiline in (("title", False), ("body", True)):
+        value = body.get(name)
+        if isinstance(value, str) and plain_text(value, multiline) != getattr(alert, name):
+            return False
+    return True
 
 
 def check_public_url(value: str, origins: Collection[str], field: str) -> str:
@@ -160,7 +173,7 @@ def parse_alert_request(
         )
     article_id = _article_id(body.get("article_id"))
     if idempotency_key is not None:
-        idempotency_key = _idempotency_key(idempotency_key)
+        idempotency_key = check_idempotency_key(idempotency_key)
     send_at = parse_send_at(body.get("send_at"), rules.timezone, now)
 
     draft = AlertDraft(
@@ -210,7 +223,7 @@ def _article_id(article_id: object) -> str | None:
     return article_id.strip()
 
 
-def _idempotency_key(key: str) -> str:
+def check_idempotency_key(key: str) -> str:
     key = check_text(key.strip(), "Idempotency-Key")
     if not key or len(key) > MAX_IDEMPOTENCY_KEY:
         raise ValidationError(
@@ -291,6 +304,31 @@ def publish(
     return alert, created
 
 
+def earlier_send(
+    alerts: AlertStore, idempotency_key: str | None, same_request: Callable[[Alert], bool]
+) -> Alert | None:
+    """The alert an earlier try of this request (same key) created, or None.
+
+    Looked up before the request's own checks: a retry after the answer was lost must get the
+    first alert back even when that alert now makes the request look invalid (a correction
+    still in its undo window). A key used for another request is refused rather than answered
+    with an alert the caller did not ask about.
+    """
+    if idempotency_key is None:
+        return None
+    key = check_idempotency_key(idempotency_key)
+    found = alerts.find_alert(article_id=None, idempotency_key=key)
+    if found is None:
+        return None
+    if not same_request(found):
+        raise Conflict(
+            f"this send key was already used for alert #{found.id}; reload the page and try again",
+            "Idempotency-Key",
+        )
+    correlation.annotate(alert_id=found.id)
+    return found
+
+
 def enqueue_plan(alert: Alert, queue: TaskQueue) -> None:
     """A broker outage must not lose the alert: it stays queued and the reconciler retries."""
     try:
@@ -319,7 +357,11 @@ def cancel(alert_id: int, alerts: AlertStore, now: float) -> Alert:
 
 
 def correction_draft(
-    original: Alert, body: object, rules: AlertRules, created_by: str | None
+    original: Alert,
+    body: object,
+    rules: AlertRules,
+    created_by: str | None,
+    idempotency_key: str | None = None,
 ) -> AlertDraft:
     """A correction: new words, the same audience, Topic and tag, so it replaces the original."""
     if not isinstance(body, Mapping):
@@ -341,5 +383,7 @@ def correction_draft(
     reworded = (merged["title"], merged["body"]) != (original.title, original.body)
     kept = {} if reworded else translations_json(original.translations)
     merged["translations"] = body.get("translations", kept)
-    draft = parse_alert_request(merged, rules, 0.0, created_by=created_by)
+    draft = parse_alert_request(
+        merged, rules, 0.0, idempotency_key=idempotency_key, created_by=created_by
+    )
     return replace(draft, kind=AlertKind.CORRECTION, corrects_id=original.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from flask import redirect, render_template, request, url_for
@@ -70,6 +71,8 @@ def _review_page(asked: int, target: Alert, draft: AlertDraft, form: dict[str, s
             "Opens": word_diff(target.url, draft.url),
         },
         undo_window_s=ext().settings.undo_window_s,
+        # The send's key: this page sent again (a lost answer) sends nothing new.
+        key=uuid.uuid4().hex,
     )
 
 
@@ -80,6 +83,8 @@ def send_correction(alert_id: int) -> Page:
     asked = alert_or_404(alert_id)
     form = {k: request.form.get(k, "").strip() for k in _FIELDS}
     action = request.form.get("action", "review")
+    if action == "send" and request.form.get("confirm") == "yes":
+        return _send(asked, form)
     try:
         target = room().correction_target(alert_id)
     except DomainError as exc:
@@ -90,9 +95,27 @@ def send_correction(alert_id: int) -> Page:
         if action != "send":
             _, draft = room().draft_correction(editor(), alert_id, form)
             return _review_page(alert_id, target, draft, form)
-        if request.form.get("confirm") != "yes":
-            raise ValidationError("Tick the box to confirm the correction.", "confirm")
-        alert = room().correct(editor(), alert_id, form, undo_window=True)
+        raise ValidationError("Tick the box to confirm the correction.", "confirm")
     except DomainError as exc:
         return _correct_page(alert_id, target, form, exc, exc.status)
+
+
+def _send(asked: Alert, form: dict[str, str]) -> Page:
+    # Before any check of the chain: the same page sent again (its answer was lost) finds its
+    # first correction, which by then is the latest in the chain and not yet correctable.
+    key = request.form.get("key", "")[:100]
+    try:
+        alert = room().correct(
+            editor(),
+            asked.id,
+            form,
+            undo_window=True,
+            idempotency_key=f"newsroom:{key}" if key else None,
+        )
+    except DomainError as exc:
+        try:
+            target = room().correction_target(asked.id)
+        except DomainError:
+            target = asked
+        return _correct_page(asked.id, target, form, exc, exc.status)
     return redirect(url_for("editor.report", alert_id=alert.id))

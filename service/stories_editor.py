@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -49,7 +51,14 @@ def _page(
         error_key=key,
         form={k: request.form.get(k, "") for k in ("title", "body")},
         open_days=ext().settings.story_open_days,
+        new_key=lambda: uuid.uuid4().hex,
     ), status
+
+
+def _send_key() -> str | None:
+    """The form's own key: the same form sent again (a lost answer) sends nothing new."""
+    key = request.form.get("key", "")[:100]
+    return f"newsroom:{key}" if key else None
 
 
 @bp.get("/editor/stories")
@@ -67,7 +76,7 @@ def post_update(key: str) -> Page:
         "urgency": request.form.get("urgency", "normal"),
     }
     try:
-        alert = stories().post_update(_editor(), key, body)
+        alert = stories().post_update(_editor(), key, body, _send_key())
     except DomainError as exc:
         return _page(error=exc, key=key, status=exc.status)
     notice = f"Update sent to the story's followers (alert {alert.id})."

@@ -315,20 +315,30 @@ class Newsroom:
         body: Mapping[str, Any],
         *,
         undo_window: bool = False,
+        idempotency_key: str | None = None,
     ) -> Alert:
         """New words to the readers the latest alert in the chain reached, with its tag.
 
         Correcting an alert that was corrected already corrects the latest correction. Only a
         sending or sent alert (else Conflict). `undo_window`: a newsroom correction waits out
-        the undo window like a send.
+        the undo window like a send. The same `idempotency_key` again returns the first
+        correction, even once it is the latest in the chain (a resent form corrects nothing).
         """
+        earlier = alert_rules.earlier_send(
+            self.alerts, idempotency_key, lambda found: self._same_correction(found, alert_id, body)
+        )
+        if earlier is not None:
+            return earlier
         now = self.clock()
-        target, draft = self.draft_correction(editor, alert_id, body)
+        target = self.correction_target(alert_id)
+        draft = alert_rules.correction_draft(target, body, self.rules, editor.name, idempotency_key)
         window = self.undo_window_s if undo_window else 0
         draft = rules.with_undo_window(draft, now, window)
-        alert, _ = alert_rules.publish(
+        alert, created = alert_rules.publish(
             draft, self.alerts, self.subscriptions, self.queue, now, story=target.story_key
         )
+        if not created:
+            return alert
         detail = {
             "corrects": target.id,
             "requested": alert_id,
@@ -341,6 +351,14 @@ class Newsroom:
         }
         self.audit_log.audit(editor.name, "alert.correct", str(alert.id), detail)
         return alert
+
+    def _same_correction(self, found: Alert, alert_id: int, body: Mapping[str, Any]) -> bool:
+        chain = {a.id for a in self.chain(self.alert(alert_id))}
+        return (
+            found.kind is AlertKind.CORRECTION
+            and found.id in chain
+            and alert_rules.same_words(found, body)
+        )
 
     def chain(self, alert: Alert) -> list[Alert]:
         """The original and all its corrections, oldest first (every report in it shows this)."""

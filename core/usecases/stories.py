@@ -51,25 +51,45 @@ class Stories:
             raise NotFound("no such story", "story")
         return found
 
-    def post_update(self, editor: Editor, key: str, body: object) -> Alert:
-        """A new alert on the story to its followers; it replaces the last one on their screens."""
+    def post_update(
+        self, editor: Editor, key: str, body: object, idempotency_key: str | None = None
+    ) -> Alert:
+        """A new alert on the story to its followers; it replaces the last one on their screens.
+
+        The same `idempotency_key` again returns the first update and sends nothing.
+        """
         now = self.clock()
         story = rules.open_story_or_refuse(self.stories, key, now)
-        founding = self.alerts.get_alert(story.alert_id)
         if not isinstance(body, Mapping):
             raise ValidationError("body must be a JSON object")
+        earlier = alert_rules.earlier_send(
+            self.alerts,
+            idempotency_key,
+            lambda found: (
+                found.kind is AlertKind.UPDATE
+                and found.story_key == story.key
+                and alert_rules.same_words(found, body)
+            ),
+        )
+        if earlier is not None:
+            return earlier
+        founding = self.alerts.get_alert(story.alert_id)
         merged: dict[str, Any] = {"url": story.url, **body}
         # Followers chose the story, not a topic: the founding alert's topics only label it.
         merged["topics"] = list(founding.topics) if founding else list(self.rules.default_topics)
         if "followable" in merged:
             raise ValidationError("an update cannot open another story", "followable")
-        draft = alert_rules.parse_alert_request(merged, self.rules, now, created_by=editor.name)
+        draft = alert_rules.parse_alert_request(
+            merged, self.rules, now, idempotency_key=idempotency_key, created_by=editor.name
+        )
         if draft.send_at is not None:
             raise ValidationError("story updates go out now; send_at is not allowed", "send_at")
         draft = replace(draft, kind=AlertKind.UPDATE, article_id=None)
-        alert, _ = alert_rules.publish(
+        alert, created = alert_rules.publish(
             draft, self.alerts, self.subscriptions, self.queue, now, story=story.key
         )
+        if not created:
+            return alert
         self.audit_log.audit(
             editor.name, "story.update", str(alert.id), {"story": story.key, "title": alert.title}
         )

@@ -1,0 +1,176 @@
+"""A newsroom form sent twice (a phone on a flaky connection: the answer is lost, the editor taps
+again or the browser resends the POST) sends once; SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from flask.testing import FlaskClient
+from sqlalchemy import func, select, update
+
+from core.accounts import Role
+from core.adapters import tables as t
+from core.adapters.accounts_sql import SqlAccounts
+from tests.support.newsroom import csrf_of
+from tests.support.reader_api import Api, build_api, dispose_api
+from tests.support.services import TEST_REDIS_DB, engine_database
+
+PASSWORD = "correct horse battery staple"
+ORIGIN = "https://news.example"
+_KEY = re.compile(r'name="key" value="([^"]+)"')
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
+) -> Iterator[Api]:
+    request.getfixturevalue("redis_url")
+    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
+    tmp = tmp_path_factory.mktemp(f"retries-{request.param}")
+    with engine_database(request, tmp) as url:
+        built = build_api(tmp / "var", url, vapid_pem, PUBLIC_ORIGINS=ORIGIN)
+        try:
+            yield built
+        finally:
+            dispose_api(built)
+
+
+def _fresh_ip() -> str:
+    n = uuid.uuid4().int
+    return f"127.{n % 250 + 1}.{(n >> 8) % 250}.{(n >> 16) % 250}"
+
+
+def _editor(api: Api) -> FlaskClient:
+    email = f"editor-{uuid.uuid4().hex[:8]}@news.example"
+    SqlAccounts(api.engine).create_user(email, PASSWORD, Role.EDITOR)
+    client = api.app.test_client()
+    ip = _fresh_ip()
+    page = client.get("/editor/login", environ_base={"REMOTE_ADDR": ip})
+    answer = client.post(
+        "/editor/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
+        environ_base={"REMOTE_ADDR": ip},
+    )
+    assert answer.status_code == 302, answer.text
+    return client
+
+
+def _token(api: Api) -> dict[str, str]:
+    token = SqlAccounts(api.engine).create_token("retries", Role.EDITOR)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _published(api: Api, **extra: Any) -> dict[str, Any]:
+    body = {
+        "title": "Mvua kubwa Nairobi",
+        "body": "Barabara zimefungwa 🌧️",
+        "url": f"{ORIGIN}/habari/{uuid.uuid4().hex[:8]}",
+        "topics": ["politics"],
+        **extra,
+    }
+    sent = api.client.post("/api/v1/alerts", json=body, headers=_token(api))
+    assert sent.status_code == 202, sent.text
+    alert: dict[str, Any] = api.client.get(
+        f"/api/v1/alerts/{sent.json['id']}", headers=_token(api)
+    ).json
+    return alert
+
+
+def _key(html: str) -> dict[str, str]:
+    """The form's send key, as the browser sends it back (none if the form has none)."""
+    found = _KEY.search(html)
+    return {} if found is None else {"key": found[1]}
+
+
+def _set_status(api: Api, alert_id: int, status: str) -> None:
+    # What the undo window ending and a worker picking the alert up would leave behind.
+    with api.engine.begin() as conn:
+        conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(status=status))
+
+
+def _count(api: Api, *where: Any) -> int:
+    with api.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(t.alerts).where(*where)).scalar())
+
+
+def _audits(api: Api, action: str) -> int:
+    with api.engine.connect() as conn:
+        query = select(func.count()).select_from(t.audit_log).where(t.audit_log.c.action == action)
+        return int(conn.execute(query).scalar())
+
+
+# -- corrections ------------------------------------------------------------------------------
+def test_a_correction_sent_twice_goes_out_once(api: Api) -> None:
+    original = _published(api)
+    alert_id = int(original["id"])
+    _set_status(api, alert_id, "sent")
+    editor = _editor(api)
+    words = {"title": "Mvua kubwa Nairobi: barabara tatu", "body": "Tatu, si nne 🌧️", "url": ""}
+    words["url"] = original["url"]
+    token = csrf_of(editor.get(f"/editor/alerts/{alert_id}/correct").text)
+    review = editor.post(
+        f"/editor/alerts/{alert_id}/correct",
+        data={**words, "csrf_token": token, "action": "review"},
+    )
+    assert review.status_code == 200, review.text
+    send = {**words, "csrf_token": token, "action": "send", "confirm": "yes", **_key(review.text)}
+
+    first = editor.post(f"/editor/alerts/{alert_id}/correct", data=send)
+    assert first.status_code == 302, first.text
+    # The answer was lost; the editor sends again while the undo window runs...
+    again = editor.post(f"/editor/alerts/{alert_id}/correct", data=send)
+    assert (again.status_code, again.headers.get("Location")) == (302, first.headers["Location"])
+    # ... and once more after the correction has started going out.
+    correction_id = int(first.headers["Location"].rstrip("/").split("/")[-1])
+    _set_status(api, correction_id, "sending")
+    late = editor.post(f"/editor/alerts/{alert_id}/correct", data=send)
+    assert (late.status_code, late.headers.get("Location")) == (302, first.headers["Location"])
+
+    assert _count(api, t.alerts.c.kind == "correction", t.alerts.c.corrects_id == alert_id) == 1
+    assert _count(api, t.alerts.c.corrects_id == correction_id) == 0
+    assert _audits(api, "alert.correct") == 1
+
+
+# -- story updates -----------------------------------------------------------------------------
+def _story_form(editor: FlaskClient, key: str) -> dict[str, str]:
+    page = editor.get("/editor/stories").text
+    form = page[page.index(f'action="/editor/stories/{key}/updates"') :]
+    return {"csrf_token": csrf_of(page), **_key(form[: form.index("</form>")])}
+
+
+def test_a_story_update_sent_twice_reaches_followers_once(api: Api) -> None:
+    story = _published(api, followable=True)["tag"]
+    editor = _editor(api)
+    form = {
+        **_story_form(editor, story),
+        "title": "Bajeti: ushuru wa mafuta umepanda",
+        "body": "Kwa asilimia 8 kuanzia Julai",
+    }
+    first = editor.post(f"/editor/stories/{story}/updates", data=form)
+    assert first.status_code == 302, first.text
+    again = editor.post(f"/editor/stories/{story}/updates", data=form)
+    assert again.status_code == 302, again.text
+    assert again.headers["Location"] == first.headers["Location"]
+    assert _count(api, t.alerts.c.kind == "update", t.alerts.c.story_key == story) == 1
+    assert _audits(api, "story.update") == 1
+
+    # A fresh page is a fresh update: the next one is sent.
+    form = {**form, **_story_form(editor, story), "title": "Bajeti: na umeme pia"}
+    assert editor.post(f"/editor/stories/{story}/updates", data=form).status_code == 302
+    assert _count(api, t.alerts.c.kind == "update", t.alerts.c.story_key == story) == 2
+
+
+def test_a_send_key_reused_for_another_story_is_refused_not_answered(api: Api) -> None:
+    one, two = _published(api, followable=True)["tag"], _published(api, followable=True)["tag"]
+    editor = _editor(api)
+    form = {**_story_form(editor, one), "title": "Habari mpya", "body": "Zaidi baadaye"}
+    assert editor.post(f"/editor/stories/{one}/updates", data=form).status_code == 302
+    reused = editor.post(f"/editor/stories/{two}/updates", data=form)
+    assert reused.status_code == 409
+    assert "already used" in reused.text
+    assert _count(api, t.alerts.c.kind == "update", t.alerts.c.story_key == two) == 0
