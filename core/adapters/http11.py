@@ -261,11 +261,19 @@ class Routes:
             key=(scheme, host, port),
             host=host,
             netloc=netloc,
-            origin=f"{scheme}://{netloc.lower()}",
+            origin=_origin(scheme, host, port),
             tls=scheme == "https",
             usable=usable,
             refused=refused,
         )
+
+
+def _origin(scheme: str, host: str, port: int) -> str:
+    """The VAPID audience as RFC 6454 serialises an origin: no user info, no default port (a
+    push service compares it as text; "https://fcm.googleapis.com:443" is refused)."""
+    named = f"[{host}]" if ":" in host else host
+    default = 443 if scheme == "https" else 80
+    return f"{scheme}://{named}" if port == default else f"{scheme}://{named}:{port}"
 
 
 async def connect(
