@@ -51,7 +51,8 @@
       var limit = Number(counter.getAttribute("data-limit"));
       if (!field || !limit) return;
       function update() {
-        var n = field.value.length;
+        // Characters as the server counts them (code points): an emoji is one, not two.
+        var n = Array.from(field.value).length;
         counter.textContent = n + " / " + limit;
         counter.classList.toggle("is-near", n >= Math.floor(limit * 0.9) && n <= limit);
         counter.classList.toggle("is-over", n > limit);

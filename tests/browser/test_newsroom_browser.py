@@ -258,3 +258,23 @@ def test_compose_in_two_languages_and_review_the_split(
         docs = Path(__file__).resolve().parents[2] / "docs" / "img"
         for name in ("newsroom-compose-kiswahili-390.png", "newsroom-review-languages.png"):
             shutil.copy(artifacts / name, docs / name)
+
+
+def test_the_counters_count_characters_as_the_server_does_emoji_too(
+    page: Any, site: tuple[NewsroomStack, str]
+) -> None:
+    """An emoji is one character to the server's limit (and two UTF-16 units to JavaScript)."""
+    _stack, base = site
+    # 120 characters exactly: the server takes it, so the counter must not say "too many".
+    title = ("🚨 Mafuriko: barabara ya Thika imefungwa " * 3)[:119] + "🌊"
+    assert len(title) == 120
+    _compose(page, base, "undo", title)
+    counter = page.locator("[data-counter-for=title]")
+    assert counter.text_content() == "120 / 120"
+    assert "is-over" not in (counter.get_attribute("class") or "")
+    assert page.get_attribute("#title", "aria-invalid") is None
+    body = "Wakazi waondoke sasa 🙏"
+    page.fill("#body", body)
+    assert page.locator("[data-counter-for=body]").text_content() == f"{len(body)} / 300"
+    page.click("#review")
+    page.wait_for_selector("#confirm-form")
