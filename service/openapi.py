@@ -206,6 +206,222 @@ def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": "error", **_json(_ERROR)} for c in codes}
 
 
+_PROOF = {
+    "type": "object",
+    "required": ["endpoint", "auth"],
+    "description": "the subscription's endpoint and keys.auth: proof this browser owns it",
+    "properties": {"endpoint": {"type": "string"}, "auth": {"type": "string"}},
+}
+
+_QUIET = {
+    "type": "object",
+    "required": ["start", "end", "timeZone"],
+    "properties": {
+        "start": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+        "end": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"},
+        "timeZone": {"type": "string", "description": "an IANA zone like Africa/Nairobi"},
+    },
+}
+
+_CHOICES = {
+    "type": "object",
+    "required": ["quietHours", "dailyCap"],
+    "properties": {
+        "quietHours": {"oneOf": [_QUIET, {"type": "null"}]},
+        "dailyCap": {"type": ["integer", "null"], "minimum": 1, "maximum": 50},
+    },
+}
+
+_STORY_KEY = {
+    "name": "key",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^nf[0-9a-f]{30}$"},
+}
+
+_PUBLIC_STORY = {
+    "type": "object",
+    "required": ["key", "title", "open"],
+    "properties": {
+        "key": {"type": "string"},
+        "title": {"type": "string"},
+        "open": {"type": "boolean"},
+    },
+}
+
+_STORIES = {
+    "type": "object",
+    "required": ["stories"],
+    "properties": {"stories": {"type": "array", "items": _PUBLIC_STORY}},
+}
+
+_STORY = {
+    "type": "object",
+    "required": ["key", "title", "url", "alert", "open", "followers", "updates"],
+    "properties": {
+        **_PUBLIC_STORY["properties"],  # type: ignore[dict-item]
+        "url": {"type": "string"},
+        "alert": {"type": "string", "description": "the alert that opened the story"},
+        "followers": {"type": "integer", "minimum": 0},
+        "updates": {"type": "integer", "minimum": 0},
+        "created_at": {"type": "number"},
+        "closes_at": {"type": ["number", "null"]},
+    },
+}
+
+
+def _readers_choice(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
+    """Quiet hours, daily cap and followed stories (docs/reader-choices.md)."""
+    proof = {"required": True, **_json(_PROOF)}
+    return {
+        "/api/v1/subscriptions/preferences": {
+            "post": {
+                "summary": "This browser's quiet hours and daily cap; needs endpoint + auth",
+                "requestBody": proof,
+                "responses": {
+                    "200": {"description": "the choices", **_json(_CHOICES)},
+                    **_errors(400, 404, 413, 429),
+                },
+            },
+            "put": {
+                "summary": "Set quiet hours and the daily cap (null: none); 404 for a wrong auth",
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            **_PROOF,
+                            "properties": {
+                                **_PROOF["properties"],  # type: ignore[dict-item]
+                                "quietHours": _CHOICES["properties"]["quietHours"],  # type: ignore[index]
+                                "dailyCap": _CHOICES["properties"]["dailyCap"],  # type: ignore[index]
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "200": {"description": "the choices", **_json(_CHOICES)},
+                    **_errors(400, 404, 413, 429),
+                },
+            },
+        },
+        "/api/v1/subscriptions/stories": {
+            "post": {
+                "summary": "The stories this browser follows; needs endpoint + auth",
+                "requestBody": proof,
+                "responses": {
+                    "200": {"description": "followed stories", **_json(_STORIES)},
+                    **_errors(400, 404, 413, 429),
+                },
+            }
+        },
+        "/api/v1/stories/open": {
+            "get": {
+                "summary": "Stories a reader can follow now (public headlines)",
+                "responses": {
+                    "200": {"description": "open stories", **_json(_STORIES)},
+                    **_errors(400),
+                },
+            }
+        },
+        "/api/v1/stories/{key}": {
+            "get": {
+                "parameters": [_STORY_KEY],
+                "responses": {
+                    "200": {"description": "the story", **_json(_PUBLIC_STORY)},
+                    **_errors(400, 404),
+                },
+            }
+        },
+        "/api/v1/stories/{key}/follow": {
+            "post": {
+                "parameters": [_STORY_KEY],
+                "requestBody": proof,
+                "responses": {
+                    "200": {"description": "followed", **_json(_PUBLIC_STORY)},
+                    **_errors(400, 404, 409, 413, 429),
+                },
+            }
+        },
+        "/api/v1/stories/{key}/unfollow": {
+            "post": {
+                "parameters": [_STORY_KEY],
+                "requestBody": proof,
+                "responses": {
+                    "204": {"description": "no longer followed"},
+                    **_errors(400, 404, 413, 429),
+                },
+            }
+        },
+        "/api/v1/stories": {
+            "get": {
+                "summary": "Every story with its followers (editors)",
+                "security": bearer,
+                "responses": {
+                    "200": {
+                        "description": "stories",
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["stories"],
+                                "properties": {"stories": {"type": "array", "items": _STORY}},
+                            }
+                        ),
+                    },
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/api/v1/stories/{key}/updates": {
+            "post": {
+                "summary": "An update to the story's followers only, replacing the last one",
+                "security": bearer,
+                "parameters": [_STORY_KEY],
+                "requestBody": {
+                    "required": True,
+                    **_json(
+                        {
+                            "type": "object",
+                            "required": ["title", "body"],
+                            "properties": {
+                                k: _ALERT_REQUEST["properties"][k]  # type: ignore[index]
+                                for k in ("title", "body", "url", "image", "urgency", "ttl")
+                            },
+                        }
+                    ),
+                },
+                "responses": {
+                    "202": {
+                        "description": "queued",
+                        **_json(
+                            {
+                                "type": "object",
+                                "required": ["id", "status", "story"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "status": _STATUS,
+                                    "story": {"type": "string"},
+                                },
+                            }
+                        ),
+                    },
+                    **_errors(400, 401, 403, 404, 409, 413),
+                },
+            }
+        },
+        "/api/v1/stories/{key}/close": {
+            "post": {
+                "summary": "Close the story: no more updates or followers",
+                "security": bearer,
+                "parameters": [_STORY_KEY],
+                "responses": {
+                    "200": {"description": "the closed story", **_json(_STORY)},
+                    **_errors(400, 401, 403, 404, 409),
+                },
+            }
+        },
+    }
+
+
 def document() -> dict[str, Any]:
     bearer: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
     return {
@@ -576,6 +792,7 @@ def document() -> dict[str, Any]:
                     },
                 }
             },
+            **_readers_choice(bearer),
             "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
             "/readyz": {
                 "get": {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -344,6 +345,25 @@ def test_ids_beyond_any_database_integer_are_not_found(api: Rig) -> None:
 
 
 # -- the OpenAPI document, against the app itself ---------------------------------------------
+def test_every_api_route_is_in_the_document(api: Rig) -> None:
+    """What the app serves under /api/ is what the document describes (and so what the fuzzing
+    below reaches): a route missing here is one an integrator cannot find."""
+    document = api.app.test_client().get("/api/v1/openapi.json").json
+    documented = {
+        (re.sub(r"\{\w+\}", "{}", path), method.upper())
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    served = {
+        (re.sub(r"<(?:\w+:)?\w+>", "{}", rule.rule), method)
+        for rule in api.app.url_map.iter_rules()
+        if rule.rule.startswith("/api/") and rule.rule != "/api/v1/openapi.json"
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+    assert sorted(served - documented) == []
+    assert sorted(documented - served - {("/healthz", "GET"), ("/readyz", "GET")}) == []
+
+
 def test_schemathesis_finds_no_5xx_and_no_response_off_its_schema(api: Rig) -> None:
     STATUSES.clear()  # counted per database
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", api.app)
