@@ -109,11 +109,15 @@
     state.after(list);
   }
 
+  // Only iOS and iPadOS 16.4 and later push to Home Screen apps (the widget's rule): on an
+  // older one the steps would end on a Home Screen app that still cannot get alerts.
   function iosTab() {
     var ua = navigator.userAgent;
+    var v = /OS (\d+)_(\d+)/.exec(ua) || /Version\/(\d+)\.(\d+)/.exec(ua);
     var apple = /iP(hone|ad|od)/.test(ua) || (/Macintosh/.test(ua) && navigator.maxTouchPoints > 1);
-    return apple && navigator.standalone !== true && !matchMedia('(display-mode: standalone)').matches &&
-      'serviceWorker' in navigator;
+    var recent = !!v && (Number(v[1]) > 16 || (Number(v[1]) === 16 && Number(v[2]) >= 4));
+    return window.isSecureContext && apple && recent && navigator.standalone !== true &&
+      !matchMedia('(display-mode: standalone)').matches && 'serviceWorker' in navigator;
   }
 
   async function load() {
