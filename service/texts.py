@@ -125,6 +125,8 @@ _MANAGE: Final[dict[str, dict[str, str]]] = {
         "next alert.",
         "broken": "Something went wrong while checking this browser's alerts. Please reload the "
         "page.",
+        "skip": "Skip to content",
+        "footerManage": "Manage your news alerts",
     },
     "sw": {
         "heading": "Arifa zako za habari",
@@ -151,6 +153,8 @@ _MANAGE: Final[dict[str, dict[str, str]]] = {
         "arifa inayofuata.",
         "broken": "Hitilafu imetokea tulipokuwa tukiangalia arifa za kivinjari hiki. Tafadhali "
         "pakia ukurasa upya.",
+        "skip": "Ruka hadi maudhui",
+        "footerManage": "Dhibiti arifa zako za habari",
     },
 }
 

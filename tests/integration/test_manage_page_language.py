@@ -1,0 +1,55 @@
+"""The manage page as a Kiswahili reader gets it: the whole document says it is Kiswahili (screen
+readers, the browser's translate offer) and the page's own links speak it too."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.reader_api import Api, build_api, dispose_api
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str) -> Iterator[Api]:
+    tmp: Path = tmp_path_factory.mktemp("manage-lang")
+    built = build_api(tmp / "var", f"sqlite:///{tmp}/newsflash.db", vapid_pem)
+    try:
+        yield built
+    finally:
+        dispose_api(built)
+
+
+def _html_lang(page: str) -> str:
+    found = re.search(r"<html lang=\"([^\"]+)\">", page)
+    assert found is not None
+    return found.group(1)
+
+
+@pytest.mark.parametrize(
+    ("query", "header", "lang", "skip", "footer"),
+    [
+        ("?lang=sw", None, "sw", "Ruka hadi maudhui", "Dhibiti arifa zako za habari"),
+        ("", "sw-KE,sw;q=0.9", "sw", "Ruka hadi maudhui", "Dhibiti arifa zako za habari"),
+        ("?lang=en", None, "en", "Skip to content", "Manage your news alerts"),
+    ],
+)
+def test_the_manage_page_is_one_language_from_its_html_element_down(
+    site: Api, query: str, header: str | None, lang: str, skip: str, footer: str
+) -> None:
+    headers = {"Accept-Language": header} if header else {}
+    page = site.client.get("/manage" + query, headers=headers)
+    assert page.status_code == 200
+    assert _html_lang(page.text) == lang
+    assert f">{skip}</a>" in page.text
+    assert f">{footer}</a>" in page.text
+    other = {"sw": "Skip to content", "en": "Ruka hadi maudhui"}[lang]
+    assert other not in page.text
+
+
+def test_the_demo_article_stays_english_whatever_the_reader_asks(site: Api) -> None:
+    # The sample story is written in English: its page says so, even for a Kiswahili browser.
+    page = site.client.get("/", headers={"Accept-Language": "sw"})
+    assert _html_lang(page.text) == "en"
