@@ -117,8 +117,9 @@ function alertOf(p) {
   var data = n.data && typeof n.data === 'object' ? n.data : {};
   var pick = function (a, b) { return typeof a === 'string' && a ? a : b; };
   return {
-    id: text(pick(data.id, p.id)), d: pick(data.d, p.d), title: text(pick(n.title, p.title)),
-    body: text(pick(n.body, p.body)), url: text(pick(n.navigate, p.url)), tag: pick(n.tag, p.tag),
+    // Words and links only from strings: anything else is left out, never shown as "[object Object]".
+    id: text(pick(data.id, p.id)), d: pick(data.d, p.d), title: pick(n.title, pick(p.title, '')),
+    body: pick(n.body, pick(p.body, '')), url: pick(n.navigate, pick(p.url, '')), tag: pick(n.tag, p.tag),
     lang: pick(n.lang, ''), dir: pick(n.dir, ''), icon: pick(n.icon, p.icon), image: pick(n.image, p.image),
     badge: pick(n.badge, p.badge), silent: n.silent === true,
     timestamp: typeof n.timestamp === 'number' ? n.timestamp : typeof p.ts === 'number' ? p.ts * 1000 : null
