@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Response, request, session
+from flask import Response, render_template, request, session
 
 from service.errors import error_response
 
@@ -40,8 +40,14 @@ def rejected() -> Response | None:
     message = "the form has expired or did not come from this site; reload the page and try again"
     if request.is_json or request.accept_mimetypes.best == "application/json":
         return error_response(400, "csrf", message, FORM_FIELD)
-    return Response(
-        f"<!doctype html><title>Bad request</title><p>{message}.</p>",
+    # Mostly an editor whose session ended (or who logged out in another tab) since the page
+    # was opened: the newsroom's own page, readable on a phone, saying nothing went out.
+    page = render_template(
+        "editor/error.html",
         status=400,
-        mimetype="text/html",
+        heading="This form has expired",
+        message="Nothing was sent or changed. You logged out or your session ended after this "
+        "page was opened (or the form came from another site). Log in, reload the page and "
+        "try again.",
     )
+    return Response(page, status=400, mimetype="text/html")

@@ -380,3 +380,22 @@ def test_the_login_limit_counts_an_ipv6_host_by_its_64(site: Site) -> None:
         for i in range(12)
     ]
     assert codes == [401] * 10 + [429] * 2  # the default: 10 per minute
+
+
+def test_a_form_sent_after_logging_out_in_another_tab_gets_the_newsroom_page(site: Site) -> None:
+    """The refusal is the styled page (readable on a phone), saying that nothing went out."""
+    client = site.logged_in(site.user())
+    stale = csrf_of(client.get("/editor/new").text)
+    client.post("/editor/logout", data={"csrf_token": stale})  # the other tab
+    with site.engine.connect() as conn:
+        before = conn.execute(select(t.alerts.c.id)).all()
+    answer = client.post(
+        "/editor/new",
+        data={"csrf_token": stale, "action": "send", "confirm": "yes", "title": "Habari"},
+    )
+    assert answer.status_code == 400
+    assert '<meta name="viewport" content="width=device-width' in answer.text
+    assert 'data-error-page="400"' in answer.text
+    assert "Nothing was sent" in answer.text and 'href="/editor/login"' in answer.text
+    with site.engine.connect() as conn:
+        assert conn.execute(select(t.alerts.c.id)).all() == before
