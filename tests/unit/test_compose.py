@@ -254,3 +254,15 @@ def test_secrets_stay_out_of_git_and_the_image() -> None:
     assert "newsflash token create --name prometheus --role ops" in docs
     for secret in COMPOSE["secrets"]:
         assert f"secrets/{secret}" in docs, f"docs/monitoring.md does not say how to make {secret}"
+
+
+def test_beats_health_check_outlasts_the_schedule_files_write_interval() -> None:
+    """Beat rewrites its schedule file only every PersistentScheduler.sync_every seconds (3
+    minutes), under a name the dbm module picks (celerybeat-schedule, .db, .dat...): a check
+    that wants it younger than that, or names one spelling, marks a healthy beat unhealthy."""
+    from celery.beat import PersistentScheduler
+
+    check = " ".join(SERVICES["beat"]["healthcheck"]["test"])
+    found = re.search(r"-name '?celerybeat-schedule\*'? -mmin -(\d+)", check)
+    assert found, f"the beat check should look for any celerybeat-schedule* file: {check}"
+    assert int(found.group(1)) * 60 >= PersistentScheduler.sync_every + 60
