@@ -23,6 +23,8 @@ _CHOICES: Final[dict[str, dict[str, str]]] = {
         "summaryCap": "At most {cap} routine alerts a day.",
         "summaryNoCap": "No daily limit.",
         "choicesFailed": "We couldn't save that just now. Please try again later.",
+        "quietSame": "Quiet hours need an end time different from the start time.",
+        "quietMissing": "Choose both times for quiet hours, or turn quiet hours off.",
         "storiesTitle": "Stories you can follow",
         "storiesText": "Follow a developing story to get its updates; each update replaces the "
         "last one on your screen.",
@@ -49,6 +51,8 @@ _CHOICES: Final[dict[str, dict[str, str]]] = {
         "summaryCap": "Arifa za kawaida zisizozidi {cap} kwa siku.",
         "summaryNoCap": "Bila kikomo cha kila siku.",
         "choicesFailed": "Hatukuweza kuhifadhi hilo sasa hivi. Tafadhali jaribu tena baadaye.",
+        "quietSame": "Saa za utulivu zinahitaji saa ya mwisho tofauti na saa ya kuanza.",
+        "quietMissing": "Chagua saa zote mbili za utulivu, au uzime saa za utulivu.",
         "storiesTitle": "Habari unazoweza kufuatilia",
         "storiesText": "Fuatilia habari inayoendelea upate taarifa zake mpya; kila taarifa "
         "inachukua nafasi ya iliyotangulia kwenye skrini yako.",

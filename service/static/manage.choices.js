@@ -45,7 +45,19 @@
     times();
   }
 
+  // What the server would refuse: say what to change ("try again later" would fail again).
+  function quietProblem() {
+    if (!quietOn.checked) return null;
+    if (!start.value || !end.value) return C.quietMissing;
+    return start.value === end.value ? C.quietSame : null;
+  }
+
   async function save() {
+    var problem = quietProblem();
+    if (problem) {
+      message.textContent = problem;
+      return;
+    }
     saveButton.disabled = true;
     var body = Object.assign({}, proof, {
       quietHours: quietOn.checked ? { start: start.value, end: end.value, timeZone: ZONE } : null,
