@@ -247,7 +247,7 @@ class Settings(UpkeepSettings):
         "NEWSFLASH_BREAKER_OPEN_S",
         Number(5, DAY_S),
         "300",
-        "a push host that answered 400/401/403 is held this long",
+        "a push host that refuses our requests (400/401/403 for 2 s with nothing delivered) is held this long",
     )
     task_time_limit_s: int = setting(
         "NEWSFLASH_TASK_TIME_LIMIT_S",

@@ -31,6 +31,7 @@ from core.ports import (
     SendJob,
 )
 from core.receipts import Receipts
+from core.rejections import Verdict
 from core.targets import owed_targets
 from core.ttl import ends_at, within_ttl
 from core.utm import UtmTags, click_through
@@ -133,21 +134,25 @@ class _Recorder:
     ) -> LedgerEntry:
         sid, code, host = result.subscription_id, result.status, result.host
         if decision.outcome is Outcome.DELIVERED:
+            self.policy.rejections.delivered(result.host, now)
             return LedgerEntry(sid, LedgerStatus.DELIVERED, code, attempt, push_host=host)
         if decision.outcome is Outcome.GONE:
             return LedgerEntry(sid, LedgerStatus.GONE, code, attempt, push_host=host)
         if decision.outcome is Outcome.FAILED:
             return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
-        if decision.open_breaker:
-            until = now + self.policy.breaker_open_s
-            self.hosts.open_breaker(result.host, until, f"HTTP {code}")
-        if attempt >= self.policy.retry_max_attempts:
+        verdict, limit = None, self.policy.retry_max_attempts
+        if decision.open_breaker:  # a 400/401/403: our request refused, or one reader's?
+            verdict = self.policy.rejections.refused(self.hosts, result, attempt, now, self.policy)
+            if verdict is Verdict.READER:  # refused while the host delivers to others
+                return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
+            attempt, limit = verdict.counted(attempt, limit)
+        if attempt >= limit:
             return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
         if result.blocked_until is not None:
             wait = max(0.0, result.blocked_until - now) + self.rng.random()
         elif decision.retry_after_s is not None:
             wait = decision.retry_after_s
-        elif decision.open_breaker:
+        elif verdict is Verdict.HOST:
             wait = self.policy.breaker_open_s
         else:
             wait = backoff_s(attempt, self.policy.retry_base_s, self.policy.retry_cap_s, self.rng)

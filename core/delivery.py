@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.choices import ChoiceStore, choice_step, choice_sweep_step, uses_choices
 from core.completion import finish_if_done
@@ -15,6 +15,7 @@ from core.freshness import SWEEP, Cursor, resume_at, sweep_since, walks_freshest
 from core.model import Alert, AlertKind, Lane
 from core.ports import PlanningConflict, PlanningStore, RecoveryStore, TaskQueue
 from core.receipts import Receipts
+from core.rejections import RejectionJudge
 from core.retention import addressed_by_topics
 from core.utm import UtmTags
 
@@ -45,6 +46,9 @@ class DeliveryPolicy:
     utm: UtmTags | None = None
     # Topic alerts reach the most recently seen readers first (core/freshness.py).
     freshest_first: bool = True
+    # Whether a push service's 400/401/403 is about our request or one subscription
+    # (core/rejections.py): one per process, like the policy itself.
+    rejections: RejectionJudge = field(default_factory=RejectionJudge, compare=False)
 
 
 def plan_fanout(

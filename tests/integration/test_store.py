@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -16,6 +18,7 @@ from core.errors import Conflict
 from core.freshness import resume_at
 from core.model import AlertStatus, LedgerStatus, SubscriptionInput
 from core.ports import LedgerEntry, PlanningConflict, PushResult
+from core.rejections import RejectionJudge
 from tests.support.fakes import RecordingQueue, ScriptedSender
 from tests.support.samples import TOPICS, draft, sub
 
@@ -296,22 +299,25 @@ def test_retries_wait_in_the_database_and_come_back_as_retry_batches(store: SqlS
     assert done is not None and done.status is AlertStatus.SENT and done.counts.delivered == 2
 
 
-def test_rejections_never_delete_and_open_the_breaker(store: SqlStores) -> None:
+def test_refusals_never_delete_and_a_host_refusing_everything_is_held(store: SqlStores) -> None:
     a, _ = store.subscriptions.upsert(sub(1), 1)
     alert, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, 1.0)
     queue = RecordingQueue()
-    delivery.plan_fanout(alert.id, store.planning, queue, POLICY)
+    policy = dataclasses.replace(POLICY, rejections=RejectionJudge())
+    delivery.plan_fanout(alert.id, store.planning, queue, policy)
     hosts = MemoryHostHealth()
+    refuse = ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 403))
     delivery.deliver_batch(
-        queue.batches[0],
-        store.ledger,
-        ScriptedSender(lambda m: PushResult(m.subscription_id, "h", 403)),
-        hosts,
-        POLICY,
-        clock=lambda: 50.0,
+        queue.batches[0], store.ledger, refuse, hosts, policy, clock=lambda: 50.0
     )
+    assert hosts.breakers == {}  # one refusal: our key, or a subscription made with another's?
+    assert delivery.schedule_due_retries(store.recovery, queue, policy, clock=lambda: 60.0) == 1
+    delivery.deliver_batch(
+        queue.batches[-1], store.ledger, refuse, hosts, policy, clock=lambda: 60.0
+    )
+
     assert store.subscriptions.get_subscription(a.id) is not None
-    assert hosts.breakers["h"][0] == 50.0 + POLICY.breaker_open_s
+    assert hosts.breakers["h"][0] == 60.0 + POLICY.breaker_open_s  # nothing delivered: ours
 
 
 def test_reconciler_requeues_lost_work(store: SqlStores, engine: Engine) -> None:

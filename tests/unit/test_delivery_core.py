@@ -20,6 +20,7 @@ from core.delivery import (
 )
 from core.freshness import Cursor
 from core.model import Alert, AlertStatus, BatchStatus, Lane, LedgerStatus
+from core.rejections import SETTLE_S, RejectionJudge
 from tests.support.fakes import (
     Answer,
     FakeClock,
@@ -42,7 +43,7 @@ class World:
         self.queue = FakeTaskQueue()
         self.hosts = FakeHostHealth()
         self.sender = FakePushSender(self.clock, self.hosts)
-        self.policy = policy
+        self.policy = dataclasses.replace(policy, rejections=RejectionJudge())  # a fresh process
 
     def subscribers(self, n: int, topics: tuple[str, ...] = ("breaking",)) -> list[int]:
         return [self.store.add_subscription(topics) for _ in range(n)]
@@ -203,12 +204,83 @@ def test_each_push_answer_becomes_its_outcome() -> None:
     row = s.ledger[(alert_id, broken)]
     assert row.status is LedgerStatus.RETRY and row.next_attempt_at is not None
     assert 5.0 <= row.next_attempt_at - start <= 11.0
-    # 403: our request is wrong. The breaker opens for the host; the subscription stays.
+    # 403: our request, or this one subscription? Not known from one answer: the reader is
+    # asked again after the back-off, the host is not held, the subscription stays.
     assert s.status_of(alert_id, rejected) is LedgerStatus.RETRY
-    assert "rejected.push.test" in w.hosts.breakers and rejected in s.subs
+    assert "rejected.push.test" not in w.hosts.breakers and rejected in s.subs
     # 413: our bug, recorded as failed, never deleted.
     assert s.status_of(alert_id, too_large) is LedgerStatus.FAILED and too_large in s.subs
     assert w.status(alert_id) is AlertStatus.SENDING  # three retries still pending
+
+
+def _retry_round(w: World, seconds: float) -> None:
+    w.clock.advance(seconds)
+    schedule_due_retries(w.store, w.queue, w.policy, w.clock)
+    w.deliver_enqueued()
+
+
+def test_one_refused_subscription_does_not_hold_a_push_service_that_delivers_to_others() -> None:
+    # RFC 8292 4.2: a subscription made with another site's VAPID key is answered 403. Anyone can
+    # post one; if it held the host, one outsider would stop every alert to that service.
+    w = World()
+    foreign = w.store.add_subscription(endpoint="https://fcm.push.test/send/foreign")
+    readers = [
+        w.store.add_subscription(endpoint=f"https://fcm.push.test/send/{i}") for i in range(8)
+    ]
+    w.sender.answer("https://fcm.push.test/send/foreign", *[Answer(403)] * 6)
+    alert_id = w.alert()
+    w.plan(alert_id)
+
+    w.deliver_enqueued()
+    assert all(w.store.status_of(alert_id, r) is LedgerStatus.DELIVERED for r in readers)
+    assert w.store.status_of(alert_id, foreign) is LedgerStatus.RETRY
+    _retry_round(w, 11)  # asked once more; the host delivered for others in between
+
+    row = w.store.ledger[(alert_id, foreign)]
+    assert (row.status, row.status_code, row.attempts) == (LedgerStatus.FAILED, 403, 2)
+    assert w.hosts.breakers == {} and foreign in w.store.subs
+    assert w.status(alert_id) is AlertStatus.SENT
+
+
+def test_a_push_service_refusing_every_push_is_held_and_its_readers_kept() -> None:
+    # Our key or subject refused: nothing is delivered, so after a couple of seconds of refusals
+    # the breaker holds the host for every worker, and the readers wait for it, never deleted.
+    w = World()
+    readers = [
+        w.store.add_subscription(endpoint=f"https://wns.push.test/send/{i}") for i in range(3)
+    ]
+    for r in range(3):
+        w.sender.answer(f"https://wns.push.test/send/{r}", *[Answer(401)] * 6)
+    alert_id = w.alert()
+    w.plan(alert_id)
+
+    w.deliver_enqueued()
+    assert w.hosts.breakers == {}  # three refusals at once: not known yet
+    _retry_round(w, 11)
+
+    until, reason = w.hosts.breakers["wns.push.test"]
+    assert reason == "HTTP 401" and until - w.clock() == pytest.approx(POLICY.breaker_open_s)
+    for r in readers:
+        row = w.store.ledger[(alert_id, r)]
+        assert row.status is LedgerStatus.RETRY and r in w.store.subs
+
+
+def test_the_judge_tells_our_refused_request_from_a_refused_reader() -> None:
+    judge = RejectionJudge()
+    # Outsiders' subscriptions walked first (freshest first) answer before any delivery; the
+    # deliveries that follow within the settle time prove the host accepts our signature.
+    assert judge.verdict("fcm", 100.0, 1).name == "PENDING"
+    judge.delivered("fcm", 100.1)
+    assert judge.verdict("fcm", 100.0 + SETTLE_S + 1, 1).name == "PENDING"
+    judge.delivered("fcm", 103.2)
+    assert judge.verdict("fcm", 110.0, 2).name == "READER"  # refused again, others delivered
+    # A key rotated mid-send: deliveries stop, refusals go on: the host is held.
+    judge.delivered("fcm", 115.0)
+    assert judge.verdict("fcm", 120.0, 1).name == "PENDING"
+    assert judge.verdict("fcm", 120.0 + SETTLE_S, 2).name == "HOST"
+    # A run of refusals long ago is forgotten: it does not hold the host at the next alert.
+    assert judge.verdict("apple", 1000.0, 1).name == "PENDING"
+    assert judge.verdict("apple", 2000.0, 1).name == "PENDING"
 
 
 @pytest.mark.parametrize(
