@@ -147,7 +147,7 @@ class Settings(UpkeepSettings):
         "NEWSFLASH_DEFAULT_TTL",
         Whole(60, MAX_TTL_S),
         "3600",
-        "seconds a push service keeps an undelivered alert (never 0)",
+        "seconds an alert stays worth delivering, counted from its release; each push asks the push service to keep it for what is left (never 0)",
     )
     alert_webhook_url: str | None = setting(
         "NEWSFLASH_ALERT_WEBHOOK",
