@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from flask import Flask, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+
+from core.accounts import address_key
 
 
-def _client_ip() -> str:
+def client_key() -> str:
+    """The caller every rate limit counts: IPv6 by its /64 (one host owns the whole /64 and
+    could otherwise step to a fresh address, and a fresh budget, per request), IPv4 as is."""
     # Behind the publisher's reverse proxy use ProxyFix (NEWSFLASH_PROXY_HOPS), never raw headers.
-    return get_remote_address() or request.remote_addr or "unknown"
+    return address_key(request.remote_addr)
 
 
 limiter = Limiter(
-    key_func=_client_ip, default_limits=[], headers_enabled=True, strategy="moving-window"
+    key_func=client_key, default_limits=[], headers_enabled=True, strategy="moving-window"
 )
 
 

@@ -440,6 +440,45 @@ def test_too_many_requests_from_one_address_get_429_with_retry_after(
         dispose_api(limited)
 
 
+def test_every_reader_limit_counts_an_ipv6_host_by_its_64(
+    tmp_path: Path, vapid_pem: str, clean_redis: str
+) -> None:
+    """A phone or home router owns a whole /64: stepping through it must not reset any limit."""
+    limited = build_api(
+        tmp_path / "var",
+        f"sqlite:///{tmp_path}/limited.db",
+        vapid_pem,
+        RATE_LIMIT_SUBSCRIBE="3 per minute",
+    )
+    try:
+        for path in ("/api/v1/subscriptions", "/api/v1/stories/no-such-story/follow"):
+            codes = [
+                limited.post(path, browser_sub(), ip=f"2001:db8:7:{len(path)}::{i + 1:x}")
+                for i in range(4)
+            ]
+            assert [c.status_code for c in codes][-1] == 429, path
+            assert codes[-1].json["error"]["code"] == "rate_limited"
+            other = limited.post(path, browser_sub(), ip=f"2001:db8:8:{len(path)}::1")
+            assert other.status_code != 429, "another /64 has its own limit"
+        events = [
+            limited.post("/api/v1/events", {}, ip=f"2001:db8:9::{i + 1:x}").status_code
+            for i in range(121)
+        ]
+        assert events == [400] * 120 + [429]
+        # IPv4 keeps counting each address (a mapped IPv6 form is the same IPv4 caller).
+        ipv4 = [
+            limited.post("/api/v1/subscriptions", browser_sub(), ip=ip).status_code
+            for ip in ("203.0.113.20", "::ffff:203.0.113.20", "203.0.113.20", "203.0.113.20")
+        ]
+        assert ipv4 == [201, 201, 201, 429]
+        assert (
+            limited.post("/api/v1/subscriptions", browser_sub(), ip="203.0.113.21").status_code
+            == 201
+        )
+    finally:
+        dispose_api(limited)
+
+
 def test_a_chunked_body_over_8_kb_gets_413_from_a_real_server(api: Api) -> None:
     before = api.rows()
     big = json.dumps(browser_sub(padding="x" * 9000)).encode()
