@@ -7,6 +7,7 @@ alert it may become carries an idempotency key derived from it, so an item never
 
 from __future__ import annotations
 
+import codecs
 import enum
 import hashlib
 import html
@@ -14,6 +15,7 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import Message
 from email.utils import parsedate_to_datetime
 from html.parser import HTMLParser
 from xml.etree.ElementTree import Element
@@ -164,13 +166,21 @@ def _one_line(value: object, field: str, limit: int, missing: str) -> str:
 
 
 # -- parsing -----------------------------------------------------------------------------------
-def parse_feed(data: bytes) -> list[ParsedItem]:
-    """RSS 2.0 or Atom 1.0 → items, newest first as the feed lists them (at most MAX_ITEMS)."""
+def parse_feed(data: bytes, content_type: str | None = None) -> list[ParsedItem]:
+    """RSS 2.0 or Atom 1.0 → items, newest first as the feed lists them (at most MAX_ITEMS).
+
+    `content_type` is the HTTP header the feed came with: its charset decides the encoding."""
+    document = _decoded(data, content_type)
     try:
-        root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root = fromstring(document, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except DefusedXmlException:
         raise FeedError("the feed declares a DTD or entities; refused") from None
     except ParseError as exc:
+        if isinstance(document, bytes) and _undeclared_non_utf8(document):
+            raise FeedError(
+                "the feed is not UTF-8 text and names no other encoding "
+                "(neither a charset in its Content-Type nor an encoding in its XML declaration)"
+            ) from None
         line = getattr(exc, "position", (0, 0))[0]
         raise FeedError(f"the feed is not well-formed XML (line {line})") from None
     if root.tag == "rss":
@@ -181,6 +191,62 @@ def parse_feed(data: bytes) -> list[ParsedItem]:
     if root.tag == f"{ATOM}feed":
         return [_atom_entry(e) for e in root.findall(f"{ATOM}entry")[:MAX_ITEMS]]
     raise FeedError("not an RSS 2.0 or Atom feed")
+
+
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+# Browsers (WHATWG Encoding) read these labels as windows-1252, and so do the Windows tools that
+# write such feeds: curly quotes and dashes come as 0x91-0x97, which Latin-1 makes controls.
+_AS_WINDOWS_1252 = {"iso8859-1", "ascii"}
+
+
+def _decoded(data: bytes, content_type: str | None) -> bytes | str:
+    """RFC 7303: a byte order mark decides; else an XML media type's charset parameter; else the
+    XML declaration (or UTF-8), which the parser applies itself to bytes."""
+    charset = _xml_charset(content_type)
+    if charset is None or data.startswith(_BOMS):
+        return data
+    shown = charset[:40]
+    name = charset
+    try:
+        name = codecs.lookup(charset).name
+        return data.decode("windows-1252" if name in _AS_WINDOWS_1252 else name)
+    except LookupError:  # unknown, or a codec that is no character encoding (base64, rot13)
+        raise FeedError(
+            f"the feed's Content-Type names the charset {shown!r}, "
+            "which is not a character encoding we know"
+        ) from None
+    except UnicodeDecodeError as exc:
+        if name in _AS_WINDOWS_1252:  # one of the five bytes windows-1252 leaves undefined
+            return data.decode("latin-1")
+        raise FeedError(
+            f"the feed is not {shown} text (byte {exc.start}), though its Content-Type says "
+            f"charset={shown}"
+        ) from None
+
+
+def _xml_charset(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    header = Message()
+    header["Content-Type"] = content_type
+    media = header.get_content_type()
+    if not (media in ("text/xml", "application/xml") or media.endswith("+xml")):
+        return None  # RFC 7303 speaks for XML media types; others keep the XML's own rule
+    charset = (header.get_content_charset() or "").strip()
+    return charset or None
+
+
+_DECLARED = re.compile(rb"^\s*<\?xml[^>]*\bencoding\s*=", re.I)
+
+
+def _undeclared_non_utf8(data: bytes) -> bool:
+    if data.startswith(_BOMS) or _DECLARED.match(data[:200]):
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 def _text(element: Element | None) -> str:

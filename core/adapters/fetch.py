@@ -124,6 +124,7 @@ class Fetched:
     body: bytes
     etag: str | None
     last_modified: str | None
+    content_type: str | None = None  # the header as sent: its charset decides a feed's encoding
 
 
 class BoundedFetcher:
@@ -209,6 +210,7 @@ class BoundedFetcher:
                     body,
                     response.headers.get("ETag"),
                     response.headers.get("Last-Modified"),
+                    response.headers.get("Content-Type"),
                 )
         except FetchError:
             raise

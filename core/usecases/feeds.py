@@ -208,7 +208,9 @@ class Feeds:
             if status == 304:
                 self.store.record_ok(feed.id, now, None, None)
                 return PollResult(feed.id, not_modified=True)
-            parsed = rules.parse_feed(getattr(fetched, "body", b""))
+            parsed = rules.parse_feed(
+                getattr(fetched, "body", b""), getattr(fetched, "content_type", None)
+            )
         except DomainError as exc:
             message = f"The feed could not be read: {exc.message}"
             self.store.record_error(feed.id, now, message)

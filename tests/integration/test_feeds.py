@@ -216,6 +216,59 @@ def test_a_broken_feed_records_its_error_on_the_page_and_recovers(rig: Rig) -> N
     assert row is not None and "feed-error" not in row.group(1) and "OK, " in row.group(1)
 
 
+def _latin_rss(origin: str, key: str, title: str) -> str:
+    """RSS as an older CMS writes it: no encoding in the XML declaration, only in the header."""
+    return (
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>Taifa</title>'
+        f"<item><title>{title}</title><link>{origin}/{key}</link><guid>{key}</guid>"
+        "<category>Breaking</category><description>Habari kamili.</description></item>"
+        "</channel></rss>"
+    )
+
+
+@pytest.mark.parametrize(
+    ("charset", "title"),
+    [
+        (
+            "windows-1252",
+            "\u201cMvua kubwa\u201d: caf\u00e9 ya Nairobi yafungwa \u2014 \u2018rain\u2019",
+        ),
+        # Served as ISO-8859-1 yet written by Windows tools: the curly quotes are windows-1252's,
+        # as browsers (WHATWG) read that label.
+        ("ISO-8859-1", "\u201cHabari\u201d kutoka caf\u00e9 ya Mombasa"),
+    ],
+    ids=["windows-1252", "iso-8859-1"],
+)
+def test_a_feed_in_the_charset_its_content_type_names_is_read_in_it(
+    rig: Rig, charset: str, title: str
+) -> None:
+    origin = rig.site.origin
+    path = f"/latin-{charset}"
+    content_type = f"text/xml; charset={charset}"
+    rig.site.pages[path] = Page(body=b"<rss version='2.0'><channel/></rss>")
+    feed_id = _add(rig, path)
+    assert _poll(rig, feed_id).error is None
+    body = _latin_rss(origin, f"k-{charset}", title).encode("windows-1252")
+    rig.site.pages[path] = Page(body=body, content_type=content_type)
+    result = _poll(rig, feed_id)
+    assert result.error is None and result.new == 1
+    assert title in _drafts(rig)
+
+
+def test_a_feed_in_an_unknown_charset_names_it_in_its_error(rig: Rig) -> None:
+    path = "/charset-unknown"
+    rig.site.pages[path] = Page(body=b"<rss version='2.0'><channel/></rss>")
+    feed_id = _add(rig, path)
+    _poll(rig, feed_id)
+    body = _latin_rss(rig.site.origin, "k-x", "Caf\u00e9").encode("windows-1252")
+    rig.site.pages[path] = Page(body=body, content_type="application/rss+xml; charset=x-klingon")
+    result = _poll(rig, feed_id)
+    assert result.error is not None and "x-klingon" in result.error
+    assert "not well-formed" not in result.error
+    shown = rig.login(EDITOR).get("/editor/feeds").text
+    assert "x-klingon" in shown
+
+
 @pytest.mark.parametrize("chunked", [False, True])
 def test_a_huge_feed_is_refused_with_a_clear_error(rig: Rig, chunked: bool) -> None:
     item = ("h-{}", "x" * 200, f"{rig.site.origin}/h", ["Breaking"])

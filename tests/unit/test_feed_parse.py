@@ -81,6 +81,54 @@ def test_what_is_not_a_feed_says_so(document: bytes, words: str) -> None:
     assert words in refused.value.message
 
 
+LATIN = (
+    '<?xml version="1.0"?><rss version="2.0"><channel><item><title>\u201cHabari\u201d za caf\u00e9'
+    "</title><guid>k</guid></item></channel></rss>"
+).encode("windows-1252")
+
+
+def test_the_charset_of_an_xml_content_type_decides_the_encoding() -> None:
+    """RFC 7303: for XML media types the HTTP charset wins over the XML declaration's default."""
+    for content_type in (
+        "text/xml; charset=windows-1252",
+        'application/rss+xml; charset="Windows-1252"',
+        "application/xml;charset=iso-8859-1",  # labelled Latin-1, written as windows-1252
+    ):
+        (item,) = parse_feed(LATIN, content_type)
+        assert item.title == "\u201cHabari\u201d za caf\u00e9", content_type
+    declared = LATIN.replace(b'version="1.0"', b'version="1.0" encoding="utf-8"')
+    (item,) = parse_feed(declared, "application/rss+xml; charset=windows-1252")
+    assert item.title == "\u201cHabari\u201d za caf\u00e9"
+
+
+def test_a_byte_order_mark_outranks_the_charset() -> None:
+    document = (
+        "<rss><channel><item><title>Caf\u00e9 \u201cwazi\u201d</title></item></channel></rss>"
+    )
+    for bom, codec in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le")):
+        data = bom + document.encode(codec)
+        (item,) = parse_feed(data, "text/xml; charset=windows-1252")
+        assert item.title == "Caf\u00e9 \u201cwazi\u201d", codec
+
+
+@pytest.mark.parametrize(
+    ("content_type", "words"),
+    [
+        ("text/xml; charset=x-klingon", "charset 'x-klingon'"),
+        ("text/xml; charset=base64", "charset 'base64'"),  # a codec, not a text encoding
+        ("text/xml; charset=utf-8", "not utf-8 text"),
+        (None, "not UTF-8"),
+    ],
+)
+def test_a_wrong_or_missing_charset_is_named_not_called_bad_xml(
+    content_type: str | None, words: str
+) -> None:
+    with pytest.raises(FeedError) as refused:
+        parse_feed(LATIN, content_type)
+    assert words in refused.value.message
+    assert "not well-formed" not in refused.value.message
+
+
 def test_plain_text_and_shortening() -> None:
     assert plain("<p>A &amp; B</p>\n<script>x</script>  C") == "A & B x C"
     assert shorten("one two three", 9) == "one two…"
