@@ -44,10 +44,18 @@ def readiness_checks() -> tuple[bool, dict[str, Any]]:
     try:
         ext.container.signer  # noqa: B018 - loading the key is the check
         checks["vapid"] = "ok"
-    except StartupError as exc:
+    except Exception as exc:
         ok = False
-        checks["vapid"] = str(exc)
+        checks["vapid"] = _vapid_reason(exc)
     return ok, checks
+
+
+def _vapid_reason(exc: Exception) -> str:
+    # /readyz is public: fixed words only. The start-up error names the key file's path; the
+    # web process's start-up line (service/wsgi.py) says which setting is wrong.
+    if isinstance(exc, StartupError):
+        return "unusable: key or subject missing or invalid"
+    return f"unusable: {type(exc).__name__}"
 
 
 def broker_warnings(broker_url: str) -> list[str]:
