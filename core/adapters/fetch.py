@@ -5,11 +5,13 @@ The rules are the article prefill's (core/adapters/articles.py): only the publis
 (NEWSFLASH_PUBLIC_ORIGINS), redirects only onto them and only a few times, no proxies from the
 environment, no cookies, a per-read timeout, a whole-request deadline and a size cap. On top, the
 name is resolved through a port and every address it answers must be public (loopback only when
-NEWSFLASH_ALLOW_LOOPBACK_PUSH is on, for tests and the demo); the connection then goes to the
-address that was checked, so a DNS answer that changes between check and connect (rebinding)
-cannot steer it elsewhere. The whole-request deadline is held on the sockets themselves, so a
-server dripping its status line and headers (which http.client reads before any body loop runs)
-is cut off at the deadline too.
+NEWSFLASH_ALLOW_LOOPBACK_PUSH is on, for tests and the demo), all checked before the first
+connection; the connection then goes to the checked addresses in turn (an AAAA answer on a host
+without IPv6 falls back to the A answer), so a DNS answer that changes between check and connect
+(rebinding) cannot steer it elsewhere. The whole-request deadline bounds the lookup (run in a
+thread: getaddrinfo has no timeout of its own), each connection attempt, and the sockets
+themselves, so a server dripping its status line and headers (which http.client reads before any
+body loop runs) is cut off at the deadline too.
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ class Deadline:
 
     def __init__(self, seconds: float) -> None:
         self.expired = False
+        self._ends = time.monotonic() + seconds
         self._lock = threading.Lock()
         self._watched: list[socket.socket] = []
         self._timer = threading.Timer(seconds, self._expire)
@@ -90,6 +93,9 @@ class Deadline:
             for twin in self._watched:
                 twin.close()
             self._watched.clear()
+
+    def remaining(self) -> float:
+        return 0.0 if self.expired else max(0.0, self._ends - time.monotonic())
 
     def watch(self, sock: socket.socket) -> None:
         # A twin descriptor: TLS takes the original socket object over, and a shutdown through
@@ -255,7 +261,8 @@ class BoundedFetcher:
 
 class GuardedConnect:
     """http.client's connect, behind the address check: the name is resolved through `lookup`,
-    every answer must be public, the connection goes to a checked address and joins `deadline`."""
+    every answer must be public, the checked addresses are tried in turn, all within `deadline`,
+    and the connection joins it."""
 
     def __init__(self, lookup: Lookup, allow_loopback: bool, deadline: Deadline) -> None:
         self.lookup = lookup
@@ -266,20 +273,52 @@ class GuardedConnect:
         self, address: tuple[str, int], timeout: float | None, source: Any = None
     ) -> socket.socket:
         host, port = address
-        try:
-            found = list(self.lookup(host.strip("[]"), port))
-        except OSError:
-            raise RefusedAddress(f"{host} does not resolve") from None
+        found = self._resolve(host.strip("[]"), port)
         if not found or not all(address_allowed(a, self.allow_loopback) for a in found):
             # Refuse when any answer is private: a check on the first alone could be dodged.
             raise RefusedAddress(f"{host} resolves to an address that is not public")
-        sock = socket.create_connection((found[0], port), timeout, source)
-        try:
-            self.deadline.watch(sock)
-        except OSError:
-            sock.close()
-            raise
-        return sock
+        read_timeout = timeout if isinstance(timeout, int | float) else socket.getdefaulttimeout()
+        failure: OSError = TimeoutError(f"{host} did not answer in time")
+        for candidate in found:
+            left = self.deadline.remaining()
+            if left <= 0:
+                raise TimeoutError(f"{host} did not answer in time")
+            attempt = left if read_timeout is None else min(read_timeout, left)
+            try:
+                sock = socket.create_connection((candidate, port), attempt, source)
+            except OSError as exc:
+                failure = exc  # unreachable (no IPv6 route, refused, silent): try the next one
+                continue
+            try:
+                sock.settimeout(read_timeout)
+                self.deadline.watch(sock)
+            except OSError:
+                sock.close()
+                raise
+            return sock
+        raise failure
+
+    def _resolve(self, host: str, port: int) -> list[str]:
+        answers: list[str] = []
+        failed: list[BaseException] = []
+        done = threading.Event()
+
+        def resolve() -> None:
+            try:
+                answers.extend(self.lookup(host, port))
+            except (OSError, UnicodeError) as exc:
+                failed.append(exc)
+            finally:
+                done.set()
+
+        # A thread, so a resolver that never answers holds the request no longer than its
+        # deadline; the thread itself ends when the system resolver gives up.
+        threading.Thread(target=resolve, name="newsflash-dns", daemon=True).start()
+        if not done.wait(self.deadline.remaining()):
+            raise TimeoutError(f"{host} did not resolve in time")
+        if failed:
+            raise RefusedAddress(f"{host} does not resolve")
+        return list(answers)
 
 
 def guarded_opener(

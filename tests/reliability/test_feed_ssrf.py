@@ -5,6 +5,7 @@ allowed, redirects off the origins. A guard refuses (and records) any non-loopba
 from __future__ import annotations
 
 import ipaddress
+import socket
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -165,3 +166,33 @@ def test_prefill_keeps_the_same_address_rules(site: FeedSite) -> None:
     assert "not public" in refused.value.message and len(site.requests) == before
     page = HttpArticleFetcher([site.origin], allow_loopback=True).fetch(f"{site.origin}/story")
     assert "<title>T</title>" in page
+
+
+def test_an_unreachable_first_address_falls_back_to_the_next_checked_one(site: FeedSite) -> None:
+    """A name answering ::1 (AAAA, on a host where nothing listens there or without IPv6) before
+    127.0.0.1 (A, where the site listens): the fetch goes on to the second checked address."""
+    port = site.server_address[1]
+    with pytest.raises(OSError):  # the premise: nothing on [::1] at the site's port
+        socket.create_connection(("::1", port), timeout=1).close()
+    origin = f"http://dual.news.example:{port}"
+    answers = {"dual.news.example": ["::1", "127.0.0.1"]}
+    site.pages["/story"] = Page(
+        body=b"<html><head><title>T</title></head>", content_type="text/html"
+    )
+
+    def lookup(host: str, port: int) -> Sequence[str]:
+        return answers[host]
+
+    mark = _mark()
+    feed = BoundedFetcher([origin], allow_loopback=True, lookup=lookup).get(f"{origin}/feed/")
+    assert feed.status == 200 and b"<rss" in feed.body
+    assert [c[0] for c in _since(mark)] == ["::1", "127.0.0.1"]
+    page = HttpArticleFetcher([origin], allow_loopback=True, lookup=lookup).fetch(f"{origin}/story")
+    assert "<title>T</title>" in page
+
+    # Every answer is checked before the first connection: a private third answer refuses all.
+    answers["dual.news.example"] = ["::1", "127.0.0.1", "10.1.2.3"]
+    mark = _mark()
+    with pytest.raises(FetchError) as refused:
+        BoundedFetcher([origin], allow_loopback=True, lookup=lookup).get(f"{origin}/feed/")
+    assert "not public" in refused.value.message and _since(mark) == []

@@ -100,3 +100,33 @@ def test_prefill_gives_up_at_its_deadline(trickler: Trickler) -> None:
     assert isinstance(error, ValidationError) and "in time" in error.message, error
     assert error.field == "url"
     assert took < 4, f"held for {took:.1f} s past a 1.5 s deadline"
+
+
+class HangingResolver:
+    """A DNS lookup that does not come back (a resolver dropping our queries)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.release.wait(10)
+        return ["127.0.0.1"]
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingResolver]:
+    resolver = HangingResolver()
+    yield resolver
+    resolver.release.set()
+
+
+def test_a_hanging_dns_lookup_is_held_to_the_deadline(hanging: HangingResolver) -> None:
+    origin = "http://slow-dns.news.example"
+    feed = BoundedFetcher([origin], allow_loopback=True, deadline_s=1, lookup=hanging)
+    took, error = _timed(lambda: feed.get(f"{origin}/feed"))
+    assert isinstance(error, FetchError) and "in time" in error.message, error
+    assert took < 4, f"held for {took:.1f} s past a 1 s deadline"
+    prefill = HttpArticleFetcher([origin], allow_loopback=True, deadline_s=1, lookup=hanging)
+    took, error = _timed(lambda: prefill.fetch(f"{origin}/story"))
+    assert isinstance(error, ValidationError) and "in time" in error.message, error
+    assert took < 4, f"held for {took:.1f} s past a 1 s deadline"
