@@ -211,6 +211,11 @@ def _require_json_for_sessions() -> None:
         raise ValidationError("send a JSON body with Content-Type: application/json")
 
 
+def idempotency_key() -> str | None:
+    """The request's Idempotency-Key header; the core checks it (one rule for every send)."""
+    return request.headers.get("Idempotency-Key")
+
+
 def _alert_or_404(alert_id: int) -> Alert:
     alert = ext().container.alerts.get_alert(alert_id)
     if alert is None:
@@ -223,7 +228,7 @@ def _alert_or_404(alert_id: int) -> Alert:
 def publish_alert() -> tuple[Response, int]:
     _require_json_for_sessions()
     published = ext().container.newsroom.publish(
-        _editor(), json_body(), idempotency_key=request.headers.get("Idempotency-Key")
+        _editor(), json_body(), idempotency_key=idempotency_key()
     )
     alert = published.alert
     answer = {"id": str(alert.id), "status": alert.status.value, "audience": alert.counts.audience}
@@ -262,7 +267,10 @@ def cancel_alert(alert_id: int) -> Response:
 @require_role(EDITOR_ROLES)
 def correct_alert(alert_id: int) -> tuple[Response, int]:
     _require_json_for_sessions()
-    alert = ext().container.newsroom.correct(_editor(), alert_id, json_body())
+    # A retry with the same key answers with the first correction; another body, 409.
+    alert = ext().container.newsroom.correct(
+        _editor(), alert_id, json_body(), idempotency_key=idempotency_key()
+    )
     return jsonify(
         {"id": str(alert.id), "status": alert.status.value, "corrects": str(alert.corrects_id)}
     ), 202

@@ -6,7 +6,14 @@ from flask import Blueprint, Response, jsonify
 
 from core.accounts import EDITOR_ROLES
 from core.stories import Story
-from service.api import _editor, _require_json_for_sessions, _subscribe_limit, ext, reader_cors
+from service.api import (
+    _editor,
+    _require_json_for_sessions,
+    _subscribe_limit,
+    ext,
+    idempotency_key,
+    reader_cors,
+)
 from service.auth import require_role
 from service.extensions import limiter
 from service.inputs import json_body
@@ -98,7 +105,8 @@ def list_stories() -> Response:
 def post_update(key: str) -> tuple[Response, int]:
     """A new alert to the story's followers, replacing the last one (same tag and Topic)."""
     _require_json_for_sessions()
-    alert = ext().container.stories.post_update(_editor(), key, json_body())
+    # A retry with the same key answers with the first update; another body, 409.
+    alert = ext().container.stories.post_update(_editor(), key, json_body(), idempotency_key())
     answer = {"id": str(alert.id), "status": alert.status.value, "story": alert.story_key}
     response = jsonify(answer)
     response.headers["Location"] = f"/api/v1/alerts/{alert.id}"

@@ -10,11 +10,14 @@ _ERROR = {
     "properties": {
         "error": {
             "type": "object",
-            "required": ["code", "message"],
+            "required": ["code", "message", "field"],
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
-                "field": {"type": "string"},
+                "field": {
+                    "type": ["string", "null"],
+                    "description": "the field to blame (a dotted path), null when none is",
+                },
             },
         }
     },
@@ -159,6 +162,16 @@ _DUPLICATE = {
 }
 
 _ALERT_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "a retry with the same key sends nothing new and answers with the first "
+    "alert; the key used for another request is refused (409 naming Idempotency-Key on a "
+    "correction or story update)",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+}
 
 _CORRECTION = {
     "type": "object",
@@ -375,7 +388,7 @@ def _readers_choice(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
             "post": {
                 "summary": "An update to the story's followers only, replacing the last one",
                 "security": bearer,
-                "parameters": [_STORY_KEY],
+                "parameters": [_STORY_KEY, _IDEMPOTENCY_KEY],
                 "requestBody": {
                     "required": True,
                     **_json(
@@ -391,7 +404,8 @@ def _readers_choice(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                 },
                 "responses": {
                     "202": {
-                        "description": "queued",
+                        "description": "queued (or, for the same Idempotency-Key and words "
+                        "again, the first update)",
                         **_json(
                             {
                                 "type": "object",
@@ -595,14 +609,7 @@ def document() -> dict[str, Any]:
             "/api/v1/alerts": {
                 "post": {
                     "security": bearer,
-                    "parameters": [
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "schema": {"type": "string"},
-                        }
-                    ],
+                    "parameters": [_IDEMPOTENCY_KEY],
                     "requestBody": {"required": True, **_json(_ALERT_REQUEST)},
                     "responses": {
                         "202": {"description": "stored and queued", **_json(_PUBLISHED)},
@@ -696,11 +703,16 @@ def document() -> dict[str, Any]:
                     "description": "A correction of a sending or sent alert: the same audience, "
                     "Topic and tag, so it replaces the original where it was not yet shown.",
                     "security": bearer,
-                    "parameters": [_ALERT_ID],
+                    "parameters": [_ALERT_ID, _IDEMPOTENCY_KEY],
                     "requestBody": {"required": True, **_json(_CORRECTION)},
                     "responses": {
-                        "202": {"description": "correction queued", **_json(_CORRECTED)},
-                        # 409: the original is not sending or sent (nothing to correct yet).
+                        "202": {
+                            "description": "correction queued (or, for the same "
+                            "Idempotency-Key and words again, the first correction)",
+                            **_json(_CORRECTED),
+                        },
+                        # 409: the original is not sending or sent (nothing to correct yet), or
+                        # the Idempotency-Key was used for another request.
                         **_errors(400, 401, 403, 404, 409, 413),
                     },
                 }

@@ -174,3 +174,86 @@ def test_a_send_key_reused_for_another_story_is_refused_not_answered(api: Api) -
     assert reused.status_code == 409
     assert "already used" in reused.text
     assert _count(api, t.alerts.c.kind == "update", t.alerts.c.story_key == two) == 0
+
+
+# -- the same through the API (a CMS or a phone app retrying with Idempotency-Key) ------------
+def _keyed(api: Api, key: str) -> dict[str, str]:
+    return {**_token(api), "Idempotency-Key": key}
+
+
+def test_an_api_correction_sent_twice_with_one_key_goes_out_once(api: Api) -> None:
+    original = _published(api)
+    alert_id = int(original["id"])
+    _set_status(api, alert_id, "sent")
+    audits = _audits(api, "alert.correct")
+    words = {"title": "Mvua kubwa Nairobi: barabara tatu", "body": "Tatu, si nne 🌧️"}
+    headers = _keyed(api, f"cms-{uuid.uuid4().hex}")
+
+    first = api.client.post(f"/api/v1/alerts/{alert_id}/correct", json=words, headers=headers)
+    assert first.status_code == 202, first.text
+    correction_id = int(first.json["id"])
+    # The answer was lost; the client retries after the correction has started going out.
+    _set_status(api, correction_id, "sending")
+    again = api.client.post(f"/api/v1/alerts/{alert_id}/correct", json=words, headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.json["id"] == first.json["id"]
+    assert _count(api, t.alerts.c.corrects_id == alert_id) == 1
+    assert _count(api, t.alerts.c.corrects_id == correction_id) == 0
+    assert _audits(api, "alert.correct") == audits + 1
+
+    # The same key for other words is another request: refused, naming the header.
+    other = {**words, "title": "Mvua kubwa Nairobi: barabara mbili"}
+    reused = api.client.post(f"/api/v1/alerts/{alert_id}/correct", json=other, headers=headers)
+    assert reused.status_code == 409, reused.text
+    assert reused.json["error"]["field"] == "Idempotency-Key"
+    assert _count(api, t.alerts.c.corrects_id.in_([alert_id, correction_id])) == 1
+
+
+def test_an_api_story_update_sent_twice_with_one_key_reaches_followers_once(api: Api) -> None:
+    story = _published(api, followable=True)["tag"]
+    audits = _audits(api, "story.update")
+    words = {"title": "Bajeti: ushuru wa mafuta umepanda", "body": "Kwa asilimia 8"}
+    headers = _keyed(api, f"cms-{uuid.uuid4().hex}")
+
+    first = api.client.post(f"/api/v1/stories/{story}/updates", json=words, headers=headers)
+    assert first.status_code == 202, first.text
+    again = api.client.post(f"/api/v1/stories/{story}/updates", json=words, headers=headers)
+    assert again.status_code == 202, again.text
+    assert again.json["id"] == first.json["id"]
+    assert again.headers["Location"] == first.headers["Location"]
+    assert _count(api, t.alerts.c.kind == "update", t.alerts.c.story_key == story) == 1
+    assert _audits(api, "story.update") == audits + 1
+
+    other = {**words, "title": "Bajeti: na umeme pia"}
+    reused = api.client.post(f"/api/v1/stories/{story}/updates", json=other, headers=headers)
+    assert reused.status_code == 409, reused.text
+    assert reused.json["error"]["field"] == "Idempotency-Key"
+    # Without a key each request is its own update, as before.
+    plain = api.client.post(f"/api/v1/stories/{story}/updates", json=other, headers=_token(api))
+    assert plain.status_code == 202, plain.text
+    assert _count(api, t.alerts.c.kind == "update", t.alerts.c.story_key == story) == 2
+
+
+@pytest.mark.parametrize("key", ["", "k" * 201, "tab\there"])
+def test_an_unusable_idempotency_key_is_refused_on_every_send_route(api: Api, key: str) -> None:
+    original = _published(api, followable=True)
+    _set_status(api, int(original["id"]), "sent")
+    words = {"title": "Habari mpya", "body": "Zaidi baadaye"}
+    routes = [
+        ("/api/v1/alerts", {**words, "url": original["url"], "topics": ["politics"]}),
+        (f"/api/v1/alerts/{original['id']}/correct", words),
+        (f"/api/v1/stories/{original['tag']}/updates", words),
+    ]
+    for path, body in routes:
+        sent = api.client.post(path, json=body, headers=_keyed(api, key))
+        assert sent.status_code == 400, (path, sent.text)
+        assert sent.json["error"]["field"] == "Idempotency-Key", path
+    assert _count(api, t.alerts.c.corrects_id == int(original["id"])) == 0
+    assert _count(api, t.alerts.c.story_key == original["tag"], t.alerts.c.kind == "update") == 0
+
+
+def test_the_openapi_document_offers_idempotency_key_on_every_send_route(api: Api) -> None:
+    paths = api.client.get("/api/v1/openapi.json").json["paths"]
+    for path in ("/api/v1/alerts", "/api/v1/alerts/{id}/correct", "/api/v1/stories/{key}/updates"):
+        names = [p.get("name") for p in paths[path]["post"].get("parameters", [])]
+        assert "Idempotency-Key" in names, path
