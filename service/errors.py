@@ -16,9 +16,8 @@ from core.errors import DomainError
 def error_response(
     status: int, code: str, message: str, field: str | None = None, **headers: str
 ) -> Response:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        body["field"] = field
+    # The contract's shape on every error: "field" is null when no one field is to blame.
+    body: dict[str, Any] = {"code": code, "message": message, "field": field}
     response = jsonify({"error": body})
     response.status_code = status
     for name, value in headers.items():
