@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from core.adapters import tables as t
 from core.quiet import QuietHours, ReaderPreferences
@@ -52,45 +52,46 @@ class SqlPreferences:
             ).rowcount
         return changed == 1
 
-    _CARRIED = (
-        "quiet_start",
-        "quiet_end",
-        "quiet_zone",
-        "tz_offset_min",
-        "quiet_start_utc",
-        "quiet_end_utc",
-        "daily_cap",
-        "cap_day",
-        "cap_count",
-    )
 
-    def snapshot(self, subscription_id: int) -> dict[str, Any]:
-        """What a pushsubscriptionchange must carry to the new endpoint: choices and follows."""
-        s, f = t.subscriptions, t.story_follows
-        with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    select(*(s.c[name] for name in self._CARRIED)).where(s.c.id == subscription_id)
-                )
-                .mappings()
-                .first()
-            )
-            follows = conn.execute(
-                select(f.c.story_key, f.c.created_at).where(f.c.subscription_id == subscription_id)
-            ).all()
-        return {"row": dict(row) if row else {}, "follows": [tuple(x) for x in follows]}
+# What a pushsubscriptionchange carries to the new endpoint, besides the topics.
+_CARRIED = (
+    "quiet_start",
+    "quiet_end",
+    "quiet_zone",
+    "tz_offset_min",
+    "quiet_start_utc",
+    "quiet_end_utc",
+    "daily_cap",
+    "cap_day",
+    "cap_count",
+)
 
-    def restore(self, subscription_id: int, snapshot: dict[str, Any]) -> None:
-        s, f = t.subscriptions, t.story_follows
-        with self.engine.begin() as conn:
-            if snapshot["row"]:
-                conn.execute(update(s).where(s.c.id == subscription_id).values(snapshot["row"]))
-            conn.execute(f.delete().where(f.c.subscription_id.in_([subscription_id])))
-            if snapshot["follows"]:
-                conn.execute(
-                    insert(f),
-                    [
-                        {"story_key": key, "subscription_id": subscription_id, "created_at": at}
-                        for key, at in snapshot["follows"]
-                    ],
-                )
+
+def choices_of(conn: Connection, subscription_id: int) -> dict[str, Any]:
+    """A reader's quiet hours, cap (and today's count) and followed stories, read in `conn`'s
+    transaction (locked on PostgreSQL) so a move can carry them in that same transaction."""
+    s, f = t.subscriptions, t.story_follows
+    query = select(*(s.c[name] for name in _CARRIED)).where(s.c.id == subscription_id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).mappings().first()
+    follows = conn.execute(
+        select(f.c.story_key, f.c.created_at).where(f.c.subscription_id == subscription_id)
+    ).all()
+    return {"row": dict(row) if row else {}, "follows": [tuple(x) for x in follows]}
+
+
+def carry_choices(conn: Connection, subscription_id: int, choices: dict[str, Any]) -> None:
+    """Give `choices_of` another subscription's row, in the caller's transaction."""
+    s, f = t.subscriptions, t.story_follows
+    if choices["row"]:
+        conn.execute(update(s).where(s.c.id == subscription_id).values(choices["row"]))
+    conn.execute(f.delete().where(f.c.subscription_id == subscription_id))
+    if choices["follows"]:
+        conn.execute(
+            insert(f),
+            [
+                {"story_key": key, "subscription_id": subscription_id, "created_at": at}
+                for key, at in choices["follows"]
+            ],
+        )

@@ -24,6 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
+from core.adapters.preferences_sql import carry_choices, choices_of
 from core.adapters.sql import TopicBits, dialect_insert
 from core.endpoints import push_host
 from core.errors import Conflict, NotFound
@@ -265,11 +266,15 @@ class SqlSubscriptions:
             return delete_subscriptions(conn, ids, reason, time.time() if now is None else now)
 
     def replace(self, old_id: int, new: SubscriptionInput, now: float) -> tuple[Subscription, bool]:
-        """pushsubscriptionchange: old row out, new row in, in one transaction (never neither)."""
+        """pushsubscriptionchange: old row out, new row in with the old one's quiet hours, cap
+        and followed stories, in one transaction (never neither, never the move without them)."""
 
         def work(conn: Connection) -> tuple[Subscription, bool]:
+            choices = choices_of(conn, old_id)  # before the delete takes the follows with it
             delete_subscriptions(conn, [old_id], LossReason.MOVED, now)
-            return self._upsert(conn, new, now)
+            moved, created = self._upsert(conn, new, now)
+            carry_choices(conn, moved.id, choices)
+            return moved, created
 
         return self._in_transaction(work)
 

@@ -24,8 +24,6 @@ EVENT_KINDS = ("displayed", "clicked")
 class PreferenceStore(Protocol):
     def get_preferences(self, subscription_id: int) -> ReaderPreferences: ...
     def set_preferences(self, subscription_id: int, prefs: ReaderPreferences) -> bool: ...
-    def snapshot(self, subscription_id: int) -> dict[str, Any]: ...
-    def restore(self, subscription_id: int, snapshot: dict[str, Any]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -114,7 +112,7 @@ class Readers:
         subs.remove_subscription(self.subscriptions, endpoint, auth)
 
     def move(self, body: Mapping[str, Any]) -> tuple[Subscription, bool]:
-        """pushsubscriptionchange: the reader keeps their topics on the new endpoint."""
+        """pushsubscriptionchange: the reader keeps their topics and choices on the new endpoint."""
         old_endpoint, old_auth = _proof(body, "oldEndpoint", "oldAuth")
         new = body.get("subscription")
         if not isinstance(new, dict):
@@ -122,15 +120,10 @@ class Readers:
                 "subscription must be the new PushSubscription object", "subscription"
             )
         parsed = self._parse(new, default_topics=False, prefix="subscription.")
-        old = subs.owned_subscription(self.subscriptions, old_endpoint, old_auth)
-        kept = self.preferences_store.snapshot(old.id) if self.preferences_store else None
-        moved = subs.move_subscription(
+        # The store moves quiet hours, the cap and followed stories in the move's transaction.
+        return subs.move_subscription(
             self.subscriptions, old_endpoint, old_auth, parsed, self.clock()
         )
-        # Quiet hours, the cap and followed stories stay with the reader, too.
-        if kept is not None and self.preferences_store is not None:
-            self.preferences_store.restore(moved[0].id, kept)
-        return moved
 
     def report_event(self, body: Mapping[str, Any]) -> EventResult:
         """A service worker reports a display or click, echoing the receipt its push carried."""

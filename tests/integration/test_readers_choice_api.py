@@ -183,3 +183,77 @@ def test_a_changed_push_subscription_keeps_the_choices_and_follows(api: Api) -> 
     assert prefs == {"quietHours": NAIROBI_NIGHT, "dailyCap": 4}
     mine = api.post("/api/v1/subscriptions/stories", _proof(new)).json["stories"]
     assert [s["key"] for s in mine] == [key]
+
+
+_FAIL_FOLLOW_COPY = {
+    "sqlite": [
+        "CREATE TRIGGER nf_fail_follow BEFORE INSERT ON story_follows "
+        "BEGIN SELECT RAISE(ABORT, 'copy failed'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION nf_fail_follow() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'copy failed'; END $$",
+        "CREATE TRIGGER nf_fail_follow BEFORE INSERT ON story_follows "
+        "FOR EACH ROW EXECUTE FUNCTION nf_fail_follow()",
+    ],
+}
+_ALLOW_FOLLOW_COPY = {
+    "sqlite": ["DROP TRIGGER nf_fail_follow"],
+    "postgresql": [
+        "DROP TRIGGER nf_fail_follow ON story_follows",
+        "DROP FUNCTION nf_fail_follow()",
+    ],
+}
+
+
+def _run(api: Api, statements: dict[str, list[str]]) -> None:
+    with api.engine.begin() as conn:
+        for statement in statements[api.engine.dialect.name]:
+            conn.exec_driver_sql(statement)
+
+
+def test_a_move_whose_copy_of_the_choices_fails_leaves_the_old_subscription_whole(
+    api: Api,
+) -> None:
+    """The endpoint move and the copy of quiet hours, cap and followed stories are one
+    transaction: when the copy fails (here the database refuses the follows), the reader
+    still has the old subscription with every choice, and the new endpoint is not stored."""
+    editor = _editor(api)
+    sent = api.client.post(
+        "/api/v1/alerts",
+        json={
+            "title": "Moja kwa moja: mvua Kisumu",
+            "body": "Habari kwa siku nzima",
+            "url": "https://news.example/live/kisumu",
+            "topics": ["politics"],
+            "urgency": "normal",
+            "followable": True,
+        },
+        headers=editor,
+    )
+    key = api.client.get(f"/api/v1/alerts/{sent.json['id']}", headers=editor).json["tag"]
+    old = _reader(api)
+    body = _proof(old, quietHours=NAIROBI_NIGHT, dailyCap=2)
+    assert api.client.put("/api/v1/subscriptions/preferences", json=body).status_code == 200
+    assert api.post(f"/api/v1/stories/{key}/follow", _proof(old)).status_code == 200
+    new = browser_sub()
+    change = {"oldEndpoint": old["endpoint"], "oldAuth": old["keys"]["auth"], "subscription": new}
+
+    _run(api, _FAIL_FOLLOW_COPY)
+    try:
+        with pytest.raises(Exception, match=r"copy failed|could not"):
+            api.app.extensions["newsflash"].container.readers.move(change)
+    finally:
+        _run(api, _ALLOW_FOLLOW_COPY)
+
+    assert api.row(new["endpoint"]) is None, "no half move: the new endpoint is not stored"
+    prefs = api.post("/api/v1/subscriptions/preferences", _proof(old))
+    assert prefs.status_code == 200, "the old subscription is still the reader's"
+    assert prefs.json == {"quietHours": NAIROBI_NIGHT, "dailyCap": 2}
+    mine = api.post("/api/v1/subscriptions/stories", _proof(old)).json["stories"]
+    assert [s["key"] for s in mine] == [key]
+
+    moved = api.post("/api/v1/subscriptions/change", change)  # the browser tries again
+    assert moved.status_code in (200, 201), moved.json
+    assert api.post("/api/v1/subscriptions/preferences", _proof(new)).json["dailyCap"] == 2
+    assert api.row(old["endpoint"]) is None
