@@ -12,6 +12,8 @@ from typing import Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core.inputs import whole_number
+
 T = TypeVar("T")
 
 # A control character in a setting is a paste accident, never meant: refuse it everywhere.
@@ -124,22 +126,26 @@ class EventLoop(Choice):
         return value
 
 
+# A plain decimal in ASCII: digits, one optional point, an optional exponent; no sign.
+_DECIMAL = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+# Full-width digits and point (U+FF10..): what some keyboards type, and int()/float() accept.
+_WIDE = {ord(c): ord(c) + 0xFEE0 for c in "0123456789."}
+
+
 class Whole(Kind[int]):
     def __init__(self, low: int, high: int, expects: str | None = None) -> None:
         self.low, self.high = low, high
         self.expects = expects or f"a whole number from {low} to {high}"
 
     def parse(self, text: str) -> int:
-        try:
-            number = int(text)
-        except ValueError:
-            raise self.refuse() from None
-        if not self.low <= number <= self.high:
+        # ASCII digits only: int() also takes '1_0', '+1' and full-width or other Unicode digits.
+        number = whole_number(text, len(str(self.high)))
+        if number is None or not self.low <= number <= self.high:
             raise self.refuse()
         return number
 
     def malformed(self) -> tuple[str, ...]:
-        return ("soon", str(self.low - 1), str(self.high + 1))
+        return ("soon", str(self.low - 1), str(self.high + 1), str(self.high).translate(_WIDE))
 
 
 class Number(Kind[float]):
@@ -148,11 +154,10 @@ class Number(Kind[float]):
         self.expects = f"a number from {low:g} to {high:g}"
 
     def parse(self, text: str) -> float:
-        try:
-            number = float(text)
-        except ValueError:
-            raise self.refuse() from None
-        # NaN compares false with everything, so it is refused here too.
+        # ASCII only: float() also takes '1_0', 'nan', 'inf' and full-width or other digits.
+        if not _DECIMAL.fullmatch(text):
+            raise self.refuse()
+        number = float(text)
         if not self.low <= number <= self.high:
             raise self.refuse()
         return number
@@ -161,7 +166,7 @@ class Number(Kind[float]):
         return f"{value:g}"
 
     def malformed(self) -> tuple[str, ...]:
-        return ("soon", "nan", f"{self.high * 2 + 1:g}")
+        return ("soon", "nan", f"{self.high * 2 + 1:g}", self.show(self.high).translate(_WIDE))
 
 
 class Flag(Kind[bool]):

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import SettingsError, load_settings
+from config.kinds import Number, Whole
+from config.settings import SettingsError, declarations, load_settings
 
 
 def load(tmp_path: Path, **env: str) -> object:
@@ -194,3 +195,40 @@ def test_dotenv_values_are_taken_as_written(tmp_path: Path) -> None:
     dotenv = tmp_path / ".env"
     dotenv.write_text("NEWSFLASH_SECRET_KEY=pa${HOME}ss-0123456789\n")
     assert load_settings(environ={}, env_file=dotenv).secret_key == "pa${HOME}ss-0123456789"
+
+
+_FULL_WIDTH = {ord(c): ord(c) + 0xFEE0 for c in "0123456789."}  # U+FF10.. and U+FF0E
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("NEWSFLASH_DEFAULT_TTL", "\uff11\uff12\uff10"),  # full-width 120: int() took it
+        ("NEWSFLASH_DEFAULT_TTL", "1_200"),  # int() reads the underscore as a separator
+        ("NEWSFLASH_DEFAULT_TTL", "+120"),
+        ("NEWSFLASH_DEFAULT_TTL", "\u0661\u0662\u0660"),  # Arabic-Indic 120
+        ("PORT", "\uff18\uff10\uff10\uff10"),
+        ("NEWSFLASH_CONNECT_TIMEOUT_S", "\uff15"),
+        ("NEWSFLASH_CONNECT_TIMEOUT_S", "1_0"),
+        ("NEWSFLASH_CONNECT_TIMEOUT_S", "+5"),
+        ("NEWSFLASH_CONNECT_TIMEOUT_S", "\u0665.\u0665"),
+    ],
+)
+def test_numbers_are_ascii_digits_only(tmp_path: Path, variable: str, value: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load(tmp_path, **{variable: value})
+    assert str(info.value).startswith(f"{variable}: expected"), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_every_whole_and_number_setting_refuses_non_ascii_digits_and_takes_ascii() -> None:
+    numeric = [(d.env, d.kind) for d in declarations() if isinstance(d.kind, Whole | Number)]
+    assert len(numeric) > 40
+    for env, kind in numeric:
+        low = kind.show(kind.low) if isinstance(kind, Number) else str(kind.low)
+        assert kind.parse(low) == kind.low, env
+        for text in (low.translate(_FULL_WIDTH), f"{low}_0", f"+{low}"):
+            with pytest.raises(ValueError):
+                kind.parse(text)
+    assert Number(0, 100).parse("2.5") == 2.5 and Number(0, 100).parse(".5") == 0.5
+    assert Number(0, 100).parse("1e1") == 10.0 and Number(0, 100).parse("7.") == 7.0
