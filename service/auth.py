@@ -31,14 +31,20 @@ def begin_session(principal: Principal) -> None:
 
 def end_session() -> None:
     """Log this browser out on the server too: a copy of the old cookie is worth nothing."""
-    session_id = session.get(SESSION_ID)
-    if isinstance(session_id, str):
+    session_id = current_session_id()
+    if session_id is not None:
         current_app.extensions["newsflash"].accounts.end_session(session_id, time.time())
     g.pop("principal", None)
 
 
 def has_session() -> bool:
     return isinstance(session.get(SESSION_ID), str)
+
+
+def current_session_id() -> str | None:
+    """This browser's server-side session id (None without a login cookie)."""
+    session_id = session.get(SESSION_ID)
+    return session_id if isinstance(session_id, str) else None
 
 
 def current_principal() -> Principal | None:

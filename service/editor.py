@@ -1,7 +1,8 @@
 """Newsroom pages (/editor): the blueprint, what every page shares, login and logout.
 
 The pages live beside it: editor_reports (history, reports, Stop/Undo), editor_compose
-(compose, test, review, send, schedule, test devices), editor_corrections, editor_audit.
+(compose, test, review, send, schedule, test devices), editor_corrections, editor_audit,
+editor_account (your account: sign out of all other devices).
 """
 
 from __future__ import annotations
@@ -225,10 +226,18 @@ def _not_found(exc: NotFound) -> Response | tuple[str, int]:
 
 # The pages register their routes on bp when imported (after bp and the helpers above exist).
 from service import (  # noqa: E402
+    editor_account,
     editor_audit,
     editor_compose,
     editor_corrections,
     editor_reports,
 )
 
-__all__ = ["bp", "editor_audit", "editor_compose", "editor_corrections", "editor_reports"]
+__all__ = [
+    "bp",
+    "editor_account",
+    "editor_audit",
+    "editor_compose",
+    "editor_corrections",
+    "editor_reports",
+]

@@ -138,6 +138,8 @@ def _account_sentence(who: str, action: str, target: str, detail: Mapping[str, A
         "user.password": f"{who} set a new password for {target}.",
         "user.disable": f"{who} disabled {target}.",
         "user.enable": f"{who} enabled {target}.",
+        "user.sign_out_others": f"{who} signed out of their other devices "
+        f"({_sessions(detail.get('sessions_ended'))} ended).",
         "token.create": f"{who} created the API token '{target}' ({role}).",
         "token.revoke": f"{who} revoked API token #{target}.",
         "test_device.set": f"{who} made a browser their test device.",
@@ -152,6 +154,10 @@ def _account_sentence(who: str, action: str, target: str, detail: Mapping[str, A
         "template.delete": f"{who} deleted the template '{detail.get('name', target)}'.",
     }
     return sentences.get(action, f"{who}: {action} {target}".rstrip() + ".")
+
+
+def _sessions(count: object) -> str:
+    return "1 session" if count == 1 else f"{count if isinstance(count, int) else '?'} sessions"
 
 
 def _feed_mode(mode: object) -> str:

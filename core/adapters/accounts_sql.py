@@ -8,7 +8,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, case, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -33,6 +33,16 @@ _hasher = PasswordHasher()
 # Verifying against a dummy hash keeps "no such user" as slow as "wrong password".
 _DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
 SEVERAL_ACTORS = "(several)"
+
+
+def _revoke_sessions(conn: Connection, user_id: int, now: float, keep: str | None = None) -> int:
+    """End every live session of a user (but `keep`, a session id); one rule for the CLI's
+    account changes and the newsroom's "sign out of all other devices"."""
+    s = t.sessions
+    query = update(s).where(s.c.user_id == user_id, s.c.revoked_at.is_(None))
+    if keep is not None:
+        query = query.where(s.c.id != hash_token(keep))
+    return int(conn.execute(query.values(revoked_at=now)).rowcount)
 
 
 class SqlAccounts:
@@ -128,16 +138,31 @@ class SqlAccounts:
                 .values(revoked_at=now)
             )
 
-    def end_user_sessions(self, user_id: int, now: float) -> int:
-        """Every live session of this user ends (password, role or status changed)."""
+    def end_user_sessions(self, user_id: int, now: float, keep: str | None = None) -> int:
+        """Every live session of this user ends, but `keep` (a session id): "sign out of all
+        other devices" keeps the browser that asked. Returns how many ended."""
         with self.engine.begin() as conn:
-            return int(
-                conn.execute(
-                    update(t.sessions)
-                    .where(t.sessions.c.user_id == user_id, t.sessions.c.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                ).rowcount
+            return _revoke_sessions(conn, user_id, now, keep)
+
+    def other_sessions(
+        self, user_id: int, session_id: str, now: float, lifetime_s: float, idle_s: float
+    ) -> int:
+        """How many sessions of this user, besides `session_id`, still count (as
+        session_alive decides: not revoked, not over age, not idle)."""
+        s = t.sessions
+        query = (
+            select(func.count())
+            .select_from(s)
+            .where(
+                s.c.user_id == user_id,
+                s.c.id != hash_token(session_id),
+                s.c.revoked_at.is_(None),
+                s.c.created_at > now - lifetime_s,
+                s.c.last_seen_at > now - idle_s,
             )
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
 
     # -- user administration ------------------------------------------------------------
     def _change_user(self, email: str, now: float, **values: Any) -> int:
@@ -150,13 +175,7 @@ class SqlAccounts:
             if user_id is None:
                 raise NotFound("no user with this email", "email")
             conn.execute(update(t.users).where(t.users.c.id == user_id).values(**values))
-            return int(
-                conn.execute(
-                    update(t.sessions)
-                    .where(t.sessions.c.user_id == user_id, t.sessions.c.revoked_at.is_(None))
-                    .values(revoked_at=now)
-                ).rowcount
-            )
+            return _revoke_sessions(conn, user_id, now)
 
     def set_disabled(self, email: str, disabled: bool, now: float) -> int:
         """Disable (or enable) a user; returns how many sessions ended."""

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from core.accounts import Principal, Role, parse_role
+from core.errors import ValidationError
 from core.ports import AuditLog
 
 CLI_ACTOR = "cli"
@@ -20,6 +21,7 @@ class AccountStore(AuditLog, Protocol):
     def set_disabled(self, email: str, disabled: bool, now: float) -> int: ...
     def set_role(self, email: str, role: Role, now: float) -> int: ...
     def set_password(self, email: str, password: str, now: float) -> int: ...
+    def end_user_sessions(self, user_id: int, now: float, keep: str | None = None) -> int: ...
     def create_token(self, name: str, role: Role, created_by: str | None = None) -> str: ...
     def revoke_token(self, token_id: int) -> None: ...
     def audit_refusal(
@@ -49,6 +51,16 @@ class Access:
 
     def logout(self, principal: Principal) -> None:
         self.accounts.audit(principal.name, "logout")
+
+    def sign_out_elsewhere(self, principal: Principal, session_id: str, address: str | None) -> int:
+        """A lost phone: every other session of this user ends, the one asking (session_id)
+        stays. Returns how many ended."""
+        if principal.user_id is None:
+            raise ValidationError("only a newsroom login has devices to sign out", "session")
+        ended = self.accounts.end_user_sessions(principal.user_id, self.clock(), keep=session_id)
+        detail = {"sessions_ended": ended, "ip": address}
+        self.accounts.audit(principal.name, "user.sign_out_others", _key(principal.name), detail)
+        return ended
 
     # -- API tokens ----------------------------------------------------------------------------
     def create_token(self, name: str, role_name: str, actor: str = CLI_ACTOR) -> tuple[str, Role]:

@@ -4,6 +4,7 @@ refused logins are summarised in the audit log, which pages and filters; SQLite 
 from __future__ import annotations
 
 import gc
+import json
 import re
 import time
 import uuid
@@ -231,6 +232,94 @@ def test_idle_sessions_expire_sooner_than_the_lifetime(site: Site) -> None:
     with site.engine.connect() as conn:
         rows = conn.execute(select(t.sessions.c.id).where(t.sessions.c.id == expired)).all()
     assert rows == []
+
+
+# -- signing out of every other device (a lost phone) -----------------------------------------
+SIGN_OUT = "/editor/account/sign-out-others"
+
+
+def _account(client: FlaskClient) -> str:
+    page = client.get("/editor/account")
+    assert page.status_code == 200, page.text
+    return page.text
+
+
+def _sign_out_audits(site: Site, email: str) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in site.accounts.audit_entries(10_000, action="user.sign_out_others")
+        if e["actor"] == email
+    ]
+
+
+def test_signing_out_of_all_other_devices_ends_only_this_users_other_sessions(
+    site: Site,
+) -> None:
+    email, bystander = site.user(), site.user()
+    here, lost_phone, tablet = (site.logged_in(email) for _ in range(3))
+    stolen = cookie_of(lost_phone)
+    other = site.logged_in(bystander)
+    page = _account(here)
+    assert email in page and "signed in on 2 other devices" in page
+    assert "Sign out of all other devices" in page
+
+    answer = here.post(SIGN_OUT, data={"csrf_token": csrf_of(page)})
+    assert answer.status_code == 302, answer.text
+    assert answer.headers["Location"].startswith("/editor/account")
+    done = here.get(answer.headers["Location"]).text
+    assert "Signed out of 2 other devices" in done
+    assert "signed in on this device only" in done
+
+    assert_logged_in(here)
+    for browser in (lost_phone, tablet, replay(site, stolen)):
+        assert_logged_out(browser)
+    assert_logged_in(other)
+    assert "signed in on this device only" in _account(other)
+    audits = _sign_out_audits(site, email)
+    assert len(audits) == 1 and audits[0]["target"] == email
+    assert json.loads(audits[0]["detail"])["sessions_ended"] == 2
+    # The audit log says it in words.
+    admin = site.logged_in(site.user(Role.ADMIN))
+    audit = admin.get(f"/editor/audit?actor={email}&action=user.sign_out_others").text
+    assert f"{email} signed out of their other devices (2 sessions ended)." in audit
+
+
+def test_an_ops_user_can_sign_out_their_other_devices_too(site: Site) -> None:
+    email = site.user(Role.OPS)
+    here, lost_phone = site.logged_in(email), site.logged_in(email)
+    answer = here.post(SIGN_OUT, data={"csrf_token": csrf_of(_account(here))})
+    assert answer.status_code == 302, answer.text
+    assert here.get("/ops").status_code == 200
+    page = lost_phone.get("/ops")
+    assert page.status_code == 302 and page.headers["Location"].startswith("/editor/login")
+
+
+def test_a_get_or_a_post_without_the_csrf_token_signs_nobody_out(site: Site) -> None:
+    email = site.user()
+    here, elsewhere = site.logged_in(email), site.logged_in(email)
+    page = _account(here)
+    assert here.get(SIGN_OUT).status_code == 405
+    for data in ({}, {"csrf_token": "forged-" + uuid.uuid4().hex}):
+        refused = here.post(SIGN_OUT, data=data)
+        assert refused.status_code == 400
+        assert "Nothing was sent or changed" in refused.text
+    # Another site's form would carry the cookie but never this session's token.
+    cross_site = elsewhere.post(SIGN_OUT, data={}, headers={"Origin": "https://evil.example"})
+    assert cross_site.status_code == 400
+    assert_logged_in(here)
+    assert_logged_in(elsewhere)
+    assert "signed in on 1 other device" in page and _sign_out_audits(site, email) == []
+
+
+def test_an_api_token_has_no_devices_to_sign_out(site: Site) -> None:
+    token = site.accounts.create_token("cms", Role.ADMIN)
+    client = site.app.test_client()
+    answer = client.get("/editor/account", headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 403
+    assert "log in" in answer.text.lower()
+    # Without a session there is no CSRF token either: the post is refused before anything.
+    posted = client.post(SIGN_OUT, headers={"Authorization": f"Bearer {token}"})
+    assert posted.status_code == 400
 
 
 # -- audit log ---------------------------------------------------------------------------------

@@ -70,6 +70,8 @@ PUBLIC = frozenset(
 
 
 def allowed_roles(endpoint: str) -> set[Role]:
+    if endpoint in ("editor.account", "editor.sign_out_others"):
+        return set(Role)  # anyone logged in: their own account and devices
     if endpoint.startswith("ops."):
         return {Role.OPS, Role.ADMIN}
     if (

@@ -17,6 +17,7 @@ class FakeAccounts(FakeAudit):
     users: dict[str, tuple[str, Role]] = field(default_factory=dict)
     refusals: list[tuple[str | None, str, str | None]] = field(default_factory=list)
     tokens: list[tuple[str, Role, str | None]] = field(default_factory=list)
+    ended: list[tuple[int, str | None]] = field(default_factory=list)
 
     def authenticate(self, email: str, password: str) -> Principal | None:
         found = self.users.get(email)
@@ -36,6 +37,10 @@ class FakeAccounts(FakeAudit):
 
     def set_password(self, email: str, password: str, now: float) -> int:
         return 3
+
+    def end_user_sessions(self, user_id: int, now: float, keep: str | None = None) -> int:
+        self.ended.append((user_id, keep))
+        return 2
 
     def create_token(self, name: str, role: Role, created_by: str | None = None) -> str:
         self.tokens.append((name, role, created_by))
@@ -99,3 +104,19 @@ def test_an_unknown_role_changes_nothing(store: FakeAccounts) -> None:
     with pytest.raises(ValidationError):
         access.create_user("c@news.example", "x" * 12, "root")
     assert store.rows == [] and store.tokens == [] and store.users == {}
+
+
+def test_signing_out_elsewhere_keeps_the_asking_session_and_is_audited(
+    store: FakeAccounts,
+) -> None:
+    access = Access(store, clock=Clock())
+    me = Principal("Anna@news.example", Role.OPS, user_id=7)
+    assert access.sign_out_elsewhere(me, "this-browser", "127.0.0.1") == 2
+    assert store.ended == [(7, "this-browser")]
+    assert store.actions() == ["user.sign_out_others"]
+    assert store.rows[0][0] == "Anna@news.example" and store.rows[0][2] == "anna@news.example"
+    assert store.rows[0][3] == {"sessions_ended": 2, "ip": "127.0.0.1"}
+    # An API token is no login: it has no other devices, and nothing ends.
+    with pytest.raises(ValidationError):
+        access.sign_out_elsewhere(Principal("token:cms", Role.ADMIN, token_id=1), "x", None)
+    assert store.ended == [(7, "this-browser")] and len(store.rows) == 1

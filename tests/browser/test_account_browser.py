@@ -1,0 +1,103 @@
+"""The newsroom's account page in a real Chromium on a 390 px phone: an editor whose other phone
+is lost finds the page from the menu and signs every other device out; the lost phone's next
+page is the login page, this one stays in. Screenshots land in var/test-artifacts
+(account-*.png); docs/img is refreshed only with NEWSFLASH_DOCS_SCREENSHOTS=1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.accounts import Role
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE
+from tests.support.live_stack import served_app
+from tests.support.newsroom import EDITOR, PASSWORD
+from tests.support.services import free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+UPDATE_DOCS = os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("account-browser")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with served_app(
+        tmp, f"sqlite:///{tmp}/newsflash.db", redis_url, vapid_pem, port, PUBLIC_ORIGINS=url
+    ) as live:
+        live.create_user(EDITOR, PASSWORD, Role.EDITOR)
+        yield url
+
+
+def _phone(browser: Any, base: str) -> Any:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(base + "/editor/login")
+    page.fill("#email", EDITOR)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/editor/login" not in url)
+    return page
+
+
+def _shoot(page: Any, artifacts: Path, name: str) -> None:
+    for size, label in ((PHONE, "390"), (DESK, "desktop")):
+        page.set_viewport_size(size)
+        page.wait_for_load_state("load")
+        assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
+        shot = artifacts / f"{name}-{label}.png"
+        page.screenshot(path=str(shot), full_page=True)
+        if UPDATE_DOCS and label == "390":
+            shutil.copy(shot, DOCS_IMG / shot.name)
+    page.set_viewport_size(PHONE)
+
+
+def test_an_editor_signs_a_lost_phone_out_from_their_own_phone(
+    chromium_browser: Any, base: str, artifacts: Path
+) -> None:
+    lost = _phone(chromium_browser, base)
+    page = _phone(chromium_browser, base)
+    try:
+        # Found from the menu: the editor's own name leads to the account page.
+        page.click("[data-menu-toggle]")
+        page.screenshot(path=str(artifacts / "account-menu-390.png"))
+        page.click(f".nf-who-name:has-text('{EDITOR}')")
+        page.wait_for_url(lambda url: url.endswith("/editor/account"))
+        assert page.locator("#other-devices").inner_text() == (
+            "Besides this one, you are signed in on 1 other device."
+        )
+        _shoot(page, artifacts, "account")
+        button = page.locator("#sign-out-others").bounding_box()
+        assert button is not None and button["height"] >= 44, button
+        assert button["width"] >= PHONE["width"] - 80, button  # a full-width thumb target
+
+        page.click("#sign-out-others")
+        page.wait_for_selector("#signed-out")
+        assert page.locator("#signed-out").inner_text() == (
+            "Signed out of 1 other device. This one stays signed in."
+        )
+        assert page.locator("#other-devices").inner_text() == (
+            "You are signed in on this device only."
+        )
+        _shoot(page, artifacts, "account-signed-out")
+
+        # The lost phone's next tap is the login page; this phone carries on.
+        lost.goto(base + "/editor/")
+        assert "/editor/login" in lost.url
+        page.goto(base + "/editor/")
+        assert "/editor/login" not in page.url
+        # Reloading the account page does not say it again, nor sign anyone out.
+        page.goto(base + "/editor/account")
+        assert page.locator("#signed-out").count() == 0
+    finally:
+        lost.context.close()
+        page.context.close()
