@@ -1,21 +1,29 @@
-"""Corrections: which alert a correction replaces, the chain it belongs to, what changed.
+"""Corrections: which alert a correction replaces, the chain it belongs to, what changed, and
+who it is addressed to.
 
 Correcting twice corrects the latest correction: a correction's audience is whoever the alert it
 corrects reached, and its words replace that alert's words on screen (same Topic and tag), so the
 newest words are always what a reader's notification is corrected from.
+
+A correction of an alert still sending takes it over: when the correction starts sending, the
+alert it corrects stops (core/delivery.py), and the correction goes to everyone that alert was
+meant for, reached yet or not (`addressed`). Otherwise a reader the alert reached later, or whose
+push was still waiting for a retry or their quiet hours, would end with the old words.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.errors import Conflict, ValidationError
 from core.model import Alert, AlertKind, AlertStatus
 
 # Corrections that went (or are going) out; a called-off or failed one replaced nothing.
 _LIVE = (AlertStatus.SCHEDULED, AlertStatus.QUEUED, AlertStatus.SENDING, AlertStatus.SENT)
+# What a correction stops when it starts sending: the alert it corrects, if still going out.
+STOPPABLE = (AlertStatus.QUEUED, AlertStatus.SENDING)
 
 
 @dataclass(frozen=True)
@@ -91,3 +99,65 @@ def chain_of(
         frontier = [c.id for c in below if c.id not in found]
         found.update({c.id: c for c in below})
     return sorted(found.values(), key=lambda a: a.id)
+
+
+def takes_over(target: Alert | None) -> bool:
+    """Whether a correction starting now stops `target` (the alert it corrects): it is still
+    going out, so its readers not reached yet get the correction instead."""
+    return target is not None and target.kind is not AlertKind.TEST and target.status in STOPPABLE
+
+
+def addressed(
+    correction: Alert,
+    get_alert: Callable[[int], Alert | None],
+    pruned: Callable[[int], bool],
+    limit: int = 100,
+) -> Alert:
+    """The correction as the planner walks its audience (only `kind` and `corrects_id` change).
+
+    - The alert it corrects went out in full (sent, failed): whoever that alert's ledger holds
+      (kind CORRECTION, as stored).
+    - Its ledger was pruned (core/retention.py): the current audience of its topics.
+    - It was stopped (this correction took it over, or it was called off meanwhile): everyone
+      it was meant for, its topics' readers or its story's followers, as it would have reached
+      them (quiet hours, caps), plus whoever it reached, who get the correction at once. Such
+      a correction is planned with the kind of the audience (NORMAL or UPDATE) and
+      `corrects_id` naming the alert whose reached readers are added (`adds_reached`); a stopped
+      correction passes on its own audience.
+    """
+    current = correction
+    for _ in range(limit):
+        if current.kind is not AlertKind.CORRECTION or current.corrects_id is None:
+            break
+        target = get_alert(current.corrects_id)
+        if target is None or pruned(target.id):
+            return replace(current, kind=AlertKind.NORMAL)
+        if target.status is not AlertStatus.CANCELLED:
+            return current
+        if target.kind is AlertKind.CORRECTION and target.corrects_id is not None:
+            # A stopped correction was itself addressed from its own target: so is this one.
+            current = replace(current, corrects_id=target.corrects_id)
+            continue
+        kind = AlertKind.UPDATE if target.kind is AlertKind.UPDATE else AlertKind.NORMAL
+        return replace(current, kind=kind)
+    return current
+
+
+def adds_reached(alert: Alert) -> int | None:
+    """For a correction planned by its audience (`addressed`), the alert whose reached readers
+    it also goes to, at once whatever their quiet hours or caps; else None."""
+    if alert.kind is AlertKind.CORRECTION or alert.corrects_id is None:
+        return None
+    return alert.corrects_id
+
+
+def stopped_by(alert: Alert, chain: Sequence[Alert]) -> Alert | None:
+    """The correction that took `alert` over (stopped it when it started sending), from the
+    alert's chain (`chain_of`); None if it finished, or an editor stopped it before."""
+    if alert.status is not AlertStatus.CANCELLED or alert.cancelled_at is None:
+        return None
+    for c in chain:
+        started = c.started_at
+        if c.corrects_id == alert.id and started is not None and alert.cancelled_at >= started:
+            return c
+    return None

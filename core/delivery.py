@@ -10,17 +10,22 @@ from dataclasses import dataclass, field
 
 from core.choices import ChoiceStore, choice_step, choice_sweep_step, uses_choices
 from core.completion import finish_if_done
+from core.corrections import addressed, takes_over
 from core.endpoints import EndpointPolicy
 from core.freshness import SWEEP, Cursor, resume_at, sweep_since, walks_freshest_first
-from core.model import Alert, AlertKind, Lane
+from core.model import Alert, AlertKind, AlertStatus, Lane
 from core.ports import PlanningConflict, PlanningStore, RecoveryStore, TaskQueue
 from core.receipts import Receipts
 from core.rejections import RejectionJudge
-from core.retention import addressed_by_topics
 from core.utm import UtmTags
 
 log = logging.getLogger("newsflash.delivery")
 SWEEP_PAGES = 20  # the final sweep looks up this many batches' worth of readers at a time
+# How long a correction's planner waits for the pushes of the alert it stopped that are already
+# on their way (each answered within a push's timeout; a dead sender's lease runs out sooner).
+# Still busy after that: the reconciler plans the correction again later.
+TAKE_OVER_WAIT_S = 15.0
+TAKE_OVER_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -59,12 +64,15 @@ def plan_fanout(
     clock: Callable[[], float] = time.time,
     choices: ChoiceStore | None = None,
     pruned: Callable[[int], bool] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Walk the audience in keyset pages; one delivery task per page. Resumable.
 
     Topic alerts are walked freshest first (core/freshness.py), others in id order.
     `pruned(alert_id)` says whether retention removed an alert's ledger (core/retention.py): a
-    correction of such an alert is addressed by its topics instead.
+    correction of such an alert is addressed by its topics instead. A correction of an alert
+    still sending stops it first and waits for its pushes already on their way, so no reader
+    gets its old words after the correction (core/corrections.py).
 
     Each page is committed with the planning cursor before its task is enqueued, so a re-run
     (a redelivered task, the reconciler) continues where the last one stopped. With `choices`,
@@ -74,8 +82,10 @@ def plan_fanout(
     if alert is None:
         return 0
     fresh = policy.freshest_first and walks_freshest_first(alert)  # never a correction
-    if pruned is not None:
-        alert = addressed_by_topics(alert, pruned)
+    if alert.kind is AlertKind.CORRECTION and alert.corrects_id is not None:
+        if not _take_over(alert.corrects_id, store, policy, clock, sleep):
+            return 0  # still answering the stopped alert's pushes: the reconciler plans it
+        alert = addressed(alert, store.get_alert, pruned or _never)
     lane = alert.lane
     with_choices = choices is not None and uses_choices(alert)
     if alert.kind is AlertKind.UPDATE and choices is None:
@@ -106,6 +116,36 @@ def plan_fanout(
     finish_if_done(store, alert_id, clock())
     log.info("planned", extra={"alert_id": alert_id, "batches": planned})
     return planned
+
+
+def _never(alert_id: int) -> bool:
+    return False
+
+
+def _take_over(
+    target_id: int,
+    store: PlanningStore,
+    policy: DeliveryPolicy,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> bool:
+    """Stop the alert a correction replaces if it is still going out; True once none of its
+    pushes is on its way any more (a push answered after the correction's would put the old
+    words back on screen: same tag)."""
+    target = store.get_alert(target_id)
+    if takes_over(target):
+        store.stop_sending(target_id, clock())
+        log.info("stopped for its correction", extra={"alert_id": target_id})
+        target = store.get_alert(target_id)
+    if target is None or target.status is not AlertStatus.CANCELLED:
+        return True
+    deadline = clock() + TAKE_OVER_WAIT_S
+    while store.in_flight(target_id, clock(), policy.lease_s):
+        if clock() >= deadline:
+            log.warning("stopped alert still sending", extra={"alert_id": target_id})
+            return False
+        sleep(TAKE_OVER_POLL_S)
+    return True
 
 
 Step = tuple[int | None, Cursor] | None  # (the batch to push or None, the new cursor); None: done

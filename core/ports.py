@@ -120,6 +120,14 @@ class PlanningStore(AlertReads, Protocol):
 
     def finish_planning(self, alert_id: int, now: float) -> None: ...
     def planning_cursor(self, alert_id: int) -> Cursor: ...
+    def stop_sending(self, alert_id: int, now: float) -> None:
+        """Cancel the alert if it is still queued or sending (its correction takes over)."""
+        ...
+
+    def in_flight(self, alert_id: int, now: float, lease_s: float) -> bool:
+        """Whether a sender still holds one of the alert's batches (a lease younger than
+        `lease_s`): pushes may still be on their way."""
+        ...
 
 
 class LedgerStore(AlertReads, Protocol):

@@ -30,11 +30,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
-from core.model import Alert, AlertKind
+from core.model import Alert
 from core.newsroom import build_report
 from core.pace import release_time
 from core.reports import delivered_frame, events_frame
@@ -130,19 +130,6 @@ class RetentionReport:
 
     def add(self, what: str, n: int) -> None:
         self.deleted[what] = self.deleted.get(what, 0) + n
-
-
-def addressed_by_topics(alert: Alert, pruned: Callable[[int], bool]) -> Alert:
-    """A correction goes to whoever its original reached, read from the original's ledger;
-    once retention removed that ledger, it goes to the current audience of its topics (the
-    original's, which a correction keeps)."""
-    if (
-        alert.kind is AlertKind.CORRECTION
-        and alert.corrects_id is not None
-        and pruned(alert.corrects_id)
-    ):
-        return replace(alert, kind=AlertKind.NORMAL)
-    return alert
 
 
 class _Snapshot:

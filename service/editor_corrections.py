@@ -9,7 +9,7 @@ from flask import redirect, render_template, request, url_for
 
 from core import alerts as alert_rules
 from core.accounts import EDITOR_ROLES
-from core.corrections import word_diff
+from core.corrections import stopped_by, word_diff
 from core.errors import DomainError, ValidationError
 from core.model import Alert, AlertDraft
 from service.auth import require_role
@@ -20,8 +20,12 @@ _FIELDS = ("title", "body", "url")
 
 @bp.app_context_processor
 def _chain_global() -> dict[str, Any]:
-    """nf_chain(alert): the original and its corrections, for every report in the chain."""
-    return {"nf_chain": lambda alert: room().chain(alert)}
+    """nf_chain(alert): the original and its corrections, for every report in the chain;
+    nf_stopped_by(alert): the correction that took a still-sending alert over, or None."""
+    return {
+        "nf_chain": lambda alert: room().chain(alert),
+        "nf_stopped_by": lambda alert: stopped_by(alert, room().chain(alert)),
+    }
 
 
 # -- corrections ----------------------------------------------------------------------------

@@ -28,10 +28,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.adapters import tables as t
-from core.adapters.planning_sql import at_cursor, cursor_after, keyset_page
+from core.adapters.planning_sql import at_cursor, cursor_after, keyset_page, reached_by
 from core.adapters.recovery_sql import add_retry_batch
 from core.adapters.sql import insert_batch
 from core.choices import AudiencePage
+from core.corrections import adds_reached
 from core.freshness import Cursor
 from core.model import Alert, AlertKind, AlertStatus, LedgerStatus
 from core.ports import PlanningConflict
@@ -113,15 +114,21 @@ class SqlReaderChoices:
         return _sort_page(alert, rows, now, last)
 
     def _in_audience(self, alert: Alert) -> Any:
-        return t.subscriptions.c.topic_mask.op("&")(self.mask_of(alert.topics)) != 0
+        topics = t.subscriptions.c.topic_mask.op("&")(self.mask_of(alert.topics)) != 0
+        reached = reached_by(adds_reached(alert))
+        return topics if reached is None else or_(topics, reached)
 
     def _columns(self, alert: Alert, now: float) -> tuple[Any, ...]:
         """(id, last_seen_at, hold, has_cap): hold is CAPPED, the UTC minute quiet hours end, or
-        None to push now."""
+        None to push now. A correction's readers who got the alert it corrects get it at once
+        and it does not count towards their cap (that alert did)."""
         s = t.subscriptions
         waits = waits_for_readers(alert)
+        reached = reached_by(adds_reached(alert))
+        first = [] if reached is None else [(reached, None)]
         hold = (
             case(
+                *first,
                 (_capped(now), CAPPED),
                 (_in_quiet(utc_minute(now)), s.c.quiet_end_utc),
                 else_=None,
@@ -129,7 +136,9 @@ class SqlReaderChoices:
             if waits
             else literal(None, Integer)
         )
-        has_cap = s.c.daily_cap.is_not(None) if waits else literal(False)
+        has_cap: Any = s.c.daily_cap.is_not(None) if waits else literal(False)
+        if waits and reached is not None:
+            has_cap = and_(has_cap, ~reached)
         return s.c.id, s.c.last_seen_at, hold, has_cap
 
     def add_choice_page(

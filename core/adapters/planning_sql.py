@@ -23,8 +23,9 @@ from sqlalchemy import (
 from core.adapters import tables as t
 from core.adapters.alerts_sql import AlertReader
 from core.adapters.sql import TopicBits, insert_batch, row_to_alert
+from core.corrections import STOPPABLE, adds_reached
 from core.freshness import Cursor
-from core.model import Alert, AlertKind, AlertStatus, LedgerStatus
+from core.model import Alert, AlertKind, AlertStatus, BatchStatus, LedgerStatus
 from core.ports import PlanningConflict
 
 
@@ -87,15 +88,52 @@ class SqlPlanning(AlertReader):
             )
         else:
             s = t.subscriptions
-            mask = self.topics.mask_of(alert.topics)
             q = keyset_page(
-                select(s.c.id, s.c.last_seen_at).where(s.c.topic_mask.op("&")(mask) != 0), after
+                select(s.c.id, s.c.last_seen_at).where(self.in_audience(alert)), after
             ).limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
         if not rows:
             return [], after
         return [int(r[0]) for r in rows], cursor_after(rows[-1], after)
+
+    def in_audience(self, alert: Alert) -> ColumnElement[bool]:
+        """A subscription is in a topic alert's audience: one of its topics; for a correction
+        that took over (core/corrections.py), also whoever the alert it corrects reached."""
+        s = t.subscriptions
+        topics = s.c.topic_mask.op("&")(self.topics.mask_of(alert.topics)) != 0
+        reached = reached_by(adds_reached(alert))
+        return topics if reached is None else or_(topics, reached)
+
+    def stop_sending(self, alert_id: int, now: float) -> None:
+        a = t.alerts
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(a)
+                .where(a.c.id == alert_id, a.c.status.in_([x.value for x in STOPPABLE]))
+                .values(
+                    status=AlertStatus.CANCELLED.value,
+                    cancelled_at=now,
+                    finished_at=now,
+                    progress_at=now,
+                )
+            )
+
+    def in_flight(self, alert_id: int, now: float, lease_s: float) -> bool:
+        b = t.batches
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(
+                    select(b.c.id)
+                    .where(
+                        b.c.alert_id == alert_id,
+                        b.c.status == BatchStatus.SENDING.value,
+                        b.c.heartbeat_at >= now - lease_s,
+                    )
+                    .limit(1)
+                ).first()
+                is not None
+            )
 
     def add_batch(
         self, alert_id: int, ids: Sequence[int], after: Cursor, last: Cursor, now: float
@@ -160,6 +198,22 @@ class SqlPlanning(AlertReader):
                 .where(t.alerts.c.id == alert_id)
                 .values(planned=True, audience=int(audience), progress_at=now)
             )
+
+
+def reached_by(alert_id: int | None) -> ColumnElement[bool] | None:
+    """The subscription was delivered alert `alert_id` (None: no alert, no condition)."""
+    if alert_id is None:
+        return None
+    d = t.deliveries
+    return (
+        select(d.c.subscription_id)
+        .where(
+            d.c.alert_id == alert_id,
+            d.c.subscription_id == t.subscriptions.c.id,
+            d.c.status == int(LedgerStatus.DELIVERED),
+        )
+        .exists()
+    )
 
 
 def keyset_page(q: Select[Any], after: Cursor) -> Select[Any]:

@@ -47,7 +47,9 @@ from tests.support.stack import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
-TOPICS = topics_env("undo", "tests", "sched", "restart", "fix", "stop", "report", "cms", "everyone")
+TOPICS = topics_env(
+    "undo", "tests", "sched", "restart", "fix", "takeover", "stop", "report", "cms", "everyone"
+)
 
 
 # -- a tiny publisher site for "Prefill from article" -----------------------------------------
@@ -839,6 +841,48 @@ def test_correction_goes_to_the_same_readers_with_the_same_tag_and_is_linked(
     corrected = [e for e in _audit(stack) if e["action"] == "alert.correct"]
     first = json.loads(corrected[-1]["detail"])  # newest first
     assert first["before"]["title"] == "Five killed in crash" and first["undo_window_s"] == 3
+
+
+def test_a_correction_during_a_slow_send_takes_it_over(
+    stack: NewsroomStack, editor: FlaskClient
+) -> None:
+    """Corrected while still sending: every reader ends with the correction, once, and no push
+    of the old words is accepted after the correction's (same tag: it would replace it)."""
+    audience = 30
+    subs = stack.standin.create_subscriptions(audience, "slow", delay_s=0.5)
+    for sub in subs:
+        stack.subscribe(sub, ["takeover"])
+    original_id = _alert_id(_send(editor, _form("takeover", title="Five killed in crash")))
+    wait_until(lambda: len(stack.received(original_id)) >= 4, 30, "the slow send to be under way")
+    form = editor.get(f"/editor/alerts/{original_id}/correct")
+    review = editor.post(
+        f"/editor/alerts/{original_id}/correct",
+        data={
+            "title": "Four killed in crash",
+            "body": "B",
+            "url": stack.alert(original_id)["url"],
+            "csrf_token": csrf_of(form.text),
+        },
+    )
+    assert 'id="takes-over"' in review.text, "the review says the alert stops"
+    api = stack.api(
+        "POST", f"/api/v1/alerts/{original_id}/correct", json={"title": "Four killed in crash"}
+    )
+    assert api.status_code == 202, api.json
+    fixed = api.json["id"]
+    stack.wait_status(fixed, "sent", timeout_s=60)
+
+    assert stack.alert(original_id)["status"] == "cancelled"
+    old_words = len(stack.received(original_id))
+    assert old_words < audience, "the original stopped"
+    for sub in subs:
+        got = [r.payload["id"] for r in stack.standin.deliveries_for(sub["endpoint"])]
+        assert got.count(fixed) == 1 and got[-1] == fixed, got
+    text = _text(editor.get(f"/editor/alerts/{original_id}").text)
+    assert f"Stopped by correction #{fixed}" in text
+    assert f"{old_words} of " in text and "instead of this alert" in text
+    time.sleep(1.0)
+    assert len(stack.received(original_id)) == old_words
 
 
 # -- 6. stop in flight -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from core.corrections import adds_reached
 from core.endpoints import push_host
 from core.freshness import Cursor
 from core.model import (
@@ -165,6 +166,29 @@ class FakeDeliveryStore:
         self.alerts[alert_id] = _AlertRow(alert, send_at=send_at, progress_at=now)
         return alert_id
 
+    def add_correction(self, of: int, now: float = 0.0) -> int:
+        """A correction of alert `of` (new words, its topics, Topic and tag), queued."""
+        original = self.alerts[of].alert
+        alert_id = max(self.alerts) + 1
+        alert = dataclasses.replace(
+            original,
+            id=alert_id,
+            title=f"Correction of {of}",
+            status=AlertStatus.QUEUED,
+            kind=AlertKind.CORRECTION,
+            corrects_id=of,
+            created_at=now,
+            started_at=None,
+            cancelled_at=None,
+        )
+        self.alerts[alert_id] = _AlertRow(alert, progress_at=now)
+        return alert_id
+
+    def leave_topics(self, sid: int) -> None:
+        """The reader turned every topic off but kept the subscription."""
+        with self._lock:
+            self.subs[sid].topics = frozenset()
+
     def cancel(self, alert_id: int, now: float) -> None:
         """What the newsroom's cancel does: the alert stops, senders see it via is_stopped."""
         with self._lock:
@@ -255,7 +279,16 @@ class FakeDeliveryStore:
                 return [i for _, i in page], Cursor(page[-1][1], page[-1][0])
             else:
                 wanted = set(alert.topics)
-                ids = [i for i, s in self.subs.items() if i > after_id and s.topics & wanted]
+                reached = adds_reached(alert)
+                ids = [
+                    i
+                    for i, s in self.subs.items()
+                    if i > after_id
+                    and (
+                        s.topics & wanted
+                        or self.status_of(reached or 0, i) is LedgerStatus.DELIVERED
+                    )
+                ]
             ids = sorted(ids)[:limit]
             return ids, (Cursor(ids[-1]) if ids else after)
 
@@ -306,6 +339,20 @@ class FakeDeliveryStore:
     def planning_cursor(self, alert_id: int) -> Cursor:
         with self._lock:
             return self.alerts[alert_id].cursor
+
+    def stop_sending(self, alert_id: int, now: float) -> None:
+        with self._lock:
+            if self.alerts[alert_id].alert.status in (AlertStatus.QUEUED, AlertStatus.SENDING):
+                self.cancel(alert_id, now)
+
+    def in_flight(self, alert_id: int, now: float, lease_s: float) -> bool:
+        with self._lock:
+            return any(
+                b.alert_id == alert_id
+                and b.status is BatchStatus.SENDING
+                and (b.heartbeat_at or 0) >= now - lease_s
+                for b in self.batches.values()
+            )
 
     def claim_batch(self, batch_id: int, now: float, stale_after_s: float) -> Batch | None:
         with self._lock:

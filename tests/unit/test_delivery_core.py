@@ -4,6 +4,7 @@ scheduled alerts) against in-memory fakes of its ports: no database, broker or n
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 from collections import Counter
 
@@ -21,6 +22,7 @@ from core.delivery import (
 from core.freshness import Cursor
 from core.model import Alert, AlertStatus, BatchStatus, Lane, LedgerStatus
 from core.rejections import SETTLE_S, RejectionJudge
+from core.ttl import ON_TIME_S
 from tests.support.fakes import (
     Answer,
     FakeClock,
@@ -540,6 +542,18 @@ def test_pushes_carry_only_what_is_left_of_the_ttl() -> None:
     assert w.store.status_of(alert_id, sid) is LedgerStatus.DELIVERED
 
 
+def test_a_send_on_time_carries_the_alerts_own_ttl() -> None:
+    # A fan-out's later batches leave seconds after the release: the contract's TTL header is
+    # the alert's ttl for them; only a push later than ON_TIME_S carries what is left.
+    w = World()
+    w.subscribers(1)
+    alert_id = w.alert()
+    w.plan(alert_id)
+    w.clock.advance(ON_TIME_S - 1)
+    w.deliver_enqueued()
+    assert [m.ttl_s for m in w.sender.pushed] == [3600]
+
+
 # -- reconcile ------------------------------------------------------------------------------
 def test_reconcile_re_enqueues_lost_plans_and_dead_batches_once() -> None:
     w = World()
@@ -595,3 +609,104 @@ def test_a_scheduled_alert_fired_while_the_broker_is_down_is_planned_by_the_reco
     w.clock.advance(POLICY.stale_after_s + 1)
     reconcile(w.store, w.queue, POLICY, w.clock)
     assert w.queue.plans == [(alert_id, Lane.BREAKING)]
+
+
+# -- a correction of an alert still sending ---------------------------------------------------
+def _last_words(w: World) -> dict[int, list[int]]:
+    """Per reader, the alerts pushed to them in order."""
+    got: dict[int, list[int]] = {}
+    for m in w.sender.pushed:
+        got.setdefault(m.subscription_id, []).append(int(json.loads(m.payload)["id"]))
+    return got
+
+
+def test_a_correction_of_an_alert_still_sending_takes_it_over() -> None:
+    """Every reader the original was meant for ends with the correction, once; nobody gets the
+    original after it: not those its later batches held, not the one its retry waited for."""
+    w = World()
+    readers = w.subscribers(25)
+    original = w.alert()
+    w.plan(original)  # three batches: 10, 10, 5
+    first, later = (w.store.batches[b].ids for b in w.queue.batch_ids[:2])
+    retrying, left, unsubscribed = first[0], first[1], later[0]
+    w.sender.answer(f"https://push.example.test/send/{retrying}", Answer(503))
+    w.deliver(w.queue.batch_ids[0])  # reached the first ten (one of them waits for a retry)
+    assert w.store.status_of(original, retrying) is LedgerStatus.RETRY
+    w.store.leave_topics(left)  # reached, then turned its topics off: still corrected
+    del w.store.subs[unsubscribed]  # never reached, gone since: nothing owed
+
+    correction = w.store.add_correction(original, w.clock())
+    w.plan(correction)
+    assert w.status(original) is AlertStatus.CANCELLED
+    w.deliver_enqueued()  # the original's later batches, and the correction's
+    w.clock.advance(3600)
+    schedule_due_retries(w.store, w.queue, POLICY, w.clock)  # no retry of the stopped one
+    w.deliver_enqueued()
+
+    got = _last_words(w)
+    owed = [r for r in readers if r != unsubscribed]
+    assert sorted(got) == owed
+    for reader in owed:
+        assert got[reader][-1] == correction and got[reader].count(correction) == 1, reader
+    assert [got[r] for r in later[1:]] == [[correction]] * 9  # never got the old words
+    assert w.status(correction) is AlertStatus.SENT
+
+
+def test_a_correction_of_a_sent_alert_goes_to_whoever_it_reached() -> None:
+    w = World()
+    w.subscribers(4)
+    original = w.alert()
+    w.plan(original)
+    w.deliver_enqueued()
+    assert w.status(original) is AlertStatus.SENT
+    newcomer = w.store.add_subscription()
+    correction = w.store.add_correction(original, w.clock())
+    w.plan(correction)
+    w.deliver_enqueued()
+    assert w.status(original) is AlertStatus.SENT
+    assert newcomer not in _last_words(w) and len(w.store.delivered_to(correction)) == 4
+
+
+def test_a_correction_waits_for_the_stopped_alerts_pushes_on_their_way() -> None:
+    """A push of the old words answered after the correction's would replace it on screen."""
+    w = World()
+    w.subscribers(3)
+    original = w.alert()
+    w.plan(original)
+    batch = w.queue.batch_ids[0]
+    assert w.store.claim_batch(batch, w.clock(), POLICY.lease_s)  # a sender is pushing it
+    correction = w.store.add_correction(original, w.clock())
+
+    def busy(seconds: float) -> None:  # the sender stays alive: its lease is renewed
+        w.clock.advance(seconds)
+        w.store.heartbeat(batch, w.clock())
+
+    planned = plan_fanout(correction, w.store, w.queue, w.policy, w.clock, sleep=busy)
+    assert planned == 0 and w.status(original) is AlertStatus.CANCELLED
+    assert [b for b in w.store.batches.values() if b.alert_id == correction] == []
+
+    w.store.finish_batch(batch, original, 0, True, w.clock())  # its last answers are in
+    w.clock.advance(POLICY.stale_after_s + 1)
+    reconcile(w.store, w.queue, POLICY, w.clock)  # the correction is planned again
+    assert (correction, Lane.BREAKING) in w.queue.plans
+    assert plan_fanout(correction, w.store, w.queue, w.policy, w.clock, sleep=busy) == 1
+
+
+def test_correcting_a_correction_still_sending_takes_the_chain_over() -> None:
+    w = World()
+    readers = w.subscribers(25)
+    original = w.alert()
+    w.plan(original)
+    w.deliver(w.queue.batch_ids[0])
+    first = w.store.add_correction(original, w.clock())
+    w.plan(first)  # takes the original over
+    w.deliver(w.queue.batch_ids[-1])  # one batch of the first correction goes out
+    second = w.store.add_correction(first, w.clock())
+    w.plan(second)
+    assert w.status(first) is AlertStatus.CANCELLED
+    w.deliver_enqueued()
+
+    got = _last_words(w)
+    assert sorted(got) == readers
+    for reader in readers:
+        assert got[reader][-1] == second and got[reader].count(second) == 1, reader

@@ -1,0 +1,196 @@
+"""A correction of an alert still sending, on SQLite and PostgreSQL: the alert stops, and every
+reader it was meant for ends with the correction, once, whether it had reached them or not;
+readers it reached get the correction at once, the others as the alert would have reached them
+(quiet hours, caps)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from core import choices as choices_core
+from core import delivery
+from core.adapters import tables as t
+from core.adapters.choices_sql import SqlReaderChoices
+from core.adapters.hosts import MemoryHostHealth
+from core.adapters.preferences_sql import SqlPreferences
+from core.adapters.stores_sql import SqlStores
+from core.model import Alert, AlertKind, AlertStatus, Lane, LedgerStatus, Urgency
+from core.ports import PushMessage, PushResult
+from core.quiet import QuietHours, ReaderPreferences
+from tests.support.fakes import RecordingQueue, ScriptedSender
+from tests.support.samples import TOPICS, draft, sub
+
+EVENING = 1_780_344_000.0  # 2026-06-01 20:00 UTC
+LATE = EVENING + 2.5 * 3600  # 22:30 UTC: London (BST) is in its quiet hours, Nairobi too
+NIGHT_ENDS = EVENING + 7 * 3600  # 03:00 UTC: 06:00 in Nairobi
+POLICY = delivery.DeliveryPolicy(batch_size=3, retry_base_s=5, stale_after_s=30)
+
+
+@pytest.fixture
+def store(engine: Engine) -> SqlStores:
+    return SqlStores.build(engine, TOPICS)
+
+
+class Push:
+    """The push service: every push in order as (alert, reader); some readers answer 503."""
+
+    def __init__(self, busy: set[int] | None = None) -> None:
+        self.busy = busy or set()
+        self.log: list[tuple[int, int]] = []
+
+    def answer(self, m: PushMessage) -> PushResult:
+        self.log.append((int(json.loads(m.payload)["id"]), m.subscription_id))
+        return PushResult(
+            m.subscription_id, "fcm.googleapis.com", 503 if m.subscription_id in self.busy else 201
+        )
+
+    def words(self) -> dict[int, list[int]]:
+        got: dict[int, list[int]] = {}
+        for alert_id, sid in self.log:
+            got.setdefault(sid, []).append(alert_id)
+        return got
+
+
+def deliver(store: SqlStores, queue: RecordingQueue, push: Push, at: float) -> None:
+    sender = ScriptedSender(push.answer)
+    while queue.batches:
+        batch = queue.batches.pop(0)
+        delivery.deliver_batch(
+            batch, store.ledger, sender, MemoryHostHealth(), POLICY, clock=lambda: at
+        )
+
+
+def correction_of(store: SqlStores, original: Alert, at: float) -> Alert:
+    fixed, _ = store.alerts.create_alert(
+        replace(
+            draft(original.topics, urgency=original.urgency, ttl_s=original.ttl_s),
+            title="Correction",
+            kind=AlertKind.CORRECTION,
+            corrects_id=original.id,
+        ),
+        original.story_key,
+        AlertStatus.QUEUED,
+        0,
+        at,
+    )
+    return fixed
+
+
+def status(store: SqlStores, alert_id: int) -> AlertStatus:
+    found = store.alerts.get_alert(alert_id)
+    assert found is not None
+    return found.status
+
+
+def test_breaking_news_corrected_while_sending_reaches_everyone_once(store: SqlStores) -> None:
+    ids = [store.subscriptions.upsert(sub(n), 1.0)[0].id for n in range(1, 8)]
+    original, _ = store.alerts.create_alert(draft(ttl_s=3600), "k", AlertStatus.QUEUED, 0, EVENING)
+    queue = RecordingQueue()
+    delivery.plan_fanout(original.id, store.planning, queue, POLICY, clock=lambda: EVENING)
+    first = queue.batches.pop(0)
+    with store.engine.connect() as conn:
+        reached = json.loads(
+            conn.execute(
+                select(t.batches.c.subscription_ids).where(t.batches.c.id == first)
+            ).scalar_one()
+        )
+    retrying, left = reached[0], reached[1]
+    push = Push({retrying})
+    only_first = RecordingQueue()
+    only_first.batches.append(first)
+    deliver(store, only_first, push, EVENING)
+    with store.engine.begin() as conn:  # reached, then turned every topic off
+        s = t.subscriptions
+        conn.execute(update(s).where(s.c.id == left).values(topic_mask=0))
+
+    fixed = correction_of(store, original, EVENING + 5)
+    delivery.plan_fanout(fixed.id, store.planning, queue, POLICY, clock=lambda: EVENING + 5)
+    assert status(store, original.id) is AlertStatus.CANCELLED
+    push.busy.clear()
+    deliver(store, queue, push, EVENING + 6)  # the original's later batches, the correction's
+    retries = store.recovery.take_due_retries(EVENING + 600, 100, 3)
+    assert retries == [], "the stopped alert's retry is never sent"
+
+    got = push.words()
+    assert sorted(got) == sorted(ids)
+    for sid in ids:
+        assert got[sid][-1] == fixed.id and got[sid].count(fixed.id) == 1, (sid, got[sid])
+    unreached = [i for i in ids if i not in reached]
+    assert all(got[i] == [fixed.id] for i in unreached), "never the old words"
+    assert status(store, fixed.id) is AlertStatus.SENT
+
+
+def test_a_routine_alert_corrected_while_sending_keeps_to_quiet_hours_and_caps(
+    store: SqlStores,
+) -> None:
+    prefs = SqlPreferences(store.engine)
+    ids = {
+        name: store.subscriptions.upsert(sub(n, ["politics"]), 1)[0].id
+        for n, name in enumerate(["night_owl", "asleep", "capped", "plain"], start=1)
+    }
+    # 23:00-07:00 in London: from 22:00 UTC, so awake at 20:00 and asleep at 22:30.
+    prefs.set_preferences(
+        ids["night_owl"],
+        ReaderPreferences(QuietHours(23 * 60, 7 * 60, "Europe/London", 60), 1),
+    )
+    prefs.set_preferences(
+        ids["asleep"], ReaderPreferences(QuietHours(22 * 60, 6 * 60, "Africa/Nairobi", 180))
+    )
+    prefs.set_preferences(ids["capped"], ReaderPreferences(None, 1))
+    choices = SqlReaderChoices(store.engine, store.topics.mask_of)
+    original, _ = store.alerts.create_alert(
+        draft(["politics"], urgency=Urgency.NORMAL, ttl_s=12 * 3600),
+        "k",
+        AlertStatus.QUEUED,
+        0,
+        EVENING,
+    )
+    queue = RecordingQueue()
+    delivery.plan_fanout(
+        original.id, store.planning, queue, POLICY, clock=lambda: EVENING, choices=choices
+    )
+    push = Push()
+    deliver(store, queue, push, EVENING)
+    assert sorted(s for _, s in push.log) == sorted([ids["night_owl"], ids["capped"], ids["plain"]])
+    assert status(store, original.id) is AlertStatus.SENDING, "asleep is held"
+
+    fixed = correction_of(store, original, LATE)
+    delivery.plan_fanout(
+        fixed.id, store.planning, queue, POLICY, clock=lambda: LATE, choices=choices
+    )
+    assert status(store, original.id) is AlertStatus.CANCELLED
+    deliver(store, queue, push, LATE)
+    # Reached: corrected at once, though now in their quiet hours or at their cap (the
+    # original counted), and the correction does not count again.
+    assert sorted(s for a, s in push.log if a == fixed.id) == sorted(
+        [ids["night_owl"], ids["capped"], ids["plain"]]
+    )
+    with store.engine.connect() as conn:
+        caps = dict(
+            conn.execute(
+                select(t.subscriptions.c.id, t.subscriptions.c.cap_count).where(
+                    t.subscriptions.c.id.in_([ids["night_owl"], ids["capped"]])
+                )
+            ).all()
+        )
+        held = conn.execute(
+            select(t.deliveries.c.status).where(
+                t.deliveries.c.alert_id == fixed.id,
+                t.deliveries.c.subscription_id == ids["asleep"],
+            )
+        ).scalar_one()
+    assert caps == {ids["night_owl"]: 1, ids["capped"]: 1}
+    # Never reached: the correction waits for their quiet hours, as the original did; the
+    # original's hold is never released.
+    assert held == LedgerStatus.HELD
+    released = choices_core.release_held(
+        choices, queue, POLICY.batch_size, lambda _id: Lane.ROUTINE, lambda: NIGHT_ENDS
+    )
+    assert released == 1
+    deliver(store, queue, push, NIGHT_ENDS)
+    assert push.words()[ids["asleep"]] == [fixed.id]
+    assert status(store, fixed.id) is AlertStatus.SENT
