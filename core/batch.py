@@ -31,7 +31,7 @@ from core.ports import (
     SendJob,
 )
 from core.receipts import Receipts
-from core.rejections import Verdict
+from core.rejections import SETTLE_S, Verdict
 from core.targets import owed_targets
 from core.ttl import ends_at, within_ttl
 from core.utm import UtmTags, click_through
@@ -156,6 +156,8 @@ class _Recorder:
             wait = self.policy.breaker_open_s
         else:
             wait = backoff_s(attempt, self.policy.retry_base_s, self.policy.retry_cap_s, self.rng)
+            if verdict is Verdict.PENDING:  # asked again once the host's verdict is in
+                wait = max(wait, SETTLE_S + self.rng.random())
         if decision.hold_host and decision.retry_after_s is not None:
             # Retry-After is about the whole push host: hold every sender, not just this one.
             self.hosts.hold(result.host, now + decision.retry_after_s, f"HTTP {code}")

@@ -19,6 +19,7 @@ from config.settings import Settings
 from core.accounts import Role
 from core.adapters import tables as t
 from core.model import LedgerStatus
+from core.rejections import PENDING_TRIES
 from core.utm import UtmTags, with_utm
 from standin.declarative import declarative_problems
 from standin.server import PushStandin
@@ -345,8 +346,13 @@ def test_403_from_a_push_host_deletes_nothing_and_holds_that_host(stack: Stack) 
     stack.hostile.set_host_mode("forbidden")
     answer = stack.publish(topics=["hostile"])
     alert_id = answer.json["id"]
-    wait_until(lambda: len(stack.hostile.attempts) >= 1, 30, "the hostile host to be tried")
-    time.sleep(1.0)
+    # One refusal may be one outsider's subscription (core/rejections.py): the breaker holds
+    # the host once it has refused for a couple of seconds with nothing delivered.
+    client = redis_lib.Redis.from_url(stack.settings.redis_url)
+    breaker = wait_until(
+        lambda: client.get("newsflash:host:127.0.0.2:breaker"), 30, "the breaker to hold the host"
+    )
+    assert json.loads(breaker)["reason"] == "HTTP 403"
     with stack.engine.connect() as conn:
         remaining = set(conn.execute(select(t.subscriptions.c.endpoint)).scalars())
         ledger = (
@@ -358,12 +364,8 @@ def test_403_from_a_push_host_deletes_nothing_and_holds_that_host(stack: Stack) 
         )
     assert {s["endpoint"] for s in subs} <= remaining, "a 403 deleted subscriptions"
     assert all(s in (LedgerStatus.RETRY, LedgerStatus.REQUEUED) for s in ledger)
-    # The breaker holds the host: no request storm after the first refusals.
-    assert len(stack.hostile.attempts) <= 3
-    breaker = redis_lib.Redis.from_url(stack.settings.redis_url).get(
-        "newsflash:host:127.0.0.2:breaker"
-    )
-    assert breaker is not None and json.loads(breaker)["reason"] == "HTTP 403"
+    # No request storm: each reader is asked a few times at most before the breaker holds it.
+    assert len(stack.hostile.attempts) <= PENDING_TRIES * len(subs)
     stack.client.post(
         f"/api/v1/alerts/{alert_id}/cancel",
         headers={"Authorization": f"Bearer {stack.token}"},
