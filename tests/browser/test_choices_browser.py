@@ -16,13 +16,12 @@ from sqlalchemy import select
 from core.adapters import tables as t
 from tests.support.browser import (
     DOCS_IMG,
-    PUSH_STUB,
     ReaderSite,
     fake_browser_subscription,
     new_endpoint,
     notifications,
     register_worker,
-    widget_state,
+    subscribed_page,
 )
 from tests.support.stack import wait_until
 
@@ -51,22 +50,6 @@ def open_story(site: ReaderSite, title: str) -> str:
         followable=True,
     )
     return str(site.alert(alert_id)["tag"])
-
-
-def subscribed_page(chromium: Any, site: ReaderSite, zone: str = "Africa/Nairobi") -> Any:
-    """A page of a reader who said Yes, Thanks, in a browser set to the given time zone."""
-    page = chromium.pages[0] if chromium.pages else chromium.new_page()
-    page.add_init_script(PUSH_STUB)
-    cdp = chromium.new_cdp_session(page)
-    cdp.send("Emulation.setTimezoneOverride", {"timezoneId": zone})
-    page.goto(site.base + "/")
-    assert widget_state(page) == "prompt"
-    sub = fake_browser_subscription(new_endpoint())
-    page.evaluate("s => { window.__nextSubscription = s; }", sub)
-    page.get_by_role("button", name="Yes, Thanks").click()
-    page.get_by_role("status").get_by_text("You're signed up").wait_for()
-    page.__sub = sub  # type: ignore[attr-defined]
-    return page
 
 
 def test_manage_sets_quiet_hours_and_a_cap_and_follows_a_story(

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from service.choice_texts import _CHOICES
-from tests.browser.test_choices_browser import subscribed_page
-from tests.support.browser import ReaderSite
+from tests.support.browser import ReaderSite, subscribed_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
