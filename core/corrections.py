@@ -18,12 +18,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from core.errors import Conflict, ValidationError
-from core.model import Alert, AlertKind, AlertStatus
+from core.model import Alert, AlertKind, AlertStatus, LedgerStatus
 
 # Corrections that went (or are going) out; a called-off or failed one replaced nothing.
 _LIVE = (AlertStatus.SCHEDULED, AlertStatus.QUEUED, AlertStatus.SENDING, AlertStatus.SENT)
 # What a correction stops when it starts sending: the alert it corrects, if still going out.
 STOPPABLE = (AlertStatus.QUEUED, AlertStatus.SENDING)
+# A finished alert's readers its correction does not go to: gone, or never pushed the alert at
+# all (held past its TTL, or over their daily cap): a correction at night for an alert they
+# never saw would only puzzle them.
+NOT_CORRECTED = (LedgerStatus.GONE, LedgerStatus.EXPIRED, LedgerStatus.CAPPED)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from core.adapters import tables as t
 from core.adapters.alerts_sql import AlertReader
 from core.adapters.sql import TopicBits, insert_batch, row_to_alert
-from core.corrections import STOPPABLE, adds_reached
+from core.corrections import NOT_CORRECTED, STOPPABLE, adds_reached
 from core.freshness import Cursor
 from core.model import Alert, AlertKind, AlertStatus, BatchStatus, LedgerStatus
 from core.ports import PlanningConflict
@@ -81,7 +81,7 @@ class SqlPlanning(AlertReader):
                 .where(
                     d.c.alert_id == alert.corrects_id,
                     d.c.subscription_id > after.id,
-                    d.c.status != int(LedgerStatus.GONE),
+                    d.c.status.notin_([int(x) for x in NOT_CORRECTED]),
                 )
                 .order_by(d.c.subscription_id)
                 .limit(limit)

@@ -18,8 +18,9 @@ from core.adapters.choices_sql import SqlReaderChoices
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.preferences_sql import SqlPreferences
 from core.adapters.stores_sql import SqlStores
+from core.freshness import Cursor
 from core.model import Alert, AlertKind, AlertStatus, Lane, LedgerStatus, Urgency
-from core.ports import PushMessage, PushResult
+from core.ports import LedgerEntry, PushMessage, PushResult
 from core.quiet import QuietHours, ReaderPreferences
 from tests.support.fakes import RecordingQueue, ScriptedSender
 from tests.support.samples import TOPICS, draft, sub
@@ -194,3 +195,24 @@ def test_a_routine_alert_corrected_while_sending_keeps_to_quiet_hours_and_caps(
     deliver(store, queue, push, NIGHT_ENDS)
     assert push.words()[ids["asleep"]] == [fixed.id]
     assert status(store, fixed.id) is AlertStatus.SENT
+
+
+def test_a_sent_alerts_correction_skips_readers_it_was_never_pushed_to(store: SqlStores) -> None:
+    # Held past its TTL or over their cap, a reader never saw the alert: no correction for them
+    # (at night, of something they never had). A failed push may have arrived: corrected.
+    readers = [store.subscriptions.upsert(sub(i), 1)[0].id for i in range(1, 6)]
+    original, _ = store.alerts.create_alert(draft(), "k", AlertStatus.QUEUED, 0, EVENING)
+    outcomes = [
+        LedgerStatus.DELIVERED,
+        LedgerStatus.FAILED,
+        LedgerStatus.EXPIRED,
+        LedgerStatus.CAPPED,
+        LedgerStatus.GONE,
+    ]
+    entries = [LedgerEntry(r, s, None, 1) for r, s in zip(readers, outcomes, strict=True)]
+    store.ledger.record(original.id, entries, [], EVENING)
+    fixed = correction_of(store, original, LATE)
+
+    page, _ = store.planning.next_audience_page(fixed, Cursor(), 10)
+
+    assert page == readers[:2]

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from core.corrections import adds_reached
+from core.corrections import NOT_CORRECTED, adds_reached
 from core.endpoints import push_host
 from core.freshness import Cursor
 from core.model import (
@@ -263,9 +263,7 @@ class FakeDeliveryStore:
                 ids = [
                     sid
                     for (aid, sid), r in self.ledger.items()
-                    if aid == alert.corrects_id
-                    and sid > after_id
-                    and r.status is not LedgerStatus.GONE
+                    if aid == alert.corrects_id and sid > after_id and r.status not in NOT_CORRECTED
                 ]
             elif after.walking:
                 wanted = set(alert.topics)
