@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from core.accounts import EDITOR_ROLES
 from core.errors import NotFound, ValidationError
@@ -122,6 +122,11 @@ def config() -> Response:
     return response
 
 
+# Per caller address (service/extensions.py): reports that count nothing, and daily check-ins.
+EVENTS_LIMIT = "120 per minute"
+RESYNC_LIMIT = "600 per minute"
+
+
 def _sub_json(sub: Any) -> dict[str, Any]:
     return {"id": str(sub.id), "topics": list(sub.topics)}
 
@@ -130,8 +135,16 @@ def _subscribe_limit() -> str:
     return ext().settings.rate_limit_subscribe
 
 
+def _not_a_resync(response: Response) -> bool:
+    """A subscribed browser's daily check-in (200: the same endpoint and keys again) does not use
+    up the opt-in budget: many readers share one carrier address (CGNAT on mobile networks), and
+    their check-ins must not turn new readers away. RESYNC_LIMIT bounds them on its own."""
+    return response.status_code != 200
+
+
 @bp.post("/subscriptions")
-@limiter.limit(_subscribe_limit)
+@limiter.limit(_subscribe_limit, deduct_when=_not_a_resync)
+@limiter.limit(RESYNC_LIMIT)
 def subscribe() -> tuple[Response, int]:
     sub, created = ext().container.readers.subscribe(json_body())
     return jsonify(_sub_json(sub)), 201 if created else 200
@@ -164,8 +177,15 @@ def change_subscription() -> tuple[Response, int]:
     return jsonify(_sub_json(sub)), 201 if created else 200
 
 
+def _not_newly_counted(_response: Response) -> bool:
+    """Only reports that count nothing use up a caller's budget (forged, replayed or already
+    counted receipts, bad bodies): genuine displays and clicks from many readers behind one
+    carrier address (CGNAT) are never turned away, and each counts once per reader anyway."""
+    return g.get("event_result") not in (EventResult.COUNTED, EventResult.TOO_EARLY)
+
+
 @bp.post("/events")
-@limiter.limit("120 per minute")
+@limiter.limit(EVENTS_LIMIT, deduct_when=_not_newly_counted)
 def event() -> tuple[str, int] | tuple[Response, int]:
     """A service worker reports a display or click, echoing the receipt its push carried.
 
@@ -173,7 +193,7 @@ def event() -> tuple[str, int] | tuple[Response, int]:
     oracle for guessing receipts or alert ids. Only a genuine receipt whose delivery the
     worker has not recorded yet gets 425, so the service worker tries again shortly.
     """
-    result = ext().container.readers.report_event(json_body())
+    result = g.event_result = ext().container.readers.report_event(json_body())
     if result is EventResult.TOO_EARLY:
         response = jsonify(
             {"error": {"code": "too_early", "message": "try again shortly", "field": None}}

@@ -479,6 +479,56 @@ def test_every_reader_limit_counts_an_ipv6_host_by_its_64(
         dispose_api(limited)
 
 
+def test_readers_behind_one_carrier_address_are_not_turned_away(
+    tmp_path: Path, vapid_pem: str, clean_redis: str
+) -> None:
+    """Mobile carriers put many readers behind one IPv4 address (CGNAT): their daily check-ins
+    must not use up the opt-in budget, nor their genuine displays and clicks the report budget.
+    What counts nothing (forgeries, replays) still does."""
+    limited = build_api(
+        tmp_path / "var",
+        f"sqlite:///{tmp_path}/shared.db",
+        vapid_pem,
+        RATE_LIMIT_SUBSCRIBE="3 per minute",
+    )
+    carrier = "198.51.100.7"
+    try:
+        first, second = browser_sub(), browser_sub()
+        ids = [
+            int(limited.post("/api/v1/subscriptions", b, ip=carrier).json["id"])
+            for b in (first, second)
+        ]
+        checkins = [limited.post("/api/v1/subscriptions", first, ip=carrier) for _ in range(10)]
+        assert {c.status_code for c in checkins} == {200}
+        assert limited.post("/api/v1/subscriptions", browser_sub(), ip=carrier).status_code == 201
+        assert limited.post("/api/v1/subscriptions", browser_sub(), ip=carrier).status_code == 429
+
+        readers = ids + [
+            int(
+                limited.post("/api/v1/subscriptions", browser_sub(), ip=f"203.0.113.{i}").json["id"]
+            )
+            for i in range(1, 131)
+        ]
+        alert_id = _sent_alert(limited, readers)
+        receipts = limited.app.extensions["newsflash"].container.receipts
+        shown = [
+            limited.post(
+                "/api/v1/events",
+                {"alert": str(alert_id), "type": "displayed", "d": receipts.sign(alert_id, r)},
+                ip=carrier,
+            ).status_code
+            for r in readers
+        ]
+        assert shown == [202] * len(readers) and _counts(limited, alert_id)[1] == len(readers)
+        replay = {"alert": str(alert_id), "type": "displayed", "d": receipts.sign(alert_id, ids[0])}
+        replays = [
+            limited.post("/api/v1/events", replay, ip=carrier).status_code for _ in range(121)
+        ]
+        assert replays == [202] * 120 + [429]
+    finally:
+        dispose_api(limited)
+
+
 def test_a_chunked_body_over_8_kb_gets_413_from_a_real_server(api: Api) -> None:
     before = api.rows()
     big = json.dumps(browser_sub(padding="x" * 9000)).encode()
