@@ -163,7 +163,7 @@ def test_routine_alert_waits_for_quiet_hours_while_breaking_news_goes_through(ri
     # The TTL counts from the alert's release (core/ttl.py): the push asks the service to keep
     # it only for what is left of the editor's four hours, not four hours more.
     left = 4 * 3600 - (release + 1 - published)
-    assert left - 30 <= int(got.headers["ttl"]) <= left
+    assert left - 30 <= int(got.headers["ttl"]) <= left + 5  # published before it was stored
     done = wait_until(
         lambda: (a := rig.alert(routine))["status"] == "sent" and a, 30, "the alert to finish"
     )
