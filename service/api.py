@@ -135,18 +135,21 @@ def _subscribe_limit() -> str:
     return ext().settings.rate_limit_subscribe
 
 
-def _not_a_resync(response: Response) -> bool:
-    """A subscribed browser's daily check-in (200: the same endpoint and keys again) does not use
-    up the opt-in budget: many readers share one carrier address (CGNAT on mobile networks), and
-    their check-ins must not turn new readers away. RESYNC_LIMIT bounds them on its own."""
-    return response.status_code != 200
+def _not_a_resync(_response: Response) -> bool:
+    """A subscribed browser's daily check-in (the widget posts its stored subscription without
+    topics: 200, the same endpoint and keys again) does not use up the opt-in budget: many
+    readers share one carrier address (CGNAT on mobile networks), and their check-ins must not
+    turn new readers away. RESYNC_LIMIT bounds them on its own."""
+    return not g.get("checked_in", False)
 
 
 @bp.post("/subscriptions")
 @limiter.limit(_subscribe_limit, deduct_when=_not_a_resync)
 @limiter.limit(RESYNC_LIMIT)
 def subscribe() -> tuple[Response, int]:
-    sub, created = ext().container.readers.subscribe(json_body())
+    body = json_body()
+    sub, created = ext().container.readers.subscribe(body)
+    g.checked_in = not created and "topics" not in body
     return jsonify(_sub_json(sub)), 201 if created else 200
 
 

@@ -498,7 +498,8 @@ def test_readers_behind_one_carrier_address_are_not_turned_away(
             int(limited.post("/api/v1/subscriptions", b, ip=carrier).json["id"])
             for b in (first, second)
         ]
-        checkins = [limited.post("/api/v1/subscriptions", first, ip=carrier) for _ in range(10)]
+        checkin = {k: v for k, v in first.items() if k != "topics"}  # what the widget posts daily
+        checkins = [limited.post("/api/v1/subscriptions", checkin, ip=carrier) for _ in range(10)]
         assert {c.status_code for c in checkins} == {200}
         assert limited.post("/api/v1/subscriptions", browser_sub(), ip=carrier).status_code == 201
         assert limited.post("/api/v1/subscriptions", browser_sub(), ip=carrier).status_code == 429
