@@ -848,7 +848,7 @@ def test_a_correction_during_a_slow_send_takes_it_over(
 ) -> None:
     """Corrected while still sending: every reader ends with the correction, once, and no push
     of the old words is accepted after the correction's (same tag: it would replace it)."""
-    audience = 30
+    audience = 80  # about five seconds of sending at 4 in flight per process: time to correct
     subs = stack.standin.create_subscriptions(audience, "slow", delay_s=0.5)
     for sub in subs:
         stack.subscribe(sub, ["takeover"])
