@@ -257,6 +257,11 @@ class HostHealth(Protocol):
     def open_breaker(self, host: str, until: float, reason: str) -> None: ...
     def count(self, host: str, answer: str) -> None: ...
 
+    def last_delivered(self, host: str) -> float | None:
+        """When any worker last had a 2xx from the host (shared, about a second late; None:
+        not known). Refusals are judged with it (core/rejections.py)."""
+        ...
+
 
 class AuditLog(Protocol):
     """Who did what to which object: one row per action a person or the CMS takes."""

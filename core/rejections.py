@@ -7,13 +7,15 @@ another site's VAPID key (RFC 8292 §4.2; FCM and Mozilla do), and anyone can po
 subscription to us: if one refusal held the host, one outsider's subscription would stop alerts to
 every reader on FCM, again at each of its retries.
 
-So the host decides: a refusal is about our request only when the host has delivered nothing for
-us since refusals began, for SETTLE_S or more. While the host keeps delivering, a refused reader
-is that reader's problem: asked again once, after the usual back-off, and failed if the host has
-delivered for others in between. The first refusals of a wrong key (a handful of seconds' worth)
+So the host decides. A refused reader is asked again once, SETTLE_S or more later; refused again
+while the host delivered for any worker within PROOF_S, the refusal is that reader's: failed.
+A refusal is about our request when the host has delivered nothing since refusals began, for
+SETTLE_S or more (a key or subject refused from the start, or a clock gone wrong mid-send:
+there the readers refused in the last minute of deliveries are failed, the rest are held). The first refusals of a wrong key (a handful of seconds' worth)
 wait as retries, the rest are held by the breaker; nothing is ever deleted on a refusal.
 
-Each worker process keeps its own view (the breaker it opens is shared, core/adapters/hosts.py).
+Each worker process keeps its own view, with every worker's latest delivery to the host from the
+shared host state (about a second late; the breaker it opens is shared too, core/adapters/hosts.py).
 The cost on the send path is one dict store per delivered answer.
 """
 
@@ -69,10 +71,12 @@ class RejectionJudge:
         since = self._refusing.get(host)
         if since is None or (delivered is not None and delivered >= since) or now - since > PROOF_S:
             since = self._refusing[host] = now
+        if attempt > 1 and delivered is not None and now - delivered <= PROOF_S:
+            # Asked again, and the host delivered for someone (any worker) this minute: this
+            # reader's subscription is refused, whatever else is going on.
+            return Verdict.READER
         if now - since >= SETTLE_S:
             return Verdict.HOST
-        if attempt > 1 and delivered is not None and now - delivered <= PROOF_S:
-            return Verdict.READER
         return Verdict.PENDING
 
     def refused(
@@ -83,7 +87,14 @@ class RejectionJudge:
         now: float,
         policy: DeliveryPolicy,
     ) -> Verdict:
-        """Judge a refusal; when it is our request's, the breaker holds the host for everyone."""
+        """Judge a refusal; when it is our request's, the breaker holds the host for everyone.
+
+        Another worker's deliveries count as proof too: a process that has not pushed to the
+        host lately (a retry batch of refused readers only) must not take a lone refusal for
+        ours."""
+        shared = hosts.last_delivered(result.host)
+        if shared is not None and shared > self._delivered.get(result.host, 0.0):
+            self._delivered[result.host] = shared
         verdict = self.verdict(result.host, now, attempt)
         if verdict is Verdict.HOST:
             until = now + policy.breaker_open_s

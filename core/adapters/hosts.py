@@ -13,6 +13,9 @@ import redis
 
 PREFIX = "newsflash:host:"
 ANSWERS_KEY = "newsflash:answers"
+# When any worker last had a 2xx from a host, kept this long (core/rejections.py's proof).
+DELIVERED_PREFIX = "newsflash:host-delivered:"
+DELIVERED_TTL_S = 120
 COUNT_FLUSH_S = 1.0
 # A hold or breaker this process has just shared is not shared again unless it ends later by
 # more than this (Retry-After itself counts in whole seconds).
@@ -49,6 +52,7 @@ class RedisHostHealth:
         self._lock = threading.Lock()
         self._known: dict[str, float] = {}  # host -> latest hold seen or set by this process
         self._shared: dict[tuple[str, str], float] = {}  # (host, kind) -> until set in Redis
+        self._delivered: dict[str, tuple[float | None, float]] = {}  # host -> (at, read at)
 
     def blocked_until(self, host: str, now: float) -> float | None:
         cached = self._read.get(host)
@@ -130,15 +134,32 @@ class RedisHostHealth:
             self._last_flush = self.clock()
         if not counts:
             return
+        now = self.clock()
         pipe = self.client.pipeline(transaction=False)
         for (host, answer), n in counts.items():
             pipe.hincrby(ANSWERS_KEY, f"{host}|{answer}", n)
+            if answer == "2xx":
+                pipe.set(DELIVERED_PREFIX + host, repr(now), ex=DELIVERED_TTL_S)
         try:
             pipe.execute()
         except redis.RedisError as exc:
             log.warning("answer counts kept for later: %s", type(exc).__name__)
             with self._lock:
                 self._counts.update(counts)
+
+    def last_delivered(self, host: str) -> float | None:
+        """Read at most every read_every_s per host; asked only on a refusal."""
+        now = self.clock()
+        cached = self._delivered.get(host)
+        if cached is not None and now - cached[1] < self.read_every_s:
+            return cached[0]
+        try:
+            raw = self.client.get(DELIVERED_PREFIX + host)
+        except redis.RedisError:
+            return None if cached is None else cached[0]
+        at = None if raw is None else float(raw)
+        self._delivered[host] = (at, now)
+        return at
 
     def states(self) -> dict[str, dict[str, Any]]:
         """Every host with a hold or an open breaker, for /ops and the alarms."""
@@ -183,3 +204,6 @@ class MemoryHostHealth:
 
     def count(self, host: str, answer: str) -> None:
         self.answers[(host, answer)] += 1
+
+    def last_delivered(self, host: str) -> float | None:
+        return None  # one process: the judge's own view is the whole view

@@ -7,6 +7,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.adapters.hosts import READ_EVERY_S, SHARE_SLACK_S, RedisHostHealth
+from core.delivery import DeliveryPolicy
+from core.ports import PushResult
+from core.rejections import RejectionJudge
 
 HOST = "updates.push.services.mozilla.com"
 
@@ -97,3 +100,27 @@ def test_an_unreachable_redis_is_asked_once_a_second_not_before_every_push() -> 
     assert client.sent - before <= 1
     assert health.blocked_until(HOST, now + READ_EVERY_S + 0.5) == now + 10
     assert client.sent - before <= 2
+
+
+def test_a_delivery_in_one_process_is_proof_in_another(clean_redis: str) -> None:
+    """A worker whose batch holds only refused readers judges them with every worker's
+    deliveries to the host (core/rejections.py): a lone refusal never holds the host."""
+    now = 1_000.0
+    sender = RedisHostHealth(redis_lib.Redis.from_url(clean_redis), clock=lambda: now)
+    judge_side = RedisHostHealth(redis_lib.Redis.from_url(clean_redis), clock=lambda: now)
+    assert judge_side.last_delivered(HOST) is None
+    sender.count(HOST, "2xx")
+    sender.flush()
+    fresh = RedisHostHealth(redis_lib.Redis.from_url(clean_redis), clock=lambda: now + 1)
+    assert fresh.last_delivered(HOST) == now
+
+    judge = RejectionJudge()
+    assert (
+        judge.refused(fresh, PushResult(1, HOST, 403), 1, now + 1, DeliveryPolicy()).name
+        == "PENDING"
+    )
+    assert (
+        judge.refused(fresh, PushResult(1, HOST, 403), 2, now + 4, DeliveryPolicy()).name
+        == "READER"
+    )
+    assert judge_side.client.get("newsflash:host:" + HOST + ":breaker") is None

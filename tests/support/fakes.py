@@ -598,6 +598,9 @@ class FakeHostHealth:
     def count(self, host: str, answer: str) -> None:
         self.answers[(host, answer)] += 1
 
+    def last_delivered(self, host: str) -> float | None:
+        return None  # one process: the judge's own view is the whole view
+
 
 # -- PushSender -----------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -279,7 +279,7 @@ def test_the_judge_tells_our_refused_request_from_a_refused_reader() -> None:
     # A key rotated mid-send: deliveries stop, refusals go on: the host is held.
     judge.delivered("fcm", 115.0)
     assert judge.verdict("fcm", 120.0, 1).name == "PENDING"
-    assert judge.verdict("fcm", 120.0 + SETTLE_S, 2).name == "HOST"
+    assert judge.verdict("fcm", 120.0 + SETTLE_S, 1).name == "HOST"
     # A run of refusals long ago is forgotten: it does not hold the host at the next alert.
     assert judge.verdict("apple", 1000.0, 1).name == "PENDING"
     assert judge.verdict("apple", 2000.0, 1).name == "PENDING"
