@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from core.errors import ValidationError
 from core.model import Alert, AlertKind, Urgency
+from core.ttl import ends_at
 
 MINUTES_PER_DAY: Final = 1440
 MAX_DAILY_CAP: Final = 50
@@ -152,4 +153,4 @@ _WAITING_KINDS: Final = frozenset({AlertKind.NORMAL, AlertKind.STORY, AlertKind.
 
 def still_wanted(alert: Alert, when: float) -> bool:
     """A held push is worth sending at `when` only if the alert's TTL has not run out by then."""
-    return when < (alert.started_at or alert.created_at) + alert.ttl_s
+    return when < ends_at(alert)

@@ -15,8 +15,9 @@ ON_TIME_S = 60
 
 
 def ends_at(alert: Alert) -> float:
-    """When the alert's TTL runs out, counted from its release (as quiet hours count it,
-    core/quiet.py): nothing is pushed after it, and no push asks a service to keep it longer."""
+    """When the alert's TTL runs out, counted from its release: nothing is pushed after it
+    (quiet hours' held pushes included, core/quiet.py), and no push asks a service to keep it
+    longer."""
     return (alert.started_at or alert.created_at) + alert.ttl_s
 
 
