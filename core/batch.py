@@ -142,7 +142,9 @@ class _Recorder:
             return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
         verdict, limit = None, self.policy.retry_max_attempts
         if decision.open_breaker:  # a 400/401/403: our request refused, or one reader's?
-            verdict = self.policy.rejections.refused(self.hosts, result, attempt, now, self.policy)
+            verdict = self.policy.rejections.refused(
+                self.hosts, result, attempt, now, self.policy.breaker_open_s
+            )
             if verdict is Verdict.READER:  # refused while the host delivers to others
                 return LedgerEntry(sid, LedgerStatus.FAILED, code, attempt, push_host=host)
             attempt, limit = verdict.counted(attempt, limit)

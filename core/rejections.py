@@ -11,8 +11,9 @@ So the host decides. A refused reader is asked again once, SETTLE_S or more late
 while the host delivered for any worker within PROOF_S, the refusal is that reader's: failed.
 A refusal is about our request when the host has delivered nothing since refusals began, for
 SETTLE_S or more (a key or subject refused from the start, or a clock gone wrong mid-send:
-there the readers refused in the last minute of deliveries are failed, the rest are held). The first refusals of a wrong key (a handful of seconds' worth)
-wait as retries, the rest are held by the breaker; nothing is ever deleted on a refusal.
+there the readers refused in the last minute of deliveries are failed, the rest are held).
+The first refusals of a wrong key wait as retries, the rest are held by the breaker; nothing is
+ever deleted on a refusal.
 
 Each worker process keeps its own view, with every worker's latest delivery to the host from the
 shared host state (about a second late; the breaker it opens is shared too, core/adapters/hosts.py).
@@ -22,12 +23,8 @@ The cost on the send path is one dict store per delivered answer.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING
 
 from core.ports import HostHealth, PushResult
-
-if TYPE_CHECKING:
-    from core.delivery import DeliveryPolicy
 
 # Refusals with no delivery in between, this long: our request is what is refused.
 SETTLE_S = 2.0
@@ -85,7 +82,7 @@ class RejectionJudge:
         result: PushResult,
         attempt: int,
         now: float,
-        policy: DeliveryPolicy,
+        breaker_open_s: float,
     ) -> Verdict:
         """Judge a refusal; when it is our request's, the breaker holds the host for everyone.
 
@@ -97,6 +94,5 @@ class RejectionJudge:
             self._delivered[result.host] = shared
         verdict = self.verdict(result.host, now, attempt)
         if verdict is Verdict.HOST:
-            until = now + policy.breaker_open_s
-            hosts.open_breaker(result.host, until, f"HTTP {result.status}")
+            hosts.open_breaker(result.host, now + breaker_open_s, f"HTTP {result.status}")
         return verdict

@@ -7,7 +7,6 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from core.adapters.hosts import READ_EVERY_S, SHARE_SLACK_S, RedisHostHealth
-from core.delivery import DeliveryPolicy
 from core.ports import PushResult
 from core.rejections import RejectionJudge
 
@@ -115,12 +114,6 @@ def test_a_delivery_in_one_process_is_proof_in_another(clean_redis: str) -> None
     assert fresh.last_delivered(HOST) == now
 
     judge = RejectionJudge()
-    assert (
-        judge.refused(fresh, PushResult(1, HOST, 403), 1, now + 1, DeliveryPolicy()).name
-        == "PENDING"
-    )
-    assert (
-        judge.refused(fresh, PushResult(1, HOST, 403), 2, now + 4, DeliveryPolicy()).name
-        == "READER"
-    )
+    assert judge.refused(fresh, PushResult(1, HOST, 403), 1, now + 1, 300.0).name == "PENDING"
+    assert judge.refused(fresh, PushResult(1, HOST, 403), 2, now + 4, 300.0).name == "READER"
     assert judge_side.client.get("newsflash:host:" + HOST + ":breaker") is None
