@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis as redis_lib
 from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 
@@ -17,8 +16,7 @@ from core.accounts import Role
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
 from tests.support.newsroom import csrf_of
-from tests.support.reader_api import Api, build_api, dispose_api
-from tests.support.services import TEST_REDIS_DB, engine_database
+from tests.support.reader_api import Api, api_per_engine
 
 PASSWORD = "correct horse battery staple"
 ORIGIN = "https://news.example"
@@ -29,15 +27,9 @@ _KEY = re.compile(r'name="key" value="([^"]+)"')
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
 ) -> Iterator[Api]:
-    request.getfixturevalue("redis_url")
-    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
-    tmp = tmp_path_factory.mktemp(f"retries-{request.param}")
-    with engine_database(request, tmp) as url:
-        built = build_api(tmp / "var", url, vapid_pem, PUBLIC_ORIGINS=ORIGIN)
-        try:
-            yield built
-        finally:
-            dispose_api(built)
+    yield from api_per_engine(
+        request, tmp_path_factory, vapid_pem, "retries", PUBLIC_ORIGINS=ORIGIN
+    )
 
 
 def _fresh_ip() -> str:

@@ -8,12 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis as redis_lib
 from sqlalchemy import update
 
 from core.adapters import tables as t
-from tests.support.reader_api import Api, browser_sub, build_api, dispose_api
-from tests.support.services import TEST_REDIS_DB, engine_database
+from tests.support.reader_api import Api, api_per_engine, browser_sub
 
 DAY_S = 86_400.0
 
@@ -22,15 +20,7 @@ DAY_S = 86_400.0
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
 ) -> Iterator[Api]:
-    request.getfixturevalue("redis_url")
-    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
-    tmp = tmp_path_factory.mktemp(f"resync-{request.param}")
-    with engine_database(request, tmp) as url:
-        built = build_api(tmp / "var", url, vapid_pem)
-        try:
-            yield built
-        finally:
-            dispose_api(built)
+    yield from api_per_engine(request, tmp_path_factory, vapid_pem, "resync")
 
 
 def _resync_body(sub: dict[str, Any]) -> dict[str, Any]:

@@ -7,14 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis as redis_lib
 from sqlalchemy import select
 
 from core.accounts import Role
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
-from tests.support.reader_api import Api, browser_sub, build_api, dispose_api
-from tests.support.services import TEST_REDIS_DB, engine_database
+from tests.support.reader_api import Api, api_per_engine, browser_sub
 
 NAIROBI_NIGHT = {"start": "22:00", "end": "06:00", "timeZone": "Africa/Nairobi"}
 
@@ -23,15 +21,9 @@ NAIROBI_NIGHT = {"start": "22:00", "end": "06:00", "timeZone": "Africa/Nairobi"}
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
 ) -> Iterator[Api]:
-    request.getfixturevalue("redis_url")
-    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
-    tmp = tmp_path_factory.mktemp(f"choice-{request.param}")
-    with engine_database(request, tmp) as url:
-        built = build_api(tmp / "var", url, vapid_pem, PUBLIC_ORIGINS="https://news.example")
-        try:
-            yield built
-        finally:
-            dispose_api(built)
+    yield from api_per_engine(
+        request, tmp_path_factory, vapid_pem, "choice", PUBLIC_ORIGINS="https://news.example"
+    )
 
 
 def _reader(api: Api) -> dict[str, Any]:

@@ -10,19 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as redis_lib
 from sqlalchemy import select
 
 from core.adapters import tables as t
 from core.base64url import b64url_decode, b64url_encode
 from service.app import create_app
 from tests.support.live import serve
-from tests.support.reader_api import FCM, Api, browser_sub, build_api, dispose_api
+from tests.support.reader_api import FCM, Api, api_per_engine, browser_sub, build_api, dispose_api
 from tests.support.services import (
-    TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
-    engine_database,
     make_env,
     settings_from,
 )
@@ -32,15 +29,7 @@ from tests.support.services import (
 def api(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
 ) -> Iterator[Api]:
-    request.getfixturevalue("redis_url")
-    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
-    tmp = tmp_path_factory.mktemp(f"api-{request.param}")
-    with engine_database(request, tmp) as url:
-        built = build_api(tmp / "var", url, vapid_pem)
-        try:
-            yield built
-        finally:
-            dispose_api(built)
+    yield from api_per_engine(request, tmp_path_factory, vapid_pem, "api")
 
 
 def _with(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:

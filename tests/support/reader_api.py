@@ -4,10 +4,13 @@ browser posts to it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+import redis as redis_lib
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
@@ -19,7 +22,7 @@ from core.adapters import tables as t
 from core.adapters.sql import make_engine
 from core.base64url import b64url_encode
 from service.app import create_app
-from tests.support.services import TEST_REDIS_DB, make_env, settings_from
+from tests.support.services import TEST_REDIS_DB, engine_database, make_env, settings_from
 
 FCM = "https://fcm.googleapis.com/fcm/send/"
 
@@ -87,3 +90,23 @@ def build_api(tmp: Path, database_url: str, vapid_pem: str, **extra: str) -> Api
 def dispose_api(api: Api) -> None:
     api.engine.dispose()
     api.app.extensions["newsflash"].container.engine.dispose()
+
+
+def api_per_engine(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    vapid_pem: str,
+    name: str,
+    **extra: str,
+) -> Iterator[Api]:
+    """The body of a module's `api` fixture parametrised over SQLite and PostgreSQL: a clean
+    limiter database, the engine's database, the app, disposed afterwards."""
+    request.getfixturevalue("redis_url")
+    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
+    tmp = tmp_path_factory.mktemp(f"{name}-{request.param}")
+    with engine_database(request, tmp) as url:
+        built = build_api(tmp / "var", url, vapid_pem, **extra)
+        try:
+            yield built
+        finally:
+            dispose_api(built)
