@@ -94,11 +94,16 @@ def broker_warnings(broker_url: str) -> list[str]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
+    """Public, for load balancers: the status and one short reason per check, as the contract
+    promises, and nothing else. What only ops should read (the broker's warnings, the open
+    alarms) comes from NEWSFLASH_READY_EXTRA, which the ops blueprint wires and which adds it
+    only for a caller holding the credentials /metrics accepts."""
     ok, checks = readiness_checks()
-    extra = current_app.config.get("NEWSFLASH_READY_EXTRA")
     body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
-    if checks.get("broker", checks.get("redis")) == "ok":
-        body["warnings"] = broker_warnings(current_app.extensions["newsflash"].settings.broker_url)
+    extra = current_app.config.get("NEWSFLASH_READY_EXTRA")
     if callable(extra):
-        body.update(extra())
-    return jsonify(body), 200 if ok else 503
+        body.update(extra(checks))
+    response = jsonify(body)
+    # The body differs by caller: no shared cache may hand the ops version to an outsider.
+    response.headers["Cache-Control"] = "no-store"
+    return response, 200 if ok else 503

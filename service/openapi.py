@@ -196,10 +196,16 @@ _READY = {
         "status": {"type": "string", "enum": ["ok", "unavailable"]},
         "checks": {"type": "object", "additionalProperties": {"type": "string"}},
         "warnings": {
-            "description": "what the Redis broker is set up to lose (no AOF, eviction); "
-            "not a failure",
+            "description": "ops only (the credentials /metrics accepts): what the Redis broker "
+            "is set up to lose (no AOF, eviction); not a failure",
             "type": "array",
             "items": {"type": "string"},
+        },
+        "alarms": {
+            "description": "ops only (the credentials /metrics accepts): the open alarms, as "
+            "GET /api/v1/ops/queues lists them; they never change readiness",
+            "type": ["array", "null"],
+            "items": {"type": "object"},
         },
     },
 }
@@ -808,10 +814,12 @@ def document() -> dict[str, Any]:
             "/healthz": {"get": {"responses": {"200": {"description": "alive"}}}},
             "/readyz": {
                 "get": {
+                    "description": "Public (load balancers): status and checks. With the "
+                    "credentials /metrics accepts, also the broker warnings and open alarms.",
                     "responses": {
                         "200": {"description": "ready", **_json(_READY)},
                         "503": {"description": "not ready", **_json(_READY)},
-                    }
+                    },
                 }
             },
         },

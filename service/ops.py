@@ -1,5 +1,5 @@
 """Ops pages and APIs: /ops (live dashboard), /api/v1/ops/queues (the same facts as JSON),
-/metrics (Prometheus), and the open alarms in /readyz."""
+/metrics (Prometheus), and the ops detail of /readyz (open alarms, broker warnings) for ops only."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from core.adapters import metrics
 from core.adapters.ops_probes import OpsKit
 from service import health_view
 from service.app import Newsflash
-from service.auth import require_role
+from service.auth import current_principal, require_role
+from service.health import broker_warnings
 
 bp = Blueprint("ops", __name__)
 
@@ -124,13 +125,39 @@ def prometheus() -> Response:
     return _ops_metrics()
 
 
-def _ready_extra() -> dict[str, Any]:
-    """Open alarms in /readyz detail (they do not change readiness: a stalled queue is no reason
-    to take the web process out of the load balancer)."""
+def caller_is_ops() -> bool:
+    """Whether this request carries what /metrics accepts: NEWSFLASH_METRICS_TOKEN, or an
+    ops/admin bearer token or session. Never raises: a database that cannot check a token
+    means no, so an ops probe of /readyz still gets its answer."""
+    if _metrics_token_ok():
+        return True
     try:
-        return {"alarms": ops.alarms_json(_kit().alarm_store)}
+        principal = current_principal()
+    except Exception:
+        return False
+    return principal is not None and principal.role in OPS_ROLES
+
+
+def _ready_extra(checks: dict[str, Any]) -> dict[str, Any]:
+    """The ops detail of /readyz: the broker's warnings and the open alarms. Neither changes
+    readiness (a stalled queue or a Redis without AOF is no reason to take the web process out
+    of the load balancer).
+
+    /readyz is public, so an anonymous caller gets none of it, not even a count of open alarms:
+    queue names, depths and push hosts are a map of the system, and a count alone would still
+    tell someone flooding a queue when they have stalled it. Whoever needs the alarms holds
+    the /metrics credentials already (Prometheus: `newsflash_alarm_active`)."""
+    if not caller_is_ops():
+        return {}
+    detail: dict[str, Any] = {}
+    if checks.get("broker", checks.get("redis")) == "ok":
+        detail["warnings"] = broker_warnings(ext().settings.broker_url)
+    try:
+        detail["alarms"] = ops.alarms_json(_kit().alarm_store)
     except Exception as exc:
-        return {"alarms": None, "alarms_error": f"unreachable: {type(exc).__name__}"}
+        detail["alarms"] = None
+        detail["alarms_error"] = f"unreachable: {type(exc).__name__}"
+    return detail
 
 
 @bp.before_app_request

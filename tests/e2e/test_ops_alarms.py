@@ -164,8 +164,10 @@ def test_a_stalled_breaking_lane_fires_three_alarms_that_clear_when_a_worker_com
         "queue_stalled:newsflash.breaking",
         "pending_too_old",
     } <= stack.ops_alarms()
-    ready = stack.client.get("/readyz").json
+    ops = {"Authorization": f"Bearer {stack.ops_token}"}
+    ready = stack.client.get("/readyz", headers=ops).json
     assert "queue_stalled:newsflash.breaking" in {a["key"] for a in ready["alarms"]}
+    assert "alarms" not in stack.client.get("/readyz").json  # public: status and checks only
 
     stack.live.start_worker("worker-breaking", "newsflash.breaking")
     wait_until(lambda: stack.status(alert_id) == "sent", 30, "the alert to be sent", 0.2)

@@ -417,8 +417,11 @@ def test_ops_pages_and_metrics_need_the_ops_role(stack: OpsStack) -> None:
     assert stack.get("/metrics").status_code == 200
     page = c.get("/ops")
     assert page.status_code == 302 and "/editor/login" in page.headers["Location"]
-    ready = c.get("/readyz")
-    assert "alarms" in ready.json and ready.json["alarms"] == []
+    assert set(c.get("/readyz").json) == {"status", "checks"}  # alarms are for ops only
+    assert stack.get("/readyz", stack.editor_token).json.keys() == {"status", "checks"}
+    assert stack.get("/readyz").json["alarms"] == []
+    scraped = c.get("/readyz", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.json["alarms"] == []
 
 
 def test_status_and_watch_print_the_same_picture_in_a_terminal(
