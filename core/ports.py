@@ -23,7 +23,12 @@ from core.model import (
 class SubscriptionStore(Protocol):
     def upsert(self, sub: SubscriptionInput, now: float) -> tuple[Subscription, bool]: ...
     def get_by_endpoint(self, endpoint: str) -> Subscription | None: ...
-    def set_topics(self, sub_id: int, topics: Sequence[str], now: float) -> Subscription: ...
+    def set_topics(
+        self, sub_id: int, topics: Sequence[str], now: float, *, lang: str | None = None
+    ) -> Subscription:
+        """The reader's new topics, and language unless lang is None (the stored one stays)."""
+        ...
+
     def replace(self, old_id: int, new: SubscriptionInput, now: float) -> tuple[Subscription, bool]:
         """pushsubscriptionchange: the old row out and the new one in, carrying the reader's
         quiet hours, daily cap and followed stories, all in one transaction."""

@@ -54,6 +54,18 @@ def check_auth(value: object, field: str = "keys.auth") -> str:
     return value.rstrip("=")
 
 
+def check_lang(value: object, field: str = "lang") -> str | None:
+    """The reader's language, as every entry point that takes it checks it: one of
+    READER_LANGUAGES, or None (left out) to keep the stored one."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in READER_LANGUAGES:
+        raise ValidationError(
+            "lang must be one of " + ", ".join(READER_LANGUAGES) + " (or left out)", field
+        )
+    return value
+
+
 def check_topics(
     value: object, known: Collection[str], field: str = "topics", default: Collection[str] = ()
 ) -> tuple[str, ...]:
@@ -96,11 +108,7 @@ def parse_subscription(
             raise ValidationError(
                 "expirationTime must be null or a time in milliseconds", prefix + "expirationTime"
             )
-    lang = body.get("lang")
-    if lang is not None and lang not in READER_LANGUAGES:
-        raise ValidationError(
-            "lang must be one of " + ", ".join(READER_LANGUAGES) + " (or left out)", prefix + "lang"
-        )
+    lang = check_lang(body.get("lang"), prefix + "lang")
     platform = body.get("platform")
     if platform is not None and platform not in PLATFORMS:
         raise ValidationError(
@@ -171,8 +179,10 @@ def _same_secret(stored: str, given: str) -> bool:
 
 
 def change_topics(store: SubscriptionStore, sub: SubscriptionInput, now: float) -> Subscription:
+    """The owner's new topics, and their language when the body names one (the manage page
+    sends the language it is shown in; left out, the stored one stays)."""
     existing = owned_subscription(store, sub.endpoint, sub.auth)
-    return store.set_topics(existing.id, sub.topics, now)
+    return store.set_topics(existing.id, sub.topics, now, lang=sub.lang)
 
 
 def remove_subscription(store: SubscriptionStore, endpoint: str, auth: str) -> None:

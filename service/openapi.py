@@ -313,6 +313,11 @@ def _readers_choice(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
                                 **_PROOF["properties"],  # type: ignore[dict-item]
                                 "quietHours": _CHOICES["properties"]["quietHours"],  # type: ignore[index]
                                 "dailyCap": _CHOICES["properties"]["dailyCap"],  # type: ignore[index]
+                                "lang": {
+                                    **_SUBSCRIPTION["properties"]["lang"],  # type: ignore[index]
+                                    "description": "the reader's language; left out, the "
+                                    "stored one stays",
+                                },
                             },
                         }
                     ),
@@ -502,6 +507,8 @@ def document() -> dict[str, Any]:
                     },
                 },
                 "put": {
+                    "summary": "Replace the topics and, when given, the language (left out, the "
+                    "stored one stays); endpoint + keys.auth must match",
                     "requestBody": {"required": True, **_json(_SUBSCRIPTION)},
                     "responses": {
                         "200": {"description": "topics replaced", **_json(_SUB_ANSWER)},

@@ -31,7 +31,10 @@ class SqlPreferences:
             )
         return ReaderPreferences(quiet, row.daily_cap)
 
-    def set_preferences(self, subscription_id: int, prefs: ReaderPreferences) -> bool:
+    def set_preferences(
+        self, subscription_id: int, prefs: ReaderPreferences, *, lang: str | None = None
+    ) -> bool:
+        """Quiet hours and cap, and the reader's language unless lang is None, in one UPDATE."""
         q = prefs.quiet
         values: dict[str, object] = {
             "quiet_start": None if q is None else q.start_min,
@@ -44,6 +47,8 @@ class SqlPreferences:
         if q is not None:
             # The cap counts per local day: the zone of the quiet hours, else UTC.
             values["tz_offset_min"] = q.offset_min
+        if lang is not None:
+            values["lang"] = lang
         with self.engine.begin() as conn:
             changed = conn.execute(
                 update(t.subscriptions)

@@ -223,8 +223,13 @@ class SqlSubscriptions:
             )
             return None if row is None else self._sub(row)
 
-    def set_topics(self, sub_id: int, topics: Sequence[str], now: float) -> Subscription:
+    def set_topics(
+        self, sub_id: int, topics: Sequence[str], now: float, *, lang: str | None = None
+    ) -> Subscription:
         mask = self.topics.mask_of(topics)
+        values: dict[str, Any] = {"topic_mask": mask, "last_seen_at": now}
+        if lang is not None:  # left out: the stored language stays
+            values["lang"] = lang
         with self.engine.begin() as conn:
             q = select(t.subscriptions).where(t.subscriptions.c.id == sub_id)
             if conn.dialect.name == "postgresql":
@@ -233,9 +238,7 @@ class SqlSubscriptions:
             if row is None:
                 raise NotFound("no such subscription", "endpoint")
             conn.execute(
-                update(t.subscriptions)
-                .where(t.subscriptions.c.id == sub_id)
-                .values(topic_mask=mask, last_seen_at=now)
+                update(t.subscriptions).where(t.subscriptions.c.id == sub_id).values(**values)
             )
             if row["topic_mask"] != mask:
                 bump_mask(conn, row["topic_mask"], -1)

@@ -23,7 +23,9 @@ EVENT_KINDS = ("displayed", "clicked")
 
 class PreferenceStore(Protocol):
     def get_preferences(self, subscription_id: int) -> ReaderPreferences: ...
-    def set_preferences(self, subscription_id: int, prefs: ReaderPreferences) -> bool: ...
+    def set_preferences(
+        self, subscription_id: int, prefs: ReaderPreferences, *, lang: str | None = None
+    ) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,8 @@ class Readers:
         return subs.record_opt_in(self.subscriptions, parsed, self.clock())
 
     def change_subscription(self, body: Mapping[str, Any]) -> Subscription:
-        """Replace the topics of an owned subscription (the full new list)."""
+        """Replace the topics of an owned subscription (the full new list) and, when the body
+        names one, its language (checked as on subscribe; left out, the stored one stays)."""
         if "topics" not in body:
             raise ValidationError("topics is required: the full new list of topics", "topics")
         return subs.change_topics(self.subscriptions, self._parse(body), self.clock())
@@ -97,14 +100,17 @@ class Readers:
         return self.preferences_store.get_preferences(sub.id)
 
     def set_preferences(self, body: Mapping[str, Any]) -> ReaderPreferences:
-        """Quiet hours and daily cap, with the same proof of ownership as a topic change.
+        """Quiet hours and daily cap, with the same proof of ownership as a topic change, and
+        the language when the body names one (the manage page saves in the language it is shown
+        in, as a topic change does; left out, the stored one stays).
 
         Everything is validated before the row is found, and stored in one statement."""
         endpoint, auth = _proof(body, "endpoint", "auth")
         prefs = parse_preferences(body, self.clock())
+        lang = subs.check_lang(body.get("lang"))
         sub = subs.owned_subscription(self.subscriptions, endpoint, auth)
         assert self.preferences_store is not None
-        self.preferences_store.set_preferences(sub.id, prefs)
+        self.preferences_store.set_preferences(sub.id, prefs, lang=lang)
         return prefs
 
     def unsubscribe(self, body: Mapping[str, Any]) -> None:

@@ -5,6 +5,8 @@
   var d = document;
   var page = d.getElementById('nf-manage');
   var API = page.dataset.api || location.origin;
+  // Saving states the reader's language as the page shows it, as the topics' Save does.
+  var LANG = page.getAttribute('lang') || 'en';
   var C = JSON.parse(d.getElementById('nf-choice-texts').textContent);
   var choices = d.getElementById('nf-choices');
   var stories = d.getElementById('nf-stories');
@@ -61,12 +63,18 @@
     saveButton.disabled = true;
     var body = Object.assign({}, proof, {
       quietHours: quietOn.checked ? { start: start.value, end: end.value, timeZone: ZONE } : null,
-      dailyCap: cap.value ? Number(cap.value) : null
+      dailyCap: cap.value ? Number(cap.value) : null,
+      lang: LANG
     });
     try {
       var answer = await call('/api/v1/subscriptions/preferences', body, 'PUT');
       if (!answer.ok) throw new Error(String(answer.status));
       var prefs = await answer.json();
+      if ('serviceWorker' in navigator) {
+        navigator.serviceWorker.getRegistration().then(function (reg) {
+          if (reg && reg.active) reg.active.postMessage({ type: 'newsflash:remember', lang: LANG });
+        }, function () {});
+      }
       showPrefs(prefs);
       message.textContent = C.choicesSaved.replace('{summary}', summary(prefs));
     } catch (e) {

@@ -69,6 +69,12 @@
     form.querySelectorAll('input').forEach(function (b) { b.checked = slugs.indexOf(b.value) >= 0; });
   }
 
+  // The service worker keeps the reader's language for texts it writes itself (and a sign-up
+  // again after pushsubscriptionchange): every save states the page's language, so it follows.
+  function tellWorker(reg) {
+    if (reg && reg.active) reg.active.postMessage({ type: 'newsflash:remember', lang: LANG });
+  }
+
   function changed() {
     d.dispatchEvent(new CustomEvent('newsflash:subscription'));
   }
@@ -162,7 +168,7 @@
       await fresh.unsubscribe().catch(function () {});
       throw fail(answer ? 'refused' : 'network');
     }
-    if (reg.active) reg.active.postMessage({ type: 'newsflash:remember', lang: LANG });
+    tellWorker(reg);
     sub = fresh;
     remember(TURNED_OFF, null);
     remember('newsflash:dismissedAt', null);
@@ -199,6 +205,7 @@
       if (answer.status === 404 && known) answer = await post('/api/v1/subscriptions', body);
       if (!answer.ok) throw new Error(String(answer.status));
       var saved = await answer.json();
+      navigator.serviceWorker.getRegistration().then(tellWorker, function () {});
       showOn(saved.topics);
       say(T.saved.replace('{topics}', names(saved.topics)));
     } catch (e) {

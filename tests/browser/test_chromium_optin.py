@@ -246,6 +246,51 @@ def test_manage_page_changes_topics_and_turns_alerts_off(
     page.locator("#nf-state").get_by_text("Alerts are off in this browser").wait_for()
 
 
+# The language the service worker keeps for the texts it writes itself (service/static/sw.js kv).
+WORKER_LANG = """() => new Promise((resolve, reject) => {
+  const open = indexedDB.open('newsflash', 1);
+  open.onupgradeneeded = () => open.result.createObjectStore('kv');
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const req = open.result.transaction('kv').objectStore('kv').get('lang');
+    req.onsuccess = () => { open.result.close(); resolve(req.result || null); };
+    req.onerror = () => reject(req.error);
+  };
+})"""
+
+
+def test_saving_on_the_manage_page_in_kiswahili_switches_the_readers_alerts_to_it(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    """The page has no language picker: it speaks ?lang= (or the browser's language), and each
+    Save states that language, so a reader who opens it in Kiswahili and saves gets Kiswahili."""
+    page = open_page(chromium, reader_site.base + "/")
+    sub = fake_browser_subscription(new_endpoint())
+    page.evaluate("s => { window.__nextSubscription = s; }", sub)
+    page.get_by_role("button", name="Yes, Thanks").click()
+    page.get_by_role("status").get_by_text("You're signed up").wait_for()
+    assert reader_site.subscription(sub["endpoint"])["lang"] == "en"  # type: ignore[index]
+
+    page.goto(reader_site.base + "/manage?lang=sw")
+    page.locator("#nf-state").get_by_text("Arifa zimewashwa").wait_for()
+    page.locator("input[value=sport]").check()
+    page.get_by_role("button", name="Hifadhi mada").click()
+    page.get_by_text("Imehifadhiwa.").wait_for()
+    row = reader_site.subscription(sub["endpoint"])
+    assert row is not None and (row["lang"], row["topics"]) == ("sw", ["breaking", "sport"])
+    wait_until(lambda: page.evaluate(WORKER_LANG) == "sw", 5, "the service worker to keep sw")
+
+    # The choices' Save states the page's language too: back to English from /manage?lang=en.
+    page.goto(reader_site.base + "/manage?lang=en")
+    page.locator("#nf-choices").wait_for()
+    page.get_by_label("At most this many routine alerts a day").select_option("3")
+    page.get_by_role("button", name="Save quiet hours and limit").click()
+    page.get_by_text("Saved. No quiet hours. At most 3 routine alerts a day.").wait_for()
+    row = reader_site.subscription(sub["endpoint"])
+    assert row is not None and (row["lang"], row["daily_cap"]) == ("en", 3)
+    wait_until(lambda: page.evaluate(WORKER_LANG) == "en", 5, "the service worker to keep en")
+
+
 # -- the service worker ---------------------------------------------------------------------
 
 

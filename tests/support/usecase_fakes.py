@@ -129,8 +129,11 @@ class FakeSubscriptions:
     def get_by_endpoint(self, endpoint: str) -> Subscription | None:
         return next((r for r in self.rows.values() if r.endpoint == endpoint), None)
 
-    def set_topics(self, sub_id: int, topics: Sequence[str], now: float) -> Subscription:
-        self.rows[sub_id] = replace(self.rows[sub_id], topics=tuple(topics))
+    def set_topics(
+        self, sub_id: int, topics: Sequence[str], now: float, *, lang: str | None = None
+    ) -> Subscription:
+        row = self.rows[sub_id]
+        self.rows[sub_id] = replace(row, topics=tuple(topics), lang=lang or row.lang)
         return self.rows[sub_id]
 
     def replace(self, old_id: int, new: SubscriptionInput, now: float) -> tuple[Subscription, bool]:
