@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from core.adapters.celery_queue import ALL_QUEUES
 from core.adapters.ops_sql import SqlOpsQueries
 from core.adapters.telemetry import RedisTelemetry, fast_failing_client
 from core.alarms import FallbackAlarmStore, Thresholds
+from core.model import Alert
 
 if TYPE_CHECKING:
     from core.bootstrap import Container
@@ -85,16 +87,57 @@ def _wall_clock(value: Any) -> float | None:
     return now - (time.monotonic() - float(value))
 
 
+class DeferredSql:
+    """The database side of the ops picture, looked up at each call rather than when the kit
+    is built: the SQL stores read the topics table when first built, so a process that started
+    while the database was down would otherwise fail to report anything at all (a /metrics
+    500 instead of newsflash_up{dependency="database"} 0, no alarm round, no `status`)."""
+
+    def __init__(self, container: Container) -> None:
+        self.container = container
+
+    @property
+    def _ops(self) -> SqlOpsQueries:
+        return self.container.sql.ops
+
+    def alerts_by_status(self) -> dict[str, int]:
+        return self._ops.alerts_by_status()
+
+    def subscription_total(self) -> int:
+        return self._ops.subscription_total()
+
+    def churn_since(self, since: float) -> list[tuple[int, int, int]]:
+        return self._ops.churn_since(since)
+
+    def oldest_pending_at(self, now: float) -> float | None:
+        return self._ops.oldest_pending_at(now)
+
+    def subscribers_per_topic(self) -> dict[str, int]:
+        return self._ops.subscribers_per_topic()
+
+    def ping(self) -> None:
+        # A bare connection check: it must not need the stores (they need the database).
+        with self.container.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def list_alerts(
+        self, limit: int = 50, before_id: int | None = None, statuses: Sequence[str] = ()
+    ) -> list[Alert]:
+        return self.container.sql.alerts.list_alerts(
+            limit=limit, before_id=before_id, statuses=statuses
+        )
+
+
 @dataclass
 class OpsKit:
-    """The ops sources over one container's store and hosts; built once per process."""
+    """The ops sources over one container's store and hosts; built once per process, without
+    touching the database (see DeferredSql)."""
 
     settings: Settings
     container: Container
     app: Celery
     pid: int = field(init=False)
     telemetry: RedisTelemetry = field(init=False)
-    queries: SqlOpsQueries = field(init=False)
     alarm_store: FallbackAlarmStore = field(init=False)
     sources: ops.OpsSources = field(init=False)
 
@@ -102,18 +145,23 @@ class OpsKit:
         s = self.settings
         self.pid = os.getpid()
         self.telemetry = RedisTelemetry(fast_failing_client(s.redis_url))
-        self.queries = self.container.sql.ops
         self.alarm_store = FallbackAlarmStore(self.telemetry)
+        deferred = DeferredSql(self.container)
         self.sources = ops.OpsSources(
             queues=queue_probe(s.broker_url),
             workers=CeleryWorkerProbe(self.app, s.inspect_timeout_s),
             telemetry=self.telemetry,
-            queries=self.queries,
-            alerts=self.container.alerts,
+            queries=deferred,
+            alerts=deferred,
             hosts=self.container.hosts,
             queue_names=ALL_QUEUES,
             timezone=s.timezone,
         )
+
+    @property
+    def queries(self) -> SqlOpsQueries:
+        """The SQL ops queries (raises while the database cannot be reached)."""
+        return self.container.sql.ops
 
     @property
     def thresholds(self) -> Thresholds:
