@@ -515,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _load_extras()
     parser = build_parser()
     args = parser.parse_args(argv)
+    settings: Settings | None = None
     try:
         settings = load_settings(missing_secret_files_ok=args.func is cmd_init)
         if args.needs_keys:
@@ -535,7 +536,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             field = f"{exc.field}: " if exc.field else ""
             print(f"newsflash: {field}{exc.message}", file=sys.stderr)
             return 2
-        raise
+        from cli.failures import service_failure
+
+        line = service_failure(exc, settings)
+        if line is None:
+            raise
+        print(f"newsflash: {line}", file=sys.stderr)
+        return 2
 
 
 def warn_about(settings: Settings) -> None:

@@ -314,3 +314,53 @@ def test_user_create_without_a_password_to_read_fails_in_one_line(
             "newsflash: password: nothing to read; type it at a terminal or pipe it with"
             " --password-stdin"
         )
+
+
+# Every command that reads the database, against one nobody answers (a loopback port where
+# nothing listens: refused at once) and against one never migrated.
+DATABASE_COMMANDS = [
+    ["alerts", "list"],
+    ["alerts", "watch", "1"],
+    ["token", "create", "--name", "prometheus", "--role", "ops"],
+    ["token", "list"],
+    ["token", "revoke", "1"],
+    ["health"],
+    ["user", "disable", "ed@example.com"],
+    ["user", "role", "ed@example.com", "--role", "ops"],
+    ["feeds", "list"],
+    ["feeds", "remove", "1"],
+]
+
+
+@pytest.mark.parametrize("argv", DATABASE_COMMANDS, ids=" ".join)
+def test_an_unreachable_database_fails_each_command_in_one_line(
+    var_env: dict[str, str], argv: list[str]
+) -> None:
+    assert run(["init"], var_env).returncode == 0
+    url = "postgresql+psycopg://newsflash:s3cret-pw@127.0.0.1:9/newsflash"
+    result = run(argv, {**var_env, "NEWSFLASH_DATABASE_URL": url})
+    _one_line_failure(result, "NEWSFLASH_DATABASE_URL")
+    assert "s3cret-pw" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("argv", DATABASE_COMMANDS[:4], ids=" ".join)
+def test_a_database_never_migrated_says_to_run_db_upgrade(
+    var_env: dict[str, str], argv: list[str]
+) -> None:
+    assert run(["init"], var_env).returncode == 0
+    _one_line_failure(run(argv, var_env), "newsflash db upgrade")
+
+
+def test_status_reports_an_unreachable_database_and_exits_1(
+    var_env: dict[str, str], redis_url: str
+) -> None:
+    """The terminal's /ops works while the database is down: that is when it is needed."""
+    assert run(["init"], var_env).returncode == 0
+    url = "postgresql+psycopg://newsflash:s3cret-pw@127.0.0.1:9/newsflash"
+    env = {**var_env, "NEWSFLASH_DATABASE_URL": url, "NEWSFLASH_REDIS_URL": redis_url}
+    result = run(["status"], env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "UNREACHABLE: database" in result.stdout.splitlines()[0]
+    assert "Queues" in result.stdout  # the broker's part is still shown
+    assert "s3cret-pw" not in result.stdout + result.stderr
