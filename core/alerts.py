@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from core import correlation
+from core import corrections, correlation
 from core.errors import Conflict, NotFound, ValidationError
 from core.inputs import check_text, finite_number
 from core.model import Alert, AlertDraft, AlertKind, AlertStatus, Urgency
@@ -282,7 +282,10 @@ def publish(
 ) -> tuple[Alert, bool]:
     """Store the alert, commit, and only then enqueue. Returns (alert, created).
 
-    The same article_id or Idempotency-Key returns the first alert and sends nothing new.
+    The same article_id or Idempotency-Key returns the first alert and sends nothing new. A
+    correction stored ready to send stops the alert it corrects in the same transaction
+    (core/corrections.py), before its plan task is queued: that task may wait behind the
+    alert's own batches, which would push the old words meanwhile.
     """
     existing = alerts.find_alert(article_id=draft.article_id, idempotency_key=draft.idempotency_key)
     if existing is not None:
@@ -294,8 +297,9 @@ def publish(
         if draft.kind in (AlertKind.NORMAL, AlertKind.STORY)
         else 0
     )
+    stops = corrections.stops_on_release(draft) if status is AlertStatus.QUEUED else None
     alert, created = alerts.create_alert(
-        draft, story or story_key(draft.url, draft.article_id), status, audience, now
+        draft, story or story_key(draft.url, draft.article_id), status, audience, now, stops=stops
     )
     # Every later line of this request or task (and the tasks it sends) names the alert.
     correlation.annotate(alert_id=alert.id)

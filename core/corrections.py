@@ -5,10 +5,14 @@ Correcting twice corrects the latest correction: a correction's audience is whoe
 corrects reached, and its words replace that alert's words on screen (same Topic and tag), so the
 newest words are always what a reader's notification is corrected from.
 
-A correction of an alert still sending takes it over: when the correction starts sending, the
-alert it corrects stops (core/delivery.py), and the correction goes to everyone that alert was
-meant for, reached yet or not (`addressed`). Otherwise a reader the alert reached later, or whose
-push was still waiting for a retry or their quiet hours, would end with the old words.
+A correction of an alert still sending takes it over: the moment the correction is released
+(stored ready to send, or its undo window ends), the alert it corrects stops, in the same
+transaction (`stops_on_release`); the correction's planner then waits for that alert's pushes
+already on their way (core/delivery.py) and goes to everyone it was meant for, reached yet or not
+(`addressed`). Otherwise a reader the alert reached later, or whose push was still waiting for a
+retry or their quiet hours, would end with the old words; and stopping it only once the
+correction's plan task ran would let it push the old words for as long as that task waited in
+the queue (behind the alert's own batches).
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from core.errors import Conflict, ValidationError
-from core.model import Alert, AlertKind, AlertStatus, LedgerStatus
+from core.model import Alert, AlertDraft, AlertKind, AlertStatus, LedgerStatus
 
 # Corrections that went (or are going) out; a called-off or failed one replaced nothing.
 _LIVE = (AlertStatus.SCHEDULED, AlertStatus.QUEUED, AlertStatus.SENDING, AlertStatus.SENT)
-# What a correction stops when it starts sending: the alert it corrects, if still going out.
+# What a correction stops when it is released: the alert it corrects, if still going out.
 STOPPABLE = (AlertStatus.QUEUED, AlertStatus.SENDING)
 # A finished alert's readers its correction does not go to: gone, or never pushed the alert at
 # all (held past its TTL, or over their daily cap): a correction at night for an alert they
@@ -105,9 +109,20 @@ def chain_of(
     return sorted(found.values(), key=lambda a: a.id)
 
 
+def stops_on_release(draft: AlertDraft | Alert) -> int | None:
+    """The alert a correction stops when it is released: the one it corrects (the store stops
+    it only if still `STOPPABLE`); None for any other alert. A correction stored ready to send
+    stops it in the transaction that stores it (core/alerts.py `publish`); one waiting out its
+    undo window, in the one that releases it (RecoveryStore.due_scheduled)."""
+    if draft.kind is not AlertKind.CORRECTION:
+        return None
+    return draft.corrects_id
+
+
 def takes_over(target: Alert | None) -> bool:
-    """Whether a correction starting now stops `target` (the alert it corrects): it is still
-    going out, so its readers not reached yet get the correction instead."""
+    """Whether a correction stops `target` (the alert it corrects): it is still going out, so
+    its readers not reached yet get the correction instead. Its release normally stopped it
+    already; its planner stops it too if not (one released before that rule)."""
     return target is not None and target.kind is not AlertKind.TEST and target.status in STOPPABLE
 
 
@@ -156,12 +171,13 @@ def adds_reached(alert: Alert) -> int | None:
 
 
 def stopped_by(alert: Alert, chain: Sequence[Alert]) -> Alert | None:
-    """The correction that took `alert` over (stopped it when it started sending), from the
+    """The correction that took `alert` over (stopped it when it was released), from the
     alert's chain (`chain_of`); None if it finished, or an editor stopped it before."""
     if alert.status is not AlertStatus.CANCELLED or alert.cancelled_at is None:
         return None
     for c in chain:
-        started = c.started_at
-        if c.corrects_id == alert.id and started is not None and alert.cancelled_at >= started:
+        # Released when queued (at once, or when its undo window ended): the stop comes then.
+        released = c.queued_at if c.queued_at is not None else c.started_at
+        if c.corrects_id == alert.id and released is not None and alert.cancelled_at >= released:
             return c
     return None

@@ -70,9 +70,9 @@ def plan_fanout(
 
     Topic alerts are walked freshest first (core/freshness.py), others in id order.
     `pruned(alert_id)` says whether retention removed an alert's ledger (core/retention.py): a
-    correction of such an alert is addressed by its topics instead. A correction of an alert
-    still sending stops it first and waits for its pushes already on their way, so no reader
-    gets its old words after the correction (core/corrections.py).
+    correction of such an alert is addressed by its topics instead. A correction's release
+    stopped the alert it corrects (core/corrections.py; stopped here if not): its planner waits
+    for that alert's pushes on their way, so no reader gets the old words after the correction.
 
     Each page is committed with the planning cursor before its task is enqueued, so a re-run
     (a redelivered task, the reconciler) continues where the last one stopped. With `choices`,
@@ -129,9 +129,9 @@ def _take_over(
     clock: Callable[[], float],
     sleep: Callable[[float], None],
 ) -> bool:
-    """Stop the alert a correction replaces if it is still going out; True once none of its
-    pushes is on its way any more (a push answered after the correction's would put the old
-    words back on screen: same tag)."""
+    """Stop the alert a correction replaces if it is still going out (its release normally
+    stopped it already); True once none of its pushes is on its way any more (a push answered
+    after the correction's would put the old words back on screen: same tag)."""
     target = store.get_alert(target_id)
     if takes_over(target):
         store.stop_sending(target_id, clock())

@@ -83,8 +83,21 @@ class AlertReads(Protocol):
 
 class AlertStore(AlertReads, Protocol):
     def create_alert(
-        self, draft: AlertDraft, story_key: str, status: AlertStatus, audience: int, now: float
-    ) -> tuple[Alert, bool]: ...
+        self,
+        draft: AlertDraft,
+        story_key: str,
+        status: AlertStatus,
+        audience: int,
+        now: float,
+        *,
+        stops: int | None = None,
+    ) -> tuple[Alert, bool]:
+        """Store a new alert, or return the one with its article id or key (created False).
+        With `stops`, the same transaction cancels that alert if it is still queued or sending
+        and not a test send (a correction taking it over); nothing is stopped when the alert
+        was there already."""
+        ...
+
     def find_alert(
         self, *, article_id: str | None, idempotency_key: str | None
     ) -> Alert | None: ...
@@ -126,7 +139,8 @@ class PlanningStore(AlertReads, Protocol):
     def finish_planning(self, alert_id: int, now: float) -> None: ...
     def planning_cursor(self, alert_id: int) -> Cursor: ...
     def stop_sending(self, alert_id: int, now: float) -> None:
-        """Cancel the alert if it is still queued or sending (its correction takes over)."""
+        """Cancel the alert if it is still queued or sending (its correction takes over; its
+        release normally did already)."""
         ...
 
     def in_flight(self, alert_id: int, now: float, lease_s: float) -> bool:
@@ -170,7 +184,11 @@ class RecoveryStore(AlertReads, Protocol):
         self, now: float, stale_after_s: float, limit: int
     ) -> list[tuple[int, int]]: ...
     def stale_alerts(self, now: float, stale_after_s: float) -> StaleAlerts: ...
-    def due_scheduled(self, now: float) -> list[int]: ...
+    def due_scheduled(self, now: float) -> list[int]:
+        """Scheduled alerts whose time has come become queued; their ids. A correction among
+        them (its undo window over) stops the alert it corrects in the same transaction, as
+        `create_alert` with `stops` does (core/corrections.py `stops_on_release`)."""
+        ...
 
 
 class DeliveryStore(PlanningStore, LedgerStore, RecoveryStore, Protocol):

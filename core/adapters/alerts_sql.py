@@ -7,12 +7,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
 from core.adapters.sql import MAX_ID, WAITING, TopicBits, row_to_alert
-from core.model import Alert, AlertDraft, AlertStatus
+from core.corrections import STOPPABLE
+from core.model import Alert, AlertDraft, AlertKind, AlertStatus
 from core.ports import AlertProgress
 from core.translations import translations_json
 
@@ -96,7 +97,14 @@ class SqlAlerts(AlertReader):
         self.topics = topics
 
     def create_alert(
-        self, draft: AlertDraft, story_key: str, status: AlertStatus, audience: int, now: float
+        self,
+        draft: AlertDraft,
+        story_key: str,
+        status: AlertStatus,
+        audience: int,
+        now: float,
+        *,
+        stops: int | None = None,
     ) -> tuple[Alert, bool]:
         values = {
             "kind": draft.kind.value,
@@ -141,6 +149,8 @@ class SqlAlerts(AlertReader):
                 alert_id = conn.execute(
                     insert(t.alerts).values(**values).returning(t.alerts.c.id)
                 ).scalar_one()
+                if stops is not None:
+                    stop_taken_over(conn, t.alerts.c.id == stops, now)
         except IntegrityError:
             existing = self.find_alert(
                 article_id=draft.article_id, idempotency_key=draft.idempotency_key
@@ -201,3 +211,24 @@ class SqlAlerts(AlertReader):
             q = q.where(t.alerts.c.status.in_([s.value for s in only_from]))
         with self.engine.begin() as conn:
             return conn.execute(q).rowcount == 1
+
+
+def stop_taken_over(conn: Connection, which: ColumnElement[bool], now: float) -> int:
+    """Cancel the alerts `which` selects that are still going out, in the caller's transaction
+    (a correction takes them over: core/corrections.py); how many stopped. Senders see it at
+    their next stop check, and a batch not begun yet is never sent."""
+    a = t.alerts
+    return conn.execute(
+        update(a)
+        .where(
+            which,
+            a.c.status.in_([x.value for x in STOPPABLE]),
+            a.c.kind != AlertKind.TEST.value,
+        )
+        .values(
+            status=AlertStatus.CANCELLED.value,
+            cancelled_at=now,
+            finished_at=now,
+            progress_at=now,
+        )
+    ).rowcount

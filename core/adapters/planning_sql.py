@@ -21,9 +21,9 @@ from sqlalchemy import (
 )
 
 from core.adapters import tables as t
-from core.adapters.alerts_sql import AlertReader
+from core.adapters.alerts_sql import AlertReader, stop_taken_over
 from core.adapters.sql import TopicBits, insert_batch, row_to_alert
-from core.corrections import NOT_CORRECTED, STOPPABLE, adds_reached
+from core.corrections import NOT_CORRECTED, adds_reached
 from core.freshness import Cursor
 from core.model import Alert, AlertKind, AlertStatus, BatchStatus, LedgerStatus
 from core.ports import PlanningConflict
@@ -106,18 +106,8 @@ class SqlPlanning(AlertReader):
         return topics if reached is None else or_(topics, reached)
 
     def stop_sending(self, alert_id: int, now: float) -> None:
-        a = t.alerts
         with self.engine.begin() as conn:
-            conn.execute(
-                update(a)
-                .where(a.c.id == alert_id, a.c.status.in_([x.value for x in STOPPABLE]))
-                .values(
-                    status=AlertStatus.CANCELLED.value,
-                    cancelled_at=now,
-                    finished_at=now,
-                    progress_at=now,
-                )
-            )
+            stop_taken_over(conn, t.alerts.c.id == alert_id, now)
 
     def in_flight(self, alert_id: int, now: float, lease_s: float) -> bool:
         b = t.batches

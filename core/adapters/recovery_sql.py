@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from core.adapters import tables as t
-from core.adapters.alerts_sql import AlertReader
+from core.adapters.alerts_sql import AlertReader, stop_taken_over
 from core.adapters.sql import insert_batch
-from core.model import AlertStatus, BatchStatus, LedgerStatus
+from core.model import AlertKind, AlertStatus, BatchStatus, LedgerStatus
 from core.ports import StaleAlerts
 
 
@@ -116,17 +116,23 @@ class SqlRecovery(AlertReader):
         return StaleAlerts(replan=replan, planned=[r.id for r in rows if r.planned])
 
     def due_scheduled(self, now: float) -> list[int]:
+        """Queued now; a released correction stops the alert it corrects in this transaction."""
         a = t.alerts
         with self.engine.begin() as conn:
-            return [
-                int(x)
-                for x in conn.execute(
-                    update(a)
-                    .where(a.c.status == AlertStatus.SCHEDULED.value, a.c.send_at <= now)
-                    .values(status=AlertStatus.QUEUED.value, queued_at=now, progress_at=now)
-                    .returning(a.c.id)
-                ).scalars()
+            fired = conn.execute(
+                update(a)
+                .where(a.c.status == AlertStatus.SCHEDULED.value, a.c.send_at <= now)
+                .values(status=AlertStatus.QUEUED.value, queued_at=now, progress_at=now)
+                .returning(a.c.id, a.c.kind, a.c.corrects_id)
+            ).all()
+            taken_over = [
+                r.corrects_id
+                for r in fired
+                if r.kind == AlertKind.CORRECTION.value and r.corrects_id is not None
             ]
+            if taken_over:
+                stop_taken_over(conn, a.c.id.in_(taken_over), now)
+        return [int(r.id) for r in fired]
 
 
 def add_retry_batch(

@@ -1,7 +1,8 @@
-"""A correction of an alert still sending, on SQLite and PostgreSQL: the alert stops, and every
-reader it was meant for ends with the correction, once, whether it had reached them or not;
-readers it reached get the correction at once, the others as the alert would have reached them
-(quiet hours, caps)."""
+"""A correction of an alert still sending, on SQLite and PostgreSQL: the alert stops when the
+correction is released (stored through the newsroom's use case, or its undo window over), and
+every reader it was meant for ends with the correction, once, whether it had reached them or
+not; readers it reached get the correction at once, the others as the alert would have reached
+them (quiet hours, caps)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,18 @@ from sqlalchemy import Engine, select, update
 from core import choices as choices_core
 from core import delivery
 from core.adapters import tables as t
+from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.choices_sql import SqlReaderChoices
 from core.adapters.hosts import MemoryHostHealth
 from core.adapters.preferences_sql import SqlPreferences
 from core.adapters.stores_sql import SqlStores
+from core.alerts import AlertRules
+from core.corrections import stopped_by
 from core.freshness import Cursor
 from core.model import Alert, AlertKind, AlertStatus, Lane, LedgerStatus, Urgency
 from core.ports import LedgerEntry, PushMessage, PushResult
 from core.quiet import QuietHours, ReaderPreferences
+from core.usecases.newsroom import Editor, Newsroom
 from tests.support.fakes import RecordingQueue, ScriptedSender
 from tests.support.samples import TOPICS, draft, sub
 
@@ -216,3 +221,126 @@ def test_a_sent_alerts_correction_skips_readers_it_was_never_pushed_to(store: Sq
     page, _ = store.planning.next_audience_page(fixed, Cursor(), 10)
 
     assert page == readers[:2]
+
+
+# -- released: the alert stops before any worker runs the correction ---------------------------
+ANNA = Editor("anna@news.example")
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def newsroom(store: SqlStores, queue: RecordingQueue, clock: Clock) -> Newsroom:
+    """The Newsroom use cases on the real stores, as the composition root builds them."""
+    rules = AlertRules(
+        public_origins=("https://news.example.com",),
+        topics=frozenset(x.slug for x in TOPICS),
+        default_topics=("breaking",),
+        default_ttl_s=3600,
+    )
+    accounts = SqlAccounts(store.engine)
+    return Newsroom(
+        store.alerts, store.subscriptions, queue, store.newsroom, accounts, rules, 10, clock
+    )
+
+
+def sending(store: SqlStores, readers: int) -> tuple[Alert, list[int], list[int]]:
+    """An alert planned into batches of 3 (their tasks queued) whose first batch went out."""
+    ids = [store.subscriptions.upsert(sub(n), 1.0)[0].id for n in range(1, readers + 1)]
+    original, _ = store.alerts.create_alert(draft(ttl_s=3600), "k", AlertStatus.QUEUED, 0, EVENING)
+    queue = RecordingQueue()
+    delivery.plan_fanout(original.id, store.planning, queue, POLICY, clock=lambda: EVENING)
+    return original, ids, queue.batches
+
+
+def queued(batches: list[int]) -> RecordingQueue:
+    """These batch tasks waiting in the broker, for `deliver` to run in order."""
+    queue = RecordingQueue()
+    queue.batches.extend(batches)
+    return queue
+
+
+def test_a_correction_from_the_api_stops_the_alert_in_the_transaction_that_stores_it(
+    store: SqlStores,
+) -> None:
+    original, ids, batches = sending(store, 7)
+    push = Push()
+    deliver(store, queued(batches[:1]), push, EVENING)
+    reached = [s for _, s in push.log]
+    plans = RecordingQueue()
+    room = newsroom(store, plans, Clock(EVENING + 5))
+
+    fixed = room.correct(ANNA, original.id, {"title": "Correction"}, idempotency_key="fix-1")
+
+    assert fixed.status is AlertStatus.QUEUED and plans.plans == [fixed.id]
+    stopped = store.alerts.get_alert(original.id)
+    assert stopped is not None and stopped.status is AlertStatus.CANCELLED
+    assert stopped.cancelled_at == EVENING + 5 == fixed.queued_at
+    assert stopped_by(stopped, room.chain(stopped)) == store.alerts.get_alert(fixed.id)
+    # The original's batch tasks queued ahead of the correction's plan task push nothing.
+    deliver(store, queued(batches[1:]), push, EVENING + 6)
+    assert sorted(s for a, s in push.log if a == original.id) == sorted(reached)
+    # The same request again: the first correction, nothing stored, queued or stopped anew.
+    again = room.correct(ANNA, original.id, {"title": "Correction"}, idempotency_key="fix-1")
+    assert again.id == fixed.id and plans.plans == [fixed.id]
+
+    delivery.plan_fanout(fixed.id, store.planning, plans, POLICY, clock=lambda: EVENING + 7)
+    deliver(store, queued(plans.batches), push, EVENING + 7)
+    got = push.words()
+    assert sorted(got) == sorted(ids)
+    for sid in ids:
+        assert got[sid][-1] == fixed.id and got[sid].count(fixed.id) == 1, (sid, got[sid])
+    assert all(got[i] == [fixed.id] for i in ids if i not in reached), "never the old words"
+    assert status(store, fixed.id) is AlertStatus.SENT
+
+
+def test_a_newsroom_correction_stops_the_alert_when_its_undo_window_ends(
+    store: SqlStores,
+) -> None:
+    original, ids, batches = sending(store, 7)
+    push = Push()
+    plans = RecordingQueue()
+    clock = Clock(EVENING + 5)
+    room = newsroom(store, plans, clock)
+    undone = room.correct(ANNA, original.id, {"title": "Oops"}, undo_window=True)
+    room.cancel(ANNA, undone.id)
+    fixed = room.correct(ANNA, original.id, {"title": "Correction"}, undo_window=True)
+    assert fixed.status is AlertStatus.SCHEDULED
+    # Stored, not released: the editor may still undo it, and the alert goes on meanwhile.
+    assert status(store, original.id) is AlertStatus.SENDING
+    deliver(store, queued(batches[:1]), push, EVENING + 6)
+    reached = [s for _, s in push.log]
+
+    clock.now = EVENING + 15
+    assert delivery.fire_scheduled(store.recovery, plans, clock) == 1
+    assert plans.plans == [fixed.id]
+    stopped = store.alerts.get_alert(original.id)
+    assert stopped is not None and stopped.status is AlertStatus.CANCELLED
+    released = store.alerts.get_alert(fixed.id)
+    assert released is not None and stopped.cancelled_at == EVENING + 15 == released.queued_at
+    assert stopped_by(stopped, room.chain(stopped)) == released
+    deliver(store, queued(batches[1:]), push, EVENING + 16)
+    assert sorted(s for a, s in push.log if a == original.id) == sorted(reached)
+
+    delivery.plan_fanout(fixed.id, store.planning, plans, POLICY, clock=lambda: EVENING + 17)
+    deliver(store, queued(plans.batches), push, EVENING + 17)
+    got = push.words()
+    assert sorted(got) == sorted(ids)
+    assert all(got[i][-1] == fixed.id and got[i].count(fixed.id) == 1 for i in ids), got
+    assert all(got[i] == [fixed.id] for i in ids if i not in reached)
+
+
+def test_a_released_correction_of_a_finished_alert_stops_nothing(store: SqlStores) -> None:
+    original, _, batches = sending(store, 2)
+    deliver(store, queued(batches), Push(), EVENING)
+    assert status(store, original.id) is AlertStatus.SENT
+    room = newsroom(store, RecordingQueue(), Clock(EVENING + 5))
+    room.correct(ANNA, original.id, {"title": "Correction"})
+    finished = store.alerts.get_alert(original.id)
+    assert finished is not None and finished.status is AlertStatus.SENT
+    assert finished.cancelled_at is None

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from core.corrections import NOT_CORRECTED, adds_reached
+from core.corrections import NOT_CORRECTED, adds_reached, stops_on_release
 from core.endpoints import push_host
 from core.freshness import Cursor
 from core.model import (
@@ -166,22 +166,25 @@ class FakeDeliveryStore:
         self.alerts[alert_id] = _AlertRow(alert, send_at=send_at, progress_at=now)
         return alert_id
 
-    def add_correction(self, of: int, now: float = 0.0) -> int:
-        """A correction of alert `of` (new words, its topics, Topic and tag), queued."""
+    def add_correction(self, of: int, now: float = 0.0, send_at: float | None = None) -> int:
+        """A correction of alert `of` (new words, its topics, Topic and tag): queued as a row
+        from before releases stopped the alert (the planner stops it), or scheduled at
+        `send_at` (its undo window), released by `due_scheduled`."""
         original = self.alerts[of].alert
         alert_id = max(self.alerts) + 1
         alert = dataclasses.replace(
             original,
             id=alert_id,
             title=f"Correction of {of}",
-            status=AlertStatus.QUEUED,
+            status=AlertStatus.QUEUED if send_at is None else AlertStatus.SCHEDULED,
             kind=AlertKind.CORRECTION,
             corrects_id=of,
             created_at=now,
+            send_at=send_at,
             started_at=None,
             cancelled_at=None,
         )
-        self.alerts[alert_id] = _AlertRow(alert, progress_at=now)
+        self.alerts[alert_id] = _AlertRow(alert, send_at=send_at, progress_at=now)
         return alert_id
 
     def leave_topics(self, sid: int) -> None:
@@ -543,6 +546,9 @@ class FakeDeliveryStore:
                     r.alert = dataclasses.replace(r.alert, status=AlertStatus.QUEUED, queued_at=now)
                     r.progress_at = now
                     due.append(alert_id)
+                    taken_over = stops_on_release(r.alert)
+                    if taken_over is not None:  # the same transaction, in the SQL store
+                        self.stop_sending(taken_over, now)
             return due
 
 

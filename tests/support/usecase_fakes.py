@@ -7,9 +7,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.alerts import AlertRules
+from core.corrections import STOPPABLE
 from core.model import (
     Alert,
     AlertDraft,
+    AlertKind,
     AlertStatus,
     Lane,
     Subscription,
@@ -42,7 +44,14 @@ class FakeAlerts:
     keys: dict[str, int] = field(default_factory=dict)
 
     def create_alert(
-        self, draft: AlertDraft, story_key: str, status: AlertStatus, audience: int, now: float
+        self,
+        draft: AlertDraft,
+        story_key: str,
+        status: AlertStatus,
+        audience: int,
+        now: float,
+        *,
+        stops: int | None = None,
     ) -> tuple[Alert, bool]:
         found = self.find_alert(article_id=draft.article_id, idempotency_key=draft.idempotency_key)
         if found is not None:
@@ -65,11 +74,22 @@ class FakeAlerts:
             corrects_id=draft.corrects_id,
             created_by=draft.created_by,
             test_user_id=draft.test_user_id,
+            queued_at=now if status is AlertStatus.QUEUED else None,
         )
         self.alerts[alert.id] = alert
         if draft.idempotency_key:
             self.keys[draft.idempotency_key] = alert.id
+        if stops is not None:  # in the same transaction, in the SQL store
+            self.stop_if_going_out(stops, now)
         return alert, True
+
+    def stop_if_going_out(self, alert_id: int, now: float) -> None:
+        """A correction takes the alert over: cancelled if still queued or sending."""
+        alert = self.alerts.get(alert_id)
+        if alert is not None and alert.kind is not AlertKind.TEST and alert.status in STOPPABLE:
+            self.alerts[alert_id] = replace(
+                alert, status=AlertStatus.CANCELLED, cancelled_at=now, finished_at=now
+            )
 
     def get_alert(self, alert_id: int) -> Alert | None:
         return self.alerts.get(alert_id)
@@ -92,7 +112,8 @@ class FakeAlerts:
         alert = self.alerts[alert_id]
         if only_from and alert.status not in only_from:
             return False
-        self.alerts[alert_id] = replace(alert, status=status)
+        cancelled_at = now if status is AlertStatus.CANCELLED else alert.cancelled_at
+        self.alerts[alert_id] = replace(alert, status=status, cancelled_at=cancelled_at)
         return True
 
     def is_stopped(self, alert_id: int) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from core.corrections import word_diff
+from core.corrections import stopped_by, word_diff
 from core.errors import Conflict
 from core.model import AlertKind, AlertStatus
 from core.usecases.newsroom import Editor
@@ -69,3 +69,49 @@ def test_the_word_diff_marks_what_changed() -> None:
     changes = [(c.kind, c.text) for c in word_diff("Five killed in crash", "Four killed in crash")]
     assert changes == [("del", "Five"), ("ins", "Four"), ("same", "killed in crash")]
     assert [c.kind for c in word_diff("Same", "Same")] == ["same"]
+
+
+# -- the take-over starts when the correction is released --------------------------------------
+def _sending(kit: NewsroomKit) -> int:
+    original = kit.room.publish(ANNA, BODY).alert
+    kit.alerts.put(replace(kit.alerts.alerts[original.id], status=AlertStatus.SENDING))
+    return original.id
+
+
+def test_releasing_a_correction_stops_the_alert_it_corrects_before_any_worker_runs(
+    kit: NewsroomKit,
+) -> None:
+    """Its plan task may wait behind the alert's own batches: the alert must not push the old
+    words meanwhile, so the use case that stores the correction stops it."""
+    original = _sending(kit)
+    fixed = kit.room.correct(ANNA, original, {"title": "Four killed"}, idempotency_key="k1")
+
+    assert fixed.status is AlertStatus.QUEUED and kit.queue.plans[-1] == fixed.id
+    stopped = kit.alerts.alerts[original]
+    assert stopped.status is AlertStatus.CANCELLED and stopped.cancelled_at == kit.clock.now
+    assert stopped_by(stopped, kit.room.chain(stopped)) == kit.alerts.alerts[fixed.id]
+    # Sent again (the answer was lost): the first correction, nothing queued or stopped anew.
+    plans = list(kit.queue.plans)
+    kit.clock.now += 5
+    again = kit.room.correct(ANNA, original, {"title": "Four killed"}, idempotency_key="k1")
+    assert again.id == fixed.id and kit.queue.plans == plans
+    assert kit.alerts.alerts[original].cancelled_at == stopped.cancelled_at
+    assert kit.audit.actions().count("alert.correct") == 1
+
+
+def test_a_correction_in_its_undo_window_stops_nothing_until_it_is_released(
+    kit: NewsroomKit,
+) -> None:
+    original = _sending(kit)
+    fixed = kit.room.correct(ANNA, original, {"title": "Four killed"}, undo_window=True)
+    assert fixed.status is AlertStatus.SCHEDULED
+    assert kit.alerts.alerts[original].status is AlertStatus.SENDING, "Undo is still possible"
+    kit.room.cancel(ANNA, fixed.id)
+    assert kit.alerts.alerts[original].status is AlertStatus.SENDING
+
+
+def test_a_correction_of_a_sent_alert_stops_nothing(kit: NewsroomKit) -> None:
+    original = kit.room.publish(ANNA, BODY).alert
+    _sent(kit, original.id)
+    kit.room.correct(ANNA, original.id, {"title": "Four killed"})
+    assert kit.alerts.alerts[original.id].status is AlertStatus.SENT

@@ -652,6 +652,37 @@ def test_a_correction_of_an_alert_still_sending_takes_it_over() -> None:
     assert w.status(correction) is AlertStatus.SENT
 
 
+def test_a_correction_released_from_its_undo_window_stops_the_alert_before_it_is_planned() -> None:
+    """The release stops the alert (RecoveryStore.due_scheduled): its batches queued ahead of
+    the correction's plan task push nothing, and the planner, finding it stopped already,
+    still sends the correction to everyone once."""
+    w = World()
+    readers = w.subscribers(25)
+    original = w.alert()
+    w.plan(original)  # three batches: 10, 10, 5
+    last = w.store.batches[w.queue.batch_ids[2]].ids
+    w.deliver(w.queue.batch_ids[0])
+    correction = w.store.add_correction(original, w.clock(), send_at=w.clock() + 10)
+    w.deliver(w.queue.batch_ids[1])  # its undo window: the original goes on
+    assert w.status(original) is AlertStatus.SENDING
+
+    w.clock.advance(10)
+    assert fire_scheduled(w.store, w.queue, w.clock) == 1
+    assert w.status(original) is AlertStatus.CANCELLED
+    assert w.queue.plans == [(correction, Lane.BREAKING)]  # no worker has run it yet
+    w.deliver(w.queue.batch_ids[2])  # the original's last batch, ahead of the plan task
+    assert [r for r in last if r in _last_words(w)] == []
+    w.plan(correction)
+    w.deliver_enqueued()
+
+    got = _last_words(w)
+    assert sorted(got) == readers
+    for reader in readers:
+        assert got[reader][-1] == correction and got[reader].count(correction) == 1, reader
+    assert [got[r] for r in last] == [[correction]] * 5
+    assert w.status(correction) is AlertStatus.SENT
+
+
 def test_a_correction_of_a_sent_alert_goes_to_whoever_it_reached() -> None:
     w = World()
     w.subscribers(4)
