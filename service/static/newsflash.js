@@ -87,7 +87,9 @@
 
   var CSS = '.nf{position:fixed;z-index:2147483000;bottom:16px;right:16px;max-width:360px;box-sizing:border-box;' +
     'background:#fff;color:#1a1a1a;border:1px solid #767676;border-radius:8px;padding:16px 18px;' +
-    'box-shadow:0 6px 24px rgba(0,0,0,.25);font:16px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;text-align:left}' +
+    'box-shadow:0 6px 24px rgba(0,0,0,.25);font:16px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;text-align:left;' +
+    // Never taller than the screen (a phone on its side, a large font): it scrolls instead.
+    'max-height:calc(100vh - 32px);max-height:calc(100dvh - 32px);overflow-y:auto;overscroll-behavior:contain}' +
     '.nf *{box-sizing:border-box;font:inherit;color:inherit;margin:0}' +
     '.nf-title{font-weight:700;font-size:18px}.nf-body{margin:4px 0 10px}.nf-steps{margin:0 0 8px;padding-left:22px}' +
     '.nf fieldset{border:0;padding:0;margin:4px 0 10px}.nf legend{font-weight:600;margin-bottom:4px}' +
@@ -105,15 +107,23 @@
     '.nf-follow{display:inline-block;margin:12px 0;cursor:pointer;border-radius:6px;padding:9px 16px;' +
     'border:2px solid #0b4f9c;background:#fff;color:#0b4f9c;font:600 16px system-ui,sans-serif}' +
     '.nf-follow[aria-pressed=true]{background:#0b4f9c;color:#fff}.nf-follow:disabled{opacity:.6;cursor:wait}' +
-    '@media (max-width:480px){.nf{left:8px;right:8px;bottom:8px;max-width:none}}';
+    '@media (max-width:480px){.nf{left:8px;right:8px;bottom:8px;max-width:none;max-height:calc(100vh - 16px);' +
+    'max-height:calc(100dvh - 16px)}}';
 
   function addStyle() {
     if (!d.getElementById('nf-style')) d.head.appendChild(el('style', { id: 'nf-style' }, CSS));
   }
 
+  // The manage page in the language the reader was asked in (their browser may say another).
+  function manageHref() {
+    var url = new URL(MANAGE, location.href);
+    if (!url.searchParams.has('lang')) url.searchParams.set('lang', T.lang);
+    return url.origin === location.origin ? url.pathname + url.search + url.hash : url.href;
+  }
+
   function manageLink() {
     addStyle();
-    var a = el('a', { href: MANAGE, class: 'nf-link' }, T.manage);
+    var a = el('a', { href: manageHref(), class: 'nf-link', lang: T.lang }, T.manage);
     var slot = d.getElementById('newsflash-manage');
     if (slot) { a.className = ''; slot.appendChild(a); } else d.body.appendChild(a);
   }
@@ -135,7 +145,7 @@
     var json = sub.toJSON(), proof = { endpoint: json.endpoint, auth: json.keys.auth };
     var mine = await post('/api/v1/subscriptions/stories', proof);
     var following = mine.ok && (await mine.json()).stories.some(function (s) { return s.key === key; });
-    var button = el('button', { type: 'button', class: 'nf-follow', 'aria-pressed': String(following) });
+    var button = el('button', { type: 'button', class: 'nf-follow', 'aria-pressed': String(following), lang: T.lang });
     var shown = function () { button.textContent = following ? T.following : T.follow; };
     shown();
     button.onclick = async function () {
@@ -170,7 +180,7 @@
     statusEl.textContent = text;
     if (link) {
       statusEl.appendChild(d.createTextNode(' '));
-      statusEl.appendChild(el('a', { href: MANAGE }, T.manage));
+      statusEl.appendChild(el('a', { href: manageHref() }, T.manage));
     }
   }
 
@@ -239,6 +249,8 @@
         say(T.pickOne);
         return;
       }
+      // Disabled buttons lose the focus: give it back afterwards to a keyboard reader.
+      var keyboard = root.contains(d.activeElement);
       yes.disabled = no.disabled = true;
       say(T.working);
       var slow = setTimeout(function () { say(T.slow); }, SLOW_MS);
@@ -268,6 +280,7 @@
           row.replaceChildren(no);
         }
         say(err.message);
+        if (keyboard) (row.contains(yes) ? yes : no).focus();
       });
     };
   }
@@ -342,8 +355,15 @@
     d.documentElement.setAttribute('data-newsflash', state);
   }
 
+  // How long ago a stamp was written. One from the future means the phone's clock was wrong
+  // then (or is now): count from today, so a wrong clock never stretches a delay nor stops
+  // the daily check-in.
   function since(key) {
-    try { return Date.now() - (Number(localStorage.getItem(key)) || -Infinity); } catch (e) { return Infinity; }
+    try {
+      var at = Number(localStorage.getItem(key)) || -Infinity, now = Date.now();
+      if (at > now) localStorage.setItem(key, String(at = now));
+      return now - at;
+    } catch (e) { return Infinity; }
   }
 
   async function start() {

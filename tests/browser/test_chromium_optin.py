@@ -123,7 +123,9 @@ def test_yes_thanks_subscribes_with_the_chosen_topics_and_says_so(
     assert status.inner_text().startswith(
         "You're signed up. We'll send you alerts about Breaking news, Sport."
     )
-    assert status.get_by_role("link", name="Manage alerts").get_attribute("href") == "/manage"
+    assert (
+        status.get_by_role("link", name="Manage alerts").get_attribute("href") == "/manage?lang=en"
+    )
     assert status.evaluate("s => s === document.activeElement"), "focus moves to the result"
     page.screenshot(path=str(artifacts / "chromium-subscribed.png"))
     assert page.get_by_role("button", name="Yes, Thanks").count() == 0
@@ -217,7 +219,7 @@ def test_manage_page_changes_topics_and_turns_alerts_off(
     page.get_by_role("button", name="Yes, Thanks").click()
     page.get_by_role("status").get_by_text("You're signed up").wait_for()
     page.get_by_role("link", name="Manage alerts").click()
-    page.wait_for_url(reader_site.base + "/manage")
+    page.wait_for_url(reader_site.base + "/manage?lang=en")
 
     state = page.locator("#nf-state")
     state.get_by_text("Alerts are on in this browser").wait_for()
