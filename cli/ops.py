@@ -49,14 +49,18 @@ def render_status(snap: dict[str, Any], out: TextIO) -> None:
 
     down = [k for k in ("broker", "database", "redis") if not snap[k]["ok"]]
     alarms = snap.get("alarms") or []
-    verdict = (
-        f"UNREACHABLE: {', '.join(down)}"
-        if down
-        else (f"{len(alarms)} ALARM(S)" if alarms else "all clear")
-    )
+    stale = snap.get("alarms_not_evaluated")
+    if down:
+        verdict = f"UNREACHABLE: {', '.join(down)}"
+    elif alarms:
+        verdict = f"{len(alarms)} ALARM(S)"
+    else:
+        verdict = "ALARMS NOT EVALUATED" if stale else "all clear"
     line(f"Newsflash status at {snap['generated_at']}: {verdict}")
     for a in alarms:
         line(f"  ! {a['kind']}: {a['summary']}")
+    if stale:
+        line(f"  ! alarms not evaluated: {stale}")
     _render_queues_and_workers(snap, line)
     _render_deliveries(snap, line)
     _render_hosts_errors_subscribers(snap, line)
@@ -136,23 +140,41 @@ def _render_hosts_errors_subscribers(snap: dict[str, Any], line: Callable[..., N
         )
 
 
+def _not_evaluated(kit: Any, now: float) -> tuple[float | None, str | None]:
+    """Seconds since the last alarm round, and why the alarm list cannot be trusted when no
+    round ran for three intervals (beat down): the same rule as /ops."""
+    try:
+        evaluated = kit.telemetry.evaluated_at()
+    except Exception:
+        return None, None  # Redis unreachable: the verdict says so already
+    if evaluated is None:
+        return None, "no alarm round has run yet; is beat running?"
+    ago = max(0.0, now - evaluated)
+    if ago > 3 * kit.settings.alarm_interval_s + 5:
+        return round(ago, 1), f"the last alarm round ran {_age(ago)} ago; is beat running?"
+    return round(ago, 1), None
+
+
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from core import ops
 
     kit = _kit(settings)
     try:
-        snap = ops.collect(kit.sources, time.time())
+        now = time.time()
+        snap = ops.collect(kit.sources, now)
         try:
             snap["alarms"] = ops.alarms_json(kit.alarm_store)
         except Exception:
             snap["alarms"] = []
+        snap["alarms_evaluated_s_ago"], snap["alarms_not_evaluated"] = _not_evaluated(kit, now)
     finally:
         kit.container.engine.dispose()
     if args.json:
         print(json.dumps(snap, indent=2))
     else:
         render_status(snap, sys.stdout)
-    return 0 if not snap["alarms"] and all(snap[k]["ok"] for k in ("broker", "database")) else 1
+    healthy = all(snap[k]["ok"] for k in ("broker", "database"))
+    return 0 if healthy and not snap["alarms"] and not snap["alarms_not_evaluated"] else 1
 
 
 def cmd_health(args: argparse.Namespace, settings: Settings) -> int:

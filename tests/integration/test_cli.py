@@ -364,3 +364,34 @@ def test_status_reports_an_unreachable_database_and_exits_1(
     assert "UNREACHABLE: database" in result.stdout.splitlines()[0]
     assert "Queues" in result.stdout  # the broker's part is still shown
     assert "s3cret-pw" not in result.stdout + result.stderr
+
+
+def test_status_is_not_all_clear_while_no_alarm_round_runs(
+    var_env: dict[str, str], clean_redis: str
+) -> None:
+    """Like /ops: with beat down nothing evaluates the alarms, so an empty alarm list means
+    nothing; `status` (used in scripts by its exit code) must not say all clear."""
+    import time
+
+    import redis as redis_lib
+
+    from core.adapters.telemetry import RedisTelemetry
+
+    env = {**var_env, "NEWSFLASH_REDIS_URL": clean_redis, "NEWSFLASH_INSPECT_TIMEOUT_S": "0.2"}
+    assert run(["db", "upgrade"], env).returncode == 0
+    never = run(["status"], env)
+    assert never.returncode == 1, never.stdout + never.stderr
+    first = never.stdout.splitlines()[0]
+    assert "ALARMS NOT EVALUATED" in first and "all clear" not in first
+    assert "no alarm round has run yet; is beat running?" in never.stdout
+
+    telemetry = RedisTelemetry(redis_lib.Redis.from_url(clean_redis))
+    telemetry.mark_evaluated(time.time() - 600)
+    stale = run(["status"], env)
+    assert stale.returncode == 1
+    assert "the last alarm round ran 10 min" in stale.stdout
+
+    telemetry.mark_evaluated(time.time())
+    fresh = run(["status"], env)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert fresh.stdout.splitlines()[0].endswith("all clear")
