@@ -82,6 +82,23 @@ def test_the_unit_tests_catch_a_moved_threshold(tmp_path: Path) -> None:
     assert "NewsflashQueueStalled" in done.stdout + done.stderr
 
 
+def _rule_test_cases() -> list[dict[str, Any]]:
+    return list(yaml.safe_load(RULE_TESTS.read_text())["tests"])
+
+
+def test_every_rule_has_unit_tests_that_fire_it_and_keep_it_quiet() -> None:
+    """Each rule is shown firing (labels and annotations) and not firing, and a normal big
+    breaking send (queues filling and draining, some readers gone, a few retries) fires none."""
+    checks = [c for case in _rule_test_cases() for c in case.get("alert_rule_test", [])]
+    for rule in _rules():
+        mine = [c for c in checks if c["alertname"] == rule["alert"]]
+        assert any(c.get("exp_alerts") for c in mine), f"no test shows {rule['alert']} firing"
+        assert any(not c.get("exp_alerts") for c in mine), f"no test keeps {rule['alert']} quiet"
+    (big_send,) = [c for c in _rule_test_cases() if c["name"] == "a normal big send fires nothing"]
+    quiet = {c["alertname"] for c in big_send["alert_rule_test"] if not c.get("exp_alerts")}
+    assert quiet == {rule["alert"] for rule in _rules()}
+
+
 def test_every_alarm_beat_evaluates_has_a_rule() -> None:
     assert set(_by_alarm()) == {kind.value for kind in AlarmKind}
 
