@@ -144,6 +144,9 @@ async function showAlert(data) {
     options.data.story = options.tag;
   }
   var title = a.title || FALLBACK_TITLE[lang] || FALLBACK_TITLE.en;
+  // A push that does not say its language is in the reader's (the server writes to each in
+  // theirs), and so is the fallback title: a screen reader then reads it with the right sounds.
+  if (!options.lang) options.lang = FALLBACK_TITLE[lang] ? lang : 'en';
   var shown = showing.then(function () { return display(title, options); });
   showing = shown.catch(function () {});
   await shown;
@@ -181,16 +184,38 @@ self.addEventListener('pushnotification', function (event) {
 });
 
 /* -- click: focus the article's open tab, or open it ----------------------------------------- */
+// The page a URL shows: without its fragment and its utm_* tags. The alert's link is tagged
+// per alert (core/utm.py), the reader's tab usually is not (or carries another alert's tags).
+function pageOf(href) {
+  try {
+    var u = new URL(href);
+    u.hash = '';
+    Array.from(u.searchParams.keys()).filter(function (k) { return /^utm_/.test(k); })
+      .forEach(function (k) { u.searchParams.delete(k); });
+    return u.href;
+  } catch (e) {
+    return href;
+  }
+}
+
+async function focusOrOpen(tab, url) {
+  if (tab && tab.focus) {
+    try {
+      return await tab.focus();
+    } catch (e) { /* the browser refused (the tab is closing, no user gesture): open it */ }
+  }
+  return self.clients.openWindow(url);
+}
+
 async function openAlert(notification) {
   var data = notification.data || {};
   var reported = report(data.id, data.d, 'clicked');
   var cfg = await config(800);
   var url = clickTarget(data.url, cfg && cfg.origins);
-  var bare = url.split('#')[0];
+  var page = pageOf(url);
   var windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-  var tab = windows.find(function (w) { return w.url.split('#')[0] === bare; });
-  var shown = tab && tab.focus ? tab.focus() : self.clients.openWindow(url);
-  await Promise.all([Promise.resolve(shown).catch(function () {}), reported]);
+  var tab = windows.find(function (w) { return pageOf(w.url) === page; });
+  await Promise.all([focusOrOpen(tab, url).catch(function () {}), reported]);
   return url;
 }
 
@@ -210,7 +235,8 @@ async function followStory(notification) {
   if (!answer || !answer.ok) return;
   var lang = await kv('lang').catch(function () { return null; });
   await self.registration.showNotification(notification.title, {
-    body: (FOLLOW[lang] || FOLLOW.en).done, tag: data.story, data: { url: data.url, id: data.id }
+    body: (FOLLOW[lang] || FOLLOW.en).done, tag: data.story, data: { url: data.url, id: data.id },
+    lang: notification.lang || (FOLLOW[lang] ? lang : 'en')
   });
 }
 
