@@ -1,12 +1,11 @@
 """The Grafana dashboard and the Prometheus rules name only metrics a live /metrics exports:
 a real stack (web server, worker, beat, push stand-in, PostgreSQL, Redis) is driven through an
 alarm, subscriptions and a send, /metrics is scraped along the way, and every PromQL expression
-is checked against the metric names seen."""
+is checked against the metric names and label names seen."""
 
 from __future__ import annotations
 
 import json
-import re
 import urllib.error
 import urllib.request
 import uuid
@@ -16,10 +15,10 @@ from typing import Any
 
 import pytest
 import redis as redis_lib
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.accounts import Role
+from tests.support import promql
 from tests.support.live_stack import LiveStack, live_stack
 from tests.support.ops import WebhookReceiver
 from tests.support.services import (
@@ -34,72 +33,15 @@ from tests.support.stack import Process, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "deploy/grafana/dashboards/newsflash-grafana.json"
-RULES = ROOT / "deploy/prometheus/newsflash-rules.yml"
 ORIGIN = "http://127.0.0.1:8000"
 # Series Prometheus makes itself (scrape health), not Newsflash's to export.
-PROMETHEUS_OWN = {"up"}
-_KEYWORDS = {
-    "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-    "and", "or", "unless", "offset", "atan2", "inf", "nan",
-}  # fmt: skip
-_LABEL_LISTS = re.compile(
-    r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", re.IGNORECASE
-)
+PROMETHEUS_OWN = set(promql.PROMETHEUS_OWN)
+metric_names = promql.metric_names
+dashboard_exprs = promql.dashboard_exprs
+rule_exprs = promql.rule_exprs
 
 
-def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression selects: identifiers that are not functions or
-    aggregations (followed by "("), keywords, label names (in {...} or by/without/on lists),
-    strings, durations ([...]) or Grafana variables."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', '""', expr)
-    text = _LABEL_LISTS.sub(" ", text)
-    text = re.sub(r"\{[^}]*\}", " ", text)
-    text = re.sub(r"\[[^\]]*\]", " ", text)
-    text = re.sub(r"\$\{?\w+\}?", " ", text)
-    names = set()
-    for match in re.finditer(r"(?<![\w.])([A-Za-z_:][A-Za-z0-9_:]*)(?![\w.])", text):
-        after = text[match.end() :].lstrip()
-        if after.startswith("(") or match[1].lower() in _KEYWORDS:
-            continue
-        names.add(match[1])
-    return names
-
-
-def dashboard_exprs() -> list[tuple[str, str]]:
-    found = []
-
-    def walk(panels: list[dict[str, Any]]) -> None:
-        for panel in panels:
-            for target in panel.get("targets", []):
-                found.append((panel["title"], target["expr"]))
-            walk(panel.get("panels", []))
-
-    walk(json.loads(DASHBOARD.read_text())["panels"])
-    return found
-
-
-def rule_exprs() -> list[tuple[str, str]]:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    return [(r["alert"], r["expr"]) for g in groups for r in g["rules"]]
-
-
-# -- the extractor and the dashboard's shape (no services needed) -------------------------------
-@pytest.mark.parametrize(
-    ("expr", "names"),
-    [
-        (
-            'histogram_quantile(0.99, sum by (le, push_host) (rate(x_seconds_bucket{a="b(c)"}[5m])))',
-            {"x_seconds_bucket"},
-        ),
-        ("sum(rate(a_total[$__rate_interval])) / on (job) group_left (x) b", {"a_total", "b"}),
-        ('max by (queue) (q{queue=~"n.*"}) >= 60 and up offset 5m', {"q", "up"}),
-        ("count without (instance) (c) > bool 1e3", {"c"}),
-    ],
-)
-def test_metric_names_are_found_in_promql(expr: str, names: set[str]) -> None:
-    assert metric_names(expr) == names
-
-
+# -- the dashboard's shape (no services needed; the queries: tests/unit/test_metric_queries.py)
 def test_the_dashboard_is_provisionable_and_uses_the_datasource_variable() -> None:
     dash = json.loads(DASHBOARD.read_text())
     assert (
@@ -143,6 +85,7 @@ class Web:
         self.base_url = base_url
         self.ops_token = ops_token
         self.editor_token = editor_token
+        self.labels: dict[str, set[str]] = {}  # sample name -> every label name seen on it
 
     def call(
         self, method: str, path: str, body: Any = None, token: str | None = None
@@ -168,6 +111,7 @@ class Web:
         for family in text_string_to_metric_families(body.decode()):
             for s in family.samples:
                 samples[s.name] = samples.get(s.name, 0.0) + s.value
+                self.labels.setdefault(s.name, set()).update(s.labels)
         return samples
 
 
@@ -300,3 +244,11 @@ def test_every_dashboard_and_rule_query_names_an_exported_metric(
         if name not in seen
     }
     assert not missing_in_rules, f"not exported by /metrics: {sorted(missing_in_rules)}"
+    # ...and with the labels each query matches on (Prometheus adds job and instance).
+    wrong_labels = {
+        f"{where}: {name} has no {sorted(labels - web.labels[name] - promql.TARGET_LABELS)}"
+        for where, expr in dashboard_exprs() + rule_exprs()
+        for name, labels in promql.selectors(expr)
+        if name not in PROMETHEUS_OWN and labels - web.labels[name] - promql.TARGET_LABELS
+    }
+    assert not wrong_labels, sorted(wrong_labels)
