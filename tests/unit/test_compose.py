@@ -266,3 +266,114 @@ def test_beats_health_check_outlasts_the_schedule_files_write_interval() -> None
     found = re.search(r"-name '?celerybeat-schedule\*'? -mmin -(\d+)", check)
     assert found, f"the beat check should look for any celerybeat-schedule* file: {check}"
     assert int(found.group(1)) * 60 >= PersistentScheduler.sync_every + 60
+
+
+# -- what ships to production: secrets, state, the variables ops must set ----------------------
+_INTERPOLATION = re.compile(r"(?<!\$)\$\{([A-Za-z_]\w*)(?:(:?[-?+])([^}]*))?\}")
+_SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(?:^|_)KEY$|BASIC_AUTH|CREDENTIAL", re.I)
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return []
+
+
+def _interpolations(compose: dict[str, Any] = COMPOSE) -> list[tuple[str, str, str]]:
+    """Every ${NAME}, ${NAME:-default}, ${NAME:?message} in the file: (name, operator, word)."""
+    return [
+        (m[1], m[2] or "", m[3] or "")
+        for s in _strings(compose)
+        for m in _INTERPOLATION.finditer(s)
+    ]
+
+
+def _secret_defaults(compose: dict[str, Any]) -> list[str]:
+    found = []
+    for name, svc in compose["services"].items():
+        env = svc.get("environment") or {}
+        items = env.items() if isinstance(env, dict) else (e.partition("=")[::2] for e in env)
+        for key, value in items:
+            if not _SECRET_NAME.search(key) or key.endswith("_FILE") or value in (None, ""):
+                continue
+            used = list(_INTERPOLATION.finditer(str(value)))
+            if not used:
+                found.append(f"{name}: {key} is set to a value in the file")
+            for m in used:
+                if m[2] in ("-", ":-") and m[3]:
+                    found.append(f"{name}: {key} defaults to {m[3]!r} when .env lacks {m[1]}")
+    for var, operator, word in _interpolations(compose):
+        if _SECRET_NAME.search(var) and operator in ("-", ":-") and word:
+            found.append(f"${{{var}}} has the default {word!r}")
+    return sorted(set(found))
+
+
+def test_no_secret_has_a_value_or_default_in_the_file() -> None:
+    """A password, token or key in docker-compose.yml itself (or as a ${VAR:-default}) would
+    run in production whenever .env forgets it: secrets are required (${VAR:?...}), optional
+    and empty by default (${VAR:-}), or files."""
+    assert _secret_defaults(COMPOSE) == []
+    planted = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    planted["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"] = "newsflash"
+    planted["services"]["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] = (
+        "${GRAFANA_PASSWORD:-admin}"
+    )
+    assert _secret_defaults(planted) == [
+        "${GRAFANA_PASSWORD} has the default 'admin'",
+        "grafana: GF_SECURITY_ADMIN_PASSWORD defaults to 'admin' when .env lacks GRAFANA_PASSWORD",
+        "postgres: POSTGRES_PASSWORD is set to a value in the file",
+    ]
+
+
+def _named_volume_mounts(svc: dict[str, Any]) -> list[str]:
+    """Container paths of a service's named volumes (not bind mounts: those are config)."""
+    found = []
+    for volume in svc.get("volumes", []):
+        source, _, rest = str(volume).partition(":")
+        if source in COMPOSE.get("volumes", {}):
+            found.append(rest.split(":")[0].rstrip("/"))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(OURS))
+def test_keys_secrets_and_the_database_file_live_on_a_volume(name: str) -> None:
+    """The VAPID key above all: one written inside a container is gone when it is recreated,
+    and with it every reader's subscription (they were made for the old key)."""
+    svc = SERVICES[name]
+    env = svc.get("environment", {})
+    paths = [v for k, v in env.items() if k.endswith("_FILE") or k == "NEWSFLASH_VAR_DIR"]
+    url = str(env.get("NEWSFLASH_DATABASE_URL", ""))
+    if url.startswith("sqlite:///"):
+        paths.append(url.removeprefix("sqlite:///"))
+    mounts = _named_volume_mounts(svc)
+    for path in paths:
+        assert any(path == m or path.startswith(m + "/") for m in mounts), (
+            f"{name}: {path} is not on a named volume ({mounts})"
+        )
+
+
+def test_the_variables_ops_must_set_are_the_ones_the_readme_names() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Docker Compose", 1)[1].split("\n## ", 1)[0]
+    required = {var for var, operator, _w in _interpolations() if operator in ("?", ":?")}
+    assert required, "nothing is required from .env?"
+    for var in sorted(required):
+        assert f"`{var}" in section, f"README's Docker Compose section does not ask for {var}"
+    known = known_variables()
+    for var, _op, _w in _interpolations():
+        if var.startswith("NEWSFLASH_"):
+            assert var in known, f"${{{var}}} in .env is not a setting Newsflash reads"
+
+
+def test_what_a_service_waits_for_can_become_healthy() -> None:
+    for name, svc in SERVICES.items():
+        depends = svc.get("depends_on", {})
+        for dep, how in depends.items() if isinstance(depends, dict) else []:
+            if how.get("condition") == "service_healthy":
+                assert "healthcheck" in SERVICES[dep], f"{name} waits for {dep}'s health check"
+            if how.get("condition") == "service_completed_successfully":
+                assert SERVICES[dep].get("restart") == "no", f"{dep} must run once"
