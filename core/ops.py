@@ -360,6 +360,14 @@ def _subscribers(sources: OpsSources, now: float) -> dict[str, Any]:
     }
 
 
+def waited_s(queue: Mapping[str, Any]) -> float | None:
+    """How long a queue has had tasks waiting: since the alarm evaluator saw it fill, or the
+    oldest task's own age when that is longer or nobody was evaluating (beat down, Redis
+    back after an outage), so /metrics sees a stall beat cannot report."""
+    known = [x for x in (queue.get("waiting_for_s"), queue.get("oldest_age_s")) if x is not None]
+    return float(max(known)) if queue.get("depth") and known else None
+
+
 def facts_from(snapshot: Mapping[str, Any]) -> Facts:
     """The alarm facts in a snapshot; sections that could not be read stay unknown."""
     now = float(snapshot["now"])
@@ -374,7 +382,7 @@ def facts_from(snapshot: Mapping[str, Any]) -> Facts:
                 q["name"],
                 int(q["depth"]),
                 None if q["last_consumed_s_ago"] is None else now - q["last_consumed_s_ago"],
-                None if q["waiting_for_s"] is None else now - q["waiting_for_s"],
+                None if (waited := waited_s(q)) is None else now - waited,
             )
             for q in queues
         ]
@@ -438,4 +446,4 @@ def evaluate_alarms(
     return snapshot
 
 
-__all__ = ["AlarmKind", "OpsSources", "collect", "evaluate_alarms", "facts_from"]
+__all__ = ["AlarmKind", "OpsSources", "collect", "evaluate_alarms", "facts_from", "waited_s"]

@@ -23,6 +23,8 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from core.ops import waited_s
+
 ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS_S: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
 PUBLISH_BUCKETS_S: Final = (1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
@@ -334,8 +336,8 @@ def _audience_families(health: Mapping[str, Any] | None, family: Any) -> Iterato
 def _idle_s(queue: Mapping[str, Any]) -> float:
     """The alarm's quiet time (core.alarms.evaluate): since tasks started waiting or since the
     last one was taken, whichever is later."""
-    waiting = queue.get("waiting_for_s")
-    if not queue.get("depth") or waiting is None:
+    waiting = waited_s(queue)
+    if waiting is None:
         return 0.0
     consumed = queue.get("last_consumed_s_ago")
     return float(waiting if consumed is None else min(waiting, consumed))

@@ -35,25 +35,32 @@ def _samples(snapshot: dict[str, Any], tmp_path: Any) -> dict[tuple[str, str], f
 
 
 @pytest.mark.parametrize(
-    ("depth", "waiting_for_s", "last_consumed_s_ago", "idle_s"),
+    ("depth", "waiting_for_s", "oldest_age_s", "last_consumed_s_ago", "idle_s"),
     [
-        (5, 90.0, None, 90.0),  # never taken: quiet since the tasks started waiting
-        (5, 90.0, 30.0, 30.0),  # taken from 30 s ago: quiet for 30 s only
-        (5, 20.0, 300.0, 20.0),  # waiting for 20 s after a long empty spell
-        (0, None, 500.0, 0.0),  # empty queues are never stalled
+        (5, 90.0, None, None, 90.0),  # never taken: quiet since the tasks started waiting
+        (5, 90.0, None, 30.0, 30.0),  # taken from 30 s ago: quiet for 30 s only
+        (5, 20.0, None, 300.0, 20.0),  # waiting for 20 s after a long empty spell
+        (0, None, None, 500.0, 0.0),  # empty queues are never stalled
+        # Nobody recorded since when tasks wait (beat, which tracks it, is down): the oldest
+        # task's own age says it, so Prometheus still sees the stall beat cannot report.
+        (5, None, 90.0, None, 90.0),
+        (5, None, 90.0, 30.0, 30.0),
+        # Tracking began after the tasks were queued (Redis was down): the older one counts.
+        (5, 20.0, 90.0, None, 90.0),
     ],
 )
 def test_queue_idle_gauge_is_the_stall_alarms_quiet_time(
     tmp_path: Any,
     depth: int,
     waiting_for_s: float | None,
+    oldest_age_s: float | None,
     last_consumed_s_ago: float | None,
     idle_s: float,
 ) -> None:
     queue = {
         "name": "newsflash.breaking",
         "depth": depth,
-        "oldest_age_s": None,
+        "oldest_age_s": oldest_age_s,
         "consumers": None,
         "last_consumed_s_ago": last_consumed_s_ago,
         "waiting_for_s": waiting_for_s,
