@@ -71,7 +71,7 @@ class Metrics:
         )
         self.answers = Counter(
             "newsflash_push_answers",
-            "Push service answers by class (2xx, 404/410, 429, 5xx, 4xx, timeout, error)",
+            "Push service answers by class (2xx, 3xx, 404/410, 429, 4xx, 5xx, timeout, error)",
             ["answer", "push_host"],
         )
         self.push_latency = Histogram(
