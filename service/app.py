@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from celery import Celery
-from flask import Flask
+from flask import Flask, Response, g, has_request_context, request
+from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.settings import Settings
@@ -15,7 +17,7 @@ from core.adapters import metrics
 from core.adapters.accounts_sql import SqlAccounts
 from core.bootstrap import Container
 from core.endpoints import is_loopback_host
-from service import tracing
+from service import csrf, tracing
 from service.errors import register_error_handlers
 from service.extensions import init_limiter
 from service.inputs import MAX_BODY_BYTES, register_input_guard
@@ -71,6 +73,7 @@ def create_app(
         PERMANENT_SESSION_LIFETIME=settings.session_lifetime_s,
         JSON_SORT_KEYS=False,
     )
+    app.session_interface = SessionCookies()
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)  # type: ignore[method-assign]
     # The process entry point may hand in its Celery app; otherwise the container builds a
     # send-only producer (the web process never imports the worker's tasks).
@@ -107,18 +110,67 @@ def create_app(
     app.register_blueprint(feeds.api_bp)
     app.register_blueprint(stories_editor.bp)
 
-    @app.after_request
-    def _security_headers(response):  # type: ignore[no-untyped-def]
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
-        if response.mimetype == "text/html":
-            response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
-
+    install_security_headers(app, settings)
     return app
 
 
-def _origin_is_loopback(origin: str) -> bool:
-    from urllib.parse import urlsplit
+def install_security_headers(app: Flask, settings: Settings) -> None:
+    """Headers on every answer: no sniffing, no framing, the newsroom's CSP, no-store for
+    whatever depended on who is asking."""
+    policy = newsroom_policy(settings)
 
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+        if response.mimetype == "text/html":
+            headers.setdefault("X-Frame-Options", "DENY")
+            reader = request.blueprint == "reader"
+            headers.setdefault("Content-Security-Policy", READER_POLICY if reader else policy)
+        # Whatever depended on who is asking (credentials looked at, or a form's CSRF token
+        # shown, as on the login page) is kept by no cache: not a proxy's, not the back button
+        # of a phone the next person picks up.
+        if "principal" in g or csrf.ISSUED in g:
+            headers["Cache-Control"] = "no-store"
+        return response
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, Secure also whenever this request came over https (the
+    proxy's X-Forwarded-Proto, trusted for NEWSFLASH_PROXY_HOPS hops), not only when the
+    configured origins are public ones."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        configured = bool(app.config["SESSION_COOKIE_SECURE"])
+        return configured or (has_request_context() and request.is_secure)
+
+
+# The reader's pages are public and keep their own rules; only framing is refused everywhere.
+READER_POLICY = "frame-ancestors 'none'"
+
+
+def newsroom_policy(settings: Settings) -> str:
+    """The newsroom's and ops' pages run only their own scripts (no inline script, no eval), post
+    forms only here and are never framed. Inline style attributes stay allowed (a progress bar's
+    width); images may come from the publisher's origins (alert images, the site icon)."""
+    icon = urlsplit(settings.site_icon_url or "")
+    origins = [*settings.public_origins, f"{icon.scheme}://{icon.netloc}" if icon.netloc else ""]
+    images = " ".join(dict.fromkeys(["'self'", "data:", "https:", *filter(None, origins)]))
+    return "; ".join(
+        (
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self' 'unsafe-inline'",
+            f"img-src {images}",
+            "connect-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        )
+    )
+
+
+def _origin_is_loopback(origin: str) -> bool:
     return is_loopback_host(urlsplit(origin).hostname or "")

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 from flask import current_app, g, redirect, render_template, request, session, url_for
 
 from core.accounts import Principal, Role
+from service import csrf
 from service.errors import error_response
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -78,7 +79,9 @@ def forbidden_page() -> str:
 
 
 def require_role(roles: Collection[Role], page: bool = False) -> Callable[[F], F]:
-    """401 (API) or a redirect to login (pages) without credentials; 403 for the wrong role."""
+    """401 (API) or a redirect to login (pages) without credentials; 403 for the wrong role; 400
+    for a write by a session without the CSRF token (csrf.session_write_refused), whichever
+    blueprint the route is on."""
 
     def decorator(view: F) -> F:
         @wraps(view)
@@ -104,6 +107,8 @@ def require_role(roles: Collection[Role], page: bool = False) -> Callable[[F], F
                 return error_response(
                     403, "forbidden", f"this needs the role {' or '.join(sorted(roles))}"
                 )
+            if principal.token_id is None and (refused := csrf.session_write_refused()):
+                return refused
             return view(*args, **kwargs)
 
         return cast(F, wrapped)

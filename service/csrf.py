@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import Response, render_template, request, session
+from flask import Response, g, render_template, request, session
 
 from service.errors import error_response
 
@@ -14,8 +14,13 @@ FORM_FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
 
 
+# Set on g when a page shows the token: such a page is no-store (service.app).
+ISSUED = "nf_csrf_issued"
+
+
 def csrf_token() -> str:
     """The session's token (made on first use); templates put it in every form."""
+    setattr(g, ISSUED, True)
     token = session.get(SESSION_KEY)
     if not isinstance(token, str) or len(token) < 32:
         token = secrets.token_urlsafe(32)
@@ -27,6 +32,16 @@ def rotate() -> None:
     """A fresh session and token at login and logout (no fixation across the boundary)."""
     session.clear()
     session[SESSION_KEY] = secrets.token_urlsafe(32)
+
+
+def session_write_refused() -> Response | None:
+    """For a write by a session on any route (require_role asks): None if it may proceed. A body
+    another site's page could send (a form: urlencoded, multipart, text/plain) needs the token;
+    a JSON body cannot come from another origin without a CORS preflight, which the routes a
+    session may write to never grant."""
+    if request.is_json:
+        return None
+    return rejected()
 
 
 def rejected() -> Response | None:
