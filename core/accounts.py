@@ -75,6 +75,14 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def login_account_key(email: str) -> str:
+    """What refused logins are counted under per account: a digest of the address as typed
+    (normalised), the same for an address with no account, so the limit tells nobody which
+    exist; and no address in the limiter's keys or log lines."""
+    digest = hashlib.sha256(email.strip().lower().encode("utf-8", "replace")).hexdigest()
+    return "account:" + digest[:32]
+
+
 # -- sessions ---------------------------------------------------------------------------------
 # The last-seen time is written at most this often: a page that polls every second would
 # otherwise turn every read into a write.

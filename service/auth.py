@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Collection
 from functools import wraps
 from typing import Any, TypeVar, cast
 
 from flask import current_app, g, redirect, render_template, request, session, url_for
+from itsdangerous import BadData, URLSafeTimedSerializer
+from werkzeug.wrappers import Response as BaseResponse
 
-from core.accounts import Principal, Role
+from core.accounts import Principal, Role, login_account_key
 from service import csrf
 from service.errors import error_response
 
@@ -114,3 +117,56 @@ def require_role(roles: Collection[Role], page: bool = False) -> Callable[[F], F
         return cast(F, wrapped)
 
     return decorator
+
+
+# -- known devices ------------------------------------------------------------------------------
+# A browser that has logged in to an account gets a signed cookie naming the account (by digest)
+# and a random device id. Its later login attempts for that account are counted per device
+# instead of per address and per account, so neither a guesser sharing the editor's carrier
+# address nor one hammering the account from many addresses locks the editor's own phone out.
+# The cookie proves nothing else: the password is asked for all the same.
+DEVICE_COOKIE = "newsflash_device"
+DEVICE_MAX_AGE_S = 180 * 24 * 3600
+_DEVICE_SALT = "newsflash known device v1"
+_MAX_DEVICE_COOKIE = 400
+
+
+def _devices() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key or "", salt=_DEVICE_SALT)
+
+
+def remember_device(response: BaseResponse, email: str) -> None:
+    """Mark this browser as one that has logged in to `email` (after a login that worked)."""
+    value = _devices().dumps({"a": login_account_key(email), "d": secrets.token_urlsafe(16)})
+    response.set_cookie(
+        DEVICE_COOKIE,
+        value,
+        max_age=DEVICE_MAX_AGE_S,
+        path=url_for("editor.login"),
+        # The same rule as the session cookie: Secure outside loopback and over https.
+        secure=current_app.session_interface.get_cookie_secure(current_app),
+        httponly=True,
+        samesite="Strict",
+    )
+
+
+def known_device(email: str | None) -> str | None:
+    """This browser's device id if its cookie says it has logged in to `email` before."""
+    cached: dict[str | None, str | None] = g.setdefault("nf_known_devices", {})
+    if email not in cached:
+        cached[email] = _device_of(email)
+    return cached[email]
+
+
+def _device_of(email: str | None) -> str | None:
+    raw = request.cookies.get(DEVICE_COOKIE)
+    if not email or not raw or len(raw) > _MAX_DEVICE_COOKIE:
+        return None
+    try:
+        data = _devices().loads(raw, max_age=DEVICE_MAX_AGE_S)
+    except BadData:
+        return None
+    if not isinstance(data, dict) or data.get("a") != login_account_key(email):
+        return None
+    device = data.get("d")
+    return device if isinstance(device, str) and device else None

@@ -26,14 +26,21 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 
 from core import newsroom
-from core.accounts import Principal, Role
+from core.accounts import Principal, Role, login_account_key
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.errors import DomainError, NotFound
 from core.model import Alert
 from core.usecases.newsroom import Editor, Newsroom
 from service import csrf, previews, wording
 from service.app import Newsflash
-from service.auth import begin_session, current_principal, end_session, has_session
+from service.auth import (
+    begin_session,
+    current_principal,
+    end_session,
+    has_session,
+    known_device,
+    remember_device,
+)
 from service.errors import error_response
 from service.extensions import limiter
 from service.redirects import safe_next
@@ -146,12 +153,38 @@ def _login_limit() -> str:
     return ext().settings.rate_limit_login
 
 
+def _refused(response: BaseResponse) -> bool:
+    # Only a refused password spends a budget: a newsroom behind one office or carrier address
+    # logging in at the start of a shift is not an attack.
+    return response.status_code == 401
+
+
+def _from_known_device() -> bool:
+    return known_device(_typed_email()) is not None
+
+
+def _from_new_device() -> bool:
+    return not _from_known_device()
+
+
+def _account_key() -> str:
+    return login_account_key(_typed_email() or "")
+
+
+def _device_key() -> str:
+    return "device:" + (known_device(_typed_email()) or "")
+
+
 @bp.errorhandler(TooManyRequests)
 def _too_many(exc: TooManyRequests) -> tuple[str, int]:
     retry = exc.get_response().headers.get("Retry-After")
     if request.endpoint == "editor.login_submit":
         ext().container.access.login_rate_limited(_typed_email(), request.remote_addr)
-    message = "Too many login attempts from this address. Wait a minute and try again."
+    # One answer whichever budget ran out: the message tells nobody which accounts exist.
+    message = (
+        "Too many login attempts were refused for this account or this network. "
+        "Wait a minute and try again."
+    )
     return render_template("editor/login.html", error=message, retry_after=retry), 429
 
 
@@ -173,7 +206,25 @@ def login_form() -> Page:
 
 
 @bp.post("/login")
-@limiter.limit(_login_limit, methods=["POST"])  # per caller: IPv6 by its /64 (client_key)
+# Refused attempts are counted per address (IPv6 by its /64: client_key) and per account typed;
+# a browser that has logged in to that account before is counted on its own instead (auth.
+# known_device), so a guesser on the editor's carrier address or at the editor's account from
+# many addresses never locks the editor's own phone out.
+@limiter.limit(_login_limit, methods=["POST"], deduct_when=_refused, exempt_when=_from_known_device)
+@limiter.limit(
+    _login_limit,
+    methods=["POST"],
+    key_func=_account_key,
+    deduct_when=_refused,
+    exempt_when=_from_known_device,
+)
+@limiter.limit(
+    _login_limit,
+    methods=["POST"],
+    key_func=_device_key,
+    deduct_when=_refused,
+    exempt_when=_from_new_device,
+)
 def login_submit() -> Page:
     email = _typed_email() or ""
     password = request.form.get("password", "")
@@ -191,7 +242,9 @@ def login_submit() -> Page:
     begin_session(principal)
     if target is None and principal.role is Role.OPS:
         target = "/ops"
-    return redirect(target or url_for("editor.history"))
+    response = redirect(target or url_for("editor.history"))
+    remember_device(response, principal.name)
+    return response
 
 
 @bp.post("/logout")
