@@ -18,7 +18,7 @@ from flask import (
 )
 
 from service.choice_texts import choice_texts
-from service.texts import manage_texts, request_language
+from service.texts import chrome_texts, manage_texts, request_language
 
 bp = Blueprint("reader", __name__)
 SAMPLE_STORY = Path(__file__).resolve().parent / "sample" / "article.json"
@@ -31,18 +31,30 @@ def sample_story() -> dict[str, Any]:
     return story
 
 
-def _page(template: str, active: str) -> str:
-    return render_template(
-        template,
-        settings=current_app.extensions["newsflash"].settings,
-        story=sample_story(),
-        active=active,
-    )
+def site_chrome(lang: str, manage_url: str) -> dict[str, str]:
+    """What the demo site shows around a reader page (navigation, dateline, footer) in `lang`;
+    `manage_url` is where its alert links go."""
+    story = sample_story()
+    local: dict[str, str] = story.get("translations", {}).get(lang, {})
+    return {
+        **chrome_texts(lang),
+        "dateline": local.get("dateline", story["published_label"].split(",")[0]),
+        "note": local.get("note", story["note"]),
+        "manage": manage_url,
+    }
 
 
 @bp.get("/")
 def home() -> str:
-    return _page("reader/article.html", "news")
+    # The sample story is English, so is its page: its alert links let /manage pick the
+    # reader's language.
+    return render_template(
+        "reader/article.html",
+        settings=current_app.extensions["newsflash"].settings,
+        story=sample_story(),
+        active="news",
+        chrome=site_chrome("en", url_for("reader.manage")),
+    )
 
 
 @bp.get("/manage")
@@ -55,6 +67,7 @@ def manage() -> str:
         story=sample_story(),
         active="alerts",
         lang=lang,
+        chrome=site_chrome(lang, url_for("reader.manage", lang=lang)),
         texts=manage_texts(settings, lang),
         choices=choice_texts(lang),
         topics=[(t.slug, t.name_in(lang)) for t in settings.topics],

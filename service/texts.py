@@ -125,8 +125,6 @@ _MANAGE: Final[dict[str, dict[str, str]]] = {
         "next alert.",
         "broken": "Something went wrong while checking this browser's alerts. Please reload the "
         "page.",
-        "skip": "Skip to content",
-        "footerManage": "Manage your news alerts",
     },
     "sw": {
         "heading": "Arifa zako za habari",
@@ -153,7 +151,30 @@ _MANAGE: Final[dict[str, dict[str, str]]] = {
         "arifa inayofuata.",
         "broken": "Hitilafu imetokea tulipokuwa tukiangalia arifa za kivinjari hiki. Tafadhali "
         "pakia ukurasa upya.",
+    },
+}
+
+# The demo site's words around every reader page: its navigation and footer links. The manage
+# page is in the reader's language from its <html> down, so these are too.
+_CHROME: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "skip": "Skip to content",
+        "sections": "Sections",
+        "news": "News",
+        "politics": "Politics",
+        "business": "Business",
+        "sport": "Sport",
+        "alerts": "Alerts",
+        "footerManage": "Manage your news alerts",
+    },
+    "sw": {
         "skip": "Ruka hadi maudhui",
+        "sections": "Sehemu",
+        "news": "Habari",
+        "politics": "Siasa",
+        "business": "Biashara",
+        "sport": "Michezo",
+        "alerts": "Arifa",
         "footerManage": "Dhibiti arifa zako za habari",
     },
 }
@@ -184,6 +205,11 @@ def reader_texts(settings: Settings, lang: str) -> dict[str, str]:
 def manage_texts(settings: Settings, lang: str) -> dict[str, str]:
     """What the manage page says, in one language."""
     return {**reader_texts(settings, lang), **_MANAGE[lang]}
+
+
+def chrome_texts(lang: str) -> dict[str, str]:
+    """The demo site's navigation and footer words, in one language."""
+    return dict(_CHROME[lang])
 
 
 def request_language(settings: Settings) -> str:

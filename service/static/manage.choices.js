@@ -1,5 +1,6 @@
 /* Newsflash manage page, readers' choices: quiet hours, a daily cap, and stories to follow.
-   Every call proves the subscription is this browser's own (endpoint + auth secret). */
+   Every call proves the subscription is this browser's own (endpoint + auth secret). Also keeps
+   every answer on the page (here and manage.js's) on the screen when it is written. */
 (function () {
   'use strict';
   var d = document;
@@ -17,7 +18,9 @@
   var saveButton = d.getElementById('nf-choices-save');
   var list = d.getElementById('nf-story-list');
   var none = d.getElementById('nf-no-stories');
-  var message = d.getElementById('nf-message');
+  // Answers go next to what was pressed (on a phone the page's end is off the screen).
+  var message = d.getElementById('nf-choices-message');
+  var storiesMessage = d.getElementById('nf-stories-message');
   var ZONE = (Intl.DateTimeFormat().resolvedOptions().timeZone) || 'UTC';
   var proof = null;
 
@@ -42,7 +45,14 @@
     var q = prefs.quietHours;
     quietOn.checked = !!q;
     if (q) { start.value = q.start; end.value = q.end; }
-    cap.value = prefs.dailyCap ? String(prefs.dailyCap) : '';
+    // The API takes caps the list does not offer (up to 50): show such a cap as it is, or the
+    // list would say "No limit" and the next Save would drop it.
+    var wanted = prefs.dailyCap ? String(prefs.dailyCap) : '';
+    if (wanted && ![].some.call(cap.options, function (o) { return o.value === wanted; })) {
+      var extra = cap.appendChild(d.createElement('option'));
+      extra.value = extra.textContent = wanted;
+    }
+    cap.value = wanted;
     d.getElementById('nf-zone').textContent = C.zone.replace('{zone}', q ? q.timeZone : ZONE);
     times();
   }
@@ -101,7 +111,7 @@
       button.disabled = true;
       var answer = await call('/api/v1/stories/' + story.key + (following ? '/unfollow' : '/follow'), proof)
         .catch(function () { return null; });
-      if (!answer || !answer.ok) message.textContent = C.choicesFailed;
+      storiesMessage.textContent = !answer || !answer.ok ? C.choicesFailed : '';
       await loadStories();
     };
     return item;
@@ -135,6 +145,18 @@
     choices.hidden = false;
     await loadStories();
   }
+
+  // An answer written just under a button at the screen's edge would be below it on a phone:
+  // bring it into view (no scroll when it is already seen).
+  var shown = new MutationObserver(function (changes) {
+    changes.forEach(function (c) {
+      var box = c.target.nodeType === 1 ? c.target : c.target.parentNode;
+      if (box.textContent) box.scrollIntoView({ block: 'nearest' });
+    });
+  });
+  page.querySelectorAll('.message[role=status]').forEach(function (box) {
+    shown.observe(box, { childList: true, characterData: true, subtree: true });
+  });
 
   quietOn.addEventListener('change', times);
   saveButton.addEventListener('click', save);

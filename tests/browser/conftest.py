@@ -35,7 +35,9 @@ def reader_site(
             port,
             PUBLIC_ORIGINS=base,
             RATE_LIMIT_SUBSCRIBE="10000 per minute",
-            TOPICS="breaking:Breaking news|Habari za dharura:default,politics,business,sport",
+            # The default topics, named in both languages as NEWSFLASH_TOPICS ships them.
+            TOPICS="breaking:Breaking news|Habari za dharura:default,politics:Politics|Siasa,"
+            "business:Business|Biashara,sport:Sport|Michezo",
         ) as live:
             token = live.token("browser-tests", Role.EDITOR)
             yield ReaderSite(base, live.app, live.engine, token)

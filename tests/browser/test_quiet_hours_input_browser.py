@@ -36,7 +36,7 @@ def test_quiet_hours_the_server_would_refuse_are_explained(
     page.locator("#nf-quiet-start").fill(start)
     page.locator("#nf-quiet-end").fill(end)
     page.locator("#nf-choices-save").click()
-    message = page.locator("#nf-message")
+    message = page.locator("#nf-choices-message")
     message.get_by_text(words).wait_for()
     row = reader_site.subscription(page.__sub["endpoint"])
     assert row is not None and row["quiet_start"] is None

@@ -53,3 +53,26 @@ def test_the_demo_article_stays_english_whatever_the_reader_asks(site: Api) -> N
     # The sample story is written in English: its page says so, even for a Kiswahili browser.
     page = site.client.get("/", headers={"Accept-Language": "sw"})
     assert _html_lang(page.text) == "en"
+
+
+def _site_words(page: str) -> str:
+    """The words of the site around the page (skip link, masthead, navigation, footer) and the
+    names a screen reader reads there (aria-label). The topics are the publisher's setting."""
+    parts = re.findall(
+        r'<a class="skip".*?</a>|<header.*?</header>|<footer.*?</footer>', page, re.S
+    )
+    around = " ".join(parts)
+    labels = " ".join(re.findall(r'aria-label="([^"]*)"', around))
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", around)) + " " + labels
+
+
+def test_a_kiswahili_manage_page_has_no_english_around_it(site: Api) -> None:
+    page = site.client.get("/manage?lang=sw").text
+    words = _site_words(page)
+    for english in ("News", "Politics", "Business", "Sport", "Alerts", "Sections", "Saturday"):
+        assert not re.search(rf"\b{english}\b", words), english
+    assert "demo page" not in words
+    for kiswahili in ("Habari", "Siasa", "Biashara", "Michezo", "Sehemu", "Jumamosi", "maonyesho"):
+        assert kiswahili in words
+    # Its links to the manage page keep the reader on Kiswahili.
+    assert re.findall(r'href="(/manage[^"]*)"', page) == ["/manage?lang=sw"] * 2
