@@ -291,7 +291,8 @@ def _observe_finished(kit: OpsKit, now: float) -> None:
 
 class BeatWatchdog(threading.Thread):
     """In the beat process: when no alarm round has run for three intervals (no worker on the
-    maintenance lane, broker or Redis down), beat runs the rounds itself."""
+    maintenance lane, broker or Redis down), beat runs the rounds itself, every interval, until
+    a round it did not run shows up (its own rounds mark the time of the last round too)."""
 
     def __init__(self, kit: OpsKit) -> None:
         super().__init__(name="newsflash-alarm-watchdog", daemon=True)
@@ -299,26 +300,36 @@ class BeatWatchdog(threading.Thread):
         self.interval_s = kit.settings.alarm_interval_s
         self.stopping = threading.Event()
         self.covering = False
+        self.own_round_at: float | None = None
 
     def due(self, now: float) -> bool:
         try:
             last = self.kit.telemetry.evaluated_at()
         except Exception:
             return True
+        if self.covering:
+            # Nothing newer than beat's own last round: the task still is not running.
+            return last is None or self.own_round_at is None or last <= self.own_round_at
         return last is None or now - last > 3 * self.interval_s + 1
+
+    def step(self, now: float) -> bool:
+        """One check; True when beat ran the round itself."""
+        if self.due(now):
+            if not self.covering:
+                log.warning("alarm task is not running; beat evaluates alarms itself")
+            self.covering = True
+            self.own_round_at = float(run_alarm_round(self.kit, "beat")["now"])
+            return True
+        if self.covering:
+            self.covering = False
+            log.info("alarm task is running again")
+        return False
 
     def run(self) -> None:
         self.stopping.wait(3 * self.interval_s + 1)
         while not self.stopping.is_set():
             try:
-                if self.due(time.time()):
-                    if not self.covering:
-                        log.warning("alarm task is not running; beat evaluates alarms itself")
-                    self.covering = True
-                    run_alarm_round(self.kit, "beat")
-                elif self.covering:
-                    self.covering = False
-                    log.info("alarm task is running again")
+                self.step(time.time())
             except Exception:
                 log.exception("alarm round in beat failed")
             self.stopping.wait(self.interval_s)
