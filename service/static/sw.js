@@ -260,6 +260,24 @@ async function remember(sub) {
   }
 }
 
+// The browser renews a subscription when it likes, on a phone often while the network is down
+// for a moment: a move that never reaches the server costs the reader their topics and choices
+// (the next visit signs the new subscription up afresh). Try a few times within the event.
+var MOVE_WAITS_MS = [2000, 10000];
+
+async function postPatiently(path, body) {
+  for (var attempt = 0; ; attempt++) {
+    var last = attempt >= MOVE_WAITS_MS.length;
+    try {
+      var answer = await post(path, body);
+      if (last || (answer.status < 500 && answer.status !== 429)) return answer;
+    } catch (e) {
+      if (last) throw e;
+    }
+    await wait(MOVE_WAITS_MS[attempt]);
+  }
+}
+
 async function resubscribe(oldSub, newSub) {
   // The event's oldSubscription may be null (Firefox): fall back to what we remembered.
   var old = oldSub ? { endpoint: oldSub.endpoint, auth: oldSub.toJSON().keys.auth }
@@ -269,12 +287,12 @@ async function resubscribe(oldSub, newSub) {
     if (!key) key = keyBytes((await config(5000)).vapidPublicKey);
     newSub = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
   }
-  var answer = old && await post('/api/v1/subscriptions/change',
+  var answer = old && await postPatiently('/api/v1/subscriptions/change',
     { oldEndpoint: old.endpoint, oldAuth: old.auth, subscription: newSub.toJSON() });
   // Unknown to the server (or nothing remembered): sign up again with the default topics.
   if (!answer || answer.status === 404) {
     var lang = await kv('lang').catch(function () { return null; });
-    answer = await post('/api/v1/subscriptions', Object.assign(newSub.toJSON(), lang ? { lang: lang } : {}));
+    answer = await postPatiently('/api/v1/subscriptions', Object.assign(newSub.toJSON(), lang ? { lang: lang } : {}));
   }
   if (answer.ok) await remember(newSub);
   return answer.status;

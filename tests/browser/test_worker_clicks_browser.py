@@ -119,3 +119,31 @@ def test_what_the_worker_writes_itself_is_marked_with_the_readers_language(
         "the notification for an unreadable push",
     )
     assert shown[0]["lang"] == lang
+
+
+def test_a_subscription_renewed_while_the_network_is_down_keeps_the_readers_topics(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    """pushsubscriptionchange on a phone whose network drops for a moment: the move is tried
+    again within the event, so the reader's topics follow the new subscription."""
+    worker = register_worker(chromium, reader_site).worker
+    old = fake_browser_subscription(new_endpoint())
+    created = reader_site.api().post("/api/v1/subscriptions", json={**old, "topics": ["sport"]})
+    assert created.status_code == 201
+    new = fake_browser_subscription(new_endpoint())
+    status = worker.evaluate(
+        """async ([old, next]) => {
+          await kv('subscription', { endpoint: old.endpoint, auth: old.keys.auth });
+          self.registration.pushManager.subscribe = async () => ({ toJSON: () => next });
+          const real = self.fetch;
+          let down = 1;
+          self.fetch = (url, init) => url.endsWith('/change') && down-- > 0
+            ? Promise.reject(new TypeError('Failed to fetch')) : real(url, init);
+          try { return await resubscribe(null, null); } finally { self.fetch = real; }
+        }""",
+        [old, new],
+    )
+    assert status == 201
+    moved = reader_site.subscription(new["endpoint"])
+    assert moved is not None and moved["topics"] == ["sport"]
+    assert reader_site.subscription(old["endpoint"]) is None
