@@ -256,6 +256,23 @@ def test_secrets_stay_out_of_git_and_the_image() -> None:
         assert f"secrets/{secret}" in docs, f"docs/monitoring.md does not say how to make {secret}"
 
 
+def test_workers_get_the_time_their_warm_shutdown_takes() -> None:
+    """SIGTERM is a warm shutdown that finishes a worker's open batches (up to DRAIN_S);
+    Docker's default stop_grace_period of 10 s would kill every deploy's workers mid-batch."""
+    from workers.tasks import DRAIN_S
+
+    workers = [
+        name
+        for name, svc in SERVICES.items()
+        if any(cmd[:2] == ["newsflash", "worker"] for cmd in _commands_in(svc.get("command") or []))
+    ]
+    assert workers
+    for name in workers:
+        grace = re.fullmatch(r"(\d+)s", str(SERVICES[name].get("stop_grace_period", "10s")))
+        assert grace, f"{name}: stop_grace_period in seconds, like 45s"
+        assert int(grace.group(1)) >= DRAIN_S + 10, f"{name} is killed before its batches drain"
+
+
 def test_beats_health_check_outlasts_the_schedule_files_write_interval() -> None:
     """Beat rewrites its schedule file only every PersistentScheduler.sync_every seconds (3
     minutes), under a name the dbm module picks (celerybeat-schedule, .db, .dat...): a check
