@@ -182,6 +182,8 @@
       statusEl.appendChild(d.createTextNode(' '));
       statusEl.appendChild(el('a', { href: manageHref() }, T.manage));
     }
+    // The prompt may be scrolled inside itself (a short screen): keep the answer in view.
+    if (statusEl.scrollIntoView) statusEl.scrollIntoView({ block: 'nearest' });
   }
 
   function frame(body) {

@@ -162,3 +162,21 @@ def test_a_wrong_phone_clock_never_stops_the_daily_check_in(
     with page.expect_request(lambda r: r.method == "POST" and "/subscriptions" in r.url):
         page.reload()
     assert widget_state(page) == "subscribed"
+
+
+def test_what_yes_thanks_answers_is_on_the_screen_of_a_phone_on_its_side(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    page = open_page(chromium, reader_site.base + "/")
+    page.set_viewport_size({"width": 740, "height": 290})
+    page.add_init_script(
+        "PushManager.prototype.subscribe = async () => { throw new DOMException('x', 'AbortError'); };"
+    )
+    page.reload()
+    assert widget_state(page) == "prompt"
+    page.get_by_role("button", name="Choose topics").click()
+    page.get_by_role("button", name="Yes, Thanks").click()
+    status = page.get_by_role("status")
+    status.get_by_text("push service didn't answer").wait_for()
+    box = status.bounding_box()
+    assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 291, box
