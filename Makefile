@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # The local demo pushes to the stand-in on 127.0.0.1; production leaves this off.
 export NEWSFLASH_ALLOW_LOOPBACK_PUSH ?= on
+# make run's push-service stand-in: `make run STANDIN_PORT=8011` (or in the environment) when
+# 8001 is taken; the web's port is PORT.
+STANDIN_PORT ?= 8001
 
 .PHONY: run test check lint format typecheck install browsers tools clean help
 
@@ -36,7 +39,7 @@ install: $(STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/newsflash init
 	$(BIN)/newsflash db upgrade
-	$(BIN)/newsflash run
+	$(BIN)/newsflash run --standin-port $(STANDIN_PORT)
 
 browsers:
 	@bash .ci/install-browsers

@@ -1,11 +1,16 @@
 """argparse types for the command line's numbers: a value out of range is refused in one line
-("argument --workers: a whole number from 1 to 64") before the command does anything."""
+("argument --workers: a whole number from 1 to 64") before the command does anything; and the
+name to tell people to type for the next command."""
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import shutil
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 MAX_PROCESSES = 64  # NEWSFLASH_WORKER_CONCURRENCY's limit; web and bench processes alike
@@ -65,3 +70,21 @@ def like_setting(env: str) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(f"{exc} (as {env})") from None
 
     return parse
+
+
+def command_name(script: str | None = None, path: str | None = None) -> str:
+    """How the next command must be typed in this shell: `newsflash` when that is what PATH
+    finds, else the path of this one (`.venv/bin/newsflash` on a fresh machine after `make
+    run`, whose venv is not on PATH). `script` is how it was started (sys.argv[0]); under
+    `python -m cli` it is the console script beside this interpreter."""
+    started = Path(script if script is not None else sys.argv[0])
+    if started.name != "newsflash":
+        started = Path(sys.executable).with_name("newsflash")
+    if not started.exists():
+        return "newsflash"
+    found = shutil.which("newsflash", path=path)
+    if found and os.path.samefile(found, started):
+        return "newsflash"
+    full = started.absolute()
+    relative = os.path.relpath(full)
+    return relative if not relative.startswith("..") else str(full)

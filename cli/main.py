@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cli.args import MAX_PROCESSES, OneLineParser, like_setting, whole_number
+from cli.args import MAX_PROCESSES, OneLineParser, command_name, like_setting, whole_number
 from config.settings import Settings, SettingsError, load_settings
 from core.bootstrap import StartupError
 
@@ -215,7 +215,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"refused{field}: {error.get('message', status)}")
     verb = "queued" if status == 202 else "already sent before (same article or key)"
     print(f"alert {answer['id']} {verb}: status {answer['status']}, audience {answer['audience']}")
-    print(f"follow it: newsflash alerts watch {answer['id']}")
+    print(f"follow it: {command_name()} alerts watch {answer['id']}")
     print(f"in the logs: request_id {request_id} (or alert_id {answer['id']})")
     return 0
 
@@ -271,7 +271,7 @@ def cmd_demo_subscribers(args: argparse.Namespace, settings: Settings) -> int:
         ) from None
     except urllib.error.URLError as exc:
         raise CliError(
-            f"--standin: cannot reach {args.standin} ({exc}); start `newsflash push-standin`"
+            f"--standin: cannot reach {args.standin} ({exc}); start `{command_name()} push-standin`"
         ) from None
     from core.endpoints import EndpointPolicy
 
@@ -379,7 +379,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from service.runner import run_all
 
     port = settings.port if args.port is None else args.port
-    return run_all(settings, port=port, standin_port=args.standin_port)
+    return run_all(settings, port=port, standin_port=args.standin_port, cli=command_name())
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,6 +22,8 @@ from config.settings import Settings
 from core.endpoints import is_loopback_host
 from service.listeners import ListenError, check_free
 
+DEFAULT_STANDIN_PORT = 8001
+
 
 class RunError(Exception):
     pass
@@ -91,11 +93,17 @@ def _spawn(name: str, argv: list[str], env: dict[str, str]) -> tuple[str, subpro
     return name, subprocess.Popen(argv, env=env, start_new_session=True)
 
 
-def _stop(children: list[tuple[str, subprocess.Popen[bytes]]], grace_s: float = 10.0) -> None:
+def stop_children(
+    children: list[tuple[str, subprocess.Popen[bytes]]], grace_s: float = 10.0
+) -> None:
+    """SIGTERM to each child alone, then, after the grace, SIGKILL to whatever is left of its
+    process group. Each child stops its own helpers on SIGTERM (a Celery worker lets its pool
+    finish the task in hand; the web parent stops its server processes): a SIGTERM to the whole
+    group would kill a pool process mid-task, and the worker would log a WorkerLostError."""
     for _name, proc in children:
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
+                proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     for _name, proc in children:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -129,12 +137,17 @@ def check_ports(port: int, standin_port: int | None) -> None:
     try:
         check_free("127.0.0.1", port, "set PORT or pass --port")
         if standin_port:
-            check_free("127.0.0.1", standin_port, "pass --standin-port")
+            check_free("127.0.0.1", standin_port, "pass --standin-port (make run STANDIN_PORT=…)")
     except ListenError as exc:
         raise RunError(str(exc)) from None
 
 
-def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> int:
+def run_all(
+    settings: Settings,
+    port: int,
+    standin_port: int | None = DEFAULT_STANDIN_PORT,
+    cli: str = "newsflash",
+) -> int:
     try:
         check_ports(port, standin_port)
     except RunError as exc:
@@ -157,7 +170,7 @@ def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> i
         base = f"http://127.0.0.1:{port}"
         if not _wait_ready(base + "/readyz", 90, children):
             raise RunError(f"web did not become ready at {base}/readyz within 90 s")
-        _print_welcome(base, standin_port)
+        print(welcome_text(base, standin_port, cli), flush=True)
         while not stopping:
             for name, proc in children:
                 if proc.poll() is not None:
@@ -171,7 +184,7 @@ def run_all(settings: Settings, port: int, standin_port: int | None = 8001) -> i
     finally:
         if children:  # a refusal before anything started stays one line
             print("stopping…", file=sys.stderr)
-            _stop(children)
+            stop_children(children)
             print("stopped.", file=sys.stderr)
 
 
@@ -205,20 +218,23 @@ def _spawn_all(
     children.append(_spawn("beat", [*cli, "beat"], env))
 
 
-def _print_welcome(base: str, standin_port: int | None) -> None:
-    print()
-    print("Newsflash is running (Ctrl-C stops everything):")
-    print(f"  reader   {base}/            (demo article with the opt-in prompt)")
-    print(f"  manage   {base}/manage")
-    print(
-        f"  newsroom {base}/editor      (newsflash user create --email you@example.com --role admin)"
-    )
-    print(f"  ops      {base}/ops")
+def welcome_text(base: str, standin_port: int | None, cli: str = "newsflash") -> str:
+    """The URLs and the next commands, spelled as this shell must type them (`cli`)."""
+    lines = [
+        "",
+        "Newsflash is running (Ctrl-C stops everything):",
+        f"  reader   {base}/            (demo article with the opt-in prompt)",
+        f"  manage   {base}/manage",
+        f"  newsroom {base}/editor      (first: {cli} user create --email you@example.com --role admin)",
+        f"  ops      {base}/ops",
+    ]
     if standin_port:
-        print(
-            f"  stand-in http://127.0.0.1:{standin_port}/  (newsflash demo-subscribers 100, then newsflash send ...)"
+        standin = f"http://127.0.0.1:{standin_port}"
+        option = "" if standin_port == DEFAULT_STANDIN_PORT else f" --standin {standin}"
+        lines.append(
+            f"  stand-in {standin}/  ({cli} demo-subscribers 100{option}, then {cli} send ...)"
         )
-    sys.stdout.flush()
+    return "\n".join(lines)
 
 
 def var_path(settings: Settings, name: str) -> Path:
