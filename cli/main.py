@@ -203,6 +203,8 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         value = getattr(args, name)
         if value is not None:
             body[name] = value
+    if args.duplicate_ok:
+        body["duplicate_ok"] = True
     from core.correlation import new_request_id
 
     request_id = "cli-" + new_request_id()
@@ -211,8 +213,13 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     )
     if status >= 400:
         error = answer.get("error", {})
+        message = str(error.get("message", status))
+        if error.get("field") == "duplicate_ok":
+            # The API's words ("send with duplicate_ok") name its field; here it is an option.
+            said = message.split("; send with duplicate_ok")[0]
+            raise CliError(f"refused: {said}; add --duplicate-ok to send it anyway")
         field = f" ({error['field']})" if error.get("field") else ""
-        raise CliError(f"refused{field}: {error.get('message', status)}")
+        raise CliError(f"refused{field}: {message}")
     verb = "queued" if status == 202 else "already sent before (same article or key)"
     print(f"alert {answer['id']} {verb}: status {answer['status']}, audience {answer['audience']}")
     print(f"follow it: {command_name()} alerts watch {answer['id']}")
@@ -438,6 +445,11 @@ def _add_sending_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     p.add_argument("--ttl", type=int)
     p.add_argument("--article-id")
     p.add_argument("--send-at", help="ISO time (newsroom time zone if no offset)")
+    p.add_argument(
+        "--duplicate-ok",
+        action="store_true",
+        help="send even if it repeats an alert of the last NEWSFLASH_DUPLICATE_WINDOW_S",
+    )
     p.add_argument("--token", help="API token (default: NEWSFLASH_API_TOKEN or a local CLI token)")
     p.set_defaults(func=cmd_send, needs_keys=False)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import ROOT
+from tests.support.live_stack import served_app
+from tests.support.services import ROOT, free_port
 
 
 def run(
@@ -395,3 +396,29 @@ def test_status_is_not_all_clear_while_no_alarm_round_runs(
     fresh = run(["status"], env)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert fresh.stdout.splitlines()[0].endswith("all clear")
+
+
+def test_send_refused_as_a_repeat_says_which_option_sends_it_anyway(
+    tmp_path: Path, clean_redis: str, vapid_pem: str
+) -> None:
+    # Running the README's quick start twice within the duplicate window: the second send is
+    # refused as a repeat. The way out must be one this command has.
+    with served_app(
+        tmp_path,
+        f"sqlite:///{tmp_path}/nf.db",
+        clean_redis,
+        vapid_pem,
+        free_port(),
+        DUPLICATE_WINDOW_S="21600",
+    ) as live:
+        env = {**live.env, "NEWSFLASH_API_URL": str(live.base_url)}
+        alert = ["send", "--title", "Storm warning", "--body", "Heavy rain expected tonight."]
+        alert += ["--url", "http://127.0.0.1:8000/"]
+        first = run(alert, env)
+        assert first.returncode == 0, first.stderr
+        again = run(alert, env)
+        _one_line_failure(again, "--duplicate-ok")
+        assert "“Storm warning”" in again.stderr and "send with duplicate_ok" not in again.stderr
+        anyway = run([*alert, "--duplicate-ok"], env)
+        assert anyway.returncode == 0, anyway.stderr
+        assert re.match(r"alert \d+ queued", anyway.stdout), anyway.stdout
