@@ -122,10 +122,16 @@ class Settings(UpkeepSettings):
         secret=True,
         empty="",
     )
+    port: int = setting(
+        "PORT",
+        Whole(1, 65535, "a TCP port number from 1 to 65535"),
+        "8000",
+        "web port for `make run` / `newsflash web`",
+    )
     public_origins: tuple[str, ...] = setting(
         "NEWSFLASH_PUBLIC_ORIGINS",
         Origins(),
-        "http://127.0.0.1:8000",
+        Default("`http://127.0.0.1:$PORT`", lambda v: f"http://127.0.0.1:{v['port']}"),
         "the publisher's origins: alert URLs and images must be on one; https except loopback",
     )
     push_hosts: tuple[str, ...] = setting(
@@ -154,12 +160,6 @@ class Settings(UpkeepSettings):
         Url("http", "https", private_path=True),
         None,
         "where ops alarms are POSTed",
-    )
-    port: int = setting(
-        "PORT",
-        Whole(1, 65535, "a TCP port number from 1 to 65535"),
-        "8000",
-        "web port for `make run` / `newsflash web`",
     )
     api_url: str = setting(
         "NEWSFLASH_API_URL",

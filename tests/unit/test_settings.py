@@ -40,6 +40,18 @@ def test_broker_follows_redis_unless_set(tmp_path: Path) -> None:
     assert s.broker_url.startswith("amqp://")
 
 
+def test_the_local_origin_follows_port_unless_set() -> None:
+    # `PORT=8010 make run` serves the demo article on :8010: alert links to it must be accepted.
+    s = load_settings(environ={"PORT": "8010"}, env_file=None)
+    assert s.public_origins == ("http://127.0.0.1:8010",)
+    assert s.api_url == "http://127.0.0.1:8010"
+    s = load_settings(
+        environ={"PORT": "8010", "NEWSFLASH_PUBLIC_ORIGINS": "https://news.example.com"},
+        env_file=None,
+    )
+    assert s.public_origins == ("https://news.example.com",)
+
+
 def test_postgres_url_gets_the_psycopg3_driver() -> None:
     s = load_settings(
         environ={"NEWSFLASH_DATABASE_URL": "postgresql://u@db/newsflash"}, env_file=None
