@@ -75,7 +75,13 @@ def reclaim_all(
         queued, unplanned = leases.unqueued(LIMIT)
         batches += _send(queued, lambda b, a: queue.enqueue_batch(b, a, lane_of(a)))
         plans += _send([(a, a) for a in unplanned], lambda a, _: queue.enqueue_plan(a, lane_of(a)))
-        log.warning("broker came back empty; queued work sent again", extra={"plans": plans})
+        # A new broker (the first start, or a fresh Redis database) has no marker either:
+        # with nothing queued, nothing was lost, and there is nothing to warn about.
+        if queued or unplanned:
+            log.warning(
+                "broker came back empty; queued work sent again",
+                extra={"batches": len(queued), "plans": len(unplanned)},
+            )
     if expired:
         log.warning("batch leases ran out; batches queued again", extra={"count": len(expired)})
     return Reclaimed(expired, batches, plans)

@@ -3,6 +3,7 @@ once its lease runs out, a live owner's never; the sweep and a broker that forgo
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -106,6 +107,24 @@ def test_a_broker_that_forgot_gets_every_queued_batch_and_unplanned_alert_again(
     swept = reclaim.reclaim_all(leases, store.alerts, queue, Memory(forgot=True), LEASE_S, 102.0)
     assert sorted(queue.batches) == sorted(batches[1:]), "the sending batch keeps its worker"
     assert queue.plans == [waiting.id] and swept.plans == 1
+
+
+def test_a_new_broker_with_nothing_queued_is_no_warning_and_a_lost_one_is(
+    store: SqlStores, engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The first `make run` on a fresh machine: the broker has no marker yet, nothing is queued.
+    leases = SqlBatchLeases(engine)
+    queue = RecordingQueue()
+    with caplog.at_level(logging.INFO, logger="newsflash.delivery"):
+        reclaim.reclaim_all(leases, store.alerts, queue, Memory(forgot=True), LEASE_S, 100.0)
+    assert queue.batches == [] and queue.plans == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    # A broker that lost queued work still says so, with what was sent again.
+    _alert_id, batches = _planned(store)
+    reclaim.reclaim_all(leases, store.alerts, queue, Memory(forgot=True), LEASE_S, 101.0)
+    (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warning.getMessage() == "broker came back empty; queued work sent again"
+    assert warning.__dict__["batches"] == len(batches)
 
 
 def test_an_alert_published_while_the_broker_was_down_is_planned_after_a_lease(
