@@ -87,9 +87,10 @@ def _render_queues_and_workers(snap: dict[str, Any], line: Callable[..., None]) 
     for w in snap["workers"] or []:
         queues = ", ".join(q.removeprefix("newsflash.") for q in w["queues"])
         running = "; ".join(
-            f"{t['name'].removeprefix('newsflash.')} {t['args']}" for t in w["active"]
+            f"{t['name'].removeprefix('newsflash.')} {t['args']}".rstrip() for t in w["active"]
         )
-        line(f"  {w['name']}  [{queues}]  {w['processes']} processes  {running or 'idle'}")
+        processes = f"{w['processes']} process{'' if w['processes'] == 1 else 'es'}"
+        line(f"  {w['name']}  [{queues}]  {processes}  {running or 'idle'}")
 
 
 def _render_deliveries(snap: dict[str, Any], line: Callable[..., None]) -> None:

@@ -197,7 +197,8 @@ def _queues(
                 "depth": q.depth,
                 "oldest_age_s": _round(q.oldest_age_s(now)),
                 "consumers": q.consumers,
-                "last_consumed_s_ago": _round(now - consumed[q.name], 1)
+                # A worker may take a task between the snapshot's clock read and this one.
+                "last_consumed_s_ago": _round(max(0.0, now - consumed[q.name]), 1)
                 if q.name in consumed
                 else None,
                 "waiting_for_s": _round(now - waiting[q.name], 1)
@@ -254,7 +255,7 @@ def _worker_json(w: WorkerInfo, now: float) -> dict[str, Any]:
                 "name": t.name,
                 "queue": t.queue,
                 "args": t.args,
-                "running_s": _round(now - t.started_at) if t.started_at else None,
+                "running_s": _round(max(0.0, now - t.started_at)) if t.started_at else None,
             }
             for t in w.active
         ],

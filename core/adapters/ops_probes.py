@@ -62,19 +62,23 @@ class CeleryWorkerProbe:
                     ),
                     processes=int(pool_info.get("max-concurrency") or len(pids)),
                     pids=pids,
-                    active=tuple(
-                        ops.RunningTask(
-                            id=str(t.get("id")),
-                            name=str(t.get("name")),
-                            queue=(t.get("delivery_info") or {}).get("routing_key"),
-                            started_at=_wall_clock(t.get("time_start")),
-                            args=json.dumps(t.get("args") or [])[:80],
-                        )
-                        for t in answers["active"].get(name) or []
-                    ),
+                    active=tuple(running_task(t) for t in answers["active"].get(name) or []),
                 )
             )
         return found
+
+
+def running_task(task: dict[str, Any]) -> ops.RunningTask:
+    """One entry of Celery's `inspect active` answer. A task without arguments (beat's sweeps)
+    has none to show, rather than a bare `[]` after its name."""
+    args = task.get("args")
+    return ops.RunningTask(
+        id=str(task.get("id")),
+        name=str(task.get("name")),
+        queue=(task.get("delivery_info") or {}).get("routing_key"),
+        started_at=_wall_clock(task.get("time_start")),
+        args=json.dumps(args)[:80] if args else "",
+    )
 
 
 def _wall_clock(value: Any) -> float | None:

@@ -19,6 +19,7 @@ from core.adapters import migrate
 from core.adapters.broker import ENQUEUED_AT_HEADER, AmqpQueueProbe, RedisQueueProbe
 from core.adapters.celery_queue import ALL_QUEUES
 from core.adapters.logs import make_handler
+from core.adapters.ops_probes import running_task
 from core.adapters.ops_sql import SqlOpsQueries
 from core.adapters.sql import TopicBits, make_engine
 from core.adapters.stores_sql import SqlStores
@@ -329,3 +330,55 @@ def test_finished_alerts_carry_when_half_nine_tenths_and_all_deliveries_were_don
         }
     finally:
         engine.dispose()
+
+
+def test_running_tasks_show_their_arguments_and_sweeps_show_none() -> None:
+    # Entries as Celery's `inspect active` answers them (kombu's JSON of the task request).
+    started = time.time() - 2
+    deliver = running_task(
+        {
+            "id": "t1",
+            "name": TASK_DELIVER,
+            "args": [12, 3],
+            "delivery_info": {"routing_key": Lane.BREAKING.value},
+            "time_start": started,
+        }
+    )
+    assert (deliver.name, deliver.args, deliver.queue) == (
+        TASK_DELIVER,
+        "[12, 3]",
+        "newsflash.breaking",
+    )
+    assert deliver.started_at == started
+    for empty in ([], (), None):
+        sweep = running_task({"id": "t2", "name": "newsflash.reclaim", "args": empty})
+        assert sweep.args == "", "no `reclaim []` on /ops or in `newsflash status`"
+
+
+def test_a_queue_taken_from_after_the_snapshot_read_its_clock_was_taken_0_s_ago(
+    clean_redis: str, tmp_path: Path, vapid_pem: str
+) -> None:
+    from core import ops
+    from core.bootstrap import Container
+
+    env = make_env(
+        tmp_path / "var",
+        f"sqlite:///{tmp_path}/nf.db",
+        clean_redis,
+        vapid_pem,
+        INSPECT_TIMEOUT_S="0.2",
+    )
+    container = Container(settings_from(env))
+    try:
+        migrate.upgrade(container.engine)
+        now = time.time()
+        # A worker took a task a moment after `now` was read (its clock a hair ahead, or later).
+        RedisTelemetry(redis_lib.Redis.from_url(clean_redis)).mark_consumed(
+            Lane.MAINTENANCE.value, now + 0.12
+        )
+        snapshot = ops.collect(container.ops.sources, now)
+        taken = {q["name"]: q["last_consumed_s_ago"] for q in snapshot["queues"]}
+        assert taken[Lane.MAINTENANCE.value] == 0.0, "never `-0.1 s ago`"
+        assert taken[Lane.ROUTINE.value] is None
+    finally:
+        container.engine.dispose()
