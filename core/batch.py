@@ -33,7 +33,7 @@ from core.ports import (
 from core.receipts import Receipts
 from core.rejections import SETTLE_S, Verdict
 from core.targets import owed_targets
-from core.ttl import ends_at, within_ttl
+from core.ttl import ends_at, released_at, within_ttl
 from core.utm import UtmTags, click_through
 from core.watchers import StopCheck
 
@@ -240,7 +240,8 @@ def deliver_batch(
     lease = Lease(held, batch_id, owner, policy.lease_s, clock)  # renewed from the claim on
     targets, missing = owed_targets(batch, alert, store, policy.endpoints, now)
     live = within_ttl(alert, targets, store, batch_id, now)
-    messages = _messages(live, targets, policy.receipts, int(now), policy.default_lang, policy.utm)
+    stamp = int(released_at(live))
+    messages = _messages(live, targets, policy.receipts, stamp, policy.default_lang, policy.utm)
     attempts = {t.subscription_id: t.attempts for t in targets}
     del targets
     # Ledger chunks and the cancel check run on a writer thread, never on the sender's event

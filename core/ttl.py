@@ -14,11 +14,18 @@ log = logging.getLogger("newsflash.delivery")
 ON_TIME_S = 60
 
 
+def released_at(alert: Alert) -> float:
+    """When the alert went out: its TTL counts from here, and every push of it carries this
+    time (`ts`, the notification's timestamp), so a push held by quiet hours or retried later
+    shows when the news broke, not when the phone got it."""
+    return alert.started_at or alert.created_at
+
+
 def ends_at(alert: Alert) -> float:
     """When the alert's TTL runs out, counted from its release: nothing is pushed after it
     (quiet hours' held pushes included, core/quiet.py), and no push asks a service to keep it
     longer."""
-    return (alert.started_at or alert.created_at) + alert.ttl_s
+    return released_at(alert) + alert.ttl_s
 
 
 def within_ttl(

@@ -473,6 +473,30 @@ def test_retries_come_due_are_re_enqueued_once_and_then_delivered() -> None:
     assert w.status(alert_id) is AlertStatus.SENT
 
 
+def test_every_push_carries_the_alerts_release_time_not_when_it_was_sent() -> None:
+    """A push retried minutes later (or held by quiet hours) shows when the news broke: the
+    notification's timestamp is the alert's release, in both places the payload carries it."""
+    w = World()
+    slow = "https://slow.push.test/send/1"
+    w.store.add_subscription()
+    w.store.add_subscription(endpoint=slow)
+    w.sender.answer(slow, Answer(429, retry_after="1200"))
+    alert_id = w.alert()
+    w.clock.advance(5)  # planned a little after it was stored
+    w.plan(alert_id)
+    w.deliver_enqueued()
+    w.clock.advance(1201)
+    schedule_due_retries(w.store, w.queue, w.policy, w.clock)
+    w.deliver(w.queue.batch_ids[-1])
+
+    alert = w.store.get_alert(alert_id)
+    assert alert is not None and alert.started_at is not None
+    shown = [json.loads(m.payload) for m in w.sender.pushed]
+    assert len(shown) == 3  # the first answer, the 429 and its retry 20 minutes on
+    assert {p["ts"] for p in shown} == {int(alert.started_at)}
+    assert {p["notification"]["timestamp"] for p in shown} == {int(alert.started_at) * 1000}
+
+
 def test_the_alert_is_sent_exactly_when_nothing_is_pending() -> None:
     w = World(DeliveryPolicy(batch_size=2, stale_after_s=60.0))
     readers = w.subscribers(4)
