@@ -31,6 +31,17 @@ def _y(n: float, total: int) -> float:
     return round(HEIGHT - BOTTOM - (HEIGHT - TOP - BOTTOM) * min(1.0, n / total), 1)
 
 
+def axis_count(n: int) -> str:
+    """A count short enough for the axis at a phone's width (1.2k, 500k, 2.5M); the legend
+    under the chart has the exact figures."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= size:
+            value = n / size
+            text = str(round(value)) if value >= 9.95 else f"{value:.1f}".removesuffix(".0")
+            return "1M" if text == "1000" and suffix == "k" else text + suffix
+    return str(n)
+
+
 def draw(chart: Chart) -> Drawn:
     lines = {
         name: " ".join(f"{_x(t, chart.span_s)},{_y(n, chart.total)}" for t, n in points)
@@ -50,7 +61,7 @@ def draw(chart: Chart) -> Drawn:
     ]
     x_ticks.insert(0, (float(LEFT), "0 s"))
     y_ticks = [
-        (_y(chart.total * f, chart.total), f"{round(chart.total * f):,}") for f in (0, 0.5, 1)
+        (_y(chart.total * f, chart.total), axis_count(round(chart.total * f))) for f in (0, 0.5, 1)
     ]
     return Drawn(
         WIDTH,

@@ -1,0 +1,25 @@
+"""The report's chart as drawn: its axis text stays short enough to be read on a phone, where
+the chart is scaled to about half its drawn width (the exact figures are in the legend)."""
+
+from __future__ import annotations
+
+from core.reports import Chart
+from service.report_chart import LEFT, draw
+
+
+def _drawn(total: int) -> list[str]:
+    chart = Chart(2.0, 60.0, total, {"delivered": [(0.0, 0), (60.0, total)]}, [(50, 12.0)])
+    return [label for _y, label in draw(chart).y_ticks]
+
+
+def test_the_count_axis_is_short_at_any_audience() -> None:
+    assert _drawn(104) == ["0", "52", "104"]
+    assert _drawn(1_240) == ["0", "620", "1.2k"]
+    assert _drawn(99_999) == ["0", "50k", "100k"]
+    assert _drawn(1_240_000) == ["0", "620k", "1.2M"]
+    assert _drawn(999_999) == ["0", "500k", "1M"]
+    for total in (1, 7_777, 55_555, 999_499, 3_333_333, 250_000_000):
+        # Drawn right-aligned in the plot's left margin, at a phone's 20-unit font a character
+        # is about 11 units wide: four fit in the margin, "1,240,000" did not.
+        assert all(len(label) <= 4 for label in _drawn(total)), _drawn(total)
+    assert LEFT >= 4 * 12
