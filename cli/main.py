@@ -393,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = OneLineParser(
         prog="newsflash", description="Self-hosted breaking-news web push."
     )
+    # `newsflash run` starts web and workers with it: its own start-up has said the warnings.
+    parser.add_argument("--no-start-warnings", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     _add_setup_commands(sub)
@@ -534,7 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from core.bootstrap import load_signer
 
             load_signer(settings)
-            warn_about(settings)
+            if not args.no_start_warnings:
+                warn_about(settings)
         return int(args.func(args, settings) or 0)
     except (SettingsError, StartupError, CliError) as exc:
         print(f"newsflash: {exc}", file=sys.stderr)

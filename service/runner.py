@@ -201,7 +201,7 @@ def _spawn_all(
         shutil.rmtree(metrics_dir)
     metrics_dir.mkdir(parents=True)
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir.resolve()))
-    cli = [sys.executable, "-m", "cli"]
+    cli = [sys.executable, "-m", "cli", "--no-start-warnings"]
     if standin_port:
         children.append(
             _spawn("push-standin", [*cli, "push-standin", "--port", str(standin_port)], env)
