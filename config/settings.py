@@ -376,7 +376,7 @@ class Settings(UpkeepSettings):
         "per-IP limit on the subscription routes",
     )
     rate_limit_login: str = setting(
-        "NEWSFLASH_RATE_LIMIT_LOGIN", RateLimit(), "10 per minute", "per-IP limit on logins"
+        "NEWSFLASH_RATE_LIMIT_LOGIN", RateLimit(), "10 per minute", "refused logins per IP/account"
     )
     session_lifetime_s: int = setting(
         "NEWSFLASH_SESSION_LIFETIME_S",
