@@ -19,6 +19,8 @@ TTL_CHOICES_S = (900, 3600, 4 * 3600, 12 * 3600, 86400)
 MAX_ARTICLE_BYTES = 512 * 1024
 # Open Graph tags live in <head>; a page that has not shown them by then never will.
 _HEAD_END = "</head"
+# How a page's <title> joins the headline and the site's name ("Headline | The Courier").
+_TITLE_SEPARATORS = (" | ", " - ", " \u2013 ", " \u2014 ", " \u00b7 ", " :: ")
 
 
 # -- compose ------------------------------------------------------------------------------
@@ -217,8 +219,13 @@ class _OpenGraph(HTMLParser):
             self.title += data
 
 
-def parse_open_graph(html: str, page_url: str) -> ArticleMeta:
-    """og:title / og:description / og:image (with the usual fallbacks) from a page's head."""
+def parse_open_graph(html: str, page_url: str, site_names: Sequence[str] = ()) -> ArticleMeta:
+    """og:title / og:description / og:image (with the usual fallbacks) from a page's head.
+
+    A title ending in " | <site>" (or a hyphen, en or em dash, middle dot) loses that suffix
+    when <site> is the page's og:site_name or application-name, or one of `site_names` (ours):
+    that is the <title> of a page without og tags, and an alert already says who sent it.
+    """
     parser = _OpenGraph()
     cut = html.lower().find(_HEAD_END)
     parser.feed(html if cut < 0 else html[: cut + len(_HEAD_END) + 1])
@@ -232,16 +239,27 @@ def parse_open_graph(html: str, page_url: str) -> ArticleMeta:
         return None
 
     title = first("og:title", "twitter:title") or (" ".join(parser.title.split()) or None)
+    site = first("og:site_name", "application-name")
     image = first("og:image", "og:image:url", "og:image:secure_url", "twitter:image")
     return ArticleMeta(
-        title=title,
+        title=without_site_name(title, [site or "", *site_names]) if title else None,
         description=first("og:description", "twitter:description", "description"),
         image=urljoin(page_url, image) if image else None,
     )
 
 
+def without_site_name(title: str, site_names: Sequence[str]) -> str:
+    """`title` without a trailing site-name suffix; unchanged if nothing else would be left."""
+    names = {" ".join(n.split()).casefold() for n in site_names if n.strip()}
+    for sep in _TITLE_SEPARATORS:
+        head, found, tail = title.rpartition(sep)
+        if found and head.strip() and tail.strip().casefold() in names:
+            return head.strip()
+    return title
+
+
 def prefill_from_article(
-    url: str, origins: Sequence[str], fetcher: ArticleFetcher
+    url: str, origins: Sequence[str], fetcher: ArticleFetcher, site_names: Sequence[str] = ()
 ) -> dict[str, str]:
     """Suggested title/body/image for the compose form, cut to the limits.
 
@@ -249,7 +267,7 @@ def prefill_from_article(
     elsewhere is dropped, since an alert could not carry it anyway.
     """
     url = alert_rules.check_public_url(url.strip(), origins, "url")
-    meta = parse_open_graph(fetcher.fetch(url), url)
+    meta = parse_open_graph(fetcher.fetch(url), url, site_names)
     found: dict[str, str] = {"url": url}
     if meta.title:
         found["title"] = shorten(meta.title, alert_rules.MAX_TITLE)

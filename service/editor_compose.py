@@ -158,7 +158,9 @@ def compose_action() -> Page:
 
 
 def _prefill_page(form: dict[str, Any]) -> Page:
-    found = newsroom.prefill_from_article(form["url"], ext().settings.public_origins, _fetcher())
+    found = newsroom.prefill_from_article(
+        form["url"], ext().settings.public_origins, _fetcher(), [ext().settings.site_name]
+    )
     form.update(found)
     return _compose_page(form, notice="Filled in from the article: check and edit before sending.")
 
@@ -238,7 +240,9 @@ def prefill() -> Response:
     url = json_body().get("url")
     if not isinstance(url, str) or not url.strip():
         raise ValidationError("url is required", "url")
-    found = newsroom.prefill_from_article(url, ext().settings.public_origins, _fetcher())
+    found = newsroom.prefill_from_article(
+        url, ext().settings.public_origins, _fetcher(), [ext().settings.site_name]
+    )
     return jsonify(found)
 
 

@@ -529,6 +529,44 @@ def test_prefill_reads_open_graph_only_from_our_origins_with_limits(
     assert ">Rains: Thika road closed &amp; traffic diverted</textarea>" in page.text
 
 
+def test_prefill_from_the_demo_article_and_from_a_page_without_open_graph(
+    stack: NewsroomStack, editor: FlaskClient, sites: tuple[_Site, _Site]
+) -> None:
+    own, _other = sites
+    html = {"Content-Type": "text/html; charset=utf-8"}
+    demo = stack.client().get("/")
+    assert demo.status_code == 200
+    own.pages["/demo"] = (200, html, demo.data, 0.0)
+    # A publisher's page with only a <title> ("Headline | Site") and a meta description.
+    own.pages["/plain"] = (
+        200,
+        html,
+        b"<html><head><title>Ferry timetable changes from Monday | The Eastmere Courier</title>"
+        b'<meta name="description" content="Two early sailings move by ten minutes.">'
+        b"</head><body></body></html>",
+        0.0,
+    )
+    # Another site's name after the bar is part of the headline, not ours to cut.
+    own.pages["/quote"] = (
+        200,
+        html,
+        b"<html><head><title>Talks stall | Nairobi - Kampala</title></head></html>",
+        0.0,
+    )
+    token = _token(editor)
+
+    def prefill(url: str) -> Any:
+        return editor.post("/editor/prefill", json={"url": url}, headers={"X-CSRF-Token": token})
+
+    found = prefill(own.origin + "/demo").json
+    assert found["title"] == "Harbour footbridge reopens three weeks early after storm repairs"
+    assert found["body"].startswith("Engineers finished replacing the storm-damaged deck")
+    plain = prefill(own.origin + "/plain").json
+    assert plain["title"] == "Ferry timetable changes from Monday"
+    assert plain["body"] == "Two early sailings move by ten minutes."
+    assert prefill(own.origin + "/quote").json["title"] == "Talks stall | Nairobi - Kampala"
+
+
 # -- 3. test sends -----------------------------------------------------------------------------------
 def test_send_test_reaches_only_the_editors_own_test_devices_labelled(
     stack: NewsroomStack, editor: FlaskClient

@@ -111,6 +111,20 @@ def test_open_graph_tags_with_fallbacks_from_the_head_only() -> None:
     )
 
 
+def test_a_title_loses_the_site_name_only_when_it_is_the_site_name() -> None:
+    def title(html: str, *ours: str) -> str | None:
+        return parse_open_graph(html, "https://news.example/", ours).title
+
+    head = '<meta property="og:site_name" content="The Courier">'
+    assert title(head + "<title>Bridge reopens | The Courier</title>") == "Bridge reopens"
+    assert title(head + "<title>Bridge reopens \u2013 the courier</title>") == "Bridge reopens"
+    assert title("<title>Bridge reopens - The Courier</title>", "The Courier") == "Bridge reopens"
+    assert title("<title>Kenya - Uganda</title>", "The Courier") == "Kenya - Uganda"
+    assert title("<title>Kenya | Uganda</title>") == "Kenya | Uganda"
+    assert title(head + "<title>The Courier</title>") == "The Courier"  # nothing else left
+    assert title(head + '<meta property="og:title" content="Bridge reopens">') == "Bridge reopens"
+
+
 class _Pages:
     """The ArticleFetcher port: canned pages, and a record of what was asked."""
 
