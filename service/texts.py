@@ -166,6 +166,7 @@ _CHROME: Final[dict[str, dict[str, str]]] = {
         "sport": "Sport",
         "alerts": "Alerts",
         "footerManage": "Manage your news alerts",
+        "footerHome": "Back to the front page",
     },
     "sw": {
         "skip": "Ruka hadi maudhui",
@@ -176,6 +177,7 @@ _CHROME: Final[dict[str, dict[str, str]]] = {
         "sport": "Michezo",
         "alerts": "Arifa",
         "footerManage": "Dhibiti arifa zako za habari",
+        "footerHome": "Rudi ukurasa wa mbele",
     },
 }
 
