@@ -36,6 +36,7 @@ from tests.support.newsroom import (
     start_newsroom_stack,
     topics_env,
 )
+from tests.support.newsroom_site import fresh_ip
 from tests.support.services import (
     create_pg_database,
     drop_pg_database,
@@ -304,7 +305,7 @@ def test_login_attempts_are_rate_limited(stack: NewsroomStack) -> None:
     app = create_app(settings_from(env))
     client = app.test_client()
     # A fresh loopback address per run, so the window never carries over between runs.
-    ip = f"127.{uuid.uuid4().int % 250 + 1}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    ip = fresh_ip()
     token = csrf_of(client.get("/editor/login", environ_base={"REMOTE_ADDR": ip}).text)
     codes = [
         client.post(

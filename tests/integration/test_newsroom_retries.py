@@ -15,10 +15,10 @@ from sqlalchemy import func, select, update
 from core.accounts import Role
 from core.adapters import tables as t
 from core.adapters.accounts_sql import SqlAccounts
-from tests.support.newsroom import csrf_of
+from tests.support.newsroom import PASSWORD, csrf_of
+from tests.support.newsroom_site import logged_in
 from tests.support.reader_api import Api, api_per_engine
 
-PASSWORD = "correct horse battery staple"
 ORIGIN = "https://news.example"
 _KEY = re.compile(r'name="key" value="([^"]+)"')
 
@@ -32,24 +32,10 @@ def api(
     )
 
 
-def _fresh_ip() -> str:
-    n = uuid.uuid4().int
-    return f"127.{n % 250 + 1}.{(n >> 8) % 250}.{(n >> 16) % 250}"
-
-
 def _editor(api: Api) -> FlaskClient:
     email = f"editor-{uuid.uuid4().hex[:8]}@news.example"
     SqlAccounts(api.engine).create_user(email, PASSWORD, Role.EDITOR)
-    client = api.app.test_client()
-    ip = _fresh_ip()
-    page = client.get("/editor/login", environ_base={"REMOTE_ADDR": ip})
-    answer = client.post(
-        "/editor/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": csrf_of(page.text)},
-        environ_base={"REMOTE_ADDR": ip},
-    )
-    assert answer.status_code == 302, answer.text
-    return client
+    return logged_in(api.app, email)
 
 
 def _token(api: Api) -> dict[str, str]:

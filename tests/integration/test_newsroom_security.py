@@ -6,77 +6,26 @@ any route; SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import gc
 import logging
 import re
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as redis_lib
 from argon2 import extract_parameters
 from flask import Flask
-from flask.testing import FlaskClient
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 
-import cli.main as cli
 from core.accounts import Role
-from core.adapters import accounts_sql, migrate
+from core.adapters import accounts_sql
 from core.adapters import tables as t
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
-from service.app import create_app
-from tests.support.newsroom import csrf_of
-from tests.support.services import TEST_REDIS_DB, engine_database, make_env, settings_from
+from tests.support.newsroom import PASSWORD, csrf_of
+from tests.support.newsroom_site import LOGIN, Site, fresh_ip, login, site_per_engine
 
-PASSWORD = "correct horse battery staple"
 COOKIE = "newsflash_session"
 DEVICE = "newsflash_device"
-LOGIN = "/editor/login"
-
-
-@dataclass
-class Site:
-    app: Flask
-    engine: Engine
-    env: dict[str, str]
-    tmp: Path
-
-    @property
-    def accounts(self) -> SqlAccounts:
-        return SqlAccounts(self.engine)
-
-    def user(self, role: Role = Role.EDITOR) -> str:
-        email = f"{role.value}-{uuid.uuid4().hex[:8]}@news.example"
-        self.accounts.create_user(email, PASSWORD, role)
-        return email
-
-    def app_with(self, **settings: str) -> Flask:
-        extra = {f"NEWSFLASH_{k}": v for k, v in settings.items()}
-        return create_app(settings_from({**self.env, **extra}))
-
-
-def login(
-    client: FlaskClient, email: str, password: str = PASSWORD, ip: str | None = None, **kw: Any
-) -> Any:
-    environ = {"REMOTE_ADDR": ip or fresh_ip()}
-    page = client.get(LOGIN, environ_base=environ, **kw)
-    return client.post(
-        LOGIN,
-        data={"email": email, "password": password, "csrf_token": csrf_of(page.text)},
-        environ_base=environ,
-        **kw,
-    )
-
-
-def fresh_ip() -> str:
-    n = uuid.uuid4().int
-    return f"127.{n % 250 + 1}.{(n >> 8) % 250}.{(n >> 16) % 250}"
 
 
 def set_cookie(answer: Any, name: str) -> str:
@@ -89,19 +38,7 @@ def set_cookie(answer: Any, name: str) -> str:
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
 ) -> Iterator[Site]:
-    request.getfixturevalue("redis_url")
-    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
-    tmp = tmp_path_factory.mktemp(f"security-{request.param}")
-    with engine_database(request, tmp) as url:
-        env = make_env(tmp / "var", url, f"redis://127.0.0.1:6379/{TEST_REDIS_DB}", vapid_pem)
-        engine = make_engine(url)
-        migrate.upgrade(engine)
-        app = create_app(settings_from(env))
-        try:
-            yield Site(app, engine, env, tmp)
-        finally:
-            engine.dispose()
-            app.extensions["newsflash"].container.engine.dispose()
+    yield from site_per_engine(request, tmp_path_factory, vapid_pem, "security")
 
 
 def _dispose(app: Flask) -> None:
@@ -255,17 +192,6 @@ def test_a_known_device_only_vouches_for_its_own_account_and_has_its_own_limit(
 
 
 # -- tokens ---------------------------------------------------------------------------------------
-def _cli(site: Site, monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-    for name, value in site.env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.chdir(site.tmp)  # no stray .env from the checkout
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        code = cli.main(list(argv))
-        gc.collect()
-    return code
-
-
 def test_a_token_revoked_at_the_cli_is_refused_at_once_and_never_logged(
     site: Site,
     monkeypatch: pytest.MonkeyPatch,
@@ -273,14 +199,14 @@ def test_a_token_revoked_at_the_cli_is_refused_at_once_and_never_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     name = f"cms-{uuid.uuid4().hex[:6]}"
-    assert _cli(site, monkeypatch, "token", "create", "--name", name, "--role", "editor") == 0
+    assert site.cli(monkeypatch, "token", "create", "--name", name, "--role", "editor") == 0
     token = capsys.readouterr().out.strip().splitlines()[-1]
     client = site.app.test_client()
     bearer = {"Authorization": f"Bearer {token}"}
     caplog.set_level(logging.DEBUG)
     assert client.get("/api/v1/alerts", headers=bearer).status_code == 200
     token_id = next(r["id"] for r in site.accounts.list_tokens() if r["name"] == name)
-    assert _cli(site, monkeypatch, "token", "revoke", str(token_id)) == 0
+    assert site.cli(monkeypatch, "token", "revoke", str(token_id)) == 0
     assert client.get("/api/v1/alerts", headers=bearer).status_code == 401
     assert client.get("/editor/scheduled", headers=bearer).status_code == 302
     assert client.get("/ops", headers=bearer).status_code == 302

@@ -3,109 +3,36 @@ refused logins are summarised in the audit log, which pages and filters; SQLite 
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 import time
 import uuid
-import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as redis_lib
-from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, select, update
+from sqlalchemy import select, update
 
-import cli.main as cli
 from core.accounts import Role, hash_token
-from core.adapters import migrate
 from core.adapters import tables as t
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
-from service.app import create_app
 from tests.support.newsroom import csrf_of
+from tests.support.newsroom_site import Site, fresh_ip, logged_in, login, site_per_engine
 from tests.support.services import (
-    TEST_REDIS_DB,
-    engine_database,
     make_env,
     settings_from,
 )
 
-PASSWORD = "correct horse battery staple"
 COOKIE = "newsflash_session"
-
-
-@dataclass
-class Site:
-    app: Flask
-    engine: Engine
-    env: dict[str, str]
-    tmp: Path
-
-    @property
-    def accounts(self) -> SqlAccounts:
-        return SqlAccounts(self.engine)
-
-    def user(self, role: Role = Role.EDITOR) -> str:
-        email = f"{role.value}-{uuid.uuid4().hex[:8]}@news.example"
-        self.accounts.create_user(email, PASSWORD, role)
-        return email
-
-    def login(self, email: str, password: str = PASSWORD) -> Any:
-        # Each login from its own loopback address: the login rate limit stays at its default.
-        ip = fresh_ip()
-        client = self.app.test_client()
-        page = client.get("/editor/login", environ_base={"REMOTE_ADDR": ip})
-        answer = client.post(
-            "/editor/login",
-            data={"email": email, "password": password, "csrf_token": csrf_of(page.text)},
-            environ_base={"REMOTE_ADDR": ip},
-        )
-        return client, answer
-
-    def logged_in(self, email: str) -> FlaskClient:
-        client, answer = self.login(email)
-        assert answer.status_code == 302, answer.text
-        return client
-
-    def cli(self, monkeypatch: pytest.MonkeyPatch, *argv: str) -> int:
-        for name, value in self.env.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.chdir(self.tmp)  # no stray .env from the checkout
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ResourceWarning)
-            code = cli.main(list(argv))
-            gc.collect()
-        return code
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def site(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, vapid_pem: str
 ) -> Iterator[Site]:
-    request.getfixturevalue("redis_url")
-    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
-    tmp = tmp_path_factory.mktemp(f"sessions-{request.param}")
-    with engine_database(request, tmp) as url:
-        env = make_env(tmp / "var", url, f"redis://127.0.0.1:6379/{TEST_REDIS_DB}", vapid_pem)
-        engine = make_engine(url)
-        migrate.upgrade(engine)
-        app = create_app(settings_from(env))
-        try:
-            yield Site(app, engine, env, tmp)
-        finally:
-            engine.dispose()
-            app.extensions["newsflash"].container.engine.dispose()
-
-
-def fresh_ip() -> str:
-    n = uuid.uuid4().int
-    return f"127.{n % 250 + 1}.{(n >> 8) % 250}.{(n >> 16) % 250}"
+    yield from site_per_engine(request, tmp_path_factory, vapid_pem, "sessions")
 
 
 def replay(site: Site, cookie: str) -> FlaskClient:
@@ -135,7 +62,7 @@ def assert_logged_in(client: FlaskClient) -> None:
 # -- sessions ---------------------------------------------------------------------------------
 def test_a_cookie_copied_before_logout_is_worthless_after_it(site: Site) -> None:
     email = site.user()
-    client = site.logged_in(email)
+    client = logged_in(site.app, email)
     stolen = cookie_of(client)
     assert_logged_in(replay(site, stolen))
     token = csrf_of(client.get("/editor/scheduled").text)
@@ -143,7 +70,7 @@ def test_a_cookie_copied_before_logout_is_worthless_after_it(site: Site) -> None
     assert_logged_out(client)
     assert_logged_out(replay(site, stolen))
     # Logging in again is a new session; the old cookie stays dead.
-    assert_logged_in(site.logged_in(email))
+    assert_logged_in(logged_in(site.app, email))
     assert_logged_out(replay(site, stolen))
 
 
@@ -159,8 +86,8 @@ def test_a_role_change_or_disabling_ends_every_session_of_that_user(
     site: Site, monkeypatch: pytest.MonkeyPatch, change: tuple[str, ...]
 ) -> None:
     email, bystander = site.user(), site.user()
-    browsers = [site.logged_in(email), site.logged_in(email)]
-    other = site.logged_in(bystander)
+    browsers = [logged_in(site.app, email), logged_in(site.app, email)]
+    other = logged_in(site.app, bystander)
     assert site.cli(monkeypatch, *(a.format(email=email) for a in change)) == 0
     for browser in browsers:
         assert_logged_out(browser)
@@ -173,13 +100,13 @@ def test_a_password_change_ends_every_session_and_only_the_new_password_works(
     import io
 
     email = site.user()
-    browser = site.logged_in(email)
+    browser = logged_in(site.app, email)
     new_password = "a brand new passphrase"
     monkeypatch.setattr("sys.stdin", io.StringIO(new_password + "\n"))
     assert site.cli(monkeypatch, "user", "password", email, "--password-stdin") == 0
     assert_logged_out(browser)
-    assert site.login(email)[1].status_code == 401
-    assert site.login(email, new_password)[1].status_code == 302
+    assert login(site.app.test_client(), email).status_code == 401
+    assert login(site.app.test_client(), email, new_password).status_code == 302
 
 
 def test_a_disabled_user_cannot_log_in_until_enabled(
@@ -188,9 +115,9 @@ def test_a_disabled_user_cannot_log_in_until_enabled(
     email = site.user()
     assert site.cli(monkeypatch, "user", "disable", email.upper()) == 0
     assert "disabled" in capsys.readouterr().out
-    assert site.login(email)[1].status_code == 401
+    assert login(site.app.test_client(), email).status_code == 401
     assert site.cli(monkeypatch, "user", "enable", email) == 0
-    assert_logged_in(site.logged_in(email))
+    assert_logged_in(logged_in(site.app, email))
     assert site.cli(monkeypatch, "user", "disable", "nobody@news.example") == 2
     assert "no user with this email" in capsys.readouterr().err
 
@@ -211,7 +138,7 @@ def test_idle_sessions_expire_sooner_than_the_lifetime(site: Site) -> None:
     settings = site.app.extensions["newsflash"].settings
     assert (settings.session_idle_s, settings.session_lifetime_s) == (7200, 43200)
     email = site.user()
-    idle, busy, old = (site.logged_in(email) for _ in range(3))
+    idle, busy, old = (logged_in(site.app, email) for _ in range(3))
     _age_session(site, idle, created_at=7300, last_seen_at=7201)
     _age_session(site, busy, created_at=7300, last_seen_at=7000)
     _age_session(site, old, created_at=43201, last_seen_at=10)
@@ -228,7 +155,7 @@ def test_idle_sessions_expire_sooner_than_the_lifetime(site: Site) -> None:
     # A session past its lifetime can never count again: the next login deletes its row.
     with old.session_transaction() as session:
         expired = hash_token(session["sid"])
-    site.logged_in(email)
+    logged_in(site.app, email)
     with site.engine.connect() as conn:
         rows = conn.execute(select(t.sessions.c.id).where(t.sessions.c.id == expired)).all()
     assert rows == []
@@ -256,9 +183,9 @@ def test_signing_out_of_all_other_devices_ends_only_this_users_other_sessions(
     site: Site,
 ) -> None:
     email, bystander = site.user(), site.user()
-    here, lost_phone, tablet = (site.logged_in(email) for _ in range(3))
+    here, lost_phone, tablet = (logged_in(site.app, email) for _ in range(3))
     stolen = cookie_of(lost_phone)
-    other = site.logged_in(bystander)
+    other = logged_in(site.app, bystander)
     page = _account(here)
     assert email in page and "signed in on 2 other devices" in page
     assert "Sign out of all other devices" in page
@@ -279,14 +206,14 @@ def test_signing_out_of_all_other_devices_ends_only_this_users_other_sessions(
     assert len(audits) == 1 and audits[0]["target"] == email
     assert json.loads(audits[0]["detail"])["sessions_ended"] == 2
     # The audit log says it in words.
-    admin = site.logged_in(site.user(Role.ADMIN))
+    admin = logged_in(site.app, site.user(Role.ADMIN))
     audit = admin.get(f"/editor/audit?actor={email}&action=user.sign_out_others").text
     assert f"{email} signed out of their other devices (2 sessions ended)." in audit
 
 
 def test_an_ops_user_can_sign_out_their_other_devices_too(site: Site) -> None:
     email = site.user(Role.OPS)
-    here, lost_phone = site.logged_in(email), site.logged_in(email)
+    here, lost_phone = logged_in(site.app, email), logged_in(site.app, email)
     answer = here.post(SIGN_OUT, data={"csrf_token": csrf_of(_account(here))})
     assert answer.status_code == 302, answer.text
     assert here.get("/ops").status_code == 200
@@ -296,7 +223,7 @@ def test_an_ops_user_can_sign_out_their_other_devices_too(site: Site) -> None:
 
 def test_a_get_or_a_post_without_the_csrf_token_signs_nobody_out(site: Site) -> None:
     email = site.user()
-    here, elsewhere = site.logged_in(email), site.logged_in(email)
+    here, elsewhere = logged_in(site.app, email), logged_in(site.app, email)
     page = _account(here)
     assert here.get(SIGN_OUT).status_code == 405
     for data in ({}, {"csrf_token": "forged-" + uuid.uuid4().hex}):
@@ -367,7 +294,7 @@ def _audit_page(client: FlaskClient, query: str = "") -> tuple[int, str, list[st
 
 def test_the_audit_page_pages_and_filters_so_real_entries_stay_visible(site: Site) -> None:
     admin = site.user(Role.ADMIN)
-    client = site.logged_in(admin)
+    client = logged_in(site.app, admin)
     flood_ip = "127.9.9.9"
     for i in range(300):
         site.accounts.audit_refusal(f"bot{i}@x.example", "login.failed", flood_ip, time.time())
@@ -447,7 +374,7 @@ def test_control_characters_in_login_and_audit_filters_are_refused_not_500(site:
     # the database (no audit row either), so there is nothing for the login limit to protect.
     assert codes == [400] * 12
     assert _audit_rows(site, ip) == []
-    admin = site.logged_in(site.user(Role.ADMIN))
+    admin = logged_in(site.app, site.user(Role.ADMIN))
     for field, query in (("actor", "a%00b"), ("action", "log%0Ain"), ("from", "2026-01-01%00")):
         status, text, _ = _audit_page(admin, f"?{field}={query}")
         # Refused by the input guard (JSON naming the field) or the view (a page naming it).
@@ -473,7 +400,7 @@ def test_the_login_limit_counts_an_ipv6_host_by_its_64(site: Site) -> None:
 
 def test_a_form_sent_after_logging_out_in_another_tab_gets_the_newsroom_page(site: Site) -> None:
     """The refusal is the styled page (readable on a phone), saying that nothing went out."""
-    client = site.logged_in(site.user())
+    client = logged_in(site.app, site.user())
     stale = csrf_of(client.get("/editor/new").text)
     client.post("/editor/logout", data={"csrf_token": stale})  # the other tab
     with site.engine.connect() as conn:
