@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from core.accounts import Role
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
 from tests.support.live_stack import served_app
 from tests.support.newsroom import EDITOR, PASSWORD
 from tests.support.services import free_port
@@ -41,11 +41,7 @@ def _phone(browser: Any, base: str) -> Any:
     context = browser.new_context(viewport=PHONE, device_scale_factor=1)
     context.set_default_timeout(15_000)
     page = context.new_page()
-    page.goto(base + "/editor/login")
-    page.fill("#email", EDITOR)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/editor/login" not in url)
+    sign_in(page, EDITOR, PASSWORD, base)
     return page
 
 

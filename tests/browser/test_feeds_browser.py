@@ -15,7 +15,7 @@ import pytest
 
 from core.accounts import Role
 from core.usecases.newsroom import Editor
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
 from tests.support.feedsite import FeedSite, Page, rss
 from tests.support.live_stack import LiveStack, served_app
 from tests.support.newsroom import ADMIN, PASSWORD
@@ -107,11 +107,7 @@ def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
     context.set_default_timeout(20_000)
     page = context.new_page()
     try:
-        page.goto(base + "/editor/login")
-        page.fill("#email", ADMIN)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(lambda url: "/editor/login" not in url)
+        sign_in(page, ADMIN, PASSWORD, base)
         page.goto(base + "/editor/feeds")
         drafts = page.locator("#feed-drafts tbody tr")
         assert drafts.count() == 2

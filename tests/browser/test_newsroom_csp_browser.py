@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from core.accounts import Role
+from tests.support.browser import sign_in
 from tests.support.live_stack import served_app
 from tests.support.services import free_port
 
@@ -56,11 +57,7 @@ def test_every_newsroom_page_runs_under_the_policy_and_cannot_be_framed(
     page = context.new_page()
     page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else 0)
     try:
-        page.goto(base + "/editor/login")
-        page.fill("#email", ADMIN)
-        page.fill("#password", PASSWORD)
-        page.click("button[type=submit]")
-        page.wait_for_url(lambda url: "/editor/login" not in url)
+        sign_in(page, ADMIN, PASSWORD, base)
         alert = page.locator("a[href^='/editor/alerts/']").first.get_attribute("href")
         assert alert is not None
         pages = [

@@ -19,7 +19,7 @@ from flask import Flask
 
 from core.accounts import Role
 from core.model import AlertStatus
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
 from tests.support.live_stack import served_app
 from tests.support.newsroom import PASSWORD
 from tests.support.services import (
@@ -84,11 +84,7 @@ def _page(browser: Any, site: Site, email: str) -> Any:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.js_errors = errors
-    page.goto(site.base + "/editor/login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/editor/login" not in url)
+    sign_in(page, email, PASSWORD, site.base)
     return page
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
 from tests.support.newsroom import (
     ADMIN,
     EDITOR,
@@ -93,10 +93,7 @@ def _login(browser: Any, base: str, email: str, artifacts: Path | None = None) -
     page.goto(base + "/editor/login")
     if artifacts is not None:
         _check_both(page, artifacts, "login")
-    page.fill("#email", email)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(lambda url: "/editor/login" not in url)
+    sign_in(page, email, PASSWORD)
     return page
 
 

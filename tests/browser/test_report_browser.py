@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
 from tests.support.newsroom import ADMIN, PASSWORD, NewsroomStack, served_newsroom, topics_env
 from tests.support.services import ROOT
 from tests.support.stack import wait_until
@@ -44,11 +44,7 @@ def page(chromium_browser: Any, site: tuple[NewsroomStack, str]) -> Iterator[Any
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    tab.goto(base + "/editor/login")
-    tab.fill("#email", ADMIN)
-    tab.fill("#password", PASSWORD)
-    tab.click("button[type=submit]")
-    tab.wait_for_url(lambda url: "/editor/login" not in url)
+    sign_in(tab, ADMIN, PASSWORD, base)
     try:
         yield tab
         assert errors == [], f"JavaScript errors: {errors}"
