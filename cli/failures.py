@@ -6,7 +6,9 @@ from __future__ import annotations
 from config.settings import Settings
 
 
-def _brief(exc: BaseException) -> str:
+def brief(exc: BaseException) -> str:
+    """An exception's first line for a one-line message: the driver's own error when SQLAlchemy
+    wraps one, secrets redacted, at most 200 characters."""
     from core.adapters.logs import redact_text
 
     cause = getattr(exc, "orig", None) or exc
@@ -15,7 +17,8 @@ def _brief(exc: BaseException) -> str:
     return redact_text(first)[:200]
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
+    """A database URL to print: its password hidden."""
     from sqlalchemy.engine import make_url
 
     try:
@@ -43,10 +46,10 @@ def service_failure(exc: BaseException, settings: Settings | None) -> str | None
                 "NEWSFLASH_DATABASE_URL: the database has no Newsflash tables yet; "
                 "run `newsflash db upgrade` first"
             )
-        where = f" at {_safe_url(settings.database_url)}" if settings else ""
-        return f"NEWSFLASH_DATABASE_URL: cannot use the database{where} ({_brief(exc)})"
+        where = f" at {safe_url(settings.database_url)}" if settings else ""
+        return f"NEWSFLASH_DATABASE_URL: cannot use the database{where} ({brief(exc)})"
     if isinstance(exc, RedisConnectionError | RedisTimeout):
-        return f"NEWSFLASH_REDIS_URL: cannot reach Redis ({_brief(exc)})"
+        return f"NEWSFLASH_REDIS_URL: cannot reach Redis ({brief(exc)})"
     if isinstance(exc, BrokerError):
-        return f"NEWSFLASH_BROKER_URL: cannot reach the broker ({_brief(exc)})"
+        return f"NEWSFLASH_BROKER_URL: cannot reach the broker ({brief(exc)})"
     return None

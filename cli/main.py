@@ -93,6 +93,7 @@ def _container(settings: Settings) -> Container:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.failures import brief, safe_url
     from core.adapters import migrate
     from core.adapters.sql import make_engine, sync_topics
 
@@ -102,26 +103,12 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
         sync_topics(engine, settings.topics)
     except Exception as exc:
         raise CliError(
-            f"NEWSFLASH_DATABASE_URL: could not migrate the database ({_brief(exc)})"
+            f"NEWSFLASH_DATABASE_URL: could not migrate the database ({brief(exc)})"
         ) from None
     print(
-        f"database at revision {migrate.current_revision(engine)} ({_safe_url(settings.database_url)})"
+        f"database at revision {migrate.current_revision(engine)} ({safe_url(settings.database_url)})"
     )
     return 0
-
-
-def _brief(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable>"
 
 
 def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
