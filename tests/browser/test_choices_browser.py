@@ -4,8 +4,6 @@ notification's action button (screenshots for docs/reader-choices.md)."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -15,9 +13,9 @@ from sqlalchemy import select
 
 from core.adapters import tables as t
 from tests.support.browser import (
-    DOCS_IMG,
     ReaderSite,
     fake_browser_subscription,
+    keep,
     new_endpoint,
     notifications,
     register_worker,
@@ -26,14 +24,6 @@ from tests.support.browser import (
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
-
-
-def keep(page: Any, artifacts: Path, name: str) -> None:
-    """A full-page screenshot; into docs/img too when NEWSFLASH_DOCS_SCREENSHOTS=1."""
-    page.screenshot(path=str(artifacts / name), full_page=True)
-    if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
-        DOCS_IMG.mkdir(exist_ok=True)
-        shutil.copy(artifacts / name, DOCS_IMG / name)
 
 
 def followers(site: ReaderSite, key: str) -> list[int]:

@@ -4,18 +4,16 @@ is shown as it is, not lost at the next Save."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.browser import (
-    DOCS_IMG,
     OVERFLOW_JS,
     PHONE,
     ReaderSite,
+    keep,
     subscribed_page,
 )
 
@@ -28,14 +26,6 @@ NEAR = """([button, answer]) => {
     .find(e => e.textContent.includes(answer)).getBoundingClientRect();
   return [Math.round(a.top - b.bottom), a.top >= -1 && a.bottom <= innerHeight + 1];
 }"""
-
-
-def keep(page: Any, artifacts: Path, name: str) -> None:
-    """A full-page screenshot; into docs/img too when NEWSFLASH_DOCS_SCREENSHOTS=1."""
-    page.screenshot(path=str(artifacts / name), full_page=True)
-    if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
-        DOCS_IMG.mkdir(exist_ok=True)
-        shutil.copy(artifacts / name, DOCS_IMG / name)
 
 
 def test_each_save_answers_next_to_its_button_on_a_phone(

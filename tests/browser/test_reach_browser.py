@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -12,10 +10,10 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
-    DOCS_IMG,
     PUSH_STUB,
     ReaderSite,
     fake_browser_subscription,
+    keep,
     new_endpoint,
     notifications,
     register_worker,
@@ -50,15 +48,6 @@ def fresh_page(chromium: Any, *scripts: str, width: int = 390, height: int = 844
     return page
 
 
-def keep(page: Any, artifacts: Path, name: str) -> None:
-    """A screenshot for the test run; copied to docs/img only when asked
-    (NEWSFLASH_DOCS_SCREENSHOTS=1), so a test run never changes tracked files."""
-    page.screenshot(path=str(artifacts / name))
-    if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
-        DOCS_IMG.mkdir(exist_ok=True)
-        shutil.copy(artifacts / name, DOCS_IMG / name)
-
-
 def test_iphone_safari_tab_shows_home_screen_steps_not_a_prompt_that_cannot_work(
     chromium: Any, reader_site: ReaderSite, artifacts: Path
 ) -> None:
@@ -74,9 +63,9 @@ def test_iphone_safari_tab_shows_home_screen_steps_not_a_prompt_that_cannot_work
         "Open us from your Home Screen and tap \u201cYes, Thanks\u201d.",
     ]
     assert page.get_by_role("button", name="Yes, Thanks").count() == 0
-    keep(page, artifacts, "ios-tab-home-screen-steps-390.png")
+    keep(page, artifacts, "ios-tab-home-screen-steps-390.png", full_page=False)
     page.set_viewport_size({"width": 1280, "height": 720})
-    keep(page, artifacts, "ios-tab-home-screen-steps-desktop.png")
+    keep(page, artifacts, "ios-tab-home-screen-steps-desktop.png", full_page=False)
 
     # The manage page gives the same steps, not a dead end.
     page.goto(reader_site.base + "/manage")
@@ -98,7 +87,7 @@ def test_iphone_home_screen_app_runs_the_normal_yes_thanks_flow(
     page.goto(reader_site.base + "/")
     assert widget_state(page) == "prompt"
     assert page.get_by_role("button", name="Yes, Thanks").is_visible()
-    keep(page, artifacts, "ios-home-screen-prompt-390.png")
+    keep(page, artifacts, "ios-home-screen-prompt-390.png", full_page=False)
     sub = fake_browser_subscription(new_endpoint())
     page.evaluate("s => { window.__nextSubscription = s; }", sub)
     page.get_by_role("button", name="Yes, Thanks").click()
@@ -147,7 +136,7 @@ def test_a_kiswahili_page_asks_in_kiswahili_and_stores_the_readers_language(
     assert page.get_by_role("button", name="Sio sasa").is_visible()
     page.get_by_role("button", name="Chagua mada").click()
     assert page.get_by_label("Habari za dharura").is_checked()
-    keep(page, artifacts, "kiswahili-prompt-390.png")
+    keep(page, artifacts, "kiswahili-prompt-390.png", full_page=False)
 
     sub = fake_browser_subscription(new_endpoint())
     page.evaluate("s => { window.__nextSubscription = s; }", sub)
@@ -182,7 +171,7 @@ def test_manage_offers_turn_on_and_the_widget_stays_quiet_after_turn_off(
     state.get_by_text("Alerts are off.").wait_for()
     assert reader_site.subscription(sub["endpoint"]) is None
     assert page.get_by_role("button", name="Turn on alerts").is_visible(), "never a dead end"
-    keep(page, artifacts, "manage-turned-off-desktop.png")
+    keep(page, artifacts, "manage-turned-off-desktop.png", full_page=False)
 
     # The widget leaves a reader who turned alerts off alone for 90 days.
     page.goto(reader_site.base + "/")
@@ -202,7 +191,7 @@ def test_manage_in_kiswahili(chromium: Any, reader_site: ReaderSite, artifacts: 
     assert page.get_by_role("heading", level=1).inner_text() == "Arifa zako za habari"
     assert page.get_by_role("button", name="Washa arifa").is_visible()
     assert page.get_by_label("Habari za dharura").is_visible()
-    keep(page, artifacts, "manage-kiswahili-390.png")
+    keep(page, artifacts, "manage-kiswahili-390.png", full_page=False)
 
 
 @pytest.mark.parametrize(

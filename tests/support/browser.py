@@ -188,6 +188,15 @@ def sign_in(page: Any, email: str, password: str, base: str | None = None) -> No
     page.wait_for_url(lambda url: "/editor/login" not in url)
 
 
+def keep(page: Any, artifacts: Path, name: str, full_page: bool = True) -> None:
+    """A screenshot for the test run; into docs/img too only when NEWSFLASH_DOCS_SCREENSHOTS=1,
+    so a test run never changes tracked files."""
+    page.screenshot(path=str(artifacts / name), full_page=full_page)
+    if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
+        DOCS_IMG.mkdir(exist_ok=True)
+        shutil.copy(artifacts / name, DOCS_IMG / name)
+
+
 def new_endpoint() -> str:
     # Loopback endpoints are allowed in tests (NEWSFLASH_ALLOW_LOOPBACK_PUSH); nothing is sent.
     return f"http://127.0.0.1:9/push/{uuid.uuid4().hex}"
