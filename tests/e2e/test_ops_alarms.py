@@ -183,7 +183,8 @@ def test_a_stalled_breaking_lane_fires_three_alarms_that_clear_when_a_worker_com
 
 
 def test_a_push_host_refusing_our_key_opens_its_breaker_and_alarms(stack: AlarmStack) -> None:
-    for sub in stack.hostile.create_subscriptions(3, "forbidden"):
+    refused = stack.hostile.create_subscriptions(3, "forbidden")
+    for sub in refused:
         answer = stack.client.post("/api/v1/subscriptions", json={**sub, "topics": ["sport"]})
         assert answer.status_code == 201
     stack.publish(topics=["sport"], urgency="normal")  # the routine lane
@@ -192,7 +193,15 @@ def test_a_push_host_refusing_our_key_opens_its_breaker_and_alarms(stack: AlarmS
     assert fired["detail"] == {"push_host": "127.0.0.2", "reason": "HTTP 403"}
     assert "VAPID" in fired["summary"]
 
-    # The breaker closing (it expires by itself after a while) is the cause going away.
+    # The cause going away: the refused readers leave and the breaker closes (it expires by
+    # itself after a while). With the readers still there, their held pushes would be tried
+    # again as soon as it closed, refused again and reopen it before an alarm round saw it shut.
+    for sub in refused:
+        gone = stack.client.post(
+            "/api/v1/subscriptions/delete",
+            json={"endpoint": sub["endpoint"], "auth": sub["keys"]["auth"]},
+        )
+        assert gone.status_code == 204
     RedisHostHealth(stack.redis).close_breaker("127.0.0.2")
     stack.resolved("breaker_open:127.0.0.2")
 
