@@ -44,7 +44,8 @@ run: $(RUN_STAMP)
 browsers:
 	@bash .ci/install-browsers
 
-# promtool (Debian's prometheus package) for the alert rules and Prometheus config tests.
+# promtool and amtool (Debian's prometheus and prometheus-alertmanager packages) for the alert
+# rules, Prometheus and Alertmanager config tests.
 tools:
 	@bash .ci/install-tools
 
