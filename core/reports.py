@@ -150,6 +150,16 @@ def held_reasons(
 
 # -- delivery over time -------------------------------------------------------------------
 @dataclass(frozen=True)
+class Mark:
+    """A milestone on the delivered line: the `deliveries`-th delivery (`percent` % of the
+    reachable audience) came `after_s` seconds after release (None: not reached)."""
+
+    percent: int
+    deliveries: int
+    after_s: float | None
+
+
+@dataclass(frozen=True)
 class Chart:
     """Cumulative counts against seconds since release, one line per name."""
 
@@ -157,7 +167,7 @@ class Chart:
     span_s: float
     total: int  # the y axis
     lines: dict[str, list[tuple[float, int]]]
-    marks: list[tuple[int, float]] = field(default_factory=list)  # (percent, seconds)
+    marks: list[Mark] = field(default_factory=list)  # reached ones, each a point on the line
 
 
 def chart_step(span_s: float) -> float:
@@ -171,6 +181,28 @@ def _cumulative(per_step: Mapping[int, int], step_s: float, steps: int) -> list[
         total += per_step.get(i, 0)
         points.append((round((i + 1) * step_s, 3), total))
     return points
+
+
+def through_marks(
+    points: Sequence[tuple[float, int]], marks: Sequence[Mark]
+) -> list[tuple[float, int]]:
+    """The cumulative line with each mark's exact (time, count) in it. Step counts are drawn at
+    their step's end and joined straight, so on their own they reach a count up to a step after
+    the ledger's exact time for it: the marks would sit off the line, the 100 % one before the
+    line gets there. The marks are exact (the n-th delivery's own time), so the line bends
+    through them: before a mark it never counts more than the mark, after it never less."""
+    line = list(points)
+    for mark in sorted(marks, key=lambda m: (m.deliveries, m.after_s or 0.0)):
+        if mark.after_s is None:
+            continue
+        at, k = mark.after_s, mark.deliveries
+        cut = sum(1 for t, _n in line if t <= at)
+        line = (
+            [(t, min(n, k)) for t, n in line[:cut]]
+            + [(at, k)]
+            + [(t, max(n, k)) for t, n in line[cut:]]
+        )
+    return line
 
 
 def _frame(span_s: float) -> tuple[float, int]:
@@ -218,7 +250,7 @@ def delivery_charts(
     alert: Alert,
     queries: ReportQueries,
     reachable: int,
-    marks: Sequence[tuple[int, float | None]],
+    marks: Sequence[Mark],
     now: float,
 ) -> tuple[Chart, Chart | None] | None:
     """Delivered over time (with the 50/90/100 % marks) and, beside it, displayed and clicked
@@ -230,13 +262,14 @@ def delivery_charts(
     per_step = queries.delivered_by_step(alert.id, origin, step)
     # A stopped send's last in-flight pushes are answered after the stop: keep them on the chart.
     steps = max(steps, max(per_step, default=-1) + 1)
-    delivered = _cumulative(per_step, step, steps)
+    reached = [m for m in marks if m.after_s is not None]
+    delivered = through_marks(_cumulative(per_step, step, steps), reached)
     sent = Chart(
         step,
-        steps * step,
+        max(steps * step, delivered[-1][0]),
         max(reachable, alert.counts.delivered, 1),
         {"delivered": delivered},
-        [(p, t) for p, t in marks if t is not None],
+        reached,
     )
     if not (alert.counts.displayed or alert.counts.clicked):
         return sent, None

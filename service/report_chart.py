@@ -47,14 +47,18 @@ def draw(chart: Chart) -> Drawn:
         name: " ".join(f"{_x(t, chart.span_s)},{_y(n, chart.total)}" for t, n in points)
         for name, points in chart.lines.items()
     }
+    # A mark's dot is where the line is at that time: the n-th delivery (core/reports.py
+    # through_marks puts that point in the line), not n % of the axis, which the rounded-up
+    # n-th delivery lies above.
     marks = [
         {
-            "percent": p,
-            "x": _x(t, chart.span_s),
-            "y": _y(chart.total * p / 100, chart.total),
-            "label": f"{p} % at {duration_text(t)}",
+            "percent": m.percent,
+            "x": _x(m.after_s, chart.span_s),
+            "y": _y(m.deliveries, chart.total),
+            "label": f"{m.percent} % at {duration_text(m.after_s)}",
         }
-        for p, t in chart.marks
+        for m in chart.marks
+        if m.after_s is not None
     ]
     x_ticks = [
         (_x(chart.span_s * f, chart.span_s), duration_text(chart.span_s * f)) for f in (0.5, 1)

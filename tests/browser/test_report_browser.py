@@ -8,7 +8,6 @@ documented ones to docs/img."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +15,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE, keep, sign_in
 from tests.support.newsroom import ADMIN, PASSWORD, NewsroomStack, served_newsroom, topics_env
-from tests.support.services import ROOT
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
-
-DOCS_IMG = ROOT / "docs" / "img"
 
 
 @pytest.fixture(scope="module")
@@ -77,10 +73,10 @@ def _check_both(page: Any, artifacts: Path, name: str, docs: str | None = None) 
         overflow = page.evaluate(OVERFLOW_JS)
         assert overflow == [], f"{name}: overflows at {label} px: {overflow}"
         shot = f"report-{name}-{label}.png"
-        page.screenshot(path=str(artifacts / shot), full_page=True)
-        if docs == label and os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
-            DOCS_IMG.mkdir(exist_ok=True)
-            shutil.copy(artifacts / shot, DOCS_IMG / shot)
+        if docs == label:
+            keep(page, artifacts, shot)
+        else:
+            page.screenshot(path=str(artifacts / shot), full_page=True)
 
 
 def _words(page: Any, selector: str) -> str:
@@ -110,6 +106,14 @@ def test_a_finished_alert_has_its_duration_charts_and_push_services(
     points = (delivered.get_attribute("points") or "").split()
     assert len(points) >= 2 and points[0] != points[-1]
     assert [page.locator(f"[data-mark='{p}']").count() for p in (50, 90, 100)] == [1, 1, 1]
+    # Each mark's dot is on the line, and the line is not at that count before or after it.
+    line = [tuple(map(float, p.split(","))) for p in points]
+    dots = page.locator("[data-chart='delivered'] circle.nf-mark-dot")
+    assert dots.count() == 3
+    for dot in dots.all():
+        x, y = float(dot.get_attribute("cx") or ""), float(dot.get_attribute("cy") or "")
+        assert (x, y) in line, f"{dot.text_content()}: dot off the line"
+        assert next(px for px, py in line if py <= y) == x, f"{dot.text_content()}: line late"
     legend = _words(page, "[data-chart='displayed clicked'] .nf-legend")
     assert "Displayed 20" in legend and "Clicked 5" in legend
     # The stand-in is on loopback: "Other" push service, every delivery counted there.

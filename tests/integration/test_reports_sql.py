@@ -11,13 +11,14 @@ import pytest
 from sqlalchemy import insert
 
 from config.settings import Topic
-from core import reports
+from core import newsroom, reports
 from core.adapters import migrate
 from core.adapters import tables as t
 from core.adapters.report_sql import SqlReports
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.model import AlertDraft, AlertStatus, BatchStatus, LedgerStatus, Urgency
+from service.report_chart import draw
 
 TOPICS = (Topic("breaking", "Breaking", True),)
 T0 = 1_000_000.0
@@ -181,9 +182,62 @@ def test_live_report_called_off_stopped_and_finished(rig: tuple[SqlStores, SqlRe
     ]
 
     sent = replace(sending, status=AlertStatus.SENT, finished_at=T0 + 10)
-    charts = reports.delivery_charts(sent, q, 19, [(50, 4.5), (90, 9.0), (100, None)], T0 + 20)
+    # The 10th delivery (sid 12) came 6 s after release; nothing reached 90 %.
+    marks = [reports.Mark(50, 10, 6.0), reports.Mark(90, 18, None), reports.Mark(100, 19, None)]
+    charts = reports.delivery_charts(sent, q, 19, marks, T0 + 20)
     assert charts is not None
     delivered, opened = charts
     assert opened is None  # nobody reported a display yet
     assert delivered.lines["delivered"][-1][1] == 16 and delivered.total == 19
-    assert delivered.marks == [(50, 4.5), (90, 9.0)]
+    assert [(m.percent, m.after_s) for m in delivered.marks] == [(50, 6.0)]
+    assert (6.0, 10) in delivered.lines["delivered"]
+
+
+# Seven readers, delivered at uneven times that fall inside the chart's 0.1 s steps.
+DELIVERED_AFTER_S = (0.37, 1.13, 1.9, 2.05, 2.33, 2.34, 2.41)
+
+
+def test_the_delivered_line_passes_through_every_mark(rig: tuple[SqlStores, SqlReports]) -> None:
+    """Each mark the chart draws (50, 90, 100 %) is a dot on the line at the mark's own time:
+    the line is not at that count earlier or later. Step counts alone are drawn at each step's
+    end, so the line reached 100 % up to a step after the 100 % mark, and 50 % of 7 readers
+    (the 4th delivery) is above the axis' half."""
+    store, q = rig
+    alert_id = _alert(store, len(DELIVERED_AFTER_S))
+    with store.engine.begin() as conn:
+        conn.execute(
+            insert(t.deliveries),
+            [
+                {
+                    "alert_id": alert_id,
+                    "subscription_id": n,
+                    "status": int(LedgerStatus.DELIVERED),
+                    "attempts": 1,
+                    "updated_at": T0 + after,
+                }
+                for n, after in enumerate(DELIVERED_AFTER_S, 1)
+            ],
+        )
+    alert = store.alerts.get_alert(alert_id)
+    assert alert is not None and alert.queued_at == T0
+    counts = replace(alert.counts, delivered=len(DELIVERED_AFTER_S))
+    alert = replace(alert, status=AlertStatus.SENT, started_at=T0, finished_at=T0 + 2.5)
+    alert = replace(alert, counts=counts)
+    built = newsroom.build_report(alert, store.newsroom)
+    marks = [reports.Mark(m.percent, m.deliveries, m.after_s) for m in built.milestones]
+    assert [(m.percent, m.deliveries, m.after_s) for m in marks] == [
+        (50, 4, pytest.approx(2.05)),
+        (90, 7, pytest.approx(2.41)),
+        (100, 7, pytest.approx(2.41)),
+    ]
+    charts = reports.delivery_charts(alert, q, built.reachable, marks, T0 + 10)
+    assert charts is not None
+    drawn = draw(charts[0])
+    line = [tuple(map(float, p.split(","))) for p in drawn.lines["delivered"].split()]
+    assert [x for x, _y in line] == sorted(x for x, _y in line)
+    assert [y for _x, y in line] == sorted((y for _x, y in line), reverse=True)  # rises
+    assert [m["percent"] for m in drawn.marks] == [50, 90, 100]
+    for m in drawn.marks:
+        assert (m["x"], m["y"]) in line, f"{m['label']}: dot off the line"
+        first_there = next(x for x, y in line if y <= m["y"])
+        assert first_there == m["x"], f"{m['label']}: the line gets there at x={first_there}"

@@ -3,12 +3,14 @@ the chart is scaled to about half its drawn width (the exact figures are in the 
 
 from __future__ import annotations
 
-from core.reports import Chart
+from core.reports import Chart, Mark
 from service.report_chart import LEFT, draw
 
 
 def _drawn(total: int) -> list[str]:
-    chart = Chart(2.0, 60.0, total, {"delivered": [(0.0, 0), (60.0, total)]}, [(50, 12.0)])
+    chart = Chart(
+        2.0, 60.0, total, {"delivered": [(0.0, 0), (60.0, total)]}, [Mark(50, total // 2, 12.0)]
+    )
     return [label for _y, label in draw(chart).y_ticks]
 
 
