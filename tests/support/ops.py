@@ -1,5 +1,6 @@
 """Test helpers for ops: a webhook receiver, a TCP proxy that can be cut (all on loopback),
-stopping processes side by side, and promtool with the Prometheus rules it checks."""
+stopping processes side by side, promtool with the Prometheus rules it checks, and Debian's
+Alertmanager tools."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.support.services import ROOT, require_service
 from tests.support.stack import Process
 
 RULES = ROOT / "deploy/prometheus/newsflash-rules.yml"
+RULE_TESTS = ROOT / "deploy/prometheus/newsflash-rules.test.yml"
 
 
 class WebhookReceiver:
@@ -153,5 +155,23 @@ def stop_all(processes: Sequence[Process], grace_s: float = 10.0) -> None:
 def promtool() -> str:
     found = shutil.which("promtool")
     require_service("promtool", found is not None, "make tools, or apt-get install prometheus")
+    assert found is not None
+    return found
+
+
+def amtool() -> str:
+    return _debian_tool("amtool")
+
+
+def alertmanager() -> str:
+    """The Alertmanager daemon (Debian names it prometheus-alertmanager)."""
+    return _debian_tool("prometheus-alertmanager")
+
+
+def _debian_tool(name: str) -> str:
+    found = shutil.which(name)
+    require_service(
+        name, found is not None, "make tools, or apt-get install prometheus-alertmanager"
+    )
     assert found is not None
     return found
