@@ -4,9 +4,11 @@ the newsroom's feeds page, audited with the actor `cli`)."""
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 from cli.main import _container
+from cli.tables import print_table
 from config.settings import Settings
 
 CLI_ACTOR = "cli"
@@ -18,16 +20,49 @@ def _editor() -> Any:
     return Editor(CLI_ACTOR)
 
 
+FEED_COLUMNS = (
+    ("ID", ">"),
+    ("MODE", "<"),
+    ("CATEGORY", "<"),
+    ("TOPICS", "<"),
+    ("URL", "<"),
+    ("LAST POLL", "<"),
+)
+
+
 def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
     found = _container(settings).feeds.feeds()
-    if not found:
-        print("no feeds")
-    for f in found:
-        state = (
-            f"error: {f.last_error}" if f.last_error else ("ok" if f.last_ok_at else "not polled")
+    if args.json:
+        print(json.dumps({"feeds": [feed_json(f) for f in found]}, indent=2))
+        return 0
+    rows = [
+        (
+            f.id,
+            f.mode.value,
+            f.category,
+            ",".join(f.topics),
+            f.url,
+            f"error: {f.last_error}" if f.last_error else ("ok" if f.last_ok_at else "not polled"),
         )
-        print(f"{f.id}\t{f.mode.value}\t{f.category}\t{','.join(f.topics)}\t{f.url}\t{state}")
+        for f in found
+    ]
+    print_table(FEED_COLUMNS, rows, "no feeds")
     return 0
+
+
+def feed_json(feed: Any) -> dict[str, Any]:
+    from core.ops import iso
+
+    return {
+        "id": feed.id,
+        "url": feed.url,
+        "category": feed.category,
+        "mode": feed.mode.value,
+        "topics": list(feed.topics),
+        "last_ok_at": iso(feed.last_ok_at),
+        "last_error": feed.last_error,
+        "last_error_at": iso(feed.last_error_at),
+    }
 
 
 def cmd_feeds_add(args: argparse.Namespace, settings: Settings) -> int:
@@ -66,6 +101,7 @@ def register(subparsers: Any) -> None:
         dest="feeds_command", required=True, metavar="ACTION"
     )
     p = feeds.add_parser("list", help="the feeds followed, with their last error")
+    p.add_argument("--json", action="store_true", help="the same, for machines")
     p.set_defaults(func=cmd_feeds_list, needs_keys=False)
     p = feeds.add_parser("add", help="follow a feed on one of NEWSFLASH_PUBLIC_ORIGINS")
     p.add_argument("--url", required=True)

@@ -119,11 +119,35 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Each token's id, the prefix it starts with (never the token), role, state and name."""
+    from cli.tables import print_table, when
 
-    for row in _container(settings).accounts.list_tokens():
-        state = "revoked" if row["revoked_at"] else "active"
-        print(f"{row['id']:>4}  {row['prefix']}…  {row['role']:<7} {state:<8} {row['name']}")
+    tokens = _container(settings).accounts.list_tokens()
+    if args.json:
+        print(json.dumps({"tokens": [token_json(row) for row in tokens]}, indent=2))
+        return 0
+    columns = [("ID", ">"), ("STARTS WITH", "<"), ("ROLE", "<"), ("STATE", "<")]
+    columns += [("CREATED", "<"), ("NAME", "<")]
+    rows = [
+        (
+            row["id"],
+            f"{row['prefix']}…",
+            row["role"],
+            "revoked" if row["revoked_at"] else "active",
+            when(row["created_at"], settings.timezone),
+            row["name"],
+        )
+        for row in tokens
+    ]
+    print_table(columns, rows, "no tokens")
     return 0
+
+
+def token_json(row: dict[str, Any]) -> dict[str, Any]:
+    from core.ops import iso
+
+    found = {k: row[k] for k in ("id", "name", "prefix", "role", "created_by")}
+    return found | {"created_at": iso(row["created_at"]), "revoked_at": iso(row["revoked_at"])}
 
 
 def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
@@ -416,6 +440,7 @@ def _add_setup_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     p.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
     p.set_defaults(func=cmd_token_create, needs_keys=False)
     p = token.add_parser("list", help="list tokens (never their values)")
+    p.add_argument("--json", action="store_true", help="the same, for machines")
     p.set_defaults(func=cmd_token_list, needs_keys=False)
     p = token.add_parser("revoke", help="revoke a token by id")
     p.add_argument("id", type=int)

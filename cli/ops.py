@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 from cli.args import number, whole_number
+from cli.tables import cell, print_table, table, when
 from config.settings import Settings
 from core.pace import Pace, duration_text, pace_of
 
@@ -94,9 +95,9 @@ def _render_queues_and_workers(snap: dict[str, Any], line: Callable[..., None]) 
 
 
 def _render_deliveries(snap: dict[str, Any], line: Callable[..., None]) -> None:
-    line()
     rate = snap["delivery_rate"]
     if rate is not None:
+        line()
         line(
             f"Delivery rate: {rate['per_second']}/s over the last minute "
             f"({rate['delivered']} delivered, {rate['attempts']} attempts)"
@@ -107,7 +108,7 @@ def _render_deliveries(snap: dict[str, Any], line: Callable[..., None]) -> None:
     for a in flights or []:
         line(
             f"  #{a['id']:<6} {_bar(a['progress'], 20)} {a['progress'] * 100:5.1f}%  "
-            f"{a['done']}/{a['audience']}  {a['pace']['text']}  {a['title'][:40]}"
+            f"{a['done']}/{a['audience']}  {a['pace']['text']}  {_short(a['title'], 40)}"
         )
 
 
@@ -115,20 +116,26 @@ def _render_hosts_errors_subscribers(snap: dict[str, Any], line: Callable[..., N
     hosts = snap["push_hosts"]
     if hosts:
         line()
-        line("Push services      2xx  404/410   429   4xx   5xx  timeout  breaker")
-        for h in hosts:
-            n = h["answers"]
-            breaker = f"OPEN ({h['breaker']['reason']})" if h["breaker"] else "closed"
-            line(
-                f"  {h['host'][:16]:<16} {n['2xx']:>5} {n['404/410']:>8} {n['429']:>5} "
-                f"{n['4xx']:>5} {n['5xx']:>5} {n['timeout']:>8}  {breaker}"
+        line("Push services")
+        answers = ("2xx", "404/410", "429", "4xx", "5xx", "timeout")
+        rows = [
+            (
+                h["host"],
+                *(h["answers"][k] for k in answers),
+                f"OPEN ({h['breaker']['reason']})" if h["breaker"] else "closed",
             )
+            for h in hosts
+        ]
+        columns = [("HOST", "<"), *((k.upper() if k == "timeout" else k, ">") for k in answers)]
+        columns.append(("BREAKER", "<"))
+        for text in table(columns, rows, indent="  "):
+            line(text)
     errors = snap["recent_errors"] or []
     if errors:
         line()
         line("Last errors")
         for e in errors[:5]:
-            answer = f"HTTP {e['status']}" if e["status"] is not None else e["error"]
+            answer = f"HTTP {e['status']}" if e["status"] is not None else cell(e["error"])
             line(f"  {e['at']}  alert {e['alert_id']}  {e['endpoint']}  {answer}  {e['outcome']}")
     subs = snap["subscribers"]
     if subs is not None:
@@ -329,21 +336,32 @@ TITLE_WIDTH = 50
 
 def _short(text: str, width: int = TITLE_WIDTH) -> str:
     """Cut at a word, so a title never ends mid-word."""
-    text = " ".join(text.split())
+    text = cell(text)
     if len(text) <= width:
         return text
     cut = text[: width - 1].rsplit(" ", 1)[0] if " " in text[: width - 1] else text[: width - 1]
     return cut.rstrip(",;:.- ") + "…"
 
 
-def alert_line(alert: Any, tz: Any) -> str:
-    from datetime import datetime
+ALERT_COLUMNS = (
+    ("ID", ">"),
+    ("STATUS", "<"),
+    ("CREATED", "<"),
+    ("AUDIENCE", ">"),
+    ("DELIVERED", ">"),
+    ("TITLE", "<"),
+)
 
-    created = datetime.fromtimestamp(alert.created_at, tz).strftime("%Y-%m-%d %H:%M %Z")
+
+def alert_row(alert: Any, tz: Any) -> tuple[object, ...]:
     c = alert.counts
     return (
-        f"{alert.id:>7}  {alert.status.value:<9}  {created:<20}  "
-        f"audience {c.audience:>9,}  delivered {c.delivered:>9,}  {_short(alert.title)}"
+        alert.id,
+        alert.status.value,
+        when(alert.created_at, tz),
+        f"{c.audience:,}",
+        f"{c.delivered:,}",
+        _short(alert.title),
     )
 
 
@@ -381,10 +399,11 @@ def cmd_alerts_list(args: argparse.Namespace, settings: Settings) -> int:
 
         print(json.dumps({"alerts": [alert_json(a) for a in alerts]}, indent=2))
         return 0
-    if not alerts:
-        print("no alerts" + (f" with status {', '.join(statuses)}" if statuses else ""))
-    for alert in alerts:
-        print(alert_line(alert, settings.timezone))
+    print_table(
+        ALERT_COLUMNS,
+        [alert_row(a, settings.timezone) for a in alerts],
+        "no alerts" + (f" with status {', '.join(statuses)}" if statuses else ""),
+    )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.listing import read_table
 from tests.support.live_stack import served_app
 from tests.support.services import ROOT, free_port
 
@@ -32,6 +34,10 @@ def run(
         text=True,
         timeout=timeout_s,
     )
+
+
+ALERT_COLUMNS = ["ID", "STATUS", "CREATED", "AUDIENCE", "DELIVERED", "TITLE"]
+TOKEN_COLUMNS = ["ID", "STARTS WITH", "ROLE", "STATE", "CREATED", "NAME"]
 
 
 @pytest.fixture
@@ -95,12 +101,21 @@ def test_an_unreadable_or_invalid_vapid_key_stops_start_up_with_one_line(
 
 def test_token_create_prints_the_token_alone_on_the_last_line(var_env: dict[str, str]) -> None:
     assert run(["db", "upgrade"], var_env).returncode == 0
+    assert run(["token", "list"], var_env).stdout == "no tokens\n"
     result = run(["token", "create", "--name", "cms", "--role", "editor"], var_env)
     assert result.returncode == 0, result.stderr
     token = result.stdout.rstrip("\n").splitlines()[-1]
     assert token.startswith("nf_") and " " not in token and len(token) > 30
     listed = run(["token", "list"], var_env)
-    assert "cms" in listed.stdout and token not in listed.stdout
+    rows = read_table(listed.stdout.splitlines(), TOKEN_COLUMNS, ("ID",))
+    assert [(r["ROLE"], r["STATE"], r["NAME"]) for r in rows] == [("editor", "active", "cms")]
+    assert token.startswith(rows[0]["STARTS WITH"].rstrip("…")) and token not in listed.stdout
+    machine = run(["token", "list", "--json"], var_env)
+    assert [t["name"] for t in json.loads(machine.stdout)["tokens"]] == ["cms"]
+    assert token not in machine.stdout
+    assert run(["token", "revoke", "1"], var_env).returncode == 0
+    rows = read_table(run(["token", "list"], var_env).stdout.splitlines(), TOKEN_COLUMNS, ("ID",))
+    assert [r["STATE"] for r in rows] == ["revoked"]
 
 
 def test_every_command_has_help() -> None:
@@ -197,20 +212,21 @@ def test_alerts_list_shows_the_newest_first_in_the_newsroom_time_zone(
 
     listed = run(["alerts", "list"], env)
     assert listed.returncode == 0, listed.stderr
-    lines = listed.stdout.splitlines()
-    assert [int(line.split()[0]) for line in lines] == [a.id for a in reversed(made)]
-    newest = lines[0]
+    rows = read_table(listed.stdout.splitlines(), ALERT_COLUMNS, ("ID", "AUDIENCE", "DELIVERED"))
+    assert [int(row["ID"]) for row in rows] == [a.id for a in reversed(made)]
+    newest = rows[0]
     created = datetime.fromtimestamp(made[2].created_at, ZoneInfo("Africa/Nairobi"))
-    assert created.strftime("%Y-%m-%d %H:%M EAT") in newest
-    assert " queued " in newest and "audience        12" in newest
-    assert newest.endswith("A very long headline about the budget vote that…")
-    assert " sent " in lines[2] and lines[2].endswith("Floods close the Mombasa road")
+    assert newest["CREATED"] == created.strftime("%Y-%m-%d %H:%M EAT")
+    assert (newest["STATUS"], newest["AUDIENCE"], newest["DELIVERED"]) == ("queued", "12", "0")
+    assert newest["TITLE"] == "A very long headline about the budget vote that…"
+    assert (rows[2]["STATUS"], rows[2]["TITLE"]) == ("sent", "Floods close the Mombasa road")
 
     only = run(["alerts", "list", "--status", "cancelled", "--limit", "5"], env)
     assert only.returncode == 0, only.stderr
-    assert [line.split()[:2] for line in only.stdout.splitlines()] == [
-        [str(made[1].id), "cancelled"]
-    ]
+    rows = read_table(only.stdout.splitlines(), ALERT_COLUMNS, ("ID", "AUDIENCE", "DELIVERED"))
+    assert [(row["ID"], row["STATUS"]) for row in rows] == [(str(made[1].id), "cancelled")]
+    none = run(["alerts", "list", "--status", "failed"], env)
+    assert none.stdout == "no alerts with status failed\n"
     machine = run(["alerts", "list", "--limit", "2", "--json"], env)
     assert machine.returncode == 0, machine.stderr
     alerts = json.loads(machine.stdout)["alerts"]

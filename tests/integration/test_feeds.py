@@ -3,6 +3,7 @@ that change, break and grow too big; the newsroom's feeds page, its review flow 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from core.adapters.sql import make_engine
 from core.bootstrap import Container
 from service.app import create_app
 from tests.support.feedsite import FeedSite, Page, atom, rss
+from tests.support.listing import read_table
 from tests.support.newsroom import ADMIN, EDITOR, PASSWORD, csrf_of
 from tests.support.services import (
     TEST_REDIS_DB,
@@ -373,6 +375,9 @@ def test_only_admins_change_feeds_and_every_change_is_audited(rig: Rig) -> None:
     assert sent.status_code == 404
 
 
+FEED_COLUMNS = ["ID", "MODE", "CATEGORY", "TOPICS", "URL", "LAST POLL"]
+
+
 def test_the_cli_follows_lists_polls_and_removes(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -382,15 +387,25 @@ def test_the_cli_follows_lists_polls_and_removes(
         monkeypatch.setenv(name, value)
     rig.site.pages["/cli"] = Page(body=rss())
     url = f"{rig.site.origin}/cli"
+    assert main(["feeds", "list"]) == 0
+    assert capsys.readouterr().out == "no feeds\n"
     assert main(["feeds", "add", "--url", url, "--category", "Breaking", "--mode", "auto"]) == 0
     feed_id = int(capsys.readouterr().out.split()[2].rstrip(":"))
     assert main(["feeds", "poll", str(feed_id)]) == 0
     assert "0 new breaking item(s)" in capsys.readouterr().out
     rig.site.pages["/cli"] = Page(500, b"down", "text/plain")
     assert main(["feeds", "poll", str(feed_id)]) == 1
+    assert capsys.readouterr().out.startswith(f"feed {feed_id}: The feed could not be read")
     assert main(["feeds", "list"]) == 0
-    listed = capsys.readouterr().out
-    assert f"{feed_id}\tauto\tBreaking" in listed and "error: The feed could not be read" in listed
+    rows = read_table(capsys.readouterr().out.splitlines(), FEED_COLUMNS, ("ID",))
+    assert [(r["ID"], r["MODE"], r["CATEGORY"], r["URL"]) for r in rows] == [
+        (str(feed_id), "auto", "Breaking", url)
+    ]
+    assert rows[0]["LAST POLL"].startswith("error: The feed could not be read")
+    assert main(["feeds", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["feeds"]
+    assert [(f["id"], f["mode"], f["url"]) for f in listed] == [(feed_id, "auto", url)]
+    assert listed[0]["last_error"].startswith("The feed could not be read")
     assert main(["feeds", "add", "--url", "https://elsewhere.example/f", "--category", "B"]) == 2
     assert "feed_url: The feed must be" in capsys.readouterr().err
     assert main(["feeds", "remove", str(feed_id)]) == 0
