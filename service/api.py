@@ -128,7 +128,8 @@ RESYNC_LIMIT = "600 per minute"
 
 
 def _sub_json(sub: Any) -> dict[str, Any]:
-    return {"id": str(sub.id), "topics": list(sub.topics)}
+    # lang: the language of the reader's alerts, which the manage page then speaks.
+    return {"id": str(sub.id), "topics": list(sub.topics), "lang": sub.lang}
 
 
 def _subscribe_limit() -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from core.subscriptions import READER_LANGUAGES
+
 _ERROR = {
     "type": "object",
     "required": ["error"],
@@ -37,7 +39,11 @@ _SUBSCRIPTION = {
         "expirationTime": {"type": ["number", "null"]},
         "keys": _KEYS,
         "topics": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-        "lang": {"type": "string", "enum": ["en", "sw"], "description": "the reader's language"},
+        "lang": {
+            "type": "string",
+            "enum": list(READER_LANGUAGES),
+            "description": "the reader's language",
+        },
         "platform": {
             "type": "string",
             "enum": ["android", "ios", "desktop"],
@@ -52,6 +58,11 @@ _SUB_ANSWER = {
     "properties": {
         "id": {"type": "string"},
         "topics": {"type": "array", "items": {"type": "string"}},
+        "lang": {
+            "type": "string",
+            "enum": list(READER_LANGUAGES),
+            "description": "the alerts' language",
+        },
     },
 }
 

@@ -62,6 +62,8 @@ def test_saving_the_topics_stores_the_language_the_manage_page_sends(api: Api) -
         "/api/v1/subscriptions/lookup", {"endpoint": sub["endpoint"], "auth": sub["keys"]["auth"]}
     )
     assert looked_up.json["topics"] == ["politics"], "a refused change changes nothing"
+    # The manage page learns the reader's language from the lookup, and speaks it.
+    assert looked_up.json["lang"] == "sw"
 
     back = api.client.put(
         "/api/v1/subscriptions", json={**sub, "topics": ["politics"], "lang": "en"}

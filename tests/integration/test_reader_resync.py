@@ -48,7 +48,7 @@ def test_a_resync_without_topics_keeps_the_readers_topics_and_refreshes_last_see
 
     again = api.post("/api/v1/subscriptions", _resync_body(sub))
     assert again.status_code == 200
-    assert again.json == {"id": first.json["id"], "topics": ["politics", "sport"]}
+    assert again.json == {"id": first.json["id"], "topics": ["politics", "sport"], "lang": "sw"}
     row = api.row(sub["endpoint"])
     assert row is not None and row["last_seen_at"] > seen_before + 99 * DAY_S
     assert row["lang"] == "sw"

@@ -182,7 +182,7 @@ def test_the_same_browser_subscribing_twice_makes_one_row_and_refreshes_last_see
 
     again = api.post("/api/v1/subscriptions", {**sub, "topics": ["breaking", "sport"]})
     assert again.status_code == 200
-    assert again.json == {"id": first.json["id"], "topics": ["breaking", "sport"]}
+    assert again.json == {"id": first.json["id"], "topics": ["breaking", "sport"], "lang": "en"}
     assert api.rows() == before + 1
     row = api.row(sub["endpoint"])
     assert row is not None and row["last_seen_at"] > seen_first
@@ -313,7 +313,7 @@ def test_a_strangers_keys_never_take_over_a_subscribed_endpoint(api: Api) -> Non
     # The reader's own browser re-posting its exact keys is an idempotent re-subscribe.
     again = api.post("/api/v1/subscriptions", {**victim, "topics": ["sport"]})
     assert again.status_code == 200
-    assert again.json == {"id": first.json["id"], "topics": ["sport"]}
+    assert again.json == {"id": first.json["id"], "topics": ["sport"], "lang": "en"}
     assert api.rows() == before
 
 
