@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Final
 from zoneinfo import ZoneInfo
 
+from config.alarms import AlarmSettings
 from config.declaration import Declaration, Default, FromFile, SettingsError, secret_file, setting
 from config.kinds import (
     Choice,
@@ -52,7 +53,7 @@ _PUSH_HOSTS = (
 
 
 @dataclass(frozen=True)
-class Settings(UpkeepSettings):
+class Settings(AlarmSettings, UpkeepSettings):
     """Everything configurable. Fields load in this order: a default may use those above it."""
 
     var_dir: Path = setting(
@@ -421,7 +422,7 @@ class Settings(UpkeepSettings):
         "1000",
         "open connections per web process; beyond it the process stops accepting for a while",
     )
-    # Ops: Prometheus multiprocess files, the /ops cache and the alarm thresholds.
+    # Ops: Prometheus multiprocess files and the /ops cache (alarm thresholds: config/alarms.py).
     metrics_token: str | None = setting(
         "NEWSFLASH_METRICS_TOKEN",
         Token(),
@@ -441,24 +442,6 @@ class Settings(UpkeepSettings):
     )
     inspect_timeout_s: float = setting(
         "NEWSFLASH_INSPECT_TIMEOUT_S", Number(0.1, 10), "1", "wait for workers' replies this long"
-    )
-    alarm_interval_s: float = setting(
-        "NEWSFLASH_ALARM_INTERVAL_S", Number(0.5, 300), "5", "how often beat evaluates the alarms"
-    )
-    alarm_stall_s: float = setting(
-        "NEWSFLASH_ALARM_STALL_S", Number(1, DAY_S), "60", "a queue is stalled after this long"
-    )
-    alarm_pending_s: float = setting(
-        "NEWSFLASH_ALARM_PENDING_S",
-        Number(1, DAY_S),
-        "120",
-        "the oldest pending delivery may wait this long",
-    )
-    alarm_for_s: float = setting(
-        "NEWSFLASH_ALARM_FOR_S",
-        Number(0, 3600),
-        "10",
-        "an instant check (no worker, broker or database) must hold this long to fire",
     )
     log_level: str = setting(
         "NEWSFLASH_LOG_LEVEL",
