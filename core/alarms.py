@@ -23,6 +23,10 @@ class AlarmKind(enum.StrEnum):
     DATABASE_UNREACHABLE = "database_unreachable"
 
 
+# What moves a send along: a push delivered, or the reader found gone (a retry is still pending;
+# a failure is not a reader reached). The Prometheus rule counts the same outcomes.
+SETTLED_OUTCOMES = ("delivered", "gone")
+
 # Instant checks that must hold for Thresholds.for_s before they fire, so a worker restart or a
 # broker blip of a few seconds pages nobody (the others carry their own duration already).
 HELD_KINDS = frozenset(
@@ -35,6 +39,11 @@ class Thresholds:
     stall_s: float = 60.0
     pending_s: float = 120.0
     for_s: float = 10.0
+    # Old pending deliveries page only while sends do not move (at most this many settled a
+    # second over the last minute), so a big audience delivered at a healthy pace pages nobody;
+    # past pending_max_s they page whatever the pace.
+    min_rate_per_s: float = 200.0
+    pending_max_s: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Facts:
     queues: Sequence[QueueFacts] | None = None
     oldest_pending_s: float | None = None
     pending_known: bool = False
+    settled_per_s: float | None = None  # delivered or gone a second, over the last minute
     breakers: Mapping[str, str] | None = None  # push host -> why its breaker is open
     breaking_consumers: int | None = None
     broker_error: str = ""
@@ -128,20 +138,36 @@ def _stalled_queues(facts: Facts, thresholds: Thresholds) -> list[Alarm] | None:
     return found
 
 
-def _old_pending(facts: Facts, thresholds: Thresholds) -> list[Alarm] | None:
+def _old_pending(facts: Facts, t: Thresholds) -> list[Alarm] | None:
+    """Readers are not getting the story: deliveries wait while sends have stopped or crawl, or
+    have waited past the ceiling. A send that keeps its pace pages nobody, however big."""
+    age, rate = facts.oldest_pending_s, facts.settled_per_s
     if not facts.pending_known:
         return None
-    if facts.oldest_pending_s is None or facts.oldest_pending_s < thresholds.pending_s:
+    if age is None or age < t.pending_s:
         return []
-    return [
-        Alarm(
-            AlarmKind.PENDING_TOO_OLD.value,
-            AlarmKind.PENDING_TOO_OLD,
-            f"The oldest pending delivery has waited {facts.oldest_pending_s:.0f} s "
-            f"(limit {thresholds.pending_s:.0f} s).",
-            {"oldest_pending_s": round(facts.oldest_pending_s, 1)},
+    if age >= t.pending_max_s:
+        summary = (
+            f"The oldest pending delivery has waited {age:.0f} s, past the "
+            f"{t.pending_max_s:.0f} s ceiling."
         )
-    ]
+    elif rate is None:
+        return None  # cannot tell whether sends move
+    elif rate > t.min_rate_per_s:
+        return []
+    elif rate == 0:
+        summary = (
+            f"Deliveries have stopped: the oldest pending one has waited {age:.0f} s and "
+            "none was delivered in the last minute."
+        )
+    else:
+        summary = (
+            f"Deliveries crawl: the oldest pending one has waited {age:.0f} s and only "
+            f"{rate:.3g} a second were delivered or found gone in the last minute (alarm at "
+            f"{t.min_rate_per_s:.0f} or fewer)."
+        )
+    detail = {"oldest_pending_s": round(age, 1), "settled_per_s": rate}
+    return [Alarm(AlarmKind.PENDING_TOO_OLD.value, AlarmKind.PENDING_TOO_OLD, summary, detail)]
 
 
 def _open_breakers(facts: Facts, _t: Thresholds) -> list[Alarm] | None:

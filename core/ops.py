@@ -11,7 +11,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from core.alarms import AlarmKind, AlarmStore, Facts, Notify, QueueFacts, Thresholds
+from core.alarms import (
+    SETTLED_OUTCOMES,
+    AlarmKind,
+    AlarmStore,
+    Facts,
+    Notify,
+    QueueFacts,
+    Thresholds,
+)
 from core.alarms import apply_alarms as _apply
 from core.alarms import evaluate as _evaluate
 from core.model import Alert, AlertStatus, Lane
@@ -401,6 +409,7 @@ def facts_from(snapshot: Mapping[str, Any]) -> Facts:
         queues=queue_facts,
         oldest_pending_s=snapshot.get("oldest_pending_s"),
         pending_known=bool(snapshot.get("pending_known")),
+        settled_per_s=_settled_per_s(snapshot.get("delivery_rate")),
         breakers=None
         if hosts is None
         else {h["host"]: h["breaker"]["reason"] for h in hosts if h["breaker"]},
@@ -408,6 +417,14 @@ def facts_from(snapshot: Mapping[str, Any]) -> Facts:
         broker_error=snapshot["broker"].get("error") or "",
         database_error=snapshot["database"].get("error") or "",
     )
+
+
+def _settled_per_s(rate: Mapping[str, Any] | None) -> float | None:
+    """Pushes delivered or answered gone a second over the rate window (None: Redis unread)."""
+    if rate is None:
+        return None
+    settled = sum(int(rate["by_outcome"].get(name, 0)) for name in SETTLED_OUTCOMES)
+    return round(settled / float(rate["window_s"]), 2)
 
 
 def alarms_json(store: AlarmStore) -> list[dict[str, Any]]:

@@ -170,4 +170,10 @@ class OpsKit:
     @property
     def thresholds(self) -> Thresholds:
         s = self.settings
-        return Thresholds(stall_s=s.alarm_stall_s, pending_s=s.alarm_pending_s, for_s=s.alarm_for_s)
+        return Thresholds(
+            stall_s=s.alarm_stall_s,
+            pending_s=s.alarm_pending_s,
+            for_s=s.alarm_for_s,
+            min_rate_per_s=s.alarm_min_rate_per_s,
+            pending_max_s=s.alarm_pending_max_s,
+        )

@@ -106,6 +106,7 @@ def _facts(**changes: Any) -> Facts:
         "queues": [QueueFacts(Lane.BREAKING.value, 0, None, None)],
         "oldest_pending_s": None,
         "pending_known": True,
+        "settled_per_s": 0.0,  # nothing delivered: old pending deliveries page
         "breakers": {},
         "breaking_consumers": 1,
     }

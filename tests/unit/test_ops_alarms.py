@@ -26,6 +26,7 @@ def facts(**changes: Any) -> Facts:
         "queues": [QueueFacts("newsflash.breaking", 0, None, None)],
         "oldest_pending_s": None,
         "pending_known": True,
+        "settled_per_s": 0.0,  # nothing delivered: old pending deliveries page
         "breakers": {},
         "breaking_consumers": 1,
     }

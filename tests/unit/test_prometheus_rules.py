@@ -13,16 +13,26 @@ import pytest
 import yaml
 
 from config.settings import load_settings
-from core.alarms import HELD_KINDS, AlarmKind
-from tests.support.ops import RULES, promtool
+from core.alarms import HELD_KINDS, SETTLED_OUTCOMES, AlarmKind
+from core.ops import RATE_WINDOW_S
+from tests.support.ops import RULE_TESTS, RULES, promtool
 
 ROOT = Path(__file__).resolve().parents[2]
-RULE_TESTS = ROOT / "deploy/prometheus/newsflash-rules.test.yml"
 RUNBOOKS = ROOT / "docs/ops-alerts.md"
-# alarm kind -> the Settings field whose default is the rule's threshold
-THRESHOLD_OF = {
-    AlarmKind.QUEUE_STALLED: "alarm_stall_s",
-    AlarmKind.PENDING_TOO_OLD: "alarm_pending_s",
+_NUMBER = r"([0-9.]+)"
+_OLDEST = r"max\(newsflash_oldest_pending_delivery_seconds\) >= "
+_SETTLED = (
+    r"max\(sum by \(instance\) \(rate\(newsflash_deliveries_total"
+    r'\{outcome=~"([a-z|]+)"\}\[(\d+)m\]\)\)\) > '
+)
+# alarm kind -> (the Settings field whose default the rule compares with, where it stands)
+THRESHOLDS_OF = {
+    AlarmKind.QUEUE_STALLED: [("alarm_stall_s", r"newsflash_queue_idle_seconds\) >= " + _NUMBER)],
+    AlarmKind.PENDING_TOO_OLD: [
+        ("alarm_pending_s", r"^\(\s*" + _OLDEST + _NUMBER + r"\s+unless on\(\) "),
+        ("alarm_min_rate_per_s", _SETTLED + _NUMBER + r"\s*\)\s*or "),
+        ("alarm_pending_max_s", r"\)\s*or " + _OLDEST + _NUMBER + r"\s*$"),
+    ],
 }
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -68,18 +78,35 @@ def test_promtool_unit_tests_pass() -> None:
     assert "SUCCESS" in done.stdout
 
 
-def test_the_unit_tests_catch_a_moved_threshold(tmp_path: Path) -> None:
-    """The rule tests can fail: the stall rule at 90 s instead of 60 s breaks them."""
+@pytest.mark.parametrize(
+    ("old", "new", "alert"),
+    [
+        (
+            "newsflash_queue_idle_seconds) >= 60",
+            "newsflash_queue_idle_seconds) >= 90",
+            "QueueStalled",
+        ),
+        # the pending rule: at 300 s, at 20 pushes a second, at an hour, or without its ceiling,
+        # its rate summed over replicas, retries counted as progress
+        ("_seconds) >= 120", "_seconds) >= 300", "PendingDeliveryTooOld"),
+        ("[1m]))) > 200", "[1m]))) > 20", "PendingDeliveryTooOld"),
+        ("_seconds) >= 1800", "_seconds) >= 3600", "PendingDeliveryTooOld"),
+        ("or max(newsflash_oldest", "and max(newsflash_oldest", "PendingDeliveryTooOld"),
+        ("max(sum by (instance) (rate(", "(sum(rate(", "PendingDeliveryTooOld"),
+        ('outcome=~"delivered|gone"', 'outcome=~".+"', "PendingDeliveryTooOld"),
+    ],
+)
+def test_the_unit_tests_catch_a_moved_threshold(
+    tmp_path: Path, old: str, new: str, alert: str
+) -> None:
+    """The rule tests can fail: each threshold moved, or the rate read another way, breaks them."""
     rules = RULES.read_text()
-    moved = rules.replace(
-        "newsflash_queue_idle_seconds) >= 60", "newsflash_queue_idle_seconds) >= 90"
-    )
-    assert moved != rules
-    (tmp_path / RULES.name).write_text(moved)
+    assert rules.count(old) == 1, old
+    (tmp_path / RULES.name).write_text(rules.replace(old, new))
     shutil.copy(RULE_TESTS, tmp_path / RULE_TESTS.name)
     done = _run("test", "rules", RULE_TESTS.name, cwd=tmp_path)
     assert done.returncode != 0
-    assert "NewsflashQueueStalled" in done.stdout + done.stderr
+    assert f"Newsflash{alert}" in done.stdout + done.stderr
 
 
 def _rule_test_cases() -> list[dict[str, Any]]:
@@ -107,18 +134,32 @@ def test_every_alarm_beat_evaluates_has_a_rule() -> None:
 def test_thresholds_are_the_settings_defaults(kind: AlarmKind) -> None:
     defaults = load_settings(environ={}, env_file=None, missing_secret_files_ok=True)
     rule = _by_alarm()[kind.value]
-    field = THRESHOLD_OF.get(kind)
-    if field is not None:
-        match = re.search(r">=\s*([0-9.]+)\s*$", rule["expr"].strip())
-        assert match, f"{rule['alert']}: expected `... >= <seconds>`, got {rule['expr']!r}"
-        assert float(match[1]) == getattr(defaults, field), (
-            f"{rule['alert']} fires at {match[1]} s but {field} defaults to "
-            f"{getattr(defaults, field)} s"
+    expr = rule["expr"].strip()
+    for field, pattern in THRESHOLDS_OF.get(kind, []):
+        match = re.search(pattern, expr)
+        assert match, f"{rule['alert']}: no {pattern!r} in {expr!r}"
+        assert float(match[match.lastindex or 1]) == getattr(defaults, field), (
+            f"{rule['alert']} compares with {match[match.lastindex or 1]} but {field} defaults "
+            f"to {getattr(defaults, field)}"
         )
+
     # Instant checks hold for alarm_for_s before firing, in beat and in Prometheus alike; the
     # others carry their own duration and fire at once.
     want_for = defaults.alarm_for_s if kind in HELD_KINDS else 0.0
     assert _seconds(rule.get("for")) == want_for, f"{rule['alert']}: for {rule.get('for')}"
+
+
+def test_the_pending_rule_counts_progress_as_beat_does() -> None:
+    """The same outcomes over the same window as the `settled_per_s` beat judges."""
+    match = re.search(_SETTLED, _by_alarm()[AlarmKind.PENDING_TOO_OLD.value]["expr"])
+    assert match, "the pending rule reads no delivery rate"
+    assert set(match[1].split("|")) == set(SETTLED_OUTCOMES)
+    assert int(match[2]) * 60 == RATE_WINDOW_S
+    # The summary says which limit was passed, with the same numbers.
+    defaults = load_settings(environ={}, env_file=None, missing_secret_files_ok=True)
+    summary = _by_alarm()[AlarmKind.PENDING_TOO_OLD.value]["annotations"]["summary"]
+    assert f"ge $value {defaults.alarm_pending_max_s:.1f}" in summary
+    assert f"at most {defaults.alarm_min_rate_per_s:g} a second" in summary
 
 
 def test_each_rule_has_a_summary_and_a_runbook_paragraph() -> None:
