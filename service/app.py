@@ -21,6 +21,7 @@ from service import csrf, tracing
 from service.errors import register_error_handlers
 from service.extensions import init_limiter
 from service.inputs import MAX_BODY_BYTES, register_input_guard
+from service.public_urls import PublicOriginFlask
 
 log = logging.getLogger("newsflash.web")
 
@@ -61,7 +62,8 @@ class Newsflash:
 def create_app(
     settings: Settings, container: Container | None = None, celery: Celery | None = None
 ) -> Flask:
-    app = Flask(__name__)
+    app = PublicOriginFlask(__name__)
+    app.public_origins = settings.public_origins  # og:url, redirects: never a forged Host
     secure_cookies = not all(_origin_is_loopback(o) for o in settings.public_origins)
     app.config.update(
         SECRET_KEY=settings.secret_key or secrets.token_hex(32),
