@@ -102,6 +102,7 @@ def test_an_unreadable_or_invalid_vapid_key_stops_start_up_with_one_line(
 def test_token_create_prints_the_token_alone_on_the_last_line(var_env: dict[str, str]) -> None:
     assert run(["db", "upgrade"], var_env).returncode == 0
     assert run(["token", "list"], var_env).stdout == "no tokens\n"
+    assert run(["feeds", "list"], var_env).stdout == "no feeds\n"
     result = run(["token", "create", "--name", "cms", "--role", "editor"], var_env)
     assert result.returncode == 0, result.stderr
     token = result.stdout.rstrip("\n").splitlines()[-1]
