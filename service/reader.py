@@ -18,7 +18,7 @@ from flask import (
 )
 
 from service.choice_texts import choice_texts
-from service.texts import chrome_texts, manage_texts, request_language
+from service.texts import chrome_texts, language_switches, manage_texts, request_language
 
 bp = Blueprint("reader", __name__)
 SAMPLE_STORY = Path(__file__).resolve().parent / "sample" / "article.json"
@@ -59,6 +59,8 @@ def home() -> str:
 
 @bp.get("/manage")
 def manage() -> str:
+    # ?lang= (or the browser's language) until manage.js knows this browser's subscription;
+    # then the page speaks the language stored for the reader's alerts.
     settings = current_app.extensions["newsflash"].settings
     lang = request_language(settings)
     return render_template(
@@ -69,6 +71,7 @@ def manage() -> str:
         lang=lang,
         chrome=site_chrome(lang, url_for("reader.manage", lang=lang)),
         texts=manage_texts(settings, lang),
+        switches=language_switches(lang),
         choices=choice_texts(lang),
         topics=[(t.slug, t.name_in(lang)) for t in settings.topics],
     )

@@ -125,6 +125,11 @@ _MANAGE: Final[dict[str, dict[str, str]]] = {
         "next alert.",
         "broken": "Something went wrong while checking this browser's alerts. Please reload the "
         "page.",
+        "langTitle": "Language",
+        "langIs": "Your alerts and this page are in English.",
+        # On the page in another language: the button that switches the reader's alerts to this one.
+        "langSwitch": "Get alerts in English",
+        "langFailed": "We couldn't change the language just now. Please try again later.",
     },
     "sw": {
         "heading": "Arifa zako za habari",
@@ -151,6 +156,10 @@ _MANAGE: Final[dict[str, dict[str, str]]] = {
         "arifa inayofuata.",
         "broken": "Hitilafu imetokea tulipokuwa tukiangalia arifa za kivinjari hiki. Tafadhali "
         "pakia ukurasa upya.",
+        "langTitle": "Lugha",
+        "langIs": "Arifa zako na ukurasa huu ziko kwa Kiswahili.",
+        "langSwitch": "Pokea arifa kwa Kiswahili",
+        "langFailed": "Hatukuweza kubadilisha lugha sasa hivi. Tafadhali jaribu tena baadaye.",
     },
 }
 
@@ -207,6 +216,12 @@ def reader_texts(settings: Settings, lang: str) -> dict[str, str]:
 def manage_texts(settings: Settings, lang: str) -> dict[str, str]:
     """What the manage page says, in one language."""
     return {**reader_texts(settings, lang), **_MANAGE[lang]}
+
+
+def language_switches(lang: str) -> list[tuple[str, str]]:
+    """The manage page's ways to another language for the reader's alerts: (language, its own
+    words for the switch), every language but `lang`."""
+    return [(other, _MANAGE[other]["langSwitch"]) for other in LANGUAGES if other != lang]
 
 
 def chrome_texts(lang: str) -> dict[str, str]:

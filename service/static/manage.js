@@ -18,10 +18,12 @@
   var on = d.getElementById('nf-on');
   var off = d.getElementById('nf-off');
   var offButton = d.getElementById('nf-off-button');
+  var language = d.getElementById('nf-lang');
   var message = d.getElementById('nf-message');
   var TURNED_OFF = 'newsflash:offAt';
   var sub = null;
   var known = false;
+  var topicsOnRecord = [];
   // Browser errors by DOMException name (the same table as the widget): never shown raw.
   var ERRORS = { NotAllowedError: 'private', AbortError: 'push', InvalidStateError: 'stale',
     NotSupportedError: 'unsupported', SecurityError: 'unsupported', TimeoutError: 'timeout' };
@@ -71,8 +73,47 @@
 
   // The service worker keeps the reader's language for texts it writes itself (and a sign-up
   // again after pushsubscriptionchange): every save states the page's language, so it follows.
-  function tellWorker(reg) {
-    if (reg && reg.active) reg.active.postMessage({ type: 'newsflash:remember', lang: LANG });
+  function tellWorker(reg, lang) {
+    if (reg && reg.active) reg.active.postMessage({ type: 'newsflash:remember', lang: lang || LANG });
+  }
+
+  // First the service worker finishes what it could not do offline (moving this reader's
+  // record to a renewed subscription): the lookup then finds it. An older worker does not
+  // answer: the page goes on after a while.
+  function askWorker(reg) {
+    return new Promise(function (resolve) {
+      if (!reg || !reg.active || typeof MessageChannel === 'undefined') return resolve({});
+      var channel = new MessageChannel();
+      var timer = setTimeout(function () { resolve({}); }, 5000);
+      channel.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data || {}); };
+      reg.active.postMessage({ type: 'newsflash:visit' }, [channel.port2]);
+    });
+  }
+
+  // The page speaks the language of the reader's alerts, whatever the link or the browser
+  // asked for: its Save buttons state the page's language, and must never switch a Kiswahili
+  // reader's alerts to English because they came from an English page. True when it reloads.
+  function speak(lang) {
+    var url = new URL(location.href);
+    if (!lang || lang === LANG || url.searchParams.get('lang') === lang) return false;
+    url.searchParams.set('lang', lang);
+    location.replace(url.href);
+    return true;
+  }
+
+  // The reader's own switch to another language: their topics as stored, in that language.
+  async function switchTo(lang, button) {
+    button.disabled = true;
+    var body = Object.assign(sub.toJSON(), { topics: topicsOnRecord, lang: lang });
+    try {
+      var answer = await post('/api/v1/subscriptions', body, 'PUT');
+      if (!answer.ok) throw new Error(String(answer.status));
+      tellWorker(await navigator.serviceWorker.getRegistration(), lang);
+      speak(lang);
+    } catch (e) {
+      button.disabled = false;
+      say(T.langFailed);
+    }
   }
 
   function changed() {
@@ -81,9 +122,10 @@
 
   function showOn(topics) {
     known = true;
+    topicsOnRecord = topics;
     setChecked(topics);
     state.textContent = T.isOn.replace('{topics}', names(topics));
-    form.hidden = off.hidden = save.hidden = false;
+    form.hidden = off.hidden = save.hidden = language.hidden = false;
     on.hidden = true;
   }
 
@@ -92,7 +134,7 @@
     sub = null;
     known = false;
     state.textContent = text;
-    off.hidden = save.hidden = true;
+    off.hidden = save.hidden = language.hidden = true;
     form.hidden = on.hidden = false;
     if (!chosen().length) {
       form.querySelectorAll('input').forEach(function (b, i) { b.checked = i === 0; });
@@ -132,6 +174,7 @@
     }
     if (Notification.permission === 'denied') return showNothing(T.denied);
     var reg = await navigator.serviceWorker.getRegistration();
+    await askWorker(reg);
     sub = reg && await reg.pushManager.getSubscription();
     if (!sub) return showTurnOn(T.isOff);
     var json = sub.toJSON();
@@ -142,7 +185,12 @@
       state.textContent = T.loadFailed;
       return;
     }
-    if (answer.ok) return showOn((await answer.json()).topics);
+    if (answer.ok) {
+      var found = await answer.json();
+      if (speak(found.lang)) return;
+      if (reg && reg.active) reg.active.postMessage({ type: 'newsflash:lang', lang: found.lang });
+      return showOn(found.topics);
+    }
     state.textContent = T.noRecord;
     form.hidden = off.hidden = false;
   }
@@ -230,6 +278,10 @@
     say(deleted ? T.turnedOff : T.turnedOffLater);
     state.setAttribute('tabindex', '-1');
     state.focus();
+  });
+
+  language.querySelectorAll('button[lang]').forEach(function (button) {
+    button.addEventListener('click', function () { switchTo(button.getAttribute('lang'), button); });
   });
 
   load().catch(function () {

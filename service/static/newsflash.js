@@ -114,18 +114,38 @@
     if (!d.getElementById('nf-style')) d.head.appendChild(el('style', { id: 'nf-style' }, CSS));
   }
 
-  // The manage page in the language the reader was asked in (their browser may say another).
-  function manageHref() {
+  // The manage page in the language of the reader's alerts when the service worker knows it
+  // (a Kiswahili reader may read an English page), else in the one the reader was asked in
+  // (their browser may say another). The manage page itself then follows the stored language.
+  function manageHref(stored) {
     var url = new URL(MANAGE, location.href);
-    if (!url.searchParams.has('lang')) url.searchParams.set('lang', T.lang);
+    if (stored || !url.searchParams.has('lang')) url.searchParams.set('lang', stored || T.lang);
     return url.origin === location.origin ? url.pathname + url.search + url.hash : url.href;
   }
 
-  function manageLink() {
+  function manageLink(told) {
     addStyle();
     var a = el('a', { href: manageHref(), class: 'nf-link', lang: T.lang }, T.manage);
     var slot = d.getElementById('newsflash-manage');
     if (slot) { a.className = ''; slot.appendChild(a); } else d.body.appendChild(a);
+    told.then(function (answer) {
+      if (!answer.lang) return;
+      a.href = manageHref(answer.lang);
+      a.hreflang = answer.lang;
+    });
+  }
+
+  // A visit is the service worker's next chance to finish what it could not do offline (move
+  // this reader's record to a renewed subscription); it answers with the language of the
+  // reader's alerts. An older worker does not answer: {} after a while.
+  function askWorker(reg) {
+    return new Promise(function (resolve) {
+      if (!reg || !reg.active || typeof MessageChannel === 'undefined') return resolve({});
+      var channel = new MessageChannel();
+      var timer = setTimeout(function () { resolve({}); }, 5000);
+      channel.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data || {}); };
+      reg.active.postMessage({ type: 'newsflash:visit' }, [channel.port2]);
+    });
   }
 
   // "Follow this story" where the page names one: data-story on our script tag, or
@@ -373,11 +393,17 @@
     if (!supported() && !steps) return mark('unsupported');
     if (!steps && Notification.permission === 'denied') return mark('denied');
     var reg = !steps && await navigator.serviceWorker.getRegistration();
+    var told = askWorker(reg);
     var sub = reg && reg.pushManager && await reg.pushManager.getSubscription();
     var config = await (await fetch(API + '/api/v1/config?lang=' + encodeURIComponent(LANGS),
       { credentials: 'omit' })).json();
     T = Object.assign({ lang: config.lang }, config.prompt);
-    if (sub) return manageLink(), mark('subscribed'), resync(sub), followButton(sub);
+    if (sub) {
+      // The check-in waits for the worker: a subscription it is still moving the reader's
+      // record to would otherwise be signed up afresh with the default topics first.
+      told.then(function () { resync(sub); });
+      return manageLink(told), mark('subscribed'), followButton(sub);
+    }
     if (since(DISMISSED) < config.prompt.reaskDays * DAY_MS) return mark('snoozed');
     if (since(TURNED_OFF) < config.prompt.reaskAfterOffDays * DAY_MS) return mark('turned-off');
     if (steps) return showSteps(), mark('homescreen');

@@ -171,7 +171,7 @@ async function display(title, options) {
 }
 
 self.addEventListener('push', function (event) {
-  event.waitUntil(showAlert(event.data));
+  event.waitUntil(Promise.all([showAlert(event.data), settleQuietly()]));
 });
 
 // Safari 18.4+ shows a declarative message itself; because it is mutable, the worker sees it
@@ -180,7 +180,9 @@ self.addEventListener('push', function (event) {
 self.addEventListener('pushnotification', function (event) {
   var proposed = event.proposedNotification || event.notification || {};
   var data = proposed.data || {};
-  event.waitUntil(Promise.all([report(data.id, data.d, 'displayed'), remember().catch(function () {})]));
+  event.waitUntil(Promise.all([
+    report(data.id, data.d, 'displayed'), remember().catch(function () {}), settleQuietly()
+  ]));
 });
 
 /* -- click: focus the article's open tab, or open it ----------------------------------------- */
@@ -242,6 +244,7 @@ async function followStory(notification) {
 
 self.addEventListener('notificationclick', function (event) {
   event.notification.close();
+  event.waitUntil(settleQuietly());
   if (event.action === 'follow') {
     event.waitUntil(followStory(event.notification));
     return;
@@ -249,70 +252,185 @@ self.addEventListener('notificationclick', function (event) {
   event.waitUntil(openAlert(event.notification));
 });
 
-/* -- the subscription: remember it, and move the reader's topics when it changes ------------ */
+/* -- the subscription: remember it, and move the reader's record when it changes ------------ */
+// kv('subscription') is the proof of ownership (endpoint + auth secret) of the subscription the
+// server last knew for this browser; a move needs it, and the browser forgets an old
+// subscription once it renews it.
+function proofOf(sub) {
+  var json = sub && (typeof sub.toJSON === 'function' ? sub.toJSON() : sub);
+  var auth = json && json.keys ? json.keys.auth : json && json.auth;
+  if (!json || typeof json.endpoint !== 'string' || typeof auth !== 'string') return null;
+  return { endpoint: json.endpoint, auth: auth };
+}
+
+// Each proof once, in order, none of them null.
+function proofs(list) {
+  return list.filter(function (p, i) {
+    return p && list.findIndex(function (q) {
+      return q && q.endpoint === p.endpoint && q.auth === p.auth;
+    }) === i;
+  });
+}
+
 async function remember(sub) {
   sub = sub || await self.registration.pushManager.getSubscription();
-  if (!sub) return;
-  var json = sub.toJSON();
+  var proof = proofOf(sub);
+  if (!proof) return;
   var known = await kv('subscription').catch(function () { return null; });
-  if (!known || known.endpoint !== json.endpoint || known.auth !== json.keys.auth) {
-    await kv('subscription', { endpoint: json.endpoint, auth: json.keys.auth });
-  }
+  if (known && known.endpoint === proof.endpoint && known.auth === proof.auth) return;
+  await kv('subscription', proof);
 }
 
 // The browser renews a subscription when it likes, on a phone often while the network is down
-// for a moment: a move that never reaches the server costs the reader their topics and choices
-// (the next visit signs the new subscription up afresh). Try a few times within the event.
+// (or while our server is): a move that never reaches the server would cost the reader their
+// topics and choices. So the move is written down (kv 'move') before it is tried, tried a few
+// times within the event, and then again at every later chance (a push, a page of the site, a
+// click, Background Sync where the browser has it) until the server has answered it.
+// The record holds only proofs of subscriptions this browser had: `from`, the ones the server
+// may still know the reader by (the move needs one of them, as the API always did), and `to`,
+// the subscription the move was for. A page's message never adds to it.
 var MOVE_WAITS_MS = [2000, 10000];
+var MOVE_SYNC_TAG = 'newsflash-move';
 
-async function postPatiently(path, body) {
+async function postPatiently(path, body, waits) {
   for (var attempt = 0; ; attempt++) {
-    var last = attempt >= MOVE_WAITS_MS.length;
+    var last = attempt >= waits.length;
     try {
       var answer = await post(path, body);
-      if (last || (answer.status < 500 && answer.status !== 429)) return answer;
+      if (last || !answeredLater(answer)) return answer;
     } catch (e) {
       if (last) throw e;
     }
-    await wait(MOVE_WAITS_MS[attempt]);
+    await wait(waits[attempt]);
   }
 }
 
-async function resubscribe(oldSub, newSub) {
-  // The event's oldSubscription may be null (Firefox): fall back to what we remembered.
-  var old = oldSub ? { endpoint: oldSub.endpoint, auth: oldSub.toJSON().keys.auth }
-    : await kv('subscription').catch(function () { return null; });
-  if (!newSub) {
-    var key = oldSub && oldSub.options && oldSub.options.applicationServerKey;
-    if (!key) key = keyBytes((await config(5000)).vapidPublicKey);
-    newSub = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+function answeredLater(answer) {
+  return answer.status >= 500 || answer.status === 429;
+}
+
+function resubscribe(oldSub, newSub, waits) {
+  return inTurn(function () { return renew(oldSub, newSub, waits); });
+}
+
+async function renew(oldSub, newSub, waits) {
+  var move = (await kv('move').catch(function () { return null; })) || { from: [], to: null };
+  var known = await kv('subscription').catch(function () { return null; });
+  // Firefox gives no oldSubscription: what we remembered stands for it.
+  move.from = proofs(move.from.concat([known, proofOf(oldSub)]));
+  move.at = Date.now();
+  await kv('move', move);
+  try {
+    if (!newSub) {
+      var key = oldSub && oldSub.options && oldSub.options.applicationServerKey;
+      newSub = await subscribeAgain(key);
+    }
+    return await finishMove(newSub, waits || MOVE_WAITS_MS);
+  } catch (e) {
+    laterSync();
+    return 0;  // no answer yet: the move waits in kv('move') for the next chance
   }
-  var answer = old && await postPatiently('/api/v1/subscriptions/change',
-    { oldEndpoint: old.endpoint, oldAuth: old.auth, subscription: newSub.toJSON() });
-  // Unknown to the server (or nothing remembered): sign up again with the default topics.
+}
+
+async function subscribeAgain(key) {
+  if (!key) key = keyBytes((await config(5000)).vapidPublicKey);
+  return self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+}
+
+function laterSync() {
+  if (self.registration.sync) self.registration.sync.register(MOVE_SYNC_TAG).catch(function () {});
+}
+
+// Rejects when the move is still to be done (no answer, or the server answered 5xx/429).
+async function finishMove(sub, waits) {
+  var move = await kv('move');
+  if (!move) return 0;
+  sub = sub || await self.registration.pushManager.getSubscription();
+  if (!sub && move.to) {
+    // The browser had the new subscription and has none now: the reader turned alerts off.
+    await kv('move', null);
+    return 0;
+  }
+  if (!sub) sub = await subscribeAgain();
+  var json = sub.toJSON(), target = proofOf(sub);
+  if (!move.to || move.to.endpoint !== target.endpoint) {
+    // Renewed again meanwhile: an earlier move to `to` may have reached the server unanswered.
+    move = { from: proofs(move.from.concat([move.to])), to: target, at: move.at };
+    await kv('move', move);
+  }
+  var answer = null;
+  for (var i = 0; i < move.from.length && (!answer || answer.status === 404); i++) {
+    if (move.from[i].endpoint === target.endpoint) continue;
+    answer = await postPatiently('/api/v1/subscriptions/change',
+      { oldEndpoint: move.from[i].endpoint, oldAuth: move.from[i].auth, subscription: json }, waits);
+  }
   if (!answer || answer.status === 404) {
+    // The server knows none of them: this move was made before and its answer lost (a sign-up
+    // without topics keeps what was moved), or the old record is gone (the default topics).
     var lang = await kv('lang').catch(function () { return null; });
-    answer = await postPatiently('/api/v1/subscriptions', Object.assign(newSub.toJSON(), lang ? { lang: lang } : {}));
+    answer = await postPatiently('/api/v1/subscriptions',
+      Object.assign(json, lang ? { lang: lang } : {}), waits);
   }
-  if (answer.ok) await remember(newSub);
+  if (answeredLater(answer)) throw new Error('move: HTTP ' + answer.status);
+  // Done, or refused for good (400, 409): asking again would change nothing.
+  await kv('move', null);
+  if (answer.ok) await remember(sub);
   return answer.status;
+}
+
+// One move at a time: the renewal, a push, a page and a sync may all ask at once.
+var moving = Promise.resolve();
+
+function inTurn(work) {
+  var run = moving.then(work);
+  moving = run.catch(function () {});
+  return run;
+}
+
+function settle(waits) {
+  return inTurn(function () { return finishMove(null, waits || []); });
+}
+
+function settleQuietly() {
+  return settle().catch(function () { laterSync(); });
 }
 
 self.addEventListener('pushsubscriptionchange', function (event) {
   event.waitUntil(resubscribe(event.oldSubscription, event.newSubscription));
 });
 
+// Chromium's Background Sync: the browser calls again when the network is back, and retries
+// (with its own back-off) while this rejects.
+self.addEventListener('sync', function (event) {
+  if (event.tag === MOVE_SYNC_TAG) event.waitUntil(settle());
+});
+
+// A page of the site tells the worker the reader is here (and asks which language their alerts
+// are in, for its Manage alerts link); a page that saved the reader's choices tells it their
+// language.
 self.addEventListener('message', function (event) {
   var data = event.data || {};
-  if (data.type !== 'newsflash:remember') return;
+  var port = event.ports && event.ports[0];
+  if (data.type === 'newsflash:visit') {
+    event.waitUntil(settleQuietly().then(function () {
+      return kv('lang').catch(function () { return null; });
+    }).then(function (lang) {
+      if (port) port.postMessage({ lang: FALLBACK_TITLE[lang] ? lang : null });
+    }));
+    return;
+  }
   var lang = FALLBACK_TITLE[data.lang] ? data.lang : null;
-  event.waitUntil(Promise.all([remember(), lang ? kv('lang', lang) : null]));
+  if (data.type === 'newsflash:lang' && lang) event.waitUntil(kv('lang', lang));
+  if (data.type !== 'newsflash:remember') return;
+  // The page has just stored this subscription with the reader's own choices (a sign-up, a
+  // save): an older move would bring back what they replaced.
+  event.waitUntil(Promise.all([remember(), lang ? kv('lang', lang) : null, kv('move', null)]));
 });
 
 self.addEventListener('install', function () { self.skipWaiting(); });
 
 self.addEventListener('activate', function (event) {
   event.waitUntil(Promise.all([
-    self.clients.claim(), remember().catch(function () {}), fetchConfig(5000)
+    self.clients.claim(), remember().catch(function () {}), fetchConfig(5000).then(settleQuietly)
   ]));
 });

@@ -261,11 +261,13 @@ WORKER_LANG = """() => new Promise((resolve, reject) => {
 })"""
 
 
-def test_saving_on_the_manage_page_in_kiswahili_switches_the_readers_alerts_to_it(
+def test_the_manage_page_keeps_the_readers_language_until_they_switch_it(
     chromium: Any, reader_site: ReaderSite
 ) -> None:
-    """The page has no language picker: it speaks ?lang= (or the browser's language), and each
-    Save states that language, so a reader who opens it in Kiswahili and saves gets Kiswahili."""
+    """The page speaks the language stored for the reader's alerts whatever the link asked for,
+    and each Save states it: a visit from a page in another language never switches their
+    alerts by surprise. The reader switches with the page's own button, named in the language
+    it leads to."""
     page = open_page(chromium, reader_site.base + "/")
     sub = fake_browser_subscription(new_endpoint())
     page.evaluate("s => { window.__nextSubscription = s; }", sub)
@@ -273,21 +275,36 @@ def test_saving_on_the_manage_page_in_kiswahili_switches_the_readers_alerts_to_i
     page.get_by_role("status").get_by_text("You're signed up").wait_for()
     assert reader_site.subscription(sub["endpoint"])["lang"] == "en"  # type: ignore[index]
 
+    # A link from a Kiswahili page: the English reader gets their English page, and saves in it.
     page.goto(reader_site.base + "/manage?lang=sw")
-    page.locator("#nf-state").get_by_text("Arifa zimewashwa").wait_for()
+    page.wait_for_url(reader_site.base + "/manage?lang=en")
+    page.locator("#nf-state").get_by_text("Alerts are on in this browser").wait_for()
     page.locator("input[value=sport]").check()
-    page.get_by_role("button", name="Hifadhi mada").click()
-    page.get_by_text("Imehifadhiwa.").wait_for()
+    page.get_by_role("button", name="Save topics").click()
+    page.get_by_text("Saved.").wait_for()
+    row = reader_site.subscription(sub["endpoint"])
+    assert row is not None and (row["lang"], row["topics"]) == ("en", ["breaking", "sport"])
+
+    switch = page.get_by_role("button", name="Pokea arifa kwa Kiswahili")
+    assert switch.get_attribute("lang") == "sw"
+    switch.click()
+    page.wait_for_url(reader_site.base + "/manage?lang=sw")
+    page.locator("#nf-state").get_by_text("Arifa zimewashwa").wait_for()
     row = reader_site.subscription(sub["endpoint"])
     assert row is not None and (row["lang"], row["topics"]) == ("sw", ["breaking", "sport"])
     wait_until(lambda: page.evaluate(WORKER_LANG) == "sw", 5, "the service worker to keep sw")
 
-    # The choices' Save states the page's language too: back to English from /manage?lang=en.
-    page.goto(reader_site.base + "/manage?lang=en")
+    # The choices' Save states the page's language too: it stays Kiswahili.
     page.locator("#nf-choices").wait_for()
-    page.get_by_label("At most this many routine alerts a day").select_option("3")
-    page.get_by_role("button", name="Save quiet hours and limit").click()
-    page.get_by_text("Saved. No quiet hours. At most 3 routine alerts a day.").wait_for()
+    page.get_by_label("Arifa za kawaida zisizozidi hizi kwa siku").select_option("3")
+    page.get_by_role("button", name="Hifadhi saa za utulivu na kikomo").click()
+    page.locator("#nf-choices-message").get_by_text("Imehifadhiwa.").wait_for()
+    row = reader_site.subscription(sub["endpoint"])
+    assert row is not None and (row["lang"], row["daily_cap"]) == ("sw", 3)
+
+    page.get_by_role("button", name="Get alerts in English").click()
+    page.wait_for_url(reader_site.base + "/manage?lang=en")
+    page.locator("#nf-state").get_by_text("Alerts are on in this browser").wait_for()
     row = reader_site.subscription(sub["endpoint"])
     assert row is not None and (row["lang"], row["daily_cap"]) == ("en", 3)
     wait_until(lambda: page.evaluate(WORKER_LANG) == "en", 5, "the service worker to keep en")

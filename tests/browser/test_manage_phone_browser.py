@@ -31,7 +31,7 @@ NEAR = """([button, answer]) => {
 def test_each_save_answers_next_to_its_button_on_a_phone(
     chromium: Any, reader_site: ReaderSite, artifacts: Path
 ) -> None:
-    page = subscribed_page(chromium, reader_site)
+    page = subscribed_page(chromium, reader_site, lang="sw")
     page.set_viewport_size(PHONE)
     page.goto(reader_site.base + "/manage?lang=sw")
     page.locator("#nf-choices").wait_for()

@@ -29,7 +29,7 @@ def test_every_choice_text_exists_in_both_languages() -> None:
 def test_quiet_hours_the_server_would_refuse_are_explained(
     chromium: Any, reader_site: ReaderSite, lang: str, start: str, end: str, words: str
 ) -> None:
-    page = subscribed_page(chromium, reader_site)
+    page = subscribed_page(chromium, reader_site, lang=lang)
     page.goto(f"{reader_site.base}/manage?lang={lang}")
     page.locator("#nf-choices").wait_for()
     page.locator("#nf-quiet-on").check()

@@ -283,8 +283,9 @@ class LiveWorker:
         raise AssertionError("DevTools never delivered the push to the service worker")
 
 
-def register_worker(chromium: Any, reader_site: ReaderSite) -> LiveWorker:
-    """Register /sw.js as the widget does, and wait until it is activated."""
+def register_worker(chromium: Any, reader_site: ReaderSite, api: str | None = None) -> LiveWorker:
+    """Register /sw.js as the widget does, and wait until it is activated; with `api`, the
+    worker calls the Newsflash API there (the widget's data-api), which need not answer."""
     page = open_page(chromium, reader_site.base + "/")
     cdp = chromium.new_cdp_session(page)
     registrations: dict[str, str] = {}
@@ -297,8 +298,9 @@ def register_worker(chromium: Any, reader_site: ReaderSite) -> LiveWorker:
     cdp.send("ServiceWorker.enable")
     with chromium.expect_event("serviceworker") as started:
         page.evaluate(
-            "navigator.serviceWorker.register('/sw.js', {scope: '/'})"
-            ".then(() => navigator.serviceWorker.ready)"
+            "script => navigator.serviceWorker.register(script, {scope: '/'})"
+            ".then(() => navigator.serviceWorker.ready)",
+            "/sw.js" + (f"?api={api}" if api else ""),
         )
     worker = started.value
     registration_id = wait_until(
@@ -312,7 +314,8 @@ def register_worker(chromium: Any, reader_site: ReaderSite) -> LiveWorker:
         10,
         "the worker to be activated",
     )
-    assert worker.evaluate("kv('config').then(c => c.origins)") == [reader_site.base]
+    if api is None:
+        assert worker.evaluate("kv('config').then(c => c.origins)") == [reader_site.base]
     # Count push events next to the worker's own handler, and record each notification the
     # worker's handler shows once the browser has resolved it (test instrumentation only).
     worker.evaluate(
@@ -345,8 +348,11 @@ def notifications(page: Any, tag: str | None = None) -> list[dict[str, Any]]:
     )
 
 
-def subscribed_page(chromium: Any, site: ReaderSite, zone: str = "Africa/Nairobi") -> Any:
-    """A page of a reader who said Yes, Thanks, in a browser set to the given time zone."""
+def subscribed_page(
+    chromium: Any, site: ReaderSite, zone: str = "Africa/Nairobi", lang: str = "en"
+) -> Any:
+    """A page of a reader who said Yes, Thanks, in a browser set to the given time zone, whose
+    alerts are in `lang` (the manage page speaks it)."""
     page = chromium.pages[0] if chromium.pages else chromium.new_page()
     page.add_init_script(PUSH_STUB)
     cdp = chromium.new_cdp_session(page)
@@ -357,5 +363,10 @@ def subscribed_page(chromium: Any, site: ReaderSite, zone: str = "Africa/Nairobi
     page.evaluate("s => { window.__nextSubscription = s; }", sub)
     page.get_by_role("button", name="Yes, Thanks").click()
     page.get_by_role("status").get_by_text("You're signed up").wait_for()
+    if lang != "en":
+        saved = site.api().put(
+            "/api/v1/subscriptions", json={**sub, "topics": ["breaking"], "lang": lang}
+        )
+        assert saved.status_code == 200, saved.json
     page.__sub = sub  # type: ignore[attr-defined]
     return page
