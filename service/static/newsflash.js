@@ -96,7 +96,8 @@
     '.nf label{display:flex;gap:8px;align-items:center;padding:3px 0;cursor:pointer}' +
     '.nf input{width:18px;height:18px;accent-color:#0b4f9c}' +
     '.nf-row{display:flex;gap:8px;flex-wrap:wrap;margin-top:6px}' +
-    '.nf button{cursor:pointer;border-radius:6px;padding:9px 16px;border:2px solid #0b4f9c;font-weight:600}' +
+    '.nf button{cursor:pointer;border-radius:6px;padding:9px 16px;border:2px solid #0b4f9c;font-weight:600;' +
+    'min-height:44px}' +
     '.nf-yes{background:#0b4f9c;color:#fff!important}.nf-no{background:#fff;color:#0b4f9c!important}' +
     '.nf .nf-more{border:0;background:none;padding:2px 0;color:#0b4f9c!important;text-decoration:underline}' +
     '.nf button:disabled{opacity:.6;cursor:wait}' +
@@ -105,10 +106,16 @@
     '.nf-link{position:fixed;z-index:2147483000;bottom:12px;right:12px;background:#fff;color:#0b4f9c;' +
     'border:1px solid #767676;border-radius:16px;padding:4px 12px;font:14px system-ui,sans-serif}' +
     '.nf-follow{display:inline-block;margin:12px 0;cursor:pointer;border-radius:6px;padding:9px 16px;' +
+    'min-height:44px;' +
     'border:2px solid #0b4f9c;background:#fff;color:#0b4f9c;font:600 16px system-ui,sans-serif}' +
     '.nf-follow[aria-pressed=true]{background:#0b4f9c;color:#fff}.nf-follow:disabled{opacity:.6;cursor:wait}' +
     '@media (max-width:480px){.nf{left:8px;right:8px;bottom:8px;max-width:none;max-height:calc(100vh - 16px);' +
-    'max-height:calc(100dvh - 16px)}}';
+    'max-height:calc(100dvh - 16px)}}' +
+    // A finger needs 44 x 44 px (WCAG 2.5.5, Apple's HIG): on a phone or a touch screen every
+    // topic, button and link of ours is that tall; a mouse keeps the compact look.
+    '@media (max-width:480px),(pointer:coarse){.nf label,.nf .nf-more{min-height:44px}' +
+    '.nf-link,.nf-status a{display:inline-flex;align-items:center;min-height:44px}' +
+    '.nf-link{padding:0 16px;border-radius:22px}}';
 
   function addStyle() {
     if (!d.getElementById('nf-style')) d.head.appendChild(el('style', { id: 'nf-style' }, CSS));
