@@ -4,9 +4,9 @@ the site, the next push, Background Sync), so the reader keeps their topics, lan
 hours and cap; a move already made whose answer was lost is finished once; and the worker never
 moves a record without the proof of ownership the API asks for.
 
-Our server is down for the worker: it is registered as a site with `data-api` on another port
-registers it (`/sw.js?api=...`), and nothing listens on that port until the test serves the
-same app (the same database) there."""
+Our server is down for the worker: it is registered as a site whose API is on another port
+registers it (`data-api`, so `/sw.js?api=...`), and nothing listens on that port until the test
+serves the same app (the same database) there."""
 
 from __future__ import annotations
 
