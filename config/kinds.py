@@ -209,6 +209,8 @@ class Url(Kind[str]):
             netloc = netloc.replace(":" + parts.password + "@", ":" + MASK + "@", 1)
         if self.private_path and (parts.path.strip("/") or parts.query):
             return urlunsplit((parts.scheme, netloc, "/" + MASK, "", ""))
+        if netloc == parts.netloc:
+            return value  # nothing to mask; urlunsplit would drop sqlite:///'s empty host
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
     def malformed(self) -> tuple[str, ...]:

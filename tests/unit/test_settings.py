@@ -244,3 +244,26 @@ def test_every_whole_and_number_setting_refuses_non_ascii_digits_and_takes_ascii
                 kind.parse(text)
     assert Number(0, 100).parse("2.5") == 2.5 and Number(0, 100).parse(".5") == 0.5
     assert Number(0, 100).parse("1e1") == 10.0 and Number(0, 100).parse("7.") == 7.0
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+        ("sqlite:///var/newsflash.db", "sqlite:///var/newsflash.db"),
+        (
+            "postgresql+psycopg://nf:secret@127.0.0.1:5432/nf",
+            "postgresql+psycopg://nf:****@127.0.0.1:5432/nf",
+        ),
+        (
+            "postgresql+psycopg://127.0.0.1/nf?sslmode=require",
+            "postgresql+psycopg://127.0.0.1/nf?sslmode=require",
+        ),
+    ],
+)
+def test_a_database_url_is_shown_as_set_with_only_its_password_masked(url: str, shown: str) -> None:
+    """`newsflash settings` printed sqlite:////tmp/x.db as sqlite://tmp/x.db (urlunsplit drops
+    the empty host), a different file than the one in use."""
+    from config.kinds import DatabaseUrl
+
+    assert DatabaseUrl().show(url) == shown
