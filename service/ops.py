@@ -45,6 +45,8 @@ def _fresh_snapshot(kit: OpsKit) -> dict[str, Any]:
     snapshot["thresholds"] = {
         "stall_s": kit.settings.alarm_stall_s,
         "pending_s": kit.settings.alarm_pending_s,
+        "min_rate_per_s": kit.settings.alarm_min_rate_per_s,
+        "pending_max_s": kit.settings.alarm_pending_max_s,
         "interval_s": kit.settings.alarm_interval_s,
     }
     try:

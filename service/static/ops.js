@@ -34,8 +34,13 @@
   function age(s) {
     if (s === null || s === undefined) { return "—"; }
     if (s < 60) { return s.toFixed(s < 10 ? 1 : 0) + " s"; }
-    if (s < 3600) { return Math.floor(s / 60) + " min " + Math.round(s % 60) + " s"; }
-    return Math.floor(s / 3600) + " h " + Math.round((s % 3600) / 60) + " min";
+    // Rounded first, so 119.7 s reads "2 min", not "1 min 60 s"; a zero part is left out.
+    if (s < 3600) {
+      var whole = Math.round(s), sec = whole % 60;
+      return Math.floor(whole / 60) + " min" + (sec ? " " + sec + " s" : "");
+    }
+    var mins = Math.round(s / 60), min = mins % 60;
+    return Math.floor(mins / 60) + " h" + (min ? " " + min + " min" : "");
   }
 
   // The newsroom's words for the states an alert in flight can be in (service/wording.py).
@@ -105,7 +110,16 @@
       }), "no queues", 5);
     }
     $("pending").textContent = "Oldest pending delivery: " + age(snap.oldest_pending_s) +
-      (snap.thresholds ? " (alarm at " + age(snap.thresholds.pending_s) + ")" : "");
+      pendingLimit(snap.thresholds);
+  }
+
+  // The pending alarm (core/alarms.py): past pending_s while at most min_rate_per_s are
+  // delivered a second, or past pending_max_s whatever the pace.
+  function pendingLimit(t) {
+    if (!t) return "";
+    if (t.min_rate_per_s === undefined) return " (alarm at " + age(t.pending_s) + ")";
+    return " (alarm at " + age(t.pending_s) + " if " + num(t.min_rate_per_s) +
+      "/s or fewer are delivered, at " + age(t.pending_max_s) + " in any case)";
   }
 
   function drawRate(snap) {

@@ -61,6 +61,14 @@ def test_ops_shows_the_audience_health_warnings_on_desktop_and_phone(
         page.fill("#password", PASSWORD)
         page.click("button[type=submit]")
         page.wait_for_url(base + "/ops")
+        # The pending alarm's rule as beat judges it (core/alarms.py), not the age alone: a big
+        # send older than 2 minutes that keeps its pace pages nobody.
+        page.wait_for_function("document.getElementById('pending').textContent.includes('alarm')")
+        assert (
+            page.locator("#pending")
+            .inner_text()
+            .endswith("(alarm at 2 min if 200/s or fewer are delivered, at 30 min in any case)")
+        )
         section = page.locator("#audience")
         warnings = section.locator(".audience-warnings").inner_text()
         assert "Readers got" in warnings and "alerts a day" in warnings
