@@ -8,59 +8,25 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import redis as redis_lib
 from flask import Flask
-from flask.testing import FlaskClient
 
 from core.accounts import Role
-from core.adapters import migrate
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
-from service.app import create_app
-from tests.support.newsroom import csrf_of
-from tests.support.services import ROOT, TEST_REDIS_DB, make_env, settings_from
+from tests.support.newsroom_site import logged_in, one_account_app
+from tests.support.services import ROOT
 
 ORIGINS = "https://news.example,https://m.news.example"
 FORGED = "evil.example"
 EMAIL = "admin@news.example"
-PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
 def app(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str, vapid_pem: str
 ) -> Iterator[Flask]:
-    tmp: Path = tmp_path_factory.mktemp("forged-host")
-    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
-    url = f"sqlite:///{tmp}/newsflash.db"
-    env = make_env(
-        tmp / "var",
-        url,
-        f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
-        vapid_pem,
-        PUBLIC_ORIGINS=ORIGINS,
-        RATE_LIMIT_LOGIN="100000 per minute",
-    )
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    SqlAccounts(engine).create_user(EMAIL, PASSWORD, Role.ADMIN)
-    engine.dispose()
-    built = create_app(settings_from(env))
-    yield built
-    built.extensions["newsflash"].container.engine.dispose()
-
-
-def _admin(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    token = csrf_of(client.get("/editor/login").text)
-    answer = client.post(
-        "/editor/login", data={"email": EMAIL, "password": PASSWORD, "csrf_token": token}
-    )
-    assert answer.status_code == 302
-    return client
+    tmp = tmp_path_factory.mktemp("forged-host")
+    yield from one_account_app(tmp, vapid_pem, EMAIL, Role.ADMIN, PUBLIC_ORIGINS=ORIGINS)
 
 
 def _get_paths(app: Flask) -> list[str]:
@@ -92,7 +58,7 @@ def test_the_demo_article_names_a_configured_origin_whatever_the_host(
 
 def test_no_answer_to_a_get_names_a_forged_host(app: Flask) -> None:
     checked = 0
-    for client in (app.test_client(), _admin(app)):
+    for client in (app.test_client(), logged_in(app, EMAIL)):
         for path in _get_paths(app):
             for headers in ({"Host": FORGED}, {"X-Forwarded-Host": FORGED}):
                 answer = client.get(path, headers=headers)

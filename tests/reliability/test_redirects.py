@@ -6,28 +6,21 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
-import redis as redis_lib
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.accounts import Role
-from core.adapters import migrate
-from core.adapters.accounts_sql import SqlAccounts
-from core.adapters.sql import make_engine
-from service.app import create_app
 from service.redirects import safe_next
-from tests.support.newsroom import csrf_of
-from tests.support.services import TEST_REDIS_DB, make_env, settings_from
+from tests.support.newsroom import PASSWORD, csrf_of
+from tests.support.newsroom_site import logged_in, one_account_app
 
 ORIGIN = "http://127.0.0.1:8000"
 EMAIL = "editor@news.example"
-PASSWORD = "correct horse battery staple"
 
 # The pieces open redirects are made of: slashes and backslashes a browser folds together,
 # what the WHATWG URL parser strips (tab, newline, CR, leading C0 controls and spaces),
@@ -71,34 +64,12 @@ def assert_on_site(location: str) -> None:
 def app(
     tmp_path_factory: pytest.TempPathFactory, redis_url: str, vapid_pem: str
 ) -> Iterator[Flask]:
-    tmp: Path = tmp_path_factory.mktemp("redirects")
-    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
-    url = f"sqlite:///{tmp}/newsflash.db"
-    env = make_env(
-        tmp / "var",
-        url,
-        f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
-        vapid_pem,
-        RATE_LIMIT_LOGIN="100000 per minute",
-    )
-    engine = make_engine(url)
-    migrate.upgrade(engine)
-    SqlAccounts(engine).create_user(EMAIL, PASSWORD, Role.EDITOR)
-    engine.dispose()
-    built = create_app(settings_from(env))
-    yield built
-    built.extensions["newsflash"].container.engine.dispose()
+    yield from one_account_app(tmp_path_factory.mktemp("redirects"), vapid_pem, EMAIL, Role.EDITOR)
 
 
 @pytest.fixture(scope="module")
 def editor(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    token = csrf_of(client.get("/editor/login").text)
-    answer = client.post(
-        "/editor/login", data={"email": EMAIL, "password": PASSWORD, "csrf_token": token}
-    )
-    assert answer.status_code == 302
-    return client
+    return logged_in(app, EMAIL)
 
 
 def _login(app: Flask, target: str, password: str = PASSWORD) -> tuple[int, str | None]:

@@ -111,3 +111,28 @@ def site_per_engine(
         finally:
             engine.dispose()
             app.extensions["newsflash"].container.engine.dispose()
+
+
+def one_account_app(
+    tmp: Path, vapid_pem: str, email: str, role: Role, **settings: str
+) -> Iterator[Flask]:
+    """The body of a module fixture: the app over a fresh SQLite database with one account, the
+    test Redis DB emptied, logins not limited, NEWSFLASH_<name> settings as given (its
+    password: PASSWORD)."""
+    redis_lib.Redis.from_url(f"redis://127.0.0.1:6379/{TEST_REDIS_DB}").flushdb()
+    url = f"sqlite:///{tmp}/newsflash.db"
+    env = make_env(
+        tmp / "var",
+        url,
+        f"redis://127.0.0.1:6379/{TEST_REDIS_DB}",
+        vapid_pem,
+        RATE_LIMIT_LOGIN="100000 per minute",
+        **settings,
+    )
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    SqlAccounts(engine).create_user(email, PASSWORD, role)
+    engine.dispose()
+    app = create_app(settings_from(env))
+    yield app
+    app.extensions["newsflash"].container.engine.dispose()
