@@ -40,6 +40,13 @@ class UpkeepSettings:
         "7",
         "days CMS webhook ids (the replay guard) are kept",
     )
+    tombstone_days: int = setting(
+        "NEWSFLASH_TOMBSTONE_DAYS",
+        Whole(1, 365),
+        "30",
+        "days a subscription deleted as gone (404/410) can still be moved to the browser's new"
+        " one with the reader's choices (pushsubscriptionchange); then its tombstone is deleted",
+    )
     retention_chunk: int = setting(
         "NEWSFLASH_RETENTION_CHUNK",
         Whole(100, 100_000),
