@@ -30,6 +30,7 @@ from core.accounts import Principal, Role, login_account_key
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.errors import DomainError, NotFound
 from core.model import Alert
+from core.pace import duration_text
 from core.usecases.newsroom import Editor, Newsroom
 from service import csrf, previews, wording
 from service.app import Newsflash
@@ -140,12 +141,9 @@ def _ttl(seconds: int) -> str:
 
 @bp.app_template_filter("nf_duration")
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes} min {rest} s"
+    """The chart's words for a duration (core.pace), so a milestone box and the chart's legend
+    never say "12.3 s" and "12 s" for the same mark; editor.js's nfDuration says the same."""
+    return "—" if seconds is None else duration_text(seconds)
 
 
 # -- login ----------------------------------------------------------------------------------

@@ -235,6 +235,13 @@
     var chartsAt = 0;
     var finished = { sent: 1, cancelled: 1, failed: 1 };
 
+    // core.pace.duration_text's words, as the page and the chart's legend write them.
+    function nfDuration(s) {
+      if (s < 10) return s.toFixed(1) + " s";
+      if (s < 60) return s.toFixed(0) + " s";
+      if (s < 3600) return Math.floor(s / 60) + " min " + Math.floor(s % 60) + " s";
+      return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+    }
     function setCount(name, value) {
       $$('[data-count="' + name + '"]').forEach(function (el) { el.textContent = formatNumber(value); });
     }
@@ -245,7 +252,7 @@
           if (!data) return;
           data.milestones.forEach(function (m) {
             var el = $('[data-milestone="' + m.percent + '"]');
-            if (el) el.textContent = m.after_s === null ? "—" : (m.after_s < 60 ? m.after_s.toFixed(1) + " s" : Math.floor(m.after_s / 60) + " min " + Math.floor(m.after_s % 60) + " s");
+            if (el) el.textContent = m.after_s === null ? "—" : nfDuration(m.after_s);
           });
           var ctr = $("[data-ctr]");
           if (ctr) ctr.textContent = data.click_through === null ? "—" : (100 * data.click_through).toFixed(1) + " %";

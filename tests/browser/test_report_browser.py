@@ -114,6 +114,13 @@ def test_a_finished_alert_has_its_duration_charts_and_push_services(
         x, y = float(dot.get_attribute("cx") or ""), float(dot.get_attribute("cy") or "")
         assert (x, y) in line, f"{dot.text_content()}: dot off the line"
         assert next(px for px, py in line if py <= y) == x, f"{dot.text_content()}: line late"
+    # The milestone boxes and the chart's marks say the same duration ("12 s" in both, never
+    # "12.3 s" above "12 s"), as the server renders them and as editor.js refreshes them.
+    for p in (50, 90, 100):
+        label = _words(page, f"[data-mark='{p}']")
+        assert label.startswith(f"{p} % at "), label
+        box = _words(page, f"[data-milestone='{p}']")
+        assert label == f"{p} % at {box}", (label, box)
     legend = _words(page, "[data-chart='displayed clicked'] .nf-legend")
     assert "Displayed 20" in legend and "Clicked 5" in legend
     # The stand-in is on loopback: "Other" push service, every delivery counted there.

@@ -3,6 +3,8 @@ the chart is scaled to about half its drawn width (the exact figures are in the 
 
 from __future__ import annotations
 
+import pytest
+
 from core.reports import Chart, Mark
 from service.report_chart import LEFT, draw
 
@@ -25,3 +27,14 @@ def test_the_count_axis_is_short_at_any_audience() -> None:
         # is about 11 units wide: four fit in the margin, "1,240,000" did not.
         assert all(len(label) <= 4 for label in _drawn(total)), _drawn(total)
     assert LEFT >= 4 * 12
+
+
+@pytest.mark.parametrize("seconds", [0.42, 9.94, 12.34, 59.4, 61.0, 754.9, 3725.0])
+def test_a_milestone_box_says_what_the_charts_mark_says(seconds: float) -> None:
+    """The report's 50/90/100 % boxes (the nf_duration filter) wrote "12.3 s" and "12 min 34 s"
+    where the chart's marks (core.pace.duration_text) wrote "12 s" and "1 h 2 min"."""
+    from core.pace import duration_text
+    from service.editor import _duration
+
+    assert _duration(seconds) == duration_text(seconds)
+    assert _duration(None) == "—"
