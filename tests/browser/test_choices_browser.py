@@ -4,7 +4,6 @@ notification's action button (screenshots for docs/reader-choices.md)."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -32,20 +31,10 @@ def followers(site: ReaderSite, key: str) -> list[int]:
         return list(conn.execute(select(f.c.subscription_id).where(f.c.story_key == key)).scalars())
 
 
-def open_story(site: ReaderSite, title: str) -> str:
-    alert_id = site.publish(
-        title=title,
-        body="Updates as they happen.",
-        url=f"{site.base}/live/{uuid.uuid4().hex[:8]}",
-        followable=True,
-    )
-    return str(site.alert(alert_id)["tag"])
-
-
 def test_manage_sets_quiet_hours_and_a_cap_and_follows_a_story(
     chromium: Any, reader_site: ReaderSite, artifacts: Path
 ) -> None:
-    key = open_story(reader_site, "Live: Nairobi budget speech")
+    key = reader_site.open_story("Live: Nairobi budget speech")
     page = subscribed_page(chromium, reader_site)
     sub = page.__sub
     page.goto(reader_site.base + "/manage")
@@ -100,7 +89,7 @@ def test_manage_sets_quiet_hours_and_a_cap_and_follows_a_story(
 def test_an_article_page_that_names_the_story_offers_to_follow_it(
     chromium: Any, reader_site: ReaderSite, artifacts: Path
 ) -> None:
-    key = open_story(reader_site, "Live: the cup final")
+    key = reader_site.open_story("Live: the cup final")
     page = subscribed_page(chromium, reader_site)
     article = f"""<!doctype html><html lang="en"><head><title>Live: the cup final</title></head>
       <body><h1>Live: the cup final</h1><p>Kick-off at eight.</p><div id="newsflash-follow"></div>
@@ -121,7 +110,7 @@ def test_an_article_page_that_names_the_story_offers_to_follow_it(
 def test_the_notifications_follow_button_follows_with_this_browsers_subscription(
     chromium: Any, reader_site: ReaderSite
 ) -> None:
-    key = open_story(reader_site, "Live: election results")
+    key = reader_site.open_story("Live: election results")
     sub = fake_browser_subscription(new_endpoint())
     assert reader_site.api().post("/api/v1/subscriptions", json=sub).status_code == 201
     live = register_worker(chromium, reader_site)

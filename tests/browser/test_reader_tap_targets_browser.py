@@ -5,7 +5,6 @@ article with its prompt and Manage alerts link, the manage page subscribed and n
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from pprint import pformat
 from typing import Any
@@ -54,16 +53,6 @@ def small_targets(page: Any) -> list[list[Any]]:
     return list(page.evaluate(SMALL_TARGETS, MIN_PX))
 
 
-def open_story(site: ReaderSite, title: str) -> str:
-    alert_id = site.publish(
-        title=title,
-        body="Updates as they happen.",
-        url=f"{site.base}/live/{uuid.uuid4().hex[:8]}",
-        followable=True,
-    )
-    return str(site.alert(alert_id)["tag"])
-
-
 def article_in(page: Any, lang: str, story: str | None = None) -> None:
     """The demo article as a publisher in `lang` serves it, naming an open story if given."""
 
@@ -83,7 +72,7 @@ def article_in(page: Any, lang: str, story: str | None = None) -> None:
 def test_every_control_on_the_reader_pages_is_big_enough_for_a_finger(
     chromium: Any, reader_site: ReaderSite, artifacts: Path, lang: str
 ) -> None:
-    story = open_story(reader_site, f"Live: county budget ({lang})")
+    story = reader_site.open_story(f"Live: county budget ({lang})")
     page = chromium.pages[0]
     page.set_viewport_size(PHONE)
     page.add_init_script(PUSH_STUB)

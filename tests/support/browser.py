@@ -122,6 +122,16 @@ class ReaderSite:
         assert answer.status_code == 200
         return dict(answer.json)
 
+    def open_story(self, title: str) -> str:
+        """A followable alert about a developing story, published; the story's key (its tag)."""
+        alert_id = self.publish(
+            title=title,
+            body="Updates as they happen.",
+            url=f"{self.base}/live/{uuid.uuid4().hex[:8]}",
+            followable=True,
+        )
+        return str(self.alert(alert_id)["tag"])
+
 
 # -- layout: a phone and a desk, and what sticks out past the viewport ----------------------
 PHONE = {"width": 390, "height": 844}
