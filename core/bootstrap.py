@@ -402,9 +402,11 @@ class Container:
                     topics=s.topic_slugs,
                     default_topics=tuple(t.slug for t in s.topics if t.default),
                     default_lang=s.default_lang,
+                    tombstone_days=s.tombstone_days,
                 ),
                 clock=self.clock,
                 preferences=self.preferences,
+                tombstones=self.sql.subscriptions,
             ),
         )
 
@@ -478,5 +480,6 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
         audit_days=settings.audit_retention_days,
         churn_days=settings.churn_retention_days,
         webhook_days=settings.webhook_receipt_retention_days,
+        tombstone_days=settings.tombstone_days,
         chunk=settings.retention_chunk,
     )

@@ -14,8 +14,9 @@
   into the steps the report's chart draws (event_steps, at most about 60 rows an alert), each
   step's row at its last second, so the chart and the time axis read the same as before.
 - Audit entries older than NEWSFLASH_AUDIT_RETENTION_DAYS, hourly counts (churn, losses, per-host
-  outcomes) older than NEWSFLASH_CHURN_RETENTION_DAYS and CMS webhook receipts older than
-  NEWSFLASH_WEBHOOK_RECEIPT_RETENTION_DAYS go too.
+  outcomes) older than NEWSFLASH_CHURN_RETENTION_DAYS, CMS webhook receipts older than
+  NEWSFLASH_WEBHOOK_RECEIPT_RETENTION_DAYS and tombstones of gone subscriptions older than
+  NEWSFLASH_TOMBSTONE_DAYS (core/tombstones.py; they restore nothing by then) go too.
 
 Deletes run from beat on the maintenance lane, NEWSFLASH_RETENTION_CHUNK rows per statement,
 each its own short transaction by an indexed key, on rows no send touches (the ledger of
@@ -54,6 +55,7 @@ class RetentionPolicy:
     audit_days: float = 400
     churn_days: float = 400
     webhook_days: float = 7
+    tombstone_days: float = 30
     chunk: int = 5000
 
 
@@ -103,7 +105,7 @@ class RetentionStore(Protocol):
     def delete_batches_chunk(self, alert_id: int, limit: int) -> int: ...
     def finish_pruning(self, alert_id: int, now: float) -> None: ...
     def delete_older(self, what: str, cutoff: float, limit: int) -> int:
-        """One chunk of `what` ("audit", "churn", "webhooks") older than cutoff."""
+        """One chunk of `what` ("audit", "churn", "webhooks", "tombstones") older than cutoff."""
         ...
 
     def reclaim_space(self, tables: Sequence[str]) -> None:
@@ -204,6 +206,7 @@ def run_retention(
         ("audit", policy.audit_days),
         ("churn", policy.churn_days),
         ("webhooks", policy.webhook_days),
+        ("tombstones", policy.tombstone_days),
     ):
         older = partial(store.delete_older, what, now - days * DAY_S, policy.chunk)
         if not _drain(older, what, report, deadline, clock):

@@ -9,10 +9,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.base64url import b64url_decode
 from core.endpoints import EndpointPolicy, check_endpoint
-from core.errors import NotFound, ValidationError
+from core.errors import ValidationError
 from core.inputs import check_text, finite_number
 from core.model import Subscription, SubscriptionInput
 from core.ports import SubscriptionStore
+from core.tombstones import TombstoneStore, no_such_subscription, proven_tombstone
 
 # The languages readers get their texts and alerts in.
 READER_LANGUAGES: Final = ("en", "sw")
@@ -168,7 +169,7 @@ def owned_subscription(store: SubscriptionStore, endpoint: str, auth: str) -> Su
     existing = store.get_by_endpoint(endpoint)
     if existing is None or not _same_secret(existing.auth, auth):
         # Same answer for "no such endpoint" and "wrong secret": don't confirm who is subscribed.
-        raise NotFound("no subscription with this endpoint and auth secret", "endpoint")
+        raise no_such_subscription()
     return existing
 
 
@@ -185,29 +186,65 @@ def change_topics(store: SubscriptionStore, sub: SubscriptionInput, now: float) 
     return store.set_topics(existing.id, sub.topics, now, lang=sub.lang)
 
 
-def remove_subscription(store: SubscriptionStore, endpoint: str, auth: str) -> None:
-    existing = owned_subscription(store, endpoint, auth)
-    store.delete_ids([existing.id])
+def remove_subscription(
+    store: SubscriptionStore,
+    endpoint: str,
+    auth: str,
+    tombstones: TombstoneStore | None = None,
+    gone_since: float = 0.0,
+) -> None:
+    """The reader leaves. A subscription already deleted as gone (404/410) leaves with its
+    tombstone too, given the same proof: turned off means never restored by a later move."""
+    existing = store.get_by_endpoint(endpoint)
+    if existing is not None and _same_secret(existing.auth, auth):
+        store.delete_ids([existing.id])
+        return
+    if existing is None and tombstones is not None:
+        stone = proven_tombstone(tombstones, endpoint, auth, gone_since)
+        if tombstones.forget_tombstone(stone):
+            return
+    raise no_such_subscription()
+
+
+def _moving(
+    new: SubscriptionInput, topics: tuple[str, ...], lang: str, platform: str | None
+) -> SubscriptionInput:
+    """The new subscription with the old one's topics, language and platform unless it names
+    its own."""
+    return SubscriptionInput(
+        new.endpoint,
+        new.p256dh,
+        new.auth,
+        new.topics or topics,
+        new.expiration_time,
+        new.lang or lang,
+        new.platform or platform,
+        new.new_lang,
+    )
 
 
 def move_subscription(
-    store: SubscriptionStore, old_endpoint: str, old_auth: str, new: SubscriptionInput, now: float
+    store: SubscriptionStore,
+    old_endpoint: str,
+    old_auth: str,
+    new: SubscriptionInput,
+    now: float,
+    tombstones: TombstoneStore | None = None,
+    gone_since: float = 0.0,
 ) -> tuple[Subscription, bool]:
     """pushsubscriptionchange: the reader keeps their topics on the new endpoint.
 
     The old row needs its auth secret; the new endpoint, if already stored, needs the same keys
-    (else Conflict, and the old row stays: one transaction)."""
-    old = owned_subscription(store, old_endpoint, old_auth)
-    topics = new.topics or old.topics
-    moved = SubscriptionInput(
-        new.endpoint,
-        new.p256dh,
-        new.auth,
-        topics,
-        new.expiration_time,
-        new.lang or old.lang,
-        new.platform or old.platform,
-        new.new_lang,
-    )
-    result = store.replace(old.id, moved, now)
-    return result
+    (else Conflict, and the old row stays: one transaction). When the old row was deleted
+    because its push service said gone (the move waited while an alert went to the old
+    endpoint), its tombstone younger than `gone_since` stands in for it, with the same proof
+    and the same answer when the proof fails (core/tombstones.py)."""
+    old = store.get_by_endpoint(old_endpoint)
+    if old is not None:
+        if not _same_secret(old.auth, old_auth):
+            raise no_such_subscription()
+        return store.replace(old.id, _moving(new, old.topics, old.lang, old.platform), now)
+    if tombstones is None:
+        raise no_such_subscription()
+    stone = proven_tombstone(tombstones, old_endpoint, old_auth, gone_since)
+    return tombstones.restore(stone, _moving(new, stone.topics, stone.lang, stone.platform), now)

@@ -59,7 +59,7 @@ class SqlPreferences:
 
 
 # What a pushsubscriptionchange carries to the new endpoint, besides the topics.
-_CARRIED = (
+CARRIED = (
     "quiet_start",
     "quiet_end",
     "quiet_zone",
@@ -76,7 +76,7 @@ def choices_of(conn: Connection, subscription_id: int) -> dict[str, Any]:
     """A reader's quiet hours, cap (and today's count) and followed stories, read in `conn`'s
     transaction (locked on PostgreSQL) so a move can carry them in that same transaction."""
     s, f = t.subscriptions, t.story_follows
-    query = select(*(s.c[name] for name in _CARRIED)).where(s.c.id == subscription_id)
+    query = select(*(s.c[name] for name in CARRIED)).where(s.c.id == subscription_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     row = conn.execute(query).mappings().first()

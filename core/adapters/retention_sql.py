@@ -1,8 +1,8 @@
 """Retention's SQL (core/retention.py) on SQLite and PostgreSQL.
 
 Every delete is one short statement over at most `limit` rows picked by an indexed key (the
-ledger's primary key within one alert, a batch's alert, an audit entry's time, an hour), in its
-own transaction. The ledger rows deleted belong to alerts finished days ago: no send, retry or
+ledger's primary key within one alert, a batch's alert, an audit entry's time, an hour, a
+tombstone's time), in its own transaction. The ledger rows deleted belong to alerts finished days ago: no send, retry or
 claim touches them, so nothing a send does waits on these deletes. A pruned alert's event
 seconds are moved into event_steps one chart step per transaction (at most the step's seconds,
 an hour's at most); a display counted meanwhile is never lost (see compact_events).
@@ -214,6 +214,10 @@ class SqlRetention:
                 w = t.webhook_receipts
                 picked = select(w.c.webhook_id).where(w.c.received_at < cutoff).limit(limit)
                 return int(conn.execute(delete(w).where(w.c.webhook_id.in_(picked))).rowcount)
+            if what == "tombstones":
+                ts = t.subscription_tombstones
+                picked = select(ts.c.endpoint_hash).where(ts.c.gone_at < cutoff).limit(limit)
+                return int(conn.execute(delete(ts).where(ts.c.endpoint_hash.in_(picked))).rowcount)
             if what == "churn":
                 hour = int(cutoff // 3600)
                 # A few rows an hour each: one statement per table is a small one.

@@ -24,12 +24,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
+from core.adapters import tombstones_sql
 from core.adapters.preferences_sql import carry_choices, choices_of
 from core.adapters.sql import TopicBits, dialect_insert
 from core.endpoints import push_host
 from core.errors import Conflict, NotFound
 from core.model import LossReason, Subscription, SubscriptionInput
 from core.quiet import MINUTES_PER_DAY, zone_offset_min
+from core.tombstones import Tombstone, no_such_subscription
 
 
 def _same_keys(row: RowMapping, sub: SubscriptionInput) -> bool:
@@ -83,9 +85,14 @@ def count_churn(
 def delete_subscriptions(
     conn: Connection, ids: Sequence[int], reason: LossReason, at: float
 ) -> int:
+    """Delete these subscriptions with their audience counts, follows and churn. Only a
+    subscription its push service said is gone leaves a tombstone (core/tombstones.py): one the
+    reader turned off, the purge or a move removed must not come back."""
     deleted = 0
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
+        if reason is LossReason.GONE:
+            tombstones_sql.bury(conn, chunk, at)
         masks = conn.execute(
             delete(t.subscriptions)
             .where(t.subscriptions.c.id.in_(chunk))
@@ -145,7 +152,7 @@ class SqlSubscriptions:
         raise RuntimeError("could not upsert subscription")
 
     def _upsert(
-        self, conn: Connection, sub: SubscriptionInput, now: float
+        self, conn: Connection, sub: SubscriptionInput, now: float, *, sign_up: bool = True
     ) -> tuple[Subscription, bool]:
         mask = self.topics.mask_of(sub.topics)
         row = self._locked_by_endpoint(conn, sub.endpoint)
@@ -196,7 +203,7 @@ class SqlSubscriptions:
                 .returning(t.subscriptions.c.id)
             ).scalar_one()
             bump_mask(conn, mask, +1)
-            count_churn(conn, now, created=1)
+            count_churn(conn, now, created=int(sign_up))  # restored from a tombstone: not new
             created = True
         fresh = (
             conn.execute(select(t.subscriptions).where(t.subscriptions.c.id == sub_id))
@@ -280,6 +287,32 @@ class SqlSubscriptions:
             return moved, created
 
         return self._in_transaction(work)
+
+    def find_tombstone(self, endpoint_digest: str) -> Tombstone | None:
+        return tombstones_sql.find(self.engine, endpoint_digest, self.topics)
+
+    def restore(
+        self, stone: Tombstone, new: SubscriptionInput, now: float
+    ) -> tuple[Subscription, bool]:
+        """A move whose old subscription was deleted as gone: the new one with the tombstone's
+        choices and the tombstone deleted, in one transaction (as replace). A new row takes
+        back the gone loss instead of counting a sign-up; a row already there (the browser
+        signed up afresh first) was counted when it signed up, so the loss stays."""
+
+        def work(conn: Connection) -> tuple[Subscription, bool]:
+            choices = tombstones_sql.take(conn, stone)
+            if choices is None:  # another request restored or removed it meanwhile
+                raise no_such_subscription()
+            restored, created = self._upsert(conn, new, now, sign_up=False)
+            carry_choices(conn, restored.id, choices)
+            if created:
+                tombstones_sql.take_back_loss(conn, stone.gone_at)
+            return restored, created
+
+        return self._in_transaction(work)
+
+    def forget_tombstone(self, stone: Tombstone) -> bool:
+        return tombstones_sql.forget(self.engine, stone)
 
     def audience_size(self, topics: Sequence[str]) -> int:
         mask = self.topics.mask_of(topics)

@@ -73,6 +73,31 @@ subscriptions = Table(
     Index("ix_subscriptions_seen_id", "last_seen_at", "id"),
 )
 
+# A subscription deleted because its push service answered 404/410 (only then), kept for
+# NEWSFLASH_TOMBSTONE_DAYS so a pushsubscriptionchange that waited can still move the reader
+# (core/tombstones.py): SHA-256 digests of the endpoint and the auth secret (hex), never
+# either itself, and the reader's choices as the subscription row held them.
+subscription_tombstones = Table(
+    "subscription_tombstones",
+    metadata,
+    Column("endpoint_hash", String(64), primary_key=True),
+    Column("secret_hash", String(64), nullable=False),
+    Column("gone_at", Float, nullable=False, index=True),
+    Column("topic_mask", BigInteger, nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("platform", String(16), nullable=True),
+    Column("quiet_start", SmallInteger, nullable=True),
+    Column("quiet_end", SmallInteger, nullable=True),
+    Column("quiet_zone", String(64), nullable=True),
+    Column("tz_offset_min", SmallInteger, nullable=True),
+    Column("quiet_start_utc", SmallInteger, nullable=True),
+    Column("quiet_end_utc", SmallInteger, nullable=True),
+    Column("daily_cap", SmallInteger, nullable=True),
+    Column("cap_day", Integer, nullable=True),
+    Column("cap_count", SmallInteger, nullable=True),
+    Column("follows", Text, nullable=True),  # JSON [[story key, followed at], ...]; NULL: none
+)
+
 # New and lost subscriptions per hour since the epoch (/ops shows them per newsroom day); rows
 # are deleted when a reader leaves, so the loss can only be counted as it happens.
 subscription_churn = Table(

@@ -15,6 +15,9 @@ from core.model import Subscription, SubscriptionInput
 from core.ports import SubscriptionStore
 from core.quiet import ReaderPreferences, parse_preferences
 from core.receipts import RECEIPT_FIELD, EventResult, EventStore, Receipts, record_event
+from core.tombstones import TombstoneStore
+
+DAY_S = 86400.0
 
 MAX_ENDPOINT = 2048
 MAX_AUTH = 64
@@ -36,6 +39,7 @@ class ReaderRules:
     topics: frozenset[str]
     default_topics: tuple[str, ...]
     default_lang: str = "en"  # NEWSFLASH_DEFAULT_LANG: a new reader who names no language
+    tombstone_days: float = 30  # NEWSFLASH_TOMBSTONE_DAYS: a gone reader's move restores them
 
 
 class Readers:
@@ -49,8 +53,10 @@ class Readers:
         rules: ReaderRules,
         clock: Callable[[], float] = time.time,
         preferences: PreferenceStore | None = None,
+        tombstones: TombstoneStore | None = None,
     ) -> None:
         self.preferences_store = preferences
+        self.tombstones = tombstones
         self.subscriptions = subscriptions
         self.events = events
         self.receipts = receipts
@@ -115,7 +121,13 @@ class Readers:
 
     def unsubscribe(self, body: Mapping[str, Any]) -> None:
         endpoint, auth = _proof(body, "endpoint", "auth")
-        subs.remove_subscription(self.subscriptions, endpoint, auth)
+        subs.remove_subscription(
+            self.subscriptions, endpoint, auth, self.tombstones, self._gone_since()
+        )
+
+    def _gone_since(self) -> float:
+        """Tombstones older than this restore nothing (retention deletes them soon after)."""
+        return self.clock() - self.rules.tombstone_days * DAY_S
 
     def move(self, body: Mapping[str, Any]) -> tuple[Subscription, bool]:
         """pushsubscriptionchange: the reader keeps their topics and choices on the new endpoint."""
@@ -126,9 +138,16 @@ class Readers:
                 "subscription must be the new PushSubscription object", "subscription"
             )
         parsed = self._parse(new, default_topics=False, prefix="subscription.")
-        # The store moves quiet hours, the cap and followed stories in the move's transaction.
+        # The store moves quiet hours, the cap and followed stories in the move's transaction;
+        # a subscription deleted as gone meanwhile is restored from its tombstone.
         return subs.move_subscription(
-            self.subscriptions, old_endpoint, old_auth, parsed, self.clock()
+            self.subscriptions,
+            old_endpoint,
+            old_auth,
+            parsed,
+            self.clock(),
+            self.tombstones,
+            self._gone_since(),
         )
 
     def report_event(self, body: Mapping[str, Any]) -> EventResult:
