@@ -166,10 +166,11 @@ def record_pg(
     batch_id: int | None,
 ) -> Counter[int]:
     """record() on PostgreSQL: the same conditional upsert, counters, deletion of the gone
-    readers (leaving their tombstones) and heartbeat as one statement of constant text over arrays. The multi-row VALUES
-    form cost more CPU to compile and parse than the pushes it recorded, and four round trips
-    instead of one; the gone readers' five statements per chunk (3 % of a realistic audience
-    answers 410, spread over most chunks) cost 5 % of the workers' CPU.
+    readers (leaving their tombstones) and heartbeat as one statement of constant text over
+    arrays. The multi-row VALUES form cost more CPU to compile and parse than the pushes it
+    recorded, and four round trips instead of one; the gone readers' five statements per chunk
+    (3 % of a realistic audience answers 410, spread over most chunks) cost 5 % of the
+    workers' CPU.
     Returns how many rows moved into each status."""
     with engine.begin() as conn:
         changed = conn.execute(
