@@ -6,8 +6,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from core.alerts import AlertRules
+from core.base64url import b64url_encode
 from core.corrections import STOPPABLE
+from core.endpoints import EndpointPolicy
 from core.model import (
     Alert,
     AlertDraft,
@@ -17,7 +22,9 @@ from core.model import (
     Subscription,
     SubscriptionInput,
 )
+from core.receipts import EventResult, Receipts
 from core.usecases.newsroom import Newsroom
+from core.usecases.readers import ReaderRules
 
 ORIGIN = "https://news.example"
 RULES = AlertRules(
@@ -264,3 +271,34 @@ class NewsroomKit:
             recent=self.alerts,
             duplicate_window_s=self.duplicate_window_s,
         )
+
+
+# -- readers ----------------------------------------------------------------------------------
+PUSH = "https://push.example.net/send/"
+READER_RULES = ReaderRules(
+    endpoints=EndpointPolicy(("push.example.net",)),
+    topics=frozenset({"breaking", "sport"}),
+    default_topics=("breaking",),
+)
+RECEIPTS = Receipts(b"k" * 32)
+
+
+@dataclass
+class FakeEvents:
+    counted: list[tuple[int, int, str]] = field(default_factory=list)
+
+    def count_event(self, alert_id: int, subscription_id: int, kind: str) -> EventResult:
+        self.counted.append((alert_id, subscription_id, kind))
+        return EventResult.COUNTED
+
+
+def browser_json(name: str) -> dict[str, object]:
+    """A PushSubscription's JSON as a browser sends it: a fresh P-256 key, an auth secret
+    spelling `name` (so a test can tell readers apart), an endpoint on PUSH."""
+    point = (
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    )
+    keys = {"p256dh": b64url_encode(point), "auth": b64url_encode(name.encode().ljust(16, b"."))}
+    return {"endpoint": PUSH + name, "keys": keys}

@@ -8,40 +8,19 @@ import hashlib
 from dataclasses import dataclass, field
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.base64url import b64url_encode
-from core.endpoints import EndpointPolicy
 from core.errors import DomainError, NotFound
 from core.model import Subscription, SubscriptionInput
-from core.receipts import EventResult, Receipts
 from core.tombstones import Tombstone, endpoint_digest, no_such_subscription, secret_digest
-from core.usecases.readers import DAY_S, ReaderRules, Readers
-from tests.support.usecase_fakes import Clock, FakeSubscriptions
-
-PUSH = "https://push.example.net/send/"
-RULES = ReaderRules(
-    endpoints=EndpointPolicy(("push.example.net",)),
-    topics=frozenset({"breaking", "sport"}),
-    default_topics=("breaking",),
+from core.usecases.readers import DAY_S, Readers
+from tests.support.usecase_fakes import (
+    READER_RULES,
+    RECEIPTS,
+    Clock,
+    FakeEvents,
+    FakeSubscriptions,
+    browser_json,
 )
-RECEIPTS = Receipts(b"k" * 32)
-
-
-class FakeEvents:
-    def count_event(self, alert_id: int, subscription_id: int, kind: str) -> EventResult:
-        return EventResult.COUNTED
-
-
-def _browser(name: str) -> dict[str, object]:
-    point = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-    keys = {"p256dh": b64url_encode(point), "auth": b64url_encode(name.encode().ljust(16, b"."))}
-    return {"endpoint": PUSH + name, "keys": keys}
 
 
 @dataclass
@@ -88,7 +67,7 @@ def kit() -> Kit:
     clock, subscriptions = Clock(), FakeSubscriptions()
     tombstones = FakeTombstones(subscriptions)
     readers = Readers(
-        subscriptions, FakeEvents(), RECEIPTS, RULES, clock=clock, tombstones=tombstones
+        subscriptions, FakeEvents(), RECEIPTS, READER_RULES, clock=clock, tombstones=tombstones
     )
     return Kit(clock, subscriptions, tombstones, readers)
 
@@ -104,7 +83,7 @@ def _answer(error: DomainError) -> tuple[int, str, str, str | None]:
 
 
 def test_a_move_after_the_old_subscription_went_gone_keeps_the_readers_choices(kit: Kit) -> None:
-    old, new = _browser("old"), _browser("new")
+    old, new = browser_json("old"), browser_json("new")
     sub, _ = kit.readers.subscribe({**old, "topics": ["sport"]})
     kit.tombstones.gone(sub, kit.clock.now)
     kit.clock.now += 3 * DAY_S
@@ -116,17 +95,17 @@ def test_a_move_after_the_old_subscription_went_gone_keeps_the_readers_choices(k
     assert (given.topics, given.lang, given.platform) == (("sport",), "sw", "android")
     assert kit.tombstones.stones == {}, "a tombstone restores once"
     with pytest.raises(NotFound):
-        kit.readers.move(_change(old, _browser("newer")))
+        kit.readers.move(_change(old, browser_json("newer")))
 
 
 def test_a_wrong_secret_or_an_expired_tombstone_answers_as_an_unknown_endpoint(kit: Kit) -> None:
-    old, new = _browser("old"), _browser("new")
+    old, new = browser_json("old"), browser_json("new")
     sub, _ = kit.readers.subscribe(old)
     kit.tombstones.gone(sub, kit.clock.now)
     with pytest.raises(NotFound) as unknown:
-        kit.readers.move(_change(_browser("stranger"), new))
+        kit.readers.move(_change(browser_json("stranger"), new))
     with pytest.raises(NotFound) as wrong:
-        kit.readers.move(_change(old, new, auth=_browser("other")["keys"]["auth"]))  # type: ignore[index]
+        kit.readers.move(_change(old, new, auth=browser_json("other")["keys"]["auth"]))  # type: ignore[index]
     assert _answer(wrong.value) == _answer(unknown.value)
     assert kit.subscriptions.rows == {} and len(kit.tombstones.stones) == 1
 
@@ -140,30 +119,30 @@ def test_a_wrong_secret_or_an_expired_tombstone_answers_as_an_unknown_endpoint(k
 def test_turning_alerts_off_takes_the_tombstone_and_a_later_move_finds_nothing(
     kit: Kit,
 ) -> None:
-    old = _browser("old")
+    old = browser_json("old")
     sub, _ = kit.readers.subscribe(old)
     kit.tombstones.gone(sub, kit.clock.now)
     keys = old["keys"]
     assert isinstance(keys, dict)
     with pytest.raises(NotFound):
         kit.readers.unsubscribe(
-            {"endpoint": old["endpoint"], "auth": _browser("x")["keys"]["auth"]}
+            {"endpoint": old["endpoint"], "auth": browser_json("x")["keys"]["auth"]}
         )  # type: ignore[index]
     assert len(kit.tombstones.stones) == 1, "a wrong secret takes nothing"
     kit.readers.unsubscribe({"endpoint": old["endpoint"], "auth": keys["auth"]})
     assert kit.tombstones.stones == {}
     with pytest.raises(NotFound):
-        kit.readers.move(_change(old, _browser("new")))
+        kit.readers.move(_change(old, browser_json("new")))
 
 
 def test_without_a_tombstone_store_a_gone_subscription_is_unknown() -> None:
     subscriptions = FakeSubscriptions()
-    readers = Readers(subscriptions, FakeEvents(), RECEIPTS, RULES, clock=Clock())
-    old = _browser("old")
+    readers = Readers(subscriptions, FakeEvents(), RECEIPTS, READER_RULES, clock=Clock())
+    old = browser_json("old")
     sub, _ = readers.subscribe(old)
     del subscriptions.rows[sub.id]
     with pytest.raises(NotFound):
-        readers.move(_change(old, _browser("new")))
+        readers.move(_change(old, browser_json("new")))
 
 
 def test_the_digests_are_sha256_hex_and_ignore_the_secrets_padding() -> None:

@@ -2,51 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.base64url import b64url_encode
-from core.endpoints import EndpointPolicy
 from core.errors import NotFound, ValidationError
-from core.receipts import RECEIPT_FIELD, EventResult, Receipts
+from core.receipts import RECEIPT_FIELD, EventResult
 from core.usecases.newsroom import Editor
-from core.usecases.readers import ReaderRules, Readers
-from tests.support.usecase_fakes import Clock, FakeSubscriptions, NewsroomKit
-
-PUSH = "https://push.example.net/send/"
-RULES = ReaderRules(
-    endpoints=EndpointPolicy(("push.example.net",)),
-    topics=frozenset({"breaking", "sport"}),
-    default_topics=("breaking",),
+from core.usecases.readers import Readers
+from tests.support.usecase_fakes import (
+    READER_RULES,
+    RECEIPTS,
+    Clock,
+    FakeEvents,
+    FakeSubscriptions,
+    NewsroomKit,
+    browser_json,
 )
-RECEIPTS = Receipts(b"k" * 32)
-
-
-@dataclass
-class FakeEvents:
-    counted: list[tuple[int, int, str]] = field(default_factory=list)
-
-    def count_event(self, alert_id: int, subscription_id: int, kind: str) -> EventResult:
-        self.counted.append((alert_id, subscription_id, kind))
-        return EventResult.COUNTED
-
-
-def _browser(name: str) -> dict[str, object]:
-    point = (
-        ec.generate_private_key(ec.SECP256R1())
-        .public_key()
-        .public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    )
-    keys = {"p256dh": b64url_encode(point), "auth": b64url_encode(name.encode().ljust(16, b"."))}
-    return {"endpoint": PUSH + name, "keys": keys}
 
 
 @pytest.fixture
 def readers() -> Readers:
-    return Readers(FakeSubscriptions(), FakeEvents(), RECEIPTS, RULES, clock=Clock())
+    return Readers(FakeSubscriptions(), FakeEvents(), RECEIPTS, READER_RULES, clock=Clock())
 
 
 def _proof(browser: dict[str, object], auth: str | None = None) -> dict[str, object]:
@@ -56,7 +32,7 @@ def _proof(browser: dict[str, object], auth: str | None = None) -> dict[str, obj
 
 
 def test_subscribe_is_idempotent_and_defaults_the_topics(readers: Readers) -> None:
-    browser = _browser("anna")
+    browser = browser_json("anna")
     sub, created = readers.subscribe(browser)
     again, created_again = readers.subscribe({**browser, "topics": ["sport"]})
     assert created and not created_again and again.id == sub.id
@@ -66,7 +42,7 @@ def test_subscribe_is_idempotent_and_defaults_the_topics(readers: Readers) -> No
 def test_every_change_needs_the_auth_secret_and_a_wrong_one_changes_nothing(
     readers: Readers,
 ) -> None:
-    browser = _browser("anna")
+    browser = browser_json("anna")
     readers.subscribe(browser)
     wrong = b64url_encode(b"someone-else....")
     for action in (readers.lookup, readers.unsubscribe):
@@ -85,7 +61,7 @@ def test_every_change_needs_the_auth_secret_and_a_wrong_one_changes_nothing(
 
 
 def test_a_moved_subscription_keeps_its_topics(readers: Readers) -> None:
-    old, new = _browser("old"), _browser("new")
+    old, new = browser_json("old"), browser_json("new")
     readers.subscribe({**old, "topics": ["sport"]})
     keys = old["keys"]
     assert isinstance(keys, dict)
@@ -99,7 +75,7 @@ def test_a_moved_subscription_keeps_its_topics(readers: Readers) -> None:
 
 def test_events_count_only_with_the_receipt_the_push_carried() -> None:
     events = FakeEvents()
-    readers = Readers(FakeSubscriptions(), events, RECEIPTS, RULES)
+    readers = Readers(FakeSubscriptions(), events, RECEIPTS, READER_RULES)
     genuine = RECEIPTS.sign(5, 9)
     counted = readers.report_event({"type": "clicked", "alert": "5", RECEIPT_FIELD: genuine})
     assert counted is EventResult.COUNTED and events.counted == [(5, 9, "clicked")]
@@ -107,7 +83,7 @@ def test_events_count_only_with_the_receipt_the_push_carried() -> None:
     assert forged is EventResult.REFUSED
     with pytest.raises(ValidationError):
         readers.report_event({"type": "opened", "alert": 5, RECEIPT_FIELD: genuine})
-    no_key = Readers(FakeSubscriptions(), events, None, RULES)
+    no_key = Readers(FakeSubscriptions(), events, None, READER_RULES)
     refused = no_key.report_event({"type": "clicked", "alert": 5, RECEIPT_FIELD: genuine})
     assert refused is EventResult.REFUSED and len(events.counted) == 1
 
@@ -115,8 +91,8 @@ def test_events_count_only_with_the_receipt_the_push_carried() -> None:
 def test_a_test_device_needs_the_same_proof_and_is_audited_once() -> None:
     kit = NewsroomKit()
     anna = Editor("anna@news.example", user_id=7)
-    browser = _browser("anna")
-    sub, _ = Readers(kit.subscriptions, FakeEvents(), None, RULES).subscribe(browser)
+    browser = browser_json("anna")
+    sub, _ = Readers(kit.subscriptions, FakeEvents(), None, READER_RULES).subscribe(browser)
     with pytest.raises(NotFound):
         kit.room.mark_test_device(anna, str(browser["endpoint"]), "AAAAAAAAAAAAAAAAAAAAAA", True)
     assert kit.audit.rows == []
