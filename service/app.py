@@ -63,7 +63,7 @@ def create_app(
     settings: Settings, container: Container | None = None, celery: Celery | None = None
 ) -> Flask:
     app = PublicOriginFlask(__name__)
-    app.public_origins = settings.public_origins  # og:url, redirects: never a forged Host
+    app.use_public_origins(settings.public_origins)  # og:url, redirects: never a forged Host
     secure_cookies = not all(_origin_is_loopback(o) for o in settings.public_origins)
     app.config.update(
         SECRET_KEY=settings.secret_key or secrets.token_hex(32),

@@ -33,10 +33,16 @@ class PublicOriginFlask(Flask):
     a configured one, else the first configured. Matching is untouched (routes are not bound to
     a host), so the service still answers on every name it is reached by."""
 
-    public_origins: Sequence[str] = ("http://127.0.0.1:8000",)
+    # (scheme, host[:port]) of each configured origin: split once, in use_public_origins, not
+    # in create_url_adapter, which runs on every request.
+    _allowed: tuple[tuple[str, str], ...] = (("http", "127.0.0.1:8000"),)
+
+    def use_public_origins(self, origins: Sequence[str]) -> None:
+        """NEWSFLASH_PUBLIC_ORIGINS: the origins absolute URLs may name."""
+        self._allowed = tuple(found for o in origins if (found := _split(o)))
 
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
-        allowed = [found for o in self.public_origins if (found := _split(o))]
+        allowed = self._allowed
         adapter = super().create_url_adapter(request)
         if adapter is None:
             if request is not None:
