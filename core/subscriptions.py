@@ -166,9 +166,18 @@ def record_opt_in(
 
 def owned_subscription(store: SubscriptionStore, endpoint: str, auth: str) -> Subscription:
     """The row for endpoint, only if the caller also knows its auth secret (proof of ownership)."""
+    existing = _proven(store, endpoint, auth)
+    if existing is None:
+        raise no_such_subscription()
+    return existing
+
+
+def _proven(store: SubscriptionStore, endpoint: str, auth: str) -> Subscription | None:
+    """The live subscription `auth` proves, or None when there is none (a tombstone may stand
+    for it). A wrong secret raises the same NotFound as an unknown endpoint: don't confirm who
+    is subscribed."""
     existing = store.get_by_endpoint(endpoint)
-    if existing is None or not _same_secret(existing.auth, auth):
-        # Same answer for "no such endpoint" and "wrong secret": don't confirm who is subscribed.
+    if existing is not None and not _same_secret(existing.auth, auth):
         raise no_such_subscription()
     return existing
 
@@ -195,15 +204,14 @@ def remove_subscription(
 ) -> None:
     """The reader leaves. A subscription already deleted as gone (404/410) leaves with its
     tombstone too, given the same proof: turned off means never restored by a later move."""
-    existing = store.get_by_endpoint(endpoint)
-    if existing is not None and _same_secret(existing.auth, auth):
+    existing = _proven(store, endpoint, auth)
+    if existing is not None:
         store.delete_ids([existing.id])
         return
-    if existing is None and tombstones is not None:
-        stone = proven_tombstone(tombstones, endpoint, auth, gone_since)
-        if tombstones.forget_tombstone(stone):
-            return
-    raise no_such_subscription()
+    if tombstones is None:
+        raise no_such_subscription()
+    if not tombstones.forget_tombstone(proven_tombstone(tombstones, endpoint, auth, gone_since)):
+        raise no_such_subscription()
 
 
 def _moving(
@@ -239,10 +247,8 @@ def move_subscription(
     because its push service said gone (the move waited while an alert went to the old
     endpoint), its tombstone younger than `gone_since` stands in for it, with the same proof
     and the same answer when the proof fails (core/tombstones.py)."""
-    old = store.get_by_endpoint(old_endpoint)
+    old = _proven(store, old_endpoint, old_auth)
     if old is not None:
-        if not _same_secret(old.auth, old_auth):
-            raise no_such_subscription()
         return store.replace(old.id, _moving(new, old.topics, old.lang, old.platform), now)
     if tombstones is None:
         raise no_such_subscription()
