@@ -2,10 +2,11 @@
 
 Every delete is one short statement over at most `limit` rows picked by an indexed key (the
 ledger's primary key within one alert, a batch's alert, an audit entry's time, an hour, a
-tombstone's time), in its own transaction. The ledger rows deleted belong to alerts finished days ago: no send, retry or
-claim touches them, so nothing a send does waits on these deletes. A pruned alert's event
-seconds are moved into event_steps one chart step per transaction (at most the step's seconds,
-an hour's at most); a display counted meanwhile is never lost (see compact_events).
+tombstone's time), in its own transaction. The ledger rows deleted belong to alerts finished
+days ago: no send, retry or claim touches them, so nothing a send does waits on these deletes.
+A pruned alert's event seconds are moved into event_steps one chart step per transaction (at
+most the step's seconds, an hour's at most); a display counted meanwhile is never lost (see
+compact_events).
 """
 
 from __future__ import annotations
