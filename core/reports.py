@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.model import Alert, AlertStatus, LedgerStatus
+from core.newsroom import Milestone
 from core.pace import Pace, pace_of, release_time, samples_from_buckets
 from core.receipts import EventResult, EventStore
 
@@ -150,16 +151,6 @@ def held_reasons(
 
 # -- delivery over time -------------------------------------------------------------------
 @dataclass(frozen=True)
-class Mark:
-    """A milestone on the delivered line: the `deliveries`-th delivery (`percent` % of the
-    reachable audience) came `after_s` seconds after release (None: not reached)."""
-
-    percent: int
-    deliveries: int
-    after_s: float | None
-
-
-@dataclass(frozen=True)
 class Chart:
     """Cumulative counts against seconds since release, one line per name."""
 
@@ -167,7 +158,7 @@ class Chart:
     span_s: float
     total: int  # the y axis
     lines: dict[str, list[tuple[float, int]]]
-    marks: list[Mark] = field(default_factory=list)  # reached ones, each a point on the line
+    marks: list[Milestone] = field(default_factory=list)  # reached ones, each a point on the line
 
 
 def chart_step(span_s: float) -> float:
@@ -184,7 +175,7 @@ def _cumulative(per_step: Mapping[int, int], step_s: float, steps: int) -> list[
 
 
 def through_marks(
-    points: Sequence[tuple[float, int]], marks: Sequence[Mark]
+    points: Sequence[tuple[float, int]], marks: Sequence[Milestone]
 ) -> list[tuple[float, int]]:
     """The cumulative line with each mark's exact (time, count) in it. Step counts are drawn at
     their step's end and joined straight, so on their own they reach a count up to a step after
@@ -250,7 +241,7 @@ def delivery_charts(
     alert: Alert,
     queries: ReportQueries,
     reachable: int,
-    marks: Sequence[Mark],
+    marks: Sequence[Milestone],
     now: float,
 ) -> tuple[Chart, Chart | None] | None:
     """Delivered over time (with the 50/90/100 % marks) and, beside it, displayed and clicked

@@ -79,9 +79,8 @@ def _live(alert: Alert, now: float) -> reports.LiveReport:
 
 
 def _charts(built: newsroom.Report, now: float) -> tuple[Drawn, Drawn | None] | None:
-    marks = [reports.Mark(m.percent, m.deliveries, m.after_s) for m in built.milestones]
     found = reports.delivery_charts(
-        built.alert, ext().container.reports, built.reachable, marks, now
+        built.alert, ext().container.reports, built.reachable, built.milestones, now
     )
     if found is None:
         return None

@@ -183,7 +183,11 @@ def test_live_report_called_off_stopped_and_finished(rig: tuple[SqlStores, SqlRe
 
     sent = replace(sending, status=AlertStatus.SENT, finished_at=T0 + 10)
     # The 10th delivery (sid 12) came 6 s after release; nothing reached 90 %.
-    marks = [reports.Mark(50, 10, 6.0), reports.Mark(90, 18, None), reports.Mark(100, 19, None)]
+    marks = [
+        newsroom.Milestone(50, 10, 6.0),
+        newsroom.Milestone(90, 18, None),
+        newsroom.Milestone(100, 19, None),
+    ]
     charts = reports.delivery_charts(sent, q, 19, marks, T0 + 20)
     assert charts is not None
     delivered, opened = charts
@@ -224,7 +228,7 @@ def test_the_delivered_line_passes_through_every_mark(rig: tuple[SqlStores, SqlR
     alert = replace(alert, status=AlertStatus.SENT, started_at=T0, finished_at=T0 + 2.5)
     alert = replace(alert, counts=counts)
     built = newsroom.build_report(alert, store.newsroom)
-    marks = [reports.Mark(m.percent, m.deliveries, m.after_s) for m in built.milestones]
+    marks = built.milestones
     assert [(m.percent, m.deliveries, m.after_s) for m in marks] == [
         (50, 4, pytest.approx(2.05)),
         (90, 7, pytest.approx(2.41)),

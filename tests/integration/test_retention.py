@@ -116,7 +116,7 @@ def _report_parts(store: SqlStores, engine: Engine, alert_id: int, now: float) -
     alert = store.alerts.get_alert(alert_id)
     assert alert is not None
     built = build_report(alert, store.newsroom)
-    marks = [charts.Mark(m.percent, m.deliveries, m.after_s) for m in built.milestones]
+    marks = built.milestones
     timeline = SqlReports(engine)
     return (
         built,

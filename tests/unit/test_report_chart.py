@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from core.reports import Chart, Mark
+from core.newsroom import Milestone
+from core.reports import Chart
 from service.report_chart import LEFT, draw
 
 
 def _drawn(total: int) -> list[str]:
     chart = Chart(
-        2.0, 60.0, total, {"delivered": [(0.0, 0), (60.0, total)]}, [Mark(50, total // 2, 12.0)]
+        2.0,
+        60.0,
+        total,
+        {"delivered": [(0.0, 0), (60.0, total)]},
+        [Milestone(50, total // 2, 12.0)],
     )
     return [label for _y, label in draw(chart).y_ticks]
 
