@@ -117,7 +117,6 @@
   // delivered a second, or past pending_max_s whatever the pace.
   function pendingLimit(t) {
     if (!t) return "";
-    if (t.min_rate_per_s === undefined) return " (alarm at " + age(t.pending_s) + ")";
     return " (alarm at " + age(t.pending_s) + " if " + num(t.min_rate_per_s) +
       "/s or fewer are delivered, at " + age(t.pending_max_s) + " in any case)";
   }
