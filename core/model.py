@@ -48,7 +48,9 @@ class LossReason(enum.StrEnum):
     UNSUBSCRIBED = "unsubscribed"  # the reader (or their browser) asked
     GONE = "gone"  # the push service answered 404/410
     PURGED = "purged"  # not seen for subscription_max_age_days
-    MOVED = "moved"  # pushsubscriptionchange: replaced by a new endpoint, reader kept
+    # A renewal merged the reader's old row into a new one that had signed up afresh (a gain
+    # then); a renewal onto a new row is the same reader, neither lost nor gained.
+    MOVED = "moved"
     UNKNOWN = "unknown"  # deleted before reasons were recorded
 
 

@@ -83,11 +83,12 @@ def count_churn(
 
 
 def delete_subscriptions(
-    conn: Connection, ids: Sequence[int], reason: LossReason, at: float
+    conn: Connection, ids: Sequence[int], reason: LossReason, at: float, *, lost: bool = True
 ) -> int:
-    """Delete these subscriptions with their audience counts, follows and churn. Only a
-    subscription its push service said is gone leaves a tombstone (core/tombstones.py): one the
-    reader turned off, the purge or a move removed must not come back."""
+    """Delete these subscriptions with their audience counts, follows and churn (not counted as
+    lost with `lost=False`: the caller counts them). Only a subscription its push service said
+    is gone leaves a tombstone (core/tombstones.py): one the reader turned off, the purge or a
+    move removed must not come back."""
     deleted = 0
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -103,7 +104,8 @@ def delete_subscriptions(
             deleted += n
         # A reader who leaves follows nothing (SQLite may give their id to the next reader).
         conn.execute(delete(t.story_follows).where(t.story_follows.c.subscription_id.in_(chunk)))
-    count_churn(conn, at, lost=deleted, reason=reason.value)
+    if lost:
+        count_churn(conn, at, lost=deleted, reason=reason.value)
     return deleted
 
 
@@ -203,7 +205,7 @@ class SqlSubscriptions:
                 .returning(t.subscriptions.c.id)
             ).scalar_one()
             bump_mask(conn, mask, +1)
-            count_churn(conn, now, created=int(sign_up))  # restored from a tombstone: not new
+            count_churn(conn, now, created=int(sign_up))  # a renewal (moved, restored): not new
             created = True
         fresh = (
             conn.execute(select(t.subscriptions).where(t.subscriptions.c.id == sub_id))
@@ -277,13 +279,25 @@ class SqlSubscriptions:
 
     def replace(self, old_id: int, new: SubscriptionInput, now: float) -> tuple[Subscription, bool]:
         """pushsubscriptionchange: old row out, new row in with the old one's quiet hours, cap
-        and followed stories, in one transaction (never neither, never the move without them)."""
+        and followed stories, in one transaction (never neither, never the move without them).
+
+        A renewal is the same reader: neither a loss nor a sign-up, as a restore from a
+        tombstone (`restore`). Only when the new subscription was already signed up afresh
+        (counted as gained then) does the old row count as lost, reason moved, so that gains
+        minus losses stay the audience's change."""
 
         def work(conn: Connection) -> tuple[Subscription, bool]:
             choices = choices_of(conn, old_id)  # before the delete takes the follows with it
-            delete_subscriptions(conn, [old_id], LossReason.MOVED, now)
-            moved, created = self._upsert(conn, new, now)
+            deleted = delete_subscriptions(conn, [old_id], LossReason.MOVED, now, lost=False)
+            moved, created = self._upsert(conn, new, now, sign_up=False)
             carry_choices(conn, moved.id, choices)
+            count_churn(
+                conn,
+                now,
+                created=int(created and not deleted),
+                lost=int(deleted and not created),
+                reason=LossReason.MOVED.value,
+            )
             return moved, created
 
         return self._in_transaction(work)
