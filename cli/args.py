@@ -1,6 +1,6 @@
 """argparse types for the command line's numbers: a value out of range is refused in one line
-("argument --workers: a whole number from 1 to 64") before the command does anything; and the
-name to tell people to type for the next command."""
+("argument --workers: a whole number from 1 to 64") before the command does anything; the
+roles a --role takes; and the name to tell people to type for the next command."""
 
 from __future__ import annotations
 
@@ -54,6 +54,13 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
+def roles() -> list[str]:
+    """--role's choices (`token create`, `user create`, `user role`): the core's roles, in order."""
+    from core.accounts import Role
+
+    return [role.value for role in Role]
 
 
 def like_setting(env: str) -> Callable[[str], Any]:

@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from cli.main import _container
+from cli.command import container
 from cli.tables import print_table
 from config.settings import Settings
 
@@ -31,7 +31,7 @@ FEED_COLUMNS = (
 
 
 def cmd_feeds_list(args: argparse.Namespace, settings: Settings) -> int:
-    found = _container(settings).feeds.feeds()
+    found = container(settings).feeds.feeds()
     if args.json:
         print(json.dumps({"feeds": [feed_json(f) for f in found]}, indent=2))
         return 0
@@ -69,19 +69,19 @@ def cmd_feeds_add(args: argparse.Namespace, settings: Settings) -> int:
     body = {"url": args.url, "category": args.category, "mode": args.mode}
     if args.topic:
         body["topics"] = args.topic
-    feed = _container(settings).feeds.add(_editor(), body)
+    feed = container(settings).feeds.add(_editor(), body)
     print(f"following feed {feed.id}: {feed.url} ({feed.mode.value}, category {feed.category})")
     return 0
 
 
 def cmd_feeds_remove(args: argparse.Namespace, settings: Settings) -> int:
-    _container(settings).feeds.remove(_editor(), args.id)
+    container(settings).feeds.remove(_editor(), args.id)
     print(f"feed {args.id} removed")
     return 0
 
 
 def cmd_feeds_poll(args: argparse.Namespace, settings: Settings) -> int:
-    c = _container(settings)
+    c = container(settings)
     ids = [args.id] if args.id is not None else [f.id for f in c.feeds.feeds()]
     failed = 0
     for feed_id in ids:

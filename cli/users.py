@@ -7,7 +7,8 @@ import getpass
 import sys
 from typing import Any
 
-from cli.main import CliError, _container
+from cli.args import roles
+from cli.command import CliError, container
 from config.settings import Settings
 
 
@@ -18,7 +19,7 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> int:
     parse_role(args.role)
     check_email(args.email)
     password = _read_password(args.password_stdin)
-    user_id, role = _container(settings).access.create_user(args.email, password, args.role)
+    user_id, role = container(settings).access.create_user(args.email, password, args.role)
     print(f"created user {args.email} ({role.value}), id {user_id}")
     return 0
 
@@ -40,14 +41,14 @@ def _read_password(from_stdin: bool) -> str:
 def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
 
     disable = args.user_command == "disable"
-    ended = _container(settings).access.set_disabled(args.email, disable)
+    ended = container(settings).access.set_disabled(args.email, disable)
     state = "disabled (cannot log in)" if disable else "enabled"
     print(f"{args.email} {state}; {ended} session(s) ended")
     return 0
 
 
 def cmd_user_role(args: argparse.Namespace, settings: Settings) -> int:
-    role, ended = _container(settings).access.set_role(args.email, args.role)
+    role, ended = container(settings).access.set_role(args.email, args.role)
     print(f"{args.email} is now {role.value}; {ended} session(s) ended")
     return 0
 
@@ -55,7 +56,7 @@ def cmd_user_role(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_user_password(args: argparse.Namespace, settings: Settings) -> int:
 
     password = _read_password(args.password_stdin)
-    ended = _container(settings).access.set_password(args.email, password)
+    ended = container(settings).access.set_password(args.email, password)
     print(f"password of {args.email} changed; {ended} session(s) ended")
     return 0
 
@@ -66,10 +67,8 @@ def register(subparsers: Any) -> None:
     )
     p = user.add_parser("create", help="create a newsroom account (prompts for the password)")
     p.add_argument("--email", required=True)
-    p.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
-    p.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
+    p.add_argument("--role", required=True, choices=roles())
+    _add_password_stdin(p)
     p.set_defaults(func=cmd_user_create, needs_keys=False)
     for action, text in (
         ("disable", "stop an account from logging in and end all its sessions"),
@@ -80,11 +79,16 @@ def register(subparsers: Any) -> None:
         p.set_defaults(func=cmd_user_disable, needs_keys=False)
     p = user.add_parser("role", help="change an account's role (ends its sessions)")
     p.add_argument("email", metavar="EMAIL")
-    p.add_argument("--role", required=True, choices=["editor", "ops", "admin"])
+    p.add_argument("--role", required=True, choices=roles())
     p.set_defaults(func=cmd_user_role, needs_keys=False)
     p = user.add_parser("password", help="set an account's password (ends its sessions)")
     p.add_argument("email", metavar="EMAIL")
-    p.add_argument(
+    _add_password_stdin(p)
+    p.set_defaults(func=cmd_user_password, needs_keys=False)
+
+
+def _add_password_stdin(parser: argparse.ArgumentParser) -> None:
+    """The option of every command that reads a password (see _read_password)."""
+    parser.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    p.set_defaults(func=cmd_user_password, needs_keys=False)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from cli.ops import finished_line, waiting_line
+from cli.alerts import finished_line, waiting_line
 from core import alerts as alert_rules
 from core.errors import ValidationError
 from core.model import AlertCounts, AlertStatus
