@@ -9,6 +9,8 @@
   var TURNED_OFF = 'newsflash:offAt';
   var SYNCED = 'newsflash:syncedAt';
   var SLOW_MS = 6000;
+  // The service worker this widget talks to (sw.js's VERSION): registered as sw.js?v=2.
+  var SW_VERSION = '2';
   var DAY_MS = 864e5;
   var d = document;
   var root, statusEl, returnTo, T;
@@ -143,16 +145,42 @@
   }
 
   // A visit is the service worker's next chance to finish what it could not do offline (move
-  // this reader's record to a renewed subscription); it answers with the language of the
-  // reader's alerts. An older worker does not answer: {} after a while.
+  // this reader's record to a renewed subscription, notice one the browser renewed silently);
+  // it answers with the language of the reader's alerts. A worker registered with another
+  // version (from before a deploy) may never answer: the current one replaces it (the same
+  // script URL and scope, ?v= changed), and is asked once it runs, within a bound.
   function askWorker(reg) {
+    if (!reg || !reg.active || typeof MessageChannel === 'undefined') return Promise.resolve({});
+    var url = new URL(reg.active.scriptURL);
+    if (url.searchParams.get('v') === SW_VERSION) return ask(reg.active, 5000);
+    url.searchParams.set('v', SW_VERSION);
+    var fresh = navigator.serviceWorker.register(url.href, { scope: reg.scope }).then(running);
+    return within(fresh, 3000, null).then(function (w) { return ask(w, 2000); }, function () { return {}; });
+  }
+
+  function ask(worker, ms) {
     return new Promise(function (resolve) {
-      if (!reg || !reg.active || typeof MessageChannel === 'undefined') return resolve({});
+      if (!worker) return resolve({});
       var channel = new MessageChannel();
-      var timer = setTimeout(function () { resolve({}); }, 5000);
+      var timer = setTimeout(function () { resolve({}); }, ms);
       channel.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data || {}); };
-      reg.active.postMessage({ type: 'newsflash:visit' }, [channel.port2]);
+      worker.postMessage({ type: 'newsflash:visit' }, [channel.port2]);
     });
+  }
+
+  // The registration's newest worker once it is installed (null if that failed). It answers
+  // as soon as it is: Chromium activates it only once the old worker is idle, checked each
+  // second.
+  function running(reg) {
+    var w = reg.installing || reg.waiting || reg.active;
+    return new Promise(function (resolve) {
+      if (!w || w.state !== 'installing') return resolve(w && w.state !== 'redundant' ? w : null);
+      w.addEventListener('statechange', function () { resolve(w.state !== 'redundant' ? w : null); });
+    });
+  }
+
+  function within(promise, ms, fallback) {
+    return Promise.race([promise, new Promise(function (resolve) { setTimeout(resolve, ms, fallback); })]);
   }
 
   // "Follow this story" where the page names one: data-story on our script tag, or
@@ -321,10 +349,12 @@
     });
     if (permission === 'denied') throw fail('denied');
     if (permission !== 'granted') throw fail('dismissed');
-    var sw = WORKER + (API === location.origin ? '' : '?api=' + encodeURIComponent(API));
+    var sw = new URL(WORKER, location.href);
+    if (API !== location.origin) sw.searchParams.set('api', API);
+    sw.searchParams.set('v', SW_VERSION);
     var reg;
     try {
-      await navigator.serviceWorker.register(sw, { scope: '/' });
+      await navigator.serviceWorker.register(sw.href, { scope: '/' });
       reg = await timeout(navigator.serviceWorker.ready, 15000, 'timeout');
     } catch (e) {
       throw e.nf ? e : fail('unsupported');

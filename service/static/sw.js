@@ -6,6 +6,10 @@ var API = (function () {
   return api && /^https?:\/\//.test(api) ? new URL(api).origin : self.location.origin;
 })();
 var HOME = self.location.origin + '/';
+// What the pages expect of this worker (newsflash.js, manage.js: the same number): they register
+// it as sw.js?v=VERSION and do not wait for a worker registered with another one, which may
+// not answer their check-in. Raise it in all three whenever the messages between them change.
+var VERSION = 2;
 var CONFIG_MAX_AGE_MS = 864e5;
 // The title of an alert whose payload cannot be read, in the reader's language (from the widget).
 var FALLBACK_TITLE = { en: 'News alert', sw: 'Arifa ya habari' };
@@ -150,7 +154,7 @@ async function showAlert(data) {
   var shown = showing.then(function () { return display(title, options); });
   showing = shown.catch(function () {});
   await shown;
-  await Promise.all([report(a.id, a.d, 'displayed'), remember().catch(function () {})]);
+  await Promise.all([report(a.id, a.d, 'displayed'), firstKnown().catch(function () {})]);
 }
 
 // Notifications are shown one at a time: a correction pushed right behind its story then sees
@@ -181,7 +185,7 @@ self.addEventListener('pushnotification', function (event) {
   var proposed = event.proposedNotification || event.notification || {};
   var data = proposed.data || {};
   event.waitUntil(Promise.all([
-    report(data.id, data.d, 'displayed'), remember().catch(function () {}), settleQuietly()
+    report(data.id, data.d, 'displayed'), firstKnown().catch(function () {}), settleQuietly()
   ]));
 });
 
@@ -272,6 +276,7 @@ function proofs(list) {
   });
 }
 
+// Only once the server has the subscription: a sign-up or a save on a page, a move answered.
 async function remember(sub) {
   sub = sub || await self.registration.pushManager.getSubscription();
   var proof = proofOf(sub);
@@ -279,6 +284,29 @@ async function remember(sub) {
   var known = await kv('subscription').catch(function () { return null; });
   if (known && known.endpoint === proof.endpoint && known.auth === proof.auth) return;
   await kv('subscription', proof);
+}
+
+// A worker installed before kv('subscription') existed starts from the browser's subscription
+// (a push, a start); later ones never overwrite what the server knows: a difference is a renewal.
+async function firstKnown() {
+  if (!(await kv('subscription'))) await remember();
+}
+
+// Chrome seldom fires pushsubscriptionchange: the browser may renew the subscription (new
+// endpoint, new keys) without a word, and our server would push to a dead endpoint. So every
+// check-in (a page, a push, a click, a start, a sync) compares the browser's subscription with
+// the one the server last knew, and a difference becomes the same durable move the event
+// makes, proven by the old endpoint and secret. No subscription any more: the reader turned
+// alerts off (or the browser dropped it); nothing to move, and none is made up.
+async function noticeRenewal() {
+  var known = await kv('subscription');
+  var now = known && proofOf(await self.registration.pushManager.getSubscription());
+  if (!now || (now.endpoint === known.endpoint && now.auth === known.auth)) return;
+  var move = (await kv('move')) || { from: [], to: null, at: Date.now() };
+  var from = proofs(move.from.concat([known]));
+  if (from.length === move.from.length) return;
+  move.from = from;
+  await kv('move', move);
 }
 
 // The browser renews a subscription when it likes, on a phone often while the network is down
@@ -388,7 +416,9 @@ function inTurn(work) {
 }
 
 function settle(waits) {
-  return inTurn(function () { return finishMove(null, waits || []); });
+  return inTurn(function () {
+    return noticeRenewal().then(function () { return finishMove(null, waits || []); });
+  });
 }
 
 function settleQuietly() {
@@ -415,7 +445,7 @@ self.addEventListener('message', function (event) {
     event.waitUntil(settleQuietly().then(function () {
       return kv('lang').catch(function () { return null; });
     }).then(function (lang) {
-      if (port) port.postMessage({ lang: FALLBACK_TITLE[lang] ? lang : null });
+      if (port) port.postMessage({ lang: FALLBACK_TITLE[lang] ? lang : null, version: VERSION });
     }));
     return;
   }
@@ -431,6 +461,6 @@ self.addEventListener('install', function () { self.skipWaiting(); });
 
 self.addEventListener('activate', function (event) {
   event.waitUntil(Promise.all([
-    self.clients.claim(), remember().catch(function () {}), fetchConfig(5000).then(settleQuietly)
+    self.clients.claim(), firstKnown().catch(function () {}), fetchConfig(5000).then(settleQuietly)
   ]));
 });

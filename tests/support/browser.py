@@ -37,6 +37,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+# The service worker as the widget registers it: sw.js's VERSION in ?v= (a registration with
+# another one is a worker from before a deploy, which the widget replaces).
+SW_SCRIPT = "/sw.js?v=2"
 
 
 def require_browser(name: str, path: str) -> None:
@@ -293,9 +296,12 @@ class LiveWorker:
         raise AssertionError("DevTools never delivered the push to the service worker")
 
 
-def register_worker(chromium: Any, reader_site: ReaderSite, api: str | None = None) -> LiveWorker:
-    """Register /sw.js as the widget does, and wait until it is activated; with `api`, the
-    worker calls the Newsflash API there (the widget's data-api), which need not answer."""
+def register_worker(
+    chromium: Any, reader_site: ReaderSite, api: str | None = None, script: str = SW_SCRIPT
+) -> LiveWorker:
+    """Register /sw.js as the widget does (or as `script`), and wait until it is activated; with
+    `api`, the worker calls the Newsflash API there (the widget's data-api), which need not
+    answer."""
     page = open_page(chromium, reader_site.base + "/")
     cdp = chromium.new_cdp_session(page)
     registrations: dict[str, str] = {}
@@ -310,7 +316,7 @@ def register_worker(chromium: Any, reader_site: ReaderSite, api: str | None = No
         page.evaluate(
             "script => navigator.serviceWorker.register(script, {scope: '/'})"
             ".then(() => navigator.serviceWorker.ready)",
-            "/sw.js" + (f"?api={api}" if api else ""),
+            script + (("&" if "?" in script else "?") + f"api={api}" if api else ""),
         )
     worker = started.value
     registration_id = wait_until(
