@@ -241,7 +241,7 @@ def simulate(opts: Options) -> dict[str, Any]:
             # A simulated day lasts seconds: autovacuum (which in a real day visits the ledger
             # many times) gets its turn here, as one plain VACUUM (nothing on SQLite).
             retention.reclaim_space(["deliveries", "batches", "audit_log", "event_seconds"])
-            entry = {
+            entry: dict[str, Any] = {
                 "day": day + 1,
                 "bytes": size_bytes(engine, where),
                 "ledger_rows": _rows(engine, t.deliveries),
