@@ -200,6 +200,7 @@ def render_health(health: dict[str, Any], out: TextIO) -> None:
         print(f"  ! {w['message']}", file=out)
     print(
         f"\n{'week of':<11} {'gained':>7} {'unsub':>6} {'gone':>6} {'purged':>6}"
+        f" {'moved':>6} {'restored':>8}"
         f" {'/reader/day':>11} {'delivered':>9} {'displayed':>9} {'clicked':>8}",
         file=out,
     )
@@ -209,10 +210,16 @@ def render_health(health: dict[str, Any], out: TextIO) -> None:
         print(
             f"{w['week']:<11} {w['gained']:>7} {lost['unsubscribed'] + lost['moved']:>6}"
             f" {lost['gone']:>6} {lost['purged']:>6}"
+            f" {w['renewed']['moved']:>6} {w['renewed']['restored']:>8}"
             f" {'—' if per_day is None else f'{per_day:.1f}':>11} {_pct(w['delivered_rate']):>9}"
             f" {_pct(w['displayed_rate']):>9} {_pct(w['click_rate']):>8}",
             file=out,
         )
+    print(
+        "(moved, restored: renewals, the same readers on a new endpoint, neither gained nor"
+        " lost; restored after a 404/410)",
+        file=out,
+    )
     unseen = ", ".join(f"{u['days']}+ days {_pct(u['share'])}" for u in health["unseen"])
     print(f"\nNot seen ({health['subscribers']} subscriptions): {unseen}", file=out)
 

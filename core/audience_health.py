@@ -14,6 +14,7 @@ from core.model import LossReason
 WEEKS_SHOWN = 8
 UNSEEN_DAYS = (30, 90, 180)
 LOSS_REASONS = tuple(r.value for r in LossReason)
+RENEWALS = ("moved", "restored")
 # Below these a week is too small to compare: a handful of clicks swings any rate.
 MIN_DELIVERED = 200
 MIN_DISPLAYED = 100
@@ -46,6 +47,8 @@ class EngagementHour:
 
 class HealthQueries(Protocol):
     def gains_since(self, since: float) -> list[tuple[int, int]]: ...
+    # (hour, moved, restored): renewals, the same readers on a new subscription.
+    def renewals_since(self, since: float) -> list[tuple[int, int, int]]: ...
     def losses_since(self, since: float) -> list[tuple[int, str, int]]: ...
     def deliveries_since(self, since: float) -> list[DeliveryHour]: ...
     def engagement_since(self, since: float) -> list[EngagementHour]: ...
@@ -59,6 +62,9 @@ class Week:
     days: float  # days covered: 7, or fewer for the week under way
     gained: int = 0
     lost: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LOSS_REASONS, 0))
+    # Renewals: the browser's new subscription took over the reader's record, from the live
+    # row (moved) or from a tombstone after a 410 (restored). Neither gained nor lost.
+    renewed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RENEWALS, 0))
     alerts: int = 0
     delivered: int = 0  # of this week's alerts (engagement basis)
     displayed: int = 0
@@ -138,6 +144,10 @@ def build_weeks(
     for hour, n in queries.gains_since(since):
         if (w := week_of(hour)) is not None:
             w.gained += n
+    for hour, moved, restored in queries.renewals_since(since):
+        if (w := week_of(hour)) is not None:
+            w.renewed["moved"] += moved
+            w.renewed["restored"] += restored
     for hour, reason, n in queries.losses_since(since):
         if (w := week_of(hour)) is not None:
             w.lost[reason] = w.lost.get(reason, 0) + n
@@ -159,7 +169,7 @@ def build_weeks(
 
 def _fill_audience(weeks: Sequence[Week], total_now: int) -> None:
     """Walk back from today's total through each week's net change: the mean of a week's
-    start and end is its audience."""
+    start and end is its audience (renewals change nothing: the same readers)."""
     end = float(total_now)
     for w in reversed(weeks):
         start = max(0.0, end - w.gained + sum(w.lost.values()))
@@ -231,17 +241,27 @@ def _gone_rising(cur: Week, prev: Week, label: str) -> Warning | None:
         return None
     if now_share < GONE_SHARE_MIN or now_share < was_share * GONE_RISE:
         return None
+    restored = cur.renewed["restored"]
+    # A push service that rotates endpoints answers 410 for readers who stay: their service
+    # workers restore them. Those 410s are not readers leaving; the message says how many.
+    back = (
+        f" {restored} reader(s) a 404/410 removed came back {label} with a renewed"
+        " subscription (restored): those were not leaving."
+        if restored
+        else ""
+    )
     return Warning(
         "gone_rising",
         f"{_pct(now_share)} of pushes {label} came back 404/410 (the reader is gone), up from"
         f" {_pct(was_share)}. Each is a reader who revoked permission, cleared their browser or"
         " was unsubscribed by the browser; a rising share usually follows too many or too"
-        " little relevant alerts.",
+        f" little relevant alerts.{back}",
         {
             "gone": cur.gone,
             "attempted": cur.attempted,
             "gone_share": round(now_share, 4),
             "gone_share_before": round(was_share, 4),
+            "restored": restored,
         },
     )
 
@@ -294,6 +314,8 @@ def _week_json(w: Week) -> dict[str, Any]:
         "gained": w.gained,
         "lost": dict(w.lost),
         "lost_total": sum(w.lost.values()),
+        "renewed": dict(w.renewed),
+        "renewed_total": sum(w.renewed.values()),
         "alerts": w.alerts,
         "audience": round(w.audience, 1),
         "alerts_per_reader_day": _round(w.per_reader_day, 2),

@@ -33,6 +33,16 @@ class SqlHealthQueries:
             ).all()
         return [(int(h), int(n)) for h, n in rows]
 
+    def renewals_since(self, since: float) -> list[tuple[int, int, int]]:
+        c = t.subscription_churn.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(c.hour, c.moved, c.restored).where(
+                    c.hour >= int(since // 3600), (c.moved > 0) | (c.restored > 0)
+                )
+            ).all()
+        return [(int(h), int(m), int(r)) for h, m, r in rows]
+
     def losses_since(self, since: float) -> list[tuple[int, str, int]]:
         c = t.subscription_losses.c
         with self.engine.connect() as conn:

@@ -315,6 +315,15 @@ def _audience_families(health: Mapping[str, Any] | None, family: Any) -> Iterato
         g.add_metric([reason], float(n))
     yield g
     g = family(
+        "newsflash_audience_week_renewed",
+        "Subscriptions renewed this week (the same readers on a new endpoint, neither gained nor"
+        " lost): how=moved from the live subscription, how=restored after a 404/410",
+        ["how"],
+    )
+    for how, n in sorted((week.get("renewed") or {}).items()):
+        g.add_metric([how], float(n))
+    yield g
+    g = family(
         "newsflash_audience_unseen_ratio",
         "Share of subscriptions whose browser has not checked in for this many days",
         ["days"],

@@ -41,6 +41,10 @@ def _same_keys(row: RowMapping, sub: SubscriptionInput) -> bool:
     return same_key and same_auth
 
 
+# subscription_churn's counters besides the hour.
+CHURN_COUNTS = ("created", "lost", "moved", "restored")
+
+
 def bump_mask(conn: Connection, mask: int, delta: int) -> None:
     if delta == 0:
         return
@@ -53,22 +57,27 @@ def bump_mask(conn: Connection, mask: int, delta: int) -> None:
 
 
 def count_churn(
-    conn: Connection, at: float, created: int = 0, lost: int = 0, reason: str = ""
+    conn: Connection,
+    at: float,
+    created: int = 0,
+    lost: int = 0,
+    reason: str = "",
+    *,
+    moved: int = 0,
+    restored: int = 0,
 ) -> None:
-    """New and lost subscriptions per hour (losses also by reason), in the same transaction
-    as the change."""
-    if not created and not lost:
+    """New and lost subscriptions per hour (losses also by reason), and renewals (moved from a
+    live row, restored from a tombstone: the same readers, neither new nor lost), in the same
+    transaction as the change."""
+    if not (created or lost or moved or restored):
         return
     c = t.subscription_churn.c
     stmt = dialect_insert(conn, t.subscription_churn).values(
-        hour=int(at // 3600), created=created, lost=lost
+        hour=int(at // 3600), created=created, lost=lost, moved=moved, restored=restored
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[c.hour],
-        set_={
-            "created": c.created + stmt.excluded.created,
-            "lost": c.lost + stmt.excluded.lost,
-        },
+        set_={name: c[name] + stmt.excluded[name] for name in CHURN_COUNTS},
     )
     conn.execute(stmt)
     if lost:
@@ -282,9 +291,9 @@ class SqlSubscriptions:
         and followed stories, in one transaction (never neither, never the move without them).
 
         A renewal is the same reader: neither a loss nor a sign-up, as a restore from a
-        tombstone (`restore`). Only when the new subscription was already signed up afresh
-        (counted as gained then) does the old row count as lost, reason moved, so that gains
-        minus losses stay the audience's change."""
+        tombstone (`restore`); it counts as moved. Only when the new subscription was already
+        signed up afresh (counted as gained then) does the old row count as lost, reason moved,
+        so that gains minus losses stay the audience's change."""
 
         def work(conn: Connection) -> tuple[Subscription, bool]:
             choices = choices_of(conn, old_id)  # before the delete takes the follows with it
@@ -297,6 +306,7 @@ class SqlSubscriptions:
                 created=int(created and not deleted),
                 lost=int(deleted and not created),
                 reason=LossReason.MOVED.value,
+                moved=int(bool(deleted and created)),
             )
             return moved, created
 
@@ -310,8 +320,9 @@ class SqlSubscriptions:
     ) -> tuple[Subscription, bool]:
         """A move whose old subscription was deleted as gone: the new one with the tombstone's
         choices and the tombstone deleted, in one transaction (as replace). A new row takes
-        back the gone loss instead of counting a sign-up; a row already there (the browser
-        signed up afresh first) was counted when it signed up, so the loss stays."""
+        back the gone loss instead of counting a sign-up and counts as restored; a row already
+        there (the browser signed up afresh first) was counted when it signed up, so the loss
+        stays."""
 
         def work(conn: Connection) -> tuple[Subscription, bool]:
             choices = tombstones_sql.take(conn, stone)
@@ -321,6 +332,7 @@ class SqlSubscriptions:
             carry_choices(conn, restored.id, choices)
             if created:
                 tombstones_sql.take_back_loss(conn, stone.gone_at)
+                count_churn(conn, now, restored=1)
             return restored, created
 
         return self._in_transaction(work)

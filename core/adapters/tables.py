@@ -99,13 +99,17 @@ subscription_tombstones = Table(
 )
 
 # New and lost subscriptions per hour since the epoch (/ops shows them per newsroom day); rows
-# are deleted when a reader leaves, so the loss can only be counted as it happens.
+# are deleted when a reader leaves, so the loss can only be counted as it happens. Renewals
+# (the browser's new subscription took over the reader's record: `moved` from a live row,
+# `restored` from a tombstone) are the same readers, neither created nor lost.
 subscription_churn = Table(
     "subscription_churn",
     metadata,
     Column("hour", BigInteger, primary_key=True, autoincrement=False),
     Column("created", BigInteger, nullable=False),
     Column("lost", BigInteger, nullable=False),
+    Column("moved", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("restored", BigInteger, nullable=False, default=0, server_default="0"),
 )
 
 # The lost column of subscription_churn split by why ("unsubscribed", "gone", "purged",

@@ -11,7 +11,7 @@ from config.settings import Topic
 from core import audience_health
 from core.adapters.health_sql import SqlHealthQueries
 from core.adapters.stores_sql import SqlStores
-from tests.support.audience import seed_falling_engagement
+from tests.support.audience import MOVED, RESTORED, seed_falling_engagement
 
 TZ = ZoneInfo("Africa/Nairobi")
 
@@ -26,7 +26,9 @@ def test_weeks_of_falling_engagement_and_rising_410s_warn(engine: Engine) -> Non
     assert before["alerts"] == 7 and last["alerts"] == 21
     assert before["lost"]["gone"] == 0 and last["lost"]["gone"] > 0
     assert last["lost"]["unsubscribed"] == 4 and last["lost"]["purged"] == 3
-    assert last["gone"] == last["lost"]["gone"]  # the ledger's 410s are the losses
+    # The ledger's 410s are the losses, but for the readers renewed from their tombstones.
+    assert last["renewed"] == {"moved": MOVED, "restored": RESTORED}
+    assert last["gone"] == last["lost"]["gone"] + RESTORED
     hosts = {h["host"] for h in last["push_hosts"]}
     assert hosts == {
         "fcm.googleapis.com",
@@ -44,3 +46,7 @@ def test_weeks_of_falling_engagement_and_rising_410s_warn(engine: Engine) -> Non
         "share": round(1 / health["subscribers"], 4),
     }
     assert weeks[0]["gained"] == 0 and sum(w["gained"] for w in weeks) == 60
+    assert sum(w["renewed_total"] for w in weeks) == MOVED + RESTORED
+    # Renewals are neither gains nor losses: the weeks' net change is the audience's.
+    net = sum(w["gained"] - w["lost_total"] for w in weeks)
+    assert net == health["subscribers"] - 4  # four signed up months before the weeks shown

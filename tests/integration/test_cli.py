@@ -266,6 +266,8 @@ def test_health_prints_the_weeks_and_the_warnings(var_env: dict[str, str]) -> No
     assert "Readers got" in shown.stdout and "came back 404/410" in shown.stdout
     weeks = [line for line in shown.stdout.splitlines() if re.match(r"\d{4}-\d\d-\d\d ", line)]
     assert len(weeks) == 8
+    # Last week's renewals, after gained, unsub, gone and purged: 3 moved, 2 restored.
+    assert "moved restored" in shown.stdout and weeks[1].split()[5:7] == ["3", "2"]
     refused = run(["health", "--weeks", "99"], env)
     assert (
         refused.returncode == 2

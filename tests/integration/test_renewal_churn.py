@@ -43,6 +43,7 @@ def _week(api: Api) -> dict[str, Any]:
         "lost": week["lost_total"],
         "moved": week["lost"]["moved"],
         "gone": week["lost"]["gone"],
+        "renewed": week["renewed"],
     }
 
 
@@ -83,7 +84,11 @@ def test_a_renewal_is_neither_a_loss_nor_a_sign_up(api: Api, path: str) -> None:
     assert moved.status_code == 201, moved.json
     assert (moved.json["topics"], moved.json["lang"]) == (["politics"], "sw")
     assert api.row(old["endpoint"]) is None
-    assert _week(api) == before
+    after = _week(api)
+    how = "moved" if path == "live" else "restored"
+    assert after["renewed"][how] == before["renewed"][how] + 1  # counted as a renewal, ...
+    after["renewed"][how] -= 1
+    assert after == before  # ... and as nothing else
 
 
 @pytest.mark.parametrize("path", ["live", "tombstone"])
@@ -105,3 +110,41 @@ def test_a_renewal_onto_a_fresh_sign_up_leaves_one_loss(api: Api, path: str) -> 
     assert (after["gained"], after["lost"]) == (before["gained"] + 1, before["lost"] + 1)
     lost_as = "moved" if path == "live" else "gone"
     assert after[lost_as] == before[lost_as] + 1
+    assert after["renewed"] == before["renewed"]  # a loss, not a renewal
+
+
+def test_migration_0017_adds_the_renewal_counters_and_takes_them_away(database_url: str) -> None:
+    """Upgrade keeps an hour's gains and losses and counts no renewals for it; downgrade drops
+    the two columns and keeps the rest; upgrading again works (SQLite and PostgreSQL)."""
+    from alembic import command
+    from sqlalchemy import inspect, text
+
+    from core.adapters import migrate
+    from core.adapters.sql import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        migrate.upgrade(engine, "0016")
+        with engine.begin() as conn:
+            conn.execute(
+                text("INSERT INTO subscription_churn (hour, created, lost) VALUES (7, 3, 1)")
+            )
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            row = conn.execute(
+                text("SELECT created, lost, moved, restored FROM subscription_churn")
+            )
+            assert row.one() == (3, 1, 0, 0)
+        cfg = migrate.alembic_config()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0016")
+        columns = {c["name"] for c in inspect(engine).get_columns("subscription_churn")}
+        assert columns == {"hour", "created", "lost"}
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT hour, created, lost FROM subscription_churn"))
+            assert row.one() == (7, 3, 1)
+        migrate.upgrade(engine)
+        assert migrate.current_revision(engine) == "0017"
+    finally:
+        engine.dispose()

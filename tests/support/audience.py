@@ -1,5 +1,5 @@
-"""Weeks of sends, displays, clicks, 410s and unsubscribes written through the store adapter
-with a chosen clock: the audience-health view's test data (no sleeping, no worker)."""
+"""Weeks of sends, displays, clicks, 410s, unsubscribes and renewals written through the store
+adapter with a chosen clock: the audience-health view's test data (no sleeping, no worker)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from core.adapters.stores_sql import SqlStores
 from core.model import AlertDraft, AlertStatus, LedgerStatus, SubscriptionInput, Urgency
 from core.ports import LedgerEntry
+from core.tombstones import endpoint_digest
 
 HOSTS = ("fcm.googleapis.com", "updates.push.services.mozilla.com", "web.push.apple.com")
 READERS = 60
@@ -77,13 +78,16 @@ def _send_week(
 
 def seed_falling_engagement(store: SqlStores, now: float, tz: ZoneInfo) -> None:
     """Four weeks ago to last week: a steady alert a day clicked by 1 in 12, then three a day
-    clicked by 1 in 60, with 410s starting; readers unsubscribe and stale ones are purged."""
+    clicked by 1 in 60, with 410s starting; readers unsubscribe, stale ones are purged and a few
+    browsers renew their subscriptions (some after a 410)."""
     rng = random.Random(17)
     joined = week_start(now, tz, 4) - 3600
     readers = {}
+    endpoints = {}
     for n in range(READERS):
         sub, _ = store.subscriptions.upsert(_reader(n), joined)
         readers[sub.id] = HOSTS[n % len(HOSTS)]
+        endpoints[sub.id] = sub.endpoint
     stale = [
         store.subscriptions.upsert(_reader(1000 + n), now - 200 * 86400)[0].id for n in range(3)
     ]
@@ -96,3 +100,22 @@ def seed_falling_engagement(store: SqlStores, now: float, tz: ZoneInfo) -> None:
     leaving = list(readers)[:4]
     store.subscriptions.delete_ids(leaving, now=last + 3 * 86400)
     store.subscriptions.purge_stale_subscriptions(now - 180 * 86400, now=last + 3 * 86400)
+    renew(store, endpoints, list(readers)[4 : 4 + MOVED], last + 6 * 86400 + 6 * 3600)
+
+
+MOVED, RESTORED = 3, 2  # last week's renewals
+
+
+def renew(store: SqlStores, endpoints: dict[int, str], live: list[int], at: float) -> None:
+    """Sunday afternoon: `MOVED` readers' browsers renew their subscriptions (a live move), and
+    `RESTORED` readers a 410 removed come back from their tombstones."""
+    for n, sid in enumerate(live):
+        store.subscriptions.replace(sid, _reader(3000 + n), at)
+    gone = [e for sid, e in endpoints.items() if store.subscriptions.get_subscription(sid) is None]
+    restored = 0
+    for n, endpoint in enumerate(gone):
+        stone = store.subscriptions.find_tombstone(endpoint_digest(endpoint))
+        if stone is not None and restored < RESTORED:
+            store.subscriptions.restore(stone, _reader(4000 + n), at)
+            restored += 1
+    assert restored == RESTORED

@@ -26,6 +26,7 @@ class FakeQueries:
     def __init__(self, total: int = 1000) -> None:
         self.total = total
         self.gains: list[tuple[int, int]] = []
+        self.renewals: list[tuple[int, int, int]] = []
         self.losses: list[tuple[int, str, int]] = []
         self.deliveries: list[DeliveryHour] = []
         self.engagement: list[EngagementHour] = []
@@ -33,6 +34,9 @@ class FakeQueries:
 
     def gains_since(self, since: float) -> list[tuple[int, int]]:
         return [g for g in self.gains if g[0] * 3600 >= since]
+
+    def renewals_since(self, since: float) -> list[tuple[int, int, int]]:
+        return [r for r in self.renewals if r[0] * 3600 >= since]
 
     def losses_since(self, since: float) -> list[tuple[int, str, int]]:
         return [x for x in self.losses if x[0] * 3600 >= since]
@@ -89,6 +93,23 @@ def test_weeks_are_newsroom_weeks_with_losses_by_reason() -> None:
     assert weeks[-2].audience == (980 + 980 - 5 + 2) / 2
 
 
+def test_renewals_are_counted_per_week_and_change_no_audience() -> None:
+    """A renewal is the same reader on a new endpoint: its own figure, neither a gain nor a
+    loss, so the audience walked back from today's total is what it was without it."""
+    q = FakeQueries(total=1000)
+    q.gains += [(hour_at(0), 30)]
+    q.losses += [(hour_at(0), "gone", 4), (hour_at(1), "moved", 1)]
+    without = [w.audience for w in ah.build_weeks(q, NOW, TZ, weeks=8)]
+    q.renewals += [(hour_at(0), 5, 2), (hour_at(0, day=1), 1, 0), (hour_at(1), 0, 3)]
+    weeks = ah.build_weeks(q, NOW, TZ, weeks=8)
+    assert weeks[-1].renewed == {"moved": 6, "restored": 2}
+    assert weeks[-2].renewed == {"moved": 0, "restored": 3}
+    assert [w.audience for w in weeks] == without
+    week = ah.report(q, NOW, TZ)["weeks"][-1]
+    assert (week["renewed"], week["renewed_total"]) == ({"moved": 6, "restored": 2}, 8)
+    assert (week["gained"], week["lost_total"]) == (30, 4)
+
+
 def test_rising_volume_with_falling_clicks_warns_with_the_numbers() -> None:
     q = FakeQueries()
     q.week(1, per_day=1, shown=0.9, clicked=0.04)
@@ -124,6 +145,23 @@ def test_rising_gone_share_warns() -> None:
     assert [w["rule"] for w in warnings] == ["gone_rising"]
     assert "3.8 % of pushes this week came back 404/410" in warnings[0]["message"]
     assert "up from 0.5 %" in warnings[0]["message"]
+    assert "restored" not in warnings[0]["message"]
+
+
+def test_rising_gone_share_says_how_many_readers_came_back_renewed() -> None:
+    """A push service rotating endpoints answers 410 for readers who stay; the warning says
+    how many of them the week's restores brought back."""
+    q = FakeQueries()
+    q.week(1, per_day=1, shown=0.9, clicked=0.05, gone=5)
+    q.week(0, per_day=1, shown=0.9, clicked=0.05, gone=40)
+    q.renewals.append((hour_at(0, day=1), 2, 35))
+    warnings = ah.report(q, NOW, TZ)["warnings"]
+    assert [w["rule"] for w in warnings] == ["gone_rising"]
+    assert (
+        "35 reader(s) a 404/410 removed came back this week with a renewed subscription"
+        " (restored): those were not leaving." in warnings[0]["message"]
+    )
+    assert warnings[0]["numbers"]["restored"] == 35
 
 
 def test_a_week_too_small_to_judge_falls_back_to_last_week() -> None:
@@ -170,6 +208,7 @@ def test_the_week_under_way_is_exported_as_gauges(tmp_path: object) -> None:
     q.week(1, per_day=1, shown=0.9, clicked=0.04)
     q.week(0, per_day=3, shown=0.9, clicked=0.011)
     q.losses.append((hour_at(0), "gone", 4))
+    q.renewals.append((hour_at(0), 3, 1))
     q.unseen = {90: 250}
     health = ah.report(q, NOW, TZ)
     body, _ = metrics.render(Path(str(tmp_path)), {"audience_health": health})
@@ -181,6 +220,8 @@ def test_the_week_under_way_is_exported_as_gauges(tmp_path: object) -> None:
     assert samples[("newsflash_audience_alerts_per_reader_day", ())] == pytest.approx(3.6, abs=0.02)
     assert samples[("newsflash_audience_clicked_ratio", ())] == pytest.approx(0.011, abs=1e-3)
     assert samples[("newsflash_audience_week_lost", (("reason", "gone"),))] == 4
+    assert samples[("newsflash_audience_week_renewed", (("how", "moved"),))] == 3
+    assert samples[("newsflash_audience_week_renewed", (("how", "restored"),))] == 1
     assert samples[("newsflash_audience_unseen_ratio", (("days", "90"),))] == 0.25
     assert samples[("newsflash_audience_delivered_ratio", (("push_host", "all"),))] == 1.0
     assert samples[("newsflash_audience_warning", (("rule", "volume_up_clicks_down"),))] == 1
