@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from cli import alerts, db, demo, feeds, keys, ops, processes, send, tokens, users
+from cli import alerts, backup, db, demo, feeds, keys, ops, processes, send, tokens, users
 from cli import settings as settings_listing
 from cli.args import OneLineParser
 from cli.command import CliError, dev_tool_missing
@@ -18,7 +18,20 @@ from config.settings import Settings, SettingsError, load_settings
 __all__ = ["CliError", "build_parser", "main"]  # CliError: bench/cli.py imports it from here
 
 # In `newsflash --help` order: set-up, sending, processes, then the newsroom's and ops' tools.
-_COMMANDS = (keys, db, tokens, send, demo, processes, users, ops, alerts, settings_listing, feeds)
+_COMMANDS = (
+    keys,
+    db,
+    backup,
+    tokens,
+    send,
+    demo,
+    processes,
+    users,
+    ops,
+    alerts,
+    settings_listing,
+    feeds,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,7 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings: Settings | None = None
     try:
-        settings = load_settings(missing_secret_files_ok=args.func is cmd_init)
+        # init is about to write the key files, restore to put them back.
+        missing_ok = args.func is cmd_init or getattr(args, "missing_files_ok", False)
+        settings = load_settings(missing_secret_files_ok=missing_ok)
         if args.needs_keys:
             from core.bootstrap import load_signer
 

@@ -1,0 +1,277 @@
+"""The database's copy for `newsflash backup` and its way back for `restore`: SQLite through its
+online backup API, PostgreSQL through pg_dump / pg_restore, each with the counts and migration
+revision of exactly the copy taken."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+# How long a copy waits for a writer's lock before it gives up: as long as the app's own
+# connections wait (core/adapters/sql.py make_engine), so a backup fails no sooner than they do.
+BUSY_TIMEOUT_MS = 30_000
+PG_TOOL_TIMEOUT_S = 6 * 3600
+
+
+class DumpError(Exception):
+    """A copy or restore that could not be made; one line, no password, no endpoint."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a database copy holds, counted inside the copy itself."""
+
+    engine: str  # "sqlite" | "postgresql"
+    revision: str | None
+    subscriptions: int
+    alerts: int
+
+
+def engine_of(url: str) -> str:
+    return "sqlite" if url.startswith("sqlite") else "postgresql"
+
+
+def sqlite_path(url: str) -> Path:
+    path = make_url(url).database
+    if not path or path == ":memory:":
+        raise DumpError("NEWSFLASH_DATABASE_URL: an in-memory SQLite database has nothing to copy")
+    return Path(path)
+
+
+def _sqlite_connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _counted(query: Any) -> Snapshot:
+    """Counts and revision through `query(sql) -> scalar`; tables absent count as empty."""
+
+    def scalar(sql: str) -> Any:
+        try:
+            return query(sql)
+        except Exception as exc:
+            cause = getattr(exc, "orig", None) or exc
+            if "no such table" in str(cause) or type(cause).__name__ == "UndefinedTable":
+                return None
+            raise
+
+    return Snapshot(
+        engine="",
+        revision=scalar("SELECT version_num FROM alembic_version"),
+        subscriptions=int(scalar("SELECT count(*) FROM subscriptions") or 0),
+        alerts=int(scalar("SELECT count(*) FROM alerts") or 0),
+    )
+
+
+def backup_sqlite(url: str, dest: Path) -> Snapshot:
+    """A consistent copy of a live SQLite database into the new file `dest` (mode 0600).
+
+    The app runs SQLite in WAL mode, where a reader holds a snapshot without blocking writers.
+    The copy is made in one step (pages=-1), inside one read transaction: the web app and
+    workers go on writing, and the copy is the database as of the moment the step began.
+    Copied page by page in several steps instead, every write by another connection would
+    restart the copy, and a busy newsroom could keep it from ever finishing."""
+    source_path = sqlite_path(url)
+    if not source_path.is_file():
+        raise DumpError(f"NEWSFLASH_DATABASE_URL: no SQLite database at {source_path}")
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+    source = _sqlite_connect(source_path)
+    copy = sqlite3.connect(dest, isolation_level=None)
+    try:
+        source.backup(copy, pages=-1)
+        # One self-contained file: no -wal or -shm beside it to forget.
+        copy.execute("PRAGMA journal_mode=DELETE")
+        checked = copy.execute("PRAGMA integrity_check").fetchone()[0]
+        if checked != "ok":
+            raise DumpError(f"the copy failed SQLite's integrity check ({checked})")
+        snap = _counted(lambda sql: copy.execute(sql).fetchone()[0])
+    except sqlite3.Error as exc:
+        raise DumpError(
+            f"NEWSFLASH_DATABASE_URL: could not copy the SQLite database ({exc})"
+        ) from None
+    finally:
+        copy.close()
+        source.close()
+    return Snapshot("sqlite", snap.revision, snap.subscriptions, snap.alerts)
+
+
+def sqlite_file_snapshot(path: Path) -> Snapshot:
+    """Counts and revision of a SQLite file (a backup's copy), read only."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        snap = _counted(lambda sql: conn.execute(sql).fetchone()[0])
+    finally:
+        conn.close()
+    return Snapshot("sqlite", snap.revision, snap.subscriptions, snap.alerts)
+
+
+def live_snapshot(url: str) -> Snapshot:
+    """Counts and revision of the configured database; a missing SQLite file or an empty
+    PostgreSQL database counts as empty."""
+    if engine_of(url) == "sqlite":
+        path = sqlite_path(url)
+        if not path.exists():
+            return Snapshot("sqlite", None, 0, 0)
+        lite = _sqlite_connect(path)
+        try:
+            snap = _counted(lambda sql: lite.execute(sql).fetchone()[0])
+        finally:
+            lite.close()
+        return Snapshot("sqlite", snap.revision, snap.subscriptions, snap.alerts)
+    from core.adapters.sql import make_engine
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        with engine.connect() as conn:
+
+            def query(sql: str) -> Any:
+                with conn.begin_nested():
+                    return conn.execute(text(sql)).scalar()
+
+            with conn.begin():
+                snap = _counted(query)
+    finally:
+        engine.dispose()
+    return Snapshot("postgresql", snap.revision, snap.subscriptions, snap.alerts)
+
+
+def restore_sqlite(copy: Path, url: str) -> None:
+    """Put the backup's file in place of the configured SQLite database atomically: written
+    beside it, flushed to disk, renamed over it. Refused while another process has the
+    database open (the web app, a worker, beat): the switch out of WAL mode below needs it
+    alone, and a database renamed under a running process would be overwritten by its WAL."""
+    target = sqlite_path(url)
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if target.exists():
+        _leave_wal_mode(target)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.restore-", dir=target.parent)
+    temp = Path(temp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, copy.open("rb") as source:
+            shutil.copyfileobj(source, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o600)
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
+def _leave_wal_mode(target: Path) -> None:
+    conn = sqlite3.connect(target, timeout=1, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout=1000")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+    except sqlite3.Error:
+        mode = "locked"
+    finally:
+        conn.close()
+    wal = target.with_name(target.name + "-wal")
+    if mode != "delete" or wal.exists():
+        raise DumpError(
+            f"{target} is in use: stop the web app, workers and beat before restoring over it"
+        )
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def pg_tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        raise DumpError(
+            f"{name} is not on PATH: install the PostgreSQL client tools "
+            f"(Debian: apt-get install postgresql-client) matching the server's major version"
+        )
+    return found
+
+
+def libpq(url: str) -> tuple[str, dict[str, str]]:
+    """The connection string for pg_dump/pg_restore's --dbname, without the password and
+    without SQLAlchemy's `+psycopg`, and the environment carrying the password (PGPASSWORD:
+    never on a command line, where `ps` shows it to every user)."""
+    parsed = make_url(url)
+    env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
+    if parsed.password is not None:
+        env["PGPASSWORD"] = str(parsed.password)
+    bare = parsed.set(drivername="postgresql", password=None)
+    return bare.render_as_string(hide_password=False), env
+
+
+def _run_pg(argv: list[str], env: dict[str, str], what: str) -> None:
+    try:
+        done = subprocess.run(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=PG_TOOL_TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired:
+        raise DumpError(f"{what} did not finish in {PG_TOOL_TIMEOUT_S // 3600} h") from None
+    if done.returncode != 0:
+        from core.adapters.logs import redact_text
+
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        first = redact_text(lines[0] if lines else f"exit status {done.returncode}")
+        raise DumpError(f"{what} failed: {first[:300]}")
+
+
+def backup_postgres(url: str, dest: Path) -> Snapshot:
+    """pg_dump --format=custom into `dest`, counted in the very snapshot pg_dump copies: the
+    snapshot is exported from an open repeatable-read transaction, counted there, and handed
+    to pg_dump (--snapshot), so rows written meanwhile are in neither."""
+    dump = pg_tool("pg_dump")
+    conninfo, env = libpq(url)
+    from core.adapters.sql import make_engine
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        repeatable = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+        with repeatable as conn, conn.begin():
+            snapshot_id = conn.execute(text("SELECT pg_export_snapshot()")).scalar_one()
+
+            def query(sql: str) -> Any:
+                with conn.begin_nested():
+                    return conn.execute(text(sql)).scalar()
+
+            snap = _counted(query)
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.close(fd)
+            argv = [dump, "--format=custom", f"--snapshot={snapshot_id}"]
+            argv += ["--file", str(dest), "--dbname", conninfo]
+            _run_pg(argv, env, "pg_dump")
+    finally:
+        engine.dispose()
+    return Snapshot("postgresql", snap.revision, snap.subscriptions, snap.alerts)
+
+
+def restore_postgres(copy: Path, url: str) -> None:
+    """pg_restore the custom-format dump into the configured database in one transaction:
+    objects the dump holds are dropped first (--clean --if-exists), owners are the
+    connecting role's (--no-owner), and a failure part way leaves the database as it was."""
+    restore = pg_tool("pg_restore")
+    conninfo, env = libpq(url)
+    argv = [restore, "--clean", "--if-exists", "--no-owner", "--single-transaction"]
+    argv += ["--dbname", conninfo, str(copy)]
+    _run_pg(argv, env, "pg_restore")
