@@ -14,7 +14,7 @@ import redis as redis_lib
 
 from core.accounts import Role
 from core.adapters.telemetry import CACHE_PREFIX
-from tests.support.audience import seed_falling_engagement
+from tests.support.audience import MOVED, RESTORED, seed_falling_engagement
 from tests.support.live_stack import served_app
 from tests.support.services import free_port
 
@@ -74,8 +74,14 @@ def test_ops_shows_the_audience_health_warnings_on_desktop_and_phone(
         assert "Readers got" in warnings and "alerts a day" in warnings
         assert "clicks fell from 8.1 % to 1.6 %" in warnings
         assert "came back 404/410" in warnings
+        assert f"{RESTORED} reader(s) a 404/410 removed came back" in warnings
         rows = section.locator("table.audience-weeks tbody tr")
         assert rows.count() == 8
+        heads = section.locator("table.audience-weeks thead th").all_inner_texts()
+        assert heads[-1] == "Renewed"
+        renewed = rows.nth(1).locator("td").last.inner_text()  # last week
+        assert renewed == f"{MOVED + RESTORED} ({RESTORED} after 410)"
+        assert "moves to a new endpoint" not in section.inner_text()
         hosts = section.locator(".audience-split").inner_text()
         assert "updates.push.services.mozilla.com" in hosts  # last week's: none yet this week
         section.screenshot(path=str(artifacts / "ops-health.png"))
@@ -112,6 +118,7 @@ def test_the_api_gives_the_same_view_as_json(ops_site: tuple[str, str]) -> None:
     assert status == 200
     assert [w["rule"] for w in health["warnings"]] == ["volume_up_clicks_down", "gone_rising"]
     assert health["weeks"][-2]["lost"]["purged"] == 3
+    assert health["weeks"][-2]["renewed"] == {"moved": MOVED, "restored": RESTORED}
     status, body = get("/api/v1/ops/health?weeks=99")
     assert status == 400 and body["error"]["field"] == "weeks"
     status, body = get("/api/v1/ops/health?weeks=%C2%B2")  # '²': isdigit() yes, int() no
