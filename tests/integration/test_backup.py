@@ -1,0 +1,349 @@
+"""`newsflash backup` and `newsflash restore` as an operator runs them (the real command in a
+subprocess), on SQLite while the store keeps writing and on PostgreSQL with pg_dump/pg_restore;
+after a restore the push stand-in accepts an alert signed with the restored VAPID key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.settings import Settings
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
+from core.adapters.webpush import Http11PushSender, SenderConfig
+from core.bootstrap import load_signer
+from core.model import AlertStatus, SubscriptionInput
+from core.ports import PushMessage, PushResult
+from standin.server import PushStandin
+from tests.support.samples import draft, sub
+from tests.support.services import (
+    CI,
+    REDIS_BASE,
+    ROOT,
+    TEST_REDIS_DB,
+    create_pg_database,
+    drop_pg_database,
+    make_env,
+    new_vapid_pem,
+    settings_from,
+)
+
+REDIS_URL = f"{REDIS_BASE}/{TEST_REDIS_DB}"
+
+
+def newsflash(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSFLASH_", "PG"))}
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=ROOT,
+        env=clean,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def refused(result: subprocess.CompletedProcess[str], *words: str) -> None:
+    """A refusal as the operator sees it: exit 2, one line on stderr, nothing on stdout."""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("newsflash: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+
+
+def target_env(var_dir: Path, database_url: str) -> dict[str, str]:
+    """A machine to restore onto: no key file yet; the app secret given inline as before."""
+    return {
+        "NEWSFLASH_VAR_DIR": str(var_dir),
+        "NEWSFLASH_DATABASE_URL": database_url,
+        "NEWSFLASH_REDIS_URL": REDIS_URL,
+        "NEWSFLASH_VAPID_PRIVATE_KEY_FILE": str(var_dir / "vapid_private.pem"),
+        "NEWSFLASH_VAPID_SUBJECT": "mailto:ops@news.example",
+        "NEWSFLASH_SECRET_KEY": "restored-" + "x" * 32,
+        "NEWSFLASH_CMS_WEBHOOK_SECRET": "whsec_dGVzdC1zZWNyZXQtZm9yLXdlYmhvb2tzLTMyYnl0ZXM=",
+        "NEWSFLASH_ALLOW_LOOPBACK_PUSH": "on",
+    }
+
+
+def tree(path: Path) -> dict[str, str]:
+    """Every file under path with its digest: 'nothing changed' made checkable."""
+    if not path.exists():
+        return {}
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def standin() -> Iterator[PushStandin]:
+    s = PushStandin("127.0.0.1").start()
+    yield s
+    s.stop()
+
+
+class Publisher:
+    """A running publisher: settings, its stores, readers bound to its VAPID key."""
+
+    def __init__(self, env: dict[str, str], standin: PushStandin) -> None:
+        self.env = env
+        upgraded = newsflash("db", "upgrade", env=env)
+        assert upgraded.returncode == 0, upgraded.stderr
+        self.settings: Settings = settings_from(env)
+        self.engine = make_engine(self.settings.database_url)
+        self.stores = SqlStores.build(self.engine, self.settings.topics)
+        public = load_signer(self.settings).public_key_b64
+        self.readers = standin.create_subscriptions(3, application_server_key=public)
+        for r in self.readers:
+            self.stores.subscriptions.upsert(
+                SubscriptionInput(
+                    r["endpoint"], r["keys"]["p256dh"], r["keys"]["auth"], ("breaking",)
+                ),
+                1.0,
+            )
+        for n in range(2):
+            self.stores.alerts.create_alert(draft(), f"k{n}", AlertStatus.SENT, 3, 1.0)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_publisher(tmp_path: Path, standin: PushStandin) -> Iterator[Publisher]:
+    var = tmp_path / "var"
+    env = make_env(var, f"sqlite:///{var}/newsflash.db", REDIS_URL, new_vapid_pem())
+    publisher = Publisher(env, standin)
+    yield publisher
+    publisher.close()
+
+
+def manifest_of(backup: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((backup / "manifest.json").read_text())
+    return data
+
+
+def send_through_standin(settings: Settings, standin: PushStandin, reader: dict[str, Any]) -> int:
+    """One alert to a restored subscription, signed with the key the restored settings load."""
+    engine = make_engine(settings.database_url)
+    try:
+        row = SqlStores.build(engine, settings.topics).subscriptions.get_by_endpoint(
+            reader["endpoint"]
+        )
+    finally:
+        engine.dispose()
+    assert row is not None, "the reader is not in the restored database"
+    sender = Http11PushSender(
+        load_signer(settings), SenderConfig(concurrency=4, allow_loopback=True)
+    )
+    answers: list[PushResult] = []
+    try:
+        payload = json.dumps({"id": "1", "title": "Restored", "body": "b"}).encode()
+        message = PushMessage(
+            row.id, row.endpoint, row.p256dh, row.auth, payload, 120, "high", "s1"
+        )
+        sender.submit([message], answers.append, lambda: False).wait()
+    finally:
+        sender.close()
+    got = standin.deliveries_for(reader["endpoint"])
+    assert got and got[-1].payload is not None and got[-1].payload["title"] == "Restored"
+    return answers[0].status
+
+
+def test_sqlite_backup_while_writing_then_restore_onto_a_fresh_machine(
+    sqlite_publisher: Publisher, tmp_path: Path, standin: PushStandin
+) -> None:
+    p = sqlite_publisher
+    stop = threading.Event()
+    written = [0]
+
+    def keep_signing_up() -> None:
+        while not stop.is_set():
+            p.stores.subscriptions.upsert(sub(10_000 + written[0]), 2.0)
+            written[0] += 1
+
+    writer = threading.Thread(target=keep_signing_up)
+    writer.start()
+    try:
+        while written[0] < 20:
+            stop.wait(0.01)
+        before = written[0]
+        backup = tmp_path / "backup"
+        made = newsflash("backup", "--out", str(backup), env=p.env)
+        during = written[0] - before
+    finally:
+        stop.set()
+        writer.join()
+    assert made.returncode == 0, made.stderr
+    assert during > 0, "nothing was written while the backup ran: the test proves nothing"
+    assert p.env["NEWSFLASH_SECRET_KEY"] not in made.stdout + made.stderr
+
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o700
+    files = [f for f in backup.rglob("*") if f.is_file()]
+    assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+    manifest = manifest_of(backup)
+    db = manifest["database"]
+    assert (
+        db["engine"] == "sqlite"
+        and db["migration_revision"] == db["migration_head_of_this_version"]
+    )
+    assert 3 + before <= db["subscriptions"] <= 3 + written[0] and db["alerts"] == 2
+    assert manifest["not_copied"] == {
+        "NEWSFLASH_SECRET_KEY": "from environment, not copied",
+        "NEWSFLASH_CMS_WEBHOOK_SECRET": "from environment, not copied",
+    }
+    text = (backup / "manifest.json").read_text()
+    assert p.env["NEWSFLASH_SECRET_KEY"] not in text and "PRIVATE KEY" not in text
+    assert standin.origin not in text + made.stdout  # no endpoint anywhere
+    copy = sqlite3.connect(backup / "database.sqlite3")
+    assert copy.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert copy.execute("SELECT count(*) FROM subscriptions").fetchone()[0] == db["subscriptions"]
+    copy.close()
+
+    var2 = tmp_path / "var2"
+    env2 = target_env(var2, f"sqlite:///{var2}/newsflash.db")
+    restored = newsflash("restore", str(backup), env=env2)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "db upgrade" not in restored.stdout  # same revision: nothing to migrate
+    settings2 = settings_from(env2)
+    assert load_signer(settings2).public_key_b64 == manifest["vapid_public_key"]
+    assert manifest["vapid_public_key"] == load_signer(p.settings).public_key_b64
+    assert stat.S_IMODE((var2 / "vapid_private.pem").stat().st_mode) == 0o600
+    engine2 = make_engine(settings2.database_url)
+    with engine2.connect() as conn:
+        from sqlalchemy import text as sql
+
+        counts = [
+            conn.execute(sql(f"SELECT count(*) FROM {t}")).scalar()
+            for t in ("subscriptions", "alerts")
+        ]
+    engine2.dispose()
+    assert counts == [db["subscriptions"], db["alerts"]]
+    assert send_through_standin(settings2, standin, p.readers[0]) == 201
+
+
+def test_sqlite_refusals_are_one_line_and_change_nothing(
+    sqlite_publisher: Publisher, tmp_path: Path
+) -> None:
+    p = sqlite_publisher
+    backup = tmp_path / "backup"
+    assert newsflash("backup", "--out", str(backup), env=p.env).returncode == 0
+
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    refused(newsflash("backup", "--out", str(taken), env=p.env), "not empty")
+    assert tree(taken) == {"notes.txt": hashlib.sha256(b"mine").hexdigest()}
+
+    var2 = tmp_path / "var2"
+    env2 = target_env(var2, f"sqlite:///{var2}/newsflash.db")
+    for damage in ("database.sqlite3", "keys/vapid_private_key_file"):
+        bad = tmp_path / f"bad-{damage.replace('/', '-')}"
+        shutil.copytree(backup, bad)
+        with (bad / damage).open("r+b") as f:  # truncated by one byte
+            f.truncate((bad / damage).stat().st_size - 1)
+        refused(newsflash("restore", str(bad), env=env2), "damaged", damage, "nothing restored")
+        assert tree(var2) == {}
+
+    source_before = tree(p.settings.var_dir)
+    refused(newsflash("restore", str(backup), env=p.env), "already has", "--force")
+    assert tree(p.settings.var_dir) == source_before
+
+    # A machine where `newsflash init` already made another key (an empty database, though).
+    assert newsflash("init", env={**env2, "NEWSFLASH_SECRET_KEY": ""}).returncode == 0
+    assert newsflash("db", "upgrade", env=env2).returncode == 0
+    other = tree(var2)
+    refused(newsflash("restore", str(backup), env=env2), "VAPID", "different key", "--force")
+    assert tree(var2) == other
+
+    forced = newsflash("restore", "--force", str(backup), env=env2)
+    assert forced.returncode == 0, forced.stderr
+    assert load_signer(settings_from(env2)).public_key_b64 == load_signer(p.settings).public_key_b64
+    kept = list(var2.glob("vapid_private.pem.before-restore-*"))
+    assert (
+        len(kept) == 1
+        and hashlib.sha256(kept[0].read_bytes()).hexdigest() == other["vapid_private.pem"]
+    )
+
+
+def test_restore_of_an_older_revision_says_to_upgrade(
+    sqlite_publisher: Publisher, tmp_path: Path
+) -> None:
+    """Restore leaves the schema as the backup had it and names the command to run."""
+    backup = tmp_path / "backup"
+    assert newsflash("backup", "--out", str(backup), env=sqlite_publisher.env).returncode == 0
+    manifest = manifest_of(backup)
+    copy = sqlite3.connect(backup / "database.sqlite3")
+    copy.execute("UPDATE alembic_version SET version_num = '0016'")
+    copy.commit()
+    copy.close()
+    about = manifest["files"]["database.sqlite3"]
+    data = (backup / "database.sqlite3").read_bytes()
+    about["bytes"], about["sha256"] = len(data), hashlib.sha256(data).hexdigest()
+    (backup / "manifest.json").write_text(json.dumps(manifest))
+    var2 = tmp_path / "var2"
+    env2 = target_env(var2, f"sqlite:///{var2}/newsflash.db")
+    restored = newsflash("restore", str(backup), env=env2)
+    assert restored.returncode == 0, restored.stderr
+    assert "migration 0016" in restored.stdout and "db upgrade` before starting" in restored.stdout
+
+
+@pytest.fixture
+def pg_tools() -> None:
+    if shutil.which("pg_dump") is None or shutil.which("pg_restore") is None:
+        message = "pg_dump/pg_restore are not on PATH (apt-get install postgresql-client)"
+        if CI:
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def pg_urls(postgres_available: bool, pg_tools: None) -> Iterator[tuple[str, str]]:
+    urls = (create_pg_database(), create_pg_database())
+    yield urls
+    for url in urls:
+        drop_pg_database(url)
+
+
+def test_postgres_backup_and_restore_into_another_database(
+    pg_urls: tuple[str, str], tmp_path: Path, standin: PushStandin
+) -> None:
+    source_url, target_url = pg_urls
+    var = tmp_path / "var"
+    env = make_env(var, source_url, REDIS_URL, new_vapid_pem())
+    p = Publisher(env, standin)
+    try:
+        for n in range(50):
+            p.stores.subscriptions.upsert(sub(n), 2.0)
+    finally:
+        p.close()
+    backup = tmp_path / "backup"
+    made = newsflash("backup", "--out", str(backup), env=env)
+    assert made.returncode == 0, made.stderr
+    db = manifest_of(backup)["database"]
+    assert (db["engine"], db["subscriptions"], db["alerts"]) == ("postgresql", 53, 2)
+    assert stat.S_IMODE((backup / "database.pgdump").stat().st_mode) == 0o600
+
+    var2 = tmp_path / "var2"
+    env2 = target_env(var2, target_url)
+    restored = newsflash("restore", str(backup), env=env2)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "53 subscriptions, 2 alerts" in restored.stdout
+    assert send_through_standin(settings_from(env2), standin, p.readers[1]) == 201
+    refused(newsflash("restore", str(backup), env=env2), "already has 53 subscriptions")
