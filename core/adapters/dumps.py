@@ -213,7 +213,8 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
     if parsed.password is not None:
         env["PGPASSWORD"] = str(parsed.password)
-    bare = parsed.set(drivername="postgresql", password=None)
+    # URL.set(password=None) keeps the password (None means "unchanged" there).
+    bare = parsed.set(drivername="postgresql")._replace(password=None)
     return bare.render_as_string(hide_password=False), env
 
 

@@ -347,3 +347,24 @@ def test_postgres_backup_and_restore_into_another_database(
     assert "53 subscriptions, 2 alerts" in restored.stdout
     assert send_through_standin(settings_from(env2), standin, p.readers[1]) == 201
     refused(newsflash("restore", str(backup), env=env2), "already has 53 subscriptions")
+
+
+def test_pg_tools_get_the_password_only_through_the_environment() -> None:
+    from core.adapters.dumps import libpq
+
+    conninfo, env = libpq(
+        "postgresql+psycopg://news:s3cret-pw@127.0.0.1:5432/newsflash?sslmode=require"
+    )
+    assert conninfo == "postgresql://news@127.0.0.1:5432/newsflash?sslmode=require"
+    assert env["PGPASSWORD"] == "s3cret-pw"
+
+
+def test_a_database_nobody_answers_fails_backup_in_one_line_with_no_password(
+    tmp_path: Path, pg_tools: None
+) -> None:
+    url = "postgresql+psycopg://news:s3cret-pw@127.0.0.1:9/newsflash"
+    env = make_env(tmp_path / "var", url, REDIS_URL, new_vapid_pem())
+    result = newsflash("backup", "--out", str(tmp_path / "backup"), env=env)
+    refused(result, "NEWSFLASH_DATABASE_URL")
+    assert "s3cret-pw" not in result.stderr
+    assert not (tmp_path / "backup").exists()  # the half-made directory is gone
