@@ -170,7 +170,28 @@ def restore_sqlite(copy: Path, url: str) -> None:
     _fsync_dir(target.parent)
 
 
+def _open_elsewhere(target: Path) -> bool:
+    """Whether another process has the database (or its -wal/-shm) open, from /proc (Linux;
+    elsewhere only the journal-mode switch below tells). SQLite lets a connection leave WAL
+    mode while another one sits idle, so that switch alone does not see a running web app."""
+    names = {str(target.resolve()) + suffix for suffix in ("", "-wal", "-shm")}
+    proc = Path("/proc")
+    for fd_dir in proc.glob("[0-9]*/fd"):
+        if fd_dir.parent.name == str(os.getpid()):
+            continue
+        try:
+            if any(os.readlink(fd) in names for fd in fd_dir.iterdir()):
+                return True
+        except OSError:
+            continue  # gone meanwhile, or another user's: not ours to read
+    return False
+
+
 def _leave_wal_mode(target: Path) -> None:
+    if _open_elsewhere(target):
+        raise DumpError(
+            f"{target} is in use: stop the web app, workers and beat before restoring over it"
+        )
     conn = sqlite3.connect(target, timeout=1, isolation_level=None)
     try:
         conn.execute("PRAGMA busy_timeout=1000")

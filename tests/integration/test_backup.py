@@ -82,14 +82,26 @@ def target_env(var_dir: Path, database_url: str) -> dict[str, str]:
 
 
 def tree(path: Path) -> dict[str, str]:
-    """Every file under path with its digest: 'nothing changed' made checkable."""
+    """Every file under path with its digest: 'nothing changed' made checkable. A SQLite
+    database counts by its rows: SQLite itself folds its -wal into it when a connection
+    closes, which changes bytes, not content."""
     if not path.exists():
         return {}
-    return {
+    files = {
         str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(path.rglob("*"))
-        if p.is_file()
+        if p.is_file() and not p.name.startswith("newsflash.db")
     }
+    if (path / "newsflash.db").exists():
+        db = sqlite3.connect(f"file:{path / 'newsflash.db'}?mode=ro", uri=True)
+        files["newsflash.db"] = str(
+            [
+                db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                for t in ("subscriptions", "alerts")
+            ]
+        )
+        db.close()
+    return files
 
 
 @pytest.fixture(scope="module")
@@ -368,3 +380,18 @@ def test_a_database_nobody_answers_fails_backup_in_one_line_with_no_password(
     refused(result, "NEWSFLASH_DATABASE_URL")
     assert "s3cret-pw" not in result.stderr
     assert not (tmp_path / "backup").exists()  # the half-made directory is gone
+
+
+def test_sqlite_restore_refuses_while_the_database_is_open_elsewhere(
+    sqlite_publisher: Publisher, tmp_path: Path
+) -> None:
+    """A file renamed under a running web app or worker would be overwritten by its WAL."""
+    p = sqlite_publisher
+    backup = tmp_path / "backup"
+    assert newsflash("backup", "--out", str(backup), env=p.env).returncode == 0
+    with p.engine.connect() as running:  # a process with the database open, as the web app has
+        running.exec_driver_sql("SELECT count(*) FROM subscriptions").scalar()
+        before = tree(p.settings.var_dir)
+        result = newsflash("restore", "--force", str(backup), env=p.env)
+        refused(result, "in use", "stop the web app, workers and beat", "nothing restored")
+        assert tree(p.settings.var_dir) == before
