@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from flask import (
     current_app,
     jsonify,
     render_template,
+    request,
     send_from_directory,
     url_for,
 )
@@ -84,14 +86,40 @@ def _static_js(name: str, max_age: int) -> Response:
     return response
 
 
+# The pages' side of the conversation with the service worker lives once in the tree
+# (static/worker.client.js) and is served at the head of each page script, the two inside one
+# function: the widget stays the one file publishers embed, and defines no global.
+WORKER_CLIENT = "worker.client.js"
+
+
+@lru_cache(maxsize=4)
+def _joined(folder: str, name: str, stamps: tuple[int, int]) -> tuple[bytes, str]:
+    """The page script with the worker client before it, and its ETag (re-read when either
+    file changes: `stamps` are their modification times)."""
+    parts = [(Path(folder) / part).read_text(encoding="utf-8") for part in (WORKER_CLIENT, name)]
+    body = ("(function () {\n" + parts[0] + "\n" + parts[1] + "})();\n").encode()
+    return body, hashlib.sha256(body).hexdigest()[:32]
+
+
+def _page_js(name: str, max_age: int) -> Response:
+    folder = Path(current_app.static_folder or "static")
+    stamps = ((folder / WORKER_CLIENT).stat().st_mtime_ns, (folder / name).stat().st_mtime_ns)
+    body, etag = _joined(str(folder), name, stamps)
+    response = current_app.response_class(body, mimetype="text/javascript")
+    response.cache_control.public = True
+    response.cache_control.max_age = max_age
+    response.set_etag(etag)
+    return response.make_conditional(request)
+
+
 @bp.get("/newsflash.js")
 def widget() -> Response:
-    return _static_js("newsflash.js", 300)
+    return _page_js("newsflash.js", 300)
 
 
 @bp.get("/manage.js")
 def manage_script() -> Response:
-    return _static_js("manage.js", 300)
+    return _page_js("manage.js", 300)
 
 
 @bp.get("/manage.choices.js")

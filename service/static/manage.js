@@ -21,8 +21,6 @@
   var language = d.getElementById('nf-lang');
   var message = d.getElementById('nf-message');
   var TURNED_OFF = 'newsflash:offAt';
-  // The service worker this page talks to (sw.js's VERSION, as in newsflash.js).
-  var SW_VERSION = '2';
   var sub = null;
   var known = false;
   var topicsOnRecord = [];
@@ -77,42 +75,6 @@
   // again after pushsubscriptionchange): every save states the page's language, so it follows.
   function tellWorker(reg, lang) {
     if (reg && reg.active) reg.active.postMessage({ type: 'newsflash:remember', lang: lang || LANG });
-  }
-
-  // First the service worker finishes what it could not do offline (moving this reader's
-  // record to a renewed subscription, or one the browser renewed silently): the lookup then
-  // finds it. A worker registered with another version (from before a deploy) may never
-  // answer: the current one replaces it and is asked once it runs, within a bound (the same
-  // steps as newsflash.js).
-  function askWorker(reg) {
-    if (!reg || !reg.active || typeof MessageChannel === 'undefined') return Promise.resolve({});
-    var url = new URL(reg.active.scriptURL);
-    if (url.searchParams.get('v') === SW_VERSION) return ask(reg.active, 5000);
-    url.searchParams.set('v', SW_VERSION);
-    var fresh = navigator.serviceWorker.register(url.href, { scope: reg.scope }).then(running);
-    return within(fresh, 3000, null).then(function (w) { return ask(w, 2000); }, function () { return {}; });
-  }
-
-  function ask(worker, ms) {
-    return new Promise(function (resolve) {
-      if (!worker) return resolve({});
-      var channel = new MessageChannel();
-      var timer = setTimeout(function () { resolve({}); }, ms);
-      channel.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data || {}); };
-      worker.postMessage({ type: 'newsflash:visit' }, [channel.port2]);
-    });
-  }
-
-  function running(reg) {
-    var w = reg.installing || reg.waiting || reg.active;
-    return new Promise(function (resolve) {
-      if (!w || w.state !== 'installing') return resolve(w && w.state !== 'redundant' ? w : null);
-      w.addEventListener('statechange', function () { resolve(w.state !== 'redundant' ? w : null); });
-    });
-  }
-
-  function within(promise, ms, fallback) {
-    return Promise.race([promise, new Promise(function (resolve) { setTimeout(resolve, ms, fallback); })]);
   }
 
   // The page speaks the language of the reader's alerts, whatever the link or the browser
@@ -199,7 +161,10 @@
     }
     if (Notification.permission === 'denied') return showNothing(T.denied);
     var reg = await navigator.serviceWorker.getRegistration();
-    await askWorker(reg);
+    // First the service worker finishes what it could not do offline (moving this reader's
+    // record to a renewed subscription, or one the browser renewed silently): the lookup then
+    // finds it (worker.client.js).
+    await nfWorker.visit(reg);
     sub = reg && await reg.pushManager.getSubscription();
     if (!sub) return showTurnOn(T.isOff);
     var json = sub.toJSON();
@@ -225,7 +190,7 @@
     if (permission === 'denied') throw fail('denied');
     if (permission !== 'granted') throw fail('dismissed');
     var config = await (await fetch(API + '/api/v1/config?lang=' + LANG, { credentials: 'omit' })).json();
-    await navigator.serviceWorker.register('/sw.js?v=' + SW_VERSION, { scope: '/' });
+    await navigator.serviceWorker.register('/sw.js?v=' + nfWorker.VERSION, { scope: '/' });
     var reg = await bounded(navigator.serviceWorker.ready, 15000);
     var key = Uint8Array.from(atob(config.vapidPublicKey.replace(/-/g, '+').replace(/_/g, '/')),
       function (c) { return c.charCodeAt(0); });

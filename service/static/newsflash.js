@@ -9,8 +9,6 @@
   var TURNED_OFF = 'newsflash:offAt';
   var SYNCED = 'newsflash:syncedAt';
   var SLOW_MS = 6000;
-  // The service worker this widget talks to (sw.js's VERSION): registered as sw.js?v=2.
-  var SW_VERSION = '2';
   var DAY_MS = 864e5;
   var d = document;
   var root, statusEl, returnTo, T;
@@ -142,45 +140,6 @@
       a.href = manageHref(answer.lang);
       a.hreflang = answer.lang;
     });
-  }
-
-  // A visit is the service worker's next chance to finish what it could not do offline (move
-  // this reader's record to a renewed subscription, notice one the browser renewed silently);
-  // it answers with the language of the reader's alerts. A worker registered with another
-  // version (from before a deploy) may never answer: the current one replaces it (the same
-  // script URL and scope, ?v= changed), and is asked once it runs, within a bound.
-  function askWorker(reg) {
-    if (!reg || !reg.active || typeof MessageChannel === 'undefined') return Promise.resolve({});
-    var url = new URL(reg.active.scriptURL);
-    if (url.searchParams.get('v') === SW_VERSION) return ask(reg.active, 5000);
-    url.searchParams.set('v', SW_VERSION);
-    var fresh = navigator.serviceWorker.register(url.href, { scope: reg.scope }).then(running);
-    return within(fresh, 3000, null).then(function (w) { return ask(w, 2000); }, function () { return {}; });
-  }
-
-  function ask(worker, ms) {
-    return new Promise(function (resolve) {
-      if (!worker) return resolve({});
-      var channel = new MessageChannel();
-      var timer = setTimeout(function () { resolve({}); }, ms);
-      channel.port1.onmessage = function (e) { clearTimeout(timer); resolve(e.data || {}); };
-      worker.postMessage({ type: 'newsflash:visit' }, [channel.port2]);
-    });
-  }
-
-  // The registration's newest worker once it is installed (null if that failed). It answers
-  // as soon as it is: Chromium activates it only once the old worker is idle, checked each
-  // second.
-  function running(reg) {
-    var w = reg.installing || reg.waiting || reg.active;
-    return new Promise(function (resolve) {
-      if (!w || w.state !== 'installing') return resolve(w && w.state !== 'redundant' ? w : null);
-      w.addEventListener('statechange', function () { resolve(w.state !== 'redundant' ? w : null); });
-    });
-  }
-
-  function within(promise, ms, fallback) {
-    return Promise.race([promise, new Promise(function (resolve) { setTimeout(resolve, ms, fallback); })]);
   }
 
   // "Follow this story" where the page names one: data-story on our script tag, or
@@ -351,7 +310,7 @@
     if (permission !== 'granted') throw fail('dismissed');
     var sw = new URL(WORKER, location.href);
     if (API !== location.origin) sw.searchParams.set('api', API);
-    sw.searchParams.set('v', SW_VERSION);
+    sw.searchParams.set('v', nfWorker.VERSION);
     var reg;
     try {
       await navigator.serviceWorker.register(sw.href, { scope: '/' });
@@ -430,7 +389,7 @@
     if (!supported() && !steps) return mark('unsupported');
     if (!steps && Notification.permission === 'denied') return mark('denied');
     var reg = !steps && await navigator.serviceWorker.getRegistration();
-    var told = askWorker(reg);
+    var told = nfWorker.visit(reg);
     var sub = reg && reg.pushManager && await reg.pushManager.getSubscription();
     var config = await (await fetch(API + '/api/v1/config?lang=' + encodeURIComponent(LANGS),
       { credentials: 'omit' })).json();
