@@ -109,7 +109,8 @@ def _page_js(name: str, max_age: int) -> Response:
     response.cache_control.public = True
     response.cache_control.max_age = max_age
     response.set_etag(etag)
-    return response.make_conditional(request)
+    response.make_conditional(request)  # a 304 for a matching If-None-Match, in place
+    return response
 
 
 @bp.get("/newsflash.js")
