@@ -151,7 +151,9 @@ def manifest_of(backup: Path) -> dict[str, Any]:
     return data
 
 
-def send_through_standin(settings: Settings, standin: PushStandin, reader: dict[str, Any]) -> int:
+def send_through_standin(
+    settings: Settings, standin: PushStandin, reader: dict[str, Any]
+) -> int | None:
     """One alert to a restored subscription, signed with the key the restored settings load."""
     engine = make_engine(settings.database_url)
     try:
