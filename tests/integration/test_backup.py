@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import stat
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,11 +25,11 @@ from core.bootstrap import load_signer
 from core.model import AlertStatus, SubscriptionInput
 from core.ports import PushMessage, PushResult
 from standin.server import PushStandin
+from tests.support.cli import run_cli
 from tests.support.samples import draft, sub
 from tests.support.services import (
     CI,
     REDIS_BASE,
-    ROOT,
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
@@ -44,17 +42,8 @@ REDIS_URL = f"{REDIS_BASE}/{TEST_REDIS_DB}"
 
 
 def newsflash(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("NEWSFLASH_", "PG"))}
-    clean.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=ROOT,
-        env=clean,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    # PG*: a libpq setting of the test runner's must not reach pg_dump or pg_restore.
+    return run_cli(list(args), env, 120, drop=("NEWSFLASH_", "PG"))
 
 
 def refused(result: subprocess.CompletedProcess[str], *words: str) -> None:

@@ -3,37 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.cli import run_cli
 from tests.support.listing import read_table
 from tests.support.live_stack import served_app
-from tests.support.services import ROOT, free_port
+from tests.support.services import free_port
 
 
 def run(
     args: list[str], env: dict[str, str], timeout_s: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
-    clean.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
-        cwd=ROOT,
-        env=clean,
-        # No terminal and nothing to read, as under cron or CI, whoever runs the tests: a
-        # prompt (getpass opens /dev/tty first) must fail, not wait for someone to type.
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-    )
+    return run_cli(args, env, timeout_s)
 
 
 ALERT_COLUMNS = ["ID", "STATUS", "CREATED", "AUDIENCE", "DELIVERED", "TITLE"]
