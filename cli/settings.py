@@ -33,12 +33,12 @@ def register(subparsers: Any) -> None:
         "settings", help="print the effective settings (secrets masked), or the docs table"
     )
     p.add_argument(
-        "--markdown", action="store_true", help="the settings table for README.md / docs"
+        "--markdown", action="store_true", help="the settings table for docs/settings.md"
     )
     p.add_argument(
         "--write",
         nargs="+",
         metavar="FILE",
-        help="replace the generated settings table in these files (README.md docs/settings.md)",
+        help="replace the generated settings table in these files (docs/settings.md)",
     )
     p.set_defaults(func=cmd_settings, needs_keys=False)

@@ -37,7 +37,7 @@ def _cell(text: str) -> str:
 
 
 def markdown_table() -> str:
-    """The settings table for README.md and docs/settings.md, between its two marker lines."""
+    """The settings table for docs/settings.md, between its two marker lines."""
     rows = [
         TABLE_START,
         "| variable | default | accepted values | meaning |",
