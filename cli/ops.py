@@ -129,8 +129,17 @@ def _render_hosts_errors_subscribers(snap: dict[str, Any], line: Callable[..., N
         line(f"Subscribers: {subs['total']} ({topics})")
         today = subs["days"][-1]
         line(
-            f"  today ({today['day']}, {subs['timezone']}): +{today['new']} new, -{today['lost']} lost"
+            f"  today ({today['day']}, {subs['timezone']}): +{today['new']} new,"
+            f" -{today['lost']} lost, {_renewed_text(today)}"
         )
+
+
+def _renewed_text(day: dict[str, Any]) -> str:
+    """A day's renewals as /ops words them: the same readers on a new endpoint, those restored
+    after a 404/410 named."""
+    restored = day["renewed"]["restored"]
+    after = f" ({restored} after 410)" if restored else ""
+    return f"{day['renewed_total']} renewed{after}"
 
 
 def _not_evaluated(kit: Any, now: float) -> tuple[float | None, str | None]:

@@ -86,7 +86,8 @@ class Telemetry(Protocol):
 class OpsQueries(Protocol):
     def alerts_by_status(self) -> dict[str, int]: ...
     def subscription_total(self) -> int: ...
-    def churn_since(self, since: float) -> list[tuple[int, int, int]]: ...
+    # (hour, new, lost, moved, restored): moved and restored are renewals, the same readers.
+    def churn_since(self, since: float) -> list[tuple[int, int, int, int, int]]: ...
     def oldest_pending_at(self, now: float) -> float | None: ...
     def subscribers_per_topic(self) -> dict[str, int]: ...
     def ping(self) -> None: ...
@@ -355,16 +356,26 @@ def _subscribers(sources: OpsSources, now: float) -> dict[str, Any]:
     today = datetime.fromtimestamp(now, tz).date()
     first = today - timedelta(days=DAYS_SHOWN - 1)
     start = datetime(first.year, first.month, first.day, tzinfo=tz).timestamp()
-    days = {(first + timedelta(days=i)).isoformat(): [0, 0] for i in range(DAYS_SHOWN)}
-    for hour, created, lost in sources.queries.churn_since(start):
+    days = {(first + timedelta(days=i)).isoformat(): [0, 0, 0, 0] for i in range(DAYS_SHOWN)}
+    for hour, *counts in sources.queries.churn_since(start):
         day = datetime.fromtimestamp(hour * 3600, tz).date().isoformat()
         if day in days:
-            days[day][0] += created
-            days[day][1] += lost
+            days[day] = [a + b for a, b in zip(days[day], counts, strict=True)]
     return {
         "total": sources.queries.subscription_total(),
         "per_topic": sources.queries.subscribers_per_topic(),
-        "days": [{"day": d, "new": n, "lost": lost} for d, (n, lost) in days.items()],
+        # Renewed as audience health counts it: the same readers on a new endpoint (moved from
+        # the live subscription, restored after a 404/410), neither new nor lost.
+        "days": [
+            {
+                "day": d,
+                "new": n,
+                "lost": lost,
+                "renewed": {"moved": moved, "restored": restored},
+                "renewed_total": moved + restored,
+            }
+            for d, (n, lost, moved, restored) in days.items()
+        ],
         "timezone": tz.key,
     }
 

@@ -167,7 +167,7 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
 
 
 def _audience_and_alert_families(snapshot: Mapping[str, Any], family: Any) -> Iterator[Any]:
-    """Subscriptions (stored, per topic, gained and lost) and alerts (by status, pending)."""
+    """Subscriptions (stored, per topic, gained, lost and renewed) and alerts (by status, pending)."""
     from prometheus_client.core import CounterMetricFamily
 
     subs = snapshot.get("subscribers") or {}
@@ -189,6 +189,15 @@ def _audience_and_alert_families(snapshot: Mapping[str, Any], family: Any) -> It
             )
             c.add_metric([], float(churn[change]))
             yield c
+        c = CounterMetricFamily(
+            "newsflash_subscriptions_renewed",
+            "Subscriptions renewed, all time (the same readers on a new endpoint, neither gained"
+            " nor lost): how=moved from the live subscription, how=restored after a 404/410",
+            labels=["how"],
+        )
+        for how, n in sorted((churn.get("renewed") or {}).items()):
+            c.add_metric([how], float(n))
+        yield c
     by_status = snapshot.get("alerts_by_status")
     if by_status is not None:
         g = family("newsflash_alerts", "Alerts by status", ["status"])

@@ -110,7 +110,7 @@ class DeferredSql:
     def subscription_total(self) -> int:
         return self._ops.subscription_total()
 
-    def churn_since(self, since: float) -> list[tuple[int, int, int]]:
+    def churn_since(self, since: float) -> list[tuple[int, int, int, int, int]]:
         return self._ops.churn_since(since)
 
     def oldest_pending_at(self, now: float) -> float | None:

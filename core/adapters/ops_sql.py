@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, func, literal, select
 
@@ -58,25 +59,35 @@ class SqlOpsQueries:
                 conn.execute(select(func.coalesce(func.sum(t.mask_counts.c.count), 0))).scalar_one()
             )
 
-    def churn_totals(self) -> dict[str, int]:
-        """Subscriptions gained and lost since the first hour counted."""
+    def churn_totals(self) -> dict[str, Any]:
+        """Subscriptions gained and lost since the first hour counted, and renewals (the same
+        readers on a new endpoint: moved from a live row, restored from a tombstone)."""
         c = t.subscription_churn.c
         with self.engine.connect() as conn:
-            gained, lost = conn.execute(
-                select(func.coalesce(func.sum(c.created), 0), func.coalesce(func.sum(c.lost), 0))
+            gained, lost, moved, restored = conn.execute(
+                select(
+                    *(
+                        func.coalesce(func.sum(col), 0)
+                        for col in (c.created, c.lost, c.moved, c.restored)
+                    )
+                )
             ).one()
-        return {"gained": int(gained), "lost": int(lost)}
+        return {
+            "gained": int(gained),
+            "lost": int(lost),
+            "renewed": {"moved": int(moved), "restored": int(restored)},
+        }
 
-    def churn_since(self, since: float) -> list[tuple[int, int, int]]:
-        """(hour since the epoch, new, lost) from `since` on."""
+    def churn_since(self, since: float) -> list[tuple[int, int, int, int, int]]:
+        """(hour since the epoch, new, lost, moved, restored) from `since` on."""
         c = t.subscription_churn.c
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(c.hour, c.created, c.lost)
+                select(c.hour, c.created, c.lost, c.moved, c.restored)
                 .where(c.hour >= int(since // 3600))
                 .order_by(c.hour)
             ).all()
-        return [(int(h), int(n), int(lost)) for h, n, lost in rows]
+        return [(int(h), int(n), int(lost), int(m), int(r)) for h, n, lost, m, r in rows]
 
     def oldest_pending_at(self, now: float) -> float | None:
         """When the oldest delivery still waiting became due: a planned batch not yet picked up,

@@ -202,17 +202,27 @@
     }), "No errors recorded.", 5);
   }
 
+  // As the audience-health table words it: renewals, and how many came back after a 404/410.
+  function renewedCell(d) {
+    var cell = td(num(d.renewed_total), "n");
+    if (d.renewed && d.renewed.restored) {
+      cell.appendChild(document.createTextNode(" "));
+      cell.appendChild(el("small", { text: "(" + num(d.renewed.restored) + " after 410)" }));
+    }
+    return cell;
+  }
+
   function drawSubscribers(snap) {
     var s = snap.subscribers;
-    if (!s) { $("subs-total").textContent = "—"; fill("topics", [], unreachable(snap, "database"), 2); fill("days", [], unreachable(snap, "database"), 3); return; }
+    if (!s) { $("subs-total").textContent = "—"; fill("topics", [], unreachable(snap, "database"), 2); fill("days", [], unreachable(snap, "database"), 4); return; }
     $("subs-total").textContent = num(s.total);
     $("tz").textContent = "(" + s.timezone + ")";
     fill("topics", Object.keys(s.per_topic).map(function (t) {
       return el("tr", {}, [td(t), td(num(s.per_topic[t]), "n")]);
     }), "No topics.", 2);
     fill("days", s.days.slice().reverse().map(function (d) {
-      return el("tr", {}, [td(d.day), td(num(d["new"]), "n"), td(num(d.lost), "n")]);
-    }), "No data.", 3);
+      return el("tr", {}, [td(d.day), td(num(d["new"]), "n"), td(num(d.lost), "n"), renewedCell(d)]);
+    }), "No data.", 4);
   }
 
   function draw(snap) {

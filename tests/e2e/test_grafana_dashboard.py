@@ -74,7 +74,7 @@ def test_the_dashboard_is_provisionable_and_uses_the_datasource_variable() -> No
         "breaker",
         "Workers online",
         "POST /api/v1/alerts latency",
-        "gained and lost",
+        "gained, lost and renewed",
     ):
         assert wanted.lower() in titles.lower(), f"no panel for {wanted!r}"
 
@@ -179,7 +179,8 @@ def test_every_dashboard_and_rule_query_names_an_exported_metric(
     standin = live.standin
     worker: Process | None = None
     try:
-        for sub in standin.create_subscriptions(6) + standin.create_subscriptions(2, "gone410"):
+        subs = standin.create_subscriptions(6) + standin.create_subscriptions(2, "gone410")
+        for sub in subs:
             status, body = web.call(
                 "POST", "/api/v1/subscriptions", {**sub, "topics": ["breaking"]}
             )
@@ -227,6 +228,28 @@ def test_every_dashboard_and_rule_query_names_an_exported_metric(
     assert last["newsflash_subscriptions_lost_total"] == 2  # the two 410s
     assert last["newsflash_http_request_seconds_count"] >= 10
     assert last["newsflash_alert_time_to_delivered_seconds_count"] == 3  # 50, 90 and 100 %
+    # Two browsers renew their subscriptions: a live one (moved) and one a 410 removed
+    # (restored from its tombstone, which takes its loss back).
+    for old in (subs[0], subs[-1]):
+        status, body = web.call(
+            "POST",
+            "/api/v1/subscriptions/change",
+            {
+                "oldEndpoint": old["endpoint"],
+                "oldAuth": old["keys"]["auth"],
+                "subscription": standin.create_subscription(),
+            },
+        )
+        assert status == 201, body
+    renewed = wait_until(
+        lambda: (s := scrape()).get("newsflash_subscriptions_renewed_total") == 2 and s,
+        30,
+        "the two renewals to be counted",
+        interval_s=0.5,
+    )
+    assert "how" in web.labels["newsflash_subscriptions_renewed_total"]
+    assert renewed["newsflash_subscriptions_gained_total"] == 8  # renewals are not sign-ups
+    assert renewed["newsflash_subscriptions_lost_total"] == 1
 
     missing = {
         f"{where}: {name}"

@@ -403,6 +403,49 @@ def test_status_is_not_all_clear_while_no_alarm_round_runs(
     assert fresh.stdout.splitlines()[0].endswith("all clear")
 
 
+def test_status_counts_todays_new_lost_and_renewed_subscriptions(
+    var_env: dict[str, str], clean_redis: str
+) -> None:
+    """Today's line words renewals as /ops and the audience health do: the same readers on a
+    new endpoint, those restored after a 404/410 named."""
+    import time
+    import uuid
+
+    from config.settings import Topic
+    from core.adapters import migrate
+    from core.adapters.sql import make_engine
+    from core.adapters.stores_sql import SqlStores
+    from core.model import LossReason, SubscriptionInput
+    from core.tombstones import endpoint_digest
+
+    def reader() -> SubscriptionInput:
+        endpoint = f"https://fcm.googleapis.com/fcm/send/{uuid.uuid4().hex}"
+        return SubscriptionInput(endpoint, "k", "a", ("breaking",))
+
+    env = {**var_env, "NEWSFLASH_REDIS_URL": clean_redis, "NEWSFLASH_INSPECT_TIMEOUT_S": "0.2"}
+    Path(var_env["NEWSFLASH_VAR_DIR"]).mkdir(parents=True, exist_ok=True)
+    engine = make_engine(var_env["NEWSFLASH_DATABASE_URL"])
+    try:
+        migrate.upgrade(engine)
+        subs = SqlStores.build(engine, [Topic("breaking", "Breaking", True)]).subscriptions
+        now = time.time()
+        made = [subs.upsert(reader(), now)[0] for _ in range(5)]
+        subs.delete_ids([made[0].id], now=now)  # turned alerts off
+        subs.replace(made[1].id, reader(), now)  # renewed: moved
+        subs.replace(made[2].id, reader(), now)
+        for gone in made[3:]:  # 410s whose browsers come back: restored
+            subs.delete_ids([gone.id], LossReason.GONE, now)
+            stone = subs.find_tombstone(endpoint_digest(gone.endpoint))
+            assert stone is not None
+            subs.restore(stone, reader(), now)
+    finally:
+        engine.dispose()
+    shown = run(["status"], env)
+    today = [line for line in shown.stdout.splitlines() if line.startswith("  today (")]
+    assert len(today) == 1, shown.stdout + shown.stderr
+    assert today[0].endswith("): +5 new, -1 lost, 4 renewed (2 after 410)"), today[0]
+
+
 def test_send_refused_as_a_repeat_says_which_option_sends_it_anyway(
     tmp_path: Path, clean_redis: str, vapid_pem: str
 ) -> None:

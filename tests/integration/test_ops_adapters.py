@@ -25,7 +25,8 @@ from core.adapters.sql import TopicBits, make_engine
 from core.adapters.stores_sql import SqlStores
 from core.adapters.telemetry import RedisTelemetry, fast_failing_client
 from core.alarms import Facts, FallbackAlarmStore, QueueFacts, Thresholds, apply_alarms, evaluate
-from core.model import Lane, SubscriptionInput
+from core.model import Lane, LossReason, SubscriptionInput
+from core.tombstones import endpoint_digest
 from tests.support.ops import WebhookReceiver
 from tests.support.services import RABBIT_URL, make_env, port_open, require_service, settings_from
 from workers import monitoring
@@ -241,7 +242,13 @@ def test_json_logs_carry_the_event_fields_and_never_a_secret() -> None:
     assert "sending failed" in lines[4]["msg"] and "Traceback" in lines[4]["exc"]
 
 
-def test_new_and_lost_subscriptions_are_counted_per_hour(database_url: str) -> None:
+def _fresh() -> SubscriptionInput:
+    return SubscriptionInput(
+        f"https://fcm.googleapis.com/fcm/send/{uuid.uuid4().hex}", "k", "a", ("breaking",)
+    )
+
+
+def test_new_lost_and_renewed_subscriptions_are_counted_per_hour(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         migrate.upgrade(engine)
@@ -265,12 +272,23 @@ def test_new_and_lost_subscriptions_are_counted_per_hour(database_url: str) -> N
             SubscriptionInput(made[0].endpoint, "k", "a", ("breaking",)), now
         )  # not new
         store.subscriptions.delete_ids([made[1].id])
+        # Renewals: reader 0's browser moves to a new endpoint (live); reader 2's push service
+        # answers 410 and the browser's new subscription restores it from the tombstone.
+        store.subscriptions.replace(made[0].id, _fresh(), now)
+        store.subscriptions.delete_ids([made[2].id], LossReason.GONE, now)
+        stone = store.subscriptions.find_tombstone(endpoint_digest(made[2].endpoint))
+        assert stone is not None
+        store.subscriptions.restore(stone, _fresh(), now)
         queries = store.ops
         hours = queries.churn_since(now - 3600)
-        assert sum(n for _h, n, _l in hours) == 3
-        assert sum(lost for _h, _n, lost in hours) == 1
+        # (new, lost, moved, restored): the restore took back the 410's loss.
+        assert [sum(col) for col in list(zip(*hours, strict=True))[1:]] == [3, 1, 1, 1]
         assert queries.subscription_total() == 2
-        assert queries.churn_totals() == {"gained": 3, "lost": 1}
+        assert queries.churn_totals() == {
+            "gained": 3,
+            "lost": 1,
+            "renewed": {"moved": 1, "restored": 1},
+        }
     finally:
         engine.dispose()
 

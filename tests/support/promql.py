@@ -135,10 +135,11 @@ def full_snapshot() -> dict[str, Any]:
         "delivered_rate": 0.97,
         "push_hosts": [{"host": "fcm.googleapis.com", "delivered_rate": 0.98}],
         "lost": {"gone": 1, "unsubscribed": 2},
+        "renewed": {"moved": 1, "restored": 1},
     }
     return {
         "subscribers": {"total": 3, "per_topic": {"breaking": 3}},
-        "churn_totals": {"gained": 5, "lost": 2},
+        "churn_totals": {"gained": 5, "lost": 2, "renewed": {"moved": 1, "restored": 1}},
         "alerts_by_status": {"sent": 1},
         "alerts_in_flight": [{"pending": 4}],
         "queues": [

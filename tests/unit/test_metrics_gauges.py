@@ -21,7 +21,7 @@ def _snapshot(queues: list[dict[str, Any]]) -> dict[str, Any]:
         "database": {"ok": True},
         "redis": {"ok": True},
         "queues": queues,
-        "churn_totals": {"gained": 7, "lost": 2},
+        "churn_totals": {"gained": 7, "lost": 2, "renewed": {"moved": 3, "restored": 1}},
     }
 
 
@@ -82,3 +82,17 @@ def test_subscriptions_gained_and_lost_are_counters(tmp_path: Any) -> None:
     samples = _samples(_snapshot([]), tmp_path)
     assert samples[("newsflash_subscriptions_gained_total", "")] == 7
     assert samples[("newsflash_subscriptions_lost_total", "")] == 2
+
+
+def test_subscriptions_renewed_are_a_counter_by_how(tmp_path: Any) -> None:
+    body, _ = metrics.render(tmp_path, _snapshot([]))
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(body.decode())
+        if f.name == "newsflash_subscriptions_renewed"
+    ]
+    assert family.type == "counter"
+    assert {s.labels["how"]: s.value for s in family.samples if s.name.endswith("_total")} == {
+        "moved": 3,
+        "restored": 1,
+    }
