@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from cli.args import whole_number
@@ -47,9 +48,29 @@ def render_status(snap: dict[str, Any], out: TextIO) -> None:
         line(f"  ! {a['kind']}: {a['summary']}")
     if stale:
         line(f"  ! alarms not evaluated: {stale}")
+    line(backups_line(snap.get("backups")))
     _render_queues_and_workers(snap, line)
     _render_deliveries(snap, line)
     _render_hosts_errors_subscribers(snap, line)
+
+
+def backups_line(backups: dict[str, Any] | None) -> str:
+    """The scheduled backups in one line: when the last was made and how many are kept, "off"
+    while NEWSFLASH_BACKUP_DIR is unset, and a failure newer than the last success."""
+    if backups is None:
+        return "backups: off"
+    last = backups["last_success_at"]
+    when = "none yet" if last is None else "last " + _utc(last)
+    kept = "?" if backups["kept"] is None else backups["kept"]
+    text = f"backups: {when} ({kept} kept in {backups['dir']})"
+    failed = backups["last_failure_at"]
+    if failed is not None and (last is None or failed > last):
+        text += f"; last attempt FAILED at {_utc(failed)} (see the worker log)"
+    return text
+
+
+def _utc(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _render_queues_and_workers(snap: dict[str, Any], line: Callable[..., None]) -> None:
@@ -159,6 +180,7 @@ def _not_evaluated(kit: Any, now: float) -> tuple[float | None, str | None]:
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from core import ops
+    from core.adapters import backups
 
     kit = container(settings).ops
     try:
@@ -169,6 +191,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         except Exception:
             snap["alarms"] = []
         snap["alarms_evaluated_s_ago"], snap["alarms_not_evaluated"] = _not_evaluated(kit, now)
+        snap["backups"] = backups.status(settings, backups.RedisBackupState(kit.telemetry.client))
     finally:
         kit.container.engine.dispose()
     if args.json:

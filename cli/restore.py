@@ -12,9 +12,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cli.backup import MANIFEST, KeyFile, _destination, _sha256, backup_path
+from cli.backup import backup_path
 from cli.command import CliError
 from config.settings import Settings, declarations
+from core.adapters.backups import MANIFEST, KeyFile, destination, sha256
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def verified_manifest(base: Path) -> dict[str, Any]:
         path = backup_path(base, name)
         if not path.is_file():
             raise CliError(f"backup {base} is damaged: {name} is missing; nothing restored")
-        if path.stat().st_size != about.get("bytes") or _sha256(path) != about.get("sha256"):
+        if path.stat().st_size != about.get("bytes") or sha256(path) != about.get("sha256"):
             raise CliError(
                 f"backup {base} is damaged: {name} does not match its SHA-256 in {MANIFEST} "
                 "(changed or truncated); nothing restored"
@@ -92,7 +93,7 @@ def key_moves(
             continue
         entry = KeyFile(name, str(about["restore_to"]))
         source = backup_path(base, name)
-        dest = _destination(entry, settings)
+        dest = destination(entry, settings)
         inline = _inline_value(entry.restore_to, settings) if dest is None else ""
         if _same(source, dest, inline):
             continue  # already the same key: nothing to do

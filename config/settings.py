@@ -10,6 +10,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from config.alarms import AlarmSettings
+from config.backups import BackupSettings
 from config.declaration import Declaration, Default, FromFile, SettingsError, secret_file, setting
 from config.kinds import (
     Choice,
@@ -53,7 +54,7 @@ _PUSH_HOSTS = (
 
 
 @dataclass(frozen=True)
-class Settings(AlarmSettings, UpkeepSettings):
+class Settings(BackupSettings, AlarmSettings, UpkeepSettings):
     """Everything configurable. Fields load in this order: a default may use those above it."""
 
     var_dir: Path = setting(

@@ -14,7 +14,7 @@ from flask.blueprints import BlueprintSetupState
 
 from core import ops
 from core.accounts import OPS_ROLES
-from core.adapters import metrics
+from core.adapters import backups, metrics
 from core.adapters.ops_probes import OpsKit
 from service import health_view
 from service.app import Newsflash
@@ -42,6 +42,9 @@ def _fresh_snapshot(kit: OpsKit) -> dict[str, Any]:
         snapshot["churn_totals"] = kit.queries.churn_totals()
     except Exception:
         snapshot["churn_totals"] = None  # the snapshot's "database" section says why
+    snapshot["backups"] = backups.status(
+        kit.settings, backups.RedisBackupState(kit.telemetry.client)
+    )
     snapshot["thresholds"] = {
         "stall_s": kit.settings.alarm_stall_s,
         "pending_s": kit.settings.alarm_pending_s,

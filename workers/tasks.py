@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from config.settings import Settings
 from core.adapters.celery_queue import (
     TASK_ALARMS,
+    TASK_BACKUP,
     TASK_CHECK_ARTICLES,
     TASK_DELIVER,
     TASK_FIRE_SCHEDULED,
@@ -171,7 +172,8 @@ def _register_periodic(app: Celery) -> None:
 
 
 def register_recovery_tasks(app: Celery) -> None:
-    """Beat's lease sweep (core/reclaim.py) and retention (core/retention.py)."""
+    """Beat's lease sweep (core/reclaim.py), retention (core/retention.py) and scheduled
+    backups (core/adapters/backups.py)."""
 
     @app.task(name=TASK_RECLAIM, autoretry_for=RETRY_ON, max_retries=0)
     def reclaim() -> dict[str, int]:
@@ -180,6 +182,13 @@ def register_recovery_tasks(app: Celery) -> None:
     @app.task(name=TASK_RETENTION, autoretry_for=RETRY_ON, max_retries=0)
     def retention() -> dict[str, int]:
         return container_for(app).delivery.retention()
+
+    @app.task(name=TASK_BACKUP, max_retries=0)
+    def scheduled_backup() -> str:
+        from core.adapters import backups
+
+        c = container_for(app)
+        return backups.run_schedule(c.settings, backups.RedisBackupState(c.redis), c.clock())
 
 
 def register_feed_tasks(app: Celery) -> None:

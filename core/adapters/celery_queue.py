@@ -9,6 +9,7 @@ from celery.signals import before_task_publish
 from kombu.entity import Exchange, Queue
 
 from config.settings import Settings
+from core.adapters.backups import SCHEDULE_CHECK_S
 from core.adapters.broker import stamp_headers
 from core.model import Lane
 
@@ -18,6 +19,7 @@ TASK_RETRY_DUE = "newsflash.retry_due"
 TASK_RECONCILE = "newsflash.reconcile"
 TASK_RECLAIM = "newsflash.reclaim"
 TASK_RETENTION = "newsflash.retention"
+TASK_BACKUP = "newsflash.scheduled_backup"
 TASK_FIRE_SCHEDULED = "newsflash.fire_scheduled"
 TASK_PURGE = "newsflash.purge_subscriptions"
 TASK_ALARMS = "newsflash.evaluate_alarms"
@@ -44,17 +46,26 @@ FEED_SCHEDULE = {
 RECOVERY_ROUTES = {
     TASK_RECLAIM: {"queue": Lane.MAINTENANCE.value},
     TASK_RETENTION: {"queue": Lane.MAINTENANCE.value},
+    TASK_BACKUP: {"queue": Lane.MAINTENANCE.value},
 }
 
 
 def recovery_schedule(settings: Settings) -> dict[str, dict[str, object]]:
     """Dead workers' batches and a broker that came back empty, every quarter of a lease; old
-    ledgers, audit entries and hourly counts every 10 minutes (a run stops after 2)."""
+    ledgers, audit entries and hourly counts every 10 minutes (a run stops after 2); with
+    NEWSFLASH_BACKUP_DIR set, whether a backup is due every 10 minutes too."""
     lease = settings.batch_lease_s
-    return {
+    schedule: dict[str, dict[str, object]] = {
         "reclaim": {"task": TASK_RECLAIM, "schedule": lease / 4, "options": {"expires": lease}},
         "retention": {"task": TASK_RETENTION, "schedule": 600.0, "options": {"expires": 300}},
     }
+    if settings.backup_dir is not None:
+        schedule["scheduled-backup"] = {
+            "task": TASK_BACKUP,
+            "schedule": SCHEDULE_CHECK_S,
+            "options": {"expires": 300},
+        }
+    return schedule
 
 
 def celery_config(settings: Settings) -> dict[str, object]:

@@ -159,6 +159,7 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
     yield from _queue_families(snapshot, family)
     yield from _host_and_alarm_families(snapshot, family)
     yield from _audience_families(snapshot.get("audience_health"), family)
+    yield from _backup_families(snapshot.get("backups"), family)
     g = family("newsflash_up", "1 per reachable dependency, 0 when unreachable", ["dependency"])
     for dep in ("database", "broker", "redis"):
         if dep in snapshot:
@@ -349,6 +350,28 @@ def _audience_families(health: Mapping[str, Any] | None, family: Any) -> Iterato
     for rule in ("volume_up_clicks_down", "gone_rising", "host_delivery_low"):
         g.add_metric([rule], 1.0 if rule in rules else 0.0)
     yield g
+
+
+def _backup_families(backups: Mapping[str, Any] | None, family: Any) -> Iterator[Any]:
+    """Scheduled backups (core/adapters/backups.py), only while NEWSFLASH_BACKUP_DIR is set: so
+    NewsflashBackupStale has nothing to compare where they are off."""
+    if backups is None:
+        return
+    from prometheus_client.core import CounterMetricFamily
+
+    for name, key, doc in (
+        ("last_success", "last_success_at", "Unix time of the last scheduled backup (0: none yet)"),
+        ("last_failure", "last_failure_at", "Unix time of the last failed one (0: none)"),
+    ):
+        g = family(f"newsflash_backup_{name}_timestamp_seconds", doc)
+        g.add_metric([], float(backups.get(key) or 0.0))
+        yield g
+    g = family("newsflash_backup_interval_seconds", "NEWSFLASH_BACKUP_EVERY_H, in seconds")
+    g.add_metric([], float(backups["every_h"]) * 3600)
+    yield g
+    c = CounterMetricFamily("newsflash_backup_failures", "Scheduled backups that failed")
+    c.add_metric([], float(backups.get("failures") or 0))
+    yield c
 
 
 def _idle_s(queue: Mapping[str, Any]) -> float:

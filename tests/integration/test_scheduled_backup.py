@@ -1,0 +1,233 @@
+"""Scheduled backups (NEWSFLASH_BACKUP_DIR): beat's task on a real SQLite database (and once on
+PostgreSQL) with real Redis for the lock and the record, run at chosen times: a due backup is
+written as `newsflash backup` writes one, only the schedule's own directories are rotated, one
+run at a time, nothing while off, a failure counted and logged in one line without the
+database password; and what `newsflash status` and /metrics show of it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+
+from cli.ops import backups_line
+from cli.restore import verified_manifest
+from config.settings import Settings
+from core.adapters import backups, migrate
+from core.adapters.backups import RedisBackupState, run_schedule, scheduled_backups
+from core.adapters.celery_queue import TASK_BACKUP, celery_config
+from core.adapters.metrics import _gauge_families
+from core.adapters.sql import make_engine
+from core.adapters.stores_sql import SqlStores
+from core.model import Lane
+from tests.support.cli import run_cli
+from tests.support.samples import sub
+from tests.support.services import make_env, new_vapid_pem, settings_from
+
+T0 = datetime(2026, 12, 3, 4, 0, tzinfo=UTC).timestamp()
+HOUR = 3600.0
+
+
+def _settings(
+    tmp_path: Path, redis_url: str, database_url: str | None = None, **extra: str
+) -> Settings:
+    var = tmp_path / "var"
+    url = database_url or f"sqlite:///{var}/newsflash.db"
+    return settings_from(make_env(var, url, redis_url, new_vapid_pem(), **extra))
+
+
+@pytest.fixture
+def state(clean_redis: str) -> RedisBackupState:
+    return RedisBackupState(redis_lib.Redis.from_url(clean_redis))
+
+
+def _with_readers(settings: Settings, n: int) -> None:
+    engine = make_engine(settings.database_url)
+    try:
+        migrate.upgrade(engine)
+        stores = SqlStores.build(engine, settings.topics)
+        for i in range(n):
+            stores.subscriptions.upsert(sub(i), 1.0)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def publisher(tmp_path: Path, clean_redis: str) -> Iterator[Settings]:
+    settings = _settings(
+        tmp_path,
+        clean_redis,
+        BACKUP_DIR=str(tmp_path / "backups"),
+        BACKUP_EVERY_H="1",
+        BACKUP_KEEP="2",
+    )
+    _with_readers(settings, 3)
+    yield settings
+
+
+def _names(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_a_due_backup_is_written_and_only_the_schedules_own_are_rotated(
+    publisher: Settings, state: RedisBackupState
+) -> None:
+    folder = publisher.backup_dir
+    assert folder is not None
+    # What else lives in the folder: an operator's own backup (no `made_by`), a directory
+    # named like ours without a manifest, notes and a file. None of it is ever deleted.
+    folder.mkdir()
+    manual = folder / "20200101T000000Z"
+    manual.mkdir()
+    (manual / "manifest.json").write_text(
+        json.dumps({"format": backups.FORMAT, "created_at": "2020-01-01T00:00:00+00:00"})
+    )
+    (folder / "20200102T000000Z").mkdir()
+    (folder / "notes").mkdir()
+    (folder / "README.txt").write_text("offsite sync at 05:00\n")
+    foreign = {"20200101T000000Z", "20200102T000000Z", "notes", "README.txt"}
+
+    assert run_schedule(publisher, state, T0) == "written"
+    first = folder / "20261203T040000Z"
+    manifest = verified_manifest(first)  # the digests `newsflash restore` checks
+    assert manifest["database"]["subscriptions"] == 3
+    assert manifest["made_by"] == "schedule"
+    assert "keys/vapid_private_key_file" in manifest["files"]
+
+    assert run_schedule(publisher, state, T0 + 600) == "fresh"  # not due within the hour
+    assert run_schedule(publisher, state, T0 + HOUR) == "written"
+    assert run_schedule(publisher, state, T0 + 2 * HOUR) == "written"
+    # KEEP=2: the oldest of the schedule's three went, nothing else did.
+    assert _names(folder) == sorted(foreign | {"20261203T050000Z", "20261203T060000Z"})
+    assert run_schedule(publisher, state, T0 + 3 * HOUR) == "written"
+    assert _names(folder) == sorted(foreign | {"20261203T060000Z", "20261203T070000Z"})
+    assert [k.path.name for k in scheduled_backups(folder)] == [
+        "20261203T060000Z",
+        "20261203T070000Z",
+    ]
+    assert state.read()["last_success_at"] == T0 + 3 * HOUR
+
+    snapshot = {"backups": backups.status(publisher, state)}
+    assert backups_line(snapshot["backups"]) == (
+        f"backups: last 2026-12-03 07:00 UTC (2 kept in {folder})"
+    )
+    gauges = {f.name: f.samples[0].value for f in _gauge_families(snapshot) if "backup" in f.name}
+    assert gauges == {
+        "newsflash_backup_last_success_timestamp_seconds": T0 + 3 * HOUR,
+        "newsflash_backup_last_failure_timestamp_seconds": 0.0,
+        "newsflash_backup_interval_seconds": HOUR,
+        "newsflash_backup_failures": 0.0,
+    }
+
+
+def test_one_run_at_a_time(publisher: Settings, state: RedisBackupState) -> None:
+    folder = publisher.backup_dir
+    assert folder is not None
+    token = state.try_lock(60)  # another worker's run under way
+    assert token is not None
+    assert run_schedule(publisher, state, T0) == "busy"
+    assert not folder.exists() or not any(folder.iterdir())
+    state.unlock(token)
+
+    # Two workers at the same moment: one writes, the other does nothing.
+    start = threading.Barrier(2)
+    results: list[str] = []
+
+    def run() -> None:
+        start.wait()
+        results.append(run_schedule(publisher, state, T0 + HOUR))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) in (["busy", "written"], ["fresh", "written"])
+    assert _names(folder) == ["20261203T050000Z"]
+
+
+def test_off_does_nothing_and_beat_does_not_ask(
+    tmp_path: Path, clean_redis: str, state: RedisBackupState
+) -> None:
+    settings = _settings(tmp_path, clean_redis)
+    assert settings.backup_dir is None
+    assert run_schedule(settings, state, T0) == "off"
+    assert state.read() == {}
+    assert backups.status(settings, state) is None
+    assert backups_line(None) == "backups: off"
+    assert not [f for f in _gauge_families({"backups": None}) if "backup" in f.name]
+    assert TASK_BACKUP not in {e["task"] for e in celery_config(settings)["beat_schedule"].values()}  # type: ignore[union-attr]
+
+    on = _settings(tmp_path / "on", clean_redis, BACKUP_DIR=str(tmp_path / "b"))
+    conf = celery_config(on)
+    assert conf["task_routes"][TASK_BACKUP] == {"queue": Lane.MAINTENANCE.value}  # type: ignore[index]
+    assert conf["beat_schedule"]["scheduled-backup"]["task"] == TASK_BACKUP  # type: ignore[index]
+
+
+def test_a_failure_is_counted_and_logged_in_one_line_without_the_password(
+    tmp_path: Path, state: RedisBackupState, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = "postgresql+psycopg://newsflash:s3cret-pw@127.0.0.1:9/newsflash"  # nothing listens
+    settings = _settings(tmp_path, _url(state), url, BACKUP_DIR=str(tmp_path / "backups"))
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(settings, state, T0) == "failed"
+        assert run_schedule(settings, state, T0 + 600) == "failed"  # still due: tried again
+    records = [r for r in caplog.records if r.name == "newsflash.backups"]
+    assert [r.getMessage() for r in records] == ["scheduled backup failed"] * 2
+    error = records[0].__dict__["error"]
+    assert "\n" not in error and "OperationalError" in error
+    assert all("s3cret-pw" not in str(r.__dict__) for r in records)
+    assert _names(tmp_path / "backups") == []  # no half-written directory left
+    recorded = state.read()
+    assert recorded["failures"] == 2 and recorded["last_failure_at"] == T0 + 600
+    line = backups_line(backups.status(settings, state))
+    assert line.startswith("backups: none yet (0 kept in ")
+    assert "last attempt FAILED at 2026-12-03 04:10 UTC" in line
+
+
+def _url(state: RedisBackupState) -> str:
+    kwargs = state.client.connection_pool.connection_kwargs
+    return f"redis://{kwargs['host']}:{kwargs['port']}/{kwargs['db']}"
+
+
+def test_the_beat_task_on_postgresql(
+    tmp_path: Path, clean_redis: str, postgres_url: str, state: RedisBackupState
+) -> None:
+    """The registered task itself, as a worker runs it, on PostgreSQL (pg_dump)."""
+    from workers.factory import make_celery
+
+    settings = _settings(tmp_path, clean_redis, postgres_url, BACKUP_DIR=str(tmp_path / "b"))
+    _with_readers(settings, 2)
+    app = make_celery(settings)
+    assert app.tasks[TASK_BACKUP]() == "written"
+    (made,) = scheduled_backups(tmp_path / "b")
+    manifest = verified_manifest(made.path)
+    assert manifest["database"]["engine"] == "postgresql"
+    assert manifest["database"]["subscriptions"] == 2
+    assert app.tasks[TASK_BACKUP]() == "fresh"
+
+
+def test_status_shows_the_backups_line(publisher: Settings, state: RedisBackupState) -> None:
+    assert run_schedule(publisher, state, T0) == "written"
+    env = {
+        k: v
+        for k, v in make_env(
+            publisher.var_dir, publisher.database_url, publisher.redis_url, new_vapid_pem()
+        ).items()
+    }
+    env.update(
+        {"NEWSFLASH_BACKUP_DIR": str(publisher.backup_dir), "NEWSFLASH_INSPECT_TIMEOUT_S": "0.2"}
+    )
+    result = run_cli(["status"], env)
+    assert (
+        f"backups: last 2026-12-03 04:00 UTC (1 kept in {publisher.backup_dir})"
+        in result.stdout.splitlines()
+    ), result.stdout + result.stderr
+    env.pop("NEWSFLASH_BACKUP_DIR")
+    assert "backups: off" in run_cli(["status"], env).stdout.splitlines()
