@@ -353,11 +353,12 @@ def _audience_families(health: Mapping[str, Any] | None, family: Any) -> Iterato
 
 
 def _backup_families(backups: Mapping[str, Any] | None, family: Any) -> Iterator[Any]:
-    """Scheduled backups (core/adapters/backups.py), only while NEWSFLASH_BACKUP_DIR is set: so
-    NewsflashBackupStale has nothing to compare where they are off."""
-    if backups is None:
-        return
+    """Scheduled backups (core/adapters/backups.py). Exported while they are off too, as an
+    interval of 0 (NewsflashBackupStale asks for one above 0): a dashboard or rule naming these
+    series finds them on every Newsflash, and "off" is a value rather than an absence."""
     from prometheus_client.core import CounterMetricFamily
+
+    backups = backups or {"every_h": 0}
 
     for name, key, doc in (
         ("last_success", "last_success_at", "Unix time of the last scheduled backup (0: none yet)"),
@@ -366,7 +367,9 @@ def _backup_families(backups: Mapping[str, Any] | None, family: Any) -> Iterator
         g = family(f"newsflash_backup_{name}_timestamp_seconds", doc)
         g.add_metric([], float(backups.get(key) or 0.0))
         yield g
-    g = family("newsflash_backup_interval_seconds", "NEWSFLASH_BACKUP_EVERY_H, in seconds")
+    g = family(
+        "newsflash_backup_interval_seconds", "NEWSFLASH_BACKUP_EVERY_H, in seconds (0: backups off)"
+    )
     g.add_metric([], float(backups["every_h"]) * 3600)
     yield g
     c = CounterMetricFamily("newsflash_backup_failures", "Scheduled backups that failed")

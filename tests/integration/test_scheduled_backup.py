@@ -161,7 +161,12 @@ def test_off_does_nothing_and_beat_does_not_ask(
     assert state.read() == {}
     assert backups.status(settings, state) is None
     assert backups_line(None) == "backups: off"
-    assert not [f for f in _gauge_families({"backups": None}) if "backup" in f.name]
+    # Off is a value, not an absence: an interval of 0, which NewsflashBackupStale asks to be above.
+    off = {
+        f.name: f.samples[0].value for f in _gauge_families({"backups": None}) if "backup" in f.name
+    }
+    assert off["newsflash_backup_interval_seconds"] == 0.0
+    assert off["newsflash_backup_last_success_timestamp_seconds"] == 0.0
     assert TASK_BACKUP not in {e["task"] for e in celery_config(settings)["beat_schedule"].values()}  # type: ignore[union-attr]
 
     on = _settings(tmp_path / "on", clean_redis, BACKUP_DIR=str(tmp_path / "b"))
