@@ -245,8 +245,8 @@ def _gone_rising(cur: Week, prev: Week, label: str) -> Warning | None:
     # A push service that rotates endpoints answers 410 for readers who stay: their service
     # workers restore them. Those 410s are not readers leaving; the message says how many.
     back = (
-        f" {restored} reader(s) a 404/410 removed came back {label} with a renewed"
-        " subscription (restored): those were not leaving."
+        f" {restored} {'reader' if restored == 1 else 'readers'} a 404/410 removed came back"
+        f" {label} with a renewed subscription (restored): they were not leaving."
         if restored
         else ""
     )

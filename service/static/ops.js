@@ -148,7 +148,7 @@
     if (snap.alerts_in_flight.length === 0) { box.appendChild(el("p", { "class": "empty", text: "Nothing sending right now." })); return; }
     snap.alerts_in_flight.forEach(function (a) {
       var pct = Math.round(a.progress * 1000) / 10;
-      var bar = el("div", { "class": "bar", role: "progressbar", "aria-label": "#" + a.id + " done", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct) }, [
+      var bar = el("div", { "class": "bar", role: "progressbar", "aria-label": "Alert #" + a.id + " delivered", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(pct) }, [
         el("span", { style: "width:" + Math.min(100, pct) + "%" })
       ]);
       box.appendChild(el("div", { "class": "flight", "data-alert": a.id }, [

@@ -74,7 +74,7 @@ def test_ops_shows_the_audience_health_warnings_on_desktop_and_phone(
         assert "Readers got" in warnings and "alerts a day" in warnings
         assert "clicks fell from 8.1 % to 1.6 %" in warnings
         assert "came back 404/410" in warnings
-        assert f"{RESTORED} reader(s) a 404/410 removed came back" in warnings
+        assert f"{RESTORED} readers a 404/410 removed came back" in warnings
         rows = section.locator("table.audience-weeks tbody tr")
         assert rows.count() == 8
         heads = section.locator("table.audience-weeks thead th").all_inner_texts()

@@ -158,10 +158,13 @@ def test_rising_gone_share_says_how_many_readers_came_back_renewed() -> None:
     warnings = ah.report(q, NOW, TZ)["warnings"]
     assert [w["rule"] for w in warnings] == ["gone_rising"]
     assert (
-        "35 reader(s) a 404/410 removed came back this week with a renewed subscription"
-        " (restored): those were not leaving." in warnings[0]["message"]
+        "35 readers a 404/410 removed came back this week with a renewed subscription"
+        " (restored): they were not leaving." in warnings[0]["message"]
     )
     assert warnings[0]["numbers"]["restored"] == 35
+    q.renewals[:] = [(hour_at(0, day=1), 0, 1)]
+    one = ah.report(q, NOW, TZ)["warnings"][0]["message"]
+    assert "1 reader a 404/410 removed came back this week" in one
 
 
 def test_a_week_too_small_to_judge_falls_back_to_last_week() -> None:
