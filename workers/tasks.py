@@ -1,4 +1,8 @@
-"""Celery tasks: each loads ids, calls the core, and maps the outcome to ack or retry."""
+"""Celery tasks: each loads ids, calls the core, and maps the outcome to ack or retry.
+
+Every task is registered with shared=False: its body reaches the container through the app it
+was made for (`container_for(app)`), so a second app in one process (the tests make several)
+must never take the first one's task under the same name (Celery shares tasks by default)."""
 
 from __future__ import annotations
 
@@ -82,6 +86,7 @@ def _register_fanout(app: Celery) -> None:
     from workers import monitoring
 
     @app.task(
+        shared=False,
         name=TASK_PLAN,
         bind=True,
         autoretry_for=RETRY_ON,
@@ -93,6 +98,7 @@ def _register_fanout(app: Celery) -> None:
         container_for(app).delivery.plan(alert_id)
 
     @app.task(
+        shared=False,
         name=TASK_DELIVER,
         bind=True,
         autoretry_for=RETRY_ON,
@@ -138,34 +144,34 @@ def _register_periodic(app: Celery) -> None:
     """What beat runs: retries, the reconciler, schedules, feeds, gates, housekeeping, alarms."""
     from workers import monitoring
 
-    @app.task(name=TASK_RETRY_DUE, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_RETRY_DUE, autoretry_for=RETRY_ON, max_retries=0)
     def retry_due() -> int:
         return container_for(app).delivery.retry_due()
 
-    @app.task(name=TASK_RECONCILE, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_RECONCILE, autoretry_for=RETRY_ON, max_retries=0)
     def reconcile() -> dict[str, int]:
         return container_for(app).delivery.reconcile()
 
-    @app.task(name=TASK_FIRE_SCHEDULED, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_FIRE_SCHEDULED, autoretry_for=RETRY_ON, max_retries=0)
     def fire_scheduled() -> int:
         return container_for(app).delivery.fire_scheduled()
 
     register_feed_tasks(app)
     register_recovery_tasks(app)
 
-    @app.task(name=TASK_PURGE, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_PURGE, autoretry_for=RETRY_ON, max_retries=0)
     def purge_subscriptions() -> int:
         return container_for(app).delivery.purge()
 
-    @app.task(name=TASK_RECOUNT, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_RECOUNT, autoretry_for=RETRY_ON, max_retries=0)
     def recount_subscriptions() -> None:
         container_for(app).delivery.recount()
 
-    @app.task(name=TASK_QUIET_ZONES, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_QUIET_ZONES, autoretry_for=RETRY_ON, max_retries=0)
     def refresh_quiet_zones() -> int:
         return container_for(app).delivery.refresh_quiet_zones()
 
-    @app.task(name=TASK_ALARMS, max_retries=0)
+    @app.task(shared=False, name=TASK_ALARMS, max_retries=0)
     def evaluate_alarms() -> int:
         kit = monitoring.kit_for(container_for(app), app)
         return len(monitoring.run_alarm_round(kit, "task")["alarms"])
@@ -175,15 +181,15 @@ def register_recovery_tasks(app: Celery) -> None:
     """Beat's lease sweep (core/reclaim.py), retention (core/retention.py) and scheduled
     backups (core/adapters/backups.py)."""
 
-    @app.task(name=TASK_RECLAIM, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_RECLAIM, autoretry_for=RETRY_ON, max_retries=0)
     def reclaim() -> dict[str, int]:
         return container_for(app).delivery.reclaim()
 
-    @app.task(name=TASK_RETENTION, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_RETENTION, autoretry_for=RETRY_ON, max_retries=0)
     def retention() -> dict[str, int]:
         return container_for(app).delivery.retention()
 
-    @app.task(name=TASK_BACKUP, max_retries=0)
+    @app.task(shared=False, name=TASK_BACKUP, max_retries=0)
     def scheduled_backup() -> str:
         from core.adapters import backups
 
@@ -194,10 +200,10 @@ def register_recovery_tasks(app: Celery) -> None:
 def register_feed_tasks(app: Celery) -> None:
     """Feeds (poll, then at most one auto send) and the readiness gate's checks, both on beat."""
 
-    @app.task(name=TASK_POLL_FEEDS, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_POLL_FEEDS, autoretry_for=RETRY_ON, max_retries=0)
     def poll_feeds() -> int:
         return sum(r.new for r in container_for(app).feeds.poll_due())
 
-    @app.task(name=TASK_CHECK_ARTICLES, autoretry_for=RETRY_ON, max_retries=0)
+    @app.task(shared=False, name=TASK_CHECK_ARTICLES, autoretry_for=RETRY_ON, max_retries=0)
     def check_articles() -> int:
         return container_for(app).readiness.check_due()

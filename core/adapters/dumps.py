@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-
 # How long a copy waits for a writer's lock before it gives up: as long as the app's own
 # connections wait (core/adapters/sql.py make_engine), so a backup fails no sooner than they do.
 BUSY_TIMEOUT_MS = 30_000
@@ -41,6 +38,8 @@ def engine_of(url: str) -> str:
 
 
 def sqlite_path(url: str) -> Path:
+    from sqlalchemy.engine import make_url  # here: `newsflash --help` loads no SQLAlchemy
+
     path = make_url(url).database
     if not path or path == ":memory:":
         raise DumpError("NEWSFLASH_DATABASE_URL: an in-memory SQLite database has nothing to copy")
@@ -129,6 +128,8 @@ def live_snapshot(url: str) -> Snapshot:
         finally:
             lite.close()
         return Snapshot("sqlite", snap.revision, snap.subscriptions, snap.alerts)
+    from sqlalchemy import text
+
     from core.adapters.sql import make_engine
 
     engine = make_engine(url, pool_size=1)
@@ -230,6 +231,8 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     """The connection string for pg_dump/pg_restore's --dbname, without the password and
     without SQLAlchemy's `+psycopg`, and the environment carrying the password (PGPASSWORD:
     never on a command line, where `ps` shows it to every user)."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url)
     env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
     if parsed.password is not None:
@@ -265,6 +268,8 @@ def backup_postgres(url: str, dest: Path) -> Snapshot:
     to pg_dump (--snapshot), so rows written meanwhile are in neither."""
     dump = pg_tool("pg_dump")
     conninfo, env = libpq(url)
+    from sqlalchemy import text
+
     from core.adapters.sql import make_engine
 
     engine = make_engine(url, pool_size=1)

@@ -236,3 +236,19 @@ def test_status_shows_the_backups_line(publisher: Settings, state: RedisBackupSt
     ), result.stdout + result.stderr
     env.pop("NEWSFLASH_BACKUP_DIR")
     assert "backups: off" in run_cli(["status"], env).stdout.splitlines()
+
+
+def test_two_apps_in_one_process_each_run_their_own_task(tmp_path: Path, clean_redis: str) -> None:
+    """Celery shares tasks between apps by default: a second app finalized in the same process
+    warned of a duplicate name (an error here) and would have run the first app's task, with
+    the first app's settings. Every task is registered shared=False."""
+    from workers.factory import make_celery
+
+    first = make_celery(_settings(tmp_path / "a", clean_redis, BACKUP_DIR=str(tmp_path / "a-b")))
+    theirs = _settings(tmp_path / "b", clean_redis, BACKUP_DIR=str(tmp_path / "b-b"))
+    _with_readers(theirs, 1)
+    second = make_celery(theirs)
+    assert first.tasks[TASK_BACKUP] is not second.tasks[TASK_BACKUP]
+    assert second.tasks[TASK_BACKUP]() == "written"
+    assert [k.path.parent for k in scheduled_backups(tmp_path / "b-b")] == [tmp_path / "b-b"]
+    assert scheduled_backups(tmp_path / "a-b") == []
