@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,6 +13,7 @@ from typing import Any
 from cli.backup import backup_path
 from cli.command import CliError
 from config.settings import Settings, declarations
+from core.adapters import dumps
 from core.adapters.backups import MANIFEST, KeyFile, destination, sha256
 
 
@@ -123,27 +122,7 @@ def key_moves(
     return moves
 
 
-def put_key(move: KeyMove) -> None:
-    """Written beside, flushed, then renamed into place (0600); a replaced file kept aside."""
-    move.dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{move.dest.name}.restore-", dir=move.dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(move.source.read_bytes())
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o600)
-        if move.aside is not None:
-            os.link(move.dest, move.aside)
-        os.replace(temp, move.dest)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
-    from core.adapters import dumps
-
     base: Path = args.dir
     manifest = verified_manifest(base)
     db = manifest["database"]
@@ -173,7 +152,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     except dumps.DumpError as exc:
         raise CliError(f"{exc}; nothing restored") from None
     for move in moves:
-        put_key(move)
+        dumps.put_in_place(move.source, move.dest, move.aside)  # a replaced key kept aside
         kept = f" (the one it replaced kept as {move.aside})" if move.aside else ""
         print(f"restored {move.dest}{kept}")
     return _report(db, dumps.live_snapshot(settings.database_url))

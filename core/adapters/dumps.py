@@ -153,17 +153,26 @@ def restore_sqlite(copy: Path, url: str) -> None:
     database open (the web app, a worker, beat): the switch out of WAL mode below needs it
     alone, and a database renamed under a running process would be overwritten by its WAL."""
     target = sqlite_path(url)
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     if target.exists():
         _leave_wal_mode(target)
+    put_in_place(copy, target)
+
+
+def put_in_place(source: Path, target: Path, aside: Path | None = None) -> None:
+    """`source`'s bytes as `target` (0600), atomically: written beside it, flushed to disk,
+    renamed over it, the directory flushed too. `aside`: the file it replaces is kept there
+    (a hard link made just before the rename). Nothing is left behind when it fails."""
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.restore-", dir=target.parent)
     temp = Path(temp_name)
     try:
-        with os.fdopen(fd, "wb") as out, copy.open("rb") as source:
-            shutil.copyfileobj(source, out, 1 << 20)
+        with os.fdopen(fd, "wb") as out, source.open("rb") as data:
+            shutil.copyfileobj(data, out, 1 << 20)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp, 0o600)
+        if aside is not None:
+            os.link(target, aside)
         os.replace(temp, target)
     except BaseException:
         temp.unlink(missing_ok=True)
