@@ -307,6 +307,13 @@ def _round(x: float | None, digits: int = 4) -> float | None:
     return None if x is None else round(x, digits)
 
 
+def renewed_json(renewed: Mapping[str, int]) -> dict[str, Any]:
+    """Renewals as every JSON view gives them (the health weeks, /ops's days): by how (moved,
+    restored) and their total."""
+    counts = {how: int(renewed.get(how, 0)) for how in RENEWALS}
+    return {"renewed": counts, "renewed_total": sum(counts.values())}
+
+
 def _week_json(w: Week) -> dict[str, Any]:
     return {
         "week": w.start.isoformat(),
@@ -314,8 +321,7 @@ def _week_json(w: Week) -> dict[str, Any]:
         "gained": w.gained,
         "lost": dict(w.lost),
         "lost_total": sum(w.lost.values()),
-        "renewed": dict(w.renewed),
-        "renewed_total": sum(w.renewed.values()),
+        **renewed_json(w.renewed),
         "alerts": w.alerts,
         "audience": round(w.audience, 1),
         "alerts_per_reader_day": _round(w.per_reader_day, 2),

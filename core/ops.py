@@ -22,6 +22,7 @@ from core.alarms import (
 )
 from core.alarms import apply_alarms as _apply
 from core.alarms import evaluate as _evaluate
+from core.audience_health import renewed_json
 from core.model import Alert, AlertStatus, Lane
 from core.pace import pace_of, samples_from_buckets
 
@@ -371,8 +372,7 @@ def _subscribers(sources: OpsSources, now: float) -> dict[str, Any]:
                 "day": d,
                 "new": n,
                 "lost": lost,
-                "renewed": {"moved": moved, "restored": restored},
-                "renewed_total": moved + restored,
+                **renewed_json({"moved": moved, "restored": restored}),
             }
             for d, (n, lost, moved, restored) in days.items()
         ],
