@@ -122,6 +122,27 @@ def key_moves(
     return moves
 
 
+# How long restore waits for workers' answers to its ping (and to reach the broker at all).
+PING_TIMEOUT_S = 1.0
+
+
+def workers_answering(settings: Settings) -> list[str]:
+    """The Newsflash workers that answer a ping on the configured broker. A worker left running
+    under a restore would carry on with batches whose ledger rows the restore takes back, and
+    send their readers the alert again. A broker that does not answer: none known (a restore
+    is often made with everything stopped, the broker too)."""
+    from core.adapters.celery_queue import make_producer
+
+    app = make_producer(settings)
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=PING_TIMEOUT_S)
+            replies = app.control.ping(timeout=PING_TIMEOUT_S, connection=conn) or []
+    except Exception:
+        return []
+    return sorted({name for reply in replies for name in reply})
+
+
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     base: Path = args.dir
     manifest = verified_manifest(base)
@@ -133,6 +154,13 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             f"{here}; restore into the same engine; nothing restored"
         )
     _check_revision(db.get("migration_revision"), args.force)
+    running = workers_answering(settings)
+    if running:
+        raise CliError(
+            f"{len(running)} worker(s) answer on the broker ({', '.join(running[:3])}"
+            f"{', ...' if len(running) > 3 else ''}): stop the web app, workers and beat before"
+            " restoring; nothing restored"
+        )
     target = dumps.live_snapshot(settings.database_url)
     if (target.subscriptions or target.alerts) and not args.force:
         raise CliError(

@@ -181,9 +181,10 @@ def put_in_place(source: Path, target: Path, aside: Path | None = None) -> None:
 
 
 def _open_elsewhere(target: Path) -> bool:
-    """Whether another process has the database (or its -wal/-shm) open, from /proc (Linux;
-    elsewhere only the journal-mode switch below tells). SQLite lets a connection leave WAL
-    mode while another one sits idle, so that switch alone does not see a running web app."""
+    """Whether another process has the database (or its -wal/-shm) open, from /proc (Linux, and
+    only the processes this one may see). The journal-mode switch below refuses too while a
+    connection in any process, user or container holds the WAL index. Neither sees a process
+    between two connections (SQLite's pool is NullPool): restore asks the workers first."""
     names = {str(target.resolve()) + suffix for suffix in ("", "-wal", "-shm")}
     proc = Path("/proc")
     for fd_dir in proc.glob("[0-9]*/fd"):

@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 import stat
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
+from core.adapters import dumps
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.adapters.webpush import Http11PushSender, SenderConfig
@@ -37,6 +39,7 @@ from tests.support.services import (
     new_vapid_pem,
     settings_from,
 )
+from tests.support.stack import start_worker
 
 REDIS_URL = f"{REDIS_BASE}/{TEST_REDIS_DB}"
 
@@ -386,3 +389,83 @@ def test_sqlite_restore_refuses_while_the_database_is_open_elsewhere(
         result = newsflash("restore", "--force", str(backup), env=p.env)
         refused(result, "in use", "stop the web app, workers and beat", "nothing restored")
         assert tree(p.settings.var_dir) == before
+
+
+# A restore run in a PID namespace of its own sees no other process in /proc, as in a container
+# of its own (`docker compose run`) next to the web app's.
+OWN_PID_NAMESPACE = (
+    ("unshare", "--pid", "--fork", "--mount-proc"),
+    ("unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc"),
+)
+
+
+def _own_pid_namespace() -> tuple[str, ...]:
+    for wrap in OWN_PID_NAMESPACE:
+        try:
+            seen = subprocess.run([*wrap, "ls", "/proc"], capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if seen.returncode == 0 and seen.stdout.split().count(b"1") == 1:
+            return wrap
+    pytest.skip("unshare cannot make a PID namespace here (util-linux; needs root or user ns)")
+
+
+def test_sqlite_restore_sees_the_database_held_by_a_process_it_cannot_see(
+    sqlite_publisher: Publisher, tmp_path: Path
+) -> None:
+    """The web app in another container, or run by another user: /proc does not show it, but
+    its connection's hold on the WAL index keeps the database in WAL mode, and restore stops
+    there; once it lets go the restore goes on."""
+    p = sqlite_publisher
+    backup = tmp_path / "backup"
+    assert newsflash("backup", "--out", str(backup), env=p.env).returncode == 0
+    wrap = _own_pid_namespace()
+    database = dumps.sqlite_path(p.settings.database_url)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OPEN, str(database)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        before = tree(p.settings.var_dir)
+        result = run_cli(
+            ["restore", "--force", str(backup)], p.env, 120, drop=("NEWSFLASH_", "PG"), wrap=wrap
+        )
+        refused(result, "in use", "stop the web app, workers and beat", "nothing restored")
+        assert tree(p.settings.var_dir) == before
+    finally:
+        holder.communicate("", timeout=10)
+    assert newsflash("restore", "--force", str(backup), env=p.env).returncode == 0
+
+
+def test_restore_refuses_while_a_worker_answers_on_the_broker(
+    sqlite_publisher: Publisher, tmp_path: Path
+) -> None:
+    """An idle worker holds no database connection (SQLite's pool is NullPool), so no file check
+    sees it; left running, it would resend batches whose ledger rows the restore takes back.
+    It answers the broker's ping, and restore stops there, for either engine."""
+    p = sqlite_publisher
+    backup = tmp_path / "backup"
+    assert newsflash("backup", "--out", str(backup), env=p.env).returncode == 0
+    worker = start_worker(p.env, tmp_path / "logs", name="restore-guard", concurrency=1)
+    try:
+        before = tree(p.settings.var_dir)
+        result = newsflash("restore", "--force", str(backup), env=p.env)
+        refused(result, "1 worker(s) answer on the broker", "restore-guard", "nothing restored")
+        assert tree(p.settings.var_dir) == before
+    finally:
+        worker.stop()
+    restored = newsflash("restore", "--force", str(backup), env=p.env)
+    assert restored.returncode == 0, restored.stderr
+
+
+# A process with the database open as the web app has it: read once, then idle until told.
+HOLD_OPEN = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("SELECT count(*) FROM subscriptions").fetchall()  # and done: no open read
+print("open", flush=True)
+sys.stdin.read()
+"""

@@ -15,13 +15,15 @@ def run_cli(
     timeout_s: float = 60,
     *,
     drop: tuple[str, ...] = ("NEWSFLASH_",),
+    wrap: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     """`newsflash ARGS` from the checkout with `env` over this process's environment, minus the
-    variables starting with `drop` (the tests' own settings must not leak in)."""
+    variables starting with `drop` (the tests' own settings must not leak in); `wrap`: a
+    command that runs it (`unshare ...`)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     clean.update(env)
     return subprocess.run(
-        [sys.executable, "-m", "cli", *args],
+        [*wrap, sys.executable, "-m", "cli", *args],
         cwd=ROOT,
         env=clean,
         # No terminal and nothing to read, as under cron or CI, whoever runs the tests: a
