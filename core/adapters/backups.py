@@ -281,13 +281,16 @@ def run_schedule(settings: Settings, state: BackupState, now: float) -> str:
     folder = settings.backup_dir
     if folder is None:
         return "off"
-    # Held no longer than a task may run: a killed worker's lock lapses by itself.
+    # Held a minute longer than the task may run (NEWSFLASH_BACKUP_TIME_LIMIT_S, its own time
+    # limit): a live run never loses it, so a copy of the task the broker delivers again while
+    # it runs (Redis: after the visibility timeout) answers "busy"; a killed worker's lapses.
     try:
-        token = state.try_lock(settings.task_time_limit_s + 60)
+        token = state.try_lock(lock_ttl_s(settings))
     except Exception as exc:
         log.warning("scheduled backup not started", extra={"error": _one_line(exc, settings)})
         return "failed"
     if token is None:
+        log.info("scheduled backup skipped: another run holds the lock")
         return "busy"
     try:
         return _run_locked(settings, folder, state, now)
@@ -296,6 +299,10 @@ def run_schedule(settings: Settings, state: BackupState, now: float) -> str:
             state.unlock(token)
         except Exception:
             log.warning("scheduled backup lock not released; it lapses by itself")
+
+
+def lock_ttl_s(settings: Settings) -> float:
+    return settings.backup_time_limit_s + 60.0
 
 
 def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float) -> str:
@@ -330,8 +337,16 @@ def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float
     return "written"
 
 
+def failure_line(exc: BaseException, settings: Settings) -> str:
+    """Why a run failed, for its one log line; Celery's soft time limit named by its setting."""
+    if type(exc).__name__ == "SoftTimeLimitExceeded":  # Celery's: not imported by the CLI
+        limit_s = settings.backup_time_limit_s
+        exc = TimeoutError(f"not finished within NEWSFLASH_BACKUP_TIME_LIMIT_S ({limit_s} s)")
+    return _one_line(exc, settings)
+
+
 def _failed(settings: Settings, state: BackupState, now: float, exc: Exception) -> str:
-    log.warning("scheduled backup failed", extra={"error": _one_line(exc, settings)})
+    log.warning("scheduled backup failed", extra={"error": failure_line(exc, settings)})
     try:
         state.failed(now)
     except Exception:

@@ -21,7 +21,7 @@ from cli.restore import verified_manifest
 from config.settings import Settings
 from core.adapters import backups, migrate
 from core.adapters.backups import RedisBackupState, run_schedule, scheduled_backups
-from core.adapters.celery_queue import TASK_BACKUP, celery_config
+from core.adapters.celery_queue import TASK_BACKUP, TASK_RECLAIM, celery_config
 from core.adapters.metrics import _gauge_families
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
@@ -252,3 +252,28 @@ def test_two_apps_in_one_process_each_run_their_own_task(tmp_path: Path, clean_r
     assert second.tasks[TASK_BACKUP]() == "written"
     assert [k.path.parent for k in scheduled_backups(tmp_path / "b-b")] == [tmp_path / "b-b"]
     assert scheduled_backups(tmp_path / "a-b") == []
+
+
+def test_the_backup_task_has_its_own_time_limit(tmp_path: Path, clean_redis: str) -> None:
+    from workers.factory import make_celery
+
+    settings = _settings(
+        tmp_path, clean_redis, BACKUP_DIR=str(tmp_path / "b"), BACKUP_TIME_LIMIT_S="7200"
+    )
+    app = make_celery(settings)
+    task = app.tasks[TASK_BACKUP]
+    assert (task.time_limit, task.soft_time_limit) == (7200, 7170)
+    # Every other task keeps the global limit (NEWSFLASH_TASK_TIME_LIMIT_S).
+    assert (app.conf.task_time_limit, app.conf.task_soft_time_limit) == (300, 270)
+    reclaim = app.tasks[TASK_RECLAIM]
+    assert (reclaim.time_limit, reclaim.soft_time_limit) == (300, 270)
+    assert backups.lock_ttl_s(settings) == 7260
+    default = _settings(tmp_path / "d", clean_redis, BACKUP_DIR=str(tmp_path / "b"))
+    assert default.backup_time_limit_s == 3600
+    # What the soft limit raises in the task (it also stops pg_dump: subprocess.run kills its
+    # child on any exception), and the line the failure logs.
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    assert backups.failure_line(SoftTimeLimitExceeded(), settings) == (
+        "TimeoutError: not finished within NEWSFLASH_BACKUP_TIME_LIMIT_S (7200 s)"
+    )
