@@ -177,7 +177,7 @@ def put_in_place(source: Path, target: Path, aside: Path | None = None) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _open_elsewhere(target: Path) -> bool:
@@ -218,7 +218,7 @@ def _leave_wal_mode(target: Path) -> None:
         )
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

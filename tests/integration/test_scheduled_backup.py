@@ -254,6 +254,53 @@ def test_two_apps_in_one_process_each_run_their_own_task(tmp_path: Path, clean_r
     assert scheduled_backups(tmp_path / "a-b") == []
 
 
+def _manifest_of_a_scheduled_backup(created_at: str) -> str:
+    return json.dumps({"format": backups.FORMAT, "made_by": "schedule", "created_at": created_at})
+
+
+def test_a_killed_runs_partial_directory_never_counts_and_the_next_run_removes_it(
+    publisher: Settings, state: RedisBackupState, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = publisher.backup_dir
+    assert folder is not None
+    folder.mkdir()
+    # What a run killed part way leaves: its copy in `<name>.partial`, here even with a manifest
+    # (killed between writing it and the rename). It is not a backup.
+    killed = folder / "20261203T030000Z.partial"
+    killed.mkdir()
+    (killed / "database.sqlite3").write_bytes(b"half a copy")
+    (killed / "manifest.json").write_text(_manifest_of_a_scheduled_backup("2026-12-03T03:00:00"))
+    # Named almost like it, or a link to a directory elsewhere: never touched.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine\n")
+    (folder / "20261203T020000Z.partial").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "20261203T010000Z.partial").write_text("a file, not a directory\n")
+    for name in ("20261203T000000Z.partial.old", "x20261203T000000Z.partial", "notes.partial"):
+        (folder / name).mkdir()
+    foreign = set(_names(folder)) - {killed.name}
+
+    status = backups.status(publisher, state)
+    assert status is not None and status["kept"] == 0 and status["last_success_at"] is None
+    assert scheduled_backups(folder) == []
+
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        # Due although the partial's manifest says 03:00: it never counts as the last backup.
+        assert run_schedule(publisher, state, T0) == "written"
+    assert _names(folder) == sorted(foreign | {"20261203T040000Z"})
+    assert (elsewhere / "keep.txt").read_text() == "mine\n"
+    removed = [r for r in caplog.records if r.getMessage().endswith("directories removed")]
+    assert [r.__dict__["removed"] for r in removed] == [1]
+
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(publisher, state, T0 + HOUR) == "written"
+    assert len([r for r in caplog.records if r.getMessage().endswith("directories removed")]) == 1
+    assert [k.path.name for k in scheduled_backups(folder)] == [
+        "20261203T040000Z",
+        "20261203T050000Z",
+    ]
+
+
 def test_the_backup_task_has_its_own_time_limit(tmp_path: Path, clean_redis: str) -> None:
     from workers.factory import make_celery
 
