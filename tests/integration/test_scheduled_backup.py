@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ import redis as redis_lib
 from cli.ops import backups_line
 from cli.restore import verified_manifest
 from config.settings import Settings
-from core.adapters import backups, migrate
+from core.adapters import backups, dumps, migrate
 from core.adapters.backups import RedisBackupState, run_schedule, scheduled_backups
 from core.adapters.celery_queue import TASK_BACKUP, TASK_RECLAIM, celery_config
 from core.adapters.metrics import _gauge_families
@@ -29,6 +30,7 @@ from core.model import Lane
 from tests.support.cli import run_cli
 from tests.support.samples import sub
 from tests.support.services import make_env, new_vapid_pem, settings_from
+from tests.support.stack import wait_until
 
 T0 = datetime(2026, 12, 3, 4, 0, tzinfo=UTC).timestamp()
 HOUR = 3600.0
@@ -299,6 +301,72 @@ def test_a_killed_runs_partial_directory_never_counts_and_the_next_run_removes_i
         "20261203T040000Z",
         "20261203T050000Z",
     ]
+
+
+def _processes_named(program: str, marker: str) -> list[int]:
+    """Pids of running `program` processes with `marker` in their command line (from /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        named = bool(argv) and argv[0].decode(errors="replace").endswith(program)
+        if named and any(marker.encode() in arg for arg in argv):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def _niceness(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of proc(5), after the name
+
+
+def test_a_run_under_way_writes_a_partial_holds_its_lock_and_dumps_at_low_priority(
+    tmp_path: Path, clean_redis: str, postgres_url: str, state: RedisBackupState
+) -> None:
+    """A run held up inside pg_dump (a table it must read is locked): meanwhile the folder holds
+    only `<name>.partial`, which no status counts; the lock lasts the backup's own time limit
+    plus a minute, so a second copy of the task (Redis delivers an unacked task again after
+    its visibility timeout) answers "busy"; pg_dump runs niced, its password never on its
+    command line. Once the table is free the run finishes under the backup's real name."""
+    from sqlalchemy import create_engine, text
+
+    url = postgres_url.replace("postgres@", "postgres:s3cret-pw@")  # trust auth ignores it
+    settings = _settings(
+        tmp_path, clean_redis, url, BACKUP_DIR=str(tmp_path / "b"), BACKUP_TIME_LIMIT_S="900"
+    )
+    assert settings.backup_time_limit_s == 900
+    _with_readers(settings, 2)
+    folder = tmp_path / "b"
+    blocker = create_engine(postgres_url)
+    results: list[str] = []
+    with blocker.connect() as conn:
+        conn.execute(text("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE"))  # pg_dump waits
+        run = threading.Thread(target=lambda: results.append(run_schedule(settings, state, T0)))
+        run.start()
+        try:
+            (dump_pid,) = wait_until(
+                lambda: _processes_named("pg_dump", str(folder)), 20, "pg_dump to start"
+            )
+            assert _names(folder) == ["20261203T040000Z.partial"]
+            status = backups.status(settings, state)
+            assert status is not None and status["kept"] == 0
+            lock_ms = state.client.pttl(backups.LOCK_KEY)
+            assert (900 - 30) * 1000 < lock_ms <= (900 + 60) * 1000
+            assert run_schedule(settings, state, T0 + 1) == "busy"
+
+            assert _niceness(dump_pid) == min(19, os.nice(0) + dumps.DUMP_NICENESS)
+            argv = Path(f"/proc/{dump_pid}/cmdline").read_bytes()
+            assert b"s3cret-pw" not in argv and b"--snapshot=" in argv
+        finally:
+            conn.rollback()
+            run.join(60)
+    blocker.dispose()
+    assert results == ["written"]
+    assert _names(folder) == ["20261203T040000Z"]
+    assert verified_manifest(folder / "20261203T040000Z")["database"]["subscriptions"] == 2
+    assert state.client.pttl(backups.LOCK_KEY) == -2  # released
 
 
 def test_the_backup_task_has_its_own_time_limit(tmp_path: Path, clean_redis: str) -> None:
