@@ -1,8 +1,10 @@
-"""Scheduled backups (NEWSFLASH_BACKUP_DIR): beat's task on a real SQLite database (and once on
+"""Scheduled backups (NEWSFLASH_BACKUP_DIR): beat's task on a real SQLite database (and on
 PostgreSQL) with real Redis for the lock and the record, run at chosen times: a due backup is
 written as `newsflash backup` writes one, only the schedule's own directories are rotated, one
 run at a time, nothing while off, a failure counted and logged in one line without the
-database password; and what `newsflash status` and /metrics show of it."""
+database password; a run writes into `<name>.partial` and a killed run's is removed by the
+next; the task's own time limit; and what `newsflash status` and /metrics show of it. Once
+through a live maintenance-lane worker and the real broker."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from cli.restore import verified_manifest
 from config.settings import Settings
 from core.adapters import backups, dumps, migrate
 from core.adapters.backups import RedisBackupState, run_schedule, scheduled_backups
-from core.adapters.celery_queue import TASK_BACKUP, TASK_RECLAIM, celery_config
+from core.adapters.celery_queue import TASK_BACKUP, TASK_RECLAIM, celery_config, make_producer
 from core.adapters.metrics import _gauge_families
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
@@ -30,7 +32,7 @@ from core.model import Lane
 from tests.support.cli import run_cli
 from tests.support.samples import sub
 from tests.support.services import make_env, new_vapid_pem, settings_from
-from tests.support.stack import wait_until
+from tests.support.stack import start_worker, wait_until
 
 T0 = datetime(2026, 12, 3, 4, 0, tzinfo=UTC).timestamp()
 HOUR = 3600.0
@@ -392,3 +394,58 @@ def test_the_backup_task_has_its_own_time_limit(tmp_path: Path, clean_redis: str
     assert backups.failure_line(SoftTimeLimitExceeded(), settings) == (
         "TimeoutError: not finished within NEWSFLASH_BACKUP_TIME_LIMIT_S (7200 s)"
     )
+
+
+def test_a_live_maintenance_worker_takes_the_task_from_the_broker(
+    tmp_path: Path, clean_redis: str, state: RedisBackupState
+) -> None:
+    """A real worker on the maintenance lane, the task sent by name through Redis: a copy that
+    finds a run holding the lock does nothing (not even the sweep); the next one removes a
+    killed run's leftover and writes a finished backup, with no `.partial` left."""
+    folder = tmp_path / "b"
+    env = make_env(
+        tmp_path / "var",
+        f"sqlite:///{tmp_path}/var/newsflash.db",
+        clean_redis,
+        new_vapid_pem(),
+        BACKUP_DIR=str(folder),
+        BACKUP_TIME_LIMIT_S="600",
+    )
+    settings = settings_from(env)
+    _with_readers(settings, 2)
+    folder.mkdir()
+    leftover = folder / "20261203T030000Z.partial"
+    leftover.mkdir()
+    (leftover / "database.sqlite3").write_bytes(b"half a copy")
+    producer = make_producer(settings)
+    lane = Lane.MAINTENANCE.value
+
+    worker = start_worker(env, tmp_path / "logs", queues=lane, concurrency=1)
+    try:
+        registered = producer.control.inspect(timeout=5).registered("time_limit")
+        assert registered, "the worker did not answer"
+        (tasks,) = registered.values()
+        assert f"{TASK_BACKUP} [time_limit=600]" in tasks
+
+        token = state.try_lock(60)  # a run under way (or this copy delivered twice)
+        assert token is not None
+        producer.send_task(TASK_BACKUP, queue=lane, routing_key=lane)
+        wait_until(
+            lambda: "another run holds the lock" in worker.output(), 15, "the busy copy's line"
+        )
+        assert _names(folder) == [leftover.name]
+        state.unlock(token)
+
+        producer.send_task(TASK_BACKUP, queue=lane, routing_key=lane)
+
+        def finished() -> list[backups.Kept]:
+            names = _names(folder)
+            done = not any(n.endswith(".partial") for n in names)
+            return scheduled_backups(folder) if done else []
+
+        (made,) = wait_until(finished, 15, "a finished backup and no .partial")
+    finally:
+        worker.stop()
+    assert _names(folder) == [made.path.name]
+    assert verified_manifest(made.path)["database"]["subscriptions"] == 2
+    assert "killed runs' directories removed" in worker.log_path.read_text()
