@@ -356,8 +356,8 @@ def remove_partials(folder: Path) -> int:
     nothing else. Only under the lock, which says no run is writing one now."""
     try:
         entries = list(folder.iterdir())
-    except FileNotFoundError:
-        return 0
+    except OSError:
+        return 0  # no folder yet; an unreadable one fails the run where it is listed next
     removed = 0
     for entry in entries:
         if not PARTIAL_NAME.match(entry.name) or entry.is_symlink() or not entry.is_dir():
