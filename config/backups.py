@@ -32,3 +32,10 @@ class BackupSettings:
         "7",
         "scheduled backups kept; older ones it made are deleted (nothing else in the directory)",
     )
+    backup_time_limit_s: int = setting(
+        "NEWSFLASH_BACKUP_TIME_LIMIT_S",
+        Whole(60, 24 * 3600),
+        "3600",
+        "hard limit for one scheduled backup (its own, instead of `NEWSFLASH_TASK_TIME_LIMIT_S`);"
+        " it holds one maintenance-lane process that long at most",
+    )

@@ -30,6 +30,7 @@ from core.adapters.celery_queue import (
     TASK_RECOUNT,
     TASK_RETENTION,
     TASK_RETRY_DUE,
+    backup_time_limits,
 )
 from core.bootstrap import Container
 from core.delivery import BatchReport
@@ -189,7 +190,17 @@ def register_recovery_tasks(app: Celery) -> None:
     def retention() -> dict[str, int]:
         return container_for(app).delivery.retention()
 
-    @app.task(shared=False, name=TASK_BACKUP, max_retries=0)
+    # Its own time limit (NEWSFLASH_BACKUP_TIME_LIMIT_S), not every task's 300 s: a big
+    # PostgreSQL dump takes longer. The soft limit stops pg_dump and removes the partial copy.
+    limit_s = backup_time_limits(app.conf.newsflash_settings)
+
+    @app.task(
+        shared=False,
+        name=TASK_BACKUP,
+        max_retries=0,
+        time_limit=limit_s[0],
+        soft_time_limit=limit_s[1],
+    )
     def scheduled_backup() -> str:
         from core.adapters import backups
 

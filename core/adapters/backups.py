@@ -1,7 +1,8 @@
 """What `newsflash backup` writes, in one place for the CLI and for beat's scheduled backups:
 the database copy (core/adapters/dumps.py), the key files the settings point at and a manifest
 of SHA-256 digests; and the scheduled side: which directories in NEWSFLASH_BACKUP_DIR are
-scheduled backups (only those are ever rotated away) and one run of the schedule."""
+scheduled backups (only those are ever rotated away) and one run of the schedule, which writes
+into `<name>.partial` and renames it to `<name>` only once complete."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ FROM_ENVIRONMENT = "from environment, not copied"
 VAR_FILES = ("vapid_subject", "vapid_public.txt")
 # A scheduled backup's directory name: its UTC start time, so names sort oldest first.
 SCHEDULED_NAME = re.compile(r"^\d{8}T\d{6}Z$")
+# A scheduled run in progress writes here; one left over was killed part way (the lock says no
+# other run is writing), so the next run deletes it. It never counts as a backup.
+PARTIAL_SUFFIX = ".partial"
+PARTIAL_NAME = re.compile(r"^\d{8}T\d{6}Z\.partial$")
 SCHEDULED_BY = "schedule"
 
 log = logging.getLogger("newsflash.backups")
@@ -281,13 +286,16 @@ def run_schedule(settings: Settings, state: BackupState, now: float) -> str:
     folder = settings.backup_dir
     if folder is None:
         return "off"
-    # Held no longer than a task may run: a killed worker's lock lapses by itself.
+    # Held a minute longer than the task may run (NEWSFLASH_BACKUP_TIME_LIMIT_S, its own time
+    # limit): a live run never loses it, so a copy of the task the broker delivers again while
+    # it runs (Redis: after the visibility timeout) answers "busy"; a killed worker's lapses.
     try:
-        token = state.try_lock(settings.task_time_limit_s + 60)
+        token = state.try_lock(lock_ttl_s(settings))
     except Exception as exc:
         log.warning("scheduled backup not started", extra={"error": _one_line(exc, settings)})
         return "failed"
     if token is None:
+        log.info("scheduled backup skipped: another run holds the lock")
         return "busy"
     try:
         return _run_locked(settings, folder, state, now)
@@ -298,22 +306,35 @@ def run_schedule(settings: Settings, state: BackupState, now: float) -> str:
             log.warning("scheduled backup lock not released; it lapses by itself")
 
 
+def lock_ttl_s(settings: Settings) -> float:
+    return settings.backup_time_limit_s + 60.0
+
+
 def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float) -> str:
+    remove_partials(folder)
     kept = scheduled_backups(folder)
     if kept and now - kept[-1].created_at < settings.backup_every_h * 3600 - SCHEDULE_CHECK_S / 2:
         state.succeeded(kept[-1].created_at)  # Redis may have lost it; the disk has not
         return "fresh"
     started = time.monotonic()
     out = folder / datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
+    partial = out.with_name(out.name + PARTIAL_SUFFIX)
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        out.mkdir(mode=0o700)
+        if out.exists() or out.is_symlink():
+            raise FileExistsError(f"{out} already exists")
+        partial.mkdir(mode=0o700)
     except OSError as exc:
         return _failed(settings, state, now, exc)
     try:
-        written = write_backup(settings, out, now, made_by=SCHEDULED_BY)
+        written = write_backup(settings, partial, now, made_by=SCHEDULED_BY)
+        # Its files and manifest are on disk (write_backup flushed each); now its entries, then
+        # the name that makes it a backup, then the folder holding that name.
+        dumps.fsync_dir(partial)
+        os.rename(partial, out)
+        dumps.fsync_dir(folder)
     except Exception as exc:
-        shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(partial, ignore_errors=True)
         return _failed(settings, state, now, exc)
     deleted = rotate(folder, settings.backup_keep)
     state.succeeded(now)
@@ -330,8 +351,41 @@ def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float
     return "written"
 
 
+def remove_partials(folder: Path) -> int:
+    """Delete what killed runs left: directories (not links) named `<UTC time>.partial`, and
+    nothing else. Only under the lock, which says no run is writing one now."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return 0  # no folder yet; an unreadable one fails the run where it is listed next
+    removed = 0
+    for entry in entries:
+        if not PARTIAL_NAME.match(entry.name) or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            shutil.rmtree(entry)
+        except OSError as exc:
+            log.warning(
+                "scheduled backup: a killed run's directory not removed",
+                extra={"backup": entry.name, "error": f"{type(exc).__name__}: {exc}"[:300]},
+            )
+            continue
+        removed += 1
+    if removed:
+        log.info("scheduled backup: killed runs' directories removed", extra={"removed": removed})
+    return removed
+
+
+def failure_line(exc: BaseException, settings: Settings) -> str:
+    """Why a run failed, for its one log line; Celery's soft time limit named by its setting."""
+    if type(exc).__name__ == "SoftTimeLimitExceeded":  # Celery's: not imported by the CLI
+        limit_s = settings.backup_time_limit_s
+        exc = TimeoutError(f"not finished within NEWSFLASH_BACKUP_TIME_LIMIT_S ({limit_s} s)")
+    return _one_line(exc, settings)
+
+
 def _failed(settings: Settings, state: BackupState, now: float, exc: Exception) -> str:
-    log.warning("scheduled backup failed", extra={"error": _one_line(exc, settings)})
+    log.warning("scheduled backup failed", extra={"error": failure_line(exc, settings)})
     try:
         state.failed(now)
     except Exception:

@@ -68,6 +68,16 @@ def recovery_schedule(settings: Settings) -> dict[str, dict[str, object]]:
     return schedule
 
 
+def soft_limit_s(limit_s: int) -> int:
+    """The soft time limit that goes with a hard one: time to clean up before the kill."""
+    return max(5, limit_s - 30)
+
+
+def backup_time_limits(settings: Settings) -> tuple[int, int]:
+    """(hard, soft) time limits of the scheduled-backup task, its own instead of every task's."""
+    return settings.backup_time_limit_s, soft_limit_s(settings.backup_time_limit_s)
+
+
 def celery_config(settings: Settings) -> dict[str, object]:
     visibility = {"visibility_timeout": settings.visibility_timeout_s}
     exchange = Exchange("newsflash", type="direct")
@@ -88,9 +98,11 @@ def celery_config(settings: Settings) -> dict[str, object]:
         # finds the batch done (or freshly claimed) and sends nothing.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "task_time_limit": settings.task_time_limit_s,
-        "task_soft_time_limit": max(5, settings.task_time_limit_s - 30),
+        "task_soft_time_limit": soft_limit_s(settings.task_time_limit_s),
         # Redis redelivers unacked tasks after the visibility timeout: it must exceed every
-        # task's time limit, for the broker, the result backend and the app alike.
+        # task's time limit, for the broker, the result backend and the app alike. The one
+        # exception, the scheduled backup (NEWSFLASH_BACKUP_TIME_LIMIT_S may be longer): its
+        # copy delivered again mid-run finds the run's lock and does nothing.
         "broker_transport_options": dict(visibility, max_retries=None),
         "result_backend_transport_options": dict(visibility),
         "visibility_timeout": settings.visibility_timeout_s,

@@ -177,7 +177,7 @@ def put_in_place(source: Path, target: Path, aside: Path | None = None) -> None:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _open_elsewhere(target: Path) -> bool:
@@ -219,7 +219,7 @@ def _leave_wal_mode(target: Path) -> None:
         )
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -272,6 +272,17 @@ def _run_pg(argv: list[str], env: dict[str, str], what: str) -> None:
         raise DumpError(f"{what} failed: {first[:300]}")
 
 
+# pg_dump's CPU niceness: a backup shares the machine with the senders, which keep the priority.
+DUMP_NICENESS = 10
+
+
+def lower_priority() -> list[str]:
+    """`nice -n 10` to put before a command, when `nice` is on PATH (else nothing). Not os.nice
+    in a preexec_fn: the worker runs sender threads, and preexec_fn is unsafe beside threads."""
+    found = shutil.which("nice")
+    return [found, "-n", str(DUMP_NICENESS)] if found else []
+
+
 def backup_postgres(url: str, dest: Path) -> Snapshot:
     """pg_dump --format=custom into `dest`, counted in the very snapshot pg_dump copies: the
     snapshot is exported from an open repeatable-read transaction, counted there, and handed
@@ -295,7 +306,7 @@ def backup_postgres(url: str, dest: Path) -> Snapshot:
             snap = _counted(query)
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
-            argv = [dump, "--format=custom", f"--snapshot={snapshot_id}"]
+            argv = [*lower_priority(), dump, "--format=custom", f"--snapshot={snapshot_id}"]
             argv += ["--file", str(dest), "--dbname", conninfo]
             _run_pg(argv, env, "pg_dump")
     finally:

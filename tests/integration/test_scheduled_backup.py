@@ -1,13 +1,16 @@
-"""Scheduled backups (NEWSFLASH_BACKUP_DIR): beat's task on a real SQLite database (and once on
+"""Scheduled backups (NEWSFLASH_BACKUP_DIR): beat's task on a real SQLite database (and on
 PostgreSQL) with real Redis for the lock and the record, run at chosen times: a due backup is
 written as `newsflash backup` writes one, only the schedule's own directories are rotated, one
 run at a time, nothing while off, a failure counted and logged in one line without the
-database password; and what `newsflash status` and /metrics show of it."""
+database password; a run writes into `<name>.partial` and a killed run's is removed by the
+next; the task's own time limit; and what `newsflash status` and /metrics show of it. Once
+through a live maintenance-lane worker and the real broker."""
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -19,9 +22,9 @@ import redis as redis_lib
 from cli.ops import backups_line
 from cli.restore import verified_manifest
 from config.settings import Settings
-from core.adapters import backups, migrate
+from core.adapters import backups, dumps, migrate
 from core.adapters.backups import RedisBackupState, run_schedule, scheduled_backups
-from core.adapters.celery_queue import TASK_BACKUP, celery_config
+from core.adapters.celery_queue import TASK_BACKUP, TASK_RECLAIM, celery_config, make_producer
 from core.adapters.metrics import _gauge_families
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
@@ -29,6 +32,7 @@ from core.model import Lane
 from tests.support.cli import run_cli
 from tests.support.samples import sub
 from tests.support.services import make_env, new_vapid_pem, settings_from
+from tests.support.stack import start_worker, wait_until
 
 T0 = datetime(2026, 12, 3, 4, 0, tzinfo=UTC).timestamp()
 HOUR = 3600.0
@@ -252,3 +256,196 @@ def test_two_apps_in_one_process_each_run_their_own_task(tmp_path: Path, clean_r
     assert second.tasks[TASK_BACKUP]() == "written"
     assert [k.path.parent for k in scheduled_backups(tmp_path / "b-b")] == [tmp_path / "b-b"]
     assert scheduled_backups(tmp_path / "a-b") == []
+
+
+def _manifest_of_a_scheduled_backup(created_at: str) -> str:
+    return json.dumps({"format": backups.FORMAT, "made_by": "schedule", "created_at": created_at})
+
+
+def test_a_killed_runs_partial_directory_never_counts_and_the_next_run_removes_it(
+    publisher: Settings, state: RedisBackupState, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = publisher.backup_dir
+    assert folder is not None
+    folder.mkdir()
+    # What a run killed part way leaves: its copy in `<name>.partial`, here even with a manifest
+    # (killed between writing it and the rename). It is not a backup.
+    killed = folder / "20261203T030000Z.partial"
+    killed.mkdir()
+    (killed / "database.sqlite3").write_bytes(b"half a copy")
+    (killed / "manifest.json").write_text(_manifest_of_a_scheduled_backup("2026-12-03T03:00:00"))
+    # Named almost like it, or a link to a directory elsewhere: never touched.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine\n")
+    (folder / "20261203T020000Z.partial").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "20261203T010000Z.partial").write_text("a file, not a directory\n")
+    for name in ("20261203T000000Z.partial.old", "x20261203T000000Z.partial", "notes.partial"):
+        (folder / name).mkdir()
+    foreign = set(_names(folder)) - {killed.name}
+
+    status = backups.status(publisher, state)
+    assert status is not None and status["kept"] == 0 and status["last_success_at"] is None
+    assert scheduled_backups(folder) == []
+
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        # Due although the partial's manifest says 03:00: it never counts as the last backup.
+        assert run_schedule(publisher, state, T0) == "written"
+    assert _names(folder) == sorted(foreign | {"20261203T040000Z"})
+    assert (elsewhere / "keep.txt").read_text() == "mine\n"
+    removed = [r for r in caplog.records if r.getMessage().endswith("directories removed")]
+    assert [r.__dict__["removed"] for r in removed] == [1]
+
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(publisher, state, T0 + HOUR) == "written"
+    assert len([r for r in caplog.records if r.getMessage().endswith("directories removed")]) == 1
+    assert [k.path.name for k in scheduled_backups(folder)] == [
+        "20261203T040000Z",
+        "20261203T050000Z",
+    ]
+
+
+def _processes_named(program: str, marker: str) -> list[int]:
+    """Pids of running `program` processes with `marker` in their command line (from /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        named = bool(argv) and argv[0].decode(errors="replace").endswith(program)
+        if named and any(marker.encode() in arg for arg in argv):
+            found.append(int(cmdline.parent.name))
+    return found
+
+
+def _niceness(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of proc(5), after the name
+
+
+def test_a_run_under_way_writes_a_partial_holds_its_lock_and_dumps_at_low_priority(
+    tmp_path: Path, clean_redis: str, postgres_url: str, state: RedisBackupState
+) -> None:
+    """A run held up inside pg_dump (a table it must read is locked): meanwhile the folder holds
+    only `<name>.partial`, which no status counts; the lock lasts the backup's own time limit
+    plus a minute, so a second copy of the task (Redis delivers an unacked task again after
+    its visibility timeout) answers "busy"; pg_dump runs niced, its password never on its
+    command line. Once the table is free the run finishes under the backup's real name."""
+    from sqlalchemy import create_engine, text
+
+    url = postgres_url.replace("postgres@", "postgres:s3cret-pw@")  # trust auth ignores it
+    settings = _settings(
+        tmp_path, clean_redis, url, BACKUP_DIR=str(tmp_path / "b"), BACKUP_TIME_LIMIT_S="900"
+    )
+    assert settings.backup_time_limit_s == 900
+    _with_readers(settings, 2)
+    folder = tmp_path / "b"
+    blocker = create_engine(postgres_url)
+    results: list[str] = []
+    with blocker.connect() as conn:
+        conn.execute(text("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE"))  # pg_dump waits
+        run = threading.Thread(target=lambda: results.append(run_schedule(settings, state, T0)))
+        run.start()
+        try:
+            (dump_pid,) = wait_until(
+                lambda: _processes_named("pg_dump", str(folder)), 20, "pg_dump to start"
+            )
+            assert _names(folder) == ["20261203T040000Z.partial"]
+            status = backups.status(settings, state)
+            assert status is not None and status["kept"] == 0
+            lock_ms = state.client.pttl(backups.LOCK_KEY)
+            assert (900 - 30) * 1000 < lock_ms <= (900 + 60) * 1000
+            assert run_schedule(settings, state, T0 + 1) == "busy"
+
+            assert _niceness(dump_pid) == min(19, os.nice(0) + dumps.DUMP_NICENESS)
+            argv = Path(f"/proc/{dump_pid}/cmdline").read_bytes()
+            assert b"s3cret-pw" not in argv and b"--snapshot=" in argv
+        finally:
+            conn.rollback()
+            run.join(60)
+    blocker.dispose()
+    assert results == ["written"]
+    assert _names(folder) == ["20261203T040000Z"]
+    assert verified_manifest(folder / "20261203T040000Z")["database"]["subscriptions"] == 2
+    assert state.client.pttl(backups.LOCK_KEY) == -2  # released
+
+
+def test_the_backup_task_has_its_own_time_limit(tmp_path: Path, clean_redis: str) -> None:
+    from workers.factory import make_celery
+
+    settings = _settings(
+        tmp_path, clean_redis, BACKUP_DIR=str(tmp_path / "b"), BACKUP_TIME_LIMIT_S="7200"
+    )
+    app = make_celery(settings)
+    task = app.tasks[TASK_BACKUP]
+    assert (task.time_limit, task.soft_time_limit) == (7200, 7170)
+    # Every other task keeps the global limit (NEWSFLASH_TASK_TIME_LIMIT_S).
+    assert (app.conf.task_time_limit, app.conf.task_soft_time_limit) == (300, 270)
+    reclaim = app.tasks[TASK_RECLAIM]
+    assert (reclaim.time_limit, reclaim.soft_time_limit) == (300, 270)
+    assert backups.lock_ttl_s(settings) == 7260
+    default = _settings(tmp_path / "d", clean_redis, BACKUP_DIR=str(tmp_path / "b"))
+    assert default.backup_time_limit_s == 3600
+    # What the soft limit raises in the task (it also stops pg_dump: subprocess.run kills its
+    # child on any exception), and the line the failure logs.
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    assert backups.failure_line(SoftTimeLimitExceeded(), settings) == (
+        "TimeoutError: not finished within NEWSFLASH_BACKUP_TIME_LIMIT_S (7200 s)"
+    )
+
+
+def test_a_live_maintenance_worker_takes_the_task_from_the_broker(
+    tmp_path: Path, clean_redis: str, state: RedisBackupState
+) -> None:
+    """A real worker on the maintenance lane, the task sent by name through Redis: a copy that
+    finds a run holding the lock does nothing (not even the sweep); the next one removes a
+    killed run's leftover and writes a finished backup, with no `.partial` left."""
+    folder = tmp_path / "b"
+    env = make_env(
+        tmp_path / "var",
+        f"sqlite:///{tmp_path}/var/newsflash.db",
+        clean_redis,
+        new_vapid_pem(),
+        BACKUP_DIR=str(folder),
+        BACKUP_TIME_LIMIT_S="600",
+    )
+    settings = settings_from(env)
+    _with_readers(settings, 2)
+    folder.mkdir()
+    leftover = folder / "20261203T030000Z.partial"
+    leftover.mkdir()
+    (leftover / "database.sqlite3").write_bytes(b"half a copy")
+    producer = make_producer(settings)
+    lane = Lane.MAINTENANCE.value
+
+    worker = start_worker(env, tmp_path / "logs", queues=lane, concurrency=1)
+    try:
+        registered = producer.control.inspect(timeout=5).registered("time_limit")
+        assert registered, "the worker did not answer"
+        (tasks,) = registered.values()
+        assert f"{TASK_BACKUP} [time_limit=600]" in tasks
+
+        token = state.try_lock(60)  # a run under way (or this copy delivered twice)
+        assert token is not None
+        producer.send_task(TASK_BACKUP, queue=lane, routing_key=lane)
+        wait_until(
+            lambda: "another run holds the lock" in worker.output(), 15, "the busy copy's line"
+        )
+        assert _names(folder) == [leftover.name]
+        state.unlock(token)
+
+        producer.send_task(TASK_BACKUP, queue=lane, routing_key=lane)
+
+        def finished() -> list[backups.Kept]:
+            names = _names(folder)
+            done = not any(n.endswith(".partial") for n in names)
+            return scheduled_backups(folder) if done else []
+
+        (made,) = wait_until(finished, 15, "a finished backup and no .partial")
+    finally:
+        worker.stop()
+    assert _names(folder) == [made.path.name]
+    assert verified_manifest(made.path)["database"]["subscriptions"] == 2
+    assert "killed runs' directories removed" in worker.log_path.read_text()
