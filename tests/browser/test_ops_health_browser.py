@@ -1,20 +1,27 @@
-"""/ops's audience-health view in a real Chromium, over weeks of sends, displays, clicks and 410s
-written through the store with a chosen clock; screenshots for docs/audience-health.md."""
+"""/ops's audience-health view and its per-day table in a real Chromium, over weeks of sends,
+displays, clicks, 410s and renewals written through the store with a chosen clock; screenshots
+for docs/audience-health.md and docs/ops.md."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis as redis_lib
 
 from core.accounts import Role
+from core.adapters.stores_sql import SqlStores
 from core.adapters.telemetry import CACHE_PREFIX
+from core.model import LossReason, SubscriptionInput
+from core.tombstones import endpoint_digest
 from tests.support.audience import MOVED, RESTORED, seed_falling_engagement
+from tests.support.browser import sign_in
 from tests.support.live_stack import served_app
 from tests.support.services import free_port
 
@@ -123,3 +130,105 @@ def test_the_api_gives_the_same_view_as_json(ops_site: tuple[str, str]) -> None:
     assert status == 400 and body["error"]["field"] == "weeks"
     status, body = get("/api/v1/ops/health?weeks=%C2%B2")  # '²': isdigit() yes, int() no
     assert status == 400 and body["error"]["field"] == "weeks"
+
+
+def _reader(n: int) -> SubscriptionInput:
+    return SubscriptionInput(
+        f"https://fcm.googleapis.com/push/day-{n}", "BAAA", f"a{n}", ("breaking",)
+    )
+
+
+def seed_renewal_days(store: SqlStores, now: float, tz: ZoneInfo) -> None:
+    """Three days ago 8 readers sign up, 2 are deleted as gone (410) and 1 unsubscribes; two days
+    ago 2 sign up and 2 browsers renew (moved); yesterday 1 renews (moved), both gone readers
+    come back from their tombstones (restored, which takes their losses back from three days
+    ago) and 1 unsubscribes."""
+    today = datetime.fromtimestamp(now, tz).date()
+
+    def at(days_ago: int, hour: int) -> float:
+        day = today - timedelta(days=days_ago)
+        return datetime(day.year, day.month, day.day, hour, tzinfo=tz).timestamp()
+
+    subs = store.subscriptions
+    ids = [subs.upsert(_reader(n), at(3, 10))[0].id for n in range(8)]
+    subs.delete_ids(ids[0:2], LossReason.GONE, now=at(3, 12))
+    subs.delete_ids([ids[2]], now=at(3, 16))
+    for n in (8, 9):
+        subs.upsert(_reader(n), at(2, 9))
+    for n, sid in enumerate(ids[3:5]):
+        subs.replace(sid, _reader(100 + n), at(2, 11))
+    subs.replace(ids[5], _reader(102), at(1, 10))
+    for n in (0, 1):
+        stone = subs.find_tombstone(endpoint_digest(_reader(n).endpoint))
+        assert stone is not None
+        subs.restore(stone, _reader(200 + n), at(1, 11))
+    subs.delete_ids([ids[6]], now=at(1, 18))
+
+
+@pytest.fixture(scope="module")
+def days_site(
+    tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str
+) -> Iterator[tuple[str, list[str]]]:
+    """A database of its own (the audience seed's renewals fall on a weekday-dependent day),
+    with /ops's cache off so no other site's snapshot answers; yields the base URL and the
+    days the table shows, today first."""
+    tmp = tmp_path_factory.mktemp("ops-days")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    database_url = f"sqlite:///{tmp}/newsflash.db"
+    with served_app(
+        tmp, database_url, redis_url, vapid_pem, port, PUBLIC_ORIGINS=base, OPS_CACHE_S="0"
+    ) as live:
+        live.create_user(OPS, PASSWORD, Role.OPS)
+        container = live.app.extensions["newsflash"].container
+        tz = container.settings.timezone
+        now = time.time()
+        seed_renewal_days(container.sql, now, tz)
+        today = datetime.fromtimestamp(now, tz).date()
+        yield base, [(today - timedelta(days=n)).isoformat() for n in range(7)]
+
+
+def test_ops_per_day_table_shows_renewals_apart_from_new_and_lost(
+    chromium_browser: Any, days_site: tuple[str, list[str]], artifacts: Path
+) -> None:
+    base, days = days_site
+    context = chromium_browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    page = context.new_page()
+    try:
+        sign_in(page, OPS, PASSWORD, base)
+        page.wait_for_url(base + "/ops")
+        card = page.locator("section[aria-labelledby=h-days]")
+        for width in (1280, 390):
+            page.set_viewport_size({"width": width, "height": 900 if width > 390 else 844})
+            page.reload()
+            heads = card.locator("thead th").all_inner_texts()
+            assert heads == ["Day", "New", "Lost", "Renewed"]
+            rows = [r.locator("td").all_inner_texts() for r in card.locator("tbody tr").all()]
+            # Newest first; renewals are the same readers: not in New, and a restore takes its
+            # 410 back from the day it was lost (3 left three days ago, 1 is still gone).
+            assert rows == [
+                [days[0], "0", "0", "0"],
+                [days[1], "0", "1", "3 (2 after 410)"],
+                [days[2], "2", "0", "2"],
+                [days[3], "8", "1", "0"],
+                *([day, "0", "0", "0"] for day in days[4:]),
+            ]
+            # Gains minus losses are the audience's change: 10 new, 2 lost, 8 readers.
+            assert page.locator("#subs-total").inner_text() == "8"
+            # Nothing wider than the page; the table's last column is inside its card.
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            assert card.get_attribute("tabindex") == "0"  # a card that scrolls can take focus
+            cell = card.locator("tbody tr").nth(1).locator("td").last
+            cell.scroll_into_view_if_needed()
+            box, frame = cell.bounding_box(), card.bounding_box()
+            assert box is not None and frame is not None
+            assert frame["x"] >= 0 and frame["x"] + frame["width"] <= width
+            assert box["x"] >= frame["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
+            assert cell.evaluate("c => c.scrollWidth <= c.clientWidth")  # not cut off
+            name = f"ops-days-renewed-{width}.png"
+            card.screenshot(path=str(artifacts / name))
+            if UPDATE_DOCS and width == 390:
+                card.screenshot(path=str(DOCS_IMG / name))
+    finally:
+        context.close()
