@@ -15,7 +15,7 @@ import pytest
 
 from core.accounts import Role
 from core.usecases.newsroom import Editor
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE, screenshot_whole_page, sign_in
 from tests.support.feedsite import FeedSite, Page, rss
 from tests.support.live_stack import LiveStack, served_app
 from tests.support.newsroom import ADMIN, PASSWORD
@@ -94,7 +94,7 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         page.wait_for_load_state("load")
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
         shot = artifacts / f"{name}-{label}.png"
-        page.screenshot(path=str(shot), full_page=True)
+        screenshot_whole_page(page, shot)
         if UPDATE_DOCS:
             shutil.copy(shot, DOCS_IMG / shot.name)
 
