@@ -33,7 +33,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomSta
     tmp = tmp_path_factory.mktemp("newsroom-browser")
     yield from served_newsroom(
         tmp,
-        topics_env("undo", "stop", "device", "lang"),
+        topics_env("undo:Weather", "stop:Traffic", "device:Health", "lang:Nairobi"),
         # Long enough for a loaded machine to click Undo in time, short enough for a test.
         UNDO_WINDOW_S="6",
     )
