@@ -15,7 +15,14 @@ import pytest
 
 from core.accounts import Role
 from core.usecases.newsroom import Editor
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE, screenshot_whole_page, sign_in
+from tests.support.browser import (
+    DESK,
+    OVERFLOW_JS,
+    PHONE,
+    gap_below,
+    screenshot_whole_page,
+    sign_in,
+)
 from tests.support.feedsite import FeedSite, Page, rss
 from tests.support.live_stack import LiveStack, served_app
 from tests.support.newsroom import ADMIN, PASSWORD
@@ -121,6 +128,9 @@ def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
         box = page.locator("#article-gate")
         assert "Waiting for the article" in box.inner_text()
         assert page.locator("#send-anyway").is_visible()
+        for size in (PHONE, DESK):
+            page.set_viewport_size(size)
+            assert gap_below(page, "#article-gate", ".nf-report-actions") >= 8, size
         _shoot(page, artifacts, "report-waiting-for-article")
     finally:
         context.close()

@@ -26,6 +26,7 @@ from tests.support.browser import (
     OVERFLOW_JS,
     PHONE,
     fake_browser_subscription,
+    gap_below,
     screenshot_whole_page,
     sign_in,
 )
@@ -51,6 +52,16 @@ class Site:
     app: Flask
     base: str
     token: str
+
+    def subscribe(self, count: int) -> list[int]:
+        """Readers who signed up with the default topic (breaking); their ids."""
+        ids = []
+        for _ in range(count):
+            sub = fake_browser_subscription(f"http://127.0.0.1:9/push/{uuid.uuid4().hex}")
+            answer = self.app.test_client().post("/api/v1/subscriptions", json=sub)
+            assert answer.status_code == 201, answer.json
+            ids.append(int(answer.json["id"]))
+        return ids
 
     def publish(self, **body: Any) -> int:
         answer = self.app.test_client().post(
@@ -142,6 +153,7 @@ def test_a_repeat_asks_for_a_tick_on_the_review_page(
 ) -> None:
     article = f"{site.base}/news/floods-{uuid.uuid4().hex[:6]}"
     earlier = site.publish(title="Floods close the Thika road", body="More soon", url=article)
+    site.subscribe(5)
     page = _page(chromium_browser, site, EDITOR)
     page.goto(site.base + "/editor/new")
     page.fill("#url", article)
@@ -152,6 +164,8 @@ def test_a_repeat_asks_for_a_tick_on_the_review_page(
     warning.wait_for()
     assert f"Alert #{earlier}" in (warning.text_content() or "")
     assert "already sent this article" in (warning.text_content() or "")
+    assert page.locator("#confirm-audience").text_content() == "5"
+    assert gap_below(page, "#duplicate-warning", ".nf-facts") >= 8  # not glued to the facts
     _fits(page, artifacts, "duplicate-review", docs=True)
     page.click("#send")  # the browser holds it: the tick is required
     assert "/editor/new" in page.url and page.locator("#duplicate-warning").is_visible()
@@ -171,12 +185,7 @@ def test_a_correction_shows_before_and_after_then_waits_for_undo(
         url=f"{site.base}/news/crash",
     )
     container = site.app.extensions["newsflash"].container
-    readers = []
-    for _ in range(3):
-        sub = fake_browser_subscription(f"http://127.0.0.1:9/push/{uuid.uuid4().hex}")
-        answer = site.app.test_client().post("/api/v1/subscriptions", json=sub)
-        assert answer.status_code == 201, answer.json
-        readers.append(LedgerEntry(int(answer.json["id"]), LedgerStatus.DELIVERED, 201, 1))
+    readers = [LedgerEntry(i, LedgerStatus.DELIVERED, 201, 1) for i in site.subscribe(3)]
     # As the worker would leave it: delivered to three readers, then sent.
     container.sql.ledger.record(original, readers, [], time.time())
     container.alerts.set_status(original, AlertStatus.SENT, 0.0)

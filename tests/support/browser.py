@@ -214,6 +214,13 @@ def screenshot_whole_page(page: Any, path: Path) -> None:
         page.set_viewport_size(size)
 
 
+def gap_below(page: Any, upper: str, lower: str) -> float:
+    """The space in px between the bottom of the first element and the top of the second."""
+    a, b = page.locator(upper).bounding_box(), page.locator(lower).bounding_box()
+    assert a is not None and b is not None, (upper, lower)
+    return float(b["y"] - (a["y"] + a["height"]))
+
+
 def keep(page: Any, artifacts: Path, name: str, full_page: bool = True) -> None:
     """A screenshot for the test run; into docs/img too only when NEWSFLASH_DOCS_SCREENSHOTS=1,
     so a test run never changes tracked files."""
