@@ -257,6 +257,10 @@ def test_every_newsroom_page_fits_a_phone(
     sentences = page.locator("[data-audit-sentence]").all_text_contents()
     assert any(s.startswith(f"{ADMIN} called off 'Flood warning") for s in sentences), sentences
     assert any(f"sent '{LONG_TITLE}' to 4 readers." in s for s in sentences), sentences
+    # Details in words: a yes/no is not Python's True/False.
+    undone = page.locator("#audit tbody tr", has_text="called off 'Flood warning").first
+    details = undone.locator("[data-label=Details]").inner_text()
+    assert "undo yes" in details and "True" not in details, details
 
     # 404s: an unknown alert and an unknown address, styled, with the navigation.
     for name, path in (("404-alert", "/editor/alerts/999999"), ("404", "/editor/no-such-page")):
