@@ -153,6 +153,8 @@ def test_a_repeat_asks_for_a_tick_on_the_review_page(
 ) -> None:
     article = f"{site.base}/news/floods-{uuid.uuid4().hex[:6]}"
     earlier = site.publish(title="Floods close the Thika road", body="More soon", url=article)
+    store = site.app.extensions["newsflash"].container.alerts
+    store.set_status(earlier, AlertStatus.SENT, 0.0)  # as the worker would leave it
     site.subscribe(5)
     page = _page(chromium_browser, site, EDITOR)
     page.goto(site.base + "/editor/new")
@@ -164,6 +166,7 @@ def test_a_repeat_asks_for_a_tick_on_the_review_page(
     warning.wait_for()
     assert f"Alert #{earlier}" in (warning.text_content() or "")
     assert "already sent this article" in (warning.text_content() or "")
+    assert "(Sent, " in (warning.text_content() or "")
     assert page.locator("#confirm-audience").text_content() == "5"
     assert gap_below(page, "#duplicate-warning", ".nf-facts") >= 8  # not glued to the facts
     _fits(page, artifacts, "duplicate-review", docs=True)
