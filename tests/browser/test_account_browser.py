@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from core.accounts import Role
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
+from tests.support.browser import DESK, OVERFLOW_JS, PHONE, screenshot_whole_page, sign_in
 from tests.support.live_stack import served_app
 from tests.support.newsroom import EDITOR, PASSWORD
 from tests.support.services import free_port
@@ -51,7 +51,7 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         page.wait_for_load_state("load")
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
         shot = artifacts / f"{name}-{label}.png"
-        page.screenshot(path=str(shot), full_page=True)
+        screenshot_whole_page(page, shot)
         if UPDATE_DOCS and label == "390":
             shutil.copy(shot, DOCS_IMG / shot.name)
     page.set_viewport_size(PHONE)

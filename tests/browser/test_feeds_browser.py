@@ -15,7 +15,14 @@ import pytest
 
 from core.accounts import Role
 from core.usecases.newsroom import Editor
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
+from tests.support.browser import (
+    DESK,
+    OVERFLOW_JS,
+    PHONE,
+    gap_below,
+    screenshot_whole_page,
+    sign_in,
+)
 from tests.support.feedsite import FeedSite, Page, rss
 from tests.support.live_stack import LiveStack, served_app
 from tests.support.newsroom import ADMIN, PASSWORD
@@ -94,7 +101,7 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         page.wait_for_load_state("load")
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
         shot = artifacts / f"{name}-{label}.png"
-        page.screenshot(path=str(shot), full_page=True)
+        screenshot_whole_page(page, shot)
         if UPDATE_DOCS:
             shutil.copy(shot, DOCS_IMG / shot.name)
 
@@ -121,6 +128,9 @@ def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
         box = page.locator("#article-gate")
         assert "Waiting for the article" in box.inner_text()
         assert page.locator("#send-anyway").is_visible()
+        for size in (PHONE, DESK):
+            page.set_viewport_size(size)
+            assert gap_below(page, "#article-gate", ".nf-report-actions") >= 8, size
         _shoot(page, artifacts, "report-waiting-for-article")
     finally:
         context.close()

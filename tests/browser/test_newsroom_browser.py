@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.browser import screenshot_whole_page
 from tests.support.newsroom import (
     EDITOR,
     PASSWORD,
@@ -32,7 +33,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NewsroomSta
     tmp = tmp_path_factory.mktemp("newsroom-browser")
     yield from served_newsroom(
         tmp,
-        topics_env("undo", "stop", "device", "lang"),
+        topics_env("undo:Weather", "stop:Traffic", "device:Health", "lang:Nairobi"),
         # Long enough for a loaded machine to click Undo in time, short enough for a test.
         UNDO_WINDOW_S="6",
     )
@@ -245,7 +246,7 @@ def test_compose_in_two_languages_and_review_the_split(
     shots.append(("newsroom-compose-kiswahili-390.png", 390))
     for name, width in shots:
         page.set_viewport_size({"width": width, "height": 900})
-        page.screenshot(path=str(artifacts / name), full_page=True)
+        screenshot_whole_page(page, artifacts / name)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.click("#review")
     page.wait_for_selector("#confirm-form")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +19,17 @@ import redis as redis_lib
 from flask import Flask
 
 from core.accounts import Role
-from core.model import AlertStatus
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
+from core.model import AlertStatus, LedgerStatus
+from core.ports import LedgerEntry
+from tests.support.browser import (
+    DESK,
+    OVERFLOW_JS,
+    PHONE,
+    fake_browser_subscription,
+    gap_below,
+    screenshot_whole_page,
+    sign_in,
+)
 from tests.support.live_stack import served_app
 from tests.support.newsroom import PASSWORD
 from tests.support.services import (
@@ -42,6 +52,16 @@ class Site:
     app: Flask
     base: str
     token: str
+
+    def subscribe(self, count: int) -> list[int]:
+        """Readers who signed up with the default topic (breaking); their ids."""
+        ids = []
+        for _ in range(count):
+            sub = fake_browser_subscription(f"http://127.0.0.1:9/push/{uuid.uuid4().hex}")
+            answer = self.app.test_client().post("/api/v1/subscriptions", json=sub)
+            assert answer.status_code == 201, answer.json
+            ids.append(int(answer.json["id"]))
+        return ids
 
     def publish(self, **body: Any) -> int:
         answer = self.app.test_client().post(
@@ -94,7 +114,7 @@ def _fits(page: Any, artifacts: Path, name: str, docs: bool = False) -> None:
         page.set_viewport_size(size)
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {label} px"
         shot = artifacts / f"{name}-{label}.png"
-        page.screenshot(path=str(shot), full_page=True)
+        screenshot_whole_page(page, shot)
         if docs and label == "390" and os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
             DOCS_IMG.mkdir(exist_ok=True)
             shutil.copy(shot, DOCS_IMG / shot.name)
@@ -133,6 +153,9 @@ def test_a_repeat_asks_for_a_tick_on_the_review_page(
 ) -> None:
     article = f"{site.base}/news/floods-{uuid.uuid4().hex[:6]}"
     earlier = site.publish(title="Floods close the Thika road", body="More soon", url=article)
+    store = site.app.extensions["newsflash"].container.alerts
+    store.set_status(earlier, AlertStatus.SENT, 0.0)  # as the worker would leave it
+    site.subscribe(5)
     page = _page(chromium_browser, site, EDITOR)
     page.goto(site.base + "/editor/new")
     page.fill("#url", article)
@@ -143,6 +166,9 @@ def test_a_repeat_asks_for_a_tick_on_the_review_page(
     warning.wait_for()
     assert f"Alert #{earlier}" in (warning.text_content() or "")
     assert "already sent this article" in (warning.text_content() or "")
+    assert "(Sent, " in (warning.text_content() or "")
+    assert page.locator("#confirm-audience").text_content() == "5"
+    assert gap_below(page, "#duplicate-warning", ".nf-facts") >= 8  # not glued to the facts
     _fits(page, artifacts, "duplicate-review", docs=True)
     page.click("#send")  # the browser holds it: the tick is required
     assert "/editor/new" in page.url and page.locator("#duplicate-warning").is_visible()
@@ -157,10 +183,15 @@ def test_a_correction_shows_before_and_after_then_waits_for_undo(
     chromium_browser: Any, site: Site, artifacts: Path
 ) -> None:
     original = site.publish(
-        title="Five killed in Thika crash", body="Police say", url=f"{site.base}/news/crash"
+        title="Five killed in Thika crash",
+        body="Police say a bus left the road near Juja before dawn.",
+        url=f"{site.base}/news/crash",
     )
-    store = site.app.extensions["newsflash"].container.alerts
-    store.set_status(original, AlertStatus.SENT, 0.0)  # as the worker would leave it
+    container = site.app.extensions["newsflash"].container
+    readers = [LedgerEntry(i, LedgerStatus.DELIVERED, 201, 1) for i in site.subscribe(3)]
+    # As the worker would leave it: delivered to three readers, then sent.
+    container.sql.ledger.record(original, readers, [], time.time())
+    container.alerts.set_status(original, AlertStatus.SENT, 0.0)
     page = _page(chromium_browser, site, EDITOR)
     page.goto(f"{site.base}/editor/alerts/{original}/correct")
     page.fill("#title", "Four killed in Thika crash")
@@ -169,6 +200,7 @@ def test_a_correction_shows_before_and_after_then_waits_for_undo(
     diff.wait_for()
     assert page.locator("[data-diff=headline] del").text_content() == "Five"
     assert page.locator("[data-diff=headline] ins").text_content() == "Four"
+    assert "for the 3 readers it reached" in (page.locator("main").text_content() or "")
     _fits(page, artifacts, "correction-review", docs=True)
     page.check("#confirm-correction")
     page.click("#send-correction")

@@ -1,10 +1,13 @@
 """Every newsroom page with data in it, in a real Chromium at 390x844 (a phone) and at 1280:
 no horizontal overflow, cards instead of tables, a folded menu, Send/Undo/Stop/Correct under the
 thumb, errors in editors' words under their field, and the newsroom's time zone on every page.
-Screenshots of both sizes land in var/test-artifacts (phone-*.png)."""
+Screenshots of both sizes land in var/test-artifacts (phone-*.png); NEWSFLASH_DOCS_SCREENSHOTS=1
+copies the documented ones to docs/img."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE, sign_in
+from tests.support.browser import (
+    DESK,
+    DOCS_IMG,
+    OVERFLOW_JS,
+    PHONE,
+    screenshot_whole_page,
+    sign_in,
+)
 from tests.support.newsroom import (
     ADMIN,
     EDITOR,
@@ -29,6 +39,7 @@ LONG_TITLE = (
     "level since 1961"
 )
 LONG_WORD = "Kenya" + "x" * 70 + " reports"  # one word wider than a phone: must still wrap
+UPDATE_DOCS = os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +108,17 @@ def _login(browser: Any, base: str, email: str, artifacts: Path | None = None) -
     return page
 
 
-def _check_both(page: Any, artifacts: Path, name: str, zone_label: bool = True) -> None:
-    """No overflow at 390 px, the zone named; screenshots at 390 and 1280 px."""
+def _check_both(
+    page: Any,
+    artifacts: Path,
+    name: str,
+    zone_label: bool = True,
+    docs: str | None = None,
+    docs_whole_page: bool = False,
+) -> None:
+    """No overflow at 390 px, the zone named; screenshots at 390 and 1280 px. `docs` names the
+    copy in docs/img (with NEWSFLASH_DOCS_SCREENSHOTS=1): the phone's first screen, or with
+    `docs_whole_page` the whole page at 390 px."""
     page.set_viewport_size(PHONE)
     page.wait_for_load_state("load")
     overflow = page.evaluate(OVERFLOW_JS)
@@ -106,12 +126,15 @@ def _check_both(page: Any, artifacts: Path, name: str, zone_label: bool = True) 
     if zone_label:
         zone = page.locator("[data-newsroom-zone]")
         assert "Africa/Nairobi" in (zone.text_content() or ""), f"{name}: time zone not named"
-    page.screenshot(path=str(artifacts / f"phone-{name}-390.png"), full_page=True)
+    screenshot_whole_page(page, artifacts / f"phone-{name}-390.png")
     # What the phone's screen shows first, sticky action bar included.
     page.screenshot(path=str(artifacts / f"phone-{name}-390-screen.png"))
+    if docs is not None and UPDATE_DOCS:
+        shot = f"phone-{name}-390.png" if docs_whole_page else f"phone-{name}-390-screen.png"
+        shutil.copy(artifacts / shot, DOCS_IMG / docs)
     page.set_viewport_size(DESK)
     assert page.evaluate(OVERFLOW_JS) == [], f"{name}: overflows at 1280 px"
-    page.screenshot(path=str(artifacts / f"phone-{name}-1280.png"), full_page=True)
+    screenshot_whole_page(page, artifacts / f"phone-{name}-1280.png")
     page.set_viewport_size(PHONE)
 
 
@@ -133,7 +156,7 @@ def test_every_newsroom_page_fits_a_phone(
     page = _login(chromium_browser, base, ADMIN, artifacts)
 
     # History: one card per alert, the menu folded behind one button.
-    _check_both(page, artifacts, "history")
+    _check_both(page, artifacts, "history", docs="phone-history.png", docs_whole_page=True)
     assert not page.locator("#history thead").is_visible()
     nav_link = page.locator(".nf-nav a", has_text="Scheduled")
     assert not nav_link.is_visible()
@@ -178,6 +201,11 @@ def test_every_newsroom_page_fits_a_phone(
     _check_both(page, artifacts, "compose-errors")
     page.locator("[data-field-error=send_at]").scroll_into_view_if_needed()
     page.screenshot(path=str(artifacts / "phone-compose-error-field-390-screen.png"))
+    if UPDATE_DOCS:  # the error under its field, as the phone shows it once scrolled there
+        shutil.copy(
+            artifacts / "phone-compose-error-field-390-screen.png",
+            DOCS_IMG / "phone-compose-errors.png",
+        )
 
     # Review: the Send button under the thumb; then the undo window with its big Undo.
     page.check("input[name=when][value=now]")
@@ -185,12 +213,12 @@ def test_every_newsroom_page_fits_a_phone(
     page.check("input[name=topics][value=phone]")
     page.click("#review")
     page.wait_for_selector("#confirm-form")
-    _check_both(page, artifacts, "review")
+    _check_both(page, artifacts, "review", docs="phone-review.png")
     _under_thumb(page, "#send")
     page.click("#send")
     page.wait_for_selector("#undo")
     assert page.locator("h1 [data-status-badge]").text_content() == "Sending soon"
-    _check_both(page, artifacts, "undo-window")
+    _check_both(page, artifacts, "undo-window", docs="phone-undo.png")
     _under_thumb(page, "#undo")
     page.click("#undo")
     page.wait_for_selector(".nf-calledoff")
@@ -206,7 +234,7 @@ def test_every_newsroom_page_fits_a_phone(
     page.goto(f"{base}/editor/alerts/{seeded['sending']}")
     page.wait_for_selector("#stop")
     _under_thumb(page, "#stop")
-    _check_both(page, artifacts, "report-sending")
+    _check_both(page, artifacts, "report-sending", docs="phone-report-sending.png")
 
     # Scheduled list, editing one, the correction form, the audit log in sentences.
     page.goto(base + "/editor/scheduled")
@@ -225,10 +253,14 @@ def test_every_newsroom_page_fits_a_phone(
     assert "\n" not in page.input_value("#title")
     _under_thumb(page, "#review-correction")  # the send itself is on the review page
     page.goto(base + "/editor/audit")
-    _check_both(page, artifacts, "audit")
+    _check_both(page, artifacts, "audit", docs="phone-audit.png")
     sentences = page.locator("[data-audit-sentence]").all_text_contents()
     assert any(s.startswith(f"{ADMIN} called off 'Flood warning") for s in sentences), sentences
     assert any(f"sent '{LONG_TITLE}' to 4 readers." in s for s in sentences), sentences
+    # Details in words: a yes/no is not Python's True/False.
+    undone = page.locator("#audit tbody tr", has_text="called off 'Flood warning").first
+    details = undone.locator("[data-label=Details]").inner_text()
+    assert "undo yes" in details and "True" not in details, details
 
     # 404s: an unknown alert and an unknown address, styled, with the navigation.
     for name, path in (("404-alert", "/editor/alerts/999999"), ("404", "/editor/no-such-page")):

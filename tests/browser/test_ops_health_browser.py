@@ -226,6 +226,16 @@ def test_ops_per_day_table_shows_renewals_apart_from_new_and_lost(
             assert frame["x"] >= 0 and frame["x"] + frame["width"] <= width
             assert box["x"] >= frame["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"]
             assert cell.evaluate("c => c.scrollWidth <= c.clientWidth")  # not cut off
+            # The header's tooltip is out of a phone's reach: a note under the table says it.
+            note = card.locator("table + p.note")
+            assert note.is_visible()
+            said = note.inner_text()
+            assert said.startswith("Renewed = a reader's browser replaced its subscription")
+            assert "counted neither as new nor as lost" in said
+            assert "after 410: restored after the push service said the old one was gone" in said
+            box = note.bounding_box()
+            assert box is not None and box["x"] >= frame["x"]
+            assert box["x"] + box["width"] <= frame["x"] + frame["width"]
             name = f"ops-days-renewed-{width}.png"
             card.screenshot(path=str(artifacts / name))
             if UPDATE_DOCS and width == 390:

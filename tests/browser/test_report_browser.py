@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE, keep, sign_in
+from tests.support.browser import (
+    DESK,
+    OVERFLOW_JS,
+    PHONE,
+    keep,
+    screenshot_whole_page,
+    sign_in,
+)
 from tests.support.newsroom import ADMIN, PASSWORD, NewsroomStack, served_newsroom, topics_env
 from tests.support.stack import wait_until
 
@@ -76,7 +83,7 @@ def _check_both(page: Any, artifacts: Path, name: str, docs: str | None = None) 
         if docs == label:
             keep(page, artifacts, shot)
         else:
-            page.screenshot(path=str(artifacts / shot), full_page=True)
+            screenshot_whole_page(page, artifacts / shot)
 
 
 def _words(page: Any, selector: str) -> str:

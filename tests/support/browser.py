@@ -201,10 +201,33 @@ def sign_in(page: Any, email: str, password: str, base: str | None = None) -> No
     page.wait_for_url(lambda url: "/editor/login" not in url)
 
 
+def screenshot_whole_page(page: Any, path: Path) -> None:
+    """The whole page as a reader scrolling through it sees it: the viewport made as tall as the
+    document first, because Chromium's full-page capture leaves a sticky action bar where the
+    first screen puts it, over the fields it would scroll past."""
+    size = page.viewport_size
+    height = page.evaluate("document.documentElement.scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": max(height, size["height"])})
+    try:
+        page.screenshot(path=str(path), full_page=True)
+    finally:
+        page.set_viewport_size(size)
+
+
+def gap_below(page: Any, upper: str, lower: str) -> float:
+    """The space in px between the bottom of the first element and the top of the second."""
+    a, b = page.locator(upper).bounding_box(), page.locator(lower).bounding_box()
+    assert a is not None and b is not None, (upper, lower)
+    return float(b["y"] - (a["y"] + a["height"]))
+
+
 def keep(page: Any, artifacts: Path, name: str, full_page: bool = True) -> None:
     """A screenshot for the test run; into docs/img too only when NEWSFLASH_DOCS_SCREENSHOTS=1,
     so a test run never changes tracked files."""
-    page.screenshot(path=str(artifacts / name), full_page=full_page)
+    if full_page:
+        screenshot_whole_page(page, artifacts / name)
+    else:
+        page.screenshot(path=str(artifacts / name))
     if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
         DOCS_IMG.mkdir(exist_ok=True)
         shutil.copy(artifacts / name, DOCS_IMG / name)
