@@ -254,6 +254,20 @@ def test_compose_in_two_languages_and_review_the_split(
     assert split == ["1 read English", "2 read Kiswahili"]
     facts = page.locator(".nf-facts").inner_text()
     assert "Mafuriko yafunga barabara ya Thika" in facts
+    # Two readers in three get the Kiswahili words: the review previews them too, cut per
+    # platform where those words are cut, and marked as Kiswahili for a screen reader.
+    sw = page.locator("figure[data-preview-lang=sw]")
+    assert sw.get_attribute("aria-label") == "Notification previews in Kiswahili"
+    assert "Preview in Kiswahili" in (sw.locator("figcaption").text_content() or "")
+    for platform in ("android", "ios", "windows"):
+        card = sw.locator(f"[data-platform={platform}] .nf-notif-text")
+        assert card.get_attribute("lang") == "sw"
+        title = card.locator("[data-preview=title]").text_content() or ""
+        assert title.rstrip("…") and "Mafuriko yafunga barabara ya Thika".startswith(
+            title.rstrip("…")
+        ), title
+    english = page.locator("figure.nf-preview:not([data-preview-lang])")
+    assert "Floods close the Thika road" in english.inner_text()
     page.screenshot(path=str(artifacts / "newsroom-review-languages.png"), full_page=True)
     if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":
         docs = Path(__file__).resolve().parents[2] / "docs" / "img"
