@@ -132,15 +132,12 @@ def workers_answering(settings: Settings) -> list[str]:
     send their readers the alert again. A broker that does not answer: none known (a restore
     is often made with everything stopped, the broker too)."""
     from core.adapters.celery_queue import make_producer
+    from core.adapters.ops_probes import CeleryWorkerProbe
 
-    app = make_producer(settings)
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, timeout=PING_TIMEOUT_S)
-            replies = app.control.ping(timeout=PING_TIMEOUT_S, connection=conn) or []
+        return CeleryWorkerProbe(make_producer(settings), PING_TIMEOUT_S).names()
     except Exception:
         return []
-    return sorted({name for reply in replies for name in reply})
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:

@@ -33,7 +33,6 @@ SCHEDULED_NAME = re.compile(r"^\d{8}T\d{6}Z$")
 # A scheduled run in progress writes here; one left over was killed part way (the lock says no
 # other run is writing), so the next run deletes it. It never counts as a backup.
 PARTIAL_SUFFIX = ".partial"
-PARTIAL_NAME = re.compile(r"^\d{8}T\d{6}Z\.partial$")
 SCHEDULED_BY = "schedule"
 
 log = logging.getLogger("newsflash.backups")
@@ -311,7 +310,7 @@ def lock_ttl_s(settings: Settings) -> float:
 
 
 def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float) -> str:
-    remove_partials(folder)
+    remove_partials(folder, settings)
     kept = scheduled_backups(folder)
     if kept and now - kept[-1].created_at < settings.backup_every_h * 3600 - SCHEDULE_CHECK_S / 2:
         state.succeeded(kept[-1].created_at)  # Redis may have lost it; the disk has not
@@ -351,7 +350,7 @@ def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float
     return "written"
 
 
-def remove_partials(folder: Path) -> int:
+def remove_partials(folder: Path, settings: Settings) -> int:
     """Delete what killed runs left: directories (not links) named `<UTC time>.partial`, and
     nothing else. Only under the lock, which says no run is writing one now."""
     try:
@@ -360,14 +359,16 @@ def remove_partials(folder: Path) -> int:
         return 0  # no folder yet; an unreadable one fails the run where it is listed next
     removed = 0
     for entry in entries:
-        if not PARTIAL_NAME.match(entry.name) or entry.is_symlink() or not entry.is_dir():
+        name = entry.name.removesuffix(PARTIAL_SUFFIX)
+        partial = name != entry.name and SCHEDULED_NAME.match(name)
+        if not partial or entry.is_symlink() or not entry.is_dir():
             continue
         try:
             shutil.rmtree(entry)
         except OSError as exc:
             log.warning(
                 "scheduled backup: a killed run's directory not removed",
-                extra={"backup": entry.name, "error": f"{type(exc).__name__}: {exc}"[:300]},
+                extra={"backup": entry.name, "error": _one_line(exc, settings)},
             )
             continue
         removed += 1

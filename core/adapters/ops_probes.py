@@ -44,6 +44,10 @@ class CeleryWorkerProbe:
             answer: dict[str, Any] = getattr(inspector, command)() or {}
             return answer
 
+    def names(self) -> list[str]:
+        """The workers answering a ping (one broadcast); BrokerUnreachable as `_ask`."""
+        return sorted(self._ask("ping"))
+
     def workers(self) -> list[ops.WorkerInfo]:
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="inspect") as pool:
             futures = {c: pool.submit(self._ask, c) for c in ("active_queues", "stats", "active")}
