@@ -4,6 +4,7 @@ would replace), then the database, then the key files; it never migrates on its 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from typing import Any
 from cli.backup import backup_path
 from cli.command import CliError
 from config.settings import Settings, declarations
-from core.adapters import dumps
+from core.adapters import db_holders, dumps
 from core.adapters.backups import MANIFEST, KeyFile, destination, sha256
 
 
@@ -155,9 +156,22 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     if running:
         raise CliError(
             f"{len(running)} worker(s) answer on the broker ({', '.join(running[:3])}"
-            f"{', ...' if len(running) > 3 else ''}): stop the web app, workers and beat before"
-            " restoring; nothing restored"
+            f"{', ...' if len(running) > 3 else ''}): {db_holders.STOP_FIRST}; nothing restored"
         )
+    with contextlib.ExitStack() as holding:
+        try:
+            holding.enter_context(db_holders.alone(settings.database_url))
+        except dumps.DumpError as exc:
+            raise CliError(f"{exc}; nothing restored") from None
+        return _restore(args, settings, manifest, base)
+
+
+def _restore(
+    args: argparse.Namespace, settings: Settings, manifest: dict[str, Any], base: Path
+) -> int:
+    """Under db_holders.alone: no web app, worker or beat has the database."""
+    db = manifest["database"]
+    here = dumps.engine_of(settings.database_url)
     target = dumps.live_snapshot(settings.database_url)
     if (target.subscriptions or target.alerts) and not args.force:
         raise CliError(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from config.settings import SettingsError, load_settings
+from core.adapters import db_holders
 from core.adapters.logs import configure_logging
 from core.bootstrap import StartupError, load_signer
 from service.app import create_app
@@ -22,6 +23,8 @@ except (SettingsError, StartupError) as exc:
 
 # One JSON line per event, redacted, for the web processes too (Celery sets up its own).
 configure_logging(_settings.log_level, _settings.log_json)
+# Held for the process's life: `newsflash restore` refuses while any web process runs.
+db_holders.hold(_settings.database_url, "web")
 app = create_app(_settings)
 # Each web process imports this module after the fork: connect there, not on a request.
 app.extensions["newsflash"].warm_up()

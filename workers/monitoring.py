@@ -24,11 +24,12 @@ from celery.signals import (
     setup_logging,
     task_prerun,
     task_revoked,
+    worker_init,
 )
 
 from config.settings import Settings
 from core import ops
-from core.adapters import logs, metrics
+from core.adapters import db_holders, logs, metrics
 from core.adapters.celery_queue import STAMP_UID, stamp_publish_time
 from core.adapters.ops_probes import OpsKit
 from core.adapters.telemetry import RedisTelemetry
@@ -350,6 +351,7 @@ def install(app: Celery, container_for: ContainerFor) -> None:
     task_revoked.connect(_revoked, dispatch_uid="newsflash-revoked", weak=False)
     setup_logging.connect(_setup_logging, dispatch_uid="newsflash-logging", weak=False)
     beat_init.connect(_beat_started, dispatch_uid="newsflash-beat", weak=False)
+    worker_init.connect(_worker_started, dispatch_uid="newsflash-worker-init", weak=False)
     logs.add_context_provider(_task_context)
 
 
@@ -387,7 +389,20 @@ def _task_context() -> dict[str, Any]:
     return {"task_id": getattr(request, "id", None)} if request is not None else {}
 
 
+def _hold_database(role: str) -> None:
+    """Say, for this process's life, that it uses the database: restore waits for it
+    (core/adapters/db_holders.py). In the worker's main process, before its children fork."""
+    settings: Settings | None = _state.get("settings")
+    if settings is not None:
+        db_holders.hold(settings.database_url, role)
+
+
+def _worker_started(sender: Any = None, **_kwargs: Any) -> None:
+    _hold_database("worker")
+
+
 def _beat_started(sender: Any = None, **_kwargs: Any) -> None:
+    _hold_database("beat")
     app = getattr(sender, "app", None)
     entry = _state.get("apps", {}).get(id(app))
     if entry is None and _state.get("apps"):

@@ -22,6 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from config.settings import Topic
 from core.adapters import tables as t
+from core.adapters.db_holders import application_name
 from core.model import (
     Alert,
     AlertCounts,
@@ -55,8 +56,10 @@ class TopicBits:
         return tuple(s for s, b in sorted(self.bits.items(), key=lambda x: x[1]) if mask >> b & 1)
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine with the pragmas SQLite needs for several processes (WAL, busy timeout)."""
+def make_engine(url: str, *, pool_size: int = 5, role: str | None = None) -> Engine:
+    """An engine with the pragmas SQLite needs for several processes (WAL, busy timeout). On
+    PostgreSQL its connections are named "newsflash <role>" (the process's role unless given:
+    web, worker, beat, cli), which pg_stat_activity shows ops and `newsflash restore` checks."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -74,7 +77,12 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
         return engine
     return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"application_name": application_name(role)},
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from core.adapters import dumps
+from core.adapters import db_holders, dumps
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.adapters.webpush import Http11PushSender, SenderConfig
@@ -35,11 +35,12 @@ from tests.support.services import (
     TEST_REDIS_DB,
     create_pg_database,
     drop_pg_database,
+    free_port,
     make_env,
     new_vapid_pem,
     settings_from,
 )
-from tests.support.stack import start_worker
+from tests.support.stack import start_beat, start_web, start_worker
 
 REDIS_URL = f"{REDIS_BASE}/{TEST_REDIS_DB}"
 
@@ -469,3 +470,98 @@ db.execute("SELECT count(*) FROM subscriptions").fetchall()  # and done: no open
 print("open", flush=True)
 sys.stdin.read()
 """
+
+
+@pytest.mark.parametrize("process", ["web", "beat"])
+def test_sqlite_restore_refuses_while_an_idle_web_app_or_beat_runs(
+    process: str, sqlite_publisher: Publisher, tmp_path: Path
+) -> None:
+    """Between requests a web process holds no SQLite connection (NullPool), and neither it nor
+    beat answers the workers' ping, so neither check above sees them. Each holds the
+    database's lock file for as long as it runs, and restore stops there."""
+    p = sqlite_publisher
+    backup = tmp_path / "backup"
+    assert newsflash("backup", "--out", str(backup), env=p.env).returncode == 0
+    logs = tmp_path / "logs"
+    running = start_web(p.env, logs, free_port()) if process == "web" else start_beat(p.env, logs)
+
+    # Beat keeps writing its own schedule file into var/ meanwhile.
+    def var_files() -> dict[str, str]:
+        files = tree(p.settings.var_dir)
+        return {k: v for k, v in files.items() if not k.startswith("celerybeat-schedule")}
+
+    try:
+        before = var_files()
+        result = newsflash("restore", "--force", str(backup), env=p.env)
+        refused(
+            result,
+            "in use by a running web app, worker or beat",
+            "stop the web app, workers and beat",
+            "nothing restored",
+        )
+        assert var_files() == before
+    finally:
+        running.stop()
+    restored = newsflash("restore", "--force", str(backup), env=p.env)
+    assert restored.returncode == 0, restored.stderr
+
+
+def test_postgres_restore_refuses_while_the_web_app_is_connected(
+    pg_urls: tuple[str, str], tmp_path: Path, standin: PushStandin
+) -> None:
+    """The web app keeps its PostgreSQL connections in its pool between requests; restore finds
+    them by name in pg_stat_activity, wherever they come from, and replaces nothing (the test's
+    own connections, named `newsflash cli`, do not count)."""
+    env = make_env(tmp_path / "var", pg_urls[0], REDIS_URL, new_vapid_pem())
+    p = Publisher(env, standin)
+    backup = tmp_path / "backup"
+    assert newsflash("backup", "--out", str(backup), env=env).returncode == 0
+    for n in range(5):
+        p.stores.subscriptions.upsert(sub(n), 3.0)  # after the backup: 8 readers now
+    web = start_web(env, tmp_path / "logs", free_port(), processes=2)
+    try:
+        result = newsflash("restore", "--force", str(backup), env=env)
+        refused(result, "from running Newsflash processes (web on 127.0.0.1: ", "nothing restored")
+        assert dumps.live_snapshot(pg_urls[0]).subscriptions == 8
+    finally:
+        web.stop()
+        p.close()
+    restored = newsflash("restore", "--force", str(backup), env=env)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "3 subscriptions, 2 alerts" in restored.stdout
+
+
+WAIT_FOR_RESTORE = """
+import logging, sys
+from core.adapters import db_holders
+logging.basicConfig(stream=sys.stdout, format="%(message)s")
+db_holders.hold(sys.argv[1], "web")
+print("holding", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_process_started_during_a_sqlite_restore_waits_for_it_to_end(tmp_path: Path) -> None:
+    """A web app or worker started while a restore runs must not open the database it is
+    replacing: it says it waits, and goes on once the restore lets go."""
+    url = f"sqlite:///{tmp_path}/newsflash.db"
+    with db_holders.alone(url):
+        starter = subprocess.Popen(
+            [sys.executable, "-c", WAIT_FOR_RESTORE, url],
+            cwd=Path(__file__).resolve().parents[2],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert starter.stdout is not None
+        first = starter.stdout.readline().strip()
+        assert first == "the web waits for a restore of the database to finish", first
+    try:
+        assert starter.stdout.readline().strip() == "holding"
+        refusal = pytest.raises(dumps.DumpError, match="in use by a running web app")
+        with refusal, db_holders.alone(url):
+            pass
+    finally:
+        starter.communicate("", timeout=10)
+    with db_holders.alone(url):  # the holder has exited: its lock went with it
+        pass

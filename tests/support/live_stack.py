@@ -14,8 +14,6 @@ Logs of every process are in tmp/logs, the stack's var dir is tmp/var.
 from __future__ import annotations
 
 import contextlib
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +33,13 @@ from standin.server import PushStandin
 from tests.support import live
 from tests.support.ops import stop_all
 from tests.support.services import free_port, make_env, settings_from
-from tests.support.stack import Process, launch_beat, launch_worker, wait_ready, wait_until
+from tests.support.stack import (
+    Process,
+    launch_beat,
+    launch_worker,
+    start_web,
+    wait_ready,
+)
 
 # (name, queues or None for all, concurrency)
 WorkerSpec = tuple[str, str | None, int]
@@ -174,25 +178,7 @@ def _serve(cleanup: contextlib.ExitStack, stack: LiveStack, port: int, web_worke
 
 def _web_process(stack: LiveStack, port: int, web_workers: int) -> Process:
     """`newsflash web` on the port, answering /healthz."""
-    argv = ["web", "--host", "127.0.0.1", "--port", str(port), "--workers", str(web_workers)]
-    web = Process("web", argv, stack.env, stack.logs)
-    base_url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if not web.alive():
-            raise AssertionError(f"web exited early:\n{web.output()[-3000:]}")
-        try:
-            with urllib.request.urlopen(base_url + "/healthz", timeout=5) as answer:
-                return int(answer.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
-
-    try:
-        wait_until(healthy, 60, "the web app to answer", interval_s=0.2)
-    except BaseException:
-        web.stop()
-        raise
-    return web
+    return start_web(stack.env, stack.logs, port, web_workers)
 
 
 @contextlib.contextmanager

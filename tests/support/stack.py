@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -133,6 +135,28 @@ def start_worker(
 
 def start_beat(env: dict[str, str], log_dir: Path) -> Process:
     return wait_ready(launch_beat(env, log_dir), 30)
+
+
+def start_web(env: dict[str, str], log_dir: Path, port: int, processes: int = 1) -> Process:
+    """`newsflash web` on 127.0.0.1:port, once it answers /healthz."""
+    argv = ["web", "--host", "127.0.0.1", "--port", str(port), "--workers", str(processes)]
+    web = Process("web", argv, env, log_dir)
+
+    def healthy() -> bool:
+        if not web.alive():
+            _raise(web)
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+                return int(answer.status) == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    try:
+        wait_until(healthy, 60, "the web app to answer", interval_s=0.2)
+    except BaseException:
+        web.stop()
+        raise
+    return web
 
 
 def _raise(proc: Process) -> bool:
