@@ -184,7 +184,8 @@ def _open_elsewhere(target: Path) -> bool:
     """Whether another process has the database (or its -wal/-shm) open, from /proc (Linux, and
     only the processes this one may see). The journal-mode switch below refuses too while a
     connection in any process, user or container holds the WAL index. Neither sees a process
-    between two connections (SQLite's pool is NullPool): restore asks the workers first."""
+    between two connections (SQLite's pool is NullPool): restore first asks the workers on
+    the broker and takes the lock every running process shares (core/adapters/db_holders.py)."""
     names = {str(target.resolve()) + suffix for suffix in ("", "-wal", "-shm")}
     proc = Path("/proc")
     for fd_dir in proc.glob("[0-9]*/fd"):
