@@ -9,6 +9,8 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -253,24 +255,53 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     return bare.render_as_string(hide_password=False), env
 
 
-def _run_pg(argv: list[str], env: dict[str, str], what: str) -> None:
-    try:
-        done = subprocess.run(
-            argv,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=PG_TOOL_TIMEOUT_S,
-        )
-    except subprocess.TimeoutExpired:
-        raise DumpError(f"{what} did not finish in {PG_TOOL_TIMEOUT_S // 3600} h") from None
-    if done.returncode != 0:
-        from core.adapters.logs import redact_text
+# How often a running pg_restore is checked for a lock wait, and how long it may wait.
+WATCH_EVERY_S = 0.5
+LOCK_WAIT_S = 30.0
 
-        lines = [line for line in done.stderr.splitlines() if line.strip()]
-        first = redact_text(lines[0] if lines else f"exit status {done.returncode}")
-        raise DumpError(f"{what} failed: {first[:300]}")
+
+def _run_pg(
+    argv: list[str], env: dict[str, str], what: str, watch: Callable[[], str | None] | None = None
+) -> None:
+    """Run a PostgreSQL tool to the end; `watch`, asked every WATCH_EVERY_S while it runs, may
+    stop it with a reason (having cancelled its statement), which is the DumpError raised."""
+    deadline = time.monotonic() + PG_TOOL_TIMEOUT_S
+    stopped: str | None = None
+    # stderr into a file, not a pipe: nothing blocks the tool while this process polls.
+    with tempfile.TemporaryFile() as errors:
+        tool = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors
+        )
+        while True:
+            try:
+                code = tool.wait(timeout=WATCH_EVERY_S)
+                break
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    tool.kill()
+                    tool.wait()
+                    raise DumpError(
+                        f"{what} did not finish in {PG_TOOL_TIMEOUT_S // 3600} h"
+                    ) from None
+                if watch is not None and stopped is None:
+                    stopped = watch()
+        if stopped is not None:
+            raise DumpError(stopped)
+        if code != 0:
+            errors.seek(0)
+            raise DumpError(
+                f"{what} failed: {_first_error(errors.read().decode(errors='replace'))}"
+            )
+
+
+def _first_error(stderr: str) -> str:
+    """The line that says what went wrong ("pg_restore: error: ..."), not the context line
+    pg_restore prints before it ("while PROCESSING TOC:"); redacted, at most 300 characters."""
+    from core.adapters.logs import redact_text
+
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    said = next((line for line in lines if "error:" in line.lower()), lines[0] if lines else "")
+    return redact_text(said or "no message")[:300]
 
 
 # pg_dump's CPU niceness: a backup shares the machine with the senders, which keep the priority.
@@ -315,12 +346,70 @@ def backup_postgres(url: str, dest: Path) -> Snapshot:
     return Snapshot("postgresql", snap.revision, snap.subscriptions, snap.alerts)
 
 
-def restore_postgres(copy: Path, url: str) -> None:
+def restore_postgres(copy: Path, url: str, lock_wait_s: float = LOCK_WAIT_S) -> None:
     """pg_restore the custom-format dump into the configured database in one transaction:
     objects the dump holds are dropped first (--clean --if-exists), owners are the
-    connecting role's (--no-owner), and a failure part way leaves the database as it was."""
+    connecting role's (--no-owner), and a failure part way leaves the database as it was.
+
+    The dump turns lock_timeout off, so a session holding a lock on a table (a forgotten open
+    transaction in psql) would keep pg_restore waiting for hours: once it has waited
+    `lock_wait_s` its statement is cancelled, which rolls the restore back, and the error names
+    the session holding the lock."""
     restore = pg_tool("pg_restore")
     conninfo, env = libpq(url)
+    env["PGAPPNAME"] = f"newsflash restore {os.getpid()}"
     argv = [restore, "--clean", "--if-exists", "--no-owner", "--single-transaction"]
     argv += ["--dbname", conninfo, str(copy)]
-    _run_pg(argv, env, "pg_restore")
+    watch = LockWaitWatch(url, env["PGAPPNAME"], lock_wait_s)
+    try:
+        _run_pg(argv, env, "pg_restore", watch)
+    finally:
+        watch.close()
+
+
+WAITING_SQL = """
+SELECT w.pid AS waiting, b.pid AS holder, b.application_name AS app, b.state,
+       coalesce(host(b.client_addr), 'local socket') AS address
+FROM pg_stat_activity w
+CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocking(pid)
+JOIN pg_stat_activity b ON b.pid = blocking.pid
+WHERE w.application_name = :name AND w.datname = current_database()
+  AND w.wait_event_type = 'Lock'
+LIMIT 1
+"""
+
+
+class LockWaitWatch:
+    """_run_pg's watch for pg_restore: how long its session has waited for a lock that another
+    session holds; past the limit, cancels it and says who holds the lock."""
+
+    def __init__(self, url: str, app_name: str, limit_s: float) -> None:
+        from core.adapters.sql import make_engine
+
+        self.engine = make_engine(url, pool_size=1, role="restore")
+        self.app_name = app_name
+        self.limit_s = limit_s
+        self.since: float | None = None
+
+    def __call__(self) -> str | None:
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            row = conn.execute(text(WAITING_SQL), {"name": self.app_name}).first()
+            if row is None:
+                self.since = None
+                return None
+            now = time.monotonic()
+            self.since = self.since or now
+            if now - self.since < self.limit_s:
+                return None
+            conn.execute(text("SELECT pg_cancel_backend(:pid)"), {"pid": row.waiting})
+        app = row.app or "a session without application_name"
+        return (
+            f"pg_restore waited {self.limit_s:g} s for a lock held by {app} (pid {row.holder}, "
+            f"{row.address}, {row.state}): end that session (SELECT pg_terminate_backend"
+            f"({row.holder})) or let it finish, then restore again"
+        )
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -565,3 +565,33 @@ def test_a_process_started_during_a_sqlite_restore_waits_for_it_to_end(tmp_path:
         starter.communicate("", timeout=10)
     with db_holders.alone(url):  # the holder has exited: its lock went with it
         pass
+
+
+def test_postgres_restore_stops_waiting_for_a_forgotten_transaction_and_names_it(
+    pg_urls: tuple[str, str], tmp_path: Path, standin: PushStandin
+) -> None:
+    """The dump turns lock_timeout off, so a psql session left in an open transaction would keep
+    pg_restore waiting for hours. It is cancelled after its wait and rolled back, and the
+    error names the session; once that session ends, the same restore goes through."""
+    import psycopg
+
+    url = pg_urls[0]
+    env = make_env(tmp_path / "var", url, REDIS_URL, new_vapid_pem())
+    p = Publisher(env, standin)
+    backup = tmp_path / "backup"
+    assert newsflash("backup", "--out", str(backup), env=env).returncode == 0
+    for n in range(5):
+        p.stores.subscriptions.upsert(sub(n), 3.0)
+    p.close()
+    conninfo, _ = dumps.libpq(url)
+    with psycopg.connect(conninfo, application_name="psql") as forgotten:
+        forgotten.execute("SELECT count(*) FROM subscriptions").fetchone()  # and left open
+        with pytest.raises(dumps.DumpError) as stopped:
+            dumps.restore_postgres(backup / "database.pgdump", url, lock_wait_s=1.0)
+        said = str(stopped.value)
+        assert said.startswith("pg_restore waited 1 s for a lock held by psql (pid "), said
+        assert "idle in transaction" in said and "pg_terminate_backend" in said, said
+        assert forgotten.execute("SELECT count(*) FROM subscriptions").fetchone() == (8,)
+    assert dumps.live_snapshot(url).subscriptions == 8  # rolled back: nothing restored
+    dumps.restore_postgres(backup / "database.pgdump", url, lock_wait_s=1.0)
+    assert dumps.live_snapshot(url).subscriptions == 3
