@@ -1,5 +1,6 @@
 """The feeds page and the report's "Waiting for the article" box in a real Chromium, at 390 px and
-1280 px: no horizontal overflow, drafts with their one-click review, a broken feed's error in words.
+1280 px: no horizontal overflow, no placeholder cut, drafts with their one-click review, a broken
+feed's error in words.
 Screenshots land in var/test-artifacts (feeds-*.png); docs/img is refreshed only with
 NEWSFLASH_DOCS_SCREENSHOTS=1, so a test run never changes tracked files."""
 
@@ -16,6 +17,7 @@ import pytest
 from core.accounts import Role
 from core.usecases.newsroom import Editor
 from tests.support.browser import (
+    CUT_PLACEHOLDERS_JS,
     DESK,
     OVERFLOW_JS,
     PHONE,
@@ -100,6 +102,7 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         page.set_viewport_size(size)
         page.wait_for_load_state("load")
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
+        assert page.evaluate(CUT_PLACEHOLDERS_JS) == [], f"{name} at {size['width']} px"
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
         if UPDATE_DOCS:

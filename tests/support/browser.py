@@ -1,7 +1,8 @@
 """Browser test helpers: the Chromium path and flags, a skip when a browser is missing, a fake
 subscription a browser would post, the reader site a browser test drives (its fixtures are in
-tests/browser/conftest.py), phone and desk viewports with an overflow check, and Chromium's
-stubbed PushManager and our service worker driven over DevTools."""
+tests/browser/conftest.py), phone and desk viewports with checks of what a reader sees (overflow,
+cut placeholders), and Chromium's stubbed PushManager and our service worker driven over
+DevTools."""
 
 from __future__ import annotations
 
@@ -157,6 +158,23 @@ OVERFLOW_JS = """() => {
     }
   }
   return bad.slice(0, 8);
+}"""
+
+# Every shown placeholder whose text is wider than its field's content box: the hint an editor
+# cannot read. Measured with the field's own font (Newsflash never styles ::placeholder apart).
+CUT_PLACEHOLDERS_JS = """() => {
+  const ctx = document.createElement("canvas").getContext("2d"), cut = [];
+  for (const el of document.querySelectorAll("input[placeholder], textarea[placeholder]")) {
+    if (!el.getClientRects().length || el.value || !el.placeholder) continue;
+    const s = getComputedStyle(el);
+    ctx.font = s.font;
+    const room = el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+    const need = ctx.measureText(el.placeholder).width;
+    if (need > room + 0.5) {
+      cut.push((el.name || el.id) + ": '" + el.placeholder + "' needs " + Math.ceil(need) + " px, has " + Math.floor(room));
+    }
+  }
+  return cut;
 }"""
 
 
