@@ -301,3 +301,27 @@ def test_the_ops_page_fits_a_phone(
     page.wait_for_function("document.getElementById('updated').textContent !== '—'")
     _check_both(page, artifacts, "ops", zone_label=False)
     page.context.close()
+
+
+def test_the_stories_page_fits_a_phone(
+    chromium_browser: Any,
+    site: tuple[NewsroomStack, str],
+    seeded: dict[str, int],
+    artifacts: Path,
+) -> None:
+    """An open story (its Close button, its update form) after the other pages were shot, so
+    their screenshots do not change with it."""
+    stack, base = site
+    _publish(stack, base, "phone", "River Tana bursts its banks", followable=True)
+    page = _login(chromium_browser, base, ADMIN)
+    page.goto(base + "/editor/stories")
+    assert page.locator("#stories button", has_text="Close story").count() == 1
+    # The update's fields look and stretch like every other newsroom field.
+    update = page.locator("#stories form.nf-form").first
+    for size in (PHONE, DESK):
+        page.set_viewport_size(size)
+        form, field = update.bounding_box(), update.locator("input[name=body]").bounding_box()
+        assert form is not None and field is not None
+        assert field["width"] > 0.9 * form["width"], (size, field, form)
+    _check_both(page, artifacts, "stories")
+    page.context.close()
