@@ -1,6 +1,6 @@
 """The feeds page and the report's "Waiting for the article" box in a real Chromium, at 390 px and
-1280 px: no horizontal overflow, no placeholder cut, drafts with their one-click review, a broken
-feed's error in words.
+1280 px: no horizontal overflow, no placeholder cut, each table row's cells down to its border,
+drafts with their one-click review, a broken feed's error in words.
 Screenshots land in var/test-artifacts (feeds-*.png); docs/img is refreshed only with
 NEWSFLASH_DOCS_SCREENSHOTS=1, so a test run never changes tracked files."""
 
@@ -21,6 +21,7 @@ from tests.support.browser import (
     DESK,
     OVERFLOW_JS,
     PHONE,
+    SHORT_CELLS_JS,
     gap_below,
     screenshot_whole_page,
     sign_in,
@@ -103,6 +104,9 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         page.wait_for_load_state("load")
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
         assert page.evaluate(CUT_PLACEHOLDERS_JS) == [], f"{name} at {size['width']} px"
+        if size == DESK:
+            short = page.evaluate(SHORT_CELLS_JS)
+            assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
         if UPDATE_DOCS:

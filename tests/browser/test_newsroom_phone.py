@@ -1,7 +1,7 @@
 """Every newsroom page with data in it, in a real Chromium at 390x844 (a phone) and at 1280:
-no horizontal overflow, placeholders read whole, cards instead of tables, a folded menu,
-Send/Undo/Stop/Correct under the thumb, errors in editors' words under their field, and the
-newsroom's time zone on every page.
+no horizontal overflow, placeholders read whole, cards instead of tables (and at 1280 px table
+rows whose cells all reach the row's border), a folded menu, Send/Undo/Stop/Correct under the
+thumb, errors in editors' words under their field, and the newsroom's time zone on every page.
 Screenshots of both sizes land in var/test-artifacts (phone-*.png); NEWSFLASH_DOCS_SCREENSHOTS=1
 copies the documented ones to docs/img."""
 
@@ -22,6 +22,7 @@ from tests.support.browser import (
     DOCS_IMG,
     OVERFLOW_JS,
     PHONE,
+    SHORT_CELLS_JS,
     screenshot_whole_page,
     sign_in,
 )
@@ -118,9 +119,10 @@ def _check_both(
     docs: str | None = None,
     docs_whole_page: bool = False,
 ) -> None:
-    """No overflow and no placeholder cut at 390 and 1280 px, the zone named; screenshots at 390
-    and 1280 px. `docs` names the copy in docs/img (with NEWSFLASH_DOCS_SCREENSHOTS=1): the
-    phone's first screen, or with `docs_whole_page` the whole page at 390 px."""
+    """No overflow and no placeholder cut at 390 and 1280 px, every table row's cells down to the
+    row's bottom border at 1280 px, the zone named; screenshots at 390 and 1280 px. `docs` names
+    the copy in docs/img (with NEWSFLASH_DOCS_SCREENSHOTS=1): the phone's first screen, or with
+    `docs_whole_page` the whole page at 390 px."""
     page.set_viewport_size(PHONE)
     page.wait_for_load_state("load")
     overflow = page.evaluate(OVERFLOW_JS)
@@ -140,6 +142,8 @@ def _check_both(
     assert page.evaluate(OVERFLOW_JS) == [], f"{name}: overflows at 1280 px"
     cut = page.evaluate(CUT_PLACEHOLDERS_JS)
     assert cut == [], f"{name}: placeholders cut at 1280 px: {cut}"
+    short = page.evaluate(SHORT_CELLS_JS)
+    assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
     screenshot_whole_page(page, artifacts / f"phone-{name}-1280.png")
     page.set_viewport_size(PHONE)
 

@@ -1,8 +1,8 @@
 """Browser test helpers: the Chromium path and flags, a skip when a browser is missing, a fake
 subscription a browser would post, the reader site a browser test drives (its fixtures are in
 tests/browser/conftest.py), phone and desk viewports with checks of what a reader sees (overflow,
-cut placeholders), and Chromium's stubbed PushManager and our service worker driven over
-DevTools."""
+cut placeholders, table cells short of their row), and Chromium's stubbed PushManager and our
+service worker driven over DevTools."""
 
 from __future__ import annotations
 
@@ -175,6 +175,25 @@ CUT_PLACEHOLDERS_JS = """() => {
     }
   }
   return cut;
+}"""
+
+# Every table row laid out as a row whose cells do not all reach its bottom edge, where the row's
+# separator is drawn (a cell made display:flex leaves table-cell layout and stops short).
+SHORT_CELLS_JS = """() => {
+  const bad = [];
+  for (const row of document.querySelectorAll("table tr")) {
+    if (getComputedStyle(row).display !== "table-row" || !row.getClientRects().length) continue;
+    const bottom = row.getBoundingClientRect().bottom;
+    const table = row.closest("table");
+    for (const cell of row.cells) {
+      const b = cell.getBoundingClientRect().bottom;
+      if (Math.abs(b - bottom) > 1) {
+        bad.push((table.id || table.className) + " row " + row.rowIndex + " cell " + cell.cellIndex
+          + (cell.className ? "." + cell.className : "") + " ends at " + Math.round(b) + ", the row at " + Math.round(bottom));
+      }
+    }
+  }
+  return bad.slice(0, 8);
 }"""
 
 
