@@ -1,12 +1,14 @@
 """The feeds page and the report's "Waiting for the article" box in a real Chromium, at 390 px and
 1280 px: no horizontal overflow, no placeholder cut, each table row's cells down to its border,
-drafts with their one-click review, a broken feed's error in words.
+feed addresses broken at their slashes (never inside the host), drafts with their one-click
+review, a broken feed's error in words.
 Screenshots land in var/test-artifacts (feeds-*.png); docs/img is refreshed only with
 NEWSFLASH_DOCS_SCREENSHOTS=1, so a test run never changes tracked files."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from tests.support.browser import (
     PHONE,
     SHORT_CELLS_JS,
     gap_below,
+    rendered_lines,
     screenshot_whole_page,
     sign_in,
 )
@@ -113,6 +116,17 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
             shutil.copy(shot, DOCS_IMG / shot.name)
 
 
+def _hosts_on_one_line(page: Any, selector: str, width: int) -> None:
+    """Each address may wrap at its slashes, never inside its host ("127.0.0." over "1:35867")."""
+    cells = page.locator(selector)
+    assert cells.count() >= 2, selector
+    for i in range(cells.count()):
+        host = re.search(r"127\.0\.0\.1:\d+", cells.nth(i).inner_text())
+        assert host is not None, selector
+        lines = rendered_lines(cells.nth(i))
+        assert any(host[0] in line for line in lines), f"{selector} at {width} px: {lines}"
+
+
 def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
     chromium_browser: Any, feeds_site: tuple[str, int], artifacts: Path
 ) -> None:
@@ -127,6 +141,14 @@ def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
         assert drafts.count() == 2
         assert "not well-formed XML" in page.locator(".feed-error").inner_text()
         _shoot(page, artifacts, "feeds")
+        for size in (PHONE, DESK):
+            page.set_viewport_size(size)
+            for cell in (
+                "#feeds tr[data-feed-id] td.nf-title-cell",
+                "#feed-drafts tr[data-item-id] td[data-label=From]",
+                "#feed-drafts tr[data-item-id] td.nf-title-cell a",
+            ):
+                _hosts_on_one_line(page, cell, size["width"])
         page.set_viewport_size(PHONE)
         drafts.first.get_by_role("button", name="Review and send →").click()
         page.wait_for_url(base + "/editor/new")

@@ -1,8 +1,8 @@
 """Browser test helpers: the Chromium path and flags, a skip when a browser is missing, a fake
 subscription a browser would post, the reader site a browser test drives (its fixtures are in
 tests/browser/conftest.py), phone and desk viewports with checks of what a reader sees (overflow,
-cut placeholders, table cells short of their row), and Chromium's stubbed PushManager and our
-service worker driven over DevTools."""
+cut placeholders, table cells short of their row, text as broken into lines), and Chromium's
+stubbed PushManager and our service worker driven over DevTools."""
 
 from __future__ import annotations
 
@@ -195,6 +195,30 @@ SHORT_CELLS_JS = """() => {
   }
   return bad.slice(0, 8);
 }"""
+
+
+def rendered_lines(element: Any) -> list[str]:
+    """The element's text (a Playwright locator) as the browser broke it into lines."""
+    return list(
+        element.evaluate(
+            """el => {
+              const lines = [], walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+              let top = null;
+              for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                for (let i = 0; i < node.length; i++) {
+                  const range = document.createRange();
+                  range.setStart(node, i);
+                  range.setEnd(node, i + 1);
+                  const rect = range.getClientRects()[0];
+                  if (!rect) continue;
+                  if (top === null || rect.top > top + 2) { lines.push(""); top = rect.top; }
+                  lines[lines.length - 1] += node.data[i];
+                }
+              }
+              return lines.map(l => l.trim());
+            }"""
+        )
+    )
 
 
 # -- Chromium's push boundary and our service worker ----------------------------------------
