@@ -22,6 +22,7 @@ from flask import (
     request,
     url_for,
 )
+from markupsafe import Markup, escape
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response as BaseResponse
 
@@ -137,6 +138,18 @@ def _ttl(seconds: int) -> str:
     if seconds % 3600 == 0:
         return f"{seconds // 3600} h"
     return f"{seconds // 60} min"
+
+
+# After each single "/" (the host's and the path's, not the scheme's "//") and before ? and &.
+_URL_BREAKS = re.compile(r"(?<=[^/]/)(?!/)|(?=[?&])")
+
+
+@bp.app_template_filter("nf_url")
+def url_with_breaks(url: str) -> Markup:
+    """An address as text with a line break allowed (<wbr>) between its parts, so a narrow cell
+    wraps it after its host or a path's "/" rather than inside the host ("127.0.0." over
+    "1:8080/feed/"). The scheme stays with the host: "http://" alone on a line reads as noise."""
+    return Markup("<wbr>").join(escape(part) for part in _URL_BREAKS.split(url) if part)
 
 
 @bp.app_template_filter("nf_duration")

@@ -1,11 +1,14 @@
 """The feeds page and the report's "Waiting for the article" box in a real Chromium, at 390 px and
-1280 px: no horizontal overflow, drafts with their one-click review, a broken feed's error in words.
+1280 px: no horizontal overflow, no placeholder cut, each table row's cells down to its border,
+feed addresses broken at their slashes (never inside the host), drafts with their one-click
+review, a broken feed's error in words.
 Screenshots land in var/test-artifacts (feeds-*.png); docs/img is refreshed only with
 NEWSFLASH_DOCS_SCREENSHOTS=1, so a test run never changes tracked files."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,10 +19,13 @@ import pytest
 from core.accounts import Role
 from core.usecases.newsroom import Editor
 from tests.support.browser import (
+    CUT_PLACEHOLDERS_JS,
     DESK,
     OVERFLOW_JS,
     PHONE,
+    SHORT_CELLS_JS,
     gap_below,
+    rendered_lines,
     screenshot_whole_page,
     sign_in,
 )
@@ -100,10 +106,25 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         page.set_viewport_size(size)
         page.wait_for_load_state("load")
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
+        assert page.evaluate(CUT_PLACEHOLDERS_JS) == [], f"{name} at {size['width']} px"
+        if size == DESK:
+            short = page.evaluate(SHORT_CELLS_JS)
+            assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
         if UPDATE_DOCS:
             shutil.copy(shot, DOCS_IMG / shot.name)
+
+
+def _hosts_on_one_line(page: Any, selector: str, width: int) -> None:
+    """Each address may wrap at its slashes, never inside its host ("127.0.0." over "1:35867")."""
+    cells = page.locator(selector)
+    assert cells.count() >= 2, selector
+    for i in range(cells.count()):
+        host = re.search(r"127\.0\.0\.1:\d+", cells.nth(i).inner_text())
+        assert host is not None, selector
+        lines = rendered_lines(cells.nth(i))
+        assert any(host[0] in line for line in lines), f"{selector} at {width} px: {lines}"
 
 
 def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
@@ -120,6 +141,14 @@ def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
         assert drafts.count() == 2
         assert "not well-formed XML" in page.locator(".feed-error").inner_text()
         _shoot(page, artifacts, "feeds")
+        for size in (PHONE, DESK):
+            page.set_viewport_size(size)
+            for cell in (
+                "#feeds tr[data-feed-id] td.nf-title-cell",
+                "#feed-drafts tr[data-item-id] td[data-label=From]",
+                "#feed-drafts tr[data-item-id] td.nf-title-cell a",
+            ):
+                _hosts_on_one_line(page, cell, size["width"])
         page.set_viewport_size(PHONE)
         drafts.first.get_by_role("button", name="Review and send →").click()
         page.wait_for_url(base + "/editor/new")

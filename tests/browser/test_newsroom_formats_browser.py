@@ -22,9 +22,11 @@ from core.accounts import Role
 from core.model import AlertStatus, LedgerStatus
 from core.ports import LedgerEntry
 from tests.support.browser import (
+    CUT_PLACEHOLDERS_JS,
     DESK,
     OVERFLOW_JS,
     PHONE,
+    SHORT_CELLS_JS,
     fake_browser_subscription,
     gap_below,
     screenshot_whole_page,
@@ -109,10 +111,15 @@ def _page(browser: Any, site: Site, email: str) -> Any:
 
 
 def _fits(page: Any, artifacts: Path, name: str, docs: bool = False) -> None:
-    """No horizontal overflow at 390 or 1280 px; screenshots of both (docs/img on request)."""
+    """No horizontal overflow and no placeholder cut at 390 or 1280 px, each table row's cells
+    down to its border at 1280 px; screenshots of both (docs/img on request)."""
     for size, label in ((PHONE, "390"), (DESK, "1280")):
         page.set_viewport_size(size)
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {label} px"
+        assert page.evaluate(CUT_PLACEHOLDERS_JS) == [], f"{name} at {label} px"
+        if size == DESK:
+            short = page.evaluate(SHORT_CELLS_JS)
+            assert short == [], f"{name}: cells short of their row's border at {label} px: {short}"
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
         if docs and label == "390" and os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1":

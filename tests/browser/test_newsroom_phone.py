@@ -1,5 +1,6 @@
 """Every newsroom page with data in it, in a real Chromium at 390x844 (a phone) and at 1280:
-no horizontal overflow, cards instead of tables, a folded menu, Send/Undo/Stop/Correct under the
+no horizontal overflow, placeholders read whole, cards instead of tables (and at 1280 px table
+rows whose cells all reach the row's border), a folded menu, Send/Undo/Stop/Correct under the
 thumb, errors in editors' words under their field, and the newsroom's time zone on every page.
 Screenshots of both sizes land in var/test-artifacts (phone-*.png); NEWSFLASH_DOCS_SCREENSHOTS=1
 copies the documented ones to docs/img."""
@@ -16,10 +17,12 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
+    CUT_PLACEHOLDERS_JS,
     DESK,
     DOCS_IMG,
     OVERFLOW_JS,
     PHONE,
+    SHORT_CELLS_JS,
     screenshot_whole_page,
     sign_in,
 )
@@ -116,13 +119,16 @@ def _check_both(
     docs: str | None = None,
     docs_whole_page: bool = False,
 ) -> None:
-    """No overflow at 390 px, the zone named; screenshots at 390 and 1280 px. `docs` names the
-    copy in docs/img (with NEWSFLASH_DOCS_SCREENSHOTS=1): the phone's first screen, or with
+    """No overflow and no placeholder cut at 390 and 1280 px, every table row's cells down to the
+    row's bottom border at 1280 px, the zone named; screenshots at 390 and 1280 px. `docs` names
+    the copy in docs/img (with NEWSFLASH_DOCS_SCREENSHOTS=1): the phone's first screen, or with
     `docs_whole_page` the whole page at 390 px."""
     page.set_viewport_size(PHONE)
     page.wait_for_load_state("load")
     overflow = page.evaluate(OVERFLOW_JS)
     assert overflow == [], f"{name}: wider than a 390 px phone: {overflow}"
+    cut = page.evaluate(CUT_PLACEHOLDERS_JS)
+    assert cut == [], f"{name}: placeholders cut at 390 px: {cut}"
     if zone_label:
         zone = page.locator("[data-newsroom-zone]")
         assert "Africa/Nairobi" in (zone.text_content() or ""), f"{name}: time zone not named"
@@ -134,6 +140,10 @@ def _check_both(
         shutil.copy(artifacts / shot, DOCS_IMG / docs)
     page.set_viewport_size(DESK)
     assert page.evaluate(OVERFLOW_JS) == [], f"{name}: overflows at 1280 px"
+    cut = page.evaluate(CUT_PLACEHOLDERS_JS)
+    assert cut == [], f"{name}: placeholders cut at 1280 px: {cut}"
+    short = page.evaluate(SHORT_CELLS_JS)
+    assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
     screenshot_whole_page(page, artifacts / f"phone-{name}-1280.png")
     page.set_viewport_size(PHONE)
 
@@ -253,6 +263,8 @@ def test_every_newsroom_page_fits_a_phone(
     assert "\n" not in page.input_value("#title")
     _under_thumb(page, "#review-correction")  # the send itself is on the review page
     page.goto(base + "/editor/audit")
+    # The filter's hints are placeholders: _check_both measures that each is readable whole.
+    assert page.locator("form[role=search] input[placeholder]").count() == 2
     _check_both(page, artifacts, "audit", docs="phone-audit.png")
     sentences = page.locator("[data-audit-sentence]").all_text_contents()
     assert any(s.startswith(f"{ADMIN} called off 'Flood warning") for s in sentences), sentences
@@ -292,4 +304,28 @@ def test_the_ops_page_fits_a_phone(
     # Filled in by its own polling: wait for the first answer before measuring.
     page.wait_for_function("document.getElementById('updated').textContent !== '—'")
     _check_both(page, artifacts, "ops", zone_label=False)
+    page.context.close()
+
+
+def test_the_stories_page_fits_a_phone(
+    chromium_browser: Any,
+    site: tuple[NewsroomStack, str],
+    seeded: dict[str, int],
+    artifacts: Path,
+) -> None:
+    """An open story (its Close button, its update form) after the other pages were shot, so
+    their screenshots do not change with it."""
+    stack, base = site
+    _publish(stack, base, "phone", "River Tana bursts its banks", followable=True)
+    page = _login(chromium_browser, base, ADMIN)
+    page.goto(base + "/editor/stories")
+    assert page.locator("#stories button", has_text="Close story").count() == 1
+    # The update's fields look and stretch like every other newsroom field.
+    update = page.locator("#stories form.nf-form").first
+    for size in (PHONE, DESK):
+        page.set_viewport_size(size)
+        form, field = update.bounding_box(), update.locator("input[name=body]").bounding_box()
+        assert form is not None and field is not None
+        assert field["width"] > 0.9 * form["width"], (size, field, form)
+    _check_both(page, artifacts, "stories")
     page.context.close()

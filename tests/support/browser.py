@@ -1,6 +1,7 @@
 """Browser test helpers: the Chromium path and flags, a skip when a browser is missing, a fake
 subscription a browser would post, the reader site a browser test drives (its fixtures are in
-tests/browser/conftest.py), phone and desk viewports with an overflow check, and Chromium's
+tests/browser/conftest.py), phone and desk viewports with checks of what a reader sees (overflow,
+cut placeholders, table cells short of their row, text as broken into lines), and Chromium's
 stubbed PushManager and our service worker driven over DevTools."""
 
 from __future__ import annotations
@@ -158,6 +159,66 @@ OVERFLOW_JS = """() => {
   }
   return bad.slice(0, 8);
 }"""
+
+# Every shown placeholder whose text is wider than its field's content box: the hint an editor
+# cannot read. Measured with the field's own font (Newsflash never styles ::placeholder apart).
+CUT_PLACEHOLDERS_JS = """() => {
+  const ctx = document.createElement("canvas").getContext("2d"), cut = [];
+  for (const el of document.querySelectorAll("input[placeholder], textarea[placeholder]")) {
+    if (!el.getClientRects().length || el.value || !el.placeholder) continue;
+    const s = getComputedStyle(el);
+    ctx.font = s.font;
+    const room = el.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+    const need = ctx.measureText(el.placeholder).width;
+    if (need > room + 0.5) {
+      cut.push((el.name || el.id) + ": '" + el.placeholder + "' needs " + Math.ceil(need) + " px, has " + Math.floor(room));
+    }
+  }
+  return cut;
+}"""
+
+# Every table row laid out as a row whose cells do not all reach its bottom edge, where the row's
+# separator is drawn (a cell made display:flex leaves table-cell layout and stops short).
+SHORT_CELLS_JS = """() => {
+  const bad = [];
+  for (const row of document.querySelectorAll("table tr")) {
+    if (getComputedStyle(row).display !== "table-row" || !row.getClientRects().length) continue;
+    const bottom = row.getBoundingClientRect().bottom;
+    const table = row.closest("table");
+    for (const cell of row.cells) {
+      const b = cell.getBoundingClientRect().bottom;
+      if (Math.abs(b - bottom) > 1) {
+        bad.push((table.id || table.className) + " row " + row.rowIndex + " cell " + cell.cellIndex
+          + (cell.className ? "." + cell.className : "") + " ends at " + Math.round(b) + ", the row at " + Math.round(bottom));
+      }
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
+def rendered_lines(element: Any) -> list[str]:
+    """The element's text (a Playwright locator) as the browser broke it into lines."""
+    return list(
+        element.evaluate(
+            """el => {
+              const lines = [], walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+              let top = null;
+              for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+                for (let i = 0; i < node.length; i++) {
+                  const range = document.createRange();
+                  range.setStart(node, i);
+                  range.setEnd(node, i + 1);
+                  const rect = range.getClientRects()[0];
+                  if (!rect) continue;
+                  if (top === null || rect.top > top + 2) { lines.push(""); top = rect.top; }
+                  lines[lines.length - 1] += node.data[i];
+                }
+              }
+              return lines.map(l => l.trim());
+            }"""
+        )
+    )
 
 
 # -- Chromium's push boundary and our service worker ----------------------------------------
