@@ -328,13 +328,21 @@ def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float
     try:
         written = write_backup(settings, partial, now, made_by=SCHEDULED_BY)
         # Its files and manifest are on disk (write_backup flushed each); now its entries, then
-        # the name that makes it a backup, then the folder holding that name.
+        # the name that makes it a backup.
         dumps.fsync_dir(partial)
         os.rename(partial, out)
-        dumps.fsync_dir(folder)
     except Exception as exc:
         shutil.rmtree(partial, ignore_errors=True)
         return _failed(settings, state, now, exc)
+    try:
+        dumps.fsync_dir(folder)
+    except Exception as exc:
+        # The backup is complete and in place, and every later run finds it: it counts. Only
+        # a power cut before the disk writes the folder on its own could still lose the name.
+        log.warning(
+            "scheduled backup written but its folder not flushed: a power cut now could lose it",
+            extra={"backup": out.name, "error": failure_line(exc, settings)},
+        )
     deleted = rotate(folder, settings.backup_keep)
     state.succeeded(now)
     log.info(

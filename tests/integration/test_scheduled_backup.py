@@ -8,11 +8,12 @@ through a live maintenance-lane worker and the real broker."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -449,3 +450,55 @@ def test_a_live_maintenance_worker_takes_the_task_from_the_broker(
     assert _names(folder) == [made.path.name]
     assert verified_manifest(made.path)["database"]["subscriptions"] == 2
     assert "killed runs' directories removed" in worker.log_path.read_text()
+
+
+def _failing_flush(*failing: Path) -> Callable[[Path], None]:
+    """dumps.fsync_dir, except that flushing these directories fails as a dying disk's does."""
+    real = dumps.fsync_dir
+
+    def fsync_dir(path: Path) -> None:
+        if path in failing:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(path)
+
+    return fsync_dir
+
+
+def test_a_backup_renamed_in_place_whose_folder_cannot_be_flushed_counts_with_a_warning(
+    publisher: Settings,
+    state: RedisBackupState,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The rename is done, only the folder's flush failed: the backup is complete, verified and
+    found by every later run, so the run counts as written (and rotates as usual). One warning
+    says that a power cut now could still lose the rename."""
+    folder = publisher.backup_dir
+    assert folder is not None
+    monkeypatch.setattr(dumps, "fsync_dir", _failing_flush(folder))
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        results = [run_schedule(publisher, state, T0 + h * HOUR) for h in range(3)]
+    assert results == ["written"] * 3
+    # KEEP=2: rotated as on any other run.
+    assert _names(folder) == ["20261203T050000Z", "20261203T060000Z"]
+    assert verified_manifest(folder / "20261203T060000Z")["database"]["subscriptions"] == 3
+    assert state.read() == {"last_success_at": T0 + 2 * HOUR}  # no failure counted
+
+    records = [r for r in caplog.records if r.name == "newsflash.backups"]
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "scheduled backup written but its folder not flushed: a power cut now could lose it"
+    ] * 3
+    assert [r.__dict__["backup"] for r in warnings] == [
+        "20261203T040000Z",
+        "20261203T050000Z",
+        "20261203T060000Z",
+    ]
+    assert warnings[0].__dict__["error"] == "OSError: [Errno 5] Input/output error"
+    assert [r.getMessage() for r in records].count("scheduled backup") == 3
+
+    status = backups.status(publisher, state)
+    assert status is not None
+    assert (status["kept"], status["last_success_at"]) == (2, T0 + 2 * HOUR)
+    assert (status["failures"], status["last_failure_at"]) == (0, None)
+    assert backups_line(status) == f"backups: last 2026-12-03 06:00 UTC (2 kept in {folder})"
