@@ -311,7 +311,10 @@ def lock_ttl_s(settings: Settings) -> float:
 
 def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float) -> str:
     remove_partials(folder, settings)
-    kept = scheduled_backups(folder)
+    try:
+        kept = scheduled_backups(folder)
+    except OSError as exc:  # not a directory, not readable: a failed run like any other
+        return _failed(settings, state, now, exc)
     if kept and now - kept[-1].created_at < settings.backup_every_h * 3600 - SCHEDULE_CHECK_S / 2:
         state.succeeded(kept[-1].created_at)  # Redis may have lost it; the disk has not
         return "fresh"

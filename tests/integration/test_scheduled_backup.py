@@ -502,3 +502,51 @@ def test_a_backup_renamed_in_place_whose_folder_cannot_be_flushed_counts_with_a_
     assert (status["kept"], status["last_success_at"]) == (2, T0 + 2 * HOUR)
     assert (status["failures"], status["last_failure_at"]) == (0, None)
     assert backups_line(status) == f"backups: last 2026-12-03 06:00 UTC (2 kept in {folder})"
+
+
+def test_a_copy_whose_entries_cannot_be_flushed_before_the_rename_fails_and_leaves_nothing(
+    publisher: Settings,
+    state: RedisBackupState,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before the rename nothing is a backup yet: a failed flush of the `.partial` is a failed
+    run, the partial copy is deleted, and the next run, due still, writes one."""
+    folder = publisher.backup_dir
+    assert folder is not None
+    monkeypatch.setattr(dumps, "fsync_dir", _failing_flush(folder / "20261203T040000Z.partial"))
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(publisher, state, T0) == "failed"
+    records = [r for r in caplog.records if r.name == "newsflash.backups"]
+    assert [r.getMessage() for r in records] == ["scheduled backup failed"]
+    assert records[0].__dict__["error"] == "OSError: [Errno 5] Input/output error"
+    assert _names(folder) == []
+    assert state.read() == {"last_failure_at": T0, "failures": 1.0}
+    line = backups_line(backups.status(publisher, state))
+    assert line.startswith("backups: none yet (0 kept in ") and "FAILED" in line
+
+    monkeypatch.undo()
+    assert run_schedule(publisher, state, T0 + 600) == "written"
+    assert [k.path.name for k in scheduled_backups(folder)] == ["20261203T041000Z"]
+
+
+def test_a_backup_dir_that_cannot_be_listed_is_a_failed_run_in_one_line(
+    tmp_path: Path, state: RedisBackupState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NEWSFLASH_BACKUP_DIR a file by the time the run lists it (settings refuse one at start):
+    counted and logged as any failure, not an exception out of the task that /metrics never
+    counts."""
+    not_a_folder = tmp_path / "backups"
+    settings = _settings(tmp_path, _url(state), BACKUP_DIR=str(not_a_folder))
+    _with_readers(settings, 1)
+    not_a_folder.write_text("a file\n")
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(settings, state, T0) == "failed"
+    records = [r for r in caplog.records if r.name == "newsflash.backups"]
+    assert [r.getMessage() for r in records] == ["scheduled backup failed"]
+    assert records[0].__dict__["error"].startswith("NotADirectoryError: ")
+    assert state.read() == {"last_failure_at": T0, "failures": 1.0}
+    assert not_a_folder.read_text() == "a file\n"
+    assert backups_line(backups.status(settings, state)).endswith(
+        "last attempt FAILED at 2026-12-03 04:00 UTC (see the worker log)"
+    )
