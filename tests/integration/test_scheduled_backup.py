@@ -12,10 +12,12 @@ import errno
 import json
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as redis_lib
@@ -549,4 +551,75 @@ def test_a_backup_dir_that_cannot_be_listed_is_a_failed_run_in_one_line(
     assert not_a_folder.read_text() == "a file\n"
     assert backups_line(backups.status(settings, state)).endswith(
         "last attempt FAILED at 2026-12-03 04:00 UTC (see the worker log)"
+    )
+
+
+def test_an_old_backup_that_cannot_be_deleted_leaves_the_new_one_written_and_is_retried(
+    publisher: Settings,
+    state: RedisBackupState,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rotation comes after the new backup is in place: an old one that will not go is one
+    warning line, not a failed run. Its manifest goes last, so a backup deleted only in part
+    still counts and the next run deletes the rest."""
+    folder = publisher.backup_dir
+    assert folder is not None
+    assert run_schedule(publisher, state, T0) == "written"
+    assert run_schedule(publisher, state, T0 + HOUR) == "written"
+    oldest = folder / "20261203T040000Z"
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path: Path, *args: Any, **kwargs: Any) -> None:
+        # Something mounted on its keys/ (the whole backup would go in one rmtree before).
+        if Path(path) in (oldest, oldest / "keys"):
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(path))
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(publisher, state, T0 + 2 * HOUR) == "written"
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == ["scheduled backup: an old backup not deleted"]
+    assert warnings[0].__dict__["backup"] == oldest.name
+    assert warnings[0].__dict__["error"].startswith("OSError: [Errno 16] Device or resource busy")
+    assert (oldest / "keys").is_dir() and (oldest / "manifest.json").is_file()
+    assert [k.path.name for k in scheduled_backups(folder)] == [
+        "20261203T040000Z",
+        "20261203T050000Z",
+        "20261203T060000Z",
+    ]
+    assert state.read() == {"last_success_at": T0 + 2 * HOUR}
+
+    monkeypatch.undo()
+    assert run_schedule(publisher, state, T0 + 3 * HOUR) == "written"
+    assert _names(folder) == ["20261203T060000Z", "20261203T070000Z"]
+
+
+class _SuccessNotRecorded(RedisBackupState):
+    """Redis gone between taking the lock and recording the success."""
+
+    def succeeded(self, at: float) -> None:
+        raise redis_lib.ConnectionError(
+            "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+        )
+
+
+def test_a_success_redis_cannot_record_is_still_a_written_backup(
+    publisher: Settings, state: RedisBackupState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk holds the backup and status reads the disk: a lost record is a warning line, as
+    a lost failure record is, not an exception out of the task."""
+    folder = publisher.backup_dir
+    assert folder is not None
+    flaky = _SuccessNotRecorded(state.client)
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(publisher, flaky, T0) == "written"
+        assert run_schedule(publisher, flaky, T0 + 600) == "fresh"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["scheduled backup success not recorded (Redis unreachable)"] * 2
+    assert [k.path.name for k in scheduled_backups(folder)] == ["20261203T040000Z"]
+    assert state.read() == {}
+    assert backups_line(backups.status(publisher, state)) == (
+        f"backups: last 2026-12-03 04:00 UTC (1 kept in {folder})"
     )
