@@ -311,9 +311,12 @@ def lock_ttl_s(settings: Settings) -> float:
 
 def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float) -> str:
     remove_partials(folder, settings)
-    kept = scheduled_backups(folder)
+    try:
+        kept = scheduled_backups(folder)
+    except OSError as exc:  # not a directory, not readable: a failed run like any other
+        return _failed(settings, state, now, exc)
     if kept and now - kept[-1].created_at < settings.backup_every_h * 3600 - SCHEDULE_CHECK_S / 2:
-        state.succeeded(kept[-1].created_at)  # Redis may have lost it; the disk has not
+        _succeeded(state, kept[-1].created_at)  # Redis may have lost it; the disk has not
         return "fresh"
     started = time.monotonic()
     out = folder / datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -328,15 +331,24 @@ def _run_locked(settings: Settings, folder: Path, state: BackupState, now: float
     try:
         written = write_backup(settings, partial, now, made_by=SCHEDULED_BY)
         # Its files and manifest are on disk (write_backup flushed each); now its entries, then
-        # the name that makes it a backup, then the folder holding that name.
+        # the name that makes it a backup.
         dumps.fsync_dir(partial)
         os.rename(partial, out)
-        dumps.fsync_dir(folder)
     except Exception as exc:
         shutil.rmtree(partial, ignore_errors=True)
         return _failed(settings, state, now, exc)
-    deleted = rotate(folder, settings.backup_keep)
-    state.succeeded(now)
+    try:
+        dumps.fsync_dir(folder)
+    except Exception as exc:
+        # The backup is complete and in place, and every later run finds it: it counts. Only
+        # a power cut before the disk writes the folder on its own could still lose the name.
+        log.warning(
+            "scheduled backup written but its folder not flushed: a power cut now could lose it",
+            extra={"backup": out.name, "error": failure_line(exc, settings)},
+        )
+    # Recorded before the rotation: the new backup is in place whatever becomes of the old.
+    _succeeded(state, now)
+    deleted = rotate(folder, settings)
     log.info(
         "scheduled backup",
         extra={
@@ -394,13 +406,43 @@ def _failed(settings: Settings, state: BackupState, now: float, exc: Exception) 
     return "failed"
 
 
-def rotate(folder: Path, keep: int) -> list[str]:
-    """Delete the oldest scheduled backups beyond `keep`; their names."""
+def _succeeded(state: BackupState, at: float) -> None:
+    try:
+        state.succeeded(at)
+    except Exception:
+        log.warning("scheduled backup success not recorded (Redis unreachable)")
+
+
+def rotate(folder: Path, settings: Settings) -> list[str]:
+    """Delete the oldest scheduled backups beyond NEWSFLASH_BACKUP_KEEP; the names deleted. One
+    that will not go is a warning line, and the next run tries again."""
     kept = scheduled_backups(folder)
-    gone = kept[: max(0, len(kept) - keep)]
-    for old in gone:
-        shutil.rmtree(old.path)
-    return [old.path.name for old in gone]
+    deleted: list[str] = []
+    for old in kept[: max(0, len(kept) - settings.backup_keep)]:
+        try:
+            _delete_backup(old.path)
+        except OSError as exc:
+            log.warning(
+                "scheduled backup: an old backup not deleted",
+                extra={"backup": old.path.name, "error": _one_line(exc, settings)},
+            )
+            continue
+        deleted.append(old.path.name)
+    return deleted
+
+
+def _delete_backup(backup: Path) -> None:
+    # The manifest last: a backup deleted only in part still counts as one, so a later
+    # rotation finishes the job; without it the rest would never be anyone's to delete.
+    for entry in backup.iterdir():
+        if entry.name == MANIFEST:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    (backup / MANIFEST).unlink()
+    backup.rmdir()
 
 
 def status(settings: Settings, state: BackupState | None) -> dict[str, Any] | None:

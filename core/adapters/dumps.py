@@ -4,16 +4,19 @@ revision of exactly the copy taken."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # How long a copy waits for a writer's lock before it gives up: as long as the app's own
 # connections wait (core/adapters/sql.py make_engine), so a backup fails no sooner than they do.
@@ -81,12 +84,17 @@ def backup_sqlite(url: str, dest: Path) -> Snapshot:
     The copy is made in one step (pages=-1), inside one read transaction: the web app and
     workers go on writing, and the copy is the database as of the moment the step began.
     Copied page by page in several steps instead, every write by another connection would
-    restart the copy, and a busy newsroom could keep it from ever finishing."""
+    restart the copy, and a busy newsroom could keep it from ever finishing. The copy, its
+    check and its counts run niced, as pg_dump does (run_niced)."""
     source_path = sqlite_path(url)
     if not source_path.is_file():
         raise DumpError(f"NEWSFLASH_DATABASE_URL: no SQLite database at {source_path}")
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     os.close(fd)
+    return run_niced(lambda: _copy_sqlite(source_path, dest))
+
+
+def _copy_sqlite(source_path: Path, dest: Path) -> Snapshot:
     source = _sqlite_connect(source_path)
     copy = sqlite3.connect(dest, isolation_level=None)
     try:
@@ -313,6 +321,55 @@ def lower_priority() -> list[str]:
     in a preexec_fn: the worker runs sender threads, and preexec_fn is unsafe beside threads."""
     found = shutil.which("nice")
     return [found, "-n", str(DUMP_NICENESS)] if found else []
+
+
+T = TypeVar("T")
+
+
+def run_niced(work: Callable[[], T]) -> T:
+    """`work()` in a short-lived thread of its own, DUMP_NICENESS lower in priority than the
+    caller (as `nice -n 10`), for CPU-heavy work inside a worker: Linux keeps a niceness per
+    thread, where os.nice would lower the whole worker, senders included, for good (an
+    unprivileged process cannot raise it back). Its exception is raised here unchanged.
+    Returns only once `work` has, even when interrupted (Celery's soft time limit raises in the
+    waiting thread): the caller then deletes what `work` was writing."""
+    began, ended, abandoned = threading.Event(), threading.Event(), threading.Event()
+    done: list[T] = []
+    failed: list[BaseException] = []
+
+    def niced() -> None:
+        began.set()
+        try:
+            if not abandoned.is_set():
+                done.append(_niced(work))
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            ended.set()
+
+    try:
+        threading.Thread(target=niced, name="newsflash-niced").start()
+        ended.wait()
+    finally:
+        # Interrupted: work already begun ends before this returns, work not begun never runs.
+        # Events, not Thread.join: a join interrupted by a signal can leave the thread marked
+        # as ended while it still runs (CPython 3.11).
+        abandoned.set()
+        if began.is_set():
+            ended.wait()
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def _niced(work: Callable[[], T]) -> T:
+    # Elsewhere PRIO_PROCESS takes a process id, not this thread's: the work runs unniced there.
+    if sys.platform == "linux":
+        tid = threading.get_native_id()
+        with contextlib.suppress(OSError):  # refused (a seccomp profile): unniced, as before
+            lowered = min(19, os.getpriority(os.PRIO_PROCESS, tid) + DUMP_NICENESS)
+            os.setpriority(os.PRIO_PROCESS, tid, lowered)
+    return work()
 
 
 def backup_postgres(url: str, dest: Path) -> Snapshot:

@@ -8,13 +8,16 @@ through a live maintenance-lane worker and the real broker."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as redis_lib
@@ -449,3 +452,174 @@ def test_a_live_maintenance_worker_takes_the_task_from_the_broker(
     assert _names(folder) == [made.path.name]
     assert verified_manifest(made.path)["database"]["subscriptions"] == 2
     assert "killed runs' directories removed" in worker.log_path.read_text()
+
+
+def _failing_flush(*failing: Path) -> Callable[[Path], None]:
+    """dumps.fsync_dir, except that flushing these directories fails as a dying disk's does."""
+    real = dumps.fsync_dir
+
+    def fsync_dir(path: Path) -> None:
+        if path in failing:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(path)
+
+    return fsync_dir
+
+
+def test_a_backup_renamed_in_place_whose_folder_cannot_be_flushed_counts_with_a_warning(
+    publisher: Settings,
+    state: RedisBackupState,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The rename is done, only the folder's flush failed: the backup is complete, verified and
+    found by every later run, so the run counts as written (and rotates as usual). One warning
+    says that a power cut now could still lose the rename."""
+    folder = publisher.backup_dir
+    assert folder is not None
+    monkeypatch.setattr(dumps, "fsync_dir", _failing_flush(folder))
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        results = [run_schedule(publisher, state, T0 + h * HOUR) for h in range(3)]
+    assert results == ["written"] * 3
+    # KEEP=2: rotated as on any other run.
+    assert _names(folder) == ["20261203T050000Z", "20261203T060000Z"]
+    assert verified_manifest(folder / "20261203T060000Z")["database"]["subscriptions"] == 3
+    assert state.read() == {"last_success_at": T0 + 2 * HOUR}  # no failure counted
+
+    records = [r for r in caplog.records if r.name == "newsflash.backups"]
+    warnings = [r for r in records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == [
+        "scheduled backup written but its folder not flushed: a power cut now could lose it"
+    ] * 3
+    assert [r.__dict__["backup"] for r in warnings] == [
+        "20261203T040000Z",
+        "20261203T050000Z",
+        "20261203T060000Z",
+    ]
+    assert warnings[0].__dict__["error"] == "OSError: [Errno 5] Input/output error"
+    assert [r.getMessage() for r in records].count("scheduled backup") == 3
+
+    status = backups.status(publisher, state)
+    assert status is not None
+    assert (status["kept"], status["last_success_at"]) == (2, T0 + 2 * HOUR)
+    assert (status["failures"], status["last_failure_at"]) == (0, None)
+    assert backups_line(status) == f"backups: last 2026-12-03 06:00 UTC (2 kept in {folder})"
+
+
+def test_a_copy_whose_entries_cannot_be_flushed_before_the_rename_fails_and_leaves_nothing(
+    publisher: Settings,
+    state: RedisBackupState,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before the rename nothing is a backup yet: a failed flush of the `.partial` is a failed
+    run, the partial copy is deleted, and the next run, due still, writes one."""
+    folder = publisher.backup_dir
+    assert folder is not None
+    monkeypatch.setattr(dumps, "fsync_dir", _failing_flush(folder / "20261203T040000Z.partial"))
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(publisher, state, T0) == "failed"
+    records = [r for r in caplog.records if r.name == "newsflash.backups"]
+    assert [r.getMessage() for r in records] == ["scheduled backup failed"]
+    assert records[0].__dict__["error"] == "OSError: [Errno 5] Input/output error"
+    assert _names(folder) == []
+    assert state.read() == {"last_failure_at": T0, "failures": 1.0}
+    line = backups_line(backups.status(publisher, state))
+    assert line.startswith("backups: none yet (0 kept in ") and "FAILED" in line
+
+    monkeypatch.undo()
+    assert run_schedule(publisher, state, T0 + 600) == "written"
+    assert [k.path.name for k in scheduled_backups(folder)] == ["20261203T041000Z"]
+
+
+def test_a_backup_dir_that_cannot_be_listed_is_a_failed_run_in_one_line(
+    tmp_path: Path, state: RedisBackupState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NEWSFLASH_BACKUP_DIR a file by the time the run lists it (settings refuse one at start):
+    counted and logged as any failure, not an exception out of the task that /metrics never
+    counts."""
+    not_a_folder = tmp_path / "backups"
+    settings = _settings(tmp_path, _url(state), BACKUP_DIR=str(not_a_folder))
+    _with_readers(settings, 1)
+    not_a_folder.write_text("a file\n")
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(settings, state, T0) == "failed"
+    records = [r for r in caplog.records if r.name == "newsflash.backups"]
+    assert [r.getMessage() for r in records] == ["scheduled backup failed"]
+    assert records[0].__dict__["error"].startswith("NotADirectoryError: ")
+    assert state.read() == {"last_failure_at": T0, "failures": 1.0}
+    assert not_a_folder.read_text() == "a file\n"
+    assert backups_line(backups.status(settings, state)).endswith(
+        "last attempt FAILED at 2026-12-03 04:00 UTC (see the worker log)"
+    )
+
+
+def test_an_old_backup_that_cannot_be_deleted_leaves_the_new_one_written_and_is_retried(
+    publisher: Settings,
+    state: RedisBackupState,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Rotation comes after the new backup is in place: an old one that will not go is one
+    warning line, not a failed run. Its manifest goes last, so a backup deleted only in part
+    still counts and the next run deletes the rest."""
+    folder = publisher.backup_dir
+    assert folder is not None
+    assert run_schedule(publisher, state, T0) == "written"
+    assert run_schedule(publisher, state, T0 + HOUR) == "written"
+    oldest = folder / "20261203T040000Z"
+    real_rmtree = shutil.rmtree
+
+    def rmtree(path: Path, *args: Any, **kwargs: Any) -> None:
+        # Something mounted on its keys/ (the whole backup would go in one rmtree before).
+        if Path(path) in (oldest, oldest / "keys"):
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(path))
+        real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", rmtree)
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(publisher, state, T0 + 2 * HOUR) == "written"
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warnings] == ["scheduled backup: an old backup not deleted"]
+    assert warnings[0].__dict__["backup"] == oldest.name
+    assert warnings[0].__dict__["error"].startswith("OSError: [Errno 16] Device or resource busy")
+    assert (oldest / "keys").is_dir() and (oldest / "manifest.json").is_file()
+    assert [k.path.name for k in scheduled_backups(folder)] == [
+        "20261203T040000Z",
+        "20261203T050000Z",
+        "20261203T060000Z",
+    ]
+    assert state.read() == {"last_success_at": T0 + 2 * HOUR}
+
+    monkeypatch.undo()
+    assert run_schedule(publisher, state, T0 + 3 * HOUR) == "written"
+    assert _names(folder) == ["20261203T060000Z", "20261203T070000Z"]
+
+
+class _SuccessNotRecorded(RedisBackupState):
+    """Redis gone between taking the lock and recording the success."""
+
+    def succeeded(self, at: float) -> None:
+        raise redis_lib.ConnectionError(
+            "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+        )
+
+
+def test_a_success_redis_cannot_record_is_still_a_written_backup(
+    publisher: Settings, state: RedisBackupState, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The disk holds the backup and status reads the disk: a lost record is a warning line, as
+    a lost failure record is, not an exception out of the task."""
+    folder = publisher.backup_dir
+    assert folder is not None
+    flaky = _SuccessNotRecorded(state.client)
+    with caplog.at_level(logging.INFO, logger="newsflash.backups"):
+        assert run_schedule(publisher, flaky, T0) == "written"
+        assert run_schedule(publisher, flaky, T0 + 600) == "fresh"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["scheduled backup success not recorded (Redis unreachable)"] * 2
+    assert [k.path.name for k in scheduled_backups(folder)] == ["20261203T040000Z"]
+    assert state.read() == {}
+    assert backups_line(backups.status(publisher, state)) == (
+        f"backups: last 2026-12-03 04:00 UTC (1 kept in {folder})"
+    )
