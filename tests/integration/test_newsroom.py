@@ -1138,6 +1138,8 @@ def test_admins_read_the_audit_log_of_every_newsroom_action(
     text = _text(page.text)
     for action in ("login", "token.create", "token.revoke"):
         assert action in text, action
+    # Details in words: no Python None/True/False (an alert sent at once has no send_at).
+    assert not re.search(r"\b(None|True|False)\b", text), re.findall(r".{40}\bNone\b.{20}", text)
     actions = {e["action"] for e in _audit(stack)}
     # Everything the earlier tests did in this module is on record.
     assert {
