@@ -20,6 +20,7 @@ from tests.support.browser import (
     CUT_PLACEHOLDERS_JS,
     DESK,
     DOCS_IMG,
+    OFF_CENTRE_LABELS_JS,
     OVERFLOW_JS,
     PHONE,
     SHORT_CELLS_JS,
@@ -129,6 +130,8 @@ def _check_both(
     assert overflow == [], f"{name}: wider than a 390 px phone: {overflow}"
     cut = page.evaluate(CUT_PLACEHOLDERS_JS)
     assert cut == [], f"{name}: placeholders cut at 390 px: {cut}"
+    off = page.evaluate(OFF_CENTRE_LABELS_JS)
+    assert off == [], f"{name}: button labels off centre at 390 px: {off}"
     if zone_label:
         zone = page.locator("[data-newsroom-zone]")
         assert "Africa/Nairobi" in (zone.text_content() or ""), f"{name}: time zone not named"

@@ -197,6 +197,25 @@ SHORT_CELLS_JS = """() => {
 }"""
 
 
+# Buttons and links drawn as buttons whose label is not in the middle of the button: a link
+# with a minimum height keeps its text at the top unless it is laid out as a flex box.
+OFF_CENTRE_LABELS_JS = """() => {
+  const bad = [];
+  for (const el of document.querySelectorAll(".nf-primary, .nf-secondary, .nf-danger")) {
+    if (!el.getClientRects().length || !el.textContent.trim()) continue;
+    const box = el.getBoundingClientRect(), range = document.createRange();
+    range.selectNodeContents(el);
+    const text = range.getBoundingClientRect();
+    const above = text.top - box.top, below = box.bottom - text.bottom;
+    if (Math.abs(above - below) > 3) {
+      bad.push(el.tagName.toLowerCase() + " '" + el.textContent.trim() + "' " + Math.round(above)
+        + " px above its label, " + Math.round(below) + " below");
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
 def rendered_lines(element: Any) -> list[str]:
     """The element's text (a Playwright locator) as the browser broke it into lines."""
     return list(
