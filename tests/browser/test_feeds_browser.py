@@ -150,6 +150,16 @@ def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
             ):
                 _hosts_on_one_line(page, cell, size["width"])
         page.set_viewport_size(PHONE)
+        # A failing feed's card: the error over its time, each as wide as the card allows (side
+        # by side they squeezed the time into four lines and the error into five).
+        checked = page.locator("#feeds tr[data-feed-id]", has=page.locator(".feed-error"))
+        error = checked.locator(".feed-error").bounding_box()
+        when = checked.locator("td[data-label='Last check'] .nf-muted").bounding_box()
+        card = checked.bounding_box()
+        assert error and when and card
+        assert when["y"] >= error["y"] + error["height"], (error, when)
+        assert error["width"] >= 0.8 * card["width"], (error, card)
+        assert len(rendered_lines(checked.locator("td[data-label='Last check'] .nf-muted"))) == 1
         drafts.first.get_by_role("button", name="Review and send →").click()
         page.wait_for_url(base + "/editor/new")
         assert "Floods close Thika road" in page.locator(".nf-facts").inner_text()
