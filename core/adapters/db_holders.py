@@ -62,14 +62,28 @@ def hold(database_url: str, role: str) -> None:
     path = hold_path(database_url)
     if path is None or str(path) in _held:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = _open_lock_file(path)
+    except OSError as exc:  # another user's file, a read-only folder: run, unheld, and say so
+        log.warning(
+            "%s not held (%s): `newsflash restore` cannot see this process",
+            path.name,
+            type(exc).__name__,
+        )
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         log.warning("the %s waits for a restore of the database to finish", role)
         fcntl.flock(fd, fcntl.LOCK_SH)
     _held[str(path)] = fd
+
+
+def _open_lock_file(path: Path) -> int:
+    """Read-only is enough to lock; readable by all (it holds nothing), so processes run as
+    different users (a web app's, an operator's restore) share it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
 
 @contextmanager
@@ -82,8 +96,12 @@ def alone(database_url: str) -> Iterator[None]:
             _no_other_sessions(database_url)
         yield
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fd = _open_lock_file(path)
+    except OSError as exc:
+        raise DumpError(
+            f"cannot open {path} to see who uses the database ({exc.strerror})"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

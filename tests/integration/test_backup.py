@@ -595,3 +595,18 @@ def test_postgres_restore_stops_waiting_for_a_forgotten_transaction_and_names_it
     assert dumps.live_snapshot(url).subscriptions == 8  # rolled back: nothing restored
     dumps.restore_postgres(backup / "database.pgdump", url, lock_wait_s=1.0)
     assert dumps.live_snapshot(url).subscriptions == 3
+
+
+def test_a_lock_file_that_cannot_be_opened_never_stops_a_process_and_refuses_a_restore(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Say another user's folder, or something else by that name: the web app still starts
+    (unseen by restore, which it says), and restore refuses in one line rather than guess."""
+    url = f"sqlite:///{tmp_path}/newsflash.db"
+    (tmp_path / "newsflash.db.inuse").mkdir()
+    with caplog.at_level("WARNING", logger="newsflash.db"):
+        db_holders.hold(url, "cli")  # this process's role stays the default
+    assert "newsflash.db.inuse not held (IsADirectoryError)" in caplog.text
+    refusal = pytest.raises(dumps.DumpError, match=r"cannot open .*newsflash\.db\.inuse")
+    with refusal, db_holders.alone(url):
+        pass
