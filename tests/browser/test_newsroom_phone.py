@@ -8,6 +8,7 @@ copies the documented ones to docs/img."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterator
@@ -132,6 +133,8 @@ def _check_both(
     assert cut == [], f"{name}: placeholders cut at 390 px: {cut}"
     off = page.evaluate(OFF_CENTRE_LABELS_JS)
     assert off == [], f"{name}: button labels off centre at 390 px: {off}"
+    python_words = re.findall(r".{0,30}\b(?:None|True|False)\b.{0,20}", page.inner_text("body"))
+    assert python_words == [], f"{name}: Python's words on the page: {python_words}"
     if zone_label:
         zone = page.locator("[data-newsroom-zone]")
         assert "Africa/Nairobi" in (zone.text_content() or ""), f"{name}: time zone not named"
