@@ -243,7 +243,10 @@
       return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
     }
     function setCount(name, value) {
-      $$('[data-count="' + name + '"]').forEach(function (el) { el.textContent = formatNumber(value); });
+      $$('[data-count="' + name + '"]').forEach(function (el) {
+        el.textContent = formatNumber(value);
+        el.toggleAttribute("data-zero", !value);
+      });
     }
     function refreshMilestones() {
       fetch(milestonesUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })

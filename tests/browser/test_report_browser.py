@@ -128,6 +128,16 @@ def test_a_finished_alert_has_its_duration_charts_and_push_services(
         assert label.startswith(f"{p} % at "), label
         box = _words(page, f"[data-milestone='{p}']")
         assert label == f"{p} % at {box}", (label, box)
+    # Nothing failed: the 0 is in the page's ink, not the alarm red Failed takes once it is not.
+    ink = page.locator("[data-count=audience]").evaluate("el => getComputedStyle(el).color")
+    failed = page.locator("[data-count=failed]")
+    assert failed.text_content() == "0"
+    assert failed.evaluate("el => getComputedStyle(el).color") == ink
+    red = failed.evaluate(
+        "el => { el.removeAttribute('data-zero'); return getComputedStyle(el).color; }"
+    )
+    assert red == "rgb(161, 20, 27)", red
+    failed.evaluate("el => el.setAttribute('data-zero', '')")
     legend = _words(page, "[data-chart='displayed clicked'] .nf-legend")
     assert "Displayed 20" in legend and "Clicked 5" in legend
     # The stand-in is on loopback: "Other" push service, every delivery counted there.
