@@ -287,6 +287,27 @@
       });
       box.hidden = lines.length === 0;
     }
+    // The push services table, as the live answer has it (rendered once with the page before).
+    function showServices(rows) {
+      var box = $("[data-services-box]"), body = $("[data-services] tbody");
+      if (!box || !body || !rows) return;
+      while (body.firstChild) body.removeChild(body.firstChild);
+      rows.forEach(function (r) {
+        var tr = document.createElement("tr");
+        tr.setAttribute("data-service", r.key);
+        [["Push service", r.name], ["Delivered", formatNumber(r.delivered)],
+         ["Failed", formatNumber(r.failed)], ["Waiting to retry", formatNumber(r.waiting)]
+        ].forEach(function (cell, i) {
+          var td = document.createElement("td");
+          td.setAttribute("data-label", cell[0]);
+          if (i) td.className = "nf-num";
+          td.textContent = cell[1];
+          tr.appendChild(td);
+        });
+        body.appendChild(tr);
+      });
+      box.hidden = rows.length === 0;
+    }
     function poll() {
       fetch(liveUrl, { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { return r.ok ? r.json() : null; })
@@ -301,6 +322,7 @@
           var pace = $("[data-pace]");
           if (pace) pace.textContent = live.pace.text.replace(/^took /, "");
           showHeld(live.held);
+          showServices(live.services);
           if (c.delivered !== lastDelivered) {
             lastDelivered = c.delivered;
             refreshMilestones();

@@ -217,6 +217,12 @@ def test_a_push_service_asking_to_slow_down_shows_the_held_banner(
     banner.wait_for(state="visible", timeout=20_000)
     said = _words(page, "[data-held]")
     assert "is held: its push service asked us to slow down (HTTP 429)" in said, said
+    # The push services table follows the send too, not only the banner: emptied here, the
+    # next poll (1.5 s) fills it again, with as many waiting as the banner says.
+    page.evaluate("document.querySelector('[data-services] tbody').replaceChildren()")
+    page.locator("[data-services] tbody tr").first.wait_for(timeout=10_000)
+    row = page.locator("[data-services] tr[data-service=other] td").all_text_contents()
+    assert row[0] == "Other" and page.locator("[data-services-box]").is_visible(), row
     _check_both(page, artifacts, "held", docs="1280")
     stack.wait_status(alert_id, "sent", timeout_s=60)
     page.wait_for_selector("[data-status-badge=sent]", timeout=15_000)
