@@ -160,7 +160,7 @@ def _duration(seconds: float | None) -> str:
 
 
 # -- login ----------------------------------------------------------------------------------
-def _login_limit() -> str:
+def login_limit() -> str:
     return ext().settings.rate_limit_login
 
 
@@ -189,6 +189,8 @@ def _device_key() -> str:
 @bp.errorhandler(TooManyRequests)
 def _too_many(exc: TooManyRequests) -> tuple[str, int]:
     retry = exc.get_response().headers.get("Retry-After")
+    if request.endpoint == "editor.change_password":
+        return editor_account.password_rate_limited()
     if request.endpoint == "editor.login_submit":
         ext().container.access.login_rate_limited(_typed_email(), request.remote_addr)
     # One answer whichever budget ran out: the message tells nobody which accounts exist.
@@ -221,16 +223,16 @@ def login_form() -> Page:
 # a browser that has logged in to that account before is counted on its own instead (auth.
 # known_device), so a guesser on the editor's carrier address or at the editor's account from
 # many addresses never locks the editor's own phone out.
-@limiter.limit(_login_limit, methods=["POST"], deduct_when=_refused, exempt_when=_from_known_device)
+@limiter.limit(login_limit, methods=["POST"], deduct_when=_refused, exempt_when=_from_known_device)
 @limiter.limit(
-    _login_limit,
+    login_limit,
     methods=["POST"],
     key_func=_account_key,
     deduct_when=_refused,
     exempt_when=_from_known_device,
 )
 @limiter.limit(
-    _login_limit,
+    login_limit,
     methods=["POST"],
     key_func=_device_key,
     deduct_when=_refused,

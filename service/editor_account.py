@@ -1,19 +1,32 @@
-"""The newsroom's own account page (/editor/account): who is logged in here, and signing out of
-every other device (a lost or shared phone) without waiting for an admin at the CLI."""
+"""The newsroom's own account page (/editor/account): who is logged in here, signing out of
+every other device (a lost or shared phone) and changing one's own password, without waiting for
+an admin at the CLI."""
 
 from __future__ import annotations
 
 import time
 
 from flask import redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
 
-from core.accounts import Role
-from service.auth import current_session_id, require_role
-from service.editor import Page, bp, ext, me
+from core.accounts import MIN_PASSWORD, Role, login_account_key
+from core.errors import ValidationError
+from service import csrf
+from service.auth import (
+    begin_session,
+    current_principal,
+    current_session_id,
+    end_session,
+    require_role,
+)
+from service.editor import Page, bp, ext, login_limit, me
+from service.extensions import limiter
 
 ANY_ROLE = frozenset(Role)
-# How many the last sign-out ended: said once, on the page the POST redirects to.
+# How many the last sign-out (or password change) ended: said once, on the page the POST
+# redirects to.
 _ENDED = "nf_sessions_ended"
+_CHANGED = "nf_password_changed"
 
 
 def _no_devices() -> tuple[str, int]:
@@ -39,17 +52,27 @@ def account() -> Page:
     principal, session_id = me(), current_session_id()
     if principal.user_id is None or session_id is None:
         return _no_devices()
+    return _account_page()
+
+
+def _account_page(error: ValidationError | None = None) -> str:
+    principal, session_id = me(), current_session_id()
+    assert principal.user_id is not None and session_id is not None
     s = ext().settings
     others = ext().accounts.other_sessions(
         principal.user_id, session_id, time.time(), s.session_lifetime_s, s.session_idle_s
     )
     ended = session.pop(_ENDED, None)
+    changed = session.pop(_CHANGED, False) is True
     return render_template(
         "editor/account.html",
         user=principal,
         others=others,
         ended=ended if isinstance(ended, int) else None,
+        changed=changed,
         idle=_hours_or_minutes(s.session_idle_s),
+        min_password=MIN_PASSWORD,
+        error=error,
     )
 
 
@@ -63,3 +86,53 @@ def sign_out_others() -> Page:
     ended = ext().container.access.sign_out_elsewhere(principal, session_id, request.remote_addr)
     session[_ENDED] = ended
     return redirect(url_for("editor.account"))
+
+
+def _password_key() -> str:
+    # Wrong current passwords are counted per account (the login's budget, its own bucket): a
+    # borrowed or stolen session cannot guess its owner's password at leisure.
+    principal = current_principal()
+    return "password:" + login_account_key(principal.name if principal else "")
+
+
+def _wrong_password(response: BaseResponse) -> bool:
+    return response.status_code == 403
+
+
+@bp.post("/account/password")
+@limiter.limit(login_limit, methods=["POST"], key_func=_password_key, deduct_when=_wrong_password)
+@require_role(ANY_ROLE, page=True)
+def change_password() -> Page:
+    """The user's own new password, proved by the current one. Every other device is signed
+    out; this browser stays in, under a new session id (a copy of its old cookie is worthless)."""
+    principal, session_id = me(), current_session_id()
+    if principal.user_id is None or session_id is None:
+        return _no_devices()
+    form = request.form
+    try:
+        ended = ext().container.access.change_own_password(
+            principal,
+            session_id,
+            form.get("current_password", ""),
+            form.get("new_password", ""),
+            form.get("new_password_repeat", ""),
+            request.remote_addr,
+        )
+    except ValidationError as exc:
+        return _account_page(error=exc), exc.status
+    end_session()
+    csrf.rotate()
+    begin_session(principal)
+    session[_ENDED] = ended
+    session[_CHANGED] = True
+    return redirect(url_for("editor.account"))
+
+
+def password_rate_limited() -> tuple[str, int]:
+    """The 429 page of a password change (editor.py's TooManyRequests handler asks)."""
+    ext().container.access.password_change_rate_limited(me(), request.remote_addr)
+    error = ValidationError(
+        "too many wrong current passwords for this account; wait a minute and try again",
+        "current_password",
+    )
+    return _account_page(error=error), 429

@@ -94,6 +94,8 @@ def field_message(error: DomainError, now: float, tz: ZoneInfo) -> str:
             return f"The {name} must start with https:// (or http://)."
     if message == "choose at least one topic":
         return "Choose at least one topic."
+    if field in ("current_password", "new_password", "new_password_repeat"):
+        return message[:1].upper() + message[1:] + "."
     return message[:1].upper() + message[1:]
 
 
@@ -135,7 +137,14 @@ def _account_sentence(who: str, action: str, target: str, detail: Mapping[str, A
         "login.rate_limited": f"Logins from {target or 'one address'} were refused: too many tries.",
         "user.create": f"{who} added {target} as {role}.",
         "user.role": f"{who} made {target} {role}.",
-        "user.password": f"{who} set a new password for {target}.",
+        "user.password": f"{who} changed their own password "
+        f"({_sessions(detail.get('sessions_ended'))} on other devices ended)."
+        if detail.get("own")
+        else f"{who} set a new password for {target}.",
+        "password.failed": f"A password change by {who} from {target or 'an unknown address'} "
+        "was refused (wrong current password).",
+        "password.rate_limited": f"Password changes by {who} from {target or 'one address'} "
+        "were refused: too many wrong current passwords.",
         "user.disable": f"{who} disabled {target}.",
         "user.enable": f"{who} enabled {target}.",
         "user.sign_out_others": f"{who} signed out of their other devices "

@@ -188,6 +188,37 @@ class SqlAccounts:
         check_password(password)
         return self._change_user(email, now, password_hash=_hasher.hash(password))
 
+    def change_own_password(
+        self, user_id: int, current: str, new: str, now: float, keep: str
+    ) -> int | None:
+        """The user's own change, proved by the current password: the new hash and every
+        session of theirs but `keep` ended, in one transaction. None if `current` is wrong (or
+        the account is disabled, or its password changed meanwhile: nothing is written)."""
+        check_password(new)
+        users = t.users
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(users.c.password_hash, users.c.disabled).where(users.c.id == user_id)
+            ).first()
+        try:
+            if row is None or row.disabled:
+                _hasher.verify(_DUMMY_HASH, current)
+                return None
+            _hasher.verify(row.password_hash, current)
+        except (VerificationError, InvalidHashError):
+            return None
+        with self.engine.begin() as conn:
+            # Only over the hash just verified: a change made meanwhile (the CLI, another tab)
+            # is not overwritten by a password proved against the old one.
+            changed = conn.execute(
+                update(users)
+                .where(users.c.id == user_id, users.c.password_hash == row.password_hash)
+                .values(password_hash=_hasher.hash(new))
+            ).rowcount
+            if not changed:
+                return None
+            return _revoke_sessions(conn, user_id, now, keep)
+
     def get_user(self, user_id: int) -> Principal | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.users).where(t.users.c.id == user_id)).mappings().first()

@@ -6,11 +6,18 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from core.accounts import Principal, Role, parse_role
+from core.accounts import MIN_PASSWORD, Principal, Role, parse_role
 from core.errors import ValidationError
 from core.ports import AuditLog
 
 CLI_ACTOR = "cli"
+
+
+class WrongPassword(ValidationError):
+    """The current password typed to prove a change is wrong (counted like a refused login)."""
+
+    status = 403
+    code = "wrong_password"
 
 
 class AccountStore(AuditLog, Protocol):
@@ -22,6 +29,9 @@ class AccountStore(AuditLog, Protocol):
     def set_role(self, email: str, role: Role, now: float) -> int: ...
     def set_password(self, email: str, password: str, now: float) -> int: ...
     def end_user_sessions(self, user_id: int, now: float, keep: str | None = None) -> int: ...
+    def change_own_password(
+        self, user_id: int, current: str, new: str, now: float, keep: str
+    ) -> int | None: ...
     def create_token(self, name: str, role: Role, created_by: str | None = None) -> str: ...
     def revoke_token(self, token_id: int) -> None: ...
     def audit_refusal(
@@ -61,6 +71,44 @@ class Access:
         detail = {"sessions_ended": ended, "ip": address}
         self.accounts.audit(principal.name, "user.sign_out_others", _key(principal.name), detail)
         return ended
+
+    def change_own_password(
+        self,
+        principal: Principal,
+        session_id: str,
+        current: str,
+        new: str,
+        repeat: str,
+        address: str | None,
+    ) -> int:
+        """A newsroom user's own new password, proved by the current one (a borrowed or stolen
+        session alone cannot lock its owner out). Every other session ends; the one asking
+        stays. Returns how many ended. ValidationError names the field at fault; a wrong
+        current password raises WrongPassword and is counted like a refused login."""
+        if principal.user_id is None:
+            raise ValidationError("only a newsroom login has a password to change", "session")
+        if not current:
+            raise ValidationError("type your current password", "current_password")
+        if new != repeat:
+            raise ValidationError("the two new passwords differ", "new_password_repeat")
+        if len(new) < MIN_PASSWORD:
+            raise ValidationError(
+                f"the new password must be at least {MIN_PASSWORD} characters", "new_password"
+            )
+        if new == current:
+            raise ValidationError("the new password is the one you have now", "new_password")
+        ended = self.accounts.change_own_password(
+            principal.user_id, current, new, self.clock(), keep=session_id
+        )
+        if ended is None:
+            self.accounts.audit_refusal(principal.name, "password.failed", address, self.clock())
+            raise WrongPassword("the current password is wrong", "current_password")
+        detail = {"sessions_ended": ended, "ip": address, "own": True}
+        self.accounts.audit(principal.name, "user.password", _key(principal.name), detail)
+        return ended
+
+    def password_change_rate_limited(self, principal: Principal, address: str | None) -> None:
+        self.accounts.audit_refusal(principal.name, "password.rate_limited", address, self.clock())
 
     # -- API tokens ----------------------------------------------------------------------------
     def create_token(self, name: str, role_name: str, actor: str = CLI_ACTOR) -> tuple[str, Role]:

@@ -8,7 +8,7 @@ import pytest
 
 from core.accounts import Principal, Role
 from core.errors import ValidationError
-from core.usecases.access import Access
+from core.usecases.access import Access, WrongPassword
 from tests.support.usecase_fakes import Clock, FakeAudit
 
 
@@ -18,6 +18,7 @@ class FakeAccounts(FakeAudit):
     refusals: list[tuple[str | None, str, str | None]] = field(default_factory=list)
     tokens: list[tuple[str, Role, str | None]] = field(default_factory=list)
     ended: list[tuple[int, str | None]] = field(default_factory=list)
+    checked: list[str] = field(default_factory=list)
 
     def authenticate(self, email: str, password: str) -> Principal | None:
         found = self.users.get(email)
@@ -41,6 +42,17 @@ class FakeAccounts(FakeAudit):
     def end_user_sessions(self, user_id: int, now: float, keep: str | None = None) -> int:
         self.ended.append((user_id, keep))
         return 2
+
+    def change_own_password(
+        self, user_id: int, current: str, new: str, now: float, keep: str
+    ) -> int | None:
+        self.checked.append(current)
+        email = next(iter(self.users))
+        if self.users[email][0] != current:
+            return None
+        self.users[email] = (new, self.users[email][1])
+        self.ended.append((user_id, keep))
+        return 1
 
     def create_token(self, name: str, role: Role, created_by: str | None = None) -> str:
         self.tokens.append((name, role, created_by))
@@ -120,3 +132,43 @@ def test_signing_out_elsewhere_keeps_the_asking_session_and_is_audited(
     with pytest.raises(ValidationError):
         access.sign_out_elsewhere(Principal("token:cms", Role.ADMIN, token_id=1), "x", None)
     assert store.ended == [(7, "this-browser")] and len(store.rows) == 1
+
+
+def test_an_own_password_change_checks_the_fields_before_the_password(
+    store: FakeAccounts,
+) -> None:
+    access = Access(store, clock=Clock())
+    access.create_user("anna@news.example", "correct horse battery", "editor")
+    anna = Principal("anna@news.example", Role.EDITOR, user_id=1)
+    new = "staple gun river lamp"
+    bad = [
+        ("", new, new, "current_password"),
+        ("correct horse battery", new, new + "!", "new_password_repeat"),
+        ("correct horse battery", "too short", "too short", "new_password"),
+        ("correct horse battery", "correct horse battery", "correct horse battery", "new_password"),
+    ]
+    for current, typed, repeat, name in bad:
+        with pytest.raises(ValidationError) as refused:
+            access.change_own_password(anna, "this-session", current, typed, repeat, "127.0.0.9")
+        assert refused.value.field == name and refused.value.status == 400
+    # None of them reached the store: a field error costs no password check and no budget.
+    assert store.checked == [] and store.refusals == []
+
+    with pytest.raises(WrongPassword) as wrong:
+        access.change_own_password(anna, "this-session", "guess", new, new, "127.0.0.9")
+    assert wrong.value.status == 403 and wrong.value.field == "current_password"
+    assert store.refusals == [("anna@news.example", "password.failed", "127.0.0.9")]
+
+    ended = access.change_own_password(
+        anna, "this-session", "correct horse battery", new, new, "127.0.0.9"
+    )
+    assert ended == 1 and store.ended == [(1, "this-session")]
+    assert store.actions()[-1] == "user.password"
+    assert store.rows[-1][3] == {"sessions_ended": 1, "ip": "127.0.0.9", "own": True}
+
+
+def test_an_api_token_has_no_password_to_change(store: FakeAccounts) -> None:
+    token = Principal("cms", Role.ADMIN, token_id=4)
+    with pytest.raises(ValidationError) as refused:
+        Access(store).change_own_password(token, "s", "a" * 12, "b" * 12, "b" * 12, None)
+    assert refused.value.field == "session" and store.checked == []
