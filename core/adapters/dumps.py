@@ -265,6 +265,9 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
 
 # How often a running pg_restore is checked for a lock wait, and how long it may wait.
 WATCH_EVERY_S = 0.5
+# How long a tool whose statement `watch` cancelled may take to exit before it is killed: a
+# cancelled pg_restore (--single-transaction: exit on error) is gone within a second.
+STOP_GRACE_S = 15.0
 LOCK_WAIT_S = 30.0
 
 
@@ -288,11 +291,17 @@ def _run_pg(
                 if time.monotonic() > deadline:
                     tool.kill()
                     tool.wait()
+                    if stopped is not None:
+                        raise DumpError(
+                            f"{stopped}; {what} did not exit once cancelled and was killed"
+                        ) from None
                     raise DumpError(
                         f"{what} did not finish in {PG_TOOL_TIMEOUT_S // 3600} h"
                     ) from None
                 if watch is not None and stopped is None:
                     stopped = watch()
+                    if stopped is not None:
+                        deadline = min(deadline, time.monotonic() + STOP_GRACE_S)
         if stopped is not None:
             raise DumpError(stopped)
         if code != 0:

@@ -597,6 +597,38 @@ def test_postgres_restore_stops_waiting_for_a_forgotten_transaction_and_names_it
     assert dumps.live_snapshot(url).subscriptions == 3
 
 
+def test_a_cancelled_tool_that_does_not_exit_is_killed_after_a_grace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once the watch has cancelled the tool's statement, the tool gets STOP_GRACE_S to exit,
+    not the 6 h a running restore gets: a pg_restore that hangs anyway is killed and the
+    restore fails with the watch's reason."""
+    import time
+
+    monkeypatch.setattr(dumps, "STOP_GRACE_S", 1.0)
+    pid_file = tmp_path / "pid"
+    stubborn = (
+        "import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    asked: list[float] = []
+
+    def watch() -> str | None:
+        asked.append(time.monotonic())
+        return "pg_restore waited 30 s for a lock held by psql" if len(asked) > 1 else None
+
+    started = time.monotonic()
+    with pytest.raises(dumps.DumpError) as stopped:
+        dumps._run_pg([sys.executable, "-c", stubborn], {}, "pg_restore", watch)
+    took = time.monotonic() - started
+    said = str(stopped.value)
+    assert said.startswith("pg_restore waited 30 s for a lock held by psql; "), said
+    assert said.endswith("pg_restore did not exit once cancelled and was killed"), said
+    assert len(asked) == 2 and 1.0 <= took < 10, (asked, took)  # asked no more once it said stop
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
 def test_a_lock_file_that_cannot_be_opened_never_stops_a_process_and_refuses_a_restore(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
