@@ -61,6 +61,41 @@ def cmd_user_password(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_user_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Every account: email, role, whether it may log in, last login, devices signed in."""
+    import json
+    import time
+
+    from cli.tables import print_table, when
+    from core.ops import iso
+
+    people = container(settings).accounts.list_users(
+        time.time(), settings.session_lifetime_s, settings.session_idle_s
+    )
+    if args.json:
+        found = [
+            {k: p[k] for k in ("id", "email", "role", "disabled", "sessions")}
+            | {"created_at": iso(p["created_at"]), "last_login_at": iso(p["last_login_at"])}
+            for p in people
+        ]
+        print(json.dumps({"users": found}, indent=2))
+        return 0
+    columns = [("EMAIL", "<"), ("ROLE", "<"), ("STATE", "<"), ("LAST LOGIN", "<")]
+    columns += [("SIGNED IN", ">")]
+    rows = [
+        (
+            p["email"],
+            p["role"],
+            "disabled" if p["disabled"] else "active",
+            when(p["last_login_at"], settings.timezone) if p["last_login_at"] else "never",
+            p["sessions"],
+        )
+        for p in people
+    ]
+    print_table(columns, rows, "no users: add one with newsflash user create")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     user = subparsers.add_parser("user", help="newsroom accounts").add_subparsers(
         dest="user_command", required=True, metavar="ACTION"
@@ -70,6 +105,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--role", required=True, choices=roles())
     _add_password_stdin(p)
     p.set_defaults(func=cmd_user_create, needs_keys=False)
+    p = user.add_parser("list", help="every account: role, state, last login, devices signed in")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_user_list, needs_keys=False)
     for action, text in (
         ("disable", "stop an account from logging in and end all its sessions"),
         ("enable", "let a disabled account log in again"),

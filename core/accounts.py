@@ -64,6 +64,16 @@ def check_password(value: str) -> str:
     return value
 
 
+# A password an admin hands over (in person, by phone): lower-case letters and digits without
+# the look-alikes (0/o, 1/l/i), in four groups of four: about 78 bits, easy to type on a phone.
+ISSUED_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+
+
+def issued_password() -> str:
+    chars = "".join(secrets.choice(ISSUED_ALPHABET) for _ in range(16))
+    return "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+
+
 def new_token() -> tuple[str, str, str]:
     """(token shown once, its sha256 stored, a short prefix for listing)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -291,6 +291,7 @@ from service import (  # noqa: E402
     editor_compose,
     editor_corrections,
     editor_reports,
+    editor_team,
 )
 
 __all__ = [
@@ -300,4 +301,5 @@ __all__ = [
     "editor_compose",
     "editor_corrections",
     "editor_reports",
+    "editor_team",
 ]

@@ -219,6 +219,39 @@ class SqlAccounts:
                 return None
             return _revoke_sessions(conn, user_id, now, keep)
 
+    def list_users(self, now: float, lifetime_s: float, idle_s: float) -> list[dict[str, Any]]:
+        """Every account, by email: role, disabled, created and last login, and how many of its
+        sessions still count (as session_alive decides)."""
+        u, s = t.users, t.sessions
+        live = (
+            select(func.count())
+            .select_from(s)
+            .where(
+                s.c.user_id == u.c.id,
+                s.c.revoked_at.is_(None),
+                s.c.created_at > now - lifetime_s,
+                s.c.last_seen_at > now - idle_s,
+            )
+            .scalar_subquery()
+        )
+        query = select(
+            u.c.id,
+            u.c.email,
+            u.c.role,
+            u.c.disabled,
+            u.c.created_at,
+            u.c.last_login_at,
+            live.label("sessions"),
+        ).order_by(u.c.email)
+        with self.engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+
+    def user_email(self, user_id: int) -> str | None:
+        """The email of an account, disabled or not (None if there is no such id)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(t.users.c.email).where(t.users.c.id == user_id))
+            return found.scalar_one_or_none()
+
     def get_user(self, user_id: int) -> Principal | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.users).where(t.users.c.id == user_id)).mappings().first()

@@ -6,11 +6,18 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from core.accounts import MIN_PASSWORD, Principal, Role, parse_role
+from core.accounts import MIN_PASSWORD, Principal, Role, check_email, issued_password, parse_role
 from core.errors import ValidationError
 from core.ports import AuditLog
 
 CLI_ACTOR = "cli"
+
+
+class OwnAccount(ValidationError):
+    """An admin's change to their own account from the Team page (it could lock them out)."""
+
+    status = 403
+    code = "own_account"
 
 
 class WrongPassword(ValidationError):
@@ -128,7 +135,7 @@ class Access:
     ) -> tuple[int, Role]:
         role = parse_role(role_name)
         user_id = self.accounts.create_user(email, password, role)
-        self.accounts.audit(actor, "user.create", email, {"role": role.value})
+        self.accounts.audit(actor, "user.create", _key(email), {"role": role.value})
         return user_id, role
 
     def set_disabled(self, email: str, disabled: bool, actor: str = CLI_ACTOR) -> int:
@@ -148,6 +155,37 @@ class Access:
         ended = self.accounts.set_password(email, password, self.clock())
         self.accounts.audit(actor, "user.password", _key(email), {"sessions_ended": ended})
         return ended
+
+    # -- the Team page: an admin manages the other accounts -----------------------------------
+    # The same changes as the CLI's, by the admin's name. An admin never changes their own
+    # account here (role, disabling, a new password): with that rule the acting admin always
+    # stays, so the newsroom cannot lose its last admin from a browser. Their own password is
+    # changed on their account page; the CLI can change anyone.
+    def add_person(self, admin: Principal, email: str, role_name: str) -> tuple[str, str]:
+        """A new account and its issued password (shown to the admin once, never stored)."""
+        email = check_email(email)
+        password = issued_password()
+        self.create_user(email, password, role_name, actor=admin.name)
+        return email, password
+
+    def set_person_role(self, admin: Principal, email: str, role_name: str) -> tuple[Role, int]:
+        _not_own(admin, email, "your own role")
+        return self.set_role(email, role_name, actor=admin.name)
+
+    def set_person_disabled(self, admin: Principal, email: str, disabled: bool) -> int:
+        _not_own(admin, email, "your own account's access")
+        return self.set_disabled(email, disabled, actor=admin.name)
+
+    def issue_password(self, admin: Principal, email: str) -> tuple[str, int]:
+        """A new issued password for someone who forgot theirs; every session of theirs ends."""
+        _not_own(admin, email, "your own password here (use Your account)")
+        password = issued_password()
+        return password, self.set_password(email, password, actor=admin.name)
+
+
+def _not_own(admin: Principal, email: str, what: str) -> None:
+    if _key(email) == _key(admin.name):
+        raise OwnAccount(f"you cannot change {what}; another admin or the CLI can", "email")
 
 
 def _key(email: str) -> str:

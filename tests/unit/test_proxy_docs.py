@@ -29,6 +29,7 @@ SAMPLE_ARGS = {
     "feed_id": "7",
     "item_id": "9",
     "template_id": "3",
+    "user_id": "5",
 }
 
 

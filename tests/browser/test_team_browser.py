@@ -1,0 +1,126 @@
+"""The Team page in a real Chromium, as an admin uses it from a phone when someone joins or
+leaves the newsroom: add a person (the issued password shown once, readable and whole), disable
+someone who left (confirmed first; their phone is signed out at once), at 390 and 1280 px with
+the page checks every newsroom page passes. Screenshots land in var/test-artifacts (team-*.png);
+docs/img is refreshed only with NEWSFLASH_DOCS_SCREENSHOTS=1."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.accounts import Role
+from tests.support.browser import (
+    CUT_PLACEHOLDERS_JS,
+    DESK,
+    OFF_CENTRE_LABELS_JS,
+    OVERFLOW_JS,
+    PHONE,
+    SHORT_CELLS_JS,
+    rendered_lines,
+    screenshot_whole_page,
+    sign_in,
+)
+from tests.support.live_stack import served_app
+from tests.support.newsroom import PASSWORD
+from tests.support.services import free_port
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+
+ADMIN = "amina@news.example"
+LEAVER = "otieno.odhiambo.night-desk@news.example"
+DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+UPDATE_DOCS = os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("team-browser")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with served_app(
+        tmp, f"sqlite:///{tmp}/newsflash.db", redis_url, vapid_pem, port, PUBLIC_ORIGINS=url
+    ) as live:
+        live.create_user(ADMIN, PASSWORD, Role.ADMIN)
+        live.create_user(LEAVER, PASSWORD, Role.EDITOR)
+        live.create_user("ops@news.example", PASSWORD, Role.OPS)
+        yield url
+
+
+def _phone(browser: Any, base: str, email: str) -> Any:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    sign_in(page, email, PASSWORD, base)
+    return page
+
+
+def _check(page: Any, artifacts: Path, name: str, docs: tuple[str, ...] = ()) -> None:
+    for size, label in ((PHONE, "390"), (DESK, "desktop")):
+        page.set_viewport_size(size)
+        page.wait_for_load_state("load")
+        for check in (OVERFLOW_JS, CUT_PLACEHOLDERS_JS, OFF_CENTRE_LABELS_JS):
+            assert page.evaluate(check) == [], (name, label, page.evaluate(check))
+        if size is DESK:
+            assert page.evaluate(SHORT_CELLS_JS) == [], (name, page.evaluate(SHORT_CELLS_JS))
+        shot = artifacts / f"{name}-{label}.png"
+        screenshot_whole_page(page, shot)
+        if UPDATE_DOCS and label in docs:
+            shutil.copy(shot, DOCS_IMG / shot.name)
+    page.set_viewport_size(PHONE)
+
+
+def test_an_admin_adds_a_reporter_and_disables_one_who_left_from_a_phone(
+    chromium_browser: Any, base: str, artifacts: Path
+) -> None:
+    leaver = _phone(chromium_browser, base, LEAVER)
+    page = _phone(chromium_browser, base, ADMIN)
+    try:
+        page.click("[data-menu-toggle]")
+        page.click(".nf-nav a:has-text('Team')")
+        page.wait_for_url(lambda url: url.endswith("/editor/team"))
+        row = page.locator(f"tr[data-person='{ADMIN}']")
+        assert row.locator("form").count() == 0  # nothing to change on one's own row
+        assert "you" in row.inner_text()
+        _check(page, artifacts, "team")
+
+        page.fill("#email", "Wanjiku@News.Example")
+        page.select_option("#role", "editor")
+        page.click("#add-person")
+        page.wait_for_selector("#issued")
+        assert page.locator("#team-notice").inner_text() == "wanjiku@news.example can log in now."
+        issued = page.locator("#issued-password")
+        password = issued.inner_text()
+        assert re.fullmatch(r"[a-z2-9]{4}(-[a-z2-9]{4}){3}", password), password
+        # One line, whole, in the phone's width: read out over the phone without guessing.
+        assert len(rendered_lines(issued)) == 1
+        box = issued.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= PHONE["width"], box
+        _check(page, artifacts, "team-issued", docs=("390",))
+
+        # Someone left: disabling asks first; dismissing it changes nothing.
+        leaving = page.locator(f"tr[data-person='{LEAVER}']")
+        page.once("dialog", lambda dialog: dialog.dismiss())
+        leaving.locator("button", has_text="Disable").click()
+        page.wait_for_timeout(300)
+        assert page.locator("#team-notice").inner_text() == "wanjiku@news.example can log in now."
+        button = leaving.locator("button", has_text="Disable").bounding_box()
+        assert button is not None and button["height"] >= 44, button
+        page.once("dialog", lambda dialog: dialog.accept())
+        leaving.locator("button", has_text="Disable").click()
+        page.wait_for_selector(f"#team-notice:has-text('{LEAVER} cannot log in any more')")
+        assert page.locator("#issued").count() == 0  # the password is not shown again
+        assert "disabled" in page.locator(f"tr[data-person='{LEAVER}']").inner_text()
+        _check(page, artifacts, "team-disabled", docs=("desktop",))
+
+        leaver.goto(base + "/editor/")
+        assert "/editor/login" in leaver.url
+    finally:
+        leaver.context.close()
+        page.context.close()
