@@ -12,8 +12,7 @@ import requests
 
 from core.accounts import Role
 from tests.support.browser import sign_in
-from tests.support.live_stack import served_app
-from tests.support.services import free_port
+from tests.support.live_stack import served_on_sqlite
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -31,11 +30,7 @@ document.addEventListener('securitypolicyviolation', function (e) {
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("csp-browser")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with served_app(
-        tmp, f"sqlite:///{tmp}/newsflash.db", redis_url, vapid_pem, port, PUBLIC_ORIGINS=url
-    ) as live:
+    with served_on_sqlite(tmp, redis_url, vapid_pem) as (url, live):
         live.create_user(ADMIN, PASSWORD, Role.ADMIN)
         token = live.token("csp", Role.EDITOR)
         answer = requests.post(

@@ -27,9 +27,8 @@ from tests.support.browser import (
     screenshot_whole_page,
     sign_in,
 )
-from tests.support.live_stack import served_app
+from tests.support.live_stack import served_on_sqlite
 from tests.support.newsroom import PASSWORD
-from tests.support.services import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -42,11 +41,7 @@ UPDATE_DOCS = os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1"
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: str) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("team-browser")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with served_app(
-        tmp, f"sqlite:///{tmp}/newsflash.db", redis_url, vapid_pem, port, PUBLIC_ORIGINS=url
-    ) as live:
+    with served_on_sqlite(tmp, redis_url, vapid_pem) as (url, live):
         live.create_user(ADMIN, PASSWORD, Role.ADMIN)
         live.create_user(LEAVER, PASSWORD, Role.EDITOR)
         live.create_user("ops@news.example", PASSWORD, Role.OPS)

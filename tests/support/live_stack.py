@@ -201,3 +201,18 @@ def served_app(
         **settings,
     ) as live:
         yield live
+
+
+@contextlib.contextmanager
+def served_on_sqlite(
+    tmp: Path, redis_url: str, vapid_pem: str, **extra: str
+) -> Iterator[tuple[str, LiveStack]]:
+    """served_app over a fresh SQLite database in `tmp`, on a free port that is also its public
+    origin: (its URL, the stack). The usual start of a newsroom browser test."""
+    from tests.support.services import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    database = f"sqlite:///{tmp}/newsflash.db"
+    with served_app(tmp, database, redis_url, vapid_pem, port, PUBLIC_ORIGINS=url, **extra) as live:
+        yield url, live
