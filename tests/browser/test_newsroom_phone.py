@@ -25,6 +25,7 @@ from tests.support.browser import (
     OVERFLOW_JS,
     PHONE,
     SHORT_CELLS_JS,
+    SIDEWAYS_SCROLL_JS,
     TALL_HEADERS_JS,
     screenshot_whole_page,
     sign_in,
@@ -155,6 +156,8 @@ def _check_both(
     assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
     tall = page.evaluate(TALL_HEADERS_JS)
     assert tall == [], f"{name}: column headers over more than two lines at 1280 px: {tall}"
+    sideways = page.evaluate(SIDEWAYS_SCROLL_JS)
+    assert sideways == [], f"{name}: boxes scrolling sideways at 1280 px: {sideways}"
     screenshot_whole_page(page, artifacts / f"phone-{name}-1280.png")
     page.set_viewport_size(PHONE)
 

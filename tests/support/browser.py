@@ -216,6 +216,21 @@ OFF_CENTRE_LABELS_JS = """() => {
 }"""
 
 
+# Every box that scrolls sideways because its content is wider: on a phone the way /ops shows a
+# wide table, on a desk a card cut short (its last column reachable only by scrolling).
+SIDEWAYS_SCROLL_JS = """() => {
+  const bad = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const o = getComputedStyle(el).overflowX;
+    if ((o === "auto" || o === "scroll") && el.scrollWidth > el.clientWidth + 1) {
+      bad.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + "." + el.className + " ("
+        + (el.getAttribute("aria-labelledby") || "") + ") " + el.scrollWidth + " px wide in " + el.clientWidth);
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
 # Every shown column header whose words the browser broke over more than two lines: a header
 # read a word at a time down the column ("Alerts" / "/" / "reader" / "/ day").
 TALL_HEADERS_JS = """() => {
