@@ -149,6 +149,16 @@ def test_the_feeds_page_and_the_waiting_report_fit_phone_and_desk(
                 "#feed-drafts tr[data-item-id] td.nf-title-cell a",
             ):
                 _hosts_on_one_line(page, cell, size["width"])
+        # On a desk a feed's address reads on one line, in the drafts' From column and in the
+        # feeds table ("127.0.0.1:38875/" over "feed/" while the other columns had room).
+        page.set_viewport_size(DESK)
+        for cell in (
+            "#feed-drafts tr[data-item-id] td[data-label=From]",
+            "#feeds tr[data-feed-id] td.nf-title-cell .nf-address",
+        ):
+            assert page.locator(cell).count() == 2, cell
+            for line in page.locator(cell).all():
+                assert len(rendered_lines(line)) == 1, (cell, rendered_lines(line))
         page.set_viewport_size(PHONE)
         # A failing feed's card: the error over its time, each as wide as the card allows (side
         # by side they squeezed the time into four lines and the error into five).

@@ -25,6 +25,8 @@ from tests.support.browser import (
     OVERFLOW_JS,
     PHONE,
     SHORT_CELLS_JS,
+    SIDEWAYS_SCROLL_JS,
+    TALL_HEADERS_JS,
     screenshot_whole_page,
     sign_in,
 )
@@ -133,6 +135,8 @@ def _check_both(
     assert cut == [], f"{name}: placeholders cut at 390 px: {cut}"
     off = page.evaluate(OFF_CENTRE_LABELS_JS)
     assert off == [], f"{name}: button labels off centre at 390 px: {off}"
+    tall = page.evaluate(TALL_HEADERS_JS)
+    assert tall == [], f"{name}: column headers over more than two lines at 390 px: {tall}"
     python_words = re.findall(r".{0,30}\b(?:None|True|False)\b.{0,20}", page.inner_text("body"))
     assert python_words == [], f"{name}: Python's words on the page: {python_words}"
     if zone_label:
@@ -150,6 +154,10 @@ def _check_both(
     assert cut == [], f"{name}: placeholders cut at 1280 px: {cut}"
     short = page.evaluate(SHORT_CELLS_JS)
     assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
+    tall = page.evaluate(TALL_HEADERS_JS)
+    assert tall == [], f"{name}: column headers over more than two lines at 1280 px: {tall}"
+    sideways = page.evaluate(SIDEWAYS_SCROLL_JS)
+    assert sideways == [], f"{name}: boxes scrolling sideways at 1280 px: {sideways}"
     screenshot_whole_page(page, artifacts / f"phone-{name}-1280.png")
     page.set_viewport_size(PHONE)
 

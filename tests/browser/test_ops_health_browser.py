@@ -21,7 +21,7 @@ from core.adapters.telemetry import CACHE_PREFIX
 from core.model import LossReason, SubscriptionInput
 from core.tombstones import endpoint_digest
 from tests.support.audience import MOVED, RESTORED, seed_falling_engagement
-from tests.support.browser import rendered_lines, sign_in
+from tests.support.browser import TALL_HEADERS_JS, rendered_lines, sign_in
 from tests.support.live_stack import served_app
 from tests.support.services import free_port
 
@@ -103,6 +103,8 @@ def test_ops_shows_the_audience_health_warnings_on_desktop_and_phone(
         assert "Readers got" in page.locator("#audience .audience-warnings").inner_text()
         # Nothing wider than the phone: the week table scrolls inside its card.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # Each column header reads on at most two lines ("Alerts / reader / day" took four).
+        assert page.evaluate(TALL_HEADERS_JS) == []
         page.locator("#audience").screenshot(path=str(artifacts / "ops-health-390.png"))
         if UPDATE_DOCS:
             page.locator("#audience").screenshot(path=str(DOCS_IMG / "ops-health-390.png"))

@@ -216,6 +216,47 @@ OFF_CENTRE_LABELS_JS = """() => {
 }"""
 
 
+# Every box that scrolls sideways because its content is wider: on a phone the way /ops shows a
+# wide table, on a desk a card cut short (its last column reachable only by scrolling).
+SIDEWAYS_SCROLL_JS = """() => {
+  const bad = [];
+  for (const el of document.querySelectorAll("body *")) {
+    const o = getComputedStyle(el).overflowX;
+    if ((o === "auto" || o === "scroll") && el.scrollWidth > el.clientWidth + 1) {
+      bad.push(el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + "." + el.className + " ("
+        + (el.getAttribute("aria-labelledby") || "") + ") " + el.scrollWidth + " px wide in " + el.clientWidth);
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
+# Every shown column header whose words the browser broke over more than two lines: a header
+# read a word at a time down the column ("Alerts" / "/" / "reader" / "/ day").
+TALL_HEADERS_JS = """() => {
+  const bad = [];
+  for (const th of document.querySelectorAll("th")) {
+    if (!th.getClientRects().length || !th.textContent.trim()) continue;
+    const tops = [], walker = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (let i = 0; i < node.length; i++) {
+        if (!node.data[i].trim()) continue;
+        const range = document.createRange();
+        range.setStart(node, i);
+        range.setEnd(node, i + 1);
+        const rect = range.getClientRects()[0];
+        if (rect && !tops.some(t => Math.abs(t - rect.top) < rect.height / 2)) tops.push(rect.top);
+      }
+    }
+    if (tops.length > 2) {
+      bad.push((th.closest("table").id || th.closest("table").className) + " '"
+        + th.textContent.trim() + "' on " + tops.length + " lines");
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
 def rendered_lines(element: Any) -> list[str]:
     """The element's text (a Playwright locator) as the browser broke it into lines."""
     return list(
