@@ -23,6 +23,8 @@ from tests.support.browser import (
     OVERFLOW_JS,
     PHONE,
     SHORT_CELLS_JS,
+    SIDEWAYS_SCROLL_JS,
+    TALL_HEADERS_JS,
     rendered_lines,
     screenshot_whole_page,
     sign_in,
@@ -60,10 +62,11 @@ def _check(page: Any, artifacts: Path, name: str, docs: tuple[str, ...] = ()) ->
     for size, label in ((PHONE, "390"), (DESK, "desktop")):
         page.set_viewport_size(size)
         page.wait_for_load_state("load")
-        for check in (OVERFLOW_JS, CUT_PLACEHOLDERS_JS, OFF_CENTRE_LABELS_JS):
+        for check in (OVERFLOW_JS, CUT_PLACEHOLDERS_JS, OFF_CENTRE_LABELS_JS, TALL_HEADERS_JS):
             assert page.evaluate(check) == [], (name, label, page.evaluate(check))
         if size is DESK:
-            assert page.evaluate(SHORT_CELLS_JS) == [], (name, page.evaluate(SHORT_CELLS_JS))
+            for check in (SHORT_CELLS_JS, SIDEWAYS_SCROLL_JS):
+                assert page.evaluate(check) == [], (name, page.evaluate(check))
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
         if UPDATE_DOCS and label in docs:
