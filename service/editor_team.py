@@ -68,6 +68,12 @@ def login_only(view: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _person(user_id: int) -> dict[str, Any]:
+    s = ext().settings
+    people = ext().accounts.list_users(time.time(), s.session_lifetime_s, s.session_idle_s)
+    return next((p for p in people if p["id"] == user_id), {})
+
+
 def _email_of(user_id: int) -> str:
     email = ext().accounts.user_email(user_id)
     if email is None:
@@ -99,10 +105,12 @@ def team_add() -> Page:
 @login_only
 def team_role(user_id: int) -> Page:
     email = _email_of(user_id)
+    wanted = request.form.get("role", "")
+    if _person(user_id).get("role") == wanted:
+        # Save pressed on an unchanged role: nobody is signed out for nothing.
+        return _page(notice=f"{email} is already {wanted}; nothing changed.")
     try:
-        role, ended = ext().container.access.set_person_role(
-            me(), email, request.form.get("role", "")
-        )
+        role, ended = ext().container.access.set_person_role(me(), email, wanted)
     except DomainError as exc:
         return _page(exc.status, error=exc, failed_on=user_id)
     return _page(notice=f"{email} is now {role.value}.{_signed_out(ended)}")

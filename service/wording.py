@@ -94,6 +94,8 @@ def field_message(error: DomainError, now: float, tz: ZoneInfo) -> str:
             return f"The {name} must start with https:// (or http://)."
     if message == "choose at least one topic":
         return "Choose at least one topic."
+    if message == "a user with this email exists":
+        return "This email already has an account. If they lost their password, use New password on their row."
     if field in ("current_password", "new_password", "new_password_repeat"):
         return message[:1].upper() + message[1:] + "."
     return message[:1].upper() + message[1:]

@@ -100,7 +100,8 @@ def test_adding_an_existing_email_is_a_conflict_under_the_email(site: Site) -> N
     taken = site.user()
     answer = _post(admin, "/editor/team", email=taken.upper(), role="admin")
     assert answer.status_code == 409, answer.text
-    assert 'data-field-error="email"' in answer.text and "exists" in answer.text
+    assert 'data-field-error="email"' in answer.text
+    assert "already has an account. If they lost their password, use New password" in answer.text
     assert ISSUED.search(answer.text) is None
     # The existing account is untouched: same role, same password.
     assert login(site.app.test_client(), taken).status_code == 302
@@ -114,6 +115,12 @@ def test_role_disable_enable_and_a_new_password_each_end_the_persons_sessions(
     email = site.user()
     person, user_id = logged_in(site.app, email), _id_of(site, email)
 
+    # Save on an unchanged role changes nothing and signs nobody out.
+    answer = _post(admin, f"/editor/team/{user_id}/role", role="editor")
+    assert (
+        answer.status_code == 200 and f"{email} is already editor; nothing changed." in answer.text
+    )
+    assert person.get("/editor/scheduled").status_code == 200
     answer = _post(admin, f"/editor/team/{user_id}/role", role="ops")
     assert (
         answer.status_code == 200 and f"{email} is now ops. Signed out of 1 device." in answer.text
