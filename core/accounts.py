@@ -74,6 +74,39 @@ def issued_password() -> str:
     return "-".join(chars[i : i + 4] for i in range(0, 16, 4))
 
 
+# A login's device in words for its owner's account page, from the User-Agent header: only
+# these fixed words are stored, never the header itself (the client writes it).
+_BROWSERS = (
+    (("EdgA/", "EdgiOS/", "Edg/", "Edge/"), "Edge"),
+    (("SamsungBrowser/",), "Samsung Internet"),
+    (("OPR/", "Opera"), "Opera"),
+    (("Firefox/", "FxiOS/"), "Firefox"),
+    (("CriOS/", "Chrome/", "Chromium/"), "Chrome"),
+    (("Safari/",), "Safari"),
+)
+_SYSTEMS = (
+    (("iPhone",), "iPhone"),
+    (("iPad",), "iPad"),
+    (("Android",), "Android"),
+    (("Windows",), "Windows"),
+    (("CrOS",), "ChromeOS"),
+    (("Macintosh", "Mac OS X"), "Mac"),
+    (("Linux",), "Linux"),
+)
+
+
+def device_summary(user_agent: str | None) -> str:
+    """ "Chrome on Android", "Safari on iPhone", "Firefox", "a browser on Windows", "a browser"."""
+    agent = user_agent or ""
+    browser = next((name for marks, name in _BROWSERS if any(m in agent for m in marks)), None)
+    system = next((name for marks, name in _SYSTEMS if any(m in agent for m in marks)), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    if system:
+        return f"a browser on {system}"
+    return browser or "a browser"
+
+
 def new_token() -> tuple[str, str, str]:
     """(token shown once, its sha256 stored, a short prefix for listing)."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)

@@ -12,7 +12,7 @@ from flask import current_app, g, redirect, render_template, request, session, u
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.wrappers import Response as BaseResponse
 
-from core.accounts import Principal, Role, login_account_key
+from core.accounts import Principal, Role, device_summary, login_account_key
 from service import csrf
 from service.errors import error_response
 
@@ -27,7 +27,11 @@ def begin_session(principal: Principal) -> None:
     assert principal.user_id is not None
     ext = current_app.extensions["newsflash"]
     session[SESSION_ID] = ext.accounts.start_session(
-        principal.user_id, time.time(), ext.settings.session_lifetime_s
+        principal.user_id,
+        time.time(),
+        ext.settings.session_lifetime_s,
+        device=device_summary(request.user_agent.string),
+        address=request.remote_addr,
     )
     session.permanent = True
     g.principal = principal

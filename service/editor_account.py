@@ -4,13 +4,14 @@ an admin at the CLI."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from flask import redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from core.accounts import MIN_PASSWORD, Role, login_account_key
-from core.errors import ValidationError
+from core.errors import NotFound, ValidationError
 from service import csrf
 from service.auth import (
     begin_session,
@@ -27,6 +28,9 @@ ANY_ROLE = frozenset(Role)
 # redirects to.
 _ENDED = "nf_sessions_ended"
 _CHANGED = "nf_password_changed"
+_ONE_ENDED = "nf_device_signed_out"
+# A device's handle on the page: the stored digest of its session id (sha256, hex), never the id.
+_HANDLE = re.compile(r"[0-9a-f]{64}")
 
 
 def _no_devices() -> tuple[str, int]:
@@ -59,15 +63,20 @@ def _account_page(error: ValidationError | None = None) -> str:
     principal, session_id = me(), current_session_id()
     assert principal.user_id is not None and session_id is not None
     s = ext().settings
-    others = ext().accounts.other_sessions(
-        principal.user_id, session_id, time.time(), s.session_lifetime_s, s.session_idle_s
+    now = time.time()
+    devices = ext().accounts.live_sessions(
+        principal.user_id, session_id, now, s.session_lifetime_s, s.session_idle_s
     )
+    others = sum(not d["current"] for d in devices)
     ended = session.pop(_ENDED, None)
     changed = session.pop(_CHANGED, False) is True
+    one_ended = session.pop(_ONE_ENDED, None)
     return render_template(
         "editor/account.html",
         user=principal,
         others=others,
+        devices=devices,
+        one_ended=one_ended if isinstance(one_ended, str) else None,
         ended=ended if isinstance(ended, int) else None,
         changed=changed,
         idle=_hours_or_minutes(s.session_idle_s),
@@ -85,6 +94,25 @@ def sign_out_others() -> Page:
         return _no_devices()
     ended = ext().container.access.sign_out_elsewhere(principal, session_id, request.remote_addr)
     session[_ENDED] = ended
+    return redirect(url_for("editor.account"))
+
+
+@bp.post("/account/devices/<handle>/sign-out")
+@require_role(ANY_ROLE, page=True)
+def sign_out_device(handle: str) -> Page:
+    """Sign out one other device of this user, picked from the page's list."""
+    principal, session_id = me(), current_session_id()
+    if principal.user_id is None or session_id is None:
+        return _no_devices()
+    if not _HANDLE.fullmatch(handle):
+        raise NotFound("no such device signed in as you", "device")
+    try:
+        device = ext().container.access.sign_out_device(
+            principal, session_id, handle, request.remote_addr
+        )
+    except ValidationError as exc:
+        return _account_page(error=exc), exc.status
+    session[_ONE_ENDED] = device
     return redirect(url_for("editor.account"))
 
 

@@ -149,6 +149,8 @@ def _account_sentence(who: str, action: str, target: str, detail: Mapping[str, A
         "were refused: too many wrong current passwords.",
         "user.disable": f"{who} disabled {target}.",
         "user.enable": f"{who} enabled {target}.",
+        "user.sign_out_device": f"{who} signed out one of their devices "
+        f"({detail.get('device') or 'a browser'}).",
         "user.sign_out_others": f"{who} signed out of their other devices "
         f"({_sessions(detail.get('sessions_ended'))} ended).",
         "token.create": f"{who} created the API token '{target}' ({role}).",

@@ -92,18 +92,78 @@ class SqlAccounts:
         return Principal(row["email"], Role(row["role"]), user_id=row["id"])
 
     # -- sessions -------------------------------------------------------------------------
-    def start_session(self, user_id: int, now: float, lifetime_s: float) -> str:
-        """A new server-side session; the returned id goes into the signed cookie only."""
+    def start_session(
+        self,
+        user_id: int,
+        now: float,
+        lifetime_s: float,
+        device: str | None = None,
+        address: str | None = None,
+    ) -> str:
+        """A new server-side session; the returned id goes into the signed cookie only. `device`
+        ("Chrome on Android") and `address` are shown to the user on their account page."""
         session_id, digest = new_session_id()
         with self.engine.begin() as conn:
             # Sessions past their lifetime can never count again: logins keep the table small.
             conn.execute(delete(t.sessions).where(t.sessions.c.created_at < now - lifetime_s))
             conn.execute(
                 insert(t.sessions).values(
-                    id=digest, user_id=user_id, created_at=now, last_seen_at=now
+                    id=digest,
+                    user_id=user_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    device=(device or "")[:80] or None,
+                    address=(address or "")[:64] or None,
                 )
             )
         return session_id
+
+    def live_sessions(
+        self, user_id: int, session_id: str, now: float, lifetime_s: float, idle_s: float
+    ) -> list[dict[str, Any]]:
+        """This user's sessions that still count, most recently used first: a handle (the
+        stored digest, never the cookie's id), device, address, start and last use, and
+        whether it is `session_id`'s."""
+        s = t.sessions
+        query = (
+            select(s.c.id, s.c.device, s.c.address, s.c.created_at, s.c.last_seen_at)
+            .where(
+                s.c.user_id == user_id,
+                s.c.revoked_at.is_(None),
+                s.c.created_at > now - lifetime_s,
+                s.c.last_seen_at > now - idle_s,
+            )
+            .order_by(s.c.last_seen_at.desc(), s.c.created_at.desc())
+        )
+        this = hash_token(session_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [
+            {
+                "handle": r["id"],
+                "device": r["device"],
+                "address": r["address"],
+                "created_at": r["created_at"],
+                "last_seen_at": r["last_seen_at"],
+                "current": r["id"] == this,
+            }
+            for r in rows
+        ]
+
+    def end_session_of(self, user_id: int, handle: str, now: float) -> str | None:
+        """End one session of this user by its handle (live_sessions'); its device, or None if
+        this user has no such live session (another user's handle ends nothing)."""
+        s = t.sessions
+        with self.engine.begin() as conn:
+            device = conn.execute(
+                select(s.c.device).where(
+                    s.c.id == handle, s.c.user_id == user_id, s.c.revoked_at.is_(None)
+                )
+            ).first()
+            if device is None:
+                return None
+            conn.execute(update(s).where(s.c.id == handle).values(revoked_at=now))
+            return device.device or "a browser"
 
     def session_principal(
         self, session_id: str, now: float, lifetime_s: float, idle_s: float

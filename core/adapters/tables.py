@@ -310,6 +310,9 @@ sessions = Table(
     Column("created_at", Float, nullable=False),
     Column("last_seen_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    # What the login was made from, for its owner's account page ("Chrome on Android").
+    Column("device", String(80), nullable=True),
+    Column("address", String(64), nullable=True),
 )
 
 webhook_receipts = Table(

@@ -6,8 +6,16 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from core.accounts import MIN_PASSWORD, Principal, Role, check_email, issued_password, parse_role
-from core.errors import ValidationError
+from core.accounts import (
+    MIN_PASSWORD,
+    Principal,
+    Role,
+    check_email,
+    hash_token,
+    issued_password,
+    parse_role,
+)
+from core.errors import NotFound, ValidationError
 from core.ports import AuditLog
 
 CLI_ACTOR = "cli"
@@ -36,6 +44,7 @@ class AccountStore(AuditLog, Protocol):
     def set_role(self, email: str, role: Role, now: float) -> int: ...
     def set_password(self, email: str, password: str, now: float) -> int: ...
     def end_user_sessions(self, user_id: int, now: float, keep: str | None = None) -> int: ...
+    def end_session_of(self, user_id: int, handle: str, now: float) -> str | None: ...
     def change_own_password(
         self, user_id: int, current: str, new: str, now: float, keep: str
     ) -> int | None: ...
@@ -78,6 +87,23 @@ class Access:
         detail = {"sessions_ended": ended, "ip": address}
         self.accounts.audit(principal.name, "user.sign_out_others", _key(principal.name), detail)
         return ended
+
+    def sign_out_device(
+        self, principal: Principal, session_id: str, handle: str, address: str | None
+    ) -> str:
+        """One other device of this user signed out by its handle (the account page's list);
+        returns its device words. This browser's own handle is refused (that is Log out), and a
+        handle that is not a live session of this user ends nothing (NotFound)."""
+        if principal.user_id is None:
+            raise ValidationError("only a newsroom login has devices to sign out", "session")
+        if handle == hash_token(session_id):
+            raise ValidationError("this is the device you are using: log out instead", "device")
+        device = self.accounts.end_session_of(principal.user_id, handle, self.clock())
+        if device is None:
+            raise NotFound("no such device signed in as you", "device")
+        detail = {"device": device, "ip": address}
+        self.accounts.audit(principal.name, "user.sign_out_device", _key(principal.name), detail)
+        return device
 
     def change_own_password(
         self,

@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from core.accounts import Role
-from tests.support.browser import DESK, OVERFLOW_JS, PHONE, screenshot_whole_page, sign_in
+from tests.support.browser import (
+    DESK,
+    OVERFLOW_JS,
+    PHONE,
+    rendered_lines,
+    screenshot_whole_page,
+    sign_in,
+)
 from tests.support.live_stack import served_on_sqlite
 from tests.support.newsroom import EDITOR, PASSWORD
 
@@ -34,22 +41,32 @@ def base(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: st
         yield url
 
 
-def _phone(browser: Any, base: str, email: str = EDITOR) -> Any:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
+ANDROID_CHROME = (
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Mobile Safari/537.36"
+)
+ANDROID_SAMSUNG = (
+    "Mozilla/5.0 (Linux; Android 14; SAMSUNG SM-A546B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/26.0 Chrome/122.0.0.0 Mobile Safari/537.36"
+)
+
+
+def _phone(browser: Any, base: str, email: str = EDITOR, user_agent: str = ANDROID_CHROME) -> Any:
+    context = browser.new_context(viewport=PHONE, device_scale_factor=1, user_agent=user_agent)
     context.set_default_timeout(15_000)
     page = context.new_page()
     sign_in(page, email, PASSWORD, base)
     return page
 
 
-def _shoot(page: Any, artifacts: Path, name: str) -> None:
+def _shoot(page: Any, artifacts: Path, name: str, docs: bool = True) -> None:
     for size, label in ((PHONE, "390"), (DESK, "desktop")):
         page.set_viewport_size(size)
         page.wait_for_load_state("load")
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
-        if UPDATE_DOCS and label == "390":
+        if UPDATE_DOCS and docs and label == "390":
             shutil.copy(shot, DOCS_IMG / shot.name)
     page.set_viewport_size(PHONE)
 
@@ -57,7 +74,7 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
 def test_an_editor_signs_a_lost_phone_out_from_their_own_phone(
     chromium_browser: Any, base: str, artifacts: Path
 ) -> None:
-    lost = _phone(chromium_browser, base)
+    lost = _phone(chromium_browser, base, user_agent=ANDROID_SAMSUNG)
     page = _phone(chromium_browser, base)
     try:
         # Found from the menu: the editor's own name leads to the account page.
@@ -69,6 +86,14 @@ def test_an_editor_signs_a_lost_phone_out_from_their_own_phone(
             "Besides this one, you are signed in on 1 other device."
         )
         _shoot(page, artifacts, "account")
+        # Each device by name: which one is lost is plain; its own Sign out on one line.
+        this = page.locator("[data-device=this]")
+        assert this.locator("strong").inner_text() == "Chrome on Android"
+        other = page.locator("[data-device=other]")
+        assert other.locator("strong").inner_text() == "Samsung Internet on Android"
+        one = other.locator("button")
+        box = one.bounding_box()
+        assert box is not None and box["height"] >= 44 and len(rendered_lines(one)) == 1, box
         button = page.locator("#sign-out-others").bounding_box()
         assert button is not None and button["height"] >= 44, button
         assert button["width"] >= PHONE["width"] - 80, button  # a full-width thumb target
@@ -127,7 +152,7 @@ def test_an_editor_changes_their_password_on_a_phone(
         assert page.locator("#password-changed").inner_text() == (
             "Your password is changed. Signed out of 1 other device; this one stays signed in."
         )
-        _shoot(page, artifacts, "account-password-changed")
+        _shoot(page, artifacts, "account-password-changed", docs=False)
 
         laptop.goto(base + "/editor/")
         assert "/editor/login" in laptop.url

@@ -86,6 +86,7 @@ ACCESS: dict[str, str] = {
     "editor.account": LOGGED_IN,
     "editor.sign_out_others": LOGGED_IN,
     "editor.change_password": LOGGED_IN,
+    "editor.sign_out_device": LOGGED_IN,
     # ops
     "ops.dashboard": OPS,
     "ops.queues": OPS,
@@ -230,7 +231,7 @@ def site(
             url = rule.rule.replace("<int:alert_id>", alert_id).replace("<int:template_id>", "1")
             url = url.replace("<int:feed_id>", "1").replace("<int:item_id>", "1")
             # No such account: a post that got through would change nobody.
-            url = url.replace("<int:user_id>", "999999")
+            url = url.replace("<int:user_id>", "999999").replace("<handle>", "0" * 64)
             url = url.replace("<key>", "no-such-story").replace("<path:filename>", "editor.css")
             if "<" in url:
                 continue

@@ -30,6 +30,7 @@ SAMPLE_ARGS = {
     "item_id": "9",
     "template_id": "3",
     "user_id": "5",
+    "handle": "0" * 64,
 }
 
 
