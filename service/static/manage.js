@@ -224,8 +224,17 @@
       changed();
       say(T.signedUp.replace('{topics}', names(saved)));
     }, function (e) {
-      var code = /permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push';
-      say(e.nf ? e.message : T[code]);
+      var code = e.nf || (/permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push');
+      if (code === 'denied' || code === 'unsupported') {
+        // Turn on can never work in this browser now (the widget's rule): the page says so
+        // where its state is, with no button left that only repeats the refusal.
+        say('');
+        showNothing(T[code]);
+        state.setAttribute('tabindex', '-1');
+        state.focus();
+        return;
+      }
+      say(T[code]);
     }).then(function () {
       clearTimeout(slow);
       on.disabled = false;

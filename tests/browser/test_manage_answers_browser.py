@@ -1,0 +1,65 @@
+"""What the manage page answers a reader when something goes wrong, in a real Chromium: in the
+page's language, on the page's state line, with the keyboard kept where the reader was and no
+button left that cannot work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.support.browser import PHONE, PUSH_STUB, ReaderSite
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
+
+# The buttons a reader can still see and press on the manage page.
+LIVE_BUTTONS = """() => [...document.querySelectorAll('#nf-manage button')]
+  .filter(b => b.offsetParent !== null && !b.disabled).map(b => b.textContent.trim())"""
+FOCUSED = "() => document.activeElement.id"
+
+BLOCKED = {
+    "en": ("Turn on alerts", "Notifications are blocked for this site"),
+    "sw": ("Washa arifa", "Arifa zimezuiwa kwa tovuti hii"),
+}
+CANNOT = {
+    "en": ("Turn on alerts", "This browser can't receive news alerts."),
+    "sw": ("Washa arifa", "Kivinjari hiki hakiwezi kupokea arifa za habari."),
+}
+
+
+def manage_page(chromium: Any, site: ReaderSite, lang: str, breakage: str) -> Any:
+    page = chromium.pages[0]
+    page.add_init_script(PUSH_STUB)
+    page.add_init_script(breakage)
+    page.set_viewport_size(PHONE)
+    page.goto(f"{site.base}/manage?lang={lang}")
+    return page
+
+
+@pytest.mark.parametrize(
+    ("lang", "breakage", "words"),
+    [
+        ("en", "Notification.requestPermission = async () => 'denied';", BLOCKED["en"]),
+        ("sw", "Notification.requestPermission = async () => 'denied';", BLOCKED["sw"]),
+        (
+            "sw",
+            "PushManager.prototype.subscribe = async () => "
+            "{ throw new DOMException('no', 'NotSupportedError'); };",
+            CANNOT["sw"],
+        ),
+    ],
+)
+def test_a_turn_on_that_cannot_work_here_says_why_and_leaves_no_button_to_press_again(
+    chromium: Any, reader_site: ReaderSite, lang: str, breakage: str, words: tuple[str, str]
+) -> None:
+    button, why = words
+    page = manage_page(chromium, reader_site, lang, breakage)
+    page.get_by_role("button", name=button).focus()
+    page.keyboard.press("Enter")
+    state = page.locator("#nf-state")
+    state.get_by_text(why).wait_for()
+    # Before: the state line still said "choose topics and turn them on below" over a Turn on
+    # button that could only repeat the refusal, with the refusal in the message under it.
+    assert page.evaluate(LIVE_BUTTONS) == []
+    assert page.locator("#nf-message").inner_text() == ""
+    assert page.evaluate(FOCUSED) == "nf-state", "the keyboard stays where the answer is"
