@@ -189,7 +189,10 @@
     var permission = await Notification.requestPermission();
     if (permission === 'denied') throw fail('denied');
     if (permission !== 'granted') throw fail('dismissed');
-    var config = await (await fetch(API + '/api/v1/config?lang=' + LANG, { credentials: 'omit' })).json();
+    // Our server's fault, not the push service's: the reader should check their connection.
+    var config = await bounded(fetch(API + '/api/v1/config?lang=' + LANG, { credentials: 'omit' }), 20000)
+      .then(function (answer) { return answer.ok ? answer.json() : null; }, function () { throw fail('network'); });
+    if (!config) throw fail('refused');
     await navigator.serviceWorker.register('/sw.js?v=' + nfWorker.VERSION, { scope: '/' });
     var reg = await bounded(navigator.serviceWorker.ready, 15000);
     var key = Uint8Array.from(atob(config.vapidPublicKey.replace(/-/g, '+').replace(/_/g, '/')),

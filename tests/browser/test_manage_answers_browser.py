@@ -63,3 +63,32 @@ def test_a_turn_on_that_cannot_work_here_says_why_and_leaves_no_button_to_press_
     assert page.evaluate(LIVE_BUTTONS) == []
     assert page.locator("#nf-message").inner_text() == ""
     assert page.evaluate(FOCUSED) == "nf-state", "the keyboard stays where the answer is"
+
+
+@pytest.mark.parametrize(
+    ("lang", "server", "why"),
+    [
+        ("sw", "offline", "Hatukuweza kufikia seva yetu"),
+        ("en", "offline", "We couldn't reach our server"),
+        ("sw", 503, "Seva yetu haikuweza kukusajili"),
+    ],
+)
+def test_a_turn_on_our_server_cannot_answer_blames_our_server_and_can_be_tried_again(
+    chromium: Any, reader_site: ReaderSite, lang: str, server: str | int, why: str
+) -> None:
+    page = manage_page(chromium, reader_site, lang, "")
+    button = page.get_by_role("button", name=BLOCKED[lang][0])
+    button.wait_for()
+
+    def answer(route: Any) -> None:
+        if server == "offline":
+            route.abort("internetdisconnected")
+        else:
+            route.fulfill(status=int(server), json={"error": {"code": "unavailable"}})
+
+    page.route("**/api/v1/config**", answer)
+    button.click()
+    # Before: "Your browser's push service didn't answer", which no reader can do anything about.
+    page.locator("#nf-message").get_by_text(why).wait_for()
+    page.unroute("**/api/v1/config**")
+    assert button.is_visible() and button.is_enabled()
