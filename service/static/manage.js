@@ -219,6 +219,7 @@
   on.addEventListener('click', function () {
     var topics = chosen();
     if (!topics.length) return say(T.pickOne);
+    var keyboard = d.activeElement === on;
     on.disabled = true;
     say(T.working);
     var slow = setTimeout(function () { say(T.slow); }, 6000);
@@ -226,6 +227,8 @@
       showOn(saved);
       changed();
       say(T.signedUp.replace('{topics}', names(saved)));
+      // Turn on is gone: the keyboard goes to its answer (as the widget does), not the page's top.
+      if (keyboard) message.focus();
     }, function (e) {
       var code = e.nf || (/permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push');
       if (code === 'denied' || code === 'unsupported') {
@@ -241,6 +244,7 @@
     }).then(function () {
       clearTimeout(slow);
       on.disabled = false;
+      if (keyboard && !on.hidden && d.activeElement === d.body) on.focus();
     });
   });
 

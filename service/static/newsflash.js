@@ -163,6 +163,7 @@
     var shown = function () { button.textContent = following ? T.following : T.follow; };
     shown();
     button.onclick = async function () {
+      var keyboard = d.activeElement === button;
       button.disabled = true;
       var answer = await post('/api/v1/stories/' + key + (following ? '/unfollow' : '/follow'), proof)
         .catch(function () { return null; });
@@ -171,6 +172,7 @@
       shown();
       if (!answer || !answer.ok) button.textContent = T.followFailed;
       button.disabled = false;
+      if (keyboard) button.focus();
     };
     var slot = d.getElementById('newsflash-follow');
     if (slot) slot.appendChild(button); else if (me && me.parentNode) me.parentNode.insertBefore(button, me.nextSibling);

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.browser import PHONE, PUSH_STUB, ReaderSite
+from tests.support.browser import (
+    PHONE,
+    PUSH_STUB,
+    ReaderSite,
+    fake_browser_subscription,
+    new_endpoint,
+    subscribed_page,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 
@@ -16,6 +23,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
 LIVE_BUTTONS = """() => [...document.querySelectorAll('#nf-manage button')]
   .filter(b => b.offsetParent !== null && !b.disabled).map(b => b.textContent.trim())"""
 FOCUSED = "() => document.activeElement.id"
+# What a screen reader says the focused element is: its accessible name, roughly.
+FOCUSED_NAME = """() => { const e = document.activeElement;
+  return e === document.body ? "(the page)" : e.getAttribute("aria-label") || e.textContent.trim(); }"""
 
 BLOCKED = {
     "en": ("Turn on alerts", "Notifications are blocked for this site"),
@@ -92,3 +102,64 @@ def test_a_turn_on_our_server_cannot_answer_blames_our_server_and_can_be_tried_a
     page.locator("#nf-message").get_by_text(why).wait_for()
     page.unroute("**/api/v1/config**")
     assert button.is_visible() and button.is_enabled()
+
+
+def press(page: Any, name: str) -> None:
+    """What a keyboard reader does: Tab to the button, Enter."""
+    page.get_by_role("button", name=name, exact=True).focus()
+    page.keyboard.press("Enter")
+
+
+def test_the_keyboard_stays_on_each_button_that_waits_for_our_server(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    """Before, each of these buttons was disabled while its request ran, which drops the focus
+    to the page's top: the next Tab went to "Skip to content"."""
+    reader_site.open_story("Live: Mombasa port strike")
+    page = subscribed_page(chromium, reader_site, lang="sw")
+    page.set_viewport_size(PHONE)
+    page.goto(reader_site.base + "/manage?lang=sw")
+    page.locator("#nf-stories").wait_for()
+
+    press(page, "Hifadhi saa za utulivu na kikomo")
+    page.get_by_text("Imehifadhiwa. Hakuna saa za utulivu.").wait_for()
+    assert page.evaluate(FOCUSED_NAME) == "Hifadhi saa za utulivu na kikomo"
+
+    press(page, "Fuatilia: Live: Mombasa port strike")
+    stop = page.get_by_role("button", name="Acha kufuatilia: Live: Mombasa port strike")
+    stop.wait_for()
+    assert page.evaluate(FOCUSED_NAME) == "Acha kufuatilia: Live: Mombasa port strike"
+
+    # Offline: the answer says so and the same button can be pressed again.
+    page.route("**/api/v1/stories/**", lambda route: route.abort("internetdisconnected"))
+    page.route("**/api/v1/subscriptions/stories", lambda route: route.abort("internetdisconnected"))
+    page.keyboard.press("Enter")
+    page.locator("#nf-stories-message").get_by_text("Hatukuweza kuhifadhi hilo").wait_for()
+    assert stop.is_enabled(), "a failed Stop following must not stay disabled"
+    assert page.evaluate(FOCUSED_NAME) == "Acha kufuatilia: Live: Mombasa port strike"
+    page.unroute("**/api/v1/stories/**")
+    page.unroute("**/api/v1/subscriptions/stories")
+
+    # Turn off, then Turn on again by keyboard: the button goes, the keyboard reaches the answer.
+    press(page, "Zima arifa")
+    page.locator("#nf-message").get_by_text("Arifa zimezimwa.").wait_for()
+    sub = fake_browser_subscription(new_endpoint())
+    page.evaluate("s => { window.__nextSubscription = s; }", sub)
+    press(page, "Washa arifa")
+    page.locator("#nf-message").get_by_text("Umejiandikisha.").wait_for()
+    assert page.evaluate(FOCUSED) == "nf-message"
+
+
+def test_the_keyboard_stays_on_an_articles_follow_button(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    key = reader_site.open_story("Live: the Safari Rally")
+    page = subscribed_page(chromium, reader_site, lang="sw")
+    article = f"""<!doctype html><html lang="sw"><head><title>Safari Rally</title></head>
+      <body><h1>Safari Rally</h1><div id="newsflash-follow"></div>
+      <script src="/newsflash.js" data-story="{key}"></script></body></html>"""
+    page.route("**/live/rally", lambda route: route.fulfill(body=article, content_type="text/html"))
+    page.goto(reader_site.base + "/live/rally")
+    press(page, "Fuatilia habari hii")
+    page.get_by_role("button", name="Unafuatilia habari hii \u2713").wait_for()
+    assert page.evaluate(FOCUSED_NAME) == "Unafuatilia habari hii \u2713"
