@@ -1,18 +1,21 @@
-"""What the manage page answers a reader when something goes wrong, in a real Chromium: in the
-page's language, on the page's state line, with the keyboard kept where the reader was and no
-button left that cannot work."""
+"""What the manage page and an article's Follow button answer a reader, in a real Chromium: in the
+page's language, where a screen reader announces it, with the keyboard kept where the reader was
+and no button left that cannot work."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.browser import (
+    OVERFLOW_JS,
     PHONE,
     PUSH_STUB,
     ReaderSite,
     fake_browser_subscription,
+    keep,
     new_endpoint,
     subscribed_page,
 )
@@ -163,3 +166,33 @@ def test_the_keyboard_stays_on_an_articles_follow_button(
     press(page, "Fuatilia habari hii")
     page.get_by_role("button", name="Unafuatilia habari hii \u2713").wait_for()
     assert page.evaluate(FOCUSED_NAME) == "Unafuatilia habari hii \u2713"
+
+
+def test_a_follow_that_fails_on_an_article_is_announced_beside_its_button(
+    chromium: Any, reader_site: ReaderSite, artifacts: Path
+) -> None:
+    key = reader_site.open_story("Live: the Mashujaa Day parade")
+    page = subscribed_page(chromium, reader_site, lang="sw")
+    page.set_viewport_size(PHONE)
+    article = f"""<!doctype html><html lang="sw"><head><title>Mashujaa</title></head>
+      <body><h1>Mashujaa</h1><div id="newsflash-follow"></div>
+      <script src="/newsflash.js" data-story="{key}"></script></body></html>"""
+    page.route(
+        "**/live/parade", lambda route: route.fulfill(body=article, content_type="text/html")
+    )
+    page.goto(reader_site.base + "/live/parade")
+    page.get_by_role("button", name="Fuatilia habari hii").wait_for()
+    page.route("**/api/v1/stories/*/follow", lambda route: route.abort("internetdisconnected"))
+    press(page, "Fuatilia habari hii")
+    # Before: the button's own name became the error, announced by nothing, and a reader then
+    # saw a button called "We couldn't change that just now".
+    page.get_by_role("status").get_by_text("Hatukuweza kubadilisha hilo sasa hivi.").wait_for()
+    button = page.get_by_role("button", name="Fuatilia habari hii", exact=True)
+    assert button.get_attribute("aria-pressed") == "false" and button.is_enabled()
+    assert page.evaluate(OVERFLOW_JS) == []
+    keep(page, artifacts, "article-follow-failed-kiswahili-390.png", full_page=False)
+
+    page.unroute("**/api/v1/stories/*/follow")
+    press(page, "Fuatilia habari hii")
+    page.get_by_role("button", name="Unafuatilia habari hii \u2713").wait_for()
+    assert page.locator(".nf-follow-note").inner_text() == ""
