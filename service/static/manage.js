@@ -90,6 +90,7 @@
 
   // The reader's own switch to another language: their topics as stored, in that language.
   async function switchTo(lang, button) {
+    var keyboard = d.activeElement === button;
     button.disabled = true;
     var body = Object.assign(sub.toJSON(), { topics: topicsOnRecord, lang: lang });
     try {
@@ -100,6 +101,7 @@
     } catch (e) {
       button.disabled = false;
       say(T.langFailed);
+      if (keyboard) button.focus();
     }
   }
 

@@ -143,6 +143,13 @@ def test_the_keyboard_stays_on_each_button_that_waits_for_our_server(
     page.unroute("**/api/v1/stories/**")
     page.unroute("**/api/v1/subscriptions/stories")
 
+    # The language switch, offline: it says so and the keyboard is still on it.
+    page.route("**/api/v1/subscriptions", lambda route: route.abort("internetdisconnected"))
+    press(page, "Get alerts in English")
+    page.locator("#nf-message").get_by_text("Hatukuweza kubadilisha lugha").wait_for()
+    assert page.evaluate(FOCUSED_NAME) == "Get alerts in English"
+    page.unroute("**/api/v1/subscriptions")
+
     # Turn off, then Turn on again by keyboard: the button goes, the keyboard reaches the answer.
     press(page, "Zima arifa")
     page.locator("#nf-message").get_by_text("Arifa zimezimwa.").wait_for()
