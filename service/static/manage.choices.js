@@ -36,6 +36,18 @@
     start.disabled = end.disabled = !quietOn.checked;
   }
 
+  // The zone in the page's own words ("Saa za Afrika Mashariki", "East Africa Time"), then
+  // its id, which reads the same in every language; the id alone where the browser has no name.
+  function zoneName(zone) {
+    try {
+      var part = new Intl.DateTimeFormat(LANG, { timeZone: zone, timeZoneName: 'long' })
+        .formatToParts(new Date()).find(function (p) { return p.type === 'timeZoneName'; });
+      return part && part.value !== zone ? part.value + ' (' + zone + ')' : zone;
+    } catch (e) {
+      return zone;
+    }
+  }
+
   function summary(prefs) {
     var q = prefs.quietHours;
     return [q ? C.summaryQuiet.replace('{start}', q.start).replace('{end}', q.end) : C.summaryNoQuiet,
@@ -54,7 +66,7 @@
       extra.value = extra.textContent = wanted;
     }
     cap.value = wanted;
-    d.getElementById('nf-zone').textContent = C.zone.replace('{zone}', q ? q.timeZone : ZONE);
+    d.getElementById('nf-zone').textContent = C.zone.replace('{zone}', zoneName(q ? q.timeZone : ZONE));
     times();
   }
 

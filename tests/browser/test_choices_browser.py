@@ -213,3 +213,21 @@ def test_a_follow_from_the_notification_that_fails_says_so_in_the_readers_langua
     )
     assert actions == [again]
     assert followers(reader_site, key) == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "zone", "said"),
+    [
+        ("sw", "Africa/Nairobi", "Saa za Afrika Mashariki (Africa/Nairobi)"),
+        ("en", "Africa/Nairobi", "East Africa Time (Africa/Nairobi)"),
+        ("sw", "Europe/London", "Saa za Greenwich (Europe/London)"),
+    ],
+)
+def test_the_time_zone_of_quiet_hours_is_named_in_the_pages_language(
+    chromium: Any, reader_site: ReaderSite, lang: str, zone: str, said: str
+) -> None:
+    """Before, the page showed the zone's id alone ("Africa/Nairobi"), in no reader's words."""
+    page = subscribed_page(chromium, reader_site, zone=zone, lang=lang)
+    page.goto(f"{reader_site.base}/manage?lang={lang}")
+    page.locator("#nf-choices").wait_for()
+    assert said in page.locator("#nf-zone").inner_text()
