@@ -183,6 +183,12 @@
       if (reg && reg.active) reg.active.postMessage({ type: 'newsflash:lang', lang: found.lang });
       return showOn(found.topics);
     }
+    // Only a 404 means we have no record; a busy or failing server must not say so (nor offer
+    // a Save that would sign the reader up afresh over the topics it still has).
+    if (answer.status !== 404) {
+      state.textContent = T.loadFailed;
+      return;
+    }
     state.textContent = T.noRecord;
     form.hidden = off.hidden = false;
   }

@@ -203,3 +203,26 @@ def test_a_follow_that_fails_on_an_article_is_announced_beside_its_button(
     press(page, "Fuatilia habari hii")
     page.get_by_role("button", name="Unafuatilia habari hii \u2713").wait_for()
     assert page.locator(".nf-follow-note").inner_text() == ""
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (503, "Hatukuweza kufikia seva yetu"),
+        (429, "Hatukuweza kufikia seva yetu"),
+        (404, "hatuna mada zako"),
+    ],
+)
+def test_a_failing_lookup_is_not_taken_for_a_browser_we_do_not_know(
+    chromium: Any, reader_site: ReaderSite, status: int, said: str
+) -> None:
+    """Before, any answer but 200 said "we have no topics on record for it" and offered a Save
+    that signed the reader up afresh; only a 404 means that."""
+    page = subscribed_page(chromium, reader_site, lang="sw")
+    page.route(
+        "**/api/v1/subscriptions/lookup",
+        lambda route: route.fulfill(status=status, json={"error": {"code": "x", "field": None}}),
+    )
+    page.goto(reader_site.base + "/manage?lang=sw")
+    page.locator("#nf-state").get_by_text(said).wait_for()
+    assert page.locator("#nf-form").is_visible() == (status == 404)
