@@ -61,10 +61,16 @@
     return [].slice.call(form.querySelectorAll('input:checked')).map(function (b) { return b.value; });
   }
 
+  // "Habari za dharura, Siasa na Michezo": a list in the page's language, not commas alone.
   function names(slugs) {
-    return [].slice.call(form.querySelectorAll('input')).filter(function (b) {
+    var words = [].slice.call(form.querySelectorAll('input')).filter(function (b) {
       return slugs.indexOf(b.value) >= 0;
-    }).map(function (b) { return b.parentNode.textContent.trim(); }).join(', ');
+    }).map(function (b) { return b.parentNode.textContent.trim(); });
+    try {
+      return new Intl.ListFormat(LANG, { type: 'conjunction' }).format(words);
+    } catch (e) {
+      return words.join(', ');
+    }
   }
 
   function setChecked(slugs) {

@@ -360,8 +360,10 @@
       localStorage.removeItem(TURNED_OFF);
       localStorage.setItem(SYNCED, String(Date.now()));
     } catch (e) { /* private mode */ }
-    return config.topics.filter(function (t) { return saved.topics.indexOf(t.slug) >= 0; })
-        .map(function (t) { return t.name; }).join(', ');
+    var words = config.topics.filter(function (t) { return saved.topics.indexOf(t.slug) >= 0; })
+        .map(function (t) { return t.name; });
+    // A list in the reader's language ("Siasa na Michezo"), not commas alone.
+    try { return new Intl.ListFormat(T.lang, { type: 'conjunction' }).format(words); } catch (e) { return words.join(', '); }
   }
 
   // A visit says this browser still wants alerts: the server forgets subscriptions it has not
