@@ -207,7 +207,10 @@
     var config = await bounded(fetch(API + '/api/v1/config?lang=' + LANG, { credentials: 'omit' }), 20000)
       .then(function (answer) { return answer.ok ? answer.json() : null; }, function () { throw fail('network'); });
     if (!config) throw fail('refused');
-    await navigator.serviceWorker.register('/sw.js?v=' + nfWorker.VERSION, { scope: '/' });
+    // A worker script that did not arrive is our server out of reach (the widget's rule).
+    await navigator.serviceWorker.register('/sw.js?v=' + nfWorker.VERSION, { scope: '/' }).catch(function (e) {
+      throw e && (e.name === 'SecurityError' || e.name === 'NotSupportedError') ? e : fail('network');
+    });
     var reg = await bounded(navigator.serviceWorker.ready, 15000);
     var key = Uint8Array.from(atob(config.vapidPublicKey.replace(/-/g, '+').replace(/_/g, '/')),
       function (c) { return c.charCodeAt(0); });

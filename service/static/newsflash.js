@@ -325,7 +325,9 @@
       await navigator.serviceWorker.register(sw.href, { scope: '/' });
       reg = await timeout(navigator.serviceWorker.ready, 15000, 'timeout');
     } catch (e) {
-      throw e.nf ? e : fail('unsupported');
+      // Only a browser that refuses workers cannot push; a worker script that did not arrive
+      // (a phone's data dropping, our server down: a TypeError) is tried again by the reader.
+      throw e.nf ? e : fail(e && (e.name === 'SecurityError' || e.name === 'NotSupportedError') ? 'unsupported' : 'network');
     }
     var options = { userVisibleOnly: true, applicationServerKey: keyBytes(config.vapidPublicKey) };
     var sub;

@@ -226,3 +226,47 @@ def test_a_failing_lookup_is_not_taken_for_a_browser_we_do_not_know(
     page.goto(reader_site.base + "/manage?lang=sw")
     page.locator("#nf-state").get_by_text(said).wait_for()
     assert page.locator("#nf-form").is_visible() == (status == 404)
+
+
+@pytest.mark.parametrize("where", ["prompt", "manage"])
+def test_a_worker_script_that_does_not_arrive_is_a_connection_to_try_again(
+    chromium: Any, reader_site: ReaderSite, where: str
+) -> None:
+    """A phone's data dropping while the browser fetches /sw.js: before, the prompt said this
+    browser can't receive alerts and took Yes, Thanks away (the manage page blamed the push
+    service)."""
+    page = chromium.pages[0]
+    page.add_init_script(PUSH_STUB)
+    page.set_viewport_size(PHONE)
+    # The browser fetches a worker's script itself: only the context sees that request.
+    chromium.route("**/sw.js*", lambda route: route.abort("internetdisconnected"))
+    try:
+        offline_then_online(chromium, reader_site, page, where)
+    finally:
+        chromium.unroute("**/sw.js*")
+
+
+def offline_then_online(chromium: Any, reader_site: ReaderSite, page: Any, where: str) -> None:
+    if where == "prompt":
+
+        def kiswahili(route: Any) -> None:
+            answer = route.fetch()
+            body = answer.text().replace('<html lang="en">', '<html lang="sw">')
+            route.fulfill(response=answer, body=body)
+
+        page.route("**/", kiswahili)
+        page.goto(reader_site.base + "/")
+        button = page.get_by_role("button", name="Ndiyo, Asante")
+    else:
+        page.goto(reader_site.base + "/manage?lang=sw")
+        button = page.get_by_role("button", name="Washa arifa")
+    page.evaluate(
+        "s => { window.__nextSubscription = s; }", fake_browser_subscription(new_endpoint())
+    )
+    button.click()
+    page.get_by_role("status").get_by_text("Hatukuweza kufikia seva yetu").first.wait_for()
+    assert button.is_visible() and button.is_enabled(), "the reader can try again"
+
+    chromium.unroute("**/sw.js*")
+    button.click()
+    page.get_by_role("status").get_by_text("Umejiandikisha").first.wait_for()
