@@ -411,7 +411,9 @@
       // The check-in waits for the worker: a subscription it is still moving the reader's
       // record to would otherwise be signed up afresh with the default topics first.
       told.then(function () { resync(sub); });
-      return manageLink(told), mark('subscribed'), followButton(sub);
+      // A story that cannot be read now (offline) only leaves its button out: the reader is
+      // still subscribed, and the page's data-newsflash must keep saying so.
+      return manageLink(told), mark('subscribed'), followButton(sub).catch(function () {});
     }
     if (since(DISMISSED) < config.prompt.reaskDays * DAY_MS) return mark('snoozed');
     if (since(TURNED_OFF) < config.prompt.reaskAfterOffDays * DAY_MS) return mark('turned-off');

@@ -18,6 +18,7 @@ from tests.support.browser import (
     keep,
     new_endpoint,
     subscribed_page,
+    widget_state,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90)]
@@ -270,3 +271,24 @@ def offline_then_online(chromium: Any, reader_site: ReaderSite, page: Any, where
     chromium.unroute("**/sw.js*")
     button.click()
     page.get_by_role("status").get_by_text("Umejiandikisha").first.wait_for()
+
+
+def test_a_story_that_cannot_be_read_leaves_a_subscribed_reader_subscribed(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    """Before, the failed story fetch reached the widget's last resort, which marked the page
+    data-newsflash="quiet" under a reader whose Manage alerts link was on the screen."""
+    key = reader_site.open_story("Live: the Nairobi marathon")
+    page = subscribed_page(chromium, reader_site, lang="sw")
+    article = f"""<!doctype html><html lang="sw"><head><title>Marathon</title></head>
+      <body><h1>Marathon</h1><div id="newsflash-follow"></div>
+      <script src="/newsflash.js" data-story="{key}"></script></body></html>"""
+    page.route(
+        "**/live/marathon", lambda route: route.fulfill(body=article, content_type="text/html")
+    )
+    page.route(f"**/api/v1/stories/{key}", lambda route: route.abort("internetdisconnected"))
+    page.goto(reader_site.base + "/live/marathon")
+    page.get_by_role("link", name="Dhibiti arifa").wait_for()
+    page.wait_for_load_state("networkidle")
+    assert widget_state(page) == "subscribed"
+    assert page.locator(".nf-follow").count() == 0
