@@ -18,6 +18,7 @@
   var saveButton = d.getElementById('nf-choices-save');
   var list = d.getElementById('nf-story-list');
   var none = d.getElementById('nf-no-stories');
+  var storiesTitle = d.getElementById('nf-stories-title');
   // Answers go next to what was pressed (on a phone the page's end is off the screen).
   var message = d.getElementById('nf-choices-message');
   var storiesMessage = d.getElementById('nf-stories-message');
@@ -33,6 +34,18 @@
 
   function times() {
     start.disabled = end.disabled = !quietOn.checked;
+  }
+
+  // The zone in the page's own words ("Saa za Afrika Mashariki", "East Africa Time"), then
+  // its id, which reads the same in every language; the id alone where the browser has no name.
+  function zoneName(zone) {
+    try {
+      var part = new Intl.DateTimeFormat(LANG, { timeZone: zone, timeZoneName: 'long' })
+        .formatToParts(new Date()).find(function (p) { return p.type === 'timeZoneName'; });
+      return part && part.value !== zone ? part.value + ' (' + zone + ')' : zone;
+    } catch (e) {
+      return zone;
+    }
   }
 
   function summary(prefs) {
@@ -53,7 +66,7 @@
       extra.value = extra.textContent = wanted;
     }
     cap.value = wanted;
-    d.getElementById('nf-zone').textContent = C.zone.replace('{zone}', q ? q.timeZone : ZONE);
+    d.getElementById('nf-zone').textContent = C.zone.replace('{zone}', zoneName(q ? q.timeZone : ZONE));
     times();
   }
 
@@ -70,6 +83,8 @@
       message.textContent = problem;
       return;
     }
+    // A disabled button drops the focus to the page's top: give it back to a keyboard reader.
+    var keyboard = d.activeElement === saveButton;
     saveButton.disabled = true;
     var body = Object.assign({}, proof, {
       quietHours: quietOn.checked ? { start: start.value, end: end.value, timeZone: ZONE } : null,
@@ -91,6 +106,7 @@
       message.textContent = C.choicesFailed;
     }
     saveButton.disabled = false;
+    if (keyboard) saveButton.focus();
   }
 
   function storyItem(story, following) {
@@ -108,11 +124,19 @@
       mark.textContent = C.followingLabel;
     }
     button.onclick = async function () {
+      var keyboard = d.activeElement === button;
       button.disabled = true;
       var answer = await call('/api/v1/stories/' + story.key + (following ? '/unfollow' : '/follow'), proof)
         .catch(function () { return null; });
-      storiesMessage.textContent = !answer || !answer.ok ? C.choicesFailed : '';
-      await loadStories();
+      var failed = !answer || !answer.ok;
+      // Offline, the list cannot be read again either: this button must not stay disabled.
+      await loadStories().catch(function () { failed = true; });
+      storiesMessage.textContent = failed ? C.choicesFailed : '';
+      button.disabled = false;
+      // The list is drawn anew: the keyboard stays on this story (its button now says the
+      // other thing), not thrown to the page's top.
+      var again = list.querySelector('button[data-story="' + story.key + '"]');
+      if (keyboard) (again || storiesTitle).focus();
     };
     return item;
   }

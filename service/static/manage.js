@@ -61,10 +61,16 @@
     return [].slice.call(form.querySelectorAll('input:checked')).map(function (b) { return b.value; });
   }
 
+  // "Habari za dharura, Siasa na Michezo": a list in the page's language, not commas alone.
   function names(slugs) {
-    return [].slice.call(form.querySelectorAll('input')).filter(function (b) {
+    var words = [].slice.call(form.querySelectorAll('input')).filter(function (b) {
       return slugs.indexOf(b.value) >= 0;
-    }).map(function (b) { return b.parentNode.textContent.trim(); }).join(', ');
+    }).map(function (b) { return b.parentNode.textContent.trim(); });
+    try {
+      return new Intl.ListFormat(LANG, { type: 'conjunction' }).format(words);
+    } catch (e) {
+      return words.join(', ');
+    }
   }
 
   function setChecked(slugs) {
@@ -90,6 +96,7 @@
 
   // The reader's own switch to another language: their topics as stored, in that language.
   async function switchTo(lang, button) {
+    var keyboard = d.activeElement === button;
     button.disabled = true;
     var body = Object.assign(sub.toJSON(), { topics: topicsOnRecord, lang: lang });
     try {
@@ -100,6 +107,7 @@
     } catch (e) {
       button.disabled = false;
       say(T.langFailed);
+      if (keyboard) button.focus();
     }
   }
 
@@ -181,6 +189,12 @@
       if (reg && reg.active) reg.active.postMessage({ type: 'newsflash:lang', lang: found.lang });
       return showOn(found.topics);
     }
+    // Only a 404 means we have no record; a busy or failing server must not say so (nor offer
+    // a Save that would sign the reader up afresh over the topics it still has).
+    if (answer.status !== 404) {
+      state.textContent = T.loadFailed;
+      return;
+    }
     state.textContent = T.noRecord;
     form.hidden = off.hidden = false;
   }
@@ -189,8 +203,14 @@
     var permission = await Notification.requestPermission();
     if (permission === 'denied') throw fail('denied');
     if (permission !== 'granted') throw fail('dismissed');
-    var config = await (await fetch(API + '/api/v1/config?lang=' + LANG, { credentials: 'omit' })).json();
-    await navigator.serviceWorker.register('/sw.js?v=' + nfWorker.VERSION, { scope: '/' });
+    // Our server's fault, not the push service's: the reader should check their connection.
+    var config = await bounded(fetch(API + '/api/v1/config?lang=' + LANG, { credentials: 'omit' }), 20000)
+      .then(function (answer) { return answer.ok ? answer.json() : null; }, function () { throw fail('network'); });
+    if (!config) throw fail('refused');
+    // A worker script that did not arrive is our server out of reach (the widget's rule).
+    await navigator.serviceWorker.register('/sw.js?v=' + nfWorker.VERSION, { scope: '/' }).catch(function (e) {
+      throw e && (e.name === 'SecurityError' || e.name === 'NotSupportedError') ? e : fail('network');
+    });
     var reg = await bounded(navigator.serviceWorker.ready, 15000);
     var key = Uint8Array.from(atob(config.vapidPublicKey.replace(/-/g, '+').replace(/_/g, '/')),
       function (c) { return c.charCodeAt(0); });
@@ -216,6 +236,7 @@
   on.addEventListener('click', function () {
     var topics = chosen();
     if (!topics.length) return say(T.pickOne);
+    var keyboard = d.activeElement === on;
     on.disabled = true;
     say(T.working);
     var slow = setTimeout(function () { say(T.slow); }, 6000);
@@ -223,12 +244,24 @@
       showOn(saved);
       changed();
       say(T.signedUp.replace('{topics}', names(saved)));
+      // Turn on is gone: the keyboard goes to its answer (as the widget does), not the page's top.
+      if (keyboard) message.focus();
     }, function (e) {
-      var code = /permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push';
-      say(e.nf ? e.message : T[code]);
+      var code = e.nf || (/permission/i.test(e && e.message) ? 'private' : ERRORS[e && e.name] || 'push');
+      if (code === 'denied' || code === 'unsupported') {
+        // Turn on can never work in this browser now (the widget's rule): the page says so
+        // where its state is, with no button left that only repeats the refusal.
+        say('');
+        showNothing(T[code]);
+        state.setAttribute('tabindex', '-1');
+        state.focus();
+        return;
+      }
+      say(T[code]);
     }).then(function () {
       clearTimeout(slow);
       on.disabled = false;
+      if (keyboard && !on.hidden && d.activeElement === d.body) on.focus();
     });
   });
 

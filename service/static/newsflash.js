@@ -101,7 +101,7 @@
     '.nf-yes{background:#0b4f9c;color:#fff!important}.nf-no{background:#fff;color:#0b4f9c!important}' +
     '.nf .nf-more{border:0;background:none;padding:2px 0;color:#0b4f9c!important;text-decoration:underline}' +
     '.nf button:disabled{opacity:.6;cursor:wait}' +
-    '.nf :focus-visible,.nf-link:focus-visible{outline:3px solid #c75000;outline-offset:2px}' +
+    '.nf :focus-visible,.nf-link:focus-visible,.nf-follow:focus-visible{outline:3px solid #c75000;outline-offset:2px}' +
     '.nf-status:not(:empty){margin-top:10px}.nf-status a{color:#0b4f9c}' +
     '.nf-link{position:fixed;z-index:2147483000;bottom:12px;right:12px;background:#fff;color:#0b4f9c;' +
     'border:1px solid #767676;border-radius:16px;padding:4px 12px;font:14px system-ui,sans-serif}' +
@@ -109,6 +109,8 @@
     'min-height:44px;' +
     'border:2px solid #0b4f9c;background:#fff;color:#0b4f9c;font:600 16px system-ui,sans-serif}' +
     '.nf-follow[aria-pressed=true]{background:#0b4f9c;color:#fff}.nf-follow:disabled{opacity:.6;cursor:wait}' +
+    '.nf-follow-box{display:flex;flex-wrap:wrap;align-items:center;gap:0 12px}' +
+    '.nf-follow-note{font:16px system-ui,sans-serif;color:#1a1a1a}' +
     '@media (max-width:480px){.nf{left:8px;right:8px;bottom:8px;max-width:none;max-height:calc(100vh - 16px);' +
     'max-height:calc(100dvh - 16px)}}' +
     // A finger needs 44 x 44 px (WCAG 2.5.5, Apple's HIG): on a phone or a touch screen every
@@ -163,18 +165,25 @@
     var shown = function () { button.textContent = following ? T.following : T.follow; };
     shown();
     button.onclick = async function () {
+      var keyboard = d.activeElement === button;
       button.disabled = true;
       var answer = await post('/api/v1/stories/' + key + (following ? '/unfollow' : '/follow'), proof)
         .catch(function () { return null; });
       if (answer && answer.ok) following = !following;
       button.setAttribute('aria-pressed', String(following));
       shown();
-      if (!answer || !answer.ok) button.textContent = T.followFailed;
+      // Beside the button, announced: the button keeps saying what it does.
+      note.textContent = answer && answer.ok ? '' : T.followFailed;
       button.disabled = false;
+      if (keyboard) button.focus();
     };
+    var note = el('span', { class: 'nf-follow-note', role: 'status', lang: T.lang });
+    var box = el('span', { class: 'nf-follow-box' });
+    box.appendChild(button);
+    box.appendChild(note);
     var slot = d.getElementById('newsflash-follow');
-    if (slot) slot.appendChild(button); else if (me && me.parentNode) me.parentNode.insertBefore(button, me.nextSibling);
-    else d.body.appendChild(button);
+    if (slot) slot.appendChild(box); else if (me && me.parentNode) me.parentNode.insertBefore(box, me.nextSibling);
+    else d.body.appendChild(box);
   }
 
   function close() {
@@ -316,7 +325,9 @@
       await navigator.serviceWorker.register(sw.href, { scope: '/' });
       reg = await timeout(navigator.serviceWorker.ready, 15000, 'timeout');
     } catch (e) {
-      throw e.nf ? e : fail('unsupported');
+      // Only a browser that refuses workers cannot push; a worker script that did not arrive
+      // (a phone's data dropping, our server down: a TypeError) is tried again by the reader.
+      throw e.nf ? e : fail(e && (e.name === 'SecurityError' || e.name === 'NotSupportedError') ? 'unsupported' : 'network');
     }
     var options = { userVisibleOnly: true, applicationServerKey: keyBytes(config.vapidPublicKey) };
     var sub;
@@ -351,8 +362,10 @@
       localStorage.removeItem(TURNED_OFF);
       localStorage.setItem(SYNCED, String(Date.now()));
     } catch (e) { /* private mode */ }
-    return config.topics.filter(function (t) { return saved.topics.indexOf(t.slug) >= 0; })
-        .map(function (t) { return t.name; }).join(', ');
+    var words = config.topics.filter(function (t) { return saved.topics.indexOf(t.slug) >= 0; })
+        .map(function (t) { return t.name; });
+    // A list in the reader's language ("Siasa na Michezo"), not commas alone.
+    try { return new Intl.ListFormat(T.lang, { type: 'conjunction' }).format(words); } catch (e) { return words.join(', '); }
   }
 
   // A visit says this browser still wants alerts: the server forgets subscriptions it has not
@@ -398,7 +411,9 @@
       // The check-in waits for the worker: a subscription it is still moving the reader's
       // record to would otherwise be signed up afresh with the default topics first.
       told.then(function () { resync(sub); });
-      return manageLink(told), mark('subscribed'), followButton(sub);
+      // A story that cannot be read now (offline) only leaves its button out: the reader is
+      // still subscribed, and the page's data-newsflash must keep saying so.
+      return manageLink(told), mark('subscribed'), followButton(sub).catch(function () {});
     }
     if (since(DISMISSED) < config.prompt.reaskDays * DAY_MS) return mark('snoozed');
     if (since(TURNED_OFF) < config.prompt.reaskAfterOffDays * DAY_MS) return mark('turned-off');

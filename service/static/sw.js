@@ -15,8 +15,12 @@ var CONFIG_MAX_AGE_MS = 864e5;
 var FALLBACK_TITLE = { en: 'News alert', sw: 'Arifa ya habari' };
 // The action on an alert that opens a followable story, and what following it then says.
 var FOLLOW = {
-  en: { action: 'Follow this story', done: 'You follow this story: updates will replace this one.' },
-  sw: { action: 'Fuatilia habari hii', done: 'Unafuatilia habari hii: taarifa mpya zitachukua nafasi ya hii.' }
+  en: { action: 'Follow this story', done: 'You follow this story: updates will replace this one.',
+    failed: 'We couldn\u2019t follow this story just now. Tap \u201cFollow this story\u201d to try again.',
+    closed: 'This story has ended: there are no more updates to follow.' },
+  sw: { action: 'Fuatilia habari hii', done: 'Unafuatilia habari hii: taarifa mpya zitachukua nafasi ya hii.',
+    failed: 'Hatukuweza kufuatilia habari hii sasa hivi. Gusa \u201cFuatilia habari hii\u201d ujaribu tena.',
+    closed: 'Habari hii imefikia mwisho: hakuna taarifa mpya za kufuatilia.' }
 };
 
 /* -- a tiny key-value store in IndexedDB (survives worker restarts) -------------------------- */
@@ -238,12 +242,18 @@ async function followStory(notification) {
   var json = sub.toJSON();
   var answer = await post('/api/v1/stories/' + data.story + '/follow',
     { endpoint: json.endpoint, auth: json.keys.auth }).catch(function () { return null; });
-  if (!answer || !answer.ok) return;
   var lang = await kv('lang').catch(function () { return null; });
-  await self.registration.showNotification(notification.title, {
-    body: (FOLLOW[lang] || FOLLOW.en).done, tag: data.story, data: { url: data.url, id: data.id },
-    lang: notification.lang || (FOLLOW[lang] ? lang : 'en')
-  });
+  var words = FOLLOW[lang] || FOLLOW.en;
+  var options = { tag: data.story, data: { url: data.url, id: data.id }, lang: notification.lang || (FOLLOW[lang] ? lang : 'en') };
+  // The tap closed the alert: without a word the reader would think they follow the story.
+  // A failure brings it back saying so, with its Follow button to try again unless the story
+  // has closed (409), where another try could never work.
+  var body = answer && answer.ok ? words.done : answer && answer.status === 409 ? words.closed : words.failed;
+  if (body === words.failed && canAct()) {
+    options.data.story = data.story;
+    options.actions = [{ action: 'follow', title: words.action }];
+  }
+  await self.registration.showNotification(notification.title, Object.assign(options, { body: body }));
 }
 
 self.addEventListener('notificationclick', function (event) {

@@ -150,3 +150,84 @@ def test_the_notifications_follow_button_follows_with_this_browsers_subscription
         "the confirmation",
     )
     assert shown[0]["tag"] == key
+
+
+@pytest.mark.parametrize(
+    ("case", "says", "again"),
+    [
+        # The server does not know this browser (its record was purged): worth another tap later.
+        (
+            "unknown",
+            "Hatukuweza kufuatilia habari hii sasa hivi.",
+            [["follow", "Fuatilia habari hii"]],
+        ),
+        # The newsroom closed the story: another tap could never work.
+        ("closed", "Habari hii imefikia mwisho", []),
+    ],
+)
+def test_a_follow_from_the_notification_that_fails_says_so_in_the_readers_language(
+    chromium: Any, reader_site: ReaderSite, case: str, says: str, again: list[list[str]]
+) -> None:
+    """Before, a failed Follow closed the notification and said nothing: the reader believed
+    they followed the story."""
+    key = reader_site.open_story(f"Live: Kisumu floods ({case})")
+    sub = fake_browser_subscription(new_endpoint())
+    if case == "closed":
+        assert reader_site.api().post("/api/v1/subscriptions", json=sub).status_code == 201
+        closed = reader_site.api().post(
+            f"/api/v1/stories/{key}/close", headers={"Authorization": f"Bearer {reader_site.token}"}
+        )
+        assert closed.status_code == 200, closed.json
+    live = register_worker(chromium, reader_site)
+    live.worker.evaluate(
+        "s => { self.registration.pushManager.getSubscription = async () =>"
+        " ({ endpoint: s.endpoint, toJSON: () => s }); return kv('lang', 'sw'); }",
+        sub,
+    )
+    live.push(
+        {
+            "id": "1",
+            "title": "Mafuriko Kisumu",
+            "body": "Taarifa zinaendelea",
+            "url": reader_site.base + "/live",
+            "tag": key,
+            "ts": 1,
+            "follow": True,
+        }
+    )
+    live.worker.evaluate(
+        "async tag => { const [n] = await self.registration.getNotifications({tag});"
+        " n.close(); await followStory(n); }",
+        key,
+    )
+    shown = wait_until(
+        lambda: [n for n in notifications(live.page, key) if says in n["body"]],
+        10,
+        "the answer to the tap",
+    )
+    assert shown[0]["lang"] == "sw"
+    actions = live.page.evaluate(
+        "tag => navigator.serviceWorker.ready.then(r => r.getNotifications({tag}))"
+        ".then(ns => ns.map(n => n.actions.map(a => [a.action, a.title])))",
+        key,
+    )
+    assert actions == [again]
+    assert followers(reader_site, key) == []
+
+
+@pytest.mark.parametrize(
+    ("lang", "zone", "said"),
+    [
+        ("sw", "Africa/Nairobi", "Saa za Afrika Mashariki (Africa/Nairobi)"),
+        ("en", "Africa/Nairobi", "East Africa Time (Africa/Nairobi)"),
+        ("sw", "Europe/London", "Saa za Greenwich (Europe/London)"),
+    ],
+)
+def test_the_time_zone_of_quiet_hours_is_named_in_the_pages_language(
+    chromium: Any, reader_site: ReaderSite, lang: str, zone: str, said: str
+) -> None:
+    """Before, the page showed the zone's id alone ("Africa/Nairobi"), in no reader's words."""
+    page = subscribed_page(chromium, reader_site, zone=zone, lang=lang)
+    page.goto(f"{reader_site.base}/manage?lang={lang}")
+    page.locator("#nf-choices").wait_for()
+    assert said in page.locator("#nf-zone").inner_text()

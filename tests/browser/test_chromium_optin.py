@@ -121,7 +121,7 @@ def test_yes_thanks_subscribes_with_the_chosen_topics_and_says_so(
     status = page.get_by_role("status")
     status.get_by_text("You're signed up").wait_for()
     assert status.inner_text().startswith(
-        "You're signed up. We'll send you alerts about Breaking news, Sport."
+        "You're signed up. We'll send you alerts about Breaking news and Sport."
     )
     assert (
         status.get_by_role("link", name="Manage alerts").get_attribute("href") == "/manage?lang=en"
@@ -236,7 +236,7 @@ def test_manage_page_changes_topics_and_turns_alerts_off(
     page.get_by_label("Politics").check()
     page.get_by_label("Business").check()
     page.get_by_role("button", name="Save topics").click()
-    page.get_by_text("Saved. You will get alerts about: Politics, Business.").wait_for()
+    page.get_by_text("Saved. You will get alerts about: Politics and Business.").wait_for()
     assert reader_site.subscription(sub["endpoint"])["topics"] == ["politics", "business"]  # type: ignore[index]
 
     page.get_by_role("button", name="Turn off alerts").click()

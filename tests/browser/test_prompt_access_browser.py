@@ -118,6 +118,32 @@ def test_a_kiswahili_reader_manages_alerts_in_kiswahili(
     page.get_by_role("heading", name="Arifa zako za habari").wait_for()
 
 
+def test_the_topics_a_reader_chose_are_listed_in_their_language(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    """Before, every list was joined by commas alone ("Habari za dharura, Siasa, Michezo")."""
+    page = chromium.pages[0]
+    page.add_init_script(PUSH_STUB)
+    kiswahili_page(page)
+    page.goto(reader_site.base + "/")
+    assert widget_state(page) == "prompt"
+    page.evaluate(
+        "s => { window.__nextSubscription = s; }", fake_browser_subscription(new_endpoint())
+    )
+    page.get_by_role("button", name="Chagua mada").click()
+    page.get_by_label("Siasa").check()
+    page.get_by_label("Michezo").check()
+    page.get_by_role("button", name="Ndiyo, Asante").click()
+    chosen = "Habari za dharura, Siasa na Michezo."
+    page.get_by_role("status").get_by_text(f"Tutakutumia arifa kuhusu {chosen}").wait_for()
+
+    page.goto(reader_site.base + "/manage?lang=sw")
+    page.locator("#nf-state").get_by_text(f"Unapokea arifa kuhusu: {chosen}").wait_for()
+    page.get_by_label("Siasa").uncheck()
+    page.get_by_role("button", name="Hifadhi mada").click()
+    page.get_by_text("Utapokea arifa kuhusu: Habari za dharura na Michezo.").wait_for()
+
+
 def test_a_wrong_phone_clock_never_snoozes_longer_than_the_reask_delay(
     chromium: Any, reader_site: ReaderSite
 ) -> None:
