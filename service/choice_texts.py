@@ -23,6 +23,9 @@ _CHOICES: Final[dict[str, dict[str, str]]] = {
         "summaryCap": "At most {cap} routine alerts a day.",
         "summaryNoCap": "No daily limit.",
         "choicesFailed": "We couldn't save that just now. Please try again later.",
+        "zoneUnknown": "Your browser's time zone ({zone}) is not one we know, so quiet hours "
+        "cannot be set from this browser. Turn quiet hours off, or set your device's time zone "
+        "to your city's.",
         "quietSame": "Quiet hours need an end time different from the start time.",
         "quietMissing": "Choose both times for quiet hours, or turn quiet hours off.",
         "storiesTitle": "Stories you can follow",
@@ -51,6 +54,9 @@ _CHOICES: Final[dict[str, dict[str, str]]] = {
         "summaryCap": "Arifa za kawaida zisizozidi {cap} kwa siku.",
         "summaryNoCap": "Bila kikomo cha kila siku.",
         "choicesFailed": "Hatukuweza kuhifadhi hilo sasa hivi. Tafadhali jaribu tena baadaye.",
+        "zoneUnknown": "Hatutambui saa za eneo za kivinjari chako ({zone}), kwa hivyo saa za "
+        "utulivu haziwezi kuwekwa kutoka kivinjari hiki. Zima saa za utulivu, au weka saa za "
+        "eneo za kifaa chako ziwe za mji wako.",
         "quietSame": "Saa za utulivu zinahitaji saa ya mwisho tofauti na saa ya kuanza.",
         "quietMissing": "Chagua saa zote mbili za utulivu, au uzime saa za utulivu.",
         "storiesTitle": "Habari unazoweza kufuatilia",

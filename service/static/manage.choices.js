@@ -23,6 +23,7 @@
   var message = d.getElementById('nf-choices-message');
   var storiesMessage = d.getElementById('nf-stories-message');
   var ZONE = (Intl.DateTimeFormat().resolvedOptions().timeZone) || 'UTC';
+  var ZONE_FIELD = 'quietHours.timeZone';
   var proof = null;
 
   function call(path, body, method) {
@@ -70,6 +71,26 @@
     times();
   }
 
+  // A zone the browser names but the server's time zone database does not know (an old or
+  // made-up id such as "Etc/Unknown"): the browser's clock as a fixed offset instead
+  // ("Etc/GMT-3" is UTC+3, the tz database's sign), when it is a whole number of hours.
+  function offsetZone() {
+    var minutes = -new Date().getTimezoneOffset();
+    if (minutes % 60) return null;
+    var hours = minutes / 60;
+    return hours === 0 ? 'UTC' : 'Etc/GMT' + (hours > 0 ? '-' : '+') + Math.abs(hours);
+  }
+
+  async function refusedField(answer) {
+    if (answer.status !== 400) return null;
+    try {
+      var body = await answer.json();
+      return body && body.error ? body.error.field : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
   // What the server would refuse: say what to change ("try again later" would fail again).
   function quietProblem() {
     if (!quietOn.checked) return null;
@@ -93,6 +114,15 @@
     });
     try {
       var answer = await call('/api/v1/subscriptions/preferences', body, 'PUT');
+      if (!answer.ok && body.quietHours && await refusedField(answer) === ZONE_FIELD) {
+        var fixed = offsetZone();
+        if (!fixed || fixed === ZONE) {
+          message.textContent = C.zoneUnknown.replace('{zone}', ZONE);
+          return;
+        }
+        ZONE = body.quietHours.timeZone = fixed;
+        answer = await call('/api/v1/subscriptions/preferences', body, 'PUT');
+      }
       if (!answer.ok) throw new Error(String(answer.status));
       var prefs = await answer.json();
       if ('serviceWorker' in navigator) {
@@ -104,9 +134,10 @@
       message.textContent = C.choicesSaved.replace('{summary}', summary(prefs));
     } catch (e) {
       message.textContent = C.choicesFailed;
+    } finally {
+      saveButton.disabled = false;
+      if (keyboard) saveButton.focus();
     }
-    saveButton.disabled = false;
-    if (keyboard) saveButton.focus();
   }
 
   function storyItem(story, following) {

@@ -231,3 +231,62 @@ def test_the_time_zone_of_quiet_hours_is_named_in_the_pages_language(
     page.goto(f"{reader_site.base}/manage?lang={lang}")
     page.locator("#nf-choices").wait_for()
     assert said in page.locator("#nf-zone").inner_text()
+
+
+UNKNOWN_ZONE = """(() => {
+  // A browser that names its zone with an id the tz database does not have.
+  const own = Intl.DateTimeFormat.prototype.resolvedOptions;
+  Intl.DateTimeFormat.prototype.resolvedOptions = function () {
+    const options = own.call(this);
+    options.timeZone = 'Etc/Unknown';
+    return options;
+  };
+})();"""
+
+
+def test_a_browser_zone_the_server_does_not_know_saves_as_the_same_clock(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    """Before, a browser naming a zone outside the tz database (some Android WebViews say
+    "Etc/Unknown") got 'Please try again later' on every Save of quiet hours, which could never
+    work. The page now saves the same clock as a fixed offset (Nairobi is UTC+3: Etc/GMT-3),
+    and quiet hours fall on the reader's own night."""
+    page = subscribed_page(chromium, reader_site)
+    sub = page.__sub
+    page.add_init_script(UNKNOWN_ZONE)
+    page.goto(reader_site.base + "/manage")
+    page.locator("#nf-choices").wait_for()
+    assert "Etc/Unknown" in page.locator("#nf-zone").inner_text()
+    page.get_by_label("Use quiet hours").check()
+    page.get_by_label("From").fill("22:00")
+    page.get_by_label("until").fill("06:30")
+    page.get_by_role("button", name="Save quiet hours and limit").click()
+    page.get_by_text("Saved. Quiet from 22:00 to 06:30.").wait_for()
+    row = reader_site.subscription(sub["endpoint"])
+    assert row is not None
+    assert (row["quiet_zone"], row["quiet_start_utc"], row["quiet_end_utc"]) == (
+        "Etc/GMT-3",
+        19 * 60,
+        3 * 60 + 30,
+    )
+    assert "Etc/GMT-3" in page.locator("#nf-zone").inner_text()
+
+
+def test_a_zone_with_no_whole_hour_offset_says_what_to_do_not_try_again_later(
+    chromium: Any, reader_site: ReaderSite
+) -> None:
+    """Where the clock is not a whole number of hours from UTC (India, UTC+5:30), no fixed-offset
+    zone names it: the page says the zone is not known and what the reader can do, in their
+    language, and the button stays usable."""
+    page = subscribed_page(chromium, reader_site, zone="Asia/Kolkata", lang="sw")
+    page.add_init_script(UNKNOWN_ZONE)
+    page.goto(reader_site.base + "/manage?lang=sw")
+    page.locator("#nf-choices").wait_for()
+    page.locator("#nf-quiet-on").check()
+    page.locator("#nf-quiet-start").fill("22:00")
+    page.locator("#nf-quiet-end").fill("06:30")
+    page.locator("#nf-choices-save").click()
+    said = page.locator("#nf-choices-message")
+    said.get_by_text("Hatutambui saa za eneo za kivinjari chako (Etc/Unknown)").wait_for()
+    assert "baadaye" not in said.inner_text()  # not "try again later"
+    assert page.locator("#nf-choices-save").is_enabled()
