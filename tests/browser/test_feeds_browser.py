@@ -19,6 +19,7 @@ import pytest
 from core.accounts import Role
 from core.usecases.newsroom import Editor
 from tests.support.browser import (
+    BROKEN_TIMES_JS,
     CUT_PLACEHOLDERS_JS,
     DESK,
     OVERFLOW_JS,
@@ -107,6 +108,8 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         page.wait_for_load_state("load")
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
         assert page.evaluate(CUT_PLACEHOLDERS_JS) == [], f"{name} at {size['width']} px"
+        broken = page.evaluate(BROKEN_TIMES_JS)
+        assert broken == [], f"{name}: times broken inside at {size['width']} px: {broken}"
         if size == DESK:
             short = page.evaluate(SHORT_CELLS_JS)
             assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"

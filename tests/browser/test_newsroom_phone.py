@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
+    BROKEN_TIMES_JS,
     CUT_PLACEHOLDERS_JS,
     DESK,
     DOCS_IMG,
@@ -137,6 +138,8 @@ def _check_both(
     assert off == [], f"{name}: button labels off centre at 390 px: {off}"
     tall = page.evaluate(TALL_HEADERS_JS)
     assert tall == [], f"{name}: column headers over more than two lines at 390 px: {tall}"
+    broken = page.evaluate(BROKEN_TIMES_JS)
+    assert broken == [], f"{name}: times broken inside at 390 px: {broken}"
     python_words = re.findall(r".{0,30}\b(?:None|True|False)\b.{0,20}", page.inner_text("body"))
     assert python_words == [], f"{name}: Python's words on the page: {python_words}"
     if zone_label:
@@ -156,6 +159,8 @@ def _check_both(
     assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
     tall = page.evaluate(TALL_HEADERS_JS)
     assert tall == [], f"{name}: column headers over more than two lines at 1280 px: {tall}"
+    broken = page.evaluate(BROKEN_TIMES_JS)
+    assert broken == [], f"{name}: times broken inside at 1280 px: {broken}"
     sideways = page.evaluate(SIDEWAYS_SCROLL_JS)
     assert sideways == [], f"{name}: boxes scrolling sideways at 1280 px: {sideways}"
     screenshot_whole_page(page, artifacts / f"phone-{name}-1280.png")

@@ -231,6 +231,47 @@ SIDEWAYS_SCROLL_JS = """() => {
 }"""
 
 
+# Every newsroom time ("Thu 03 Dec 13:45:55 EAT") the browser broke anywhere but between its
+# date and its clock: "EAT" alone under the clock, or "Dec" under "Thu 03". Its spaces may be
+# no-break ones (\s matches both), and it may span several text nodes of one element.
+BROKEN_TIMES_JS = """() => {
+  const bad = [], time = /(?:[A-Z][a-z]{2}\\s\\d{2}\\s[A-Z][a-z]{2}\\s)?\\d{2}:\\d{2}:\\d{2}\\s[A-Z+\\-0-9]{2,6}/g;
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const texts = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) texts.push(node);
+  // A time may span text nodes (a span per part): read each element's text as one string.
+  const seen = new Set();
+  for (const node of texts) {
+    const el = node.parentElement.closest("td, dd, p, li, div, span, strong, small, time");
+    if (!el || seen.has(el) || !el.getClientRects().length) continue;
+    seen.add(el);
+    const chars = [], w = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = w.nextNode(); n; n = w.nextNode()) for (let i = 0; i < n.length; i++) chars.push([n, i]);
+    const text = chars.map(([n, i]) => n.data[i]).join("");
+    for (const m of text.matchAll(time)) {
+      const tops = [];
+      for (let k = m.index; k < m.index + m[0].length; k++) {
+        const [n, i] = chars[k];
+        if (!n.data[i].trim()) { tops.push(null); continue; }
+        const range = document.createRange();
+        range.setStart(n, i);
+        range.setEnd(n, i + 1);
+        const rect = range.getClientRects()[0];
+        tops.push(rect ? rect.top : null);
+      }
+      const clock = m[0].search(/\\d{2}:/);
+      const shown = tops.filter(t => t !== null);
+      const lines = shown.filter((t, i) => i === 0 || t > shown[i - 1] + 2).length;
+      const before = tops.slice(0, clock).filter(t => t !== null);
+      const after = tops.slice(clock).filter(t => t !== null);
+      const whole = (ts) => ts.every(t => Math.abs(t - ts[0]) <= 2);
+      if (lines > 2 || !whole(before) || !whole(after)) bad.push("'" + m[0] + "' broken in " + el.tagName.toLowerCase() + "." + el.className);
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
 # Every shown column header whose words the browser broke over more than two lines: a header
 # read a word at a time down the column ("Alerts" / "/" / "reader" / "/ day").
 TALL_HEADERS_JS = """() => {
