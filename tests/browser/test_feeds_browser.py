@@ -22,6 +22,7 @@ from tests.support.browser import (
     BROKEN_TIMES_JS,
     CUT_PLACEHOLDERS_JS,
     DESK,
+    LABELS_OFF_BASELINE_JS,
     OVERFLOW_JS,
     PHONE,
     SHORT_CELLS_JS,
@@ -110,6 +111,9 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         assert page.evaluate(CUT_PLACEHOLDERS_JS) == [], f"{name} at {size['width']} px"
         broken = page.evaluate(BROKEN_TIMES_JS)
         assert broken == [], f"{name}: times broken inside at {size['width']} px: {broken}"
+        if size == PHONE:
+            off_line = page.evaluate(LABELS_OFF_BASELINE_JS)
+            assert off_line == [], f"{name}: card labels off their value's line: {off_line}"
         if size == DESK:
             short = page.evaluate(SHORT_CELLS_JS)
             assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"

@@ -22,6 +22,7 @@ from tests.support.browser import (
     CUT_PLACEHOLDERS_JS,
     DESK,
     DOCS_IMG,
+    LABELS_OFF_BASELINE_JS,
     OFF_CENTRE_LABELS_JS,
     OVERFLOW_JS,
     PHONE,
@@ -140,6 +141,8 @@ def _check_both(
     assert tall == [], f"{name}: column headers over more than two lines at 390 px: {tall}"
     broken = page.evaluate(BROKEN_TIMES_JS)
     assert broken == [], f"{name}: times broken inside at 390 px: {broken}"
+    off_line = page.evaluate(LABELS_OFF_BASELINE_JS)
+    assert off_line == [], f"{name}: card labels off their value's line at 390 px: {off_line}"
     python_words = re.findall(r".{0,30}\b(?:None|True|False)\b.{0,20}", page.inner_text("body"))
     assert python_words == [], f"{name}: Python's words on the page: {python_words}"
     if zone_label:

@@ -272,6 +272,64 @@ BROKEN_TIMES_JS = """() => {
 }"""
 
 
+# Every phone card row (a cell laid out beside its data-label, drawn by ::before) whose label
+# does not sit on its value's baseline: the small grey label a few px above the value's line.
+# The label is drawn by a stand-in element with the pseudo-element's style (a pseudo-element has
+# no range to measure); each baseline is a glyph box's bottom less the font's descent.
+LABELS_OFF_BASELINE_JS = """() => {
+  const bad = [], ctx = document.createElement("canvas").getContext("2d");
+  const baseline = (node, i) => {
+    const range = document.createRange();
+    range.setStart(node, i);
+    range.setEnd(node, i + 1);
+    const rect = range.getClientRects()[0], s = getComputedStyle(node.parentElement);
+    ctx.font = s.fontSize + " " + s.fontFamily;
+    return rect ? rect.bottom - ctx.measureText(node.data[i]).fontBoundingBoxDescent : null;
+  };
+  const firstText = (el, skip) => {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      if (skip.contains(n)) continue;
+      const i = n.data.search(/\\S/);
+      if (i >= 0 && n.parentElement.getClientRects().length) return [n, i];
+    }
+    return null;
+  };
+  const hide = document.createElement("style");
+  hide.textContent = "[data-baseline-probe]::before { display: none !important; }";
+  document.head.appendChild(hide);
+  for (const td of document.querySelectorAll("td[data-label]")) {
+    const s = getComputedStyle(td), label = getComputedStyle(td, "::before");
+    if (!td.getClientRects().length || !s.display.includes("flex") || label.content === "none") continue;
+    const probe = document.createElement("span");
+    for (const p of ["font-size", "font-family", "font-weight", "line-height", "flex", "margin",
+                     "padding", "display", "align-self"]) probe.style.setProperty(p, label.getPropertyValue(p));
+    probe.textContent = td.dataset.label;
+    // One more child must not bring in the rules of a cell of several boxes (label above them).
+    const first = td.firstElementChild, margin = first && getComputedStyle(first).marginTop;
+    const kept = [td.style.display, first && first.style.marginTop], display = s.display;
+    td.setAttribute("data-baseline-probe", "");
+    td.prepend(probe);
+    td.style.display = display;
+    if (first) first.style.marginTop = margin;
+    const value = firstText(td, probe);
+    if (value) {
+      const a = baseline(probe.firstChild, 0), b = baseline(...value);
+      if (a !== null && b !== null && Math.abs(a - b) > 1) {
+        bad.push((td.closest("table").id || "table") + " '" + td.dataset.label + "' "
+          + (b - a).toFixed(1) + " px above '" + value[0].data.trim().slice(0, 20) + "'");
+      }
+    }
+    probe.remove();
+    td.removeAttribute("data-baseline-probe");
+    td.style.display = kept[0];
+    if (first) first.style.marginTop = kept[1];
+  }
+  hide.remove();
+  return bad.slice(0, 8);
+}"""
+
+
 # Every shown column header whose words the browser broke over more than two lines: a header
 # read a word at a time down the column ("Alerts" / "/" / "reader" / "/ day").
 TALL_HEADERS_JS = """() => {
