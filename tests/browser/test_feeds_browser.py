@@ -26,6 +26,7 @@ from tests.support.browser import (
     OVERFLOW_JS,
     PHONE,
     SHORT_CELLS_JS,
+    WRAPPED_SHORT_VALUES_JS,
     gap_below,
     rendered_lines,
     screenshot_whole_page,
@@ -117,6 +118,8 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         if size == DESK:
             short = page.evaluate(SHORT_CELLS_JS)
             assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
+            wrapped = page.evaluate(WRAPPED_SHORT_VALUES_JS)
+            assert wrapped == [], f"{name}: short values broken over lines at 1280 px: {wrapped}"
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
         if UPDATE_DOCS:

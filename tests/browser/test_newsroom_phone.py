@@ -29,6 +29,7 @@ from tests.support.browser import (
     SHORT_CELLS_JS,
     SIDEWAYS_SCROLL_JS,
     TALL_HEADERS_JS,
+    WRAPPED_SHORT_VALUES_JS,
     screenshot_whole_page,
     sign_in,
 )
@@ -164,6 +165,8 @@ def _check_both(
     assert tall == [], f"{name}: column headers over more than two lines at 1280 px: {tall}"
     broken = page.evaluate(BROKEN_TIMES_JS)
     assert broken == [], f"{name}: times broken inside at 1280 px: {broken}"
+    wrapped = page.evaluate(WRAPPED_SHORT_VALUES_JS)
+    assert wrapped == [], f"{name}: short values broken over lines at 1280 px: {wrapped}"
     sideways = page.evaluate(SIDEWAYS_SCROLL_JS)
     assert sideways == [], f"{name}: boxes scrolling sideways at 1280 px: {sideways}"
     screenshot_whole_page(page, artifacts / f"phone-{name}-1280.png")

@@ -272,6 +272,32 @@ BROKEN_TIMES_JS = """() => {
 }"""
 
 
+# Every table cell (laid out as one) holding a short value of two or three words, such as
+# "Review first", that the browser broke over lines: on a desk a short value keeps its line and
+# a longer prose column beside it wraps instead.
+WRAPPED_SHORT_VALUES_JS = """() => {
+  const bad = [];
+  for (const td of document.querySelectorAll("td")) {
+    if (getComputedStyle(td).display !== "table-cell" || !td.getClientRects().length) continue;
+    const text = td.textContent.trim().replace(/\\s+/g, " "), words = text.split(" ").length;
+    if (words < 2 || words > 3 || text.length > 20) continue;
+    const tops = [], walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (let i = 0; i < node.length; i++) {
+        if (!node.data[i].trim()) continue;
+        const range = document.createRange();
+        range.setStart(node, i);
+        range.setEnd(node, i + 1);
+        const rect = range.getClientRects()[0];
+        if (rect && !tops.some(t => Math.abs(t - rect.top) < rect.height / 2)) tops.push(rect.top);
+      }
+    }
+    if (tops.length > 1) bad.push((td.closest("table").id || "table") + " '" + text + "' on " + tops.length + " lines");
+  }
+  return bad.slice(0, 8);
+}"""
+
+
 # Every phone card row (a cell laid out beside its data-label, drawn by ::before) whose label
 # does not sit on its value's baseline: the small grey label a few px above the value's line.
 # The label is drawn by a stand-in element with the pseudo-element's style (a pseudo-element has
