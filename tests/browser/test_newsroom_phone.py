@@ -23,6 +23,7 @@ from tests.support.browser import (
     DESK,
     DOCS_IMG,
     LABELS_OFF_BASELINE_JS,
+    LOOSE_BOX_TOPS_JS,
     OFF_CENTRE_LABELS_JS,
     OVERFLOW_JS,
     PHONE,
@@ -144,6 +145,8 @@ def _check_both(
     assert broken == [], f"{name}: times broken inside at 390 px: {broken}"
     off_line = page.evaluate(LABELS_OFF_BASELINE_JS)
     assert off_line == [], f"{name}: card labels off their value's line at 390 px: {off_line}"
+    loose = page.evaluate(LOOSE_BOX_TOPS_JS)
+    assert loose == [], f"{name}: a box's first line lower than its padding at 390 px: {loose}"
     python_words = re.findall(r".{0,30}\b(?:None|True|False)\b.{0,20}", page.inner_text("body"))
     assert python_words == [], f"{name}: Python's words on the page: {python_words}"
     if zone_label:

@@ -272,6 +272,25 @@ BROKEN_TIMES_JS = """() => {
 }"""
 
 
+# Every card or warning box whose first shown child starts below its padding: a paragraph's own
+# margin added to the box's ("Replaces #3 …" 16 px lower than the card's sides).
+LOOSE_BOX_TOPS_JS = """() => {
+  const bad = [];
+  for (const box of document.querySelectorAll(".nf-card, .nf-warn-box")) {
+    if (!box.getClientRects().length) continue;
+    const first = [...box.children].find(c => c.getClientRects().length
+      && !["absolute", "fixed"].includes(getComputedStyle(c).position));
+    if (!first) continue;
+    const s = getComputedStyle(box), inner = box.getBoundingClientRect().top
+      + parseFloat(s.borderTopWidth) + parseFloat(s.paddingTop);
+    const gap = first.getBoundingClientRect().top - inner;
+    if (gap > 1) bad.push((box.id || box.className) + ": " + first.tagName.toLowerCase() + " "
+      + Math.round(gap) + " px below its padding");
+  }
+  return bad.slice(0, 8);
+}"""
+
+
 # Every table cell (laid out as one) holding a short value of two or three words, such as
 # "Review first", that the browser broke over lines: on a desk a short value keeps its line and
 # a longer prose column beside it wraps instead.
