@@ -124,13 +124,28 @@ def _session_user() -> Principal | None:
     return current_principal() if has_session() else None
 
 
-@bp.app_template_filter("nf_time")
+NBSP = "\u00a0"
+
+
 def local_time(ts: float | None, with_date: bool = True) -> str:
     """A time in the newsroom's zone, as editors read it."""
     if ts is None:
         return "—"
     when = datetime.fromtimestamp(ts, ext().settings.timezone)
     return when.strftime("%a %d %b %H:%M:%S %Z" if with_date else "%H:%M:%S %Z")
+
+
+@bp.app_template_filter("nf_time")
+def page_time(ts: float | None, with_date: bool = True) -> str:
+    """local_time for a page: its date and its clock each held on one line by no-break spaces,
+    so a narrow cell breaks between them, never inside ("Thu 03 Dec 13:53:26" over "EAT").
+    Spaces, not a span per part: a phone card lays each element of a cell out as its own box
+    ("OK," pushed away from the time beside it)."""
+    text = local_time(ts, with_date)
+    if ts is None or not with_date:
+        return text.replace(" ", NBSP)
+    date, clock, zone = text.rsplit(" ", 2)
+    return f"{date.replace(' ', NBSP)} {clock}{NBSP}{zone}"
 
 
 @bp.app_template_filter("nf_ttl")

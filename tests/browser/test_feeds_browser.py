@@ -19,11 +19,14 @@ import pytest
 from core.accounts import Role
 from core.usecases.newsroom import Editor
 from tests.support.browser import (
+    BROKEN_TIMES_JS,
     CUT_PLACEHOLDERS_JS,
     DESK,
+    LABELS_OFF_BASELINE_JS,
     OVERFLOW_JS,
     PHONE,
     SHORT_CELLS_JS,
+    WRAPPED_SHORT_VALUES_JS,
     gap_below,
     rendered_lines,
     screenshot_whole_page,
@@ -107,9 +110,16 @@ def _shoot(page: Any, artifacts: Path, name: str) -> None:
         page.wait_for_load_state("load")
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
         assert page.evaluate(CUT_PLACEHOLDERS_JS) == [], f"{name} at {size['width']} px"
+        broken = page.evaluate(BROKEN_TIMES_JS)
+        assert broken == [], f"{name}: times broken inside at {size['width']} px: {broken}"
+        if size == PHONE:
+            off_line = page.evaluate(LABELS_OFF_BASELINE_JS)
+            assert off_line == [], f"{name}: card labels off their value's line: {off_line}"
         if size == DESK:
             short = page.evaluate(SHORT_CELLS_JS)
             assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
+            wrapped = page.evaluate(WRAPPED_SHORT_VALUES_JS)
+            assert wrapped == [], f"{name}: short values broken over lines at 1280 px: {wrapped}"
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
         if UPDATE_DOCS:

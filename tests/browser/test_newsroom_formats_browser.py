@@ -24,6 +24,7 @@ from core.ports import LedgerEntry
 from tests.support.browser import (
     CUT_PLACEHOLDERS_JS,
     DESK,
+    LOOSE_BOX_TOPS_JS,
     OVERFLOW_JS,
     PHONE,
     SHORT_CELLS_JS,
@@ -117,6 +118,8 @@ def _fits(page: Any, artifacts: Path, name: str, docs: bool = False) -> None:
         page.set_viewport_size(size)
         assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {label} px"
         assert page.evaluate(CUT_PLACEHOLDERS_JS) == [], f"{name} at {label} px"
+        loose = page.evaluate(LOOSE_BOX_TOPS_JS)
+        assert loose == [], f"{name}: a box's first line lower than its padding: {loose}"
         if size == DESK:
             short = page.evaluate(SHORT_CELLS_JS)
             assert short == [], f"{name}: cells short of their row's border at {label} px: {short}"

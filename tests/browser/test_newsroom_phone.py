@@ -18,15 +18,19 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
+    BROKEN_TIMES_JS,
     CUT_PLACEHOLDERS_JS,
     DESK,
     DOCS_IMG,
+    LABELS_OFF_BASELINE_JS,
+    LOOSE_BOX_TOPS_JS,
     OFF_CENTRE_LABELS_JS,
     OVERFLOW_JS,
     PHONE,
     SHORT_CELLS_JS,
     SIDEWAYS_SCROLL_JS,
     TALL_HEADERS_JS,
+    WRAPPED_SHORT_VALUES_JS,
     screenshot_whole_page,
     sign_in,
 )
@@ -137,6 +141,12 @@ def _check_both(
     assert off == [], f"{name}: button labels off centre at 390 px: {off}"
     tall = page.evaluate(TALL_HEADERS_JS)
     assert tall == [], f"{name}: column headers over more than two lines at 390 px: {tall}"
+    broken = page.evaluate(BROKEN_TIMES_JS)
+    assert broken == [], f"{name}: times broken inside at 390 px: {broken}"
+    off_line = page.evaluate(LABELS_OFF_BASELINE_JS)
+    assert off_line == [], f"{name}: card labels off their value's line at 390 px: {off_line}"
+    loose = page.evaluate(LOOSE_BOX_TOPS_JS)
+    assert loose == [], f"{name}: a box's first line lower than its padding at 390 px: {loose}"
     python_words = re.findall(r".{0,30}\b(?:None|True|False)\b.{0,20}", page.inner_text("body"))
     assert python_words == [], f"{name}: Python's words on the page: {python_words}"
     if zone_label:
@@ -156,6 +166,10 @@ def _check_both(
     assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
     tall = page.evaluate(TALL_HEADERS_JS)
     assert tall == [], f"{name}: column headers over more than two lines at 1280 px: {tall}"
+    broken = page.evaluate(BROKEN_TIMES_JS)
+    assert broken == [], f"{name}: times broken inside at 1280 px: {broken}"
+    wrapped = page.evaluate(WRAPPED_SHORT_VALUES_JS)
+    assert wrapped == [], f"{name}: short values broken over lines at 1280 px: {wrapped}"
     sideways = page.evaluate(SIDEWAYS_SCROLL_JS)
     assert sideways == [], f"{name}: boxes scrolling sideways at 1280 px: {sideways}"
     screenshot_whole_page(page, artifacts / f"phone-{name}-1280.png")

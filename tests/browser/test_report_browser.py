@@ -128,6 +128,24 @@ def test_a_finished_alert_has_its_duration_charts_and_push_services(
         assert label.startswith(f"{p} % at "), label
         box = _words(page, f"[data-milestone='{p}']")
         assert label == f"{p} % at {box}", (label, box)
+    # The legend reads "Delivered 30 · 50 % at …" with the dot in the middle: no key's spacing
+    # left after the last key ("Delivered 30" and a wide gap before "· 50 %").
+    before, after = page.locator("[data-chart='delivered'] .nf-legend").evaluate(
+        """legend => {
+          const key = [...legend.querySelectorAll(".nf-key")].pop(), text = key.nextSibling;
+          const box = (node, from, to) => {
+            const range = document.createRange();
+            range.setStart(node, from);
+            range.setEnd(node, to);
+            return range.getBoundingClientRect();
+          };
+          const dot = box(text, text.data.indexOf("·"), text.data.indexOf("·") + 1);
+          const next = text.nextSibling.firstChild;
+          return [dot.left - box(key.firstChild, 0, key.firstChild.length).right,
+                  box(next, 0, 1).left - dot.right];
+        }"""
+    )
+    assert abs(before - after) <= 1, f"{before:.1f} px before the legend's '·', {after:.1f} after"
     # Nothing failed: the 0 is in the page's ink, not the alarm red Failed takes once it is not.
     ink = page.locator("[data-count=audience]").evaluate("el => getComputedStyle(el).color")
     failed = page.locator("[data-count=failed]")

@@ -231,6 +231,150 @@ SIDEWAYS_SCROLL_JS = """() => {
 }"""
 
 
+# Every newsroom time ("Thu 03 Dec 13:45:55 EAT") the browser broke anywhere but between its
+# date and its clock: "EAT" alone under the clock, or "Dec" under "Thu 03". Its spaces may be
+# no-break ones (\s matches both), and it may span several text nodes of one element.
+BROKEN_TIMES_JS = """() => {
+  const bad = [], time = /(?:[A-Z][a-z]{2}\\s\\d{2}\\s[A-Z][a-z]{2}\\s)?\\d{2}:\\d{2}:\\d{2}\\s[A-Z+\\-0-9]{2,6}/g;
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const texts = [];
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) texts.push(node);
+  // A time may span text nodes (a span per part): read each element's text as one string.
+  const seen = new Set();
+  for (const node of texts) {
+    const el = node.parentElement.closest("td, dd, p, li, div, span, strong, small, time");
+    if (!el || seen.has(el) || !el.getClientRects().length) continue;
+    seen.add(el);
+    const chars = [], w = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = w.nextNode(); n; n = w.nextNode()) for (let i = 0; i < n.length; i++) chars.push([n, i]);
+    const text = chars.map(([n, i]) => n.data[i]).join("");
+    for (const m of text.matchAll(time)) {
+      const tops = [];
+      for (let k = m.index; k < m.index + m[0].length; k++) {
+        const [n, i] = chars[k];
+        if (!n.data[i].trim()) { tops.push(null); continue; }
+        const range = document.createRange();
+        range.setStart(n, i);
+        range.setEnd(n, i + 1);
+        const rect = range.getClientRects()[0];
+        tops.push(rect ? rect.top : null);
+      }
+      const clock = m[0].search(/\\d{2}:/);
+      const shown = tops.filter(t => t !== null);
+      const lines = shown.filter((t, i) => i === 0 || t > shown[i - 1] + 2).length;
+      const before = tops.slice(0, clock).filter(t => t !== null);
+      const after = tops.slice(clock).filter(t => t !== null);
+      const whole = (ts) => ts.every(t => Math.abs(t - ts[0]) <= 2);
+      if (lines > 2 || !whole(before) || !whole(after)) bad.push("'" + m[0] + "' broken in " + el.tagName.toLowerCase() + "." + el.className);
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
+# Every card or warning box whose first shown child starts below its padding: a paragraph's own
+# margin added to the box's ("Replaces #3 …" 16 px lower than the card's sides).
+LOOSE_BOX_TOPS_JS = """() => {
+  const bad = [];
+  for (const box of document.querySelectorAll(".nf-card, .nf-warn-box")) {
+    if (!box.getClientRects().length) continue;
+    const first = [...box.children].find(c => c.getClientRects().length
+      && !["absolute", "fixed"].includes(getComputedStyle(c).position));
+    if (!first) continue;
+    const s = getComputedStyle(box), inner = box.getBoundingClientRect().top
+      + parseFloat(s.borderTopWidth) + parseFloat(s.paddingTop);
+    const gap = first.getBoundingClientRect().top - inner;
+    if (gap > 1) bad.push((box.id || box.className) + ": " + first.tagName.toLowerCase() + " "
+      + Math.round(gap) + " px below its padding");
+  }
+  return bad.slice(0, 8);
+}"""
+
+
+# Every table cell (laid out as one) holding a short value of two or three words, such as
+# "Review first", that the browser broke over lines: on a desk a short value keeps its line and
+# a longer prose column beside it wraps instead.
+WRAPPED_SHORT_VALUES_JS = """() => {
+  const bad = [];
+  for (const td of document.querySelectorAll("td")) {
+    if (getComputedStyle(td).display !== "table-cell" || !td.getClientRects().length) continue;
+    const text = td.textContent.trim().replace(/\\s+/g, " "), words = text.split(" ").length;
+    if (words < 2 || words > 3 || text.length > 20) continue;
+    const tops = [], walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (let i = 0; i < node.length; i++) {
+        if (!node.data[i].trim()) continue;
+        const range = document.createRange();
+        range.setStart(node, i);
+        range.setEnd(node, i + 1);
+        const rect = range.getClientRects()[0];
+        if (rect && !tops.some(t => Math.abs(t - rect.top) < rect.height / 2)) tops.push(rect.top);
+      }
+    }
+    if (tops.length > 1) bad.push((td.closest("table").id || "table") + " '" + text + "' on " + tops.length + " lines");
+  }
+  return bad.slice(0, 8);
+}"""
+
+
+# Every phone card row (a cell laid out beside its data-label, drawn by ::before) whose label
+# does not sit on its value's baseline: the small grey label a few px above the value's line.
+# The label is drawn by a stand-in element with the pseudo-element's style (a pseudo-element has
+# no range to measure); each baseline is a glyph box's bottom less the font's descent.
+LABELS_OFF_BASELINE_JS = """() => {
+  const bad = [], ctx = document.createElement("canvas").getContext("2d");
+  const baseline = (node, i) => {
+    const range = document.createRange();
+    range.setStart(node, i);
+    range.setEnd(node, i + 1);
+    const rect = range.getClientRects()[0], s = getComputedStyle(node.parentElement);
+    ctx.font = s.fontSize + " " + s.fontFamily;
+    return rect ? rect.bottom - ctx.measureText(node.data[i]).fontBoundingBoxDescent : null;
+  };
+  const firstText = (el, skip) => {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      if (skip.contains(n)) continue;
+      const i = n.data.search(/\\S/);
+      if (i >= 0 && n.parentElement.getClientRects().length) return [n, i];
+    }
+    return null;
+  };
+  const hide = document.createElement("style");
+  hide.textContent = "[data-baseline-probe]::before { display: none !important; }";
+  document.head.appendChild(hide);
+  for (const td of document.querySelectorAll("td[data-label]")) {
+    const s = getComputedStyle(td), label = getComputedStyle(td, "::before");
+    if (!td.getClientRects().length || !s.display.includes("flex") || label.content === "none") continue;
+    const probe = document.createElement("span");
+    for (const p of ["font-size", "font-family", "font-weight", "line-height", "flex", "margin",
+                     "padding", "display", "align-self"]) probe.style.setProperty(p, label.getPropertyValue(p));
+    probe.textContent = td.dataset.label;
+    // One more child must not bring in the rules of a cell of several boxes (label above them).
+    const first = td.firstElementChild, margin = first && getComputedStyle(first).marginTop;
+    const kept = [td.style.display, first && first.style.marginTop], display = s.display;
+    td.setAttribute("data-baseline-probe", "");
+    td.prepend(probe);
+    td.style.display = display;
+    if (first) first.style.marginTop = margin;
+    const value = firstText(td, probe);
+    if (value) {
+      const a = baseline(probe.firstChild, 0), b = baseline(...value);
+      if (a !== null && b !== null && Math.abs(a - b) > 1) {
+        bad.push((td.closest("table").id || "table") + " '" + td.dataset.label + "' "
+          + (b - a).toFixed(1) + " px above '" + value[0].data.trim().slice(0, 20) + "'");
+      }
+    }
+    probe.remove();
+    td.removeAttribute("data-baseline-probe");
+    td.style.display = kept[0];
+    if (first) first.style.marginTop = kept[1];
+  }
+  hide.remove();
+  return bad.slice(0, 8);
+}"""
+
+
 # Every shown column header whose words the browser broke over more than two lines: a header
 # read a word at a time down the column ("Alerts" / "/" / "reader" / "/ day").
 TALL_HEADERS_JS = """() => {
