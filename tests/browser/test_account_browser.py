@@ -16,8 +16,10 @@ import pytest
 from core.accounts import Role
 from tests.support.browser import (
     DESK,
-    OVERFLOW_JS,
+    DESK_CHECKS,
     PHONE,
+    PHONE_CHECKS,
+    page_problems,
     rendered_lines,
     screenshot_whole_page,
     sign_in,
@@ -63,7 +65,8 @@ def _shoot(page: Any, artifacts: Path, name: str, docs: bool = True) -> None:
     for size, label in ((PHONE, "390"), (DESK, "desktop")):
         page.set_viewport_size(size)
         page.wait_for_load_state("load")
-        assert page.evaluate(OVERFLOW_JS) == [], f"{name} overflows at {size['width']} px"
+        problems = page_problems(page, PHONE_CHECKS if size is PHONE else DESK_CHECKS)
+        assert problems == {}, (name, label, problems)
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
         if UPDATE_DOCS and docs and label == "390":

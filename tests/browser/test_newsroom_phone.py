@@ -18,19 +18,12 @@ from typing import Any
 import pytest
 
 from tests.support.browser import (
-    BROKEN_TIMES_JS,
-    CUT_PLACEHOLDERS_JS,
     DESK,
+    DESK_CHECKS,
     DOCS_IMG,
-    LABELS_OFF_BASELINE_JS,
-    LOOSE_BOX_TOPS_JS,
-    OFF_CENTRE_LABELS_JS,
-    OVERFLOW_JS,
     PHONE,
-    SHORT_CELLS_JS,
-    SIDEWAYS_SCROLL_JS,
-    TALL_HEADERS_JS,
-    WRAPPED_SHORT_VALUES_JS,
+    PHONE_CHECKS,
+    page_problems,
     screenshot_whole_page,
     sign_in,
 )
@@ -133,20 +126,8 @@ def _check_both(
     `docs_whole_page` the whole page at 390 px."""
     page.set_viewport_size(PHONE)
     page.wait_for_load_state("load")
-    overflow = page.evaluate(OVERFLOW_JS)
-    assert overflow == [], f"{name}: wider than a 390 px phone: {overflow}"
-    cut = page.evaluate(CUT_PLACEHOLDERS_JS)
-    assert cut == [], f"{name}: placeholders cut at 390 px: {cut}"
-    off = page.evaluate(OFF_CENTRE_LABELS_JS)
-    assert off == [], f"{name}: button labels off centre at 390 px: {off}"
-    tall = page.evaluate(TALL_HEADERS_JS)
-    assert tall == [], f"{name}: column headers over more than two lines at 390 px: {tall}"
-    broken = page.evaluate(BROKEN_TIMES_JS)
-    assert broken == [], f"{name}: times broken inside at 390 px: {broken}"
-    off_line = page.evaluate(LABELS_OFF_BASELINE_JS)
-    assert off_line == [], f"{name}: card labels off their value's line at 390 px: {off_line}"
-    loose = page.evaluate(LOOSE_BOX_TOPS_JS)
-    assert loose == [], f"{name}: a box's first line lower than its padding at 390 px: {loose}"
+    problems = page_problems(page, PHONE_CHECKS)
+    assert problems == {}, f"{name} at 390 px: {problems}"
     python_words = re.findall(r".{0,30}\b(?:None|True|False)\b.{0,20}", page.inner_text("body"))
     assert python_words == [], f"{name}: Python's words on the page: {python_words}"
     if zone_label:
@@ -159,19 +140,8 @@ def _check_both(
         shot = f"phone-{name}-390.png" if docs_whole_page else f"phone-{name}-390-screen.png"
         shutil.copy(artifacts / shot, DOCS_IMG / docs)
     page.set_viewport_size(DESK)
-    assert page.evaluate(OVERFLOW_JS) == [], f"{name}: overflows at 1280 px"
-    cut = page.evaluate(CUT_PLACEHOLDERS_JS)
-    assert cut == [], f"{name}: placeholders cut at 1280 px: {cut}"
-    short = page.evaluate(SHORT_CELLS_JS)
-    assert short == [], f"{name}: cells short of their row's border at 1280 px: {short}"
-    tall = page.evaluate(TALL_HEADERS_JS)
-    assert tall == [], f"{name}: column headers over more than two lines at 1280 px: {tall}"
-    broken = page.evaluate(BROKEN_TIMES_JS)
-    assert broken == [], f"{name}: times broken inside at 1280 px: {broken}"
-    wrapped = page.evaluate(WRAPPED_SHORT_VALUES_JS)
-    assert wrapped == [], f"{name}: short values broken over lines at 1280 px: {wrapped}"
-    sideways = page.evaluate(SIDEWAYS_SCROLL_JS)
-    assert sideways == [], f"{name}: boxes scrolling sideways at 1280 px: {sideways}"
+    problems = page_problems(page, DESK_CHECKS)
+    assert problems == {}, f"{name} at 1280 px: {problems}"
     screenshot_whole_page(page, artifacts / f"phone-{name}-1280.png")
     page.set_viewport_size(PHONE)
 

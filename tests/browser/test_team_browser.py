@@ -17,14 +17,11 @@ import pytest
 
 from core.accounts import Role
 from tests.support.browser import (
-    CUT_PLACEHOLDERS_JS,
     DESK,
-    OFF_CENTRE_LABELS_JS,
-    OVERFLOW_JS,
+    DESK_CHECKS,
     PHONE,
-    SHORT_CELLS_JS,
-    SIDEWAYS_SCROLL_JS,
-    TALL_HEADERS_JS,
+    PHONE_CHECKS,
+    page_problems,
     rendered_lines,
     screenshot_whole_page,
     sign_in,
@@ -62,11 +59,8 @@ def _check(page: Any, artifacts: Path, name: str, docs: tuple[str, ...] = ()) ->
     for size, label in ((PHONE, "390"), (DESK, "desktop")):
         page.set_viewport_size(size)
         page.wait_for_load_state("load")
-        for check in (OVERFLOW_JS, CUT_PLACEHOLDERS_JS, OFF_CENTRE_LABELS_JS, TALL_HEADERS_JS):
-            assert page.evaluate(check) == [], (name, label, page.evaluate(check))
-        if size is DESK:
-            for check in (SHORT_CELLS_JS, SIDEWAYS_SCROLL_JS):
-                assert page.evaluate(check) == [], (name, page.evaluate(check))
+        problems = page_problems(page, PHONE_CHECKS if size is PHONE else DESK_CHECKS)
+        assert problems == {}, (name, label, problems)
         shot = artifacts / f"{name}-{label}.png"
         screenshot_whole_page(page, shot)
         if UPDATE_DOCS and label in docs:

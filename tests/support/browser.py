@@ -401,6 +401,34 @@ TALL_HEADERS_JS = """() => {
 }"""
 
 
+# The checks every newsroom page passes, by what they find, at a phone's and a desk's width.
+PHONE_CHECKS = {
+    "wider than the phone": OVERFLOW_JS,
+    "placeholders cut": CUT_PLACEHOLDERS_JS,
+    "button labels off centre": OFF_CENTRE_LABELS_JS,
+    "column headers over more than two lines": TALL_HEADERS_JS,
+    "times broken inside": BROKEN_TIMES_JS,
+    "card labels off their value's line": LABELS_OFF_BASELINE_JS,
+    "a box's first line lower than its padding": LOOSE_BOX_TOPS_JS,
+}
+DESK_CHECKS = {
+    "wider than the window": OVERFLOW_JS,
+    "placeholders cut": CUT_PLACEHOLDERS_JS,
+    "cells short of their row's border": SHORT_CELLS_JS,
+    "column headers over more than two lines": TALL_HEADERS_JS,
+    "times broken inside": BROKEN_TIMES_JS,
+    "short values broken over lines": WRAPPED_SHORT_VALUES_JS,
+    "boxes scrolling sideways": SIDEWAYS_SCROLL_JS,
+}
+
+
+def page_problems(page: Any, checks: dict[str, str]) -> dict[str, Any]:
+    """What each of `checks` finds on the page as it is now (only the ones that find something);
+    {} for a page that passes them all."""
+    found = {name: page.evaluate(script) for name, script in checks.items()}
+    return {name: what for name, what in found.items() if what}
+
+
 def rendered_lines(element: Any) -> list[str]:
     """The element's text (a Playwright locator) as the browser broke it into lines."""
     return list(
