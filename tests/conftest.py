@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import argon2
 import pytest
 import redis as redis_lib
 
+from core.adapters import accounts_sql
 from tests.support.services import (
     ARTIFACTS,
     REDIS_BASE,
@@ -19,6 +21,15 @@ from tests.support.services import (
     port_open,
     require_service,
 )
+
+# Argon2id at its production cost (64 MiB, three passes: about 150 ms a hash on this machine) is
+# what each guess must cost an attacker. The suite hashes and verifies thousands of passwords
+# in its own process, so there it uses the same algorithm and code at the lowest cost; servers
+# the tests start as processes keep the production cost, and a hash made at either cost verifies
+# at the other (the login rehashes it). tests/unit/test_password_cost.py holds the production
+# parameters.
+accounts_sql._hasher = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+accounts_sql._DUMMY_HASH = accounts_sql._hasher.hash("not-a-real-password-used-for-timing")
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,6 @@ page is the login page, this one stays in. Screenshots land in var/test-artifact
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,13 +13,10 @@ import pytest
 
 from core.accounts import Role
 from tests.support.browser import (
-    DESK,
-    DESK_CHECKS,
     PHONE,
-    PHONE_CHECKS,
-    page_problems,
+    checked_shots,
+    newsroom_phone,
     rendered_lines,
-    screenshot_whole_page,
     sign_in,
 )
 from tests.support.live_stack import served_on_sqlite
@@ -30,8 +25,6 @@ from tests.support.newsroom import EDITOR, PASSWORD
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 CHANGER = "wanjiru@news.example"
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
-UPDATE_DOCS = os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -54,24 +47,7 @@ ANDROID_SAMSUNG = (
 
 
 def _phone(browser: Any, base: str, email: str = EDITOR, user_agent: str = ANDROID_CHROME) -> Any:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=1, user_agent=user_agent)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    sign_in(page, email, PASSWORD, base)
-    return page
-
-
-def _shoot(page: Any, artifacts: Path, name: str, docs: bool = True) -> None:
-    for size, label in ((PHONE, "390"), (DESK, "desktop")):
-        page.set_viewport_size(size)
-        page.wait_for_load_state("load")
-        problems = page_problems(page, PHONE_CHECKS if size is PHONE else DESK_CHECKS)
-        assert problems == {}, (name, label, problems)
-        shot = artifacts / f"{name}-{label}.png"
-        screenshot_whole_page(page, shot)
-        if UPDATE_DOCS and docs and label == "390":
-            shutil.copy(shot, DOCS_IMG / shot.name)
-    page.set_viewport_size(PHONE)
+    return newsroom_phone(browser, base, email, PASSWORD, user_agent)
 
 
 def test_an_editor_signs_a_lost_phone_out_from_their_own_phone(
@@ -88,7 +64,7 @@ def test_an_editor_signs_a_lost_phone_out_from_their_own_phone(
         assert page.locator("#other-devices").inner_text() == (
             "Besides this one, you are signed in on 1 other device."
         )
-        _shoot(page, artifacts, "account")
+        checked_shots(page, artifacts, "account", docs=("390",))
         # Each device by name: which one is lost is plain; its own Sign out on one line.
         this = page.locator("[data-device=this]")
         assert this.locator("strong").inner_text() == "Chrome on Android"
@@ -109,7 +85,7 @@ def test_an_editor_signs_a_lost_phone_out_from_their_own_phone(
         assert page.locator("#other-devices").inner_text() == (
             "You are signed in on this device only."
         )
-        _shoot(page, artifacts, "account-signed-out")
+        checked_shots(page, artifacts, "account-signed-out", docs=("390",))
 
         # The lost phone's next tap is the login page; this phone carries on.
         lost.goto(base + "/editor/")
@@ -145,7 +121,7 @@ def test_an_editor_changes_their_password_on_a_phone(
         assert error.inner_text() == "The current password is wrong."
         assert page.locator("#current_password").get_attribute("aria-invalid") == "true"
         assert page.locator("#new_password").input_value() == ""
-        _shoot(page, artifacts, "account-password-wrong")
+        checked_shots(page, artifacts, "account-password-wrong", docs=("390",))
 
         page.fill("#current_password", PASSWORD)
         page.fill("#new_password", new)
@@ -155,7 +131,7 @@ def test_an_editor_changes_their_password_on_a_phone(
         assert page.locator("#password-changed").inner_text() == (
             "Your password is changed. Signed out of 1 other device; this one stays signed in."
         )
-        _shoot(page, artifacts, "account-password-changed", docs=False)
+        checked_shots(page, artifacts, "account-password-changed")
 
         laptop.goto(base + "/editor/")
         assert "/editor/login" in laptop.url

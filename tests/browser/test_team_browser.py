@@ -6,9 +6,7 @@ docs/img is refreshed only with NEWSFLASH_DOCS_SCREENSHOTS=1."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,16 +14,7 @@ from typing import Any
 import pytest
 
 from core.accounts import Role
-from tests.support.browser import (
-    DESK,
-    DESK_CHECKS,
-    PHONE,
-    PHONE_CHECKS,
-    page_problems,
-    rendered_lines,
-    screenshot_whole_page,
-    sign_in,
-)
+from tests.support.browser import PHONE, checked_shots, newsroom_phone, rendered_lines
 from tests.support.live_stack import served_on_sqlite
 from tests.support.newsroom import PASSWORD
 
@@ -33,8 +22,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
 ADMIN = "amina@news.example"
 LEAVER = "otieno.odhiambo.night-desk@news.example"
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
-UPDATE_DOCS = os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1"
 
 
 @pytest.fixture(scope="module")
@@ -47,32 +34,11 @@ def base(tmp_path_factory: pytest.TempPathFactory, vapid_pem: str, redis_url: st
         yield url
 
 
-def _phone(browser: Any, base: str, email: str) -> Any:
-    context = browser.new_context(viewport=PHONE, device_scale_factor=1)
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    sign_in(page, email, PASSWORD, base)
-    return page
-
-
-def _check(page: Any, artifacts: Path, name: str, docs: tuple[str, ...] = ()) -> None:
-    for size, label in ((PHONE, "390"), (DESK, "desktop")):
-        page.set_viewport_size(size)
-        page.wait_for_load_state("load")
-        problems = page_problems(page, PHONE_CHECKS if size is PHONE else DESK_CHECKS)
-        assert problems == {}, (name, label, problems)
-        shot = artifacts / f"{name}-{label}.png"
-        screenshot_whole_page(page, shot)
-        if UPDATE_DOCS and label in docs:
-            shutil.copy(shot, DOCS_IMG / shot.name)
-    page.set_viewport_size(PHONE)
-
-
 def test_an_admin_adds_a_reporter_and_disables_one_who_left_from_a_phone(
     chromium_browser: Any, base: str, artifacts: Path
 ) -> None:
-    leaver = _phone(chromium_browser, base, LEAVER)
-    page = _phone(chromium_browser, base, ADMIN)
+    leaver = newsroom_phone(chromium_browser, base, LEAVER, PASSWORD)
+    page = newsroom_phone(chromium_browser, base, ADMIN, PASSWORD)
     try:
         page.click("[data-menu-toggle]")
         page.click(".nf-nav a:has-text('Team')")
@@ -80,7 +46,7 @@ def test_an_admin_adds_a_reporter_and_disables_one_who_left_from_a_phone(
         row = page.locator(f"tr[data-person='{ADMIN}']")
         assert row.locator("form").count() == 0  # nothing to change on one's own row
         assert "you" in row.inner_text()
-        _check(page, artifacts, "team")
+        checked_shots(page, artifacts, "team")
 
         page.fill("#email", "Wanjiku@News.Example")
         page.select_option("#role", "editor")
@@ -94,7 +60,7 @@ def test_an_admin_adds_a_reporter_and_disables_one_who_left_from_a_phone(
         assert len(rendered_lines(issued)) == 1
         box = issued.bounding_box()
         assert box is not None and box["x"] + box["width"] <= PHONE["width"], box
-        _check(page, artifacts, "team-issued", docs=("390",))
+        checked_shots(page, artifacts, "team-issued", docs=("390",))
 
         # Someone left: disabling asks first; dismissing it changes nothing.
         leaving = page.locator(f"tr[data-person='{LEAVER}']")
@@ -109,7 +75,7 @@ def test_an_admin_adds_a_reporter_and_disables_one_who_left_from_a_phone(
         page.wait_for_selector(f"#team-notice:has-text('{LEAVER} cannot log in any more')")
         assert page.locator("#issued").count() == 0  # the password is not shown again
         assert "disabled" in page.locator(f"tr[data-person='{LEAVER}']").inner_text()
-        _check(page, artifacts, "team-disabled", docs=("desktop",))
+        checked_shots(page, artifacts, "team-disabled", docs=("desktop",))
 
         leaver.goto(base + "/editor/")
         assert "/editor/login" in leaver.url

@@ -429,6 +429,37 @@ def page_problems(page: Any, checks: dict[str, str]) -> dict[str, Any]:
     return {name: what for name, what in found.items() if what}
 
 
+def newsroom_phone(
+    browser: Any, base: str, email: str, password: str, user_agent: str | None = None
+) -> Any:
+    """A page in a new 390 px context (its own cookies: one device), logged in to the newsroom
+    as `email`; `user_agent` names the device the way a phone's browser does."""
+    options: dict[str, Any] = {"viewport": PHONE, "device_scale_factor": 1}
+    if user_agent is not None:
+        options["user_agent"] = user_agent
+    context = browser.new_context(**options)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    sign_in(page, email, password, base)
+    return page
+
+
+def checked_shots(page: Any, artifacts: Path, name: str, docs: tuple[str, ...] = ()) -> None:
+    """The page passes PHONE_CHECKS at 390 px and DESK_CHECKS at 1280 px; a whole-page shot at
+    each (`<name>-390.png`, `<name>-desktop.png`), copied to docs/img for the labels in `docs`
+    ("390", "desktop") with NEWSFLASH_DOCS_SCREENSHOTS=1. Leaves the page at 390 px."""
+    for size, label in ((PHONE, "390"), (DESK, "desktop")):
+        page.set_viewport_size(size)
+        page.wait_for_load_state("load")
+        problems = page_problems(page, PHONE_CHECKS if size is PHONE else DESK_CHECKS)
+        assert problems == {}, (name, label, problems)
+        shot = artifacts / f"{name}-{label}.png"
+        screenshot_whole_page(page, shot)
+        if os.environ.get("NEWSFLASH_DOCS_SCREENSHOTS") == "1" and label in docs:
+            shutil.copy(shot, DOCS_IMG / shot.name)
+    page.set_viewport_size(PHONE)
+
+
 def rendered_lines(element: Any) -> list[str]:
     """The element's text (a Playwright locator) as the browser broke it into lines."""
     return list(
