@@ -115,6 +115,7 @@ def test_unknown_disabled_and_wrong_password_logins_get_one_answer(site: Site) -
     assert extract_parameters(accounts_sql._DUMMY_HASH) == extract_parameters(real)
 
 
+@pytest.mark.usefixtures("production_password_cost")
 def test_passwords_are_stored_with_argon2id_at_the_rfc_9106_cost(site: Site) -> None:
     email = site.user()
     with site.engine.connect() as conn:
