@@ -75,10 +75,10 @@ def _person(user_id: int) -> dict[str, Any]:
 
 
 def _email_of(user_id: int) -> str:
-    email = ext().accounts.user_email(user_id)
+    email = _person(user_id).get("email")
     if email is None:
         raise NotFound("no such account", "id")
-    return email
+    return str(email)
 
 
 @bp.get("/team")

@@ -204,26 +204,6 @@ class SqlAccounts:
         with self.engine.begin() as conn:
             return _revoke_sessions(conn, user_id, now, keep)
 
-    def other_sessions(
-        self, user_id: int, session_id: str, now: float, lifetime_s: float, idle_s: float
-    ) -> int:
-        """How many sessions of this user, besides `session_id`, still count (as
-        session_alive decides: not revoked, not over age, not idle)."""
-        s = t.sessions
-        query = (
-            select(func.count())
-            .select_from(s)
-            .where(
-                s.c.user_id == user_id,
-                s.c.id != hash_token(session_id),
-                s.c.revoked_at.is_(None),
-                s.c.created_at > now - lifetime_s,
-                s.c.last_seen_at > now - idle_s,
-            )
-        )
-        with self.engine.connect() as conn:
-            return int(conn.execute(query).scalar_one())
-
     # -- user administration ------------------------------------------------------------
     def _change_user(self, email: str, now: float, **values: Any) -> int:
         """Apply a change to one user and end all their sessions, in one transaction."""
@@ -305,12 +285,6 @@ class SqlAccounts:
         ).order_by(u.c.email)
         with self.engine.connect() as conn:
             return [dict(row) for row in conn.execute(query).mappings()]
-
-    def user_email(self, user_id: int) -> str | None:
-        """The email of an account, disabled or not (None if there is no such id)."""
-        with self.engine.connect() as conn:
-            found = conn.execute(select(t.users.c.email).where(t.users.c.id == user_id))
-            return found.scalar_one_or_none()
 
     def get_user(self, user_id: int) -> Principal | None:
         with self.engine.connect() as conn:
