@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Protocol
 
 from core.errors import Conflict, NotFound, ValidationError
@@ -30,6 +30,15 @@ class Story:
     closed_at: float | None = None
     followers: int = 0
     updates: int = 0
+    # The founding alert's language (None: the newsroom's default) and its title in each other
+    # language it was written in: a Kiswahili reader sees the story by its Kiswahili title.
+    lang: str | None = None
+    translated: Mapping[str, str] = field(default_factory=dict)
+
+    def titles(self, default_lang: str) -> dict[str, str]:
+        """The story's title in each language it has."""
+        main = self.lang or default_lang
+        return {main: self.title, **{k: v for k, v in self.translated.items() if k != main}}
 
     def is_open(self, now: float) -> bool:
         return self.closed_at is None and now < self.closes_at
@@ -47,8 +56,15 @@ class Story:
             "closes_at": self.closed_at if self.closed_at is not None else self.closes_at,
         }
 
-    def public_json(self, now: float) -> dict[str, Any]:
-        return {"key": self.key, "title": self.title, "open": self.is_open(now)}
+    def public_json(self, now: float, default_lang: str) -> dict[str, Any]:
+        """What any page may read: `title` in the main language `lang`, `titles` by language."""
+        return {
+            "key": self.key,
+            "title": self.title,
+            "lang": self.lang or default_lang,
+            "titles": self.titles(default_lang),
+            "open": self.is_open(now),
+        }
 
 
 class StoryStore(Protocol):

@@ -54,7 +54,7 @@ def set_preferences() -> Response:
 
 # -- readers: follow a story ----------------------------------------------------------------
 def _story_json(story: Story) -> dict[str, object]:
-    return story.public_json(ext().container.clock())
+    return story.public_json(ext().container.clock(), ext().settings.default_lang)
 
 
 @bp.get("/stories/open")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlalchemy import Engine, RowMapping, Select, delete, func, insert, select, update
@@ -10,6 +11,14 @@ from sqlalchemy.exc import IntegrityError
 from core.adapters import tables as t
 from core.model import AlertKind
 from core.stories import Story
+from core.translations import translations_from_json
+
+
+def _titles(stored: str | None) -> dict[str, str]:
+    """The founding alert's title in each of its other languages (its stored translations)."""
+    if not stored:
+        return {}
+    return {t.lang: t.title for t in translations_from_json(json.loads(stored)) if t.title}
 
 
 class SqlStories:
@@ -29,7 +38,14 @@ class SqlStories:
             .where(a.c.story_key == st.c.key, a.c.kind == AlertKind.UPDATE.value)
             .scalar_subquery()
         )
-        return select(st, followers.label("followers"), updates.label("updates"))
+        founding = select(a.c.lang, a.c.translations).where(a.c.id == st.c.alert_id)
+        return select(
+            st,
+            followers.label("followers"),
+            updates.label("updates"),
+            founding.with_only_columns(a.c.lang).scalar_subquery().label("founding_lang"),
+            founding.with_only_columns(a.c.translations).scalar_subquery().label("translations"),
+        )
 
     @staticmethod
     def _story(r: RowMapping) -> Story:
@@ -43,6 +59,8 @@ class SqlStories:
             closed_at=None if r["closed_at"] is None else float(r["closed_at"]),
             followers=int(r["followers"] or 0),
             updates=int(r["updates"] or 0),
+            lang=r["founding_lang"],
+            translated=_titles(r["translations"]),
         )
 
     def open_story(

@@ -140,16 +140,26 @@
     }
   }
 
+  // The story by its title in the page's language where the newsroom wrote one, else its main
+  // title, marked with that title's language (a screen reader reads it with the right sounds).
+  function storyTitle(story) {
+    var titles = story.titles && typeof story.titles === 'object' ? story.titles : {};
+    if (typeof titles[LANG] === 'string' && titles[LANG]) return { text: titles[LANG], lang: LANG };
+    return { text: story.title, lang: typeof story.lang === 'string' ? story.lang : '' };
+  }
+
   function storyItem(story, following) {
     var item = d.createElement('li');
     var title = item.appendChild(d.createElement('span'));
-    title.textContent = story.title;
+    var named = storyTitle(story);
+    title.textContent = named.text;
+    if (named.lang && named.lang !== LANG) title.lang = named.lang;
     var button = item.appendChild(d.createElement('button'));
     button.type = 'button';
     button.className = following ? 'danger' : 'primary';
     button.dataset.story = story.key;
     button.textContent = following ? C.unfollow : C.follow;
-    button.setAttribute('aria-label', (following ? C.unfollow : C.follow) + ': ' + story.title);
+    button.setAttribute('aria-label', (following ? C.unfollow : C.follow) + ': ' + named.text);
     if (following) {
       var mark = item.insertBefore(d.createElement('em'), button);
       mark.textContent = C.followingLabel;

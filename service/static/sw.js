@@ -244,7 +244,9 @@ async function followStory(notification) {
     { endpoint: json.endpoint, auth: json.keys.auth }).catch(function () { return null; });
   var lang = await kv('lang').catch(function () { return null; });
   var words = FOLLOW[lang] || FOLLOW.en;
-  var options = { tag: data.story, data: { url: data.url, id: data.id }, lang: notification.lang || (FOLLOW[lang] ? lang : 'en') };
+  // The body is ours, in the reader's language, whatever language the alert's title came in
+  // (an alert with no Kiswahili text reaches a Kiswahili reader in English).
+  var options = { tag: data.story, data: { url: data.url, id: data.id }, lang: FOLLOW[lang] ? lang : 'en' };
   // The tap closed the alert: without a word the reader would think they follow the story.
   // A failure brings it back saying so, with its Follow button to try again unless the story
   // has closed (409), where another try could never work.

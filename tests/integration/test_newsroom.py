@@ -688,6 +688,10 @@ def test_manage_page_offers_the_test_device_control_only_to_logged_in_editors(
     assert 'data-url="/editor/test-device"' in control.group(0)
     assert f'data-csrf="{_token(editor)}"' in control.group(0)
     assert "editor.device.js" in page.text
+    # The newsroom's box is English on a Kiswahili page too, and says so (it said nothing).
+    swahili = editor.get("/manage?lang=sw").text
+    assert '<html lang="sw"' in swahili
+    assert re.search(r'<section id="nf-test-device" lang="en"', swahili)
     for client in (stack.client(), stack.login(OPS)):
         other = client.get("/manage")
         assert other.status_code == 200 and "nf-test-device" not in other.text

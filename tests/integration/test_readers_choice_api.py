@@ -102,7 +102,13 @@ def test_a_followable_alert_opens_a_story_readers_follow_with_proof(api: Api) ->
     key = alert["tag"]
     assert alert["kind"] == "story"
     public = api.client.get(f"/api/v1/stories/{key}")
-    assert public.json == {"key": key, "title": "Live: the budget speech", "open": True}
+    assert public.json == {
+        "key": key,
+        "title": "Live: the budget speech",
+        "lang": "en",
+        "titles": {"en": "Live: the budget speech"},
+        "open": True,
+    }
 
     reader, outsider = _reader(api), _reader(api)
     followed = api.post(f"/api/v1/stories/{key}/follow", _proof(reader))
@@ -135,6 +141,36 @@ def test_a_followable_alert_opens_a_story_readers_follow_with_proof(api: Api) ->
             select(t.audit_log.c.action).where(t.audit_log.c.target == key)
         ).scalars()
         assert list(audit) == ["story.close"]
+
+
+def test_a_story_opened_in_two_languages_is_named_in_each(api: Api) -> None:
+    """The founding alert's Kiswahili title names the story for Kiswahili readers (before, a
+    story had its main title only, and a Kiswahili manage page listed it in English)."""
+    editor = _editor(api)
+    sent = api.client.post(
+        "/api/v1/alerts",
+        json={
+            "title": "Floods in Kisumu",
+            "body": "Follow for each update",
+            "lang": "en",
+            "translations": {"sw": {"title": "Mafuriko Kisumu", "body": "Fuatilia habari"}},
+            "url": "https://news.example/live/kisumu",
+            "topics": ["politics"],
+            "followable": True,
+        },
+        headers=editor,
+    )
+    assert sent.status_code == 202, sent.text
+    key = api.client.get(f"/api/v1/alerts/{sent.json['id']}", headers=editor).json["tag"]
+    titles = {"en": "Floods in Kisumu", "sw": "Mafuriko Kisumu"}
+    story = api.client.get(f"/api/v1/stories/{key}").json
+    assert (story["title"], story["lang"], story["titles"]) == ("Floods in Kisumu", "en", titles)
+    listed = api.client.get("/api/v1/stories/open").json["stories"]
+    assert [s["titles"] for s in listed if s["key"] == key] == [titles]
+    reader = _reader(api)
+    assert api.post(f"/api/v1/stories/{key}/follow", _proof(reader)).json["titles"] == titles
+    mine = api.post("/api/v1/subscriptions/stories", _proof(reader)).json["stories"]
+    assert [s["titles"] for s in mine] == [titles]
 
 
 def test_story_routes_refuse_junk_and_outsiders(api: Api) -> None:

@@ -126,13 +126,15 @@ class ReaderSite:
         assert answer.status_code == 200
         return dict(answer.json)
 
-    def open_story(self, title: str) -> str:
-        """A followable alert about a developing story, published; the story's key (its tag)."""
+    def open_story(self, title: str, **fields: Any) -> str:
+        """A followable alert about a developing story, published; the story's key (its tag).
+        `fields` adds to the alert (its `translations`, say)."""
         alert_id = self.publish(
             title=title,
             body="Updates as they happen.",
             url=f"{self.base}/live/{uuid.uuid4().hex[:8]}",
             followable=True,
+            **fields,
         )
         return str(self.alert(alert_id)["tag"])
 
@@ -401,6 +403,34 @@ TALL_HEADERS_JS = """() => {
 }"""
 
 
+# Every <code> (a tag, an attribute, a setting's name an editor copies) the browser broke right
+# after a hyphen: "data-" at a line's end reads as a word cut in two, and the copy looks like
+# two pieces. Code may break at a space, or anywhere when it cannot fit at all (overflow-wrap).
+CODE_BROKEN_AT_HYPHEN_JS = """() => {
+  const bad = [];
+  for (const code of document.querySelectorAll("code")) {
+    if (!code.getClientRects().length) continue;
+    const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
+    let last = null, text = "";
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (let i = 0; i < node.length; i++) {
+        const range = document.createRange();
+        range.setStart(node, i);
+        range.setEnd(node, i + 1);
+        const rect = range.getClientRects()[0];
+        if (!rect) continue;
+        if (last && last.char === "-" && rect.top > last.top + last.height / 2) {
+          bad.push("'" + code.textContent.trim() + "' broken after '" + text.slice(-12) + "'");
+        }
+        last = { char: node.data[i], top: rect.top, height: rect.height };
+        text += node.data[i];
+      }
+    }
+  }
+  return bad.slice(0, 8);
+}"""
+
+
 # The checks every newsroom page passes, by what they find, at a phone's and a desk's width.
 PHONE_CHECKS = {
     "wider than the phone": OVERFLOW_JS,
@@ -410,6 +440,7 @@ PHONE_CHECKS = {
     "times broken inside": BROKEN_TIMES_JS,
     "card labels off their value's line": LABELS_OFF_BASELINE_JS,
     "a box's first line lower than its padding": LOOSE_BOX_TOPS_JS,
+    "code broken at a hyphen": CODE_BROKEN_AT_HYPHEN_JS,
 }
 DESK_CHECKS = {
     "wider than the window": OVERFLOW_JS,
@@ -419,6 +450,7 @@ DESK_CHECKS = {
     "times broken inside": BROKEN_TIMES_JS,
     "short values broken over lines": WRAPPED_SHORT_VALUES_JS,
     "boxes scrolling sideways": SIDEWAYS_SCROLL_JS,
+    "code broken at a hyphen": CODE_BROKEN_AT_HYPHEN_JS,
 }
 
 
