@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.ops import RULE_TESTS, RULES, alertmanager, amtool
+from tests.support.ops import RULES, alertmanager, amtool, rule_test_cases
 from tests.support.services import ROOT, free_port
 from tests.support.stack import wait_until
 
@@ -71,7 +71,7 @@ def _rule_alerts() -> dict[str, dict[str, str]]:
     """Every rule's alert as promtool sees it fire (exp_labels are the exact label set), plus
     the routine queue stalling beside the breaking one."""
     found: dict[str, dict[str, str]] = {}
-    for case in yaml.safe_load(RULE_TESTS.read_text())["tests"]:
+    for case in rule_test_cases():
         for check in case.get("alert_rule_test", []):
             for alert in check.get("exp_alerts") or []:
                 labels = {"alertname": check["alertname"], **alert["exp_labels"]}
