@@ -13,7 +13,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config.settings import Settings
-from core.adapters import metrics
+from core.adapters import accounts_sql, metrics
 from core.adapters.accounts_sql import SqlAccounts
 from core.bootstrap import Container
 from core.endpoints import is_loopback_host
@@ -44,8 +44,11 @@ class Newsflash:
     def warm_up(self) -> None:
         """Pay at boot what a web process's first request would: the database driver's import,
         a pooled connection, the broker connection and Celery's producer (~150 ms, which made
-        the first publish after a start the slowest). Only reads; a store or broker that is
-        down at boot is logged and left to the first request (and /readyz) to report."""
+        the first publish after a start the slowest), and the dummy password hash a login for
+        no such user is checked against (else that first login would take twice as long as a
+        wrong password). Only reads; a store or broker that is down at boot is logged and left
+        to the first request (and /readyz) to report."""
+        accounts_sql.dummy_hash()
         try:
             self.accounts.verify_token("warm-up")
             self.container.subscriptions.audience_size([t.slug for t in self.settings.topics][:1])

@@ -29,7 +29,6 @@ from tests.support.services import (
 # at the other (the login rehashes it). tests/unit/test_password_cost.py holds the production
 # parameters.
 accounts_sql._hasher = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-accounts_sql._DUMMY_HASH = accounts_sql._hasher.hash("not-a-real-password-used-for-timing")
 
 
 @pytest.fixture
@@ -37,7 +36,6 @@ def production_password_cost(monkeypatch: pytest.MonkeyPatch) -> None:
     """For a test about the stored hash itself: the production cost, as in a served process."""
     hasher = argon2.PasswordHasher()
     monkeypatch.setattr(accounts_sql, "_hasher", hasher)
-    monkeypatch.setattr(accounts_sql, "_DUMMY_HASH", hasher.hash("not-a-real-password-used"))
 
 
 @pytest.fixture(scope="session")

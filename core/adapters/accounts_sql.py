@@ -30,8 +30,20 @@ from core.adapters import tables as t
 from core.errors import Conflict, NotFound
 
 _hasher = PasswordHasher()
-# Verifying against a dummy hash keeps "no such user" as slow as "wrong password".
-_DUMMY_HASH = _hasher.hash("not-a-real-password-used-for-timing")
+_dummy: tuple[PasswordHasher, str] | None = None
+
+
+def dummy_hash() -> str:
+    """A hash at `_hasher`'s cost to verify "no such user" against, as slow as a wrong password.
+
+    Made when first needed (a web process makes it at boot, in warm_up), not at import: every
+    CLI command and worker start paid its 150 ms for nothing."""
+    global _dummy
+    if _dummy is None or _dummy[0] is not _hasher:
+        _dummy = (_hasher, _hasher.hash("not-a-real-password-used-for-timing"))
+    return _dummy[1]
+
+
 SEVERAL_ACTORS = "(several)"
 
 
@@ -79,7 +91,7 @@ class SqlAccounts:
             )
         try:
             if row is None or row["disabled"]:
-                _hasher.verify(_DUMMY_HASH, password)
+                _hasher.verify(dummy_hash(), password)
                 return None
             _hasher.verify(row["password_hash"], password)
         except (VerificationError, InvalidHashError):
@@ -242,7 +254,7 @@ class SqlAccounts:
             ).first()
         try:
             if row is None or row.disabled:
-                _hasher.verify(_DUMMY_HASH, current)
+                _hasher.verify(dummy_hash(), current)
                 return None
             _hasher.verify(row.password_hash, current)
         except (VerificationError, InvalidHashError):

@@ -132,5 +132,6 @@ def test_the_realistic_profile_reaches_every_deliverable_subscriber_once(tmp_pat
     assert r["throttled_from_s"] is not None and r["hosts"]["mozilla"]["throttled"] > 0
     assert r["retry_answers"] >= r["hosts"]["mozilla"]["throttled"]
     assert 0 < r["t50_s"] <= r["t90_s"] <= r["t100_s"]
-    # The report rounds the rate to a whole number: at a few dozen per second that is over 1 %.
-    assert r["deliveries_per_s"] == pytest.approx((n - gone) / r["t100_s"], rel=0.01, abs=0.5)
+    # The report rounds the rate to a whole number (at a few dozen per second that is over 1 %)
+    # from the exact time to 100 %, which it rounds too: 44 against 44.5004 from the rounded time.
+    assert r["deliveries_per_s"] == pytest.approx((n - gone) / r["t100_s"], rel=0.01, abs=0.6)

@@ -76,7 +76,7 @@ def _publish(stack: NewsroomStack, base: str, topic: str, title: str, **extra: A
 
 
 @pytest.fixture(scope="module")
-def seeded(site: tuple[NewsroomStack, str]) -> dict[str, int]:
+def seeded(site: tuple[NewsroomStack, str]) -> Iterator[dict[str, int]]:
     """Sent alerts (long headlines, a word wider than a phone), one sending, one scheduled.
 
     The sending one must still be sending when the test reaches its report, after a dozen
@@ -98,7 +98,9 @@ def seeded(site: tuple[NewsroomStack, str]) -> dict[str, int]:
         stack.wait_status(ids[name], "sent")
     ids["sending"] = _publish(stack, base, "slowphone", "Evacuation ordered in Tana River")
     stack.wait_status(ids["sending"], "sending")
-    return ids
+    yield ids
+    # Stopped, so the worker's warm shutdown does not wait out its 10 s grace on the slow send.
+    stack.api("POST", f"/api/v1/alerts/{ids['sending']}/cancel")
 
 
 def _login(browser: Any, base: str, email: str, artifacts: Path | None = None) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from core.adapters import accounts_sql
 from core.adapters import tables as t
 from core.base64url import b64url_decode, b64url_encode
 from service.app import create_app
@@ -551,8 +552,11 @@ def test_web_process_warms_up_its_connections_at_boot(
     try:
         ext = built.app.extensions["newsflash"]
         assert "engine" not in ext.container.__dict__
+        accounts_sql._dummy = None  # made when first needed, not at import
         ext.warm_up()
         assert ext.container.engine.pool.checkedin() >= 1
+        # The dummy hash "no such user" is checked against: made here, not at the first login.
+        assert accounts_sql._dummy is not None
     finally:
         dispose_api(built)
         drop_pg_database(url)

@@ -13,7 +13,7 @@ def test_production_hashes_cost_64_mib_and_three_passes() -> None:
     script = (
         "import json; from core.adapters import accounts_sql as a; h = a._hasher; "
         "print(json.dumps([h.type.name, h.memory_cost, h.time_cost, h.parallelism, "
-        "a._DUMMY_HASH.split('$')[1:4]]))"
+        "a.dummy_hash().split('$')[1:4]]))"
     )
     out = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
