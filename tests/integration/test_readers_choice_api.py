@@ -83,22 +83,27 @@ def test_bad_choices_name_the_field_and_store_nothing(
     assert row is not None and row["quiet_start"] is None and row["daily_cap"] is None
 
 
-def test_a_followable_alert_opens_a_story_readers_follow_with_proof(api: Api) -> None:
-    editor = _editor(api)
+def _open_story(api: Api, editor: dict[str, str], title: str, **fields: Any) -> dict[str, Any]:
+    """A followable alert, published; the alert as the API shows it (its tag is the story)."""
     sent = api.client.post(
         "/api/v1/alerts",
         json={
-            "title": "Live: the budget speech",
-            "body": "Follow for each announcement",
-            "url": "https://news.example/live/budget",
+            "title": title,
+            "body": "Follow for each update",
+            "url": "https://news.example/live/" + title.lower().replace(" ", "-"),
             "topics": ["politics"],
-            "urgency": "normal",
             "followable": True,
+            **fields,
         },
         headers=editor,
     )
     assert sent.status_code == 202, sent.text
-    alert = api.client.get(f"/api/v1/alerts/{sent.json['id']}", headers=editor).json
+    return dict(api.client.get(f"/api/v1/alerts/{sent.json['id']}", headers=editor).json)
+
+
+def test_a_followable_alert_opens_a_story_readers_follow_with_proof(api: Api) -> None:
+    editor = _editor(api)
+    alert = _open_story(api, editor, "Live: the budget speech", urgency="normal")
     key = alert["tag"]
     assert alert["kind"] == "story"
     public = api.client.get(f"/api/v1/stories/{key}")
@@ -146,22 +151,8 @@ def test_a_followable_alert_opens_a_story_readers_follow_with_proof(api: Api) ->
 def test_a_story_opened_in_two_languages_is_named_in_each(api: Api) -> None:
     """The founding alert's Kiswahili title names the story for Kiswahili readers (before, a
     story had its main title only, and a Kiswahili manage page listed it in English)."""
-    editor = _editor(api)
-    sent = api.client.post(
-        "/api/v1/alerts",
-        json={
-            "title": "Floods in Kisumu",
-            "body": "Follow for each update",
-            "lang": "en",
-            "translations": {"sw": {"title": "Mafuriko Kisumu", "body": "Fuatilia habari"}},
-            "url": "https://news.example/live/kisumu",
-            "topics": ["politics"],
-            "followable": True,
-        },
-        headers=editor,
-    )
-    assert sent.status_code == 202, sent.text
-    key = api.client.get(f"/api/v1/alerts/{sent.json['id']}", headers=editor).json["tag"]
+    words = {"sw": {"title": "Mafuriko Kisumu", "body": "Fuatilia habari"}}
+    key = _open_story(api, _editor(api), "Floods in Kisumu", lang="en", translations=words)["tag"]
     titles = {"en": "Floods in Kisumu", "sw": "Mafuriko Kisumu"}
     story = api.client.get(f"/api/v1/stories/{key}").json
     assert (story["title"], story["lang"], story["titles"]) == ("Floods in Kisumu", "en", titles)

@@ -403,32 +403,44 @@ TALL_HEADERS_JS = """() => {
 }"""
 
 
-# Every <code> (a tag, an attribute, a setting's name an editor copies) the browser broke right
-# after a hyphen: "data-" at a line's end reads as a word cut in two, and the copy looks like
-# two pieces. Code may break at a space, or anywhere when it cannot fit at all (overflow-wrap).
-CODE_BROKEN_AT_HYPHEN_JS = """() => {
-  const bad = [];
-  for (const code of document.querySelectorAll("code")) {
-    if (!code.getClientRects().length) continue;
-    const walker = document.createTreeWalker(code, NodeFilter.SHOW_TEXT);
-    let last = null, text = "";
+# A function for the scripts below: calls fn(char, rect) for each laid-out character of el.
+EACH_CHAR_JS = """
+  const eachChar = (el, fn) => {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
     for (let node = walker.nextNode(); node; node = walker.nextNode()) {
       for (let i = 0; i < node.length; i++) {
         const range = document.createRange();
         range.setStart(node, i);
         range.setEnd(node, i + 1);
         const rect = range.getClientRects()[0];
-        if (!rect) continue;
-        if (last && last.char === "-" && rect.top > last.top + last.height / 2) {
-          bad.push("'" + code.textContent.trim() + "' broken after '" + text.slice(-12) + "'");
-        }
-        last = { char: node.data[i], top: rect.top, height: rect.height };
-        text += node.data[i];
+        if (rect) fn(node.data[i], rect);
       }
     }
+  };"""
+
+
+# Every <code> (a tag, an attribute, a setting's name an editor copies) the browser broke right
+# after a hyphen: "data-" at a line's end reads as a word cut in two, and the copy looks like
+# two pieces. Code may break at a space, or anywhere when it cannot fit at all (overflow-wrap).
+CODE_BROKEN_AT_HYPHEN_JS = (
+    "() => {"
+    + EACH_CHAR_JS
+    + """
+  const bad = [];
+  for (const code of document.querySelectorAll("code")) {
+    if (!code.getClientRects().length) continue;
+    let last = null, text = "";
+    eachChar(code, (char, rect) => {
+      if (last && last.char === "-" && rect.top > last.top + last.height / 2) {
+        bad.push("'" + code.textContent.trim() + "' broken after '" + text.slice(-12) + "'");
+      }
+      last = { char, top: rect.top, height: rect.height };
+      text += char;
+    });
   }
   return bad.slice(0, 8);
 }"""
+)
 
 
 # The checks every newsroom page passes, by what they find, at a phone's and a desk's width.
@@ -494,26 +506,20 @@ def checked_shots(page: Any, artifacts: Path, name: str, docs: tuple[str, ...] =
 
 def rendered_lines(element: Any) -> list[str]:
     """The element's text (a Playwright locator) as the browser broke it into lines."""
-    return list(
-        element.evaluate(
-            """el => {
-              const lines = [], walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
-              let top = null;
-              for (let node = walker.nextNode(); node; node = walker.nextNode()) {
-                for (let i = 0; i < node.length; i++) {
-                  const range = document.createRange();
-                  range.setStart(node, i);
-                  range.setEnd(node, i + 1);
-                  const rect = range.getClientRects()[0];
-                  if (!rect) continue;
-                  if (top === null || rect.top > top + 2) { lines.push(""); top = rect.top; }
-                  lines[lines.length - 1] += node.data[i];
-                }
-              }
-              return lines.map(l => l.trim());
-            }"""
-        )
+    script = (
+        "el => {"
+        + EACH_CHAR_JS
+        + """
+  const lines = [];
+  let top = null;
+  eachChar(el, (char, rect) => {
+    if (top === null || rect.top > top + 2) { lines.push(""); top = rect.top; }
+    lines[lines.length - 1] += char;
+  });
+  return lines.map(l => l.trim());
+}"""
     )
+    return list(element.evaluate(script))
 
 
 # -- Chromium's push boundary and our service worker ----------------------------------------
