@@ -271,10 +271,16 @@ _STORY_KEY = {
 
 _PUBLIC_STORY = {
     "type": "object",
-    "required": ["key", "title", "open"],
+    "required": ["key", "title", "lang", "titles", "open"],
     "properties": {
         "key": {"type": "string"},
-        "title": {"type": "string"},
+        "title": {"type": "string", "description": "in the founding alert's language, `lang`"},
+        "lang": {"type": "string", "description": "the language of `title`"},
+        "titles": {
+            "type": "object",
+            "description": 'the title by language, {"en": ..., "sw": ...}',
+            "additionalProperties": {"type": "string"},
+        },
         "open": {"type": "boolean"},
     },
 }
