@@ -38,14 +38,14 @@ class SqlStories:
             .where(a.c.story_key == st.c.key, a.c.kind == AlertKind.UPDATE.value)
             .scalar_subquery()
         )
-        founding = select(a.c.lang, a.c.translations).where(a.c.id == st.c.alert_id)
+        founding = a.alias("founding")  # the alert that opened the story: its languages
         return select(
             st,
             followers.label("followers"),
             updates.label("updates"),
-            founding.with_only_columns(a.c.lang).scalar_subquery().label("founding_lang"),
-            founding.with_only_columns(a.c.translations).scalar_subquery().label("translations"),
-        )
+            founding.c.lang.label("founding_lang"),
+            founding.c.translations.label("translations"),
+        ).select_from(st.outerjoin(founding, founding.c.id == st.c.alert_id))
 
     @staticmethod
     def _story(r: RowMapping) -> Story:

@@ -19,8 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 REDIS_BASE = "redis://127.0.0.1:6379"
 # Tests use their own Redis database number, never the shared db 0 (override to run two
-# suites side by side on one machine).
-TEST_REDIS_DB = int(os.environ.get("NEWSFLASH_TEST_REDIS_DB", "9"))
+# suites side by side on one machine). Under pytest-xdist each worker process (gw0, gw1, ...)
+# takes the next number up, so two workers never flush each other's queues.
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+TEST_REDIS_DB = int(os.environ.get("NEWSFLASH_TEST_REDIS_DB", "9")) + int(_XDIST_WORKER[2:] or 0)
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
 ARTIFACTS = ROOT / "var" / "test-artifacts"
 
