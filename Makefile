@@ -49,8 +49,13 @@ browsers:
 tools:
 	@bash .ci/install-tools
 
+# The suite runs on TEST_PROCESSES pytest processes (pytest-xdist), a test module at a time on
+# each (its stack is started once); most of a test's time is waiting on its own web, workers
+# and browser. `make test TEST_PROCESSES=0` runs it in this one process.
+TEST_PROCESSES ?= 2
+
 test: install browsers tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(if $(filter-out 0,$(TEST_PROCESSES)),-n $(TEST_PROCESSES) --dist loadscope) $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
