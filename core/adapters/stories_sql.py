@@ -5,11 +5,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, Select, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    Select,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from core.adapters import tables as t
-from core.model import AlertKind
+from core.model import AlertKind, AlertStatus
 from core.stories import Story
 from core.translations import translations_from_json
 
@@ -19,6 +29,11 @@ def _titles(stored: str | None) -> dict[str, str]:
     if not stored:
         return {}
     return {t.lang: t.title for t in translations_from_json(json.loads(stored)) if t.title}
+
+
+# A correction names the story once it is going out: one in its undo window (scheduled) or
+# undone (cancelled) does not.
+_NAMING = (AlertStatus.QUEUED.value, AlertStatus.SENDING.value, AlertStatus.SENT.value)
 
 
 class SqlStories:
@@ -47,20 +62,56 @@ class SqlStories:
             founding.c.translations.label("translations"),
         ).select_from(st.outerjoin(founding, founding.c.id == st.c.alert_id))
 
+    def _stories(self, conn: Connection, rows: list[RowMapping]) -> list[Story]:
+        """Each story by the words its readers were last sent for its founding alert: the newest
+        correction going out in the founding alert's chain (corrections of corrections too),
+        else the founding alert's own. A correction of an update does not rename the story."""
+        named = self._corrected(conn, [int(r["alert_id"]) for r in rows])
+        return [self._story(r, named.get(int(r["alert_id"]))) for r in rows]
+
     @staticmethod
-    def _story(r: RowMapping) -> Story:
+    def _corrected(conn: Connection, roots: list[int]) -> dict[int, RowMapping]:
+        """Founding alert id -> the newest naming correction in its chain (one query)."""
+        if not roots:
+            return {}
+        a = t.alerts
+        chain = (
+            select(a.c.id.label("root"), a.c.id.label("id"))
+            .where(a.c.id.in_(roots))
+            .cte("chain", recursive=True)
+        )
+        below = a.alias("below")
+        chain = chain.union_all(
+            select(chain.c.root, below.c.id).where(below.c.corrects_id == chain.c.id)
+        )
+        rows = conn.execute(
+            select(chain.c.root, a.c.title, a.c.url, a.c.lang, a.c.translations)
+            .join(a, a.c.id == chain.c.id)
+            .where(a.c.kind == AlertKind.CORRECTION.value, a.c.status.in_(_NAMING))
+            .order_by(a.c.id)
+        ).mappings()
+        return {int(r["root"]): r for r in rows}  # the newest wins
+
+    @staticmethod
+    def _story(r: RowMapping, corrected: RowMapping | None = None) -> Story:
+        words = corrected or {
+            "title": r["title"],
+            "url": r["url"],
+            "lang": r["founding_lang"],
+            "translations": r["translations"],
+        }
         return Story(
             key=r["key"],
-            title=r["title"],
-            url=r["url"],
+            title=words["title"],
+            url=words["url"],
             alert_id=int(r["alert_id"]),
             created_at=float(r["created_at"]),
             closes_at=float(r["closes_at"]),
             closed_at=None if r["closed_at"] is None else float(r["closed_at"]),
             followers=int(r["followers"] or 0),
             updates=int(r["updates"] or 0),
-            lang=r["founding_lang"],
-            translated=_titles(r["translations"]),
+            lang=words["lang"],
+            translated=_titles(words["translations"]),
         )
 
     def open_story(
@@ -86,15 +137,15 @@ class SqlStories:
 
     def get_story(self, key: str) -> Story | None:
         with self.engine.connect() as conn:
-            row = conn.execute(self._select().where(t.stories.c.key == key)).mappings().first()
-        return None if row is None else self._story(row)
+            rows = list(conn.execute(self._select().where(t.stories.c.key == key)).mappings())
+            return self._stories(conn, rows)[0] if rows else None
 
     def list_stories(self, limit: int) -> list[Story]:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 self._select().order_by(t.stories.c.created_at.desc()).limit(limit)
             ).mappings()
-            return [self._story(r) for r in rows]
+            return self._stories(conn, list(rows))
 
     def open_stories(self, now: float, limit: int) -> list[Story]:
         st = t.stories
@@ -105,7 +156,7 @@ class SqlStories:
                 .order_by(st.c.created_at.desc())
                 .limit(limit)
             ).mappings()
-            return [self._story(r) for r in rows]
+            return self._stories(conn, list(rows))
 
     def close_story(self, key: str, now: float) -> bool:
         st = t.stories
@@ -158,4 +209,4 @@ class SqlStories:
                 .where(t.stories.c.key.in_(keys))
                 .order_by(t.stories.c.created_at.desc())
             ).mappings()
-            return [self._story(r) for r in rows]
+            return self._stories(conn, list(rows))

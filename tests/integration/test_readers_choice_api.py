@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.accounts import Role
 from core.adapters import tables as t
@@ -162,6 +162,63 @@ def test_a_story_opened_in_two_languages_is_named_in_each(api: Api) -> None:
     assert api.post(f"/api/v1/stories/{key}/follow", _proof(reader)).json["titles"] == titles
     mine = api.post("/api/v1/subscriptions/stories", _proof(reader)).json["stories"]
     assert [s["titles"] for s in mine] == [titles]
+
+
+def _mark_sent(api: Api, alert_id: str) -> None:
+    """What the workers do once a send is done (this module runs no worker)."""
+    with api.engine.begin() as conn:
+        conn.execute(update(t.alerts).where(t.alerts.c.id == int(alert_id)).values(status="sent"))
+
+
+def _story_titles(api: Api, key: str, editor: dict[str, str], reader: dict[str, Any]) -> set:
+    """The story's (title, titles) as every route shows it: one answer when they agree."""
+    public = api.client.get(f"/api/v1/stories/{key}").json
+    listed = api.client.get("/api/v1/stories/open").json["stories"]
+    mine = api.post("/api/v1/subscriptions/stories", _proof(reader)).json["stories"]
+    desk = api.client.get("/api/v1/stories", headers=editor).json["stories"]
+    seen = [public, *listed, *mine]
+    shown = {(s["title"], tuple(sorted(s["titles"].items()))) for s in seen if s["key"] == key}
+    return shown | {(s["title"], ()) for s in desk if s["key"] == key}
+
+
+def test_a_corrected_headline_renames_the_story_until_the_correction_is_undone(api: Api) -> None:
+    """Readers follow a story by its headline: once a correction of that headline goes out the
+    story carries the corrected words everywhere (before, the wrong headline stayed on every
+    manage page); a correction of an update does not rename it, an undone correction neither."""
+    editor = _editor(api)
+    words = {"sw": {"title": "Mafuriko Kisum", "body": "Fuatilia habari"}}
+    founding = _open_story(api, editor, "Floods in Kisum", lang="en", translations=words)
+    key = founding["tag"]
+    reader = _reader(api)
+    assert api.post(f"/api/v1/stories/{key}/follow", _proof(reader)).status_code == 200
+    _mark_sent(api, founding["id"])
+    fixed = {
+        "title": "Floods in Kisumu",
+        "body": "Follow for each update",
+        "translations": {"sw": {"title": "Mafuriko Kisumu", "body": "Fuatilia habari"}},
+    }
+    corrected = api.client.post(
+        f"/api/v1/alerts/{founding['id']}/correct", json=fixed, headers=editor
+    )
+    assert corrected.status_code == 202, corrected.text
+    right = ("Floods in Kisumu", (("en", "Floods in Kisumu"), ("sw", "Mafuriko Kisumu")))
+    assert _story_titles(api, key, editor, reader) == {right, (right[0], ())}
+
+    update_body = {"title": "Rescuers reach Nyand", "body": "Boats are out"}
+    update = api.client.post(f"/api/v1/stories/{key}/updates", json=update_body, headers=editor)
+    assert update.status_code == 202, update.text
+    _mark_sent(api, update.json["id"])
+    fix = {"title": "Rescuers reach Nyando", "body": "Boats are out"}
+    again = api.client.post(f"/api/v1/alerts/{update.json['id']}/correct", json=fix, headers=editor)
+    assert again.status_code == 202, again.text
+    assert _story_titles(api, key, editor, reader) == {right, (right[0], ())}
+
+    undone = api.client.post(
+        f"/api/v1/alerts/{corrected.json['id']}/cancel", json={}, headers=editor
+    )
+    assert undone.status_code == 200, undone.text
+    wrong = ("Floods in Kisum", (("en", "Floods in Kisum"), ("sw", "Mafuriko Kisum")))
+    assert _story_titles(api, key, editor, reader) == {wrong, (wrong[0], ())}
 
 
 def test_story_routes_refuse_junk_and_outsiders(api: Api) -> None:
