@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,13 @@ from tests.support.services import (
 # at the other (the login rehashes it). tests/unit/test_password_cost.py holds the production
 # parameters.
 accounts_sql._hasher = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+# Werkzeug gives its logger a stream handler on first use when none is set, bound to whatever
+# sys.stderr is then: in a test that is pytest's capture, closed when the test ends, and a server
+# thread of a module's stack logging a request after that printed "--- Logging error ---". Its
+# lines still reach the root logger (and pytest's log capture).
+logging.getLogger("werkzeug").addHandler(logging.NullHandler())
 
 
 @pytest.fixture
