@@ -4,10 +4,12 @@ The cases come from the declaration (config/settings.py), so a new setting is wa
 
 from __future__ import annotations
 
+import logging
 import os
 import runpy
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +55,13 @@ def _in_process(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)
+    # service.wsgi, run here in the test's process, installs the web's log handler on the root
+    # logger, bound to this test's captured stderr: the root logger is put back afterwards (a
+    # thread of a later test logging through it found the capture closed).
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))
+    monkeypatch.setattr(root, "level", root.level)
+    monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)
 
 
 def _cli(argv: list[str]) -> Callable[[], int]:
