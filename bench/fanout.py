@@ -305,6 +305,9 @@ class Monitor:
         self.rescan_s = rescan_s
         self.peak_rss: dict[int, tuple[str, int]] = {}
         self.cpu: dict[int, tuple[str, float]] = {}
+        # PostgreSQL's and Redis's processes by (pid, start time), with the CPU last seen: one
+        # that exits (another client's connection closing) keeps counting what it used.
+        self._shared: dict[tuple[int, float], tuple[str, float]] = {}
         self._trees: list[tuple[Proc, list[psutil.Process]]] = []
         self._scanned_at = -1e9
         self._stop = threading.Event()
@@ -352,7 +355,7 @@ class Monitor:
             out[role] = out.get(role, 0.0) + seconds
         own = psutil.Process().cpu_times()
         out["bench (this process)"] = own.user + own.system
-        for p in psutil.process_iter(["name"]):
+        for p in psutil.process_iter(["name", "create_time"]):
             name = p.info["name"] or ""
             if name.startswith("postgres"):
                 role = "postgres"
@@ -364,7 +367,9 @@ class Monitor:
                 times = p.cpu_times()
             except psutil.Error:
                 continue
-            out[role] = out.get(role, 0.0) + times.user + times.system
+            self._shared[(p.pid, p.info["create_time"] or 0.0)] = (role, times.user + times.system)
+        for role, seconds in self._shared.values():
+            out[role] = out.get(role, 0.0) + seconds
         return out
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import psutil
 import pytest
 
-from bench.fanout import STEADY_FROM, STEADY_TO, _steady
+from bench.fanout import STEADY_FROM, STEADY_TO, Monitor, _steady
+from tests.support.stack import wait_until
 
 
 def cpu_times(busy: float, idle: float) -> object:
@@ -37,3 +42,21 @@ def test_the_steady_window_divides_each_process_cpu_by_the_deliveries_between_th
 def test_a_run_too_short_for_both_marks_has_no_steady_section() -> None:
     assert _steady([]) is None
     assert _steady([({"sink": 1.0}, cpu_times(1.0, 1.0), 500, 1.0)]) is None
+
+
+def test_a_database_process_that_exits_keeps_the_cpu_it_used(tmp_path: Path) -> None:
+    """The database's CPU is the sum over its processes: one that exits between two marks
+    (another client's connection closing, on a shared server) took its seconds out of the
+    sum, and the bench once reported PostgreSQL's share as less than nothing."""
+    burner = tmp_path / "postgres-burner"  # the name a PostgreSQL backend has
+    burner.symlink_to(sys.executable)
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass\n"
+    proc = subprocess.Popen([str(burner), "-c", burn + "time.sleep(60)"])
+    try:
+        monitor = Monitor([])
+        wait_until(lambda: sum(psutil.Process(proc.pid).cpu_times()[:2]) >= 0.3, 20, "the burn")
+        before = monitor.roles()["postgres"]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert monitor.roles()["postgres"] >= before - 0.01
