@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,11 @@ from tests.support.services import (
 # parameters.
 accounts_sql._hasher = argon2.PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
+
+# Where PYTHONDONTWRITEBYTECODE is set (this machine sets it), pytest rewrote every test module's
+# asserts again in each of its processes: about 5 s of CPU a process. It may cache them (in
+# the ignored __pycache__ folders); the processes the tests start keep the setting.
+sys.dont_write_bytecode = False
 
 # Werkzeug gives its logger a stream handler on first use when none is set, bound to whatever
 # sys.stderr is then: in a test that is pytest's capture, closed when the test ends, and a server
