@@ -15,6 +15,9 @@ import pytest
 from bench.fanout import Options, run, save, summary
 from tests.support.services import port_open, require_service
 
+# Its rates and CPU shares are measurements: make test runs it alone, after the rest.
+pytestmark = pytest.mark.solo
+
 # Enough pushes that every role's CPU in one run is several 10 ms clock ticks: at 300 the
 # sink's share was about one tick and, rounded to none, sometimes missing from the report.
 N = 1000

@@ -26,7 +26,7 @@ from tests.reliability.harness import (
 from tests.support.services import create_pg_database, drop_pg_database, port_open, require_service
 from tests.support.stack import Process, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.solo, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
 
 AUDIENCE = 3000
 # Seconds from Redis's return until the first alert is `sent` (a machine shared with other work

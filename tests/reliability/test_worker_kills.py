@@ -37,7 +37,7 @@ from tests.reliability.harness import (
 from tests.support.services import create_pg_database, drop_pg_database, port_open, require_service
 from tests.support.stack import wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.solo, pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(420)]
 
 AUDIENCE = 20_000
 # The sender's concurrency per worker process: requests that may be on the wire at a kill.
