@@ -63,16 +63,17 @@ tools:
 # batch once resumed in 15.6 s) run afterwards, alone; a failure in either part fails the run
 # after both. `make test TEST_PROCESSES=0` runs everything in one process, in one part.
 TEST_PROCESSES ?= 2
+PYTEST := $(BIN)/python -m pytest
+PARALLEL_PART := $(PYTEST) -n $(TEST_PROCESSES) --dist loadscope -m "not solo" $(PYTEST_ARGS)
+SOLO_PART := $(PYTEST) -m solo $(PYTEST_ARGS)
 
 test: install browsers tools bytecode
 ifeq ($(TEST_PROCESSES),0)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 else
 	@status=0; \
-	echo "$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadscope -m 'not solo' $(PYTEST_ARGS)"; \
-	$(BIN)/python -m pytest -n $(TEST_PROCESSES) --dist loadscope -m "not solo" $(PYTEST_ARGS) || status=1; \
-	echo "$(BIN)/python -m pytest -m solo $(PYTEST_ARGS)"; \
-	$(BIN)/python -m pytest -m solo $(PYTEST_ARGS) || [ $$? -eq 5 ] || status=1; \
+	echo '$(PARALLEL_PART)'; $(PARALLEL_PART) || status=1; \
+	echo '$(SOLO_PART)'; $(SOLO_PART) || [ $$? -eq 5 ] || status=1; \
 	exit $$status
 endif
 

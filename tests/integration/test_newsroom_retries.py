@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from core.accounts import Role
 from core.adapters import tables as t
@@ -65,12 +65,6 @@ def _key(html: str) -> dict[str, str]:
     return {} if found is None else {"key": found[1]}
 
 
-def _set_status(api: Api, alert_id: int, status: str) -> None:
-    # What the undo window ending and a worker picking the alert up would leave behind.
-    with api.engine.begin() as conn:
-        conn.execute(update(t.alerts).where(t.alerts.c.id == alert_id).values(status=status))
-
-
 def _count(api: Api, *where: Any) -> int:
     with api.engine.connect() as conn:
         return int(conn.execute(select(func.count()).select_from(t.alerts).where(*where)).scalar())
@@ -86,7 +80,7 @@ def _audits(api: Api, action: str) -> int:
 def test_a_correction_sent_twice_goes_out_once(api: Api) -> None:
     original = _published(api)
     alert_id = int(original["id"])
-    _set_status(api, alert_id, "sent")
+    api.set_alert_status(alert_id, "sent")
     editor = _editor(api)
     words = {"title": "Mvua kubwa Nairobi: barabara tatu", "body": "Tatu, si nne 🌧️", "url": ""}
     words["url"] = original["url"]
@@ -105,7 +99,7 @@ def test_a_correction_sent_twice_goes_out_once(api: Api) -> None:
     assert (again.status_code, again.headers.get("Location")) == (302, first.headers["Location"])
     # ... and once more after the correction has started going out.
     correction_id = int(first.headers["Location"].rstrip("/").split("/")[-1])
-    _set_status(api, correction_id, "sending")
+    api.set_alert_status(correction_id, "sending")
     late = editor.post(f"/editor/alerts/{alert_id}/correct", data=send)
     assert (late.status_code, late.headers.get("Location")) == (302, first.headers["Location"])
 
@@ -162,7 +156,7 @@ def _keyed(api: Api, key: str) -> dict[str, str]:
 def test_an_api_correction_sent_twice_with_one_key_goes_out_once(api: Api) -> None:
     original = _published(api)
     alert_id = int(original["id"])
-    _set_status(api, alert_id, "sent")
+    api.set_alert_status(alert_id, "sent")
     audits = _audits(api, "alert.correct")
     words = {"title": "Mvua kubwa Nairobi: barabara tatu", "body": "Tatu, si nne 🌧️"}
     headers = _keyed(api, f"cms-{uuid.uuid4().hex}")
@@ -171,7 +165,7 @@ def test_an_api_correction_sent_twice_with_one_key_goes_out_once(api: Api) -> No
     assert first.status_code == 202, first.text
     correction_id = int(first.json["id"])
     # The answer was lost; the client retries after the correction has started going out.
-    _set_status(api, correction_id, "sending")
+    api.set_alert_status(correction_id, "sending")
     again = api.client.post(f"/api/v1/alerts/{alert_id}/correct", json=words, headers=headers)
     assert again.status_code == 202, again.text
     assert again.json["id"] == first.json["id"]
@@ -215,7 +209,7 @@ def test_an_api_story_update_sent_twice_with_one_key_reaches_followers_once(api:
 @pytest.mark.parametrize("key", ["", "k" * 201, "tab\there"])
 def test_an_unusable_idempotency_key_is_refused_on_every_send_route(api: Api, key: str) -> None:
     original = _published(api, followable=True)
-    _set_status(api, int(original["id"]), "sent")
+    api.set_alert_status(int(original["id"]), "sent")
     words = {"title": "Habari mpya", "body": "Zaidi baadaye"}
     routes = [
         ("/api/v1/alerts", {**words, "url": original["url"], "topics": ["politics"]}),

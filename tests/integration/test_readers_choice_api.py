@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core.accounts import Role
 from core.adapters import tables as t
@@ -164,13 +164,9 @@ def test_a_story_opened_in_two_languages_is_named_in_each(api: Api) -> None:
     assert [s["titles"] for s in mine] == [titles]
 
 
-def _mark_sent(api: Api, alert_id: str) -> None:
-    """What the workers do once a send is done (this module runs no worker)."""
-    with api.engine.begin() as conn:
-        conn.execute(update(t.alerts).where(t.alerts.c.id == int(alert_id)).values(status="sent"))
-
-
-def _story_titles(api: Api, key: str, editor: dict[str, str], reader: dict[str, Any]) -> set:
+def _story_titles(
+    api: Api, key: str, editor: dict[str, str], reader: dict[str, Any]
+) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
     """The story's (title, titles) as every route shows it: one answer when they agree."""
     public = api.client.get(f"/api/v1/stories/{key}").json
     listed = api.client.get("/api/v1/stories/open").json["stories"]
@@ -191,7 +187,7 @@ def test_a_corrected_headline_renames_the_story_until_the_correction_is_undone(a
     key = founding["tag"]
     reader = _reader(api)
     assert api.post(f"/api/v1/stories/{key}/follow", _proof(reader)).status_code == 200
-    _mark_sent(api, founding["id"])
+    api.set_alert_status(founding["id"], "sent")
     fixed = {
         "title": "Floods in Kisumu",
         "body": "Follow for each update",
@@ -205,11 +201,14 @@ def test_a_corrected_headline_renames_the_story_until_the_correction_is_undone(a
     assert _story_titles(api, key, editor, reader) == {right, (right[0], ())}
 
     update_body = {"title": "Rescuers reach Nyand", "body": "Boats are out"}
-    update = api.client.post(f"/api/v1/stories/{key}/updates", json=update_body, headers=editor)
-    assert update.status_code == 202, update.text
-    _mark_sent(api, update.json["id"])
+    story_update = api.client.post(
+        f"/api/v1/stories/{key}/updates", json=update_body, headers=editor
+    )
+    assert story_update.status_code == 202, story_update.text
+    update_id = story_update.json["id"]
+    api.set_alert_status(update_id, "sent")
     fix = {"title": "Rescuers reach Nyando", "body": "Boats are out"}
-    again = api.client.post(f"/api/v1/alerts/{update.json['id']}/correct", json=fix, headers=editor)
+    again = api.client.post(f"/api/v1/alerts/{update_id}/correct", json=fix, headers=editor)
     assert again.status_code == 202, again.text
     assert _story_titles(api, key, editor, reader) == {right, (right[0], ())}
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from core.adapters import migrate
 from core.adapters import tables as t
@@ -63,6 +63,13 @@ class Api:
                 .first()
             )
             return None if found is None else dict(found)
+
+    def set_alert_status(self, alert_id: int | str, status: str) -> None:
+        """What the workers (and the undo window ending) leave behind; these apps run none."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(t.alerts).where(t.alerts.c.id == int(alert_id)).values(status=status)
+            )
 
     def post(self, path: str, body: Any, ip: str = "198.51.100.7", **kw: Any) -> Any:
         return self.client.post(path, json=body, environ_base={"REMOTE_ADDR": ip}, **kw)
