@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from cli.backup import backup_path
-from cli.command import CliError
+from cli.command import CliError, stop_signals_unwind
 from config.settings import Settings, declarations
-from core.adapters import db_holders, dumps
+from core.adapters import db_holders, dumps, pg_tools
 from core.adapters.backups import MANIFEST, KeyFile, destination, sha256
 
 
@@ -159,6 +159,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             f"{', ...' if len(running) > 3 else ''}): {db_holders.STOP_FIRST}; nothing restored"
         )
     with contextlib.ExitStack() as holding:
+        holding.enter_context(stop_signals_unwind())
         try:
             holding.enter_context(db_holders.alone(settings.database_url))
         except dumps.DumpError as exc:
@@ -186,7 +187,7 @@ def _restore(
         if here == "sqlite":
             dumps.restore_sqlite(copy, settings.database_url)
         else:
-            dumps.pg_tool("pg_restore")
+            pg_tools.pg_tool("pg_restore")
             dumps.restore_postgres(copy, settings.database_url)
     except dumps.DumpError as exc:
         raise CliError(f"{exc}; nothing restored") from None

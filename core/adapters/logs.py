@@ -233,7 +233,9 @@ def configure_logging(level: str = "INFO", json_lines: bool = True, stream: Any 
     # Beat fires housekeeping every second or two; a line per tick would drown the events
     # that matter (our own task logs say what each delivery did).
     if root.level > logging.DEBUG:
-        for chatty in ("celery.app.trace", "celery.worker.strategy"):
+        # Alembic 1.17+ names each of its plugins at INFO whenever a backup or a status
+        # reads the migration revision: six lines that say nothing to ops.
+        for chatty in ("celery.app.trace", "celery.worker.strategy", "alembic.runtime.plugins"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
         beat = logging.getLogger("celery.beat")
         if not any(isinstance(f, _DropDueTaskLines) for f in beat.filters):

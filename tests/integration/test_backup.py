@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 
 from config.settings import Settings
 from core.adapters import db_holders, dumps
+from core.adapters import pg_tools as client_tools
 from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.adapters.webpush import Http11PushSender, SenderConfig
@@ -27,7 +29,7 @@ from core.bootstrap import load_signer
 from core.model import AlertStatus, SubscriptionInput
 from core.ports import PushMessage, PushResult
 from standin.server import PushStandin
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, start_cli
 from tests.support.samples import draft, sub
 from tests.support.services import (
     CI,
@@ -40,7 +42,7 @@ from tests.support.services import (
     new_vapid_pem,
     settings_from,
 )
-from tests.support.stack import start_beat, start_web, start_worker
+from tests.support.stack import processes_named, start_beat, start_web, start_worker, wait_until
 
 REDIS_URL = f"{REDIS_BASE}/{TEST_REDIS_DB}"
 
@@ -583,7 +585,7 @@ def test_postgres_restore_stops_waiting_for_a_forgotten_transaction_and_names_it
     for n in range(5):
         p.stores.subscriptions.upsert(sub(n), 3.0)
     p.close()
-    conninfo, _ = dumps.libpq(url)
+    conninfo, _ = client_tools.libpq(url)
     with psycopg.connect(conninfo, application_name="psql") as forgotten:
         forgotten.execute("SELECT count(*) FROM subscriptions").fetchone()  # and left open
         with pytest.raises(dumps.DumpError) as stopped:
@@ -597,6 +599,66 @@ def test_postgres_restore_stops_waiting_for_a_forgotten_transaction_and_names_it
     assert dumps.live_snapshot(url).subscriptions == 3
 
 
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("command", ["backup", "restore"])
+def test_a_pg_backup_or_restore_stopped_from_outside_stops_its_tool_and_leaves_nothing(
+    command: str,
+    stop: signal.Signals,
+    pg_urls: tuple[str, str],
+    tmp_path: Path,
+    standin: PushStandin,
+) -> None:
+    """SIGTERM (systemd, `timeout`) or SIGHUP (a closed SSH session) to `newsflash backup` or
+    `restore` while pg_dump / pg_restore waits for a lock: the command exits at once with
+    the shell's status for the signal, the tool and its server session are gone (not left
+    waiting, holding the locks they have), a backup leaves no directory and a restore changes
+    nothing. Before, the command died on the spot and its tool ran on."""
+    import psycopg
+
+    url = pg_urls[0]
+    env = make_env(tmp_path / "var", url, REDIS_URL, new_vapid_pem())
+    p = Publisher(env, standin)
+    backup = tmp_path / "backup"
+    if command == "restore":
+        assert newsflash("backup", "--out", str(backup), env=env).returncode == 0
+        for n in range(5):
+            p.stores.subscriptions.upsert(sub(n), 3.0)
+        args, tool, marker = ["restore", str(backup), "--force"], "pg_restore", str(backup)
+    else:
+        args, tool, marker = ["backup", "--out", str(backup)], "pg_dump", str(backup)
+    p.close()
+    conninfo, _ = client_tools.libpq(url)
+
+    def waiting() -> int:  # sessions waiting for a lock, asked anew each time
+        with psycopg.connect(conninfo, autocommit=True) as asking:
+            row = asking.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock'"
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+    with psycopg.connect(conninfo, application_name="psql") as holder:
+        holder.execute("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE")
+        cli = start_cli(args, env, drop=("NEWSFLASH_", "PG"))
+        try:
+            wait_until(lambda: waiting() == 1, 30, f"{tool} to wait for the lock")
+            (tool_pid,) = processes_named(tool, marker)
+            cli.send_signal(stop)
+            out, err = cli.communicate(timeout=20)
+        finally:
+            if cli.poll() is None:
+                cli.kill()
+        assert cli.returncode == 128 + stop, (cli.returncode, out, err)
+        assert "Traceback" not in err, err
+        assert not Path(f"/proc/{tool_pid}").exists() or processes_named(tool, marker) == []
+        wait_until(lambda: waiting() == 0, 10, f"{tool}'s session to end")
+        holder.rollback()
+    if command == "backup":
+        assert not backup.exists()
+    else:
+        assert dumps.live_snapshot(url).subscriptions == 8  # rolled back: nothing restored
+
+
 def test_a_cancelled_tool_that_does_not_exit_is_killed_after_a_grace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -605,7 +667,7 @@ def test_a_cancelled_tool_that_does_not_exit_is_killed_after_a_grace(
     restore fails with the watch's reason."""
     import time
 
-    monkeypatch.setattr(dumps, "STOP_GRACE_S", 1.0)
+    monkeypatch.setattr(client_tools, "STOP_GRACE_S", 1.0)
     pid_file = tmp_path / "pid"
     stubborn = (
         "import os, signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -619,7 +681,7 @@ def test_a_cancelled_tool_that_does_not_exit_is_killed_after_a_grace(
 
     started = time.monotonic()
     with pytest.raises(dumps.DumpError) as stopped:
-        dumps._run_pg([sys.executable, "-c", stubborn], {}, "pg_restore", watch)
+        client_tools.run_pg([sys.executable, "-c", stubborn], {}, "pg_restore", watch)
     took = time.monotonic() - started
     said = str(stopped.value)
     assert said.startswith("pg_restore waited 30 s for a lock held by psql; "), said
@@ -627,6 +689,67 @@ def test_a_cancelled_tool_that_does_not_exit_is_killed_after_a_grace(
     assert len(asked) == 2 and 1.0 <= took < 10, (asked, took)  # asked no more once it said stop
     pid = int(pid_file.read_text())
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+class _Interrupted(BaseException):
+    """What Celery's soft time limit or Ctrl-C raises in the waiting thread."""
+
+
+@pytest.mark.parametrize("obeys_sigterm", [True, False])
+def test_an_interrupted_tool_never_outlives_the_call_and_its_session_is_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, obeys_sigterm: bool
+) -> None:
+    """An interruption while a PostgreSQL tool runs (here from the watch, as a signal's
+    exception arrives in the same wait) stops the tool: SIGTERM, then SIGKILL after
+    TERM_GRACE_S for one that ignores it; its server session is ended by name; the
+    interruption itself goes on up unchanged, for the caller to delete the copy."""
+    import time
+
+    monkeypatch.setattr(client_tools, "TERM_GRACE_S", 1.0)
+    ended: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        client_tools, "end_sessions", lambda url, name: ended.append((url, name)) or 1
+    )
+    pid_file = tmp_path / "pid"
+    ignore = "signal.signal(signal.SIGTERM, signal.SIG_IGN); " if not obeys_sigterm else ""
+    tool = (
+        f"import os, signal, time; {ignore}"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+
+    def watch() -> str | None:
+        if pid_file.exists() and pid_file.read_text():
+            raise _Interrupted
+        return None
+
+    started = time.monotonic()
+    env = {"PGAPPNAME": "newsflash backup 1-abc"}
+    with pytest.raises(_Interrupted):
+        client_tools.run_pg(
+            [sys.executable, "-c", tool], env, "pg_dump", watch, url="postgresql://x"
+        )
+    took = time.monotonic() - started
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists(), "the tool outlived the call"  # stopped and reaped
+    assert ended == [("postgresql://x", "newsflash backup 1-abc")]
+    assert took < (1.0 if obeys_sigterm else 10.0) + 5, took
+
+
+def test_end_sessions_ends_only_the_named_sessions_of_this_database(postgres_url: str) -> None:
+    import psycopg
+
+    conninfo, _env = client_tools.libpq(postgres_url)
+    with (
+        psycopg.connect(conninfo, application_name="newsflash backup 7-abc") as named,
+        psycopg.connect(conninfo, application_name="newsflash worker") as other,
+    ):
+        assert client_tools.end_sessions(postgres_url, "newsflash backup 7-abc") == 1
+        with pytest.raises(psycopg.OperationalError):
+            named.execute("SELECT 1")
+        assert other.execute("SELECT 1").fetchone() == (1,)
+    assert client_tools.end_sessions(postgres_url, "newsflash backup 7-abc") == 0
+    # Nobody answers: logged, not raised (the caller is handling another failure already).
+    assert client_tools.end_sessions("postgresql+psycopg://u@127.0.0.1:9/none", "x") == 0
 
 
 def test_a_lock_file_that_cannot_be_opened_never_stops_a_process_and_refuses_a_restore(

@@ -35,7 +35,7 @@ from core.model import Lane
 from tests.support.cli import run_cli
 from tests.support.samples import sub
 from tests.support.services import make_env, new_vapid_pem, settings_from
-from tests.support.stack import start_worker, wait_until
+from tests.support.stack import processes_named, start_worker, wait_until
 
 T0 = datetime(2026, 12, 3, 4, 0, tzinfo=UTC).timestamp()
 HOUR = 3600.0
@@ -308,20 +308,6 @@ def test_a_killed_runs_partial_directory_never_counts_and_the_next_run_removes_i
     ]
 
 
-def _processes_named(program: str, marker: str) -> list[int]:
-    """Pids of running `program` processes with `marker` in their command line (from /proc)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().split(b"\0")
-        except OSError:
-            continue
-        named = bool(argv) and argv[0].decode(errors="replace").endswith(program)
-        if named and any(marker.encode() in arg for arg in argv):
-            found.append(int(cmdline.parent.name))
-    return found
-
-
 def _niceness(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[16])  # field 19 of proc(5), after the name
@@ -352,7 +338,7 @@ def test_a_run_under_way_writes_a_partial_holds_its_lock_and_dumps_at_low_priori
         run.start()
         try:
             (dump_pid,) = wait_until(
-                lambda: _processes_named("pg_dump", str(folder)), 20, "pg_dump to start"
+                lambda: processes_named("pg_dump", str(folder)), 20, "pg_dump to start"
             )
             assert _names(folder) == ["20261203T040000Z.partial"]
             status = backups.status(settings, state)
@@ -390,8 +376,8 @@ def test_the_backup_task_has_its_own_time_limit(tmp_path: Path, clean_redis: str
     assert backups.lock_ttl_s(settings) == 7260
     default = _settings(tmp_path / "d", clean_redis, BACKUP_DIR=str(tmp_path / "b"))
     assert default.backup_time_limit_s == 3600
-    # What the soft limit raises in the task (it also stops pg_dump: subprocess.run kills its
-    # child on any exception), and the line the failure logs.
+    # What the soft limit raises in the task (which stops pg_dump and ends its session: the
+    # live test below), and the line the failure logs.
     from celery.exceptions import SoftTimeLimitExceeded
 
     assert backups.failure_line(SoftTimeLimitExceeded(), settings) == (
@@ -623,3 +609,75 @@ def test_a_success_redis_cannot_record_is_still_a_written_backup(
     assert backups_line(backups.status(publisher, state)) == (
         f"backups: last 2026-12-03 04:00 UTC (1 kept in {folder})"
     )
+
+
+def test_the_soft_limit_stops_a_stuck_pg_dump_on_a_live_worker(
+    tmp_path: Path, clean_redis: str, postgres_url: str, state: RedisBackupState
+) -> None:
+    """NEWSFLASH_BACKUP_TIME_LIMIT_S on a live maintenance-lane worker, the task sent through
+    the broker: pg_dump held up by a lock past the soft limit (30 s before the hard one) is
+    stopped with its session, not left running after its task gave up (writing into a deleted
+    directory and holding its locks); the partial copy is removed, the failure recorded and
+    logged in one line naming the setting, the lock released, and the worker's process lives
+    on to write the next backup once the table is free."""
+    from sqlalchemy import create_engine, text
+
+    folder = tmp_path / "b"
+    env = make_env(
+        tmp_path / "var",
+        postgres_url,
+        clean_redis,
+        new_vapid_pem(),
+        BACKUP_DIR=str(folder),
+        BACKUP_TIME_LIMIT_S="60",  # the least it takes: soft at 30 s, hard at 60 s
+    )
+    settings = settings_from(env)
+    _with_readers(settings, 2)
+    producer = make_producer(settings)
+    lane = Lane.MAINTENANCE.value
+    database = postgres_url.rsplit("/", 1)[1]
+    blocker = create_engine(postgres_url)
+    worker = start_worker(env, tmp_path / "logs", queues=lane, concurrency=1)
+    try:
+        with blocker.connect() as conn:
+            conn.execute(text("LOCK TABLE audit_log IN ACCESS EXCLUSIVE MODE"))  # pg_dump waits
+            producer.send_task(TASK_BACKUP, queue=lane, routing_key=lane)
+            wait_until(lambda: processes_named("pg_dump", str(folder)), 20, "pg_dump to start")
+
+            def dump_sessions() -> int:  # asked anew: a transaction sees one snapshot of it
+                with blocker.connect() as asking:
+                    sessions = asking.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = :db"
+                            " AND application_name LIKE 'newsflash backup %'"
+                        ),
+                        {"db": database},
+                    )
+                    return int(sessions.scalar_one())
+
+            wait_until(lambda: dump_sessions() == 1, 10, "pg_dump's session")
+            # The soft limit fires 30 s into the task; pg_dump must be gone within seconds of it.
+            wait_until(
+                lambda: not processes_named("pg_dump", str(folder)), 45, "pg_dump to be stopped"
+            )
+            wait_until(lambda: dump_sessions() == 0, 10, "pg_dump's session to end")
+            wait_until(lambda: state.read().get("failures") == 1, 10, "the failure recorded")
+            assert _names(folder) == []  # the partial copy removed
+            assert state.client.pttl(backups.LOCK_KEY) == -2  # released: the next run may go
+            conn.rollback()
+
+        failed = [
+            line for line in worker.output().splitlines() if "scheduled backup failed" in line
+        ]
+        assert len(failed) == 1
+        assert "not finished within NEWSFLASH_BACKUP_TIME_LIMIT_S (60 s)" in failed[0]
+
+        producer.send_task(TASK_BACKUP, queue=lane, routing_key=lane)
+        (made,) = wait_until(lambda: scheduled_backups(folder), 30, "the next backup")
+    finally:
+        worker.stop()
+        blocker.dispose()
+    assert verified_manifest(made.path)["database"]["subscriptions"] == 2
+    log = worker.log_path.read_text()
+    assert "TimeLimitExceeded" not in log.replace("SoftTimeLimitExceeded", "")  # never hard-killed
+    assert "setup plugin" not in log  # alembic's chatter each time the revision is read

@@ -161,3 +161,17 @@ def start_web(env: dict[str, str], log_dir: Path, port: int, processes: int = 1)
 
 def _raise(proc: Process) -> bool:
     raise AssertionError(f"{proc.name} exited early:\n{proc.output()[-4000:]}")
+
+
+def processes_named(program: str, marker: str) -> list[int]:
+    """Pids of running `program` processes with `marker` in their command line (from /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        named = bool(argv) and argv[0].decode(errors="replace").endswith(program)
+        if named and any(marker.encode() in arg for arg in argv):
+            found.append(int(cmdline.parent.name))
+    return found
