@@ -11,6 +11,7 @@ from typing import Any
 from cli.args import MAX_PROCESSES, like_setting
 from cli.args import number as _number
 from cli.args import whole_number as _whole
+from cli.command import stop_signals_unwind
 
 # Limits of the benchmarks' own options. A value outside them is refused in one line before
 # anything starts: a mistyped option must not cost a 20-minute run, nor end it in a traceback.
@@ -62,12 +63,14 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
     if args.pairs is not None:
         from bench import pairs
 
-        both = pairs.run_pairs(opts, args.pairs, run, save)
+        with stop_signals_unwind():  # `timeout` or a closed terminal: the stack stopped too
+            both = pairs.run_pairs(opts, args.pairs, run, save)
         path = pairs.save_pairs(both, opts.out)
         print(pairs.summary(both))
         print(f"written to {path}")
         return 0 if both["complete"] else 1
-    report = run(opts)
+    with stop_signals_unwind():
+        report = run(opts)
     path = save(report, opts.out)
     print(summary(report))
     print(f"written to {path}")
@@ -86,7 +89,8 @@ def cmd_bench_retention(args: argparse.Namespace, _settings: Any) -> int:
         chunk=args.chunk,
     )
     out = _out(args.out)
-    report = simulate(opts)
+    with stop_signals_unwind():
+        report = simulate(opts)
     path = save(report, out)
     print(summary(report))
     print(f"written to {path}")

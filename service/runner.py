@@ -160,8 +160,11 @@ def run_all(
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C, a service manager or `kill`, and a closed terminal or SSH session: the children
+    # have sessions of their own and see none of these, so whichever ends this process must
+    # stop them first, or they run on, holding the ports the next `make run` needs.
+    for stop in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, on_signal)
     try:
         redis_proc = ensure_redis(settings)
         if redis_proc is not None:

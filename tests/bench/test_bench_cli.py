@@ -4,7 +4,11 @@ folder the reports go into under their own names."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,9 @@ from bench.fanout import Options
 from bench.pairs import run_pairs, save_pairs
 from bench.reports import RESULTS, write_report
 from cli.main import main
-from tests.support.services import ROOT
+from tests.support.cli import start_cli
+from tests.support.services import ROOT, port_open, require_service
+from tests.support.stack import wait_until
 
 BENCH_WORK = ROOT / "var" / "bench"
 
@@ -154,3 +160,59 @@ def test_pairs_with_an_out_folder_keep_every_report_in_it(tmp_path: Path) -> Non
     saved_into.clear()
     run_pairs(Options(subscribers=100, out=beside), 1, run, save, say=lambda _line: None)
     assert saved_into == [beside.parent] * 2
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_bench_stopped_from_outside_stops_everything_it_started(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """`timeout` (SIGTERM) or a closed terminal (SIGHUP) ends `newsflash bench fanout` with its
+    whole stack: every process it started (each in a session of its own, which the signal
+    never reaches) stopped and its private database dropped. Before, the bench died alone and
+    left its Redis, sink, web server, workers and beat running, and the database behind."""
+    import psutil
+    from sqlalchemy import create_engine, text
+
+    require_service("PostgreSQL", port_open("127.0.0.1", 5432), "127.0.0.1:5432")
+    require_service("redis-server", shutil.which("redis-server") is not None, "redis-server binary")
+    out = tmp_path / "report.json"
+    bench = start_cli(["bench", "fanout", "-n", "200", "--repeats", "1", "--out", str(out)], {})
+    started: list[psutil.Process] = []
+    try:
+        me = psutil.Process(bench.pid)
+
+        def web_started() -> list[psutil.Process]:
+            found = []
+            for child in me.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    if " web " in f" {' '.join(child.cmdline())} ":
+                        found.append(child)
+            return found
+
+        (web, *_more) = wait_until(web_started, 120, "the bench's web server")
+        database = web.environ()["NEWSFLASH_DATABASE_URL"].rsplit("/", 1)[1]
+        started = me.children(recursive=True)
+        assert len(started) >= 4, started  # Redis, the sink, web, and more on the way
+        bench.send_signal(stop)
+        bench.communicate(timeout=90)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+            bench.wait()
+        for leftover in started:  # each leads a session of its own
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(leftover.pid, signal.SIGKILL)
+    assert bench.returncode == 128 + stop
+    running = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert running == []
+    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    try:
+        with admin.connect() as conn:
+            left = conn.execute(
+                text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": database}
+            ).scalar_one()
+    finally:
+        admin.dispose()
+    assert left == 0
+    assert not out.exists()

@@ -1,14 +1,18 @@
 """`newsflash run`, what `make run` ends with, from start to Ctrl-C as the README's reader meets
 it: the welcome with the next commands, the local-subject warning said once (not once per
-child), and one Ctrl-C stopping everything without a traceback and with both ports freed."""
+child), and one Ctrl-C stopping everything without a traceback and with both ports freed; the
+same when the terminal closes under it (SIGHUP), which once left every child running."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.support.services import ROOT, free_port, port_open
 from tests.support.stack import wait_until
@@ -27,7 +31,26 @@ def _cli(args: list[str], env: dict[str, str], **kwargs: object) -> subprocess.P
     )
 
 
-def test_run_welcomes_warns_once_and_stops_on_one_ctrl_c(tmp_path: Path, clean_redis: str) -> None:
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its parent to read its status."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    "stop",
+    [signal.SIGINT, signal.SIGHUP],
+    ids=["ctrl-c", "terminal-closed"],  # SIGHUP: the terminal or SSH session closed under it
+)
+def test_run_welcomes_warns_once_and_stops_on_one_ctrl_c(
+    tmp_path: Path, clean_redis: str, stop: signal.Signals
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
     env.update(
         NEWSFLASH_VAR_DIR=str(tmp_path / "var"),
@@ -47,19 +70,24 @@ def test_run_welcomes_warns_once_and_stops_on_one_ctrl_c(tmp_path: Path, clean_r
             stdout=stdout,
             stderr=stderr,
         )
+    children: list[int] = []
     try:
         wait_until(lambda: "Newsflash is running" in out.read_text(), 120, "the welcome")
         welcome = out.read_text()
         assert f"  newsroom http://127.0.0.1:{port}/editor" in welcome
         assert f"--standin http://127.0.0.1:{standin_port}," in welcome
-        run.send_signal(
-            signal.SIGINT
-        )  # the terminal's Ctrl-C (the children have sessions of their own)
+        children = _children(run.pid)  # web, workers, beat, the stand-in (and Redis's none)
+        assert len(children) >= 5, children
+        run.send_signal(stop)  # the terminal's (the children have sessions of their own)
         assert run.wait(60) == 0
+        assert [pid for pid in children if _alive(pid)] == []
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
+        for pid in children:  # each leads a session of its own: a failed stop leaves none behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
     said = err.read_text()
     assert said.count(WARNING) == 1, said
     assert "Traceback" not in said and "WorkerLostError" not in said, said
