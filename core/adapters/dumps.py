@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.adapters.pg_tools import LOCK_WAIT_S, LockWaitWatch, libpq, pg_tool, run_pg
+from core.adapters.pg_tools import (
+    LOCK_WAIT_S,
+    LockWaitWatch,
+    bound_to_caller,
+    libpq,
+    pg_tool,
+    run_pg,
+)
 from core.adapters.pg_tools import DumpError as DumpError  # raised for SQLite copies as well
 
 # How long a copy waits for a writer's lock before it gives up: as long as the app's own
@@ -318,7 +325,8 @@ def backup_postgres(url: str, dest: Path) -> Snapshot:
             snap = _counted(query)
             fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.close(fd)
-            argv = [*lower_priority(), dump, "--format=custom", f"--snapshot={snapshot_id}"]
+            argv = [*bound_to_caller(), *lower_priority(), dump, "--format=custom"]
+            argv += [f"--snapshot={snapshot_id}"]
             argv += ["--file", str(dest), "--dbname", conninfo]
             run_pg(argv, env, "pg_dump", url=url)
     finally:
@@ -338,7 +346,8 @@ def restore_postgres(copy: Path, url: str, lock_wait_s: float = LOCK_WAIT_S) -> 
     restore = pg_tool("pg_restore")
     conninfo, env = libpq(url)
     env["PGAPPNAME"] = f"newsflash restore {os.getpid()}"
-    argv = [restore, "--clean", "--if-exists", "--no-owner", "--single-transaction"]
+    argv = [*bound_to_caller(), restore, "--clean", "--if-exists", "--no-owner"]
+    argv += ["--single-transaction"]
     argv += ["--dbname", conninfo, str(copy)]
     watch = LockWaitWatch(url, env["PGAPPNAME"], lock_wait_s)
     try:
