@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import redis
 
 from config.settings import Settings
+from core.adapters.children import bound_to_caller
 from core.endpoints import is_loopback_host
 from service.listeners import ListenError, check_free
 
@@ -59,6 +60,7 @@ def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
     data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [
+            *bound_to_caller(),
             binary,
             "--bind",
             host,
@@ -90,7 +92,9 @@ def ensure_redis(settings: Settings) -> subprocess.Popen[bytes] | None:
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
-    return name, subprocess.Popen(argv, env=env, start_new_session=True)
+    # A session of its own (Ctrl-C reaches only this process, which stops each child in
+    # order), bound to this process: killed outright, it still takes its children with it.
+    return name, subprocess.Popen([*bound_to_caller(), *argv], env=env, start_new_session=True)
 
 
 def stop_children(

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from core.adapters.children import bound_to_caller
 from core.adapters.pg_tools import (
     LOCK_WAIT_S,
     LockWaitWatch,
-    bound_to_caller,
     libpq,
     pg_tool,
     run_pg,

@@ -31,16 +31,6 @@ def pg_tool(name: str) -> str:
     return found
 
 
-def bound_to_caller() -> list[str]:
-    """`setpriv --pdeathsig TERM` to put before a tool, when setpriv (util-linux) is on PATH:
-    the kernel sends the tool SIGTERM when the thread that started it dies, however it dies
-    (the worker's hard time limit, the OOM killer, kill -9), where no handler here could run;
-    pg_dump and pg_restore cancel their statement on SIGTERM. Not prctl in a preexec_fn: the
-    worker runs sender threads, and preexec_fn is unsafe beside threads."""
-    found = shutil.which("setpriv")
-    return [found, "--pdeathsig", "TERM", "--"] if found else []
-
-
 def libpq(url: str) -> tuple[str, dict[str, str]]:
     """The connection string for pg_dump/pg_restore's --dbname, without the password and
     without SQLAlchemy's `+psycopg`, and the environment carrying the password (PGPASSWORD:

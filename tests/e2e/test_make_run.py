@@ -1,7 +1,8 @@
 """`newsflash run`, what `make run` ends with, from start to Ctrl-C as the README's reader meets
 it: the welcome with the next commands, the local-subject warning said once (not once per
 child), and one Ctrl-C stopping everything without a traceback and with both ports freed; the
-same when the terminal closes under it (SIGHUP), which once left every child running."""
+same when the terminal closes under it (SIGHUP), which once left every child running, and when
+it is killed outright (kill -9), where its children stop by the kernel's parent-death signal."""
 
 from __future__ import annotations
 
@@ -45,10 +46,12 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize(
     "stop",
-    [signal.SIGINT, signal.SIGHUP],
-    ids=["ctrl-c", "terminal-closed"],  # SIGHUP: the terminal or SSH session closed under it
+    [signal.SIGINT, signal.SIGHUP, signal.SIGKILL],
+    # SIGHUP: the terminal or SSH session closed under it; SIGKILL: kill -9 or the OOM killer,
+    # which it cannot see: its children stop anyway (the kernel's parent-death signal).
+    ids=["ctrl-c", "terminal-closed", "killed"],
 )
-def test_run_welcomes_warns_once_and_stops_on_one_ctrl_c(
+def test_run_welcomes_warns_once_and_whatever_ends_it_stops_everything(
     tmp_path: Path, clean_redis: str, stop: signal.Signals
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSFLASH_")}
@@ -79,8 +82,8 @@ def test_run_welcomes_warns_once_and_stops_on_one_ctrl_c(
         children = _children(run.pid)  # web, workers, beat, the stand-in (and Redis's none)
         assert len(children) >= 5, children
         run.send_signal(stop)  # the terminal's (the children have sessions of their own)
-        assert run.wait(60) == 0
-        assert [pid for pid in children if _alive(pid)] == []
+        assert run.wait(60) == (-stop if stop == signal.SIGKILL else 0)
+        wait_until(lambda: not any(_alive(pid) for pid in children), 30, "every child to stop")
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
@@ -90,6 +93,7 @@ def test_run_welcomes_warns_once_and_stops_on_one_ctrl_c(
                 os.killpg(pid, signal.SIGKILL)
     said = err.read_text()
     assert said.count(WARNING) == 1, said
-    assert "Traceback" not in said and "WorkerLostError" not in said, said
-    assert said.rstrip().endswith("stopped.")
+    if stop != signal.SIGKILL:  # killed, it says nothing more; its children still stop
+        assert "Traceback" not in said and "WorkerLostError" not in said, said
+        assert said.rstrip().endswith("stopped.")
     assert not port_open("127.0.0.1", port) and not port_open("127.0.0.1", standin_port)
