@@ -35,6 +35,7 @@ import psutil
 
 from bench.reports import write_report
 from bench.sink import CURVE_STEPS_PER_S, THROTTLE_S
+from core.adapters.children import bound_to_caller
 from core.base64url import b64url_encode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,7 +246,7 @@ class Proc:
         full.update(env)
         full["PYTHONUNBUFFERED"] = "1"
         self.proc = subprocess.Popen(
-            argv,
+            [*bound_to_caller(), *argv],  # the bench killed outright takes its stack with it
             cwd=ROOT,
             env=full,
             stdout=self._log,

@@ -163,14 +163,18 @@ def test_pairs_with_an_out_folder_keep_every_report_in_it(tmp_path: Path) -> Non
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize(
+    "stop", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL], ids=["SIGTERM", "SIGHUP", "SIGKILL"]
+)
 def test_a_bench_stopped_from_outside_stops_everything_it_started(
     tmp_path: Path, stop: signal.Signals
 ) -> None:
     """`timeout` (SIGTERM) or a closed terminal (SIGHUP) ends `newsflash bench fanout` with its
     whole stack: every process it started (each in a session of its own, which the signal
     never reaches) stopped and its private database dropped. Before, the bench died alone and
-    left its Redis, sink, web server, workers and beat running, and the database behind."""
+    left its Redis, sink, web server, workers and beat running, and the database behind.
+    Killed outright (SIGKILL), its processes still stop (the kernel's parent-death signal);
+    only its database stays, for nothing was left to drop it."""
     import psutil
     from sqlalchemy import create_engine, text
 
@@ -196,6 +200,11 @@ def test_a_bench_stopped_from_outside_stops_everything_it_started(
         assert len(started) >= 4, started  # Redis, the sink, web, and more on the way
         bench.send_signal(stop)
         bench.communicate(timeout=90)
+
+        def running() -> list[psutil.Process]:
+            return [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+        wait_until(lambda: not running(), 30, "every process the bench started to stop")
     finally:
         if bench.poll() is None:
             bench.kill()
@@ -203,16 +212,19 @@ def test_a_bench_stopped_from_outside_stops_everything_it_started(
         for leftover in started:  # each leads a session of its own
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(leftover.pid, signal.SIGKILL)
-    assert bench.returncode == 128 + stop
-    running = [p for p in started if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert running == []
-    admin = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    killed = stop == signal.SIGKILL
+    assert bench.returncode == (-stop if killed else 128 + stop)
+    admin = create_engine(
+        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+    )
     try:
         with admin.connect() as conn:
             left = conn.execute(
                 text("SELECT count(*) FROM pg_database WHERE datname = :name"), {"name": database}
             ).scalar_one()
+            if killed:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
     finally:
         admin.dispose()
-    assert left == 0
+    assert left == (1 if killed else 0)
     assert not out.exists()
