@@ -35,6 +35,8 @@ MAX_HEADER_BYTES = 32 * 1024
 MAX_BODY_BYTES = 64 * 1024
 # A process that dies this soon after starting is failing at boot: stop instead of looping.
 MIN_CHILD_LIFE_S = 5.0
+# What stops the web server, each process finishing the requests in hand.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
 class DeadlineChannel(HTTPChannel):  # type: ignore[misc]
@@ -124,9 +126,10 @@ def access_logged(app: Any) -> Any:
 
 
 def serve_here(sock: socket.socket, settings: Settings) -> int:
-    """Import the app (it connects at boot), then serve on `sock` until SIGTERM or SIGINT."""
-    signal.signal(signal.SIGTERM, _exit_quietly)
-    signal.signal(signal.SIGINT, _exit_quietly)
+    """Import the app (it connects at boot), then serve on `sock` until SIGTERM, SIGINT or
+    SIGHUP (a closed terminal; nothing here reloads)."""
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, _exit_quietly)
     from service.wsgi import app
 
     server = build_server(access_logged(app), sock, settings)
@@ -158,8 +161,8 @@ def serve(sock: socket.socket, settings: Settings, processes: int) -> int:
                 os.kill(pid, signal.SIGTERM)
 
     children: dict[int, float] = {}
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    for stop in STOP_SIGNALS:  # sent to this process alone too (`kill -HUP $MAINPID`)
+        signal.signal(stop, on_signal)
     for _ in range(processes):
         pid, started = _fork_server(sock, settings)
         children[pid] = started
