@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import ROOT, free_port, port_open
-from tests.support.stack import wait_until
+from tests.support.stack import child_pids, running, wait_until
 
 WARNING = "NEWSFLASH_VAPID_SUBJECT names localhost"
 
@@ -30,18 +30,6 @@ def _cli(args: list[str], env: dict[str, str], **kwargs: object) -> subprocess.P
         start_new_session=True,
         **kwargs,  # type: ignore[call-overload]
     )
-
-
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def _alive(pid: int) -> bool:
-    """Running, not a zombie waiting for its parent to read its status."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize(
@@ -79,11 +67,11 @@ def test_run_welcomes_warns_once_and_whatever_ends_it_stops_everything(
         welcome = out.read_text()
         assert f"  newsroom http://127.0.0.1:{port}/editor" in welcome
         assert f"--standin http://127.0.0.1:{standin_port}," in welcome
-        children = _children(run.pid)  # web, workers, beat, the stand-in (and Redis's none)
+        children = child_pids(run.pid)  # web, workers, beat, the stand-in (and Redis's none)
         assert len(children) >= 5, children
         run.send_signal(stop)  # the terminal's (the children have sessions of their own)
         assert run.wait(60) == (-stop if stop == signal.SIGKILL else 0)
-        wait_until(lambda: not any(_alive(pid) for pid in children), 30, "every child to stop")
+        wait_until(lambda: not any(running(pid) for pid in children), 30, "every child to stop")
     finally:
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)

@@ -13,18 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.services import free_port, make_env, port_open
-from tests.support.stack import Process, wait_until
-
-
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from tests.support.stack import Process, child_pids, running, wait_until
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
@@ -41,11 +30,11 @@ def test_a_signal_to_the_parent_alone_stops_every_server_process(
     try:
         wait_until(lambda: web.output().count("serving on") >= 2 or not web.alive(), 60, "web")
         assert web.alive(), web.output()
-        servers = _children(web.proc.pid)
+        servers = child_pids(web.proc.pid)
         assert len(servers) == 2, servers
         os.kill(web.proc.pid, stop)  # the parent alone, not its process group
         assert web.proc.wait(timeout=30) == 0, web.output()
-        wait_until(lambda: not any(_alive(pid) for pid in servers), 15, "the server processes")
+        wait_until(lambda: not any(running(pid) for pid in servers), 15, "the server processes")
         assert not port_open("127.0.0.1", port)
         assert "Traceback" not in web.output()
     finally:

@@ -175,3 +175,16 @@ def processes_named(program: str, marker: str) -> list[int]:
         if named and any(marker.encode() in arg for arg in argv):
             found.append(int(cmdline.parent.name))
     return found
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes `pid` started that are still its children (Linux /proc)."""
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def running(pid: int) -> bool:
+    """Running, not a zombie waiting for its parent to read its status."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
