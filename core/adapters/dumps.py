@@ -17,13 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from core.adapters.children import bound_to_caller
-from core.adapters.pg_tools import (
-    LOCK_WAIT_S,
-    LockWaitWatch,
-    libpq,
-    pg_tool,
-    run_pg,
-)
+from core.adapters.pg_tools import LOCK_WAIT_S, LockWaitWatch, libpq, pg_tool, run_pg
 from core.adapters.pg_tools import DumpError as DumpError  # raised for SQLite copies as well
 
 # How long a copy waits for a writer's lock before it gives up: as long as the app's own

@@ -184,7 +184,7 @@ LIMIT 1
 
 
 class LockWaitWatch:
-    """_run_pg's watch for pg_restore: how long its session has waited for a lock that another
+    """run_pg's watch for pg_restore: how long its session has waited for a lock that another
     session holds; past the limit, cancels it and says who holds the lock."""
 
     def __init__(self, url: str, app_name: str, limit_s: float) -> None:
