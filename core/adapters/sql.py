@@ -23,6 +23,7 @@ from sqlalchemy.pool import NullPool
 from config.settings import Topic
 from core.adapters import tables as t
 from core.adapters.db_holders import application_name
+from core.adapters.pg_sessions import guard_sessions
 from core.model import (
     Alert,
     AlertCounts,
@@ -59,7 +60,8 @@ class TopicBits:
 def make_engine(url: str, *, pool_size: int = 5, role: str | None = None) -> Engine:
     """An engine with the pragmas SQLite needs for several processes (WAL, busy timeout). On
     PostgreSQL its connections are named "newsflash <role>" (the process's role unless given:
-    web, worker, beat, cli), which pg_stat_activity shows ops and `newsflash restore` checks."""
+    web, worker, beat, cli), which pg_stat_activity shows ops and `newsflash restore` checks,
+    and their sessions end with the statement their process gave up on (pg_sessions)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -76,7 +78,7 @@ def make_engine(url: str, *, pool_size: int = 5, role: str | None = None) -> Eng
             cur.close()
 
         return engine
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -84,6 +86,8 @@ def make_engine(url: str, *, pool_size: int = 5, role: str | None = None) -> Eng
         pool_recycle=1800,
         connect_args={"application_name": application_name(role)},
     )
+    guard_sessions(engine)
+    return engine
 
 
 def sync_topics(engine: Engine, topics: Sequence[Topic]) -> dict[str, int]:

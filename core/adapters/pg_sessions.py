@@ -1,0 +1,76 @@
+"""A PostgreSQL session never outlives the statement its process gave up on.
+
+PostgreSQL finds out that a client has gone only when it next writes to it: a session waiting
+for a lock (behind a migration, a long restore) or running a long statement goes on after its
+client stopped waiting, keeps its place in the lock queue and the locks it already holds, and
+commits nothing. Two ways a process stops waiting, one guard each:
+
+- **Interrupted**: Celery's soft time limit raises SoftTimeLimitExceeded from a signal handler
+  inside the driver's wait. psycopg cancels the statement on Ctrl-C and SystemExit only; on any
+  other exception the connection stayed mid-statement, the pool's rollback on return failed
+  with "another command is already in progress", and that error replaced the soft limit's
+  (logged as a database failure with a pool traceback; the task retried as for an outage).
+  `stop_interrupted_statement` cancels the statement on the server and drops that one
+  connection, and the interruption goes on unchanged.
+- **Killed** (kill -9, the OOM killer, Celery's hard time limit): nothing in the process runs.
+  `watch_client` asks the server to check the session's socket every CLIENT_CHECK_MS while a
+  statement runs (client_connection_check_interval, PostgreSQL 14+; older servers keep their
+  behaviour), so it stops within about a second.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
+
+log = logging.getLogger("newsflash.db")
+
+CLIENT_CHECK_MS = 1000
+CLIENT_CHECK_SINCE = 140000  # server_version_num of PostgreSQL 14
+CANCEL_TIMEOUT_S = 3.0
+
+
+def guard_sessions(engine: Engine) -> None:
+    """Both guards on a PostgreSQL engine's connections."""
+    event.listen(engine, "connect", watch_client)
+    event.listen(engine, "handle_error", stop_interrupted_statement)
+
+
+def watch_client(dbapi_conn: Any, _record: Any = None) -> None:
+    """On a new connection: the server checks every CLIENT_CHECK_MS, while a statement runs,
+    that this client is still there, and ends the session when it is not."""
+    if dbapi_conn.info.server_version < CLIENT_CHECK_SINCE:
+        return
+    autocommit = dbapi_conn.autocommit
+    dbapi_conn.autocommit = True  # a session setting, not a transaction to leave open
+    try:
+        dbapi_conn.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
+    finally:
+        dbapi_conn.autocommit = autocommit
+
+
+def stop_interrupted_statement(ctx: ExceptionContext) -> None:
+    """An exception that is not the database's, raised while a statement was still running on
+    the server (a signal handler's: Celery's soft time limit): cancel the statement, and have
+    SQLAlchemy drop this connection (only this one) instead of rolling it back, so the
+    interruption reaches the caller as it was raised."""
+    import psycopg  # here, not at the top: a SQLite deployment's commands never load it
+
+    if isinstance(ctx.original_exception, psycopg.Error) or ctx.connection is None:
+        return
+    if not isinstance(ctx.original_exception, Exception):
+        return  # Ctrl-C and SystemExit: psycopg cancels those itself
+    dbapi_conn = ctx.connection.connection.dbapi_connection
+    if not isinstance(dbapi_conn, psycopg.Connection) or dbapi_conn.closed:
+        return
+    if dbapi_conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.ACTIVE:
+        return  # not mid-statement: the usual rollback works
+    try:
+        dbapi_conn.cancel_safe(timeout=CANCEL_TIMEOUT_S)
+    except Exception as exc:  # the connection is dropped anyway; the server ends it later
+        log.warning("could not cancel an interrupted statement (%s)", type(exc).__name__)
+    ctx.is_disconnect = True
+    ctx.invalidate_pool_on_disconnect = False

@@ -1,0 +1,140 @@
+"""A PostgreSQL session never outlives the statement its process gave up on
+(core/adapters/pg_sessions.py): interrupted by Celery's soft time limit, or killed outright,
+while the statement waits for a lock that another session holds."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+from billiard.pool import soft_timeout_sighandler
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy import text
+
+from core.adapters.pg_sessions import watch_client
+from core.adapters.sql import make_engine
+from tests.support.stack import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = "newsflash worker"
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _sessions(url: str, wait_event_type: str | None = None) -> list[int]:
+    """Backend pids of this database's worker sessions, read on a fresh connection each time
+    (a transaction's view of pg_stat_activity is a snapshot)."""
+    sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s"
+    args: list[str] = [WORKER]
+    if wait_event_type is not None:
+        sql += " AND wait_event_type = %s"
+        args.append(wait_event_type)
+    with psycopg.connect(_libpq(url), autocommit=True) as conn:
+        return [row[0] for row in conn.execute(sql, args)]
+
+
+@contextmanager
+def _locked(url: str, table: str) -> Iterator[None]:
+    """`table` locked by another session until the block ends."""
+    with psycopg.connect(_libpq(url)) as holder:
+        holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        yield
+        holder.rollback()
+
+
+@pytest.fixture
+def probe_url(postgres_url: str) -> str:
+    with psycopg.connect(_libpq(postgres_url), autocommit=True) as conn:
+        conn.execute("CREATE TABLE probe (x int)")
+        conn.execute("CREATE TABLE written (x int)")
+    return postgres_url
+
+
+def test_a_soft_time_limit_mid_statement_cancels_it_and_reaches_the_task_as_itself(
+    probe_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Celery's soft limit (billiard's own SIGUSR1 handler, as in a prefork child) arrives
+    while a statement waits for a lock. Before: the pool's rollback failed ("another command is
+    already in progress"), that OperationalError replaced the soft limit (the task retried it
+    as a database outage; the pool logged a traceback), and the session went on waiting, in the
+    lock queue, until the lock came free."""
+    engine = make_engine(probe_url, role="worker")
+
+    def soft_limit_once_waiting() -> None:
+        wait_until(lambda: _sessions(probe_url, "Lock"), 10, "the statement to wait for the lock")
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    with _locked(probe_url, "probe"):
+        previous = signal.signal(signal.SIGUSR1, soft_timeout_sighandler)
+        limit = threading.Thread(target=soft_limit_once_waiting)
+        try:
+            limit.start()
+            with (
+                caplog.at_level(logging.DEBUG),
+                pytest.raises(SoftTimeLimitExceeded),
+                engine.begin() as conn,
+            ):
+                conn.execute(text("INSERT INTO written VALUES (1)"))
+                conn.execute(text("SELECT * FROM probe"))
+        finally:
+            limit.join()
+            signal.signal(signal.SIGUSR1, previous)
+        # Gone while the lock is still held: cancelled, not left to wait for it.
+        wait_until(lambda: not _sessions(probe_url), 3, "the interrupted session to end")
+
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+    with engine.connect() as conn:  # the pool gives a working connection, nothing was kept
+        assert conn.execute(text("SELECT count(*) FROM written")).scalar() == 0
+    engine.dispose()
+
+
+def test_a_killed_process_s_session_stops_waiting_within_seconds(probe_url: str) -> None:
+    """kill -9 (the OOM killer, Celery's hard time limit) lets nothing in the process run.
+    Before: its session stayed in the lock queue until the lock came free."""
+    program = (
+        "import sys\n"
+        "from sqlalchemy import text\n"
+        "from core.adapters.sql import make_engine\n"
+        "with make_engine(sys.argv[1], role='worker').connect() as conn:\n"
+        "    conn.execute(text('SELECT * FROM probe'))\n"
+    )
+    with _locked(probe_url, "probe"):
+        child = subprocess.Popen([sys.executable, "-c", program, probe_url], cwd=ROOT)
+        try:
+            wait_until(lambda: _sessions(probe_url, "Lock"), 20, "the child's statement to wait")
+        finally:
+            child.kill()
+            child.wait()
+        wait_until(lambda: not _sessions(probe_url), 3, "the dead process's session to end")
+
+
+def test_every_pooled_connection_asks_the_server_to_watch_its_client(probe_url: str) -> None:
+    engine = make_engine(probe_url, role="worker")
+    with engine.connect() as conn:
+        dbapi_conn = conn.connection.dbapi_connection
+        assert dbapi_conn is not None and dbapi_conn.autocommit is False  # as SQLAlchemy left it
+        shown = conn.execute(text("SHOW client_connection_check_interval")).scalar()
+        assert shown == "1s"
+    engine.dispose()
+
+
+def test_a_server_older_than_14_is_left_as_it_is() -> None:
+    """client_connection_check_interval came in PostgreSQL 14; setting it on 13 fails."""
+    sent: list[str] = []
+    older = SimpleNamespace(
+        info=SimpleNamespace(server_version=130012), autocommit=False, execute=sent.append
+    )
+    watch_client(older)
+    assert sent == []
