@@ -11,7 +11,6 @@ from typing import Any
 from cli.args import MAX_PROCESSES, like_setting
 from cli.args import number as _number
 from cli.args import whole_number as _whole
-from cli.command import stop_signals_unwind
 
 # Limits of the benchmarks' own options. A value outside them is refused in one line before
 # anything starts: a mistyped option must not cost a 20-minute run, nor end it in a traceback.
@@ -63,14 +62,13 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
     if args.pairs is not None:
         from bench import pairs
 
-        with stop_signals_unwind():  # `timeout` or a closed terminal: the stack stopped too
-            both = pairs.run_pairs(opts, args.pairs, run, save)
+        # `timeout` or a closed terminal: cli.main unwinds, the stack is stopped too.
+        both = pairs.run_pairs(opts, args.pairs, run, save)
         path = pairs.save_pairs(both, opts.out)
         print(pairs.summary(both))
         print(f"written to {path}")
         return 0 if both["complete"] else 1
-    with stop_signals_unwind():
-        report = run(opts)
+    report = run(opts)
     path = save(report, opts.out)
     print(summary(report))
     print(f"written to {path}")
@@ -89,8 +87,7 @@ def cmd_bench_retention(args: argparse.Namespace, _settings: Any) -> int:
         chunk=args.chunk,
     )
     out = _out(args.out)
-    with stop_signals_unwind():
-        report = simulate(opts)
+    report = simulate(opts)
     path = save(report, out)
     print(summary(report))
     print(f"written to {path}")
@@ -284,4 +281,4 @@ def register(subparsers: Any) -> None:
     p.add_argument("--latency-ms", type=_number(0, 60_000), default=0.0)
     p.add_argument("--tls", action="store_true")
     p.add_argument("--tls-dir", default="var/bench/tls")
-    p.set_defaults(func=cmd_bench_sink, needs_keys=False)
+    p.set_defaults(func=cmd_bench_sink, needs_keys=False, own_signals=True)

@@ -11,7 +11,7 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from cli.command import CliError, stop_signals_unwind
+from cli.command import CliError
 from config.settings import Settings
 
 
@@ -38,8 +38,9 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     made = _new_out_dir(out)
     try:
-        with stop_signals_unwind():
-            written = write_backup(settings, out, time.time())
+        # Stopped from outside (SIGTERM, SIGHUP: cli.main unwinds every one-shot command),
+        # pg_dump stops with it and the half-written directory goes.
+        written = write_backup(settings, out, time.time())
     except BackupError as exc:
         if made:
             shutil.rmtree(out, ignore_errors=True)

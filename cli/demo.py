@@ -119,7 +119,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=STANDIN_PORT)
     p.add_argument("--tls", action="store_true")
-    p.set_defaults(func=cmd_push_standin, needs_keys=False)
+    p.set_defaults(func=cmd_push_standin, needs_keys=False, own_signals=True)
 
     p = subparsers.add_parser(
         "demo-subscribers", help="register N subscriptions owned by the stand-in"

@@ -11,7 +11,7 @@ from typing import Any
 from cli import alerts, backup, db, demo, feeds, keys, ops, processes, send, tokens, users
 from cli import settings as settings_listing
 from cli.args import OneLineParser
-from cli.command import CliError, dev_tool_missing
+from cli.command import CliError, dev_tool_missing, stop_signals_unwind
 from cli.keys import cmd_init
 from config.settings import Settings, SettingsError, load_settings
 
@@ -91,7 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_signer(settings)
             if not args.no_start_warnings:
                 warn_about(settings)
-        return int(args.func(args, settings) or 0)
+        if getattr(args, "own_signals", False):  # web, worker, beat, run, the stand-ins
+            return int(args.func(args, settings) or 0)
+        # Any other command stopped from outside unwinds as on Ctrl-C: its transaction rolled
+        # back and a statement still running cancelled, never left in a lock queue.
+        with stop_signals_unwind():
+            return int(args.func(args, settings) or 0)
     except (SettingsError, CliError) as exc:
         print(f"newsflash: {exc}", file=sys.stderr)
         return 2

@@ -88,7 +88,7 @@ def register(subparsers: Any) -> None:
         default=2,
         help="server processes (one per core)",
     )
-    p.set_defaults(func=cmd_web, needs_keys=True)
+    p.set_defaults(func=cmd_web, needs_keys=True, own_signals=True)
 
     p = subparsers.add_parser("worker", help="run a Celery worker (all queues unless -Q)")
     p.add_argument("-Q", "--queues", type=_queues, help="lanes, comma separated (default all)")
@@ -96,16 +96,16 @@ def register(subparsers: Any) -> None:
         "-c", "--concurrency", type=like_setting("NEWSFLASH_WORKER_CONCURRENCY"), help="processes"
     )
     p.add_argument("-n", "--name")
-    p.set_defaults(func=cmd_worker, needs_keys=True)
+    p.set_defaults(func=cmd_worker, needs_keys=True, own_signals=True)
 
     p = subparsers.add_parser(
         "beat", help="run Celery beat (schedules, retries, reconciler, alarms)"
     )
-    p.set_defaults(func=cmd_beat, needs_keys=False)
+    p.set_defaults(func=cmd_beat, needs_keys=False, own_signals=True)
 
     p = subparsers.add_parser(
         "run", help="web + workers + beat + demo stand-in in the foreground (make run)"
     )
     p.add_argument("--port", type=int)
     p.add_argument("--standin-port", type=int, default=STANDIN_PORT)
-    p.set_defaults(func=cmd_run, needs_keys=True)
+    p.set_defaults(func=cmd_run, needs_keys=True, own_signals=True)

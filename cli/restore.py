@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.backup import backup_path
-from cli.command import CliError, stop_signals_unwind
+from cli.command import CliError
 from config.settings import Settings, declarations
 from core.adapters import db_holders, dumps, pg_tools
 from core.adapters.backups import MANIFEST, KeyFile, destination, sha256
@@ -158,8 +158,9 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
             f"{len(running)} worker(s) answer on the broker ({', '.join(running[:3])}"
             f"{', ...' if len(running) > 3 else ''}): {db_holders.STOP_FIRST}; nothing restored"
         )
+    # Stopped from outside (SIGTERM, SIGHUP: cli.main unwinds every one-shot command),
+    # pg_restore stops with it and its single transaction rolls back.
     with contextlib.ExitStack() as holding:
-        holding.enter_context(stop_signals_unwind())
         try:
             holding.enter_context(db_holders.alone(settings.database_url))
         except dumps.DumpError as exc:

@@ -23,10 +23,13 @@ from sqlalchemy import text
 
 from core.adapters.pg_sessions import watch_client
 from core.adapters.sql import make_engine
+from tests.support.cli import run_cli, start_cli
+from tests.support.services import REDIS_BASE, TEST_REDIS_DB, make_env, new_vapid_pem
 from tests.support.stack import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = "newsflash worker"
+REDIS_URL = f"{REDIS_BASE}/{TEST_REDIS_DB}"
 
 
 def _libpq(url: str) -> str:
@@ -138,3 +141,63 @@ def test_a_server_older_than_14_is_left_as_it_is() -> None:
     )
     watch_client(older)
     assert sent == []
+
+
+@pytest.mark.parametrize(
+    "stop", [signal.SIGHUP, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name
+)
+def test_an_upgrade_stopped_while_it_waits_for_its_lock_no_longer_blocks_the_app(
+    stop: signal.Signals, postgres_url: str, tmp_path: Path
+) -> None:
+    """`newsflash db upgrade` whose ALTER TABLE waits behind a long read (a report, a backup)
+    queues for ACCESS EXCLUSIVE, and every new read of that table queues behind it: the app
+    stalls until the upgrade gets its lock. The operator gives up (closes the SSH session,
+    `timeout`, kill -9). Before: the command died, its session stayed in the queue, and the
+    app stayed stalled until the long read ended. Now the session ends with the command (at
+    once on SIGHUP/SIGTERM, exit 128+n; within about a second after kill -9), readers go on,
+    nothing of the upgrade is applied, and the next upgrade completes."""
+    from core.adapters import migrate
+
+    engine = make_engine(postgres_url, role="cli")
+    migrate.upgrade(engine, "0017")  # 0018 alters `sessions`
+    env = make_env(tmp_path / "var", postgres_url, REDIS_URL, new_vapid_pem())
+
+    def queued_for_lock() -> int:
+        with psycopg.connect(_libpq(postgres_url), autocommit=True) as asking:
+            row = asking.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND wait_event_type = 'Lock' AND query ILIKE 'ALTER TABLE sessions%%'"
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+    def a_reader_gets_through() -> bool:
+        with psycopg.connect(_libpq(postgres_url), autocommit=True) as reader:
+            reader.execute("SET lock_timeout = '300ms'")
+            try:
+                reader.execute("SELECT count(*) FROM sessions")
+            except psycopg.errors.LockNotAvailable:
+                return False
+            return True
+
+    with psycopg.connect(_libpq(postgres_url)) as long_read:
+        long_read.execute("SELECT count(*) FROM sessions")  # holds ACCESS SHARE until rollback
+        upgrade = start_cli(["db", "upgrade"], env)
+        try:
+            wait_until(queued_for_lock, 30, "the upgrade's ALTER TABLE to queue for its lock")
+            assert not a_reader_gets_through()  # the stall the operator is looking at
+            upgrade.send_signal(stop)
+            out, err = upgrade.communicate(timeout=20)
+        finally:
+            if upgrade.poll() is None:
+                upgrade.kill()
+        killed = stop == signal.SIGKILL
+        assert upgrade.returncode == (-stop if killed else 128 + stop), (out, err)
+        assert "Traceback" not in err, err
+        wait_until(lambda: not queued_for_lock(), 3, "the upgrade's session to leave the queue")
+        assert a_reader_gets_through()
+        long_read.rollback()
+    assert migrate.current_revision(engine) == "0017"  # rolled back whole
+    done = run_cli(["db", "upgrade"], env, 60)
+    assert done.returncode == 0, done.stderr
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    engine.dispose()
