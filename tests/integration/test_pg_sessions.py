@@ -23,8 +23,14 @@ from sqlalchemy import text
 
 from core.adapters.pg_sessions import watch_client
 from core.adapters.sql import make_engine
-from tests.support.cli import run_cli, start_cli
-from tests.support.services import REDIS_BASE, TEST_REDIS_DB, make_env, new_vapid_pem
+from tests.support.cli import cli_running, run_cli, stop_cli
+from tests.support.services import (
+    REDIS_BASE,
+    TEST_REDIS_DB,
+    make_env,
+    new_vapid_pem,
+    pg_sessions,
+)
 from tests.support.stack import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,15 +43,12 @@ def _libpq(url: str) -> str:
 
 
 def _sessions(url: str, wait_event_type: str | None = None) -> list[int]:
-    """Backend pids of this database's worker sessions, read on a fresh connection each time
-    (a transaction's view of pg_stat_activity is a snapshot)."""
-    sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = %s"
-    args: list[str] = [WORKER]
-    if wait_event_type is not None:
-        sql += " AND wait_event_type = %s"
-        args.append(wait_event_type)
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
-        return [row[0] for row in conn.execute(sql, args)]
+    """This database's worker sessions (those waiting for `wait_event_type` only)."""
+    if wait_event_type is None:
+        return pg_sessions(url, "application_name = %s", WORKER)
+    return pg_sessions(
+        url, "application_name = %s AND wait_event_type = %s", WORKER, wait_event_type
+    )
 
 
 @contextmanager
@@ -163,12 +166,11 @@ def test_an_upgrade_stopped_while_it_waits_for_its_lock_no_longer_blocks_the_app
     env = make_env(tmp_path / "var", postgres_url, REDIS_URL, new_vapid_pem())
 
     def queued_for_lock() -> int:
-        with psycopg.connect(_libpq(postgres_url), autocommit=True) as asking:
-            row = asking.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND wait_event_type = 'Lock' AND query ILIKE 'ALTER TABLE sessions%%'"
-            ).fetchone()
-            return int(row[0]) if row else 0
+        return len(
+            pg_sessions(
+                postgres_url, "wait_event_type = 'Lock' AND query ILIKE 'ALTER TABLE sessions%%'"
+            )
+        )
 
     def a_reader_gets_through() -> bool:
         with psycopg.connect(_libpq(postgres_url), autocommit=True) as reader:
@@ -181,18 +183,10 @@ def test_an_upgrade_stopped_while_it_waits_for_its_lock_no_longer_blocks_the_app
 
     with psycopg.connect(_libpq(postgres_url)) as long_read:
         long_read.execute("SELECT count(*) FROM sessions")  # holds ACCESS SHARE until rollback
-        upgrade = start_cli(["db", "upgrade"], env)
-        try:
+        with cli_running(["db", "upgrade"], env) as upgrade:
             wait_until(queued_for_lock, 30, "the upgrade's ALTER TABLE to queue for its lock")
             assert not a_reader_gets_through()  # the stall the operator is looking at
-            upgrade.send_signal(stop)
-            out, err = upgrade.communicate(timeout=20)
-        finally:
-            if upgrade.poll() is None:
-                upgrade.kill()
-        killed = stop == signal.SIGKILL
-        assert upgrade.returncode == (-stop if killed else 128 + stop), (out, err)
-        assert "Traceback" not in err, err
+            stop_cli(upgrade, stop)
         wait_until(lambda: not queued_for_lock(), 3, "the upgrade's session to leave the queue")
         assert a_reader_gets_through()
         long_read.rollback()

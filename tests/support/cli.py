@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from tests.support.services import ROOT
@@ -41,6 +44,35 @@ def start_cli(
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@contextmanager
+def cli_running(
+    args: list[str], env: dict[str, str], drop: tuple[str, ...] = ("NEWSFLASH_",)
+) -> Iterator[subprocess.Popen[str]]:
+    """start_cli's command for the block; killed if it still runs when the block ends (a
+    failing test must not leave it behind on a shared machine)."""
+    cli = start_cli(args, env, drop)
+    try:
+        yield cli
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
+
+
+def stop_cli(
+    cli: subprocess.Popen[str], stop: signal.Signals, timeout_s: float = 20
+) -> tuple[str, str]:
+    """`stop` to a started command, as a service manager, `timeout` or a closed terminal sends
+    it, and its output: it exits with the shell's status for the signal (128 + n: it unwound),
+    or -9 after SIGKILL, which no process sees, and never with a traceback."""
+    cli.send_signal(stop)
+    out, err = cli.communicate(timeout=timeout_s)
+    expected = -stop if stop == signal.SIGKILL else 128 + stop
+    assert cli.returncode == expected, (cli.returncode, out, err)
+    assert "Traceback" not in err, err
+    return out, err
 
 
 def _as_an_operator(env: dict[str, str], drop: tuple[str, ...]) -> dict[str, Any]:

@@ -72,6 +72,20 @@ def drop_pg_database(url: str) -> None:
     admin.dispose()
 
 
+def pg_sessions(url: str, where: str = "true", *args: object) -> list[int]:
+    """Backend pids of `url`'s database's sessions matching `where` (SQL over pg_stat_activity,
+    %s placeholders for `args`), asked on a fresh connection each time: seen from inside a
+    transaction, pg_stat_activity is a snapshot."""
+    import psycopg
+
+    sql = (
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+        f" AND pid <> pg_backend_pid() AND ({where})"
+    )
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as asking:
+        return [row[0] for row in asking.execute(sql, args)]
+
+
 def new_vapid_pem() -> str:
     """A fresh VAPID private key (P-256, PKCS#8 PEM) for a test stack."""
     from cryptography.hazmat.primitives import serialization
