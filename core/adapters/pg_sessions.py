@@ -59,11 +59,14 @@ def stop_interrupted_statement(ctx: ExceptionContext) -> None:
     interruption reaches the caller as it was raised."""
     import psycopg  # here, not at the top: a SQLite deployment's commands never load it
 
-    if isinstance(ctx.original_exception, psycopg.Error) or ctx.connection is None:
+    if isinstance(ctx.original_exception, psycopg.Error):
         return
     if not isinstance(ctx.original_exception, Exception):
         return  # Ctrl-C and SystemExit: psycopg cancels those itself
-    dbapi_conn = ctx.connection.connection.dbapi_connection
+    # The statement's own connection, through its cursor: asking the Connection would
+    # reconnect it when the interruption came while connecting.
+    cursor = getattr(ctx.execution_context, "cursor", None)
+    dbapi_conn = getattr(cursor, "connection", None)
     if not isinstance(dbapi_conn, psycopg.Connection) or dbapi_conn.closed:
         return
     if dbapi_conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.ACTIVE:
