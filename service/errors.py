@@ -1,12 +1,16 @@
-"""JSON error answers: {"error": {"code", "message", "field"}} with a 4xx status."""
+"""JSON error answers: {"error": {"code", "message", "field"}} with a 4xx status, or 503
+while the database cannot be reached."""
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from core.duplicates import DuplicateAlert
@@ -40,7 +44,38 @@ def _not_found_page() -> Response:
     return Response(page, 404, mimetype="text/html")
 
 
+log = logging.getLogger("newsflash.web")
+
+# The database refused, did not answer within its connect timeout, dropped the connection, or
+# every pooled connection is busy: a moment's outage, not a fault of the request or of the app.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
+RETRY_AFTER_S = 5
+
+
+def _database_unavailable(exc: Exception) -> Response:
+    """503 with Retry-After: JSON for the API, the newsroom's page (drawn without asking the
+    database who is signed in) for a browser. One log line, no traceback: every request fails
+    alike during an outage, and the exception's text names the database's host."""
+    log.warning("database unavailable", extra={"path": request.path, "error": type(exc).__name__})
+    headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
+    if _wants_json():
+        message = f"the database is not answering; try again in {RETRY_AFTER_S} s"
+        return error_response(503, "unavailable", message, **headers)
+    page = render_template(
+        "editor/error.html",
+        status=503,
+        heading="Briefly unavailable",
+        message="Newsflash cannot reach its database right now. Try again in a few seconds; "
+        "if you were sending something, check whether it arrived before sending it again.",
+        nf_offline=True,
+    )
+    return Response(page, 503, headers=headers, mimetype="text/html")
+
+
 def register_error_handlers(app: Flask) -> None:
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.register_error_handler(unavailable, _database_unavailable)
+
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.field)

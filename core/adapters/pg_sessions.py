@@ -1,4 +1,5 @@
-"""A PostgreSQL session never outlives the statement its process gave up on.
+"""A PostgreSQL session never outlives the statement its process gave up on, and a database
+that stops answering is given up on in seconds.
 
 PostgreSQL finds out that a client has gone only when it next writes to it: a session waiting
 for a lock (behind a migration, a long restore) or running a long statement goes on after its
@@ -16,21 +17,48 @@ commits nothing. Two ways a process stops waiting, one guard each:
   `watch_client` asks the server to check the session's socket every CLIENT_CHECK_MS while a
   statement runs (client_connection_check_interval, PostgreSQL 14+; older servers keep their
   behaviour), so it stops within about a second.
+
+The other way round, a server that accepts the connection and never answers (hung, or a
+half-open proxy) held a web request, `/readyz` or a CLI command for ever: libpq waits without
+limit by default. `connect_args` gives every connection a connect timeout, and TCP keepalives
+and a TCP user timeout so that a host gone without a word (no reset, packets dropped) breaks
+the connection instead of leaving it waiting; a value the URL or PGCONNECT_TIMEOUT sets wins.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from sqlalchemy import Engine, event
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import ExceptionContext, make_url
 
 log = logging.getLogger("newsflash.db")
 
 CLIENT_CHECK_MS = 1000
 CLIENT_CHECK_SINCE = 140000  # server_version_num of PostgreSQL 14
 CANCEL_TIMEOUT_S = 3.0
+# libpq parameters every connection gets unless the URL sets them.
+CONNECT_DEFAULTS: dict[str, int] = {
+    "connect_timeout": 10,  # seconds to open a connection, per address
+    "keepalives": 1,
+    "keepalives_idle": 30,  # an idle connection is probed after 30 s,
+    "keepalives_interval": 10,  # every 10 s,
+    "keepalives_count": 3,  # and dropped after three probes go unanswered
+    "tcp_user_timeout": 30_000,  # ms that sent data may go unacknowledged
+}
+
+
+def connect_args(url: str, application_name: str) -> dict[str, object]:
+    """The engine's connect_args: CONNECT_DEFAULTS under what the URL (and, for the connect
+    timeout, PGCONNECT_TIMEOUT) says, and the connection's name."""
+    given = set(make_url(url).query)
+    if os.environ.get("PGCONNECT_TIMEOUT"):
+        given.add("connect_timeout")
+    args: dict[str, object] = {k: v for k, v in CONNECT_DEFAULTS.items() if k not in given}
+    args["application_name"] = application_name
+    return args
 
 
 def guard_sessions(engine: Engine) -> None:

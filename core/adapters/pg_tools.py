@@ -12,6 +12,8 @@ import tempfile
 import time
 from collections.abc import Callable
 
+from core.adapters.pg_sessions import CONNECT_DEFAULTS
+
 log = logging.getLogger("newsflash.backups")
 
 PG_TOOL_TIMEOUT_S = 6 * 3600
@@ -41,6 +43,8 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
     if parsed.password is not None:
         env["PGPASSWORD"] = str(parsed.password)
+    # A server that never answers is given up on, as the app's own connections give it up.
+    env.setdefault("PGCONNECT_TIMEOUT", str(CONNECT_DEFAULTS["connect_timeout"]))
     # URL.set(password=None) keeps the password (None means "unchanged" there).
     bare = parsed.set(drivername="postgresql")._replace(password=None)
     return bare.render_as_string(hide_password=False), env

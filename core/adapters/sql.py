@@ -23,7 +23,7 @@ from sqlalchemy.pool import NullPool
 from config.settings import Topic
 from core.adapters import tables as t
 from core.adapters.db_holders import application_name
-from core.adapters.pg_sessions import guard_sessions
+from core.adapters.pg_sessions import connect_args, guard_sessions
 from core.model import (
     Alert,
     AlertCounts,
@@ -61,7 +61,8 @@ def make_engine(url: str, *, pool_size: int = 5, role: str | None = None) -> Eng
     """An engine with the pragmas SQLite needs for several processes (WAL, busy timeout). On
     PostgreSQL its connections are named "newsflash <role>" (the process's role unless given:
     web, worker, beat, cli), which pg_stat_activity shows ops and `newsflash restore` checks,
-    and their sessions end with the statement their process gave up on (pg_sessions)."""
+    their sessions end with the statement their process gave up on, and a database that stops
+    answering is given up on in seconds (pg_sessions)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -84,7 +85,7 @@ def make_engine(url: str, *, pool_size: int = 5, role: str | None = None) -> Eng
         max_overflow=pool_size,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"application_name": application_name(role)},
+        connect_args=connect_args(url, application_name(role)),
     )
     guard_sessions(engine)
     return engine
