@@ -128,12 +128,16 @@ def _unreachable(exc: BaseException) -> str:
 
 
 class _Sections:
-    """Each part of the picture fails on its own: a dead broker still leaves the database view."""
+    """Each part of the picture fails on its own: a dead broker still leaves the database view.
+    A part that failed is not asked again in the same round: a dependency that hangs costs one
+    timeout, not one per question (a scrape must answer within Prometheus's 10 s)."""
 
     def __init__(self) -> None:
         self.errors: dict[str, str] = {}
 
     def run(self, name: str, call: Callable[[], T]) -> T | None:
+        if name in self.errors:
+            return None
         try:
             return call()
         except Exception as exc:
@@ -142,10 +146,17 @@ class _Sections:
             return None
 
 
-def collect(sources: OpsSources, now: float, track_waiting: bool = False) -> dict[str, Any]:
+def collect(
+    sources: OpsSources,
+    now: float,
+    track_waiting: bool = False,
+    unreachable: Mapping[str, BaseException] | None = None,
+) -> dict[str, Any]:
     """Everything /ops shows, as plain JSON values. track_waiting (the alarm evaluator only)
-    records since when each queue has had tasks waiting."""
+    records since when each queue has had tasks waiting; `unreachable`: sections the caller
+    already found down (Redis, when reading the cached snapshot failed), not asked again."""
     s = _Sections()
+    s.errors.update({name: _unreachable(exc) for name, exc in (unreachable or {}).items()})
     snap: dict[str, Any] = {"generated_at": iso(now), "now": now}
 
     stats = s.run("broker", lambda: sources.queues.queue_stats(sources.queue_names))

@@ -30,7 +30,11 @@ def compute(kit: OpsKit, weeks: int, now: float) -> dict[str, Any]:
     return health
 
 
-def health_text(kit: OpsKit, weeks: int = audience_health.WEEKS_SHOWN) -> str:
+def health_text(
+    kit: OpsKit, weeks: int = audience_health.WEEKS_SHOWN, redis_ok: bool = True
+) -> str:
+    if not redis_ok:
+        return json.dumps(compute(kit, weeks, time.time()))
     ttl_s = max(MIN_CACHE_S, kit.settings.ops_cache_s)
     try:
         return kit.telemetry.cached(
@@ -41,10 +45,13 @@ def health_text(kit: OpsKit, weeks: int = audience_health.WEEKS_SHOWN) -> str:
         return json.dumps(compute(kit, weeks, time.time()))
 
 
-def health_or_none(kit: OpsKit) -> dict[str, Any] | None:
-    """For /ops and /metrics: a database outage shows in the snapshot, not as a 500."""
+def health_or_none(kit: OpsKit, snapshot: dict[str, Any]) -> dict[str, Any] | None:
+    """For /ops and /metrics: a database outage shows in the snapshot, not as a 500, and what
+    the snapshot found unreachable is not asked again."""
+    if not snapshot["database"]["ok"]:
+        return None
     try:
-        found: dict[str, Any] = json.loads(health_text(kit))
+        found: dict[str, Any] = json.loads(health_text(kit, redis_ok=snapshot["redis"]["ok"]))
         return found
     except Exception:
         return None

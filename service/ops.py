@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, render_template, request
 from flask.blueprints import BlueprintSetupState
+from redis.exceptions import RedisError
 
 from core import ops
 from core.accounts import OPS_ROLES
@@ -32,19 +33,24 @@ def _kit() -> OpsKit:
     return ext().container.ops
 
 
-def _fresh_snapshot(kit: OpsKit) -> dict[str, Any]:
-    snapshot = ops.collect(kit.sources, time.time())
+def _fresh_snapshot(
+    kit: OpsKit, unreachable: dict[str, BaseException] | None = None
+) -> dict[str, Any]:
+    snapshot = ops.collect(kit.sources, time.time(), unreachable=unreachable)
+    # What collect found unreachable is not asked again: a hung database or Redis costs the
+    # round one timeout, and /metrics still answers within a scrape's 10 s.
+    database_ok, redis_ok = snapshot["database"]["ok"], snapshot["redis"]["ok"]
     try:
-        snapshot["alarms"] = ops.alarms_json(kit.alarm_store)
+        alarms = kit.alarm_store if redis_ok else kit.alarm_store.local
+        snapshot["alarms"] = ops.alarms_json(alarms)
     except Exception:
         snapshot["alarms"] = None
     try:
-        snapshot["churn_totals"] = kit.queries.churn_totals()
+        snapshot["churn_totals"] = kit.queries.churn_totals() if database_ok else None
     except Exception:
         snapshot["churn_totals"] = None  # the snapshot's "database" section says why
-    snapshot["backups"] = backups.status(
-        kit.settings, backups.RedisBackupState(kit.telemetry.client)
-    )
+    state = backups.RedisBackupState(kit.telemetry.client) if redis_ok else None
+    snapshot["backups"] = backups.status(kit.settings, state)
     snapshot["thresholds"] = {
         "stall_s": kit.settings.alarm_stall_s,
         "pending_s": kit.settings.alarm_pending_s,
@@ -53,7 +59,7 @@ def _fresh_snapshot(kit: OpsKit) -> dict[str, Any]:
         "interval_s": kit.settings.alarm_interval_s,
     }
     try:
-        evaluated = kit.telemetry.evaluated_at()
+        evaluated = kit.telemetry.evaluated_at() if redis_ok else None
     except Exception:
         evaluated = None
     # Nobody evaluating (beat down) would otherwise look like "all clear".
@@ -71,19 +77,24 @@ def snapshot_text() -> str:
         return kit.telemetry.cached(
             "snapshot", kit.settings.ops_cache_s, lambda: _fresh_snapshot(kit), json.dumps
         )
-    except Exception:
-        # Redis down: answer anyway, uncached; the snapshot says what is unreachable.
-        return json.dumps(_fresh_snapshot(kit))
+    except Exception as exc:
+        # Redis down: answer anyway, uncached; the snapshot says what is unreachable (and
+        # does not ask Redis again: once hung, every question would wait its timeout).
+        down: dict[str, BaseException] | None = (
+            {"redis": exc} if isinstance(exc, RedisError) else None
+        )
+        return json.dumps(_fresh_snapshot(kit, down))
 
 
 @bp.get("/ops")
 @require_role(OPS_ROLES, page=True)
 def dashboard() -> str:
+    snapshot = snapshot_text()
     return render_template(
         "ops/index.html",
-        audience=health_view.health_or_none(_kit()),
+        audience=health_view.health_or_none(_kit(), json.loads(snapshot)),
         # "<" escaped so a headline can never close the <script> it is embedded in.
-        initial=snapshot_text().replace("<", "\\u003c"),
+        initial=snapshot.replace("<", "\\u003c"),
         refresh_ms=max(500, min(2000, int(ext().settings.ops_cache_s * 1000) or 2000)),
     )
 
@@ -112,7 +123,7 @@ def _metrics_token_ok() -> bool:
 
 def _render_metrics() -> Response:
     snapshot = json.loads(snapshot_text())
-    snapshot["audience_health"] = health_view.health_or_none(_kit())
+    snapshot["audience_health"] = health_view.health_or_none(_kit(), snapshot)
     body, content_type = metrics.render(ext().settings.metrics_dir, snapshot)
     response = Response(body, content_type=content_type)
     response.headers["Cache-Control"] = "no-store"

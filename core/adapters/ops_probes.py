@@ -11,18 +11,24 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from config.settings import Settings
 from core import ops
 from core.adapters.broker import BrokerUnreachable, queue_probe
 from core.adapters.celery_queue import ALL_QUEUES
 from core.adapters.ops_sql import SqlOpsQueries
+from core.adapters.sql import make_engine
 from core.adapters.telemetry import RedisTelemetry, fast_failing_client
 from core.alarms import FallbackAlarmStore, Thresholds
 from core.model import Alert
 
 if TYPE_CHECKING:
     from core.bootstrap import Container
+
+
+PROBE_CONNECT_TIMEOUT_S = 3
 
 
 # -- worker inspection (Celery remote control, short timeouts) -----------------------------
@@ -103,6 +109,7 @@ class DeferredSql:
 
     def __init__(self, container: Container) -> None:
         self.container = container
+        self._probe: Engine | None = None
 
     @property
     def _ops(self) -> SqlOpsQueries:
@@ -125,8 +132,22 @@ class DeferredSql:
 
     def ping(self) -> None:
         # A bare connection check: it must not need the stores (they need the database).
-        with self.container.engine.connect() as conn:
+        with self._probe_engine().connect() as conn:
             conn.exec_driver_sql("SELECT 1")
+
+    def _probe_engine(self) -> Engine:
+        """On PostgreSQL, a new connection per ping that gives up after PROBE_CONNECT_TIMEOUT_S:
+        a pooled connection to a server that stopped answering would wait as long as TCP lets
+        it, and the app's connect timeout alone is most of a scrape's 10 s. SQLite: the app's."""
+        url = self.container.settings.database_url
+        if url.startswith("sqlite"):
+            return self.container.engine
+        if self._probe is None:
+            probe_url = make_url(url).update_query_dict(
+                {"connect_timeout": str(PROBE_CONNECT_TIMEOUT_S)}
+            )
+            self._probe = make_engine(probe_url.render_as_string(hide_password=False), pooled=False)
+        return self._probe
 
     def list_alerts(
         self, limit: int = 50, before_id: int | None = None, statuses: Sequence[str] = ()

@@ -57,7 +57,9 @@ class TopicBits:
         return tuple(s for s, b in sorted(self.bits.items(), key=lambda x: x[1]) if mask >> b & 1)
 
 
-def make_engine(url: str, *, pool_size: int = 5, role: str | None = None) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 5, role: str | None = None, pooled: bool = True
+) -> Engine:
     """An engine with the pragmas SQLite needs for several processes (WAL, busy timeout). On
     PostgreSQL its connections are named "newsflash <role>" (the process's role unless given:
     web, worker, beat, cli), which pg_stat_activity shows ops and `newsflash restore` checks,
@@ -79,14 +81,18 @@ def make_engine(url: str, *, pool_size: int = 5, role: str | None = None) -> Eng
             cur.close()
 
         return engine
-    engine = create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        pool_recycle=1800,
-        connect_args=connect_args(url, application_name(role)),
-    )
+    args = connect_args(url, application_name(role))
+    if not pooled:  # a probe: a new connection each time, so its connect timeout always applies
+        engine = create_engine(url, poolclass=NullPool, connect_args=args)
+    else:
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args=args,
+        )
     guard_sessions(engine)
     return engine
 

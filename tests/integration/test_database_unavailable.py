@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from tests.support.services import (
     make_env,
     new_vapid_pem,
     settings_from,
+    silent_listener,
 )
 
 REFUSED = "postgresql+psycopg://news:s3cret-pw@127.0.0.1:9/newsflash"  # nothing listens on 9
@@ -66,29 +65,8 @@ def _unavailable(answer: object, json_expected: bool) -> None:
 
 @pytest.fixture
 def silent_server() -> Iterator[int]:
-    """A loopback port that accepts connections and never says a word (a hung server)."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                held.append(server.accept()[0])
-            except TimeoutError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:
-        conn.close()
-    server.close()
+    with silent_listener() as port:
+        yield port
 
 
 def test_every_route_answers_503_not_500_while_the_database_refuses(
