@@ -12,8 +12,6 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from core.adapters.pg_sessions import CONNECT_DEFAULTS
-
 log = logging.getLogger("newsflash.backups")
 
 PG_TOOL_TIMEOUT_S = 6 * 3600
@@ -38,6 +36,8 @@ def libpq(url: str) -> tuple[str, dict[str, str]]:
     without SQLAlchemy's `+psycopg`, and the environment carrying the password (PGPASSWORD:
     never on a command line, where `ps` shows it to every user)."""
     from sqlalchemy.engine import make_url
+
+    from core.adapters.pg_sessions import CONNECT_DEFAULTS
 
     parsed = make_url(url)
     env = {k: v for k, v in os.environ.items() if k != "PGPASSWORD"}
