@@ -78,6 +78,21 @@ def backup_time_limits(settings: Settings) -> tuple[int, int]:
     return settings.backup_time_limit_s, soft_limit_s(settings.backup_time_limit_s)
 
 
+# A Redis broker that accepts connections and answers nothing (hung, a half-open proxy): with
+# redis-py's default of no timeout, publishing an alert waited for ever on kombu's first PING.
+# Longer than kombu's 1 s BRPOP, so an idle worker's wait for tasks never trips it.
+BROKER_SOCKET_TIMEOUT_S = 5
+
+
+def broker_socket_options(broker_url: str) -> dict[str, object]:
+    if not broker_url.startswith(("redis://", "rediss://", "unix://")):
+        return {}  # AMQP: kombu's broker_connection_timeout (4 s) and heartbeats already
+    return {
+        "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
+        "socket_connect_timeout": BROKER_SOCKET_TIMEOUT_S,
+    }
+
+
 def celery_config(settings: Settings) -> dict[str, object]:
     visibility = {"visibility_timeout": settings.visibility_timeout_s}
     exchange = Exchange("newsflash", type="direct")
@@ -103,7 +118,9 @@ def celery_config(settings: Settings) -> dict[str, object]:
         # task's time limit, for the broker, the result backend and the app alike. The one
         # exception, the scheduled backup (NEWSFLASH_BACKUP_TIME_LIMIT_S may be longer): its
         # copy delivered again mid-run finds the run's lock and does nothing.
-        "broker_transport_options": dict(visibility, max_retries=None),
+        "broker_transport_options": dict(
+            visibility, max_retries=None, **broker_socket_options(settings.broker_url)
+        ),
         "result_backend_transport_options": dict(visibility),
         "visibility_timeout": settings.visibility_timeout_s,
         "broker_connection_retry": True,
