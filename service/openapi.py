@@ -464,7 +464,34 @@ def _readers_choice(bearer: list[dict[str, list[str]]]) -> dict[str, Any]:
     }
 
 
+# Routes that never answer 503 for the database: they do not read it, or (the ops snapshot)
+# report it unreachable in their answer.
+_NO_DATABASE = {
+    "/healthz",
+    "/readyz",
+    "/api/v1/config",
+    "/api/v1/openapi.json",
+    "/api/v1/ops/queues",
+}
+
+
 def document() -> dict[str, Any]:
+    """The OpenAPI document; every operation that reads the database may answer 503 while it
+    cannot be reached (service/errors.py)."""
+    found = _document()
+    unavailable = {
+        "description": "the database is not answering: try again after Retry-After seconds",
+        **_json(_ERROR),
+    }
+    for path, operations in found["paths"].items():
+        if path in _NO_DATABASE:
+            continue
+        for operation in operations.values():
+            operation["responses"].setdefault("503", unavailable)
+    return found
+
+
+def _document() -> dict[str, Any]:
     bearer: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
     return {
         "openapi": "3.1.0",

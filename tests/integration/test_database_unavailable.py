@@ -19,6 +19,7 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.pg_sessions import CONNECT_DEFAULTS
 from core.adapters.sql import make_engine
 from service.app import create_app
+from service.openapi import document
 from tests.support.newsroom import csrf_of
 from tests.support.services import (
     create_pg_database,
@@ -88,6 +89,19 @@ def test_every_route_answers_503_not_500_while_the_database_refuses(
                 if answer.status_code == 503 and path != "/readyz":
                     _unavailable(answer, path.startswith("/api/"))
     assert not [s for s in statuses if s >= 500 and s != 503], statuses
+    # Each API 503 is in the OpenAPI document for its operation.
+    documented = {
+        (method.upper(), re.sub(r"\{\w+\}", "1", path))
+        for path, operations in document()["paths"].items()
+        for method, operation in operations.items()
+        if "503" in operation["responses"]
+    }
+    undocumented = [
+        call
+        for call in statuses[503]
+        if call.split()[1].startswith("/api/") and tuple(call.split()) not in documented
+    ]
+    assert undocumented == []
     assert "POST /api/v1/subscriptions" in statuses[503]
     assert len(statuses[503]) >= 10, statuses[503]
     assert "Traceback" not in caplog.text and "s3cret-pw" not in caplog.text
