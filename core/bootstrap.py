@@ -25,7 +25,7 @@ from core.adapters.duplicates_sql import SqlRecentAlerts
 from core.adapters.feeds_sql import SqlFeeds
 from core.adapters.fetch import BoundedFetcher
 from core.adapters.gates_sql import SqlGates
-from core.adapters.hosts import READ_EVERY_S, RedisHostHealth
+from core.adapters.hosts import HOSTS_TIMEOUT_S, READ_EVERY_S, RedisHostHealth
 from core.adapters.leases_sql import SqlBatchLeases
 from core.adapters.newsroom_sql import SqlNewsroom
 from core.adapters.ops_probes import OpsKit
@@ -36,6 +36,7 @@ from core.adapters.sql import make_engine
 from core.adapters.stores_sql import SqlStores
 from core.adapters.stories_sql import SqlStories
 from core.adapters.subscriptions_sql import SqlSubscriptions
+from core.adapters.telemetry import fast_failing_client
 from core.adapters.templates_sql import SqlTemplates
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
 from core.alerts import AlertRules
@@ -160,7 +161,14 @@ class Container:
 
     @property
     def hosts(self) -> RedisHostHealth:
-        return self._part("hosts", lambda: RedisHostHealth(self.redis, read_every_s=READ_EVERY_S))
+        # Its own client with a short timeout: the sender asks it from its event loop.
+        return self._part(
+            "hosts",
+            lambda: RedisHostHealth(
+                fast_failing_client(self.settings.redis_url, HOSTS_TIMEOUT_S),
+                read_every_s=READ_EVERY_S,
+            ),
+        )
 
     @property
     def signer(self) -> VapidSigner:

@@ -23,6 +23,12 @@ SHARE_SLACK_S = 0.25
 # How often a delivery process asks Redis whether a host is held (it asks before every push):
 # another process's hold reaches it within this; a hold this process sets, at once.
 READ_EVERY_S = 1.0
+# The sender asks from its event loop: a Redis that hangs (accepts, never answers) must cost it
+# a short timeout now and then, not its every push. After a failure nothing is asked for AWAY_S;
+# the process keeps to the holds it knows and keeps its counts. The client's own timeout (the
+# container's hosts client) is HOSTS_TIMEOUT_S.
+AWAY_S = 5.0
+HOSTS_TIMEOUT_S = 0.5
 
 log = logging.getLogger("newsflash.hosts")
 
@@ -53,6 +59,14 @@ class RedisHostHealth:
         self._known: dict[str, float] = {}  # host -> latest hold seen or set by this process
         self._shared: dict[tuple[str, str], float] = {}  # (host, kind) -> until set in Redis
         self._delivered: dict[str, tuple[float | None, float]] = {}  # host -> (at, read at)
+        self._away_until = float("-inf")  # Redis failed: not asked again before this
+
+    def _away(self, now: float | None = None) -> bool:
+        return (self.clock() if now is None else now) < self._away_until
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        self._away_until = self.clock() + AWAY_S
+        log.warning("%s; Redis not asked again for %.0f s: %s", what, AWAY_S, type(exc).__name__)
 
     def blocked_until(self, host: str, now: float) -> float | None:
         cached = self._read.get(host)
@@ -61,7 +75,7 @@ class RedisHostHealth:
         else:
             # A failed read is remembered too: asked again after read_every_s, not before
             # every push (each would wait for a connection attempt on the sender's loop).
-            until = self._fetch(host)
+            until = self._known.get(host) if self._away(now) else self._fetch(host)
             self._read[host] = (until, now)
         return until if until is not None and until > now else None
 
@@ -70,9 +84,7 @@ class RedisHostHealth:
         try:
             values = self.client.mget(PREFIX + host + ":hold", PREFIX + host + ":breaker")
         except redis.RedisError as exc:
-            log.warning(
-                "host state unreachable; using the last known holds: %s", type(exc).__name__
-            )
+            self._failed("host state unreachable; using the last known holds", exc)
             return self._known.get(host)
         until = None
         for raw in values:
@@ -94,8 +106,8 @@ class RedisHostHealth:
         # Every answer of a throttling host asks for the hold (hundreds in flight answer 429
         # within a few milliseconds): one round trip per SHARE_SLACK_S is enough.
         shared = self._shared.get((host, kind), 0.0)
-        if until <= shared + SHARE_SLACK_S:
-            return
+        if until <= shared + SHARE_SLACK_S or self._away():
+            return  # already shared; or kept here until Redis answers (the next one shares it)
         key = PREFIX + host + ":" + kind
         ttl_ms = max(1, int((until - self.clock()) * 1000))
         try:
@@ -107,7 +119,7 @@ class RedisHostHealth:
             self.client.set(key, json.dumps({"until": until, "reason": reason}), px=ttl_ms)
             self._shared[(host, kind)] = until
         except redis.RedisError as exc:
-            log.warning("could not share a %s for a push host: %s", kind, type(exc).__name__)
+            self._failed(f"could not share a {kind} for a push host", exc)
 
     def hold(self, host: str, until: float, reason: str) -> None:
         self._set(host, "hold", until, reason)
@@ -119,7 +131,12 @@ class RedisHostHealth:
         self._read.pop(host, None)
         self._shared.pop((host, "breaker"), None)
         self._shared.pop((host, "hold"), None)
-        self.client.delete(PREFIX + host + ":breaker", PREFIX + host + ":hold")
+        if self._away():
+            return  # both keys expire by themselves
+        try:
+            self.client.delete(PREFIX + host + ":breaker", PREFIX + host + ":hold")
+        except redis.RedisError as exc:
+            self._failed("could not close a push host's breaker", exc)
 
     def count(self, host: str, answer: str) -> None:
         with self._lock:
@@ -134,6 +151,10 @@ class RedisHostHealth:
             self._last_flush = self.clock()
         if not counts:
             return
+        if self._away():
+            with self._lock:
+                self._counts.update(counts)
+            return
         now = self.clock()
         pipe = self.client.pipeline(transaction=False)
         for (host, answer), n in counts.items():
@@ -143,7 +164,7 @@ class RedisHostHealth:
         try:
             pipe.execute()
         except redis.RedisError as exc:
-            log.warning("answer counts kept for later: %s", type(exc).__name__)
+            self._failed("answer counts kept for later", exc)
             with self._lock:
                 self._counts.update(counts)
 
@@ -151,11 +172,12 @@ class RedisHostHealth:
         """Read at most every read_every_s per host; asked only on a refusal."""
         now = self.clock()
         cached = self._delivered.get(host)
-        if cached is not None and now - cached[1] < self.read_every_s:
-            return cached[0]
+        if (cached is not None and now - cached[1] < self.read_every_s) or self._away(now):
+            return None if cached is None else cached[0]
         try:
             raw = self.client.get(DELIVERED_PREFIX + host)
-        except redis.RedisError:
+        except redis.RedisError as exc:
+            self._failed("last delivery unreadable", exc)
             return None if cached is None else cached[0]
         at = None if raw is None else float(raw)
         self._delivered[host] = (at, now)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +14,12 @@ import redis as redis_lib
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from core.adapters.hosts import READ_EVERY_S, RedisHostHealth
+from core.adapters.hosts import HOSTS_TIMEOUT_S, READ_EVERY_S, RedisHostHealth
 from core.adapters.webpush import Http11PushSender, SenderConfig, VapidSigner
+from core.bootstrap import Container
 from core.ports import PushMessage, PushResult
 from standin.server import PushStandin
+from tests.support.services import make_env, settings_from, silent_listener
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +177,46 @@ def test_idle_slots_are_woken_only_for_pushes_they_can_start(
     # Each slot looks once when it starts, and once after each answer; a woken slot looks
     # for the push it was woken for. Before: about 90 more (the three batches' wake-ups).
     assert looks <= slots + 2 * 90 - 60, looks
+
+
+@pytest.mark.timeout(120)
+def test_a_hung_redis_costs_the_sender_a_short_timeout_not_every_push(
+    fast: PushStandin, signer: VapidSigner, tmp_path: Path, clean_redis: str
+) -> None:
+    """The sender asks the host store (holds, breakers: Redis) from its event loop before
+    every push. With Redis accepting connections and never answering, each read waited the
+    shared client's 5 s socket timeout and the next was due a second later: 200 pushes were not
+    done after 100 s. The container's host store now has its own 0.5 s client and asks nothing
+    for AWAY_S after a failure. Same run against a healthy Redis first, for the ratio."""
+    fast.reset()
+    subs = fast.create_subscriptions(200)
+
+    def fan_out(redis_url: str) -> tuple[int, float]:
+        env = make_env(tmp_path / "var", f"sqlite:///{tmp_path}/nf.db", redis_url, "")
+        hosts = Container(settings_from(env)).hosts  # as a worker builds it
+        sender = Http11PushSender(
+            signer,
+            SenderConfig(concurrency=64, concurrency_per_host=64, allow_loopback=True),
+            hosts=hosts,
+        )
+        results: list[PushResult] = []
+
+        def record(result: PushResult) -> None:
+            results.append(result)
+            hosts.count(result.host, "2xx")
+
+        started = time.monotonic()
+        for batch in range(4):
+            pushes = [message(subs[i % 200], i) for i in range(batch * 500, (batch + 1) * 500)]
+            sender.send_all(pushes, record, lambda: False)
+        took_s = time.monotonic() - started
+        sender.close()
+        return sum(r.status == 201 for r in results), took_s
+
+    delivered, healthy_s = fan_out(clean_redis)
+    assert delivered == 2000
+    with silent_listener() as port:
+        delivered, hung_s = fan_out(f"redis://127.0.0.1:{port}/0")
+    assert delivered == 2000
+    # One 0.5 s read per AWAY_S at most, on top of the healthy run.
+    assert hung_s < healthy_s + 3 * HOSTS_TIMEOUT_S + 1.0, (healthy_s, hung_s)
