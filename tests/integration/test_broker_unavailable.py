@@ -5,8 +5,6 @@ back: tests/reliability/test_broker_faults.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,20 +15,7 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.celery_queue import BROKER_SOCKET_TIMEOUT_S, celery_config
 from core.adapters.sql import make_engine
 from service.app import create_app
-from tests.support.services import make_env, new_vapid_pem, settings_from, silent_listener
-
-
-@contextmanager
-def _broker(kind: str) -> Iterator[str]:
-    if kind == "redis refusing":
-        yield "redis://127.0.0.1:9/0"  # nothing listens on 9
-        return
-    with silent_listener() as port:
-        yield (
-            f"redis://127.0.0.1:{port}/0"
-            if kind == "redis hung"
-            else f"amqp://guest:guest@127.0.0.1:{port}//"
-        )
+from tests.support.services import make_env, new_vapid_pem, service_down, settings_from
 
 
 @pytest.mark.timeout(120)
@@ -45,7 +30,7 @@ def test_publishing_while_the_broker_is_down_answers_in_seconds_and_keeps_the_al
     engine = make_engine(database)
     migrate.upgrade(engine)
     token = SqlAccounts(engine).create_token("cms", Role.EDITOR)
-    with _broker(kind) as broker_url:
+    with service_down(kind) as broker_url:
         env = make_env(
             tmp_path / "var", database, clean_redis, new_vapid_pem(), BROKER_URL=broker_url
         )

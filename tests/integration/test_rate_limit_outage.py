@@ -4,8 +4,6 @@ without waiting, until Redis answers again (service/extensions.py)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from core.adapters import migrate
 from core.adapters.sql import make_engine
 from service.app import create_app
-from tests.support.services import make_env, new_vapid_pem, settings_from, silent_listener
+from tests.support.services import make_env, new_vapid_pem, service_down, settings_from
 
 KEYS = {
     "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
@@ -21,16 +19,7 @@ KEYS = {
 }
 
 
-@contextmanager
-def _redis(kind: str) -> Iterator[str]:
-    if kind == "refusing":
-        yield "redis://127.0.0.1:9/0"  # nothing listens on 9
-        return
-    with silent_listener() as port:
-        yield f"redis://127.0.0.1:{port}/0"
-
-
-@pytest.mark.parametrize("kind", ["refusing", "hung"])
+@pytest.mark.parametrize("kind", ["redis refusing", "redis hung"])
 def test_a_redis_outage_keeps_the_limits_in_memory_and_costs_no_wait(
     kind: str, tmp_path: Path
 ) -> None:
@@ -39,7 +28,7 @@ def test_a_redis_outage_keeps_the_limits_in_memory_and_costs_no_wait(
     limiter's 2 s timeout (16.2 s for the eight)."""
     database = f"sqlite:///{tmp_path}/newsflash.db"
     migrate.upgrade(make_engine(database))
-    with _redis(kind) as redis_url:
+    with service_down(kind) as redis_url:
         env = make_env(
             tmp_path / "var",
             database,

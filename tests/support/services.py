@@ -117,6 +117,23 @@ def silent_listener() -> Iterator[int]:
         server.close()
 
 
+@contextlib.contextmanager
+def service_down(kind: str) -> Iterator[str]:
+    """A URL of a Redis or AMQP service that is down: "redis refusing" (nothing listens on port
+    9), "redis hung" or "amqp hung" (a silent_listener)."""
+    if kind == "redis refusing":
+        yield "redis://127.0.0.1:9/0"
+        return
+    scheme, state = kind.split()
+    assert state == "hung" and scheme in ("redis", "amqp"), kind
+    with silent_listener() as port:
+        yield (
+            f"redis://127.0.0.1:{port}/0"
+            if scheme == "redis"
+            else f"amqp://guest:guest@127.0.0.1:{port}//"
+        )
+
+
 def new_vapid_pem() -> str:
     """A fresh VAPID private key (P-256, PKCS#8 PEM) for a test stack."""
     from cryptography.hazmat.primitives import serialization
