@@ -4,6 +4,7 @@ every failure an operator can fix as one line (exit 2)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -91,11 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             load_signer(settings)
             if not args.no_start_warnings:
                 warn_about(settings)
-        if getattr(args, "own_signals", False):  # web, worker, beat, run, the stand-ins
-            return int(args.func(args, settings) or 0)
-        # Any other command stopped from outside unwinds as on Ctrl-C: its transaction rolled
-        # back and a statement still running cancelled, never left in a lock queue.
-        with stop_signals_unwind():
+        # A command stopped from outside unwinds as on Ctrl-C: its transaction rolled back and
+        # a statement still running cancelled, never left in a lock queue. Web, worker, beat,
+        # run and the stand-ins handle their own stop signals.
+        own = getattr(args, "own_signals", False)
+        with contextlib.nullcontext() if own else stop_signals_unwind():
             return int(args.func(args, settings) or 0)
     except (SettingsError, CliError) as exc:
         print(f"newsflash: {exc}", file=sys.stderr)
