@@ -32,7 +32,6 @@ from core import ops
 from core.adapters import db_holders, logs, metrics
 from core.adapters.celery_queue import STAMP_UID, stamp_publish_time
 from core.adapters.ops_probes import OpsKit
-from core.adapters.telemetry import RedisTelemetry
 from core.bootstrap import Container
 from core.endpoints import redact_endpoint
 from core.outcomes import Decision, Outcome
@@ -128,12 +127,7 @@ class DeliveryObserver:
             except Exception:
                 log.exception("could not record delivery metrics")
                 self.metrics = None
-        if not counts:
-            return
-        try:
-            self.kit.telemetry.add_counts(counts)
-        except Exception as exc:
-            log.warning("could not record the delivery rate", extra={"error": type(exc).__name__})
+        self.kit.writer.add_counts(counts)  # written by its own thread: never waits on Redis
 
     def _write_metrics(
         self,
@@ -156,7 +150,13 @@ class DeliveryObserver:
             metrics.add_observations(m.push_latency.labels(label(host)), bucket_counts, total[0])
 
     def finish(self) -> None:
+        """On the batch's finishing thread: its counts and first errors go to /ops (what the
+        batch counted is in Redis when its log line says delivered, unless Redis is failing)."""
         self.flush()
+        self._report_errors()
+        self.kit.writer.drain()
+
+    def _report_errors(self) -> None:
         if not self.errors:
             return
         try:
@@ -207,10 +207,7 @@ class DeliveryObserver:
                     "count": self.more_errors,
                 },
             )
-        try:
-            self.kit.telemetry.add_errors(entries)
-        except Exception as exc:
-            log.warning("could not record recent errors", extra={"error": type(exc).__name__})
+        self.kit.writer.add_errors(entries)
 
 
 # -- alarm rounds -------------------------------------------------------------------------------
@@ -360,8 +357,8 @@ def _mark(app: Celery | None, delivery_info: dict[str, Any] | None) -> None:
     entry = _state.get("apps", {}).get(id(app))
     if not queue or entry is None:
         return
-    try:
-        RedisTelemetry(entry[1](entry[0]).redis).mark_consumed(queue, time.time())
+    try:  # through the process's telemetry writer: a task never waits on Redis to start
+        kit_for(entry[1](entry[0]), entry[0]).writer.mark_consumed(queue, time.time())
     except Exception as exc:
         log.debug("could not mark consumption", extra={"error": type(exc).__name__})
 

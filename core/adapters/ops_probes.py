@@ -21,6 +21,7 @@ from core.adapters.celery_queue import ALL_QUEUES
 from core.adapters.ops_sql import SqlOpsQueries
 from core.adapters.sql import make_engine
 from core.adapters.telemetry import RedisTelemetry, fast_failing_client
+from core.adapters.telemetry_writer import TelemetryWriter
 from core.alarms import FallbackAlarmStore, Thresholds
 from core.model import Alert
 
@@ -167,6 +168,7 @@ class OpsKit:
     app: Celery
     pid: int = field(init=False)
     telemetry: RedisTelemetry = field(init=False)
+    writer: TelemetryWriter = field(init=False)  # what workers write and nobody waits for
     alarm_store: FallbackAlarmStore = field(init=False)
     sources: ops.OpsSources = field(init=False)
 
@@ -174,6 +176,7 @@ class OpsKit:
         s = self.settings
         self.pid = os.getpid()
         self.telemetry = RedisTelemetry(fast_failing_client(s.redis_url))
+        self.writer = TelemetryWriter(self.telemetry)
         self.alarm_store = FallbackAlarmStore(self.telemetry)
         deferred = DeferredSql(self.container)
         self.sources = ops.OpsSources(

@@ -102,7 +102,18 @@ class RedisServer:
             else:
                 entry.unlink()
 
+    def freeze(self) -> None:
+        """SIGSTOP: the kernel still accepts connections and ACKs what clients send; nothing is
+        answered (a hung Redis, as a stalled VM or a fork-heavy save shows it)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()
         self.kill()
 
 
