@@ -52,20 +52,33 @@ DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_S = 5
 
 
+# A web session's lock_timeout or statement_timeout (core/adapters/pg_sessions.py) ran out:
+# the database answers, but something holds what the request needs (a migration, a long
+# transaction). SQLSTATE lock_not_available, query_canceled.
+BUSY_SQLSTATES = ("55P03", "57014")
+
+
 def _database_unavailable(exc: Exception) -> Response:
     """503 with Retry-After: JSON for the API, the newsroom's page (drawn without asking the
     database who is signed in) for a browser. One log line, no traceback: every request fails
     alike during an outage, and the exception's text names the database's host."""
-    log.warning("database unavailable", extra={"path": request.path, "error": type(exc).__name__})
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    busy = sqlstate in BUSY_SQLSTATES
+    log.warning(
+        "database busy" if busy else "database unavailable",
+        extra={"path": request.path, "error": type(exc).__name__, "sqlstate": sqlstate},
+    )
     headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
+    state = "busy" if busy else "not answering"
     if _wants_json():
-        message = f"the database is not answering; try again in {RETRY_AFTER_S} s"
+        message = f"the database is {state}; try again in {RETRY_AFTER_S} s"
         return error_response(503, "unavailable", message, **headers)
+    reach = "Newsflash's database is busy" if busy else "Newsflash cannot reach its database"
     page = render_template(
         "editor/error.html",
         status=503,
         heading="Briefly unavailable",
-        message="Newsflash cannot reach its database right now. Try again in a few seconds; "
+        message=f"{reach} right now. Try again in a few seconds; "
         "if you were sending something, check whether it arrived before sending it again.",
         nf_offline=True,
     )

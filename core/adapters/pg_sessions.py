@@ -39,6 +39,14 @@ log = logging.getLogger("newsflash.db")
 CLIENT_CHECK_MS = 1000
 CLIENT_CHECK_SINCE = 140000  # server_version_num of PostgreSQL 14
 CANCEL_TIMEOUT_S = 3.0
+# What a web request's statement may wait: a lock (behind a migration, a VACUUM FULL, an index
+# built without CONCURRENTLY, another session's long transaction) and the statement as a whole.
+# Without them every request touching a locked table waited with it, each holding one of the
+# web process's threads, and once all were held nothing was answered, not /healthz, not the
+# newsroom's publish. Past them the request answers 503 "busy" with Retry-After (service/errors.py).
+SESSION_LIMITS: dict[str, dict[str, str]] = {
+    "web": {"lock_timeout": "3s", "statement_timeout": "30s"},
+}
 # libpq parameters every connection gets unless the URL sets them.
 CONNECT_DEFAULTS: dict[str, int] = {
     "connect_timeout": 10,  # seconds to open a connection, per address
@@ -61,21 +69,41 @@ def connect_args(url: str, application_name: str) -> dict[str, object]:
     return args
 
 
-def guard_sessions(engine: Engine) -> None:
-    """Both guards on a PostgreSQL engine's connections."""
-    event.listen(engine, "connect", watch_client)
+def session_limits(role: str) -> dict[str, str]:
+    """What a session of this role may wait (SESSION_LIMITS; nothing for workers and commands)."""
+    return SESSION_LIMITS.get(role, {})
+
+
+def guard_sessions(engine: Engine, limits: dict[str, str] | None = None) -> None:
+    """Both guards on a PostgreSQL engine's connections, and the role's limits."""
+
+    def prepare(dbapi_conn: Any, _record: Any = None) -> None:
+        watch_client(dbapi_conn, limits=limits)
+
+    event.listen(engine, "connect", prepare)
     event.listen(engine, "handle_error", stop_interrupted_statement)
 
 
-def watch_client(dbapi_conn: Any, _record: Any = None) -> None:
-    """On a new connection: the server checks every CLIENT_CHECK_MS, while a statement runs,
-    that this client is still there, and ends the session when it is not."""
-    if dbapi_conn.info.server_version < CLIENT_CHECK_SINCE:
+def watch_client(
+    dbapi_conn: Any, _record: Any = None, limits: dict[str, str] | None = None
+) -> None:
+    """On a new connection, in one round trip: the server checks every CLIENT_CHECK_MS, while
+    a statement runs, that this client is still there, and ends the session when it is not;
+    and `limits` (setting: value) apply where nothing set them already (the URL's `options`,
+    ALTER ROLE or ALTER DATABASE win)."""
+    sets = [
+        f"set_config('{name}', CASE current_setting('{name}') WHEN '0' THEN '{value}'"
+        f" ELSE current_setting('{name}') END, false)"
+        for name, value in (limits or {}).items()
+    ]
+    if dbapi_conn.info.server_version >= CLIENT_CHECK_SINCE:
+        sets.append(f"set_config('client_connection_check_interval', '{CLIENT_CHECK_MS}', false)")
+    if not sets:
         return
     autocommit = dbapi_conn.autocommit
-    dbapi_conn.autocommit = True  # a session setting, not a transaction to leave open
+    dbapi_conn.autocommit = True  # session settings, not a transaction to leave open
     try:
-        dbapi_conn.execute(f"SET client_connection_check_interval = {CLIENT_CHECK_MS}")
+        dbapi_conn.execute("SELECT " + ", ".join(sets))
     finally:
         dbapi_conn.autocommit = autocommit
 

@@ -22,8 +22,8 @@ from sqlalchemy.pool import NullPool
 
 from config.settings import Topic
 from core.adapters import tables as t
-from core.adapters.db_holders import application_name
-from core.adapters.pg_sessions import connect_args, guard_sessions
+from core.adapters.db_holders import application_name, process_role
+from core.adapters.pg_sessions import connect_args, guard_sessions, session_limits
 from core.model import (
     Alert,
     AlertCounts,
@@ -81,6 +81,7 @@ def make_engine(
             cur.close()
 
         return engine
+    role = role or process_role()
     args = connect_args(url, application_name(role))
     if not pooled:  # a probe: a new connection each time, so its connect timeout always applies
         engine = create_engine(url, poolclass=NullPool, connect_args=args)
@@ -93,7 +94,7 @@ def make_engine(
             pool_recycle=1800,
             connect_args=args,
         )
-    guard_sessions(engine)
+    guard_sessions(engine, session_limits(role))
     return engine
 
 

@@ -183,7 +183,9 @@ def test_an_upgrade_stopped_while_it_waits_for_its_lock_no_longer_blocks_the_app
 
     with psycopg.connect(_libpq(postgres_url)) as long_read:
         long_read.execute("SELECT count(*) FROM sessions")  # holds ACCESS SHARE until rollback
-        with cli_running(["db", "upgrade"], env) as upgrade:
+        # --lock-timeout 0: wait for the lock as long as it takes (by default a try gives up
+        # after 2 s: tests/integration/test_database_busy.py).
+        with cli_running(["db", "upgrade", "--lock-timeout", "0"], env) as upgrade:
             wait_until(queued_for_lock, 30, "the upgrade's ALTER TABLE to queue for its lock")
             assert not a_reader_gets_through()  # the stall the operator is looking at
             stop_cli(upgrade, stop)
