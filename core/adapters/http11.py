@@ -9,7 +9,7 @@ import ipaddress
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -280,18 +280,19 @@ async def connect(
     host: str,
     port: int,
     ssl_context: ssl.SSLContext | None,
-    lookup: Callable[[str, int], Sequence[str]],
+    resolve: Callable[[str, int], Awaitable[Sequence[str]]],
     allow_loopback: bool,
     connect_timeout_s: float,
 ) -> Connection:
     """A new connection to the first address that answers; every resolved address is checked
-    before any connection is attempted."""
+    before any connection is attempted. `resolve`: the process's Resolver (core/adapters/
+    resolver.py), names looked up once a minute per host."""
     loop = asyncio.get_running_loop()
     literal = literal_address(host)
     if literal is not None:
         addresses: Sequence[str] = [literal]
     else:
-        addresses = await loop.run_in_executor(None, lookup, host, port)
+        addresses = await resolve(host, port)
     if not addresses:
         raise RefusedAddress(f"{host} did not resolve")
     for address in addresses:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 
 from core.adapters.http11 import RESPONSE_BODY_CAP, Connection, RefusedAddress, Route, connect
 from core.adapters.push_crypto import VapidSigner, encrypt
+from core.adapters.resolver import Resolver
 from core.payload import MAX_PUSH_BODY
 from core.ports import HostHealth, PushMessage, PushResult
 
@@ -59,6 +60,7 @@ class PushClient:
         self.signer = signer
         self.hosts = hosts
         self.lookup = lookup
+        self.resolver = Resolver(lookup)
         self.clock = clock
         self.connect_timeout_s = connect_timeout_s
         self.read_timeout_s = read_timeout_s
@@ -230,7 +232,7 @@ class PushClient:
             route.host,
             route.key[2],
             self._ssl_context() if route.tls else None,
-            self.lookup,
+            self.resolver.addresses,
             self.allow_loopback,
             self.connect_timeout_s,
         )

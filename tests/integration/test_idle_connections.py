@@ -45,7 +45,8 @@ def test_stale_and_least_recently_used_idle_connections_close() -> None:
         port = server.sockets[0].getsockname()[1]
         push = client()
         conns: list[Connection] = [
-            await connect("127.0.0.1", port, None, push.lookup, True, 2) for _ in range(6)
+            await connect("127.0.0.1", port, None, push.resolver.addresses, True, 2)
+            for _ in range(6)
         ]
         now = time.monotonic()
         for age, conn in enumerate(conns):  # conns[0] used last, conns[5] longest ago
