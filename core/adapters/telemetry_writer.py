@@ -42,19 +42,28 @@ class TelemetryWriter:
     ) -> None:
         self.telemetry = telemetry
         self.away_s = away_s
+        self._pid = -1
+        self._here()
+
+    def _here(self) -> None:
+        """Fresh state in a new process: a forked child inherits neither the parent's thread
+        nor, safely, its lock (held by that thread at the fork, it would never be released)."""
+        if self._pid == os.getpid():
+            return
+        self._pid = os.getpid()
         self._lock = threading.Condition()
         self._counts: dict[int, Counter[str]] = {}
         self._errors: list[dict[str, Any]] = []
         self._marks: dict[str, float] = {}
         self._writing = False
         self._failing = False
-        self._pid = -1
         self._thread: threading.Thread | None = None
 
     # -- what callers hand over (never blocks on Redis) ---------------------------------------
     def add_counts(self, per_second: Mapping[int, Counter[str]]) -> None:
         if not per_second:
             return
+        self._here()
         with self._lock:
             for second, counts in per_second.items():
                 self._counts.setdefault(second, Counter()).update(counts)
@@ -63,11 +72,13 @@ class TelemetryWriter:
     def add_errors(self, entries: list[dict[str, Any]]) -> None:
         if not entries:
             return
+        self._here()
         with self._lock:
             self._errors = [*self._errors, *entries][-ERRORS_KEEP:]
             self._wake()
 
     def mark_consumed(self, queue: str, at: float) -> None:
+        self._here()
         with self._lock:
             self._marks[queue] = max(at, self._marks.get(queue, at))
             self._wake()
@@ -75,6 +86,7 @@ class TelemetryWriter:
     def drain(self, timeout_s: float = DRAIN_S) -> bool:
         """Wait (at most timeout_s) until what was handed over is written; at once while Redis
         is failing. True when nothing is left."""
+        self._here()
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while self._pending() or self._writing:
@@ -94,8 +106,7 @@ class TelemetryWriter:
 
     def _wake(self) -> None:
         # Called with the lock held.
-        if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
-            self._pid = os.getpid()
+        if self._thread is None or not self._thread.is_alive():
             self._writing, self._failing = False, False
             self._thread = threading.Thread(
                 target=self._run, name="newsflash-telemetry", daemon=True

@@ -109,3 +109,40 @@ def _eventually(check: Any, timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def test_a_forked_child_writes_with_a_thread_and_a_lock_of_its_own() -> None:
+    """Celery's prefork children are forked: the parent's writer thread does not exist there,
+    and its lock may have been held at the fork."""
+    import os
+
+    redis = Telemetry()
+    writer = writer_of(redis)
+    writer.add_counts({1: Counter({"delivered": 1})})
+    assert writer.drain(2.0)
+    read, write = os.pipe()
+    held, done = threading.Event(), threading.Event()
+
+    def hold() -> None:  # the lock held by another thread (the writer's) at the fork
+        with writer._lock:
+            held.set()
+            done.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait(5)
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        ok = False
+        try:
+            writer.add_counts({2: Counter({"delivered": 2})})
+            ok = writer.drain(2.0) and redis.counts[(2, "delivered")] == 2
+        finally:
+            os.write(write, b"1" if ok else b"0")
+            os._exit(0)
+    done.set()
+    holder.join()
+    os.close(write)
+    assert os.read(read, 1) == b"1"
+    os.close(read)
+    os.waitpid(pid, 0)
