@@ -52,21 +52,30 @@ DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_S = 5
 
 
-# A web session's lock_timeout or statement_timeout (core/adapters/pg_sessions.py) ran out:
-# the database answers, but something holds what the request needs (a migration, a long
-# transaction). SQLSTATE lock_not_available, query_canceled.
+# A web session's lock_timeout or statement_timeout (core/adapters/pg_sessions.py) ran out, or
+# SQLite's busy timeout (core/adapters/sql.py): the database answers, but something holds what
+# the request needs (a migration, a long transaction). SQLSTATE lock_not_available and
+# query_canceled; SQLITE_BUSY and SQLITE_LOCKED.
 BUSY_SQLSTATES = ("55P03", "57014")
+BUSY_SQLITE_CODES = (5, 6)
+
+
+def _busy(exc: Exception) -> bool:
+    cause = getattr(exc, "orig", None)
+    return (
+        getattr(cause, "sqlstate", None) in BUSY_SQLSTATES
+        or getattr(cause, "sqlite_errorcode", None) in BUSY_SQLITE_CODES
+    )
 
 
 def _database_unavailable(exc: Exception) -> Response:
     """503 with Retry-After: JSON for the API, the newsroom's page (drawn without asking the
     database who is signed in) for a browser. One log line, no traceback: every request fails
     alike during an outage, and the exception's text names the database's host."""
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    busy = sqlstate in BUSY_SQLSTATES
+    busy = _busy(exc)
     log.warning(
         "database busy" if busy else "database unavailable",
-        extra={"path": request.path, "error": type(exc).__name__, "sqlstate": sqlstate},
+        extra={"path": request.path, "error": type(exc).__name__},
     )
     headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
     state = "busy" if busy else "not answering"

@@ -57,6 +57,12 @@ class TopicBits:
         return tuple(s for s, b in sorted(self.bits.items(), key=lambda x: x[1]) if mask >> b & 1)
 
 
+# How long a SQLite connection waits for another's write to finish: a web request as long as a
+# PostgreSQL one waits for a lock (core/adapters/pg_sessions.SESSION_LIMITS), then 503 "busy";
+# workers and commands 30 s.
+SQLITE_BUSY_MS: dict[str, int] = {"web": 3000, "*": 30000}
+
+
 def make_engine(
     url: str, *, pool_size: int = 5, role: str | None = None, pooled: bool = True
 ) -> Engine:
@@ -65,23 +71,24 @@ def make_engine(
     web, worker, beat, cli), which pg_stat_activity shows ops and `newsflash restore` checks,
     their sessions end with the statement their process gave up on, and a database that stops
     answering is given up on in seconds (pg_sessions)."""
+    role = role or process_role()
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30})
+        busy_ms = SQLITE_BUSY_MS.get(role, SQLITE_BUSY_MS["*"])
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": busy_ms / 1000})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={busy_ms}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 
         return engine
-    role = role or process_role()
     args = connect_args(url, application_name(role))
     if not pooled:  # a probe: a new connection each time, so its connect timeout always applies
         engine = create_engine(url, poolclass=NullPool, connect_args=args)

@@ -30,8 +30,6 @@ from tests.support.cli import run_cli
 from tests.support.live_stack import LiveStack, live_stack
 from tests.support.services import REDIS_BASE, TEST_REDIS_DB, make_env, new_vapid_pem
 
-pytestmark = [pytest.mark.postgres]
-
 REDIS_URL = f"{REDIS_BASE}/{TEST_REDIS_DB}"
 KEY = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"
 
@@ -87,6 +85,7 @@ def served(postgres_url: str, tmp_path: Path) -> Iterator[LiveStack]:
         yield stack
 
 
+@pytest.mark.postgres
 def test_a_locked_table_costs_its_requests_a_busy_answer_not_the_whole_web_app(
     served: LiveStack, postgres_url: str
 ) -> None:
@@ -134,6 +133,7 @@ def test_a_locked_table_costs_its_requests_a_busy_answer_not_the_whole_web_app(
     assert "Traceback" not in log
 
 
+@pytest.mark.postgres
 def test_the_newsroom_goes_ahead_of_a_surge_of_readers_waiting_on_a_locked_table(
     served: LiveStack, postgres_url: str
 ) -> None:
@@ -181,6 +181,7 @@ def test_the_newsroom_goes_ahead_of_a_surge_of_readers_waiting_on_a_locked_table
     assert set(answers) == {503}, set(answers)
 
 
+@pytest.mark.postgres
 def test_web_sessions_get_lock_and_statement_timeouts_unless_the_database_url_sets_them(
     postgres_url: str,
 ) -> None:
@@ -206,6 +207,7 @@ def _long_read(url: str) -> psycopg.Connection[Any]:
     return conn
 
 
+@pytest.mark.postgres
 def test_an_upgrade_behind_a_long_read_holds_readers_up_for_seconds_at_most(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -244,6 +246,7 @@ def test_an_upgrade_behind_a_long_read_holds_readers_up_for_seconds_at_most(
     engine.dispose()
 
 
+@pytest.mark.postgres
 def test_an_upgrade_that_never_gets_its_lock_gives_up_with_one_line_naming_the_holders(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -263,3 +266,33 @@ def test_an_upgrade_that_never_gets_its_lock_gives_up_with_one_line_naming_the_h
     bad = run_cli(["db", "upgrade", "--lock-timeout", "soon"], env, 60)
     assert bad.returncode == 2 and "--lock-timeout" in bad.stderr
     engine.dispose()
+
+
+def test_on_sqlite_a_web_request_waits_3_s_for_another_s_write_then_answers_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded database: a web request waited SQLite's 30 s busy timeout for a write
+    lock (a long write, a checkpoint) before answering 503."""
+    import sqlite3
+
+    from core.adapters import db_holders
+    from service.app import create_app
+    from tests.support.services import settings_from
+
+    database = tmp_path / "newsflash.db"
+    migrate.upgrade(make_engine(f"sqlite:///{database}"))
+    monkeypatch.setitem(db_holders._process, "role", "web")  # as service/wsgi.py says
+    env = make_env(tmp_path / "var", f"sqlite:///{database}", REDIS_URL, new_vapid_pem())
+    client = create_app(settings_from(env)).test_client()
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's write in progress
+    try:
+        started = time.monotonic()
+        answer = client.post("/api/v1/subscriptions", json=_reader(1))
+        took_s = time.monotonic() - started
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert answer.status_code == 503 and took_s < 6, (answer.status_code, took_s)
+    assert answer.json["error"]["message"] == "the database is busy; try again in 5 s"
+    assert client.post("/api/v1/subscriptions", json=_reader(1)).status_code == 201
