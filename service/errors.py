@@ -3,6 +3,7 @@ while the database cannot be reached."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
+from core.adapters import metrics
 from core.duplicates import DuplicateAlert
 from core.errors import DomainError
 
@@ -77,6 +79,8 @@ def _database_unavailable(exc: Exception) -> Response:
         "database busy" if busy else "database unavailable",
         extra={"path": request.path, "error": type(exc).__name__},
     )
+    with contextlib.suppress(Exception):  # metrics never fail a request
+        metrics.metrics().web_unavailable.labels("busy" if busy else "unreachable").inc()
     headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
     state = "busy" if busy else "not answering"
     if _wants_json():

@@ -98,6 +98,14 @@ class Metrics:
             ["method", "route"],
             buckets=LATENCY_BUCKETS_S,
         )
+        self.web_unavailable = Counter(
+            "newsflash_web_database_unavailable",
+            "Web requests answered 503 for the database: busy (a lock or statement timeout ran "
+            "out) or unreachable",
+            ["reason"],
+        )
+        for reason in ("busy", "unreachable"):  # exported at 0 from the start: increase() works
+            self.web_unavailable.labels(reason)
         self.alerts_finished = Counter(
             "newsflash_alerts_finished", "Alerts that finished sending, by final status", ["status"]
         )

@@ -11,6 +11,7 @@ with it, for as long as the read lasted."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import urllib.error
@@ -273,7 +274,10 @@ def test_on_sqlite_a_web_request_waits_3_s_for_another_s_write_then_answers_busy
     database = tmp_path / "newsflash.db"
     migrate.upgrade(make_engine(f"sqlite:///{database}"))
     monkeypatch.setitem(db_holders._process, "role", "web")  # as service/wsgi.py says
-    env = make_env(tmp_path / "var", f"sqlite:///{database}", REDIS_URL, new_vapid_pem())
+    token = "metrics-" + "b" * 32
+    env = make_env(
+        tmp_path / "var", f"sqlite:///{database}", REDIS_URL, new_vapid_pem(), METRICS_TOKEN=token
+    )
     client = create_app(settings_from(env)).test_client()
     holder = sqlite3.connect(database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process's write in progress
@@ -287,3 +291,6 @@ def test_on_sqlite_a_web_request_waits_3_s_for_another_s_write_then_answers_busy
     assert answer.status_code == 503 and took_s < 6, (answer.status_code, took_s)
     assert (answer.json or {})["error"]["message"] == "the database is busy; try again in 5 s"
     assert client.post("/api/v1/subscriptions", json=_reader(1)).status_code == 201
+    # Counted for Prometheus (NewsflashDatabaseBusy, deploy/prometheus/newsflash-rules.yml).
+    scraped = client.get("/metrics", headers={"Authorization": f"Bearer {token}"}).text
+    assert re.search(r'newsflash_web_database_unavailable_total\{reason="busy"\} 1\.0', scraped)
