@@ -231,13 +231,14 @@ def deliver_batch(
     if pipelined:
         cast(PipelinedSender, sender).wait_for_room()
     now, held, owner = clock(), leases or StoreLeases(store), new_owner()
+    asked_at = time.monotonic()
     claimed = _claim(batch_id, store, held, owner, policy, now)
     if isinstance(claimed, BatchReport):
         if on_complete is not None:
             on_complete(claimed)
         return claimed
     batch, alert = claimed
-    lease = Lease(held, batch_id, owner, policy.lease_s, clock)  # renewed from the claim on
+    lease = Lease(held, batch_id, owner, policy.lease_s, clock, asked_at)  # from the claim on
     targets, missing = owed_targets(batch, alert, store, policy.endpoints, now)
     live = within_ttl(alert, targets, store, batch_id, now)
     stamp = int(released_at(live))

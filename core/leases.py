@@ -75,6 +75,7 @@ class Lease:
         owner: str,
         lease_s: float,
         clock: Callable[[], float],
+        claimed_at: float | None = None,
     ) -> None:
         self.leases, self._batch_id, self._owner = leases, batch_id, owner
         self._clock = clock
@@ -83,7 +84,11 @@ class Lease:
         self._hold_s = lease_s - self.every_s
         # How long since the last renewal is judged on this process's monotonic clock (a wall
         # clock step must not stretch the hold); the time written is the injected clock's.
-        self._renewed_at = time.monotonic()
+        # The claim counts from when it was asked (`claimed_at`, monotonic), not from when it
+        # returned: the lease it wrote runs from the time it carried, and a claim the database
+        # held for longer than the lease (frozen, a lock) returned a lease already lapsed,
+        # which another worker may already be taking over.
+        self._renewed_at = time.monotonic() if claimed_at is None else claimed_at
         self._lost = False
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="batch-lease", daemon=True)

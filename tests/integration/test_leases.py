@@ -191,3 +191,43 @@ def test_a_worker_whose_batch_was_taken_over_stops_and_leaves_it_unfinished(
     assert report.lost and len(sender.sent) < 5
     assert _owner(engine, batch) == ("sending", "other"), "the new owner finishes it"
     assert store.alerts.get_alert(alert_id).counts.delivered == len(sender.sent)  # type: ignore[union-attr]
+
+
+class SlowClaims(SqlBatchLeases):
+    """The database holds the claim for longer than a lease (frozen, behind a lock): it is
+    written with the time it carried, and returns a lease that has already run out."""
+
+    def __init__(self, engine: Engine, held_s: float) -> None:
+        super().__init__(engine)
+        self.held_s = held_s
+
+    def claim(self, batch_id: int, owner: str, now: float, lease_s: float):  # type: ignore[no-untyped-def]
+        time.sleep(self.held_s)
+        return super().claim(batch_id, owner, now, lease_s)
+
+
+def test_a_claim_the_database_held_past_its_lease_sends_nothing(
+    store: SqlStores, engine: Engine
+) -> None:
+    """Found with PostgreSQL frozen for 10 s a quarter into a 4,000-reader send: two batches
+    whose claims were in flight came back with leases already lapsed, a sweep gave them to a
+    second owner, and both sent them (400 readers twice). The first owner counted its lease
+    from when the claim returned; it counts from when it asked now, so it stops before its
+    first request and leaves the batch to whoever takes it."""
+    _alert, (batch, *_rest) = _planned(store)
+    policy = delivery.DeliveryPolicy(batch_size=5, lease_s=0.4)
+    sender = TakenOverSender(lambda: None, after=-1)
+    began = time.time()
+    report = delivery.deliver_batch(
+        batch,
+        store.ledger,
+        sender,
+        MemoryHostHealth(),
+        policy,
+        clock=lambda: 100.0 + time.time() - began,
+        leases=SlowClaims(engine, held_s=0.5),
+    )
+    assert report.lost and sender.sent == []
+    assert _owner(engine, batch)[0] == "sending"  # left for the sweep: its lease has run out
+    taken = SqlBatchLeases(engine).claim(batch, "next", 100.0 + time.time() - began, 0.4)
+    assert taken is not None  # the next owner sends it, alone
