@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -115,6 +116,64 @@ class RedisServer:
     def stop(self) -> None:
         self.thaw()
         self.kill()
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster (initdb as the postgres user, trust auth, loopback only) on
+    its own port, to freeze and thaw at will without touching the machine's shared server."""
+
+    BIN = Path("/usr/lib/postgresql")
+
+    def __init__(self) -> None:
+        # Its own directory under /tmp: pytest's are private to root, and the server runs as
+        # the postgres user.
+        self.root = Path(tempfile.mkdtemp(prefix="newsflash-pg-"))
+        self.data = self.root / "pg"
+        self.port = free_port()
+
+    @classmethod
+    def bin_dir(cls) -> Path | None:
+        found = sorted(cls.BIN.glob("*/bin/initdb"))
+        return found[-1].parent if found else None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, command: str) -> None:
+        subprocess.run(["su", "postgres", "-c", command], check=True, capture_output=True)
+
+    def start(self) -> PostgresServer:
+        bin_dir = self.bin_dir()
+        assert bin_dir is not None
+        self.root.chmod(0o777)
+        self._as_postgres(f"{bin_dir}/initdb -D {self.data} -A trust -U postgres")
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        self._as_postgres(
+            f"{bin_dir}/pg_ctl -D {self.data} -o '{options}' -l {self.root}/pg.log -w start"
+        )
+        return self
+
+    def _processes(self) -> list[psutil.Process]:
+        postmaster = psutil.Process(int((self.data / "postmaster.pid").read_text().split()[0]))
+        return [postmaster, *postmaster.children(recursive=True)]
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and every backend: connections stay open, nothing answers."""
+        for proc in self._processes():
+            proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for proc in self._processes():
+            proc.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        bin_dir = self.bin_dir()
+        if bin_dir is not None and (self.data / "postmaster.pid").exists():
+            with contextlib.suppress(psutil.Error, OSError, ValueError):
+                self.thaw()
+            self._as_postgres(f"{bin_dir}/pg_ctl -D {self.data} -m immediate stop")
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def bulk_subscribe(store: SqlStores, subs: Iterable[dict[str, Any]], topics: list[str]) -> int:
