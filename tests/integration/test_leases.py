@@ -141,6 +141,22 @@ def test_an_alert_published_while_the_broker_was_down_is_planned_after_a_lease(
     assert queue.plans == [waiting.id], "sent again only after another lease"
 
 
+def _deliver_with_short_leases(
+    batch: int, store: SqlStores, sender: TakenOverSender, leases: SqlBatchLeases
+) -> delivery.BatchReport:
+    """deliver_batch with 0.4 s leases, on the planning clock's 100.0 running on in real time."""
+    began = time.time()
+    return delivery.deliver_batch(
+        batch,
+        store.ledger,
+        sender,
+        MemoryHostHealth(),
+        delivery.DeliveryPolicy(batch_size=5, lease_s=0.4),
+        clock=lambda: 100.0 + time.time() - began,
+        leases=leases,
+    )
+
+
 class TakenOverSender:
     """Sends a few, then another worker takes the batch over (the lease was lost)."""
 
@@ -176,18 +192,8 @@ def test_a_worker_whose_batch_was_taken_over_stops_and_leaves_it_unfinished(
         with engine.begin() as conn:
             conn.execute(b.update().where(b.c.id == batch).values(owner="other", heartbeat_at=1e12))
 
-    policy = delivery.DeliveryPolicy(batch_size=5, lease_s=0.4)
     sender = TakenOverSender(takeover, after=2)
-    began = time.time()  # the planning clock's 100.0, running on in real time
-    report = delivery.deliver_batch(
-        batch,
-        store.ledger,
-        sender,
-        MemoryHostHealth(),
-        policy,
-        clock=lambda: 100.0 + time.time() - began,
-        leases=leases,
-    )
+    report = _deliver_with_short_leases(batch, store, sender, leases)
     assert report.lost and len(sender.sent) < 5
     assert _owner(engine, batch) == ("sending", "other"), "the new owner finishes it"
     assert store.alerts.get_alert(alert_id).counts.delivered == len(sender.sent)  # type: ignore[union-attr]
@@ -215,19 +221,9 @@ def test_a_claim_the_database_held_past_its_lease_sends_nothing(
     from when the claim returned; it counts from when it asked now, so it stops before its
     first request and leaves the batch to whoever takes it."""
     _alert, (batch, *_rest) = _planned(store)
-    policy = delivery.DeliveryPolicy(batch_size=5, lease_s=0.4)
     sender = TakenOverSender(lambda: None, after=-1)
-    began = time.time()
-    report = delivery.deliver_batch(
-        batch,
-        store.ledger,
-        sender,
-        MemoryHostHealth(),
-        policy,
-        clock=lambda: 100.0 + time.time() - began,
-        leases=SlowClaims(engine, held_s=0.5),
-    )
+    report = _deliver_with_short_leases(batch, store, sender, SlowClaims(engine, held_s=0.5))
     assert report.lost and sender.sent == []
     assert _owner(engine, batch)[0] == "sending"  # left for the sweep: its lease has run out
-    taken = SqlBatchLeases(engine).claim(batch, "next", 100.0 + time.time() - began, 0.4)
+    taken = SqlBatchLeases(engine).claim(batch, "next", 1e9, 0.4)
     assert taken is not None  # the next owner sends it, alone

@@ -176,6 +176,27 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def send_through_a_stall(
+    r: Rig, stalled: RedisServer | PostgresServer, stall_s: float, audience: int
+) -> tuple[dict[str, Any], float, Counter[str]]:
+    """Publish to everyone, freeze `stalled` (SIGSTOP) once a quarter of the audience has the
+    alert, thaw it stall_s later: the alert once `sent`, the seconds from the thaw to `sent`,
+    and how often each reader got it."""
+    alert_id = r.publish()
+    wait_until(
+        lambda: len(received_tokens(r.standin, alert_id)) >= audience // 4,
+        60,
+        "a quarter of the audience",
+        interval_s=0.02,
+    )
+    stalled.freeze()
+    time.sleep(stall_s)
+    stalled.thaw()
+    back = time.monotonic()
+    final = r.wait_status(alert_id, "sent", 120)
+    return final, time.monotonic() - back, received_tokens(r.standin, alert_id)
+
+
 def bulk_subscribe(store: SqlStores, subs: Iterable[dict[str, Any]], topics: list[str]) -> int:
     """Insert stand-in subscriptions straight into the table (20,000 POSTs would take minutes),
     then rebuild the audience counters the way an operator repairs them."""

@@ -8,7 +8,6 @@ and both sent them (200 or 400 readers twice; core/leases.py)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,11 +16,10 @@ from tests.reliability.harness import (
     PostgresServer,
     RedisServer,
     bulk_subscribe,
-    received_tokens,
     rig,
+    send_through_a_stall,
 )
 from tests.support.services import require_service
-from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
 
@@ -39,20 +37,7 @@ def test_a_send_through_a_frozen_database_finishes_after_it_with_no_reader_twice
         with rig(tmp_path, database.url, redis.url, vapid_pem, standin=True, BATCH_SIZE="200") as r:
             bulk_subscribe(r.store, r.standin.create_subscriptions(AUDIENCE), ["breaking"])
             r.start({"w1": 2}, beat=True)
-            alert_id = r.publish()
-            wait_until(
-                lambda: len(received_tokens(r.standin, alert_id)) >= AUDIENCE // 4,
-                60,
-                "a quarter",
-                interval_s=0.02,
-            )
-            database.freeze()
-            time.sleep(FROZEN_S)
-            database.thaw()
-            back = time.monotonic()
-            final = r.wait_status(alert_id, "sent", 120)
-            took_s = time.monotonic() - back
-            got = received_tokens(r.standin, alert_id)
+            final, took_s, got = send_through_a_stall(r, database, FROZEN_S, AUDIENCE)
     finally:
         redis.stop()
         database.stop()

@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from core.adapters.telemetry import RATE_PREFIX
-from tests.reliability.harness import RedisServer, Rig, bulk_subscribe, received_tokens, rig
+from tests.reliability.harness import (
+    RedisServer,
+    Rig,
+    bulk_subscribe,
+    received_tokens,
+    rig,
+    send_through_a_stall,
+)
 from tests.support.stack import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -104,20 +111,7 @@ def test_a_redis_broker_that_stalls_mid_send_loses_and_repeats_nothing(
             subs = r.standin.create_subscriptions(AUDIENCE)
             bulk_subscribe(r.store, subs, ["breaking"])
             r.start({"w1": 2}, beat=True)
-            alert_id = r.publish()
-            wait_until(
-                lambda: len(received_tokens(r.standin, alert_id)) >= AUDIENCE // 4,
-                60,
-                "a quarter",
-                interval_s=0.02,
-            )
-            redis.freeze()
-            time.sleep(8)
-            redis.thaw()
-            back = time.monotonic()
-            final = r.wait_status(alert_id, "sent", 120)
-            took_s = time.monotonic() - back
-            got = received_tokens(r.standin, alert_id)
+            final, took_s, got = send_through_a_stall(r, redis, 8, AUDIENCE)
     finally:
         redis.stop()
     print(f"\nRedis broker stalled 8 s: sent {took_s:.1f} s after it answered again")
