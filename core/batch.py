@@ -230,15 +230,13 @@ def deliver_batch(
     began = time.monotonic()
     if pipelined:
         cast(PipelinedSender, sender).wait_for_room()
-    now, held, owner = clock(), leases or StoreLeases(store), new_owner()
-    asked_at = time.monotonic()
-    claimed = _claim(batch_id, store, held, owner, policy, now)
+    now, owner = clock(), new_owner()
+    claimed = _claim(batch_id, store, leases or StoreLeases(store), owner, policy, clock, now)
     if isinstance(claimed, BatchReport):
         if on_complete is not None:
             on_complete(claimed)
         return claimed
-    batch, alert = claimed
-    lease = Lease(held, batch_id, owner, policy.lease_s, clock, asked_at)  # from the claim on
+    batch, alert, lease = claimed
     targets, missing = owed_targets(batch, alert, store, policy.endpoints, now)
     live = within_ttl(alert, targets, store, batch_id, now)
     stamp = int(released_at(live))
@@ -413,9 +411,12 @@ def _claim(
     leases: BatchLeases,
     owner: str,
     policy: DeliveryPolicy,
+    clock: Callable[[], float],
     now: float,
-) -> tuple[Batch, Alert] | BatchReport:
-    """The batch and its alert, or the report of a batch that is not ours to send."""
+) -> tuple[Batch, Alert, Lease] | BatchReport:
+    """The batch, its alert and the lease renewed from the claim on; or the report of a batch
+    that is not ours to send. The lease counts from when the claim was asked (core/leases.py)."""
+    asked_at = time.monotonic()
     batch = leases.claim(batch_id, owner, now, policy.lease_s)
     if batch is None:
         return BatchReport(batch_id, claimed=False)
@@ -426,7 +427,7 @@ def _claim(
     if alert.status is AlertStatus.CANCELLED:
         leases.finish(batch_id, owner, alert.id, True, now)
         return BatchReport(batch_id, alert.id, stopped=True)
-    return batch, alert
+    return batch, alert, Lease(leases, batch_id, owner, policy.lease_s, clock, asked_at)
 
 
 def _finish(
