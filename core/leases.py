@@ -5,7 +5,9 @@ a short lease (`heartbeat_at`). While it sends, a thread renews the lease every 
 length, again only where it is still the owner. The lease is lost when a renewal finds another
 owner (the batch was taken over) or when no renewal has succeeded for three quarters of the
 lease (the database did not answer: from the lease's end on anyone may take it); the sender then
-stops before its next request. A batch whose lease ran out (a SIGKILLed worker renews nothing)
+stops before its next request. Both count from when the claim or renewal was *asked*: the lease
+it writes runs from the time it carries, so one the database held for long (frozen, behind a
+lock) may return already lapsed. A batch whose lease ran out (a SIGKILLed worker renews nothing)
 is put back in the queue by beat's sweep, run every quarter of the lease, or claimed directly by
 a redelivered task. So a killed batch is resumed within about a lease and a quarter, and two live
 workers never send the same batch: only what the dead one had on the wire can arrive twice.
