@@ -33,7 +33,9 @@ def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     except CliError:
         raise
     except Exception as exc:
-        raise _failed(exc) from None
+        raise CliError(
+            f"NEWSFLASH_DATABASE_URL: could not migrate the database ({brief(exc)})"
+        ) from None
     print(
         f"database at revision {migrate.current_revision(engine)} ({safe_url(settings.database_url)})"
     )
@@ -66,10 +68,6 @@ def _upgrade_when_granted(engine: Any, lock_timeout_s: float, retry_for_s: float
                 flush=True,
             )
             time.sleep(pause)
-
-
-def _failed(exc: BaseException) -> CliError:
-    return CliError(f"NEWSFLASH_DATABASE_URL: could not migrate the database ({brief(exc)})")
 
 
 def register(subparsers: Any) -> None:

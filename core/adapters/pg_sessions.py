@@ -44,8 +44,9 @@ CANCEL_TIMEOUT_S = 3.0
 # Without them every request touching a locked table waited with it, each holding one of the
 # web process's threads, and once all were held nothing was answered, not /healthz, not the
 # newsroom's publish. Past them the request answers 503 "busy" with Retry-After (service/errors.py).
+WEB_LOCK_WAIT_S = 3  # SQLite's busy timeout for the web too (core/adapters/sql.py)
 SESSION_LIMITS: dict[str, dict[str, str]] = {
-    "web": {"lock_timeout": "3s", "statement_timeout": "30s"},
+    "web": {"lock_timeout": f"{WEB_LOCK_WAIT_S}s", "statement_timeout": "30s"},
 }
 # libpq parameters every connection gets unless the URL sets them.
 CONNECT_DEFAULTS: dict[str, int] = {

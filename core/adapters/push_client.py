@@ -59,7 +59,6 @@ class PushClient:
     ) -> None:
         self.signer = signer
         self.hosts = hosts
-        self.lookup = lookup
         self.resolver = Resolver(lookup)
         self.clock = clock
         self.connect_timeout_s = connect_timeout_s

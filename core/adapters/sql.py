@@ -23,7 +23,12 @@ from sqlalchemy.pool import NullPool
 from config.settings import Topic
 from core.adapters import tables as t
 from core.adapters.db_holders import application_name, process_role
-from core.adapters.pg_sessions import connect_args, guard_sessions, session_limits
+from core.adapters.pg_sessions import (
+    WEB_LOCK_WAIT_S,
+    connect_args,
+    guard_sessions,
+    session_limits,
+)
 from core.model import (
     Alert,
     AlertCounts,
@@ -60,7 +65,7 @@ class TopicBits:
 # How long a SQLite connection waits for another's write to finish: a web request as long as a
 # PostgreSQL one waits for a lock (core/adapters/pg_sessions.SESSION_LIMITS), then 503 "busy";
 # workers and commands 30 s.
-SQLITE_BUSY_MS: dict[str, int] = {"web": 3000, "*": 30000}
+SQLITE_BUSY_MS: dict[str, int] = {"web": WEB_LOCK_WAIT_S * 1000, "*": 30000}
 
 
 def make_engine(

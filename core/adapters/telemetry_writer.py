@@ -23,11 +23,11 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any, Final
 
+from core.adapters.hosts import AWAY_S  # the host store's rule for a failing Redis, shared
 from core.adapters.telemetry import ERRORS_KEEP, RedisTelemetry
 
 log = logging.getLogger(__name__)
 
-AWAY_S: Final = 5.0  # after a failed write, nothing is sent for this long
 DRAIN_S: Final = 0.5  # the most a finishing batch waits for its counts to be written
 
 

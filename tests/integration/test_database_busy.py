@@ -28,14 +28,17 @@ from core.adapters import metrics, migrate
 from core.adapters.sql import make_engine
 from tests.support.cli import run_cli
 from tests.support.live_stack import LiveStack, live_stack
-from tests.support.services import REDIS_BASE, TEST_REDIS_DB, make_env, new_vapid_pem
+from tests.support.services import (
+    REDIS_BASE,
+    TEST_REDIS_DB,
+    libpq_url,
+    make_env,
+    new_vapid_pem,
+    settings_from,
+)
 
 REDIS_URL = f"{REDIS_BASE}/{TEST_REDIS_DB}"
 KEY = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM"
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def _reader(n: int) -> dict[str, Any]:
@@ -104,7 +107,7 @@ def test_a_locked_table_costs_its_requests_a_busy_answer_not_the_whole_web_app(
     assert base is not None
     assert _call(base, "POST", "/api/v1/subscriptions", _reader(0))[0] == 201
     answers: dict[int, tuple[int | str, float, dict[str, Any]]] = {}
-    with psycopg.connect(_libpq(postgres_url)) as holder:
+    with psycopg.connect(libpq_url(postgres_url)) as holder:
         holder.execute("LOCK TABLE subscriptions IN ACCESS EXCLUSIVE MODE")
         readers = [
             threading.Thread(
@@ -153,7 +156,7 @@ def test_the_newsroom_goes_ahead_of_a_surge_of_readers_waiting_on_a_locked_table
             answers.append(_call(base, "POST", "/api/v1/subscriptions", _reader(1000 * n + k))[0])
             k += 1
 
-    with psycopg.connect(_libpq(postgres_url)) as holder:
+    with psycopg.connect(libpq_url(postgres_url)) as holder:
         holder.execute("LOCK TABLE subscriptions IN ACCESS EXCLUSIVE MODE")
         readers = [threading.Thread(target=keep_subscribing, args=(n,)) for n in range(40)]
         for thread in readers:
@@ -193,7 +196,7 @@ def test_web_sessions_get_lock_and_statement_timeouts_unless_the_database_url_se
 
 def _long_read(url: str) -> psycopg.Connection[Any]:
     """A session reading `sessions` in an open transaction (a report, a pg_dump)."""
-    conn = psycopg.connect(_libpq(url))
+    conn = psycopg.connect(libpq_url(url))
     conn.execute("SELECT count(*) FROM sessions")  # ACCESS SHARE until it ends
     return conn
 
@@ -212,7 +215,7 @@ def test_an_upgrade_behind_a_long_read_holds_readers_up_for_seconds_at_most(
     stop = threading.Event()
 
     def read_sessions() -> None:
-        with psycopg.connect(_libpq(postgres_url), autocommit=True) as reader:
+        with psycopg.connect(libpq_url(postgres_url), autocommit=True) as reader:
             while not stop.is_set():
                 started = time.monotonic()
                 reader.execute("SELECT count(*) FROM sessions")
@@ -268,7 +271,6 @@ def test_on_sqlite_a_web_request_waits_3_s_for_another_s_write_then_answers_busy
 
     from core.adapters import db_holders
     from service.app import create_app
-    from tests.support.services import settings_from
 
     database = tmp_path / "newsflash.db"
     migrate.upgrade(make_engine(f"sqlite:///{database}"))

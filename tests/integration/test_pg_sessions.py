@@ -27,6 +27,7 @@ from tests.support.cli import cli_running, run_cli, stop_cli
 from tests.support.services import (
     REDIS_BASE,
     TEST_REDIS_DB,
+    libpq_url,
     make_env,
     new_vapid_pem,
     pg_sessions,
@@ -36,10 +37,6 @@ from tests.support.stack import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = "newsflash worker"
 REDIS_URL = f"{REDIS_BASE}/{TEST_REDIS_DB}"
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://")
 
 
 def _sessions(url: str, wait_event_type: str | None = None) -> list[int]:
@@ -54,7 +51,7 @@ def _sessions(url: str, wait_event_type: str | None = None) -> list[int]:
 @contextmanager
 def _locked(url: str, table: str) -> Iterator[None]:
     """`table` locked by another session until the block ends."""
-    with psycopg.connect(_libpq(url)) as holder:
+    with psycopg.connect(libpq_url(url)) as holder:
         holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         yield
         holder.rollback()
@@ -62,7 +59,7 @@ def _locked(url: str, table: str) -> Iterator[None]:
 
 @pytest.fixture
 def probe_url(postgres_url: str) -> str:
-    with psycopg.connect(_libpq(postgres_url), autocommit=True) as conn:
+    with psycopg.connect(libpq_url(postgres_url), autocommit=True) as conn:
         conn.execute("CREATE TABLE probe (x int)")
         conn.execute("CREATE TABLE written (x int)")
     return postgres_url
@@ -173,7 +170,7 @@ def test_an_upgrade_stopped_while_it_waits_for_its_lock_no_longer_blocks_the_app
         )
 
     def a_reader_gets_through() -> bool:
-        with psycopg.connect(_libpq(postgres_url), autocommit=True) as reader:
+        with psycopg.connect(libpq_url(postgres_url), autocommit=True) as reader:
             reader.execute("SET lock_timeout = '300ms'")
             try:
                 reader.execute("SELECT count(*) FROM sessions")
@@ -181,7 +178,7 @@ def test_an_upgrade_stopped_while_it_waits_for_its_lock_no_longer_blocks_the_app
                 return False
             return True
 
-    with psycopg.connect(_libpq(postgres_url)) as long_read:
+    with psycopg.connect(libpq_url(postgres_url)) as long_read:
         long_read.execute("SELECT count(*) FROM sessions")  # holds ACCESS SHARE until rollback
         # --lock-timeout 0: wait for the lock as long as it takes (by default a try gives up
         # after 2 s: tests/integration/test_database_busy.py).

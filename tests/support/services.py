@@ -73,6 +73,11 @@ def drop_pg_database(url: str) -> None:
     admin.dispose()
 
 
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as psycopg.connect takes it."""
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
 def pg_sessions(url: str, where: str = "true", *args: object) -> list[int]:
     """Backend pids of `url`'s database's sessions matching `where` (SQL over pg_stat_activity,
     %s placeholders for `args`), asked on a fresh connection each time: seen from inside a
@@ -83,7 +88,7 @@ def pg_sessions(url: str, where: str = "true", *args: object) -> list[int]:
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
         f" AND pid <> pg_backend_pid() AND ({where})"
     )
-    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as asking:
+    with psycopg.connect(libpq_url(url), autocommit=True) as asking:
         return [row[0] for row in asking.execute(sql, args)]
 
 
