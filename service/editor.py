@@ -203,7 +203,6 @@ def _device_key() -> str:
 
 @bp.errorhandler(TooManyRequests)
 def _too_many(exc: TooManyRequests) -> tuple[str, int]:
-    retry = exc.get_response().headers.get("Retry-After")
     if request.endpoint == "editor.change_password":
         return editor_account.password_rate_limited()
     if request.endpoint == "editor.login_submit":
@@ -213,7 +212,7 @@ def _too_many(exc: TooManyRequests) -> tuple[str, int]:
         "Too many login attempts were refused for this account or this network. "
         "Wait a minute and try again."
     )
-    return render_template("editor/login.html", error=message, retry_after=retry), 429
+    return render_template("editor/login.html", error=message), 429
 
 
 # Control characters never belong in an email or a filter, and PostgreSQL refuses NUL in text:

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from core.adapters import metrics
 from core.duplicates import DuplicateAlert
 from core.errors import DomainError
+from service.extensions import breach_wait_s
 
 
 def error_response(
@@ -132,22 +133,17 @@ def register_error_handlers(app: Flask) -> None:
             return exc
         code = (exc.name or "error").lower().replace(" ", "_")
         status = exc.code or 500
-        headers: dict[str, str] = {}
         if status == 429:
-            code = "rate_limited"
-            retry_after = exc.get_response().headers.get("Retry-After")
-            if retry_after:
-                headers["Retry_After"] = retry_after
-            wait = f"; try again in {retry_after} s" if retry_after else ""
+            seconds = breach_wait_s()
+            wait = f"; try again in {seconds} s" if seconds else ""
             return error_response(
                 429,
-                code,
+                "rate_limited",
                 f"too many requests from this address (limit {exc.description}){wait}",
-                **headers,
             )
         if status == 413:
             limit = request.max_content_length or 0
             return error_response(
                 413, "too_large", f"request body is too large ({limit // 1024} KB at most)"
             )
-        return error_response(status, code, exc.description or exc.name, **headers)
+        return error_response(status, code, exc.description or exc.name)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, request
+import math
+import time
+
+from flask import Flask, Response, request
 from flask_limiter import Limiter
+from redis.exceptions import RedisError
 
 from core.accounts import address_key
 
@@ -15,15 +19,42 @@ def client_key() -> str:
     return address_key(request.remote_addr)
 
 
+# No X-RateLimit-* or Retry-After on every answer: Flask-Limiter would put its window's reset
+# into the Retry-After of any answer on a limited route, over the service's own (a 425 "ask
+# again in 2 s" said 60 s, a 503 "busy, 5 s" up to 60 s), at one more Redis round trip a request.
+# Only the limiter's own 429 carries Retry-After (retry_after_limited, below).
 limiter = Limiter(
-    key_func=client_key, default_limits=[], headers_enabled=True, strategy="moving-window"
+    key_func=client_key, default_limits=[], headers_enabled=False, strategy="moving-window"
 )
+
+
+def breach_wait_s() -> int | None:
+    """Whole seconds until the limit this request broke lets its caller in again (the moving
+    window's oldest counted hit leaving it), or None when no limit was broken or the count
+    cannot be read just now."""
+    limit = limiter.current_limit
+    if limit is None or not limit.breached:
+        return None
+    try:
+        reset_time = limit.window.reset_time
+    except (RedisError, OSError):
+        return None
+    return max(1, math.ceil(reset_time - time.time()))
+
+
+def retry_after_limited(response: Response) -> Response:
+    """Retry-After on the limiter's 429s, JSON or page, unless the answer set its own."""
+    if response.status_code == 429 and "Retry-After" not in response.headers:
+        wait = breach_wait_s()
+        if wait is not None:
+            response.headers["Retry-After"] = str(wait)
+    return response
 
 
 def init_limiter(app: Flask, storage_uri: str) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri
     app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
-    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    app.config["RATELIMIT_HEADERS_ENABLED"] = False
     # If Redis is down or hangs, readers can still subscribe: the limits go on in this process's
     # memory (the same numbers per process, not shared) until Redis answers again, checked
     # after 1, 2, 4 ... s. Before, they failed open (a flood went unchecked during the outage)
@@ -32,3 +63,4 @@ def init_limiter(app: Flask, storage_uri: str) -> None:
     app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
     app.config["RATELIMIT_KEY_PREFIX"] = "newsflash-rl"
     limiter.init_app(app)
+    app.after_request(retry_after_limited)

@@ -132,6 +132,7 @@ def test_wrong_current_passwords_are_limited_per_account(site: Site) -> None:
     # The budget is spent: even the right password waits, and the page says why.
     limited = _change(thief, PASSWORD, NEW)
     assert limited.status_code == 429, limited.text
+    assert 0 < int(limited.headers["Retry-After"]) <= 60  # the page's answer says when, too
     assert "too many wrong current passwords" in limited.text.lower()
     assert login(app.test_client(), email).status_code == 302  # unchanged
     assert len(_audits(site, email, "password.rate_limited")) == 1

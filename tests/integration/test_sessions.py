@@ -387,15 +387,18 @@ def test_the_login_limit_counts_an_ipv6_host_by_its_64(site: Site) -> None:
     n = uuid.uuid4().int
     prefix = f"2001:db8:{n % 0xFFFF:x}:{(n >> 16) % 0xFFFF:x}::"
     token = csrf_of(client.get("/editor/login", environ_base={"REMOTE_ADDR": prefix + "1"}).text)
-    codes = [
+    answers = [
         client.post(
             "/editor/login",
             data={"email": "editor@news.example", "password": f"guess-{i}", "csrf_token": token},
             environ_base={"REMOTE_ADDR": f"{prefix}{i + 1:x}"},
-        ).status_code
+        )
         for i in range(12)
     ]
-    assert codes == [401] * 10 + [429] * 2  # the default: 10 per minute
+    assert [a.status_code for a in answers] == [401] * 10 + [429] * 2  # 10 per minute
+    assert [0 < int(a.headers.get("Retry-After", 0)) <= 60 for a in answers] == [False] * 10 + [
+        True
+    ] * 2, "only the refusals say when to come back"
 
 
 def test_a_form_sent_after_logging_out_in_another_tab_gets_the_newsroom_page(site: Site) -> None:
