@@ -14,6 +14,7 @@ from core import corrections, correlation
 from core.errors import Conflict, NotFound, ValidationError
 from core.inputs import check_text, finite_number
 from core.model import Alert, AlertDraft, AlertKind, AlertStatus, Urgency
+from core.outbox import Outbox
 from core.payload import MAX_PUSH_BODY, oversize_field, payload_dict, story_key
 from core.ports import AlertStore, SubscriptionStore, TaskQueue
 from core.receipts import WORST_RECEIPT
@@ -335,10 +336,8 @@ def earlier_send(
 
 def enqueue_plan(alert: Alert, queue: TaskQueue) -> None:
     """A broker outage must not lose the alert: it stays queued and the reconciler retries."""
-    try:
-        queue.enqueue_plan(alert.id, alert.lane)
-    except Exception:
-        log.exception("enqueue failed; the reconciler will retry", extra={"alert_id": alert.id})
+    with Outbox("plans") as outbox:
+        outbox.put(queue.enqueue_plan, alert.id, alert.lane)
 
 
 def cancel(alert_id: int, alerts: AlertStore, now: float) -> Alert:

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from core.freshness import Cursor
 from core.model import Alert, AlertKind, Lane
+from core.outbox import Outbox
 from core.ports import TaskQueue
 from core.quiet import waits_for_readers
 
@@ -137,12 +138,9 @@ def release_held(
     clock: Callable[[], float],
 ) -> int:
     """Periodic (with the retries): readers whose quiet hours ended get their held alerts."""
-    released = 0
-    for batch_id, alert_id in choices.release_held(clock(), 20 * batch_size, batch_size):
-        try:
-            queue.enqueue_batch(batch_id, alert_id, lane_of(alert_id))
-        except Exception:
-            # The batch row is committed; the reconciler re-enqueues it once the broker is back.
-            log.exception("enqueue failed", extra={"alert_id": alert_id, "batch_id": batch_id})
-        released += 1
-    return released
+    released = choices.release_held(clock(), 20 * batch_size, batch_size)
+    # Each batch row is committed: one the broker does not take, the reconciler sends later.
+    with Outbox("released batches") as outbox:
+        for batch_id, alert_id in released:
+            outbox.put(queue.enqueue_batch, batch_id, alert_id, lane_of(alert_id))
+    return len(released)

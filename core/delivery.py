@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 from core.choices import ChoiceStore, choice_step, choice_sweep_step, uses_choices
 from core.completion import finish_if_done
@@ -14,6 +15,7 @@ from core.corrections import addressed, takes_over
 from core.endpoints import EndpointPolicy
 from core.freshness import SWEEP, Cursor, resume_at, sweep_since, walks_freshest_first
 from core.model import Alert, AlertKind, AlertStatus, Lane
+from core.outbox import Outbox
 from core.ports import PlanningConflict, PlanningStore, RecoveryStore, TaskQueue
 from core.receipts import Receipts
 from core.rejections import RejectionJudge
@@ -86,36 +88,52 @@ def plan_fanout(
         if not _take_over(alert.corrects_id, store, policy, clock, sleep):
             return 0  # still answering the stopped alert's pushes: the reconciler plans it
         alert = addressed(alert, store.get_alert, pruned or _never)
-    lane = alert.lane
     with_choices = choices is not None and uses_choices(alert)
     if alert.kind is AlertKind.UPDATE and choices is None:
         store.finish_planning(alert_id, clock())  # followers are known to the choices store only
         return 0
     planner = _Planner(alert, store, choices if with_choices else None, policy, clock)
     after = resume_at(alert, store.planning_cursor(alert_id), fresh)
-    pages = planned = 0
-    while True:
-        if pages % 20 == 0 and store.is_stopped(alert_id):
-            log.info("planning stopped", extra={"alert_id": alert_id})
-            return planned
-        try:
-            step = planner.step(after)
-        except PlanningConflict:
-            log.info("another planner is ahead; stopping", extra={"alert_id": alert_id})
-            return planned
-        if step is None:
-            break
-        batch_id, after = step
-        pages += 1
-        if batch_id is not None:
-            planned += 1
-            _enqueue_batch(queue, batch_id, alert_id, lane)
+    with Outbox("batches") as outbox:
+        enqueue = partial(outbox.put, queue.enqueue_batch)
+        planned, finished = _walk(planner, after, store, alert, enqueue)
+    if not finished:
+        return planned
     store.finish_planning(alert_id, clock())
     if choices is not None and with_choices:
         choices.settle_audience(alert_id)
     finish_if_done(store, alert_id, clock())
     log.info("planned", extra={"alert_id": alert_id, "batches": planned})
     return planned
+
+
+def _walk(
+    planner: _Planner,
+    after: Cursor,
+    store: PlanningStore,
+    alert: Alert,
+    enqueue: Callable[[int, int, Lane], None],
+) -> tuple[int, bool]:
+    """The plan's pages, each committed then handed to `enqueue`: how many, and whether the
+    walk reached the end (not stopped with the alert, nor by another planner ahead of it)."""
+    alert_id = alert.id
+    pages = planned = 0
+    while True:
+        if pages % 20 == 0 and store.is_stopped(alert_id):
+            log.info("planning stopped", extra={"alert_id": alert_id})
+            return planned, False
+        try:
+            step = planner.step(after)
+        except PlanningConflict:
+            log.info("another planner is ahead; stopping", extra={"alert_id": alert_id})
+            return planned, False
+        if step is None:
+            return planned, True
+        batch_id, after = step
+        pages += 1
+        if batch_id is not None:
+            planned += 1
+            enqueue(batch_id, alert_id, alert.lane)
 
 
 def _never(alert_id: int) -> bool:
@@ -205,12 +223,9 @@ def _plain_step(
     return store.add_batch(alert.id, ids, after, last, clock()), last
 
 
-def _enqueue_batch(queue: TaskQueue, batch_id: int, alert_id: int, lane: Lane) -> None:
-    try:
-        queue.enqueue_batch(batch_id, alert_id, lane)
-    except Exception:
-        # The batch row is committed; the reconciler re-enqueues it once the broker is back.
-        log.exception("enqueue failed", extra={"alert_id": alert_id, "batch_id": batch_id})
+def _lane_of(store: RecoveryStore, alert_id: int) -> Lane:
+    alert = store.get_alert(alert_id)
+    return alert.lane if alert else Lane.ROUTINE
 
 
 def schedule_due_retries(
@@ -221,14 +236,12 @@ def schedule_due_retries(
 ) -> int:
     """Periodic: waits live in the database, never as broker countdowns (they outlive the
     visibility timeout). Due rows become retry batches."""
-    enqueued = 0
-    for batch_id, alert_id in store.take_due_retries(
-        clock(), 20 * policy.batch_size, policy.batch_size
-    ):
-        alert = store.get_alert(alert_id)
-        _enqueue_batch(queue, batch_id, alert_id, alert.lane if alert else Lane.ROUTINE)
-        enqueued += 1
-    return enqueued
+    due = store.take_due_retries(clock(), 20 * policy.batch_size, policy.batch_size)
+    with Outbox("retry batches") as outbox:
+        for batch_id, alert_id in due:
+            lane = _lane_of(store, alert_id)
+            outbox.put(queue.enqueue_batch, batch_id, alert_id, lane)
+    return len(due)
 
 
 def reconcile(
@@ -239,43 +252,36 @@ def reconcile(
 ) -> dict[str, int]:
     """Periodic: re-enqueue work left queued or sending too long (lost messages, dead workers)."""
     now = clock()
-    plans = 0
     stale = store.stale_alerts(now, policy.stale_after_s)
     for alert_id in stale.planned:
         finish_if_done(store, alert_id, now)  # forgotten: every batch done, nobody noticed
-    for alert_id in stale.replan:
-        alert = store.get_alert(alert_id)
-        if alert is None:
-            continue
-        try:
-            queue.enqueue_plan(alert_id, alert.lane)
-            plans += 1
-        except Exception:
-            log.exception("re-enqueue failed", extra={"alert_id": alert_id})
-    batches = 0
-    for batch_id, alert_id in store.stale_batches(now, policy.stale_after_s, 1000):
-        alert = store.get_alert(alert_id)
-        _enqueue_batch(queue, batch_id, alert_id, alert.lane if alert else Lane.ROUTINE)
-        batches += 1
-    if plans or batches:
-        log.warning("reconciled", extra={"plans": plans, "batches": batches})
-    return {"plans": plans, "batches": batches}
+    with Outbox("plans") as plans:
+        for alert_id in stale.replan:
+            alert = store.get_alert(alert_id)
+            if alert is not None:
+                plans.put(queue.enqueue_plan, alert_id, alert.lane)
+    batches = store.stale_batches(now, policy.stale_after_s, 1000)
+    with Outbox("batches") as outbox:
+        for batch_id, alert_id in batches:
+            lane = _lane_of(store, alert_id)
+            outbox.put(queue.enqueue_batch, batch_id, alert_id, lane)
+    if plans.sent or batches:
+        log.warning("reconciled", extra={"plans": plans.sent, "batches": len(batches)})
+    return {"plans": plans.sent, "batches": len(batches)}
 
 
 def fire_scheduled(
     store: RecoveryStore, queue: TaskQueue, clock: Callable[[], float] = time.time
 ) -> int:
-    """Periodic: scheduled alerts whose time has come move to queued and are planned."""
+    """Periodic: scheduled alerts whose time has come move to queued and are planned (by the
+    reconciler, if the broker does not take them now)."""
     fired = 0
-    for alert_id in store.due_scheduled(clock()):
-        alert = store.get_alert(alert_id)
-        if alert is None:
-            continue
-        try:
-            queue.enqueue_plan(alert_id, alert.lane)
-        except Exception:
-            log.exception("enqueue failed; the reconciler will retry", extra={"alert_id": alert_id})
-        fired += 1
+    with Outbox("scheduled plans") as outbox:
+        for alert_id in store.due_scheduled(clock()):
+            alert = store.get_alert(alert_id)
+            if alert is not None:
+                outbox.put(queue.enqueue_plan, alert_id, alert.lane)
+                fired += 1
     return fired
 
 

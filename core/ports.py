@@ -199,7 +199,14 @@ class PlanningConflict(Exception):
     """Another planner advanced this alert's cursor first; this one stops."""
 
 
+class QueueUnavailable(Exception):
+    """The broker did not take a task: it refused, or gave no answer within its timeout. What
+    the task stands for is already in the database, so the reconciler sends it later."""
+
+
 class TaskQueue(Protocol):
+    """Raises QueueUnavailable when the broker does not take the task, nothing else."""
+
     def enqueue_plan(self, alert_id: int, lane: Lane) -> None: ...
     def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None: ...
 

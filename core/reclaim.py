@@ -21,6 +21,7 @@ from typing import Protocol
 
 from core.leases import BatchLeases
 from core.model import Alert, Lane
+from core.outbox import Outbox
 from core.ports import TaskQueue
 
 log = logging.getLogger("newsflash.delivery")
@@ -67,14 +68,18 @@ def reclaim_all(
         return lanes[alert_id]
 
     expired = leases.expired(now, lease_s, LIMIT)
-    batches = _send(expired, lambda b, a: queue.enqueue_batch(b, a, lane_of(a)))
+    batches = _send(expired, lambda b, a: queue.enqueue_batch(b, a, lane_of(a)), "batches")
     # Published while the broker was down: its plan task was never sent.
     stalled = leases.stalled_plans(now, lease_s, LIMIT)
-    plans = _send([(a, a) for a in stalled], lambda a, _: queue.enqueue_plan(a, lane_of(a)))
+    plans = _send(
+        [(a, a) for a in stalled], lambda a, _: queue.enqueue_plan(a, lane_of(a)), "plans"
+    )
     if broker.forgot():
         queued, unplanned = leases.unqueued(LIMIT)
-        batches += _send(queued, lambda b, a: queue.enqueue_batch(b, a, lane_of(a)))
-        plans += _send([(a, a) for a in unplanned], lambda a, _: queue.enqueue_plan(a, lane_of(a)))
+        batches += _send(queued, lambda b, a: queue.enqueue_batch(b, a, lane_of(a)), "batches")
+        plans += _send(
+            [(a, a) for a in unplanned], lambda a, _: queue.enqueue_plan(a, lane_of(a)), "plans"
+        )
         # A new broker (the first start, or a fresh Redis database) has no marker either:
         # with nothing queued, nothing was lost, and there is nothing to warn about.
         if queued or unplanned:
@@ -87,14 +92,9 @@ def reclaim_all(
     return Reclaimed(expired, batches, plans)
 
 
-def _send(items: list[tuple[int, int]], enqueue: Callable[[int, int], None]) -> int:
-    sent = 0
-    for first, second in items:
-        try:
-            enqueue(first, second)
-            sent += 1
-        except Exception:
-            # Still in the database: the next sweep or the reconciler sends it again.
-            log.exception("re-enqueue failed", extra={"id": first})
-            break
-    return sent
+def _send(items: list[tuple[int, int]], enqueue: Callable[[int, int], None], what: str) -> int:
+    # Each is still in the database: one the broker does not take, the next sweep sends.
+    with Outbox(what) as outbox:
+        for first, second in items:
+            outbox.put(enqueue, first, second)
+    return outbox.sent

@@ -7,11 +7,13 @@ from typing import Any
 from celery import Celery
 from celery.signals import before_task_publish
 from kombu.entity import Exchange, Queue
+from kombu.exceptions import KombuError
 
 from config.settings import Settings
 from core.adapters.backups import SCHEDULE_CHECK_S
 from core.adapters.broker import stamp_headers
 from core.model import Lane
+from core.ports import QueueUnavailable
 
 TASK_PLAN = "newsflash.plan_fanout"
 TASK_DELIVER = "newsflash.deliver_batch"
@@ -224,9 +226,14 @@ class CeleryTaskQueue:
         self.app = app
 
     def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
-        self.app.send_task(TASK_PLAN, args=[alert_id], queue=lane.value, routing_key=lane.value)
+        self._send(TASK_PLAN, [alert_id], lane)
 
     def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
-        self.app.send_task(
-            TASK_DELIVER, args=[batch_id, alert_id], queue=lane.value, routing_key=lane.value
-        )
+        self._send(TASK_DELIVER, [batch_id, alert_id], lane)
+
+    def _send(self, task: str, args: list[int], lane: Lane) -> None:
+        try:
+            self.app.send_task(task, args=args, queue=lane.value, routing_key=lane.value)
+        except (KombuError, OSError) as exc:
+            # kombu's OperationalError after its publish retries (refused, or a socket timeout)
+            raise QueueUnavailable(f"the broker did not take {task}") from exc

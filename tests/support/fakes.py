@@ -38,6 +38,7 @@ from core.ports import (
     PlanningConflict,
     PushMessage,
     PushResult,
+    QueueUnavailable,
     RecordedCounts,
     StaleAlerts,
 )
@@ -565,12 +566,12 @@ class FakeTaskQueue:
 
     def enqueue_plan(self, alert_id: int, lane: Lane) -> None:
         if self.down:
-            raise ConnectionError("broker unreachable")
+            raise QueueUnavailable("broker unreachable")
         self.plans.append((alert_id, lane))
 
     def enqueue_batch(self, batch_id: int, alert_id: int, lane: Lane) -> None:
         if self.down:
-            raise ConnectionError("broker unreachable")
+            raise QueueUnavailable("broker unreachable")
         if self.kill_after is not None and len(self.batches) >= self.kill_after:
             self.kill_after = None
             raise WorkerKilled
