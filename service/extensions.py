@@ -11,6 +11,8 @@ from redis.exceptions import RedisError
 
 from core.accounts import address_key
 
+LIMITER_REDIS_TIMEOUT_S = 0.5
+
 
 def client_key() -> str:
     """The caller every rate limit counts: IPv6 by its /64 (one host owns the whole /64 and
@@ -53,7 +55,14 @@ def retry_after_limited(response: Response) -> Response:
 
 def init_limiter(app: Flask, storage_uri: str) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = storage_uri
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 2, "socket_timeout": 2}
+    # A limit check is one Redis round trip (well under a millisecond here); a Redis that has
+    # not answered in half a second is treated as away (the limits go on in memory, below)
+    # rather than holding the request: the first request of an outage, and one per process at
+    # each recheck, wait this long (2 s before).
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+        "socket_connect_timeout": LIMITER_REDIS_TIMEOUT_S,
+        "socket_timeout": LIMITER_REDIS_TIMEOUT_S,
+    }
     app.config["RATELIMIT_HEADERS_ENABLED"] = False
     # If Redis is down or hangs, readers can still subscribe: the limits go on in this process's
     # memory (the same numbers per process, not shared) until Redis answers again, checked
@@ -63,4 +72,7 @@ def init_limiter(app: Flask, storage_uri: str) -> None:
     app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
     app.config["RATELIMIT_KEY_PREFIX"] = "newsflash-rl"
     limiter.init_app(app)
+    # init_app gives the limiter a new storage but keeps the last app's "storage dead" flag
+    # (the limiter is one object per process; tests build many apps): ask the new one first.
+    limiter._storage_dead = False
     app.after_request(retry_after_limited)

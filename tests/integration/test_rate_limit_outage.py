@@ -25,7 +25,9 @@ def test_a_redis_outage_keeps_the_limits_in_memory_and_costs_no_wait(
 ) -> None:
     """Before: the limits failed open (eight subscriptions from one address against a limit of
     five all went through) and, with Redis hung, each limited request first waited the
-    limiter's 2 s timeout (16.2 s for the eight)."""
+    limiter's 2 s timeout (16.2 s for the eight); then the first and each recheck of Redis
+    still waited 2 s (6.1 s for the eight; the case passed unnoticed when it ran after the
+    refusing one, whose "Redis is away" the next app inherited)."""
     database = f"sqlite:///{tmp_path}/newsflash.db"
     migrate.upgrade(make_engine(database))
     with service_down(kind) as redis_url:
@@ -51,4 +53,5 @@ def test_a_redis_outage_keeps_the_limits_in_memory_and_costs_no_wait(
         ]
         took_s = time.monotonic() - started
     assert codes == [201] * 5 + [429] * 3
-    assert took_s < 3, f"eight subscriptions took {took_s:.1f} s"
+    # At most the limiter's one try of the hung Redis (0.5 s; 2 s before) and the requests.
+    assert took_s < 1.5, f"eight subscriptions took {took_s:.1f} s"
