@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from core.adapters import metrics
+from core.adapters import db_errors, metrics
 from core.duplicates import DuplicateAlert
 from core.errors import DomainError
 from service.extensions import breach_wait_s
@@ -55,53 +55,82 @@ DATABASE_UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_S = 5
 
 
-# A web session's lock_timeout or statement_timeout (core/adapters/pg_sessions.py) ran out, or
-# SQLite's busy timeout (core/adapters/sql.py): the database answers, but something holds what
-# the request needs (a migration, a long transaction). SQLSTATE lock_not_available and
-# query_canceled; SQLITE_BUSY and SQLITE_LOCKED.
-BUSY_SQLSTATES = ("55P03", "57014")
-BUSY_SQLITE_CODES = (5, 6)
-
-
-def _busy(exc: Exception) -> bool:
-    cause = getattr(exc, "orig", None)
-    return (
-        getattr(cause, "sqlstate", None) in BUSY_SQLSTATES
-        or getattr(cause, "sqlite_errorcode", None) in BUSY_SQLITE_CODES
-    )
+# What the caller and the log are told, by what the error says about the database
+# (core/adapters/db_errors.py): busy and unreachable pass in seconds; a full disk or a database
+# refusing writes needs someone to act, so its line is an error and the caller is not told 5 s.
+STORE_REFUSED_RETRY_S = 60
+_CHECK = "if you were sending something, check whether it arrived before sending it again."
+_REFUSED = (
+    "Newsflash cannot save anything right now, so nothing was saved. Tell whoever runs "
+    "Newsflash, and try again later."
+)
+_SAID = {
+    # reason: (log line, the API's words, the newsroom page's words)
+    db_errors.BUSY: (
+        "database busy",
+        f"the database is busy; try again in {RETRY_AFTER_S} s",
+        "Newsflash's database is busy right now. Try again in a few seconds; " + _CHECK,
+    ),
+    db_errors.UNREACHABLE: (
+        "database unavailable",
+        f"the database is not answering; try again in {RETRY_AFTER_S} s",
+        "Newsflash cannot reach its database right now. Try again in a few seconds; " + _CHECK,
+    ),
+    db_errors.DISK: (
+        "database refuses writes: its disk is full or failing",
+        "the service cannot store anything just now; nothing was stored; try again later",
+        _REFUSED,
+    ),
+    db_errors.READ_ONLY: (
+        "database refuses writes: it is read-only",
+        "the service cannot store anything just now; nothing was stored; try again later",
+        _REFUSED,
+    ),
+}
 
 
 def _database_unavailable(exc: Exception) -> Response:
     """503 with Retry-After: JSON for the API, the newsroom's page (drawn without asking the
     database who is signed in) for a browser. One log line, no traceback: every request fails
-    alike during an outage, and the exception's text names the database's host."""
-    busy = _busy(exc)
-    log.warning(
-        "database busy" if busy else "database unavailable",
-        extra={"path": request.path, "error": type(exc).__name__},
-    )
+    alike during an outage, and the exception's text names the database's host. The line, the
+    metric's reason and the words say which trouble it is; callers never learn of our disk."""
+    reason = db_errors.trouble(exc)
+    said, api_words, page_words = _SAID[reason]
+    refused = reason in (db_errors.DISK, db_errors.READ_ONLY)
+    extra = {"path": request.path, "error": type(exc).__name__}
+    if refused:
+        extra["database_said"] = db_errors.driver_words(exc)
+    log.log(logging.ERROR if refused else logging.WARNING, said, extra=extra)
     with contextlib.suppress(Exception):  # metrics never fail a request
-        metrics.metrics().web_unavailable.labels("busy" if busy else "unreachable").inc()
-    headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
-    state = "busy" if busy else "not answering"
+        metrics.metrics().web_unavailable.labels(reason).inc()
+    wait_s = STORE_REFUSED_RETRY_S if refused else RETRY_AFTER_S
+    headers = {"Retry-After": str(wait_s), "Cache-Control": "no-store"}
     if _wants_json():
-        message = f"the database is {state}; try again in {RETRY_AFTER_S} s"
-        return error_response(503, "unavailable", message, **headers)
-    reach = "Newsflash's database is busy" if busy else "Newsflash cannot reach its database"
+        return error_response(503, "unavailable", api_words, **headers)
     page = render_template(
         "editor/error.html",
         status=503,
-        heading="Briefly unavailable",
-        message=f"{reach} right now. Try again in a few seconds; "
-        "if you were sending something, check whether it arrived before sending it again.",
+        heading="Cannot save right now" if refused else "Briefly unavailable",
+        message=page_words,
         nf_offline=True,
     )
     return Response(page, 503, headers=headers, mimetype="text/html")
 
 
+def _database_refused(exc: InternalError) -> Response:
+    """A read-only database answers writes with an InternalError (PostgreSQL's 25006 on a
+    standby or a database set read-only: a failover pointed at the wrong server): 503 like the
+    other ways a database cannot take a write (before: 500 with a traceback per request).
+    Any other InternalError is a fault of ours: raised on, to the 500 handler."""
+    if db_errors.trouble(exc) == db_errors.UNREACHABLE:
+        raise exc
+    return _database_unavailable(exc)
+
+
 def register_error_handlers(app: Flask) -> None:
     for unavailable in DATABASE_UNAVAILABLE:
         app.register_error_handler(unavailable, _database_unavailable)
+    app.register_error_handler(InternalError, _database_refused)
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:

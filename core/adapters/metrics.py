@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from core.adapters import db_errors
 from core.ops import waited_s
 
 ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
@@ -101,10 +102,10 @@ class Metrics:
         self.web_unavailable = Counter(
             "newsflash_web_database_unavailable",
             "Web requests answered 503 for the database: busy (a lock or statement timeout ran "
-            "out) or unreachable",
+            "out), disk (its disk full or failing), read_only (it refuses writes) or unreachable",
             ["reason"],
         )
-        for reason in ("busy", "unreachable"):  # exported at 0 from the start: increase() works
+        for reason in db_errors.REASONS:  # exported at 0 from the start: increase() works
             self.web_unavailable.labels(reason)
         self.alerts_finished = Counter(
             "newsflash_alerts_finished", "Alerts that finished sending, by final status", ["status"]

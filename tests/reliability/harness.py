@@ -176,6 +176,41 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class SmallDisk:
+    """A tmpfs of its own (root only, as tests run here): a disk to fill up, or to remount
+    read-only as the kernel does after a disk error."""
+
+    def __init__(self, size_mb: int, path: Path | None = None) -> None:
+        self.path = path or Path(tempfile.mkdtemp(prefix="newsflash-disk-"))
+        self.size_mb = size_mb
+        self.filler = self.path / "filler"
+
+    def __enter__(self) -> SmallDisk:
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={self.size_mb}m,mode=0777", "tmpfs", self.path],
+            check=True,
+        )
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        subprocess.run(["umount", "-l", self.path], check=True)
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def fill(self) -> None:
+        """Every free byte taken by one file (as logs or backups would)."""
+        chunk = b"\0" * 65536
+        with contextlib.suppress(OSError), self.filler.open("wb", buffering=0) as out:
+            while out.write(chunk):  # until ENOSPC
+                pass
+
+    def free(self) -> None:
+        self.filler.unlink(missing_ok=True)
+
+    def read_only(self, on: bool) -> None:
+        mode = "ro" if on else "rw"
+        subprocess.run(["mount", "-o", f"remount,{mode}", self.path], check=True)
+
+
 def send_through_a_stall(
     r: Rig, stalled: RedisServer | PostgresServer, stall_s: float, audience: int
 ) -> tuple[dict[str, Any], float, Counter[str]]:

@@ -1,0 +1,230 @@
+"""A database that refuses writes: its disk full (SQLite and PostgreSQL on a tmpfs filled up),
+or read-only (the SQLite file's filesystem remounted read-only, as the kernel does after a disk
+error; a PostgreSQL database set read-only, as a standby is). Each costs a write a 503 saying
+nothing was stored, the log line and metric name the trouble, reads go on (PostgreSQL), and
+everything works again once it is mended.
+
+Before, each was "database unavailable" in the log and "the database is not answering; try
+again in 5 s" to the caller: a disk filled up after months read as a network outage."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from core.accounts import Role
+from core.adapters import metrics, migrate
+from core.adapters.accounts_sql import SqlAccounts
+from core.adapters.sql import make_engine
+from service.app import create_app
+from tests.reliability.harness import PostgresServer, SmallDisk
+from tests.support.newsroom import csrf_of
+from tests.support.services import (
+    create_pg_database,
+    drop_pg_database,
+    make_env,
+    new_vapid_pem,
+    settings_from,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/12"
+KEYS = {
+    "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
+    "auth": "tBHItJI5svbpez7KI4CCXg",
+}
+REFUSED = "the service cannot store anything just now; nothing was stored; try again later"
+SAID = {
+    "disk": "database refuses writes: its disk is full or failing",
+    "read_only": "database refuses writes: it is read-only",
+}
+
+
+class Site:
+    """The web app in this process on `url`, with an API token and a signed-out browser."""
+
+    def __init__(self, url: str) -> None:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        self.token = SqlAccounts(engine).create_token("cms", Role.EDITOR)
+        engine.dispose()
+        env = make_env(
+            Path(tempfile.mkdtemp()),
+            url,
+            REDIS_URL,
+            new_vapid_pem(),
+            BROKER_URL=REDIS_URL,
+            RATE_LIMIT_SUBSCRIBE="100000 per minute",
+        )
+        self.app = create_app(settings_from(env))
+        self.client: FlaskClient = self.app.test_client()
+        # A caller of its own: the rate limits count in the shared Redis, across tests.
+        self.client.environ_base["REMOTE_ADDR"] = (
+            f"2001:db8:{os.getpid():x}:{id(self) % 65536:x}::1"
+        )
+        self.readers = 0
+
+    def subscribe(self) -> Any:
+        self.readers += 1
+        endpoint = f"https://fcm.googleapis.com/fcm/send/reader-{self.readers}"
+        body = {"endpoint": endpoint, "keys": KEYS, "topics": ["breaking"]}
+        return self.client.post("/api/v1/subscriptions", json=body)
+
+    def publish(self) -> Any:
+        body = {
+            "title": "Flooding closes the Mombasa road",
+            "body": "Police ask drivers to use the Voi bypass.",
+            "url": f"http://127.0.0.1:8000/news/mombasa-road-{self.readers}",
+            "topics": ["breaking"],
+        }
+        return self.client.post(
+            "/api/v1/alerts", json=body, headers={"Authorization": f"Bearer {self.token}"}
+        )
+
+    def lookup(self) -> Any:  # a read: the manage page asks which topics reader 1 has
+        body = {"endpoint": "https://fcm.googleapis.com/fcm/send/reader-1", "auth": KEYS["auth"]}
+        return self.client.post("/api/v1/subscriptions/lookup", json=body)
+
+    def sign_in_page(self) -> Any:
+        """A refused sign-in is written down (the audit log): the newsroom's page."""
+        browser = self.app.test_client()
+        token = csrf_of(browser.get("/editor/login").text)
+        return browser.post(
+            "/editor/login",
+            data={"email": "nobody@news.example", "password": "wrong", "csrf_token": token},
+        )
+
+
+def _refusals(reason: str) -> Callable[[], float]:
+    counter = metrics.metrics().web_unavailable.labels(reason)
+    return lambda: float(counter._value.get())  # this process's own count
+
+
+def _first_refusal(call: Callable[[], Any]) -> Any:
+    """PostgreSQL fills the free room in a table's last pages before it needs the disk."""
+    for _ in range(300):
+        answer = call()
+        if answer.status_code not in (201, 202):
+            return answer
+    raise AssertionError("300 writes stored on a disk with no room")
+
+
+def _refuses_writes(
+    site: Site, reason: str, caplog: pytest.LogCaptureFixture, postgres: bool = False
+) -> None:
+    """On PostgreSQL reads go on; SQLite opens its write-ahead log for every connection, so
+    its reads are refused too. The newsroom's page for a refused sign-in (written down) where
+    every write is refused: a full PostgreSQL still takes rows into a table's last page."""
+    every_write = not (postgres and reason == "disk")
+    counted = _refusals(reason)
+    before = counted()
+    caplog.clear()
+    for call in (site.subscribe, site.publish):
+        refused = _first_refusal(call)
+        assert refused.status_code == 503, (refused.status_code, refused.text)
+        assert refused.json["error"] == {"code": "unavailable", "field": None, "message": REFUSED}
+        assert refused.headers["Retry-After"] == "60", "not 5 s: someone has to act first"
+    if every_write:
+        page = site.sign_in_page()
+        assert page.status_code == 503 and "Cannot save right now" in page.text
+        assert "nothing was saved" in page.text and "disk" not in page.text.lower()
+    lines = [r for r in caplog.records if r.name == "newsflash.web"]
+    assert lines and {(r.levelname, r.getMessage()) for r in lines} == {("ERROR", SAID[reason])}
+    assert not [r for r in caplog.records if r.exc_info], "no traceback"
+    assert counted() >= before + 2 + every_write
+    assert site.lookup().status_code == (200 if postgres else 503), "reads"
+
+
+def _works_again(site: Site) -> None:
+    assert site.subscribe().status_code == 201
+    assert site.publish().status_code == 202
+
+
+@pytest.fixture
+def sqlite_disk() -> Iterator[SmallDisk]:
+    with SmallDisk(16) as disk:
+        yield disk
+
+
+@pytest.mark.timeout(120)
+def test_sqlite_on_a_full_disk(sqlite_disk: SmallDisk, caplog: pytest.LogCaptureFixture) -> None:
+    site = Site(f"sqlite:///{sqlite_disk.path}/newsflash.db")
+    _works_again(site)
+    sqlite_disk.fill()
+    _refuses_writes(site, "disk", caplog)
+    sqlite_disk.free()
+    _works_again(site)
+
+
+@pytest.mark.timeout(120)
+def test_sqlite_on_a_filesystem_remounted_read_only(
+    sqlite_disk: SmallDisk, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = Site(f"sqlite:///{sqlite_disk.path}/newsflash.db")
+    _works_again(site)
+    sqlite_disk.read_only(True)
+    try:
+        _refuses_writes(site, "disk", caplog)  # SQLite cannot open its write-ahead log
+    finally:
+        sqlite_disk.read_only(False)
+    _works_again(site)
+
+
+@pytest.mark.timeout(180)
+def test_postgresql_on_a_full_disk(caplog: pytest.LogCaptureFixture) -> None:
+    pg = PostgresServer()
+    with SmallDisk(120, pg.root) as disk:
+        try:
+            pg.start()
+            site = Site(pg.url)
+            _works_again(site)
+            disk.fill()
+            _refuses_writes(site, "disk", caplog, postgres=True)
+            disk.free()
+            _works_again(site)
+        finally:
+            pg.stop()
+
+
+@pytest.mark.timeout(120)
+def test_postgresql_set_read_only(caplog: pytest.LogCaptureFixture) -> None:
+    url = create_pg_database()
+    try:
+        site = Site(url)
+        _works_again(site)
+        _set_read_only(url, True)
+        _refuses_writes(site, "read_only", caplog, postgres=True)
+        _set_read_only(url, False)
+        _works_again(site)
+    finally:
+        drop_pg_database(url)
+
+
+def _set_read_only(url: str, on: bool) -> None:
+    """As a standby answers: for every new session (the app's pool is emptied for it). Said
+    from another database: a session of this one cannot undo it."""
+    target = make_url(url)
+    name = target.database
+    engine = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
+    with engine.connect() as conn:
+        conn.execute(
+            text(
+                f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}'
+            )
+        )
+        conn.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+        conn.commit()
+    engine.dispose()
