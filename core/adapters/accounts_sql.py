@@ -10,7 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, case, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from core.accounts import (
     SESSION_TOUCH_S,
@@ -26,6 +26,7 @@ from core.accounts import (
     refusal_window,
     session_alive,
 )
+from core.adapters import db_errors
 from core.adapters import tables as t
 from core.errors import Conflict, NotFound
 
@@ -196,11 +197,21 @@ class SqlAccounts:
         ):
             return None
         if now - row["last_seen_at"] >= SESSION_TOUCH_S:
+            self._touch(digest, now)
+        return Principal(row["email"], Role(row["role"]), user_id=row["user_id"])
+
+    def _touch(self, digest: str, now: float) -> None:
+        """The session's last use, when the database takes writes. A database refusing them
+        (disk full, read-only: core/adapters/db_errors.py) still lets a signed-in editor read
+        the newsroom; the next request tries again."""
+        try:
             with self.engine.begin() as conn:
                 conn.execute(
                     update(t.sessions).where(t.sessions.c.id == digest).values(last_seen_at=now)
                 )
-        return Principal(row["email"], Role(row["role"]), user_id=row["user_id"])
+        except DBAPIError as exc:
+            if db_errors.trouble(exc) not in (db_errors.DISK, db_errors.READ_ONLY):
+                raise
 
     def end_session(self, session_id: str, now: float) -> None:
         with self.engine.begin() as conn:

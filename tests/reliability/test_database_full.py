@@ -18,7 +18,6 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from core.accounts import Role
 from core.adapters import metrics, migrate
@@ -26,16 +25,19 @@ from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from service.app import create_app
 from tests.reliability.harness import PostgresServer, SmallDisk
-from tests.support.newsroom import csrf_of
+from tests.support.newsroom import PASSWORD, csrf_of
+from tests.support.newsroom_site import logged_in
 from tests.support.services import (
     create_pg_database,
     drop_pg_database,
     make_env,
     new_vapid_pem,
+    set_pg_read_only,
     settings_from,
 )
 
 REDIS_URL = "redis://127.0.0.1:6379/12"
+EDITOR = "amina@news.example"
 KEYS = {
     "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
     "auth": "tBHItJI5svbpez7KI4CCXg",
@@ -51,10 +53,11 @@ class Site:
     """The web app in this process on `url`, with an API token and a signed-out browser."""
 
     def __init__(self, url: str) -> None:
-        engine = make_engine(url)
-        migrate.upgrade(engine)
-        self.token = SqlAccounts(engine).create_token("cms", Role.EDITOR)
-        engine.dispose()
+        self.engine = make_engine(url)
+        migrate.upgrade(self.engine)
+        accounts = SqlAccounts(self.engine)
+        self.token = accounts.create_token("cms", Role.EDITOR)
+        accounts.create_user(EDITOR, PASSWORD, Role.EDITOR)
         env = make_env(
             Path(tempfile.mkdtemp()),
             url,
@@ -91,6 +94,13 @@ class Site:
     def lookup(self) -> Any:  # a read: the manage page asks which topics reader 1 has
         body = {"endpoint": "https://fcm.googleapis.com/fcm/send/reader-1", "auth": KEYS["auth"]}
         return self.client.post("/api/v1/subscriptions/lookup", json=body)
+
+    def signed_in_editor(self) -> FlaskClient:
+        """Signed in a while ago: the next page refreshes the session's last use (a write)."""
+        editor = logged_in(self.app, EDITOR)
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE sessions SET last_seen_at = last_seen_at - 600"))
+        return editor
 
     def sign_in_page(self) -> Any:
         """A refused sign-in is written down (the audit log): the newsroom's page."""
@@ -199,32 +209,13 @@ def test_postgresql_set_read_only(caplog: pytest.LogCaptureFixture) -> None:
     try:
         site = Site(url)
         _works_again(site)
-        _set_read_only(url, True)
+        editor = site.signed_in_editor()
+        set_pg_read_only(url, True)
         _refuses_writes(site, "read_only", caplog, postgres=True)
-        _set_read_only(url, False)
+        # A signed-in editor still reads the newsroom (before: the session's refresh, a write,
+        # turned every page into a 503).
+        assert editor.get("/editor/scheduled").status_code == 200
+        set_pg_read_only(url, False)
         _works_again(site)
     finally:
         drop_pg_database(url)
-
-
-def _set_read_only(url: str, on: bool) -> None:
-    """As a standby answers: for every new session (the app's pool is emptied for it). Said
-    from another database: a session of this one cannot undo it."""
-    target = make_url(url)
-    name = target.database
-    engine = make_engine(target.set(database="postgres").render_as_string(hide_password=False))
-    with engine.connect() as conn:
-        conn.execute(
-            text(
-                f'ALTER DATABASE "{name}" SET default_transaction_read_only = {"on" if on else "off"}'
-            )
-        )
-        conn.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = :name AND pid <> pg_backend_pid()"
-            ),
-            {"name": name},
-        )
-        conn.commit()
-    engine.dispose()

@@ -204,3 +204,21 @@ def engine_database(
         yield url
     finally:
         drop_pg_database(url)
+
+
+def set_pg_read_only(url: str, on: bool) -> None:
+    """As a standby answers: every new session of the database `url` (one of
+    create_pg_database's) is read-only, and its open ones are ended so the app's pool reconnects.
+    Said from the admin connection: a session of that database could not undo it."""
+    from sqlalchemy import create_engine, text
+
+    name = url.rsplit("/", 1)[-1]
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        value = "on" if on else "off"
+        conn.execute(text(f'ALTER DATABASE "{name}" SET default_transaction_read_only = {value}'))
+        conn.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+            {"name": name},
+        )
+    admin.dispose()
