@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from sqlalchemy.exc import InterfaceError, InternalError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
@@ -117,20 +117,9 @@ def _database_unavailable(exc: Exception) -> Response:
     return Response(page, 503, headers=headers, mimetype="text/html")
 
 
-def _database_refused(exc: InternalError) -> Response:
-    """A read-only database answers writes with an InternalError (PostgreSQL's 25006 on a
-    standby or a database set read-only: a failover pointed at the wrong server): 503 like the
-    other ways a database cannot take a write (before: 500 with a traceback per request).
-    Any other InternalError is a fault of ours: raised on, to the 500 handler."""
-    if db_errors.trouble(exc) == db_errors.UNREACHABLE:
-        raise exc
-    return _database_unavailable(exc)
-
-
 def register_error_handlers(app: Flask) -> None:
     for unavailable in DATABASE_UNAVAILABLE:
         app.register_error_handler(unavailable, _database_unavailable)
-    app.register_error_handler(InternalError, _database_refused)
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:

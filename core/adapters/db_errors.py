@@ -20,6 +20,9 @@ from __future__ import annotations
 
 from typing import Final
 
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.exc import InternalError, OperationalError
+
 BUSY: Final = "busy"
 DISK: Final = "disk"
 READ_ONLY: Final = "read_only"
@@ -57,3 +60,14 @@ def driver_words(exc: BaseException) -> str:
     the trouble precisely ("could not extend file ...: No space left on device", "disk I/O
     error") and, unlike a connection error's, no host."""
     return str(getattr(exc, "orig", exc)).splitlines()[0][:200] if str(exc) else ""
+
+
+def refusal_is_an_outage(ctx: ExceptionContext) -> BaseException | None:
+    """handle_error, on every engine: a read-only PostgreSQL's refusal (SQLSTATE 25006, which
+    psycopg files under the DBAPI's InternalError) reaches callers as an OperationalError, as a
+    full disk's does. Before, nothing took InternalError for the database's trouble: the web
+    answered 500 with a traceback and the worker tasks, which retry OperationalError, failed."""
+    found = ctx.sqlalchemy_exception
+    if isinstance(found, InternalError) and found.orig is not None and trouble(found) == READ_ONLY:
+        return OperationalError(found.statement, found.params, found.orig)
+    return None

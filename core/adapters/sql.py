@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import NullPool
 
 from config.settings import Topic
+from core.adapters import db_errors
 from core.adapters import tables as t
 from core.adapters.db_holders import application_name, process_role
 from core.adapters.pg_sessions import (
@@ -107,6 +108,7 @@ def make_engine(
             connect_args=args,
         )
     guard_sessions(engine, session_limits(role))
+    event.listen(engine, "handle_error", db_errors.refusal_is_an_outage)
     return engine
 
 

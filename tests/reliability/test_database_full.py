@@ -18,9 +18,10 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from core.accounts import Role
-from core.adapters import metrics, migrate
+from core.adapters import db_errors, metrics, migrate
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
 from service.app import create_app
@@ -218,4 +219,23 @@ def test_postgresql_set_read_only(caplog: pytest.LogCaptureFixture) -> None:
         set_pg_read_only(url, False)
         _works_again(site)
     finally:
+        drop_pg_database(url)
+
+
+def test_a_read_only_postgresql_refusal_reaches_every_caller_as_an_outage() -> None:
+    """What the worker tasks retry (OperationalError, as for a database outage) and the CLI
+    names in one line: psycopg files SQLSTATE 25006 under InternalError, which before
+    failed a plan or deliver task outright, with a traceback, on every try."""
+    url = create_pg_database()
+    try:
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        set_pg_read_only(url, True)
+        with pytest.raises(OperationalError) as refused, engine.begin() as conn:
+            conn.execute(text("INSERT INTO topics (slug, bit) VALUES ('weather', 62)"))
+        assert db_errors.trouble(refused.value) == "read_only"
+        assert refused.value.orig is not None and refused.value.orig.sqlstate == "25006"  # type: ignore[attr-defined]
+        engine.dispose()
+    finally:
+        set_pg_read_only(url, False)
         drop_pg_database(url)
