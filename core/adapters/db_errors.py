@@ -58,8 +58,11 @@ def trouble(exc: BaseException) -> str:
 def driver_words(exc: BaseException) -> str:
     """The database's own first line about a disk or read-only refusal, for the log: it names
     the trouble precisely ("could not extend file ...: No space left on device", "disk I/O
-    error") and, unlike a connection error's, no host."""
-    return str(getattr(exc, "orig", exc)).splitlines()[0][:200] if str(exc) else ""
+    error") and, unlike a connection error's, no host; redacted all the same."""
+    from core.adapters.logs import redact_text
+
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return redact_text(text.splitlines()[0])[:200] if text else type(exc).__name__
 
 
 def refusal_is_an_outage(ctx: ExceptionContext) -> BaseException | None:
