@@ -149,6 +149,8 @@ def _refuses_writes(
     lines = [r for r in caplog.records if r.name == "newsflash.web"]
     assert lines and {(r.levelname, r.getMessage()) for r in lines} == {("ERROR", SAID[reason])}
     assert not [r for r in caplog.records if r.exc_info], "no traceback"
+    said = {getattr(r, "database_said", "") for r in lines}  # the database's own words
+    assert all(said) and not any("127.0.0.1" in w for w in said), said
     assert counted() >= before + 2 + every_write
     assert site.lookup().status_code == (200 if postgres else 503), "reads"
 
