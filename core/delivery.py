@@ -15,7 +15,7 @@ from core.corrections import addressed, takes_over
 from core.endpoints import EndpointPolicy
 from core.freshness import SWEEP, Cursor, resume_at, sweep_since, walks_freshest_first
 from core.model import Alert, AlertKind, AlertStatus, Lane
-from core.outbox import Outbox
+from core.outbox import Outbox, lanes_of
 from core.ports import PlanningConflict, PlanningStore, RecoveryStore, TaskQueue
 from core.receipts import Receipts
 from core.rejections import RejectionJudge
@@ -223,11 +223,6 @@ def _plain_step(
     return store.add_batch(alert.id, ids, after, last, clock()), last
 
 
-def _lane_of(store: RecoveryStore, alert_id: int) -> Lane:
-    alert = store.get_alert(alert_id)
-    return alert.lane if alert else Lane.ROUTINE
-
-
 def schedule_due_retries(
     store: RecoveryStore,
     queue: TaskQueue,
@@ -237,10 +232,10 @@ def schedule_due_retries(
     """Periodic: waits live in the database, never as broker countdowns (they outlive the
     visibility timeout). Due rows become retry batches."""
     due = store.take_due_retries(clock(), 20 * policy.batch_size, policy.batch_size)
+    lane_of = lanes_of(store.get_alert)
     with Outbox("retry batches") as outbox:
         for batch_id, alert_id in due:
-            lane = _lane_of(store, alert_id)
-            outbox.put(queue.enqueue_batch, batch_id, alert_id, lane)
+            outbox.put(queue.enqueue_batch, batch_id, alert_id, lane_of(alert_id))
     return len(due)
 
 
@@ -261,10 +256,10 @@ def reconcile(
             if alert is not None:
                 plans.put(queue.enqueue_plan, alert_id, alert.lane)
     batches = store.stale_batches(now, policy.stale_after_s, 1000)
+    lane_of = lanes_of(store.get_alert)
     with Outbox("batches") as outbox:
         for batch_id, alert_id in batches:
-            lane = _lane_of(store, alert_id)
-            outbox.put(queue.enqueue_batch, batch_id, alert_id, lane)
+            outbox.put(queue.enqueue_batch, batch_id, alert_id, lane_of(alert_id))
     if plans.sent or batches:
         log.warning("reconciled", extra={"plans": plans.sent, "batches": len(batches)})
     return {"plans": plans.sent, "batches": len(batches)}

@@ -22,11 +22,26 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from core.model import Alert, Lane
 from core.ports import QueueUnavailable
 
 log = logging.getLogger("newsflash.delivery")
 
 AWAY_S = 5.0  # after a failure, the broker is not asked again for this long
+
+
+def lanes_of(get_alert: Callable[[int], Alert | None]) -> Callable[[int], Lane]:
+    """The queue each alert's tasks go to, looked up once per alert for a loop's run (a loop
+    sends many batches of one alert); an alert gone since goes routine."""
+    found: dict[int, Lane] = {}
+
+    def lane_of(alert_id: int) -> Lane:
+        if alert_id not in found:
+            alert = get_alert(alert_id)
+            found[alert_id] = alert.lane if alert else Lane.ROUTINE
+        return found[alert_id]
+
+    return lane_of
 
 
 class Outbox:

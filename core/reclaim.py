@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from core.leases import BatchLeases
-from core.model import Alert, Lane
-from core.outbox import Outbox
+from core.model import Alert
+from core.outbox import Outbox, lanes_of
 from core.ports import TaskQueue
 
 log = logging.getLogger("newsflash.delivery")
@@ -59,14 +59,7 @@ def reclaim_all(
     now: float,
 ) -> Reclaimed:
     """Re-enqueue batches with a lapsed lease; after a broker lost its memory, all queued work."""
-    lanes: dict[int, Lane] = {}
-
-    def lane_of(alert_id: int) -> Lane:
-        if alert_id not in lanes:
-            alert = alerts.get_alert(alert_id)
-            lanes[alert_id] = alert.lane if alert else Lane.ROUTINE
-        return lanes[alert_id]
-
+    lane_of = lanes_of(alerts.get_alert)
     expired = leases.expired(now, lease_s, LIMIT)
     batches = _send(expired, lambda b, a: queue.enqueue_batch(b, a, lane_of(a)), "batches")
     # Published while the broker was down: its plan task was never sent.

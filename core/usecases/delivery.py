@@ -11,7 +11,7 @@ from core import choices, delivery
 from core.choices import ChoiceStore
 from core.delivery import BatchReport, DeliveryPolicy
 from core.leases import BatchLeases, StoreLeases
-from core.model import Lane
+from core.outbox import lanes_of
 from core.outcomes import Decision
 from core.ports import (
     HostHealth,
@@ -139,14 +139,11 @@ class Delivery:
         """Due retries, and readers whose quiet hours are over, back into batches."""
         batches = delivery.schedule_due_retries(self.recovery, self.queue, self.policy, self.clock)
         if self.choices is not None:
+            lane_of = lanes_of(self.recovery.get_alert)
             batches += choices.release_held(
-                self.choices, self.queue, self.policy.batch_size, self._lane_of, self.clock
+                self.choices, self.queue, self.policy.batch_size, lane_of, self.clock
             )
         return batches
-
-    def _lane_of(self, alert_id: int) -> Lane:
-        alert = self.recovery.get_alert(alert_id)
-        return alert.lane if alert else Lane.ROUTINE
 
     def lapsed(self, limit: int = 16) -> list[tuple[int, int]]:
         """Asked by a delivery process between two batches, at most once a quarter lease: the
