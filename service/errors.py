@@ -60,6 +60,7 @@ RETRY_AFTER_S = 5
 # refusing writes needs someone to act, so its line is an error and the caller is not told 5 s.
 STORE_REFUSED_RETRY_S = 60
 _CHECK = "if you were sending something, check whether it arrived before sending it again."
+_REFUSED_API = "the service cannot store anything just now; nothing was stored; try again later"
 _REFUSED = (
     "Newsflash cannot save anything right now, so nothing was saved. Tell whoever runs "
     "Newsflash, and try again later."
@@ -78,12 +79,12 @@ _SAID = {
     ),
     db_errors.DISK: (
         "database refuses writes: its disk is full or failing",
-        "the service cannot store anything just now; nothing was stored; try again later",
+        _REFUSED_API,
         _REFUSED,
     ),
     db_errors.READ_ONLY: (
         "database refuses writes: it is read-only",
-        "the service cannot store anything just now; nothing was stored; try again later",
+        _REFUSED_API,
         _REFUSED,
     ),
 }
@@ -96,7 +97,7 @@ def _database_unavailable(exc: Exception) -> Response:
     metric's reason and the words say which trouble it is; callers never learn of our disk."""
     reason = db_errors.trouble(exc)
     said, api_words, page_words = _SAID[reason]
-    refused = reason in (db_errors.DISK, db_errors.READ_ONLY)
+    refused = reason in db_errors.REFUSES_WRITES
     extra = {"path": request.path, "error": type(exc).__name__}
     if refused:
         extra["database_said"] = db_errors.driver_words(exc)
@@ -152,12 +153,16 @@ def register_error_handlers(app: Flask) -> None:
         code = (exc.name or "error").lower().replace(" ", "_")
         status = exc.code or 500
         if status == 429:
+            # The header here, from the same reading as the words (retry_after_limited then
+            # leaves it: one look at the window per refusal, a flood's every request).
             seconds = breach_wait_s()
             wait = f"; try again in {seconds} s" if seconds else ""
+            headers = {"Retry_After": str(seconds)} if seconds else {}
             return error_response(
                 429,
                 "rate_limited",
                 f"too many requests from this address (limit {exc.description}){wait}",
+                **headers,
             )
         if status == 413:
             limit = request.max_content_length or 0

@@ -45,7 +45,8 @@ def breach_wait_s() -> int | None:
 
 
 def retry_after_limited(response: Response) -> Response:
-    """Retry-After on the limiter's 429s, JSON or page, unless the answer set its own."""
+    """Retry-After on the limiter's 429 pages (the newsroom's sign-in and password pages; the
+    JSON answer sets its own, read with its words), unless the answer set one already."""
     if response.status_code == 429 and "Retry-After" not in response.headers:
         wait = breach_wait_s()
         if wait is not None:

@@ -210,7 +210,7 @@ class SqlAccounts:
                     update(t.sessions).where(t.sessions.c.id == digest).values(last_seen_at=now)
                 )
         except DBAPIError as exc:
-            if db_errors.trouble(exc) not in (db_errors.DISK, db_errors.READ_ONLY):
+            if db_errors.trouble(exc) not in db_errors.REFUSES_WRITES:
                 raise
 
     def end_session(self, session_id: str, now: float) -> None:

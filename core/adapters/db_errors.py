@@ -28,6 +28,7 @@ DISK: Final = "disk"
 READ_ONLY: Final = "read_only"
 UNREACHABLE: Final = "unreachable"
 REASONS: Final = (BUSY, DISK, READ_ONLY, UNREACHABLE)
+REFUSES_WRITES: Final = (DISK, READ_ONLY)  # someone must act; reads may go on
 
 # lock_not_available, query_canceled (our timeouts); disk_full, io_error;
 # read_only_sql_transaction
