@@ -179,7 +179,7 @@ def _not_evaluated(kit: Any, now: float) -> tuple[float | None, str | None]:
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    from core import ops
+    from core import ops, ops_alarms
     from core.adapters import backups
 
     kit = container(settings).ops
@@ -187,7 +187,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         now = time.time()
         snap = ops.collect(kit.sources, now)
         try:
-            snap["alarms"] = ops.alarms_json(kit.alarm_store)
+            snap["alarms"] = ops_alarms.alarms_json(kit.alarm_store)
         except Exception:
             snap["alarms"] = []
         snap["alarms_evaluated_s_ago"], snap["alarms_not_evaluated"] = _not_evaluated(kit, now)

@@ -21,6 +21,7 @@ class AlarmKind(enum.StrEnum):
     BREAKING_UNATTENDED = "breaking_lane_unattended"
     BROKER_UNREACHABLE = "broker_unreachable"
     DATABASE_UNREACHABLE = "database_unreachable"
+    DATABASE_REFUSES_WRITES = "database_refuses_writes"
 
 
 # What moves a send along: a push delivered, or the reader found gone (a retry is still pending;
@@ -69,6 +70,9 @@ class Facts:
     breaking_consumers: int | None = None
     broker_error: str = ""
     database_error: str = ""
+    # The kind of write refusal any process saw lately (disk, read_only), "" for none, None when
+    # it could not be read (core/ops.REFUSED_WINDOW_S).
+    database_refuses: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,30 @@ def _unreachable(facts: Facts, _t: Thresholds) -> list[Alarm]:
             )
         )
     return found
+
+
+_REFUSED_WHY = {
+    "disk": "its disk is full or failing",
+    "read_only": "it is read-only (a standby, or set read-only)",
+}
+
+
+def _refuses_writes(facts: Facts, _t: Thresholds) -> list[Alarm] | None:
+    """At the first refusal, as the Prometheus rule: nothing new is stored until someone acts."""
+    if facts.database_refuses is None:
+        return None
+    if not facts.database_refuses:
+        return []
+    why = _REFUSED_WHY.get(facts.database_refuses, facts.database_refuses)
+    return [
+        Alarm(
+            AlarmKind.DATABASE_REFUSES_WRITES.value,
+            AlarmKind.DATABASE_REFUSES_WRITES,
+            f"The database refuses writes: {why}. Nothing new is stored: no sign-ups, no "
+            "publishing, no delivery records.",
+            {"reason": facts.database_refuses},
+        )
+    ]
 
 
 def _stalled_queues(facts: Facts, thresholds: Thresholds) -> list[Alarm] | None:
@@ -203,6 +231,7 @@ def _breaking_unattended(facts: Facts, _t: Thresholds) -> list[Alarm] | None:
 # In this order; a check that returns None cannot judge its kind right now.
 _CHECKS: tuple[tuple[AlarmKind, Callable[[Facts, Thresholds], list[Alarm] | None]], ...] = (
     (AlarmKind.BROKER_UNREACHABLE, _unreachable),
+    (AlarmKind.DATABASE_REFUSES_WRITES, _refuses_writes),
     (AlarmKind.QUEUE_STALLED, _stalled_queues),
     (AlarmKind.PENDING_TOO_OLD, _old_pending),
     (AlarmKind.BREAKER_OPEN, _open_breakers),

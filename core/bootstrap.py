@@ -101,7 +101,14 @@ class Container:
     # -- adapters ------------------------------------------------------------------------------
     @property
     def engine(self) -> Engine:
-        return self._part("engine", lambda: make_engine(self.settings.database_url))
+        return self._part(
+            "engine", lambda: make_engine(self.settings.database_url, on_refused=self._refused)
+        )
+
+    def _refused(self, reason: str) -> None:
+        """The database refused a write: noted in Redis by the ops kit's writer thread (never
+        waited for), where /ops and beat's alarms read it."""
+        self.ops.writer.note_refused(reason, time.time())
 
     @property
     def sql(self) -> SqlStores:

@@ -11,17 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from core.alarms import (
-    SETTLED_OUTCOMES,
-    AlarmKind,
-    AlarmStore,
-    Facts,
-    Notify,
-    QueueFacts,
-    Thresholds,
-)
-from core.alarms import apply_alarms as _apply
-from core.alarms import evaluate as _evaluate
+from core.alarms import AlarmKind
 from core.audience_health import renewed_json
 from core.model import Alert, AlertStatus, Lane
 from core.pace import pace_of, samples_from_buckets
@@ -31,6 +21,9 @@ log = logging.getLogger("newsflash.ops")
 RATE_WINDOW_S = 60
 ALERT_RATE_WINDOW_S = 15
 DAYS_SHOWN = 7
+# A database refusing writes is shown, and its alarm stays open, until this long after the last
+# refusal any process saw (the Prometheus rule looks back as far).
+REFUSED_WINDOW_S = 300
 ANSWER_COLUMNS = ("2xx", "404/410", "429", "4xx", "5xx", "timeout")
 DELIVERY_LANES = (Lane.BREAKING.value, Lane.ROUTINE.value)
 T = TypeVar("T")
@@ -80,6 +73,7 @@ class Telemetry(Protocol):
     def counts_since(self, now: float, window_s: int) -> list[tuple[int, dict[str, int]]]: ...
     def recent_errors(self, limit: int = 20) -> list[dict[str, Any]]: ...
     def consumed_at(self) -> dict[str, float]: ...
+    def database_refusals(self) -> dict[str, float]: ...
     def track_waiting(self, depths: Mapping[str, int], now: float) -> dict[str, float]: ...
     def waiting_since(self) -> dict[str, float]: ...
 
@@ -171,6 +165,8 @@ def collect(
 
     buckets = s.run("redis", lambda: sources.telemetry.counts_since(now, RATE_WINDOW_S))
     snap["delivery_rate"] = None if buckets is None else _rate(buckets)
+    refused = s.run("redis", sources.telemetry.database_refusals)
+    snap["database"]["refuses_writes"] = None if refused is None else _refusing(refused, now)
 
     pending_at = _from_database(sources, s, snap, database_ok, buckets, now)
 
@@ -187,6 +183,16 @@ def collect(
     snap["errors"] = s.errors
     snap["redis"] = {"ok": "redis" not in s.errors, "error": s.errors.get("redis")}
     return snap
+
+
+def _refusing(refused: Mapping[str, float], now: float) -> dict[str, Any]:
+    """Whether the database refused a write lately, as any process saw it (db_errors.witness):
+    the latest kind, disk or read_only, and how long ago. `reason` is null when none did."""
+    recent = {r: now - at for r, at in refused.items() if now - at <= REFUSED_WINDOW_S}
+    if not recent:
+        return {"reason": None, "last_s_ago": None}
+    reason = min(recent, key=lambda r: recent[r])
+    return {"reason": reason, "last_s_ago": _round(max(0.0, recent[reason]), 1)}
 
 
 def _queues(
@@ -391,99 +397,4 @@ def _subscribers(sources: OpsSources, now: float) -> dict[str, Any]:
     }
 
 
-def waited_s(queue: Mapping[str, Any]) -> float | None:
-    """How long a queue has had tasks waiting: since the alarm evaluator saw it fill, or the
-    oldest task's own age when that is longer or nobody was evaluating (beat down, Redis
-    back after an outage), so /metrics sees a stall beat cannot report."""
-    known = [x for x in (queue.get("waiting_for_s"), queue.get("oldest_age_s")) if x is not None]
-    return float(max(known)) if queue.get("depth") and known else None
-
-
-def facts_from(snapshot: Mapping[str, Any]) -> Facts:
-    """The alarm facts in a snapshot; sections that could not be read stay unknown."""
-    now = float(snapshot["now"])
-    queues = snapshot.get("queues")
-    hosts = snapshot.get("push_hosts")
-    workers = snapshot.get("workers")
-    consumed_known = snapshot["redis"]["ok"]
-    queue_facts = None
-    if queues is not None and consumed_known:
-        queue_facts = [
-            QueueFacts(
-                q["name"],
-                int(q["depth"]),
-                None if q["last_consumed_s_ago"] is None else now - q["last_consumed_s_ago"],
-                None if (waited := waited_s(q)) is None else now - waited,
-            )
-            for q in queues
-        ]
-    breaking = None
-    if queues is not None:
-        rabbit = [q["consumers"] for q in queues if q["name"] == Lane.BREAKING.value]
-        if rabbit and rabbit[0] is not None:
-            breaking = int(rabbit[0])
-        elif workers is not None:
-            breaking = sum(1 for w in workers if Lane.BREAKING.value in w["queues"])
-    return Facts(
-        now=now,
-        broker_ok=bool(snapshot["broker"]["ok"]),
-        database_ok=bool(snapshot["database"]["ok"]),
-        queues=queue_facts,
-        oldest_pending_s=snapshot.get("oldest_pending_s"),
-        pending_known=bool(snapshot.get("pending_known")),
-        settled_per_s=_settled_per_s(snapshot.get("delivery_rate")),
-        breakers=None
-        if hosts is None
-        else {h["host"]: h["breaker"]["reason"] for h in hosts if h["breaker"]},
-        breaking_consumers=breaking,
-        broker_error=snapshot["broker"].get("error") or "",
-        database_error=snapshot["database"].get("error") or "",
-    )
-
-
-def _settled_per_s(rate: Mapping[str, Any] | None) -> float | None:
-    """Pushes delivered or answered gone a second over the rate window (None: Redis unread)."""
-    if rate is None:
-        return None
-    settled = sum(int(rate["by_outcome"].get(name, 0)) for name in SETTLED_OUTCOMES)
-    return round(settled / float(rate["window_s"]), 2)
-
-
-def alarms_json(store: AlarmStore) -> list[dict[str, Any]]:
-    return [
-        {
-            "key": key,
-            "kind": r["kind"],
-            "summary": r["summary"],
-            "since": iso(float(r["since"])),
-            "detail": r.get("detail") or {},
-        }
-        for key, r in sorted(store.alarms().items())
-    ]
-
-
-def evaluate_alarms(
-    sources: OpsSources,
-    store: AlarmStore,
-    thresholds: Thresholds,
-    notify: Notify | None,
-    now: float,
-) -> dict[str, Any]:
-    """One alarm round: gather, judge, announce changes. Returns the snapshot with its alarms."""
-    snapshot = collect(sources, now, track_waiting=True)
-    active, unknown = _evaluate(facts_from(snapshot), thresholds)
-    events = _apply(active, unknown, store, notify, now, thresholds.for_s)
-    snapshot["alarms"] = [
-        {
-            "key": a.key,
-            "kind": a.kind.value,
-            "summary": a.summary,
-            "detail": dict(a.detail),
-        }
-        for a in active.values()
-    ]
-    snapshot["alarm_events"] = events
-    return snapshot
-
-
-__all__ = ["AlarmKind", "OpsSources", "collect", "evaluate_alarms", "facts_from", "waited_s"]
+__all__ = ["AlarmKind", "OpsSources", "collect"]

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, g, render_template, request
 from flask.blueprints import BlueprintSetupState
 from redis.exceptions import RedisError
 
-from core import ops
+from core import ops, ops_alarms
 from core.accounts import OPS_ROLES
 from core.adapters import backups, metrics
 from core.adapters.ops_probes import OpsKit
@@ -42,7 +42,7 @@ def _fresh_snapshot(
     database_ok, redis_ok = snapshot["database"]["ok"], snapshot["redis"]["ok"]
     try:
         alarms = kit.alarm_store if redis_ok else kit.alarm_store.local
-        snapshot["alarms"] = ops.alarms_json(alarms)
+        snapshot["alarms"] = ops_alarms.alarms_json(alarms)
     except Exception:
         snapshot["alarms"] = None
     try:
@@ -169,7 +169,7 @@ def _ready_extra(checks: dict[str, Any]) -> dict[str, Any]:
     if checks.get("broker", checks.get("redis")) == "ok":
         detail["warnings"] = broker_warnings(ext().settings.broker_url)
     try:
-        detail["alarms"] = ops.alarms_json(_kit().alarm_store)
+        detail["alarms"] = ops_alarms.alarms_json(_kit().alarm_store)
     except Exception as exc:
         detail["alarms"] = None
         detail["alarms_error"] = f"unreachable: {type(exc).__name__}"

@@ -28,7 +28,7 @@ from celery.signals import (
 )
 
 from config.settings import Settings
-from core import ops
+from core import ops, ops_alarms
 from core.adapters import db_holders, logs, metrics
 from core.adapters.celery_queue import STAMP_UID, stamp_publish_time
 from core.adapters.ops_probes import OpsKit
@@ -247,7 +247,7 @@ def _count_notification(ok: bool) -> None:
 
 def run_alarm_round(kit: OpsKit, evaluator: str) -> dict[str, Any]:
     now = time.time()
-    snapshot = ops.evaluate_alarms(
+    snapshot = ops_alarms.evaluate_alarms(
         kit.sources,
         kit.alarm_store,
         kit.thresholds,

@@ -18,6 +18,8 @@ caller: a disk that filled up after months read as a network outage.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from typing import Final
 
 from sqlalchemy.engine import ExceptionContext
@@ -46,7 +48,7 @@ SQLITE_CODES: Final = {5: BUSY, 6: BUSY, 13: DISK, 10: DISK, 14: DISK, 8: READ_O
 
 def trouble(exc: BaseException) -> str:
     """One of REASONS for an error SQLAlchemy raised (its driver's error in `orig`)."""
-    cause = getattr(exc, "orig", None)
+    cause = getattr(exc, "orig", None) or exc
     found = SQLSTATES.get(getattr(cause, "sqlstate", None) or "")
     if found is not None:
         return found
@@ -75,3 +77,18 @@ def refusal_is_an_outage(ctx: ExceptionContext) -> BaseException | None:
     if isinstance(found, InternalError) and found.orig is not None and trouble(found) == READ_ONLY:
         return OperationalError(found.statement, found.params, found.orig)
     return None
+
+
+def witness(on_refused: Callable[[str], None]) -> Callable[[ExceptionContext], None]:
+    """handle_error: tell `on_refused` of every disk or read-only refusal, in whatever process
+    and whatever its caller makes of the error (a web 503, a task's retry, a beat loop's warning),
+    so that /ops and beat's alarms see what the web's metric alone used to see. It never raises:
+    it must not change the error the caller gets."""
+
+    def seen(ctx: ExceptionContext) -> None:
+        reason = trouble(ctx.sqlalchemy_exception or ctx.original_exception)
+        if reason in REFUSES_WRITES:
+            with contextlib.suppress(Exception):  # telling ops never changes the error
+                on_refused(reason)
+
+    return seen

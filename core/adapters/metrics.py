@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from core.adapters import db_errors
-from core.ops import waited_s
+from core.ops_alarms import waited_s
 
 ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS_S: Final = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0, 30.0)
@@ -174,6 +174,16 @@ def _gauge_families(snapshot: Mapping[str, Any]) -> Iterator[Any]:
         if dep in snapshot:
             g.add_metric([dep], 1.0 if snapshot[dep].get("ok") else 0.0)
     yield g
+    refusing = (snapshot.get("database") or {}).get("refuses_writes")
+    if refusing is not None:  # unknown while Redis cannot be read
+        g = family(
+            "newsflash_database_refuses_writes",
+            "1 while the database refused a write (any process, the last 5 minutes), by reason",
+            ["reason"],
+        )
+        for reason in db_errors.REFUSES_WRITES:
+            g.add_metric([reason], 1.0 if refusing["reason"] == reason else 0.0)
+        yield g
 
 
 def _audience_and_alert_families(snapshot: Mapping[str, Any], family: Any) -> Iterator[Any]:

@@ -10,7 +10,7 @@ them all over one engine.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,13 +70,19 @@ SQLITE_BUSY_MS: dict[str, int] = {"web": WEB_LOCK_WAIT_S * 1000, "*": 30000}
 
 
 def make_engine(
-    url: str, *, pool_size: int = 5, role: str | None = None, pooled: bool = True
+    url: str,
+    *,
+    pool_size: int = 5,
+    role: str | None = None,
+    pooled: bool = True,
+    on_refused: Callable[[str], None] | None = None,
 ) -> Engine:
     """An engine with the pragmas SQLite needs for several processes (WAL, busy timeout). On
     PostgreSQL its connections are named "newsflash <role>" (the process's role unless given:
     web, worker, beat, cli), which pg_stat_activity shows ops and `newsflash restore` checks,
     their sessions end with the statement their process gave up on, and a database that stops
-    answering is given up on in seconds (pg_sessions)."""
+    answering is given up on in seconds (pg_sessions). `on_refused` hears of every write the
+    database refuses (db_errors.witness)."""
     role = role or process_role()
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -84,6 +90,8 @@ def make_engine(
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         busy_ms = SQLITE_BUSY_MS.get(role, SQLITE_BUSY_MS["*"])
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": busy_ms / 1000})
+        if on_refused is not None:
+            event.listen(engine, "handle_error", db_errors.witness(on_refused))
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -109,6 +117,8 @@ def make_engine(
         )
     guard_sessions(engine, session_limits(role))
     event.listen(engine, "handle_error", db_errors.refusal_is_an_outage)
+    if on_refused is not None:
+        event.listen(engine, "handle_error", db_errors.witness(on_refused))
     return engine
 
 

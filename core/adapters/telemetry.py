@@ -25,6 +25,8 @@ ALARM_PENDING: Final = "newsflash:alarms:pending"
 EVALUATED_KEY: Final = "newsflash:alarms:evaluated_at"
 CACHE_PREFIX: Final = "newsflash:ops:cache:"
 OBSERVED_PREFIX: Final = "newsflash:observed:"
+REFUSED_KEY: Final = "newsflash:database:refused"  # reason -> when a process last saw it
+REFUSED_KEEP_S: Final = 86400
 
 T = TypeVar("T")
 
@@ -110,6 +112,23 @@ class RedisTelemetry:
 
     def waiting_since(self) -> dict[str, float]:
         return {_text(k): float(v) for k, v in self.client.hgetall(WAITING_KEY).items()}
+
+    # -- the database refusing writes, as any process saw it (core/adapters/db_errors.py) ----
+    def note_refused(self, refused: Mapping[str, float]) -> None:
+        """When each kind of refusal was last seen; a later time wins (ZADD GT), whichever
+        process writes last."""
+        if not refused:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        scores: dict[str | bytes, float] = {reason: at for reason, at in refused.items()}
+        pipe.zadd(REFUSED_KEY, scores, gt=True)
+        pipe.expire(REFUSED_KEY, REFUSED_KEEP_S)
+        pipe.execute()
+
+    def database_refusals(self) -> dict[str, float]:
+        return {
+            _text(k): float(v) for k, v in self.client.zrange(REFUSED_KEY, 0, -1, withscores=True)
+        }
 
     # -- alarms: SET NX opens, DEL closes, so exactly one evaluator announces each change ----
     def open_alarm(self, key: str, record: dict[str, Any]) -> bool:

@@ -29,11 +29,13 @@ from core.adapters.telemetry import ERRORS_KEEP, RedisTelemetry
 log = logging.getLogger(__name__)
 
 DRAIN_S: Final = 0.5  # the most a finishing batch waits for its counts to be written
+# A database refusing writes refuses every request; one note a second per process says as much.
+REFUSED_EVERY_S: Final = 1.0
 
 
 class TelemetryWriter:
-    """Rate buckets, recent errors and queue marks for `telemetry`, sent by a thread of its own
-    (started on first use, again in a forked child)."""
+    """Rate buckets, recent errors, queue marks and the database's refusals for `telemetry`,
+    sent by a thread of its own (started on first use, again in a forked child)."""
 
     def __init__(
         self,
@@ -55,6 +57,8 @@ class TelemetryWriter:
         self._counts: dict[int, Counter[str]] = {}
         self._errors: list[dict[str, Any]] = []
         self._marks: dict[str, float] = {}
+        self._refused: dict[str, float] = {}
+        self._refused_noted: dict[str, float] = {}
         self._writing = False
         self._failing = False
         self._thread: threading.Thread | None = None
@@ -83,6 +87,17 @@ class TelemetryWriter:
             self._marks[queue] = max(at, self._marks.get(queue, at))
             self._wake()
 
+    def note_refused(self, reason: str, at: float) -> None:
+        """The database refused a write (a full disk, read-only): /ops and beat's alarms learn
+        of it from every process, not only from the web's metric."""
+        self._here()
+        with self._lock:
+            if at - self._refused_noted.get(reason, float("-inf")) < REFUSED_EVERY_S:
+                return
+            self._refused_noted[reason] = at
+            self._refused[reason] = max(at, self._refused.get(reason, at))
+            self._wake()
+
     def drain(self, timeout_s: float = DRAIN_S) -> bool:
         """Wait (at most timeout_s) until what was handed over is written; at once while Redis
         is failing. True when nothing is left."""
@@ -102,7 +117,7 @@ class TelemetryWriter:
 
     # -- the thread ---------------------------------------------------------------------------
     def _pending(self) -> bool:
-        return bool(self._counts or self._errors or self._marks)
+        return bool(self._counts or self._errors or self._marks or self._refused)
 
     def _wake(self) -> None:
         # Called with the lock held.
@@ -120,9 +135,10 @@ class TelemetryWriter:
                 while not self._pending():
                     self._lock.wait()
                 counts, errors, marks = self._counts, self._errors, self._marks
-                self._counts, self._errors, self._marks = {}, [], {}
+                refused = self._refused
+                self._counts, self._errors, self._marks, self._refused = {}, [], {}, {}
                 self._writing = True
-            error = self._write(counts, errors, marks)
+            error = self._write(counts, errors, marks, refused)
             with self._lock:
                 self._writing = False
                 if error is None:
@@ -130,7 +146,7 @@ class TelemetryWriter:
                         log.info("telemetry reaches Redis again")
                     self._failing = False
                 else:
-                    self._keep(marks)
+                    self._keep(marks, refused)
                     if not self._failing:
                         log.warning(
                             "telemetry not written; Redis not asked again for %.0f s: %s",
@@ -143,21 +159,28 @@ class TelemetryWriter:
                 time.sleep(self.away_s)
 
     def _write(
-        self, counts: dict[int, Counter[str]], errors: list[dict[str, Any]], marks: dict[str, float]
+        self,
+        counts: dict[int, Counter[str]],
+        errors: list[dict[str, Any]],
+        marks: dict[str, float],
+        refused: dict[str, float],
     ) -> str | None:
         try:
             self.telemetry.add_counts(counts)
             self.telemetry.add_errors(errors)
             for queue, at in marks.items():
                 self.telemetry.mark_consumed(queue, at)
+            self.telemetry.note_refused(refused)
         except Exception as exc:
             return type(exc).__name__
         return None
 
-    def _keep(self, marks: dict[str, float]) -> None:
+    def _keep(self, marks: dict[str, float], refused: dict[str, float]) -> None:
         # Called with the lock held. A write that failed may have reached Redis all the same (a
         # timeout says nothing of what the server did with it; a frozen Redis runs it when it
-        # thaws): counts and errors sent again could count twice, so only the marks (a later
-        # time simply wins) go back. What arrives while Redis is away waits, merged, for it.
+        # thaws): counts and errors sent again could count twice, so only the marks and the
+        # refusals (a later time simply wins) go back. What arrives while Redis is away waits, merged, for it.
         for queue, at in marks.items():
             self._marks[queue] = max(at, self._marks.get(queue, at))
+        for reason, at in refused.items():
+            self._refused[reason] = max(at, self._refused.get(reason, at))

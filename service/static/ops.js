@@ -84,9 +84,16 @@
           " The last alarm round ran " + age(idle) + " ago: is beat running?" })
       ]));
     }
+    // Seen by any process within the last five minutes (core/ops.py REFUSED_WINDOW_S), shown
+    // without waiting for beat's alarm round.
+    var refusing = snap.database && snap.database.refuses_writes && snap.database.refuses_writes.reason;
     if (down.length) {
       health.className = "pill pill-bad";
       health.textContent = down.join(", ") + " unreachable";
+    } else if (refusing) {
+      health.className = "pill pill-bad";
+      health.textContent = "database refuses writes (" +
+        (refusing === "disk" ? "disk full or failing" : "read-only") + ")";
     } else if (alarms.length) {
       health.className = "pill pill-bad";
       health.textContent = alarms.length + (alarms.length === 1 ? " alarm" : " alarms");

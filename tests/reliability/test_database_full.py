@@ -2,7 +2,8 @@
 or read-only (the SQLite file's filesystem remounted read-only, as the kernel does after a disk
 error; a PostgreSQL database set read-only, as a standby is). Each costs a write a 503 saying
 nothing was stored, the log line and metric name the trouble, reads go on (PostgreSQL), and
-everything works again once it is mended.
+everything works again once it is mended. /ops, /metrics and beat's alarm round see it too,
+without Prometheus: every engine tells Redis of each refusal (db_errors.witness).
 
 Before, each was "database unavailable" in the log and "the database is not answering; try
 again in 5 s" to the caller: a disk filled up after months read as a network outage."""
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
+from core import ops_alarms
 from core.accounts import Role
 from core.adapters import db_errors, metrics, migrate
 from core.adapters.accounts_sql import SqlAccounts
 from core.adapters.sql import make_engine
+from core.ops import REFUSED_WINDOW_S
 from service.app import create_app
 from tests.reliability.harness import PostgresServer, SmallDisk
 from tests.support.newsroom import PASSWORD, csrf_of
@@ -37,7 +41,7 @@ from tests.support.services import (
     settings_from,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/12"
+ALARM = "database_refuses_writes"
 EDITOR = "amina@news.example"
 KEYS = {
     "p256dh": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM",
@@ -53,7 +57,7 @@ SAID = {
 class Site:
     """The web app in this process on `url`, with an API token and a signed-out browser."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, redis_url: str) -> None:
         self.engine = make_engine(url)
         migrate.upgrade(self.engine)
         accounts = SqlAccounts(self.engine)
@@ -62,9 +66,9 @@ class Site:
         env = make_env(
             Path(tempfile.mkdtemp()),
             url,
-            REDIS_URL,
+            redis_url,
             new_vapid_pem(),
-            BROKER_URL=REDIS_URL,
+            BROKER_URL=redis_url,
             RATE_LIMIT_SUBSCRIBE="100000 per minute",
         )
         self.app = create_app(settings_from(env))
@@ -155,9 +159,34 @@ def _refuses_writes(
     assert site.lookup().status_code == (200 if postgres else 503), "reads"
 
 
-def _works_again(site: Site) -> None:
+def _ops_sees_it(site: Site, reason: str) -> None:
+    """What any process saw reaches /ops's snapshot, the gauge and beat's alarm, which fires at
+    once with the reason."""
+    kit = site.app.extensions["newsflash"].container.ops
+    assert kit.writer.drain(2.0), "the refusal was noted in Redis"
+    now = time.time()
+    snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, now)
+    refusing = snap["database"]["refuses_writes"]
+    assert refusing["reason"] == reason and 0 <= refusing["last_s_ago"] < 60, refusing
+    fired = [e for e in snap["alarm_events"] if e["alarm"] == ALARM]
+    assert [(e["status"], e["detail"]) for e in fired] == [("firing", {"reason": reason})]
+    assert "Nothing new is stored" in fired[0]["summary"]
+    gauge = {m.name: m for m in metrics._gauge_families(snap)}["newsflash_database_refuses_writes"]
+    assert {s.labels["reason"]: s.value for s in gauge.samples} == {
+        r: float(r == reason) for r in db_errors.REFUSES_WRITES
+    }
+
+
+def _works_again(site: Site, refused: bool = True) -> None:
+    """Mended: writes go through, and five minutes after the last refusal the alarm resolves."""
     assert site.subscribe().status_code == 201
     assert site.publish().status_code == 202
+    kit = site.app.extensions["newsflash"].container.ops
+    later = time.time() + REFUSED_WINDOW_S + 1
+    snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, later)
+    assert snap["database"]["refuses_writes"] == {"reason": None, "last_s_ago": None}
+    closed = [e["status"] for e in snap["alarm_events"] if e["alarm"] == ALARM]
+    assert closed == (["resolved"] if refused else [])
 
 
 @pytest.fixture
@@ -167,39 +196,44 @@ def sqlite_disk() -> Iterator[SmallDisk]:
 
 
 @pytest.mark.timeout(120)
-def test_sqlite_on_a_full_disk(sqlite_disk: SmallDisk, caplog: pytest.LogCaptureFixture) -> None:
-    site = Site(f"sqlite:///{sqlite_disk.path}/newsflash.db")
-    _works_again(site)
+def test_sqlite_on_a_full_disk(
+    sqlite_disk: SmallDisk, clean_redis: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = Site(f"sqlite:///{sqlite_disk.path}/newsflash.db", clean_redis)
+    _works_again(site, refused=False)
     sqlite_disk.fill()
     _refuses_writes(site, "disk", caplog)
+    _ops_sees_it(site, "disk")
     sqlite_disk.free()
     _works_again(site)
 
 
 @pytest.mark.timeout(120)
 def test_sqlite_on_a_filesystem_remounted_read_only(
-    sqlite_disk: SmallDisk, caplog: pytest.LogCaptureFixture
+    sqlite_disk: SmallDisk, clean_redis: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    site = Site(f"sqlite:///{sqlite_disk.path}/newsflash.db")
-    _works_again(site)
+    site = Site(f"sqlite:///{sqlite_disk.path}/newsflash.db", clean_redis)
+    _works_again(site, refused=False)
     sqlite_disk.read_only(True)
     try:
         _refuses_writes(site, "disk", caplog)  # SQLite cannot open its write-ahead log
+        _ops_sees_it(site, "disk")
     finally:
         sqlite_disk.read_only(False)
     _works_again(site)
 
 
 @pytest.mark.timeout(180)
-def test_postgresql_on_a_full_disk(caplog: pytest.LogCaptureFixture) -> None:
+def test_postgresql_on_a_full_disk(clean_redis: str, caplog: pytest.LogCaptureFixture) -> None:
     pg = PostgresServer()
     with SmallDisk(120, pg.root) as disk:
         try:
             pg.start()
-            site = Site(pg.url)
-            _works_again(site)
+            site = Site(pg.url, clean_redis)
+            _works_again(site, refused=False)
             disk.fill()
             _refuses_writes(site, "disk", caplog, postgres=True)
+            _ops_sees_it(site, "disk")
             disk.free()
             _works_again(site)
         finally:
@@ -207,14 +241,15 @@ def test_postgresql_on_a_full_disk(caplog: pytest.LogCaptureFixture) -> None:
 
 
 @pytest.mark.timeout(120)
-def test_postgresql_set_read_only(caplog: pytest.LogCaptureFixture) -> None:
+def test_postgresql_set_read_only(clean_redis: str, caplog: pytest.LogCaptureFixture) -> None:
     url = create_pg_database()
     try:
-        site = Site(url)
-        _works_again(site)
+        site = Site(url, clean_redis)
+        _works_again(site, refused=False)
         editor = site.signed_in_editor()
         set_pg_read_only(url, True)
         _refuses_writes(site, "read_only", caplog, postgres=True)
+        _ops_sees_it(site, "read_only")
         # A signed-in editor still reads the newsroom (before: the session's refresh, a write,
         # turned every page into a 503).
         assert editor.get("/editor/scheduled").status_code == 200
@@ -230,12 +265,14 @@ def test_a_read_only_postgresql_refusal_reaches_every_caller_as_an_outage() -> N
     failed a plan or deliver task outright, with a traceback, on every try."""
     url = create_pg_database()
     try:
-        engine = make_engine(url)
+        seen: list[str] = []
+        engine = make_engine(url, on_refused=seen.append)
         migrate.upgrade(engine)
         set_pg_read_only(url, True)
         with pytest.raises(OperationalError) as refused, engine.begin() as conn:
             conn.execute(text("INSERT INTO topics (slug, bit) VALUES ('weather', 62)"))
         assert db_errors.trouble(refused.value) == "read_only"
+        assert seen == ["read_only"], "told, as a worker's engine tells Redis"
         assert refused.value.orig is not None and refused.value.orig.sqlstate == "25006"  # type: ignore[attr-defined]
         engine.dispose()
     finally:

@@ -162,7 +162,7 @@ def full_snapshot() -> dict[str, Any]:
             "unseen": [{"days": 30, "share": 0.1}],
             "warnings": [],
         },
-        "database": {"ok": True},
+        "database": {"ok": True, "refuses_writes": {"reason": "disk", "last_s_ago": 3.0}},
         "broker": {"ok": True},
         "redis": {"ok": True},
     }

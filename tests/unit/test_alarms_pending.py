@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from core.alarms import AlarmKind, Facts, Thresholds, evaluate
-from core.ops import RATE_WINDOW_S, facts_from
+from core.ops import RATE_WINDOW_S
+from core.ops_alarms import facts_from
 
 NOW = 1_000_000.0
 # The defaults: 120 s, at most 200 settled a second, a 1800 s ceiling.

@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.adapters import metrics
 from core.alarms import QueueFacts, Thresholds, evaluate
-from core.ops import facts_from
+from core.ops_alarms import facts_from
 
 NOW = 1_000_000.0
 

@@ -29,6 +29,7 @@ def facts(**changes: Any) -> Facts:
         "settled_per_s": 0.0,  # nothing delivered: old pending deliveries page
         "breakers": {},
         "breaking_consumers": 1,
+        "database_refuses": "",
     }
     base.update(changes)
     return Facts(**base)
@@ -63,14 +64,25 @@ def test_each_condition_has_its_alarm() -> None:
     assert keys(facts(breaking_consumers=0)) == {"breaking_lane_unattended"}
     assert keys(facts(broker_ok=False)) == {"broker_unreachable"}
     assert keys(facts(database_ok=False)) == {"database_unreachable"}
+    for reason, words in (("disk", "its disk is full"), ("read_only", "it is read-only")):
+        alarm = evaluate(facts(database_refuses=reason), T)[0]["database_refuses_writes"]
+        assert words in alarm.summary and alarm.detail == {"reason": reason}
 
 
 def test_facts_that_could_not_be_read_are_unknown_not_clear() -> None:
     active, unknown = evaluate(
-        facts(queues=None, breakers=None, breaking_consumers=None, pending_known=False), T
+        facts(
+            queues=None,
+            breakers=None,
+            breaking_consumers=None,
+            pending_known=False,
+            database_refuses=None,
+        ),
+        T,
     )
     assert active == {}
     assert unknown == {
+        AlarmKind.DATABASE_REFUSES_WRITES,
         AlarmKind.QUEUE_STALLED,
         AlarmKind.BREAKER_OPEN,
         AlarmKind.BREAKING_UNATTENDED,

@@ -20,6 +20,7 @@ class Telemetry:
         self.counts: Counter[tuple[int, str]] = Counter()
         self.errors: list[dict[str, Any]] = []
         self.marks: dict[str, float] = {}
+        self.refused: dict[str, float] = {}
         self.broken = False
         self.gate = threading.Event()
         self.gate.set()
@@ -46,6 +47,12 @@ class Telemetry:
     def mark_consumed(self, queue: str, now: float) -> None:
         self._call()
         self.marks[queue] = now
+
+    def note_refused(self, refused: dict[str, float]) -> None:
+        if refused:
+            self._call()
+        for reason, at in refused.items():
+            self.refused[reason] = max(at, self.refused.get(reason, at))
 
 
 def writer_of(telemetry: Telemetry, away_s: float = 0.2) -> TelemetryWriter:
@@ -100,6 +107,30 @@ def test_a_failing_redis_is_left_alone_for_a_while_then_gets_what_arrived_meanwh
     said = [r.getMessage() for r in caplog.records]
     assert sum("telemetry not written" in m for m in said) == 1, said  # once per outage
     assert said[-1] == "telemetry reaches Redis again"
+
+
+def test_a_database_refusing_every_request_is_noted_once_a_second_and_kept_through_an_outage() -> (
+    None
+):
+    """Every request fails alike while the disk is full: a note a second per process says it.
+    Notes are only times (the latest wins), so one that may not have arrived is sent again."""
+    redis = Telemetry()
+    writer = writer_of(redis, away_s=0.2)
+    for n in range(1000):  # a flood of refusals over 0.999 s: one note
+        writer.note_refused("disk", 50.0 + n / 1000)
+    writer.note_refused("read_only", 50.5)  # another kind has its own second
+    assert writer.drain(2.0)
+    assert redis.refused == {"disk": 50.0, "read_only": 50.5}
+    writes = redis.writes
+    writer.note_refused("disk", 51.0)  # the next second: noted again
+    assert writer.drain(2.0) and redis.refused["disk"] == 51.0 and redis.writes == writes + 1
+
+    redis.broken = True
+    writer.note_refused("disk", 53.0)
+    assert _eventually(lambda: writer.failing)
+    redis.broken = False
+    assert _eventually(lambda: not writer.failing and writer.drain(0.1))
+    assert redis.refused["disk"] == 53.0
 
 
 def _eventually(check: Any, timeout_s: float = 5.0) -> bool:
