@@ -49,6 +49,7 @@ def cmd_bench_fanout(args: argparse.Namespace, _settings: Any) -> int:
         label=args.label or "",
         quiet_share=args.quiet_share,
         order=args.order,
+        placement=args.placement,
     )
     profiles = ("realistic", "plain") if args.pairs is not None else (opts.profile,)
     try:
@@ -224,6 +225,14 @@ def register(subparsers: Any) -> None:
         " with --pairs the pairs report's, each run's report beside it",
     )
     p.add_argument("--label", help="a note stored in the report")
+    p.add_argument(
+        "--placement",
+        choices=["shared", "split"],
+        default="shared",
+        help="shared: every process on every core; split: the delivery workers on half of the"
+        " cores, the push sink, web, beat, Redis, the bench and a local PostgreSQL on the other"
+        " half, as when workers have machines of their own (bench/placement.py)",
+    )
     p.add_argument(
         "--order",
         choices=["fresh", "id"],

@@ -33,6 +33,7 @@ from typing import Any
 
 import psutil
 
+from bench import placement
 from bench.reports import write_report
 from bench.sink import CURVE_STEPS_PER_S, THROTTLE_S
 from core.adapters.children import bound_to_caller
@@ -77,6 +78,7 @@ class Options:
     label: str = ""
     quiet_share: float = 0.0  # readers in quiet hours (bench/quiet.py)
     order: str | None = None  # fresh|id: NEWSFLASH_FRESHEST_FIRST on|off (None: the default)
+    placement: str = "shared"  # split: the workers on cores of their own (bench/placement.py)
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -238,7 +240,14 @@ def free_port() -> int:
 class Proc:
     """A child process in its own process group with its output in a log file."""
 
-    def __init__(self, role: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        role: str,
+        argv: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        cpus: set[int] | None = None,
+    ) -> None:
         self.role = role
         self.log_path = log_dir / f"{role}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -253,6 +262,8 @@ class Proc:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        if cpus is not None:  # at once, before it starts children (they inherit it)
+            os.sched_setaffinity(self.proc.pid, cpus)
 
     def output(self) -> str:
         self._log.flush()
@@ -664,6 +675,7 @@ def check_options(opts: Options) -> None:
         raise ValueError("the realistic profile (and --pairs) speaks plain HTTP: leave out --tls")
     if opts.quiet_share and opts.profile != "plain":
         raise ValueError("--quiet-share runs with the plain profile: leave out --profile/--pairs")
+    placement.check(opts.placement)
 
 
 def run(opts: Options) -> dict[str, Any]:
@@ -691,6 +703,9 @@ def run(opts: Options) -> dict[str, Any]:
         database_url = opts.database_url or create_database()
         if opts.database_url is None:
             cleanup.append(lambda: drop_database(database_url))
+        place = placement.Placement(opts.placement)
+        cleanup.append(place.restore)  # before the database is dropped, after the rest stopped
+        report["machine"]["placement"] = place.start(database_url)
         redis_url = opts.redis_url
         if redis_url is None:
             if shutil.which("redis-server") is None:
@@ -830,6 +845,7 @@ def run(opts: Options) -> dict[str, Any]:
                 ),
                 env,
                 logs,
+                place.worker_cpus,
             )
             procs.append(worker)
             cleanup.append(worker.stop)

@@ -34,7 +34,15 @@ def _side(report: dict[str, Any], path: Path) -> dict[str, Any]:
         "steady_deliveries_per_s": steady.get("deliveries_per_s"),
         "steady_machine_cpu_us_per_delivery": steady.get("machine_cpu_us_per_delivery"),
         "steady_machine_cpu_busy": steady.get("machine_cpu_busy"),
+        # The delivery workers' own share (with --placement split, what sets the rate).
+        "steady_worker_cpu_us_per_delivery": _workers(steady.get("cpu_us_per_delivery_by_role")),
     }
+
+
+def _workers(by_role: dict[str, float] | None) -> float | None:
+    if not by_role:
+        return None
+    return round(sum(v for role, v in by_role.items() if role.startswith("worker")), 1)
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -61,6 +69,10 @@ def compare(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any
                     plain["steady_machine_cpu_us_per_delivery"],
                     realistic["steady_machine_cpu_us_per_delivery"],
                 ),
+                "ratio_steady_worker_cpu": _ratio(
+                    plain.get("steady_worker_cpu_us_per_delivery"),
+                    realistic.get("steady_worker_cpu_us_per_delivery"),
+                ),
             }
         )
 
@@ -74,6 +86,7 @@ def compare(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any
         "pairs": rows,
         "median_ratio_to_90": ratio,
         "median_ratio_steady_cpu": median("ratio_steady_cpu"),
+        "median_ratio_steady_worker_cpu": median("ratio_steady_worker_cpu"),
         "complete": all(r["realistic"]["complete"] and r["plain"]["complete"] for r in rows),
         "target": TARGET,
         "target_met": ratio is not None and ratio >= TARGET,
@@ -107,7 +120,12 @@ def run_pairs(
         if not (sides[0]["complete"] and sides[1]["complete"]):
             break  # a run that did not finish says something is wrong, not how fast it is
     report = compare(pairs)
-    report["config"] = {"subscribers": base.subscribers, "pairs": count, "label": base.label}
+    report["config"] = {
+        "subscribers": base.subscribers,
+        "pairs": count,
+        "label": base.label,
+        "placement": base.placement,
+    }
     report["started_at"] = started_at
     return report
 
@@ -118,16 +136,20 @@ def save_pairs(report: dict[str, Any], out: Path | None) -> Path:
 
 
 def summary(report: dict[str, Any]) -> str:
-    lines = ["pair  realistic/s  plain/s  ratio (to 90 %)  ratio (steady CPU)"]
+    lines = [
+        "pair  realistic/s  plain/s  ratio (to 90 %)  ratio (steady CPU)  (workers' CPU)",
+    ]
     for k, row in enumerate(report["pairs"], 1):
         lines.append(
             f"{k:>4}  {row['realistic']['deliveries_per_s_to_90']!s:>11}"
             f"  {row['plain']['deliveries_per_s_to_90']!s:>7}"
             f"  {_percent(row['ratio_to_90']):>15}  {_percent(row['ratio_steady_cpu']):>18}"
+            f"  {_percent(row.get('ratio_steady_worker_cpu')):>14}"
         )
     lines.append(
         f"median: {_percent(report['median_ratio_to_90'])} by the rate to 90 %, "
-        f"{_percent(report['median_ratio_steady_cpu'])} by steady CPU per delivery; "
+        f"{_percent(report['median_ratio_steady_cpu'])} by steady CPU per delivery "
+        f"({_percent(report.get('median_ratio_steady_worker_cpu'))} by the workers'); "
         f"target {_percent(report['target'])}: {'met' if report['target_met'] else 'not met'}"
     )
     return "\n".join(lines)

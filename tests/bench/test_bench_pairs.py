@@ -23,7 +23,12 @@ RUNS = [
 
 
 def fake_report(rate: int, cpu: float, complete: bool = True) -> dict[str, Any]:
-    steady = {"deliveries_per_s": rate + 500, "machine_cpu_us_per_delivery": cpu}
+    steady = {
+        "deliveries_per_s": rate + 500,
+        "machine_cpu_us_per_delivery": cpu,
+        # the delivery workers (a parent and its prefork children), then the rest
+        "cpu_us_per_delivery_by_role": {"worker0": 4.0, "worker0-child": cpu - 64, "sink": 60.0},
+    }
     return {
         "fanout": {"complete": complete},
         "runs": [
@@ -69,12 +74,23 @@ def test_pairs_run_realistic_then_plain_and_report_each_ratio_and_the_median(
     assert [p["ratio_steady_cpu"] for p in report["pairs"]] == [0.761, 0.881, 0.613]
     assert report["median_ratio_to_90"] == 0.765
     assert report["median_ratio_steady_cpu"] == 0.761
+    # the workers' own CPU (what sets the rate with --placement split), read the same way
+    assert [p["ratio_steady_worker_cpu"] for p in report["pairs"]] == [
+        round((plain[1] - 60) / (realistic[1] - 60), 3)
+        for realistic, plain in ((r["realistic"], r["plain"]) for r in RUNS)
+    ]
     assert report["complete"] and not report["target_met"]
-    assert report["config"] == {"subscribers": 50_000, "pairs": 3, "label": "ci"}
+    assert report["config"] == {
+        "subscribers": 50_000,
+        "pairs": 3,
+        "label": "ci",
+        "placement": "shared",
+    }
     assert all(Path(p["realistic"]["report"]).exists() for p in report["pairs"])
 
     text = summary(report)
-    assert "median: 76 % by the rate to 90 %, 76 % by steady CPU per delivery" in text
+    assert "median: 76 % by the rate to 90 %, 76 % by steady CPU per delivery (" in text
+    assert "% by the workers')" in text
     assert "target 85 %: not met" in text
 
     written = save_pairs(report, tmp_path / "pairs.json")
