@@ -92,8 +92,7 @@
       health.textContent = down.join(", ") + " unreachable";
     } else if (refusing) {
       health.className = "pill pill-bad";
-      health.textContent = "database refuses writes (" +
-        (refusing === "disk" ? "disk full or failing" : "read-only") + ")";
+      health.textContent = "database refuses writes: " + (refusing === "disk" ? "disk full" : "read-only");
     } else if (alarms.length) {
       health.className = "pill pill-bad";
       health.textContent = alarms.length + (alarms.length === 1 ? " alarm" : " alarms");

@@ -118,7 +118,7 @@ def _ops_see_it(page: Any, base: str, live: Any, artifacts: Path) -> None:
     page.goto(f"{base}/ops")
     pill = page.locator("#health:has-text('refuses writes')")
     pill.wait_for(state="visible")
-    assert pill.inner_text() == "database refuses writes (read-only)"
+    assert pill.inner_text() == "database refuses writes: read-only"
     assert "pill-bad" in (pill.get_attribute("class") or "")
     run_alarm_round(live.app.extensions["newsflash"].container.ops, "test")
     kit = live.app.extensions["newsflash"].container.ops
