@@ -85,7 +85,9 @@ class OpsQueries(Protocol):
     def churn_since(self, since: float) -> list[tuple[int, int, int, int, int]]: ...
     def oldest_pending_at(self, now: float) -> float | None: ...
     def subscribers_per_topic(self) -> dict[str, int]: ...
-    def ping(self) -> None: ...
+    # Raises while the database cannot be reached; True when it answers but takes no writes
+    # (a standby, a database or role set read-only).
+    def ping(self) -> bool | None: ...
 
 
 class AlertLister(Protocol):
@@ -155,7 +157,7 @@ def collect(
 
     stats = s.run("broker", lambda: sources.queues.queue_stats(sources.queue_names))
     snap["broker"] = {"ok": stats is not None, "error": s.errors.get("broker")}
-    s.run("database", sources.queries.ping)
+    read_only = s.run("database", sources.queries.ping)
     database_ok = "database" not in s.errors
     snap["database"] = {"ok": database_ok, "error": s.errors.get("database")}
     snap["queues"] = _queues(sources, s, stats, now, track_waiting)
@@ -166,6 +168,8 @@ def collect(
     buckets = s.run("redis", lambda: sources.telemetry.counts_since(now, RATE_WINDOW_S))
     snap["delivery_rate"] = None if buckets is None else _rate(buckets)
     refused = s.run("redis", sources.telemetry.database_refusals)
+    if read_only:  # said by the database itself, before anyone's write is refused
+        refused = {**(refused or {}), "read_only": now}
     snap["database"]["refuses_writes"] = None if refused is None else _refusing(refused, now)
 
     pending_at = _from_database(sources, s, snap, database_ok, buckets, now)
@@ -186,8 +190,9 @@ def collect(
 
 
 def _refusing(refused: Mapping[str, float], now: float) -> dict[str, Any]:
-    """Whether the database refused a write lately, as any process saw it (db_errors.witness):
-    the latest kind, disk or read_only, and how long ago. `reason` is null when none did."""
+    """Whether the database refused a write lately, as any process saw it (db_errors.witness)
+    or as the ping found it: the latest kind, disk or read_only, and how long ago. `reason` is
+    null when none did."""
     recent = {r: now - at for r, at in refused.items() if now - at <= REFUSED_WINDOW_S}
     if not recent:
         return {"reason": None, "last_s_ago": None}

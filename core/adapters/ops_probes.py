@@ -102,6 +102,14 @@ def _wall_clock(value: Any) -> float | None:
     return now - (time.monotonic() - float(value))
 
 
+def sqlite_read_only(url: str) -> bool:
+    """A SQLite file this process may not write (SQLITE_READONLY at the first write)."""
+    path = make_url(url).database
+    if not path or path == ":memory:" or not os.path.exists(path):
+        return False
+    return not os.access(path, os.W_OK)
+
+
 class DeferredSql:
     """The database side of the ops picture, looked up at each call rather than when the kit
     is built: the SQL stores read the topics table when first built, so a process that started
@@ -131,10 +139,18 @@ class DeferredSql:
     def subscribers_per_topic(self) -> dict[str, int]:
         return self._ops.subscribers_per_topic()
 
-    def ping(self) -> None:
-        # A bare connection check: it must not need the stores (they need the database).
+    def ping(self) -> bool:
+        """A bare connection check (it must not need the stores: they need the database), and
+        whether the database takes writes. PostgreSQL's answer on a new connection covers a
+        standby and a database or role set `default_transaction_read_only`; SQLite's file
+        without write permission. A read-only filesystem fails SQLite's ping itself."""
+        url = self.container.settings.database_url
         with self._probe_engine().connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
+            if not url.startswith("postgresql"):
+                conn.exec_driver_sql("SELECT 1")
+                return sqlite_read_only(url)
+            said = conn.exec_driver_sql("SELECT current_setting('transaction_read_only')")
+            return said.scalar() == "on"
 
     def _probe_engine(self) -> Engine:
         """On PostgreSQL, a new connection per ping that gives up after PROBE_CONNECT_TIMEOUT_S:

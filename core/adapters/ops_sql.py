@@ -31,9 +31,11 @@ class SqlOpsQueries:
         self.engine = engine
         self.topics = topics
 
-    def ping(self) -> None:
+    def ping(self) -> bool:
+        """Raises while the database cannot be reached; never says read-only (ops_probes does)."""
         with self.engine.connect() as conn:
             conn.execute(select(literal(1)))
+        return False
 
     def subscribers_per_topic(self) -> dict[str, int]:
         with self.engine.connect() as conn:

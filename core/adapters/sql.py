@@ -141,12 +141,18 @@ def _sync_topics_once(engine: Engine, topics: Sequence[Topic]) -> dict[str, int]
         used = {r["bit"] for r in rows.values()}
         wanted = {topic.slug for topic in topics}
         for topic in topics:
-            if topic.slug in rows:
-                conn.execute(
-                    update(t.topics)
-                    .where(t.topics.c.slug == topic.slug)
-                    .values(name=topic.name, default_on=topic.default, active=True)
-                )
+            row = rows.get(topic.slug)
+            if row is not None:
+                # Written only when it changed: a process starting against a database that
+                # refuses writes (a standby after a failover) still reads (the web's manage
+                # and newsroom pages, /ops), and restarts add nothing to the WAL.
+                wanted_row = (topic.name, topic.default, True)
+                if (row["name"], bool(row["default_on"]), bool(row["active"])) != wanted_row:
+                    conn.execute(
+                        update(t.topics)
+                        .where(t.topics.c.slug == topic.slug)
+                        .values(name=topic.name, default_on=topic.default, active=True)
+                    )
                 continue
             bit = next(b for b in range(63) if b not in used)
             used.add(bit)
@@ -156,7 +162,8 @@ def _sync_topics_once(engine: Engine, topics: Sequence[Topic]) -> dict[str, int]
                 )
             )
         for slug in set(rows) - wanted:
-            conn.execute(update(t.topics).where(t.topics.c.slug == slug).values(active=False))
+            if rows[slug]["active"]:
+                conn.execute(update(t.topics).where(t.topics.c.slug == slug).values(active=False))
         return {r.slug: r.bit for r in conn.execute(select(t.topics.c.slug, t.topics.c.bit))}
 
 

@@ -71,6 +71,7 @@ class Site:
             BROKER_URL=redis_url,
             RATE_LIMIT_SUBSCRIBE="100000 per minute",
         )
+        self.env = env
         self.app = create_app(settings_from(env))
         self.client: FlaskClient = self.app.test_client()
         # A caller of its own: the rate limits count in the shared Redis, across tests.
@@ -256,6 +257,39 @@ def test_postgresql_set_read_only(clean_redis: str, caplog: pytest.LogCaptureFix
         set_pg_read_only(url, False)
         _works_again(site)
     finally:
+        drop_pg_database(url)
+
+
+@pytest.mark.timeout(120)
+def test_a_read_only_postgresql_is_named_before_anyone_writes(clean_redis: str) -> None:
+    """A failover to a standby at night: the alarm round's own ping asks the database whether
+    it takes writes, so ops hear of it before the morning's first publish is refused."""
+    url = create_pg_database()
+    try:
+        site = Site(url, clean_redis)
+        _works_again(site, refused=False)
+        set_pg_read_only(url, True)
+        # Web processes come and go (a deploy, gunicorn's recycling): one started after the
+        # failover reads on and writes nothing (before, it rewrote the topics table at start,
+        # was refused, and answered every request 503).
+        site.app = create_app(settings_from(site.env))
+        site.client = site.app.test_client()
+        assert site.lookup().status_code == 200
+        kit = site.app.extensions["newsflash"].container.ops
+        now = time.time()
+        snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, now)
+        assert snap["database"]["ok"], "reads go on"
+        assert snap["database"]["refuses_writes"] == {"reason": "read_only", "last_s_ago": 0.0}
+        fired = [(e["status"], e["detail"]) for e in snap["alarm_events"] if e["alarm"] == ALARM]
+        assert fired == [("firing", {"reason": "read_only"})]
+        assert kit.telemetry.database_refusals() == {}, "nobody's write was refused"
+        set_pg_read_only(url, False)
+        snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, now)
+        assert snap["database"]["refuses_writes"] == {"reason": None, "last_s_ago": None}
+        closed = [e["status"] for e in snap["alarm_events"] if e["alarm"] == ALARM]
+        assert closed == ["resolved"]
+    finally:
+        set_pg_read_only(url, False)
         drop_pg_database(url)
 
 
