@@ -37,8 +37,11 @@ def render_status(snap: dict[str, Any], out: TextIO) -> None:
     down = [k for k in ("broker", "database", "redis") if not snap[k]["ok"]]
     alarms = snap.get("alarms") or []
     stale = snap.get("alarms_not_evaluated")
+    refusing = refuses_writes(snap)
     if down:
         verdict = f"UNREACHABLE: {', '.join(down)}"
+    elif refusing:  # seen by a process or the ping, before beat's next round names it
+        verdict = f"DATABASE REFUSES WRITES: {'disk full' if refusing == 'disk' else 'read-only'}"
     elif alarms:
         verdict = f"{len(alarms)} ALARM(S)"
     else:
@@ -52,6 +55,12 @@ def render_status(snap: dict[str, Any], out: TextIO) -> None:
     _render_queues_and_workers(snap, line)
     _render_deliveries(snap, line)
     _render_hosts_errors_subscribers(snap, line)
+
+
+def refuses_writes(snap: dict[str, Any]) -> str | None:
+    """disk or read_only while the database refused a write lately (core/ops.py)."""
+    refusing = (snap.get("database") or {}).get("refuses_writes") or {}
+    return refusing.get("reason")
 
 
 def backups_line(backups: dict[str, Any] | None) -> str:
@@ -198,7 +207,7 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(snap, indent=2))
     else:
         render_status(snap, sys.stdout)
-    healthy = all(snap[k]["ok"] for k in ("broker", "database"))
+    healthy = all(snap[k]["ok"] for k in ("broker", "database")) and not refuses_writes(snap)
     return 0 if healthy and not snap["alarms"] and not snap["alarms_not_evaluated"] else 1
 
 

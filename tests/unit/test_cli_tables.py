@@ -76,3 +76,15 @@ def test_status_push_services_line_up_under_their_header() -> None:
         ("fcm.googleapis.com", "12", "OPEN (HTTP 503)"),
     ]
     assert "\x1b" not in out.getvalue() and "reset [2Jby peer  retry" in out.getvalue()
+
+
+def test_status_says_first_that_the_database_refuses_writes() -> None:
+    """Before beat's next round has raised the alarm, and while every dependency answers."""
+    out = io.StringIO()
+    refusing = {"ok": True, "refuses_writes": {"reason": "read_only", "last_s_ago": 2.0}}
+    render_status(_snapshot(database=refusing), out)
+    first = out.getvalue().splitlines()[0]
+    assert first.endswith(": DATABASE REFUSES WRITES: read-only")
+    out = io.StringIO()
+    render_status(_snapshot(database={"ok": True, "refuses_writes": {"reason": None}}), out)
+    assert out.getvalue().splitlines()[0].endswith(": all clear")
