@@ -30,6 +30,7 @@ from core.adapters.sql import make_engine
 from core.ops import REFUSED_WINDOW_S
 from service.app import create_app
 from tests.reliability.harness import PostgresServer, SmallDisk
+from tests.support.cli import run_cli
 from tests.support.newsroom import PASSWORD, csrf_of
 from tests.support.newsroom_site import logged_in
 from tests.support.services import (
@@ -283,8 +284,14 @@ def test_a_read_only_postgresql_is_named_before_anyone_writes(clean_redis: str) 
         fired = [(e["status"], e["detail"]) for e in snap["alarm_events"] if e["alarm"] == ALARM]
         assert fired == [("firing", {"reason": "read_only"})]
         assert kit.telemetry.database_refusals() == {}, "nobody's write was refused"
+        # A command that writes and ends at once: one line, and its refusal still reaches Redis.
+        made = run_cli(["token", "create", "--name", "cms-2", "--role", "editor"], site.env)
+        assert made.returncode != 0 and "Traceback" not in made.stderr, made.stderr
+        assert len(made.stderr.strip().splitlines()) == 1, made.stderr
+        assert "read_only" in kit.telemetry.database_refusals()
         set_pg_read_only(url, False)
-        snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, now)
+        later = time.time() + REFUSED_WINDOW_S + 1  # past the command's refusal too
+        snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, later)
         assert snap["database"]["refuses_writes"] == {"reason": None, "last_s_ago": None}
         closed = [e["status"] for e in snap["alarm_events"] if e["alarm"] == ALARM]
         assert closed == ["resolved"]
