@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import threading
 import time
@@ -107,12 +106,7 @@ class Container:
         )
 
     def _refused(self, reason: str) -> None:
-        """The database refused a write: noted in Redis by the ops kit's writer thread (never
-        waited for), where /ops and beat's alarms read it; a command that ends at once still
-        gives the thread half a second to write it (once registered per process)."""
-        writer = self.ops.writer
-        writer.note_refused(reason, time.time())
-        self._part("drain_at_exit", lambda: atexit.register(writer.drain))
+        self.ops.note_refused(reason)  # for /ops and beat's alarms
 
     @property
     def sql(self) -> SqlStores:

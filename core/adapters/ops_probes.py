@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import time
@@ -187,6 +188,7 @@ class OpsKit:
     writer: TelemetryWriter = field(init=False)  # what workers write and nobody waits for
     alarm_store: FallbackAlarmStore = field(init=False)
     sources: ops.OpsSources = field(init=False)
+    _drains_at_exit: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         s = self.settings
@@ -205,6 +207,15 @@ class OpsKit:
             queue_names=ALL_QUEUES,
             timezone=s.timezone,
         )
+
+    def note_refused(self, reason: str) -> None:
+        """The database refused a write (db_errors.witness, on the container's engine): noted
+        in Redis by the writer's thread (never waited for), where /ops and beat's alarms read
+        it. A command that ends at once still gives the thread half a second to write it."""
+        self.writer.note_refused(reason, time.time())
+        if not self._drains_at_exit:
+            self._drains_at_exit = True
+            atexit.register(self.writer.drain)
 
     @property
     def queries(self) -> SqlOpsQueries:
