@@ -10,6 +10,7 @@ again in 5 s" to the caller: a disk filled up after months read as a network out
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
@@ -109,6 +110,16 @@ class Site:
             conn.execute(text("UPDATE sessions SET last_seen_at = last_seen_at - 600"))
         return editor
 
+    @property
+    def kit(self) -> Any:  # the ops kit of the app as it is now
+        return self.app.extensions["newsflash"].container.ops
+
+    def alarm_round(self, at: float) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Beat's alarm round at `at`: the snapshot, and what it announced of ALARM."""
+        kit = self.kit
+        snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, at)
+        return snap, [e for e in snap["alarm_events"] if e["alarm"] == ALARM]
+
     def sign_in_page(self) -> Any:
         """A refused sign-in is written down (the audit log): the newsroom's page."""
         browser = self.app.test_client()
@@ -164,13 +175,10 @@ def _refuses_writes(
 def _ops_sees_it(site: Site, reason: str) -> None:
     """What any process saw reaches /ops's snapshot, the gauge and beat's alarm, which fires at
     once with the reason."""
-    kit = site.app.extensions["newsflash"].container.ops
-    assert kit.writer.drain(2.0), "the refusal was noted in Redis"
-    now = time.time()
-    snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, now)
+    assert site.kit.writer.drain(2.0), "the refusal was noted in Redis"
+    snap, fired = site.alarm_round(time.time())
     refusing = snap["database"]["refuses_writes"]
     assert refusing["reason"] == reason and 0 <= refusing["last_s_ago"] < 60, refusing
-    fired = [e for e in snap["alarm_events"] if e["alarm"] == ALARM]
     assert [(e["status"], e["detail"]) for e in fired] == [("firing", {"reason": reason})]
     assert "Nothing new is stored" in fired[0]["summary"]
     gauge = {m.name: m for m in metrics._gauge_families(snap)}["newsflash_database_refuses_writes"]
@@ -183,12 +191,9 @@ def _works_again(site: Site, refused: bool = True) -> None:
     """Mended: writes go through, and five minutes after the last refusal the alarm resolves."""
     assert site.subscribe().status_code == 201
     assert site.publish().status_code == 202
-    kit = site.app.extensions["newsflash"].container.ops
-    later = time.time() + REFUSED_WINDOW_S + 1
-    snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, later)
+    snap, changed = site.alarm_round(time.time() + REFUSED_WINDOW_S + 1)
     assert snap["database"]["refuses_writes"] == {"reason": None, "last_s_ago": None}
-    closed = [e["status"] for e in snap["alarm_events"] if e["alarm"] == ALARM]
-    assert closed == (["resolved"] if refused else [])
+    assert [e["status"] for e in changed] == (["resolved"] if refused else [])
 
 
 @pytest.fixture
@@ -197,31 +202,33 @@ def sqlite_disk() -> Iterator[SmallDisk]:
         yield disk
 
 
-@pytest.mark.timeout(120)
-def test_sqlite_on_a_full_disk(
-    sqlite_disk: SmallDisk, clean_redis: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    site = Site(f"sqlite:///{sqlite_disk.path}/newsflash.db", clean_redis)
-    _works_again(site, refused=False)
-    sqlite_disk.fill()
-    _refuses_writes(site, "disk", caplog)
-    _ops_sees_it(site, "disk")
-    sqlite_disk.free()
-    _works_again(site)
-
-
-@pytest.mark.timeout(120)
-def test_sqlite_on_a_filesystem_remounted_read_only(
-    sqlite_disk: SmallDisk, clean_redis: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    site = Site(f"sqlite:///{sqlite_disk.path}/newsflash.db", clean_redis)
-    _works_again(site, refused=False)
-    sqlite_disk.read_only(True)
+@contextlib.contextmanager
+def _broken(disk: SmallDisk, how: str) -> Iterator[None]:
+    """The disk full, or its filesystem remounted read-only (SQLite then cannot open its
+    write-ahead log); mended when the block ends."""
+    if how == "full":
+        disk.fill()
+    else:
+        disk.read_only(True)
     try:
-        _refuses_writes(site, "disk", caplog)  # SQLite cannot open its write-ahead log
-        _ops_sees_it(site, "disk")
+        yield
     finally:
-        sqlite_disk.read_only(False)
+        if how == "full":
+            disk.free()
+        else:
+            disk.read_only(False)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("how", ["full", "remounted read-only"])
+def test_sqlite_on_a_disk_in_trouble(
+    how: str, sqlite_disk: SmallDisk, clean_redis: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    site = Site(f"sqlite:///{sqlite_disk.path}/newsflash.db", clean_redis)
+    _works_again(site, refused=False)
+    with _broken(sqlite_disk, how):
+        _refuses_writes(site, "disk", caplog)
+        _ops_sees_it(site, "disk")
     _works_again(site)
 
 
@@ -276,25 +283,18 @@ def test_a_read_only_postgresql_is_named_before_anyone_writes(clean_redis: str) 
         site.app = create_app(settings_from(site.env))
         site.client = site.app.test_client()
         assert site.lookup().status_code == 200
-        kit = site.app.extensions["newsflash"].container.ops
-        now = time.time()
-        snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, now)
+        snap, fired = site.alarm_round(time.time())
         assert snap["database"]["ok"], "reads go on"
         assert snap["database"]["refuses_writes"] == {"reason": "read_only", "last_s_ago": 0.0}
-        fired = [(e["status"], e["detail"]) for e in snap["alarm_events"] if e["alarm"] == ALARM]
-        assert fired == [("firing", {"reason": "read_only"})]
-        assert kit.telemetry.database_refusals() == {}, "nobody's write was refused"
+        assert [(e["status"], e["detail"]) for e in fired] == [("firing", {"reason": "read_only"})]
+        assert site.kit.telemetry.database_refusals() == {}, "nobody's write was refused"
         # A command that writes and ends at once: one line, and its refusal still reaches Redis.
         made = run_cli(["token", "create", "--name", "cms-2", "--role", "editor"], site.env)
         assert made.returncode != 0 and "Traceback" not in made.stderr, made.stderr
         assert len(made.stderr.strip().splitlines()) == 1, made.stderr
-        assert "read_only" in kit.telemetry.database_refusals()
+        assert "read_only" in site.kit.telemetry.database_refusals()
         set_pg_read_only(url, False)
-        later = time.time() + REFUSED_WINDOW_S + 1  # past the command's refusal too
-        snap = ops_alarms.evaluate_alarms(kit.sources, kit.alarm_store, kit.thresholds, None, later)
-        assert snap["database"]["refuses_writes"] == {"reason": None, "last_s_ago": None}
-        closed = [e["status"] for e in snap["alarm_events"] if e["alarm"] == ALARM]
-        assert closed == ["resolved"]
+        _works_again(site)  # resolved five minutes past the command's refusal too
     finally:
         set_pg_read_only(url, False)
         drop_pg_database(url)
