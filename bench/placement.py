@@ -79,7 +79,8 @@ class Placement:
         try:
             with psycopg.connect(url.render_as_string(hide_password=False)) as conn:
                 row = conn.execute("SELECT pg_backend_pid()").fetchone()
-            postmaster = psutil.Process(int(row[0]) if row else 0).parent()
+                # While the connection is open: once closed, the backend exits.
+                postmaster = psutil.Process(int(row[0]) if row else 0).parent()
         except (psycopg.Error, psutil.Error, ValueError):
             return False
         if postmaster is None:

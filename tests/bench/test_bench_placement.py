@@ -39,9 +39,9 @@ def _postmaster_of(url: str) -> psutil.Process:
     try:
         with engine.connect() as conn:
             pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            parent = psutil.Process(pid).parent()  # while the backend lives
     finally:
         engine.dispose()
-    parent = psutil.Process(pid).parent()
     assert parent is not None
     return parent
 
